@@ -1,0 +1,39 @@
+/// A deterministic random generator (SplitMix64) for tests and simulations. Components that need
+/// randomness (transaction ids, ICE credentials, SSRCs) take a generator, so a test can seed them;
+/// the daemon passes `SystemRandomNumberGenerator`.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+extension RandomNumberGenerator {
+    public mutating func bytes(_ count: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(count)
+        while out.count < count {
+            var word = next()
+            for _ in 0..<min(8, count - out.count) {
+                out.append(UInt8(truncatingIfNeeded: word))
+                word >>= 8
+            }
+        }
+        return out
+    }
+
+    /// Characters allowed in ICE ufrag/pwd (RFC 8839 §5.4 ice-char: ALPHA / DIGIT / "+" / "/").
+    public mutating func iceString(length: Int) -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        var s = ""
+        for _ in 0..<length { s.append(alphabet[Int(next() % UInt64(alphabet.count))]) }
+        return s
+    }
+}

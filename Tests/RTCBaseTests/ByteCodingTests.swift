@@ -1,0 +1,44 @@
+import Testing
+@testable import RTCBase
+
+@Suite struct ByteCodingTests {
+    @Test func roundTripsBigEndianFields() throws {
+        var w = ByteWriter()
+        w.write(UInt8(0xAB)); w.write(UInt16(0x1234)); w.writeUInt24(0x56789A); w.write(UInt32(0xDEADBEEF))
+        w.write(UInt64(0x0102030405060708))
+        var r = ByteReader(w.bytes)
+        #expect(try r.readUInt8() == 0xAB)
+        #expect(try r.readUInt16() == 0x1234)
+        #expect(try r.readUInt24() == 0x56789A)
+        #expect(try r.readUInt32() == 0xDEADBEEF)
+        #expect(try r.readUInt64() == 0x0102030405060708)
+        #expect(r.isAtEnd)
+    }
+
+    @Test func truncatedReadsThrowInsteadOfTrapping() throws {
+        var r = ByteReader([1, 2, 3])
+        #expect(throws: ParseError.self) { try r.readUInt32() }
+        #expect(throws: ParseError.self) { try r.readBytes(-1) }
+        #expect(throws: ParseError.self) { try r.skip(4) }
+        var sub = ByteReader([1, 2, 3, 4, 5], range: 1..<3)
+        #expect(try sub.readUInt16() == 0x0203)
+        #expect(throws: ParseError.self) { try sub.readUInt8() }
+    }
+
+    @Test func parsesAddresses() {
+        #expect(TransportAddress(host: "127.0.0.1", port: 9)?.description == "127.0.0.1:9")
+        #expect(TransportAddress.IP(parsing: "::1")?.isLoopback == true)
+        #expect(TransportAddress.IP(parsing: "fe80::1:2")?.description == "fe80:0:0:0:0:0:1:2")
+        #expect(TransportAddress.IP(parsing: "1.2.3") == nil)
+        #expect(TransportAddress.IP(parsing: "1.2.3.256") == nil)
+        #expect(TransportAddress.IP(parsing: "1::2::3") == nil)
+    }
+
+    @Test func timeArithmetic() {
+        let t = MonotonicTime(seconds: 2)
+        #expect((t + .milliseconds(500)).nanoseconds == 2_500_000_000)
+        #expect((t - .seconds(3)) == .zero)
+        #expect((MonotonicTime(seconds: 1) - MonotonicTime(seconds: 3)) == .seconds(-2))
+        #expect(earliest(nil, MonotonicTime(seconds: 5), MonotonicTime(seconds: 4)) == MonotonicTime(seconds: 4))
+    }
+}
