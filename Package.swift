@@ -1,14 +1,70 @@
 // swift-tools-version:6.0
+// rtcam: layering as in ../shared/DESIGN.md. One system-library target per C library, imported by
+// exactly one Swift target; sans-IO protocol targets with no clock, socket or thread; the session
+// engine; media; the NIO server; the command line.
 import PackageDescription
 
 let package = Package(
     name: "rtcam",
     platforms: [.macOS(.v15)],
-    dependencies: [],
+    products: [
+        .executable(name: "rtcam", targets: ["rtcam"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
     targets: [
-        // Wire primitives shared by every protocol layer: byte reader/writer, time, addresses.
+        // C libraries (Debian packages), one module each.
+        .systemLibrary(name: "CMbedTLS", providers: [.apt(["libmbedtls-dev"])]),  // 2.28: no pkg-config file
+        .systemLibrary(name: "CSRTP", pkgConfig: "libsrtp2", providers: [.apt(["libsrtp2-dev"])]),
+        .systemLibrary(name: "CX264", pkgConfig: "x264", providers: [.apt(["libx264-dev"])]),
+        .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
+        .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
+        .target(name: "CV4L2"),
+
+        // Sans-IO wire formats and protocol state machines.
         .target(name: "RTCBase"),
+        .target(name: "STUN", dependencies: ["RTCBase"]),
+        .target(name: "ICE", dependencies: ["STUN", "RTCBase"]),
+        .target(name: "SDP", dependencies: ["RTCBase"]),
+        .target(name: "RTP", dependencies: ["RTCBase"]),
+        // The one owner of each crypto library's handles.
+        .target(name: "DTLS", dependencies: ["CMbedTLS", "RTCBase"]),
+        .target(name: "SRTP", dependencies: ["CSRTP", "RTCBase"]),
+        // A viewer's whole session, and the receiving side for tests and the load generator.
+        .target(name: "WebRTCSession", dependencies: ["RTCBase", "STUN", "ICE", "SDP", "RTP", "DTLS", "SRTP"]),
+        .target(name: "WebRTCViewer", dependencies: ["WebRTCSession", "RTCBase", "ICE", "RTP", "DTLS", "SRTP"]),
+
+        // Media: synthetic sources and frame types, encoders, capture.
+        .target(name: "MediaSources", dependencies: ["RTCBase"]),
+        .target(name: "X264", dependencies: ["CX264", "RTCBase", "MediaSources"]),
+        .target(name: "Opus", dependencies: ["COpus", "RTCBase", "MediaSources"]),
+
+        // The daemon.
+        .target(name: "CameraServer", dependencies: [
+            "RTCBase", "ICE", "SDP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "rtcam", dependencies: [
+            "CameraServer",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         .testTarget(name: "RTCBaseTests", dependencies: ["RTCBase"]),
+        .testTarget(name: "STUNTests", dependencies: ["STUN"]),
+        .testTarget(name: "ICETests", dependencies: ["ICE", "STUN"]),
+        .testTarget(name: "SDPTests", dependencies: ["SDP"]),
+        .testTarget(name: "RTPTests", dependencies: ["RTP"]),
+        .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
+        .testTarget(name: "SRTPTests", dependencies: ["SRTP"]),
+        .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
+        .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,54 @@
+# rtcam — the two commands of README.md live here: `make run` and `make test`.
+# Both install what they need on Debian 12 (apt packages; the interop tests' Python venv).
+
+SWIFT ?= swift
+BUILD_PACKAGES := pkg-config libv4l-dev libasound2-dev libx264-dev libopus-dev libmbedtls-dev libsrtp2-dev
+TEST_PACKAGES := chromium ffmpeg python3-venv iproute2 util-linux pulseaudio pulseaudio-utils libasound2-plugins
+HTTP_PORT ?= 8080
+MEDIA_PORT ?= 8189
+STATE_DIR ?= $(CURDIR)/.rtcam-state
+RUN_ARGS ?=
+
+.PHONY: run test build release deps test-deps unit-test interop-test bench clean
+
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(BUILD_PACKAGES))
+
+test-deps: deps
+	$(call apt_install,$(TEST_PACKAGES))
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --static-swift-stdlib
+
+# Runs the daemon: the first V4L2 camera and ALSA microphone, else a test pattern and tone.
+run: release
+	mkdir -p $(STATE_DIR)
+	./.build/release/rtcam --http-port $(HTTP_PORT) --media-port $(MEDIA_PORT) --state-dir $(STATE_DIR) $(RUN_ARGS)
+
+# Every test: Swift unit and in-process tests, then real peers (Chromium, aiortc) against the daemon.
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	bash Tests/Interop/run.sh
+
+unit-test: deps
+	$(SWIFT) test
+
+interop-test: test-deps
+	$(SWIFT) build
+	bash Tests/Interop/run.sh
+
+clean:
+	rm -rf .build

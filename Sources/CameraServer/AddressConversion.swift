@@ -1,0 +1,46 @@
+import NIOCore
+import RTCBase
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Conversions between NIO's SocketAddress and the core's TransportAddress, straight from the sockaddr
+/// bytes (this runs for every datagram: no string formatting).
+extension TransportAddress {
+    init?(_ address: SocketAddress) {
+        switch address {
+        case let .v4(v4):
+            let raw = v4.address
+            let host = UInt32(bigEndian: raw.sin_addr.s_addr)
+            self.init(ip: .v4(UInt8(host >> 24), UInt8(truncatingIfNeeded: host >> 16),
+                              UInt8(truncatingIfNeeded: host >> 8), UInt8(truncatingIfNeeded: host)),
+                      port: UInt16(bigEndian: raw.sin_port))
+        case let .v6(v6):
+            var raw = v6.address
+            let bytes = withUnsafeBytes(of: &raw.sin6_addr) { Array($0) }
+            self.init(ip: .v6(bytes), port: UInt16(bigEndian: raw.sin6_port))
+        default:
+            return nil
+        }
+    }
+
+    var socketAddress: SocketAddress {
+        switch ip {
+        case let .v4(a, b, c, d):
+            var raw = sockaddr_in()
+            raw.sin_family = sa_family_t(AF_INET)
+            raw.sin_port = port.bigEndian
+            raw.sin_addr.s_addr = (UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)).bigEndian
+            return SocketAddress(raw, host: "")
+        case let .v6(bytes):
+            var raw = sockaddr_in6()
+            raw.sin6_family = sa_family_t(AF_INET6)
+            raw.sin6_port = port.bigEndian
+            withUnsafeMutableBytes(of: &raw.sin6_addr) { target in
+                for (index, byte) in bytes.prefix(16).enumerated() { target[index] = byte }
+            }
+            return SocketAddress(raw, host: "")
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import NIOCore
+import NIOHTTP1
+
+/// A request as the router sees it: the whole body is collected first (WHEP offers are small).
+struct HTTPRequest {
+    var method: HTTPMethod
+    var path: String
+    var query: Substring
+    var headers: HTTPHeaders
+    var body: [UInt8]
+
+    var contentType: String? {
+        headers.first(name: "content-type")?.split(separator: ";").first
+            .map { $0.trimmingSpaces.lowercased() }
+    }
+}
+
+struct HTTPResponse {
+    var status: HTTPResponseStatus
+    var headers: [(String, String)] = []
+    var body: [UInt8] = []
+
+    static func text(_ status: HTTPResponseStatus, _ message: String, headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")] + headers,
+                     body: Array((message + "\n").utf8))
+    }
+
+    static func json(_ status: HTTPResponseStatus = .ok, _ json: String, headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(json.utf8))
+    }
+
+    static func html(_ page: String, headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(status: .ok, headers: [("Content-Type", "text/html; charset=utf-8"),
+                                            ("Cache-Control", "no-store")] + headers, body: Array(page.utf8))
+    }
+}
+
+/// Routes a complete request to a response; runs on the hub's event loop.
+protocol HTTPRouting: AnyObject {
+    func respond(to request: HTTPRequest, remote: SocketAddress?) -> HTTPResponse
+}
+
+/// HTTP/1.1 with NIOHTTP1: gathers the body (up to `maximumBodySize`, else 413) and writes the
+/// router's answer.
+final class HTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    static let maximumBodySize = 64 * 1024
+
+    private let router: HTTPRouting
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var bodyTooLarge = false
+
+    init(router: HTTPRouting) { self.router = router }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case let .head(requestHead):
+            head = requestHead
+            body.removeAll(keepingCapacity: true)
+            bodyTooLarge = false
+            if let length = requestHead.headers.first(name: "content-length").flatMap({ Int($0) }),
+               length > Self.maximumBodySize {
+                bodyTooLarge = true
+            }
+        case var .body(buffer):
+            guard !bodyTooLarge else { return }
+            if body.count + buffer.readableBytes > Self.maximumBodySize {
+                bodyTooLarge = true
+                body.removeAll()
+                return
+            }
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let response: HTTPResponse
+            if bodyTooLarge {
+                response = .text(.payloadTooLarge, "request body larger than \(Self.maximumBodySize) bytes")
+            } else {
+                let (path, query) = Self.split(uri: head.uri)
+                let request = HTTPRequest(method: head.method, path: path, query: query, headers: head.headers, body: body)
+                response = router.respond(to: request, remote: context.remoteAddress)
+            }
+            write(response, for: head, close: bodyTooLarge, context: context)
+        }
+    }
+
+    private func write(_ response: HTTPResponse, for request: HTTPRequestHead, close: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+        let keepAlive = request.isKeepAlive && !close
+        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: response.status,
+                                                             headers: headers))), promise: nil)
+        if !response.body.isEmpty, request.method != .HEAD {
+            var buffer = context.channel.allocator.buffer(capacity: response.body.count)
+            buffer.writeBytes(response.body)
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
+        let promise: EventLoopPromise<Void>? = keepAlive ? nil : context.eventLoop.makePromise()
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        if let promise {
+            let channel = context.channel
+            promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    static func split(uri: String) -> (path: String, query: Substring) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, "") }
+        return (String(uri[..<mark]), uri[uri.index(after: mark)...])
+    }
+}
+
+extension StringProtocol {
+    var trimmingSpaces: String {
+        var slice = Substring(self)
+        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

@@ -1,0 +1,70 @@
+/// Where pictures come from (`--source`).
+public enum VideoSourceSetting: Equatable, Sendable, CustomStringConvertible {
+    /// The first V4L2 camera, else the test pattern (the embedded default).
+    case automatic
+    case v4l2(devicePath: String)
+    case testPattern
+    /// An Annex-B H.264 file looped at its frame rate (passthrough: no encoder).
+    case file(path: String)
+
+    public init?(parsing text: String) {
+        switch text {
+        case "auto": self = .automatic
+        case "test-pattern": self = .testPattern
+        default:
+            if text.hasPrefix("v4l2:"), text.count > 5 { self = .v4l2(devicePath: String(text.dropFirst(5))) }
+            else if text.hasPrefix("file:"), text.count > 5 { self = .file(path: String(text.dropFirst(5))) }
+            else { return nil }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .automatic: return "auto"
+        case let .v4l2(path): return "v4l2:\(path)"
+        case .testPattern: return "test-pattern"
+        case let .file(path): return "file:\(path)"
+        }
+    }
+}
+
+/// Where sound comes from (`--audio`).
+public enum AudioSourceSetting: Equatable, Sendable, CustomStringConvertible {
+    case automatic
+    case alsa(deviceName: String)
+    case testTone
+    case none
+
+    public init?(parsing text: String) {
+        switch text {
+        case "auto": self = .automatic
+        case "test-tone": self = .testTone
+        case "none": self = .none
+        default:
+            guard text.hasPrefix("alsa:"), text.count > 5 else { return nil }
+            self = .alsa(deviceName: String(text.dropFirst(5)))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .automatic: return "auto"
+        case let .alsa(name): return "alsa:\(name)"
+        case .testTone: return "test-tone"
+        case .none: return "none"
+        }
+    }
+}
+
+public struct MediaConfiguration: Equatable, Sendable {
+    public var video: VideoSourceSetting = .automatic
+    public var audio: AudioSourceSetting = .automatic
+    public var width = 1280
+    public var height = 720
+    public var framesPerSecond = 30
+    public var bitrateKbps = 2000
+    /// Seconds between regular keyframes (viewers joining or losing packets ask for more).
+    public var keyframeIntervalSeconds = 2
+
+    public init() {}
+}

@@ -1,0 +1,209 @@
+import Logging
+import MediaSources
+import Opus
+import RTCBase
+import Synchronization
+import X264
+
+/// What /api/status shows about the media side.
+struct MediaStatus: Sendable {
+    var source: String
+    var audio: String
+    var encoder: String
+    var width: Int
+    var height: Int
+    var framesPerSecond: Double
+    var bitrateKbps: Double
+    var framesEncoded: Int
+    var keyframesForced: Int
+}
+
+/// Capture and encoding, once for every viewer: a video thread (source → H.264) and an audio thread
+/// (source → Opus), each paced on CLOCK_MONOTONIC, handing finished frames to the event loop.
+final class MediaPipeline: @unchecked Sendable {
+    let configuration: MediaConfiguration
+    /// The H.264 profile-level-id the encoder produces: Constrained Baseline (every browser decodes it,
+    /// DESIGN.md) at the level the picture size and rate need (H.264 Annex A, Table A-1).
+    let h264ProfileLevelID: String
+    let hasAudio: Bool
+    private let logger: Logger
+    private let videoDescription: String
+    private let audioDescription: String
+    private let keyframeRequested = Atomic<Bool>(false)
+    private let running = Atomic<Bool>(true)
+    private let counters = Mutex(Counters())
+
+    private struct Counters {
+        var framesEncoded = 0
+        var keyframesForced = 0
+        var windowStart: MonotonicTime?
+        var windowFrames = 0
+        var windowBytes = 0
+        var framesPerSecond = 0.0
+        var bitrateKbps = 0.0
+    }
+
+    init(configuration: MediaConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        h264ProfileLevelID = "42e0" + Self.levelHex(width: configuration.width, height: configuration.height,
+                                                    framesPerSecond: configuration.framesPerSecond)
+        switch configuration.video {
+        case .automatic, .testPattern:
+            // No V4L2 capture yet in this build: the embedded default is the test pattern.
+            videoDescription = "test-pattern"
+        case let .v4l2(path):
+            throw MediaPipelineError.unsupportedSource("V4L2 capture (\(path)) is not in this build yet; use --source test-pattern")
+        case let .file(path):
+            throw MediaPipelineError.unsupportedSource("file sources (\(path)) are not in this build yet")
+        }
+        switch configuration.audio {
+        case .automatic, .testTone:
+            audioDescription = "test-tone"
+            hasAudio = true
+        case .none:
+            audioDescription = "none"
+            hasAudio = false
+        case let .alsa(name):
+            throw MediaPipelineError.unsupportedSource("ALSA capture (\(name)) is not in this build yet; use --audio test-tone")
+        }
+    }
+
+    var summary: String {
+        "video \(videoDescription) \(configuration.width)x\(configuration.height)@\(configuration.framesPerSecond) H.264 \(h264ProfileLevelID) \(configuration.bitrateKbps) kb/s (x264), audio \(audioDescription)"
+    }
+
+    func start(video: @escaping @Sendable (EncodedVideoFrame) -> Void,
+               audio: @escaping @Sendable (EncodedAudioFrame) -> Void) {
+        let configuration = configuration
+        let profileLevelID = h264ProfileLevelID
+        DedicatedThread.start(name: "rtcam-video") { [self] in
+            runVideo(configuration: configuration, profileLevelID: profileLevelID, deliver: video)
+        }
+        if hasAudio {
+            DedicatedThread.start(name: "rtcam-audio") { [self] in runAudio(deliver: audio) }
+        }
+    }
+
+    func requestKeyframe() { keyframeRequested.store(true, ordering: .relaxed) }
+
+    func stop() { running.store(false, ordering: .relaxed) }
+
+    func status() -> MediaStatus {
+        counters.withLock { counters in
+            MediaStatus(source: videoDescription, audio: audioDescription, encoder: "x264",
+                        width: configuration.width, height: configuration.height,
+                        framesPerSecond: counters.framesPerSecond, bitrateKbps: counters.bitrateKbps,
+                        framesEncoded: counters.framesEncoded, keyframesForced: counters.keyframesForced)
+        }
+    }
+
+    // MARK: - Threads
+
+    private func runVideo(configuration: MediaConfiguration, profileLevelID: String,
+                          deliver: @Sendable (EncodedVideoFrame) -> Void) {
+        let source: TestPatternSource
+        let encoder: X264Encoder
+        do {
+            source = try TestPatternSource(width: configuration.width, height: configuration.height)
+            encoder = try X264Encoder(width: configuration.width, height: configuration.height,
+                                      fps: configuration.framesPerSecond, bitrateKbps: configuration.bitrateKbps,
+                                      profileLevelID: profileLevelID,
+                                      keyframeInterval: configuration.framesPerSecond * configuration.keyframeIntervalSeconds)
+        } catch {
+            logger.critical("video pipeline failed to start: \(error)")
+            return
+        }
+        let interval = UInt64(1_000_000_000 / configuration.framesPerSecond)
+        var next = MonotonicClock.now().nanoseconds
+        var index: UInt64 = 0
+        while running.load(ordering: .relaxed) {
+            DedicatedThread.sleep(until: next)
+            let now = MonotonicClock.now()
+            // Freshest frame wins: if encoding fell behind, skip the missed slots instead of queueing.
+            next += interval
+            if now.nanoseconds > next { next = now.nanoseconds + interval }
+            let frame = source.frame(at: now, index: index)
+            index += 1
+            let force = keyframeRequested.exchange(false, ordering: .relaxed)
+            do {
+                guard let encoded = try encoder.encode(frame, forceKeyframe: force) else { continue }
+                record(encoded, forced: force, at: now)
+                deliver(encoded)
+            } catch {
+                logger.error("video encoding failed: \(error)")
+            }
+        }
+    }
+
+    private func runAudio(deliver: @Sendable (EncodedAudioFrame) -> Void) {
+        let tone = TestToneSource(channels: 1)
+        let encoder: OpusEncoder
+        do {
+            encoder = try OpusEncoder(channels: 1, bitrate: 32_000)
+        } catch {
+            logger.critical("audio pipeline failed to start: \(error)")
+            return
+        }
+        let frameSamples = 960  // 20 ms at 48 kHz (RFC 7587 §4.2)
+        var sampleIndex = TestToneSource.sampleIndex(at: MonotonicClock.now())
+        while running.load(ordering: .relaxed) {
+            let captureTime = TestToneSource.time(ofSample: sampleIndex)
+            DedicatedThread.sleep(until: (captureTime + .milliseconds(20)).nanoseconds)
+            let now = MonotonicClock.now()
+            if now - captureTime > .milliseconds(200) {
+                sampleIndex = TestToneSource.sampleIndex(at: now)  // fell far behind: resynchronise
+                continue
+            }
+            let pcm = tone.samples(startingAt: sampleIndex, count: frameSamples)
+            sampleIndex += Int64(frameSamples)
+            do {
+                deliver(try encoder.encode(pcm, captureTime: captureTime))
+            } catch {
+                logger.error("audio encoding failed: \(error)")
+            }
+        }
+    }
+
+    private func record(_ frame: EncodedVideoFrame, forced: Bool, at now: MonotonicTime) {
+        counters.withLock { counters in
+            counters.framesEncoded += 1
+            if forced { counters.keyframesForced += 1 }
+            let start = counters.windowStart ?? now
+            counters.windowStart = start
+            counters.windowFrames += 1
+            counters.windowBytes += frame.accessUnit.count
+            let elapsed = now - start
+            if elapsed >= .seconds(1) {
+                let seconds = elapsed.millisecondsDouble / 1000
+                counters.framesPerSecond = Double(counters.windowFrames - 1) / seconds
+                counters.bitrateKbps = Double(counters.windowBytes) * 8 / 1000 / seconds
+                counters.windowStart = now
+                counters.windowFrames = 1
+                counters.windowBytes = frame.accessUnit.count
+            }
+        }
+    }
+
+    /// H.264 level (Annex A, Table A-1) for the macroblock rate and frame size, as level_idc hex.
+    static func levelHex(width: Int, height: Int, framesPerSecond: Int) -> String {
+        let macroblocksPerFrame = ((width + 15) / 16) * ((height + 15) / 16)
+        let macroblocksPerSecond = macroblocksPerFrame * framesPerSecond
+        let levels: [(idc: Int, maxFrame: Int, maxRate: Int)] = [
+            (0x1F, 3_600, 108_000), (0x20, 5_120, 216_000), (0x28, 8_192, 245_760),
+            (0x2A, 8_704, 522_240), (0x32, 22_080, 589_824), (0x33, 36_864, 983_040),
+        ]
+        let level = levels.first { macroblocksPerFrame <= $0.maxFrame && macroblocksPerSecond <= $0.maxRate }?.idc ?? 0x33
+        return String(level, radix: 16).leftPadded(2)
+    }
+}
+
+enum MediaPipelineError: Error, CustomStringConvertible {
+    case unsupportedSource(String)
+
+    var description: String {
+        switch self {
+        case let .unsupportedSource(reason): return reason
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import RTCBase
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The only clock reads in rtcam: the server's loop reads CLOCK_MONOTONIC (the base V4L2 and ALSA
+/// timestamps use) and passes `now` into the sans-IO core.
+public enum MonotonicClock {
+    public static func now() -> MonotonicTime {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return MonotonicTime(nanoseconds: UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec))
+    }
+
+    /// NTP time (RFC 5905, seconds since 1900 in the high 32 bits) at MonotonicTime.zero, from one
+    /// reading of both clocks; Sender Reports add monotonic time to it.
+    public static func ntpTimeAtMonotonicZero() -> UInt64 {
+        var wall = timespec()
+        var mono = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        clock_gettime(CLOCK_MONOTONIC, &mono)
+        let secondsFrom1900To1970: UInt64 = 2_208_988_800
+        let wallNanoseconds = (UInt64(wall.tv_sec) + secondsFrom1900To1970) * 1_000_000_000 + UInt64(wall.tv_nsec)
+        let monoNanoseconds = UInt64(mono.tv_sec) * 1_000_000_000 + UInt64(mono.tv_nsec)
+        let difference = wallNanoseconds - monoNanoseconds
+        let seconds = difference / 1_000_000_000
+        let fraction = (difference % 1_000_000_000) << 32 / 1_000_000_000
+        return seconds << 32 | fraction
+    }
+}

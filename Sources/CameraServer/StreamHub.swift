@@ -1,0 +1,336 @@
+import DTLS
+import ICE
+import Logging
+import NIOCore
+import RTCBase
+import SDP
+import WebRTCSession
+
+/// Why a WHEP request was refused; each maps to one HTTP status (draft-ietf-wish-whep, RFC 9725 §4).
+enum WHEPError: Error, Equatable {
+    case malformedOffer(String)
+    case noCommonCodec(String)
+    case viewerLimitReached(limit: Int)
+    case unknownSession
+    case internalFailure(String)
+}
+
+/// Settings of the hub that come from the configuration.
+struct HubSettings: Sendable {
+    var maximumViewers: Int
+    var candidateAddresses: [TransportAddress.IP]
+    var mediaPort: UInt16
+    /// The one profile-level-id the shared encoder produces (every viewer gets the same stream).
+    var h264ProfileLevelID: String
+    var hasVideo: Bool
+    var hasAudio: Bool
+    /// Forced keyframes are merged: at most one request to the encoder per this interval.
+    var keyframeRequestInterval: Duration = .milliseconds(300)
+}
+
+/// A viewer as /api/status shows it.
+struct ViewerStatus: Sendable {
+    var id: String
+    var remoteAddress: String?
+    var state: String
+    var connectedForSeconds: Double
+    var roundTripTimeMilliseconds: Double?
+    var fractionLost: Double
+    var packetsSent: Int
+    var retransmittedPackets: Int
+    var keyframeRequests: Int
+}
+
+/// Every viewer of the camera, on one event loop: the WHEP sessions, the shared packetizer and
+/// history (MediaFanout), the one UDP socket, and one timer at the earliest deadline of all sessions.
+/// All methods run on `loop` (asserted); encoders hand frames over with `loop.execute`.
+final class StreamHub: @unchecked Sendable {
+    let loop: EventLoop
+    private(set) var settings: HubSettings
+    private let certificate: DTLSCertificate
+    private let logger: Logger
+    private let ntpTimeAtMonotonicZero: UInt64
+    private var random = SystemRandomNumberGenerator()
+    private var fanout: MediaFanout
+    private var viewers: [String: Viewer] = [:]
+    private var viewerIDByUfrag: [String: String] = [:]
+    private var viewerIDByAddress: [TransportAddress: String] = [:]
+    private var udpChannel: Channel?
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: MonotonicTime?
+    private var lastKeyframeRequest: MonotonicTime?
+    private var keyframeRequestScheduled = false
+    private var pendingWrites = 0
+    /// Called (on the loop) when the encoder should produce a keyframe soon.
+    var requestKeyframeFromEncoder: @Sendable () -> Void = {}
+    private(set) var framesDelivered = 0
+    private(set) var videoBytesDelivered = 0
+
+    private struct Viewer {
+        var id: String
+        var session: PeerSession
+        var localUfrag: String
+        var createdAt: MonotonicTime
+    }
+
+    init(loop: EventLoop, settings: HubSettings, certificate: DTLSCertificate, logger: Logger) {
+        self.loop = loop
+        self.settings = settings
+        self.certificate = certificate
+        self.logger = logger
+        ntpTimeAtMonotonicZero = MonotonicClock.ntpTimeAtMonotonicZero()
+        var random = SystemRandomNumberGenerator()
+        fanout = MediaFanout(random: &random)
+    }
+
+    func attach(udpChannel: Channel) {
+        loop.preconditionInEventLoop()
+        self.udpChannel = udpChannel
+    }
+
+    var viewerCount: Int { viewers.count }
+
+    func update(settings: HubSettings) {
+        loop.preconditionInEventLoop()
+        self.settings = settings
+    }
+
+    // MARK: - WHEP
+
+    /// POST /whep: negotiate the offer and start a session (RFC 9725 §4.2).
+    func createSession(offer text: String) throws(WHEPError) -> (id: String, answer: String) {
+        loop.preconditionInEventLoop()
+        guard viewers.count < settings.maximumViewers else {
+            throw .viewerLimitReached(limit: settings.maximumViewers)
+        }
+        let offer: SessionDescription
+        do {
+            offer = try SessionDescription(parsing: text)
+        } catch {
+            throw .malformedOffer("\(error)")
+        }
+        let localICE = ICECredentials(ufrag: random.iceString(length: 8), password: random.iceString(length: 24))
+        let candidates = settings.candidateAddresses.enumerated().map { index, ip in
+            HostCandidate(address: TransportAddress(ip: ip, port: settings.mediaPort), foundation: String(index + 1),
+                          localPreference: UInt16(clamping: 65_535 - index))
+        }
+        let local = LocalTransport(
+            iceUfrag: localICE.ufrag, icePassword: localICE.password, fingerprintSHA256: certificate.fingerprintSDP,
+            candidates: candidates, videoSSRC: fanout.videoSSRC, videoRTXSSRC: fanout.videoRTXSSRC,
+            audioSSRC: fanout.audioSSRC, cname: "rtcam", streamID: "rtcam")
+        let capabilities = LocalCapabilities(h264ProfileLevelIDs: [settings.h264ProfileLevelID],
+                                             audio: settings.hasAudio, video: settings.hasVideo)
+        let answer: SessionDescription
+        let negotiated: NegotiatedSession
+        do {
+            (answer, negotiated) = try WHEPAnswerer.answer(offer: offer, capabilities: capabilities, local: local)
+        } catch let error {
+            if case .noCommonCodec = error { throw .noCommonCodec("\(error)") }
+            throw .malformedOffer("\(error)")
+        }
+        let now = MonotonicClock.now()
+        let configuration = PeerSessionConfiguration(
+            negotiated: negotiated, localICE: localICE, certificate: certificate,
+            ntpTimeAtMonotonicZero: ntpTimeAtMonotonicZero, cname: "rtcam")
+        let session: PeerSession
+        do {
+            session = try PeerSession(configuration: configuration, now: now, random: &random)
+        } catch {
+            throw .internalFailure("DTLS setup failed: \(error)")
+        }
+        let id = random.bytes(12).map { String($0, radix: 16).leftPadded(2) }.joined()
+        viewers[id] = Viewer(id: id, session: session, localUfrag: localICE.ufrag, createdAt: now)
+        viewerIDByUfrag[localICE.ufrag] = id
+        logger.info("viewer \(id) joined (\(viewers.count) watching)")
+        rescheduleTimer(candidate: session.nextDeadline)
+        return (id, answer.serialized())
+    }
+
+    /// DELETE /whep/{id}: ends the session at once.
+    func deleteSession(id: String) -> Bool {
+        loop.preconditionInEventLoop()
+        guard let viewer = viewers[id] else { return false }
+        viewer.session.close(now: MonotonicClock.now(), media: fanout)
+        flushOutputs(of: viewer.id)
+        removeViewer(id: id, reason: "ended by the viewer (DELETE)")
+        udpChannel?.flush()
+        return true
+    }
+
+    func sessionExists(id: String) -> Bool { viewers[id] != nil }
+
+    /// Closes every session (SIGTERM): BYE and close_notify go out before the socket closes.
+    func closeAll() {
+        loop.preconditionInEventLoop()
+        let now = MonotonicClock.now()
+        for id in Array(viewers.keys) {
+            viewers[id]?.session.close(now: now, media: fanout)
+            flushOutputs(of: id)
+            removeViewer(id: id, reason: "daemon stopping")
+        }
+        udpChannel?.flush()
+    }
+
+    // MARK: - Network input
+
+    func receive(_ datagram: [UInt8], from address: TransportAddress) {
+        let id: String?
+        if DatagramKind(classifying: datagram) == .stun, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
+            id = viewerIDByUfrag[ufrag]
+            if let id { viewerIDByAddress[address] = id }
+        } else {
+            id = viewerIDByAddress[address]
+        }
+        guard let id, let viewer = viewers[id] else { return }
+        viewer.session.handle(.receive(datagram, from: address, now: MonotonicClock.now()), media: fanout)
+        flushOutputs(of: id)
+        udpChannel?.flush()
+    }
+
+    // MARK: - Media input
+
+    func deliverVideo(accessUnit: [UInt8], isKeyframe: Bool, captureTime: MonotonicTime) {
+        loop.preconditionInEventLoop()
+        guard !viewers.isEmpty else { return }
+        let packets = fanout.packetizeVideo(accessUnit: accessUnit, isKeyframe: isKeyframe, captureTime: captureTime)
+        framesDelivered += 1
+        videoBytesDelivered += accessUnit.count
+        broadcast(packets)
+        if !isKeyframe, viewers.values.contains(where: { $0.session.state == .connected && !$0.session.hasReceivedKeyframe }) {
+            requestKeyframe()
+        }
+    }
+
+    func deliverAudio(opusFrame: [UInt8], captureTime: MonotonicTime) {
+        loop.preconditionInEventLoop()
+        guard !viewers.isEmpty else { return }
+        broadcast([fanout.packetizeAudio(opusFrame: opusFrame, captureTime: captureTime)])
+    }
+
+    private func broadcast(_ packets: [OutgoingPacket]) {
+        let now = MonotonicClock.now()
+        for id in viewers.keys {
+            guard let viewer = viewers[id], viewer.session.state == .connected else { continue }
+            viewer.session.send(packets, now: now)
+            flushOutputs(of: id)
+        }
+        udpChannel?.flush()
+    }
+
+    // MARK: - Keyframes
+
+    /// Merges keyframe requests (PLI, FIR, joining viewers) and passes at most one per interval on.
+    func requestKeyframe() {
+        loop.preconditionInEventLoop()
+        let now = MonotonicClock.now()
+        if let last = lastKeyframeRequest, now - last < settings.keyframeRequestInterval {
+            guard !keyframeRequestScheduled else { return }
+            keyframeRequestScheduled = true
+            let delay = settings.keyframeRequestInterval - (now - last)
+            loop.scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) { [self] in
+                keyframeRequestScheduled = false
+                lastKeyframeRequest = MonotonicClock.now()
+                requestKeyframeFromEncoder()
+            }
+            return
+        }
+        lastKeyframeRequest = now
+        requestKeyframeFromEncoder()
+    }
+
+    // MARK: - Session outputs and timers
+
+    private func flushOutputs(of id: String) {
+        guard let viewer = viewers[id] else { return }
+        for output in viewer.session.drainOutputs() {
+            switch output {
+            case let .transmit(bytes, to):
+                guard let channel = udpChannel else { continue }
+                var buffer = channel.allocator.buffer(capacity: bytes.count)
+                buffer.writeBytes(bytes)
+                channel.write(AddressedEnvelope(remoteAddress: to.socketAddress, data: buffer), promise: nil)
+            case let .event(event):
+                handle(event, of: id)
+            case .timeout:
+                break
+            }
+        }
+        rescheduleTimer(candidate: viewers[id]?.session.nextDeadline)
+    }
+
+    private func handle(_ event: PeerSessionEvent, of id: String) {
+        switch event {
+        case let .iceSelected(address):
+            viewerIDByAddress[address] = id
+            logger.debug("viewer \(id): ICE selected \(address)")
+        case let .connected(profile):
+            logger.info("viewer \(id): connected (SRTP \(profile))")
+            requestKeyframe()  // a joining viewer gets a keyframe at once
+        case .keyframeRequested:
+            requestKeyframe()
+        case .bitrateEstimate, .transportFeedback:
+            break  // surfaced for rate control (later)
+        case let .disconnected(reason), let .failed(reason):
+            removeViewer(id: id, reason: reason)
+        case .closed:
+            removeViewer(id: id, reason: "closed by the viewer")
+        }
+    }
+
+    private func removeViewer(id: String, reason: String) {
+        guard let viewer = viewers.removeValue(forKey: id) else { return }
+        viewerIDByUfrag[viewer.localUfrag] = nil
+        viewerIDByAddress = viewerIDByAddress.filter { $0.value != id }
+        logger.info("viewer \(id) left: \(reason) (\(viewers.count) watching)")
+    }
+
+    private func rescheduleTimer(candidate: MonotonicTime?) {
+        guard let candidate else { return }
+        if let current = timerDeadline, current <= candidate { return }
+        timer?.cancel()
+        timerDeadline = candidate
+        let delay = candidate - MonotonicClock.now()
+        timer = loop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) { [self] in
+            timerFired()
+        }
+    }
+
+    private func timerFired() {
+        timerDeadline = nil
+        timer = nil
+        let now = MonotonicClock.now()
+        var earliestNext: MonotonicTime?
+        for id in Array(viewers.keys) {
+            guard let session = viewers[id]?.session else { continue }
+            if let deadline = session.nextDeadline, deadline <= now {
+                session.handle(.timeout(now: now), media: fanout)
+                flushOutputs(of: id)
+            }
+            earliestNext = earliest(earliestNext, viewers[id]?.session.nextDeadline)
+        }
+        udpChannel?.flush()
+        rescheduleTimer(candidate: earliestNext)
+    }
+
+    // MARK: - Status
+
+    func viewerStatuses() -> [ViewerStatus] {
+        let now = MonotonicClock.now()
+        return viewers.values.sorted { $0.createdAt < $1.createdAt }.map { viewer in
+            let statistics = viewer.session.statistics
+            return ViewerStatus(
+                id: viewer.id, remoteAddress: viewer.session.remoteAddress?.description,
+                state: "\(viewer.session.state)", connectedForSeconds: (now - viewer.createdAt).millisecondsDouble / 1000,
+                roundTripTimeMilliseconds: statistics.roundTripTime.map { $0.millisecondsDouble },
+                fractionLost: statistics.fractionLost,
+                packetsSent: statistics.videoPacketsSent + statistics.audioPacketsSent,
+                retransmittedPackets: statistics.retransmittedPackets, keyframeRequests: statistics.keyframeRequests)
+        }
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -1,0 +1,210 @@
+// The mbedTLS 2.28 crypto and X.509 touch points of the DTLS target: the deterministic DRBG, error
+// text, digests, PBKDF2, and certificate generation/parsing. The SSL touch points live in
+// DTLSEndpoint.swift; nothing else in this target imports CMbedTLS. (mbedTLS 3.x renamed several of
+// these calls: mbedtls_sha256_ret → mbedtls_sha256, pk_parse_key takes an RNG, x509write serials
+// are raw bytes; port these two files and nothing else.)
+internal import CMbedTLS
+import RTCBase
+
+// MARK: - Error text
+
+/// The mbedtls_strerror text for a negative mbedTLS error code.
+func mbedErrorDescription(_ code: Int32) -> String {
+    var buffer = [CChar](repeating: 0, count: 160)
+    buffer.withUnsafeMutableBufferPointer { mbedtls_strerror(code, $0.baseAddress, $0.count) }
+    let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+extension DTLSError {
+    static func library(_ code: Int32, _ function: StaticString) -> DTLSError {
+        .library(code: code, function: "\(function)", description: mbedErrorDescription(code))
+    }
+}
+
+/// Throws `.library` for a negative return code.
+@inline(__always)
+func check(_ code: Int32, _ function: StaticString) throws(DTLSError) {
+    if code < 0 { throw DTLSError.library(code, function) }
+}
+
+// MARK: - Deterministic random bit generator
+
+/// A CTR-DRBG seeded only from bytes the caller's `RandomNumberGenerator` supplied: no
+/// /dev/urandom, so a test with `SeededRandom` produces the same keys every run.
+final class SeededDRBG {
+    let context: UnsafeMutablePointer<mbedtls_ctr_drbg_context>
+    /// Entropy handed to mbedtls_ctr_drbg_seed (entropy input + nonce, NIST SP 800-90A §10.2.1.3).
+    private var pool: [UInt8]
+    private var poolOffset = 0
+
+    init(random: inout some RandomNumberGenerator) throws(DTLSError) {
+        context = .allocate(capacity: 1)
+        mbedtls_ctr_drbg_init(context)
+        pool = random.bytes(128)
+        let entropy: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UInt8>?, Int) -> Int32 = {
+            opaque, output, length in
+            guard let opaque, let output else { return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED }
+            let drbg = Unmanaged<SeededDRBG>.fromOpaque(opaque).takeUnretainedValue()
+            return drbg.takeEntropy(into: output, length: length)
+        }
+        let personalization: [UInt8] = Array("rtcam-dtls".utf8)
+        let rc = mbedtls_ctr_drbg_seed(
+            context, entropy, Unmanaged.passUnretained(self).toOpaque(), personalization, personalization.count)
+        // The pool is sized for one seeding; never reseed from it (a reseed would fail cleanly,
+        // but 2^31 requests never happen in a DTLS handshake).
+        mbedtls_ctr_drbg_set_reseed_interval(context, Int32.max)
+        try check(rc, "mbedtls_ctr_drbg_seed")
+    }
+
+    private func takeEntropy(into output: UnsafeMutablePointer<UInt8>, length: Int) -> Int32 {
+        guard length <= pool.count - poolOffset else { return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED }
+        for i in 0..<length { output[i] = pool[poolOffset + i] }
+        for i in poolOffset..<poolOffset + length { pool[i] = 0 }
+        poolOffset += length
+        return 0
+    }
+
+    /// The f_rng/p_rng pair mbedTLS functions take.
+    var rngFunction: @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UInt8>?, Int) -> Int32 {
+        mbedtls_ctr_drbg_random
+    }
+    var rngContext: UnsafeMutableRawPointer { UnsafeMutableRawPointer(context) }
+
+    deinit {
+        mbedtls_ctr_drbg_free(context)
+        context.deallocate()
+    }
+}
+
+// MARK: - Digests
+
+public enum MbedDigest {
+    /// SHA-256 (FIPS 180-4), e.g. certificate fingerprints (RFC 8122 §5).
+    public static func sha256(_ data: [UInt8]) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: 32)
+        let rc = data.withUnsafeBufferPointer { input in
+            output.withUnsafeMutableBufferPointer { out in
+                mbedtls_sha256_ret(input.baseAddress, input.count, out.baseAddress, 0)
+            }
+        }
+        precondition(rc == 0, "mbedtls_sha256_ret cannot fail on a memory buffer")
+        return output
+    }
+
+    /// PBKDF2 with HMAC-SHA-256 (RFC 8018 §5.2). `iterations` ≥ 1; `length` bytes of output.
+    public static func pbkdf2HMACSHA256(password: [UInt8], salt: [UInt8], iterations: Int, length: Int) -> [UInt8] {
+        precondition(iterations >= 1 && iterations <= Int(UInt32.max), "PBKDF2 needs 1...2^32-1 iterations")
+        precondition(length >= 0 && length <= Int(UInt32.max), "PBKDF2 output length out of range")
+        if length == 0 { return [] }
+        var md = mbedtls_md_context_t()
+        mbedtls_md_init(&md)
+        defer { mbedtls_md_free(&md) }
+        var rc = mbedtls_md_setup(&md, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1)
+        precondition(rc == 0, "mbedtls_md_setup(SHA-256, HMAC) failed: \(mbedErrorDescription(rc))")
+        var output = [UInt8](repeating: 0, count: length)
+        rc = password.withUnsafeBufferPointer { pw in
+            salt.withUnsafeBufferPointer { s in
+                output.withUnsafeMutableBufferPointer { out in
+                    mbedtls_pkcs5_pbkdf2_hmac(
+                        &md, pw.baseAddress, pw.count, s.baseAddress, s.count,
+                        UInt32(iterations), UInt32(length), out.baseAddress)
+                }
+            }
+        }
+        precondition(rc == 0, "mbedtls_pkcs5_pbkdf2_hmac failed: \(mbedErrorDescription(rc))")
+        return output
+    }
+}
+
+// MARK: - Certificates
+
+/// Generates an ECDSA P-256 key and a self-signed X.509 v3 certificate (RFC 8827 §6.5: WebRTC
+/// endpoints authenticate with self-signed certificates bound by their SDP fingerprint,
+/// RFC 8122 §5). Returns the key PEM followed by the certificate PEM.
+func generateSelfSignedPEM(commonName: String, random: inout some RandomNumberGenerator) throws(DTLSError) -> String {
+    let drbg = try SeededDRBG(random: &random)
+
+    var key = mbedtls_pk_context()
+    mbedtls_pk_init(&key)
+    defer { mbedtls_pk_free(&key) }
+    try check(mbedtls_pk_setup(&key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), "mbedtls_pk_setup")
+    guard let keypair = key.pk_ctx?.assumingMemoryBound(to: mbedtls_ecp_keypair.self) else {
+        throw DTLSError.invalidCertificate("mbedtls_pk_setup gave no EC key pair")
+    }
+    try check(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, keypair, drbg.rngFunction, drbg.rngContext),
+              "mbedtls_ecp_gen_key")
+
+    var writer = mbedtls_x509write_cert()
+    mbedtls_x509write_crt_init(&writer)
+    defer { mbedtls_x509write_crt_free(&writer) }
+    mbedtls_x509write_crt_set_version(&writer, MBEDTLS_X509_CRT_VERSION_3)
+    mbedtls_x509write_crt_set_md_alg(&writer, MBEDTLS_MD_SHA256)
+    mbedtls_x509write_crt_set_subject_key(&writer, &key)
+    mbedtls_x509write_crt_set_issuer_key(&writer, &key)
+    let name = "CN=" + sanitizedCommonName(commonName)
+    try check(mbedtls_x509write_crt_set_subject_name(&writer, name), "mbedtls_x509write_crt_set_subject_name")
+    try check(mbedtls_x509write_crt_set_issuer_name(&writer, name), "mbedtls_x509write_crt_set_issuer_name")
+    // RFC 5280 §4.1.2.2: a positive serial of at most 20 octets.
+    var serialBytes = random.bytes(16)
+    serialBytes[0] = (serialBytes[0] & 0x7F) | 0x01
+    var serial = mbedtls_mpi()
+    mbedtls_mpi_init(&serial)
+    defer { mbedtls_mpi_free(&serial) }
+    try check(mbedtls_mpi_read_binary(&serial, serialBytes, serialBytes.count), "mbedtls_mpi_read_binary")
+    try check(mbedtls_x509write_crt_set_serial(&writer, &serial), "mbedtls_x509write_crt_set_serial")
+    try check(mbedtls_x509write_crt_set_validity(&writer, "20240101000000", "20340101000000"),
+              "mbedtls_x509write_crt_set_validity")
+    try check(mbedtls_x509write_crt_set_basic_constraints(&writer, 0, -1),
+              "mbedtls_x509write_crt_set_basic_constraints")
+
+    var certificatePEM = [UInt8](repeating: 0, count: 4096)
+    try check(mbedtls_x509write_crt_pem(&writer, &certificatePEM, certificatePEM.count,
+                                        drbg.rngFunction, drbg.rngContext), "mbedtls_x509write_crt_pem")
+    var keyPEM = [UInt8](repeating: 0, count: 2048)
+    try check(mbedtls_pk_write_key_pem(&key, &keyPEM, keyPEM.count), "mbedtls_pk_write_key_pem")
+    let keyText = String(decoding: keyPEM.prefix { $0 != 0 }, as: UTF8.self)
+    let certificateText = String(decoding: certificatePEM.prefix { $0 != 0 }, as: UTF8.self)
+    keyPEM.withUnsafeMutableBufferPointer { buffer in
+        for i in buffer.indices { buffer[i] = 0 }
+    }
+    return keyText + certificateText
+}
+
+/// Keeps the characters an X.509 name string can carry without escaping.
+private func sanitizedCommonName(_ name: String) -> String {
+    let kept = name.unicodeScalars.filter { scalar in
+        switch scalar {
+        case "a"..."z", "A"..."Z", "0"..."9", "-", ".", "_", " ": return true
+        default: return false
+        }
+    }
+    let result = String(String.UnicodeScalarView(kept.prefix(64)))
+    return result.isEmpty ? "rtcam" : result
+}
+
+/// Parses "key PEM + certificate PEM", checks that the key belongs to the (first) certificate and
+/// returns the certificate's DER.
+func parseKeyAndCertificate(pem: String) throws(DTLSError) -> [UInt8] {
+    var buffer = Array(pem.utf8)
+    buffer.append(0)  // mbedTLS parses PEM only from NUL-terminated buffers (length includes the NUL)
+    defer { for i in buffer.indices { buffer[i] = 0 } }
+
+    var key = mbedtls_pk_context()
+    mbedtls_pk_init(&key)
+    defer { mbedtls_pk_free(&key) }
+    var rc = mbedtls_pk_parse_key(&key, buffer, buffer.count, nil, 0)
+    if rc != 0 { throw DTLSError.invalidCertificate("private key: \(mbedErrorDescription(rc))") }
+
+    var certificate = mbedtls_x509_crt()
+    mbedtls_x509_crt_init(&certificate)
+    defer { mbedtls_x509_crt_free(&certificate) }
+    rc = mbedtls_x509_crt_parse(&certificate, buffer, buffer.count)
+    if rc != 0 { throw DTLSError.invalidCertificate("certificate: \(mbedErrorDescription(rc))") }
+    rc = mbedtls_pk_check_pair(&certificate.pk, &key)
+    if rc != 0 { throw DTLSError.invalidCertificate("key does not match certificate: \(mbedErrorDescription(rc))") }
+    guard let der = certificate.raw.p, certificate.raw.len > 0 else {
+        throw DTLSError.invalidCertificate("empty certificate")
+    }
+    return Array(UnsafeBufferPointer(start: der, count: certificate.raw.len))
+}

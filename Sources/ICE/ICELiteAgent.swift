@@ -1,0 +1,126 @@
+import RTCBase
+import STUN
+
+/// The controlled, lite side (RFC 8445 §2.5): rtcam. It never sends checks; it answers the
+/// peer's Binding requests (§7.3), follows the peer's nomination and watches consent (RFC 7675).
+public struct ICELiteAgent: Sendable {
+    public private(set) var local: ICECredentials
+    public private(set) var remote: ICECredentials?
+    public private(set) var selectedAddress: TransportAddress?
+    private var consentExpiry: MonotonicTime
+    private var consentLost = false
+
+    /// `remote` may be nil until it is known (a WHEP answer before trickle): the remote half of
+    /// USERNAME is then not checked. The consent timer starts now, so a peer that never checks
+    /// also ends in `.consentLost` after 30 s.
+    public init(local: ICECredentials, remote: ICECredentials?, now: MonotonicTime) {
+        self.local = local
+        self.remote = remote
+        consentExpiry = now + consentTimeout
+    }
+
+    /// Trickle or ICE restart (RFC 8445 §9).
+    public mutating func setRemoteCredentials(_ credentials: ICECredentials) { remote = credentials }
+
+    public var nextDeadline: MonotonicTime? { consentLost ? nil : consentExpiry }
+
+    public mutating func handleTimeout(now: MonotonicTime) -> [ICEAction] {
+        guard !consentLost, now >= consentExpiry else { return [] }
+        consentLost = true  // RFC 7675 §5.1: stop sending; reported once
+        return [.consentLost]
+    }
+
+    public mutating func receive(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) -> [ICEAction] {
+        guard !consentLost else { return [.rejected(reason: "consent already lost")] }
+        let request: STUNMessage
+        do { request = try STUNMessage(parsing: datagram) } catch { return [.rejected(reason: "malformed STUN: \(error)")] }
+        guard request.messageClass == .request, request.method == STUNMessage.bindingMethod else {
+            return [.rejected(reason: "not a Binding request")]  // a lite agent sends no requests, so expects no responses
+        }
+        // RFC 8489 §14.7: a FINGERPRINT that does not match means this is not STUN for us: drop silently.
+        if request.fingerprint != nil, !STUNMessage.hasValidFingerprint(datagram) {
+            return [.rejected(reason: "bad FINGERPRINT")]
+        }
+        // RFC 8489 §9.1.3: without USERNAME and MESSAGE-INTEGRITY → 400.
+        guard let username = request.username, request.messageIntegrity != nil else {
+            return reject(request, from: source, code: 400, phrase: "Bad Request", key: nil,
+                          reason: "missing USERNAME or MESSAGE-INTEGRITY")
+        }
+        // RFC 8445 §7.3: USERNAME is "localUfrag:remoteUfrag" from our point of view.
+        let parts = username.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, parts[0] == local.ufrag else {
+            return reject(request, from: source, code: 401, phrase: "Unauthenticated", key: nil,
+                          reason: "unknown username \(username)")
+        }
+        // RFC 8489 §9.1.3: an integrity failure gets a 401 without MESSAGE-INTEGRITY.
+        guard STUNMessage.hasValidIntegrity(datagram, key: local.integrityKey) else {
+            return reject(request, from: source, code: 401, phrase: "Unauthenticated", key: nil,
+                          reason: "bad MESSAGE-INTEGRITY from \(username)")
+        }
+        // Authenticated, so from here on our answers carry MESSAGE-INTEGRITY.
+        if let remote, parts[1] != remote.ufrag {
+            return reject(request, from: source, code: 401, phrase: "Unauthenticated", key: local.integrityKey,
+                          reason: "remote ufrag \(parts[1]) is not \(remote.ufrag)")
+        }
+        // RFC 8489 §6.3.1: unknown comprehension-required attributes → 420 listing them.
+        let unknownTypes = request.unknownComprehensionRequiredTypes
+        if !unknownTypes.isEmpty {
+            let list = unknownTypes.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+            return reject(request, from: source, code: 420, phrase: "Unknown Attribute", key: local.integrityKey,
+                          extra: [.unknown(type: STUNAttribute.TypeCode.unknownAttributes, value: list)],
+                          reason: "unknown comprehension-required attributes \(unknownTypes)")
+        }
+        // RFC 8445 §7.3.1.1: a lite agent is always controlled; a peer that also claims the controlled
+        // role is told to switch (as if our tie-breaker were the larger one).
+        if request.iceControlled != nil {
+            return reject(request, from: source, code: 487, phrase: "Role Conflict", key: local.integrityKey,
+                          reason: "peer is controlled too")
+        }
+
+        // RFC 8445 §7.3.1.2: success response with the source as XOR-MAPPED-ADDRESS (RFC 8489 §14.2).
+        let response = STUNMessage(messageClass: .successResponse, transactionID: request.transactionID,
+                                   attributes: [.xorMappedAddress(source)])
+        var actions: [ICEAction] = [.send(response.serialized(integrityKey: local.integrityKey, fingerprint: true), to: source)]
+        // RFC 7675 §5.1: a valid check on the selected pair (or any, before selection) renews consent.
+        if selectedAddress == nil || selectedAddress == source { consentExpiry = now + consentTimeout }
+        // RFC 8445 §7.3.1.5 + §8.2 (lite): USE-CANDIDATE nominates the pair of this check. A later
+        // nominated check from another address means the peer moved (e.g. a network change).
+        if request.hasUseCandidate, selectedAddress != source {
+            selectedAddress = source
+            consentExpiry = now + consentTimeout
+            actions.append(.selected(source))
+        }
+        return actions
+    }
+
+    /// For the server's demultiplexer: the local ufrag of a Binding request's USERNAME
+    /// ("localUfrag:remoteUfrag", RFC 8445 §7.2.2). Cheap: no parse of other attributes, no checks
+    /// beyond bounds; safe on any bytes.
+    public static func localUfrag(inBindingRequest datagram: [UInt8]) -> String? {
+        guard datagram.count >= STUNMessage.headerLength, datagram[0] == 0x00, datagram[1] == 0x01,
+              STUNMessage.looksLikeSTUN(datagram) else { return nil }
+        let end = min(datagram.count, STUNMessage.headerLength + (Int(datagram[2]) << 8 | Int(datagram[3])))
+        var offset = STUNMessage.headerLength
+        while end - offset >= 4 {
+            let type = UInt16(datagram[offset]) << 8 | UInt16(datagram[offset + 1])
+            let length = Int(datagram[offset + 2]) << 8 | Int(datagram[offset + 3])
+            let valueStart = offset + 4
+            guard end - valueStart >= length else { return nil }
+            if type == STUNAttribute.TypeCode.username {
+                let value = datagram[valueStart..<valueStart + length]
+                guard let colon = value.firstIndex(of: UInt8(ascii: ":")), colon > valueStart else { return nil }
+                return String(decoding: value[valueStart..<colon], as: UTF8.self)
+            }
+            offset = valueStart + ((length + 3) & ~3)
+        }
+        return nil
+    }
+
+    private func reject(_ request: STUNMessage, from source: TransportAddress, code: Int, phrase: String,
+                        key: [UInt8]?, extra: [STUNAttribute] = [], reason: String) -> [ICEAction] {
+        let response = STUNMessage(messageClass: .errorResponse, transactionID: request.transactionID,
+                                   attributes: [.errorCode(code: code, reason: phrase)] + extra)
+        return [.send(response.serialized(integrityKey: key, fingerprint: true), to: source),
+                .rejected(reason: "\(code): \(reason)")]
+    }
+}

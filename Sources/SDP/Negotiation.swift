@@ -1,0 +1,136 @@
+public import RTCBase
+
+/// What rtcam can send. `h264ProfileLevelIDs` lists what the encoder can produce, preferred first.
+public struct LocalCapabilities: Sendable {
+    public var h264ProfileLevelIDs: [String]
+    public var audio: Bool
+    public var video: Bool
+
+    public init(h264ProfileLevelIDs: [String] = ["42e01f"], audio: Bool = true, video: Bool = true) {
+        self.h264ProfileLevelIDs = h264ProfileLevelIDs
+        self.audio = audio
+        self.video = video
+    }
+}
+
+/// A host candidate of rtcam's UDP socket (RFC 8445 §5.1.1.1), component 1, UDP.
+public struct HostCandidate: Equatable, Sendable {
+    public var address: TransportAddress
+    public var foundation: String
+    public var priority: UInt32
+
+    public init(address: TransportAddress, foundation: String = "1", priority: UInt32) {
+        self.address = address
+        self.foundation = foundation
+        self.priority = priority
+    }
+
+    /// Priority from RFC 8445 §5.1.2.1 with the host type preference 126.
+    public init(address: TransportAddress, foundation: String = "1", localPreference: UInt16 = 65535) {
+        self.init(address: address, foundation: foundation,
+                  priority: HostCandidate.hostPriority(localPreference: localPreference))
+    }
+
+    /// RFC 8445 §5.1.2.1: (2^24)·type preference + (2^8)·local preference + (256 − component ID).
+    public static func hostPriority(localPreference: UInt16, component: UInt8 = 1) -> UInt32 {
+        (1 << 24) * 126 + (1 << 8) * UInt32(localPreference) + (256 - UInt32(component))
+    }
+
+    /// The a=candidate value (RFC 8839 §5.1): "<foundation> 1 udp <priority> <address> <port> typ host".
+    public var sdpValue: String {
+        "\(foundation) 1 udp \(priority) \(address.ip) \(address.port) typ host"
+    }
+}
+
+/// rtcam's side of the transport and its send streams, as the answer announces them.
+public struct LocalTransport: Sendable {
+    public var iceUfrag: String
+    public var icePassword: String
+    /// "AB:CD:..." of the DTLS certificate (DTLSCertificate.fingerprintSDP).
+    public var fingerprintSHA256: String
+    public var candidates: [HostCandidate]
+    public var videoSSRC: UInt32
+    public var videoRTXSSRC: UInt32
+    public var audioSSRC: UInt32
+    /// RTCP CNAME (RFC 7022), the same for all of a viewer's streams.
+    public var cname: String
+    /// The msid stream id (RFC 8830); track ids are "<streamID>-video" and "<streamID>-audio".
+    public var streamID: String
+    /// The o= line's sess-id (RFC 8866 §5.2).
+    public var sessionID: UInt64
+
+    public init(iceUfrag: String, icePassword: String, fingerprintSHA256: String, candidates: [HostCandidate],
+                videoSSRC: UInt32, videoRTXSSRC: UInt32, audioSSRC: UInt32, cname: String, streamID: String,
+                sessionID: UInt64? = nil) {
+        self.iceUfrag = iceUfrag
+        self.icePassword = icePassword
+        self.fingerprintSHA256 = fingerprintSHA256
+        self.candidates = candidates
+        self.videoSSRC = videoSSRC
+        self.videoRTXSSRC = videoRTXSSRC
+        self.audioSSRC = audioSSRC
+        self.cname = cname
+        self.streamID = streamID
+        self.sessionID = sessionID ?? stableSessionID(iceUfrag + icePassword)
+    }
+}
+
+/// What rtcam is in the DTLS handshake.
+public enum DTLSSetupRole: Sendable, Equatable {
+    case client, server
+}
+
+/// The contract's earlier spelling.
+public typealias DTLSRoleSDP = DTLSSetupRole
+
+public struct NegotiatedVideo: Equatable, Sendable {
+    public var mid: String?
+    public var payloadType: UInt8
+    public var rtxPayloadType: UInt8?
+    /// The profile-level-id written in the answer.
+    public var profileLevelID: String
+    /// The profile and the highest level the sent stream may use (the offer's profile, level ≤ the
+    /// offered one): configure the encoder / check the SPS against this one.
+    public var sendProfileLevelID: String
+    public var nack: Bool
+    public var pli: Bool
+    public var fir: Bool
+    public var remb: Bool
+    public var transportCC: Bool
+    /// uri → id of the header extensions echoed (mid, abs-send-time, transport-wide-cc), see RTPHeaderExtensionURI.
+    public var extensionIDs: [String: UInt8]
+}
+
+public struct NegotiatedAudio: Equatable, Sendable {
+    public var mid: String?
+    public var payloadType: UInt8
+    /// The receiver can use Opus in-band FEC (offer's useinbandfec=1, RFC 7587 §6.1).
+    public var useInbandFEC: Bool
+    /// The receiver prefers stereo (offer's stereo=1).
+    public var stereo: Bool
+    public var transportCC: Bool
+    public var extensionIDs: [String: UInt8]
+}
+
+public struct NegotiatedSession: Equatable, Sendable {
+    public var remoteICEUfrag: String
+    public var remoteICEPassword: String
+    public var remoteFingerprintSHA256: [UInt8]
+    public var localDTLSRole: DTLSSetupRole
+    /// nil when no video is sent (not offered, rejected, or the offer's direction was sendonly/inactive).
+    public var video: NegotiatedVideo?
+    public var audio: NegotiatedAudio?
+    /// The mids in the answer's BUNDLE group, in order (empty when the offer had no BUNDLE group).
+    public var bundleMids: [String]
+    public var rtcpReducedSize: Bool
+}
+
+/// A 63-bit FNV-1a hash: a deterministic o= sess-id without a random source.
+func stableSessionID(_ text: String) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x0000_0100_0000_01B3
+    }
+    return hash & 0x7FFF_FFFF_FFFF_FFFF
+}

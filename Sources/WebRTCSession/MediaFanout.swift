@@ -1,0 +1,127 @@
+import RTCBase
+import RTP
+
+/// The kind of a media stream rtcam sends.
+public enum MediaKind: Sendable, Hashable {
+    case video
+    case audio
+
+    /// RTP clock rates: 90 kHz for video (RFC 6184 §8.2.1), 48 kHz for Opus (RFC 7587 §4.1).
+    public var clockRate: UInt64 {
+        switch self {
+        case .video: return 90_000
+        case .audio: return 48_000
+        }
+    }
+}
+
+/// One plaintext RTP packet as packetized once for every viewer. The payload-type byte is rewritten
+/// per viewer (each browser picks its own payload type numbers); SSRC, sequence numbers and
+/// timestamps are shared, so one history answers every viewer's NACKs.
+public struct OutgoingPacket: Sendable {
+    public var kind: MediaKind
+    public var bytes: [UInt8]
+    public var sequenceNumber: UInt16
+    /// True on the first packet of a keyframe (IDR) access unit: a viewer that has not been sent a
+    /// keyframe yet starts here and skips what comes before, which its decoder could not use.
+    public var startsKeyframe: Bool
+    public var captureTime: MonotonicTime
+}
+
+/// Packetizes encoded media once and keeps the shared retransmission history (DESIGN.md: per-viewer
+/// state stays small; NACKs are answered from here and protected per viewer).
+public struct MediaFanout: Sendable {
+    /// Largest RTP payload so that header (12) + RTX's original sequence number (2, RFC 4588 §4) +
+    /// the largest SRTP trailer (16, AEAD) + 20 bytes kept for header extensions stay within 1200
+    /// bytes on the wire (the MTU every browser assumes for WebRTC).
+    public static let maxRTPPayloadSize = 1200 - 12 - 2 - 16 - 20
+
+    public let videoSSRC: UInt32
+    public let videoRTXSSRC: UInt32
+    public let audioSSRC: UInt32
+    private var videoSequence: UInt16
+    private var audioSequence: UInt16
+    private let videoTimestampOffset: UInt32
+    private let audioTimestampOffset: UInt32
+    private let packetizer = H264Packetizer(maxPayloadSize: MediaFanout.maxRTPPayloadSize)
+    public private(set) var videoHistory: RTPPacketHistory
+    public private(set) var lastVideoCaptureTime: MonotonicTime?
+    public private(set) var lastAudioCaptureTime: MonotonicTime?
+
+    public init(historyCapacity: Int = 1024, random: inout some RandomNumberGenerator) {
+        videoSSRC = UInt32.random(in: 1...UInt32.max, using: &random)
+        videoRTXSSRC = UInt32.random(in: 1...UInt32.max, using: &random)
+        audioSSRC = UInt32.random(in: 1...UInt32.max, using: &random)
+        // RFC 3550 §5.1: initial sequence number and timestamp are random.
+        videoSequence = UInt16.random(in: 0...UInt16.max, using: &random)
+        audioSequence = UInt16.random(in: 0...UInt16.max, using: &random)
+        videoTimestampOffset = UInt32.random(in: 0...UInt32.max, using: &random)
+        audioTimestampOffset = UInt32.random(in: 0...UInt32.max, using: &random)
+        videoHistory = RTPPacketHistory(capacity: historyCapacity)
+    }
+
+    public func ssrc(of kind: MediaKind) -> UInt32 { kind == .video ? videoSSRC : audioSSRC }
+
+    /// The RTP timestamp of a capture instant: one time base (CLOCK_MONOTONIC) for both streams, so
+    /// Sender Reports give browsers lip sync (RFC 3550 §6.4.1).
+    public func rtpTimestamp(_ kind: MediaKind, at time: MonotonicTime) -> UInt32 {
+        let rate = kind.clockRate
+        let seconds = time.nanoseconds / 1_000_000_000
+        let fraction = time.nanoseconds % 1_000_000_000
+        let ticks = seconds &* rate &+ fraction * rate / 1_000_000_000
+        let offset = kind == .video ? videoTimestampOffset : audioTimestampOffset
+        return UInt32(truncatingIfNeeded: ticks) &+ offset
+    }
+
+    /// An H.264 access unit (Annex-B) → RTP packets (RFC 6184), stored in the shared history.
+    public mutating func packetizeVideo(accessUnit: [UInt8], isKeyframe: Bool, captureTime: MonotonicTime) -> [OutgoingPacket] {
+        let timestamp = rtpTimestamp(.video, at: captureTime)
+        lastVideoCaptureTime = captureTime
+        let payloads = packetizer.payloads(forAnnexB: accessUnit)
+        var packets: [OutgoingPacket] = []
+        packets.reserveCapacity(payloads.count)
+        for (index, (payload, marker)) in payloads.enumerated() {
+            let sequence = videoSequence
+            videoSequence &+= 1
+            let bytes = Self.serializeHeader(payloadType: 0, marker: marker, sequence: sequence,
+                                             timestamp: timestamp, ssrc: videoSSRC, payload: payload)
+            videoHistory.store(bytes, sequenceNumber: sequence)
+            packets.append(OutgoingPacket(kind: .video, bytes: bytes, sequenceNumber: sequence,
+                                          startsKeyframe: isKeyframe && index == 0, captureTime: captureTime))
+        }
+        return packets
+    }
+
+    /// One Opus frame → one RTP packet (RFC 7587 §4.2). Audio is not retransmitted: Opus in-band FEC
+    /// covers single losses and a late audio packet is useless.
+    public mutating func packetizeAudio(opusFrame: [UInt8], captureTime: MonotonicTime) -> OutgoingPacket {
+        let sequence = audioSequence
+        audioSequence &+= 1
+        lastAudioCaptureTime = captureTime
+        let bytes = Self.serializeHeader(payloadType: 0, marker: false, sequence: sequence,
+                                         timestamp: rtpTimestamp(.audio, at: captureTime), ssrc: audioSSRC,
+                                         payload: OpusPacketizer.payload(forFrame: opusFrame))
+        return OutgoingPacket(kind: .audio, bytes: bytes, sequenceNumber: sequence,
+                              startsKeyframe: false, captureTime: captureTime)
+    }
+
+    /// RFC 3550 §5.1 fixed header, no CSRCs, no extensions; the payload-type byte is patched per viewer.
+    static func serializeHeader(payloadType: UInt8, marker: Bool, sequence: UInt16, timestamp: UInt32,
+                                ssrc: UInt32, payload: [UInt8]) -> [UInt8] {
+        var writer = ByteWriter(capacity: 12 + payload.count + 32)
+        writer.write(UInt8(0x80))
+        writer.write((marker ? 0x80 : 0) | (payloadType & 0x7F))
+        writer.write(sequence)
+        writer.write(timestamp)
+        writer.write(ssrc)
+        writer.write(contentsOf: payload)
+        return writer.bytes
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Sets the 7-bit payload type of a serialized RTP packet, keeping the marker bit.
+    mutating func setRTPPayloadType(_ payloadType: UInt8) {
+        self[1] = (self[1] & 0x80) | (payloadType & 0x7F)
+    }
+}

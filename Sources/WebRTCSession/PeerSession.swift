@@ -1,0 +1,425 @@
+import DTLS
+import ICE
+import RTCBase
+import RTP
+import SDP
+import SRTP
+import STUN
+
+/// What one viewer's session needs to start: the negotiated SDP, rtcam's own ICE credentials and
+/// certificate, and how to turn monotonic time into the wall clock for Sender Reports.
+public struct PeerSessionConfiguration: Sendable {
+    public var negotiated: NegotiatedSession
+    public var localICE: ICECredentials
+    public var certificate: DTLSCertificate
+    /// The NTP time (RFC 5905 64-bit format) at MonotonicTime.zero, read once by the daemon.
+    public var ntpTimeAtMonotonicZero: UInt64
+    public var cname: String
+    public var senderReportInterval: Duration
+
+    public init(negotiated: NegotiatedSession, localICE: ICECredentials, certificate: DTLSCertificate,
+                ntpTimeAtMonotonicZero: UInt64, cname: String, senderReportInterval: Duration = .seconds(1)) {
+        self.negotiated = negotiated
+        self.localICE = localICE
+        self.certificate = certificate
+        self.ntpTimeAtMonotonicZero = ntpTimeAtMonotonicZero
+        self.cname = cname
+        self.senderReportInterval = senderReportInterval
+    }
+}
+
+public enum PeerSessionInput: Sendable {
+    case receive([UInt8], from: TransportAddress, now: MonotonicTime)
+    case timeout(now: MonotonicTime)
+}
+
+public enum PeerSessionEvent: Equatable, Sendable {
+    /// ICE chose (or moved to) this address of the viewer.
+    case iceSelected(TransportAddress)
+    /// DTLS finished and SRTP is keyed: media flows from now on.
+    case connected(SRTPProfile)
+    /// The viewer asked for a keyframe: PLI (RFC 4585 §6.3.1) or a new FIR (RFC 5104 §4.3.1).
+    case keyframeRequested
+    /// REMB (draft-alvestrand-rmcat-remb §2): the viewer's estimate of what it can receive.
+    case bitrateEstimate(bitsPerSecond: UInt64)
+    /// transport-cc feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1), for rate control.
+    case transportFeedback(TransportCCFeedback)
+    /// Consent lost (RFC 7675 §5.1): no valid check for 30 s. The session sends nothing more.
+    case disconnected(reason: String)
+    /// DTLS failed (handshake error, certificate not matching the offer's fingerprint).
+    case failed(reason: String)
+    /// The viewer left: DTLS close_notify or RTCP BYE.
+    case closed
+}
+
+public enum PeerSessionOutput: Sendable {
+    case transmit([UInt8], to: TransportAddress)
+    case event(PeerSessionEvent)
+    /// Nothing more to do now; call `handle(.timeout)` at this time (nil: only input wakes the session).
+    case timeout(MonotonicTime?)
+}
+
+public enum PeerSessionState: Equatable, Sendable {
+    case checking, securing, connected, disconnected, failed, closed
+
+    public var isFinished: Bool { self == .disconnected || self == .failed || self == .closed }
+}
+
+/// Counters a viewer's session keeps, for /api/status and tests.
+public struct PeerSessionStatistics: Equatable, Sendable {
+    public var videoPacketsSent = 0
+    public var audioPacketsSent = 0
+    public var bytesSent = 0
+    public var nackedPackets = 0
+    public var retransmittedPackets = 0
+    public var retransmissionsMissingFromHistory = 0
+    public var keyframeRequests = 0
+    public var roundTripTime: Duration?
+    /// From the last Receiver Report about video (RFC 3550 §6.4.1), 0...1.
+    public var fractionLost: Double = 0
+    public var cumulativeLost: Int32 = 0
+    public var rejectedDatagrams = 0
+    public var srtcpFailures = 0
+    public var lastBitrateEstimate: UInt64?
+}
+
+/// One viewer's whole WebRTC session, sans-IO (DESIGN.md): datagrams and time in, datagrams, events
+/// and the next deadline out. ICE-lite (controlled) → DTLS (role from SDP) → SRTP, then RTP out and
+/// RTCP feedback in. No clock, no socket, no thread inside.
+public final class PeerSession {
+    public let configuration: PeerSessionConfiguration
+    public private(set) var state: PeerSessionState = .checking
+    public private(set) var statistics = PeerSessionStatistics()
+
+    private var ice: ICELiteAgent
+    private let dtls: DTLSEndpoint
+    private let dtlsRole: DTLSRole
+    private var dtlsStarted = false
+    private var srtp: SRTPSession?
+    /// Addresses that passed an ICE check (RFC 8445 §7.3): the only ones DTLS and RTCP are taken from.
+    private var checkedAddresses: Set<TransportAddress> = []
+    /// Where media goes: the nominated address, else the last address that passed a check.
+    public private(set) var remoteAddress: TransportAddress?
+    private var outputs: [PeerSessionOutput] = []
+    private var sentVideoKeyframe = false
+    private var rtxSequence: UInt16
+    private var nextSenderReport: MonotonicTime?
+    private var lastFIRSequenceNumber: UInt8?
+    private var videoOctetsSent: UInt32 = 0
+    private var audioOctetsSent: UInt32 = 0
+    private var videoPacketCount: UInt32 = 0
+    private var audioPacketCount: UInt32 = 0
+    private var senderReportJitter: SeededRandom
+
+    public init(configuration: PeerSessionConfiguration, now: MonotonicTime,
+                random: inout some RandomNumberGenerator) throws(DTLSError) {
+        self.configuration = configuration
+        let negotiated = configuration.negotiated
+        ice = ICELiteAgent(local: configuration.localICE,
+                           remote: ICECredentials(ufrag: negotiated.remoteICEUfrag, password: negotiated.remoteICEPassword),
+                           now: now)
+        dtlsRole = negotiated.localDTLSRole == .client ? .client : .server
+        dtls = try DTLSEndpoint(role: dtlsRole, certificate: configuration.certificate,
+                                remoteFingerprintSHA256: negotiated.remoteFingerprintSHA256,
+                                now: now, random: &random)
+        rtxSequence = UInt16.random(in: 0...UInt16.max, using: &random)
+        senderReportJitter = SeededRandom(seed: random.next())
+    }
+
+    // MARK: - Input
+
+    public func handle(_ input: PeerSessionInput, media: MediaFanout) {
+        switch input {
+        case let .receive(datagram, from, now):
+            receive(datagram, from: from, now: now, media: media)
+        case let .timeout(now):
+            handleTimeout(now: now, media: media)
+        }
+    }
+
+    /// Sends packetized media to this viewer, protected with its SRTP keys. Video starts at a
+    /// keyframe; nothing is sent before the session is connected.
+    public func send(_ packets: [OutgoingPacket], now: MonotonicTime) {
+        guard state == .connected, let srtp, let remoteAddress else { return }
+        let negotiated = configuration.negotiated
+        for packet in packets {
+            let payloadType: UInt8
+            switch packet.kind {
+            case .video:
+                guard let video = negotiated.video else { continue }
+                if !sentVideoKeyframe {
+                    guard packet.startsKeyframe else { continue }
+                    sentVideoKeyframe = true
+                }
+                payloadType = video.payloadType
+            case .audio:
+                guard let audio = negotiated.audio else { continue }
+                payloadType = audio.payloadType
+            }
+            var bytes = packet.bytes
+            bytes.setRTPPayloadType(payloadType)
+            guard let protected = try? srtp.protectRTP(bytes) else { continue }
+            outputs.append(.transmit(protected, to: remoteAddress))
+            statistics.bytesSent += protected.count
+            let payloadOctets = UInt32(truncatingIfNeeded: bytes.count - 12)
+            if packet.kind == .video {
+                statistics.videoPacketsSent += 1
+                videoPacketCount &+= 1
+                videoOctetsSent &+= payloadOctets
+            } else {
+                statistics.audioPacketsSent += 1
+                audioPacketCount &+= 1
+                audioOctetsSent &+= payloadOctets
+            }
+        }
+    }
+
+    /// Whether video has started for this viewer (false until the first keyframe was sent).
+    public var hasReceivedKeyframe: Bool { sentVideoKeyframe }
+
+    /// Ends the session: RTCP BYE (RFC 3550 §6.6) and DTLS close_notify.
+    public func close(now: MonotonicTime, media: MediaFanout) {
+        guard !state.isFinished else { return }
+        if state == .connected, let srtp, let remoteAddress {
+            let bye = RTCPPacket.goodbye(ssrcs: [media.videoSSRC, media.audioSSRC], reason: nil).serialized()
+            if let protected = try? srtp.protectRTCP(bye) { outputs.append(.transmit(protected, to: remoteAddress)) }
+        }
+        dtls.close()
+        drainDTLS()
+        state = .closed
+    }
+
+    // MARK: - Output
+
+    /// The next thing to do: transmit datagrams and report events first, then the next deadline.
+    public func pollOutput() -> PeerSessionOutput {
+        if !outputs.isEmpty { return outputs.removeFirst() }
+        return .timeout(nextDeadline)
+    }
+
+    /// Everything queued at once (the server's batched send path).
+    public func drainOutputs() -> [PeerSessionOutput] {
+        defer { outputs.removeAll(keepingCapacity: true) }
+        return outputs
+    }
+
+    public var nextDeadline: MonotonicTime? {
+        guard !state.isFinished else { return nil }
+        return earliest(ice.nextDeadline, dtls.isConnected ? nil : dtls.nextDeadline, nextSenderReport)
+    }
+
+    // MARK: - Receive path
+
+    private func receive(_ datagram: [UInt8], from: TransportAddress, now: MonotonicTime, media: MediaFanout) {
+        guard !state.isFinished else { return }
+        switch DatagramKind(classifying: datagram) {
+        case .stun:
+            apply(ice.receive(datagram, from: from, now: now), now: now)
+        case .dtls:
+            guard checkedAddresses.contains(from) else { statistics.rejectedDatagrams += 1; return }
+            if remoteAddress == nil { remoteAddress = from }
+            dtls.receive(datagram, now: now)
+            drainDTLS(now: now)
+        case .rtcp:
+            guard checkedAddresses.contains(from), let srtp else { statistics.rejectedDatagrams += 1; return }
+            do {
+                let plain = try srtp.unprotectRTCP(datagram)
+                let packets = try RTCPPacket.parseCompound(plain)
+                for packet in packets { handleRTCP(packet, now: now, media: media) }
+            } catch {
+                statistics.srtcpFailures += 1
+            }
+        case .rtp, .unknown:
+            // A recvonly viewer sends no media; anything else on the port is noise.
+            statistics.rejectedDatagrams += 1
+        }
+    }
+
+    private func apply(_ actions: [ICEAction], now: MonotonicTime) {
+        for action in actions {
+            switch action {
+            case let .send(bytes, to):
+                if Self.isBindingSuccessResponse(bytes) {
+                    checkedAddresses.insert(to)
+                    if remoteAddress == nil { remoteAddress = to }
+                }
+                outputs.append(.transmit(bytes, to: to))
+            case let .selected(address):
+                checkedAddresses.insert(address)
+                remoteAddress = address
+                outputs.append(.event(.iceSelected(address)))
+                if state == .checking { state = .securing }
+                if dtlsRole == .client && !dtlsStarted {
+                    // RFC 5763 §5: the DTLS client starts once ICE has a working pair.
+                    dtlsStarted = true
+                    dtls.start(now: now)
+                    drainDTLS(now: now)
+                }
+            case .consentLost:
+                state = .disconnected
+                outputs.append(.event(.disconnected(reason: "ICE consent lost: no valid check for 30 s (RFC 7675)")))
+            case .rejected:
+                statistics.rejectedDatagrams += 1
+            }
+        }
+    }
+
+    /// A STUN Binding success response (RFC 8489 §5: class bits 0b10, method 0x001 → type 0x0101).
+    private static func isBindingSuccessResponse(_ bytes: [UInt8]) -> Bool {
+        bytes.count >= 20 && bytes[0] == 0x01 && bytes[1] == 0x01
+    }
+
+    private func drainDTLS(now: MonotonicTime? = nil) {
+        while let datagram = dtls.pollTransmit() {
+            if let remoteAddress { outputs.append(.transmit(datagram, to: remoteAddress)) }
+        }
+        while let event = dtls.pollEvent() {
+            switch event {
+            case let .connected(keys):
+                do {
+                    srtp = try SRTPSession(keys: keys, isClient: dtlsRole == .client)
+                    state = .connected
+                    if let now { nextSenderReport = now + .milliseconds(200) }
+                    outputs.append(.event(.connected(keys.profile)))
+                } catch {
+                    state = .failed
+                    outputs.append(.event(.failed(reason: "SRTP setup failed: \(error)")))
+                }
+            case let .failed(error):
+                state = .failed
+                outputs.append(.event(.failed(reason: "DTLS: \(error)")))
+            case .closed:
+                state = .closed
+                outputs.append(.event(.closed))
+            case .applicationData:
+                break  // no data channel: ignore
+            }
+        }
+    }
+
+    private func handleRTCP(_ packet: RTCPPacket, now: MonotonicTime, media: MediaFanout) {
+        switch packet {
+        case let .receiverReport(report):
+            for block in report.reportBlocks { absorb(block, now: now, media: media) }
+        case let .senderReport(report):
+            for block in report.reportBlocks { absorb(block, now: now, media: media) }
+        case let .genericNACK(nack):
+            guard nack.mediaSSRC == media.videoSSRC else { return }
+            retransmit(nack.lostSequenceNumbers, media: media)
+        case .pictureLossIndication:
+            statistics.keyframeRequests += 1
+            outputs.append(.event(.keyframeRequested))
+        case let .fullIntraRequest(fir):
+            // RFC 5104 §4.3.1.2: a repeated command sequence number is the same request again.
+            for entry in fir.entries where entry.ssrc == media.videoSSRC {
+                if lastFIRSequenceNumber != entry.sequenceNumber {
+                    lastFIRSequenceNumber = entry.sequenceNumber
+                    statistics.keyframeRequests += 1
+                    outputs.append(.event(.keyframeRequested))
+                }
+            }
+        case let .receiverEstimatedMaxBitrate(remb):
+            statistics.lastBitrateEstimate = remb.bitrate
+            outputs.append(.event(.bitrateEstimate(bitsPerSecond: remb.bitrate)))
+        case let .transportCC(feedback):
+            outputs.append(.event(.transportFeedback(feedback)))
+        case let .goodbye(ssrcs, _):
+            if !ssrcs.isEmpty {
+                state = .closed
+                outputs.append(.event(.closed))
+            }
+        case .sourceDescription, .other:
+            break
+        }
+    }
+
+    /// RFC 3550 §6.4.1: round-trip time from LSR/DLSR, and the loss the viewer saw.
+    private func absorb(_ block: ReportBlock, now: MonotonicTime, media: MediaFanout) {
+        guard block.ssrc == media.videoSSRC || block.ssrc == media.audioSSRC else { return }
+        if block.ssrc == media.videoSSRC {
+            statistics.fractionLost = Double(block.fractionLost) / 256
+            statistics.cumulativeLost = block.cumulativeLost
+        }
+        guard block.lastSR != 0 else { return }
+        let nowCompact = UInt32(truncatingIfNeeded: ntpTime(at: now) >> 16)
+        let rttUnits = nowCompact &- block.lastSR &- block.delaySinceLastSR
+        // Units of 1/65536 s; a wrapped (negative) value means clocks disagree: ignore it.
+        guard rttUnits < 0x8000_0000 else { return }
+        statistics.roundTripTime = .nanoseconds(Int64(rttUnits) * 1_000_000_000 / 65_536)
+    }
+
+    /// RFC 4585 §6.2.1 NACK → resend from the shared history, as RTX when negotiated (RFC 4588 §4).
+    private func retransmit(_ sequenceNumbers: [UInt16], media: MediaFanout) {
+        guard state == .connected, let srtp, let remoteAddress, let video = configuration.negotiated.video,
+              video.nack else { return }
+        for sequence in sequenceNumbers {
+            statistics.nackedPackets += 1
+            guard var original = media.videoHistory.packet(sequenceNumber: sequence) else {
+                statistics.retransmissionsMissingFromHistory += 1
+                continue
+            }
+            original.setRTPPayloadType(video.payloadType)
+            let packet: [UInt8]
+            if let rtxPayloadType = video.rtxPayloadType {
+                guard let wrapped = RTXPacket.wrap(original: original, rtxPayloadType: rtxPayloadType,
+                                                   rtxSSRC: media.videoRTXSSRC, rtxSequenceNumber: rtxSequence)
+                else { continue }
+                rtxSequence &+= 1
+                packet = wrapped
+            } else {
+                packet = original
+            }
+            guard let protected = try? srtp.protectRTP(packet) else { continue }
+            statistics.retransmittedPackets += 1
+            statistics.bytesSent += protected.count
+            outputs.append(.transmit(protected, to: remoteAddress))
+        }
+    }
+
+    // MARK: - Timers
+
+    private func handleTimeout(now: MonotonicTime, media: MediaFanout) {
+        guard !state.isFinished else { return }
+        apply(ice.handleTimeout(now: now), now: now)
+        if !dtls.isConnected, let deadline = dtls.nextDeadline, deadline <= now {
+            dtls.handleTimeout(now: now)
+            drainDTLS(now: now)
+        }
+        if let due = nextSenderReport, due <= now, state == .connected {
+            sendSenderReports(now: now, media: media)
+            // RFC 3550 §6.2: randomize the interval (0.5 to 1.5 of the nominal value).
+            let nominal = configuration.senderReportInterval.nanosecondsClamped
+            let jittered = nominal / 2 + Int64(senderReportJitter.next() % UInt64(max(1, nominal)))
+            nextSenderReport = now + .nanoseconds(jittered)
+        }
+    }
+
+    /// RFC 3550 §6.4.1 SR per sending stream, compounded with SDES CNAME (§6.5.1, §6.1).
+    private func sendSenderReports(now: MonotonicTime, media: MediaFanout) {
+        guard let srtp, let remoteAddress else { return }
+        var reports: [RTCPPacket] = []
+        let ntp = ntpTime(at: now)
+        if configuration.negotiated.video != nil, videoPacketCount > 0 {
+            reports.append(.senderReport(SenderReport(
+                ssrc: media.videoSSRC, ntpTimestamp: ntp, rtpTimestamp: media.rtpTimestamp(.video, at: now),
+                packetCount: videoPacketCount, octetCount: videoOctetsSent, reportBlocks: [])))
+        }
+        if configuration.negotiated.audio != nil, audioPacketCount > 0 {
+            reports.append(.senderReport(SenderReport(
+                ssrc: media.audioSSRC, ntpTimestamp: ntp, rtpTimestamp: media.rtpTimestamp(.audio, at: now),
+                packetCount: audioPacketCount, octetCount: audioOctetsSent, reportBlocks: [])))
+        }
+        guard let first = reports.first, case let .senderReport(sr) = first else { return }
+        reports.append(.sourceDescription([SDESChunk(ssrc: sr.ssrc, cname: configuration.cname)]))
+        if let protected = try? srtp.protectRTCP(RTCPPacket.compound(reports)) {
+            outputs.append(.transmit(protected, to: remoteAddress))
+        }
+    }
+
+    /// NTP time (RFC 5905 64-bit: seconds since 1900 . fraction) of a monotonic instant.
+    private func ntpTime(at time: MonotonicTime) -> UInt64 {
+        let seconds = time.nanoseconds / 1_000_000_000
+        let fraction = (time.nanoseconds % 1_000_000_000) << 32 / 1_000_000_000
+        return configuration.ntpTimeAtMonotonicZero &+ (seconds << 32 | fraction)
+    }
+}

@@ -1,0 +1,379 @@
+import DTLS
+import ICE
+import RTCBase
+import RTP
+import SRTP
+import WebRTCSession
+
+/// What the receiving side learned from rtcam's answer, plus its own credentials.
+public struct ViewerConfiguration: Sendable {
+    public var localICE: ICECredentials
+    public var remoteICE: ICECredentials
+    public var remoteAddress: TransportAddress
+    public var certificate: DTLSCertificate
+    public var remoteFingerprintSHA256: [UInt8]
+    /// The viewer's DTLS role: `.client` when rtcam answered `setup:passive`.
+    public var dtlsRole: DTLSRole
+    public var videoPayloadType: UInt8?
+    public var videoRTXPayloadType: UInt8?
+    public var audioPayloadType: UInt8?
+    /// Ask for lost video packets with NACK (RFC 4585 §6.2.1).
+    public var sendsNACK: Bool
+    public var receiverReportInterval: Duration
+    public var nackInterval: Duration
+    /// How long a hole in the video sequence is waited for (NACK recovery) before it is skipped.
+    public var maximumReorderDelay: Duration
+
+    public init(localICE: ICECredentials, remoteICE: ICECredentials, remoteAddress: TransportAddress,
+                certificate: DTLSCertificate, remoteFingerprintSHA256: [UInt8], dtlsRole: DTLSRole,
+                videoPayloadType: UInt8?, videoRTXPayloadType: UInt8?, audioPayloadType: UInt8?,
+                sendsNACK: Bool = true, receiverReportInterval: Duration = .seconds(1),
+                nackInterval: Duration = .milliseconds(20), maximumReorderDelay: Duration = .milliseconds(600)) {
+        self.localICE = localICE
+        self.remoteICE = remoteICE
+        self.remoteAddress = remoteAddress
+        self.certificate = certificate
+        self.remoteFingerprintSHA256 = remoteFingerprintSHA256
+        self.dtlsRole = dtlsRole
+        self.videoPayloadType = videoPayloadType
+        self.videoRTXPayloadType = videoRTXPayloadType
+        self.audioPayloadType = audioPayloadType
+        self.sendsNACK = sendsNACK
+        self.receiverReportInterval = receiverReportInterval
+        self.nackInterval = nackInterval
+        self.maximumReorderDelay = maximumReorderDelay
+    }
+}
+
+public enum ViewerEvent: Equatable, Sendable {
+    case connected(SRTPProfile)
+    /// A whole H.264 access unit (Annex-B) and its RTP timestamp.
+    case videoAccessUnit([UInt8], rtpTimestamp: UInt32)
+    case audioFrame([UInt8], rtpTimestamp: UInt32)
+    case senderReport(ssrc: UInt32, ntpTimestamp: UInt64, rtpTimestamp: UInt32)
+    case failed(reason: String)
+    case closed
+}
+
+public enum ViewerOutput: Sendable {
+    case transmit([UInt8], to: TransportAddress)
+    case event(ViewerEvent)
+    case timeout(MonotonicTime?)
+}
+
+public struct ViewerStatistics: Equatable, Sendable {
+    public var videoPacketsReceived = 0
+    public var retransmissionsReceived = 0
+    public var audioPacketsReceived = 0
+    public var nackPacketsSent = 0
+    public var sequenceNumbersNACKed = 0
+    public var accessUnitsReceived = 0
+    public var accessUnitsDropped = 0
+    public var holesSkipped = 0
+    public var keyframeRequestsSent = 0
+    public var srtpFailures = 0
+}
+
+/// The receiving end of a WHEP session, built from the same pieces as rtcam (DESIGN.md "Two peers on
+/// a simulated network"): ICE controlling (full), DTLS in the role the answer gives, SRTP, RTP
+/// reassembly with NACK/RTX recovery, and RTCP receiver reports. Used by tests and the load generator.
+public final class ViewerSession {
+    public let configuration: ViewerConfiguration
+    public private(set) var statistics = ViewerStatistics()
+    public private(set) var isConnected = false
+    public private(set) var isFinished = false
+
+    private var ice: ICEControllingAgent
+    private let dtls: DTLSEndpoint
+    private var dtlsStarted = false
+    private var srtp: SRTPSession?
+    private var outputs: [ViewerOutput] = []
+    private let ssrc: UInt32
+    private var videoSSRC: UInt32?
+    private var videoStatistics: ReceiveStatistics?
+    private var reorder = ReorderBuffer()
+    private var depacketizer = H264Depacketizer()
+    private var nextNACK: MonotonicTime?
+    /// True until an IDR access unit arrives, and again after a hole was skipped: the decoder
+    /// cannot go on, so a PLI asks for a keyframe (RFC 4585 §6.3.1), at most every 300 ms.
+    private var needsKeyframe = true
+    private var lastKeyframeRequest: MonotonicTime?
+    private var nextReceiverReport: MonotonicTime?
+
+    public init(configuration: ViewerConfiguration, now: MonotonicTime,
+                random: inout some RandomNumberGenerator) throws(DTLSError) {
+        self.configuration = configuration
+        ice = ICEControllingAgent(local: configuration.localICE, remote: configuration.remoteICE,
+                                  remoteAddress: configuration.remoteAddress, tieBreaker: random.next(),
+                                  now: now, random: SeededRandom(seed: random.next()))
+        dtls = try DTLSEndpoint(role: configuration.dtlsRole, certificate: configuration.certificate,
+                                remoteFingerprintSHA256: configuration.remoteFingerprintSHA256,
+                                now: now, random: &random)
+        ssrc = UInt32.random(in: 1...UInt32.max, using: &random)
+    }
+
+    public func start(now: MonotonicTime) {
+        outputs += ice.start(now: now).compactMap(translate)
+    }
+
+    public func handle(_ datagram: [UInt8], from: TransportAddress, now: MonotonicTime) {
+        guard !isFinished else { return }
+        switch DatagramKind(classifying: datagram) {
+        case .stun:
+            let wasConnected = ice.isConnected
+            outputs += ice.receive(datagram, from: from, now: now).compactMap(translate)
+            if !wasConnected, ice.isConnected, configuration.dtlsRole == .client, !dtlsStarted {
+                dtlsStarted = true
+                dtls.start(now: now)
+            }
+            drainDTLS(now: now)
+        case .dtls:
+            dtls.receive(datagram, now: now)
+            drainDTLS(now: now)
+        case .rtp:
+            guard let srtp else { return }
+            do {
+                let plain = try srtp.unprotectRTP(datagram)
+                let packet = try RTPPacket(parsing: plain)
+                receiveRTP(packet, now: now)
+            } catch {
+                statistics.srtpFailures += 1
+            }
+        case .rtcp:
+            guard let srtp else { return }
+            guard let plain = try? srtp.unprotectRTCP(datagram),
+                  let packets = try? RTCPPacket.parseCompound(plain) else {
+                statistics.srtpFailures += 1
+                return
+            }
+            for packet in packets {
+                switch packet {
+                case let .senderReport(report):
+                    if report.ssrc == videoSSRC { videoStatistics?.senderReportReceived(ntp: report.ntpTimestamp, arrival: now) }
+                    outputs.append(.event(.senderReport(ssrc: report.ssrc, ntpTimestamp: report.ntpTimestamp,
+                                                        rtpTimestamp: report.rtpTimestamp)))
+                case .goodbye:
+                    isFinished = true
+                    outputs.append(.event(.closed))
+                default:
+                    break
+                }
+            }
+        case .unknown:
+            break
+        }
+    }
+
+    public func handleTimeout(now: MonotonicTime) {
+        guard !isFinished else { return }
+        outputs += ice.handleTimeout(now: now).compactMap(translate)
+        if !dtls.isConnected, let deadline = dtls.nextDeadline, deadline <= now {
+            dtls.handleTimeout(now: now)
+            drainDTLS(now: now)
+        }
+        if let due = nextNACK, due <= now {
+            sendNACKs(now: now)
+            nextNACK = now + configuration.nackInterval
+        }
+        flushVideo(now: now)
+        if let due = nextReceiverReport, due <= now {
+            sendReceiverReport(now: now)
+            nextReceiverReport = now + configuration.receiverReportInterval
+        }
+    }
+
+    /// Asks for a keyframe (RFC 4585 §6.3.1 PLI).
+    public func requestKeyframe() {
+        guard let srtp, let videoSSRC else { return }
+        let pli = RTCPPacket.pictureLossIndication(senderSSRC: ssrc, mediaSSRC: videoSSRC).serialized()
+        if let protected = try? srtp.protectRTCP(pli) {
+            statistics.keyframeRequestsSent += 1
+            outputs.append(.transmit(protected, to: configuration.remoteAddress))
+        }
+    }
+
+    public func pollOutput() -> ViewerOutput {
+        if !outputs.isEmpty { return outputs.removeFirst() }
+        return .timeout(nextDeadline)
+    }
+
+    public var nextDeadline: MonotonicTime? {
+        guard !isFinished else { return nil }
+        return earliest(ice.nextDeadline, dtls.isConnected ? nil : dtls.nextDeadline, nextNACK,
+                        nextReceiverReport, reorder.nextDeadline(maximumDelay: configuration.maximumReorderDelay))
+    }
+
+    // MARK: - Internals
+
+    private func translate(_ action: ICEAction) -> ViewerOutput? {
+        switch action {
+        case let .send(bytes, to): return .transmit(bytes, to: to)
+        case .consentLost:
+            isFinished = true
+            return .event(.failed(reason: "ICE consent lost"))
+        case .selected, .rejected: return nil
+        }
+    }
+
+    private func drainDTLS(now: MonotonicTime) {
+        while let datagram = dtls.pollTransmit() {
+            outputs.append(.transmit(datagram, to: configuration.remoteAddress))
+        }
+        while let event = dtls.pollEvent() {
+            switch event {
+            case let .connected(keys):
+                do {
+                    srtp = try SRTPSession(keys: keys, isClient: configuration.dtlsRole == .client)
+                    isConnected = true
+                    nextNACK = now + configuration.nackInterval
+                    nextReceiverReport = now + configuration.receiverReportInterval
+                    outputs.append(.event(.connected(keys.profile)))
+                } catch {
+                    isFinished = true
+                    outputs.append(.event(.failed(reason: "SRTP: \(error)")))
+                }
+            case let .failed(error):
+                isFinished = true
+                outputs.append(.event(.failed(reason: "DTLS: \(error)")))
+            case .closed:
+                isFinished = true
+                outputs.append(.event(.closed))
+            case .applicationData:
+                break
+            }
+        }
+    }
+
+    private func receiveRTP(_ received: RTPPacket, now: MonotonicTime) {
+        var packet = received
+        if let rtxPT = configuration.videoRTXPayloadType, packet.payloadType == rtxPT {
+            // RFC 4588 §4: restore the original packet from the RTX payload.
+            guard let videoPT = configuration.videoPayloadType, let videoSSRC,
+                  let original = RTXPacket.unwrap(packet, originalPayloadType: videoPT, originalSSRC: videoSSRC)
+            else { return }
+            statistics.retransmissionsReceived += 1
+            packet = original
+        }
+        if packet.payloadType == configuration.videoPayloadType {
+            if videoSSRC == nil {
+                videoSSRC = packet.ssrc
+                videoStatistics = ReceiveStatistics(ssrc: packet.ssrc, clockRate: 90_000)
+            }
+            guard packet.ssrc == videoSSRC else { return }
+            statistics.videoPacketsReceived += 1
+            videoStatistics?.packetReceived(sequenceNumber: packet.sequenceNumber, rtpTimestamp: packet.timestamp,
+                                            arrival: now)
+            reorder.insert(packet, arrival: now)
+            flushVideo(now: now)
+        } else if packet.payloadType == configuration.audioPayloadType {
+            statistics.audioPacketsReceived += 1
+            outputs.append(.event(.audioFrame(packet.payload, rtpTimestamp: packet.timestamp)))
+        }
+    }
+
+    private func flushVideo(now: MonotonicTime) {
+        let (packets, skipped) = reorder.popReady(now: now, maximumDelay: configuration.maximumReorderDelay)
+        if skipped > 0 {
+            statistics.holesSkipped += skipped
+            depacketizer = H264Depacketizer()  // the AU around the hole is lost
+            needsKeyframe = true
+        }
+        for packet in packets {
+            if let accessUnit = depacketizer.push(packet) {
+                statistics.accessUnitsReceived += 1
+                if Self.containsIDR(accessUnit) { needsKeyframe = false }
+                outputs.append(.event(.videoAccessUnit(accessUnit, rtpTimestamp: packet.timestamp)))
+            }
+        }
+        if needsKeyframe, videoSSRC != nil, lastKeyframeRequest.map({ now - $0 >= .milliseconds(300) }) ?? true {
+            lastKeyframeRequest = now
+            requestKeyframe()
+        }
+    }
+
+    /// Whether an Annex-B access unit holds an IDR slice (nal_unit_type 5, H.264 §7.4.1).
+    static func containsIDR(_ accessUnit: [UInt8]) -> Bool {
+        var zeros = 0
+        for (index, byte) in accessUnit.enumerated() {
+            if byte == 0 { zeros += 1; continue }
+            if byte == 1, zeros >= 2, index + 1 < accessUnit.count, accessUnit[index + 1] & 0x1F == 5 { return true }
+            zeros = 0
+        }
+        return false
+    }
+
+    private func sendNACKs(now: MonotonicTime) {
+        guard configuration.sendsNACK, let srtp, let videoSSRC, var stats = videoStatistics else { return }
+        let missing = stats.missingSequenceNumbers(now: now)
+        videoStatistics = stats
+        guard !missing.isEmpty else { return }
+        let nack = RTCPPacket.genericNACK(GenericNACK(senderSSRC: ssrc, mediaSSRC: videoSSRC,
+                                                      lostSequenceNumbers: missing)).serialized()
+        if let protected = try? srtp.protectRTCP(nack) {
+            statistics.nackPacketsSent += 1
+            statistics.sequenceNumbersNACKed += missing.count
+            outputs.append(.transmit(protected, to: configuration.remoteAddress))
+        }
+    }
+
+    private func sendReceiverReport(now: MonotonicTime) {
+        guard let srtp else { return }
+        var blocks: [ReportBlock] = []
+        if var stats = videoStatistics {
+            blocks.append(stats.reportBlock(now: now))
+            videoStatistics = stats
+        }
+        let report = RTCPPacket.receiverReport(ReceiverReport(ssrc: ssrc, reportBlocks: blocks))
+        if let protected = try? srtp.protectRTCP(RTCPPacket.compound([report])) {
+            outputs.append(.transmit(protected, to: configuration.remoteAddress))
+        }
+    }
+}
+
+/// Puts video packets back in sequence order (the network and NACK retransmissions reorder them);
+/// a hole is waited for up to `maximumDelay`, then skipped. The first packets are held for
+/// `startupDelay` so that the stream starts at the lowest sequence number of the first burst.
+struct ReorderBuffer {
+    var startupDelay: Duration = .milliseconds(50)
+    private var unwrapper = SequenceNumberUnwrapper()
+    private var pending: [Int64: (packet: RTPPacket, arrival: MonotonicTime)] = [:]
+    private var nextExpected: Int64?
+    private var firstArrival: MonotonicTime?
+
+    mutating func insert(_ packet: RTPPacket, arrival: MonotonicTime) {
+        let sequence = unwrapper.unwrap(packet.sequenceNumber)
+        if let nextExpected, sequence < nextExpected { return }  // late duplicate
+        if firstArrival == nil { firstArrival = arrival }
+        pending[sequence] = (packet, arrival)
+    }
+
+    func nextDeadline(maximumDelay: Duration) -> MonotonicTime? {
+        guard !pending.isEmpty else { return nil }
+        if nextExpected == nil, let firstArrival { return firstArrival + startupDelay }
+        return pending.values.map(\.arrival).min().map { $0 + maximumDelay }
+    }
+
+    mutating func popReady(now: MonotonicTime, maximumDelay: Duration) -> (packets: [RTPPacket], skipped: Int) {
+        if nextExpected == nil {
+            guard let firstArrival, now - firstArrival >= startupDelay, let lowest = pending.keys.min() else {
+                return ([], 0)
+            }
+            nextExpected = lowest
+        }
+        var ready: [RTPPacket] = []
+        var skipped = 0
+        while let expected = nextExpected, !pending.isEmpty {
+            if let entry = pending.removeValue(forKey: expected) {
+                ready.append(entry.packet)
+                nextExpected = expected + 1
+                continue
+            }
+            // A hole: skip it only when the oldest waiting packet has waited long enough.
+            guard let oldest = pending.values.map(\.arrival).min(), now - oldest >= maximumDelay,
+                  let lowest = pending.keys.min() else { break }
+            skipped += Int(lowest - expected)
+            nextExpected = lowest
+        }
+        return (ready, skipped)
+    }
+}

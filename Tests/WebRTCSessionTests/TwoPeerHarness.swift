@@ -1,0 +1,231 @@
+import DTLS
+import ICE
+import RTCBase
+import SDP
+import WebRTCSession
+import WebRTCViewer
+
+/// rtcam's PeerSession and a test ViewerSession (built from the same STUN, DTLS, SRTP and RTP pieces)
+/// joined by a SimulatedNetwork on a virtual clock, negotiated through real SDP as WHEP would.
+final class TwoPeerHarness {
+    static let cameraAddress = TransportAddress(ip: .v4(127, 0, 0, 1), port: 8189)
+    static let viewerAddress = TransportAddress(ip: .v4(127, 0, 0, 2), port: 50_000)
+
+    var now = MonotonicTime(seconds: 1000)
+    var network: SimulatedNetwork
+    var fanout: MediaFanout
+    let camera: PeerSession
+    let viewer: ViewerSession
+    let negotiated: NegotiatedSession
+    var viewerAddress = TwoPeerHarness.viewerAddress
+    /// When false the viewer stops answering timers and sending (a viewer that vanished).
+    var viewerAlive = true
+
+    private(set) var cameraEvents: [(MonotonicTime, PeerSessionEvent)] = []
+    private(set) var viewerEvents: [(MonotonicTime, ViewerEvent)] = []
+    private(set) var sentAccessUnits: [[UInt8]] = []
+    private(set) var receivedAccessUnits: [[UInt8]] = []
+    private(set) var receivedAudioFrames = 0
+    private var random: SeededRandom
+    private var nextVideoFrame: MonotonicTime?
+    private var nextAudioFrame: MonotonicTime?
+    private var frameIndex = 0
+    /// Like the daemon's hub: a connecting viewer or a PLI/FIR makes the next frame a keyframe.
+    private var keyframeRequested = false
+
+    /// - Parameter viewerClaimsFingerprint: the fingerprint the viewer's offer announces; a different
+    ///   certificate than the one it really uses makes rtcam's DTLS check fail.
+    init(seed: UInt64, lossRate: Double = 0, offerSetup: String = "actpass", lieAboutViewerFingerprint: Bool = false) throws {
+        random = SeededRandom(seed: seed)
+        network = SimulatedNetwork(seed: seed &+ 1)
+        network.lossRate = lossRate
+        fanout = MediaFanout(random: &random)
+
+        let cameraCertificate = try DTLSCertificate.generate(commonName: "rtcam", random: &random)
+        let viewerCertificate = try DTLSCertificate.generate(commonName: "viewer", random: &random)
+        let impostor = try DTLSCertificate.generate(commonName: "impostor", random: &random)
+        let claimed = lieAboutViewerFingerprint ? impostor : viewerCertificate
+
+        let viewerICE = ICECredentials(ufrag: random.iceString(length: 4), password: random.iceString(length: 24))
+        let cameraICE = ICECredentials(ufrag: random.iceString(length: 8), password: random.iceString(length: 24))
+        var offer = RecvOnlyOfferBuilder.offer(iceUfrag: viewerICE.ufrag, icePassword: viewerICE.password,
+                                               fingerprintSHA256: claimed.fingerprintSDP)
+        if offerSetup != "actpass" {
+            offer = try SessionDescription(parsing: offer.serialized().replacingSetup(with: offerSetup))
+        }
+        let local = LocalTransport(
+            iceUfrag: cameraICE.ufrag, icePassword: cameraICE.password,
+            fingerprintSHA256: cameraCertificate.fingerprintSDP,
+            candidates: [HostCandidate(address: Self.cameraAddress, foundation: "1", localPreference: 65_535)],
+            videoSSRC: fanout.videoSSRC, videoRTXSSRC: fanout.videoRTXSSRC, audioSSRC: fanout.audioSSRC,
+            cname: "rtcam", streamID: "rtcam")
+        let (answer, negotiated) = try WHEPAnswerer.answer(
+            offer: offer, capabilities: LocalCapabilities(h264ProfileLevelIDs: ["42e01f"], audio: true, video: true),
+            local: local)
+        self.negotiated = negotiated
+
+        camera = try PeerSession(
+            configuration: PeerSessionConfiguration(negotiated: negotiated, localICE: cameraICE,
+                                                    certificate: cameraCertificate,
+                                                    ntpTimeAtMonotonicZero: 0xE000_0000_0000_0000, cname: "rtcam"),
+            now: now, random: &random)
+
+        // The viewer reads what it needs from the answer text, as a browser would.
+        let parsedAnswer = try SessionDescription(parsing: answer.serialized())
+        let answerSetup = parsedAnswer.media.first?.setup ?? .passive
+        viewer = try ViewerSession(
+            configuration: ViewerConfiguration(
+                localICE: viewerICE, remoteICE: cameraICE, remoteAddress: Self.cameraAddress,
+                certificate: viewerCertificate, remoteFingerprintSHA256: cameraCertificate.fingerprintSHA256,
+                dtlsRole: answerSetup == .active ? .server : .client,
+                videoPayloadType: negotiated.video?.payloadType, videoRTXPayloadType: negotiated.video?.rtxPayloadType,
+                audioPayloadType: negotiated.audio?.payloadType),
+            now: now, random: &random)
+    }
+
+    /// Starts ICE from the viewer and media from the camera's side (30 fps video, 50 fps audio).
+    func start(media: Bool = true) {
+        viewer.start(now: now)
+        if media {
+            nextVideoFrame = now
+            nextAudioFrame = now
+        }
+        pump()
+    }
+
+    /// Advances the virtual clock to `end`, delivering datagrams and firing timers in time order.
+    func run(until end: MonotonicTime) {
+        while true {
+            let next = earliest(network.nextDelivery, camera.nextDeadline, viewerAlive ? viewer.nextDeadline : nil,
+                                nextVideoFrame, nextAudioFrame)
+            guard let next, next <= end else { break }
+            now = max(now, next)
+            for datagram in network.deliverDue(now: now) {
+                if datagram.to == Self.cameraAddress {
+                    camera.handle(.receive(datagram.bytes, from: datagram.from, now: now), media: fanout)
+                } else if datagram.to == viewerAddress, viewerAlive {
+                    viewer.handle(datagram.bytes, from: datagram.from, now: now)
+                }
+            }
+            if let deadline = camera.nextDeadline, deadline <= now {
+                camera.handle(.timeout(now: now), media: fanout)
+            }
+            if viewerAlive, let deadline = viewer.nextDeadline, deadline <= now {
+                viewer.handleTimeout(now: now)
+            }
+            if let due = nextVideoFrame, due <= now {
+                sendVideoFrame()
+                nextVideoFrame = due + .nanoseconds(33_333_333)
+            }
+            if let due = nextAudioFrame, due <= now {
+                let frame = random.bytes(Int(40 + random.next() % 80))
+                camera.send([fanout.packetizeAudio(opusFrame: frame, captureTime: now)], now: now)
+                nextAudioFrame = due + .milliseconds(20)
+            }
+            pump()
+        }
+        now = max(now, end)
+    }
+
+    func run(for duration: Duration) { run(until: now + duration) }
+
+    /// Runs until the predicate holds or the limit passes; returns whether it held.
+    @discardableResult
+    func run(upTo limit: Duration, until predicate: () -> Bool) -> Bool {
+        let end = now + limit
+        while !predicate() {
+            guard now < end else { return false }
+            run(until: min(end, now + .milliseconds(5)))
+        }
+        return true
+    }
+
+    func stopMedia() {
+        nextVideoFrame = nil
+        nextAudioFrame = nil
+    }
+
+    var cameraConnected: Bool { cameraEvents.contains { if case .connected = $0.1 { return true }; return false } }
+    var viewerConnected: Bool { viewer.isConnected }
+
+    private func sendVideoFrame() {
+        let isKeyframe = frameIndex % 60 == 0 || keyframeRequested
+        keyframeRequested = false
+        let accessUnit = SyntheticH264.accessUnit(index: frameIndex, keyframe: isKeyframe, random: &random)
+        frameIndex += 1
+        let packets = fanout.packetizeVideo(accessUnit: accessUnit, isKeyframe: isKeyframe, captureTime: now)
+        if camera.state == .connected {
+            if isKeyframe || camera.hasReceivedKeyframe { sentAccessUnits.append(accessUnit) }
+            camera.send(packets, now: now)
+        }
+    }
+
+    private func pump() {
+        while true {
+            switch camera.pollOutput() {
+            case let .transmit(bytes, to):
+                network.send(bytes, from: Self.cameraAddress, to: to, now: now)
+                continue
+            case let .event(event):
+                cameraEvents.append((now, event))
+                switch event {
+                case .connected, .keyframeRequested: keyframeRequested = true
+                default: break
+                }
+                continue
+            case .timeout:
+                break
+            }
+            break
+        }
+        while viewerAlive {
+            switch viewer.pollOutput() {
+            case let .transmit(bytes, to):
+                network.send(bytes, from: viewerAddress, to: to, now: now)
+                continue
+            case let .event(event):
+                viewerEvents.append((now, event))
+                switch event {
+                case let .videoAccessUnit(accessUnit, _): receivedAccessUnits.append(accessUnit)
+                case .audioFrame: receivedAudioFrames += 1
+                default: break
+                }
+                continue
+            case .timeout:
+                break
+            }
+            break
+        }
+    }
+}
+
+/// Access units shaped like an encoder's: Annex-B, SPS+PPS+IDR on keyframes, sizes from a few
+/// hundred bytes to tens of kilobytes so single NAL, STAP-A and FU-A packets all occur.
+enum SyntheticH264 {
+    static func accessUnit(index: Int, keyframe: Bool, random: inout SeededRandom) -> [UInt8] {
+        var au: [UInt8] = []
+        func nal(_ header: UInt8, _ size: Int) {
+            au += [0, 0, 0, 1, header]
+            for _ in 0..<size {
+                // Avoid start-code emulation: no byte pairs of zeros in the body.
+                au.append(UInt8(truncatingIfNeeded: random.next() % 255) + 1)
+            }
+        }
+        if keyframe {
+            nal(0x67, 12)  // SPS
+            nal(0x68, 4)   // PPS
+            nal(0x65, 20_000 + Int(random.next() % 20_000))  // IDR slice
+        } else {
+            nal(0x41, 200 + Int(random.next() % 4_000))      // non-IDR slice
+        }
+        return au
+    }
+}
+
+extension String {
+    func replacingSetup(with role: String) -> String {
+        split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.hasPrefix("a=setup:") ? "a=setup:\(role)\r" : String(line)
+        }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,160 @@
+import RTCBase
+import Testing
+import WebRTCSession
+import WebRTCViewer
+
+/// rtcam's session against a test viewer through an in-memory network on a virtual clock
+/// (DESIGN.md "Two peers on a simulated network"). Seconds of simulated time run in milliseconds.
+@Suite struct TwoPeerTests {
+    @Test func connectsQuicklyAndDeliversIdenticalAccessUnits() throws {
+        let harness = try TwoPeerHarness(seed: 1)
+        let start = harness.now
+        harness.start()
+        #expect(harness.run(upTo: .seconds(2)) { harness.cameraConnected && harness.viewerConnected })
+        // ICE (one round trip) + DTLS (HelloVerify, two flights) at 20-30 ms one-way delay.
+        #expect(harness.now - start < .milliseconds(500), "connected after \(harness.now - start)")
+        harness.run(for: .seconds(3))
+        harness.stopMedia()
+        harness.run(for: .seconds(1))
+
+        #expect(harness.sentAccessUnits.count >= 80)
+        #expect(accessUnitMismatch(sent: harness.sentAccessUnits, received: harness.receivedAccessUnits) == nil)
+        #expect(harness.receivedAudioFrames >= 140)
+        #expect(harness.network.largestDatagram <= 1200)
+        // Sender Reports reached the viewer, and its Receiver Reports gave rtcam a round-trip time.
+        #expect(harness.viewerEvents.contains { if case .senderReport = $0.1 { return true }; return false })
+        let rtt = try #require(harness.camera.statistics.roundTripTime)
+        #expect(rtt >= .milliseconds(35) && rtt <= .milliseconds(80), "RTT \(rtt)")
+    }
+
+    @Test func recoversEveryLostVideoPacketWithNACKAt5PercentLoss() throws {
+        let harness = try TwoPeerHarness(seed: 7)
+        harness.start()
+        // Loss starts once video flows: a receiver cannot ask for packets sent before its first one.
+        #expect(harness.run(upTo: .seconds(5)) { !harness.receivedAccessUnits.isEmpty })
+        let holesBeforeLoss = harness.viewer.statistics.holesSkipped
+        harness.network.lossRate = 0.05
+        harness.run(for: .seconds(6))
+        harness.stopMedia()
+        harness.network.lossRate = 0
+        harness.run(for: .seconds(2))
+
+        #expect(harness.network.dropped > 25, "the network dropped \(harness.network.dropped) datagrams")
+        #expect(harness.camera.statistics.retransmittedPackets > 0)
+        #expect(harness.viewer.statistics.retransmissionsReceived > 0)
+        #expect(harness.viewer.statistics.holesSkipped == holesBeforeLoss, "\(harness.viewer.statistics)")
+        // Loss began after the stream started; every access unit from there on arrived intact.
+        #expect(accessUnitMismatch(sent: harness.sentAccessUnits, received: harness.receivedAccessUnits, latestStart: 30) == nil)
+        #expect(harness.network.largestDatagram <= 1200)
+    }
+
+    @Test func retransmitsLostDTLSFlights() throws {
+        let harness = try TwoPeerHarness(seed: 11)
+        // Drop the first two DTLS datagrams the camera sends (its first flight, twice).
+        var droppedDTLS = 0
+        harness.network.dropRule = { datagram in
+            guard datagram.from == TwoPeerHarness.cameraAddress, let first = datagram.bytes.first,
+                  (20...63).contains(first), droppedDTLS < 2 else { return false }
+            droppedDTLS += 1
+            return true
+        }
+        let start = harness.now
+        harness.start(media: false)
+        #expect(harness.run(upTo: .seconds(20)) { harness.cameraConnected && harness.viewerConnected })
+        #expect(droppedDTLS == 2)
+        // The handshake waited for at least one retransmission timeout.
+        #expect(harness.now - start > .milliseconds(400))
+    }
+
+    @Test func dropsConsentAfterThirtySecondsWithoutChecks() throws {
+        let harness = try TwoPeerHarness(seed: 3)
+        harness.start(media: false)
+        #expect(harness.run(upTo: .seconds(2)) { harness.cameraConnected })
+        harness.viewerAlive = false
+        let silentSince = harness.now
+        harness.run(for: .seconds(29))
+        #expect(!harness.cameraEvents.contains { if case .disconnected = $0.1 { return true }; return false })
+        harness.run(for: .seconds(3))
+        let lost = harness.cameraEvents.first { if case .disconnected = $0.1 { return true }; return false }
+        let at = try #require(lost?.0)
+        // The last check the viewer sent came shortly before it went silent.
+        #expect(at - silentSince >= .seconds(25) && at - silentSince <= .seconds(31), "consent lost after \(at - silentSince)")
+        #expect(harness.camera.state == .disconnected)
+    }
+
+    @Test func keepsConsentWhileTheViewerChecksForMinutes() throws {
+        let harness = try TwoPeerHarness(seed: 5)
+        harness.start(media: false)
+        #expect(harness.run(upTo: .seconds(2)) { harness.cameraConnected })
+        harness.run(for: .seconds(120))
+        #expect(harness.camera.state == .connected)
+    }
+
+    @Test func failsWhenTheViewerCertificateDoesNotMatchItsFingerprint() throws {
+        let harness = try TwoPeerHarness(seed: 9, lieAboutViewerFingerprint: true)
+        harness.start(media: false)
+        harness.run(for: .seconds(5))
+        #expect(harness.cameraEvents.contains { if case .failed = $0.1 { return true }; return false })
+        #expect(harness.camera.state == .failed)
+        #expect(!harness.cameraConnected)
+    }
+
+    @Test func actsAsDTLSClientWhenTheOfferIsPassive() throws {
+        let harness = try TwoPeerHarness(seed: 13, offerSetup: "passive")
+        harness.start()
+        #expect(harness.run(upTo: .seconds(3)) { harness.cameraConnected && harness.viewerConnected })
+        harness.run(for: .seconds(2))
+        harness.stopMedia()
+        harness.run(for: .seconds(1))
+        #expect(!harness.receivedAccessUnits.isEmpty)
+        #expect(accessUnitMismatch(sent: harness.sentAccessUnits, received: harness.receivedAccessUnits, latestStart: 30) == nil)
+    }
+
+    @Test func followsTheViewerToANewAddress() throws {
+        let harness = try TwoPeerHarness(seed: 17)
+        harness.start()
+        #expect(harness.run(upTo: .seconds(2)) { harness.cameraConnected })
+        harness.run(for: .seconds(1))
+        let moved = TransportAddress(ip: .v4(127, 0, 0, 3), port: 40_000)
+        harness.viewerAddress = moved
+        // The viewer's next consent check comes from the new address and nominates it.
+        harness.run(for: .seconds(8))
+        #expect(harness.camera.remoteAddress == moved)
+        #expect(harness.cameraEvents.contains { $0.1 == .iceSelected(moved) })
+        let before = harness.receivedAccessUnits.count
+        harness.run(for: .seconds(1))
+        #expect(harness.receivedAccessUnits.count > before + 20)
+    }
+
+    @Test func turnsPictureLossIndicationIntoAKeyframeRequest() throws {
+        let harness = try TwoPeerHarness(seed: 19)
+        harness.start()
+        #expect(harness.run(upTo: .seconds(2)) { harness.cameraConnected && harness.viewerConnected })
+        harness.run(for: .milliseconds(500))
+        let before = harness.camera.statistics.keyframeRequests
+        let eventsBefore = harness.cameraEvents.count
+        harness.viewer.requestKeyframe()
+        harness.run(for: .milliseconds(200))
+        #expect(harness.cameraEvents.dropFirst(eventsBefore).contains { $0.1 == .keyframeRequested })
+        #expect(harness.camera.statistics.keyframeRequests == before + 1)
+    }
+}
+
+/// Checks that the received access units are a gap-free run of the sent ones that reaches the end,
+/// identical byte for byte; returns what is wrong in words, or nil. (Comparing the arrays with `==`
+/// inside #expect would print megabytes on failure.) `start` is where in `sent` the run begins.
+func accessUnitMismatch(sent: [[UInt8]], received: [[UInt8]], latestStart: Int = 0) -> String? {
+    guard let first = received.first else { return "nothing received (\(sent.count) sent)" }
+    guard let start = sent.firstIndex(of: first) else { return "the first received access unit was never sent" }
+    if start > latestStart { return "reception started at access unit \(start), later than \(latestStart)" }
+    for (offset, accessUnit) in received.enumerated() {
+        guard start + offset < sent.count else { return "received more access units than were sent" }
+        if sent[start + offset] != accessUnit {
+            return "access unit \(start + offset) differs: sent \(sent[start + offset].count) bytes, received \(accessUnit.count)"
+        }
+    }
+    if start + received.count != sent.count {
+        return "received access units \(start)..<\(start + received.count) of \(sent.count) sent"
+    }
+    return nil
+}
