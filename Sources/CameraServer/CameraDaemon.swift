@@ -1,6 +1,7 @@
 import DTLS
 import Dispatch
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -18,10 +19,35 @@ public struct DaemonConfiguration: Sendable {
     public var stateDirectory = "/var/lib/rtcam"
     /// Addresses put in the SDP answer as host candidates; empty: every usable interface address.
     public var candidateAddresses: [String] = []
-    public var maximumViewers = 10
-    public var media = MediaConfiguration()
+    /// Explicit command-line settings: they win over the saved ones for this run.
+    public var overrides = SettingsOverrides()
 
     public init() {}
+}
+
+/// Settings given on the command line. Unset ones come from config.json, else the defaults.
+public struct SettingsOverrides: Sendable {
+    public var video: VideoSourceSetting?
+    public var audio: AudioSourceSetting?
+    public var width: Int?
+    public var height: Int?
+    public var framesPerSecond: Int?
+    public var bitrateKbps: Int?
+    public var maximumViewers: Int?
+
+    public init() {}
+
+    public func applied(to settings: CameraSettings) -> CameraSettings {
+        var result = settings
+        if let video { result.media.video = video }
+        if let audio { result.media.audio = audio }
+        if let width { result.media.width = width }
+        if let height { result.media.height = height }
+        if let framesPerSecond { result.media.framesPerSecond = framesPerSecond }
+        if let bitrateKbps { result.media.bitrateKbps = bitrateKbps }
+        if let maximumViewers { result.maximumViewers = maximumViewers }
+        return result
+    }
 }
 
 public enum DaemonError: Error, CustomStringConvertible {
@@ -54,15 +80,44 @@ public final class CameraDaemon: @unchecked Sendable {
     /// Serves until SIGTERM or SIGINT, then closes every session cleanly.
     public func run() throws {
         let loop = group.next()
+        try StateFiles.ensureDirectory(configuration.stateDirectory)
         let certificate = try loadOrCreateCertificate()
         let candidates = try candidateAddresses()
-        let media = try MediaPipeline(configuration: configuration.media, logger: logger)
-        let settings = HubSettings(
-            maximumViewers: configuration.maximumViewers, candidateAddresses: candidates,
-            mediaPort: UInt16(configuration.mediaPort), h264ProfileLevelID: media.h264ProfileLevelID,
-            hasVideo: true, hasAudio: media.hasAudio)
-        let hub = StreamHub(loop: loop, settings: settings, certificate: certificate, logger: logger)
+        let store = ConfigStore(directory: configuration.stateDirectory, defaults: CameraSettings())
+        if let problem = store.loadProblem { logger.warning("\(problem)") }
+        let settings = configuration.overrides.applied(to: store.settings)
+        let access = AccessControl(stateDirectory: configuration.stateDirectory)
+        if let problem = access.loadProblem { logger.error("\(problem)") }
+        if !access.hasPassword { logger.notice("no settings password yet: choose one at /settings") }
+
+        let hubBox = NIOLockedValueBox<StreamHub?>(nil)
+        let media = try MediaController(
+            configuration: settings.media, logger: logger,
+            video: { frame in
+                loop.execute {
+                    hubBox.withLockedValue { $0 }?.deliverVideo(accessUnit: frame.accessUnit, isKeyframe: frame.isKeyframe,
+                                                                captureTime: frame.captureTime)
+                }
+            },
+            audio: { frame in
+                loop.execute { hubBox.withLockedValue { $0 }?.deliverAudio(opusFrame: frame.packet, captureTime: frame.captureTime) }
+            })
+        let hub = StreamHub(loop: loop, settings: hubSettings(settings, candidates: candidates, media: media.current),
+                            certificate: certificate, logger: logger)
+        hubBox.withLockedValue { $0 = hub }
         hub.requestKeyframeFromEncoder = { media.requestKeyframe() }
+
+        let settingsController = SettingsController(store: store, effective: settings) { [self] old, new in
+            do {
+                if old.media != new.media { try media.apply(new.media) }
+            } catch {
+                return "\(error)"
+            }
+            hub.update(settings: hubSettings(new, candidates: candidates, media: media.current))
+            hub.requestKeyframe()
+            logger.info("settings changed: \(new.json())")
+            return nil
+        }
 
         let udp = try DatagramBootstrap(group: group)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -76,7 +131,12 @@ public final class CameraDaemon: @unchecked Sendable {
             .bind(host: "0.0.0.0", port: configuration.mediaPort).wait()
         try loop.submit { hub.attach(udpChannel: udp) }.wait()
 
-        let router = CameraRouter(hub: hub, status: { [self] in statusJSON(hub: hub, media: media) })
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
+        let router = CameraRouter(
+            hub: hub, access: access, settings: settingsController, threadPool: threadPool,
+            status: { [self] in statusJSON(hub: hub, media: media.current) },
+            devices: { DeviceListing.json() })
         let http = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -88,12 +148,9 @@ public final class CameraDaemon: @unchecked Sendable {
             }
             .bind(host: configuration.httpAddress, port: configuration.httpPort).wait()
 
-        media.start(
-            video: { frame in loop.execute { hub.deliverVideo(accessUnit: frame.accessUnit, isKeyframe: frame.isKeyframe, captureTime: frame.captureTime) } },
-            audio: { frame in loop.execute { hub.deliverAudio(opusFrame: frame.packet, captureTime: frame.captureTime) } })
-
+        media.start()
         let candidateList = candidates.map { "\($0)" }.joined(separator: ", ")
-        logger.info("rtcam serving http://\(configuration.httpAddress):\(configuration.httpPort)/ — media on UDP \(configuration.mediaPort), candidates \(candidateList), \(media.summary)")
+        logger.info("rtcam serving http://\(configuration.httpAddress):\(configuration.httpPort)/ — media on UDP \(configuration.mediaPort), candidates \(candidateList), \(media.current.summary)")
 
         waitForTerminationSignal()
         logger.info("stopping: closing every session")
@@ -101,8 +158,15 @@ public final class CameraDaemon: @unchecked Sendable {
         try? loop.submit { hub.closeAll() }.wait()
         try? http.close().wait()
         try? udp.close().wait()
+        try? threadPool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
         logger.info("stopped")
+    }
+
+    private func hubSettings(_ settings: CameraSettings, candidates: [TransportAddress.IP], media: MediaPipeline) -> HubSettings {
+        HubSettings(maximumViewers: settings.maximumViewers, candidateAddresses: candidates,
+                    mediaPort: UInt16(configuration.mediaPort), h264ProfileLevelID: media.h264ProfileLevelID,
+                    hasVideo: true, hasAudio: media.hasAudio)
     }
 
     private func waitForTerminationSignal() {
@@ -142,7 +206,6 @@ public final class CameraDaemon: @unchecked Sendable {
     /// fingerprint across restarts.
     private func loadOrCreateCertificate() throws -> DTLSCertificate {
         let path = configuration.stateDirectory + "/dtls-certificate.pem"
-        try StateFiles.ensureDirectory(configuration.stateDirectory)
         if let pem = StateFiles.read(path) {
             do {
                 return try DTLSCertificate(pem: pem)

@@ -1,11 +1,18 @@
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import RTCBase
 
 /// The camera's HTTP surface: WHEP (draft-ietf-wish-whep, with WHIP's rules from RFC 9725), the viewer
-/// page, and the JSON API. Runs on the hub's event loop.
+/// and settings pages, and the JSON API. Runs on the hub's event loop; password hashing runs on a
+/// thread pool.
 final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the hub's event loop
     private let hub: StreamHub
+    private let access: AccessControl
+    private let settings: SettingsController
+    private let threadPool: NIOThreadPool
     private let status: () -> String
+    private let devices: () -> String
 
     /// CORS for third-party WHEP players on other origins (RFC 9725 §4.8 leans on it).
     static let corsHeaders: [(String, String)] = [
@@ -13,28 +20,61 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         ("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch"),
     ]
 
-    init(hub: StreamHub, status: @escaping () -> String) {
+    init(hub: StreamHub, access: AccessControl, settings: SettingsController, threadPool: NIOThreadPool,
+         status: @escaping () -> String, devices: @escaping () -> String) {
         self.hub = hub
+        self.access = access
+        self.settings = settings
+        self.threadPool = threadPool
         self.status = status
+        self.devices = devices
     }
 
-    func respond(to request: HTTPRequest, remote: SocketAddress?) -> HTTPResponse {
-        var response = route(request)
-        if request.path == "/whep" || request.path.hasPrefix("/whep/") {
-            response.headers += Self.corsHeaders
+    func respond(to request: HTTPRequest, remote: SocketAddress?) -> EventLoopFuture<HTTPResponse> {
+        let loop = hub.loop
+        if let slow = slowRoute(request, remote: remote) {
+            return slow.map { response in Self.withCORS(response, for: request) }
         }
+        return loop.makeSucceededFuture(Self.withCORS(route(request), for: request))
+    }
+
+    private static func withCORS(_ response: HTTPResponse, for request: HTTPRequest) -> HTTPResponse {
+        guard request.path == "/whep" || request.path.hasPrefix("/whep/") else { return response }
+        var response = response
+        response.headers += corsHeaders
         return response
     }
+
+    private func isAuthenticated(_ request: HTTPRequest) -> Bool {
+        access.isAuthenticated(cookieHeader: request.headers.first(name: "cookie"), now: MonotonicClock.now())
+    }
+
+    private static let loginRequired = HTTPResponse.json(
+        .unauthorized, #"{"error":"log in on the settings page first"}"#)
 
     private func route(_ request: HTTPRequest) -> HTTPResponse {
         let path = request.path
         switch (request.method, path) {
         case (.GET, "/"), (.HEAD, "/"), (.GET, "/index.html"):
             return .html(ViewerPage.html)
+        case (.GET, "/settings"), (.HEAD, "/settings"):
+            return .html(SettingsPage.html)
         case (.GET, "/healthz"):
             return .text(.ok, "ok")
+        case (.GET, "/api/session"):
+            return .json(.ok, sessionJSON(authenticated: isAuthenticated(request)))
+        case (.POST, "/api/logout"):
+            access.logout(cookieHeader: request.headers.first(name: "cookie"))
+            return .json(.ok, #"{"loggedOut":true}"#, headers: [("Set-Cookie", AccessControl.expiredCookie)])
         case (.GET, "/api/status"):
-            return .json(.ok, status())
+            return isAuthenticated(request) ? .json(.ok, status()) : Self.loginRequired
+        case (.GET, "/api/devices"):
+            return isAuthenticated(request) ? .json(.ok, devices()) : Self.loginRequired
+        case (.GET, "/api/config"):
+            return isAuthenticated(request) ? .json(.ok, settings.configJSON()) : Self.loginRequired
+        case (.PUT, "/api/config"):
+            guard isAuthenticated(request) else { return Self.loginRequired }
+            return updateConfig(request)
         case (.OPTIONS, "/whep"):
             return preflight(allowing: "POST, OPTIONS", extra: [("Accept-Post", "application/sdp")])
         case (.POST, "/whep"):
@@ -61,8 +101,120 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
                              headers: [("Allow", "PATCH, DELETE, OPTIONS")])
             }
         }
+        if path.hasPrefix("/api/") {
+            return .json(.notFound, #"{"error":"no such API endpoint"}"#)
+        }
         return .text(.notFound, "nothing at \(path)")
     }
+
+    // MARK: - Password and login (PBKDF2 on the thread pool)
+
+    private func slowRoute(_ request: HTTPRequest, remote: SocketAddress?) -> EventLoopFuture<HTTPResponse>? {
+        guard request.method == .POST, request.path == "/api/login" || request.path == "/api/password" else { return nil }
+        let loop = hub.loop
+        guard request.contentType == "application/json" else {
+            return loop.makeSucceededFuture(.json(.unsupportedMediaType, #"{"error":"send application/json"}"#))
+        }
+        let body: JSONValue
+        do {
+            body = try JSONValue(parsing: String(decoding: request.body, as: UTF8.self))
+        } catch {
+            return loop.makeSucceededFuture(.json(.badRequest, errorJSON("\(error)")))
+        }
+        let address = remote?.ipAddress ?? "unknown"
+        let access = access
+        let authenticated = isAuthenticated(request)
+        let isLogin = request.path == "/api/login"
+        return threadPool.runIfActive(eventLoop: loop) { () -> HTTPResponse in
+            let now = MonotonicClock.now()
+            do {
+                let token: String
+                if isLogin {
+                    guard let password = body["password"]?.stringValue else {
+                        return .json(.badRequest, #"{"error":"send {\"password\": \"...\"}"}"#)
+                    }
+                    token = try access.login(password: password, address: address, now: now)
+                } else if !access.hasPassword {
+                    guard let password = body["password"]?.stringValue else {
+                        return .json(.badRequest, #"{"error":"send {\"password\": \"...\"}"}"#)
+                    }
+                    token = try access.setInitialPassword(password, now: now)
+                } else {
+                    guard authenticated else { return Self.loginRequired }
+                    guard let current = body["currentPassword"]?.stringValue, let new = body["newPassword"]?.stringValue else {
+                        return .json(.badRequest, #"{"error":"send {\"currentPassword\": \"...\", \"newPassword\": \"...\"}"}"#)
+                    }
+                    token = try access.changePassword(current: current, new: new, address: address, now: now)
+                }
+                return .json(.ok, #"{"authenticated":true}"#, headers: [("Set-Cookie", AccessControl.cookie(for: token))])
+            } catch let failure as AccessControl.Failure {
+                switch failure {
+                case .passwordAlreadySet:
+                    return .json(.conflict, errorJSON("a password is already set: log in, then change it"))
+                case .noPasswordSet:
+                    return .json(.conflict, errorJSON("no password yet: choose one first"))
+                case let .weakPassword(reason):
+                    return .json(.badRequest, errorJSON("password too weak: \(reason)"))
+                case .wrongPassword:
+                    return .json(.unauthorized, errorJSON("wrong password"))
+                case let .tooManyAttempts(seconds):
+                    return .json(.tooManyRequests, errorJSON("too many failed attempts; try again in \(seconds) s"),
+                                 headers: [("Retry-After", String(seconds))])
+                }
+            } catch {
+                return .json(.internalServerError, errorJSON("could not save the password: \(error)"))
+            }
+        }
+    }
+
+    private func sessionJSON(authenticated: Bool) -> String {
+        var json = JSONWriter()
+        json.beginObject()
+        json.field("passwordSet", access.hasPassword)
+        json.field("authenticated", authenticated)
+        json.field("viewingRequiresPassword", settings.current.viewingRequiresPassword)
+        json.field("passwordProblem", access.loadProblem)
+        json.endObject()
+        return json.text
+    }
+
+    // MARK: - Configuration
+
+    /// PUT /api/config: validated, applied live (viewers stay connected), saved atomically.
+    private func updateConfig(_ request: HTTPRequest) -> HTTPResponse {
+        guard request.contentType == "application/json" else {
+            return .json(.unsupportedMediaType, errorJSON("send the settings as application/json"))
+        }
+        let body: JSONValue
+        do {
+            body = try JSONValue(parsing: String(decoding: request.body, as: UTF8.self))
+        } catch {
+            return .json(.badRequest, errorJSON("\(error)"))
+        }
+        switch settings.update(with: body) {
+        case let .success(json):
+            return .json(.ok, json)
+        case let .invalid(errors):
+            var json = JSONWriter()
+            json.beginObject()
+            json.field("error", "invalid settings: nothing was changed")
+            json.key("errors")
+            json.beginArray()
+            for (field, message) in errors {
+                json.beginObject()
+                json.field("field", field)
+                json.field("message", message)
+                json.endObject()
+            }
+            json.endArray()
+            json.endObject()
+            return .json(.badRequest, json.text)
+        case let .saveFailed(reason):
+            return .json(.internalServerError, errorJSON(reason))
+        }
+    }
+
+    // MARK: - WHEP
 
     private func preflight(allowing methods: String, extra: [(String, String)]) -> HTTPResponse {
         HTTPResponse(status: .noContent, headers: [
@@ -74,6 +226,9 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
 
     /// POST /whep (RFC 9725 §4.2): 201 with the answer and the session's Location.
     private func createSession(_ request: HTTPRequest) -> HTTPResponse {
+        if settings.current.viewingRequiresPassword, !isAuthenticated(request) {
+            return .text(.unauthorized, "viewing this camera needs the password: log in at /settings")
+        }
         guard request.contentType == "application/sdp" else {
             return .text(.unsupportedMediaType,
                          "a WHEP offer must be sent as Content-Type: application/sdp (got \(request.contentType ?? "none"))")
@@ -113,4 +268,12 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         }
         return HTTPResponse(status: .noContent)
     }
+}
+
+func errorJSON(_ message: String) -> String {
+    var json = JSONWriter()
+    json.beginObject()
+    json.field("error", message)
+    json.endObject()
+    return json.text
 }

@@ -35,9 +35,10 @@ struct HTTPResponse {
     }
 }
 
-/// Routes a complete request to a response; runs on the hub's event loop.
+/// Routes a complete request to a response; runs on the hub's event loop. Slow work (password
+/// hashing) completes the future later from a thread pool.
 protocol HTTPRouting: AnyObject {
-    func respond(to request: HTTPRequest, remote: SocketAddress?) -> HTTPResponse
+    func respond(to request: HTTPRequest, remote: SocketAddress?) -> EventLoopFuture<HTTPResponse>
 }
 
 /// HTTP/1.1 with NIOHTTP1: gathers the body (up to `maximumBodySize`, else 413) and writes the
@@ -76,15 +77,20 @@ final class HTTPHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
-            let response: HTTPResponse
             if bodyTooLarge {
-                response = .text(.payloadTooLarge, "request body larger than \(Self.maximumBodySize) bytes")
-            } else {
-                let (path, query) = Self.split(uri: head.uri)
-                let request = HTTPRequest(method: head.method, path: path, query: query, headers: head.headers, body: body)
-                response = router.respond(to: request, remote: context.remoteAddress)
+                write(.text(.payloadTooLarge, "request body larger than \(Self.maximumBodySize) bytes"), for: head,
+                      close: true, context: context)
+                return
             }
-            write(response, for: head, close: bodyTooLarge, context: context)
+            let (path, query) = Self.split(uri: head.uri)
+            let request = HTTPRequest(method: head.method, path: path, query: query, headers: head.headers, body: body)
+            let future = router.respond(to: request, remote: context.remoteAddress)
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            future.whenComplete { result in
+                let (handler, context) = loopBound.value
+                let response = (try? result.get()) ?? .text(.internalServerError, "internal error")
+                handler.write(response, for: head, close: false, context: context)
+            }
         }
     }
 

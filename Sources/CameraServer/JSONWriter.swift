@@ -14,6 +14,9 @@ struct JSONWriter {
         needsComma[needsComma.count - 1] = false
     }
 
+    /// Inserts already-serialized JSON as a value.
+    mutating func raw(_ json: String) { separator(); text += json }
+
     mutating func value(_ string: String?) { separator(); text += string.map(JSONWriter.quoted) ?? "null" }
     mutating func value(_ number: Int) { separator(); text += String(number) }
     mutating func value(_ number: Double?) {

@@ -56,6 +56,13 @@ public enum AudioSourceSetting: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// Which H.264 encoder to use (`auto`: the board's V4L2 M2M encoder when there is one, else x264).
+public enum EncoderPreference: String, Equatable, Sendable, CaseIterable {
+    case automatic = "auto"
+    case hardware
+    case x264
+}
+
 public struct MediaConfiguration: Equatable, Sendable {
     public var video: VideoSourceSetting = .automatic
     public var audio: AudioSourceSetting = .automatic
@@ -65,6 +72,7 @@ public struct MediaConfiguration: Equatable, Sendable {
     public var bitrateKbps = 2000
     /// Seconds between regular keyframes (viewers joining or losing packets ask for more).
     public var keyframeIntervalSeconds = 2
+    public var encoder = EncoderPreference.automatic
 
     public init() {}
 }

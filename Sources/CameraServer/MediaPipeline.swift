@@ -1,5 +1,6 @@
 import Logging
 import MediaSources
+import NIOConcurrencyHelpers
 import Opus
 import RTCBase
 import Synchronization
@@ -21,7 +22,8 @@ struct MediaStatus: Sendable {
 /// Capture and encoding, once for every viewer: a video thread (source → H.264) and an audio thread
 /// (source → Opus), each paced on CLOCK_MONOTONIC, handing finished frames to the event loop.
 final class MediaPipeline: @unchecked Sendable {
-    let configuration: MediaConfiguration
+    private let configurationBox: NIOLockedValueBox<MediaConfiguration>
+    var configuration: MediaConfiguration { configurationBox.withLockedValue { $0 } }
     /// The H.264 profile-level-id the encoder produces: Constrained Baseline (every browser decodes it,
     /// DESIGN.md) at the level the picture size and rate need (H.264 Annex A, Table A-1).
     let h264ProfileLevelID: String
@@ -30,6 +32,8 @@ final class MediaPipeline: @unchecked Sendable {
     private let videoDescription: String
     private let audioDescription: String
     private let keyframeRequested = Atomic<Bool>(false)
+    /// A new bitrate for the running encoder (0: none pending); x264 reconfigures without a restart.
+    private let pendingBitrateKbps = Atomic<Int>(0)
     private let running = Atomic<Bool>(true)
     private let counters = Mutex(Counters())
 
@@ -44,7 +48,7 @@ final class MediaPipeline: @unchecked Sendable {
     }
 
     init(configuration: MediaConfiguration, logger: Logger) throws {
-        self.configuration = configuration
+        configurationBox = NIOLockedValueBox(configuration)
         self.logger = logger
         h264ProfileLevelID = "42e0" + Self.levelHex(width: configuration.width, height: configuration.height,
                                                     framesPerSecond: configuration.framesPerSecond)
@@ -87,11 +91,19 @@ final class MediaPipeline: @unchecked Sendable {
 
     func requestKeyframe() { keyframeRequested.store(true, ordering: .relaxed) }
 
+    func setBitrate(kbps: Int) { pendingBitrateKbps.store(kbps, ordering: .relaxed) }
+
+    /// Records settings the running pipeline took on without a restart (the bitrate).
+    func updateConfiguration(_ configuration: MediaConfiguration) {
+        configurationBox.withLockedValue { $0 = configuration }
+    }
+
     func stop() { running.store(false, ordering: .relaxed) }
 
     func status() -> MediaStatus {
         counters.withLock { counters in
-            MediaStatus(source: videoDescription, audio: audioDescription, encoder: "x264",
+            let configuration = configuration
+            return MediaStatus(source: videoDescription, audio: audioDescription, encoder: "x264",
                         width: configuration.width, height: configuration.height,
                         framesPerSecond: counters.framesPerSecond, bitrateKbps: counters.bitrateKbps,
                         framesEncoded: counters.framesEncoded, keyframesForced: counters.keyframesForced)
@@ -126,6 +138,15 @@ final class MediaPipeline: @unchecked Sendable {
             let frame = source.frame(at: now, index: index)
             index += 1
             let force = keyframeRequested.exchange(false, ordering: .relaxed)
+            let newBitrate = pendingBitrateKbps.exchange(0, ordering: .relaxed)
+            if newBitrate > 0 {
+                do {
+                    try encoder.setBitrate(kbps: newBitrate)
+                    logger.info("video bitrate now \(newBitrate) kb/s")
+                } catch {
+                    logger.error("could not change the bitrate to \(newBitrate) kb/s: \(error)")
+                }
+            }
             do {
                 guard let encoded = try encoder.encode(frame, forceKeyframe: force) else { continue }
                 record(encoded, forced: force, at: now)

@@ -68,7 +68,7 @@ enum StateFiles {
             throw Failure(operation: "fsync", path: temporary, code: code)
         }
         close(fd)
-        guard rename(temporary, path) == 0 else {
+        guard Glibc.rename(temporary, path) == 0 else {
             let code = errno
             unlink(temporary)
             throw Failure(operation: "rename", path: path, code: code)
@@ -79,5 +79,16 @@ enum StateFiles {
             fsync(directoryFD)
             close(directoryFD)
         }
+    }
+}
+
+extension StateFiles {
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0
+    }
+
+    static func rename(_ from: String, to: String) throws {
+        guard Glibc.rename(from, to) == 0 else { throw Failure(operation: "rename", path: from, code: errno) }
     }
 }

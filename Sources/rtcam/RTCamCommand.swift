@@ -27,23 +27,24 @@ struct Serve: ParsableCommand {
     @Option(help: "Where the configuration, password and DTLS certificate are kept (systemd: $STATE_DIRECTORY).")
     var stateDir: String?
 
-    @Option(help: "Video source: auto, v4l2:/dev/videoN, test-pattern, file:PATH (Annex-B H.264).")
-    var source = "auto"
+    // Settings: given here they win over the ones saved on the settings page, for this run.
+    @Option(help: "Video source: auto, v4l2:/dev/videoN, test-pattern, file:PATH (Annex-B H.264). Default: saved setting, else auto.")
+    var source: String?
 
-    @Option(help: "Audio source: auto, alsa:NAME, test-tone, none.")
-    var audio = "auto"
+    @Option(help: "Audio source: auto, alsa:NAME, test-tone, none. Default: saved setting, else auto.")
+    var audio: String?
 
-    @Option(help: "Picture size, WIDTHxHEIGHT.")
-    var size = "1280x720"
+    @Option(help: "Picture size, WIDTHxHEIGHT. Default: saved setting, else 1280x720.")
+    var size: String?
 
-    @Option(help: "Frames per second.")
-    var fps = 30
+    @Option(help: "Frames per second. Default: saved setting, else 30.")
+    var fps: Int?
 
-    @Option(help: "Video bitrate in kbit/s.")
-    var bitrate = 2000
+    @Option(help: "Video bitrate in kbit/s. Default: saved setting, else 2000.")
+    var bitrate: Int?
 
-    @Option(help: "Most viewers at once; more get 503 with Retry-After.")
-    var maxViewers = 10
+    @Option(help: "Most viewers at once; more get 503 with Retry-After. Default: saved setting, else 10.")
+    var maxViewers: Int?
 
     @Option(name: .customLong("candidate-address"),
             help: "An address to offer viewers as an ICE host candidate (repeatable; default: every interface address, else 127.0.0.1).")
@@ -53,21 +54,24 @@ struct Serve: ParsableCommand {
     var logLevel = "info"
 
     func validate() throws {
-        guard VideoSourceSetting(parsing: source) != nil else {
+        if let source, VideoSourceSetting(parsing: source) == nil {
             throw ValidationError("--source must be auto, v4l2:/dev/videoN, test-pattern or file:PATH (got '\(source)')")
         }
-        guard AudioSourceSetting(parsing: audio) != nil else {
+        if let audio, AudioSourceSetting(parsing: audio) == nil {
             throw ValidationError("--audio must be auto, alsa:NAME, test-tone or none (got '\(audio)')")
         }
-        guard parsedSize != nil else { throw ValidationError("--size must look like 1280x720, even numbers from 16 to 4096 (got '\(size)')") }
-        guard (1...120).contains(fps) else { throw ValidationError("--fps must be 1 to 120") }
-        guard (50...50_000).contains(bitrate) else { throw ValidationError("--bitrate must be 50 to 50000 kbit/s") }
-        guard (1...1000).contains(maxViewers) else { throw ValidationError("--max-viewers must be 1 to 1000") }
+        if let size, parsedSize == nil {
+            throw ValidationError("--size must look like 1280x720, even numbers from 16 to 4096 (got '\(size)')")
+        }
+        if let fps, !(1...120).contains(fps) { throw ValidationError("--fps must be 1 to 120") }
+        if let bitrate, !(50...50_000).contains(bitrate) { throw ValidationError("--bitrate must be 50 to 50000 kbit/s") }
+        if let maxViewers, !(1...1000).contains(maxViewers) { throw ValidationError("--max-viewers must be 1 to 1000") }
         guard (1...65535).contains(httpPort), (1...65535).contains(mediaPort) else { throw ValidationError("ports must be 1 to 65535") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
     }
 
     private var parsedSize: (Int, Int)? {
+        guard let size else { return nil }
         let parts = size.split(separator: "x")
         guard parts.count == 2, let width = Int(parts[0]), let height = Int(parts[1]),
               (16...4096).contains(width), (16...4096).contains(height), width % 2 == 0, height % 2 == 0 else { return nil }
@@ -88,15 +92,15 @@ struct Serve: ParsableCommand {
         configuration.mediaPort = mediaPort
         configuration.stateDirectory = stateDir ?? Environment.value("STATE_DIRECTORY") ?? "/var/lib/rtcam"
         configuration.candidateAddresses = candidateAddresses
-        configuration.maximumViewers = maxViewers
-        configuration.media.video = VideoSourceSetting(parsing: source) ?? .automatic
-        configuration.media.audio = AudioSourceSetting(parsing: audio) ?? .automatic
+        configuration.overrides.maximumViewers = maxViewers
+        configuration.overrides.video = source.flatMap(VideoSourceSetting.init(parsing:))
+        configuration.overrides.audio = audio.flatMap(AudioSourceSetting.init(parsing:))
         if let (width, height) = parsedSize {
-            configuration.media.width = width
-            configuration.media.height = height
+            configuration.overrides.width = width
+            configuration.overrides.height = height
         }
-        configuration.media.framesPerSecond = fps
-        configuration.media.bitrateKbps = bitrate
+        configuration.overrides.framesPerSecond = fps
+        configuration.overrides.bitrateKbps = bitrate
         do {
             try CameraDaemon(configuration: configuration, logger: logger).run()
         } catch {

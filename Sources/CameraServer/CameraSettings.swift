@@ -1,0 +1,95 @@
+/// Everything a person can change on the settings page, as saved in `config.json`.
+public struct CameraSettings: Equatable, Sendable {
+    public var media = MediaConfiguration()
+    public var maximumViewers = 10
+    /// Viewing is open by default; when set, WHEP and the viewer page need the settings password.
+    public var viewingRequiresPassword = false
+
+    public init() {}
+
+    /// What is wrong with the settings, field by field (empty: valid).
+    public func validationErrors() -> [(field: String, message: String)] {
+        var errors: [(String, String)] = []
+        if case let .v4l2(path) = media.video, !path.hasPrefix("/dev/") {
+            errors.append(("source", "a V4L2 device is a path under /dev, like /dev/video0"))
+        }
+        if case let .file(path) = media.video, !path.hasPrefix("/") {
+            errors.append(("source", "a file source needs an absolute path"))
+        }
+        if !(16...4096).contains(media.width) || media.width % 2 != 0 {
+            errors.append(("width", "width must be an even number from 16 to 4096"))
+        }
+        if !(16...4096).contains(media.height) || media.height % 2 != 0 {
+            errors.append(("height", "height must be an even number from 16 to 4096"))
+        }
+        if !(1...120).contains(media.framesPerSecond) { errors.append(("fps", "frame rate must be 1 to 120")) }
+        if !(50...50_000).contains(media.bitrateKbps) { errors.append(("bitrateKbps", "bitrate must be 50 to 50000 kbit/s")) }
+        if !(1...1000).contains(maximumViewers) { errors.append(("maxViewers", "viewer limit must be 1 to 1000")) }
+        return errors
+    }
+
+    // MARK: - JSON (the file and the API share one form)
+
+    func json() -> String {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("source", media.video.description)
+        writer.field("audio", media.audio.description)
+        writer.field("width", media.width)
+        writer.field("height", media.height)
+        writer.field("fps", media.framesPerSecond)
+        writer.field("bitrateKbps", media.bitrateKbps)
+        writer.field("encoder", media.encoder.rawValue)
+        writer.field("maxViewers", maximumViewers)
+        writer.field("viewingRequiresPassword", viewingRequiresPassword)
+        writer.endObject()
+        return writer.text
+    }
+
+    struct InvalidField: Error, Equatable {
+        var field: String
+        var message: String
+    }
+
+    /// These settings with the fields present in `object` changed (a PUT may send only some).
+    /// Unknown fields are refused, so a typo does not pass silently.
+    func applying(_ object: JSONValue) throws(InvalidField) -> CameraSettings {
+        guard case let .object(members) = object else { throw InvalidField(field: "", message: "expected a JSON object") }
+        var result = self
+        for (key, value) in members {
+            switch key {
+            case "source":
+                guard let text = value.stringValue, let setting = VideoSourceSetting(parsing: text) else {
+                    throw InvalidField(field: key, message: "source must be auto, test-pattern, v4l2:/dev/videoN or file:PATH")
+                }
+                result.media.video = setting
+            case "audio":
+                guard let text = value.stringValue, let setting = AudioSourceSetting(parsing: text) else {
+                    throw InvalidField(field: key, message: "audio must be auto, test-tone, none or alsa:NAME")
+                }
+                result.media.audio = setting
+            case "width": result.media.width = try Self.integer(value, key)
+            case "height": result.media.height = try Self.integer(value, key)
+            case "fps": result.media.framesPerSecond = try Self.integer(value, key)
+            case "bitrateKbps": result.media.bitrateKbps = try Self.integer(value, key)
+            case "encoder":
+                guard let text = value.stringValue, let encoder = EncoderPreference(rawValue: text) else {
+                    throw InvalidField(field: key, message: "encoder must be auto, hardware or x264")
+                }
+                result.media.encoder = encoder
+            case "maxViewers": result.maximumViewers = try Self.integer(value, key)
+            case "viewingRequiresPassword":
+                guard let flag = value.boolValue else { throw InvalidField(field: key, message: "must be true or false") }
+                result.viewingRequiresPassword = flag
+            default:
+                throw InvalidField(field: key, message: "unknown setting '\(key)'")
+            }
+        }
+        return result
+    }
+
+    private static func integer(_ value: JSONValue, _ field: String) throws(InvalidField) -> Int {
+        guard let number = value.intValue else { throw InvalidField(field: field, message: "\(field) must be a whole number") }
+        return number
+    }
+}

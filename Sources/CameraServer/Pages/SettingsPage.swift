@@ -1,0 +1,226 @@
+/// GET /settings: choose the password on first run, log in, and change the camera's settings. Plain
+/// HTML, CSS and JavaScript (no framework, no CDN), compiled into the binary.
+enum SettingsPage {
+    static let html: String = #"""
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rtcam settings</title>
+<style>
+  :root { color-scheme: light dark; --accent: #2f7cf6; --bad: #d33; --ok: #2a8a3a; }
+  body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; padding: 0 1rem 3rem; max-width: 40rem; margin-inline: auto; }
+  header { display: flex; justify-content: space-between; align-items: baseline; padding: 1rem 0; }
+  h1 { font-size: 1.3rem; margin: 0; }
+  h2 { font-size: 1.05rem; margin: 1.6rem 0 .6rem; }
+  a { color: var(--accent); }
+  form { display: grid; gap: .8rem; }
+  label { display: grid; gap: .25rem; font-weight: 600; }
+  label.check { display: flex; gap: .5rem; align-items: center; font-weight: 400; }
+  input, select, button { font: inherit; padding: .45rem .6rem; border-radius: .4rem; border: 1px solid #8886; }
+  button { background: var(--accent); color: white; border: 0; cursor: pointer; justify-self: start; padding-inline: 1.1rem; }
+  button.secondary { background: transparent; color: var(--accent); border: 1px solid var(--accent); }
+  .row { display: grid; grid-template-columns: 1fr 1fr; gap: .8rem; }
+  .error { color: var(--bad); font-weight: 400; font-size: .9rem; }
+  .banner { padding: .6rem .8rem; border-radius: .4rem; margin: .6rem 0; }
+  .banner.bad { background: #d332; border: 1px solid var(--bad); }
+  .banner.ok { background: #2a8a3a22; border: 1px solid var(--ok); }
+  .hint { font-weight: 400; opacity: .75; font-size: .9rem; }
+  [hidden] { display: none !important; }
+</style>
+</head>
+<body>
+<header><h1>rtcam settings</h1><nav><a href="/">Live view</a></nav></header>
+<div id="message" class="banner" hidden></div>
+
+<section id="choose" hidden>
+  <h2>Choose a password</h2>
+  <p class="hint">This camera has no password yet. The settings (and, if you want, viewing) are protected by the password you choose now. There is no default password.</p>
+  <form id="choose-form">
+    <label>New password <input type="password" name="password" autocomplete="new-password" minlength="8" required></label>
+    <label>Repeat it <input type="password" name="repeat" autocomplete="new-password" minlength="8" required></label>
+    <button>Set password</button>
+  </form>
+</section>
+
+<section id="login" hidden>
+  <h2>Log in</h2>
+  <form id="login-form">
+    <label>Password <input type="password" name="password" autocomplete="current-password" required></label>
+    <button>Log in</button>
+  </form>
+</section>
+
+<section id="settings" hidden>
+  <form id="settings-form" novalidate>
+    <h2>Camera</h2>
+    <label>Video source <select name="source"></select><span class="error" data-for="source"></span></label>
+    <div class="row">
+      <label>Resolution <select name="size"></select><span class="error" data-for="width"></span><span class="error" data-for="height"></span></label>
+      <label>Frame rate <select name="fps"></select><span class="error" data-for="fps"></span></label>
+    </div>
+    <div class="row">
+      <label>Bitrate (kbit/s) <input type="number" name="bitrateKbps" min="50" max="50000" step="50"><span class="error" data-for="bitrateKbps"></span></label>
+      <label>Encoder <select name="encoder">
+        <option value="auto">Automatic (hardware if the board has one)</option>
+        <option value="hardware">Hardware (V4L2 M2M)</option>
+        <option value="x264">Software (x264)</option>
+      </select><span class="error" data-for="encoder"></span></label>
+    </div>
+    <h2>Sound</h2>
+    <label>Audio source <select name="audio"></select><span class="error" data-for="audio"></span></label>
+    <h2>Viewers</h2>
+    <label>Most viewers at once <input type="number" name="maxViewers" min="1" max="1000"><span class="error" data-for="maxViewers"></span></label>
+    <label class="check"><input type="checkbox" name="viewingRequiresPassword"> Viewing needs the password too</label>
+    <button>Save and apply</button>
+  </form>
+
+  <h2>Password</h2>
+  <form id="password-form">
+    <label>Current password <input type="password" name="currentPassword" autocomplete="current-password" required></label>
+    <label>New password <input type="password" name="newPassword" autocomplete="new-password" minlength="8" required></label>
+    <button class="secondary">Change password</button>
+  </form>
+  <p><button id="logout" class="secondary">Log out</button></p>
+</section>
+
+<script>
+"use strict";
+const $ = (s) => document.querySelector(s);
+const message = $("#message");
+function show(text, ok) {
+  message.textContent = text;
+  message.className = "banner " + (ok ? "ok" : "bad");
+  message.hidden = !text;
+}
+async function api(method, path, body) {
+  const init = { method, headers: {}, credentials: "same-origin" };
+  if (body !== undefined) { init.headers["Content-Type"] = "application/json"; init.body = JSON.stringify(body); }
+  const response = await fetch(path, init);
+  let data = {};
+  try { data = await response.json(); } catch (e) { /* not JSON */ }
+  return { status: response.status, data };
+}
+function section(name) {
+  for (const id of ["choose", "login", "settings"]) $("#" + id).hidden = id !== name;
+}
+
+let devices = { cameras: [], microphones: [] };
+let settings = null;
+
+function option(select, value, text, selected) {
+  const o = document.createElement("option");
+  o.value = value; o.textContent = text; o.selected = selected;
+  select.appendChild(o);
+}
+function cameraFor(source) { return devices.cameras.find((c) => c.source === source); }
+
+function fillSizes() {
+  const form = $("#settings-form");
+  const size = form.size, fps = form.fps;
+  const camera = cameraFor(form.source.value);
+  const current = settings.width + "x" + settings.height;
+  size.innerHTML = "";
+  const sizes = camera ? camera.sizes.map((s) => s.width + "x" + s.height) : [];
+  if (!sizes.includes(current)) sizes.unshift(current);
+  for (const s of sizes) option(size, s, s.replace("x", " × "), s === current);
+  fillRates();
+}
+function fillRates() {
+  const form = $("#settings-form");
+  const camera = cameraFor(form.source.value);
+  const [w, h] = form.size.value.split("x").map(Number);
+  const entry = camera && camera.sizes.find((s) => s.width === w && s.height === h);
+  const rates = entry ? entry.fps.slice() : [];
+  if (!rates.includes(settings.fps)) rates.unshift(settings.fps);
+  form.fps.innerHTML = "";
+  for (const r of rates) option(form.fps, r, r + " fps", r === settings.fps);
+}
+function fillForm() {
+  const form = $("#settings-form");
+  form.source.innerHTML = "";
+  option(form.source, "auto", "Automatic (first camera, else test pattern)", settings.source === "auto");
+  for (const c of devices.cameras) option(form.source, c.source, c.name, c.source === settings.source);
+  if (![...form.source.options].some((o) => o.value === settings.source)) option(form.source, settings.source, settings.source, true);
+  form.audio.innerHTML = "";
+  option(form.audio, "auto", "Automatic (first microphone, else test tone)", settings.audio === "auto");
+  for (const m of devices.microphones) option(form.audio, m.source, m.name, m.source === settings.audio);
+  option(form.audio, "none", "Off", settings.audio === "none");
+  if (![...form.audio.options].some((o) => o.value === settings.audio)) option(form.audio, settings.audio, settings.audio, true);
+  form.bitrateKbps.value = settings.bitrateKbps;
+  form.encoder.value = settings.encoder;
+  form.maxViewers.value = settings.maxViewers;
+  form.viewingRequiresPassword.checked = settings.viewingRequiresPassword;
+  fillSizes();
+}
+
+async function loadSettings() {
+  const [config, list] = await Promise.all([api("GET", "/api/config"), api("GET", "/api/devices")]);
+  if (config.status === 401) { section("login"); return; }
+  settings = config.data.settings;
+  devices = list.status === 200 ? list.data : devices;
+  if (config.data.problem) show(config.data.problem, false);
+  fillForm();
+  section("settings");
+}
+
+async function start() {
+  const { data } = await api("GET", "/api/session");
+  if (data.passwordProblem) { show(data.passwordProblem, false); section(null); return; }
+  if (!data.passwordSet) { section("choose"); return; }
+  if (!data.authenticated) { section("login"); return; }
+  await loadSettings();
+}
+
+$("#choose-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = e.target;
+  if (f.password.value !== f.repeat.value) { show("The two passwords differ.", false); return; }
+  const r = await api("POST", "/api/password", { password: f.password.value });
+  if (r.status === 200) { show("Password set.", true); await loadSettings(); }
+  else show(r.data.error || "Could not set the password.", false);
+});
+$("#login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const r = await api("POST", "/api/login", { password: e.target.password.value });
+  if (r.status === 200) { show("", true); e.target.reset(); await loadSettings(); }
+  else show(r.data.error || "Could not log in.", false);
+});
+$("#settings-form").addEventListener("change", (e) => {
+  if (e.target.name === "source") fillSizes();
+  if (e.target.name === "size") fillRates();
+});
+$("#settings-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = e.target;
+  for (const el of f.querySelectorAll(".error")) el.textContent = "";
+  const [width, height] = f.size.value.split("x").map(Number);
+  const body = {
+    source: f.source.value, audio: f.audio.value, width, height, fps: Number(f.fps.value),
+    bitrateKbps: Number(f.bitrateKbps.value), encoder: f.encoder.value,
+    maxViewers: Number(f.maxViewers.value), viewingRequiresPassword: f.viewingRequiresPassword.checked,
+  };
+  const r = await api("PUT", "/api/config", body);
+  if (r.status === 200) { settings = r.data.settings; fillForm(); show("Saved and applied. Viewers stay connected.", true); return; }
+  if (r.status === 401) { section("login"); return; }
+  for (const err of (r.data.errors || [])) {
+    const el = f.querySelector('[data-for="' + err.field + '"]');
+    if (el) el.textContent = err.message;
+  }
+  show(r.data.error || "Could not save the settings.", false);
+});
+$("#password-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = e.target;
+  const r = await api("POST", "/api/password", { currentPassword: f.currentPassword.value, newPassword: f.newPassword.value });
+  if (r.status === 200) { f.reset(); show("Password changed; other sessions were logged out.", true); }
+  else show(r.data.error || "Could not change the password.", false);
+});
+$("#logout").addEventListener("click", async () => { await api("POST", "/api/logout"); section("login"); });
+start().catch((e) => show("Could not reach the camera: " + e, false));
+</script>
+</body>
+</html>
+"""#
+}
