@@ -66,6 +66,7 @@ let package = Package(
         .testTarget(name: "SRTPTests", dependencies: ["SRTP"]),
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
+        .testTarget(name: "CameraServerTests", dependencies: ["CameraServer", "RTCBase"]),
     ],
     swiftLanguageModes: [.v6]
 )
