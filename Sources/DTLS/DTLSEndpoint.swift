@@ -10,6 +10,9 @@
 //     fingerprint instead of a CA chain.
 //   - the key export callback: keeps the master secret and randoms for the RFC 5705 exporter.
 internal import CMbedTLS
+#if canImport(Glibc)
+import Glibc
+#endif
 import RTCBase
 
 public final class DTLSEndpoint {
@@ -38,6 +41,7 @@ public final class DTLSEndpoint {
     private let cookies: UnsafeMutablePointer<mbedtls_ssl_cookie_ctx>
     /// Zero-terminated lists the config points to for its whole life.
     private let ciphersuiteList: UnsafeMutablePointer<Int32>
+    private var clientHelloReassembler = ClientHelloReassembler()
     private let srtpProfileList: UnsafeMutablePointer<UInt16>
     private let drbg: SeededDRBG
     private let remoteFingerprint: [UInt8]
@@ -147,7 +151,11 @@ public final class DTLSEndpoint {
         case .failed, .closed: return
         }
         let dropClientHellos = role == .server && state == .connected
-        guard let records = Self.wholeRecords(of: datagram, droppingClientHellos: dropClientHellos) else { return }
+        guard var records = Self.wholeRecords(of: datagram, droppingClientHellos: dropClientHellos) else { return }
+        if role == .server && state == .handshaking {
+            records = clientHelloReassembler.process(records)
+            guard !records.isEmpty else { return }  // a ClientHello fragment: wait for the rest
+        }
         inbound.append(records)
         if state == .handshaking { advanceHandshake() }
         if state == .connected { readRecords() }
@@ -289,6 +297,16 @@ public final class DTLSEndpoint {
             flags.pointee = 0  // self-signed is expected; trust comes from the SDP fingerprint
             return 0
         }, opaqueSelf)
+
+        // RTCAM_DTLS_DEBUG=1..4 prints mbedTLS's own handshake trace to stderr (field debugging).
+        if let level = getenv("RTCAM_DTLS_DEBUG").flatMap({ Int32(String(cString: $0)) }), level > 0 {
+            mbedtls_debug_set_threshold(level)
+            mbedtls_ssl_conf_dbg(config, { _, level, file, line, message in
+                guard let file, let message else { return }
+                let text = "mbedtls[\(level)] \(String(cString: file)):\(line): \(String(cString: message))"
+                _ = text.withCString { write(2, $0, strlen($0)) }
+            }, nil)
+        }
 
         // DTLS-SRTP: use_srtp extension (RFC 5764 §4.1.1) and the keying material exporter.
         try check(mbedtls_ssl_conf_dtls_srtp_protection_profiles(config, srtpProfileList),
