@@ -41,6 +41,8 @@ let package = Package(
         .target(name: "MediaSources", dependencies: ["RTCBase"]),
         .target(name: "X264", dependencies: ["CX264", "RTCBase", "MediaSources"]),
         .target(name: "Opus", dependencies: ["COpus", "RTCBase", "MediaSources"]),
+        .target(name: "V4L2", dependencies: ["CV4L2", "RTCBase"]),
+        .target(name: "ALSA", dependencies: ["CALSA", "RTCBase"]),
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
@@ -67,6 +69,7 @@ let package = Package(
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
         .testTarget(name: "CameraServerTests", dependencies: ["CameraServer", "RTCBase"]),
+        .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "RTCBase"]),
     ],
     swiftLanguageModes: [.v6]
 )

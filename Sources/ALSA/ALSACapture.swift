@@ -80,10 +80,12 @@ public struct ALSACaptureStatistics: Equatable, Sendable {
     /// buffering): skipped so latency stays bounded.
     public var backlogsSkipped = 0
     public var framesSkipped: UInt64 = 0
+    /// Streams restarted because the device reported a delay of several buffers but nothing to read.
+    public var stallsRestarted = 0
     public init() {}
 
     /// Every recovery of any kind.
-    public var recoveries: Int { overrunsRecovered + suspendsRecovered + backlogsSkipped }
+    public var recoveries: Int { overrunsRecovered + suspendsRecovered + backlogsSkipped + stallsRestarted }
 }
 
 /// An ALSA capture PCM in non-blocking mode: the daemon polls `pollDescriptors` and calls
@@ -222,15 +224,32 @@ public final class ALSACapture {
     /// discontinuity; only an unrecoverable error throws.
     public func read(now: MonotonicTime) throws(ALSAError) -> ALSAAudioChunk? {
         guard let pcm else { throw .closed }
-        var available: snd_pcm_sframes_t = 0
+        // snd_pcm_avail (it syncs the hardware pointer; snd_pcm_avail_delay does not move it for the
+        // ioplug-based `pulse` PCM in alsa-lib 1.2.8), then the delay.
+        let available = snd_pcm_avail(pcm)
+        if available < 0 {
+            try recover(Int32(available))
+            return nil
+        }
         var delay: snd_pcm_sframes_t = 0
-        var code = snd_pcm_avail_delay(pcm, &available, &delay)
+        var code = snd_pcm_delay(pcm, &delay)
         if code < 0 {
             try recover(code)
             return nil
         }
-        // A sound server keeps buffering behind a stalled reader without reporting an xrun: more
-        // than a whole buffer waiting means we are late. Drop all but one period (freshest audio wins).
+        // A sound server keeps buffering behind a stalled reader without reporting an xrun. The
+        // alsa-lib `pulse` plugin then reports a delay of many buffers while `avail` stays 0 for
+        // good (its fake ring pointer wrapped): restart the stream, as an xrun recovery would.
+        if delay > 8 * snd_pcm_sframes_t(bufferFrames), available < snd_pcm_sframes_t(periodFrames) {
+            _ = snd_pcm_drop(pcm)
+            try check(snd_pcm_prepare(pcm), "snd_pcm_prepare")
+            _ = snd_pcm_start(pcm)
+            statistics.stallsRestarted += 1
+            pendingDiscontinuity = true
+            return nil
+        }
+        // More than a whole buffer waiting means we are late: drop all but one period (freshest
+        // audio wins).
         if available > bufferFrames {
             let excess = available - snd_pcm_sframes_t(periodFrames)
             let skipped = skip(frames: Int(excess))
