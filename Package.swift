@@ -46,7 +46,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "ICE", "SDP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus",
+            "RTCBase", "ICE", "SDP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import Opus
 import RTCBase
 import Synchronization
+import V4L2
 import X264
 
 /// What /api/status shows about the media side.
@@ -29,6 +30,10 @@ final class MediaPipeline: @unchecked Sendable {
     let h264ProfileLevelID: String
     let hasAudio: Bool
     private let logger: Logger
+    private let videoInput: VideoInput
+    /// The picture size the source really delivers (a camera may adjust the request).
+    let width: Int
+    let height: Int
     private let videoDescription: String
     private let audioDescription: String
     private let keyframeRequested = Atomic<Bool>(false)
@@ -50,17 +55,40 @@ final class MediaPipeline: @unchecked Sendable {
     init(configuration: MediaConfiguration, logger: Logger) throws {
         configurationBox = NIOLockedValueBox(configuration)
         self.logger = logger
-        h264ProfileLevelID = "42e0" + Self.levelHex(width: configuration.width, height: configuration.height,
-                                                    framesPerSecond: configuration.framesPerSecond)
         switch configuration.video {
-        case .automatic, .testPattern:
-            // No V4L2 capture yet in this build: the embedded default is the test pattern.
-            videoDescription = "test-pattern"
+        case .automatic:
+            // The first camera, else the test pattern (the embedded default).
+            if let path = V4L2VideoSource.firstUsableCamera(),
+               let camera = try? V4L2VideoSource(path: path, width: configuration.width, height: configuration.height,
+                                                 framesPerSecond: configuration.framesPerSecond) {
+                videoInput = .camera(camera)
+            } else {
+                videoInput = .testPattern
+            }
+        case .testPattern:
+            videoInput = .testPattern
         case let .v4l2(path):
-            throw MediaPipelineError.unsupportedSource("V4L2 capture (\(path)) is not in this build yet; use --source test-pattern")
+            do {
+                videoInput = .camera(try V4L2VideoSource(path: path, width: configuration.width, height: configuration.height,
+                                                         framesPerSecond: configuration.framesPerSecond))
+            } catch {
+                throw MediaPipelineError.unsupportedSource("cannot capture from \(path): \(error)")
+            }
         case let .file(path):
             throw MediaPipelineError.unsupportedSource("file sources (\(path)) are not in this build yet")
         }
+        switch videoInput {
+        case .testPattern:
+            videoDescription = "test-pattern"
+            width = configuration.width
+            height = configuration.height
+        case let .camera(camera):
+            videoDescription = camera.description
+            width = camera.width
+            height = camera.height
+        }
+        h264ProfileLevelID = "42e0" + Self.levelHex(width: width, height: height,
+                                                    framesPerSecond: configuration.framesPerSecond)
         switch configuration.audio {
         case .automatic, .testTone:
             audioDescription = "test-tone"
@@ -74,7 +102,7 @@ final class MediaPipeline: @unchecked Sendable {
     }
 
     var summary: String {
-        "video \(videoDescription) \(configuration.width)x\(configuration.height)@\(configuration.framesPerSecond) H.264 \(h264ProfileLevelID) \(configuration.bitrateKbps) kb/s (x264), audio \(audioDescription)"
+        "video \(videoDescription) \(width)x\(height)@\(configuration.framesPerSecond) H.264 \(h264ProfileLevelID) \(configuration.bitrateKbps) kb/s (x264), audio \(audioDescription)"
     }
 
     func start(video: @escaping @Sendable (EncodedVideoFrame) -> Void,
@@ -102,9 +130,8 @@ final class MediaPipeline: @unchecked Sendable {
 
     func status() -> MediaStatus {
         counters.withLock { counters in
-            let configuration = configuration
-            return MediaStatus(source: videoDescription, audio: audioDescription, encoder: "x264",
-                        width: configuration.width, height: configuration.height,
+            MediaStatus(source: videoDescription, audio: audioDescription, encoder: "x264",
+                        width: width, height: height,
                         framesPerSecond: counters.framesPerSecond, bitrateKbps: counters.bitrateKbps,
                         framesEncoded: counters.framesEncoded, keyframesForced: counters.keyframesForced)
         }
@@ -114,29 +141,17 @@ final class MediaPipeline: @unchecked Sendable {
 
     private func runVideo(configuration: MediaConfiguration, profileLevelID: String,
                           deliver: @Sendable (EncodedVideoFrame) -> Void) {
-        let source: TestPatternSource
         let encoder: X264Encoder
         do {
-            source = try TestPatternSource(width: configuration.width, height: configuration.height)
-            encoder = try X264Encoder(width: configuration.width, height: configuration.height,
+            encoder = try X264Encoder(width: width, height: height,
                                       fps: configuration.framesPerSecond, bitrateKbps: configuration.bitrateKbps,
                                       profileLevelID: profileLevelID,
                                       keyframeInterval: configuration.framesPerSecond * configuration.keyframeIntervalSeconds)
         } catch {
-            logger.critical("video pipeline failed to start: \(error)")
+            logger.critical("video encoder failed to start: \(error)")
             return
         }
-        let interval = UInt64(1_000_000_000 / configuration.framesPerSecond)
-        var next = MonotonicClock.now().nanoseconds
-        var index: UInt64 = 0
-        while running.load(ordering: .relaxed) {
-            DedicatedThread.sleep(until: next)
-            let now = MonotonicClock.now()
-            // Freshest frame wins: if encoding fell behind, skip the missed slots instead of queueing.
-            next += interval
-            if now.nanoseconds > next { next = now.nanoseconds + interval }
-            let frame = source.frame(at: now, index: index)
-            index += 1
+        let encode = { [self] (frame: RawVideoFrame, now: MonotonicTime) in
             let force = keyframeRequested.exchange(false, ordering: .relaxed)
             let newBitrate = pendingBitrateKbps.exchange(0, ordering: .relaxed)
             if newBitrate > 0 {
@@ -148,11 +163,64 @@ final class MediaPipeline: @unchecked Sendable {
                 }
             }
             do {
-                guard let encoded = try encoder.encode(frame, forceKeyframe: force) else { continue }
+                // x264 takes NV12 and I420 as they are; YUYV is converted to 4:2:0 once (DESIGN.md).
+                let input = frame.pixelFormat == .yuyv ? try PixelConversion.i420(fromYUYV: frame) : frame
+                guard let encoded = try encoder.encode(input, forceKeyframe: force) else { return }
                 record(encoded, forced: force, at: now)
                 deliver(encoded)
             } catch {
                 logger.error("video encoding failed: \(error)")
+            }
+        }
+        switch videoInput {
+        case .testPattern:
+            runTestPattern(configuration: configuration, encode: encode)
+        case let .camera(camera):
+            runCamera(camera, encode: encode)
+        }
+    }
+
+    private func runTestPattern(configuration: MediaConfiguration, encode: (RawVideoFrame, MonotonicTime) -> Void) {
+        let source: TestPatternSource
+        do {
+            source = try TestPatternSource(width: width, height: height)
+        } catch {
+            logger.critical("test pattern failed to start: \(error)")
+            return
+        }
+        let interval = UInt64(1_000_000_000 / configuration.framesPerSecond)
+        var next = MonotonicClock.now().nanoseconds
+        var index: UInt64 = 0
+        while running.load(ordering: .relaxed) {
+            DedicatedThread.sleep(until: next)
+            let now = MonotonicClock.now()
+            // Freshest frame wins: if encoding fell behind, skip the missed slots instead of queueing.
+            next += interval
+            if now.nanoseconds > next { next = now.nanoseconds + interval }
+            encode(source.frame(at: now, index: index), now)
+            index += 1
+        }
+    }
+
+    /// Frames from the camera as the driver paces them; a camera that goes away (USB unplug) is
+    /// reported and reopened when it comes back, without restarting the daemon.
+    private func runCamera(_ camera: V4L2VideoSource, encode: (RawVideoFrame, MonotonicTime) -> Void) {
+        defer { camera.stop() }
+        while running.load(ordering: .relaxed) {
+            do {
+                try camera.withNextFrame(timeoutMilliseconds: 500) { frame in
+                    encode(frame, MonotonicClock.now())
+                }
+            } catch {
+                logger.error("camera \(camera.path) stopped: \(error); waiting for it to come back")
+                while running.load(ordering: .relaxed) {
+                    DedicatedThread.sleep(until: (MonotonicClock.now() + .seconds(1)).nanoseconds)
+                    if camera.tryReopen() {
+                        logger.notice("camera \(camera.path) is back")
+                        requestKeyframe()
+                        break
+                    }
+                }
             }
         }
     }
@@ -217,6 +285,12 @@ final class MediaPipeline: @unchecked Sendable {
         let level = levels.first { macroblocksPerFrame <= $0.maxFrame && macroblocksPerSecond <= $0.maxRate }?.idc ?? 0x33
         return String(level, radix: 16).leftPadded(2)
     }
+}
+
+/// Where the video thread's raw frames come from.
+enum VideoInput: @unchecked Sendable {
+    case testPattern
+    case camera(V4L2VideoSource)
 }
 
 enum MediaPipelineError: Error, CustomStringConvertible {

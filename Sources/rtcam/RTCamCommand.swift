@@ -7,7 +7,7 @@ struct RTCam: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rtcam",
         abstract: "A low-footprint camera daemon: live video and audio to any browser over WebRTC (WHEP).",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Devices.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -107,5 +107,14 @@ struct Serve: ParsableCommand {
             logger.critical("rtcam could not start: \(error)")
             throw ExitCode.failure
         }
+    }
+}
+
+struct Devices: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List cameras (with the formats, sizes and rates rtcam can encode) and microphones.")
+
+    func run() throws {
+        print(DeviceListing.report())
     }
 }

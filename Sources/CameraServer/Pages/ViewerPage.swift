@@ -6,7 +6,8 @@
 //
 // For tests, the page keeps `window.rtcam` current (every 500 ms, from RTCPeerConnection.getStats()):
 //   state, framesDecoded, framesPerSecond, width, height, audioSamplesReceived, audioEnergy,
-//   bitrateKbps, rttMs, packetsLost, sessionURL, reconnects, paused, muted, lastError.
+//   bitrateKbps, rttMs, packetsLost, sessionURL, reconnects, paused, muted, lastError, and
+//   updatedAt (performance.now() of the getStats sample the numbers come from, in ms).
 enum ViewerPage {
     static let html: String = #"""
 <!doctype html>
@@ -61,7 +62,8 @@ enum ViewerPage {
   var rtcam = window.rtcam = {
     state: "new", framesDecoded: 0, framesPerSecond: 0, width: 0, height: 0,
     audioSamplesReceived: 0, audioEnergy: 0, bitrateKbps: 0, rttMs: null, packetsLost: 0,
-    sessionURL: null, reconnects: 0, paused: true, muted: false, lastError: null
+    sessionURL: null, reconnects: 0, paused: true, muted: false, lastError: null,
+    updatedAt: 0
   };
 
   var WHEP_ENDPOINT = "/whep";
@@ -277,6 +279,7 @@ enum ViewerPage {
       rtcam.audioSamplesReceived = (audioIn && audioIn.totalSamplesReceived) || 0;
       rtcam.audioEnergy = (audioIn && audioIn.totalAudioEnergy) || 0;
       rtcam.packetsLost = lost;
+      rtcam.updatedAt = now;
 
       // RTT of the pair in use: the transport names it (Chromium, Safari); else the nominated,
       // succeeded pair (Firefox marks it `selected`).
