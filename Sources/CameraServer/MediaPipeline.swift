@@ -75,7 +75,14 @@ final class MediaPipeline: @unchecked Sendable {
                 throw MediaPipelineError.unsupportedSource("cannot capture from \(path): \(error)")
             }
         case let .file(path):
-            throw MediaPipelineError.unsupportedSource("file sources (\(path)) are not in this build yet")
+            guard let bytes = StateFiles.readBytes(path, maximumSize: 512 << 20) else {
+                throw MediaPipelineError.unsupportedSource("cannot read \(path) (missing, unreadable or over 512 MB)")
+            }
+            do {
+                videoInput = .file(path: path, try AnnexBFileSource(stream: bytes, frameRate: configuration.framesPerSecond))
+            } catch {
+                throw MediaPipelineError.unsupportedSource("\(path) is not a usable Annex-B H.264 stream: \(error)")
+            }
         }
         switch videoInput {
         case .testPattern:
@@ -86,9 +93,18 @@ final class MediaPipeline: @unchecked Sendable {
             videoDescription = camera.description
             width = camera.width
             height = camera.height
+        case let .file(path, file):
+            videoDescription = "file:\(path) (\(file.accessUnits.count) frames, passthrough)"
+            width = file.width
+            height = file.height
         }
-        h264ProfileLevelID = "42e0" + Self.levelHex(width: width, height: height,
-                                                    framesPerSecond: configuration.framesPerSecond)
+        if case let .file(_, file) = videoInput {
+            // Passthrough: the stream's own SPS says what it is; the answer must name exactly that.
+            h264ProfileLevelID = file.sequenceParameterSet.profileLevelID
+        } else {
+            h264ProfileLevelID = "42e0" + Self.levelHex(width: width, height: height,
+                                                        framesPerSecond: configuration.framesPerSecond)
+        }
         switch configuration.audio {
         case .automatic, .testTone:
             audioDescription = "test-tone"
@@ -101,8 +117,13 @@ final class MediaPipeline: @unchecked Sendable {
         }
     }
 
+    var encoderDescription: String {
+        if case .file = videoInput { return "passthrough" }
+        return "x264"
+    }
+
     var summary: String {
-        "video \(videoDescription) \(width)x\(height)@\(configuration.framesPerSecond) H.264 \(h264ProfileLevelID) \(configuration.bitrateKbps) kb/s (x264), audio \(audioDescription)"
+        "video \(videoDescription) \(width)x\(height)@\(configuration.framesPerSecond) H.264 \(h264ProfileLevelID) \(configuration.bitrateKbps) kb/s (\(encoderDescription)), audio \(audioDescription)"
     }
 
     func start(video: @escaping @Sendable (EncodedVideoFrame) -> Void,
@@ -130,7 +151,7 @@ final class MediaPipeline: @unchecked Sendable {
 
     func status() -> MediaStatus {
         counters.withLock { counters in
-            MediaStatus(source: videoDescription, audio: audioDescription, encoder: "x264",
+            MediaStatus(source: videoDescription, audio: audioDescription, encoder: encoderDescription,
                         width: width, height: height,
                         framesPerSecond: counters.framesPerSecond, bitrateKbps: counters.bitrateKbps,
                         framesEncoded: counters.framesEncoded, keyframesForced: counters.keyframesForced)
@@ -141,6 +162,10 @@ final class MediaPipeline: @unchecked Sendable {
 
     private func runVideo(configuration: MediaConfiguration, profileLevelID: String,
                           deliver: @Sendable (EncodedVideoFrame) -> Void) {
+        if case let .file(_, file) = videoInput {
+            runFile(file, deliver: deliver)
+            return
+        }
         let encoder: X264Encoder
         do {
             encoder = try X264Encoder(width: width, height: height,
@@ -177,6 +202,27 @@ final class MediaPipeline: @unchecked Sendable {
             runTestPattern(configuration: configuration, encode: encode)
         case let .camera(camera):
             runCamera(camera, encode: encode)
+        case .file:
+            break
+        }
+    }
+
+    /// A pre-encoded stream, looped at the configured rate with no encoder in the process; a
+    /// keyframe request jumps to the stream's next IDR.
+    private func runFile(_ source: AnnexBFileSource, deliver: @Sendable (EncodedVideoFrame) -> Void) {
+        var file = source
+        let interval = UInt64(file.frameInterval.nanosecondsClamped)
+        var next = MonotonicClock.now().nanoseconds
+        while running.load(ordering: .relaxed) {
+            DedicatedThread.sleep(until: next)
+            let now = MonotonicClock.now()
+            next += interval
+            if now.nanoseconds > next { next = now.nanoseconds + interval }
+            let forced = keyframeRequested.exchange(false, ordering: .relaxed)
+            if forced { file.skipToNextKeyframe() }
+            let frame = file.nextFrame(captureTime: now)
+            record(frame, forced: forced, at: now)
+            deliver(frame)
         }
     }
 
@@ -291,6 +337,7 @@ final class MediaPipeline: @unchecked Sendable {
 enum VideoInput: @unchecked Sendable {
     case testPattern
     case camera(V4L2VideoSource)
+    case file(path: String, AnnexBFileSource)
 }
 
 enum MediaPipelineError: Error, CustomStringConvertible {

@@ -23,11 +23,16 @@ enum StateFiles {
 
     /// The file's text, or nil when it does not exist or cannot be read.
     static func read(_ path: String, maximumSize: Int = 1 << 20) -> String? {
+        readBytes(path, maximumSize: maximumSize).flatMap { String(validating: $0, as: UTF8.self) }
+    }
+
+    /// The file's bytes, or nil when it does not exist, cannot be read or is larger than `maximumSize`.
+    static func readBytes(_ path: String, maximumSize: Int) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while bytes.count <= maximumSize {
             let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if count < 0 {
@@ -38,7 +43,7 @@ enum StateFiles {
             bytes += chunk[0..<count]
         }
         guard bytes.count <= maximumSize else { return nil }
-        return String(validating: bytes, as: UTF8.self)
+        return bytes
     }
 
     static func writeAtomically(_ path: String, contents: String, mode: mode_t = 0o600) throws {
