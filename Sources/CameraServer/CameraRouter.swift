@@ -241,6 +241,8 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             return HTTPResponse(status: .created, headers: [
                 ("Content-Type", "application/sdp"),
                 ("Location", "/whep/\(id)"),
+                ("ETag", hub.entityTag(of: id) ?? "*"),
+                ("Accept-Patch", "application/trickle-ice-sdpfrag"),
             ], body: Array(answer.utf8))
         } catch {
             switch error {
@@ -251,7 +253,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             case let .viewerLimitReached(limit):
                 return .text(.serviceUnavailable, "the camera already has \(limit) viewers; try again later",
                              headers: [("Retry-After", "10")])
-            case .unknownSession:
+            case .unknownSession, .preconditionFailed:
                 return .text(.notFound, "unknown session")
             case let .internalFailure(reason):
                 return .text(.internalServerError, reason)
@@ -259,14 +261,35 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         }
     }
 
-    /// PATCH /whep/{id} with a trickle-ice-sdpfrag (RFC 8840, RFC 9725 §4.3). rtcam is ICE-lite and
-    /// learns the viewer's addresses from its checks, so trickled candidates need no action.
+    /// PATCH /whep/{id} with a trickle-ice-sdpfrag (RFC 8840, RFC 9725 §4.3): trickled candidates
+    /// (204: rtcam is ICE-lite and learns the viewer's addresses from its checks) or an ICE restart
+    /// (200 with rtcam's new credentials and a new ETag).
     private func patchSession(id: String, _ request: HTTPRequest) -> HTTPResponse {
         guard hub.sessionExists(id: id) else { return .text(.notFound, "no WHEP session \(id)") }
         guard request.contentType == "application/trickle-ice-sdpfrag" else {
             return .text(.unsupportedMediaType, "PATCH takes Content-Type: application/trickle-ice-sdpfrag")
         }
-        return HTTPResponse(status: .noContent)
+        let fragment = String(decoding: request.body, as: UTF8.self)
+        do {
+            switch try hub.patchSession(id: id, fragment: fragment, ifMatch: request.headers.first(name: "if-match")) {
+            case .trickled:
+                return HTTPResponse(status: .noContent)
+            case let .restarted(answer, entityTag):
+                return HTTPResponse(status: .ok, headers: [("Content-Type", "application/trickle-ice-sdpfrag"),
+                                                           ("ETag", entityTag)], body: Array(answer.utf8))
+            }
+        } catch {
+            switch error {
+            case .preconditionFailed:
+                return .text(.preconditionFailed, "If-Match does not name this session's current ICE session (ETag)")
+            case .unknownSession:
+                return .text(.notFound, "no WHEP session \(id)")
+            case let .malformedOffer(reason):
+                return .text(.badRequest, "malformed sdpfrag: \(reason)")
+            default:
+                return .text(.internalServerError, "\(error)")
+            }
+        }
     }
 }
 

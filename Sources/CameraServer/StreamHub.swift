@@ -12,7 +12,16 @@ enum WHEPError: Error, Equatable {
     case noCommonCodec(String)
     case viewerLimitReached(limit: Int)
     case unknownSession
+    case preconditionFailed
     case internalFailure(String)
+}
+
+/// What a PATCH did (RFC 9725 §4.3).
+enum WHEPPatchResult: Equatable {
+    /// Trickled candidates: nothing to do for an ICE-lite server.
+    case trickled
+    /// ICE restart: rtcam's new credentials, as a trickle-ice-sdpfrag, and the new ETag.
+    case restarted(fragment: String, entityTag: String)
 }
 
 /// Settings of the hub that come from the configuration.
@@ -144,6 +153,46 @@ final class StreamHub: @unchecked Sendable {
         logger.info("viewer \(id) joined (\(viewers.count) watching)")
         rescheduleTimer(candidate: session.nextDeadline)
         return (id, answer.serialized())
+    }
+
+    /// The ETag of a session (RFC 9725 §4.3.1): it names the ICE session, so it changes on restart.
+    func entityTag(of id: String) -> String? {
+        viewers[id].map { "\"\($0.localUfrag)\"" }
+    }
+
+    /// PATCH /whep/{id}: trickle (ignored: rtcam is ICE-lite and learns addresses from checks) or
+    /// an ICE restart when the fragment carries new credentials (RFC 8840 §4.4, RFC 9725 §4.3.2).
+    func patchSession(id: String, fragment: String, ifMatch: String?) throws(WHEPError) -> WHEPPatchResult {
+        loop.preconditionInEventLoop()
+        guard let viewer = viewers[id] else { throw .unknownSession }
+        if let ifMatch, ifMatch != "*", ifMatch != entityTag(of: id) { throw .preconditionFailed }
+        var ufrag: String?
+        var password: String?
+        for rawLine in fragment.split(whereSeparator: \.isNewline) {  // "\r\n" is one Character
+            let line = rawLine.trimmingSpaces
+            if line.hasPrefix("a=ice-ufrag:") { ufrag = String(line.dropFirst("a=ice-ufrag:".count)) }
+            if line.hasPrefix("a=ice-pwd:") { password = String(line.dropFirst("a=ice-pwd:".count)) }
+        }
+        guard let ufrag, let password else {
+            if ufrag != nil || password != nil { throw .malformedOffer("an ICE restart needs both a=ice-ufrag and a=ice-pwd") }
+            return .trickled
+        }
+        // RFC 8839 §5.4: ufrag 4-256 and password 22-256 ice-chars.
+        let iceCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        guard (4...256).contains(ufrag.count), (22...256).contains(password.count),
+              ufrag.allSatisfy(iceCharacters.contains), password.allSatisfy(iceCharacters.contains) else {
+            throw .malformedOffer("a=ice-ufrag must be 4-256 and a=ice-pwd 22-256 ICE characters (RFC 8839 §5.4)")
+        }
+        let local = ICECredentials(ufrag: random.iceString(length: 8), password: random.iceString(length: 24))
+        viewer.session.restartICE(local: local, remote: ICECredentials(ufrag: ufrag, password: password),
+                                  now: MonotonicClock.now())
+        viewerIDByUfrag[viewer.localUfrag] = nil
+        viewerIDByUfrag[local.ufrag] = id
+        viewers[id]?.localUfrag = local.ufrag
+        logger.info("viewer \(id): ICE restart")
+        rescheduleTimer(candidate: viewer.session.nextDeadline)
+        return .restarted(fragment: "a=ice-ufrag:\(local.ufrag)\r\na=ice-pwd:\(local.password)\r\n",
+                          entityTag: "\"\(local.ufrag)\"")
     }
 
     /// DELETE /whep/{id}: ends the session at once.

@@ -92,6 +92,8 @@ public final class PeerSession {
     public private(set) var statistics = PeerSessionStatistics()
 
     private var ice: ICELiteAgent
+    /// rtcam's ICE credentials now (an ICE restart replaces them).
+    public private(set) var localICE: ICECredentials
     private let dtls: DTLSEndpoint
     private let dtlsRole: DTLSRole
     private var dtlsStarted = false
@@ -115,6 +117,7 @@ public final class PeerSession {
                 random: inout some RandomNumberGenerator) throws(DTLSError) {
         self.configuration = configuration
         let negotiated = configuration.negotiated
+        localICE = configuration.localICE
         ice = ICELiteAgent(local: configuration.localICE,
                            remote: ICECredentials(ufrag: negotiated.remoteICEUfrag, password: negotiated.remoteICEPassword),
                            now: now)
@@ -172,6 +175,15 @@ public final class PeerSession {
                 audioOctetsSent &+= payloadOctets
             }
         }
+    }
+
+    /// ICE restart (RFC 8445 §9, RFC 9725 §4.3.2): new credentials on both sides; checks start over
+    /// while DTLS and SRTP carry on, and media keeps going to the last address until a new one is
+    /// nominated.
+    public func restartICE(local: ICECredentials, remote: ICECredentials, now: MonotonicTime) {
+        guard !state.isFinished else { return }
+        localICE = local
+        ice = ICELiteAgent(local: local, remote: remote, now: now)
     }
 
     /// Whether video has started for this viewer (false until the first keyframe was sent).

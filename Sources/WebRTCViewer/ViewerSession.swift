@@ -182,6 +182,14 @@ public final class ViewerSession {
         }
     }
 
+    /// ICE restart from the viewer's side (RFC 8445 §9): new credentials, checks start over.
+    public func restartICE(local: ICECredentials, remote: ICECredentials, now: MonotonicTime,
+                           random: inout some RandomNumberGenerator) {
+        ice = ICEControllingAgent(local: local, remote: remote, remoteAddress: configuration.remoteAddress,
+                                  tieBreaker: random.next(), now: now, random: SeededRandom(seed: random.next()))
+        outputs += ice.start(now: now).compactMap(translate)
+    }
+
     /// Asks for a keyframe (RFC 4585 §6.3.1 PLI).
     public func requestKeyframe() {
         guard let srtp, let videoSSRC else { return }

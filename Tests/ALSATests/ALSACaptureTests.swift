@@ -11,8 +11,12 @@ func captureFor(_ capture: ALSACapture, seconds: Double) throws -> [(chunk: ALSA
     while monotonicNow() < end {
         let descriptors = capture.pollDescriptors
         var fds = descriptors.map { pollfd(fd: $0.fileDescriptor, events: $0.events, revents: 0) }
-        _ = poll(&fds, nfds_t(fds.count), 50)
-        guard capture.isReadable(revents: fds.map(\.revents)) else { continue }
+        _ = poll(&fds, nfds_t(fds.count), 5)
+        // The pulse plugin's descriptor stays readable even when nothing is, and its revents
+        // translation can say "not readable" while frames are available (both measured with
+        // alsa-lib 1.2.8 + alsa-plugins 1.2.7): so read on a 5 ms pace whatever poll says, and
+        // never spin (a spinning loop starves the plugin's thread). The daemon needs the same.
+        if !capture.isReadable(revents: fds.map(\.revents)) { usleep(5_000) }
         while true {
             let now = monotonicNow()
             guard let chunk = try capture.read(now: now) else { break }

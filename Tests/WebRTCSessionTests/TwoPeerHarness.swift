@@ -223,9 +223,11 @@ enum SyntheticH264 {
 }
 
 extension String {
+    /// The SDP with every a=setup line set to `role`. ("\r\n" is a single Character in Swift, so
+    /// lines are split on `isNewline`, not on "\n".)
     func replacingSetup(with role: String) -> String {
-        split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.hasPrefix("a=setup:") ? "a=setup:\(role)\r" : String(line)
-        }.joined(separator: "\n")
+        split(whereSeparator: \.isNewline).map { line in
+            line.hasPrefix("a=setup:") ? "a=setup:\(role)" : String(line)
+        }.joined(separator: "\r\n") + "\r\n"
     }
 }

@@ -1,3 +1,4 @@
+import ICE
 import RTCBase
 import Testing
 import WebRTCSession
@@ -101,6 +102,7 @@ import WebRTCViewer
 
     @Test func actsAsDTLSClientWhenTheOfferIsPassive() throws {
         let harness = try TwoPeerHarness(seed: 13, offerSetup: "passive")
+        #expect(harness.negotiated.localDTLSRole == .client)  // the offer really said passive
         harness.start()
         #expect(harness.run(upTo: .seconds(3)) { harness.cameraConnected && harness.viewerConnected })
         harness.run(for: .seconds(2))
@@ -124,6 +126,27 @@ import WebRTCViewer
         let before = harness.receivedAccessUnits.count
         harness.run(for: .seconds(1))
         #expect(harness.receivedAccessUnits.count > before + 20)
+    }
+
+    @Test func survivesAnICERestartWithoutInterruptingMedia() throws {
+        let harness = try TwoPeerHarness(seed: 23)
+        harness.start()
+        #expect(harness.run(upTo: .seconds(2)) { harness.cameraConnected && !harness.receivedAccessUnits.isEmpty })
+        var random = SeededRandom(seed: 24)
+        let viewerICE = ICECredentials(ufrag: random.iceString(length: 4), password: random.iceString(length: 24))
+        let cameraICE = ICECredentials(ufrag: random.iceString(length: 8), password: random.iceString(length: 24))
+        let selectionsBefore = harness.cameraEvents.filter { if case .iceSelected = $0.1 { return true }; return false }.count
+        harness.camera.restartICE(local: cameraICE, remote: viewerICE, now: harness.now)
+        harness.viewer.restartICE(local: viewerICE, remote: cameraICE, now: harness.now, random: &random)
+        let before = harness.receivedAccessUnits.count
+        harness.run(for: .seconds(2))
+        #expect(harness.camera.localICE == cameraICE)
+        #expect(harness.cameraEvents.filter { if case .iceSelected = $0.1 { return true }; return false }.count == selectionsBefore + 1)
+        #expect(harness.receivedAccessUnits.count >= before + 55)
+        // Consent now runs on the new credentials: still connected long after the old ones would have lapsed.
+        harness.stopMedia()
+        harness.run(for: .seconds(45))
+        #expect(harness.camera.state == .connected)
     }
 
     @Test func turnsPictureLossIndicationIntoAKeyframeRequest() throws {

@@ -1,0 +1,389 @@
+"""A receive-only WHEP client built on aiortc: a library for the tests and benchmarks, and a CLI.
+
+    python whep_client.py http://127.0.0.1:8080/whep --seconds 5      # prints a JSON summary
+
+As a library:
+
+    async with WhepClient("http://127.0.0.1:8080/whep") as client:   # POST offer, set answer
+        await client.wait_for_media(timeout=10)                        # first decoded video frame
+        report = await client.measure(seconds=4)                       # fps, size, audio RMS
+    # leaving the block DELETEs the session (client.delete_status holds the answer)
+
+or in one call: `summary = asyncio.run(receive(url, seconds=5))`.
+
+aiortc decodes H.264 with PyAV (FFmpeg); `track.recv()` yields av.VideoFrame / av.AudioFrame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import math
+import sys
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+
+class WhepError(RuntimeError):
+    pass
+
+
+def allow_loopback_host_candidates() -> None:
+    """aioice leaves 127.0.0.1 out of its host candidates. In a network namespace holding only `lo`
+    (where the interop tests run) that leaves no candidate at all, so add it back. Adding, not
+    stripping: every address aioice would gather is still gathered."""
+    original = aioice.ice.get_host_addresses
+    if getattr(original, "_rtcam_loopback", False):
+        return
+
+    def with_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        addresses = original(use_ipv4, use_ipv6)
+        if use_ipv4 and "127.0.0.1" not in addresses:
+            addresses.append("127.0.0.1")
+        return addresses
+
+    with_loopback._rtcam_loopback = True  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = with_loopback
+
+
+def whep_endpoint(url: str) -> str:
+    """Accept the daemon's base URL too: http://host:port → http://host:port/whep."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.path in ("", "/"):
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/whep", "", ""))
+    return url
+
+
+def http_exchange(method: str, url: str, body: Optional[bytes] = None, headers: Optional[dict] = None,
+                  timeout: float = 10.0):
+    """Blocking HTTP (run it in a thread): returns (status, headers, body bytes)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http":
+        raise WhepError(f"only http:// URLs are supported here: {url}")
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+@dataclass
+class VideoStats:
+    frames: int = 0
+    width: int = 0
+    height: int = 0
+    sizes: list = field(default_factory=list)          # distinct (w, h) seen
+    first_frame_at: Optional[float] = None             # monotonic seconds
+    last_frame_at: Optional[float] = None
+
+
+@dataclass
+class AudioStats:
+    frames: int = 0
+    samples: int = 0                                    # per channel
+    sample_rate: int = 0
+    channels: int = 0
+    sum_squares: float = 0.0                            # over all samples, normalised to [-1, 1]
+    values: int = 0
+    peak: float = 0.0
+
+    @property
+    def rms(self) -> float:
+        return math.sqrt(self.sum_squares / self.values) if self.values else 0.0
+
+
+@dataclass
+class Measurement:
+    """What arrived during one measure() window."""
+    seconds: float
+    video_frames: int
+    fps: float
+    width: int
+    height: int
+    sizes: list
+    audio_frames: int
+    audio_samples: int
+    audio_sample_rate: int
+    audio_channels: int
+    audio_rms: float
+    audio_peak: float
+    connection_state: str
+
+
+def _rms_of(frame) -> tuple[float, int, float]:
+    """Sum of squares (normalised), sample count and peak of an av.AudioFrame."""
+    import numpy  # aiortc depends on it through av; imported lazily to keep import time low
+
+    samples = frame.to_ndarray()
+    if samples.dtype.kind == "i":
+        scale = float(numpy.iinfo(samples.dtype).max)
+    else:
+        scale = 1.0
+    values = samples.astype(numpy.float64).ravel() / scale
+    if values.size == 0:
+        return 0.0, 0, 0.0
+    return float(numpy.dot(values, values)), int(values.size), float(numpy.max(numpy.abs(values)))
+
+
+class WhepClient:
+    def __init__(self, url: str, video: bool = True, audio: bool = True, http_timeout: float = 10.0,
+                 loopback_candidates: bool = True):
+        self.endpoint = whep_endpoint(url)
+        self.want_video, self.want_audio = video, audio
+        self.http_timeout = http_timeout
+        if loopback_candidates:
+            allow_loopback_host_candidates()
+        self.pc: Optional[RTCPeerConnection] = None
+        self.session_url: Optional[str] = None
+        self.answer_sdp: str = ""
+        self.offer_sdp: str = ""
+        self.post_status: Optional[int] = None
+        self.delete_status: Optional[int] = None
+        self.video = VideoStats()
+        self.audio = AudioStats()
+        self.errors: list[str] = []
+        self.connected_at: Optional[float] = None
+        self.started_at = time.monotonic()
+        self._tasks: list[asyncio.Task] = []
+        self._first_video = asyncio.Event()
+        self._first_audio = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._failed = asyncio.Event()
+
+    # ---- setup -----------------------------------------------------------------------------------
+
+    async def connect(self) -> "WhepClient":
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN/TURN: nothing off-box
+        if self.want_video:
+            self.pc.addTransceiver("video", direction="recvonly")
+        if self.want_audio:
+            self.pc.addTransceiver("audio", direction="recvonly")
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)          # aiortc gathers its candidates here
+        self.offer_sdp = self.pc.localDescription.sdp
+        status, headers, body = await asyncio.to_thread(
+            http_exchange, "POST", self.endpoint, self.offer_sdp.encode(),
+            {"Content-Type": "application/sdp"}, self.http_timeout)
+        self.post_status = status
+        if status != 201:
+            raise WhepError(f"POST {self.endpoint} answered {status}: {body.decode(errors='replace')[:500]}")
+        location = headers.get("Location")
+        if not location:
+            raise WhepError("POST /whep answered 201 without a Location header")
+        self.session_url = urllib.parse.urljoin(self.endpoint, location)
+        content_type = headers.get("Content-Type", "")
+        if not content_type.startswith("application/sdp"):
+            self.errors.append(f"answer Content-Type is {content_type!r}, not application/sdp")
+        self.answer_sdp = body.decode()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=self.answer_sdp, type="answer"))
+        return self
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState if self.pc else "closed"
+        if state == "connected" and self.connected_at is None:
+            self.connected_at = time.monotonic()
+            self._connected.set()
+        elif state in ("failed", "closed"):
+            self._failed.set()
+
+    def _on_track(self, track) -> None:
+        if track.kind == "video":
+            self._tasks.append(asyncio.ensure_future(self._read_video(track)))
+        elif track.kind == "audio":
+            self._tasks.append(asyncio.ensure_future(self._read_audio(track)))
+
+    async def _read_video(self, track) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                now = time.monotonic()
+                stats = self.video
+                stats.frames += 1
+                stats.width, stats.height = frame.width, frame.height
+                if (frame.width, frame.height) not in stats.sizes:
+                    stats.sizes.append((frame.width, frame.height))
+                if stats.first_frame_at is None:
+                    stats.first_frame_at = now
+                    self._first_video.set()
+                stats.last_frame_at = now
+        except MediaStreamError:
+            pass
+        except Exception as error:  # noqa: BLE001 — record and stop reading
+            self.errors.append(f"video: {error!r}")
+
+    async def _read_audio(self, track) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                stats = self.audio
+                stats.frames += 1
+                stats.samples += frame.samples
+                stats.sample_rate = frame.sample_rate
+                stats.channels = len(frame.layout.channels)
+                squares, count, peak = _rms_of(frame)
+                stats.sum_squares += squares
+                stats.values += count
+                stats.peak = max(stats.peak, peak)
+                self._first_audio.set()
+        except MediaStreamError:
+            pass
+        except Exception as error:  # noqa: BLE001
+            self.errors.append(f"audio: {error!r}")
+
+    # ---- waiting and measuring -------------------------------------------------------------------
+
+    @property
+    def connection_state(self) -> str:
+        return self.pc.connectionState if self.pc else "new"
+
+    async def wait_for_media(self, timeout: float = 10.0) -> None:
+        """Until the first video frame is decoded (and the first audio frame, if audio was asked for)."""
+        waits = []
+        if self.want_video:
+            waits.append(self._first_video.wait())
+        if self.want_audio:
+            waits.append(self._first_audio.wait())
+        media = asyncio.ensure_future(asyncio.gather(*waits))
+        failed = asyncio.ensure_future(self._failed.wait())
+        done, _ = await asyncio.wait({media, failed}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for task in (media, failed):
+            if task not in done:
+                task.cancel()
+        if media not in done:
+            raise WhepError(
+                f"no media within {timeout:.0f} s: connection {self.connection_state}, "
+                f"{self.video.frames} video / {self.audio.frames} audio frames decoded"
+                + (f", errors: {self.errors}" if self.errors else ""))
+
+    async def measure(self, seconds: float) -> Measurement:
+        """Count what arrives over `seconds`, from now."""
+        video_before, audio_before = self.video.frames, self.audio.frames
+        samples_before = self.audio.samples
+        squares_before, values_before = self.audio.sum_squares, self.audio.values
+        self.video.sizes = []
+        self.audio.peak = 0.0
+        start = time.monotonic()
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - start
+        frames = self.video.frames - video_before
+        values = self.audio.values - values_before
+        rms = math.sqrt((self.audio.sum_squares - squares_before) / values) if values else 0.0
+        return Measurement(
+            seconds=round(elapsed, 3), video_frames=frames, fps=round(frames / elapsed, 2),
+            width=self.video.width, height=self.video.height, sizes=list(self.video.sizes),
+            audio_frames=self.audio.frames - audio_before, audio_samples=self.audio.samples - samples_before,
+            audio_sample_rate=self.audio.sample_rate, audio_channels=self.audio.channels,
+            audio_rms=round(rms, 5), audio_peak=round(self.audio.peak, 5),
+            connection_state=self.connection_state)
+
+    def negotiated_codecs(self) -> dict:
+        """Codec names per media kind from the answer's rtpmap lines (the first listed payload type)."""
+        codecs: dict[str, str] = {}
+        kind, first_pt, rtpmaps = None, None, {}
+        for line in self.answer_sdp.splitlines() + ["m=end 0 x 0"]:
+            if line.startswith("m="):
+                if kind and first_pt in rtpmaps:
+                    codecs[kind] = rtpmaps[first_pt]
+                fields = line[2:].split()
+                kind = fields[0]
+                first_pt = fields[3] if len(fields) > 3 else None
+                rtpmaps = {}
+            elif line.startswith("a=rtpmap:"):
+                pt, _, encoding = line[len("a=rtpmap:"):].partition(" ")
+                rtpmaps[pt] = encoding.strip()
+        return codecs
+
+    # ---- teardown --------------------------------------------------------------------------------
+
+    async def delete(self) -> Optional[int]:
+        """DELETE the WHEP session (once) and return the status."""
+        if self.session_url and self.delete_status is None:
+            status, _, _ = await asyncio.to_thread(http_exchange, "DELETE", self.session_url, None, None,
+                                                   self.http_timeout)
+            self.delete_status = status
+        return self.delete_status
+
+    async def close(self, delete: bool = True) -> None:
+        try:
+            if delete:
+                await self.delete()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.pc:
+                await self.pc.close()
+
+    async def __aenter__(self) -> "WhepClient":
+        try:
+            return await self.connect()
+        except BaseException:
+            await self.close(delete=self.session_url is not None)
+            raise
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+
+async def receive(url: str, seconds: float = 5.0, connect_timeout: float = 10.0, video: bool = True,
+                  audio: bool = True, delete: bool = True) -> dict:
+    """Connect, wait for media, measure for `seconds`, DELETE; return a JSON-ready summary."""
+    client = WhepClient(url, video=video, audio=audio)
+    summary: dict = {"endpoint": client.endpoint, "ok": False}
+    try:
+        await client.connect()
+        summary["session_url"] = client.session_url
+        summary["codecs"] = client.negotiated_codecs()
+        await client.wait_for_media(timeout=connect_timeout)
+        summary["time_to_first_frame_s"] = round((client.video.first_frame_at or client.started_at)
+                                                 - client.started_at, 3)
+        summary["measurement"] = asdict(await client.measure(seconds))
+        summary["ok"] = True
+    except WhepError as error:
+        summary["error"] = str(error)
+    finally:
+        try:
+            await client.close(delete=delete)
+        except OSError as error:
+            summary.setdefault("error", f"DELETE failed: {error}")
+        summary["post_status"] = client.post_status
+        summary["delete_status"] = client.delete_status
+        summary["errors"] = client.errors
+    return summary
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Receive an rtcam WHEP stream with aiortc and summarise it.")
+    parser.add_argument("url", help="WHEP endpoint (http://127.0.0.1:8080/whep) or the daemon's base URL")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long to measure (default 5)")
+    parser.add_argument("--connect-timeout", type=float, default=10.0, help="wait this long for media")
+    parser.add_argument("--no-audio", action="store_true", help="offer video only")
+    parser.add_argument("--no-video", action="store_true", help="offer audio only")
+    parser.add_argument("--keep-session", action="store_true", help="do not DELETE the session at the end")
+    args = parser.parse_args(argv)
+    summary = asyncio.run(receive(args.url, seconds=args.seconds, connect_timeout=args.connect_timeout,
+                                  video=not args.no_video, audio=not args.no_audio,
+                                  delete=not args.keep_session))
+    json.dump(summary, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0 if summary["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
