@@ -149,6 +149,29 @@ import WebRTCViewer
         #expect(harness.camera.state == .connected)
     }
 
+    @Test func hostileDatagramsNeitherCrashNorDisturbAConnectedSession() throws {
+        let harness = try TwoPeerHarness(seed: 29)
+        harness.start()
+        #expect(harness.run(upTo: .seconds(2)) { harness.cameraConnected && !harness.receivedAccessUnits.isEmpty })
+        var random = SeededRandom(seed: 30)
+        let stranger = TransportAddress(ip: .v4(127, 0, 0, 9), port: 4444)
+        // Every RFC 7983 class: STUN (0-3), DTLS (20-63), RTP/RTCP (128-191), and the rest.
+        let firstBytes: [UInt8] = [0, 1, 3, 20, 22, 23, 63, 128, 129, 144, 191, 200, 255]
+        for index in 0..<20_000 {
+            var datagram = random.bytes(Int(random.next() % 300))
+            if !datagram.isEmpty { datagram[0] = firstBytes[Int(random.next() % UInt64(firstBytes.count))] }
+            if datagram.count > 1, random.next() % 2 == 0 { datagram[1] = UInt8(200 + random.next() % 7) }  // RTCP types
+            let from = index % 2 == 0 ? harness.viewerAddress : stranger
+            harness.camera.handle(.receive(datagram, from: from, now: harness.now), media: harness.fanout)
+        }
+        let before = harness.receivedAccessUnits.count
+        harness.run(for: .seconds(2))
+        #expect(harness.camera.state == .connected)
+        #expect(harness.camera.remoteAddress == harness.viewerAddress)
+        #expect(harness.receivedAccessUnits.count >= before + 55)
+        #expect(harness.camera.statistics.rejectedDatagrams + harness.camera.statistics.srtcpFailures > 10_000)
+    }
+
     @Test func turnsPictureLossIndicationIntoAKeyframeRequest() throws {
         let harness = try TwoPeerHarness(seed: 19)
         harness.start()
