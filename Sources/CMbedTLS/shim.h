@@ -15,3 +15,4 @@
 #include <mbedtls/error.h>
 #include <mbedtls/timing.h>
 #include <mbedtls/debug.h>
+#include <mbedtls/pem.h>

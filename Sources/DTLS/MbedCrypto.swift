@@ -158,9 +158,27 @@ func generateSelfSignedPEM(commonName: String, random: inout some RandomNumberGe
     try check(mbedtls_x509write_crt_set_basic_constraints(&writer, 0, -1),
               "mbedtls_x509write_crt_set_basic_constraints")
 
+    // mbedtls_x509write_crt_der writes at the end of the buffer and returns the length.
+    var derBuffer = [UInt8](repeating: 0, count: 4096)
+    let derLength = mbedtls_x509write_crt_der(&writer, &derBuffer, derBuffer.count, drbg.rngFunction, drbg.rngContext)
+    guard derLength > 0 else { throw DTLSError.library(derLength, "mbedtls_x509write_crt_der") }
+    let written = Array(derBuffer[(derBuffer.count - Int(derLength))...])
+    // Re-sign without the NULL parameters mbedTLS 2.28 adds (RFC 5758 §3.2; see X509Encoding).
+    guard let der = X509Encoding.certificateWithoutNullParameters(written, sign: { tbs in
+        var hash = MbedDigest.sha256(tbs)
+        var signature = [UInt8](repeating: 0, count: 128)
+        var signatureLength = 0
+        let rc = mbedtls_pk_sign(&key, MBEDTLS_MD_SHA256, &hash, hash.count, &signature, &signatureLength,
+                                 drbg.rngFunction, drbg.rngContext)
+        return rc == 0 ? Array(signature[0..<signatureLength]) : nil
+    }) else {
+        throw DTLSError.invalidCertificate("could not rebuild the certificate mbedTLS wrote")
+    }
     var certificatePEM = [UInt8](repeating: 0, count: 4096)
-    try check(mbedtls_x509write_crt_pem(&writer, &certificatePEM, certificatePEM.count,
-                                        drbg.rngFunction, drbg.rngContext), "mbedtls_x509write_crt_pem")
+    var pemLength = 0
+    try check(mbedtls_pem_write_buffer("-----BEGIN CERTIFICATE-----\n", "-----END CERTIFICATE-----\n",
+                                       der, der.count, &certificatePEM, certificatePEM.count, &pemLength),
+              "mbedtls_pem_write_buffer")
     var keyPEM = [UInt8](repeating: 0, count: 2048)
     try check(mbedtls_pk_write_key_pem(&key, &keyPEM, keyPEM.count), "mbedtls_pk_write_key_pem")
     let keyText = String(decoding: keyPEM.prefix { $0 != 0 }, as: UTF8.self)
@@ -207,4 +225,16 @@ func parseKeyAndCertificate(pem: String) throws(DTLSError) -> [UInt8] {
         throw DTLSError.invalidCertificate("empty certificate")
     }
     return Array(UnsafeBufferPointer(start: der, count: certificate.raw.len))
+}
+
+/// Whether a certificate's signature verifies with its own public key (a self-signed certificate
+/// that was re-signed by `X509Encoding` must still be consistent).
+func certificateSelfSignatureIsValid(_ der: [UInt8]) -> Bool {
+    var certificate = mbedtls_x509_crt()
+    mbedtls_x509_crt_init(&certificate)
+    defer { mbedtls_x509_crt_free(&certificate) }
+    guard mbedtls_x509_crt_parse_der(&certificate, der, der.count) == 0, let tbs = certificate.tbs.p,
+          let signature = certificate.sig.p else { return false }
+    let hash = MbedDigest.sha256(Array(UnsafeBufferPointer(start: tbs, count: certificate.tbs.len)))
+    return mbedtls_pk_verify(&certificate.pk, MBEDTLS_MD_SHA256, hash, hash.count, signature, certificate.sig.len) == 0
 }

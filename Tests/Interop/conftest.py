@@ -45,7 +45,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def rtcam_factory(request, tmp_path):
     """Starts daemons (`rtcam_factory(max_viewers=1)`); each is stopped with SIGTERM at teardown and
-    must exit with code 0 within 5 s."""
+    must exit with code 0 within 5 s (a daemon that died during the test fails it too)."""
     started: list[RtcamProcess] = []
 
     def start(**options) -> RtcamProcess:
@@ -54,25 +54,31 @@ def rtcam_factory(request, tmp_path):
                               log_path=tmp_path / f"rtcam-{index}.log", **options)
         started.append(daemon)
         attach(request, f"rtcam #{index} stderr", lambda: daemon.log_tail(150))
+        problem = None
         try:
             daemon.start()
         except RtcamError as error:
-            pytest.fail(f"could not start rtcam ({rtcam_binary()}): {error}", pytrace=False)
+            problem = _without_log(error)
+        if problem is not None:
+            pytest.fail(f"could not start rtcam: {problem}", pytrace=False)
         return daemon
 
     yield start
 
     problems = []
     for daemon in started:
-        if daemon.process is None and daemon.exit_code is None:
-            continue  # never started
+        if not daemon.healthy:
+            daemon.kill()       # its start-up failure was already reported
+            continue
         try:
             code = daemon.stop(timeout=5.0)
         except RtcamError as error:
-            problems.append(str(error))
+            problems.append(_without_log(error))
             continue
-        if code != 0:
-            problems.append(f"rtcam exited with code {code} after SIGTERM (expected 0)\n{daemon.log_tail()}")
+        if daemon.died_early:
+            problems.append(f"rtcam (port {daemon.http_port}) died during the test with code {code}")
+        elif code != 0:
+            problems.append(f"rtcam exited with code {code} after SIGTERM (expected 0)")
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
 
@@ -89,13 +95,21 @@ def chromium(request, tmp_path):
 
     browser = Chromium(log_path=str(tmp_path / "chromium.log"), user_data_dir=str(tmp_path / "chromium-profile"))
     attach(request, "chromium log", lambda: _tail(tmp_path / "chromium.log", 60))
+    problem = None
     try:
         browser.start()
     except CDPError as error:
+        problem = str(error)
+    if problem is not None:
         browser.close()
-        pytest.fail(f"could not start Chromium: {error}", pytrace=False)
+        pytest.fail(f"could not start Chromium: {problem}", pytrace=False)
     yield browser
     browser.close()
+
+
+def _without_log(error: Exception) -> str:
+    """The message of an RtcamError minus the log tail it carries (the report attaches the log)."""
+    return str(error).split("\n--- rtcam log", 1)[0]
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -136,10 +150,13 @@ def firefox(request, tmp_path):
     log = tmp_path / "firefox.log"
     browser = Firefox(log_path=str(log), profile_dir=str(tmp_path / "firefox-profile"))
     attach(request, "firefox log (page console included)", lambda: _tail(log, 80))
+    problem = None
     try:
         browser.start()
     except MarionetteError as error:
+        problem = str(error)
+    if problem is not None:
         browser.close()
-        pytest.fail(f"could not start Firefox: {error}", pytrace=False)
+        pytest.fail(f"could not start Firefox: {problem}", pytrace=False)
     yield browser
     browser.close()

@@ -20,6 +20,7 @@ from typing import Optional
 
 DEFAULT_BINARY = "/work/main/.build/debug/rtcam"
 HOST = "127.0.0.1"
+TEST_PASSWORD = "interop-test-password"   # set on each fresh state dir to read the JSON API
 
 
 class RtcamError(RuntimeError):
@@ -64,6 +65,9 @@ class RtcamProcess:
         self.media_port = 0
         self.process: Optional[subprocess.Popen] = None
         self.exit_code: Optional[int] = None
+        self.cookie: Optional[str] = None
+        self.healthy = False        # /healthz answered 200 after start()
+        self.died_early = False     # stop() found it already gone (crashed or exited on its own)
 
     @property
     def base_url(self) -> str:
@@ -108,6 +112,7 @@ class RtcamProcess:
             try:
                 status, _, body = http_request("GET", "/healthz", self.http_port, timeout=1.0)
                 if status == 200:
+                    self.healthy = True
                     return self
                 last_problem = f"/healthz answered {status}: {body[:200]!r}"
             except OSError as error:
@@ -132,6 +137,7 @@ class RtcamProcess:
                 log.write(f"# exited with {self.exit_code} {time.monotonic() - started:.2f} s after SIGTERM\n".encode())
         else:
             self.exit_code = self.process.returncode
+            self.died_early = True
         self.process = None
         return self.exit_code
 
@@ -165,11 +171,35 @@ class RtcamProcess:
                 headers: Optional[dict] = None, timeout: float = 5.0):
         return http_request(method, path, self.http_port, body=body, headers=headers, timeout=timeout)
 
+    def log_in(self) -> str:
+        """The settings API needs a session cookie. A fresh state dir has no password: choose
+        TEST_PASSWORD (POST /api/password); if one is set already, log in with it (POST /api/login)."""
+        body = json.dumps({"password": TEST_PASSWORD}).encode()
+        json_type = {"Content-Type": "application/json"}
+        status, headers, answer = self.request("POST", "/api/password", body, json_type)
+        if status == 409:
+            status, headers, answer = self.request("POST", "/api/login", body, json_type)
+        cookie = headers.get("Set-Cookie", "")
+        if status != 200 or not cookie:
+            raise RtcamError(f"cannot log in to the settings API ({status}): {answer[:300]!r}")
+        self.cookie = cookie.split(";", 1)[0]
+        return self.cookie
+
+    def api_get(self, path: str) -> dict:
+        """GET a JSON API endpoint, logging in first if it answers 401."""
+        for attempt in range(2):
+            headers = {"Cookie": self.cookie} if self.cookie else {}
+            status, _, body = self.request("GET", path, headers=headers)
+            if status == 401 and attempt == 0:
+                self.log_in()
+                continue
+            if status != 200:
+                raise RtcamError(f"GET {path} answered {status}: {body[:300]!r}")
+            return json.loads(body)
+        raise RtcamError(f"GET {path}: still 401 after logging in")
+
     def status(self) -> dict:
-        status, _, body = self.request("GET", "/api/status")
-        if status != 200:
-            raise RtcamError(f"GET /api/status answered {status}: {body[:300]!r}")
-        return json.loads(body)
+        return self.api_get("/api/status")
 
 
 def viewer_count(status: dict) -> int:

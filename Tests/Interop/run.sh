@@ -13,8 +13,13 @@ cd "$repo"
 
 # The venv: created on first use, refreshed when requirements.txt is newer than the last install.
 stamp="$venv/.interop-requirements"
+# Debian's python3 (3.11.2 on bookworm) first: it is what every Debian machine has, and CPython 3.11.7
+# has an ast.parse regression ("AST constructor recursion depth mismatch") that crashes pytest's
+# traceback formatting.
 if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
+    python=/usr/bin/python3
+    [ -x "$python" ] || python="$(command -v python3)"
+    "$python" -m venv "$venv"
 fi
 if [ ! -f "$stamp" ] || [ "$here/requirements.txt" -nt "$stamp" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import attach
+from conftest import attach, wait_for_viewers
 
 EXPECTED_WIDTH, EXPECTED_HEIGHT = 640, 480
 MIN_FPS = 25.0
@@ -40,6 +40,8 @@ def test_chromium_plays_viewer_page(rtcam, chromium, tmp_path, request):
     assert last["audioEnergy"] > 0, f"the test tone is silent (totalAudioEnergy {last['audioEnergy']})"
     assert last["audioEnergy"] > first["audioEnergy"], \
         f"audio energy stopped growing ({first['audioEnergy']} → {last['audioEnergy']}): silence"
+    assert (last["videoCodec"] or "").lower() == "video/h264", f"video codec {last['videoCodec']}, expected H.264"
+    assert (last["audioCodec"] or "").lower() == "audio/opus", f"audio codec {last['audioCodec']}, expected Opus"
     assert last["paused"] is False, "the <video> element is paused"
     assert last["state"] == "connected", f"connection state {last['state']}"
     assert last["bitrateKbps"] > 50, f"bitrate {last['bitrateKbps']} kb/s is implausibly low"
@@ -55,3 +57,54 @@ def test_viewer_page_served(rtcam):
     text = body.decode()
     for needle in ("<video", "/whep", "window.rtcam", "/settings"):
         assert needle in text, f"viewer page lacks {needle!r}"
+
+
+def test_chromium_page_deletes_its_session_on_pagehide(rtcam, chromium, request):
+    page = chromium.new_page()
+    attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+    page.navigate(rtcam.url("/"))
+    page.wait_for("window.rtcam.framesDecoded > 0", timeout=15)
+    assert wait_for_viewers(rtcam, 1) == 1, "/api/status does not count the playing page"
+    page.navigate("about:blank")          # pagehide → fetch(sessionURL, {method: "DELETE", keepalive: true})
+    remaining = wait_for_viewers(rtcam, 0, timeout=5)
+    assert remaining == 0, f"{remaining} viewers left 5 s after the page went away: no DELETE on pagehide"
+
+
+def test_chromium_page_reconnects_when_the_session_disappears(rtcam, chromium, request):
+    page = chromium.new_page()
+    attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+    page.navigate(rtcam.url("/"))
+    page.wait_for("window.rtcam.framesDecoded > 0", timeout=15)
+    old_session = page.evaluate("window.rtcam.sessionURL")
+    status, _, _ = rtcam.request("DELETE", old_session[old_session.index("/whep/"):])
+    assert status in (200, 204), f"DELETE {old_session} answered {status}"
+    # No media and no consent answers: disconnected (+3 s grace) or failed → DELETE, back off 1 s, reconnect.
+    page.wait_for(f"window.rtcam.reconnects > 0 && window.rtcam.sessionURL && "
+                  f"window.rtcam.sessionURL !== {old_session!r} && window.rtcam.state === 'connected'",
+                  timeout=30)
+    decoded = page.evaluate("window.rtcam.framesDecoded")
+    page.wait_for(f"window.rtcam.framesDecoded > {decoded} + 30", timeout=5)
+    assert wait_for_viewers(rtcam, 1) == 1, "after reconnecting the daemon should count exactly one viewer"
+
+
+def test_chromium_autoplay_blocked_plays_muted_until_clicked(rtcam, tmp_path, request):
+    """Without the autoplay flag (a browser's default), the page plays muted and shows the overlay;
+    a real click (CDP input events are user gestures) unmutes."""
+    from cdp import Chromium
+
+    state = "[window.rtcam.muted, window.rtcam.paused, document.getElementById('unmute').hidden]"
+    with Chromium(extra_args=("--autoplay-policy=document-user-activation-required",),
+                  log_path=str(tmp_path / "chromium-autoplay.log")) as browser:
+        page = browser.new_page()
+        attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+        page.navigate(rtcam.url("/"))
+        page.wait_for("window.rtcam.framesDecoded > 0 && !window.rtcam.paused", timeout=15)
+        muted, paused, overlay_hidden = page.wait_for(f"window.rtcam.muted && {state}", timeout=3)
+        assert (muted, paused, overlay_hidden) == (True, False, False), "expected muted playback with the overlay"
+        x, y = page.evaluate("(() => { const r = document.getElementById('unmute').getBoundingClientRect();"
+                             " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        for kind in ("mousePressed", "mouseReleased"):
+            page.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1})
+        page.wait_for("!window.rtcam.muted", timeout=3)
+        muted, paused, overlay_hidden = page.evaluate(state)
+        assert (muted, paused, overlay_hidden) == (False, False, True), "the click should unmute and hide the overlay"

@@ -37,6 +37,8 @@ def test_firefox_plays_viewer_page(rtcam, firefox, tmp_path):
     assert last["audioEnergy"] > 0, f"the test tone is silent (totalAudioEnergy {last['audioEnergy']})"
     assert last["audioEnergy"] > first["audioEnergy"], \
         f"audio energy stopped growing ({first['audioEnergy']} → {last['audioEnergy']}): silence"
+    assert (last["videoCodec"] or "").lower() == "video/h264", f"video codec {last['videoCodec']}, expected H.264"
+    assert (last["audioCodec"] or "").lower() == "audio/opus", f"audio codec {last['audioCodec']}, expected Opus"
     assert last["paused"] is False, "the <video> element is paused"
     assert last["state"] == "connected", f"connection state {last['state']}"
     assert last["reconnects"] == 0, f"the page reconnected {last['reconnects']} times ({last['lastError']})"

@@ -129,7 +129,7 @@ def _rms_of(frame) -> tuple[float, int, float]:
 
     samples = frame.to_ndarray()
     if samples.dtype.kind == "i":
-        scale = float(numpy.iinfo(samples.dtype).max)
+        scale = float(-numpy.iinfo(samples.dtype).min)   # int16: 32768, so full scale is 1.0
     else:
         scale = 1.0
     values = samples.astype(numpy.float64).ravel() / scale
@@ -165,7 +165,17 @@ class WhepClient:
 
     # ---- setup -----------------------------------------------------------------------------------
 
+    def _record_loop_exception(self, loop, context: dict) -> None:
+        """aiortc runs ICE and DTLS in background tasks; their failures (a certificate that does not
+        parse, a handshake error) would otherwise only be logged. Keep them for the error message."""
+        exception = context.get("exception")
+        self.errors.append(f"{context.get('message', 'error')}: {exception!r}" if exception
+                           else str(context.get("message")))
+        self._failed.set()   # nothing will come now: let wait_for_media() say so at once
+        loop.default_exception_handler(context)
+
     async def connect(self) -> "WhepClient":
+        asyncio.get_running_loop().set_exception_handler(self._record_loop_exception)
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN/TURN: nothing off-box
         if self.want_video:
             self.pc.addTransceiver("video", direction="recvonly")
@@ -264,6 +274,7 @@ class WhepClient:
         for task in (media, failed):
             if task not in done:
                 task.cancel()
+        await asyncio.gather(media, failed, return_exceptions=True)
         if media not in done:
             raise WhepError(
                 f"no media within {timeout:.0f} s: connection {self.connection_state}, "

@@ -6,7 +6,8 @@
 //
 // For tests, the page keeps `window.rtcam` current (every 500 ms, from RTCPeerConnection.getStats()):
 //   state, framesDecoded, framesPerSecond, width, height, audioSamplesReceived, audioEnergy,
-//   bitrateKbps, rttMs, packetsLost, sessionURL, reconnects, paused, muted, lastError, and
+//   bitrateKbps, rttMs, packetsLost, sessionURL, reconnects, paused, muted, lastError,
+//   videoCodec and audioCodec (mime types, e.g. "video/H264"), and
 //   updatedAt (performance.now() of the getStats sample the numbers come from, in ms).
 enum ViewerPage {
     static let html: String = #"""
@@ -16,6 +17,7 @@ enum ViewerPage {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>rtcam</title>
+<link rel="icon" href="data:,">
 <style>
   html, body { margin: 0; height: 100%; background: #111; color: #ddd;
     font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; }
@@ -63,7 +65,7 @@ enum ViewerPage {
     state: "new", framesDecoded: 0, framesPerSecond: 0, width: 0, height: 0,
     audioSamplesReceived: 0, audioEnergy: 0, bitrateKbps: 0, rttMs: null, packetsLost: 0,
     sessionURL: null, reconnects: 0, paused: true, muted: false, lastError: null,
-    updatedAt: 0
+    videoCodec: null, audioCodec: null, updatedAt: 0
   };
 
   var WHEP_ENDPOINT = "/whep";
@@ -236,6 +238,11 @@ enum ViewerPage {
 
   function kindOf(report) { return report.kind || report.mediaType; }
 
+  function codecOf(stats, inbound) {
+    var codec = inbound && inbound.codecId ? stats.get(inbound.codecId) : null;
+    return codec && codec.mimeType ? codec.mimeType : null;
+  }
+
   function sampleStats() {
     rtcam.paused = video.paused;
     rtcam.muted = video.muted;
@@ -279,6 +286,8 @@ enum ViewerPage {
       rtcam.audioSamplesReceived = (audioIn && audioIn.totalSamplesReceived) || 0;
       rtcam.audioEnergy = (audioIn && audioIn.totalAudioEnergy) || 0;
       rtcam.packetsLost = lost;
+      rtcam.videoCodec = codecOf(stats, videoIn);
+      rtcam.audioCodec = codecOf(stats, audioIn);
       rtcam.updatedAt = now;
 
       // RTT of the pair in use: the transport names it (Chromium, Safari); else the nominated,
