@@ -111,7 +111,7 @@ public struct TestPatternSource: Sendable {
         ]
         let rampStart = (layout.bandHeight + (height - layout.bandHeight) * 2 / 3) & ~1
         self.detailStart = detail ? rampStart : height
-        var noise = SplitMix(state: 0x5EED)
+        var noise = SeededRandom(seed: 0x5EED)
         var luma = [UInt8](repeating: 0, count: width * height)
         var u = [UInt8](repeating: Self.neutralChroma, count: width * height / 4)
         var v = [UInt8](repeating: Self.neutralChroma, count: width * height / 4)
@@ -163,7 +163,7 @@ public struct TestPatternSource: Sendable {
         backgroundLuma.withUnsafeBufferPointer { source in
             scrollRows(source.baseAddress!, into: lumaPlane, rowWidth: width, rows: band ..< detailStart, shift: shift)
             // Detail: every row of the noisy ramp rotated by its own pseudo-random amount per frame.
-            var jitter = SplitMix(state: milliseconds)
+            var jitter = SeededRandom(seed: milliseconds)
             for row in detailStart ..< height {
                 let rowShift = Int(jitter.next() % UInt64(width))
                 scrollRows(source.baseAddress!, into: lumaPlane, rowWidth: width, rows: row ..< row + 1, shift: rowShift)
@@ -216,18 +216,6 @@ public struct TestPatternSource: Sendable {
         guard span > 0 else { return 0 }
         let travelled = Int((milliseconds &* max(1, speed) / 1000) % UInt64(2 * span))
         return travelled <= span ? travelled : 2 * span - travelled
-    }
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny deterministic generator for the noise texture.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,3 +1,4 @@
+import RTCBase
 import Testing
 @testable import CameraServer
 
@@ -19,7 +20,7 @@ import Testing
     }
 
     @Test func survivesRandomBytes() {
-        var random = SplitMix(seed: 42)
+        var random = SeededRandom(seed: 42)
         let alphabet = Array(#"{}[]":,0123456789.eE+-truefalsn\u "#.utf8)
         for _ in 0..<5000 {
             let length = Int(random.next() % 40)
@@ -45,17 +46,5 @@ import Testing
         #expect(parsed["number"]?.intValue == 42)
         #expect(parsed["missing"] == .null)
         #expect(parsed["list"] == .array([.number(1.5), .bool(true)]))
-    }
-}
-
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
