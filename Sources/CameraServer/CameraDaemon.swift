@@ -152,7 +152,27 @@ public final class CameraDaemon: @unchecked Sendable {
         let candidateList = candidates.map { "\($0)" }.joined(separator: ", ")
         logger.info("rtcam serving http://\(configuration.httpAddress):\(configuration.httpPort)/ — media on UDP \(configuration.mediaPort), candidates \(candidateList), \(media.current.summary)")
 
+        // systemd (Type=notify): READY once serving, STATUS every few seconds, and WATCHDOG=1 from
+        // the event loop itself, so a hung loop stops the pings and gets the service restarted.
+        let notifier = SystemdNotifier()
+        let statusLine: @Sendable () -> String = { "\(hub.viewerCount) viewer(s); \(media.current.summary)" }
+        notifier.ready(status: try loop.submit(statusLine).wait())
+        let statusTask = loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+            notifier.status(statusLine())
+        }
+        let watchdogTask = notifier.watchdogInterval.map { interval in
+            loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(interval.nanosecondsClamped)) { _ in
+                notifier.watchdogPing()
+            }
+        }
+        if notifier.isEnabled {
+            logger.info("systemd notification on; watchdog \(notifier.watchdogInterval.map { "every \($0)" } ?? "off")")
+        }
+
         waitForTerminationSignal()
+        notifier.stopping()
+        statusTask.cancel()
+        watchdogTask?.cancel()
         logger.info("stopping: closing every session")
         media.stop()
         try? loop.submit { hub.closeAll() }.wait()
