@@ -106,6 +106,7 @@ public final class CameraDaemon: @unchecked Sendable {
                             certificate: certificate, logger: logger)
         hubBox.withLockedValue { $0 = hub }
         hub.requestKeyframeFromEncoder = { media.requestKeyframe() }
+        hub.viewersPresentChanged = { present in media.setViewersPresent(present) }
 
         let settingsController = SettingsController(store: store, effective: settings) { [self] old, new in
             do {

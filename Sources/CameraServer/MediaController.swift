@@ -11,6 +11,7 @@ final class MediaController: @unchecked Sendable {
     private let lock = NIOLock()
     private var pipeline: MediaPipeline
     private var generation = 0
+    private var viewersPresent = false
     private let deliverVideo: @Sendable (EncodedVideoFrame) -> Void
     private let deliverAudio: @Sendable (EncodedAudioFrame) -> Void
 
@@ -40,6 +41,7 @@ final class MediaController: @unchecked Sendable {
         }
         let replacement = try MediaPipeline(configuration: configuration, logger: logger)
         let newGeneration: Int = lock.withLock {
+            replacement.setViewersPresent(viewersPresent)
             generation += 1
             pipeline = replacement
             return generation
@@ -50,6 +52,15 @@ final class MediaController: @unchecked Sendable {
     }
 
     func requestKeyframe() { current.requestKeyframe() }
+
+    /// Encoders run only while someone watches.
+    func setViewersPresent(_ present: Bool) {
+        let pipeline: MediaPipeline = lock.withLock {
+            viewersPresent = present
+            return self.pipeline
+        }
+        pipeline.setViewersPresent(present)
+    }
 
     func stop() { current.stop() }
 

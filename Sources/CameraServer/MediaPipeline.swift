@@ -40,6 +40,10 @@ final class MediaPipeline: @unchecked Sendable {
     /// A new bitrate for the running encoder (0: none pending); x264 reconfigures without a restart.
     private let pendingBitrateKbps = Atomic<Int>(0)
     private let running = Atomic<Bool>(true)
+    /// Encoding only while someone watches: on a Pi an idle camera should cost almost no CPU. The
+    /// source keeps running (a camera's buffers keep cycling) so the first viewer waits for nothing
+    /// but the keyframe it asks for.
+    private let viewersPresent = Atomic<Bool>(false)
     private let counters = Mutex(Counters())
 
     private struct Counters {
@@ -142,6 +146,8 @@ final class MediaPipeline: @unchecked Sendable {
 
     func setBitrate(kbps: Int) { pendingBitrateKbps.store(kbps, ordering: .relaxed) }
 
+    func setViewersPresent(_ present: Bool) { viewersPresent.store(present, ordering: .relaxed) }
+
     /// Records settings the running pipeline took on without a restart (the bitrate).
     func updateConfiguration(_ configuration: MediaConfiguration) {
         configurationBox.withLockedValue { $0 = configuration }
@@ -177,6 +183,7 @@ final class MediaPipeline: @unchecked Sendable {
             return
         }
         let encode = { [self] (frame: RawVideoFrame, now: MonotonicTime) in
+            guard viewersPresent.load(ordering: .relaxed) else { return }
             let force = keyframeRequested.exchange(false, ordering: .relaxed)
             let newBitrate = pendingBitrateKbps.exchange(0, ordering: .relaxed)
             if newBitrate > 0 {
@@ -218,6 +225,7 @@ final class MediaPipeline: @unchecked Sendable {
             let now = MonotonicClock.now()
             next += interval
             if now.nanoseconds > next { next = now.nanoseconds + interval }
+            guard viewersPresent.load(ordering: .relaxed) else { continue }
             let forced = keyframeRequested.exchange(false, ordering: .relaxed)
             if forced { file.skipToNextKeyframe() }
             let frame = file.nextFrame(captureTime: now)
@@ -243,8 +251,9 @@ final class MediaPipeline: @unchecked Sendable {
             // Freshest frame wins: if encoding fell behind, skip the missed slots instead of queueing.
             next += interval
             if now.nanoseconds > next { next = now.nanoseconds + interval }
-            encode(source.frame(at: now, index: index), now)
             index += 1
+            guard viewersPresent.load(ordering: .relaxed) else { continue }  // nobody watches: draw nothing
+            encode(source.frame(at: now, index: index), now)
         }
     }
 
@@ -292,6 +301,7 @@ final class MediaPipeline: @unchecked Sendable {
             }
             let pcm = tone.samples(startingAt: sampleIndex, count: frameSamples)
             sampleIndex += Int64(frameSamples)
+            guard viewersPresent.load(ordering: .relaxed) else { continue }
             do {
                 deliver(try encoder.encode(pcm, captureTime: captureTime))
             } catch {

@@ -72,6 +72,8 @@ final class StreamHub: @unchecked Sendable {
     private var pendingWrites = 0
     /// Called (on the loop) when the encoder should produce a keyframe soon.
     var requestKeyframeFromEncoder: @Sendable () -> Void = {}
+    /// Called (on the loop) when the first viewer arrives (true) or the last one leaves (false).
+    var viewersPresentChanged: @Sendable (Bool) -> Void = { _ in }
     private(set) var framesDelivered = 0
     private(set) var videoBytesDelivered = 0
 
@@ -151,6 +153,7 @@ final class StreamHub: @unchecked Sendable {
         viewers[id] = Viewer(id: id, session: session, localUfrag: localICE.ufrag, createdAt: now)
         viewerIDByUfrag[localICE.ufrag] = id
         logger.info("viewer \(id) joined (\(viewers.count) watching)")
+        if viewers.count == 1 { viewersPresentChanged(true) }
         rescheduleTimer(candidate: session.nextDeadline)
         return (id, answer.serialized())
     }
@@ -331,6 +334,7 @@ final class StreamHub: @unchecked Sendable {
         viewerIDByUfrag[viewer.localUfrag] = nil
         viewerIDByAddress = viewerIDByAddress.filter { $0.value != id }
         logger.info("viewer \(id) left: \(reason) (\(viewers.count) watching)")
+        if viewers.isEmpty { viewersPresentChanged(false) }
     }
 
     private func rescheduleTimer(candidate: MonotonicTime?) {
