@@ -9,7 +9,7 @@ MEDIA_PORT ?= 8189
 STATE_DIR ?= $(CURDIR)/.rtcam-state
 RUN_ARGS ?=
 
-.PHONY: run test build release deps test-deps unit-test interop-test bench clean
+.PHONY: run test build release deps test-deps unit-test interop-test bench deb clean
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -50,6 +50,11 @@ unit-test: deps
 interop-test: test-deps
 	$(SWIFT) build
 	bash Tests/Interop/run.sh
+
+# A .deb with the static-stdlib binary, the unit, a default configuration and the man page (out/).
+deb: deps
+	$(call apt_install,dpkg-dev lintian)
+	bash board/debian-package/build-deb.sh
 
 clean:
 	rm -rf .build
