@@ -51,6 +51,17 @@ interop-test: test-deps
 	$(SWIFT) build
 	bash Tests/Interop/run.sh
 
+BENCH_PACKAGES := chromium python3-venv iproute2 util-linux python3-gi gir1.2-gst-plugins-bad-1.0 \
+                  gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-nice
+BENCH_ARGS ?= all
+
+# Benchmarks (not tests): release build, then every benchmark in a network namespace holding only lo.
+# Tables on stdout, JSON under out/bench/. One of them: make bench BENCH_ARGS="fanout --viewers 1 50".
+bench: deps
+	$(call apt_install,$(BENCH_PACKAGES))
+	$(SWIFT) build -c release --static-swift-stdlib
+	bash Tests/Benchmarks/run.sh $(BENCH_ARGS)
+
 # A .deb with the static-stdlib binary, the unit, a default configuration and the man page (out/).
 deb: deps
 	$(call apt_install,dpkg-dev lintian)

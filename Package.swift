@@ -59,6 +59,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Benchmarks: `rtcam-bench x264 | loadgen | srtp`, driven by Tests/Benchmarks (`make bench`).
+        .executableTarget(name: "rtcam-bench", dependencies: [
+            "X264", "MediaSources", "Opus", "SRTP", "RTP", "STUN", "WebRTCSession", "WebRTCViewer",
+            "SDP", "ICE", "DTLS", "RTCBase",
+        ]),
+
         .testTarget(name: "RTCBaseTests", dependencies: ["RTCBase"]),
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "ICETests", dependencies: ["ICE", "STUN"]),

@@ -68,6 +68,9 @@ final class StreamHub: @unchecked Sendable {
     private var timer: Scheduled<Void>?
     private var timerDeadline: MonotonicTime?
     private var lastKeyframeRequest: MonotonicTime?
+    /// When the encoder was last asked for a keyframe that has not come out yet: asking again in
+    /// the meantime would only schedule a second, spurious one (and delay the next joining viewer).
+    private var keyframeOutstandingSince: MonotonicTime?
     private var keyframeRequestScheduled = false
     private var pendingWrites = 0
     /// Called (on the loop) when the encoder should produce a keyframe soon.
@@ -248,7 +251,11 @@ final class StreamHub: @unchecked Sendable {
         framesDelivered += 1
         videoBytesDelivered += accessUnit.count
         broadcast(packets)
-        if !isKeyframe, viewers.values.contains(where: { $0.session.state == .connected && !$0.session.hasReceivedKeyframe }) {
+        if isKeyframe {
+            keyframeOutstandingSince = nil
+        } else if viewers.values.contains(where: { $0.session.state == .connected && !$0.session.hasReceivedKeyframe }),
+                  keyframeOutstandingSince.map({ MonotonicClock.now() - $0 > .seconds(1) }) ?? true {
+            // A connected viewer still waits for its first keyframe and none is on its way.
             requestKeyframe()
         }
     }
@@ -282,11 +289,13 @@ final class StreamHub: @unchecked Sendable {
             loop.scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) { [self] in
                 keyframeRequestScheduled = false
                 lastKeyframeRequest = MonotonicClock.now()
+                keyframeOutstandingSince = lastKeyframeRequest
                 requestKeyframeFromEncoder()
             }
             return
         }
         lastKeyframeRequest = now
+        keyframeOutstandingSince = now
         requestKeyframeFromEncoder()
     }
 

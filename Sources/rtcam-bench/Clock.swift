@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RTCBase
+import Synchronization
+
+/// Clocks and CPU accounting for the benchmarks. The bench is a program with I/O, so unlike the
+/// sans-IO core it reads clocks itself; `now` is then passed into the viewer sessions.
+enum BenchClock {
+    /// CLOCK_MONOTONIC, the clock rtcam stamps capture times with (same machine, same clock).
+    static func now() -> MonotonicTime {
+        MonotonicTime(nanoseconds: read(CLOCK_MONOTONIC))
+    }
+
+    /// CPU time of the calling thread (CLOCK_THREAD_CPUTIME_ID), nanoseconds.
+    static func threadCPU() -> UInt64 { read(CLOCK_THREAD_CPUTIME_ID) }
+
+    /// User + system CPU of the whole process so far (getrusage(RUSAGE_SELF)), nanoseconds.
+    static func processCPU() -> (user: UInt64, system: UInt64) {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func ns(_ value: timeval) -> UInt64 { UInt64(value.tv_sec) * 1_000_000_000 + UInt64(value.tv_usec) * 1000 }
+        return (ns(usage.ru_utime), ns(usage.ru_stime))
+    }
+
+    /// Peak resident set (getrusage ru_maxrss), kilobytes.
+    static func peakRSSKilobytes() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Int(usage.ru_maxrss)
+    }
+
+    /// Sleeps until an absolute CLOCK_MONOTONIC instant (pacing without drift).
+    static func sleep(until deadline: MonotonicTime) {
+        var spec = timespec(tv_sec: Int(deadline.nanoseconds / 1_000_000_000),
+                            tv_nsec: Int(deadline.nanoseconds % 1_000_000_000))
+        while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &spec, nil) == EINTR {}
+    }
+
+    /// NTP time (RFC 5905: seconds since 1900 in the high 32 bits) at monotonic zero, read the way
+    /// the daemon reads it (CLOCK_REALTIME − CLOCK_MONOTONIC), so that the daemon's Sender Report NTP
+    /// timestamps convert back to this machine's CLOCK_MONOTONIC.
+    static func ntpTimeAtMonotonicZero() -> UInt64 {
+        let wall = read(CLOCK_REALTIME) + 2_208_988_800 * 1_000_000_000
+        let mono = read(CLOCK_MONOTONIC)
+        let difference = wall - mono
+        return (difference / 1_000_000_000) << 32 | ((difference % 1_000_000_000) << 32 / 1_000_000_000)
+    }
+
+    /// Nanoseconds since 1900 of a 64-bit NTP timestamp.
+    static func nanoseconds(ofNTP ntp: UInt64) -> UInt64 {
+        (ntp >> 32) * 1_000_000_000 + ((ntp & 0xFFFF_FFFF) * 1_000_000_000) >> 32
+    }
+
+    private static func read(_ clock: clockid_t) -> UInt64 {
+        var spec = timespec()
+        clock_gettime(clock, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+    }
+}
+
+/// A detached-or-joined OS thread for the load generator's workers.
+final class WorkerThread {
+    private final class Box {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    private var thread = pthread_t()
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let result = pthread_create(&thread, nil, { argument in
+            let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+            box.body()
+            return nil
+        }, box)
+        precondition(result == 0, "pthread_create failed: \(result)")
+    }
+
+    func join() { pthread_join(thread, nil) }
+}
+
+/// Statistics over a list of samples.
+struct Percentiles {
+    let count: Int
+    let p50: Double
+    let p95: Double
+    let p99: Double
+    let minimum: Double
+    let maximum: Double
+    let mean: Double
+
+    init(_ samples: [Double]) {
+        let sorted = samples.sorted()
+        count = sorted.count
+        func at(_ fraction: Double) -> Double {
+            guard !sorted.isEmpty else { return 0 }
+            // Nearest rank.
+            let rank = Int((fraction * Double(sorted.count)).rounded(.up)) - 1
+            return sorted[min(max(rank, 0), sorted.count - 1)]
+        }
+        p50 = at(0.50)
+        p95 = at(0.95)
+        p99 = at(0.99)
+        minimum = sorted.first ?? 0
+        maximum = sorted.last ?? 0
+        mean = sorted.isEmpty ? 0 : sorted.reduce(0, +) / Double(sorted.count)
+    }
+
+    var json: JSONValue {
+        .object([("count", .int(count)), ("p50", .double(p50)), ("p95", .double(p95)), ("p99", .double(p99)),
+                 ("min", .double(minimum)), ("max", .double(maximum)), ("mean", .double(mean))])
+    }
+}
+
+/// A flag one thread raises and others poll.
+final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func stop() { flag.store(true, ordering: .relaxed) }
+    var isStopped: Bool { flag.load(ordering: .relaxed) }
+}

@@ -1,0 +1,152 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MediaSources
+import Opus
+import RTCBase
+import X264
+
+/// `rtcam-bench x264`: "x264 alone", the denominator of the stack-overhead ratio. The daemon's video
+/// thread does exactly this (CameraServer/MediaPipeline.swift, runTestPattern + runVideo): render the
+/// test pattern at the capture instant, encode it with the same X264Encoder settings, paced on
+/// CLOCK_MONOTONIC at the frame rate, and nothing else. CPU comes from getrusage over the run.
+enum EncoderBench {
+    static func run(_ options: Options) {
+        let (width, height) = options.size("size", default: (1280, 720))
+        let fps = options.int("fps", default: 30)
+        let bitrate = options.int("bitrate", default: 2000)
+        let seconds = options.double("seconds", default: 10)
+        let withOpus = options.flag("opus")
+        let jsonPath = options.string("json", default: "out/bench/x264.json")
+        // --output PATH also writes the stream (Annex-B), e.g. for the daemon's `--source file:PATH`.
+        let outputPath = options.optionalString("output")
+        var stream: [UInt8] = []
+        // The daemon: profile-level-id "42e0" + level for the size and rate, keyframe every 2 s
+        // (MediaConfiguration.keyframeIntervalSeconds), X264Encoder defaults for the rest
+        // (ultrafast + zerolatency, 1 thread, VBV 500 ms).
+        let profileLevelID = "42e0" + h264LevelHex(width: width, height: height, fps: fps)
+        let encoder: X264Encoder
+        let source: TestPatternSource
+        do {
+            encoder = try X264Encoder(width: width, height: height, fps: fps, bitrateKbps: bitrate,
+                                      profileLevelID: profileLevelID, keyframeInterval: fps * 2)
+            source = try TestPatternSource(width: width, height: height)
+        } catch {
+            fail("cannot set up the encoder: \(error)")
+        }
+
+        // Warm-up (first frames allocate x264's buffers), outside the measurement.
+        // The stream written with --output starts with the IDR of the first measured frame.
+        for index in 0 ..< 3 {
+            _ = try? encoder.encode(source.frame(at: BenchClock.now(), index: UInt64(index)), forceKeyframe: index == 0)
+        }
+        var forceFirstKeyframe = outputPath != nil
+
+        let stopAudio = StopFlag()
+        let audioThread: WorkerThread? = withOpus ? WorkerThread { runOpus(until: stopAudio) } : nil
+
+        let interval = Duration.nanoseconds(Int64(1_000_000_000 / fps))
+        let frameCount = Int(seconds * Double(fps))
+        var renderNanoseconds: [Double] = []
+        var encodeNanoseconds: [Double] = []
+        var renderCPU: UInt64 = 0
+        var encodeCPU: UInt64 = 0
+        var bytes = 0
+        var keyframes = 0
+        var skipped = 0
+        let startCPU = BenchClock.processCPU()
+        let start = BenchClock.now()
+        var next = start
+        for index in 0 ..< frameCount {
+            BenchClock.sleep(until: next)
+            let now = BenchClock.now()
+            next = next + interval
+            if now > next {            // freshest frame wins, as in the daemon
+                next = now + interval
+                skipped += 1
+            }
+            let cpu0 = BenchClock.threadCPU()
+            let frame = source.frame(at: now, index: UInt64(index))
+            let cpu1 = BenchClock.threadCPU()
+            let rendered = BenchClock.now()
+            let encoded: EncodedVideoFrame?
+            do {
+                encoded = try encoder.encode(frame, forceKeyframe: forceFirstKeyframe)
+                forceFirstKeyframe = false
+            } catch {
+                fail("encoding failed: \(error)")
+            }
+            let cpu2 = BenchClock.threadCPU()
+            let done = BenchClock.now()
+            renderCPU += cpu1 - cpu0
+            encodeCPU += cpu2 - cpu1
+            renderNanoseconds.append(Double((rendered - now).nanosecondsClamped))
+            encodeNanoseconds.append(Double((done - rendered).nanosecondsClamped))
+            if let encoded {
+                if outputPath != nil { stream += encoded.accessUnit }
+                bytes += encoded.accessUnit.count
+                if encoded.isKeyframe { keyframes += 1 }
+            }
+        }
+        let end = BenchClock.now()
+        let endCPU = BenchClock.processCPU()
+        stopAudio.stop()
+        audioThread?.join()
+
+        let wall = Double((end - start).nanosecondsClamped) / 1e9
+        let user = Double(endCPU.user - startCPU.user) / 1e9
+        let system = Double(endCPU.system - startCPU.system) / 1e9
+        let cpuSeconds = user + system
+        let render = Percentiles(renderNanoseconds.map { $0 / 1e6 })
+        let encode = Percentiles(encodeNanoseconds.map { $0 / 1e6 })
+        let kbps = Double(bytes) * 8 / 1000 / wall
+        printTable("x264 alone: \(width)x\(height)@\(fps), \(bitrate) kb/s, \(profileLevelID), ultrafast/zerolatency, \(frameCount) frames\(withOpus ? " + Opus 20 ms test tone" : "")",
+                   header: ["wall s", "cpu s", "user s", "sys s", "% core", "render ms/frame", "encode ms p50", "encode ms p95", "kb/s out", "keyframes", "late"],
+                   rows: [[format(wall), format(cpuSeconds, decimals: 3), format(user, decimals: 3), format(system, decimals: 3),
+                           format(100 * cpuSeconds / wall, decimals: 1), format(render.mean), format(encode.p50), format(encode.p95),
+                           format(kbps, decimals: 0), String(keyframes), String(skipped)]])
+        let json = JSONValue.object([
+            ("benchmark", .string("x264-alone")),
+            ("width", .int(width)), ("height", .int(height)), ("fps", .int(fps)), ("bitrate_kbps", .int(bitrate)),
+            ("profile_level_id", .string(profileLevelID)), ("opus", .bool(withOpus)),
+            ("frames", .int(frameCount)), ("late_frames", .int(skipped)), ("keyframes", .int(keyframes)),
+            ("wall_s", .double(wall)), ("cpu_s", .double(cpuSeconds)), ("user_s", .double(user)), ("system_s", .double(system)),
+            ("cpu_percent_of_core", .double(100 * cpuSeconds / wall)),
+            ("render_thread_cpu_s", .double(Double(renderCPU) / 1e9)), ("encode_thread_cpu_s", .double(Double(encodeCPU) / 1e9)),
+            ("render_ms", render.json), ("encode_ms", encode.json),
+            ("output_kbps", .double(kbps)), ("peak_rss_kb", .int(BenchClock.peakRSSKilobytes())),
+        ])
+        writeFile(jsonPath, json.serialized() + "\n")
+        if let outputPath {
+            writeBytes(outputPath, stream)
+            print("stream: \(outputPath) (\(stream.count) bytes, \(frameCount) frames)")
+        }
+        print("json: \(jsonPath)")
+    }
+
+    /// The daemon's audio thread: a 20 ms test-tone frame encoded to Opus every 20 ms.
+    private static func runOpus(until stop: StopFlag) {
+        let tone = TestToneSource(channels: 1)
+        guard let encoder = try? OpusEncoder(channels: 1, bitrate: 32_000) else { return }
+        var sampleIndex = TestToneSource.sampleIndex(at: BenchClock.now())
+        while !stop.isStopped {
+            let captureTime = TestToneSource.time(ofSample: sampleIndex)
+            BenchClock.sleep(until: captureTime + .milliseconds(20))
+            let pcm = tone.samples(startingAt: sampleIndex, count: 960)
+            sampleIndex += 960
+            _ = try? encoder.encode(pcm, captureTime: captureTime)
+        }
+    }
+
+    /// H.264 level_idc (Annex A, Table A-1: MaxFS and MaxMBPS) for the picture size and rate, hex.
+    static func h264LevelHex(width: Int, height: Int, fps: Int) -> String {
+        let frameMacroblocks = ((width + 15) / 16) * ((height + 15) / 16)
+        let rate = frameMacroblocks * fps
+        let table: [(levelIDC: Int, maxFrameSize: Int, maxRate: Int)] = [
+            (31, 3_600, 108_000), (32, 5_120, 216_000), (40, 8_192, 245_760),
+            (42, 8_704, 522_240), (50, 22_080, 589_824), (51, 36_864, 983_040),
+        ]
+        let level = table.first(where: { frameMacroblocks <= $0.maxFrameSize && rate <= $0.maxRate })?.levelIDC ?? 51
+        return String(level, radix: 16).leftPadded(to: 2)
+    }
+}

@@ -1,0 +1,76 @@
+import RTCBase
+import RTP
+import SRTP
+
+/// `rtcam-bench srtp`: SRTP protect (and unprotect) throughput on one core through rtcam's own
+/// `SRTPSession` (libsrtp2), with packets the size the daemon sends: ≤ 1200-byte datagrams.
+enum SRTPBench {
+    static func run(_ options: Options) {
+        let seconds = options.double("seconds", default: 2)
+        let payloadSize = options.int("payload", default: 1200 - 12 - 16)
+        let jsonPath = options.string("json", default: "out/bench/srtp.json")
+        var random = SeededRandom(seed: 0x5A7B)
+        var rows: [[String]] = []
+        var results: [JSONValue] = []
+        for profile in [SRTPProfile.aeadAes128Gcm, .aes128CmHmacSha1_80] {
+            let keys = SRTPKeyingMaterial(profile: profile, exported: random.bytes(profile.keyingMaterialLength))
+            guard let sender = try? SRTPSession(keys: keys, isClient: false),
+                  let receiver = try? SRTPSession(keys: keys, isClient: true) else {
+                fail("SRTPSession refused \(profile)")
+            }
+            var packet = RTPPacket(payloadType: 96, marker: false, sequenceNumber: 0, timestamp: 90_000,
+                                   ssrc: 0x1234_5678, payload: random.bytes(payloadSize)).serialized()
+            // Protect: a new sequence number per packet, as the fan-out does.
+            var protectedCopies: [[UInt8]] = []
+            var sequence: UInt16 = 0
+            var count = 0
+            var bytes = 0
+            let cpuStart = BenchClock.threadCPU()
+            let end = BenchClock.now() + .nanoseconds(Int64(seconds * 1e9))
+            while true {
+                for _ in 0 ..< 256 {
+                    sequence &+= 1
+                    packet[2] = UInt8(sequence >> 8)
+                    packet[3] = UInt8(sequence & 0xFF)
+                    guard let protected = try? sender.protectRTP(packet) else { fail("protect failed") }
+                    bytes += protected.count
+                    if protectedCopies.count < 1024 { protectedCopies.append(protected) }
+                }
+                count += 256
+                if BenchClock.now() >= end { break }
+            }
+            let protectCPU = Double(BenchClock.threadCPU() - cpuStart) / 1e9
+            // Unprotect: the load generator's per-packet cost (fresh receiver per 1024 so no replay).
+            var unprotected = 0
+            let cpuUnprotect = BenchClock.threadCPU()
+            let unprotectEnd = BenchClock.now() + .nanoseconds(Int64(seconds * 1e9))
+            while BenchClock.now() < unprotectEnd {
+                guard let fresh = try? SRTPSession(keys: keys, isClient: true) else { fail("SRTPSession") }
+                for copy in protectedCopies { if (try? fresh.unprotectRTP(copy)) != nil { unprotected += 1 } }
+            }
+            _ = receiver
+            let unprotectCPU = Double(BenchClock.threadCPU() - cpuUnprotect) / 1e9
+            let packetsPerSecond = Double(count) / protectCPU
+            let megabitsPerSecond = Double(bytes) * 8 / 1e6 / protectCPU
+            let nanosecondsPerPacket = protectCPU * 1e9 / Double(count)
+            let unprotectNs = unprotectCPU * 1e9 / Double(max(1, unprotected))
+            // 2 Mb/s of 1200-byte packets is about 210 packets per second per viewer.
+            let viewersPerCore = packetsPerSecond / 210
+            rows.append([String(describing: profile), String(packet.count), format(packetsPerSecond / 1000, decimals: 1),
+                         format(megabitsPerSecond, decimals: 0), format(nanosecondsPerPacket, decimals: 0),
+                         format(unprotectNs, decimals: 0), format(viewersPerCore, decimals: 0)])
+            results.append(.object([
+                ("profile", .string(String(describing: profile))), ("rtp_bytes", .int(packet.count)),
+                ("protect_packets", .int(count)), ("protect_cpu_s", .double(protectCPU)),
+                ("protect_packets_per_s", .double(packetsPerSecond)), ("protect_mbit_per_s", .double(megabitsPerSecond)),
+                ("protect_ns_per_packet", .double(nanosecondsPerPacket)), ("unprotect_ns_per_packet", .double(unprotectNs)),
+                ("viewers_per_core_at_2mbps", .double(viewersPerCore)),
+            ]))
+        }
+        printTable("SRTP on one core (rtcam SRTPSession over libsrtp2, includes the Swift array copy per packet)",
+                   header: ["profile", "RTP bytes", "kpkt/s", "Mb/s", "ns/pkt protect", "ns/pkt unprotect", "2 Mb/s viewers/core"],
+                   rows: rows)
+        writeFile(jsonPath, JSONValue.object([("benchmark", .string("srtp")), ("results", .array(results))]).serialized() + "\n")
+        print("json: \(jsonPath)")
+    }
+}
