@@ -46,7 +46,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "ICE", "SDP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2",
+            "RTCBase", "ICE", "SDP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -76,6 +76,7 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
         .testTarget(name: "CameraServerTests", dependencies: ["CameraServer", "RTCBase"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "RTCBase"]),
+        .testTarget(name: "ALSATests", dependencies: ["ALSA", "RTCBase"]),
     ],
     swiftLanguageModes: [.v6]
 )

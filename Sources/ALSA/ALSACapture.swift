@@ -5,18 +5,23 @@ import RTCBase
 /// Every failure of the ALSA target; `code` is the negative errno alsa-lib returned, `message` its
 /// snd_strerror text.
 public enum ALSAError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The configuration asks for something this capture does not do (channels, period, rate).
+    case invalidConfiguration(String)
     case open(device: String, code: Int32, message: String)
     /// The PCM definition text (ALSA configuration syntax) did not parse.
     case configuration(code: Int32, message: String)
-    /// A hardware/software parameter the device refused (`step` names the snd_pcm_*_set call).
+    /// A hardware/software parameter the device refused (`step` names the snd_pcm_* call).
     case parameters(step: String, code: Int32, message: String)
+    /// Reading failed with an error that is not an xrun, a suspend or an interruption (device
+    /// unplugged: -ENODEV; sound server gone: -EIO/-ENOTCONN…). Close and reopen.
     case read(code: Int32, message: String)
-    /// snd_pcm_recover could not bring the stream back after an xrun/suspend.
+    /// snd_pcm_recover (or the restart after it) could not bring the stream back.
     case recoveryFailed(code: Int32, message: String)
     case closed
 
     public var description: String {
         switch self {
+        case let .invalidConfiguration(reason): return "invalid ALSA capture configuration: \(reason)"
         case let .open(device, code, message): return "opening PCM \(device) failed: \(message) (\(code))"
         case let .configuration(code, message): return "PCM definition invalid: \(message) (\(code))"
         case let .parameters(step, code, message): return "\(step) failed: \(message) (\(code))"
@@ -28,18 +33,20 @@ public enum ALSAError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 public struct ALSACaptureConfiguration: Equatable, Sendable {
-    /// A PCM name: "default", "plughw:1,0" (the plug layer converts rate/format), or one defined in
-    /// `pcmDefinition`.
+    /// A PCM name: "default", "plughw:1,0" (the plug layer converts rate, format and channels when
+    /// the card differs), or one defined in `pcmDefinition`.
     public var device: String
     /// Optional ALSA configuration text defining `device` (e.g. `pcm.mic { type pulse; device "x" }`).
     /// When set, only this text is used as configuration (snd_pcm_open_lconf): nothing global is read
     /// or changed.
     public var pcmDefinition: String?
+    /// Exact: the device (or its plug layer) must deliver this rate. 8000…192000.
     public var sampleRate: UInt32
     /// 1 or 2 (interleaved).
     public var channels: UInt32
-    /// 10–20 ms periods; the buffer holds `periodsPerBuffer` of them.
+    /// 10…20 ms periods: one `readPeriod()` returns one period.
     public var periodMilliseconds: UInt32
+    /// The ring buffer holds this many periods (2…8): a reader later than that loses audio.
     public var periodsPerBuffer: UInt32
 
     public init(device: String = "default", pcmDefinition: String? = nil, sampleRate: UInt32 = 48_000, channels: UInt32 = 1,
@@ -47,52 +54,74 @@ public struct ALSACaptureConfiguration: Equatable, Sendable {
         self.device = device; self.pcmDefinition = pcmDefinition; self.sampleRate = sampleRate
         self.channels = channels; self.periodMilliseconds = periodMilliseconds; self.periodsPerBuffer = periodsPerBuffer
     }
+
+    func validate() throws(ALSAError) {
+        guard (1...2).contains(channels) else { throw .invalidConfiguration("channels \(channels), not 1 or 2") }
+        guard (8_000...192_000).contains(sampleRate) else { throw .invalidConfiguration("sample rate \(sampleRate) Hz") }
+        guard (10...20).contains(periodMilliseconds) else {
+            throw .invalidConfiguration("period \(periodMilliseconds) ms, not 10…20 ms")
+        }
+        guard (2...8).contains(periodsPerBuffer) else {
+            throw .invalidConfiguration("\(periodsPerBuffer) periods per buffer, not 2…8")
+        }
+    }
 }
 
-/// A file descriptor the daemon's event loop must watch for this capture.
-public struct ALSAPollDescriptor: Equatable, Sendable {
-    public var fileDescriptor: Int32
-    public var events: Int16
-}
-
-/// Interleaved S16 samples read in one go.
+/// One period of interleaved S16 samples.
 public struct ALSAAudioChunk: Equatable, Sendable {
     /// Interleaved, `frameCount * channels` samples.
     public var samples: [Int16]
     public var frameCount: Int
     public var channels: Int
-    /// CLOCK_MONOTONIC time the first frame was captured (`now` minus the PCM delay): the base of
-    /// V4L2 timestamps too.
+    /// CLOCK_MONOTONIC time the first frame was captured (the base of V4L2 timestamps too): read
+    /// return time minus (delay + frames) / rate, smoothed by `CaptureTimeline`.
     public var captureTime: MonotonicTime
-    /// Frames read before this chunk since the stream started (sample clock for RTP timestamps).
+    /// Position of the first frame on the stream's sample clock (0 = first frame delivered). It
+    /// advances by `frameCount` per chunk and jumps over the frames lost in a discontinuity, so RTP
+    /// timestamps derived from it follow real time.
     public var firstFrameIndex: UInt64
-    /// Frames were lost just before this chunk (an xrun/suspend was recovered or a backlog skipped).
+    /// Frames were lost just before this chunk (an xrun or suspend was recovered, or a sound server's
+    /// backlog was skipped).
     public var followsDiscontinuity: Bool
 }
 
 public struct ALSACaptureStatistics: Equatable, Sendable {
+    /// Chunks delivered by `readPeriod()`.
+    public var reads = 0
+    /// Frames delivered.
     public var framesRead: UInt64 = 0
-    /// -EPIPE (overrun) recovered with snd_pcm_recover.
-    public var overrunsRecovered = 0
-    /// -ESTRPIPE (suspend) recovered with snd_pcm_recover.
+    /// -EPIPE (overrun: the reader was later than the buffer) recovered with snd_pcm_recover.
+    public var xrunsRecovered = 0
+    /// -ESTRPIPE (system suspend) recovered with snd_pcm_recover.
     public var suspendsRecovered = 0
-    /// Backlogs larger than the buffer that the device did not report as xrun (sound servers keep
-    /// buffering): skipped so latency stays bounded.
+    /// -EINTR (a signal interrupted the wait) retried.
+    public var interruptions = 0
+    /// snd_pcm_start after a recovery left the stream prepared.
+    public var restarts = 0
+    /// A sound server (the `pulse` PCM) kept buffering behind a late reader or after a stall of its
+    /// own, without an xrun: the backlog was read and dropped until reads had to wait again.
     public var backlogsSkipped = 0
     public var framesSkipped: UInt64 = 0
-    /// Streams restarted because the device reported a delay of several buffers but nothing to read.
-    public var stallsRestarted = 0
+    /// Frames lost in all discontinuities, estimated from the time that passed (see
+    /// `ALSAAudioChunk.firstFrameIndex`).
+    public var framesLost: UInt64 = 0
     public init() {}
 
-    /// Every recovery of any kind.
-    public var recoveries: Int { overrunsRecovered + suspendsRecovered + backlogsSkipped + stallsRestarted }
+    /// Every discontinuity of any kind.
+    public var recoveries: Int { xrunsRecovered + suspendsRecovered + backlogsSkipped }
 }
 
-/// An ALSA capture PCM in non-blocking mode: the daemon polls `pollDescriptors` and calls
-/// `read(now:)` when they are ready.
+/// An ALSA capture PCM read in blocking mode, one period per call, on a thread of its own (never on
+/// the network event loop): `readPeriod()` blocks about one period.
+///
+/// Blocking reads suit every PCM type, including the ioplug-based `pulse` PCM, whose poll descriptor
+/// and revents translation defeated a non-blocking loop (alsa-lib 1.2.8 + alsa-plugins 1.2.7); its
+/// blocking reads are paced and cheap (0.07 s CPU per 3 s of 10 ms reads, measured). Not
+/// thread-safe: one thread reads and closes it (another thread must not call `close()` while a
+/// read blocks; stop the audio thread between two periods).
 public final class ALSACapture {
     public let configuration: ALSACaptureConfiguration
-    /// What the device agreed to.
+    /// What the device agreed to (rate and channels are exactly the configured ones).
     public private(set) var sampleRate: UInt32 = 0
     public private(set) var channels: UInt32 = 0
     public private(set) var periodFrames = 0
@@ -100,15 +129,26 @@ public final class ALSACapture {
     public private(set) var statistics = ALSACaptureStatistics()
 
     private var pcm: OpaquePointer?
+    private var timeline: CaptureTimeline
     private var pendingDiscontinuity = false
-    private var readBuffer: [Int16] = []
+    private var periodBuffer: [Int16] = []
+    /// A backlog was detected and periods that arrive without waiting are still dropped.
+    private var drainingBacklog = false
+    /// Consecutive reads that did not wait while the delay exceeded the buffer.
+    private var hurriedReads = 0
+    /// Sample position just after the last chunk delivered.
+    private var lastEndPosition: UInt64 = 0
 
-    /// Opens the PCM, sets S16_LE / rate / channels / period / buffer and starts capturing.
+    /// Opens the PCM in blocking mode, negotiates S16_LE / rate / channels / period / buffer,
+    /// prepares and starts capturing. Call `readPeriod()` within a buffer's time (the audio of a late
+    /// first read is skipped or overruns).
     public init(configuration: ALSACaptureConfiguration) throws(ALSAError) {
+        try configuration.validate()
         self.configuration = configuration
+        timeline = CaptureTimeline(sampleRate: configuration.sampleRate)
         pcm = try Self.open(configuration)
         do {
-            try configure()
+            try negotiate()
             try check(snd_pcm_prepare(pcm), "snd_pcm_prepare")
             try check(snd_pcm_start(pcm), "snd_pcm_start")
         } catch {
@@ -116,20 +156,157 @@ public final class ALSACapture {
             pcm = nil
             throw error
         }
-        readBuffer = Array(repeating: 0, count: bufferFrames * Int(channels))
+        periodBuffer = Array(repeating: 0, count: periodFrames * Int(channels))
     }
 
     deinit { close() }
 
+    /// Stops capturing and releases the PCM; `readPeriod()` then throws `.closed`. Idempotent.
     public func close() {
         guard let pcm else { return }
+        _ = snd_pcm_drop(pcm)
         snd_pcm_close(pcm)
         self.pcm = nil
     }
 
+    public var isClosed: Bool { pcm == nil }
+
+    // MARK: reading
+
+    /// Blocks until the next period is captured and returns it (exactly `periodFrames` frames).
+    /// Overruns, suspends, interruptions and sound-server backlogs are recovered (counted in
+    /// `statistics`); the chunk after one has `followsDiscontinuity`. Throws only what a reopen must
+    /// handle (`.read`, `.recoveryFailed`, `.closed`).
+    public func readPeriod() throws(ALSAError) -> ALSAAudioChunk {
+        guard let pcm else { throw .closed }
+        let channelCount = Int(channels)
+        // Failures that recovery "fixes" without audio flowing must not spin forever.
+        var failures = 0
+        func failed() throws(ALSAError) {
+            failures += 1
+            if failures > 100 { throw .recoveryFailed(code: -EIO, message: "no audio after 100 recoveries") }
+        }
+        var drainedPeriods = 0
+        var skipped = false
+        while true {
+            let called = Self.now()
+            let read = periodBuffer.withUnsafeMutableBufferPointer { buffer in
+                snd_pcm_readi(pcm, buffer.baseAddress, snd_pcm_uframes_t(periodFrames))
+            }
+            let returned = Self.now()
+            if read == snd_pcm_sframes_t(-EAGAIN) {  // not expected in blocking mode; retry
+                try failed()
+                continue
+            }
+            if read < 0 {
+                try failed()
+                try recover(Int32(read))
+                continue
+            }
+            // In blocking mode a short read means an error cut the period: the next call reports it.
+            // The partial period is dropped (the timeline counts it as lost).
+            guard Int(read) == periodFrames else {
+                try failed()
+                if read > 0 { pendingDiscontinuity = true }
+                continue
+            }
+            var delay: snd_pcm_sframes_t = 0
+            let delayCode = snd_pcm_delay(pcm, &delay)
+            if delayCode < 0 {
+                try failed()
+                try recover(delayCode)
+                continue
+            }
+            let waited = returned - called >= .nanoseconds(Int64(periodFrames) * 500_000_000 / Int64(sampleRate))
+            if drainingBacklog {
+                // Drop the rest of the backlog: periods that come at once (the read did not wait)
+                // with audio still queued behind them. Bounded: after 1000 of them (10–20 s of
+                // audio) deliver whatever comes.
+                if !waited, delay > snd_pcm_sframes_t(periodFrames), drainedPeriods < 1_000 {
+                    drainedPeriods += 1
+                    statistics.framesSkipped += UInt64(periodFrames)
+                    continue
+                }
+                drainingBacklog = false
+            }
+            // At most one skip per call: a device whose counters always look backed up (a broken
+            // plugin) still delivers audio.
+            if !skipped, isBacklog(waited: waited, delay: delay) {
+                skipped = true
+                statistics.backlogsSkipped += 1
+                statistics.framesSkipped += UInt64(periodFrames)
+                pendingDiscontinuity = true
+                drainingBacklog = true
+                continue
+            }
+
+            // The first frame read is (frames still waiting + frames read) old. A real device never
+            // holds more than its buffer: a larger delay is a sound server's estimate, not data.
+            let waiting = Int64(min(max(delay, 0), snd_pcm_sframes_t(bufferFrames)))
+            let age = (waiting + Int64(periodFrames)) * 1_000_000_000 / Int64(sampleRate)
+            let estimate = returned - .nanoseconds(age)
+            let afterDiscontinuity = pendingDiscontinuity && statistics.reads > 0
+            let placed = timeline.place(frames: periodFrames, estimate: estimate, afterDiscontinuity: afterDiscontinuity)
+            if afterDiscontinuity, placed.position > lastEndPosition {
+                statistics.framesLost += placed.position - lastEndPosition
+            }
+            pendingDiscontinuity = false
+            lastEndPosition = placed.position + UInt64(periodFrames)
+            statistics.reads += 1
+            statistics.framesRead += UInt64(periodFrames)
+            return ALSAAudioChunk(samples: Array(periodBuffer[0..<periodFrames * channelCount]), frameCount: periodFrames,
+                                  channels: channelCount, captureTime: placed.captureTime, firstFrameIndex: placed.position,
+                                  followsDiscontinuity: afterDiscontinuity)
+        }
+    }
+
+    /// A sound server keeps buffering when its client falls behind (PulseAudio up to 4 MB) or after
+    /// a stall of its own, and never reports an xrun. A real device cannot hold more than its buffer
+    /// (it overruns first), so audio delayed beyond the buffer and coming without waiting is such a
+    /// backlog: it is dropped like an overrun would have (`drainingBacklog`). Evidence, on a read
+    /// that did not wait with a delay beyond the buffer: the `pulse` PCM's ring pinned full (avail =
+    /// buffer − 1, seen when the client was late), or a whole buffer of such reads in a row (after
+    /// a server stall its fake ring pointer wraps and avail says little; the first of those reads
+    /// are delivered, with capture times that show their age).
+    private func isBacklog(waited: Bool, delay: snd_pcm_sframes_t) -> Bool {
+        guard let pcm, !waited, delay > snd_pcm_sframes_t(bufferFrames) else {
+            hurriedReads = 0
+            return false
+        }
+        hurriedReads += 1
+        if hurriedReads >= max(bufferFrames / periodFrames, 2) || snd_pcm_avail(pcm) >= snd_pcm_sframes_t(bufferFrames - periodFrames) {
+            hurriedReads = 0
+            return true
+        }
+        return false
+    }
+
+    /// snd_pcm_recover for -EPIPE (overrun), -ESTRPIPE (suspend) and -EINTR, then restarts capture
+    /// (after recovery the PCM is only prepared). Anything else is thrown.
+    private func recover(_ code: Int32) throws(ALSAError) {
+        guard let pcm else { throw .closed }
+        guard code == -EPIPE || code == -ESTRPIPE || code == -EINTR else {
+            throw .read(code: code, message: Self.message(code))
+        }
+        let result = snd_pcm_recover(pcm, code, 1)
+        guard result >= 0 else { throw .recoveryFailed(code: result, message: Self.message(result)) }
+        switch code {
+        case -EPIPE: statistics.xrunsRecovered += 1; pendingDiscontinuity = true
+        case -ESTRPIPE: statistics.suspendsRecovered += 1; pendingDiscontinuity = true
+        default: statistics.interruptions += 1
+        }
+        if snd_pcm_state(pcm) == SND_PCM_STATE_PREPARED {
+            let started = snd_pcm_start(pcm)
+            guard started >= 0 else { throw .recoveryFailed(code: started, message: Self.message(started)) }
+            statistics.restarts += 1
+        }
+    }
+
+    // MARK: opening
+
     private static func open(_ configuration: ALSACaptureConfiguration) throws(ALSAError) -> OpaquePointer? {
         var handle: OpaquePointer?
-        let mode = Int32(SND_PCM_NONBLOCK)
+        let blocking: Int32 = 0
         let result: Int32
         if let definition = configuration.pcmDefinition {
             var top: OpaquePointer?
@@ -142,9 +319,9 @@ public final class ALSACapture {
             code = snd_config_load(top, input)
             snd_input_close(input)
             guard code >= 0 else { throw .configuration(code: code, message: message(code)) }
-            result = snd_pcm_open_lconf(&handle, configuration.device, SND_PCM_STREAM_CAPTURE, mode, top)
+            result = snd_pcm_open_lconf(&handle, configuration.device, SND_PCM_STREAM_CAPTURE, blocking, top)
         } else {
-            result = snd_pcm_open(&handle, configuration.device, SND_PCM_STREAM_CAPTURE, mode)
+            result = snd_pcm_open(&handle, configuration.device, SND_PCM_STREAM_CAPTURE, blocking)
         }
         guard result >= 0, handle != nil else {
             throw .open(device: configuration.device, code: result, message: message(result))
@@ -152,30 +329,38 @@ public final class ALSACapture {
         return handle
     }
 
-    private func configure() throws(ALSAError) {
+    /// S16_LE, interleaved read/write access, the exact rate and channel count (the plug layer may
+    /// convert: snd_pcm_hw_params_set_rate_resample), a period near the configured time and a buffer
+    /// of `periodsPerBuffer` periods.
+    private func negotiate() throws(ALSAError) {
         var hw: OpaquePointer?
         try check(snd_pcm_hw_params_malloc(&hw), "snd_pcm_hw_params_malloc")
         defer { snd_pcm_hw_params_free(hw) }
         try check(snd_pcm_hw_params_any(pcm, hw), "snd_pcm_hw_params_any")
         try check(snd_pcm_hw_params_set_rate_resample(pcm, hw, 1), "snd_pcm_hw_params_set_rate_resample")
-        try check(snd_pcm_hw_params_set_access(pcm, hw, SND_PCM_ACCESS_RW_INTERLEAVED), "snd_pcm_hw_params_set_access")
+        try check(snd_pcm_hw_params_set_access(pcm, hw, SND_PCM_ACCESS_RW_INTERLEAVED), "snd_pcm_hw_params_set_access(RW_INTERLEAVED)")
         try check(snd_pcm_hw_params_set_format(pcm, hw, SND_PCM_FORMAT_S16_LE), "snd_pcm_hw_params_set_format(S16_LE)")
-        try check(snd_pcm_hw_params_set_channels(pcm, hw, configuration.channels), "snd_pcm_hw_params_set_channels")
-        var rate = configuration.sampleRate
+        try check(snd_pcm_hw_params_set_channels(pcm, hw, configuration.channels),
+                  "snd_pcm_hw_params_set_channels(\(configuration.channels)) (use a plug PCM to convert)")
+        try check(snd_pcm_hw_params_set_rate(pcm, hw, configuration.sampleRate, 0),
+                  "snd_pcm_hw_params_set_rate(\(configuration.sampleRate)) (use a plug PCM to resample)")
+        var period = snd_pcm_uframes_t(configuration.sampleRate * configuration.periodMilliseconds / 1000)
         var direction: Int32 = 0
-        try check(snd_pcm_hw_params_set_rate_near(pcm, hw, &rate, &direction), "snd_pcm_hw_params_set_rate_near")
-        var period = snd_pcm_uframes_t(rate * min(max(configuration.periodMilliseconds, 10), 20) / 1000)
-        direction = 0
         try check(snd_pcm_hw_params_set_period_size_near(pcm, hw, &period, &direction), "snd_pcm_hw_params_set_period_size_near")
-        var buffer = period * snd_pcm_uframes_t(max(configuration.periodsPerBuffer, 2))
+        var buffer = period * snd_pcm_uframes_t(configuration.periodsPerBuffer)
         try check(snd_pcm_hw_params_set_buffer_size_near(pcm, hw, &buffer), "snd_pcm_hw_params_set_buffer_size_near")
         try check(snd_pcm_hw_params(pcm, hw), "snd_pcm_hw_params")
 
+        var rate: UInt32 = 0
+        direction = 0
         try check(snd_pcm_hw_params_get_rate(hw, &rate, &direction), "snd_pcm_hw_params_get_rate")
         try check(snd_pcm_hw_params_get_period_size(hw, &period, &direction), "snd_pcm_hw_params_get_period_size")
         try check(snd_pcm_hw_params_get_buffer_size(hw, &buffer), "snd_pcm_hw_params_get_buffer_size")
         var channelCount: UInt32 = 0
         try check(snd_pcm_hw_params_get_channels(hw, &channelCount), "snd_pcm_hw_params_get_channels")
+        guard period > 0, buffer >= 2 * period else {
+            throw .parameters(step: "period \(period) / buffer \(buffer) frames", code: -EINVAL, message: "buffer under two periods")
+        }
         sampleRate = rate
         channels = channelCount
         periodFrames = Int(period)
@@ -185,130 +370,12 @@ public final class ALSACapture {
         try check(snd_pcm_sw_params_malloc(&sw), "snd_pcm_sw_params_malloc")
         defer { snd_pcm_sw_params_free(sw) }
         try check(snd_pcm_sw_params_current(pcm, sw), "snd_pcm_sw_params_current")
-        // Wake the poll loop once per period; start as soon as the PCM is started or read.
+        // Wake a blocked read once a period is there; a read also starts a stream left prepared.
         try check(snd_pcm_sw_params_set_avail_min(pcm, sw, period), "snd_pcm_sw_params_set_avail_min")
         try check(snd_pcm_sw_params_set_start_threshold(pcm, sw, 1), "snd_pcm_sw_params_set_start_threshold")
+        // Overrun (xrun) when the ring is full: a late reader loses old audio, never new.
+        try check(snd_pcm_sw_params_set_stop_threshold(pcm, sw, buffer), "snd_pcm_sw_params_set_stop_threshold")
         try check(snd_pcm_sw_params(pcm, sw), "snd_pcm_sw_params")
-    }
-
-    // MARK: event loop integration
-
-    /// The fds (and events) to poll; for a sound server plugin these are its own, not a card's.
-    public var pollDescriptors: [ALSAPollDescriptor] {
-        guard let pcm else { return [] }
-        let count = snd_pcm_poll_descriptors_count(pcm)
-        guard count > 0 else { return [] }
-        var fds = Array(repeating: pollfd(fd: -1, events: 0, revents: 0), count: Int(count))
-        let filled = snd_pcm_poll_descriptors(pcm, &fds, UInt32(count))
-        guard filled > 0 else { return [] }
-        return fds.prefix(Int(filled)).map { ALSAPollDescriptor(fileDescriptor: $0.fd, events: $0.events) }
-    }
-
-    /// Translates the `revents` poll(2) reported for `pollDescriptors` (same order) into whether the
-    /// PCM is readable (snd_pcm_poll_descriptors_revents: plugins demangle their own fds).
-    public func isReadable(revents: [Int16]) -> Bool {
-        guard let pcm else { return false }
-        let descriptors = pollDescriptors
-        guard descriptors.count == revents.count else { return true }  // let read() find out
-        var fds = zip(descriptors, revents).map { pollfd(fd: $0.fileDescriptor, events: $0.events, revents: $1) }
-        var result: UInt16 = 0
-        guard snd_pcm_poll_descriptors_revents(pcm, &fds, UInt32(fds.count), &result) >= 0 else { return true }
-        return Int32(result) & (Int32(POLLIN) | Int32(POLLERR)) != 0
-    }
-
-    // MARK: reading
-
-    /// Reads everything available without blocking (nil when nothing was). `now` is CLOCK_MONOTONIC
-    /// read by the caller just before: the chunk's capture time is `now` minus the PCM delay.
-    /// Overruns and suspends are recovered (counted) and the next chunk is flagged as following a
-    /// discontinuity; only an unrecoverable error throws.
-    public func read(now: MonotonicTime) throws(ALSAError) -> ALSAAudioChunk? {
-        guard let pcm else { throw .closed }
-        // snd_pcm_avail (it syncs the hardware pointer; snd_pcm_avail_delay does not move it for the
-        // ioplug-based `pulse` PCM in alsa-lib 1.2.8), then the delay.
-        let available = snd_pcm_avail(pcm)
-        if available < 0 {
-            try recover(Int32(available))
-            return nil
-        }
-        var delay: snd_pcm_sframes_t = 0
-        var code = snd_pcm_delay(pcm, &delay)
-        if code < 0 {
-            try recover(code)
-            return nil
-        }
-        // A sound server keeps buffering behind a stalled reader without reporting an xrun. The
-        // alsa-lib `pulse` plugin then reports a delay of many buffers while `avail` stays 0 for
-        // good (its fake ring pointer wrapped): restart the stream, as an xrun recovery would.
-        if delay > 8 * snd_pcm_sframes_t(bufferFrames), available < snd_pcm_sframes_t(periodFrames) {
-            _ = snd_pcm_drop(pcm)
-            try check(snd_pcm_prepare(pcm), "snd_pcm_prepare")
-            _ = snd_pcm_start(pcm)
-            statistics.stallsRestarted += 1
-            pendingDiscontinuity = true
-            return nil
-        }
-        // More than a whole buffer waiting means we are late: drop all but one period (freshest
-        // audio wins).
-        if available > bufferFrames {
-            let excess = available - snd_pcm_sframes_t(periodFrames)
-            let skipped = skip(frames: Int(excess))
-            if skipped > 0 {
-                statistics.backlogsSkipped += 1
-                statistics.framesSkipped += UInt64(skipped)
-                pendingDiscontinuity = true
-                delay -= snd_pcm_sframes_t(skipped)
-            }
-        }
-        let channelCount = Int(channels)
-        let framesRead = readBuffer.withUnsafeMutableBufferPointer { buffer in
-            snd_pcm_readi(pcm, buffer.baseAddress, snd_pcm_uframes_t(bufferFrames))
-        }
-        if framesRead < 0 {
-            code = Int32(framesRead)
-            if code == -EAGAIN { return nil }
-            try recover(code)
-            return nil
-        }
-        guard framesRead > 0 else { return nil }
-        let count = Int(framesRead)
-        // The first frame read is `delay` frames old (delay counts what waits in the buffer + the
-        // device's own latency).
-        let age = Duration.nanoseconds(Int64(max(delay, snd_pcm_sframes_t(count))) * 1_000_000_000 / Int64(sampleRate))
-        let chunk = ALSAAudioChunk(samples: Array(readBuffer[0..<count * channelCount]), frameCount: count, channels: channelCount,
-                                   captureTime: now - age, firstFrameIndex: statistics.framesRead,
-                                   followsDiscontinuity: pendingDiscontinuity)
-        pendingDiscontinuity = false
-        statistics.framesRead += UInt64(count)
-        return chunk
-    }
-
-    /// snd_pcm_recover for -EPIPE (overrun) and -ESTRPIPE (suspend), then restart the capture.
-    private func recover(_ code: Int32) throws(ALSAError) {
-        guard code == -EPIPE || code == -ESTRPIPE else {
-            throw .read(code: code, message: Self.message(code))
-        }
-        let result = snd_pcm_recover(pcm, code, 1)
-        guard result >= 0 else { throw .recoveryFailed(code: result, message: Self.message(result)) }
-        if code == -EPIPE { statistics.overrunsRecovered += 1 } else { statistics.suspendsRecovered += 1 }
-        pendingDiscontinuity = true
-        // After recovery the PCM is PREPARED; capture must be started again.
-        if snd_pcm_state(pcm) == SND_PCM_STATE_PREPARED { _ = snd_pcm_start(pcm) }
-    }
-
-    /// Discards `frames` captured frames: snd_pcm_forward where the plugin supports it, else reads.
-    private func skip(frames: Int) -> Int {
-        guard frames > 0, let pcm else { return 0 }
-        let forwarded = snd_pcm_forward(pcm, snd_pcm_uframes_t(frames))
-        if forwarded >= 0 && Int(forwarded) == frames { return frames }
-        var skipped = max(0, Int(forwarded))
-        while skipped < frames {
-            let chunk = min(frames - skipped, bufferFrames)
-            let got = readBuffer.withUnsafeMutableBufferPointer { snd_pcm_readi(pcm, $0.baseAddress, snd_pcm_uframes_t(chunk)) }
-            if got <= 0 { break }
-            skipped += Int(got)
-        }
-        return skipped
     }
 
     private func check(_ code: Int32, _ step: String) throws(ALSAError) {
@@ -318,5 +385,13 @@ public final class ALSACapture {
     static func message(_ code: Int32) -> String {
         guard let text = snd_strerror(code) else { return "error \(code)" }
         return String(cString: text)
+    }
+
+    /// CLOCK_MONOTONIC, read on the audio thread right when a blocking read returns (the only
+    /// moment that dates the audio; passing `now` in would date the call, not the data).
+    static func now() -> MonotonicTime {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return MonotonicTime(nanoseconds: UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec))
     }
 }

@@ -1,3 +1,4 @@
+import ALSA
 import Logging
 import MediaSources
 import NIOConcurrencyHelpers
@@ -31,6 +32,7 @@ final class MediaPipeline: @unchecked Sendable {
     let hasAudio: Bool
     private let logger: Logger
     private let videoInput: VideoInput
+    private let audioInput: AudioInput
     /// The picture size the source really delivers (a camera may adjust the request).
     let width: Int
     let height: Int
@@ -110,14 +112,33 @@ final class MediaPipeline: @unchecked Sendable {
                                                         framesPerSecond: configuration.framesPerSecond)
         }
         switch configuration.audio {
-        case .automatic, .testTone:
+        case .automatic:
+            // The first microphone, else the test tone (the embedded default).
+            if let device = DeviceListing.microphones().first(where: { $0.source.hasPrefix("alsa:") }),
+               let capture = try? Self.openMicrophone(String(device.source.dropFirst("alsa:".count))) {
+                audioInput = .microphone(capture)
+                audioDescription = device.source
+            } else {
+                audioInput = .testTone
+                audioDescription = "test-tone"
+            }
+            hasAudio = true
+        case .testTone:
+            audioInput = .testTone
             audioDescription = "test-tone"
             hasAudio = true
         case .none:
+            audioInput = .testTone
             audioDescription = "none"
             hasAudio = false
         case let .alsa(name):
-            throw MediaPipelineError.unsupportedSource("ALSA capture (\(name)) is not in this build yet; use --audio test-tone")
+            do {
+                audioInput = .microphone(try Self.openMicrophone(name))
+            } catch {
+                throw MediaPipelineError.unsupportedSource("cannot capture audio from \(name): \(error)")
+            }
+            audioDescription = "alsa:\(name)"
+            hasAudio = true
         }
     }
 
@@ -280,7 +301,18 @@ final class MediaPipeline: @unchecked Sendable {
         }
     }
 
+    /// ALSA capture for Opus: 48 kHz mono S16 (the plug layer converts), one 20 ms period per Opus
+    /// frame (RFC 7587 §4.2), blocking reads on the audio thread.
+    static func openMicrophone(_ device: String) throws -> ALSACapture {
+        try ALSACapture(configuration: ALSACaptureConfiguration(device: device, sampleRate: 48_000, channels: 1,
+                                                                periodMilliseconds: 20))
+    }
+
     private func runAudio(deliver: @Sendable (EncodedAudioFrame) -> Void) {
+        if case let .microphone(capture) = audioInput {
+            runMicrophone(capture, deliver: deliver)
+            return
+        }
         let tone = TestToneSource(channels: 1)
         let encoder: OpusEncoder
         do {
@@ -308,6 +340,38 @@ final class MediaPipeline: @unchecked Sendable {
                 logger.error("audio encoding failed: \(error)")
             }
         }
+    }
+
+    /// Reads the microphone period by period (always, so the device never overruns) and encodes
+    /// while someone watches; a device that fails is reopened every second.
+    private func runMicrophone(_ first: ALSACapture, deliver: @Sendable (EncodedAudioFrame) -> Void) {
+        let encoder: OpusEncoder
+        do {
+            encoder = try OpusEncoder(channels: 1, bitrate: 32_000)
+        } catch {
+            logger.critical("audio encoder failed to start: \(error)")
+            return
+        }
+        var capture: ALSACapture? = first
+        let device = first.configuration.device
+        while running.load(ordering: .relaxed) {
+            guard let current = capture else {
+                DedicatedThread.sleep(until: (MonotonicClock.now() + .seconds(1)).nanoseconds)
+                capture = try? Self.openMicrophone(device)
+                if capture != nil { logger.notice("microphone \(device) is back") }
+                continue
+            }
+            do {
+                let chunk = try current.readPeriod()
+                guard viewersPresent.load(ordering: .relaxed), chunk.samples.count == 960 else { continue }
+                deliver(try encoder.encode(chunk.samples, captureTime: chunk.captureTime))
+            } catch {
+                logger.error("microphone \(device) stopped: \(error); waiting for it to come back")
+                current.close()
+                capture = nil
+            }
+        }
+        capture?.close()
     }
 
     private func record(_ frame: EncodedVideoFrame, forced: Bool, at now: MonotonicTime) {
@@ -341,6 +405,12 @@ final class MediaPipeline: @unchecked Sendable {
         let level = levels.first { macroblocksPerFrame <= $0.maxFrame && macroblocksPerSecond <= $0.maxRate }?.idc ?? 0x33
         return String(level, radix: 16).leftPadded(2)
     }
+}
+
+/// Where the audio thread's sound comes from.
+enum AudioInput: @unchecked Sendable {
+    case testTone
+    case microphone(ALSACapture)
 }
 
 /// Where the video thread's raw frames come from.

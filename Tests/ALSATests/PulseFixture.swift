@@ -98,12 +98,20 @@ final class PulseFixture {
     let socketPath: String
     private var processes: [pid_t] = []
     private let environment: [String: String]
+    private let pacat: String
+    private let pactlPath: String
+    private var pactlRuns = 0
 
     /// Fails (does not skip) when pulseaudio or pacat are missing: CI must install them.
     init() throws {
         guard let pulseaudio = findExecutable("pulseaudio") else {
             throw FixtureError(description: "pulseaudio not found: install the Debian packages pulseaudio, pulseaudio-utils and libasound2-plugins")
         }
+        guard let pacat = findExecutable("pacat"), let pactl = findExecutable("pactl") else {
+            throw FixtureError(description: "pacat or pactl not found: install pulseaudio-utils")
+        }
+        self.pacat = pacat
+        pactlPath = pactl
         guard access("/usr/lib/\(Self.multiarch)/alsa-lib/libasound_module_pcm_pulse.so", R_OK) == 0 else {
             throw FixtureError(description: "alsa-lib pulse plugin missing: install libasound2-plugins")
         }
@@ -142,25 +150,28 @@ final class PulseFixture {
         #endif
     }
 
-    var log: String {
-        let fd = open(directory.path + "/pulseaudio.log", O_RDONLY)
-        guard fd >= 0 else { return "(no log)" }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        let count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        return String(decoding: bytes.prefix(max(0, count)), as: UTF8.self)
-    }
+    var log: String { readText(directory.path + "/pulseaudio.log") }
 
     /// The ALSA configuration text defining PCM `name` as the monitor of sink "s" of this server.
     func pcmDefinition(name: String) -> String {
         "pcm.\(name) { type pulse; device \"s.monitor\"; server \"unix:\(socketPath)\" }\n"
     }
 
-    /// Plays raw mono S16LE 48 kHz samples into sink "s" with pacat (in real time).
+    /// PCM `name` through alsa-lib's plug layer over a "device" that only runs at `deviceRate`: the
+    /// `pulse` PCM opened at that rate (PulseAudio converts the 48 kHz monitor), behind `mmap_emul`
+    /// (the `rate` plugin needs mmap access, which the `pulse` PCM lacks).
+    func resamplingPCMDefinition(name: String, deviceRate: Int) -> String {
+        """
+        pcm.\(name)_device { type pulse; device "s.monitor"; server "unix:\(socketPath)" }
+        pcm.\(name)_mmap { type mmap_emul; slave.pcm "\(name)_device" }
+        pcm.\(name) { type plug; slave { pcm "\(name)_mmap"; rate \(deviceRate) } }
+
+        """
+    }
+
+    /// Plays raw mono S16LE 48 kHz samples into sink "s" with pacat (in real time), and returns once
+    /// the sink runs at pacat's low latency (see `restartSinkClock`).
     func play(samples: [Int16]) throws {
-        guard let pacat = findExecutable("pacat") else {
-            throw FixtureError(description: "pacat not found: install pulseaudio-utils")
-        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(samples.count * 2)
         for sample in samples {
@@ -175,6 +186,67 @@ final class PulseFixture {
                         "--channels=1", "--format=s16le", "--latency-msec=20"],
             environment: environment, standardInput: file, standardOutput: directory.path + "/pacat.log")
         processes.append(pid)
+        // Wait for pacat's stream to exist, then restart the sink's clock.
+        let deadline = monotonicNow() + .seconds(5)
+        while try pactl(["list", "short", "sink-inputs"]).isEmpty {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                processes.removeAll { $0 == pid }
+                throw FixtureError(description: "pacat exited early (status \(status))")
+            }
+            guard monotonicNow() < deadline else { throw FixtureError(description: "pacat's stream never appeared") }
+            usleep(5_000)
+        }
+        try restartSinkClock()
+    }
+
+    /// module-null-sink renders up to 2 s ahead while no client asks for low latency (as when the
+    /// server starts) and only looks at a new client's latency at its next wake-up: a capture from
+    /// "s.monitor" would get its first audio up to 2 s late, and pulse's latency estimate is wrong
+    /// for that long. Suspending and resuming the sink restarts its clock at the latency its
+    /// clients ask for now (measured: first period after 9 ms instead of 0.7–2 s).
+    func restartSinkClock() throws {
+        _ = try pactl(["suspend-sink", "s", "1"])
+        _ = try pactl(["suspend-sink", "s", "0"])
+    }
+
+    /// On a thread of its own, `afterMicroseconds` from now, freezes the sound server (SIGSTOP to the
+    /// pulseaudio this fixture started) for `forMicroseconds`; join the returned thread. A capture
+    /// blocks meanwhile and then receives everything the server renders to catch up.
+    func freezeServerLater(afterMicroseconds: UInt32, forMicroseconds: UInt32) throws -> pthread_t {
+        guard let server = processes.first else { throw FixtureError(description: "no server") }
+        let plan = UnsafeMutablePointer<(pid: pid_t, after: UInt32, duration: UInt32)>.allocate(capacity: 1)
+        plan.initialize(to: (server, afterMicroseconds, forMicroseconds))
+        var thread = pthread_t()
+        let created = pthread_create(&thread, nil, { context in
+            let plan = context!.assumingMemoryBound(to: (pid: pid_t, after: UInt32, duration: UInt32).self)
+            let (pid, after, duration) = plan.pointee
+            plan.deallocate()
+            usleep(after)
+            kill(pid, SIGSTOP)
+            usleep(duration)
+            kill(pid, SIGCONT)
+            return nil
+        }, plan)
+        guard created == 0 else {
+            plan.deallocate()
+            throw FixtureError(description: "pthread_create failed: \(created)")
+        }
+        return thread
+    }
+
+    /// Runs pactl against this server and returns its standard output (throws on failure).
+    @discardableResult
+    func pactl(_ arguments: [String]) throws -> String {
+        let output = directory.path + "/pactl-\(pactlRuns).out"
+        pactlRuns += 1
+        let pid = try spawnProcess(executable: pactlPath, arguments: ["pactl", "--server=unix:\(socketPath)"] + arguments,
+                                   environment: environment, standardOutput: output)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let text = readText(output)
+        guard status == 0 else { throw FixtureError(description: "pactl \(arguments) failed (status \(status)): \(text)") }
+        return text
     }
 
     deinit {
@@ -185,6 +257,21 @@ final class PulseFixture {
             waitpid(pid, &status, 0)
         }
     }
+}
+
+/// The first 64 KiB of a text file ("" when missing).
+func readText(_ path: String) -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return "" }
+    defer { close(fd) }
+    var bytes = [UInt8](repeating: 0, count: 65_536)
+    var total = 0
+    while total < bytes.count {
+        let count = bytes[total...].withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { break }
+        total += count
+    }
+    return String(decoding: bytes.prefix(total), as: UTF8.self)
 }
 
 /// A sine tone of `frequency` Hz at 48 kHz.
