@@ -1,0 +1,103 @@
+#!/bin/sh
+# /init of the qemu-x86_64 board: busybox ash as PID 1 in the initramfs (build-vm.sh puts it there).
+#
+# 1. mounts /proc, /sys, /dev (devtmpfs), /dev/pts, /dev/shm, /tmp, /run
+# 2. loads virtio + 9p and mounts the runner's directory (9p tag "vmrun", read-only) at /vm and the
+#    caller's directory (tag "share") at /share; reads /vm/env (settings written by run-in-vm.sh)
+# 3. loads the drivers: vivid (camera), vicodec (M2M codec), snd-aloop (sound card "Loopback")
+# 4. links /vm/sysroot (the host libraries the command needs) into the root file system
+# 5. runs /vm/run.sh in /share, writes its exit status to the second serial port (a host file),
+#    and powers the machine off.
+# The console is ttyS0 (the runner's stdout). Nothing here stays resident: PID 1 ends in poweroff.
+
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export HOME=/root
+
+mount -t devtmpfs devtmpfs /dev
+exec </dev/null >/dev/ttyS0 2>&1   # ttyS0 is the runner's stdout; the kernel logs to ttyS2
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs tmpfs /run
+stty -F /dev/ttyS0 -onlcr 2>/dev/null   # the host gets "\n", not "\r\n"
+hostname -F /etc/hostname
+
+RTCAM_VM_QUIET=0
+say() { [ "$RTCAM_VM_QUIET" = 1 ] || echo "rtcam-vm: $*"; }
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+# The exit status goes to ttyS1 (run-in-vm.sh reads it from a file); then power off. With
+# -no-reboot, a panic or an init that dies also ends QEMU, without a status: the runner says so.
+finish() {
+  echo "$1" > /dev/ttyS1
+  sync
+  poweroff -f
+  sleep 10
+}
+
+load() {
+  # modprobe resolves dependencies from /lib/modules/<release>/modules.dep (depmod on the host)
+  modprobe "$@" || { say "modprobe $* failed"; return 1; }
+}
+
+load virtio_pci
+load 9pnet_virtio
+load 9p
+# Mount tags appear under the virtio devices once 9pnet_virtio binds them.
+tags=$(cat /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag 2>/dev/null | tr '\0' ' ')
+ninep="trans=virtio,version=9p2000.L,msize=512000"
+for tag in $tags; do
+  case $tag in
+    vmrun) mount -t 9p -o "$ninep,ro,cache=loose" vmrun /vm || say "cannot mount /vm" ;;
+    share) mount -t 9p -o "$ninep,cache=mmap" share /share || say "cannot mount /share" ;;
+  esac
+done
+[ -f /vm/run.sh ] || { say "no /vm/run.sh: nothing to run"; finish 125; }
+
+# Settings from run-in-vm.sh (defaults here for a hand-made /vm).
+RTCAM_VM_VIVID="n_devs=1 node_types=0x1 num_inputs=2 input_types=0xc"
+RTCAM_VM_MODULES=""
+RTCAM_VM_NET=0
+[ -f /vm/env ] && . /vm/env
+
+# shellcheck disable=SC2086  # the parameters are a word list on purpose
+load vivid $RTCAM_VM_VIVID
+load vicodec
+load snd_aloop
+for m in $RTCAM_VM_MODULES; do load "$m"; done
+
+ip link set lo up
+if [ "$RTCAM_VM_NET" = 1 ]; then
+  # QEMU user-mode network: the guest is 10.0.2.15, the host's loopback is 10.0.2.2.
+  load virtio_net
+  ip link set eth0 up
+  ip addr add 10.0.2.15/24 dev eth0
+  ip route add default via 10.0.2.2
+fi
+
+# Link the host files the command needs (libraries at their host paths, /usr/share/alsa, …) into
+# the root: a missing entry becomes a symbolic link into /vm/sysroot, an existing directory is
+# merged one level down.
+merge() {
+  local entry name
+  for entry in "$1"/* "$1"/.[!.]*; do
+    [ -e "$entry" ] || [ -L "$entry" ] || continue
+    name=${entry##*/}
+    if [ -d "$2/$name" ] && [ ! -L "$2/$name" ] && [ -d "$entry" ]; then
+      merge "$entry" "$2/$name"
+    elif [ ! -e "$2/$name" ] && [ ! -L "$2/$name" ]; then
+      ln -s "$entry" "$2/$name"
+    fi
+  done
+}
+[ -d /vm/sysroot ] && merge /vm/sysroot ""
+
+cd /share 2>/dev/null || cd /
+say "up in $(uptime_s) s ($(uname -r)); running the command"
+sh /vm/run.sh </dev/null
+status=$?
+say "command exited with $status at $(uptime_s) s"
+finish "$status"
