@@ -352,12 +352,9 @@ public final class PeerSession {
             statistics.fractionLost = Double(block.fractionLost) / 256
             statistics.cumulativeLost = block.cumulativeLost
         }
-        guard block.lastSR != 0 else { return }
-        let nowCompact = UInt32(truncatingIfNeeded: ntpTime(at: now) >> 16)
-        let rttUnits = nowCompact &- block.lastSR &- block.delaySinceLastSR
-        // Units of 1/65536 s; a wrapped (negative) value means clocks disagree: ignore it.
-        guard rttUnits < 0x8000_0000 else { return }
-        statistics.roundTripTime = .nanoseconds(Int64(rttUnits) * 1_000_000_000 / 65_536)
+        if let roundTripTime = block.roundTripTime(arrival: NTPTime(value: ntpTime(at: now))) {
+            statistics.roundTripTime = roundTripTime
+        }
     }
 
     /// RFC 4585 §6.2.1 NACK → resend from the shared history, as RTX when negotiated (RFC 4588 §4).
