@@ -77,6 +77,9 @@ let package = Package(
         .testTarget(name: "CameraServerTests", dependencies: ["CameraServer", "RTCBase"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "RTCBase"]),
         .testTarget(name: "ALSATests", dependencies: ["ALSA", "RTCBase"]),
+        // Real kernel drivers (vivid, vicodec, snd-aloop): these run inside board/qemu-x86_64's VM and
+        // skip elsewhere (board/qemu-x86_64/test-kernel-drivers.sh).
+        .testTarget(name: "KernelDriverTests", dependencies: ["V4L2", "ALSA", "RTCBase", "MediaSources"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -212,6 +212,19 @@ public final class V4L2Capture {
         try device.streamOn(type: bufferType)
     }
 
+    /// Sets controls on the streaming device (a camera that encodes H.264 itself: FORCE_KEY_FRAME,
+    /// VIDEO_BITRATE). Throws the driver's refusal (EINVAL, ENOTTY) for the caller to fall back.
+    public func setControls(_ controls: [V4L2Control]) throws(V4L2Error) {
+        guard state == .streaming, let device else {
+            if state == .deviceGone { throw .deviceGone }
+            throw .invalidState("setControls while not streaming")
+        }
+        do { try device.setControls(controls) } catch {
+            if error == .deviceGone { deviceLost() }
+            throw error
+        }
+    }
+
     // MARK: frames
 
     /// Dequeues every buffer that is ready, keeps the newest for the consumer and requeues the

@@ -151,6 +151,18 @@ public final class V4L2M2MEncoder {
     /// POLLIN: an access unit is ready; POLLOUT: an input buffer is free again; POLLPRI: an event.
     public var fileDescriptor: Int32? { device?.fileDescriptor }
 
+    /// Waits (through the device seam) until an access unit, a free input buffer or an event is
+    /// ready; false on timeout.
+    public func waitForOutput(timeoutMilliseconds: Int32) throws(V4L2Error) -> Bool {
+        guard let device else { throw state == .deviceGone ? .deviceGone : .invalidState("wait while \(state)") }
+        do {
+            return !(try device.poll(events: [.readable, .priority], timeoutMilliseconds: timeoutMilliseconds)).isEmpty
+        } catch {
+            if error == .deviceGone { deviceLost() }
+            throw error
+        }
+    }
+
     // MARK: lifecycle
 
     /// The initialization sequence of dev-encoder.rst: coded format on CAPTURE, raw format on
