@@ -33,6 +33,7 @@ public struct SettingsOverrides: Sendable {
     public var height: Int?
     public var framesPerSecond: Int?
     public var bitrateKbps: Int?
+    public var encoder: EncoderPreference?
     public var maximumViewers: Int?
 
     public init() {}
@@ -43,6 +44,7 @@ public struct SettingsOverrides: Sendable {
         if let audio { result.media.audio = audio }
         if let width { result.media.width = width }
         if let height { result.media.height = height }
+        if let encoder { result.media.encoder = encoder }
         if let framesPerSecond { result.media.framesPerSecond = framesPerSecond }
         if let bitrateKbps { result.media.bitrateKbps = bitrateKbps }
         if let maximumViewers { result.maximumViewers = maximumViewers }

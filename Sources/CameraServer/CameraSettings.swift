@@ -74,7 +74,7 @@ public struct CameraSettings: Equatable, Sendable {
             case "bitrateKbps": result.media.bitrateKbps = try Self.integer(value, key)
             case "encoder":
                 guard let text = value.stringValue, let encoder = EncoderPreference(rawValue: text) else {
-                    throw InvalidField(field: key, message: "encoder must be auto, hardware or x264")
+                    throw InvalidField(field: key, message: "encoder must be one of " + EncoderPreference.allCases.map(\.rawValue).joined(separator: ", "))
                 }
                 result.media.encoder = encoder
             case "maxViewers": result.maximumViewers = try Self.integer(value, key)

@@ -56,11 +56,14 @@ public enum AudioSourceSetting: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Which H.264 encoder to use (`auto`: the board's V4L2 M2M encoder when there is one, else x264).
+/// Which H.264 encoder to use. `auto`: the camera's own H.264 when it has it, else the board's
+/// V4L2 M2M encoder when there is one, else x264.
 public enum EncoderPreference: String, Equatable, Sendable, CaseIterable {
     case automatic = "auto"
     case hardware
     case x264
+    /// The camera's own H.264, passed through (no encoder in rtcam).
+    case passthrough
 }
 
 public struct MediaConfiguration: Equatable, Sendable {

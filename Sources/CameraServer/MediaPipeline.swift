@@ -38,6 +38,10 @@ final class MediaPipeline: @unchecked Sendable {
     let height: Int
     private let videoDescription: String
     private let audioDescription: String
+    /// How pictures become H.264 (decided at start; a hardware encoder that fails falls back to x264).
+    let encoderPlan: VideoEncoderPlan
+    /// Passthrough: the camera's stream as probed at start (its SPS/PPS already seen).
+    private let passthroughStream: CameraH264Stream
     private let keyframeRequested = Atomic<Bool>(false)
     /// A new bitrate for the running encoder (0: none pending); x264 reconfigures without a restart.
     private let pendingBitrateKbps = Atomic<Int>(0)
@@ -51,6 +55,7 @@ final class MediaPipeline: @unchecked Sendable {
     private struct Counters {
         var framesEncoded = 0
         var keyframesForced = 0
+        var encoder = ""
         var windowStart: MonotonicTime?
         var windowFrames = 0
         var windowBytes = 0
@@ -61,22 +66,41 @@ final class MediaPipeline: @unchecked Sendable {
     init(configuration: MediaConfiguration, logger: Logger) throws {
         configurationBox = NIOLockedValueBox(configuration)
         self.logger = logger
+        var plan = VideoEncoderPlan.x264
         switch configuration.video {
         case .automatic:
-            // The first camera, else the test pattern (the embedded default).
-            if let path = V4L2VideoSource.firstUsableCamera(),
-               let camera = try? V4L2VideoSource(path: path, width: configuration.width, height: configuration.height,
-                                                 framesPerSecond: configuration.framesPerSecond) {
-                videoInput = .camera(camera)
+            // The first camera, else the test pattern (the embedded default) with x264.
+            let devices = Self.describeVideoDevices()
+            if let camera = V4L2VideoSource.firstUsableCamera(in: devices),
+               let chosen = try? VideoEncoderPlan.choose(preference: configuration.encoder, camera: camera, devices: devices),
+               let source = try? V4L2VideoSource(path: camera.path, width: configuration.width, height: configuration.height,
+                                                 framesPerSecond: configuration.framesPerSecond, formats: chosen.cameraFormats) {
+                videoInput = .camera(source)
+                plan = chosen
             } else {
                 videoInput = .testPattern
             }
         case .testPattern:
+            do {
+                plan = try VideoEncoderPlan.choose(preference: configuration.encoder, camera: nil, devices: [])
+            } catch {
+                throw MediaPipelineError.unsupportedSource(error.description)
+            }
             videoInput = .testPattern
         case let .v4l2(path):
+            let devices = Self.describeVideoDevices()
+            let camera: CameraDescription
+            do {
+                camera = try devices.first { $0.path == path } ?? V4L2Discovery.describe(path: path)
+                plan = try VideoEncoderPlan.choose(preference: configuration.encoder, camera: camera, devices: devices)
+            } catch let error as VideoEncoderPlanError {
+                throw MediaPipelineError.unsupportedSource(error.description)
+            } catch {
+                throw MediaPipelineError.unsupportedSource("cannot capture from \(path): \(error)")
+            }
             do {
                 videoInput = .camera(try V4L2VideoSource(path: path, width: configuration.width, height: configuration.height,
-                                                         framesPerSecond: configuration.framesPerSecond))
+                                                         framesPerSecond: configuration.framesPerSecond, formats: plan.cameraFormats))
             } catch {
                 throw MediaPipelineError.unsupportedSource("cannot capture from \(path): \(error)")
             }
@@ -104,12 +128,24 @@ final class MediaPipeline: @unchecked Sendable {
             width = file.width
             height = file.height
         }
+        encoderPlan = plan
+        let encodedProfileLevelID = "42e0" + Self.levelHex(width: width, height: height,
+                                                           framesPerSecond: configuration.framesPerSecond)
         if case let .file(_, file) = videoInput {
             // Passthrough: the stream's own SPS says what it is; the answer must name exactly that.
             h264ProfileLevelID = file.sequenceParameterSet.profileLevelID
+            passthroughStream = CameraH264Stream()
+        } else if case let .camera(camera) = videoInput, plan == .passthrough {
+            passthroughStream = Self.probeParameterSets(camera, logger: logger)
+            if let sps = passthroughStream.parsedSequenceParameterSet {
+                h264ProfileLevelID = sps.profileLevelID
+            } else {
+                logger.warning("\(camera.path) sent no SPS within 2 s; answering profile-level-id \(encodedProfileLevelID)")
+                h264ProfileLevelID = encodedProfileLevelID
+            }
         } else {
-            h264ProfileLevelID = "42e0" + Self.levelHex(width: width, height: height,
-                                                        framesPerSecond: configuration.framesPerSecond)
+            h264ProfileLevelID = encodedProfileLevelID
+            passthroughStream = CameraH264Stream()
         }
         switch configuration.audio {
         case .automatic:
@@ -144,7 +180,40 @@ final class MediaPipeline: @unchecked Sendable {
 
     var encoderDescription: String {
         if case .file = videoInput { return "passthrough" }
-        return "x264"
+        let running = counters.withLock { $0.encoder }
+        return running.isEmpty ? encoderPlan.description : running
+    }
+
+    /// Every V4L2 node that could be described (cameras and M2M encoders alike).
+    static func describeVideoDevices() -> [CameraDescription] {
+        guard let all = try? V4L2Discovery.describeAll() else { return [] }
+        return all.compactMap { try? $0.result.get() }
+    }
+
+    /// A camera that encodes: reads its first frames (up to 2 s) until the SPS and PPS went by, so
+    /// the SDP answer can name its profile-level-id; asks for an IDR if none comes in 300 ms.
+    static func probeParameterSets(_ camera: V4L2VideoSource, logger: Logger) -> CameraH264Stream {
+        var stream = CameraH264Stream()
+        let start = MonotonicClock.now()
+        var askedForKeyframe = false
+        while stream.parsedSequenceParameterSet == nil || stream.pictureParameterSet == nil {
+            let now = MonotonicClock.now()
+            if now - start > .seconds(2) { break }
+            if !askedForKeyframe, now - start > .milliseconds(300) {
+                askedForKeyframe = true
+                _ = try? camera.forceKeyFrame()
+            }
+            do {
+                try camera.withNextCapturedFrame(timeoutMilliseconds: 100) { frame in
+                    _ = stream.frame(fromBuffer: frame.data, captureTime: frame.captureTime,
+                                     width: camera.width, height: camera.height)
+                }
+            } catch {
+                logger.warning("\(camera.path) failed while probing its H.264: \(error)")
+                break
+            }
+        }
+        return stream
     }
 
     var summary: String {
@@ -193,6 +262,22 @@ final class MediaPipeline: @unchecked Sendable {
             runFile(file, deliver: deliver)
             return
         }
+        if case let .camera(camera) = videoInput {
+            switch encoderPlan {
+            case .passthrough:
+                setRunningEncoder(encoderPlan.description)
+                runPassthrough(camera, stream: passthroughStream, deliver: deliver)
+                return
+            case let .hardware(path, _):
+                setRunningEncoder(encoderPlan.description)
+                if runHardwareEncoder(camera, encoderPath: path, configuration: configuration, deliver: deliver) { return }
+                guard camera.pixelFormat != nil, running.load(ordering: .relaxed) else { return }
+                logger.warning("falling back to x264 for \(camera.path)")
+            case .x264:
+                break
+            }
+        }
+        setRunningEncoder("x264")
         let encoder: X264Encoder
         do {
             encoder = try X264Encoder(width: width, height: height,
@@ -288,17 +373,141 @@ final class MediaPipeline: @unchecked Sendable {
                     encode(frame, MonotonicClock.now())
                 }
             } catch {
-                logger.error("camera \(camera.path) stopped: \(error); waiting for it to come back")
-                while running.load(ordering: .relaxed) {
-                    DedicatedThread.sleep(until: (MonotonicClock.now() + .seconds(1)).nanoseconds)
-                    if camera.tryReopen() {
-                        logger.notice("camera \(camera.path) is back")
-                        requestKeyframe()
-                        break
-                    }
-                }
+                waitForCameraToReturn(camera, after: error)
             }
         }
+    }
+
+    private func waitForCameraToReturn(_ camera: V4L2VideoSource, after error: any Error) {
+        logger.error("camera \(camera.path) stopped: \(error); waiting for it to come back")
+        while running.load(ordering: .relaxed) {
+            DedicatedThread.sleep(until: (MonotonicClock.now() + .seconds(1)).nanoseconds)
+            if camera.tryReopen() {
+                logger.notice("camera \(camera.path) is back")
+                requestKeyframe()
+                return
+            }
+        }
+    }
+
+    private func setRunningEncoder(_ description: String) {
+        counters.withLock { $0.encoder = description }
+    }
+
+    /// The zero-copy chain of a Raspberry Pi: each camera buffer goes to the V4L2 M2M encoder by
+    /// DMABUF import (or a copy, if the encoder refuses the import) and back to the camera once the
+    /// encoder let go of it. Returns true when stopped, false when the encoder failed (the caller
+    /// falls back to x264 on the same camera).
+    private func runHardwareEncoder(_ camera: V4L2VideoSource, encoderPath: String, configuration: MediaConfiguration,
+                                    deliver: @Sendable (EncodedVideoFrame) -> Void) -> Bool {
+        let encoder = V4L2M2MEncoder(configuration: V4L2EncoderConfiguration(
+            path: encoderPath, width: UInt32(width), height: UInt32(height), inputPixelFormat: camera.negotiatedFormat,
+            inputBytesPerLine: camera.bytesPerLine, framesPerSecond: UInt32(configuration.framesPerSecond),
+            bitrate: Int32(clamping: configuration.bitrateKbps * 1000),
+            keyFrameInterval: Int32(clamping: configuration.framesPerSecond * configuration.keyframeIntervalSeconds),
+            profile: .constrainedBaseline, level: Self.v4l2Level(h264ProfileLevelID), repeatSequenceHeader: true,
+            inputMemory: .dmabuf))
+        do {
+            try encoder.start()
+        } catch {
+            logger.error("hardware encoder \(encoderPath) failed to start: \(error)")
+            return false
+        }
+        defer { encoder.stop() }
+        if !encoder.statistics.rejectedControls.isEmpty {
+            logger.notice("\(encoderPath) refused controls \(encoder.statistics.rejectedControls.keys.map(\.description).sorted()); using its defaults for them")
+        }
+        logger.info("hardware encoder \(encoderPath): \(camera.negotiatedFormat) \(width)x\(height) in, H.264 out")
+        var encoderError: V4L2Error?
+        var heldInputs = 0
+        while running.load(ordering: .relaxed), encoderError == nil {
+            do {
+                try camera.withNextCapturedFrame(timeoutMilliseconds: 500) { frame in
+                    guard viewersPresent.load(ordering: .relaxed) else { return }
+                    let force = keyframeRequested.exchange(false, ordering: .relaxed)
+                    let newBitrate = pendingBitrateKbps.exchange(0, ordering: .relaxed)
+                    do throws(V4L2Error) {
+                        if newBitrate > 0 {
+                            try encoder.setBitrate(Int32(clamping: newBitrate * 1000))
+                            logger.info("video bitrate now \(newBitrate) kb/s")
+                        }
+                        let result = try encoder.encodeWaiting(frame.encoderInput, forceKeyFrame: force)
+                        if !result.inputReleased {
+                            heldInputs += 1
+                            if heldInputs == 1 || heldInputs % 100 == 0 {
+                                logger.warning("\(encoderPath) still held a camera buffer after 200 ms (\(heldInputs) times)")
+                            }
+                        }
+                        for coded in result.frames {
+                            let encoded = EncodedVideoFrame(accessUnit: coded.data, isKeyframe: coded.isKeyFrame,
+                                                            captureTime: coded.captureTime == .zero ? frame.captureTime : coded.captureTime,
+                                                            width: width, height: height)
+                            record(encoded, forced: force && coded.isKeyFrame, at: MonotonicClock.now())
+                            deliver(encoded)
+                        }
+                    } catch {
+                        encoderError = error
+                    }
+                }
+            } catch {
+                waitForCameraToReturn(camera, after: error)
+            }
+        }
+        if let encoderError {
+            logger.error("hardware encoder \(encoderPath) failed: \(encoderError)")
+            return false
+        }
+        return true
+    }
+
+    /// The camera's own H.264 to the viewers, with SPS/PPS put in front of every IDR; keyframe
+    /// requests become the camera's FORCE_KEY_FRAME control, or a stream restart (at most one in
+    /// 2 s) on cameras without it.
+    private func runPassthrough(_ camera: V4L2VideoSource, stream initial: CameraH264Stream,
+                                deliver: @Sendable (EncodedVideoFrame) -> Void) {
+        defer { camera.stop() }
+        var stream = initial
+        var lastRestart: MonotonicTime?
+        var bitrateControlWorks = true
+        while running.load(ordering: .relaxed) {
+            do {
+                let now = MonotonicClock.now()
+                if keyframeRequested.load(ordering: .relaxed), lastRestart.map({ now - $0 >= .seconds(2) }) ?? true {
+                    keyframeRequested.store(false, ordering: .relaxed)
+                    if try camera.forceKeyFrame() == .streamRestarted { lastRestart = now }
+                }
+                let newBitrate = pendingBitrateKbps.exchange(0, ordering: .relaxed)
+                if newBitrate > 0, bitrateControlWorks {
+                    do {
+                        try camera.setEncoderBitrate(bitsPerSecond: Int32(clamping: newBitrate * 1000))
+                    } catch {
+                        if error == .deviceGone { throw error }
+                        bitrateControlWorks = false
+                        logger.notice("\(camera.path) has no bitrate control (\(error)): the camera keeps its own rate")
+                    }
+                }
+                try camera.withNextCapturedFrame(timeoutMilliseconds: 500) { frame in
+                    guard let encoded = stream.frame(fromBuffer: frame.data, captureTime: frame.captureTime,
+                                                     width: width, height: height),
+                          viewersPresent.load(ordering: .relaxed) else { return }
+                    record(encoded, forced: false, at: MonotonicClock.now())
+                    deliver(encoded)
+                }
+            } catch {
+                waitForCameraToReturn(camera, after: error)
+            }
+        }
+    }
+
+    /// The V4L2 level control's value for a profile-level-id's level_idc.
+    static func v4l2Level(_ profileLevelID: String) -> V4L2H264Level {
+        let levelIDC = Int(profileLevelID.suffix(2), radix: 16) ?? 0x1F
+        let table: [(Int, V4L2H264Level)] = [
+            (10, .level1_0), (11, .level1_1), (12, .level1_2), (13, .level1_3), (20, .level2_0), (21, .level2_1),
+            (22, .level2_2), (30, .level3_0), (31, .level3_1), (32, .level3_2), (40, .level4_0), (41, .level4_1),
+            (42, .level4_2), (50, .level5_0), (51, .level5_1),
+        ]
+        return table.first { $0.0 >= levelIDC }?.1 ?? .level5_1
     }
 
     /// ALSA capture for Opus: 48 kHz mono S16 (the plug layer converts), one 20 ms period per Opus

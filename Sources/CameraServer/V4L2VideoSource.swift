@@ -6,33 +6,46 @@ import V4L2
 import Glibc
 #endif
 
-/// A V4L2 camera as a source of raw frames for the encoder: negotiates a 4:2:0 format when the
-/// camera has one (x264 takes NV12 and I420 as they are, DESIGN.md), else YUYV (converted once per
-/// frame); frames are the driver's mmap'd buffers, wrapped without a copy and handed back after
-/// encoding. Runs on the video thread only.
+/// A V4L2 camera as a source of frames: raw pictures for an encoder (a 4:2:0 format when the
+/// camera has one: x264 takes NV12 and I420 as they are, DESIGN.md; else YUYV, converted once per
+/// frame), or the camera's own H.264 for passthrough. Frames are the driver's mmap'd buffers (with
+/// their DMABUF fds for a hardware encoder), wrapped without a copy and handed back after use.
+/// Runs on the video thread only.
 final class V4L2VideoSource: @unchecked Sendable {
     let path: String
     private let capture: V4L2Capture
     let width: Int
     let height: Int
-    let pixelFormat: PixelFormat
+    /// The raw layout for x264 (nil when the camera delivers H.264).
+    let pixelFormat: PixelFormat?
+    /// What the driver agreed on: the pixel format and the stride a hardware encoder must import.
+    let negotiatedFormat: V4L2PixelFormat
+    let bytesPerLine: UInt32
     private let planeLayouts: [VideoPlaneLayout]
 
     /// Raw formats rtcam can encode, best first.
     static let preferredFormats: [V4L2PixelFormat] = [.nv12, .yuv420, .yuyv]
 
-    init(path: String, width: Int, height: Int, framesPerSecond: Int) throws {
+    /// `formats`: what to ask the camera for, best first (`[.h264]` for passthrough).
+    init(path: String, width: Int, height: Int, framesPerSecond: Int, formats: [V4L2PixelFormat] = preferredFormats) throws {
         self.path = path
         capture = V4L2Capture(configuration: V4L2CaptureConfiguration(
             path: path,
             request: V4L2FormatRequest(width: UInt32(width), height: UInt32(height),
-                                       preferredPixelFormats: Self.preferredFormats,
+                                       preferredPixelFormats: formats,
                                        framesPerSecond: UInt32(framesPerSecond))))
         try capture.start()
         guard let negotiated = capture.negotiated?.format else { throw V4L2SourceError.noFormat(path) }
+        guard formats.contains(negotiated.pixelFormat) else {
+            capture.stop()
+            throw V4L2SourceError.unsupportedFormat(path, negotiated.pixelFormat.description,
+                                                    wanted: formats.map(\.description))
+        }
         self.width = Int(negotiated.width)
         self.height = Int(negotiated.height)
-        let stride = Int(negotiated.planes.first?.bytesPerLine ?? 0)
+        negotiatedFormat = negotiated.pixelFormat
+        bytesPerLine = negotiated.planes.first?.bytesPerLine ?? 0
+        let stride = Int(bytesPerLine)
         switch negotiated.pixelFormat {
         case .nv12:
             pixelFormat = .nv12
@@ -57,24 +70,63 @@ final class V4L2VideoSource: @unchecked Sendable {
             pixelFormat = .yuyv
             planeLayouts = [VideoPlaneLayout(offset: 0, stride: max(stride, self.width * 2), rowBytes: self.width * 2,
                                              rowCount: self.height)]
+        case .h264:
+            pixelFormat = nil
+            planeLayouts = []
         default:
             capture.stop()
-            throw V4L2SourceError.unsupportedFormat(path, negotiated.pixelFormat.description)
+            throw V4L2SourceError.unsupportedFormat(path, negotiated.pixelFormat.description, wanted: formats.map(\.description))
         }
     }
 
-    var description: String { "v4l2:\(path) \(pixelFormat)" }
+    var description: String { "v4l2:\(path) \(negotiatedFormat)" }
     var statistics: V4L2CaptureStatistics { capture.statistics }
+    var deliversH264: Bool { negotiatedFormat == .h264 }
 
-    /// Waits up to `timeoutMilliseconds` for a frame and passes the freshest one (zero-copy) to
-    /// `body`, then gives the buffer back to the driver.
-    func withNextFrame(timeoutMilliseconds: Int32, _ body: (RawVideoFrame) -> Void) throws(V4L2Error) {
+    /// Waits up to `timeoutMilliseconds` for a frame and passes the driver's buffer itself (mapped
+    /// planes and DMABUF fds: a hardware encoder imports it, passthrough reads the H.264 in it) to
+    /// `body`, then gives it back to the driver.
+    func withNextCapturedFrame(timeoutMilliseconds: Int32, _ body: (V4L2Frame) -> Void) throws(V4L2Error) {
+        guard let frame = try waitForFreshestFrame(timeoutMilliseconds: timeoutMilliseconds) else { return }
+        defer { try? capture.release(frame) }
+        body(frame)
+    }
+
+    private func waitForFreshestFrame(timeoutMilliseconds: Int32) throws(V4L2Error) -> V4L2Frame? {
         guard let fd = capture.fileDescriptor else { throw .deviceGone }
         var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let ready = poll(&descriptor, 1, timeoutMilliseconds)
         if ready < 0 && errno != EINTR { throw .deviceGone }
-        guard ready > 0 else { return }
-        guard let frame = try capture.readFreshestFrame(now: MonotonicClock.now()) else { return }
+        guard ready > 0 else { return nil }
+        return try capture.readFreshestFrame(now: MonotonicClock.now())
+    }
+
+    /// A camera that encodes: asks for an IDR now (V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME). UVC
+    /// cameras usually lack the control; then the stream is restarted, which makes every camera
+    /// begin with an IDR (the caller rate-limits this).
+    func forceKeyFrame() throws(V4L2Error) -> KeyFrameRequestOutcome {
+        do {
+            try capture.setControls([V4L2Control(.forceKeyFrame, 1)])
+            return .control
+        } catch {
+            if error == .deviceGone { throw error }
+        }
+        try capture.reopen()
+        return .streamRestarted
+    }
+
+    enum KeyFrameRequestOutcome: Equatable { case control, streamRestarted }
+
+    /// A camera that encodes: its bitrate (V4L2_CID_MPEG_VIDEO_BITRATE), where the driver has it.
+    func setEncoderBitrate(bitsPerSecond: Int32) throws(V4L2Error) {
+        try capture.setControls([V4L2Control(.videoBitrate, bitsPerSecond)])
+    }
+
+    /// Waits up to `timeoutMilliseconds` for a frame and passes the freshest one (zero-copy) to
+    /// `body`, then gives the buffer back to the driver.
+    func withNextFrame(timeoutMilliseconds: Int32, _ body: (RawVideoFrame) -> Void) throws(V4L2Error) {
+        guard let pixelFormat else { throw .invalidState("the camera delivers H.264, not raw pictures") }
+        guard let frame = try waitForFreshestFrame(timeoutMilliseconds: timeoutMilliseconds) else { return }
         defer { try? capture.release(frame) }
         let buffer = MappedFrameBuffer(bytes: frame.data)
         guard let raw = try? RawVideoFrame(width: width, height: height, pixelFormat: pixelFormat,
@@ -96,16 +148,12 @@ final class V4L2VideoSource: @unchecked Sendable {
 
     func stop() { capture.stop() }
 
-    /// The first V4L2 device that captures video in a format rtcam can encode.
-    static func firstUsableCamera() -> String? {
-        guard let paths = try? V4L2Discovery.devicePaths() else { return nil }
-        for path in paths {
-            guard let description = try? V4L2Discovery.describe(path: path), description.kind == .videoCapture,
-                  description.formats.contains(where: { preferredFormats.contains($0.format.pixelFormat) })
-            else { continue }
-            return path
+    /// The first V4L2 device that captures video in a format rtcam can encode or pass through.
+    static func firstUsableCamera(in devices: [CameraDescription]) -> CameraDescription? {
+        devices.first { description in
+            description.kind == .videoCapture
+                && description.formats.contains { preferredFormats.contains($0.format.pixelFormat) || $0.format.pixelFormat == .h264 }
         }
-        return nil
     }
 }
 
@@ -118,13 +166,13 @@ private final class MappedFrameBuffer: VideoFrameBuffer, @unchecked Sendable {
 
 enum V4L2SourceError: Error, CustomStringConvertible {
     case noFormat(String)
-    case unsupportedFormat(String, String)
+    case unsupportedFormat(String, String, wanted: [String])
 
     var description: String {
         switch self {
         case let .noFormat(path): return "\(path): the driver agreed on no format"
-        case let .unsupportedFormat(path, format):
-            return "\(path) offers no raw format rtcam can encode (got \(format); NV12, YU12 or YUYV needed)"
+        case let .unsupportedFormat(path, format, wanted):
+            return "\(path) offers none of the formats needed (got \(format); wanted \(wanted.joined(separator: ", ")))"
         }
     }
 }

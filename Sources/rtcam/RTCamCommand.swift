@@ -43,6 +43,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Video bitrate in kbit/s. Default: saved setting, else 2000.")
     var bitrate: Int?
 
+    @Option(help: "H.264 encoder: auto (the camera's own H.264, else a V4L2 M2M encoder, else x264), hardware, x264, passthrough. Default: saved setting, else auto.")
+    var encoder: String?
+
     @Option(help: "Most viewers at once; more get 503 with Retry-After. Default: saved setting, else 10.")
     var maxViewers: Int?
 
@@ -65,6 +68,9 @@ struct Serve: ParsableCommand {
         }
         if let fps, !(1...120).contains(fps) { throw ValidationError("--fps must be 1 to 120") }
         if let bitrate, !(50...50_000).contains(bitrate) { throw ValidationError("--bitrate must be 50 to 50000 kbit/s") }
+        if let encoder, EncoderPreference(rawValue: encoder) == nil {
+            throw ValidationError("--encoder must be one of \(EncoderPreference.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(encoder)')")
+        }
         if let maxViewers, !(1...1000).contains(maxViewers) { throw ValidationError("--max-viewers must be 1 to 1000") }
         guard (1...65535).contains(httpPort), (1...65535).contains(mediaPort) else { throw ValidationError("ports must be 1 to 65535") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
@@ -101,6 +107,7 @@ struct Serve: ParsableCommand {
         }
         configuration.overrides.framesPerSecond = fps
         configuration.overrides.bitrateKbps = bitrate
+        configuration.overrides.encoder = encoder.flatMap(EncoderPreference.init(rawValue:))
         do {
             try CameraDaemon(configuration: configuration, logger: logger).run()
         } catch {

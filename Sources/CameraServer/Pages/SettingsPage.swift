@@ -63,9 +63,10 @@ enum SettingsPage {
     <div class="row">
       <label>Bitrate (kbit/s) <input type="number" name="bitrateKbps" min="50" max="50000" step="50"><span class="error" data-for="bitrateKbps"></span></label>
       <label>Encoder <select name="encoder">
-        <option value="auto">Automatic (hardware if the board has one)</option>
+        <option value="auto">Automatic (camera H.264, else hardware, else x264)</option>
         <option value="hardware">Hardware (V4L2 M2M)</option>
         <option value="x264">Software (x264)</option>
+        <option value="passthrough">The camera's own H.264 (passthrough)</option>
       </select><span class="error" data-for="encoder"></span></label>
     </div>
     <h2>Sound</h2>
