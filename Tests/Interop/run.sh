@@ -8,23 +8,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-venv="$repo/.venv"
 cd "$repo"
-
-# The venv: created on first use, refreshed when requirements.txt is newer than the last install.
-stamp="$venv/.interop-requirements"
-# Debian's python3 (3.11.2 on bookworm) first: it is what every Debian machine has, and CPython 3.11.7
-# has an ast.parse regression ("AST constructor recursion depth mismatch") that crashes pytest's
-# traceback formatting.
-if [ ! -x "$venv/bin/python" ]; then
-    python=/usr/bin/python3
-    [ -x "$python" ] || python="$(command -v python3)"
-    "$python" -m venv "$venv"
-fi
-if [ ! -f "$stamp" ] || [ "$here/requirements.txt" -nt "$stamp" ]; then
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-    touch "$stamp"
-fi
+python="$(bash "$here/venv.sh")"
 
 # Browsers come from Debian. Install what is missing (root only; otherwise the tests say what is missing).
 missing=()
@@ -46,4 +31,4 @@ exec unshare --net bash -c '
     ip link set lo up
     ip route add 8.8.8.8/32 dev lo src 127.0.0.1
     exec "$0" -m pytest -v -p no:cacheprovider Tests/Interop "$@"
-' "$venv/bin/python" "$@"
+ "$python" "$@"
