@@ -37,12 +37,14 @@ run: release
 	mkdir -p $(STATE_DIR)
 	./.build/release/rtcam --http-port $(HTTP_PORT) --media-port $(MEDIA_PORT) --state-dir $(STATE_DIR) $(RUN_ARGS)
 
-# Every test: Swift unit and in-process tests, then real peers (Chromium, aiortc) against the daemon.
+# Every test: Swift unit and in-process tests, real peers (Chromium, Firefox, aiortc) against the
+# daemon, then rtcam on real kernel drivers (vivid, vicodec, snd-aloop) in board/qemu-x86_64's VM.
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	bash systemd/check-unit.sh
 	bash Tests/Interop/run.sh
+	bash board/qemu-x86_64/test-board.sh
 
 unit-test: deps
 	$(SWIFT) test

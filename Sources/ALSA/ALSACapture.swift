@@ -15,6 +15,9 @@ public enum ALSAError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Reading failed with an error that is not an xrun, a suspend or an interruption (device
     /// unplugged: -ENODEV; sound server gone: -EIO/-ENOTCONN…). Close and reopen.
     case read(code: Int32, message: String)
+    /// Writing (`ALSAPlayback`) failed with an error that is not an underrun, a suspend or an
+    /// interruption. Close and reopen.
+    case write(code: Int32, message: String)
     /// snd_pcm_recover (or the restart after it) could not bring the stream back.
     case recoveryFailed(code: Int32, message: String)
     case closed
@@ -26,6 +29,7 @@ public enum ALSAError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .configuration(code, message): return "PCM definition invalid: \(message) (\(code))"
         case let .parameters(step, code, message): return "\(step) failed: \(message) (\(code))"
         case let .read(code, message): return "read failed: \(message) (\(code))"
+        case let .write(code, message): return "write failed: \(message) (\(code))"
         case let .recoveryFailed(code, message): return "xrun/suspend recovery failed: \(message) (\(code))"
         case .closed: return "PCM closed"
         }
@@ -305,10 +309,16 @@ public final class ALSACapture {
     // MARK: opening
 
     private static func open(_ configuration: ALSACaptureConfiguration) throws(ALSAError) -> OpaquePointer? {
+        try openPCM(device: configuration.device, definition: configuration.pcmDefinition, stream: SND_PCM_STREAM_CAPTURE)
+    }
+
+    /// Opens PCM `device` in blocking mode, from the global configuration or, when `definition` is
+    /// given, from that configuration text alone (snd_pcm_open_lconf).
+    static func openPCM(device: String, definition: String?, stream: snd_pcm_stream_t) throws(ALSAError) -> OpaquePointer? {
         var handle: OpaquePointer?
         let blocking: Int32 = 0
         let result: Int32
-        if let definition = configuration.pcmDefinition {
+        if let definition {
             var top: OpaquePointer?
             var code = snd_config_top(&top)
             guard code >= 0 else { throw .configuration(code: code, message: message(code)) }
@@ -319,12 +329,12 @@ public final class ALSACapture {
             code = snd_config_load(top, input)
             snd_input_close(input)
             guard code >= 0 else { throw .configuration(code: code, message: message(code)) }
-            result = snd_pcm_open_lconf(&handle, configuration.device, SND_PCM_STREAM_CAPTURE, blocking, top)
+            result = snd_pcm_open_lconf(&handle, device, stream, blocking, top)
         } else {
-            result = snd_pcm_open(&handle, configuration.device, SND_PCM_STREAM_CAPTURE, blocking)
+            result = snd_pcm_open(&handle, device, stream, blocking)
         }
         guard result >= 0, handle != nil else {
-            throw .open(device: configuration.device, code: result, message: message(result))
+            throw .open(device: device, code: result, message: message(result))
         }
         return handle
     }

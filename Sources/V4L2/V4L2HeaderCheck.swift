@@ -17,6 +17,7 @@ public enum V4L2HeaderCheck {
         check("PIX_FMT_JPEG", V4L2PixelFormat.jpeg.rawValue, cv4l2_V4L2_PIX_FMT_JPEG)
         check("PIX_FMT_H264", V4L2PixelFormat.h264.rawValue, cv4l2_V4L2_PIX_FMT_H264)
         check("PIX_FMT_RGB24", V4L2PixelFormat.rgb24.rawValue, cv4l2_V4L2_PIX_FMT_RGB24)
+        check("PIX_FMT_FWHT", V4L2PixelFormat.fwht.rawValue, cv4l2_V4L2_PIX_FMT_FWHT)
         check("fourcc(MJPG)", V4L2PixelFormat(fourCC: "MJPG").rawValue, cv4l2_fourcc(77, 74, 80, 71))
 
         check("CID_MPEG_VIDEO_BITRATE", V4L2ControlID.videoBitrate.rawValue, cv4l2_V4L2_CID_MPEG_VIDEO_BITRATE)
@@ -25,6 +26,10 @@ public enum V4L2HeaderCheck {
         check("CID_H264_LEVEL", V4L2ControlID.h264Level.rawValue, cv4l2_V4L2_CID_MPEG_VIDEO_H264_LEVEL)
         check("CID_REPEAT_SEQ_HEADER", V4L2ControlID.repeatSequenceHeader.rawValue, cv4l2_V4L2_CID_MPEG_VIDEO_REPEAT_SEQ_HEADER)
         check("CID_FORCE_KEY_FRAME", V4L2ControlID.forceKeyFrame.rawValue, cv4l2_V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME)
+        check("CID_GOP_SIZE", V4L2ControlID.gopSize.rawValue, cv4l2_V4L2_CID_MPEG_VIDEO_GOP_SIZE)
+        check("CID_FWHT_I_FRAME_QP", V4L2ControlID.fwhtIFrameQP.rawValue, cv4l2_V4L2_CID_FWHT_I_FRAME_QP)
+        check("CID_FWHT_P_FRAME_QP", V4L2ControlID.fwhtPFrameQP.rawValue, cv4l2_V4L2_CID_FWHT_P_FRAME_QP)
+        check("FWHT_FL_I_FRAME", V4L2FWHTHeader.iFrameFlag, cv4l2_V4L2_FWHT_FL_I_FRAME)
         check("CTRL_CLASS_CODEC", V4L2ControlID.codecClass, cv4l2_V4L2_CTRL_CLASS_CODEC)
 
         check("BUF_FLAG_KEYFRAME", V4L2BufferFlags.keyFrame.rawValue, cv4l2_V4L2_BUF_FLAG_KEYFRAME)

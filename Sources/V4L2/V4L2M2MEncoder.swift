@@ -15,26 +15,36 @@ public struct V4L2EncoderConfiguration: Equatable, Sendable {
     public var height: UInt32
     /// Raw input layout: .yuv420 (YU12), .nv12 or .yuyv; must match the camera's for DMABUF import.
     public var inputPixelFormat: V4L2PixelFormat
+    /// What the CAPTURE queue produces: .h264 (bcm2835-codec, the daemon's case) or .fwht (vicodec,
+    /// the virtual test board's encoder). Other codecs get the generic controls (bitrate, GOP size).
+    public var codedPixelFormat: V4L2PixelFormat
     /// Stride of the raw input (0: let the driver choose; DMABUF import needs the camera's stride).
     public var inputBytesPerLine: UInt32
     public var framesPerSecond: UInt32
     public var bitrate: Int32
-    /// Frames between IDRs (H264_I_PERIOD).
+    /// Frames between key frames: H264_I_PERIOD for H.264, GOP_SIZE for other codecs.
     public var keyFrameInterval: Int32
+    /// H.264 only.
     public var profile: V4L2H264Profile
+    /// H.264 only.
     public var level: V4L2H264Level
-    /// SPS/PPS before every IDR, so a viewer joining late can decode from any key frame.
+    /// SPS/PPS before every IDR, so a viewer joining late can decode from any key frame (H.264 only).
     public var repeatSequenceHeader: Bool
+    /// Driver-specific controls set after the standard ones (e.g. vicodec's FWHT_I_FRAME_QP); a
+    /// refused one lands in `rejectedControls` like the others.
+    public var extraControls: [V4L2Control]
     public var inputMemory: V4L2EncoderInputMemory
     public var inputBufferCount: Int
     public var codedBufferCount: Int
 
     public init(path: String = "/dev/video11", width: UInt32, height: UInt32, inputPixelFormat: V4L2PixelFormat = .yuv420,
+                codedPixelFormat: V4L2PixelFormat = .h264,
                 inputBytesPerLine: UInt32 = 0, framesPerSecond: UInt32 = 30, bitrate: Int32 = 2_000_000,
                 keyFrameInterval: Int32 = 60, profile: V4L2H264Profile = .constrainedBaseline, level: V4L2H264Level = .level3_1,
-                repeatSequenceHeader: Bool = true, inputMemory: V4L2EncoderInputMemory = .dmabuf,
+                repeatSequenceHeader: Bool = true, extraControls: [V4L2Control] = [], inputMemory: V4L2EncoderInputMemory = .dmabuf,
                 inputBufferCount: Int = 4, codedBufferCount: Int = 4) {
         self.path = path; self.width = width; self.height = height; self.inputPixelFormat = inputPixelFormat
+        self.codedPixelFormat = codedPixelFormat; self.extraControls = extraControls
         self.inputBytesPerLine = inputBytesPerLine; self.framesPerSecond = framesPerSecond; self.bitrate = bitrate
         self.keyFrameInterval = keyFrameInterval; self.profile = profile; self.level = level
         self.repeatSequenceHeader = repeatSequenceHeader; self.inputMemory = inputMemory
@@ -104,7 +114,8 @@ public struct V4L2EncoderStatistics: Equatable, Sendable {
     public var copiedFrames = 0
     /// DMABUF import failed (REQBUFS or QBUF): the encoder switched to copying.
     public var dmabufFallbacks = 0
-    /// Controls the driver refused at start (id → errno); the encoder runs with its defaults for them.
+    /// Controls the driver refused (id → errno), at start or later (FORCE_KEY_FRAME, VIDEO_BITRATE);
+    /// the encoder runs with the driver's defaults for them and does not send them again.
     public var rejectedControls: [V4L2ControlID: Int32] = [:]
     public var corruptedOutputs = 0
     public init() {}
@@ -114,7 +125,7 @@ public enum V4L2EncoderState: Equatable, Sendable {
     case idle, streaming, draining, drained, deviceGone, stopped
 }
 
-/// A V4L2 memory-to-memory stateful H.264 encoder (kernel "Memory-to-Memory Stateful Video Encoder
+/// A V4L2 memory-to-memory stateful encoder (H.264, or the configured coded format) (kernel "Memory-to-Memory Stateful Video Encoder
 /// Interface", Documentation/userspace-api/media/v4l/dev-encoder.rst): raw frames go into the
 /// OUTPUT queue (DMABUF import or MMAP copy), access units come out of the CAPTURE queue (MMAP).
 public final class V4L2M2MEncoder {
@@ -201,10 +212,11 @@ public final class V4L2M2MEncoder {
 
         // 1. Coded format first: it decides what raw formats and sizes the OUTPUT queue allows.
         let codedRequest = V4L2Format(type: captureType, width: configuration.width, height: configuration.height,
-                                      pixelFormat: .h264, planes: [V4L2PlaneFormat(bytesPerLine: 0, sizeImage: 0)])
+                                      pixelFormat: configuration.codedPixelFormat, planes: [V4L2PlaneFormat(bytesPerLine: 0, sizeImage: 0)])
         let coded = try device.setFormat(codedRequest)
-        guard coded.pixelFormat == .h264 else {
-            throw .unsupportedDevice(path: configuration.path, reason: "no H.264 on the CAPTURE queue (got \(coded.pixelFormat))")
+        guard coded.pixelFormat == configuration.codedPixelFormat else {
+            throw .unsupportedDevice(path: configuration.path,
+                                     reason: "no \(configuration.codedPixelFormat) on the CAPTURE queue (got \(coded.pixelFormat))")
         }
         codedFormat = coded
         codedPlaneCount = captureType.isMultiplanar ? max(1, coded.planes.count) : 1
@@ -227,18 +239,8 @@ public final class V4L2M2MEncoder {
         }
 
         // 4. Controls, one by one so one the driver lacks does not block the others.
-        let controls = [
-            V4L2Control(.videoBitrate, configuration.bitrate),
-            V4L2Control(.h264Profile, configuration.profile.rawValue),
-            V4L2Control(.h264Level, configuration.level.rawValue),
-            V4L2Control(.h264IFramePeriod, configuration.keyFrameInterval),
-            V4L2Control(.repeatSequenceHeader, configuration.repeatSequenceHeader ? 1 : 0),
-        ]
-        for control in controls {
-            do { try device.setControls([control]) } catch {
-                if error == .deviceGone { throw error }
-                if case let .ioctl(_, code) = error { statistics.rejectedControls[control.id] = code }
-            }
+        for control in Self.startControls(configuration) {
+            try setTolerated(control, on: device)
         }
 
         // 5. Buffers: OUTPUT (DMABUF, else MMAP) and CAPTURE (MMAP, all queued).
@@ -315,11 +317,17 @@ public final class V4L2M2MEncoder {
                 return .busy
             }
             if forceKeyFrame || keyFrameRequested {
-                try device.setControls([V4L2Control(.forceKeyFrame, 1)])
+                // A driver without FORCE_KEY_FRAME (vicodec) keeps its own key frame period.
+                try setTolerated(V4L2Control(.forceKeyFrame, 1), on: device)
                 keyFrameRequested = false
             }
             let timestamp = input.captureTime.nanoseconds / 1000
-            if inputMemory == .dmabuf, canImport(input) {
+            if inputMemory == .dmabuf, !canImport(input) {
+                // A frame without importable DMABUFs (the camera could not export, or its stride
+                // differs): this and the following frames are copied.
+                try fallBackToCopy(device)
+            }
+            if inputMemory == .dmabuf {
                 let planes = (0..<inputPlaneCount).map { i in
                     V4L2BufferPlane(length: UInt32(clamping: input.planeLengths[i]), bytesUsed: UInt32(clamping: input.planes[i].count),
                                     dmabufFD: input.dmabufFDs[i])
@@ -375,7 +383,7 @@ public final class V4L2M2MEncoder {
                         let start = min(Int(plane.dataOffset), end)
                         data.append(contentsOf: UnsafeRawBufferPointer(mapping)[start..<end])
                     }
-                    let isKey = coded.flags.contains(.keyFrame)
+                    let isKey = coded.flags.contains(.keyFrame) || codedFrameIsIntra(data)
                     statistics.framesEncoded += 1
                     if isKey { statistics.keyFrames += 1 }
                     output.frames.append(V4L2EncodedFrame(data: data, isKeyFrame: isKey,
@@ -400,11 +408,12 @@ public final class V4L2M2MEncoder {
         return output
     }
 
-    /// Changes the target bitrate while streaming (VIDIOC_S_EXT_CTRLS VIDEO_BITRATE).
+    /// Changes the target bitrate while streaming (VIDIOC_S_EXT_CTRLS VIDEO_BITRATE). A driver
+    /// without the control (it is in `rejectedControls`) keeps its own rate; only `.deviceGone` is thrown.
     public func setBitrate(_ bitsPerSecond: Int32) throws(V4L2Error) {
         configuration.bitrate = bitsPerSecond
         guard let device, state == .streaming else { return }
-        do { try device.setControls([V4L2Control(.videoBitrate, bitsPerSecond)]) } catch {
+        do { try setTolerated(V4L2Control(.videoBitrate, bitsPerSecond), on: device) } catch {
             if error == .deviceGone { deviceLost() }
             throw error
         }
@@ -431,6 +440,39 @@ public final class V4L2M2MEncoder {
     }
 
     // MARK: internals
+
+    /// The controls `start` sets, in order: the bitrate, the codec's own key-frame and stream
+    /// controls, then the configuration's extra controls.
+    static func startControls(_ configuration: V4L2EncoderConfiguration) -> [V4L2Control] {
+        var controls = [V4L2Control(.videoBitrate, configuration.bitrate)]
+        if configuration.codedPixelFormat == .h264 {
+            controls += [
+                V4L2Control(.h264Profile, configuration.profile.rawValue),
+                V4L2Control(.h264Level, configuration.level.rawValue),
+                V4L2Control(.h264IFramePeriod, configuration.keyFrameInterval),
+                V4L2Control(.repeatSequenceHeader, configuration.repeatSequenceHeader ? 1 : 0),
+            ]
+        } else {
+            controls.append(V4L2Control(.gopSize, configuration.keyFrameInterval))
+        }
+        return controls + configuration.extraControls
+    }
+
+    /// Sets one control; a refusal (the driver lacks it or rejects the value) is recorded in
+    /// `rejectedControls` and the control is not sent again. Only `.deviceGone` is thrown.
+    private func setTolerated(_ control: V4L2Control, on device: any V4L2DeviceIO) throws(V4L2Error) {
+        guard statistics.rejectedControls[control.id] == nil else { return }
+        do { try device.setControls([control]) } catch {
+            if error == .deviceGone { throw error }
+            if case let .ioctl(_, code) = error { statistics.rejectedControls[control.id] = code }
+        }
+    }
+
+    /// Codecs whose driver does not flag key frames on the buffer: FWHT says it in its frame header.
+    private func codedFrameIsIntra(_ data: [UInt8]) -> Bool {
+        guard configuration.codedPixelFormat == .fwht else { return false }
+        return V4L2FWHTHeader(parsing: data)?.isIntraFrame ?? false
+    }
 
     private func canImport(_ input: V4L2EncoderInput) -> Bool {
         guard input.dmabufFDs.count >= inputPlaneCount, input.planes.count >= inputPlaneCount,
@@ -535,5 +577,33 @@ struct V4L2RawLayout {
             destinationOffset += plane.rows * destinationPlaneStride
         }
         return min(destinationOffset, destination.count)
+    }
+}
+
+/// The header vicodec writes before every FWHT frame (`struct fwht_cframe_hdr`): two magic words,
+/// then big-endian version, width, height, flags, colorspace, transfer function, Y'CbCr encoding,
+/// quantization and the compressed size.
+public struct V4L2FWHTHeader: Equatable, Sendable {
+    public static let byteCount = 44
+    /// V4L2_FWHT_FL_I_FRAME: every block is intra coded (a key frame).
+    public static let iFrameFlag: UInt32 = 1 << 10
+    public var version: UInt32
+    public var width: UInt32
+    public var height: UInt32
+    public var flags: UInt32
+    /// Bytes of coded data after the header.
+    public var compressedSize: UInt32
+
+    public var isIntraFrame: Bool { flags & Self.iFrameFlag != 0 }
+
+    /// nil unless `bytes` starts with the FWHT magic (4F4F4F4F FFFFFFFF) and a whole header.
+    public init?(parsing bytes: [UInt8]) {
+        guard bytes.count >= Self.byteCount, bytes[0..<4].allSatisfy({ $0 == 0x4F }), bytes[4..<8].allSatisfy({ $0 == 0xFF }) else {
+            return nil
+        }
+        func word(_ index: Int) -> UInt32 {
+            bytes[index * 4..<index * 4 + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        }
+        version = word(2); width = word(3); height = word(4); flags = word(5); compressedSize = word(10)
     }
 }

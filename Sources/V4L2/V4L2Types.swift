@@ -25,6 +25,8 @@ public struct V4L2PixelFormat: RawRepresentable, Hashable, Sendable, CustomStrin
     public static let jpeg = V4L2PixelFormat(fourCC: "JPEG")
     public static let h264 = V4L2PixelFormat(fourCC: "H264")
     public static let rgb24 = V4L2PixelFormat(fourCC: "RGB3")
+    /// vicodec's Fast Walsh-Hadamard Transform codec (the test board's M2M encoder).
+    public static let fwht = V4L2PixelFormat(fourCC: "FWHT")
 
     /// The four characters, with non-printable bytes shown as '?' (the top bit marks big-endian variants).
     public var description: String {
@@ -37,7 +39,7 @@ public struct V4L2PixelFormat: RawRepresentable, Hashable, Sendable, CustomStrin
     }
 
     /// Compressed formats (the camera encodes): no DMABUF import into a raw-input encoder.
-    public var isCompressed: Bool { self == .mjpeg || self == .jpeg || self == .h264 }
+    public var isCompressed: Bool { self == .mjpeg || self == .jpeg || self == .h264 || self == .fwht }
 }
 
 /// `enum v4l2_buf_type` values rtcam uses.
@@ -279,21 +281,29 @@ public struct V4L2ControlID: RawRepresentable, Hashable, Sendable, CustomStringC
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     public static let codecClass: UInt32 = 0x0099_0000
     static let codecBase: UInt32 = 0x0099_0900
+    /// Frames per group of pictures: the key frame period of codecs without H264_I_PERIOD (vicodec).
+    public static let gopSize = V4L2ControlID(rawValue: codecBase + 203)
     public static let videoBitrate = V4L2ControlID(rawValue: codecBase + 207)
     public static let repeatSequenceHeader = V4L2ControlID(rawValue: codecBase + 226)
     public static let forceKeyFrame = V4L2ControlID(rawValue: codecBase + 229)
     public static let h264IFramePeriod = V4L2ControlID(rawValue: codecBase + 358)
     public static let h264Level = V4L2ControlID(rawValue: codecBase + 359)
     public static let h264Profile = V4L2ControlID(rawValue: codecBase + 363)
+    /// vicodec's FWHT quantisation parameters (1 finest … 31 coarsest).
+    public static let fwhtIFrameQP = V4L2ControlID(rawValue: codecBase + 290)
+    public static let fwhtPFrameQP = V4L2ControlID(rawValue: codecBase + 291)
 
     public var description: String {
         switch self {
+        case .gopSize: return "GOP_SIZE"
         case .videoBitrate: return "VIDEO_BITRATE"
         case .repeatSequenceHeader: return "REPEAT_SEQ_HEADER"
         case .forceKeyFrame: return "FORCE_KEY_FRAME"
         case .h264IFramePeriod: return "H264_I_PERIOD"
         case .h264Level: return "H264_LEVEL"
         case .h264Profile: return "H264_PROFILE"
+        case .fwhtIFrameQP: return "FWHT_I_FRAME_QP"
+        case .fwhtPFrameQP: return "FWHT_P_FRAME_QP"
         default: return "CID 0x" + String(rawValue, radix: 16)
         }
     }

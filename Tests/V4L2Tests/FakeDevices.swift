@@ -217,6 +217,10 @@ final class FakeEncoder: FakeNode {
     var rawFormat: V4L2Format?
     var controls: [V4L2ControlID: Int32] = [:]
     var rejectedControl: V4L2ControlID?
+    /// Controls this driver does not have (S_EXT_CTRLS fails with EINVAL, as for vicodec's H.264 ones).
+    var missingControls: Set<V4L2ControlID> = []
+    /// Coded formats of the CAPTURE queue; S_FMT substitutes the first for any other.
+    var codedPixelFormats: [V4L2PixelFormat] = [.h264]
     var supportsDMABUF = true
     /// Bytes the encoder needs per input (bcm2835 pads the height to 16 lines, so imports can be too small).
     var requiredInputBytes: Int?
@@ -245,7 +249,7 @@ final class FakeEncoder: FakeNode {
         try alive("S_FMT \(format.type) \(format.pixelFormat)")
         var result = format
         if format.type == .videoCaptureMultiplanar {
-            result.pixelFormat = .h264
+            result.pixelFormat = codedPixelFormats.contains(format.pixelFormat) ? format.pixelFormat : codedPixelFormats[0]
             result.planes = [V4L2PlaneFormat(bytesPerLine: 0, sizeImage: 512 * 1024)]
             codedFormat = result
         } else if format.type == .videoOutputMultiplanar {
@@ -265,7 +269,9 @@ final class FakeEncoder: FakeNode {
     override func setControls(_ list: [V4L2Control]) throws(V4L2Error) {
         try alive("S_EXT_CTRLS " + list.map { "\($0.id)=\($0.value)" }.joined(separator: ","))
         for control in list {
-            if control.id == rejectedControl { throw .ioctl(request: "VIDIOC_S_EXT_CTRLS", errno: 22) }
+            if control.id == rejectedControl || missingControls.contains(control.id) {
+                throw .ioctl(request: "VIDIOC_S_EXT_CTRLS", errno: 22)
+            }
             if control.id == .forceKeyFrame { forceKey = true } else { controls[control.id] = control.value }
         }
     }

@@ -419,6 +419,82 @@ struct V4L2EncoderTests {
         #expect(throws: V4L2Error.deviceGone) { _ = try rig.encoder.encode(frame.encoderInput) }
     }
 
+    @Test("another coded format (FWHT): asked for on CAPTURE, generic controls plus extras; missing controls are tolerated")
+    func otherCodec() throws {
+        let table = FakeDMABUFTable()
+        let node = FakeEncoder(dmabufs: table)
+        node.codedPixelFormats = [.h264, .fwht]
+        node.missingControls = [.videoBitrate, .forceKeyFrame]
+        let opener = FakeOpener()
+        opener.nodes["/dev/video1"] = node
+        let encoder = V4L2M2MEncoder(configuration: V4L2EncoderConfiguration(
+            path: "/dev/video1", width: 640, height: 480, codedPixelFormat: .fwht, bitrate: 1_000_000, keyFrameInterval: 5,
+            extraControls: [V4L2Control(.fwhtIFrameQP, 10)]), opener: opener)
+        try encoder.start()
+        #expect(encoder.codedFormat?.pixelFormat == .fwht)
+        let controls = node.log.filter { $0.hasPrefix("S_EXT_CTRLS") }
+        #expect(controls == ["S_EXT_CTRLS VIDEO_BITRATE=1000000", "S_EXT_CTRLS GOP_SIZE=5", "S_EXT_CTRLS FWHT_I_FRAME_QP=10"])
+        #expect(encoder.statistics.rejectedControls == [.videoBitrate: 22])
+        // Runtime controls the driver lacks: recorded, not thrown, not sent again.
+        try encoder.setBitrate(500_000)
+        #expect(node.log.filter { $0.hasPrefix("S_EXT_CTRLS VIDEO_BITRATE") }.count == 1)
+        let pixels = UnsafeMutableRawBufferPointer.allocate(byteCount: 640 * 480 * 3 / 2, alignment: 64)
+        defer { pixels.deallocate() }
+        pixels.initializeMemory(as: UInt8.self, repeating: 7)
+        let input = V4L2EncoderInput(planes: [UnsafeRawBufferPointer(pixels)], planeLengths: [pixels.count], dmabufFDs: [],
+                                     bytesPerLine: 640, captureTime: .zero, tag: 1)
+        #expect(try encoder.encode(input, forceKeyFrame: true) == .queued(copied: true))
+        #expect(try encoder.encode(input, forceKeyFrame: true) == .queued(copied: true))
+        #expect(encoder.statistics.rejectedControls[.forceKeyFrame] == 22)
+        #expect(node.log.filter { $0.hasPrefix("S_EXT_CTRLS FORCE_KEY_FRAME") }.count == 1)
+        #expect(try encoder.readEncoded().frames.count == 2)
+    }
+
+    @Test("a driver without the coded format fails start with a typed error")
+    func codedFormatMissing() throws {
+        let opener = FakeOpener()
+        opener.nodes["/dev/video1"] = FakeEncoder(dmabufs: FakeDMABUFTable())
+        let encoder = V4L2M2MEncoder(configuration: V4L2EncoderConfiguration(
+            path: "/dev/video1", width: 640, height: 480, codedPixelFormat: .fwht), opener: opener)
+        #expect(throws: V4L2Error.unsupportedDevice(path: "/dev/video1", reason: "no FWHT on the CAPTURE queue (got H264)")) {
+            try encoder.start()
+        }
+        #expect(encoder.state == .stopped)
+    }
+
+    @Test("a frame without DMABUF fds switches an importing encoder to copying instead of failing QBUF")
+    func frameWithoutDMABUF() throws {
+        let rig = try Rig()
+        let pixels = UnsafeMutableRawBufferPointer.allocate(byteCount: 640 * 480 * 3 / 2, alignment: 64)
+        defer { pixels.deallocate() }
+        for i in 0..<8 { pixels[i] = UInt8(100 + i) }
+        let input = V4L2EncoderInput(planes: [UnsafeRawBufferPointer(pixels)], planeLengths: [pixels.count], dmabufFDs: [],
+                                     bytesPerLine: 640, captureTime: .zero, tag: 9)
+        #expect(try rig.encoder.encode(input) == .queued(copied: true))
+        #expect(rig.encoder.inputMemory == .mmapCopy)
+        #expect(rig.encoder.statistics.dmabufFallbacks == 1)
+        let output = try rig.encoder.readEncoded()
+        #expect(output.releasedInputTags == [9])
+        let slice = try #require(output.frames.first).data[16...]
+        #expect(Array(slice.dropFirst(5).prefix(8)) == (0..<8).map { UInt8(100 + $0) })
+    }
+
+    @Test("FWHT frame headers: magic, size and the I-frame flag")
+    func fwhtHeader() {
+        var bytes: [UInt8] = [0x4F, 0x4F, 0x4F, 0x4F, 0xFF, 0xFF, 0xFF, 0xFF]
+        for word: UInt32 in [3, 640, 360, 0x0000_0400 | 0x200, 1, 0, 0, 0, 1234] {
+            bytes += [UInt8(word >> 24), UInt8(truncatingIfNeeded: word >> 16), UInt8(truncatingIfNeeded: word >> 8), UInt8(truncatingIfNeeded: word)]
+        }
+        let header = V4L2FWHTHeader(parsing: bytes)
+        #expect(header == V4L2FWHTHeader(parsing: bytes + [1, 2, 3]))
+        #expect(header?.width == 640 && header?.height == 360 && header?.version == 3 && header?.compressedSize == 1234)
+        #expect(header?.isIntraFrame == true)
+        bytes[22] = 0  // clear the I-frame bit (0x400 lives in byte 22 of the flags word)
+        #expect(V4L2FWHTHeader(parsing: bytes)?.isIntraFrame == false)
+        #expect(V4L2FWHTHeader(parsing: Array(bytes.prefix(43))) == nil)
+        #expect(V4L2FWHTHeader(parsing: [0] + bytes.dropFirst()) == nil)
+    }
+
     @Test("stride-converting copy of YU12")
     func strideCopy() throws {
         let layout = try #require(V4L2RawLayout(format: .yuv420, width: 4, height: 2))
