@@ -38,13 +38,16 @@ run: release
 	./.build/release/rtcam --http-port $(HTTP_PORT) --media-port $(MEDIA_PORT) --state-dir $(STATE_DIR) $(RUN_ARGS)
 
 # Every test: Swift unit and in-process tests, real peers (Chromium, Firefox, aiortc) against the
-# daemon, then rtcam on real kernel drivers (vivid, vicodec, snd-aloop) in board/qemu-x86_64's VM.
+# daemon, rtcam on real kernel drivers (vivid, vicodec, snd-aloop) in board/qemu-x86_64's VM, and
+# the .deb installed and run by systemd in that VM.
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	bash systemd/check-unit.sh
 	bash Tests/Interop/run.sh
 	bash board/qemu-x86_64/test-board.sh
+	$(MAKE) deb
+	bash systemd/test-in-vm.sh --deb "$$(ls -t out/rtcam_*_amd64.deb | head -n 1)"
 
 unit-test: deps
 	$(SWIFT) test

@@ -60,7 +60,7 @@ passed=$((passed + 1))
 
 echo "== settings rtcam relies on"
 for line in Type=notify NotifyAccess=main 'WatchdogSec=[1-9]' Restart=on-failure \
-            'ExecStart=/usr/bin/rtcam serve' StateDirectory=rtcam ConfigurationDirectory=rtcam \
+            'ExecStart=/usr/bin/rtcam serve' StateDirectory=rtcam \
             DynamicUser=yes 'SupplementaryGroups=video audio' DevicePolicy=closed \
             'DeviceAllow=char-video4linux rw' 'DeviceAllow=char-media rw' 'DeviceAllow=char-alsa rw' \
             'DeviceAllow=char-dma_heap rw' 'CapabilityBoundingSet=$' MemoryDenyWriteExecute=yes \

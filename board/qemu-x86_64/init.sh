@@ -6,6 +6,7 @@
 #    caller's directory (tag "share") at /share; reads /vm/env (settings written by run-in-vm.sh)
 # 3. loads the drivers: vivid (camera), vicodec (M2M codec), snd-aloop (sound card "Loopback")
 # 4. links /vm/sysroot (the host libraries the command needs) into the root file system
+#    (with --systemd: switches to the host's user land under systemd instead, see systemd-root.sh)
 # 5. runs /vm/run.sh in /share, writes its exit status to the second serial port (a host file),
 #    and powers the machine off.
 # The console is ttyS0 (the runner's stdout). Nothing here stays resident: PID 1 ends in poweroff.
@@ -76,6 +77,14 @@ if [ "$RTCAM_VM_NET" = 1 ]; then
   ip link set eth0 up
   ip addr add 10.0.2.15/24 dev eth0
   ip route add default via 10.0.2.2
+fi
+
+# run-in-vm.sh --systemd: boot the host's Debian user land with systemd as PID 1 instead; the command
+# then runs as a service (systemd-root.sh, from the runner's directory, ends in switch_root).
+if [ "${RTCAM_VM_SYSTEMD:-0}" = 1 ]; then
+  . /vm/systemd-root.sh
+  say "could not switch to systemd"
+  finish 125
 fi
 
 # Link the host files the command needs (libraries at their host paths, /usr/share/alsa, …) into

@@ -22,6 +22,10 @@
 #   --dmesg             print the guest's kernel log (its console, ttyS2) to stderr after the command
 #   --memory MB         guest memory (default 1024)   --smp N   guest CPUs (default 2)
 #   --quiet             no "rtcam-vm:" progress lines
+#   --systemd           boot a Debian system with systemd as PID 1 made of the host's own /usr, /etc and
+#                       /var (read-only 9p shares under tmpfs overlays: the guest may dpkg -i, the host
+#                       is never written) and run the command as a service once multi-user.target is
+#                       up; the host must be merged-/usr with systemd installed (systemd-root.sh)
 # exit status: the command's; 124 timeout; 125 the VM ended without a status (panic, no /init, …);
 # 126 the board could not be built or QEMU could not start.
 set -euo pipefail
@@ -44,6 +48,7 @@ extra_bins=()
 envs=()
 modules=()
 hostfwds=()
+systemd=0
 while (($#)); do
   case $1 in
     --timeout) timeout_s=$2; shift 2 ;;
@@ -60,6 +65,7 @@ while (($#)); do
     --memory) memory=$2; shift 2 ;;
     --smp) smp=$2; shift 2 ;;
     --quiet) quiet=1; shift ;;
+    --systemd) systemd=1; shift ;;
     -h|--help) usage ;;
     --) shift; break ;;
     -*) fail "unknown option $1 (--help)" ;;
@@ -70,6 +76,11 @@ done
 share=$(cd "$1" 2>/dev/null && pwd) || fail "no directory $1"
 shift
 command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing: board/qemu-x86_64/install-host-packages.sh"
+
+if ((systemd)); then
+  [ -L /bin ] && [ -L /lib ] && [ -d /usr/lib ] || fail "--systemd needs a merged-/usr host (/bin and /lib links into /usr)"
+  [ -x /lib/systemd/systemd ] || fail "--systemd needs systemd on the host (apt-get install systemd)"
+fi
 
 kdir=$("$here/build-vm.sh") || fail "building the board failed"
 
@@ -102,7 +113,8 @@ add_executable() {
 # Every word of the command that names an executable file (so `timeout 30 ./rtcam` works too):
 # relative to the share (the guest's working directory), under /share, or an absolute host path
 # (placed into the guest at the same path).
-for word in "$@"; do
+# (--systemd: the guest's /usr is the host's, every library is already in place.)
+((systemd)) || for word in "$@"; do
   case $word in
     /share/*) host=$share/${word#/share/} ;;
     /*) host=$word ;;
@@ -118,7 +130,7 @@ for exe in "${extra_bins[@]}"; do
   place "$exe"
   add_executable "$exe"
 done
-if [ -n "$(find "$run/vm/sysroot" -name 'libasound.so*' -print -quit)" ] && [ -d /usr/share/alsa ]; then
+if ((!systemd)) && [ -n "$(find "$run/vm/sysroot" -name 'libasound.so*' -print -quit)" ] && [ -d /usr/share/alsa ]; then
   mkdir -p "$run/vm/sysroot/usr/share"
   cp -r /usr/share/alsa "$run/vm/sysroot/usr/share/"
 fi
@@ -128,6 +140,7 @@ quote() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 {
   echo "RTCAM_VM_QUIET=$quiet"
   echo "RTCAM_VM_NET=$net"
+  echo "RTCAM_VM_SYSTEMD=$systemd"
   [ -n "$vivid" ] && echo "RTCAM_VM_VIVID=$(quote "$vivid")"
   echo "RTCAM_VM_MODULES=$(quote "${modules[*]}")"
 } > "$run/vm/env"
@@ -137,20 +150,32 @@ quote() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
   for a in "$@"; do printf ' %s' "$(quote "$a")"; done
   printf '\n'
 } > "$run/vm/run.sh"
+((systemd)) && cp "$here/systemd-root.sh" "$run/vm/"
 
 # --- boot ----------------------------------------------------------------------------------------
 kernel=$kdir/vmlinux
 [ -f "$kernel" ] || kernel=$kdir/vmlinuz
+append="console=ttyS2 $([ "$dmesg" = 1 ] || echo quiet) panic=-1 rdinit=/init"
+# --systemd: systemd reads the kernel command line too: no getty on the console (ttyS2), no first-boot
+# questions, straight to multi-user.target.
+((systemd)) && append+=" systemd.unit=multi-user.target systemd.getty_auto=0 systemd.firstboot=0"
 # SeaBIOS would draw its banner on ttyS0 (there is no VGA): sercon-port 0 keeps it quiet.
 qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m "$memory" -smp "$smp"
   -nodefaults -nographic -no-reboot -fw_cfg name=etc/sercon-port,string=0
   -kernel "$kernel" -initrd "$kdir/initramfs.cpio"
-  -append "console=ttyS2 $([ "$dmesg" = 1 ] || echo quiet) panic=-1 rdinit=/init"
+  -append "$append"
   -serial stdio -serial "file:$run/status" -serial "file:$run/kernel.log"
   -fsdev "local,id=vmrun,path=$run/vm,security_model=none,readonly=on,multidevs=remap"
   -device "virtio-9p-pci,fsdev=vmrun,mount_tag=vmrun"
   -fsdev "local,id=share,path=$share,security_model=none,multidevs=remap"
   -device "virtio-9p-pci,fsdev=share,mount_tag=share")
+if ((systemd)); then
+  # The host's user land, read-only; systemd-root.sh puts a tmpfs overlay on each.
+  for dir in usr etc var; do
+    qemu+=(-fsdev "local,id=host$dir,path=/$dir,security_model=none,readonly=on,multidevs=remap"
+           -device "virtio-9p-pci,fsdev=host$dir,mount_tag=host$dir")
+  done
+fi
 if ((net)); then
   netdev="user,id=net0,net=10.0.2.0/24,host=10.0.2.2"
   for f in "${hostfwds[@]}"; do netdev+=",hostfwd=$f"; done
