@@ -474,7 +474,9 @@ final class MediaPipeline: @unchecked Sendable {
                 let now = MonotonicClock.now()
                 if keyframeRequested.load(ordering: .relaxed), lastRestart.map({ now - $0 >= .seconds(2) }) ?? true {
                     keyframeRequested.store(false, ordering: .relaxed)
-                    if try camera.forceKeyFrame() == .streamRestarted { lastRestart = now }
+                    let outcome = try camera.forceKeyFrame()
+                    if outcome == .streamRestarted { lastRestart = now }
+                    logger.debug("asked \(camera.path) for an IDR: \(outcome)")
                 }
                 let newBitrate = pendingBitrateKbps.exchange(0, ordering: .relaxed)
                 if newBitrate > 0, bitrateControlWorks {
@@ -490,6 +492,7 @@ final class MediaPipeline: @unchecked Sendable {
                     guard let encoded = stream.frame(fromBuffer: frame.data, captureTime: frame.captureTime,
                                                      width: width, height: height),
                           viewersPresent.load(ordering: .relaxed) else { return }
+                    if encoded.isKeyframe { logger.debug("\(camera.path): IDR, \(encoded.accessUnit.count) bytes") }
                     record(encoded, forced: false, at: MonotonicClock.now())
                     deliver(encoded)
                 }

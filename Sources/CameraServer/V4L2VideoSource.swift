@@ -102,18 +102,22 @@ final class V4L2VideoSource: @unchecked Sendable {
     }
 
     /// A camera that encodes: asks for an IDR now (V4L2_CID_MPEG_VIDEO_FORCE_KEY_FRAME). UVC
-    /// cameras usually lack the control; then the stream is restarted, which makes every camera
-    /// begin with an IDR (the caller rate-limits this).
+    /// cameras usually lack the control; then streaming is stopped and started again on the open
+    /// device, which makes a camera begin with an IDR (the caller rate-limits this).
     func forceKeyFrame() throws(V4L2Error) -> KeyFrameRequestOutcome {
-        do {
-            try capture.setControls([V4L2Control(.forceKeyFrame, 1)])
-            return .control
-        } catch {
-            if error == .deviceGone { throw error }
+        if hasForceKeyFrameControl {
+            do {
+                try capture.setControls([V4L2Control(.forceKeyFrame, 1)])
+                return .control
+            } catch {
+                if error == .deviceGone { throw error }
+                hasForceKeyFrameControl = false  // EINVAL/ENOTTY: not this driver; don't ask again
+            }
         }
-        try capture.reopen()
+        try capture.restartStreaming()
         return .streamRestarted
     }
+    private var hasForceKeyFrameControl = true
 
     enum KeyFrameRequestOutcome: Equatable { case control, streamRestarted }
 

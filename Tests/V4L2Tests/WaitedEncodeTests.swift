@@ -82,3 +82,37 @@ struct WaitedEncodeTests {
         }
     }
 }
+
+@Suite("restartStreaming: STREAMOFF/STREAMON on the open device")
+struct RestartStreamingTests {
+    @Test("buffers come back to the driver, held frames stay valid and are requeued on release, the device is never closed")
+    func restartKeepsTheSession() throws {
+        let rig = try V4L2EncoderTests.Rig()
+        rig.camera.produce(1)
+        let held = try #require(try rig.capture.readFreshestFrame(now: .zero))
+        let opensBefore = rig.camera.log.filter { $0 == "QUERYCAP" }.count
+        try rig.capture.restartStreaming()
+        #expect(rig.camera.log.suffix(5).first == "STREAMOFF")
+        #expect(rig.camera.log.last == "STREAMON")
+        #expect(rig.camera.log.filter { $0 == "QUERYCAP" }.count == opensBefore)
+        #expect(!rig.camera.log.contains("close"))
+        #expect(rig.camera.queued.count == rig.camera.bufferCount - 1, "every buffer but the held one queued again")
+        #expect(rig.capture.statistics.streamRestarts == 1)
+        try rig.capture.release(held)
+        #expect(rig.camera.queued.count == rig.camera.bufferCount)
+        rig.camera.produce(2)
+        #expect(try rig.capture.readFreshestFrame(now: .zero) != nil)
+    }
+
+    @Test("gone or stopped: typed errors")
+    func errors() throws {
+        let rig = try V4L2EncoderTests.Rig()
+        rig.camera.unplugged = true
+        #expect(throws: V4L2Error.deviceGone) { try rig.capture.restartStreaming() }
+        #expect(rig.capture.state == .deviceGone)
+        #expect(throws: V4L2Error.deviceGone) { try rig.capture.restartStreaming() }
+        let other = try V4L2EncoderTests.Rig()
+        other.capture.stop()
+        #expect(throws: V4L2Error.invalidState("restartStreaming while not streaming")) { try other.capture.restartStreaming() }
+    }
+}

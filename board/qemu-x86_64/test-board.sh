@@ -2,7 +2,8 @@
 # The VM stage of `make test` (issue 7), one command: rtcam's own V4L2, V4L2-M2M and ALSA code on
 # the real vivid, vicodec and snd-aloop drivers (test-kernel-drivers.sh: the KernelDriverTests
 # suites in one boot), then the whole daemon in the VM streaming to aiortc on the host
-# (test-daemon-in-vm.sh). Prints what ran and how long; fails if either part fails.
+# (test-daemon-in-vm.sh): vivid → x264, and a camera's own H.264 (v4l2loopback) → passthrough.
+# Prints what ran and how long; fails if any part fails.
 #
 #   bash board/qemu-x86_64/test-board.sh     (after `swift build --build-tests`)
 set -uo pipefail
@@ -16,5 +17,9 @@ drivers_s=$((SECONDS - started))
 bash "$here/test-daemon-in-vm.sh" "$repo/.build/debug/rtcam"
 daemon=$?
 daemon_s=$((SECONDS - started - drivers_s))
-echo "== VM stage: kernel-driver suites exit $drivers (${drivers_s} s), daemon in the VM → aiortc exit $daemon (${daemon_s} s); $((SECONDS - started)) s in all"
-((drivers == 0 && daemon == 0))
+bash "$here/test-daemon-in-vm.sh" --passthrough "$repo/.build/debug/rtcam"
+passthrough=$?
+passthrough_s=$((SECONDS - started - drivers_s - daemon_s))
+echo "== VM stage: kernel-driver suites exit $drivers (${drivers_s} s); daemon → aiortc, vivid + x264: exit $daemon (${daemon_s} s);" \
+     "camera H.264 passthrough: exit $passthrough (${passthrough_s} s); $((SECONDS - started)) s in all"
+((drivers == 0 && daemon == 0 && passthrough == 0))
