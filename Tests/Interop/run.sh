@@ -31,4 +31,4 @@ exec unshare --net bash -c '
     ip link set lo up
     ip route add 8.8.8.8/32 dev lo src 127.0.0.1
     exec "$0" -m pytest -v -p no:cacheprovider Tests/Interop "$@"
- "$python" "$@"
+' "$python" "$@"
