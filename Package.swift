@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "SRTPTests", dependencies: ["SRTP"]),
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
-        .testTarget(name: "CameraServerTests", dependencies: ["CameraServer", "RTCBase", "V4L2"]),
+        .testTarget(name: "CameraServerTests", dependencies: ["CameraServer", "RTCBase", "V4L2", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "RTCBase"]),
         .testTarget(name: "ALSATests", dependencies: ["ALSA", "RTCBase"]),
         // Real kernel drivers (vivid, vicodec, snd-aloop): these run inside board/qemu-x86_64's VM and

@@ -179,8 +179,12 @@ final class MediaPipeline: @unchecked Sendable {
     }
 
     var encoderDescription: String {
+        counters.withLock { encoderDescription(running: $0.encoder) }
+    }
+
+    /// Called with `counters` locked (status()) or from the getter above: never takes the lock.
+    private func encoderDescription(running: String) -> String {
         if case .file = videoInput { return "passthrough" }
-        let running = counters.withLock { $0.encoder }
         return running.isEmpty ? encoderPlan.description : running
     }
 
@@ -247,7 +251,7 @@ final class MediaPipeline: @unchecked Sendable {
 
     func status() -> MediaStatus {
         counters.withLock { counters in
-            MediaStatus(source: videoDescription, audio: audioDescription, encoder: encoderDescription,
+            MediaStatus(source: videoDescription, audio: audioDescription, encoder: encoderDescription(running: counters.encoder),
                         width: width, height: height,
                         framesPerSecond: counters.framesPerSecond, bitrateKbps: counters.bitrateKbps,
                         framesEncoded: counters.framesEncoded, keyframesForced: counters.keyframesForced)

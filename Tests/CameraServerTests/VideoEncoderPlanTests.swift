@@ -1,3 +1,4 @@
+import Logging
 import Testing
 import V4L2
 @testable import CameraServer
@@ -74,5 +75,31 @@ import V4L2
         #expect(MediaPipeline.v4l2Level("42e00a") == .level1_0)
         #expect(MediaPipeline.v4l2Level("42e033") == .level5_1)
         #expect(MediaPipeline.v4l2Level("zz") == .level3_1)
+    }
+}
+
+@Suite struct MediaPipelineStatusTests {
+    @Test func statusNamesThePlannedEncoderWithoutRelockingItsCounters() throws {
+        var configuration = MediaConfiguration()
+        configuration.video = .testPattern
+        configuration.audio = .none
+        configuration.width = 320
+        configuration.height = 240
+        let pipeline = try MediaPipeline(configuration: configuration, logger: .init(label: "test"))
+        let status = pipeline.status()  // traps ("recursive call to lock") if status() re-enters the lock
+        #expect(status.encoder == "x264")
+        #expect(pipeline.encoderDescription == "x264")
+        #expect(pipeline.encoderPlan == .x264)
+        #expect(pipeline.summary.contains("(x264)"))
+    }
+
+    @Test func passthroughAndHardwareNeedACameraAndSaySo() {
+        var configuration = MediaConfiguration()
+        configuration.video = .testPattern
+        configuration.audio = .none
+        for preference in [EncoderPreference.passthrough, .hardware] {
+            configuration.encoder = preference
+            #expect(throws: MediaPipelineError.self) { try MediaPipeline(configuration: configuration, logger: .init(label: "test")) }
+        }
     }
 }
