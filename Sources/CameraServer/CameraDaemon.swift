@@ -122,17 +122,25 @@ public final class CameraDaemon: @unchecked Sendable {
             return nil
         }
 
-        let udp = try DatagramBootstrap(group: group)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
-            .channelOption(.socketOption(.so_sndbuf), value: 1 << 21)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(UDPHandler(hub: hub))
+        let mediaPort = configuration.mediaPort
+        let group = self.group
+        let bindMediaSocket: @Sendable () -> EventLoopFuture<Channel> = {
+            DatagramBootstrap(group: group)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
+                .channelOption(.socketOption(.so_sndbuf), value: 1 << 21)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(UDPHandler(hub: hub))
+                    }
                 }
-            }
-            .bind(host: "0.0.0.0", port: configuration.mediaPort).wait()
-        try loop.submit { hub.attach(udpChannel: udp) }.wait()
+                .bind(host: "0.0.0.0", port: mediaPort)
+        }
+        let udp = try bindMediaSocket().wait()
+        try loop.submit {
+            hub.attach(udpChannel: udp)
+            hub.bindMediaSocket = bindMediaSocket
+        }.wait()
 
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
@@ -180,7 +188,7 @@ public final class CameraDaemon: @unchecked Sendable {
         media.stop()
         try? loop.submit { hub.closeAll() }.wait()
         try? http.close().wait()
-        try? udp.close().wait()
+        try? loop.flatSubmit { hub.closeMediaSocket() }.wait()
         try? threadPool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
         logger.info("stopped")

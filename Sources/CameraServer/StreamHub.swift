@@ -1,4 +1,7 @@
 import DTLS
+#if canImport(Glibc)
+import Glibc
+#endif
 import ICE
 import Logging
 import NIOCore
@@ -100,6 +103,46 @@ final class StreamHub: @unchecked Sendable {
     func attach(udpChannel: Channel) {
         loop.preconditionInEventLoop()
         self.udpChannel = udpChannel
+        udpChannel.closeFuture.whenComplete { [self] _ in
+            loop.execute { self.mediaSocketClosed(udpChannel) }
+        }
+    }
+
+    /// Binds a replacement media socket (same port) when the current one closes while serving.
+    /// NIO closes a datagram channel on any write error it does not know as per-datagram (EIO from
+    /// a UDP GSO write on a device without checksum offload, for one): viewers keep their sessions
+    /// and lose only what was in flight, which NACK and PLI recover.
+    var bindMediaSocket: (@Sendable () -> EventLoopFuture<Channel>)?
+    private var stopping = false
+    private(set) var mediaSocketRebinds = 0
+
+    private func mediaSocketClosed(_ channel: Channel) {
+        loop.preconditionInEventLoop()
+        guard !stopping, udpChannel === channel || udpChannel == nil, let bindMediaSocket else { return }
+        udpChannel = nil
+        logger.error("the media socket closed while serving; binding it again (viewers stay connected)")
+        bindMediaSocket().hop(to: loop).whenComplete { [self] result in
+            switch result {
+            case let .success(replacement):
+                guard !stopping else { replacement.close(promise: nil); return }
+                mediaSocketRebinds += 1
+                attach(udpChannel: replacement)
+                logger.notice("media socket bound again (\(mediaSocketRebinds) times since start)")
+            case let .failure(error):
+                logger.critical("could not bind the media socket again: \(error); retrying in 1 s")
+                loop.scheduleTask(in: .seconds(1)) { [self] in
+                    mediaSocketClosed(channel)
+                }
+            }
+        }
+    }
+
+    /// The current media socket, for shutdown.
+    func closeMediaSocket() -> EventLoopFuture<Void> {
+        loop.preconditionInEventLoop()
+        stopping = true
+        guard let udpChannel else { return loop.makeSucceededVoidFuture() }
+        return udpChannel.close()
     }
 
     var viewerCount: Int { viewers.count }
@@ -217,6 +260,7 @@ final class StreamHub: @unchecked Sendable {
     /// Closes every session (SIGTERM): BYE and close_notify go out before the socket closes.
     func closeAll() {
         loop.preconditionInEventLoop()
+        stopping = true
         let now = MonotonicClock.now()
         for id in Array(viewers.keys) {
             viewers[id]?.session.close(now: now, media: fanout)
@@ -303,20 +347,68 @@ final class StreamHub: @unchecked Sendable {
 
     private func flushOutputs(of id: String) {
         guard let viewer = viewers[id] else { return }
-        for output in viewer.session.drainOutputs() {
-            switch output {
+        let outputs = viewer.session.drainOutputs()
+        var index = 0
+        while index < outputs.count {
+            switch outputs[index] {
             case let .transmit(bytes, to):
-                guard let channel = udpChannel else { continue }
-                var buffer = channel.allocator.buffer(capacity: bytes.count)
-                buffer.writeBytes(bytes)
-                channel.write(AddressedEnvelope(remoteAddress: to.socketAddress, data: buffer), promise: nil)
+                // A run of datagrams to one address, all as long as the first except possibly
+                // the last (a frame's FU-A fragments): one UDP GSO write (`segmentSize`), which
+                // the kernel cuts into the same datagrams for one route lookup and one skb.
+                var end = index + 1
+                var total = bytes.count
+                if udpSegmentationEnabled {
+                    while end < outputs.count, end - index < Self.maximumSegmentsPerWrite,
+                          case let .transmit(next, nextTo) = outputs[end], nextTo == to,
+                          next.count <= bytes.count, total + next.count <= Self.maximumBytesPerWrite {
+                        total += next.count
+                        end += 1
+                        if next.count < bytes.count { break }
+                    }
+                }
+                write(outputs[index..<end], totalBytes: total, segmentSize: bytes.count, to: to)
+                index = end
             case let .event(event):
                 handle(event, of: id)
+                index += 1
             case .timeout:
-                break
+                index += 1
             }
         }
         rescheduleTimer(candidate: viewers[id]?.session.nextDeadline)
+    }
+
+    /// UDP GSO (Linux 4.18+, `UDP_SEGMENT`): on unless the kernel lacks it or RTCAM_UDP_GSO=0.
+    /// A device without checksum offload refuses such writes (EIO); the first failure turns it
+    /// off for good and the datagrams lost with it are NACKed and resent like any other loss.
+    private var udpSegmentationEnabled = System.supportsUDPSegmentationOffload
+        && Environment.value("RTCAM_UDP_GSO") != "0"
+    /// Below the kernel's UDP_MAX_SEGMENTS (64) and a UDP datagram's 65 507-byte payload.
+    private static let maximumSegmentsPerWrite = 32
+    private static let maximumBytesPerWrite = 60_000
+
+    private func write(_ datagrams: ArraySlice<PeerSessionOutput>, totalBytes: Int, segmentSize: Int,
+                       to address: TransportAddress) {
+        guard let channel = udpChannel else { return }
+        var buffer = channel.allocator.buffer(capacity: totalBytes)
+        for case let .transmit(bytes, _) in datagrams { buffer.writeBytes(bytes) }
+        guard datagrams.count > 1 else {
+            channel.write(AddressedEnvelope(remoteAddress: address.socketAddress, data: buffer), promise: nil)
+            return
+        }
+        let metadata = AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil,
+                                                              segmentSize: segmentSize)
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenFailure { [self] error in
+            // Only a refusal of GSO itself turns it off (EIO: no checksum offload or IPsec on the
+            // route; EINVAL: segment larger than the route's MTU allows), not a viewer's error.
+            guard udpSegmentationEnabled, let code = (error as? IOError)?.errnoCode,
+                  code == EIO || code == EINVAL || code == EOPNOTSUPP else { return }
+            udpSegmentationEnabled = false
+            logger.warning("UDP GSO write failed (\(error)): sending datagrams one by one from now on")
+        }
+        channel.write(AddressedEnvelope(remoteAddress: address.socketAddress, data: buffer, metadata: metadata),
+                      promise: promise)
     }
 
     private func handle(_ event: PeerSessionEvent, of id: String) {

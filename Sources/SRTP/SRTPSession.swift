@@ -16,7 +16,7 @@ public enum SRTPError: Error, Equatable, Sendable {
 
 /// libsrtp wants `srtp_init()` once per process before any `srtp_create`. A global `let` is
 /// initialised lazily and exactly once (swift_once), from whichever thread touches it first.
-private let libraryInitialisationStatus: UInt32 = srtp_init().rawValue
+let libraryInitialisationStatus: UInt32 = srtp_init().rawValue
 
 /// One viewer's SRTP/SRTCP state: an outbound context keyed with our master key and salt and an
 /// inbound context keyed with the peer's (RFC 5764 §4.2: the DTLS client sends with the client
@@ -112,6 +112,17 @@ public final class SRTPSession {
         }
     }
 
+    /// `protectRTP` of `packet` with its 7-bit payload type replaced (marker bit kept): the
+    /// fan-out's shared packets carry a placeholder that each viewer's negotiated number replaces,
+    /// and doing it in the one copy libsrtp works on saves a copy of every packet for every viewer.
+    public func protectRTP(_ packet: [UInt8], payloadType: UInt8) throws(SRTPError) -> [UInt8] {
+        guard Self.rtpHeaderLength(packet) != nil, packet.count <= Self.maximumPacketLength
+        else { throw .malformed }
+        return try transform(packet, extraCapacity: Self.rtpTrailerRoom, payloadType: payloadType) { buffer, length in
+            srtp_protect(outbound, buffer, length)
+        }
+    }
+
     /// Encrypts and authenticates one (compound) RTCP packet (RFC 3711 §3.4, RFC 7714 §9).
     public func protectRTCP(_ packet: [UInt8]) throws(SRTPError) -> [UInt8] {
         guard packet.count >= Self.rtcpHeaderLength, packet.count <= Self.maximumPacketLength
@@ -165,7 +176,7 @@ public final class SRTPSession {
     /// Copies `packet` into one new array with `extraCapacity` spare bytes, lets libsrtp work on
     /// it in place and trims it to the length libsrtp reports: one allocation per packet.
     private func transform(
-        _ packet: [UInt8], extraCapacity: Int,
+        _ packet: [UInt8], extraCapacity: Int, payloadType: UInt8? = nil,
         _ operation: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> srtp_err_status_t
     ) throws(SRTPError) -> [UInt8] {
         var status = srtp_err_status_ok
@@ -181,6 +192,7 @@ public final class SRTPSession {
                     base.initialize(from: sourceBase, count: source.count)
                 }
             }
+            if let payloadType { base[1] = (base[1] & 0x80) | (payloadType & 0x7F) }
             // The spare room is scratch space for libsrtp; give it defined contents.
             (base + packet.count).initialize(repeating: 0, count: capacity - packet.count)
             var length = Int32(packet.count)

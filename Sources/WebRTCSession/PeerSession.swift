@@ -80,6 +80,8 @@ public struct PeerSessionStatistics: Equatable, Sendable {
     public var cumulativeLost: Int32 = 0
     public var rejectedDatagrams = 0
     public var srtcpFailures = 0
+    /// DTLS datagrams that arrived after the endpoint was released (see `PeerSession.retireDTLS`).
+    public var ignoredDTLSAfterHandshake = 0
     public var lastBitrateEstimate: UInt64?
 }
 
@@ -94,7 +96,10 @@ public final class PeerSession {
     private var ice: ICELiteAgent
     /// rtcam's ICE credentials now (an ICE restart replaces them).
     public private(set) var localICE: ICECredentials
-    private let dtls: DTLSEndpoint
+    /// The DTLS endpoint until the handshake is over on both sides; then released (see
+    /// `retireDTLS`): an mbedTLS context holds about 33 KB of record buffers plus its own parsed
+    /// certificate, key, DRBG and the peer's certificate, and SRTP needs none of it.
+    private var dtls: DTLSEndpoint?
     private let dtlsRole: DTLSRole
     private var dtlsStarted = false
     private var srtp: SRTPSession?
@@ -112,6 +117,8 @@ public final class PeerSession {
     private var videoPacketCount: UInt32 = 0
     private var audioPacketCount: UInt32 = 0
     private var senderReportJitter: SeededRandom
+    /// Set when the DTLS endpoint can go (see `retireDTLS`); acted on once the current input is done.
+    private var retireDTLSPending = false
 
     public init(configuration: PeerSessionConfiguration, now: MonotonicTime,
                 random: inout some RandomNumberGenerator) throws(DTLSError) {
@@ -127,6 +134,7 @@ public final class PeerSession {
                                 now: now, random: &random)
         rtxSequence = UInt16.random(in: 0...UInt16.max, using: &random)
         senderReportJitter = SeededRandom(seed: random.next())
+        _ = SRTPCrypto.usesMbedTLS  // before this session's SRTP contexts exist
     }
 
     // MARK: - Input
@@ -135,6 +143,7 @@ public final class PeerSession {
         switch input {
         case let .receive(datagram, from, now):
             receive(datagram, from: from, now: now, media: media)
+            if retireDTLSPending { retireDTLS() }
         case let .timeout(now):
             handleTimeout(now: now, media: media)
         }
@@ -159,12 +168,11 @@ public final class PeerSession {
                 guard let audio = negotiated.audio else { continue }
                 payloadType = audio.payloadType
             }
-            var bytes = packet.bytes
-            bytes.setRTPPayloadType(payloadType)
-            guard let protected = try? srtp.protectRTP(bytes) else { continue }
+            // The payload type is patched in the copy SRTP encrypts: the shared bytes stay as they are.
+            guard let protected = try? srtp.protectRTP(packet.bytes, payloadType: payloadType) else { continue }
             outputs.append(.transmit(protected, to: remoteAddress))
             statistics.bytesSent += protected.count
-            let payloadOctets = UInt32(truncatingIfNeeded: bytes.count - 12)
+            let payloadOctets = UInt32(truncatingIfNeeded: packet.bytes.count - 12)
             if packet.kind == .video {
                 statistics.videoPacketsSent += 1
                 videoPacketCount &+= 1
@@ -196,8 +204,10 @@ public final class PeerSession {
             let bye = RTCPPacket.goodbye(ssrcs: [media.videoSSRC, media.audioSSRC], reason: nil).serialized()
             if let protected = try? srtp.protectRTCP(bye) { outputs.append(.transmit(protected, to: remoteAddress)) }
         }
-        dtls.close()
-        drainDTLS()
+        if let dtls {
+            dtls.close()
+            drainDTLS()
+        }
         state = .closed
     }
 
@@ -217,7 +227,8 @@ public final class PeerSession {
 
     public var nextDeadline: MonotonicTime? {
         guard !state.isFinished else { return nil }
-        return earliest(ice.nextDeadline, dtls.isConnected ? nil : dtls.nextDeadline, nextSenderReport)
+        let dtlsDeadline = dtls.flatMap { $0.isConnected ? nil : $0.nextDeadline }
+        return earliest(ice.nextDeadline, dtlsDeadline, nextSenderReport)
     }
 
     // MARK: - Receive path
@@ -230,12 +241,24 @@ public final class PeerSession {
         case .dtls:
             guard checkedAddresses.contains(from) else { statistics.rejectedDatagrams += 1; return }
             if remoteAddress == nil { remoteAddress = from }
+            guard let dtls else {
+                // The endpoint was retired after the handshake. What a peer sends then is a
+                // close_notify or a retransmission we no longer need; without the record keys
+                // neither can be authenticated, and an unauthenticated alert must not end a
+                // session (anyone who can spoof the viewer's address could send one). The viewer
+                // leaves by RTCP BYE (authenticated), WHEP DELETE, or consent expiry (RFC 7675).
+                statistics.ignoredDTLSAfterHandshake += 1
+                return
+            }
             dtls.receive(datagram, now: now)
             drainDTLS(now: now)
         case .rtcp:
             guard checkedAddresses.contains(from), let srtp else { statistics.rejectedDatagrams += 1; return }
             do {
                 let plain = try srtp.unprotectRTCP(datagram)
+                // Authenticated SRTCP proves the peer has its keys, so its side of the handshake
+                // is over and it will not retransmit its last flight (RFC 6347 §4.2.4).
+                if dtls != nil { retireDTLSPending = true }
                 let packets = try RTCPPacket.parseCompound(plain)
                 for packet in packets { handleRTCP(packet, now: now, media: media) }
             } catch {
@@ -264,7 +287,7 @@ public final class PeerSession {
                 if dtlsRole == .client && !dtlsStarted {
                     // RFC 5763 §5: the DTLS client starts once ICE has a working pair.
                     dtlsStarted = true
-                    dtls.start(now: now)
+                    dtls?.start(now: now)
                     drainDTLS(now: now)
                 }
             case .consentLost:
@@ -276,12 +299,29 @@ public final class PeerSession {
         }
     }
 
+    /// Whether the DTLS endpoint is still held (false once it was released after the handshake).
+    public var holdsDTLSEndpoint: Bool { dtls != nil }
+
+    /// Frees the DTLS endpoint once the handshake is over on both sides: we are the client and
+    /// hold the server's Finished, or we are the server and the peer sent authenticated SRTCP.
+    /// Before that the server must keep it to answer a retransmitted final flight (RFC 6347
+    /// §4.2.4). Afterwards SRTP carries on alone (RFC 5764 §4.2: keys exported once); the
+    /// session can no longer send close_notify and ends with RTCP BYE instead, and DTLS records
+    /// from the peer are counted and ignored.
+    private func retireDTLS() {
+        retireDTLSPending = false
+        guard state == .connected, let dtls, dtls.isConnected else { return }
+        drainDTLS()
+        self.dtls = nil
+    }
+
     /// A STUN Binding success response (RFC 8489 §5: class bits 0b10, method 0x001 → type 0x0101).
     private static func isBindingSuccessResponse(_ bytes: [UInt8]) -> Bool {
         bytes.count >= 20 && bytes[0] == 0x01 && bytes[1] == 0x01
     }
 
     private func drainDTLS(now: MonotonicTime? = nil) {
+        guard let dtls else { return }
         while let datagram = dtls.pollTransmit() {
             if let remoteAddress { outputs.append(.transmit(datagram, to: remoteAddress)) }
         }
@@ -291,6 +331,8 @@ public final class PeerSession {
                 do {
                     srtp = try SRTPSession(keys: keys, isClient: dtlsRole == .client)
                     state = .connected
+                    // A client received the server's final flight: the server is done too.
+                    if dtlsRole == .client { retireDTLSPending = true }
                     if let now { nextSenderReport = now + .milliseconds(200) }
                     outputs.append(.event(.connected(keys.profile)))
                 } catch {
@@ -390,10 +432,11 @@ public final class PeerSession {
     private func handleTimeout(now: MonotonicTime, media: MediaFanout) {
         guard !state.isFinished else { return }
         apply(ice.handleTimeout(now: now), now: now)
-        if !dtls.isConnected, let deadline = dtls.nextDeadline, deadline <= now {
+        if let dtls, !dtls.isConnected, let deadline = dtls.nextDeadline, deadline <= now {
             dtls.handleTimeout(now: now)
             drainDTLS(now: now)
         }
+        if retireDTLSPending { retireDTLS() }
         if let due = nextSenderReport, due <= now, state == .connected {
             sendSenderReports(now: now, media: media)
             // RFC 3550 §6.2: randomize the interval (0.5 to 1.5 of the nominal value).

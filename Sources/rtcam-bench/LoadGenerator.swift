@@ -5,6 +5,7 @@ import DTLS
 import RTCBase
 import STUN
 import Synchronization
+import WebRTCSession
 import WebRTCViewer
 
 /// `rtcam-bench loadgen`: N real WebRTC viewers against a running daemon, in one process. Each
@@ -88,6 +89,7 @@ final class LoadGeneratorShared: Sendable {
 
 enum LoadGenerator {
     static func run(_ options: Options) {
+        _ = SRTPCrypto.usesMbedTLS  // the viewers' SRTP as the daemon's (RTCAM_SRTP_CRYPTO=libsrtp: libsrtp's own)
         let url = options.string("url", default: "http://127.0.0.1:8080")
         let endpoint: HTTPEndpoint
         do { endpoint = try HTTPEndpoint(url) } catch { fail(error.description) }
@@ -392,7 +394,7 @@ struct LoadWorker {
         if failure == nil { shared.connected.add(1, ordering: .relaxed) }
     }
 
-    /// A UDP socket on 127.0.0.1 (any port), connected to rtcam's media port, non-blocking.
+    /// A UDP socket (any port) connected to the server's media port, non-blocking.
     private func openSocket(to remote: TransportAddress) -> Int32? {
         guard case let .v4(a, b, c, d) = remote.ip else { return nil }
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
@@ -404,7 +406,10 @@ struct LoadWorker {
         }
         var local = sockaddr_in()
         local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        // 127.0.0.1 towards a loopback peer; otherwise any address (the kernel picks the source
+        // on the peer's route): libnice (GStreamer) has no loopback candidate and does not answer
+        // checks between loopback and its host address on a veth (Tests/Benchmarks: `peers`).
+        local.sin_addr.s_addr = a == 127 ? UInt32(0x7F00_0001).bigEndian : 0
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = remote.port.bigEndian

@@ -1,6 +1,7 @@
 import RTCBase
 import RTP
 import SRTP
+import WebRTCSession
 
 /// `rtcam-bench srtp`: SRTP protect (and unprotect) throughput on one core through rtcam's own
 /// `SRTPSession` (libsrtp2), with packets the size the daemon sends: ≤ 1200-byte datagrams.
@@ -12,7 +13,12 @@ enum SRTPBench {
         var random = SeededRandom(seed: 0x5A7B)
         var rows: [[String]] = []
         var results: [JSONValue] = []
-        for profile in [SRTPProfile.aeadAes128Gcm, .aes128CmHmacSha1_80] {
+        // libsrtp's own crypto (Debian: NSS) first, then AES-CM/HMAC-SHA1 through mbedTLS as the
+        // daemon uses it (WebRTCSession.SRTPCrypto): sessions keep the crypto they were made with.
+        let runs: [(SRTPProfile, String)] = [(.aeadAes128Gcm, "libsrtp"), (.aes128CmHmacSha1_80, "libsrtp"),
+                                             (.aes128CmHmacSha1_80, "mbedtls")]
+        for (profile, crypto) in runs {
+            if crypto == "mbedtls" && !SRTPCrypto.installMbedTLS() { fail("libsrtp refused mbedTLS's AES/HMAC-SHA1") }
             let keys = SRTPKeyingMaterial(profile: profile, exported: random.bytes(profile.keyingMaterialLength))
             guard let sender = try? SRTPSession(keys: keys, isClient: false),
                   let receiver = try? SRTPSession(keys: keys, isClient: true) else {
@@ -56,11 +62,12 @@ enum SRTPBench {
             let unprotectNs = unprotectCPU * 1e9 / Double(max(1, unprotected))
             // 2 Mb/s of 1200-byte packets is about 210 packets per second per viewer.
             let viewersPerCore = packetsPerSecond / 210
-            rows.append([String(describing: profile), String(packet.count), format(packetsPerSecond / 1000, decimals: 1),
+            rows.append([String(describing: profile), crypto, String(packet.count), format(packetsPerSecond / 1000, decimals: 1),
                          format(megabitsPerSecond, decimals: 0), format(nanosecondsPerPacket, decimals: 0),
                          format(unprotectNs, decimals: 0), format(viewersPerCore, decimals: 0)])
             results.append(.object([
-                ("profile", .string(String(describing: profile))), ("rtp_bytes", .int(packet.count)),
+                ("profile", .string(String(describing: profile))), ("crypto", .string(crypto)),
+                ("rtp_bytes", .int(packet.count)),
                 ("protect_packets", .int(count)), ("protect_cpu_s", .double(protectCPU)),
                 ("protect_packets_per_s", .double(packetsPerSecond)), ("protect_mbit_per_s", .double(megabitsPerSecond)),
                 ("protect_ns_per_packet", .double(nanosecondsPerPacket)), ("unprotect_ns_per_packet", .double(unprotectNs)),
@@ -68,7 +75,7 @@ enum SRTPBench {
             ]))
         }
         printTable("SRTP on one core (rtcam SRTPSession over libsrtp2, includes the Swift array copy per packet)",
-                   header: ["profile", "RTP bytes", "kpkt/s", "Mb/s", "ns/pkt protect", "ns/pkt unprotect", "2 Mb/s viewers/core"],
+                   header: ["profile", "crypto", "RTP bytes", "kpkt/s", "Mb/s", "ns/pkt protect", "ns/pkt unprotect", "2 Mb/s viewers/core"],
                    rows: rows)
         writeFile(jsonPath, JSONValue.object([("benchmark", .string("srtp")), ("results", .array(results))]).serialized() + "\n")
         print("json: \(jsonPath)")

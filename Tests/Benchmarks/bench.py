@@ -385,8 +385,27 @@ def bench_peers(args) -> dict:
     return result
 
 
+VETH = ("rtcb0", "10.203.0.1/24", "rtcb1", "10.203.0.2/24")
+
+
+def ensure_veth() -> None:
+    """libnice (GStreamer webrtcbin) gathers no candidate on loopback, so a namespace holding only
+    `lo` leaves it without any. A veth pair inside this benchmark namespace (private addresses, no
+    link to any other namespace) gives it one; the viewer reaches it through the local routing
+    table like 127.0.0.1. Created once, gone with the namespace."""
+    with open("/proc/net/dev") as dev:
+        if any(line.split(":")[0].strip() == VETH[0] for line in dev.readlines()[2:]):
+            return
+    for command in (["ip", "link", "add", VETH[0], "type", "veth", "peer", "name", VETH[2]],
+                    ["ip", "addr", "add", VETH[1], "dev", VETH[0]], ["ip", "addr", "add", VETH[3], "dev", VETH[2]],
+                    ["ip", "link", "set", VETH[0], "up"], ["ip", "link", "set", VETH[2], "up"]):
+        subprocess.run(command, check=True)
+
+
 def measure_peer(name: str, seconds: float) -> dict:
     logs = out_dir() / "logs"
+    if name == "gstreamer":
+        ensure_veth()
     if name == "rtcam":
         daemon = start_daemon("peers", SIZE, FPS, BITRATE)
         pid, url, stop = daemon.process.pid, daemon.base_url, daemon.stop

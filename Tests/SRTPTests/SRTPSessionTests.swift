@@ -36,6 +36,23 @@ struct SRTPSessionTests {
         #expect(server.replayedPackets == 0 && server.authenticationFailures == 0)
     }
 
+    @Test("protecting with a payload type rewrites it in the protected copy only", arguments: SRTPProfile.allCases)
+    func protectWithPayloadType(profile: SRTPProfile) throws {
+        let (client, server) = try sessionPair(profile)
+        let (_, reference) = try sessionPair(profile)
+        for (seq, marker) in [(UInt16(7), false), (8, true)] {
+            var shared = rtpPacket(sequenceNumber: seq, payloadType: 0, payload: Array(repeating: 0x3C, count: 200))
+            if marker { shared[1] |= 0x80 }
+            let original = shared
+            let protected = try server.protectRTP(shared, payloadType: 102)
+            #expect(shared == original)  // the shared plaintext is untouched
+            var patched = shared
+            patched[1] = (patched[1] & 0x80) | 102
+            #expect(protected == (try reference.protectRTP(patched)))
+            #expect(try client.unprotectRTP(protected) == patched)
+        }
+    }
+
     @Test("RTP with CSRC-free header extension round trips", arguments: SRTPProfile.allCases)
     func rtpWithExtension(profile: SRTPProfile) throws {
         let (client, server) = try sessionPair(profile)

@@ -105,11 +105,32 @@ import WebRTCViewer
         #expect(harness.negotiated.localDTLSRole == .client)  // the offer really said passive
         harness.start()
         #expect(harness.run(upTo: .seconds(3)) { harness.cameraConnected && harness.viewerConnected })
+        // The client holds the server's Finished: its endpoint goes at once.
+        #expect(!harness.camera.holdsDTLSEndpoint)
         harness.run(for: .seconds(2))
         harness.stopMedia()
         harness.run(for: .seconds(1))
         #expect(!harness.receivedAccessUnits.isEmpty)
         #expect(accessUnitMismatch(sent: harness.sentAccessUnits, received: harness.receivedAccessUnits, latestStart: 30) == nil)
+    }
+
+    @Test func releasesTheDTLSEndpointOnceTheViewerProvesItHasKeys() throws {
+        let harness = try TwoPeerHarness(seed: 19)
+        harness.start()
+        #expect(harness.run(upTo: .seconds(2)) { harness.cameraConnected })
+        // As the DTLS server rtcam keeps the endpoint until authenticated SRTCP (the viewer's first
+        // Receiver Report) shows the viewer finished its side of the handshake (RFC 6347 §4.2.4).
+        #expect(harness.camera.holdsDTLSEndpoint)
+        #expect(harness.run(upTo: .seconds(3)) { !harness.camera.holdsDTLSEndpoint })
+        // Afterwards DTLS records (here a fake epoch-1 close_notify) are counted and ignored.
+        let alert: [UInt8] = [21, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 9, 0, 26] + [UInt8](repeating: 7, count: 26)
+        harness.camera.handle(.receive(alert, from: harness.viewerAddress, now: harness.now), media: harness.fanout)
+        #expect(harness.camera.statistics.ignoredDTLSAfterHandshake == 1)
+        let before = harness.receivedAccessUnits.count
+        harness.run(for: .seconds(2))
+        #expect(harness.camera.state == .connected)
+        #expect(harness.receivedAccessUnits.count >= before + 55)
+        #expect(harness.camera.nextDeadline != nil)
     }
 
     @Test func followsTheViewerToANewAddress() throws {
