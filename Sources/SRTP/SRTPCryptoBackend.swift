@@ -13,9 +13,9 @@ import Synchronization
 // tears down a PKCS#11 context for every packet's IV (measured: ~70 % of a protect is NSS
 // overhead, ~57 KB of NSS objects per viewer).
 //
-// CSRTP's header includes only srtp.h, so the structs of cipher.h/auth.h are laid out here by
-// the C rules (natural alignment, in declaration order) and the two functions are looked up with
-// dlsym. The layouts are those of libsrtp 2.x (2.3-2.6 identical).
+// The types are libsrtp's own (CSRTP's shim includes cipher.h and auth.h). The callbacks are
+// file-level functions, which Swift passes as C function pointers; each srtp_cipher_t/srtp_auth_t
+// `state` is a retained Swift object (Unmanaged), released by the matching dealloc.
 
 /// AES-128 encryption of whole 16-byte blocks, in place (ECB; the counter mode is done here).
 public protocol SRTPBlockEncryptor: AnyObject {
@@ -49,201 +49,71 @@ extension SRTPSession {
     /// a refused one stays on libsrtp's own. Installing again replaces the backend.
     @discardableResult
     public static func installCryptoBackend(_ backend: SRTPCryptoBackend) -> Bool {
-        guard libraryInitialisationStatus == 0, let tables = LibSRTPTypeTables.shared else { return false }
+        guard libraryInitialisationStatus == 0 else { return false }
         installedBackend.withLock { $0 = backend }
-        let cipher = tables.replaceCipher(tables.cipherType, SRTP_AES_ICM_128_ID)
-        let auth = tables.replaceAuth(tables.authType, SRTP_HMAC_SHA1_ID)
-        return cipher == 0 && auth == 0
+        let cipher = srtp_replace_cipher_type(counterModeType, srtp_cipher_type_id_t(SRTP_AES_ICM_128))
+        let auth = srtp_replace_auth_type(hmacSHA1Type, srtp_auth_type_id_t(SRTP_HMAC_SHA1))
+        return cipher == srtp_err_status_ok && auth == srtp_err_status_ok
     }
 }
 
-private let SRTP_AES_ICM_128_ID: UInt32 = 1  // crypto_types.h
-private let SRTP_HMAC_SHA1_ID: UInt32 = 3    // crypto_types.h
 private let installedBackend = Mutex<SRTPCryptoBackend?>(nil)
 
-// MARK: - C layouts
+// MARK: - The type tables
 
-/// Offsets of a C struct's fields, in order, with natural alignment (every ABI Debian ships).
-private struct CStructLayout {
-    private(set) var size = 0
-    private var alignment = 1
-    static let pointerSize = MemoryLayout<UnsafeRawPointer>.size
+// libsrtp keeps pointers to the tables, their test cases and descriptions for the life of the
+// process: they are allocated once (global `let`s: lazily, exactly once) and never freed, and
+// never written after initialisation, hence `nonisolated(unsafe)`.
 
-    mutating func pointer() -> Int { field(size: Self.pointerSize, alignment: Self.pointerSize) }
-    mutating func int32() -> Int { field(size: 4, alignment: 4) }
+/// AES-CM-128 with the RFC 3711 B.2 known answer: session key, salt F0..FD, index 0; the first two
+/// keystream blocks (as the ciphertext of 32 zero bytes).
+nonisolated(unsafe) private let counterModeType = allocated(srtp_cipher_type_t(
+    alloc: cipherAlloc, dealloc: cipherDealloc, init: cipherInit, set_aad: nil,
+    encrypt: cipherEncrypt, decrypt: cipherEncrypt,  // counter mode: decryption is the same XOR
+    set_iv: cipherSetIV, get_tag: nil,               // NULL set_aad/get_tag: not an AEAD
+    description: permanentCString("AES-128 integer counter mode (rtcam)"),
+    test_data: allocated(srtp_cipher_test_case_t(
+        key_length_octets: 30,
+        key: permanentBytes(hex("2B7E151628AED2A6ABF7158809CF4F3C") + hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD")),
+        idx: permanentBytes([UInt8](repeating: 0, count: 16)),
+        plaintext_length_octets: 32, plaintext: permanentBytes([UInt8](repeating: 0, count: 32)),
+        ciphertext_length_octets: 32,
+        ciphertext: permanentBytes(hex("E03EAD0935C95E80E166B16DD92B4EB4D23513162B02D0F72A43A2FE4A5F97AB")),
+        aad_length_octets: 0, aad: nil, tag_length_octets: 0, next_test_case: nil)),
+    id: srtp_cipher_type_id_t(SRTP_AES_ICM_128)))
 
-    private mutating func field(size fieldSize: Int, alignment fieldAlignment: Int) -> Int {
-        size = (size + fieldAlignment - 1) / fieldAlignment * fieldAlignment
-        let offset = size
-        size += fieldSize
-        alignment = max(alignment, fieldAlignment)
-        return offset
-    }
+/// HMAC-SHA1 with RFC 2202 §3 test case 1.
+nonisolated(unsafe) private let hmacSHA1Type = allocated(srtp_auth_type_t(
+    alloc: authAlloc, dealloc: authDealloc, init: authInit, compute: authCompute, update: authUpdate,
+    start: authStart, description: permanentCString("HMAC-SHA1 (rtcam)"),
+    test_data: allocated(srtp_auth_test_case_t(
+        key_length_octets: 20, key: permanentBytes([UInt8](repeating: 0x0B, count: 20)),
+        data_length_octets: 8, data: permanentBytes(Array("Hi There".utf8)),
+        tag_length_octets: 20, tag: permanentBytes(hex("b617318655057264e28bc0b6fb378c8ef146be00")),
+        next_test_case: nil)),
+    id: srtp_auth_type_id_t(SRTP_HMAC_SHA1)))
 
-    var totalSize: Int { (size + alignment - 1) / alignment * alignment }
+/// `value` on the heap: the tables for good, each srtp_cipher_t/srtp_auth_t until its dealloc.
+private func allocated<T>(_ value: T) -> UnsafeMutablePointer<T> {
+    let pointer = UnsafeMutablePointer<T>.allocate(capacity: 1)
+    pointer.initialize(to: value)
+    return pointer
 }
 
-/// srtp_cipher_t { const srtp_cipher_type_t *type; void *state; int key_len; int algorithm; }
-private enum CipherLayout {
-    private static let offsets: [Int] = {
-        var layout = CStructLayout()
-        return [layout.pointer(), layout.pointer(), layout.int32(), layout.int32(), layout.totalSize]
-    }()
-    static var type: Int { offsets[0] }
-    static var state: Int { offsets[1] }
-    static var keyLength: Int { offsets[2] }
-    static var algorithm: Int { offsets[3] }
-    static var size: Int { offsets[4] }
+/// Mutable only because the test case's `idx` is `uint8_t *`; libsrtp does not write it.
+private func permanentBytes(_ bytes: [UInt8]) -> UnsafeMutablePointer<UInt8> {
+    let pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes.count)
+    pointer.initialize(from: bytes, count: bytes.count)
+    return pointer
 }
 
-/// srtp_auth_t { const srtp_auth_type_t *type; void *state; int out_len; int key_len; int prefix_len; }
-private enum AuthLayout {
-    private static let offsets: [Int] = {
-        var layout = CStructLayout()
-        return [layout.pointer(), layout.pointer(), layout.int32(), layout.int32(), layout.int32(), layout.totalSize]
-    }()
-    static var type: Int { offsets[0] }
-    static var state: Int { offsets[1] }
-    static var outLength: Int { offsets[2] }
-    static var keyLength: Int { offsets[3] }
-    static var prefixLength: Int { offsets[4] }
-    static var size: Int { offsets[5] }
-}
+private func permanentCString(_ text: String) -> UnsafePointer<CChar> { UnsafePointer(strdup(text)!) }
 
-typealias CipherAlloc = @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int32, Int32) -> srtp_err_status_t
-typealias CipherDealloc = @convention(c) (UnsafeMutableRawPointer?) -> srtp_err_status_t
-typealias CipherInit = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<UInt8>?) -> srtp_err_status_t
-typealias CipherEncrypt = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<UInt32>?) -> srtp_err_status_t
-typealias CipherSetIV = @convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<UInt8>?, UInt32) -> srtp_err_status_t
-typealias AuthAlloc = @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int32, Int32) -> srtp_err_status_t
-typealias AuthDealloc = @convention(c) (UnsafeMutableRawPointer?) -> srtp_err_status_t
-typealias AuthInit = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<UInt8>?, Int32) -> srtp_err_status_t
-typealias AuthCompute = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<UInt8>?, Int32, Int32, UnsafeMutablePointer<UInt8>?) -> srtp_err_status_t
-typealias AuthUpdate = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<UInt8>?, Int32) -> srtp_err_status_t
-typealias AuthStart = @convention(c) (UnsafeMutableRawPointer?) -> srtp_err_status_t
-typealias ReplaceType = @convention(c) (UnsafeRawPointer?, UInt32) -> UInt32
-
-/// The srtp_cipher_type_t and srtp_auth_type_t rtcam registers, with their test cases: built once,
-/// never freed (libsrtp keeps pointers to them).
-private final class LibSRTPTypeTables: @unchecked Sendable {
-    static let shared = LibSRTPTypeTables()
-
-    let cipherType: UnsafeMutableRawPointer
-    let authType: UnsafeMutableRawPointer
-    let replaceCipher: ReplaceType
-    let replaceAuth: ReplaceType
-
-    private init?() {
-        guard let replaceCipher = dlsym(nil, "srtp_replace_cipher_type"),
-              let replaceAuth = dlsym(nil, "srtp_replace_auth_type") else { return nil }
-        self.replaceCipher = unsafeBitCast(replaceCipher, to: ReplaceType.self)
-        self.replaceAuth = unsafeBitCast(replaceAuth, to: ReplaceType.self)
-        cipherType = Self.makeCipherType()
-        authType = Self.makeAuthType()
-    }
-
-    private static func bytes(_ values: [UInt8]) -> UnsafeMutablePointer<UInt8> {
-        let pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, values.count))
-        pointer.initialize(from: values, count: values.count)
-        return pointer
-    }
-
-    private static func hex(_ text: String) -> [UInt8] {
-        let digits = Array(text.utf8)
-        return stride(from: 0, to: digits.count, by: 2).map { index in
-            func value(_ c: UInt8) -> UInt8 { c >= 65 ? (c | 0x20) - 87 : c - 48 }
-            return value(digits[index]) << 4 | value(digits[index + 1])
-        }
-    }
-
-    /// srtp_cipher_type_t { alloc, dealloc, init, set_aad, encrypt, decrypt, set_iv, get_tag,
-    /// const char *description, const srtp_cipher_test_case_t *test_data, srtp_cipher_type_id_t id }
-    private static func makeCipherType() -> UnsafeMutableRawPointer {
-        // srtp_cipher_test_case_t { int key_length_octets; const uint8_t *key; uint8_t *idx;
-        // unsigned plaintext_length_octets; const uint8_t *plaintext; unsigned
-        // ciphertext_length_octets; const uint8_t *ciphertext; int aad_length_octets; const
-        // uint8_t *aad; int tag_length_octets; const srtp_cipher_test_case_t *next_test_case; }
-        var test = CStructLayout()
-        let tKeyLength = test.int32(), tKey = test.pointer(), tIndex = test.pointer()
-        let tPlainLength = test.int32(), tPlain = test.pointer(), tCipherLength = test.int32()
-        let tCipher = test.pointer(), tAADLength = test.int32(), tAAD = test.pointer()
-        let tTagLength = test.int32(), tNext = test.pointer()
-        let testCase = UnsafeMutableRawPointer.allocate(byteCount: test.totalSize, alignment: 16)
-        testCase.initializeMemory(as: UInt8.self, repeating: 0, count: test.totalSize)
-        // RFC 3711 B.2: session key, salt F0..FD; the first two keystream blocks of index 0.
-        let key = hex("2B7E151628AED2A6ABF7158809CF4F3C") + hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD")
-        let keystream = hex("E03EAD0935C95E80E166B16DD92B4EB4D23513162B02D0F72A43A2FE4A5F97AB")
-        testCase.storeBytes(of: Int32(key.count), toByteOffset: tKeyLength, as: Int32.self)
-        testCase.storeBytes(of: UnsafeRawPointer(bytes(key)), toByteOffset: tKey, as: UnsafeRawPointer.self)
-        testCase.storeBytes(of: UnsafeRawPointer(bytes([UInt8](repeating: 0, count: 16))), toByteOffset: tIndex,
-                            as: UnsafeRawPointer.self)
-        testCase.storeBytes(of: UInt32(keystream.count), toByteOffset: tPlainLength, as: UInt32.self)
-        testCase.storeBytes(of: UnsafeRawPointer(bytes([UInt8](repeating: 0, count: keystream.count))),
-                            toByteOffset: tPlain, as: UnsafeRawPointer.self)
-        testCase.storeBytes(of: UInt32(keystream.count), toByteOffset: tCipherLength, as: UInt32.self)
-        testCase.storeBytes(of: UnsafeRawPointer(bytes(keystream)), toByteOffset: tCipher, as: UnsafeRawPointer.self)
-        _ = (tAADLength, tAAD, tTagLength, tNext)  // zero: no AAD, no tag, no next case
-
-        var type = CStructLayout()
-        let alloc = type.pointer(), dealloc = type.pointer(), initialise = type.pointer(), setAAD = type.pointer()
-        let encrypt = type.pointer(), decrypt = type.pointer(), setIV = type.pointer(), getTag = type.pointer()
-        let description = type.pointer(), testData = type.pointer(), id = type.int32()
-        let table = UnsafeMutableRawPointer.allocate(byteCount: type.totalSize, alignment: 16)
-        table.initializeMemory(as: UInt8.self, repeating: 0, count: type.totalSize)
-        table.storeBytes(of: cipherAlloc, toByteOffset: alloc, as: CipherAlloc.self)
-        table.storeBytes(of: cipherDealloc, toByteOffset: dealloc, as: CipherDealloc.self)
-        table.storeBytes(of: cipherInit, toByteOffset: initialise, as: CipherInit.self)
-        table.storeBytes(of: cipherEncrypt, toByteOffset: encrypt, as: CipherEncrypt.self)
-        table.storeBytes(of: cipherEncrypt, toByteOffset: decrypt, as: CipherEncrypt.self)  // CTR: the same
-        table.storeBytes(of: cipherSetIV, toByteOffset: setIV, as: CipherSetIV.self)
-        _ = (setAAD, getTag)  // NULL: not an AEAD
-        table.storeBytes(of: UnsafeRawPointer(strdup("AES-128 integer counter mode (rtcam)")!),
-                         toByteOffset: description, as: UnsafeRawPointer.self)
-        table.storeBytes(of: UnsafeRawPointer(testCase), toByteOffset: testData, as: UnsafeRawPointer.self)
-        table.storeBytes(of: SRTP_AES_ICM_128_ID, toByteOffset: id, as: UInt32.self)
-        return table
-    }
-
-    /// srtp_auth_type_t { alloc, dealloc, init, compute, update, start, const char *description,
-    /// const srtp_auth_test_case_t *test_data, srtp_auth_type_id_t id }
-    private static func makeAuthType() -> UnsafeMutableRawPointer {
-        // srtp_auth_test_case_t { int key_length_octets; const uint8_t *key; int
-        // data_length_octets; const uint8_t *data; int tag_length_octets; const uint8_t *tag;
-        // const srtp_auth_test_case_t *next_test_case; }
-        var test = CStructLayout()
-        let tKeyLength = test.int32(), tKey = test.pointer(), tDataLength = test.int32(), tData = test.pointer()
-        let tTagLength = test.int32(), tTag = test.pointer(), tNext = test.pointer()
-        let testCase = UnsafeMutableRawPointer.allocate(byteCount: test.totalSize, alignment: 16)
-        testCase.initializeMemory(as: UInt8.self, repeating: 0, count: test.totalSize)
-        // RFC 2202 §3 test case 1.
-        let key = [UInt8](repeating: 0x0B, count: 20)
-        let data = Array("Hi There".utf8)
-        let tag = hex("b617318655057264e28bc0b6fb378c8ef146be00")
-        testCase.storeBytes(of: Int32(key.count), toByteOffset: tKeyLength, as: Int32.self)
-        testCase.storeBytes(of: UnsafeRawPointer(bytes(key)), toByteOffset: tKey, as: UnsafeRawPointer.self)
-        testCase.storeBytes(of: Int32(data.count), toByteOffset: tDataLength, as: Int32.self)
-        testCase.storeBytes(of: UnsafeRawPointer(bytes(data)), toByteOffset: tData, as: UnsafeRawPointer.self)
-        testCase.storeBytes(of: Int32(tag.count), toByteOffset: tTagLength, as: Int32.self)
-        testCase.storeBytes(of: UnsafeRawPointer(bytes(tag)), toByteOffset: tTag, as: UnsafeRawPointer.self)
-        _ = tNext
-
-        var type = CStructLayout()
-        let alloc = type.pointer(), dealloc = type.pointer(), initialise = type.pointer(), compute = type.pointer()
-        let update = type.pointer(), start = type.pointer(), description = type.pointer()
-        let testData = type.pointer(), id = type.int32()
-        let table = UnsafeMutableRawPointer.allocate(byteCount: type.totalSize, alignment: 16)
-        table.initializeMemory(as: UInt8.self, repeating: 0, count: type.totalSize)
-        table.storeBytes(of: authAlloc, toByteOffset: alloc, as: AuthAlloc.self)
-        table.storeBytes(of: authDealloc, toByteOffset: dealloc, as: AuthDealloc.self)
-        table.storeBytes(of: authInit, toByteOffset: initialise, as: AuthInit.self)
-        table.storeBytes(of: authCompute, toByteOffset: compute, as: AuthCompute.self)
-        table.storeBytes(of: authUpdate, toByteOffset: update, as: AuthUpdate.self)
-        table.storeBytes(of: authStart, toByteOffset: start, as: AuthStart.self)
-        table.storeBytes(of: UnsafeRawPointer(strdup("HMAC-SHA1 (rtcam)")!), toByteOffset: description,
-                         as: UnsafeRawPointer.self)
-        table.storeBytes(of: UnsafeRawPointer(testCase), toByteOffset: testData, as: UnsafeRawPointer.self)
-        table.storeBytes(of: SRTP_HMAC_SHA1_ID, toByteOffset: id, as: UInt32.self)
-        return table
+private func hex(_ text: String) -> [UInt8] {
+    let digits = Array(text.utf8)
+    return stride(from: 0, to: digits.count, by: 2).map { index in
+        func value(_ c: UInt8) -> UInt8 { c >= 65 ? (c | 0x20) - 87 : c - 48 }
+        return value(digits[index]) << 4 | value(digits[index + 1])
     }
 }
 
@@ -352,53 +222,49 @@ private final class CounterModeState {
     }
 }
 
-private let statusOK = srtp_err_status_ok
-private let statusFail = srtp_err_status_fail
-
 private func cipherState(_ state: UnsafeMutableRawPointer?) -> CounterModeState? {
     state.map { Unmanaged<CounterModeState>.fromOpaque($0).takeUnretainedValue() }
 }
 
-private let cipherAlloc: CipherAlloc = { pointer, keyLength, _ in
+private func cipherAlloc(_ cipher: UnsafeMutablePointer<srtp_cipher_pointer_t?>?, _ keyLength: Int32,
+                         _ tagLength: Int32) -> srtp_err_status_t {
     // 16-byte key + 14-byte salt; the 192/256-bit ICM types are other ids, left to libsrtp.
-    guard let pointer, keyLength == 30, let tables = LibSRTPTypeTables.shared else { return srtp_err_status_bad_param }
-    guard let cipher = calloc(1, CipherLayout.size) else { return srtp_err_status_alloc_fail }
-    cipher.storeBytes(of: UnsafeRawPointer(tables.cipherType), toByteOffset: CipherLayout.type, as: UnsafeRawPointer.self)
-    cipher.storeBytes(of: Unmanaged.passRetained(CounterModeState()).toOpaque(), toByteOffset: CipherLayout.state,
-                      as: UnsafeMutableRawPointer.self)
-    cipher.storeBytes(of: keyLength, toByteOffset: CipherLayout.keyLength, as: Int32.self)
-    cipher.storeBytes(of: Int32(SRTP_AES_ICM_128_ID), toByteOffset: CipherLayout.algorithm, as: Int32.self)
-    pointer.pointee = cipher
-    return statusOK
+    guard let cipher, keyLength == 30 else { return srtp_err_status_bad_param }
+    cipher.pointee = allocated(srtp_cipher_t(
+        type: counterModeType, state: Unmanaged.passRetained(CounterModeState()).toOpaque(),
+        key_len: keyLength, algorithm: Int32(SRTP_AES_ICM_128)))
+    return srtp_err_status_ok
 }
 
-private let cipherDealloc: CipherDealloc = { cipher in
+private func cipherDealloc(_ cipher: srtp_cipher_pointer_t?) -> srtp_err_status_t {
     guard let cipher else { return srtp_err_status_bad_param }
-    let state = cipher.load(fromByteOffset: CipherLayout.state, as: UnsafeMutableRawPointer?.self)
-    if let state { Unmanaged<CounterModeState>.fromOpaque(state).release() }
-    memset(cipher, 0, CipherLayout.size)
-    free(cipher)
-    return statusOK
+    if let state = cipher.pointee.state { Unmanaged<CounterModeState>.fromOpaque(state).release() }
+    cipher.deinitialize(count: 1)
+    cipher.deallocate()
+    return srtp_err_status_ok
 }
 
-private let cipherInit: CipherInit = { state, key in
+private func cipherInit(_ state: UnsafeMutableRawPointer?, _ key: UnsafePointer<UInt8>?) -> srtp_err_status_t {
     guard let state = cipherState(state), let key, let backend = installedBackend.withLock({ $0 }) else {
-        return statusFail
+        return srtp_err_status_fail
     }
-    return state.setKey(key, backend: backend) ? statusOK : statusFail
+    return state.setKey(key, backend: backend) ? srtp_err_status_ok : srtp_err_status_fail
 }
 
-private let cipherEncrypt: CipherEncrypt = { state, buffer, length in
+/// Encrypt and decrypt both: XOR with the keystream.
+private func cipherEncrypt(_ state: UnsafeMutableRawPointer?, _ buffer: UnsafeMutablePointer<UInt8>?,
+                           _ length: UnsafeMutablePointer<UInt32>?) -> srtp_err_status_t {
     guard let state = cipherState(state), let length else { return srtp_err_status_bad_param }
-    guard length.pointee > 0 else { return statusOK }
+    guard length.pointee > 0 else { return srtp_err_status_ok }
     guard let buffer else { return srtp_err_status_bad_param }
-    return state.apply(buffer, count: Int(length.pointee)) ? statusOK : srtp_err_status_terminus
+    return state.apply(buffer, count: Int(length.pointee)) ? srtp_err_status_ok : srtp_err_status_terminus
 }
 
-private let cipherSetIV: CipherSetIV = { state, iv, _ in
+private func cipherSetIV(_ state: UnsafeMutableRawPointer?, _ iv: UnsafeMutablePointer<UInt8>?,
+                         _ direction: srtp_cipher_direction_t) -> srtp_err_status_t {
     guard let state = cipherState(state), let iv else { return srtp_err_status_bad_param }
     state.setIV(iv)
-    return statusOK
+    return srtp_err_status_ok
 }
 
 // MARK: - HMAC-SHA1 (RFC 2104, RFC 3711 §4.2.1)
@@ -418,55 +284,54 @@ private func authState(_ state: UnsafeMutableRawPointer?) -> AuthenticatorState?
     state.map { Unmanaged<AuthenticatorState>.fromOpaque($0).takeUnretainedValue() }
 }
 
-private let authAlloc: AuthAlloc = { pointer, keyLength, outLength in
-    guard let pointer, (0...20).contains(keyLength), (0...20).contains(outLength),
-          let tables = LibSRTPTypeTables.shared else { return srtp_err_status_bad_param }
-    guard let auth = calloc(1, AuthLayout.size) else { return srtp_err_status_alloc_fail }
-    auth.storeBytes(of: UnsafeRawPointer(tables.authType), toByteOffset: AuthLayout.type, as: UnsafeRawPointer.self)
-    auth.storeBytes(of: Unmanaged.passRetained(AuthenticatorState()).toOpaque(), toByteOffset: AuthLayout.state,
-                    as: UnsafeMutableRawPointer.self)
-    auth.storeBytes(of: outLength, toByteOffset: AuthLayout.outLength, as: Int32.self)
-    auth.storeBytes(of: keyLength, toByteOffset: AuthLayout.keyLength, as: Int32.self)
-    auth.storeBytes(of: Int32(0), toByteOffset: AuthLayout.prefixLength, as: Int32.self)
-    pointer.pointee = auth
-    return statusOK
+private func authAlloc(_ auth: UnsafeMutablePointer<srtp_auth_pointer_t?>?, _ keyLength: Int32,
+                       _ outLength: Int32) -> srtp_err_status_t {
+    guard let auth, (0...20).contains(keyLength), (0...20).contains(outLength) else {
+        return srtp_err_status_bad_param
+    }
+    auth.pointee = allocated(srtp_auth_t(
+        type: hmacSHA1Type, state: Unmanaged.passRetained(AuthenticatorState()).toOpaque(),
+        out_len: outLength, key_len: keyLength, prefix_len: 0))
+    return srtp_err_status_ok
 }
 
-private let authDealloc: AuthDealloc = { auth in
+private func authDealloc(_ auth: srtp_auth_pointer_t?) -> srtp_err_status_t {
     guard let auth else { return srtp_err_status_bad_param }
-    let state = auth.load(fromByteOffset: AuthLayout.state, as: UnsafeMutableRawPointer?.self)
-    if let state { Unmanaged<AuthenticatorState>.fromOpaque(state).release() }
-    memset(auth, 0, AuthLayout.size)
-    free(auth)
-    return statusOK
+    if let state = auth.pointee.state { Unmanaged<AuthenticatorState>.fromOpaque(state).release() }
+    auth.deinitialize(count: 1)
+    auth.deallocate()
+    return srtp_err_status_ok
 }
 
-private let authInit: AuthInit = { state, key, keyLength in
+private func authInit(_ state: UnsafeMutableRawPointer?, _ key: UnsafePointer<UInt8>?,
+                      _ keyLength: Int32) -> srtp_err_status_t {
     guard let state = authState(state), let key, keyLength > 0, let backend = installedBackend.withLock({ $0 }) else {
-        return statusFail
+        return srtp_err_status_fail
     }
     state.authenticator = backend.makeHMACSHA1(UnsafeRawBufferPointer(start: key, count: Int(keyLength)))
-    return state.authenticator == nil ? statusFail : statusOK
+    return state.authenticator == nil ? srtp_err_status_fail : srtp_err_status_ok
 }
 
-private let authStart: AuthStart = { state in
-    guard let authenticator = authState(state)?.authenticator else { return statusFail }
+private func authStart(_ state: UnsafeMutableRawPointer?) -> srtp_err_status_t {
+    guard let authenticator = authState(state)?.authenticator else { return srtp_err_status_fail }
     authenticator.start()
-    return statusOK
+    return srtp_err_status_ok
 }
 
-private let authUpdate: AuthUpdate = { state, buffer, length in
-    guard let authenticator = authState(state)?.authenticator, length >= 0 else { return statusFail }
+private func authUpdate(_ state: UnsafeMutableRawPointer?, _ buffer: UnsafePointer<UInt8>?,
+                        _ length: Int32) -> srtp_err_status_t {
+    guard let authenticator = authState(state)?.authenticator, length >= 0 else { return srtp_err_status_fail }
     if let buffer, length > 0 { authenticator.update(UnsafeRawBufferPointer(start: buffer, count: Int(length))) }
-    return statusOK
+    return srtp_err_status_ok
 }
 
-private let authCompute: AuthCompute = { state, buffer, length, tagLength, tag in
+private func authCompute(_ state: UnsafeMutableRawPointer?, _ buffer: UnsafePointer<UInt8>?, _ length: Int32,
+                         _ tagLength: Int32, _ tag: UnsafeMutablePointer<UInt8>?) -> srtp_err_status_t {
     guard let state = authState(state), let authenticator = state.authenticator, length >= 0,
           (0...20).contains(tagLength), let tag
-    else { return statusFail }
+    else { return srtp_err_status_fail }
     if let buffer, length > 0 { authenticator.update(UnsafeRawBufferPointer(start: buffer, count: Int(length))) }
     authenticator.finish(into: state.digest)
     tag.update(from: state.digest.assumingMemoryBound(to: UInt8.self), count: Int(tagLength))
-    return statusOK
+    return srtp_err_status_ok
 }
