@@ -60,14 +60,21 @@ public struct ALSACaptureConfiguration: Equatable, Sendable {
     }
 
     func validate() throws(ALSAError) {
-        guard (1...2).contains(channels) else { throw .invalidConfiguration("channels \(channels), not 1 or 2") }
-        guard (8_000...192_000).contains(sampleRate) else { throw .invalidConfiguration("sample rate \(sampleRate) Hz") }
-        guard (10...20).contains(periodMilliseconds) else {
-            throw .invalidConfiguration("period \(periodMilliseconds) ms, not 10…20 ms")
-        }
-        guard (2...8).contains(periodsPerBuffer) else {
-            throw .invalidConfiguration("\(periodsPerBuffer) periods per buffer, not 2…8")
-        }
+        try validateALSAStream(sampleRate: sampleRate, channels: channels, periodMilliseconds: periodMilliseconds,
+                               periodsPerBuffer: periodsPerBuffer, periodLimits: 10...20, bufferLimits: 2...8)
+    }
+}
+
+/// The checks capture and playback share; the period and ring-buffer limits are each direction's.
+func validateALSAStream(sampleRate: UInt32, channels: UInt32, periodMilliseconds: UInt32, periodsPerBuffer: UInt32,
+                        periodLimits: ClosedRange<UInt32>, bufferLimits: ClosedRange<UInt32>) throws(ALSAError) {
+    guard (1...2).contains(channels) else { throw .invalidConfiguration("channels \(channels), not 1 or 2") }
+    guard (8_000...192_000).contains(sampleRate) else { throw .invalidConfiguration("sample rate \(sampleRate) Hz") }
+    guard periodLimits.contains(periodMilliseconds) else {
+        throw .invalidConfiguration("period \(periodMilliseconds) ms, not \(periodLimits.lowerBound)…\(periodLimits.upperBound) ms")
+    }
+    guard bufferLimits.contains(periodsPerBuffer) else {
+        throw .invalidConfiguration("\(periodsPerBuffer) periods per buffer, not \(bufferLimits.lowerBound)…\(bufferLimits.upperBound)")
     }
 }
 

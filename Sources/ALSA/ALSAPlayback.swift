@@ -22,14 +22,8 @@ public struct ALSAPlaybackConfiguration: Equatable, Sendable {
     }
 
     func validate() throws(ALSAError) {
-        guard (1...2).contains(channels) else { throw .invalidConfiguration("channels \(channels), not 1 or 2") }
-        guard (8_000...192_000).contains(sampleRate) else { throw .invalidConfiguration("sample rate \(sampleRate) Hz") }
-        guard (5...100).contains(periodMilliseconds) else {
-            throw .invalidConfiguration("period \(periodMilliseconds) ms, not 5…100 ms")
-        }
-        guard (2...16).contains(periodsPerBuffer) else {
-            throw .invalidConfiguration("\(periodsPerBuffer) periods per buffer, not 2…16")
-        }
+        try validateALSAStream(sampleRate: sampleRate, channels: channels, periodMilliseconds: periodMilliseconds,
+                               periodsPerBuffer: periodsPerBuffer, periodLimits: 5...100, bufferLimits: 2...16)
     }
 }
 
