@@ -160,8 +160,8 @@ public final class ALSACapture {
         pcm = try Self.open(configuration)
         do {
             try negotiate()
-            try check(snd_pcm_prepare(pcm), "snd_pcm_prepare")
-            try check(snd_pcm_start(pcm), "snd_pcm_start")
+            try checkALSA(snd_pcm_prepare(pcm), "snd_pcm_prepare")
+            try checkALSA(snd_pcm_start(pcm), "snd_pcm_start")
         } catch {
             snd_pcm_close(pcm)
             pcm = nil
@@ -346,57 +346,31 @@ public final class ALSACapture {
         return handle
     }
 
-    /// S16_LE, interleaved read/write access, the exact rate and channel count (the plug layer may
-    /// convert: snd_pcm_hw_params_set_rate_resample), a period near the configured time and a buffer
-    /// of `periodsPerBuffer` periods.
+    /// The shared hw params (`negotiateInterleavedS16`), at least two periods of ring, and the
+    /// capture side's sw params.
     private func negotiate() throws(ALSAError) {
-        var hw: OpaquePointer?
-        try check(snd_pcm_hw_params_malloc(&hw), "snd_pcm_hw_params_malloc")
-        defer { snd_pcm_hw_params_free(hw) }
-        try check(snd_pcm_hw_params_any(pcm, hw), "snd_pcm_hw_params_any")
-        try check(snd_pcm_hw_params_set_rate_resample(pcm, hw, 1), "snd_pcm_hw_params_set_rate_resample")
-        try check(snd_pcm_hw_params_set_access(pcm, hw, SND_PCM_ACCESS_RW_INTERLEAVED), "snd_pcm_hw_params_set_access(RW_INTERLEAVED)")
-        try check(snd_pcm_hw_params_set_format(pcm, hw, SND_PCM_FORMAT_S16_LE), "snd_pcm_hw_params_set_format(S16_LE)")
-        try check(snd_pcm_hw_params_set_channels(pcm, hw, configuration.channels),
-                  "snd_pcm_hw_params_set_channels(\(configuration.channels)) (use a plug PCM to convert)")
-        try check(snd_pcm_hw_params_set_rate(pcm, hw, configuration.sampleRate, 0),
-                  "snd_pcm_hw_params_set_rate(\(configuration.sampleRate)) (use a plug PCM to resample)")
-        var period = snd_pcm_uframes_t(configuration.sampleRate * configuration.periodMilliseconds / 1000)
-        var direction: Int32 = 0
-        try check(snd_pcm_hw_params_set_period_size_near(pcm, hw, &period, &direction), "snd_pcm_hw_params_set_period_size_near")
-        var buffer = period * snd_pcm_uframes_t(configuration.periodsPerBuffer)
-        try check(snd_pcm_hw_params_set_buffer_size_near(pcm, hw, &buffer), "snd_pcm_hw_params_set_buffer_size_near")
-        try check(snd_pcm_hw_params(pcm, hw), "snd_pcm_hw_params")
-
-        var rate: UInt32 = 0
-        direction = 0
-        try check(snd_pcm_hw_params_get_rate(hw, &rate, &direction), "snd_pcm_hw_params_get_rate")
-        try check(snd_pcm_hw_params_get_period_size(hw, &period, &direction), "snd_pcm_hw_params_get_period_size")
-        try check(snd_pcm_hw_params_get_buffer_size(hw, &buffer), "snd_pcm_hw_params_get_buffer_size")
-        var channelCount: UInt32 = 0
-        try check(snd_pcm_hw_params_get_channels(hw, &channelCount), "snd_pcm_hw_params_get_channels")
+        let agreed = try negotiateInterleavedS16(pcm, sampleRate: configuration.sampleRate, channels: configuration.channels,
+                                                 periodMilliseconds: configuration.periodMilliseconds,
+                                                 periodsPerBuffer: configuration.periodsPerBuffer)
+        let period = agreed.periodFrames, buffer = agreed.bufferFrames
         guard period > 0, buffer >= 2 * period else {
             throw .parameters(step: "period \(period) / buffer \(buffer) frames", code: -EINVAL, message: "buffer under two periods")
         }
-        sampleRate = rate
-        channels = channelCount
+        sampleRate = agreed.sampleRate
+        channels = agreed.channels
         periodFrames = Int(period)
         bufferFrames = Int(buffer)
 
         var sw: OpaquePointer?
-        try check(snd_pcm_sw_params_malloc(&sw), "snd_pcm_sw_params_malloc")
+        try checkALSA(snd_pcm_sw_params_malloc(&sw), "snd_pcm_sw_params_malloc")
         defer { snd_pcm_sw_params_free(sw) }
-        try check(snd_pcm_sw_params_current(pcm, sw), "snd_pcm_sw_params_current")
+        try checkALSA(snd_pcm_sw_params_current(pcm, sw), "snd_pcm_sw_params_current")
         // Wake a blocked read once a period is there; a read also starts a stream left prepared.
-        try check(snd_pcm_sw_params_set_avail_min(pcm, sw, period), "snd_pcm_sw_params_set_avail_min")
-        try check(snd_pcm_sw_params_set_start_threshold(pcm, sw, 1), "snd_pcm_sw_params_set_start_threshold")
+        try checkALSA(snd_pcm_sw_params_set_avail_min(pcm, sw, period), "snd_pcm_sw_params_set_avail_min")
+        try checkALSA(snd_pcm_sw_params_set_start_threshold(pcm, sw, 1), "snd_pcm_sw_params_set_start_threshold")
         // Overrun (xrun) when the ring is full: a late reader loses old audio, never new.
-        try check(snd_pcm_sw_params_set_stop_threshold(pcm, sw, buffer), "snd_pcm_sw_params_set_stop_threshold")
-        try check(snd_pcm_sw_params(pcm, sw), "snd_pcm_sw_params")
-    }
-
-    private func check(_ code: Int32, _ step: String) throws(ALSAError) {
-        if code < 0 { throw .parameters(step: step, code: code, message: Self.message(code)) }
+        try checkALSA(snd_pcm_sw_params_set_stop_threshold(pcm, sw, buffer), "snd_pcm_sw_params_set_stop_threshold")
+        try checkALSA(snd_pcm_sw_params(pcm, sw), "snd_pcm_sw_params")
     }
 
     static func message(_ code: Int32) -> String {
