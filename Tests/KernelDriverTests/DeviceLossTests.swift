@@ -3,52 +3,41 @@ import RTCBase
 import Testing
 import V4L2
 
-/// vivid's platform device and driver in sysfs (one instance: vivid.0).
-enum VividSysfs {
-    static let driver = "/sys/bus/platform/drivers/vivid"
-    static let device = "vivid.0"
+/// A platform driver's one device in sysfs (vivid.0, vicodec.0), unbound and bound again by hand.
+struct PlatformDeviceSysfs {
+    let driver: String
+    let device: String
+    /// The V4L2 node name that shows up once the device is bound, and what to call it in errors.
+    let nodeName: String
+    let nodeDescription: String
 
-    static var isBound: Bool { access("\(driver)/\(device)", F_OK) == 0 }
+    var isBound: Bool { access("\(driver)/\(device)", F_OK) == 0 }
 
-    static func unbind() throws { try writeSysfs("\(driver)/unbind", device) }
+    func unbind() throws { try writeSysfs("\(driver)/unbind", device) }
 
-    /// Binds vivid.0 again and waits (up to 3 s) for its capture node.
+    /// Binds the device again and waits (up to 3 s) for its node.
     @discardableResult
-    static func bind() throws -> String {
+    func bind() throws -> String {
         if !isBound { try writeSysfs("\(driver)/bind", device) }
         let end = monotonicNow() + .seconds(3)
         while monotonicNow() < end {
-            if let node = videoNode(named: NodeName.camera), access(node, F_OK) == 0 { return node }
+            if let node = videoNode(named: nodeName), access(node, F_OK) == 0 { return node }
             sleepMilliseconds(20)
         }
-        throw KernelDriverTestError("vivid's capture node did not come back within 3 s")
+        throw KernelDriverTestError("\(nodeDescription) did not come back within 3 s")
     }
+}
+
+extension PlatformDeviceSysfs {
+    static let vivid = PlatformDeviceSysfs(driver: "/sys/bus/platform/drivers/vivid", device: "vivid.0",
+                                           nodeName: NodeName.camera, nodeDescription: "vivid's capture node")
+    static let vicodec = PlatformDeviceSysfs(driver: "/sys/bus/platform/drivers/vicodec", device: "vicodec.0",
+                                             nodeName: NodeName.encoder, nodeDescription: "vicodec's encoder node")
 }
 
 /// Loading vivid as board/qemu-x86_64/init.sh does (its default parameters).
 enum VividModule {
     static let load = ["/bin/modprobe", "vivid", "n_devs=1", "node_types=0x1", "num_inputs=2", "input_types=0xc"]
-}
-
-/// vicodec's platform device and driver in sysfs.
-enum VicodecSysfs {
-    static let driver = "/sys/bus/platform/drivers/vicodec"
-    static let device = "vicodec.0"
-
-    static var isBound: Bool { access("\(driver)/\(device)", F_OK) == 0 }
-
-    static func unbind() throws { try writeSysfs("\(driver)/unbind", device) }
-
-    @discardableResult
-    static func bind() throws -> String {
-        if !isBound { try writeSysfs("\(driver)/bind", device) }
-        let end = monotonicNow() + .seconds(3)
-        while monotonicNow() < end {
-            if let node = videoNode(named: NodeName.encoder), access(node, F_OK) == 0 { return node }
-            sleepMilliseconds(20)
-        }
-        throw KernelDriverTestError("vicodec's encoder node did not come back within 3 s")
-    }
 }
 
 extension KernelDrivers {
@@ -64,7 +53,7 @@ extension KernelDrivers {
             try capture.start()
             defer {
                 capture.stop()
-                _ = try? VividSysfs.bind()  // whatever happened, leave vivid bound for the other suites
+                _ = try? PlatformDeviceSysfs.vivid.bind()  // whatever happened, leave vivid bound for the other suites
             }
             let before = try streamFrames(capture, for: .milliseconds(500))
             #expect(before.count >= 3)
@@ -72,9 +61,9 @@ extension KernelDrivers {
             let heldChecksum = held.data.reduce(0) { $0 &+ UInt64($1) }
 
             let unbindStarted = monotonicNow()
-            try VividSysfs.unbind()
+            try PlatformDeviceSysfs.vivid.unbind()
             let unbindTook = milliseconds(monotonicNow() - unbindStarted)
-            #expect(!VividSysfs.isBound)
+            #expect(!PlatformDeviceSysfs.vivid.isBound)
 
             // The next read reports the loss as the typed error the daemon reopens on.
             var lossError: V4L2Error?
@@ -109,7 +98,7 @@ extension KernelDrivers {
             }
 
             // vivid comes back (the same node number: it is the lowest free one) and rtcam's reopen streams again.
-            let returned = try VividSysfs.bind()
+            let returned = try PlatformDeviceSysfs.vivid.bind()
             #expect(returned == path)
             try capture.reopen()
             #expect(capture.state == .streaming)
@@ -163,12 +152,12 @@ extension KernelDrivers {
         @Test("vicodec unbound while encoding: .deviceGone, every lent camera frame handed back, the camera streams on; after bind the encoder starts again")
         func encoderUnbind() throws {
             let chain = try EncodeChain(inputMemory: .dmabuf)
-            defer { _ = try? VicodecSysfs.bind() }
+            defer { _ = try? PlatformDeviceSysfs.vicodec.bind() }
             try chain.run(for: .milliseconds(600))
             let encodedBefore = chain.outputs.count
             #expect(encodedBefore >= 2)
 
-            try VicodecSysfs.unbind()
+            try PlatformDeviceSysfs.vicodec.unbind()
             var lossError: V4L2Error?
             let end = monotonicNow() + .seconds(3)
             while lossError == nil, monotonicNow() < end {
@@ -192,7 +181,7 @@ extension KernelDrivers {
             #expect(frames.count >= 4)
 
             // vicodec returns under the same node; the same encoder object starts again.
-            let node = try VicodecSysfs.bind()
+            let node = try PlatformDeviceSysfs.vicodec.bind()
             #expect(node == chain.encoder.configuration.path)
             try chain.encoder.start()
             let restartedAt = chain.outputs.count
