@@ -48,7 +48,7 @@ extension KernelDrivers {
             let path = try requireNode(NodeName.camera)
             let capture = V4L2Capture(configuration: V4L2CaptureConfiguration(
                 path: path,
-                request: V4L2FormatRequest(width: 640, height: 480, preferredPixelFormats: [.yuv420], framesPerSecond: 25),
+                request: .vividVGA,
                 bufferCount: 4, exportDMABUF: true))
             try capture.start()
             defer {
@@ -116,7 +116,7 @@ extension KernelDrivers {
             let path = try requireNode(NodeName.camera)
             let capture = V4L2Capture(configuration: V4L2CaptureConfiguration(
                 path: path,
-                request: V4L2FormatRequest(width: 640, height: 480, preferredPixelFormats: [.yuv420], framesPerSecond: 25)))
+                request: .vividVGA))
             try capture.start()
             defer {
                 capture.stop()

@@ -194,3 +194,9 @@ final class TestThread: Sendable {
 
     func join() { pthread_join(handle, nil) }
 }
+
+extension V4L2FormatRequest {
+    /// What most kernel-driver tests capture: vivid's webcam at 640x480 YU12, 25 fps (vicodec takes
+    /// YU12 at that size too).
+    static let vividVGA = V4L2FormatRequest(width: 640, height: 480, preferredPixelFormats: [.yuv420], framesPerSecond: 25)
+}

@@ -18,7 +18,7 @@ final class EncodeChain {
          extraControls: [V4L2Control] = []) throws {
         capture = V4L2Capture(configuration: V4L2CaptureConfiguration(
             path: try requireNode(NodeName.camera),
-            request: V4L2FormatRequest(width: 640, height: 480, preferredPixelFormats: [.yuv420], framesPerSecond: 25),
+            request: .vividVGA,
             bufferCount: 6, exportDMABUF: exportDMABUF))
         try capture.start()
         encoder = try Self.makeEncoder(stride: capture.negotiated?.format.planes.first?.bytesPerLine ?? 0, inputMemory: inputMemory,
@@ -152,7 +152,7 @@ extension KernelDrivers {
         func importEqualsCopy() throws {
             let capture = V4L2Capture(configuration: V4L2CaptureConfiguration(
                 path: try requireNode(NodeName.camera),
-                request: V4L2FormatRequest(width: 640, height: 480, preferredPixelFormats: [.yuv420], framesPerSecond: 25)))
+                request: .vividVGA))
             try capture.start()
             defer { capture.stop() }
             let frame = try nextFrame(capture)
@@ -199,7 +199,7 @@ extension KernelDrivers {
         func controls() throws {
             let capture = V4L2Capture(configuration: V4L2CaptureConfiguration(
                 path: try requireNode(NodeName.camera),
-                request: V4L2FormatRequest(width: 640, height: 480, preferredPixelFormats: [.yuv420], framesPerSecond: 25)))
+                request: .vividVGA))
             try capture.start()
             defer { capture.stop() }
             let frame = try nextFrame(capture)

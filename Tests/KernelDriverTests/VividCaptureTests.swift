@@ -107,7 +107,7 @@ extension KernelDrivers {
         func dmabufExport() throws {
             let capture = V4L2Capture(configuration: V4L2CaptureConfiguration(
                 path: try requireNode(NodeName.camera),
-                request: V4L2FormatRequest(width: 640, height: 480, preferredPixelFormats: [.yuv420], framesPerSecond: 25),
+                request: .vividVGA,
                 bufferCount: 4, exportDMABUF: true))
             try capture.start()
             defer { capture.stop() }
@@ -144,7 +144,7 @@ extension KernelDrivers {
         func freshestAfterStall() throws {
             let capture = V4L2Capture(configuration: V4L2CaptureConfiguration(
                 path: try requireNode(NodeName.camera),
-                request: V4L2FormatRequest(width: 640, height: 480, preferredPixelFormats: [.yuv420], framesPerSecond: 25),
+                request: .vividVGA,
                 bufferCount: 4, exportDMABUF: false))
             try capture.start()
             defer { capture.stop() }
@@ -185,7 +185,7 @@ extension KernelDrivers {
         func consumerBusy() throws {
             let capture = V4L2Capture(configuration: V4L2CaptureConfiguration(
                 path: try requireNode(NodeName.camera),
-                request: V4L2FormatRequest(width: 640, height: 480, preferredPixelFormats: [.yuv420], framesPerSecond: 25),
+                request: .vividVGA,
                 bufferCount: 4, exportDMABUF: false))
             try capture.start()
             defer { capture.stop() }

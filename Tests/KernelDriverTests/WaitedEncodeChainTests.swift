@@ -12,7 +12,7 @@ extension KernelDrivers {
         func framesComeBackAtOnce() throws {
             let capture = V4L2Capture(configuration: V4L2CaptureConfiguration(
                 path: try requireNode(NodeName.camera),
-                request: V4L2FormatRequest(width: 640, height: 480, preferredPixelFormats: [.yuv420], framesPerSecond: 25)))
+                request: .vividVGA))
             try capture.start()
             defer { capture.stop() }
             let encoder = try EncodeChain.makeEncoder(stride: capture.negotiated?.format.planes.first?.bytesPerLine ?? 0,
