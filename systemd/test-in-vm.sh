@@ -35,10 +35,12 @@ started=$SECONDS
 stamp() { echo "test-in-vm: $* (at $((SECONDS - started)) s)"; }
 
 # Host packages: the board's (QEMU, busybox, kernel build tools), and what the guest runs from this
-# host's /usr: systemd, curl, nsenter (util-linux), ps (procps).
+# host's /usr: systemd, udev (without systemd-udevd /dev/video* and /dev/snd/* stay root's 0600, as
+# devtmpfs makes them, and rtcam's groups video and audio cannot open them: it falls back to the
+# test pattern), curl, nsenter (util-linux), ps (procps).
 bash board/qemu-x86_64/install-host-packages.sh
 missing=()
-for package in systemd curl util-linux procps; do
+for package in systemd udev curl util-linux procps; do
     dpkg-query -W -f='${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed' || missing+=("$package")
 done
 if ((${#missing[@]})); then

@@ -136,6 +136,9 @@ check "  and not this system's /tmp" test ! -e /tmp/.rtcam-private-probe
 echo "== devices (DevicePolicy=closed + DeviceAllow=)"
 held=$(ls -l "/proc/$pid/fd" 2>/dev/null | sed -n 's|.* -> \(/dev/[^ ]*\)$|\1|p' | grep -E '^/dev/(video|media|snd|dma_heap)' | sort -u | paste -sd' ')
 if ls /dev/video* >/dev/null 2>&1; then
+    # udev gives camera nodes to group video (devtmpfs alone leaves them root's, mode 0600).
+    check "udev made /dev/video0 group video's (rw)" bash -c '[ "$(stat -c %G /dev/video0)" = video ] && [ "$(stat -c %a /dev/video0)" = 660 ]'
+    ls -l /dev/video* | while read -r line; do note "$line"; done
     check "rtcam itself holds a camera open (/dev/video*)" grep -q /dev/video <<<"$held"
 fi
 [ -n "$held" ] && note "rtcam holds open: $held"
