@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .target(name: "CV4L2"),
+        .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (malloc_trim)
 
         // Sans-IO wire formats and protocol state machines.
         .target(name: "RTCBase"),
@@ -46,7 +47,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "ICE", "SDP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA",
+            "RTCBase", "ICE", "SDP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -74,7 +75,7 @@ let package = Package(
         .testTarget(name: "SRTPTests", dependencies: ["SRTP"]),
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
-        .testTarget(name: "CameraServerTests", dependencies: ["CameraServer", "RTCBase", "V4L2", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "CameraServerTests", dependencies: ["CameraServer", "RTCBase", "V4L2", "MediaSources", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "RTCBase"]),
         .testTarget(name: "ALSATests", dependencies: ["ALSA", "RTCBase"]),
         // Real kernel drivers (vivid, vicodec, snd-aloop): these run inside board/qemu-x86_64's VM and

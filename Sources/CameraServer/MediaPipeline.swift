@@ -1,4 +1,5 @@
 import ALSA
+import CMalloc
 import Logging
 import MediaSources
 import NIOConcurrencyHelpers
@@ -55,6 +56,9 @@ final class MediaPipeline: @unchecked Sendable {
     private struct Counters {
         var framesEncoded = 0
         var keyframesForced = 0
+        /// x264 encoders made so far (one at start, then one each time viewers return after
+        /// `idleRelease`).
+        var encodersOpened = 0
         var encoder = ""
         var windowStart: MonotonicTime?
         var windowFrames = 0
@@ -63,9 +67,14 @@ final class MediaPipeline: @unchecked Sendable {
         var bitrateKbps = 0.0
     }
 
-    init(configuration: MediaConfiguration, logger: Logger) throws {
+    /// How long x264 and the test pattern's background outlive the last viewer (then their memory
+    /// goes back to the system until someone watches again).
+    let idleRelease: Duration
+
+    init(configuration: MediaConfiguration, logger: Logger, idleRelease: Duration = .seconds(10)) throws {
         configurationBox = NIOLockedValueBox(configuration)
         self.logger = logger
+        self.idleRelease = idleRelease
         var plan = VideoEncoderPlan.x264
         switch configuration.video {
         case .automatic:
@@ -249,6 +258,9 @@ final class MediaPipeline: @unchecked Sendable {
 
     func stop() { running.store(false, ordering: .relaxed) }
 
+    /// x264 encoders made since start (tests see the idle release through it).
+    var encodersOpened: Int { counters.withLock { $0.encodersOpened } }
+
     func status() -> MediaStatus {
         counters.withLock { counters in
             MediaStatus(source: videoDescription, audio: audioDescription, encoder: encoderDescription(running: counters.encoder),
@@ -282,43 +294,59 @@ final class MediaPipeline: @unchecked Sendable {
             }
         }
         setRunningEncoder("x264")
-        let encoder: X264Encoder
+        // x264 exists while someone watches (and `idleRelease` after): made here once so settings
+        // x264 refuses are reported at start, then dropped and made again as viewers come and go.
+        var encoder = WhileWatched<X264Encoder>(keepFor: idleRelease)
+        let makeEncoder = { [self] () throws -> X264Encoder in
+            let current = self.configuration   // the bitrate as last changed
+            let made = try X264Encoder(width: width, height: height,
+                                       fps: current.framesPerSecond, bitrateKbps: current.bitrateKbps,
+                                       profileLevelID: profileLevelID,
+                                       keyframeInterval: current.framesPerSecond * current.keyframeIntervalSeconds)
+            counters.withLock { $0.encodersOpened += 1 }
+            return made
+        }
         do {
-            encoder = try X264Encoder(width: width, height: height,
-                                      fps: configuration.framesPerSecond, bitrateKbps: configuration.bitrateKbps,
-                                      profileLevelID: profileLevelID,
-                                      keyframeInterval: configuration.framesPerSecond * configuration.keyframeIntervalSeconds)
+            _ = try encoder.use(make: makeEncoder)
         } catch {
             logger.critical("video encoder failed to start: \(error)")
             return
         }
         let encode = { [self] (frame: RawVideoFrame, now: MonotonicTime) in
-            guard viewersPresent.load(ordering: .relaxed) else { return }
             let force = keyframeRequested.exchange(false, ordering: .relaxed)
             let newBitrate = pendingBitrateKbps.exchange(0, ordering: .relaxed)
-            if newBitrate > 0 {
-                do {
-                    try encoder.setBitrate(kbps: newBitrate)
-                    logger.info("video bitrate now \(newBitrate) kb/s")
-                } catch {
-                    logger.error("could not change the bitrate to \(newBitrate) kb/s: \(error)")
-                }
-            }
             do {
+                let x264 = try encoder.use(make: makeEncoder)
+                if newBitrate > 0 {
+                    do {
+                        try x264.setBitrate(kbps: newBitrate)
+                        logger.info("video bitrate now \(newBitrate) kb/s")
+                    } catch {
+                        logger.error("could not change the bitrate to \(newBitrate) kb/s: \(error)")
+                    }
+                }
                 // x264 takes NV12 and I420 as they are; YUYV is converted to 4:2:0 once (DESIGN.md).
                 let input = frame.pixelFormat == .yuyv ? try PixelConversion.i420(fromYUYV: frame) : frame
-                guard let encoded = try encoder.encode(input, forceKeyframe: force) else { return }
+                guard let encoded = try x264.encode(input, forceKeyframe: force) else { return }
                 record(encoded, forced: force, at: now)
                 deliver(encoded)
             } catch {
                 logger.error("video encoding failed: \(error)")
             }
         }
+        let unwatched = { [self] (now: MonotonicTime) in
+            if encoder.unwatched(at: now) {
+                // x264's freed buffers (and the test pattern's, dropped in the same tick) would stay
+                // in this thread's malloc arena; hand the pages back to the system.
+                malloc_trim(0)
+                logger.debug("nobody has watched for \(idleRelease): x264 closed")
+            }
+        }
         switch videoInput {
         case .testPattern:
-            runTestPattern(configuration: configuration, encode: encode)
+            runTestPattern(configuration: configuration, encode: encode, unwatched: unwatched)
         case let .camera(camera):
-            runCamera(camera, encode: encode)
+            runCamera(camera, encode: encode, unwatched: unwatched)
         case .file:
             break
         }
@@ -344,10 +372,14 @@ final class MediaPipeline: @unchecked Sendable {
         }
     }
 
-    private func runTestPattern(configuration: MediaConfiguration, encode: (RawVideoFrame, MonotonicTime) -> Void) {
-        let source: TestPatternSource
+    /// The synthetic camera. Its background (1.4 MB at 720p) is kept like the encoder: while someone
+    /// watches and `idleRelease` after; with nobody watching nothing is drawn.
+    private func runTestPattern(configuration: MediaConfiguration, encode: (RawVideoFrame, MonotonicTime) -> Void,
+                                unwatched: (MonotonicTime) -> Void) {
+        var pattern = WhileWatched<TestPatternSource>(keepFor: idleRelease)
+        let makePattern = { [width, height] in try TestPatternSource(width: width, height: height) }
         do {
-            source = try TestPatternSource(width: width, height: height)
+            _ = try pattern.use(make: makePattern)
         } catch {
             logger.critical("test pattern failed to start: \(error)")
             return
@@ -362,19 +394,30 @@ final class MediaPipeline: @unchecked Sendable {
             next += interval
             if now.nanoseconds > next { next = now.nanoseconds + interval }
             index += 1
-            guard viewersPresent.load(ordering: .relaxed) else { continue }  // nobody watches: draw nothing
+            guard viewersPresent.load(ordering: .relaxed) else {
+                pattern.unwatched(at: now)   // first: the encoder's release trims the heap after both
+                unwatched(now)
+                continue
+            }
+            guard let source = try? pattern.use(make: makePattern) else { continue }   // made once at start
             encode(source.frame(at: now, index: index), now)
         }
     }
 
     /// Frames from the camera as the driver paces them; a camera that goes away (USB unplug) is
     /// reported and reopened when it comes back, without restarting the daemon.
-    private func runCamera(_ camera: V4L2VideoSource, encode: (RawVideoFrame, MonotonicTime) -> Void) {
+    private func runCamera(_ camera: V4L2VideoSource, encode: (RawVideoFrame, MonotonicTime) -> Void,
+                           unwatched: (MonotonicTime) -> Void) {
         defer { camera.stop() }
         while running.load(ordering: .relaxed) {
             do {
                 try camera.withNextFrame(timeoutMilliseconds: 500) { frame in
-                    encode(frame, MonotonicClock.now())
+                    let now = MonotonicClock.now()
+                    if viewersPresent.load(ordering: .relaxed) {
+                        encode(frame, now)
+                    } else {
+                        unwatched(now)
+                    }
                 }
             } catch {
                 waitForCameraToReturn(camera, after: error)

@@ -1,0 +1,114 @@
+import RTCBase
+import Synchronization
+import Testing
+@testable import CameraServer
+
+/// The encoder and test-pattern memory that exists only while someone watches, on a virtual clock.
+@Suite struct WhileWatchedTests {
+    /// Counts how many are alive, so the tests see the resource really freed, not just forgotten.
+    final class Census { var alive = 0 }
+    final class Buffers {
+        let id: Int
+        let census: Census
+        init(id: Int, census: Census = Census()) { self.id = id; self.census = census; census.alive += 1 }
+        deinit { census.alive -= 1 }
+    }
+
+    static func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(milliseconds: milliseconds) }
+
+    @Test("made once on first use and reused while watched; nothing is made while nobody watches")
+    func madeOnceAndReused() {
+        var made = 0
+        var slot = WhileWatched<Buffers>(keepFor: .seconds(10))
+        #expect(slot.unwatched(at: Self.at(0)) == false)
+        #expect(slot.resource == nil)
+        for _ in 0 ..< 5 {
+            _ = slot.use { made += 1; return Buffers(id: made) }
+        }
+        #expect(made == 1)
+        #expect(slot.resource?.id == 1)
+    }
+
+    @Test("dropped keepFor after the last viewer, not before; a viewer in between restarts the wait")
+    func droppedAfterKeepFor() {
+        let census = Census()
+        var made = 0
+        var slot = WhileWatched<Buffers>(keepFor: .seconds(10))
+        _ = slot.use { made += 1; return Buffers(id: made, census: census) }
+        #expect(census.alive == 1)
+        #expect(slot.unwatched(at: Self.at(1_000)) == false)
+        #expect(slot.unwatched(at: Self.at(10_999)) == false)
+        // A viewer comes back for one frame: the 10 s start again from the next unwatched moment.
+        _ = slot.use { made += 1; return Buffers(id: made, census: census) }
+        #expect(slot.unwatched(at: Self.at(11_000)) == false)
+        #expect(slot.unwatched(at: Self.at(20_999)) == false)
+        #expect(slot.resource != nil)
+        #expect(slot.unwatched(at: Self.at(21_000)) == true)
+        #expect(slot.resource == nil)
+        #expect(census.alive == 0)
+        #expect(slot.unwatched(at: Self.at(40_000)) == false)
+        // The next viewer gets a new one.
+        #expect(slot.use { made += 1; return Buffers(id: made, census: census) }.id == 2)
+        #expect(census.alive == 1)
+        #expect(made == 2)
+    }
+
+    @Test("a make that throws leaves the slot empty and the next use tries again")
+    func failedMakeRetried() {
+        struct Refused: Error {}
+        var slot = WhileWatched<Int>(keepFor: .seconds(1))
+        #expect(throws: Refused.self) { try slot.use { throw Refused() } }
+        #expect(slot.resource == nil)
+        #expect(slot.use { 7 } == 7)
+    }
+}
+
+/// The same on the real video thread: the test pattern's x264 is closed when nobody has watched for
+/// `idleRelease`, and a returning viewer gets a new encoder whose first frame is a keyframe.
+@Suite struct MediaPipelineIdleReleaseTests {
+    final class Received: Sendable {
+        private let frames = Mutex<[Bool]>([])   // isKeyframe of each delivered frame
+        func add(keyframe: Bool) { frames.withLock { $0.append(keyframe) } }
+        var count: Int { frames.withLock { $0.count } }
+        func keyframe(at index: Int) -> Bool { frames.withLock { $0[index] } }
+    }
+
+    /// Polls `condition` every 10 ms for up to `seconds` (the video thread runs in real time).
+    static func wait(seconds: Double, for condition: () -> Bool) -> Bool {
+        let deadline = MonotonicClock.now() + .milliseconds(Int64(seconds * 1000))
+        while MonotonicClock.now() < deadline {
+            if condition() { return true }
+            DedicatedThread.sleep(until: (MonotonicClock.now() + .milliseconds(10)).nanoseconds)
+        }
+        return condition()
+    }
+
+    @Test("x264 is closed 300 ms after the last viewer and made again, starting with a keyframe, when one returns")
+    func encoderClosedWhileUnwatched() throws {
+        var configuration = MediaConfiguration()
+        configuration.video = .testPattern
+        configuration.audio = .none
+        configuration.width = 320
+        configuration.height = 240
+        configuration.framesPerSecond = 30
+        let pipeline = try MediaPipeline(configuration: configuration, logger: .init(label: "test"),
+                                         idleRelease: .milliseconds(300))
+        let received = Received()
+        pipeline.start(video: { received.add(keyframe: $0.isKeyframe) }, audio: { _ in })
+        defer { pipeline.stop() }
+
+        #expect(Self.wait(seconds: 5) { pipeline.encodersOpened == 1 }, "made once at start")
+        pipeline.setViewersPresent(true)
+        #expect(Self.wait(seconds: 5) { received.count >= 5 })
+        #expect(received.keyframe(at: 0))
+        pipeline.setViewersPresent(false)
+        // Unwatched for well over 300 ms: closed. Nothing is delivered meanwhile, nothing is made.
+        DedicatedThread.sleep(until: (MonotonicClock.now() + .milliseconds(900)).nanoseconds)
+        let beforeReturn = received.count
+        #expect(pipeline.encodersOpened == 1)
+        pipeline.setViewersPresent(true)
+        #expect(Self.wait(seconds: 5) { received.count >= beforeReturn + 3 })
+        #expect(pipeline.encodersOpened == 2, "a new x264 for the returning viewer")
+        #expect(received.keyframe(at: beforeReturn), "its first frame is an IDR")
+    }
+}
