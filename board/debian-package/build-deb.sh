@@ -110,6 +110,11 @@ if [ -z "$shlib_depends" ]; then
     done
     shlib_depends=$(printf '%s\n' "${packages[@]}" | sort -u | paste -sd, | sed 's/,/, /g')
 fi
+# The binary's relative relocations are packed as DT_RELR (Package.swift: -z pack-relative-relocs),
+# which glibc loads from 2.36 on; dpkg-shlibdeps does not know that version node.
+if readelf -V "$binary" | grep -q GLIBC_ABI_DT_RELR; then
+    shlib_depends=$(sed -E 's/libc6 \(>= [0-9.]+\)/libc6 (>= 2.36)/' <<<"$shlib_depends")
+fi
 depends="$shlib_depends, systemd (>= 247), init-system-helpers (>= 1.54)"
 
 # 4. Control file and checksums.
