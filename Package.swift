@@ -24,6 +24,7 @@ let package = Package(
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .target(name: "CV4L2"),
         .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (malloc_trim)
+        .target(name: "CSHA1Accelerated"),  // HMAC-SHA1 on SHA-NI (SRTP tags)
 
         // Sans-IO wire formats and protocol state machines.
         .target(name: "RTCBase"),
@@ -33,7 +34,7 @@ let package = Package(
         .target(name: "RTP", dependencies: ["RTCBase"]),
         // The one owner of each crypto library's handles.
         .target(name: "DTLS", dependencies: ["CMbedTLS", "RTCBase"]),
-        .target(name: "SRTP", dependencies: ["CSRTP", "RTCBase"]),
+        .target(name: "SRTP", dependencies: ["CSRTP", "CSHA1Accelerated", "RTCBase"]),
         // A viewer's whole session, and the receiving side for tests and the load generator.
         .target(name: "WebRTCSession", dependencies: ["RTCBase", "STUN", "ICE", "SDP", "RTP", "DTLS", "SRTP"]),
         .target(name: "WebRTCViewer", dependencies: ["WebRTCSession", "RTCBase", "ICE", "RTP", "DTLS", "SRTP"]),

@@ -209,6 +209,8 @@ def bench_footprint(args) -> dict:
             ["RSS idle, test pattern + x264 (MB)", pattern["idle_rss_kb"] * mb, 12, goal(pattern["idle_rss_kb"] * mb, 12)],
             ["RSS 1 viewer, test pattern + x264 (MB)", pattern["one_viewer_rss_kb"] * mb, 16,
              goal(pattern["one_viewer_rss_kb"] * mb, 16)]]
+    rows += [["  of which anonymous / file pages, idle (MB)",
+              f"{pattern['idle_anon_kb'] * mb:.1f} / {pattern['idle_file_kb'] * mb:.1f}", "", ""]]
     if "idle_rss_kb" in passthrough:
         rows += [["RSS idle, file source (MB)", passthrough["idle_rss_kb"] * mb, 12, goal(passthrough["idle_rss_kb"] * mb, 12)],
                  ["RSS 1 viewer, file source (MB)", passthrough["one_viewer_rss_kb"] * mb, 16,
@@ -493,7 +495,8 @@ def main() -> int:
     parser.add_argument("--peers", nargs="+", default=["rtcam", "aiortc", "aiortc-own-x264", "gstreamer"],
                         help="peers: which servers (aiortc = rtcam's x264 settings; aiortc-own-x264 = aiortc's)")
     parser.add_argument("--spacing", type=float, default=1.0, help="firstframe: seconds between runs")
-    parser.add_argument("--settle", type=float, default=5, help="footprint: seconds before reading idle RSS")
+    parser.add_argument("--settle", type=float, default=15,
+                        help="footprint: seconds before reading idle RSS (the daemon keeps x264 10 s after its last viewer)")
     parser.add_argument("--allow-network", action="store_true",
                         help="run even though interfaces other than lo exist (everything still uses 127.0.0.1)")
     args = parser.parse_args()

@@ -26,8 +26,10 @@ import WebRTCSession
         return SRTPKeyingMaterial(profile: .aes128CmHmacSha1_80, exported: clientKey + serverKey + clientSalt + serverSalt)
     }()
 
-    @Test func mbedTLSCryptoReproducesLibsrtpReferencePackets() throws {
-        #expect(SRTPCrypto.installMbedTLS())
+    @Test("libsrtp's reference packets, with HMAC-SHA1 from mbedTLS and (where the CPU has SHA-NI) from the SHA instructions",
+          arguments: [false, true])
+    func mbedTLSCryptoReproducesLibsrtpReferencePackets(acceleratedSHA1: Bool) throws {
+        #expect(SRTPCrypto.installMbedTLS(acceleratedSHA1: acceleratedSHA1))
         let sender = try SRTPSession(keys: Self.keys, isClient: true)
         let receiver = try SRTPSession(keys: Self.keys, isClient: false)
 
@@ -63,5 +65,77 @@ import WebRTCSession
             #expect(MbedDigest.sha256(protected) == Self.hex(digest), "packet \(k) (\(length)-byte payload)")
             #expect(try receiver2.unprotectRTP(protected) == packet)
         }
+    }
+}
+
+/// HMAC-SHA1 on the SHA instructions against RFC 2202 and against mbedTLS's, byte for byte.
+@Suite(.enabled(if: AcceleratedHMACSHA1.isAvailable, "this CPU has no SHA-NI"))
+struct AcceleratedHMACSHA1Tests {
+    static func mac(_ make: (UnsafeRawBufferPointer) -> (any SRTPMessageAuthenticator)?, key: [UInt8],
+                    parts: [[UInt8]]) -> [UInt8] {
+        guard let authenticator = key.withUnsafeBytes(make) else { return [] }
+        authenticator.start()
+        for part in parts { part.withUnsafeBytes { authenticator.update($0) } }
+        var digest = [UInt8](repeating: 0, count: 20)
+        digest.withUnsafeMutableBytes { authenticator.finish(into: $0.baseAddress!) }
+        return digest
+    }
+
+    static func accelerated(key: [UInt8], _ parts: [UInt8]...) -> [UInt8] {
+        mac({ AcceleratedHMACSHA1(key: $0) }, key: key, parts: parts)
+    }
+
+    @Test("RFC 2202 §3, the seven HMAC-SHA1 test cases (keys of 20, 4, 20, 25 and 80 bytes; data up to 73)")
+    func rfc2202() {
+        let hex = SRTPCryptoTests.hex
+        let cases: [([UInt8], [UInt8], String)] = [
+            ([UInt8](repeating: 0x0B, count: 20), Array("Hi There".utf8), "b617318655057264e28bc0b6fb378c8ef146be00"),
+            (Array("Jefe".utf8), Array("what do ya want for nothing?".utf8), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"),
+            ([UInt8](repeating: 0xAA, count: 20), [UInt8](repeating: 0xDD, count: 50), "125d7342b9ac11cd91a39af48aa17b4f63f175d3"),
+            (hex("0102030405060708090a0b0c0d0e0f10111213141516171819"), [UInt8](repeating: 0xCD, count: 50),
+             "4c9007f4026250c6bc8414f9bf50c86c2d7235da"),
+            ([UInt8](repeating: 0x0C, count: 20), Array("Test With Truncation".utf8), "4c1a03424b55e07fe7f27be1d58bb9324a9a5a04"),
+            ([UInt8](repeating: 0xAA, count: 80), Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8),
+             "aa4ae5e15272d00e95705637ce8a3b55ed402112"),
+            ([UInt8](repeating: 0xAA, count: 80),
+             Array("Test Using Larger Than Block-Size Key and Larger Than One Block-Size Data".utf8),
+             "e8e99d0f45237d786d6bbaa7965c7808bbff1a91"),
+        ]
+        for (index, (key, data, expected)) in cases.enumerated() {
+            #expect(Self.accelerated(key: key, data) == hex(expected), "test case \(index + 1)")
+        }
+    }
+
+    @Test("equal to mbedTLS's for every length 0-300 and SRTP's packet sizes, however the message is split")
+    func matchesMbedTLS() {
+        var random = SeededRandom(seed: 0x5A1)
+        var mismatches: [String] = []
+        for length in Array(0 ... 300) + [1172, 1184, 1200, 4096] {
+            let key = random.bytes(length % 3 == 0 ? 20 : 1 + length % 90)
+            let message = random.bytes(length)
+            let cut1 = length == 0 ? 0 : Int(random.next() % UInt64(length + 1))
+            let cut2 = cut1 + (length == cut1 ? 0 : Int(random.next() % UInt64(length - cut1 + 1)))
+            let reference = Self.mac({ HMACSHA1(key: $0) }, key: key, parts: [message])
+            let whole = Self.accelerated(key: key, message)
+            let split = Self.accelerated(key: key, Array(message[..<cut1]), Array(message[cut1 ..< cut2]), Array(message[cut2...]))
+            if whole != reference || split != reference { mismatches.append("length \(length) cuts \(cut1),\(cut2)") }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.prefix(5))")
+    }
+
+    @Test("one keyed context authenticates message after message (start resets to the key's inner state)")
+    func reusedAcrossMessages() throws {
+        let key = [UInt8](repeating: 0x0B, count: 20)
+        let authenticator = try #require(key.withUnsafeBytes { AcceleratedHMACSHA1(key: $0) })
+        var digests: [[UInt8]] = []
+        for _ in 0 ..< 3 {
+            authenticator.start()
+            Array("Hi ".utf8).withUnsafeBytes { authenticator.update($0) }
+            Array("There".utf8).withUnsafeBytes { authenticator.update($0) }
+            var digest = [UInt8](repeating: 0, count: 20)
+            digest.withUnsafeMutableBytes { authenticator.finish(into: $0.baseAddress!) }
+            digests.append(digest)
+        }
+        #expect(digests.allSatisfy { $0 == SRTPCryptoTests.hex("b617318655057264e28bc0b6fb378c8ef146be00") })
     }
 }
