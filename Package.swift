@@ -24,7 +24,7 @@ let package = Package(
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .target(name: "CV4L2"),
         .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (malloc_trim)
-        .target(name: "CSHA1Accelerated"),  // HMAC-SHA1 on SHA-NI (SRTP tags)
+        .target(name: "CCPUCrypto"),  // AES-128 and HMAC-SHA1 on AES-NI / SHA-NI (SRTP), our own C
 
         // Sans-IO wire formats and protocol state machines.
         .target(name: "RTCBase"),
@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "RTP", dependencies: ["RTCBase"]),
         // The one owner of each crypto library's handles.
         .target(name: "DTLS", dependencies: ["CMbedTLS", "RTCBase"]),
-        .target(name: "SRTP", dependencies: ["CSRTP", "CSHA1Accelerated", "RTCBase"]),
+        .target(name: "SRTP", dependencies: ["CSRTP", "CCPUCrypto", "RTCBase"]),
         // A viewer's whole session, and the receiving side for tests and the load generator.
         .target(name: "WebRTCSession", dependencies: ["RTCBase", "STUN", "ICE", "SDP", "RTP", "DTLS", "SRTP"]),
         .target(name: "WebRTCViewer", dependencies: ["WebRTCSession", "RTCBase", "ICE", "RTP", "DTLS", "SRTP"]),

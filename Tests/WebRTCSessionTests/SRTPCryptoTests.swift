@@ -26,10 +26,10 @@ import WebRTCSession
         return SRTPKeyingMaterial(profile: .aes128CmHmacSha1_80, exported: clientKey + serverKey + clientSalt + serverSalt)
     }()
 
-    @Test("libsrtp's reference packets, with HMAC-SHA1 from mbedTLS and (where the CPU has SHA-NI) from the SHA instructions",
+    @Test("libsrtp's reference packets, with AES and HMAC-SHA1 from mbedTLS and (where the CPU has them) from AES-NI and SHA-NI",
           arguments: [false, true])
-    func mbedTLSCryptoReproducesLibsrtpReferencePackets(acceleratedSHA1: Bool) throws {
-        #expect(SRTPCrypto.installMbedTLS(acceleratedSHA1: acceleratedSHA1))
+    func mbedTLSCryptoReproducesLibsrtpReferencePackets(cpuInstructions: Bool) throws {
+        #expect(SRTPCrypto.installMbedTLS(cpuInstructions: cpuInstructions))
         let sender = try SRTPSession(keys: Self.keys, isClient: true)
         let receiver = try SRTPSession(keys: Self.keys, isClient: false)
 
@@ -137,5 +137,41 @@ struct AcceleratedHMACSHA1Tests {
             digests.append(digest)
         }
         #expect(digests.allSatisfy { $0 == SRTPCryptoTests.hex("b617318655057264e28bc0b6fb378c8ef146be00") })
+    }
+}
+
+/// AES-128 on AES-NI, eight blocks at a time, against FIPS 197 and against mbedTLS's.
+@Suite(.enabled(if: AcceleratedAES128.isAvailable, "this CPU has no AES-NI"))
+struct AcceleratedAES128Tests {
+    static func encrypt(_ make: (UnsafeRawBufferPointer) -> (any SRTPBlockEncryptor)?, key: [UInt8], blocks: [UInt8]) -> [UInt8] {
+        guard let encryptor = key.withUnsafeBytes(make) else { return [] }
+        var output = blocks
+        output.withUnsafeMutableBytes { encryptor.encryptBlocks($0.baseAddress!, count: blocks.count / 16) }
+        return output
+    }
+
+    @Test("FIPS 197 Appendix C.1 (AES-128), alone and as block 1 of 9 (the eight-lane group and its remainder)")
+    func fips197() {
+        let hex = SRTPCryptoTests.hex
+        let key = hex("000102030405060708090a0b0c0d0e0f")
+        let plaintext = hex("00112233445566778899aabbccddeeff")
+        let ciphertext = hex("69c4e0d86a7b0430d8cdb78070b4c55a")
+        #expect(Self.encrypt({ AcceleratedAES128(key: $0) }, key: key, blocks: plaintext) == ciphertext)
+        let nine = Self.encrypt({ AcceleratedAES128(key: $0) }, key: key, blocks: Array((0 ..< 9).map { _ in plaintext }.joined()))
+        #expect(nine == Array((0 ..< 9).map { _ in ciphertext }.joined()))
+        #expect(AcceleratedAES128(key: UnsafeRawBufferPointer(start: nil, count: 0)) == nil)
+    }
+
+    @Test("equal to mbedTLS's for random keys and 1-40 blocks")
+    func matchesMbedTLS() {
+        var random = SeededRandom(seed: 0xAE5)
+        var mismatches: [Int] = []
+        for count in 1 ... 40 {
+            let key = random.bytes(16)
+            let blocks = random.bytes(16 * count)
+            let reference = Self.encrypt({ AES128BlockEncryptor(key: $0) }, key: key, blocks: blocks)
+            if Self.encrypt({ AcceleratedAES128(key: $0) }, key: key, blocks: blocks) != reference { mismatches.append(count) }
+        }
+        #expect(mismatches.isEmpty, "block counts \(mismatches)")
     }
 }
