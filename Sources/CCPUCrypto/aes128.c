@@ -3,16 +3,10 @@
 
 #include <string.h>
 
-#if defined(__x86_64__)
-#include <cpuid.h>
-#include <immintrin.h>
+#include "cpu_features.h"
 
-static int detect(void) {
-    unsigned int eax, ebx, ecx, edx;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
-    const int aes = (ecx >> 25) & 1, sse2 = (edx >> 26) & 1;
-    return aes && sse2;
-}
+#if defined(__x86_64__)
+#include <immintrin.h>
 
 // The next round key from the previous one and AESKEYGENASSIST's output for it:
 // w[i] = w[i-4] ^ (SubWord(RotWord(w[i-1])) ^ Rcon) for the first word, and prefix XORs after.
@@ -67,13 +61,7 @@ static void encrypt_aes_ni(const rtcam_aes128 *context, uint8_t *blocks, size_t 
 #endif
 
 int rtcam_aes_accelerated(void) {
-#if defined(__x86_64__)
-    static int cached = -1;   // a benign race: every thread computes the same value
-    if (cached < 0) cached = detect();
-    return cached;
-#else
-    return 0;
-#endif
+    return (rtcam_cpu_crypto_features() & rtcam_cpu_aes_ni) != 0;
 }
 
 void rtcam_aes128_set_key(rtcam_aes128 *context, const uint8_t key[16]) {

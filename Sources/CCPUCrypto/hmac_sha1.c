@@ -3,18 +3,10 @@
 
 #include <string.h>
 
-#if defined(__x86_64__)
-#include <cpuid.h>
-#include <immintrin.h>
+#include "cpu_features.h"
 
-static int detect(void) {
-    unsigned int eax, ebx, ecx, edx;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
-    const int ssse3 = (ecx >> 9) & 1, sse41 = (ecx >> 19) & 1;
-    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
-    const int sha = (ebx >> 29) & 1;
-    return ssse3 && sse41 && sha;
-}
+#if defined(__x86_64__)
+#include <immintrin.h>
 
 // Four rounds with the round function of group `group` (0-19): sha1rnds4 takes it as an immediate.
 #define RTCAM_SHA1_RNDS4(abcd, ew, group)                                     \
@@ -60,13 +52,7 @@ static void compress_sha_ni(uint32_t state[5], const uint8_t *blocks, size_t cou
 #endif
 
 int rtcam_sha1_accelerated(void) {
-#if defined(__x86_64__)
-    static int cached = -1;   // a benign race: every thread computes the same value
-    if (cached < 0) cached = detect();
-    return cached;
-#else
-    return 0;
-#endif
+    return (rtcam_cpu_crypto_features() & rtcam_cpu_sha_ni) != 0;
 }
 
 void rtcam_sha1_compress(uint32_t state[5], const uint8_t *blocks, size_t count) {
