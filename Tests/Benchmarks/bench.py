@@ -237,21 +237,128 @@ def bench_latency(args) -> dict:
         process = subprocess.run([sys.executable, str(common.HERE / "glass_to_glass.py"), daemon.base_url,
                                   "--seconds", str(args.seconds)], stdout=subprocess.PIPE, text=True, timeout=120)
         glass = json.loads(process.stdout.strip().splitlines()[-1]) if process.stdout.strip() else {"latencies_ms": []}
+        # Glass-to-glass in Chromium: its own decoder and compositor, the pattern read from a canvas.
+        browser_glass = chromium_glass_to_glass(daemon, args.seconds)
     finally:
         daemon.stop()
     wire = load["capture_to_receive_ms"]
     g2g = percentiles([float(v) for v in glass["latencies_ms"]])
+    chromium = percentiles(browser_glass["latencies_ms"])
     table(f"latency on loopback, {SIZE}@{FPS} {BITRATE} kb/s (goal: glass-to-glass p95 <= 60 ms -> {goal(g2g.get('p95'), 60)})",
           ["what", "frames", "p50 ms", "p95 ms", "p99 ms", "max ms"],
           [["capture -> last packet at a viewer (loadgen)", wire["count"], wire["p50"], wire["p95"], wire["p99"], wire["max"]],
            ["glass-to-glass (aiortc decode, pattern clock)", g2g.get("count"), g2g.get("p50"), g2g.get("p95"),
-            g2g.get("p99"), g2g.get("max")]])
+            g2g.get("p99"), g2g.get("max")],
+           ["glass-to-glass (Chromium: frame shown, canvas read)", chromium.get("count"), chromium.get("p50"),
+            chromium.get("p95"), chromium.get("p99"), chromium.get("max")]])
     if glass.get("unreadable_frames"):
         print(f"  {glass['unreadable_frames']} decoded frames had no readable timestamp")
+    if browser_glass["unreadable_frames"]:
+        print(f"  Chromium: {browser_glass['unreadable_frames']} presented frames had no readable timestamp")
+    print(f"  Chromium's clock against CLOCK_MONOTONIC: offset drifted {browser_glass['offset_drift_ms']:.2f} ms over the run")
     result = {"capture_to_receive_ms": wire, "glass_to_glass_ms": g2g, "unreadable_frames": glass.get("unreadable_frames"),
+              "chromium_glass_to_glass_ms": chromium, "chromium": {k: v for k, v in browser_glass.items() if k != "latencies_ms"},
               "aiortc_first_frame_s": glass.get("first_frame_s"), "errors": glass.get("errors"), "goal_p95_ms": 60}
     write_json("latency", result)
     return result
+
+
+# Chromium plays the stream and, for every frame it shows (requestVideoFrameCallback), draws the top
+# band of the picture to a canvas and reads the pattern's 40 blocks back; Python decodes them
+# (pattern.decode_bits). The frame's display time is Chromium's performance.timeOrigin +
+# expectedDisplayTime, wall-clock milliseconds; Python maps the stamped CLOCK_MONOTONIC capture time
+# to the wall clock with CLOCK_REALTIME - CLOCK_MONOTONIC read before and after the run.
+CHROMIUM_GLASS_JS = r"""
+(async () => {
+  const SECONDS = %(seconds)s, BLOCK = %(block)d, PER_ROW = %(per_row)d, MARGIN = %(margin)d;
+  const BITS = %(bits)d, BAND = %(band)d;
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver('video', {direction: 'recvonly'});
+  const video = document.createElement('video');
+  video.muted = true; video.autoplay = true; video.playsInline = true;
+  document.body.appendChild(video);
+  const canvas = document.createElement('canvas');
+  const context = canvas.getContext('2d', {willReadFrequently: true});
+  const samples = [];
+  let end = Infinity, finished;
+  const done = new Promise(resolve => { finished = resolve; });
+  const onFrame = (now, meta) => {
+    const shown = performance.timeOrigin + meta.expectedDisplayTime;
+    const presented = performance.timeOrigin + meta.presentationTime;
+    const width = video.videoWidth;
+    if (canvas.width !== width || canvas.height !== BAND) { canvas.width = width; canvas.height = BAND; }
+    context.drawImage(video, 0, 0, width, BAND, 0, 0, width, BAND);
+    const pixels = context.getImageData(0, 0, width, BAND).data;
+    const inset = BLOCK >> 2;
+    let bits = '';
+    for (let i = 0; i < BITS; i++) {
+      const x0 = MARGIN + (i %% PER_ROW) * BLOCK, y0 = MARGIN + Math.floor(i / PER_ROW) * BLOCK;
+      let sum = 0, count = 0;
+      for (let y = y0 + inset; y < y0 + BLOCK - inset; y++) {
+        for (let x = x0 + inset; x < x0 + BLOCK - inset; x++) {
+          const p = (y * width + x) * 4;
+          sum += 0.299 * pixels[p] + 0.587 * pixels[p + 1] + 0.114 * pixels[p + 2];
+          count++;
+        }
+      }
+      bits += sum / count >= 128 ? '1' : '0';
+    }
+    samples.push({shown, presented, bits, width: meta.width, height: meta.height});
+    if (end === Infinity) end = performance.now() + SECONDS * 1000;
+    if (performance.now() < end) video.requestVideoFrameCallback(onFrame); else finished();
+  };
+  pc.ontrack = event => {
+    if (event.track.kind !== 'video') return;
+    video.srcObject = new MediaStream([event.track]);
+    video.play().catch(() => {});
+    video.requestVideoFrameCallback(onFrame);
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  const response = await fetch('/whep', {method: 'POST', headers: {'Content-Type': 'application/sdp'},
+                                         body: pc.localDescription.sdp});
+  if (response.status !== 201) throw new Error('POST /whep answered ' + response.status);
+  const location = response.headers.get('Location');
+  await pc.setRemoteDescription({type: 'answer', sdp: await response.text()});
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('no frames')), (SECONDS + 15) * 1000));
+  await Promise.race([done, timeout]);
+  pc.close();
+  video.remove();
+  await fetch(location, {method: 'DELETE'});
+  return samples;
+})()
+"""
+
+
+def chromium_glass_to_glass(daemon, seconds: float) -> dict:
+    from cdp import Chromium  # Tests/Interop
+    import pattern
+
+    width, height = (int(v) for v in SIZE.split("x"))
+    layout = pattern.StripLayout(width, height)
+    script = CHROMIUM_GLASS_JS % {"seconds": seconds, "block": layout.block, "per_row": layout.per_row,
+                                  "margin": pattern.MARGIN, "bits": pattern.BIT_COUNT, "band": layout.band_height}
+
+    def wall_minus_monotonic_ms() -> float:
+        return (time.clock_gettime_ns(time.CLOCK_REALTIME) - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / 1e6
+
+    with Chromium(log_path=str(out_dir() / "logs" / "chromium-latency.log")) as browser:
+        page = browser.new_page(daemon.url("/healthz"))
+        offset_before = wall_minus_monotonic_ms()
+        samples = page.evaluate(script, timeout=seconds + 30)
+        offset_after = wall_minus_monotonic_ms()
+    offset = (offset_before + offset_after) / 2
+    now_ms = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1_000_000
+    latencies, unreadable = [], 0
+    for sample in samples:
+        stamp = pattern.decode_bits(int(bit) for bit in sample["bits"])
+        if stamp is None:
+            unreadable += 1
+            continue
+        captured_wall_ms = pattern.unwrap_milliseconds(stamp, now_ms) + offset
+        latencies.append(sample["shown"] - captured_wall_ms)
+    return {"latencies_ms": latencies, "frames": len(samples), "unreadable_frames": unreadable,
+            "offset_drift_ms": abs(offset_after - offset_before),
+            "size": f"{samples[0]['width']}x{samples[0]['height']}" if samples else None}
 
 
 # ---- first frame in Chromium ---------------------------------------------------------------------

@@ -55,7 +55,13 @@ def read_timestamp(luma, width: int, height: int) -> Optional[int]:
         x, y = layout.origin(index)
         centre = luma[y + inset:y + block - inset, x + inset:x + block - inset]
         bits.append(1 if int(centre.sum()) // max(1, centre.size) >= 128 else 0)
-    if tuple(bits[:4]) != START_PATTERN:
+    return decode_bits(bits)
+
+
+def decode_bits(bits) -> Optional[int]:
+    """The 40 block values, in order, to the 32-bit timestamp (None: bad start pattern or check)."""
+    bits = list(bits)
+    if len(bits) != BIT_COUNT or tuple(bits[:4]) != START_PATTERN:
         return None
     value = 0
     for bit in bits[4:36]:
@@ -78,6 +84,16 @@ def luma_of(frame):
 def now_milliseconds_32() -> int:
     """CLOCK_MONOTONIC in ms, truncated to 32 bits: the clock the pattern's timestamp is on."""
     return (time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1_000_000) & 0xFFFF_FFFF
+
+
+def unwrap_milliseconds(timestamp: int, near_ms: int) -> int:
+    """The full CLOCK_MONOTONIC millisecond value whose low 32 bits are `timestamp`, nearest `near_ms`."""
+    value = (near_ms & ~0xFFFF_FFFF) | timestamp
+    if value - near_ms > 1 << 31:
+        value -= 1 << 32
+    elif near_ms - value > 1 << 31:
+        value += 1 << 32
+    return value
 
 
 def age_milliseconds(timestamp: int) -> int:
