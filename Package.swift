@@ -83,7 +83,11 @@ let package = Package(
         .testTarget(name: "SRTPTests", dependencies: ["SRTP"]),
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
-        .testTarget(name: "CameraServerTests", dependencies: ["CameraServer", "RTCBase", "V4L2", "MediaSources", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "CameraServerTests", dependencies: [
+            "CameraServer", "RTCBase", "V4L2", "MediaSources", .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "RTCBase"]),
         .testTarget(name: "ALSATests", dependencies: ["ALSA", "RTCBase"]),
         // Real kernel drivers (vivid, vicodec, snd-aloop): these run inside board/qemu-x86_64's VM and

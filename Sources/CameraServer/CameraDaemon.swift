@@ -110,16 +110,31 @@ public final class CameraDaemon: @unchecked Sendable {
         hub.requestKeyframeFromEncoder = { media.requestKeyframe() }
         hub.viewersPresentChanged = { present in media.setViewersPresent(present) }
 
-        let settingsController = SettingsController(store: store, effective: settings) { [self] old, new in
-            do {
-                if old.media != new.media { try media.apply(new.media) }
-            } catch {
-                return "\(error)"
+        // One pool thread for what must not run on the event loop: PBKDF2 (login, password) and
+        // building a new media pipeline (camera open, device discovery, passthrough probe).
+        let threadPool = NIOThreadPool(numberOfThreads: 1)
+        threadPool.start()
+        let settingsController = SettingsController(store: store, effective: settings, loop: loop) { [self] old, new in
+            let applied: EventLoopFuture<String?>
+            if old.media != new.media {
+                applied = threadPool.runIfActive(eventLoop: loop) { () -> String? in
+                    do {
+                        try media.apply(new.media)
+                        return nil
+                    } catch {
+                        return "\(error)"
+                    }
+                }.recover { error in "\(error)" }
+            } else {
+                applied = loop.makeSucceededFuture(nil)
             }
-            hub.update(settings: hubSettings(new, candidates: candidates, media: media.current))
-            hub.requestKeyframe()
-            logger.info("settings changed: \(new.json())")
-            return nil
+            return applied.map { [self] reason in
+                guard reason == nil else { return reason }
+                hub.update(settings: hubSettings(new, candidates: candidates, media: media.current))
+                hub.requestKeyframe()
+                logger.info("settings changed: \(new.json())")
+                return nil
+            }
         }
 
         let mediaPort = configuration.mediaPort
@@ -142,8 +157,6 @@ public final class CameraDaemon: @unchecked Sendable {
             hub.bindMediaSocket = bindMediaSocket
         }.wait()
 
-        let threadPool = NIOThreadPool(numberOfThreads: 1)
-        threadPool.start()
         let router = CameraRouter(
             hub: hub, access: access, settings: settingsController, threadPool: threadPool,
             status: { [self] in statusJSON(hub: hub, media: media.current) },

@@ -35,6 +35,9 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         if let slow = slowRoute(request, remote: remote) {
             return slow.map { response in Self.withCORS(response, for: request) }
         }
+        if request.method == .PUT, request.path == "/api/config" {
+            return isAuthenticated(request) ? updateConfig(request) : loop.makeSucceededFuture(Self.loginRequired)
+        }
         return loop.makeSucceededFuture(Self.withCORS(route(request), for: request))
     }
 
@@ -72,9 +75,6 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             return isAuthenticated(request) ? .json(.ok, devices()) : Self.loginRequired
         case (.GET, "/api/config"):
             return isAuthenticated(request) ? .json(.ok, settings.configJSON()) : Self.loginRequired
-        case (.PUT, "/api/config"):
-            guard isAuthenticated(request) else { return Self.loginRequired }
-            return updateConfig(request)
         case (.OPTIONS, "/whep"):
             return preflight(allowing: "POST, OPTIONS", extra: [("Accept-Post", "application/sdp")])
         case (.POST, "/whep"):
@@ -180,18 +180,24 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
 
     // MARK: - Configuration
 
-    /// PUT /api/config: validated, applied live (viewers stay connected), saved atomically.
-    private func updateConfig(_ request: HTTPRequest) -> HTTPResponse {
+    /// PUT /api/config: validated, applied live (viewers stay connected; a new pipeline is built
+    /// off the event loop), saved atomically.
+    private func updateConfig(_ request: HTTPRequest) -> EventLoopFuture<HTTPResponse> {
+        let loop = hub.loop
         guard request.contentType == "application/json" else {
-            return .json(.unsupportedMediaType, errorJSON("send the settings as application/json"))
+            return loop.makeSucceededFuture(.json(.unsupportedMediaType, errorJSON("send the settings as application/json")))
         }
         let body: JSONValue
         do {
             body = try JSONValue(parsing: String(decoding: request.body, as: UTF8.self))
         } catch {
-            return .json(.badRequest, errorJSON("\(error)"))
+            return loop.makeSucceededFuture(.json(.badRequest, errorJSON("\(error)")))
         }
-        switch settings.update(with: body) {
+        return settings.update(with: body).map { [self] result in response(to: result) }
+    }
+
+    private func response(to result: SettingsController.UpdateResult) -> HTTPResponse {
+        switch result {
         case let .success(json):
             return .json(.ok, json)
         case let .invalid(errors):
