@@ -71,10 +71,18 @@ final class MediaPipeline: @unchecked Sendable {
     /// goes back to the system until someone watches again).
     let idleRelease: Duration
 
-    init(configuration: MediaConfiguration, logger: Logger, idleRelease: Duration = .seconds(10)) throws {
+    /// While nobody watches, the synthetic sources' threads sleep this long at a time (instead of
+    /// waking for every frame); a viewer's arrival wakes them at once.
+    let idleWakeInterval: Duration
+    /// True while someone watches; what the sleeping threads wait for.
+    private let viewerArrival = ConditionLock(value: false)
+
+    init(configuration: MediaConfiguration, logger: Logger, idleRelease: Duration = .seconds(10),
+         idleWakeInterval: Duration = .seconds(1)) throws {
         configurationBox = NIOLockedValueBox(configuration)
         self.logger = logger
         self.idleRelease = idleRelease
+        self.idleWakeInterval = min(idleWakeInterval, idleRelease)
         var plan = VideoEncoderPlan.x264
         switch configuration.video {
         case .automatic:
@@ -249,14 +257,28 @@ final class MediaPipeline: @unchecked Sendable {
 
     func setBitrate(kbps: Int) { pendingBitrateKbps.store(kbps, ordering: .relaxed) }
 
-    func setViewersPresent(_ present: Bool) { viewersPresent.store(present, ordering: .relaxed) }
+    func setViewersPresent(_ present: Bool) {
+        viewersPresent.store(present, ordering: .relaxed)
+        viewerArrival.lock()
+        viewerArrival.unlock(withValue: present)
+    }
+
+    /// Nobody watches: sleeps until someone does, the pipeline stops, or `idleWakeInterval` passed.
+    private func sleepWhileUnwatched() {
+        let seconds = Double(idleWakeInterval.components.seconds) + Double(idleWakeInterval.components.attoseconds) / 1e18
+        if viewerArrival.lock(whenValue: true, timeoutSeconds: seconds) { viewerArrival.unlock() }
+    }
 
     /// Records settings the running pipeline took on without a restart (the bitrate).
     func updateConfiguration(_ configuration: MediaConfiguration) {
         configurationBox.withLockedValue { $0 = configuration }
     }
 
-    func stop() { running.store(false, ordering: .relaxed) }
+    func stop() {
+        running.store(false, ordering: .relaxed)
+        viewerArrival.lock()
+        viewerArrival.unlock(withValue: true)   // wakes a sleeping thread so it sees `running` and ends
+    }
 
     /// x264 encoders made since start (tests see the idle release through it).
     var encodersOpened: Int { counters.withLock { $0.encodersOpened } }
@@ -363,7 +385,11 @@ final class MediaPipeline: @unchecked Sendable {
             let now = MonotonicClock.now()
             next += interval
             if now.nanoseconds > next { next = now.nanoseconds + interval }
-            guard viewersPresent.load(ordering: .relaxed) else { continue }
+            guard viewersPresent.load(ordering: .relaxed) else {
+                sleepWhileUnwatched()
+                next = MonotonicClock.now().nanoseconds
+                continue
+            }
             let forced = keyframeRequested.exchange(false, ordering: .relaxed)
             if forced { file.skipToNextKeyframe() }
             let frame = file.nextFrame(captureTime: now)
@@ -397,6 +423,8 @@ final class MediaPipeline: @unchecked Sendable {
             guard viewersPresent.load(ordering: .relaxed) else {
                 pattern.unwatched(at: now)   // first: the encoder's release trims the heap after both
                 unwatched(now)
+                sleepWhileUnwatched()        // a wake-up a second, not one a frame
+                next = MonotonicClock.now().nanoseconds
                 continue
             }
             guard let source = try? pattern.use(make: makePattern) else { continue }   // made once at start
@@ -583,6 +611,11 @@ final class MediaPipeline: @unchecked Sendable {
         let frameSamples = 960  // 20 ms at 48 kHz (RFC 7587 §4.2)
         var sampleIndex = TestToneSource.sampleIndex(at: MonotonicClock.now())
         while running.load(ordering: .relaxed) {
+            guard viewersPresent.load(ordering: .relaxed) else {
+                sleepWhileUnwatched()
+                sampleIndex = TestToneSource.sampleIndex(at: MonotonicClock.now())  // the tone is a function of time
+                continue
+            }
             let captureTime = TestToneSource.time(ofSample: sampleIndex)
             DedicatedThread.sleep(until: (captureTime + .milliseconds(20)).nanoseconds)
             let now = MonotonicClock.now()
@@ -592,7 +625,6 @@ final class MediaPipeline: @unchecked Sendable {
             }
             let pcm = tone.samples(startingAt: sampleIndex, count: frameSamples)
             sampleIndex += Int64(frameSamples)
-            guard viewersPresent.load(ordering: .relaxed) else { continue }
             do {
                 deliver(try encoder.encode(pcm, captureTime: captureTime))
             } catch {

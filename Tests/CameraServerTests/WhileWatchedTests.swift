@@ -112,3 +112,30 @@ import Testing
         #expect(received.keyframe(at: beforeReturn), "its first frame is an IDR")
     }
 }
+
+/// With nobody watching the synthetic sources' threads sleep (here up to 30 s at a time) instead of
+/// waking for every frame; a viewer's arrival wakes them at once.
+@Suite struct MediaPipelineIdleSleepTests {
+    @Test("a viewer arriving while the test-pattern and test-tone threads sleep gets video and audio at once, not after the 30 s sleep")
+    func viewerWakesSleepingSources() throws {
+        var configuration = MediaConfiguration()
+        configuration.video = .testPattern
+        configuration.audio = .testTone
+        configuration.width = 320
+        configuration.height = 240
+        let pipeline = try MediaPipeline(configuration: configuration, logger: .init(label: "test"),
+                                         idleRelease: .seconds(60), idleWakeInterval: .seconds(30))
+        let video = MediaPipelineIdleReleaseTests.Received()
+        let audio = Mutex(0)
+        pipeline.start(video: { video.add(keyframe: $0.isKeyframe) }, audio: { _ in audio.withLock { $0 += 1 } })
+        defer { pipeline.stop() }
+        // Nobody watches: both threads go to sleep for up to 30 s.
+        DedicatedThread.sleep(until: (MonotonicClock.now() + .milliseconds(500)).nanoseconds)
+        #expect(video.count == 0 && audio.withLock { $0 } == 0)
+        let arrival = MonotonicClock.now()
+        pipeline.setViewersPresent(true)
+        #expect(MediaPipelineIdleReleaseTests.wait(seconds: 5) { video.count >= 1 && audio.withLock { $0 } >= 1 })
+        let waited = MonotonicClock.now() - arrival
+        #expect(waited < .seconds(3), "woken by the arrival, not by the 30 s timeout (took \(waited))")
+    }
+}
