@@ -85,13 +85,7 @@ import Testing
 
     @Test("x264 is closed 300 ms after the last viewer and made again, starting with a keyframe, when one returns")
     func encoderClosedWhileUnwatched() throws {
-        var configuration = MediaConfiguration()
-        configuration.video = .testPattern
-        configuration.audio = .none
-        configuration.width = 320
-        configuration.height = 240
-        configuration.framesPerSecond = 30
-        let pipeline = try MediaPipeline(configuration: configuration, logger: .init(label: "test"),
+        let pipeline = try MediaPipeline(configuration: .smallTestPattern(audio: .none), logger: .init(label: "test"),
                                          idleRelease: .milliseconds(300))
         let received = Received()
         pipeline.start(video: { received.add(keyframe: $0.isKeyframe) }, audio: { _ in })
@@ -118,12 +112,7 @@ import Testing
 @Suite struct MediaPipelineIdleSleepTests {
     @Test("a viewer arriving while the test-pattern and test-tone threads sleep gets video and audio at once, not after the 30 s sleep")
     func viewerWakesSleepingSources() throws {
-        var configuration = MediaConfiguration()
-        configuration.video = .testPattern
-        configuration.audio = .testTone
-        configuration.width = 320
-        configuration.height = 240
-        let pipeline = try MediaPipeline(configuration: configuration, logger: .init(label: "test"),
+        let pipeline = try MediaPipeline(configuration: .smallTestPattern(audio: .testTone), logger: .init(label: "test"),
                                          idleRelease: .seconds(60), idleWakeInterval: .seconds(30))
         let video = MediaPipelineIdleReleaseTests.Received()
         let audio = Mutex(0)
@@ -137,5 +126,18 @@ import Testing
         #expect(MediaPipelineIdleReleaseTests.wait(seconds: 5) { video.count >= 1 && audio.withLock { $0 } >= 1 })
         let waited = MonotonicClock.now() - arrival
         #expect(waited < .seconds(3), "woken by the arrival, not by the 30 s timeout (took \(waited))")
+    }
+}
+
+extension MediaConfiguration {
+    /// The synthetic camera at 320x240 and 30 fps, cheap to encode in tests.
+    static func smallTestPattern(audio: AudioSourceSetting) -> MediaConfiguration {
+        var configuration = MediaConfiguration()
+        configuration.video = .testPattern
+        configuration.audio = audio
+        configuration.width = 320
+        configuration.height = 240
+        configuration.framesPerSecond = 30
+        return configuration
     }
 }
