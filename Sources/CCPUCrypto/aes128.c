@@ -36,27 +36,36 @@ static void set_key_aes_ni(rtcam_aes128 *context, const uint8_t key[16]) {
     keys[10] = next_round_key(keys[9], _mm_aeskeygenassist_si128(keys[9], 0x36));
 }
 
-// Up to `lanes` blocks go through each round together, so AESENC's latency overlaps.
-enum { lanes = 8 };
+// `lanes` blocks go through each round together, so AESENC's latency overlaps. Inlined with a
+// constant `lanes` and unrolled, the states stay in registers.
+__attribute__((target("aes,sse2"), always_inline))
+static inline void encrypt_together(const __m128i *keys, uint8_t *blocks, const int lanes) {
+    __m128i state[8];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < lanes; i++) {
+        state[i] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(blocks + 16 * i)), keys[0]);
+    }
+#pragma clang loop unroll(full)
+    for (int round = 1; round < 10; round++) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < lanes; i++) state[i] = _mm_aesenc_si128(state[i], keys[round]);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < lanes; i++) {
+        _mm_storeu_si128((__m128i *)(blocks + 16 * i), _mm_aesenclast_si128(state[i], keys[10]));
+    }
+}
 
 __attribute__((target("aes,sse2")))
 static void encrypt_aes_ni(const rtcam_aes128 *context, uint8_t *blocks, size_t count) {
     const __m128i *keys = (const __m128i *)context->round_keys;
-    while (count > 0) {
-        const size_t group = count < lanes ? count : lanes;
-        __m128i state[lanes];
-        for (size_t i = 0; i < group; i++) {
-            state[i] = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(blocks + 16 * i)), keys[0]);
-        }
-        for (int round = 1; round < 10; round++) {
-            for (size_t i = 0; i < group; i++) state[i] = _mm_aesenc_si128(state[i], keys[round]);
-        }
-        for (size_t i = 0; i < group; i++) {
-            _mm_storeu_si128((__m128i *)(blocks + 16 * i), _mm_aesenclast_si128(state[i], keys[10]));
-        }
-        blocks += 16 * group;
-        count -= group;
+    for (; count >= 8; count -= 8, blocks += 16 * 8) encrypt_together(keys, blocks, 8);
+    if (count >= 4) {
+        encrypt_together(keys, blocks, 4);
+        count -= 4;
+        blocks += 16 * 4;
     }
+    for (; count > 0; count--, blocks += 16) encrypt_together(keys, blocks, 1);
 }
 #endif
 

@@ -26,6 +26,9 @@ static void compress_sha_ni(uint32_t state[5], const uint8_t *blocks, size_t cou
         const __m128i abcd_before = abcd, e_before = e;
         __m128i w[4];   // w[g % 4]: W[4g .. 4g+3] of group g
         __m128i previous = abcd;
+        // Unrolled in full: the group number is then a constant everywhere (the round function's
+        // immediate, which of w[] each step reads), so w[] lives in registers, not on the stack.
+#pragma clang loop unroll(full)
         for (int group = 0; group < 20; group++) {
             __m128i words;
             if (group < 4) {
