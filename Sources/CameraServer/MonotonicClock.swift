@@ -13,9 +13,9 @@ public enum MonotonicClock {
         return MonotonicTime(nanoseconds: UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec))
     }
 
-    /// NTP time (RFC 5905, seconds since 1900 in the high 32 bits) at MonotonicTime.zero, from one
-    /// reading of both clocks; Sender Reports add monotonic time to it.
-    public static func ntpTimeAtMonotonicZero() -> UInt64 {
+    /// Nanoseconds since 1900-01-01 (NTP's epoch) at MonotonicTime.zero, from one reading of both
+    /// clocks; Sender Reports add monotonic time to it (RTP.NTPTime).
+    public static func ntpNanosecondsAtMonotonicZero() -> UInt64 {
         var wall = timespec()
         var mono = timespec()
         clock_gettime(CLOCK_REALTIME, &wall)
@@ -23,9 +23,6 @@ public enum MonotonicClock {
         let secondsFrom1900To1970: UInt64 = 2_208_988_800
         let wallNanoseconds = (UInt64(wall.tv_sec) + secondsFrom1900To1970) * 1_000_000_000 + UInt64(wall.tv_nsec)
         let monoNanoseconds = UInt64(mono.tv_sec) * 1_000_000_000 + UInt64(mono.tv_nsec)
-        let difference = wallNanoseconds - monoNanoseconds
-        let seconds = difference / 1_000_000_000
-        let fraction = (difference % 1_000_000_000) << 32 / 1_000_000_000
-        return seconds << 32 | fraction
+        return wallNanoseconds - monoNanoseconds
     }
 }

@@ -61,7 +61,7 @@ final class StreamHub: @unchecked Sendable {
     private(set) var settings: HubSettings
     private let certificate: DTLSCertificate
     private let logger: Logger
-    private let ntpTimeAtMonotonicZero: UInt64
+    private let ntpNanosecondsAtMonotonicZero: UInt64
     private var random = SystemRandomNumberGenerator()
     private var fanout: MediaFanout
     private var viewers: [String: Viewer] = [:]
@@ -95,7 +95,7 @@ final class StreamHub: @unchecked Sendable {
         self.settings = settings
         self.certificate = certificate
         self.logger = logger
-        ntpTimeAtMonotonicZero = MonotonicClock.ntpTimeAtMonotonicZero()
+        ntpNanosecondsAtMonotonicZero = MonotonicClock.ntpNanosecondsAtMonotonicZero()
         var random = SystemRandomNumberGenerator()
         fanout = MediaFanout(random: &random)
     }
@@ -188,7 +188,7 @@ final class StreamHub: @unchecked Sendable {
         let now = MonotonicClock.now()
         let configuration = PeerSessionConfiguration(
             negotiated: negotiated, localICE: localICE, certificate: certificate,
-            ntpTimeAtMonotonicZero: ntpTimeAtMonotonicZero, cname: "rtcam")
+            ntpNanosecondsAtMonotonicZero: ntpNanosecondsAtMonotonicZero, cname: "rtcam")
         let session: PeerSession
         do {
             session = try PeerSession(configuration: configuration, now: now, random: &random)

@@ -23,6 +23,11 @@ public struct NTPTime: Comparable, Hashable, Sendable {
         value = seconds << 32 | fraction
     }
 
+    /// Back to nanoseconds since 1900 (the fraction rounded down).
+    public var nanosecondsSince1900: UInt64 {
+        (value >> 32) * 1_000_000_000 + ((value & 0xFFFF_FFFF) * 1_000_000_000) >> 32
+    }
+
     public var seconds: UInt32 { UInt32(truncatingIfNeeded: value >> 32) }
     public var fraction: UInt32 { UInt32(truncatingIfNeeded: value) }
 

@@ -12,17 +12,17 @@ public struct PeerSessionConfiguration: Sendable {
     public var negotiated: NegotiatedSession
     public var localICE: ICECredentials
     public var certificate: DTLSCertificate
-    /// The NTP time (RFC 5905 64-bit format) at MonotonicTime.zero, read once by the daemon.
-    public var ntpTimeAtMonotonicZero: UInt64
+    /// Nanoseconds since 1900-01-01 (NTP's epoch) at MonotonicTime.zero, read once by the daemon.
+    public var ntpNanosecondsAtMonotonicZero: UInt64
     public var cname: String
     public var senderReportInterval: Duration
 
     public init(negotiated: NegotiatedSession, localICE: ICECredentials, certificate: DTLSCertificate,
-                ntpTimeAtMonotonicZero: UInt64, cname: String, senderReportInterval: Duration = .seconds(1)) {
+                ntpNanosecondsAtMonotonicZero: UInt64, cname: String, senderReportInterval: Duration = .seconds(1)) {
         self.negotiated = negotiated
         self.localICE = localICE
         self.certificate = certificate
-        self.ntpTimeAtMonotonicZero = ntpTimeAtMonotonicZero
+        self.ntpNanosecondsAtMonotonicZero = ntpNanosecondsAtMonotonicZero
         self.cname = cname
         self.senderReportInterval = senderReportInterval
     }
@@ -394,7 +394,7 @@ public final class PeerSession {
             statistics.fractionLost = Double(block.fractionLost) / 256
             statistics.cumulativeLost = block.cumulativeLost
         }
-        if let roundTripTime = block.roundTripTime(arrival: NTPTime(value: ntpTime(at: now))) {
+        if let roundTripTime = block.roundTripTime(arrival: ntpTime(at: now)) {
             statistics.roundTripTime = roundTripTime
         }
     }
@@ -450,7 +450,7 @@ public final class PeerSession {
     private func sendSenderReports(now: MonotonicTime, media: MediaFanout) {
         guard let srtp, let remoteAddress else { return }
         var reports: [RTCPPacket] = []
-        let ntp = ntpTime(at: now)
+        let ntp = ntpTime(at: now).value
         if configuration.negotiated.video != nil, videoPacketCount > 0 {
             reports.append(.senderReport(SenderReport(
                 ssrc: media.videoSSRC, ntpTimestamp: ntp, rtpTimestamp: media.rtpTimestamp(.video, at: now),
@@ -468,10 +468,7 @@ public final class PeerSession {
         }
     }
 
-    /// NTP time (RFC 5905 64-bit: seconds since 1900 . fraction) of a monotonic instant.
-    private func ntpTime(at time: MonotonicTime) -> UInt64 {
-        let seconds = time.nanoseconds / 1_000_000_000
-        let fraction = (time.nanoseconds % 1_000_000_000) << 32 / 1_000_000_000
-        return configuration.ntpTimeAtMonotonicZero &+ (seconds << 32 | fraction)
+    private func ntpTime(at time: MonotonicTime) -> NTPTime {
+        NTPTime(monotonic: time, ntpNanosecondsAtMonotonicZero: configuration.ntpNanosecondsAtMonotonicZero)
     }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import RTCBase
+import RTP
 import Synchronization
 
 /// Clocks and CPU accounting for the benchmarks. The bench is a program with I/O, so unlike the
@@ -37,19 +38,11 @@ enum BenchClock {
         while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &spec, nil) == EINTR {}
     }
 
-    /// NTP time (RFC 5905: seconds since 1900 in the high 32 bits) at monotonic zero, read the way
-    /// the daemon reads it (CLOCK_REALTIME − CLOCK_MONOTONIC), so that the daemon's Sender Report NTP
-    /// timestamps convert back to this machine's CLOCK_MONOTONIC.
-    static func ntpTimeAtMonotonicZero() -> UInt64 {
-        let wall = read(CLOCK_REALTIME) + 2_208_988_800 * 1_000_000_000
-        let mono = read(CLOCK_MONOTONIC)
-        let difference = wall - mono
-        return (difference / 1_000_000_000) << 32 | ((difference % 1_000_000_000) << 32 / 1_000_000_000)
-    }
-
-    /// Nanoseconds since 1900 of a 64-bit NTP timestamp.
-    static func nanoseconds(ofNTP ntp: UInt64) -> UInt64 {
-        (ntp >> 32) * 1_000_000_000 + ((ntp & 0xFFFF_FFFF) * 1_000_000_000) >> 32
+    /// Nanoseconds since 1900 at monotonic zero, read the way the daemon reads it
+    /// (CLOCK_REALTIME − CLOCK_MONOTONIC), so that the daemon's Sender Report NTP timestamps
+    /// convert back to this machine's CLOCK_MONOTONIC.
+    static func ntpNanosecondsAtMonotonicZero() -> UInt64 {
+        read(CLOCK_REALTIME) + NTPTime.unixEpochOffsetSeconds * 1_000_000_000 - read(CLOCK_MONOTONIC)
     }
 
     private static func read(_ clock: clockid_t) -> UInt64 {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import DTLS
 import RTCBase
+import RTP
 import STUN
 import Synchronization
 import WebRTCSession
@@ -267,7 +268,7 @@ struct LoadWorker {
     private var random: SeededRandom
     private var slots: [Slot] = []
     private var pending: [Slot] = []
-    private let ntpAtMonotonicZero = BenchClock.nanoseconds(ofNTP: BenchClock.ntpTimeAtMonotonicZero())
+    private let ntpAtMonotonicZero = BenchClock.ntpNanosecondsAtMonotonicZero()
     private var buffer = [UInt8](repeating: 0, count: 2048)
 
     init(worker: Int, configuration: LoadGeneratorConfiguration, certificate: DTLSCertificate,
@@ -496,7 +497,7 @@ struct LoadWorker {
             }
         case let .senderReport(ssrc, ntpTimestamp, rtpTimestamp):
             if ssrc == slot.videoSSRC {
-                let monotonic = Int64(BenchClock.nanoseconds(ofNTP: ntpTimestamp)) - Int64(ntpAtMonotonicZero)
+                let monotonic = Int64(NTPTime(value: ntpTimestamp).nanosecondsSince1900) - Int64(ntpAtMonotonicZero)
                 slot.senderReport = (monotonic, rtpTimestamp)
             }
         case let .failed(reason):

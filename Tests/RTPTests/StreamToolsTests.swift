@@ -96,5 +96,10 @@ struct StreamToolsTests {
         #expect(ntp.fraction == 0x8000_0000)
         #expect(ntp.middle32 == UInt32(truncatingIfNeeded: 3_913_056_001) << 16 | 0x8000)
         #expect(NTPTime(nanosecondsSince1900: 250_000_000).value == 0x4000_0000)
+        // And back: exact for the 1.5 s above, within a nanosecond for any other instant.
+        #expect(ntp.nanosecondsSince1900 == offset + 11_500_000_000)
+        let odd: UInt64 = 3_913_056_001 * 1_000_000_000 + 123_456_789
+        let roundTrip = NTPTime(nanosecondsSince1900: odd).nanosecondsSince1900
+        #expect(odd - roundTrip <= 1)
     }
 }

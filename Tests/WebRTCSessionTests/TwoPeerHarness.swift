@@ -67,7 +67,7 @@ final class TwoPeerHarness {
         camera = try PeerSession(
             configuration: PeerSessionConfiguration(negotiated: negotiated, localICE: cameraICE,
                                                     certificate: cameraCertificate,
-                                                    ntpTimeAtMonotonicZero: 0xE000_0000_0000_0000, cname: "rtcam"),
+                                                    ntpNanosecondsAtMonotonicZero: 0xE000_0000 * 1_000_000_000, cname: "rtcam"),
             now: now, random: &random)
 
         // The viewer reads what it needs from the answer text, as a browser would.
