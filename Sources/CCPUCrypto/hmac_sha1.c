@@ -58,7 +58,8 @@ int rtcam_sha1_accelerated(void) {
     return (rtcam_cpu_crypto_features() & rtcam_cpu_sha_ni) != 0;
 }
 
-void rtcam_sha1_compress(uint32_t state[5], const uint8_t *blocks, size_t count) {
+// The SHA-1 compression function over `count` 64-byte blocks (only when accelerated).
+static void sha1_compress(uint32_t state[5], const uint8_t *blocks, size_t count) {
 #if defined(__x86_64__)
     compress_sha_ni(state, blocks, count);
 #else
@@ -78,14 +79,14 @@ static void finish_hash(uint32_t state[5], uint8_t block[64], uint32_t buffered,
     block[buffered++] = 0x80;
     if (buffered > 56) {
         memset(block + buffered, 0, 64 - buffered);
-        rtcam_sha1_compress(state, block, 1);
+        sha1_compress(state, block, 1);
         buffered = 0;
     }
     memset(block + buffered, 0, 56 - buffered);
     const uint64_t bits = length * 8;
     store_be32(block + 56, (uint32_t)(bits >> 32));
     store_be32(block + 60, (uint32_t)bits);
-    rtcam_sha1_compress(state, block, 1);
+    sha1_compress(state, block, 1);
     for (int i = 0; i < 5; i++) store_be32(digest + 4 * i, state[i]);
 }
 
@@ -96,7 +97,7 @@ void rtcam_hmac_sha1_set_key(rtcam_hmac_sha1 *context, const uint8_t *key, size_
         uint32_t state[5];
         memcpy(state, initial_state, sizeof state);
         const size_t whole = length / 64;
-        rtcam_sha1_compress(state, key, whole);
+        sha1_compress(state, key, whole);
         uint8_t tail[64];
         memcpy(tail, key + whole * 64, length - whole * 64);
         finish_hash(state, tail, (uint32_t)(length - whole * 64), length, padded);
@@ -108,10 +109,10 @@ void rtcam_hmac_sha1_set_key(rtcam_hmac_sha1 *context, const uint8_t *key, size_
     uint8_t pad[64];
     for (int i = 0; i < 64; i++) pad[i] = padded[i] ^ 0x36;
     memcpy(context->inner, initial_state, sizeof context->inner);
-    rtcam_sha1_compress(context->inner, pad, 1);
+    sha1_compress(context->inner, pad, 1);
     for (int i = 0; i < 64; i++) pad[i] = padded[i] ^ 0x5c;
     memcpy(context->outer, initial_state, sizeof context->outer);
-    rtcam_sha1_compress(context->outer, pad, 1);
+    sha1_compress(context->outer, pad, 1);
     explicit_bzero(pad, sizeof pad);
     explicit_bzero(padded, sizeof padded);
     rtcam_hmac_sha1_start(context);
@@ -132,11 +133,11 @@ void rtcam_hmac_sha1_update(rtcam_hmac_sha1 *context, const uint8_t *bytes, size
         bytes += take;
         length -= take;
         if (context->buffered < 64) return;
-        rtcam_sha1_compress(context->state, context->block, 1);
+        sha1_compress(context->state, context->block, 1);
         context->buffered = 0;
     }
     const size_t whole = length / 64;
-    if (whole > 0) rtcam_sha1_compress(context->state, bytes, whole);
+    if (whole > 0) sha1_compress(context->state, bytes, whole);
     memcpy(context->block, bytes + whole * 64, length - whole * 64);
     context->buffered = (uint32_t)(length - whole * 64);
 }

@@ -1,4 +1,5 @@
 import RTCBase
+import RTP
 
 #if canImport(Glibc)
 import Glibc
@@ -20,8 +21,7 @@ public enum MonotonicClock {
         var mono = timespec()
         clock_gettime(CLOCK_REALTIME, &wall)
         clock_gettime(CLOCK_MONOTONIC, &mono)
-        let secondsFrom1900To1970: UInt64 = 2_208_988_800
-        let wallNanoseconds = (UInt64(wall.tv_sec) + secondsFrom1900To1970) * 1_000_000_000 + UInt64(wall.tv_nsec)
+        let wallNanoseconds = (UInt64(wall.tv_sec) + NTPTime.unixEpochOffsetSeconds) * 1_000_000_000 + UInt64(wall.tv_nsec)
         let monoNanoseconds = UInt64(mono.tv_sec) * 1_000_000_000 + UInt64(mono.tv_nsec)
         return wallNanoseconds - monoNanoseconds
     }

@@ -134,7 +134,7 @@ public final class PeerSession {
                                 now: now, random: &random)
         rtxSequence = UInt16.random(in: 0...UInt16.max, using: &random)
         senderReportJitter = SeededRandom(seed: random.next())
-        _ = SRTPCrypto.usesMbedTLS  // before this session's SRTP contexts exist
+        _ = SRTPCrypto.replacesLibsrtpCrypto  // before this session's SRTP contexts exist
     }
 
     // MARK: - Input

@@ -15,16 +15,16 @@ public enum SRTPCrypto {
     /// else on mbedTLS (see SRTPCryptoBackend.swift for why not libsrtp's own).
     /// `RTCAM_SRTP_CRYPTO=mbedtls` keeps mbedTLS's even on such a CPU, `RTCAM_SRTP_CRYPTO=libsrtp`
     /// libsrtp's own crypto (Debian: NSS), for comparisons. True when libsrtp's own is replaced.
-    public static let usesMbedTLS: Bool = {
+    public static let replacesLibsrtpCrypto: Bool = {
         let choice = getenv("RTCAM_SRTP_CRYPTO").map { String(cString: $0) }
         if choice == "libsrtp" { return false }
-        return installMbedTLS(cpuInstructions: choice != "mbedtls")
+        return installOwnCrypto(cpuInstructions: choice != "mbedtls")
     }()
 
     /// Installs the replacement primitives now (sessions created before keep theirs); with
     /// `cpuInstructions`, AES and HMAC-SHA1 run on the CPU's instructions when it has them.
     @discardableResult
-    public static func installMbedTLS(cpuInstructions: Bool = true) -> Bool {
+    public static func installOwnCrypto(cpuInstructions: Bool = true) -> Bool {
         SRTPSession.installCryptoBackend(SRTPCryptoBackend(
             makeAES128: { key in
                 if cpuInstructions, let accelerated = AcceleratedAES128(key: key) { return accelerated }

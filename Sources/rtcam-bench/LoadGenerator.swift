@@ -90,7 +90,7 @@ final class LoadGeneratorShared: Sendable {
 
 enum LoadGenerator {
     static func run(_ options: Options) {
-        _ = SRTPCrypto.usesMbedTLS  // the viewers' SRTP as the daemon's (RTCAM_SRTP_CRYPTO=libsrtp: libsrtp's own)
+        _ = SRTPCrypto.replacesLibsrtpCrypto  // the viewers' SRTP as the daemon's (RTCAM_SRTP_CRYPTO=libsrtp: libsrtp's own)
         let url = options.string("url", default: "http://127.0.0.1:8080")
         let endpoint: HTTPEndpoint
         do { endpoint = try HTTPEndpoint(url) } catch { fail(error.description) }

@@ -22,9 +22,6 @@ typedef struct rtcam_hmac_sha1 {
 // 1 when this CPU has the instructions (checked once), else 0.
 int rtcam_sha1_accelerated(void);
 
-// The SHA-1 compression function over `count` 64-byte blocks (only when accelerated).
-void rtcam_sha1_compress(uint32_t state[5], const uint8_t *blocks, size_t count);
-
 // Keys the context (any key length; a key longer than a block is hashed first). Only when accelerated.
 void rtcam_hmac_sha1_set_key(rtcam_hmac_sha1 *context, const uint8_t *key, size_t length);
 void rtcam_hmac_sha1_start(rtcam_hmac_sha1 *context);
