@@ -47,6 +47,7 @@ test: test-deps
 	bash Tests/Interop/run.sh
 	bash board/qemu-x86_64/test-board.sh
 	$(MAKE) deb
+	bash Tests/check-footprint.sh
 	bash systemd/test-in-vm.sh --deb "$$(ls -t out/rtcam_*_amd64.deb | head -n 1)"
 
 unit-test: deps

@@ -12,7 +12,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
@@ -55,9 +54,13 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .executableTarget(name: "rtcam", dependencies: [
+        // The command line: rtcam's own small grammar (no swift-argument-parser: README.md, "Facts measured here").
+        .target(name: "RTCamCommandLine", dependencies: [
             "CameraServer",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "rtcam", dependencies: [
+            "RTCamCommandLine", "CameraServer",
             .product(name: "Logging", package: "swift-log"),
         ], linkerSettings: [
             // Footprint (issue 6; README, Performance): the toolchain's lld packs the ~54,000
@@ -75,6 +78,10 @@ let package = Package(
         ]),
 
         .testTarget(name: "RTCBaseTests", dependencies: ["RTCBase"]),
+        .testTarget(name: "RTCamCommandLineTests", dependencies: [
+            "RTCamCommandLine", "CameraServer",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "ICETests", dependencies: ["ICE", "STUN"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"]),

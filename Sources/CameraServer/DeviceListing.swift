@@ -1,3 +1,4 @@
+import RTCBase
 import V4L2
 
 /// Cameras and microphones rtcam can use: V4L2 capture devices with the raw formats, sizes and
@@ -56,7 +57,7 @@ public enum DeviceListing {
         var result: [Microphone] = []
         if let table = StateFiles.read("/proc/asound/pcm") {
             // "00-00: USB Audio : USB Audio : playback 1 : capture 1"
-            for line in table.split(separator: "\n") where line.contains("capture") {
+            for line in table.split(separator: "\n") where line.containsText("capture") {
                 let fields = line.split(separator: ":").map { $0.trimmingSpaces }
                 guard let ids = fields.first?.split(separator: "-"), ids.count == 2,
                       let card = Int(ids[0]), let device = Int(ids[1]) else { continue }

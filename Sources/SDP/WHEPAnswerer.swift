@@ -2,6 +2,8 @@
 // ICE-lite (RFC 8445 §2.5), DTLS-SRTP (RFC 5763/5764), BUNDLE (RFC 8843), rtcp-mux sender of one
 // H.264 video and one Opus audio stream. Answer layout follows RFC 8829 §5.3.1 (JSEP initial answer).
 
+import RTCBase
+
 public enum WHEPAnswerer {
     /// RTCP feedback rtcam acts on (RFC 4585 §4.2 nack, nack pli; RFC 5104 §7.1 ccm fir; REMB;
     /// transport-wide CC). Each is echoed only when the offer lists it for the chosen payload type.
@@ -30,7 +32,7 @@ public enum WHEPAnswerer {
             // One transport for everything: sections outside the BUNDLE group cannot be served.
             if let bundle { guard let mid = section.mid, bundle.contains(mid) else { plans.append(.rejected); continue } }
             // DTLS-SRTP profiles only (RFC 5764 §8: UDP/TLS/RTP/SAVP[F]; TCP/DTLS/RTP/SAVPF never reaches us).
-            guard section.isRTP, section.proto.asciiLowercased.contains("rtp/savp") else { plans.append(.rejected); continue }
+            guard section.isRTP, section.proto.asciiLowercased.containsText("rtp/savp") else { plans.append(.rejected); continue }
 
             let direction = offer.direction(of: section)
             // RFC 8866 §6.7 / RFC 3264 §6.1: answering a recvonly or sendrecv offer we send;

@@ -1,0 +1,167 @@
+import CameraServer
+import Logging
+
+/// What `rtcam …` was asked to do.
+public enum RTCamInvocation: Sendable {
+    case serve(DaemonConfiguration, logLevel: Logger.Level)
+    case listDevices
+    /// Print this on standard output and exit 0.
+    case showHelp(String)
+}
+
+/// rtcam's command line: `rtcam [serve] [options]` (serve is the default), `rtcam devices`,
+/// `rtcam help [subcommand]`, `-h`/`--help` anywhere.
+public enum RTCamCommandLine {
+    public static let commandName = "rtcam"
+    public static let abstract = "A low-footprint camera daemon: live video and audio to any browser over WebRTC (WHEP)."
+
+    public static let serve = SubcommandDefinition(
+        "serve",
+        abstract: "Serve the camera: viewer page, settings page, WHEP and the JSON API.",
+        options: [
+            OptionDefinition("http-port", value: "port", help: "HTTP port for the pages, the API and WHEP.", default: "8080"),
+            OptionDefinition("http-address", value: "address", help: "Address the HTTP server listens on.", default: "0.0.0.0"),
+            OptionDefinition("media-port", value: "port", help: "UDP port every viewer's media shares.", default: "8189"),
+            OptionDefinition("state-dir", value: "directory",
+                             help: "Where the configuration, password and DTLS certificate are kept. Default: $STATE_DIRECTORY (systemd), else /var/lib/rtcam."),
+            // Settings: given here they win over the ones saved on the settings page, for this run.
+            OptionDefinition("source", value: "source",
+                             help: "Video source: auto, v4l2:/dev/videoN, test-pattern, file:PATH (Annex-B H.264). Default: saved setting, else auto."),
+            OptionDefinition("audio", value: "audio", help: "Audio source: auto, alsa:NAME, test-tone, none. Default: saved setting, else auto."),
+            OptionDefinition("size", value: "WIDTHxHEIGHT", help: "Picture size. Default: saved setting, else 1280x720."),
+            OptionDefinition("fps", value: "fps", help: "Frames per second. Default: saved setting, else 30."),
+            OptionDefinition("bitrate", value: "kbit/s", help: "Video bitrate in kbit/s. Default: saved setting, else 2000."),
+            OptionDefinition("encoder", value: "encoder",
+                             help: "H.264 encoder: auto (the camera's own H.264, else a V4L2 M2M encoder, else x264), hardware, x264, passthrough. Default: saved setting, else auto."),
+            OptionDefinition("max-viewers", value: "count", help: "Most viewers at once; more get 503 with Retry-After. Default: saved setting, else 10."),
+            OptionDefinition("candidate-address", value: "address",
+                             help: "An address to offer viewers as an ICE host candidate (repeatable; default: every interface address, else 127.0.0.1).",
+                             repeatable: true),
+            OptionDefinition("log-level", value: "level", help: "Log level: trace, debug, info, notice, warning, error, critical.", default: "info"),
+        ])
+
+    public static let devices = SubcommandDefinition(
+        "devices", abstract: "List cameras (with the formats, sizes and rates rtcam can encode) and microphones.")
+
+    static let subcommands = [serve, devices]
+
+    /// - Parameters:
+    ///   - arguments: the arguments after the program name.
+    ///   - stateDirectoryFromEnvironment: `$STATE_DIRECTORY`, which systemd sets for StateDirectory=.
+    public static func parse(_ arguments: [String], stateDirectoryFromEnvironment: String? = nil)
+        throws(CommandLineError) -> RTCamInvocation
+    {
+        guard let first = arguments.first else {
+            return try serveInvocation(ParsedOptions(), stateDirectoryFromEnvironment: stateDirectoryFromEnvironment)
+        }
+        let subcommand: SubcommandDefinition
+        var rest = arguments.dropFirst()
+        switch first {
+        case "-h", "--help":
+            return .showHelp(overview)
+        case "help":
+            guard let topic = rest.first else { return .showHelp(overview) }
+            guard let definition = subcommands.first(where: { $0.name == topic }) else { throw .unknownSubcommand(topic) }
+            return .showHelp(definition.helpText(commandName: commandName))
+        case let name where !name.hasPrefix("-"):
+            guard let definition = subcommands.first(where: { $0.name == name }) else { throw .unknownSubcommand(name) }
+            subcommand = definition
+        default:
+            subcommand = serve           // `rtcam --source test-pattern` means `rtcam serve --source …`
+            rest = arguments[...]
+        }
+        switch try subcommand.parse(rest) {
+        case .helpRequested:
+            return .showHelp(subcommand.helpText(commandName: commandName))
+        case let .options(options) where subcommand.name == devices.name:
+            _ = options                   // devices takes no options; parse() refused any
+            return .listDevices
+        case let .options(options):
+            return try serveInvocation(options, stateDirectoryFromEnvironment: stateDirectoryFromEnvironment)
+        }
+    }
+
+    /// `rtcam --help`.
+    public static var overview: String {
+        var lines = wrapped(["OVERVIEW:"] + abstract.split(separator: " ").map(String.init), width: 80, continuation: "  ")
+        lines += ["", "USAGE: \(commandName) <subcommand>", "", "SUBCOMMANDS:"]
+        lines += twoColumns(subcommands.map { ($0.name + ($0.name == serve.name ? " (default)" : ""), $0.abstract) }, width: 80)
+        lines += ["", "  See '\(commandName) help <subcommand>' for detailed help."]
+        return lines.joined(separator: "\n")
+    }
+
+    /// What goes to standard error for a bad command line (exit status 64, EX_USAGE).
+    public static func errorMessage(_ error: CommandLineError, arguments: [String]) -> String {
+        let subcommand = subcommands.first { $0.name == arguments.first } ?? serve
+        if case .unknownSubcommand = error {
+            return "Error: \(error)\n\n" + overview
+        }
+        return "Error: \(error)\nSee '\(commandName) \(subcommand.name) --help' for every option."
+    }
+
+    static func serveInvocation(_ options: ParsedOptions, stateDirectoryFromEnvironment: String?)
+        throws(CommandLineError) -> RTCamInvocation
+    {
+        var configuration = DaemonConfiguration()
+        configuration.httpAddress = options.value("http-address") ?? configuration.httpAddress
+        configuration.httpPort = try integer(options, "http-port", in: 1...65535, reason: "--http-port must be 1 to 65535") ?? configuration.httpPort
+        configuration.mediaPort = try integer(options, "media-port", in: 1...65535, reason: "--media-port must be 1 to 65535") ?? configuration.mediaPort
+        if let directory = options.value("state-dir") ?? stateDirectoryFromEnvironment {
+            guard !directory.isEmpty else { throw .invalidValue(option: "state-dir", reason: "--state-dir must not be empty") }
+            configuration.stateDirectory = directory
+        }
+        configuration.candidateAddresses = options.all("candidate-address")
+        if let source = options.value("source") {
+            guard let setting = VideoSourceSetting(parsing: source) else {
+                throw .invalidValue(option: "source", reason: "--source must be auto, v4l2:/dev/videoN, test-pattern or file:PATH (got '\(source)')")
+            }
+            configuration.overrides.video = setting
+        }
+        if let audio = options.value("audio") {
+            guard let setting = AudioSourceSetting(parsing: audio) else {
+                throw .invalidValue(option: "audio", reason: "--audio must be auto, alsa:NAME, test-tone or none (got '\(audio)')")
+            }
+            configuration.overrides.audio = setting
+        }
+        if let size = options.value("size") {
+            guard let (width, height) = pictureSize(size) else {
+                throw .invalidValue(option: "size", reason: "--size must look like 1280x720, even numbers from 16 to 4096 (got '\(size)')")
+            }
+            configuration.overrides.width = width
+            configuration.overrides.height = height
+        }
+        configuration.overrides.framesPerSecond = try integer(options, "fps", in: 1...120, reason: "--fps must be 1 to 120")
+        configuration.overrides.bitrateKbps = try integer(options, "bitrate", in: 50...50_000, reason: "--bitrate must be 50 to 50000 kbit/s")
+        if let encoder = options.value("encoder") {
+            guard let preference = EncoderPreference(rawValue: encoder) else {
+                let names = EncoderPreference.allCases.map(\.rawValue).joined(separator: ", ")
+                throw .invalidValue(option: "encoder", reason: "--encoder must be one of \(names) (got '\(encoder)')")
+            }
+            configuration.overrides.encoder = preference
+        }
+        configuration.overrides.maximumViewers = try integer(options, "max-viewers", in: 1...1000, reason: "--max-viewers must be 1 to 1000")
+        let levelName = options.value("log-level") ?? "info"
+        guard let level = Logger.Level(rawValue: levelName) else {
+            throw .invalidValue(option: "log-level", reason: "--log-level must be trace, debug, info, notice, warning, error or critical (got '\(levelName)')")
+        }
+        return .serve(configuration, logLevel: level)
+    }
+
+    private static func integer(_ options: ParsedOptions, _ name: String, in range: ClosedRange<Int>, reason: String)
+        throws(CommandLineError) -> Int?
+    {
+        guard let text = options.value(name) else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw .invalidValue(option: name, reason: reason + " (got '\(text)')")
+        }
+        return value
+    }
+
+    /// "1280x720" → (1280, 720): even sizes from 16 to 4096, as the encoders need.
+    static func pictureSize(_ text: String) -> (Int, Int)? {
+        let parts = text.split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 2, let width = Int(parts[0]), let height = Int(parts[1]),
+              (16...4096).contains(width), (16...4096).contains(height), width % 2 == 0, height % 2 == 0 else { return nil }
+        return (width, height)
+    }
+}

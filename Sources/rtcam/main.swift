@@ -1,0 +1,37 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CameraServer
+import Logging
+import RTCamCommandLine
+
+// rtcam's entry point: the command line (RTCamCommandLine) and the wiring; the daemon is CameraServer.
+let arguments = Array(CommandLine.arguments.dropFirst())
+let invocation: RTCamInvocation
+do {
+    invocation = try RTCamCommandLine.parse(arguments, stateDirectoryFromEnvironment: Environment.value("STATE_DIRECTORY"))
+} catch {
+    var message = RTCamCommandLine.errorMessage(error, arguments: arguments) + "\n"
+    message.withUTF8 { bytes in _ = write(STDERR_FILENO, bytes.baseAddress, bytes.count) }
+    exit(64)                                     // EX_USAGE
+}
+
+switch invocation {
+case let .showHelp(text):
+    print(text)
+case .listDevices:
+    print(DeviceListing.report())
+case let .serve(configuration, level):
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    let logger = Logger(label: "rtcam")
+    do {
+        try CameraDaemon(configuration: configuration, logger: logger).run()
+    } catch {
+        logger.critical("rtcam could not start: \(error)")
+        exit(1)
+    }
+}

@@ -1,0 +1,156 @@
+import CameraServer
+import Logging
+import Testing
+@testable import RTCamCommandLine
+
+/// rtcam's command line, as systemd (ExecStart=/usr/bin/rtcam serve --state-dir … $RTCAM_OPTIONS),
+/// the README and the board scripts use it.
+@Suite struct RTCamCommandLineTests {
+    private func serve(_ arguments: [String], environment: String? = nil) throws -> (DaemonConfiguration, Logger.Level) {
+        guard case let .serve(configuration, level) = try RTCamCommandLine.parse(arguments, stateDirectoryFromEnvironment: environment) else {
+            Issue.record("\(arguments) did not mean serve")
+            throw CommandLineError.unexpectedArgument("")
+        }
+        return (configuration, level)
+    }
+
+    private func error(_ arguments: [String]) -> CommandLineError? {
+        do {
+            _ = try RTCamCommandLine.parse(arguments)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func noArgumentsServeWithTheDefaults() throws {
+        let (configuration, level) = try serve([])
+        #expect(configuration.httpPort == 8080)
+        #expect(configuration.httpAddress == "0.0.0.0")
+        #expect(configuration.mediaPort == 8189)
+        #expect(configuration.stateDirectory == "/var/lib/rtcam")
+        #expect(configuration.candidateAddresses.isEmpty)
+        #expect(configuration.overrides.video == nil && configuration.overrides.framesPerSecond == nil)
+        #expect(level == .info)
+    }
+
+    @Test func everyServeOptionIsRead() throws {
+        let (configuration, level) = try serve([
+            "serve", "--http-port", "9000", "--http-address=127.0.0.1", "--media-port", "40000",
+            "--state-dir", "/tmp/rtcam-state", "--source", "test-pattern", "--audio", "none", "--size", "640x480",
+            "--fps", "25", "--bitrate", "800", "--encoder", "x264", "--max-viewers", "3",
+            "--candidate-address", "10.0.0.2", "--candidate-address=192.168.1.9", "--log-level", "debug",
+        ])
+        #expect(configuration.httpPort == 9000)
+        #expect(configuration.httpAddress == "127.0.0.1")
+        #expect(configuration.mediaPort == 40000)
+        #expect(configuration.stateDirectory == "/tmp/rtcam-state")
+        #expect(configuration.overrides.video == .testPattern)
+        #expect(configuration.overrides.audio == AudioSourceSetting.none)
+        #expect(configuration.overrides.width == 640 && configuration.overrides.height == 480)
+        #expect(configuration.overrides.framesPerSecond == 25)
+        #expect(configuration.overrides.bitrateKbps == 800)
+        #expect(configuration.overrides.encoder == .x264)
+        #expect(configuration.overrides.maximumViewers == 3)
+        #expect(configuration.candidateAddresses == ["10.0.0.2", "192.168.1.9"])
+        #expect(level == .debug)
+    }
+
+    @Test func serveIsTheDefaultSubcommand() throws {
+        let (configuration, _) = try serve(["--source", "file:/tmp/a.h264", "--fps", "15"])
+        #expect(configuration.overrides.video == .file(path: "/tmp/a.h264"))
+        #expect(configuration.overrides.framesPerSecond == 15)
+    }
+
+    @Test func laterOptionsWinAsSystemdAppendsRTCamOptions() throws {
+        let (configuration, _) = try serve(["serve", "--state-dir", "/var/lib/rtcam", "--http-port", "80", "--state-dir", "/srv/cam",
+                                            "--http-port", "8081"])
+        #expect(configuration.stateDirectory == "/srv/cam")
+        #expect(configuration.httpPort == 8081)
+    }
+
+    @Test func stateDirectoryComesFromSystemdWhenNotGiven() throws {
+        #expect(try serve(["serve"], environment: "/var/lib/private/rtcam").0.stateDirectory == "/var/lib/private/rtcam")
+        #expect(try serve(["serve", "--state-dir", "/x"], environment: "/var/lib/private/rtcam").0.stateDirectory == "/x")
+    }
+
+    @Test func devicesAndHelp() throws {
+        guard case .listDevices = try RTCamCommandLine.parse(["devices"]) else {
+            Issue.record("devices")
+            return
+        }
+        for arguments in [["--help"], ["-h"], ["help"]] {
+            guard case let .showHelp(text) = try RTCamCommandLine.parse(arguments) else {
+                Issue.record("\(arguments)")
+                continue
+            }
+            #expect(text.contains("WHEP"))
+            #expect(text.contains("serve (default)") && text.contains("devices"))
+        }
+        for arguments in [["serve", "--help"], ["help", "serve"], ["--fps", "30", "-h"], ["serve", "--source", "-h"]] {
+            guard case let .showHelp(text) = try RTCamCommandLine.parse(arguments) else {
+                Issue.record("\(arguments)")
+                continue
+            }
+            for option in RTCamCommandLine.serve.options {
+                #expect(text.contains("--\(option.name) <\(option.valueName)>"), "help lacks --\(option.name)")
+            }
+            #expect(text.contains("(default: 8080)"))
+            #expect(text.split(separator: "\n").allSatisfy { $0.count <= 80 || !$0.contains(" ") },
+                    "a help line wider than 80 columns:\n\(text)")
+        }
+        guard case let .showHelp(text) = try RTCamCommandLine.parse(["devices", "--help"]) else {
+            Issue.record("devices --help")
+            return
+        }
+        #expect(text.contains("microphones"))
+    }
+
+    @Test func badCommandLinesAreRefusedWithTheReason() {
+        #expect(error(["serv"]) == .unknownSubcommand("serv"))
+        #expect(error(["help", "nothing"]) == .unknownSubcommand("nothing"))
+        #expect(error(["serve", "--frames", "30"]) == .unknownOption("--frames"))
+        #expect(error(["serve", "-p", "30"]) == .unknownOption("-p"))
+        #expect(error(["devices", "--fps", "30"]) == .unknownOption("--fps"))
+        #expect(error(["serve", "--fps"]) == .missingValue(option: "fps"))
+        #expect(error(["serve", "--fps", "--bitrate", "100"]) == .missingValue(option: "fps"))
+        #expect(error(["serve", "stray"]) == .unexpectedArgument("stray"))
+        #expect(error(["serve", "--"]) == .unknownOption("--"))
+        let refusals: [([String], String)] = [
+            (["--http-port", "0"], "http-port"), (["--http-port", "65536"], "http-port"), (["--http-port", "eighty"], "http-port"),
+            (["--media-port", "-1"], "media-port"), (["--source", "webcam"], "source"), (["--audio", "mic"], "audio"),
+            (["--size", "1280"], "size"), (["--size", "1281x720"], "size"), (["--size", "8x8"], "size"), (["--size", "x720"], "size"),
+            (["--size", "1280x720x3"], "size"), (["--fps", "0"], "fps"), (["--fps", "121"], "fps"), (["--fps="], "fps"),
+            (["--bitrate", "49"], "bitrate"), (["--encoder", "nvenc"], "encoder"), (["--max-viewers", "0"], "max-viewers"),
+            (["--log-level", "loud"], "log-level"), (["--state-dir="], "state-dir"),
+        ]
+        for (arguments, option) in refusals {
+            guard case let .invalidValue(refused, reason)? = error(arguments) else {
+                Issue.record("\(arguments) was accepted")
+                continue
+            }
+            #expect(refused == option)
+            #expect(reason.hasPrefix("--\(option) must"), "\(reason)")
+        }
+    }
+
+    @Test func errorMessagesPointAtTheHelp() {
+        let message = RTCamCommandLine.errorMessage(.invalidValue(option: "fps", reason: "--fps must be 1 to 120 (got '0')"),
+                                                    arguments: ["serve", "--fps", "0"])
+        #expect(message == "Error: --fps must be 1 to 120 (got '0')\nSee 'rtcam serve --help' for every option.")
+        #expect(RTCamCommandLine.errorMessage(.unknownOption("--x"), arguments: ["devices", "--x"])
+            .hasSuffix("See 'rtcam devices --help' for every option."))
+        #expect(RTCamCommandLine.errorMessage(.unknownSubcommand("serv"), arguments: ["serv"]).contains("SUBCOMMANDS:"))
+    }
+
+    @Test func helpWrapsWordsIntoColumns() {
+        let lines = twoColumns([("--a <b>", String(repeating: "word ", count: 40)), ("-h, --help", "Show help.")], width: 60)
+        #expect(lines.allSatisfy { $0.count <= 60 })
+        // The name column is the widest name + 4 = 14 columns.
+        #expect(lines[0].hasPrefix("  --a <b>     word word"))
+        #expect(lines[1].hasPrefix(String(repeating: " ", count: 14) + "word"))
+        #expect(lines.last == "  -h, --help  Show help.")
+        let narrow = twoColumns([("--a-very-long-option-name <value>", "text")], width: 60)
+        #expect(narrow == ["  --a-very-long-option-name <value>", String(repeating: " ", count: 30) + "text"])
+    }
+}
