@@ -56,9 +56,11 @@ final class MediaPipeline: @unchecked Sendable {
     private struct Counters {
         var framesEncoded = 0
         var keyframesForced = 0
-        /// x264 encoders made so far (one at start, then one each time viewers return after
-        /// `idleRelease`).
+        /// x264 encoders made so far: one when the first viewer arrives, then one each time viewers
+        /// return after `idleRelease`.
         var encodersOpened = 0
+        /// Opus encoders made so far, likewise.
+        var audioEncodersOpened = 0
         var encoder = ""
         var windowStart: MonotonicTime?
         var windowFrames = 0
@@ -67,7 +69,7 @@ final class MediaPipeline: @unchecked Sendable {
         var bitrateKbps = 0.0
     }
 
-    /// How long x264 and the test pattern's background outlive the last viewer (then their memory
+    /// How long x264, Opus and the test pattern's background outlive the last viewer (then their memory
     /// goes back to the system until someone watches again).
     let idleRelease: Duration
 
@@ -282,6 +284,7 @@ final class MediaPipeline: @unchecked Sendable {
 
     /// x264 encoders made since start (tests see the idle release through it).
     var encodersOpened: Int { counters.withLock { $0.encodersOpened } }
+    var audioEncodersOpened: Int { counters.withLock { $0.audioEncodersOpened } }
 
     func status() -> MediaStatus {
         counters.withLock { counters in
@@ -316,8 +319,8 @@ final class MediaPipeline: @unchecked Sendable {
             }
         }
         setRunningEncoder("x264")
-        // x264 exists while someone watches (and `idleRelease` after): made here once so settings
-        // x264 refuses are reported at start, then dropped and made again as viewers come and go.
+        // x264 exists while someone watches (and `idleRelease` after): nothing of it, not even the
+        // pages of its code, is touched before the first viewer (idle RSS, README Performance).
         var encoder = WhileWatched<X264Encoder>(keepFor: idleRelease)
         let makeEncoder = { [self] () throws -> X264Encoder in
             let current = self.configuration   // the bitrate as last changed
@@ -327,12 +330,6 @@ final class MediaPipeline: @unchecked Sendable {
                                        keyframeInterval: current.framesPerSecond * current.keyframeIntervalSeconds)
             counters.withLock { $0.encodersOpened += 1 }
             return made
-        }
-        do {
-            _ = try encoder.use(make: makeEncoder)
-        } catch {
-            logger.critical("video encoder failed to start: \(error)")
-            return
         }
         let encode = { [self] (frame: RawVideoFrame, now: MonotonicTime) in
             let force = keyframeRequested.exchange(false, ordering: .relaxed)
@@ -404,12 +401,6 @@ final class MediaPipeline: @unchecked Sendable {
                                 unwatched: (MonotonicTime) -> Void) {
         var pattern = WhileWatched<TestPatternSource>(keepFor: idleRelease)
         let makePattern = { [width, height] in try TestPatternSource(width: width, height: height) }
-        do {
-            _ = try pattern.use(make: makePattern)
-        } catch {
-            logger.critical("test pattern failed to start: \(error)")
-            return
-        }
         let interval = UInt64(1_000_000_000 / configuration.framesPerSecond)
         var next = MonotonicClock.now().nanoseconds
         var index: UInt64 = 0
@@ -427,7 +418,13 @@ final class MediaPipeline: @unchecked Sendable {
                 next = MonotonicClock.now().nanoseconds
                 continue
             }
-            guard let source = try? pattern.use(make: makePattern) else { continue }   // made once at start
+            let source: TestPatternSource
+            do {
+                source = try pattern.use(make: makePattern)
+            } catch {
+                logger.critical("test pattern failed: \(error)")
+                return
+            }
             encode(source.frame(at: now, index: index), now)
         }
     }
@@ -595,23 +592,25 @@ final class MediaPipeline: @unchecked Sendable {
                                                                 periodMilliseconds: 20))
     }
 
+    /// Opus for the audio thread, made when someone listens and kept like x264 (`WhileWatched`).
+    private func makeOpusEncoder() throws -> OpusEncoder {
+        let made = try OpusEncoder(channels: 1, bitrate: 32_000)
+        counters.withLock { $0.audioEncodersOpened += 1 }
+        return made
+    }
+
     private func runAudio(deliver: @Sendable (EncodedAudioFrame) -> Void) {
         if case let .microphone(capture) = audioInput {
             runMicrophone(capture, deliver: deliver)
             return
         }
         let tone = TestToneSource(channels: 1)
-        let encoder: OpusEncoder
-        do {
-            encoder = try OpusEncoder(channels: 1, bitrate: 32_000)
-        } catch {
-            logger.critical("audio pipeline failed to start: \(error)")
-            return
-        }
+        var encoder = WhileWatched<OpusEncoder>(keepFor: idleRelease)
         let frameSamples = 960  // 20 ms at 48 kHz (RFC 7587 §4.2)
         var sampleIndex = TestToneSource.sampleIndex(at: MonotonicClock.now())
         while running.load(ordering: .relaxed) {
             guard viewersPresent.load(ordering: .relaxed) else {
+                encoder.unwatched(at: MonotonicClock.now())
                 sleepWhileUnwatched()
                 sampleIndex = TestToneSource.sampleIndex(at: MonotonicClock.now())  // the tone is a function of time
                 continue
@@ -626,7 +625,7 @@ final class MediaPipeline: @unchecked Sendable {
             let pcm = tone.samples(startingAt: sampleIndex, count: frameSamples)
             sampleIndex += Int64(frameSamples)
             do {
-                deliver(try encoder.encode(pcm, captureTime: captureTime))
+                deliver(try encoder.use(make: makeOpusEncoder).encode(pcm, captureTime: captureTime))
             } catch {
                 logger.error("audio encoding failed: \(error)")
             }
@@ -636,13 +635,7 @@ final class MediaPipeline: @unchecked Sendable {
     /// Reads the microphone period by period (always, so the device never overruns) and encodes
     /// while someone watches; a device that fails is reopened every second.
     private func runMicrophone(_ first: ALSACapture, deliver: @Sendable (EncodedAudioFrame) -> Void) {
-        let encoder: OpusEncoder
-        do {
-            encoder = try OpusEncoder(channels: 1, bitrate: 32_000)
-        } catch {
-            logger.critical("audio encoder failed to start: \(error)")
-            return
-        }
+        var encoder = WhileWatched<OpusEncoder>(keepFor: idleRelease)
         var capture: ALSACapture? = first
         let device = first.configuration.device
         while running.load(ordering: .relaxed) {
@@ -654,8 +647,12 @@ final class MediaPipeline: @unchecked Sendable {
             }
             do {
                 let chunk = try current.readPeriod()
-                guard viewersPresent.load(ordering: .relaxed), chunk.samples.count == 960 else { continue }
-                deliver(try encoder.encode(chunk.samples, captureTime: chunk.captureTime))
+                guard viewersPresent.load(ordering: .relaxed) else {
+                    encoder.unwatched(at: chunk.captureTime)
+                    continue
+                }
+                guard chunk.samples.count == 960 else { continue }
+                deliver(try encoder.use(make: makeOpusEncoder).encode(chunk.samples, captureTime: chunk.captureTime))
             } catch {
                 logger.error("microphone \(device) stopped: \(error); waiting for it to come back")
                 current.close()

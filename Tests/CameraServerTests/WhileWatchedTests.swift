@@ -83,26 +83,32 @@ import Testing
         return condition()
     }
 
-    @Test("x264 is closed 300 ms after the last viewer and made again, starting with a keyframe, when one returns")
-    func encoderClosedWhileUnwatched() throws {
-        let pipeline = try MediaPipeline(configuration: .smallTestPattern(audio: .none), logger: .init(label: "test"),
+    @Test("x264 and Opus are made for the first viewer, closed 300 ms after the last, and made again, starting with a keyframe, when one returns")
+    func encodersExistOnlyWhileWatched() throws {
+        let pipeline = try MediaPipeline(configuration: .smallTestPattern(audio: .testTone), logger: .init(label: "test"),
                                          idleRelease: .milliseconds(300))
         let received = Received()
-        pipeline.start(video: { received.add(keyframe: $0.isKeyframe) }, audio: { _ in })
+        let audio = Mutex(0)
+        pipeline.start(video: { received.add(keyframe: $0.isKeyframe) }, audio: { _ in audio.withLock { $0 += 1 } })
         defer { pipeline.stop() }
 
-        #expect(Self.wait(seconds: 5) { pipeline.encodersOpened == 1 }, "made once at start")
+        // Nobody watches yet: no encoder is made (not even to check the settings: the pages of
+        // x264's code would stay in the idle daemon's RSS).
+        DedicatedThread.sleep(until: (MonotonicClock.now() + .milliseconds(500)).nanoseconds)
+        #expect(pipeline.encodersOpened == 0 && pipeline.audioEncodersOpened == 0)
         pipeline.setViewersPresent(true)
-        #expect(Self.wait(seconds: 5) { received.count >= 5 })
+        #expect(Self.wait(seconds: 5) { received.count >= 5 && audio.withLock { $0 } >= 5 })
         #expect(received.keyframe(at: 0))
+        #expect(pipeline.encodersOpened == 1 && pipeline.audioEncodersOpened == 1)
         pipeline.setViewersPresent(false)
         // Unwatched for well over 300 ms: closed. Nothing is delivered meanwhile, nothing is made.
         DedicatedThread.sleep(until: (MonotonicClock.now() + .milliseconds(900)).nanoseconds)
         let beforeReturn = received.count
-        #expect(pipeline.encodersOpened == 1)
+        #expect(pipeline.encodersOpened == 1 && pipeline.audioEncodersOpened == 1)
         pipeline.setViewersPresent(true)
-        #expect(Self.wait(seconds: 5) { received.count >= beforeReturn + 3 })
+        #expect(Self.wait(seconds: 5) { received.count >= beforeReturn + 3 && pipeline.audioEncodersOpened == 2 })
         #expect(pipeline.encodersOpened == 2, "a new x264 for the returning viewer")
+        #expect(pipeline.audioEncodersOpened == 2, "a new Opus encoder for the returning viewer")
         #expect(received.keyframe(at: beforeReturn), "its first frame is an IDR")
     }
 }
