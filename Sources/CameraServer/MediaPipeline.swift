@@ -335,7 +335,7 @@ final class MediaPipeline: @unchecked Sendable {
             let force = keyframeRequested.exchange(false, ordering: .relaxed)
             let newBitrate = pendingBitrateKbps.exchange(0, ordering: .relaxed)
             do {
-                let x264 = try encoder.use(make: makeEncoder)
+                guard let x264 = try encoder.use(at: now, make: makeEncoder) else { return }   // refused: retried in 5 s
                 if newBitrate > 0 {
                     do {
                         try x264.setBitrate(kbps: newBitrate)
@@ -420,10 +420,11 @@ final class MediaPipeline: @unchecked Sendable {
             }
             let source: TestPatternSource
             do {
-                source = try pattern.use(make: makePattern)
+                guard let made = try pattern.use(at: now, make: makePattern) else { continue }
+                source = made
             } catch {
-                logger.critical("test pattern failed: \(error)")
-                return
+                logger.error("test pattern failed: \(error); trying again in 5 s")
+                continue
             }
             encode(source.frame(at: now, index: index), now)
         }
@@ -625,7 +626,8 @@ final class MediaPipeline: @unchecked Sendable {
             let pcm = tone.samples(startingAt: sampleIndex, count: frameSamples)
             sampleIndex += Int64(frameSamples)
             do {
-                deliver(try encoder.use(make: makeOpusEncoder).encode(pcm, captureTime: captureTime))
+                guard let opus = try encoder.use(at: now, make: makeOpusEncoder) else { continue }
+                deliver(try opus.encode(pcm, captureTime: captureTime))
             } catch {
                 logger.error("audio encoding failed: \(error)")
             }
@@ -652,7 +654,8 @@ final class MediaPipeline: @unchecked Sendable {
                     continue
                 }
                 guard chunk.samples.count == 960 else { continue }
-                deliver(try encoder.use(make: makeOpusEncoder).encode(chunk.samples, captureTime: chunk.captureTime))
+                guard let opus = try encoder.use(at: chunk.captureTime, make: makeOpusEncoder) else { continue }
+                deliver(try opus.encode(chunk.samples, captureTime: chunk.captureTime))
             } catch {
                 logger.error("microphone \(device) stopped: \(error); waiting for it to come back")
                 current.close()

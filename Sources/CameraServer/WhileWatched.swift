@@ -8,20 +8,33 @@ import RTCBase
 struct WhileWatched<Resource> {
     /// How long the resource outlives the last viewer.
     let keepFor: Duration
+    /// How long `use` waits after a failed `make` before calling it again.
+    let retryAfter: Duration
     private(set) var resource: Resource?
     private var unwatchedSince: MonotonicTime?
+    private var failedAt: MonotonicTime?
 
-    init(keepFor: Duration) {
+    init(keepFor: Duration, retryAfter: Duration = .seconds(5)) {
         self.keepFor = keepFor
+        self.retryAfter = retryAfter
     }
 
-    /// The resource for a frame someone watches, made now if it is not there.
-    mutating func use(make: () throws -> Resource) rethrows -> Resource {
+    /// The resource for a frame someone watches at `now`, made now if it is not there. After `make`
+    /// threw, this returns nil without calling it again until `retryAfter` has passed: settings an
+    /// encoder refuses are tried, and reported, every few seconds rather than for every frame.
+    mutating func use(at now: MonotonicTime, make: () throws -> Resource) rethrows -> Resource? {
         unwatchedSince = nil
         if let resource { return resource }
-        let made = try make()
-        resource = made
-        return made
+        if let failedAt, now - failedAt < retryAfter { return nil }
+        do {
+            let made = try make()
+            resource = made
+            failedAt = nil
+            return made
+        } catch {
+            failedAt = now
+            throw error
+        }
     }
 
     /// Nobody watches at `now`; returns true when this call dropped the resource.

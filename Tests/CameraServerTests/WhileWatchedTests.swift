@@ -23,7 +23,7 @@ import Testing
         #expect(slot.unwatched(at: Self.at(0)) == false)
         #expect(slot.resource == nil)
         for _ in 0 ..< 5 {
-            _ = slot.use { made += 1; return Buffers(id: made) }
+            _ = slot.use(at: Self.at(0)) { made += 1; return Buffers(id: made) }
         }
         #expect(made == 1)
         #expect(slot.resource?.id == 1)
@@ -34,12 +34,12 @@ import Testing
         let census = Census()
         var made = 0
         var slot = WhileWatched<Buffers>(keepFor: .seconds(10))
-        _ = slot.use { made += 1; return Buffers(id: made, census: census) }
+        _ = slot.use(at: Self.at(0)) { made += 1; return Buffers(id: made, census: census) }
         #expect(census.alive == 1)
         #expect(slot.unwatched(at: Self.at(1_000)) == false)
         #expect(slot.unwatched(at: Self.at(10_999)) == false)
         // A viewer comes back for one frame: the 10 s start again from the next unwatched moment.
-        _ = slot.use { made += 1; return Buffers(id: made, census: census) }
+        _ = slot.use(at: Self.at(10_999)) { made += 1; return Buffers(id: made, census: census) }
         #expect(slot.unwatched(at: Self.at(11_000)) == false)
         #expect(slot.unwatched(at: Self.at(20_999)) == false)
         #expect(slot.resource != nil)
@@ -48,18 +48,28 @@ import Testing
         #expect(census.alive == 0)
         #expect(slot.unwatched(at: Self.at(40_000)) == false)
         // The next viewer gets a new one.
-        #expect(slot.use { made += 1; return Buffers(id: made, census: census) }.id == 2)
+        #expect(slot.use(at: Self.at(40_001)) { made += 1; return Buffers(id: made, census: census) }?.id == 2)
         #expect(census.alive == 1)
         #expect(made == 2)
     }
 
-    @Test("a make that throws leaves the slot empty and the next use tries again")
-    func failedMakeRetried() {
+    @Test("a make that throws leaves the slot empty and is not called again for retryAfter, then is")
+    func failedMakeRetriedAfterAWhile() {
         struct Refused: Error {}
-        var slot = WhileWatched<Int>(keepFor: .seconds(1))
-        #expect(throws: Refused.self) { try slot.use { throw Refused() } }
+        var calls = 0
+        var slot = WhileWatched<Int>(keepFor: .seconds(1), retryAfter: .seconds(5))
+        #expect(throws: Refused.self) { try slot.use(at: Self.at(0)) { calls += 1; throw Refused() } }
         #expect(slot.resource == nil)
-        #expect(slot.use { 7 } == 7)
+        // Every frame of the next 5 s: no new attempt (and so no error to log 30 times a second).
+        for millisecond in stride(from: UInt64(33), to: 5_000, by: 33) {
+            #expect(slot.use(at: Self.at(millisecond)) { calls += 1; return 7 } == nil)
+        }
+        #expect(calls == 1)
+        #expect(throws: Refused.self) { try slot.use(at: Self.at(5_000)) { calls += 1; throw Refused() } }
+        #expect(calls == 2)
+        #expect(slot.use(at: Self.at(10_000)) { calls += 1; return 7 } == 7)
+        #expect(slot.use(at: Self.at(10_033)) { calls += 1; return 8 } == 7)
+        #expect(calls == 3)
     }
 }
 
