@@ -8,10 +8,13 @@
 #     `firstRange(of:)` in any module; use RTCBase's containsText(_:) instead.
 # Usage: bash Tests/check-footprint.sh [BINARY]   (default .build/release/rtcam)
 set -euo pipefail
+export LC_ALL=C
 cd "$(dirname "$0")/.."
 binary=${1:-.build/release/rtcam}
 limit=14000000
 [ -x "$binary" ] || { echo "check-footprint: $binary not built (swift build -c release --static-swift-stdlib)" >&2; exit 1; }
+# The module and symbol-order checks read the symbol table: an already stripped binary would pass them.
+readelf -S "$binary" | grep -q '\.symtab' || { echo "check-footprint: $binary has no symbol table (give the unstripped build)" >&2; exit 1; }
 
 failed=0
 stripped=$(mktemp)
@@ -31,7 +34,8 @@ for module in 20FoundationEssentials 22_FoundationCollections 10Foundation 17_St
         echo "ok    no ${module#[0-9][0-9]} symbols"
     else
         echo "FAIL  $count ${module#[0-9][0-9]} symbols linked in; who pulled it in:"
-        nm -A .build/release/*.build/*.o 2>/dev/null | grep " U .*$module" | cut -d: -f1 | sort -u | sed 's/^/        /' | head
+        { nm -A .build/release/*.build/*.o 2>/dev/null | grep " U .*$module" | cut -d: -f1 | sort -u | sed 's/^/        /' | head -n 10; } || true
+        echo "        (none of rtcam's own objects: another library linked it; lld --why-extract=FILE says which)"
         failed=1
     fi
 done

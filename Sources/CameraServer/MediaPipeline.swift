@@ -331,11 +331,26 @@ final class MediaPipeline: @unchecked Sendable {
             counters.withLock { $0.encodersOpened += 1 }
             return made
         }
+        var refusals = 0
         let encode = { [self] (frame: RawVideoFrame, now: MonotonicTime) in
+            let x264: X264Encoder
+            do {
+                guard let made = try encoder.use(at: now, make: makeEncoder) else { return }   // refused: retried in 5 s
+                x264 = made
+                refusals = 0
+            } catch {
+                // Settings x264 refuses show up when the first viewer arrives (nothing is made before).
+                refusals += 1
+                if refusals == 1 {
+                    logger.critical("x264 refused the settings (\(width)x\(height), \(profileLevelID)): \(error); trying again every 5 s")
+                } else {
+                    logger.error("x264 still refuses the settings: \(error)")
+                }
+                return
+            }
             let force = keyframeRequested.exchange(false, ordering: .relaxed)
             let newBitrate = pendingBitrateKbps.exchange(0, ordering: .relaxed)
             do {
-                guard let x264 = try encoder.use(at: now, make: makeEncoder) else { return }   // refused: retried in 5 s
                 if newBitrate > 0 {
                     do {
                         try x264.setBitrate(kbps: newBitrate)
@@ -654,8 +669,13 @@ final class MediaPipeline: @unchecked Sendable {
                     continue
                 }
                 guard chunk.samples.count == 960 else { continue }
-                guard let opus = try encoder.use(at: chunk.captureTime, make: makeOpusEncoder) else { continue }
-                deliver(try opus.encode(chunk.samples, captureTime: chunk.captureTime))
+                // The encoder's own errors are not the microphone's: they must not close the device.
+                do {
+                    guard let opus = try encoder.use(at: chunk.captureTime, make: makeOpusEncoder) else { continue }
+                    deliver(try opus.encode(chunk.samples, captureTime: chunk.captureTime))
+                } catch {
+                    logger.error("audio encoding failed: \(error)")
+                }
             } catch {
                 logger.error("microphone \(device) stopped: \(error); waiting for it to come back")
                 current.close()

@@ -89,11 +89,12 @@ public enum SubcommandArguments: Equatable, Sendable {
 
 extension SubcommandDefinition {
     /// Parses the arguments after the subcommand's name. `-h`/`--help` anywhere asks for help.
-    public func parse(_ arguments: some Sequence<String>) throws(CommandLineError) -> SubcommandArguments {
+    public func parse(_ arguments: some Collection<String>) throws(CommandLineError) -> SubcommandArguments {
+        // Help wins over anything wrong beside it: `rtcam serve --frames 30 --help` shows the options.
+        if arguments.contains(where: { $0 == "-h" || $0 == "--help" }) { return .helpRequested }
         var parsed = ParsedOptions()
         var iterator = arguments.makeIterator()
         while let argument = iterator.next() {
-            if argument == "-h" || argument == "--help" { return .helpRequested }
             guard argument.hasPrefix("--"), argument.count > 2 else {
                 throw argument.hasPrefix("-") ? .unknownOption(argument) : .unexpectedArgument(argument)
             }
@@ -113,8 +114,6 @@ extension SubcommandDefinition {
                 continue
             }
             switch iterator.next() {
-            case "-h", "--help":
-                return .helpRequested
             case let next? where !next.hasPrefix("--"):
                 parsed.add(next, for: option)
             default:
@@ -129,7 +128,7 @@ extension SubcommandDefinition {
         var lines = wrapped(["OVERVIEW:"] + abstract.split(separator: " ").map(String.init), width: width, continuation: "  ")
         lines.append("")
         let usageOptions = options.map { "[--\($0.name) <\($0.valueName)>\($0.repeatable ? " ..." : "")]" }
-        lines += wrapped(["USAGE:", commandName, name] + usageOptions, width: width, continuation: "        ")
+        lines += wrapped(["USAGE:", commandName, name] + usageOptions, width: width, continuation: "       ")
         lines.append("")
         lines.append("OPTIONS:")
         let entries = options.map { option -> (String, String) in

@@ -62,6 +62,7 @@ public enum RTCamCommandLine {
         case "help":
             guard let topic = rest.first else { return .showHelp(overview) }
             guard let definition = subcommands.first(where: { $0.name == topic }) else { throw .unknownSubcommand(topic) }
+            if let extra = rest.dropFirst().first { throw .unexpectedArgument(extra) }
             return .showHelp(definition.helpText(commandName: commandName))
         case let name where !name.hasPrefix("-"):
             guard let definition = subcommands.first(where: { $0.name == name }) else { throw .unknownSubcommand(name) }
@@ -106,7 +107,8 @@ public enum RTCamCommandLine {
         configuration.httpAddress = options.value("http-address") ?? configuration.httpAddress
         configuration.httpPort = try integer(options, "http-port", in: 1...65535, reason: "--http-port must be 1 to 65535") ?? configuration.httpPort
         configuration.mediaPort = try integer(options, "media-port", in: 1...65535, reason: "--media-port must be 1 to 65535") ?? configuration.mediaPort
-        if let directory = options.value("state-dir") ?? stateDirectoryFromEnvironment {
+        // systemd sets $STATE_DIRECTORY for StateDirectory=; an empty one counts as unset.
+        if let directory = options.value("state-dir") ?? stateDirectoryFromEnvironment.flatMap({ $0.isEmpty ? nil : $0 }) {
             guard !directory.isEmpty else { throw .invalidValue(option: "state-dir", reason: "--state-dir must not be empty") }
             configuration.stateDirectory = directory
         }

@@ -30,18 +30,27 @@ SIZE, FPS, BITRATE = "1280x720", 30, 2000
 
 # ---- stack overhead ------------------------------------------------------------------------------
 
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of each thread of `pid` by thread name, from /proc/PID/task/*/schedstat (the
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """Each thread of `pid`: thread id -> (name, CPU seconds), from /proc/PID/task/*/schedstat (the
     scheduler's nanoseconds on a CPU: /proc/PID/stat counts 10 ms ticks, too coarse for a 3 % goal
     over 0.8 s of CPU)."""
-    by_name: dict[str, float] = {}
+    threads: dict[int, tuple[str, float]] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
             on_cpu_ns = int((task / "schedstat").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue                                   # a thread that just ended
-        by_name[name] = by_name.get(name, 0.0) + on_cpu_ns / 1e9
+        threads[int(task.name)] = (name, on_cpu_ns / 1e9)
+    return threads
+
+
+def cpu_between(start: dict[int, tuple[str, float]], end: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU used between two thread_cpu() samples, summed by thread name: a thread that began in
+    between counts from zero; one that ended in between is lost (the daemon's threads live long)."""
+    by_name: dict[str, float] = {}
+    for tid, (name, used) in end.items():
+        by_name[name] = by_name.get(name, 0.0) + used - start.get(tid, (name, 0.0))[1]
     return by_name
 
 
@@ -51,7 +60,8 @@ def paired_round(name: str, seconds: float, audio: bool) -> dict:
     Together they use a fraction of the two cores, and running them in the same seconds means both
     see the same state of this shared machine, which back-to-back runs did not (their ratios spread
     1.01-1.13 over 7 rounds). Each side's CPU is over its own window, per second of wall time; the
-    viewer stays connected through the daemon's window."""
+    viewer stays connected through the daemon's window. (Pinning both to one core, tried: rounds
+    1.04-1.07 but higher, as the two then also share one core's switches and caches.)"""
     daemon = start_daemon(name, SIZE, FPS, BITRATE, extra=() if audio else ("--audio", "none"))
     x264_json = out_dir() / f"x264-{name}.json"
     window = CPUWindow(daemon.process.pid)
@@ -72,20 +82,27 @@ def paired_round(name: str, seconds: float, audio: bool) -> dict:
         window.stop()
         threads["end"] = thread_cpu(daemon.process.pid)
 
+    def viewer_left() -> None:
+        peer["viewer_left"] = time.monotonic()
+
     measuring = threading.Thread(target=measure)
     try:
         time.sleep(2)                              # past start-up (certificate)
         load = run_loadgen(daemon.base_url, 1, seconds + 4, out_dir() / f"loadgen-{name}.json",
-                           on_ready=measuring.start, echo=False)
+                           on_ready=measuring.start, on_done=viewer_left, echo=False)
+        if not measuring.is_alive() and "start" not in threads:
+            raise RuntimeError("the load generator never reported its viewer connected")
         measuring.join()
         if peer.get("code") != 0:
             raise RuntimeError("rtcam-bench x264 failed")
+        if peer.get("viewer_left", 0.0) < window.end_wall:
+            raise RuntimeError("the viewer left before the daemon's window closed (x264 alone started late?)")
     finally:
         if "process" in peer and peer["process"].poll() is None:
             peer["process"].kill()
         daemon.stop()
     x264 = json.loads(x264_json.read_text())
-    per_thread = {thread: round(threads["end"].get(thread, 0.0) - used, 4) for thread, used in threads["start"].items()}
+    per_thread = {thread: round(used, 4) for thread, used in cpu_between(threads["start"], threads["end"]).items()}
     daemon_cpu = sum(per_thread.values())
     daemon_rate = daemon_cpu / window.seconds
     x264_rate = x264["cpu_s"] / x264["wall_s"]

@@ -72,6 +72,7 @@ import Testing
     @Test func stateDirectoryComesFromSystemdWhenNotGiven() throws {
         #expect(try serve(["serve"], environment: "/var/lib/private/rtcam").0.stateDirectory == "/var/lib/private/rtcam")
         #expect(try serve(["serve", "--state-dir", "/x"], environment: "/var/lib/private/rtcam").0.stateDirectory == "/x")
+        #expect(try serve(["serve"], environment: "").0.stateDirectory == "/var/lib/rtcam", "an empty $STATE_DIRECTORY is unset")
     }
 
     @Test func devicesAndHelp() throws {
@@ -87,7 +88,7 @@ import Testing
             #expect(text.contains("WHEP"))
             #expect(text.contains("serve (default)") && text.contains("devices"))
         }
-        for arguments in [["serve", "--help"], ["help", "serve"], ["--fps", "30", "-h"], ["serve", "--source", "-h"]] {
+        for arguments in [["serve", "--help"], ["help", "serve"], ["--fps", "30", "-h"], ["serve", "--source", "-h"], ["serve", "--frames", "30", "--help"], ["--fps", "0", "-h"]] {
             guard case let .showHelp(text) = try RTCamCommandLine.parse(arguments) else {
                 Issue.record("\(arguments)")
                 continue
@@ -109,6 +110,7 @@ import Testing
     @Test func badCommandLinesAreRefusedWithTheReason() {
         #expect(error(["serv"]) == .unknownSubcommand("serv"))
         #expect(error(["help", "nothing"]) == .unknownSubcommand("nothing"))
+        #expect(error(["help", "serve", "junk"]) == .unexpectedArgument("junk"))
         #expect(error(["serve", "--frames", "30"]) == .unknownOption("--frames"))
         #expect(error(["serve", "-p", "30"]) == .unknownOption("-p"))
         #expect(error(["devices", "--fps", "30"]) == .unknownOption("--fps"))
