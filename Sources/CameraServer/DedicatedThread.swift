@@ -1,25 +1,58 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NIOConcurrencyHelpers
+import RTCBase
 
 /// A named OS thread for work that must not run on the event loop (capture, encoding): the loop
-/// only ever gets finished frames.
-enum DedicatedThread {
+/// only ever gets finished frames. Its owner joins it when it stops it, so that nothing of it runs
+/// (or hands a frame to an event loop already shut down) after `stop` returns.
+final class DedicatedThread: @unchecked Sendable {
     private final class Box {
         let body: () -> Void
         init(_ body: @escaping () -> Void) { self.body = body }
     }
 
-    static func start(name: String, _ body: @escaping @Sendable () -> Void) {
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(&thread, nil, { argument in
-            let box = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
-            box.body()
+    private var thread = pthread_t()
+    /// Set by the thread as its last act (glibc's pthread_timedjoin_np is not visible to Swift).
+    private let finished = ConditionLock(value: false)
+    private var joined = false   // only the owner's thread calls join
+
+    private init() {}
+
+    static func start(_ body: @escaping @Sendable () -> Void) -> DedicatedThread {
+        let handle = DedicatedThread()
+        let box = Unmanaged.passRetained(Box {
+            body()
+            handle.finished.lock()
+            handle.finished.unlock(withValue: true)
+        }).toOpaque()
+        let result = pthread_create(&handle.thread, nil, { argument in
+            Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue().body()
             return nil
         }, box)
         precondition(result == 0, "pthread_create failed: \(result)")
-        pthread_detach(thread)
+        return handle
+    }
+
+    /// Waits up to `timeout` for the thread to end. Returns false if it did not (a device read
+    /// that hangs): the thread is then detached, left to end on its own.
+    @discardableResult
+    func join(timeout: Duration) -> Bool {
+        guard !joined else { return true }
+        joined = true
+        let seconds = Double(timeout.nanosecondsClamped) / 1e9
+        guard finished.lock(whenValue: true, timeoutSeconds: seconds) else {
+            pthread_detach(thread)
+            return false
+        }
+        finished.unlock()
+        pthread_join(thread, nil)   // it has run its last line: this returns at once
+        return true
+    }
+
+    deinit {
+        if !joined { pthread_detach(thread) }
     }
 
     /// Sleeps until an absolute CLOCK_MONOTONIC time (frame pacing without drift).

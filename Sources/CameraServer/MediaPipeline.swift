@@ -53,6 +53,9 @@ final class MediaPipeline: @unchecked Sendable {
     private let viewersPresent = Atomic<Bool>(false)
     private let counters = Mutex(Counters())
 
+    /// The threads `start` made, joined by `stop`.
+    private let threads = Mutex<[DedicatedThread]>([])
+
     private struct Counters {
         var framesEncoded = 0
         var keyframesForced = 0
@@ -247,12 +250,13 @@ final class MediaPipeline: @unchecked Sendable {
                audio: @escaping @Sendable (EncodedAudioFrame) -> Void) {
         let configuration = configuration
         let profileLevelID = h264ProfileLevelID
-        DedicatedThread.start(name: "rtcam-video") { [self] in
+        var started = [DedicatedThread.start { [self] in
             runVideo(configuration: configuration, profileLevelID: profileLevelID, deliver: video)
-        }
+        }]
         if hasAudio {
-            DedicatedThread.start(name: "rtcam-audio") { [self] in runAudio(deliver: audio) }
+            started.append(DedicatedThread.start { [self] in runAudio(deliver: audio) })
         }
+        threads.withLock { $0 += started }
     }
 
     func requestKeyframe() { keyframeRequested.store(true, ordering: .relaxed) }
@@ -276,10 +280,19 @@ final class MediaPipeline: @unchecked Sendable {
         configurationBox.withLockedValue { $0 = configuration }
     }
 
+    /// Ends the pipeline's threads and waits for them (a camera's poll returns within 500 ms, a
+    /// frame being encoded is finished), so that when this returns none of them runs or delivers a
+    /// frame any more: the daemon shuts its event loop down after, and a new pipeline may open the
+    /// same camera. A thread stuck in a device read longer than 2 s is left to end on its own.
     func stop() {
         running.store(false, ordering: .relaxed)
         viewerArrival.lock()
         viewerArrival.unlock(withValue: true)   // wakes a sleeping thread so it sees `running` and ends
+        for thread in threads.withLock({ threads in defer { threads = [] }; return threads }) {
+            if !thread.join(timeout: .seconds(2)) {
+                logger.warning("a media thread did not end within 2 s of stopping (a device read hangs?)")
+            }
+        }
     }
 
     /// x264 encoders made since start (tests see the idle release through it).

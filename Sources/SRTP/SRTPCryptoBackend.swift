@@ -47,13 +47,43 @@ extension SRTPSession {
     /// (process-wide; sessions that exist keep what they have). Returns whether libsrtp accepted
     /// both after its known-answer self-tests (RFC 3711 B.2 keystream, RFC 2202 HMAC-SHA1 case 1);
     /// a refused one stays on libsrtp's own. Installing again replaces the backend.
+    ///
+    /// The backend is checked against the same known answers before it is made the process's: the
+    /// one in use is shared by every session's callbacks, so a wrong one must never be visible, not
+    /// even between a swap and libsrtp's refusal (a re-install that fails keeps the previous one).
     @discardableResult
     public static func installCryptoBackend(_ backend: SRTPCryptoBackend) -> Bool {
-        guard libraryInitialisationStatus == 0 else { return false }
+        guard libraryInitialisationStatus == 0, passesKnownAnswers(backend) else { return false }
         installedBackend.withLock { $0 = backend }
         let cipher = srtp_replace_cipher_type(counterModeType, srtp_cipher_type_id_t(SRTP_AES_ICM_128))
         let auth = srtp_replace_auth_type(hmacSHA1Type, srtp_auth_type_id_t(SRTP_HMAC_SHA1))
         return cipher == srtp_err_status_ok && auth == srtp_err_status_ok
+    }
+
+    /// The known answers libsrtp's self-test uses (the test cases in the type tables below), run on
+    /// `backend` alone: RFC 3711 B.2's keystream through this file's counter mode, RFC 2202 case 1.
+    static func passesKnownAnswers(_ backend: SRTPCryptoBackend) -> Bool {
+        let cipherTest = counterModeType.pointee.test_data.pointee
+        let counterMode = CounterModeState()
+        guard counterMode.setKey(cipherTest.key, backend: backend) else { return false }
+        counterMode.setIV(cipherTest.idx)
+        var keystream = [UInt8](repeating: 0, count: Int(cipherTest.plaintext_length_octets))
+        let expectedCiphertext = Array(UnsafeBufferPointer(start: cipherTest.ciphertext,
+                                                           count: Int(cipherTest.ciphertext_length_octets)))
+        let encrypted = keystream.withUnsafeMutableBufferPointer { buffer in
+            counterMode.apply(buffer.baseAddress!, count: buffer.count)
+        }
+        guard encrypted, keystream == expectedCiphertext else { return false }
+
+        let authTest = hmacSHA1Type.pointee.test_data.pointee
+        let key = UnsafeRawBufferPointer(start: authTest.key, count: Int(authTest.key_length_octets))
+        guard let authenticator = backend.makeHMACSHA1(key) else { return false }
+        authenticator.start()
+        authenticator.update(UnsafeRawBufferPointer(start: authTest.data, count: Int(authTest.data_length_octets)))
+        var digest = [UInt8](repeating: 0, count: 20)
+        digest.withUnsafeMutableBytes { authenticator.finish(into: $0.baseAddress!) }
+        let expectedTag = Array(UnsafeBufferPointer(start: authTest.tag, count: Int(authTest.tag_length_octets)))
+        return Array(digest.prefix(expectedTag.count)) == expectedTag
     }
 }
 

@@ -157,3 +157,27 @@ extension MediaConfiguration {
         return configuration
     }
 }
+
+/// `stop` waits for the pipeline's threads: once it returns nothing more is delivered (the daemon
+/// shuts its event loop down right after, and a frame handed to it then would be lost with an error).
+@Suite struct MediaPipelineStopTests {
+    @Test("nothing is delivered after stop returns, from the video or the audio thread", arguments: [false, true])
+    func nothingAfterStop(viewers: Bool) throws {
+        let pipeline = try MediaPipeline(configuration: .smallTestPattern(audio: .testTone), logger: .init(label: "test"))
+        let delivered = Mutex(0)
+        pipeline.start(video: { _ in delivered.withLock { $0 += 1 } }, audio: { _ in delivered.withLock { $0 += 1 } })
+        pipeline.setViewersPresent(viewers)
+        if viewers {
+            #expect(MediaPipelineIdleReleaseTests.wait(seconds: 5) { delivered.withLock { $0 } >= 10 })
+        } else {
+            DedicatedThread.sleep(until: (MonotonicClock.now() + .milliseconds(200)).nanoseconds)   // both asleep
+        }
+        let started = MonotonicClock.now()
+        pipeline.stop()
+        let stopping = MonotonicClock.now() - started
+        let atStop = delivered.withLock { $0 }
+        DedicatedThread.sleep(until: (MonotonicClock.now() + .milliseconds(300)).nanoseconds)
+        #expect(delivered.withLock { $0 } == atStop)
+        #expect(stopping < .seconds(1), "sleeping threads are woken, not waited out (took \(stopping))")
+    }
+}

@@ -1,6 +1,6 @@
 import DTLS
 import RTCBase
-import SRTP
+@testable import SRTP
 import Testing
 import WebRTCSession
 
@@ -65,6 +65,45 @@ import WebRTCSession
             #expect(MbedDigest.sha256(protected) == Self.hex(digest), "packet \(k) (\(length)-byte payload)")
             #expect(try receiver2.unprotectRTP(protected) == packet)
         }
+    }
+}
+
+/// A backend that gets AES or HMAC-SHA1 wrong is refused before any session can use it, and the
+/// one in use stays (the check runs on the candidate alone: no window in which it is installed).
+@Suite struct SRTPCryptoBackendCheckTests {
+    final class FlippingAES: SRTPBlockEncryptor {
+        let real: AES128BlockEncryptor
+        init?(key: UnsafeRawBufferPointer) { guard let real = AES128BlockEncryptor(key: key) else { return nil }; self.real = real }
+        func encryptBlocks(_ blocks: UnsafeMutableRawPointer, count: Int) {
+            real.encryptBlocks(blocks, count: count)
+            blocks.storeBytes(of: blocks.load(as: UInt8.self) ^ 1, as: UInt8.self)
+        }
+    }
+
+    final class TruncatingHMAC: SRTPMessageAuthenticator {
+        let real: HMACSHA1
+        init?(key: UnsafeRawBufferPointer) { guard let real = HMACSHA1(key: key) else { return nil }; self.real = real }
+        func start() { real.start() }
+        func update(_ bytes: UnsafeRawBufferPointer) { real.update(UnsafeRawBufferPointer(rebasing: bytes.dropLast())) }
+        func finish(into digest: UnsafeMutableRawPointer) { real.finish(into: digest) }
+    }
+
+    static let good = SRTPCryptoBackend(makeAES128: { AES128BlockEncryptor(key: $0) }, makeHMACSHA1: { HMACSHA1(key: $0) })
+
+    @Test func wrongPrimitivesAreRefusedAndTheInstalledOnesStay() throws {
+        #expect(SRTPSession.passesKnownAnswers(Self.good))
+        let badAES = SRTPCryptoBackend(makeAES128: { FlippingAES(key: $0) }, makeHMACSHA1: { HMACSHA1(key: $0) })
+        let badMAC = SRTPCryptoBackend(makeAES128: { AES128BlockEncryptor(key: $0) }, makeHMACSHA1: { TruncatingHMAC(key: $0) })
+        let noAES = SRTPCryptoBackend(makeAES128: { _ in nil }, makeHMACSHA1: { HMACSHA1(key: $0) })
+        for backend in [badAES, badMAC, noAES] {
+            #expect(!SRTPSession.passesKnownAnswers(backend))
+            #expect(!SRTPSession.installCryptoBackend(backend))
+        }
+        // What is installed still gives libsrtp's reference packet (srtp_driver.c srtp_validate).
+        let sender = try SRTPSession(keys: SRTPCryptoTests.keys, isClient: true)
+        let rtp = SRTPCryptoTests.hex("800f1234 decafbad cafebabe" + String(repeating: "ab", count: 16))
+        #expect(try sender.protectRTP(rtp) == SRTPCryptoTests.hex(
+            "800f1234 decafbad cafebabe 4e55dc4c e79978d8 8ca4d215 949d2402 b78d6acc 99ea179b 8dbb"))
     }
 }
 
