@@ -29,7 +29,12 @@ final class MediaController: @unchecked Sendable {
     func start() { launch(pipeline, generation: 0) }
 
     /// Applies new media settings: a bitrate change goes to the running encoder; anything else
-    /// starts a new pipeline. Throws (and keeps the old one running) when the new one cannot start.
+    /// starts a new pipeline. Throws (and keeps the old settings running) when the new one cannot start.
+    ///
+    /// A camera is one device: a second open cannot set its format while the running pipeline
+    /// streams from it (EBUSY from vivid and uvcvideo), and `auto` would not find it usable. So a
+    /// pipeline that holds a camera is stopped first (which closes it), and if the new settings fail
+    /// the old ones are set up again.
     func apply(_ configuration: MediaConfiguration) throws {
         let running = current
         var onlyBitrate = running.configuration
@@ -39,16 +44,37 @@ final class MediaController: @unchecked Sendable {
             running.updateConfiguration(configuration)
             return
         }
-        let replacement = try MediaPipeline(configuration: configuration, logger: logger)
+        let replacement: MediaPipeline
+        if running.holdsCamera {
+            running.stop()
+            do {
+                replacement = try MediaPipeline(configuration: configuration, logger: logger)
+            } catch {
+                do {
+                    install(try MediaPipeline(configuration: running.configuration, logger: logger))
+                } catch let restoring {
+                    logger.critical("the camera could not be opened again with the previous settings either: \(restoring)")
+                }
+                throw error
+            }
+        } else {
+            replacement = try MediaPipeline(configuration: configuration, logger: logger)
+        }
+        install(replacement)
+        if !running.holdsCamera { running.stop() }
+        logger.info("media restarted: \(replacement.summary)")
+    }
+
+    /// Makes `replacement` the running pipeline and starts it; frames of the previous one are
+    /// dropped from now on.
+    private func install(_ replacement: MediaPipeline) {
         let newGeneration: Int = lock.withLock {
             replacement.setViewersPresent(viewersPresent)
             generation += 1
             pipeline = replacement
             return generation
         }
-        running.stop()
         launch(replacement, generation: newGeneration)
-        logger.info("media restarted: \(replacement.summary)")
     }
 
     func requestKeyframe() { current.requestKeyframe() }

@@ -53,6 +53,12 @@ final class MediaPipeline: @unchecked Sendable {
     private let viewersPresent = Atomic<Bool>(false)
     private let counters = Mutex(Counters())
 
+    /// Whether this pipeline has a V4L2 camera open (closed when its threads end).
+    var holdsCamera: Bool {
+        if case .camera = videoInput { return true }
+        return false
+    }
+
     /// The threads `start` made, joined by `stop`.
     private let threads = Mutex<[DedicatedThread]>([])
 
@@ -317,6 +323,7 @@ final class MediaPipeline: @unchecked Sendable {
             return
         }
         if case let .camera(camera) = videoInput {
+            defer { camera.stop() }   // every path closes the device when the thread ends (a new pipeline may open it)
             switch encoderPlan {
             case .passthrough:
                 setRunningEncoder(encoderPlan.description)

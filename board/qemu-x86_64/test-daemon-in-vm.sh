@@ -2,7 +2,10 @@
 # The whole daemon on the VM board: rtcam runs in the guest on real drivers and streams to aiortc's
 # WHEP client on the host through QEMU's port forwards; the client must decode video at the size
 # asked for, and audio. Then rtcam gets SIGTERM in the guest and must exit 0.
-#   x264 (default):  vivid's webcam (NV12 640x480 at 25 fps) → x264; snd-aloop → Opus.
+#   x264 (default):  vivid's webcam (NV12 640x480 at 25 fps) → x264; snd-aloop → Opus. Then the
+#                    size is changed to 640x360 through the settings API (PUT /api/config), which
+#                    must reopen the one camera (it was refused with EBUSY while the old pipeline
+#                    held it), and a second client must decode 640x360.
 #   --passthrough:   a camera that encodes H.264 itself: v4l2loopback (exclusive_caps=1) fed by FFmpeg
 #                    in the guest with an H.264 file made here (640x480, 25 fps, an IDR every 2 s),
 #                    rtcam --encoder passthrough (no encoder in rtcam); snd-aloop → Opus.
@@ -87,7 +90,7 @@ done
 export NSS_BINS="${nss[*]} ${extra_bins[*]}"
 
 started=$SECONDS
-export share python here
+export share python here mode
 set +e
 unshare --net bash -c '
   set -u
@@ -117,6 +120,27 @@ PY
   "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --seconds 6 --connect-timeout 60 \
       > "$share/summary.json"
   client=$?
+  if [ $client = 0 ] && [ "$mode" = x264 ]; then
+    # A new size for the same camera: choose a password, log in, PUT the settings.
+    "$python" - <<PY > "$share/resize.out" 2>&1 || client=7
+import json, urllib.request
+def call(method, path, body, cookie=None):
+    request = urllib.request.Request("http://127.0.0.1:18080" + path, data=json.dumps(body).encode(), method=method,
+                                     headers={"Content-Type": "application/json", **({"Cookie": cookie} if cookie else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status, reply.headers.get("Set-Cookie", ""), reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, "", error.read().decode()
+status, cookie, answer = call("POST", "/api/password", {"password": "rtcam-vm-test-password"})
+if status != 200: raise SystemExit(f"password: {status} {answer}")
+status, _, answer = call("PUT", "/api/config", {"width": 640, "height": 360}, cookie.split(";", 1)[0])
+print(f"PUT /api/config width 640 height 360: {status} {answer[:400]}")
+if status != 200: raise SystemExit("the camera did not take the new size")
+PY
+    [ $client = 0 ] && { "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --seconds 6 \
+        --connect-timeout 60 > "$share/summary-resized.json" || client=8; }
+  fi
   touch "$share/done"
   wait $vm
   vm_status=$?
@@ -129,6 +153,7 @@ echo "----- guest console"; cat "$share/vm.out"
 echo "----- rtcam log (guest)"; cat "$share/rtcam.log" 2>/dev/null || true
 [ -s "$share/ffmpeg.log" ] && { echo "----- FFmpeg feeding v4l2loopback (guest)"; tail -n 20 "$share/ffmpeg.log"; }
 echo "----- WHEP client summary (host)"; cat "$share/summary.json" 2>/dev/null || true
+[ -f "$share/resize.out" ] && { echo "----- settings change (host)"; cat "$share/resize.out"; }
 # The picture must have arrived at the size asked for, at a rate that shows frames keep coming
 # (TCG runs the guest several times slower than the host: 3 fps is the floor, not the goal).
 if [ $status = 0 ]; then
@@ -146,6 +171,16 @@ if m["audio_frames"] == 0: problems.append("no audio frames")
 if problems: raise SystemExit("FAIL: " + "; ".join(problems))
 print("ok: rtcam in the VM streamed " + ("a camera's own H.264 (v4l2loopback) through passthrough" if sys.argv[3] == "passthrough"
       else "vivid through x264") + " to aiortc on the host")
+PY
+fi
+if [ $status = 0 ] && [ "$mode" = x264 ]; then
+  "$python" - "$share/summary-resized.json" <<'PY' || status=6
+import json, sys
+m = json.load(open(sys.argv[1]))["measurement"]
+print(f"after the settings change: decoded {m['video_frames']} frames at {m['width']}x{m['height']}, {m['fps']:.1f} fps")
+if (m["width"], m["height"]) != (640, 360) or m["video_frames"] == 0:
+    raise SystemExit(f"FAIL: wanted frames at 640x360 after the settings change, got {m['video_frames']} at {m['width']}x{m['height']}")
+print("ok: the settings API moved the camera to a new size while rtcam kept running")
 PY
 fi
 echo "test-daemon-in-vm: exit $status in $((SECONDS - started)) s"
