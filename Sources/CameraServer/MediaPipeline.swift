@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ALSA
 import CMalloc
 import Logging
@@ -52,6 +55,12 @@ final class MediaPipeline: @unchecked Sendable {
     /// but the keyframe it asks for.
     private let viewersPresent = Atomic<Bool>(false)
     private let counters = Mutex(Counters())
+
+    /// The largest `file:` stream read into memory: 512 MB, or a quarter of `physicalMemory` if that
+    /// is less (unknown memory: 512 MB).
+    static func fileSourceLimit(physicalMemory: Int) -> Int {
+        physicalMemory > 0 ? min(512 << 20, physicalMemory / 4) : 512 << 20
+    }
 
     /// Whether this pipeline has a V4L2 camera open (closed when its threads end).
     var holdsCamera: Bool {
@@ -133,8 +142,11 @@ final class MediaPipeline: @unchecked Sendable {
                 throw MediaPipelineError.unsupportedSource("cannot capture from \(path): \(error)")
             }
         case let .file(path):
-            guard let bytes = StateFiles.readBytes(path, maximumSize: 512 << 20) else {
-                throw MediaPipelineError.unsupportedSource("cannot read \(path) (missing, unreadable or over 512 MB)")
+            // The stream is read into memory whole: at most 512 MB, and at most a quarter of the
+            // machine's memory (a 512 MB Pi Zero 2 W would otherwise be pushed into the OOM killer).
+            let limit = Self.fileSourceLimit(physicalMemory: Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE))))
+            guard let bytes = StateFiles.readBytes(path, maximumSize: limit) else {
+                throw MediaPipelineError.unsupportedSource("cannot read \(path) (missing, unreadable or over \(limit >> 20) MB)")
             }
             do {
                 videoInput = .file(path: path, try AnnexBFileSource(stream: bytes, frameRate: configuration.framesPerSecond))

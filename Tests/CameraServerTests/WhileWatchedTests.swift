@@ -181,3 +181,11 @@ extension MediaConfiguration {
         #expect(stopping < .seconds(1), "sleeping threads are woken, not waited out (took \(stopping))")
     }
 }
+
+@Suite struct FileSourceLimitTests {
+    @Test func aQuarterOfMemoryAtMost512MB() {
+        #expect(MediaPipeline.fileSourceLimit(physicalMemory: 512 << 20) == 128 << 20)   // Pi Zero 2 W
+        #expect(MediaPipeline.fileSourceLimit(physicalMemory: 8 << 30) == 512 << 20)     // Pi 5, 8 GB
+        #expect(MediaPipeline.fileSourceLimit(physicalMemory: -1) == 512 << 20)          // sysconf failed
+    }
+}
