@@ -61,7 +61,7 @@ final class MediaController: @unchecked Sendable {
             replacement = try MediaPipeline(configuration: configuration, logger: logger)
         }
         install(replacement)
-        if !running.holdsCamera { running.stop() }
+        running.stop()   // a camera pipeline stopped above already; stopping twice is harmless
         logger.info("media restarted: \(replacement.summary)")
     }
 
