@@ -289,8 +289,7 @@ final class MediaPipeline: @unchecked Sendable {
 
     /// Nobody watches: sleeps until someone does, the pipeline stops, or `idleWakeInterval` passed.
     private func sleepWhileUnwatched() {
-        let seconds = Double(idleWakeInterval.components.seconds) + Double(idleWakeInterval.components.attoseconds) / 1e18
-        if viewerArrival.lock(whenValue: true, timeoutSeconds: seconds) { viewerArrival.unlock() }
+        if viewerArrival.lock(whenValue: true, timeoutSeconds: idleWakeInterval.millisecondsDouble / 1000) { viewerArrival.unlock() }
     }
 
     /// Records settings the running pipeline took on without a restart (the bitrate).
@@ -334,8 +333,10 @@ final class MediaPipeline: @unchecked Sendable {
             runFile(file, deliver: deliver)
             return
         }
+        // Every path closes the camera when this thread ends (a new pipeline may open it). At function
+        // scope: a `defer` inside the `if` below would close it before the x264 path reads a frame.
+        defer { if case let .camera(camera) = videoInput { camera.stop() } }
         if case let .camera(camera) = videoInput {
-            defer { camera.stop() }   // every path closes the device when the thread ends (a new pipeline may open it)
             switch encoderPlan {
             case .passthrough:
                 setRunningEncoder(encoderPlan.description)
@@ -481,7 +482,6 @@ final class MediaPipeline: @unchecked Sendable {
     /// reported and reopened when it comes back, without restarting the daemon.
     private func runCamera(_ camera: V4L2VideoSource, encode: (RawVideoFrame, MonotonicTime) -> Void,
                            unwatched: (MonotonicTime) -> Void) {
-        defer { camera.stop() }
         while running.load(ordering: .relaxed) {
             do {
                 try camera.withNextFrame(timeoutMilliseconds: 500) { frame in
@@ -585,7 +585,6 @@ final class MediaPipeline: @unchecked Sendable {
     /// 2 s) on cameras without it.
     private func runPassthrough(_ camera: V4L2VideoSource, stream initial: CameraH264Stream,
                                 deliver: @Sendable (EncodedVideoFrame) -> Void) {
-        defer { camera.stop() }
         var stream = initial
         var lastRestart: MonotonicTime?
         var bitrateControlWorks = true

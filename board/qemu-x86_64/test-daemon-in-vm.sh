@@ -173,6 +173,11 @@ print("ok: rtcam in the VM streamed " + ("a camera's own H.264 (v4l2loopback) th
       else "vivid through x264") + " to aiortc on the host")
 PY
 fi
+# Nobody unplugs the camera here: a "device gone" means rtcam lost its own camera (as when a
+# stop closed it under the reading thread).
+if [ $status = 0 ] && grep -q "device gone" "$share/rtcam.log"; then
+  echo "FAIL: rtcam reported its camera gone although nothing removed it"; status=6
+fi
 if [ $status = 0 ] && [ "$mode" = x264 ]; then
   "$python" - "$share/summary-resized.json" <<'PY' || status=6
 import json, sys
