@@ -41,8 +41,7 @@ final class DedicatedThread: @unchecked Sendable {
     func join(timeout: Duration) -> Bool {
         guard !joined else { return true }
         joined = true
-        let seconds = Double(timeout.nanosecondsClamped) / 1e9
-        guard finished.lock(whenValue: true, timeoutSeconds: seconds) else {
+        guard finished.lock(whenValue: true, timeoutSeconds: timeout.millisecondsDouble / 1000) else {
             pthread_detach(thread)
             return false
         }

@@ -125,7 +125,7 @@ extension SubcommandDefinition {
 
     /// `rtcam serve --help`.
     public func helpText(commandName: String, width: Int = 80) -> String {
-        var lines = wrapped(["OVERVIEW:"] + abstract.split(separator: " ").map(String.init), width: width, continuation: "  ")
+        var lines = overviewLines(abstract, width: width)
         lines.append("")
         let usageOptions = options.map { "[--\($0.name) <\($0.valueName)>\($0.repeatable ? " ..." : "")]" }
         lines += wrapped(["USAGE:", commandName, name] + usageOptions, width: width, continuation: "       ")
@@ -138,6 +138,11 @@ extension SubcommandDefinition {
         lines += twoColumns(entries, width: width)
         return lines.joined(separator: "\n")
     }
+}
+
+/// "OVERVIEW: …" wrapped to `width`.
+func overviewLines(_ abstract: String, width: Int) -> [String] {
+    wrapped(["OVERVIEW:"] + abstract.split(separator: " ").map(String.init), width: width, continuation: "  ")
 }
 
 /// Lines of at most `width` columns (a longer word stays whole), later lines indented.

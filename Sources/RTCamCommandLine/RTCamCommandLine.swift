@@ -74,9 +74,8 @@ public enum RTCamCommandLine {
         switch try subcommand.parse(rest) {
         case .helpRequested:
             return .showHelp(subcommand.helpText(commandName: commandName))
-        case let .options(options) where subcommand.name == devices.name:
-            _ = options                   // devices takes no options; parse() refused any
-            return .listDevices
+        case .options where subcommand.name == devices.name:
+            return .listDevices           // devices takes no options: parse() refused any
         case let .options(options):
             return try serveInvocation(options, stateDirectoryFromEnvironment: stateDirectoryFromEnvironment)
         }
@@ -84,7 +83,7 @@ public enum RTCamCommandLine {
 
     /// `rtcam --help`.
     public static var overview: String {
-        var lines = wrapped(["OVERVIEW:"] + abstract.split(separator: " ").map(String.init), width: 80, continuation: "  ")
+        var lines = overviewLines(abstract, width: 80)
         lines += ["", "USAGE: \(commandName) <subcommand>", "", "SUBCOMMANDS:"]
         lines += twoColumns(subcommands.map { ($0.name + ($0.name == serve.name ? " (default)" : ""), $0.abstract) }, width: 80)
         lines += ["", "  See '\(commandName) help <subcommand>' for detailed help."]
