@@ -24,6 +24,7 @@ let package = Package(
         .target(name: "CV4L2"),
         .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (malloc_trim)
         .target(name: "CCPUCrypto"),  // AES-128 and HMAC-SHA1 on AES-NI / SHA-NI (SRTP), our own C
+        .target(name: "CUDPSocket"),  // the kernel's UDP_SEGMENT and sendmmsg, which Swift cannot spell
 
         // Sans-IO wire formats and protocol state machines.
         .target(name: "RTCBase"),
@@ -47,7 +48,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc",
+            "RTCBase", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc", "CUDPSocket",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

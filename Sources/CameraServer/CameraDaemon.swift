@@ -92,17 +92,17 @@ public final class CameraDaemon: @unchecked Sendable {
         if let problem = access.loadProblem { logger.error("\(problem)") }
         if !access.hasPassword { logger.notice("no settings password yet: choose one at /settings") }
 
+        // Encoded frames go to the viewers from the encoders' own threads (StreamHub: no event-loop
+        // hop per frame).
         let hubBox = NIOLockedValueBox<StreamHub?>(nil)
         let media = try MediaController(
             configuration: settings.media, logger: logger,
             video: { frame in
-                loop.execute {
-                    hubBox.withLockedValue { $0 }?.deliverVideo(accessUnit: frame.accessUnit, isKeyframe: frame.isKeyframe,
-                                                                captureTime: frame.captureTime)
-                }
+                hubBox.withLockedValue { $0 }?.deliverVideo(accessUnit: frame.accessUnit, isKeyframe: frame.isKeyframe,
+                                                            captureTime: frame.captureTime)
             },
             audio: { frame in
-                loop.execute { hubBox.withLockedValue { $0 }?.deliverAudio(opusFrame: frame.packet, captureTime: frame.captureTime) }
+                hubBox.withLockedValue { $0 }?.deliverAudio(opusFrame: frame.packet, captureTime: frame.captureTime)
             })
         let hub = StreamHub(loop: loop, settings: hubSettings(settings, candidates: candidates, media: media.current),
                             certificate: certificate, logger: logger)
@@ -137,25 +137,31 @@ public final class CameraDaemon: @unchecked Sendable {
             }
         }
 
-        let mediaPort = configuration.mediaPort
+        // The media socket is rtcam's (it sends on it from whichever thread made the datagrams);
+        // NIO reads it through a descriptor of its own.
+        // UDP GSO (Linux 4.18+, UDP_SEGMENT): on unless the kernel lacks it or RTCAM_UDP_GSO=0.
+        let mediaSocket = try MediaSocket(port: UInt16(configuration.mediaPort),
+                                          segmentationOffload: System.supportsUDPSegmentationOffload
+                                              && Environment.value("RTCAM_UDP_GSO") != "0",
+                                          logger: logger)
         let group = self.group
-        let bindMediaSocket: @Sendable () -> EventLoopFuture<Channel> = {
-            DatagramBootstrap(group: group)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                .channelOption(.socketOption(.so_rcvbuf), value: 1 << 20)
-                .channelOption(.socketOption(.so_sndbuf), value: 1 << 21)
+        let bindReceiveChannel: @Sendable () -> EventLoopFuture<Channel> = {
+            let descriptor: CInt
+            do {
+                descriptor = try mediaSocket.receivingDescriptor()
+            } catch {
+                return group.next().makeFailedFuture(error)
+            }
+            return DatagramBootstrap(group: group)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(UDPHandler(hub: hub))
                     }
                 }
-                .bind(host: "0.0.0.0", port: mediaPort)
+                .withBoundSocket(descriptor)
         }
-        let udp = try bindMediaSocket().wait()
-        try loop.submit {
-            hub.attach(udpChannel: udp)
-            hub.bindMediaSocket = bindMediaSocket
-        }.wait()
+        hub.bindReceiveChannel = bindReceiveChannel
+        hub.attach(socket: mediaSocket, receiveChannel: try bindReceiveChannel().wait())
 
         let router = CameraRouter(
             hub: hub, access: access, settings: settingsController, threadPool: threadPool,
@@ -199,9 +205,9 @@ public final class CameraDaemon: @unchecked Sendable {
         watchdogTask?.cancel()
         logger.info("stopping: closing every session")
         media.stop()
-        try? loop.submit { hub.closeAll() }.wait()
+        hub.closeAll()
         try? http.close().wait()
-        try? loop.flatSubmit { hub.closeMediaSocket() }.wait()
+        try? hub.closeMediaSocket().wait()
         try? threadPool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
         logger.info("stopped")
@@ -286,6 +292,14 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("bitrateKbps", mediaStatus.bitrateKbps)
         json.field("framesEncoded", mediaStatus.framesEncoded)
         json.field("keyframesForced", mediaStatus.keyframesForced)
+        let socket = hub.mediaSocketCounters
+        json.key("mediaSocket")
+        json.beginObject()
+        json.field("datagramsSent", socket.datagramsSent)
+        json.field("datagramsDropped", socket.datagramsDropped)
+        json.field("sendErrors", socket.sendErrors)
+        json.field("udpSegmentationOffload", socket.segmentationOffload)
+        json.endObject()
         json.key("viewers")
         json.beginArray()
         for viewer in hub.viewerStatuses() {

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import ICE
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import RTCBase
 import SDP
@@ -53,11 +54,17 @@ struct ViewerStatus: Sendable {
     var keyframeRequests: Int
 }
 
-/// Every viewer of the camera, on one event loop: the WHEP sessions, the shared packetizer and
-/// history (MediaFanout), the one UDP socket, and one timer at the earliest deadline of all sessions.
-/// All methods run on `loop` (asserted); encoders hand frames over with `loop.execute`.
+/// Every viewer of the camera: the WHEP sessions, the shared packetizer and history (MediaFanout),
+/// the one UDP socket, and one timer on `loop` at the earliest deadline of all sessions.
+///
+/// One lock guards all of it. The event loop takes it for WHEP requests, datagrams and timers; an
+/// encoder's thread takes it to hand over a frame and sends the frame's packets to every viewer
+/// itself, on the media socket, before it encodes the next. So a frame costs no event-loop wake-up,
+/// no hop and no NIO write path (README "Performance": that was most of the stack's overhead), and
+/// packets leave as soon as the encoder is done. Nothing under the lock blocks: sends never wait.
 final class StreamHub: @unchecked Sendable {
     let loop: EventLoop
+    private let lock = NIOLock()
     private(set) var settings: HubSettings
     private let certificate: DTLSCertificate
     private let logger: Logger
@@ -67,18 +74,24 @@ final class StreamHub: @unchecked Sendable {
     private var viewers: [String: Viewer] = [:]
     private var viewerIDByUfrag: [String: String] = [:]
     private var viewerIDByAddress: [TransportAddress: String] = [:]
-    private var udpChannel: Channel?
+    private var socket: MediaSocket?
+    private var receiveChannel: Channel?
+    /// The datagrams of one session's outputs to one address, gathered for one send (reused).
+    private var pendingDatagrams: [[UInt8]] = []
     private var timer: Scheduled<Void>?
     private var timerDeadline: MonotonicTime?
+    /// Which scheduled timer is current: one replaced while it was already firing finds it changed.
+    private var timerGeneration = 0
     private var lastKeyframeRequest: MonotonicTime?
     /// When the encoder was last asked for a keyframe that has not come out yet: asking again in
     /// the meantime would only schedule a second, spurious one (and delay the next joining viewer).
     private var keyframeOutstandingSince: MonotonicTime?
     private var keyframeRequestScheduled = false
     private var pendingWrites = 0
-    /// Called (on the loop) when the encoder should produce a keyframe soon.
+    /// Called (with the lock held, on any thread) when the encoder should produce a keyframe soon.
     var requestKeyframeFromEncoder: @Sendable () -> Void = {}
-    /// Called (on the loop) when the first viewer arrives (true) or the last one leaves (false).
+    /// Called (with the lock held, on any thread) when the first viewer arrives (true) or the last
+    /// one leaves (false).
     var viewersPresentChanged: @Sendable (Bool) -> Void = { _ in }
     private(set) var framesDelivered = 0
     private(set) var videoBytesDelivered = 0
@@ -100,63 +113,83 @@ final class StreamHub: @unchecked Sendable {
         fanout = MediaFanout(random: &random)
     }
 
-    func attach(udpChannel: Channel) {
-        loop.preconditionInEventLoop()
-        self.udpChannel = udpChannel
-        udpChannel.closeFuture.whenComplete { [self] _ in
-            loop.execute { self.mediaSocketClosed(udpChannel) }
+    /// The media socket, and NIO's channel reading it (from a descriptor of its own).
+    func attach(socket: MediaSocket, receiveChannel: Channel) {
+        lock.withLock {
+            self.socket = socket
+            attachLocked(receiveChannel: receiveChannel)
         }
     }
 
-    /// Binds a replacement media socket (same port) when the current one closes while serving.
-    /// NIO closes a datagram channel on any write error it does not know as per-datagram (EIO from
-    /// a UDP GSO write on a device without checksum offload, for one): viewers keep their sessions
-    /// and lose only what was in flight, which NACK and PLI recover.
-    var bindMediaSocket: (@Sendable () -> EventLoopFuture<Channel>)?
+    private func attachLocked(receiveChannel channel: Channel) {
+        receiveChannel = channel
+        channel.closeFuture.whenComplete { [self] _ in
+            loop.execute { self.receiveChannelClosed(channel) }
+        }
+    }
+
+    /// Registers a new reading channel on the media socket when the current one closes while
+    /// serving (NIO closes a datagram channel on a read error it does not know as per-datagram):
+    /// viewers keep their sessions and lose only what arrived meanwhile.
+    var bindReceiveChannel: (@Sendable () -> EventLoopFuture<Channel>)?
     private var stopping = false
     private(set) var mediaSocketRebinds = 0
 
-    private func mediaSocketClosed(_ channel: Channel) {
-        loop.preconditionInEventLoop()
-        guard !stopping, udpChannel === channel || udpChannel == nil, let bindMediaSocket else { return }
-        udpChannel = nil
-        logger.error("the media socket closed while serving; binding it again (viewers stay connected)")
-        bindMediaSocket().hop(to: loop).whenComplete { [self] result in
-            switch result {
-            case let .success(replacement):
-                guard !stopping else { replacement.close(promise: nil); return }
-                mediaSocketRebinds += 1
-                attach(udpChannel: replacement)
-                logger.notice("media socket bound again (\(mediaSocketRebinds) times since start)")
-            case let .failure(error):
-                logger.critical("could not bind the media socket again: \(error); retrying in 1 s")
-                loop.scheduleTask(in: .seconds(1)) { [self] in
-                    mediaSocketClosed(channel)
+    private func receiveChannelClosed(_ channel: Channel) {
+        lock.withLock {
+            guard !stopping, receiveChannel === channel || receiveChannel == nil, let bindReceiveChannel else { return }
+            receiveChannel = nil
+            logger.error("the media socket's reading channel closed while serving; opening it again (viewers stay connected)")
+            bindReceiveChannel().hop(to: loop).whenComplete { [self] result in
+                lock.withLock {
+                    switch result {
+                    case let .success(replacement):
+                        guard !stopping else { replacement.close(promise: nil); return }
+                        mediaSocketRebinds += 1
+                        attachLocked(receiveChannel: replacement)
+                        logger.notice("media socket read again (\(mediaSocketRebinds) times since start)")
+                    case let .failure(error):
+                        logger.critical("could not read the media socket again: \(error); retrying in 1 s")
+                        loop.scheduleTask(in: .seconds(1)) { [self] in
+                            receiveChannelClosed(channel)
+                        }
+                    }
                 }
             }
         }
     }
 
-    /// The current media socket, for shutdown.
+    /// Closes the media socket and its reading channel (shutdown, after `closeAll`).
     func closeMediaSocket() -> EventLoopFuture<Void> {
-        loop.preconditionInEventLoop()
-        stopping = true
-        guard let udpChannel else { return loop.makeSucceededVoidFuture() }
-        return udpChannel.close()
+        lock.withLock {
+            stopping = true
+            socket?.close()
+            socket = nil
+            guard let receiveChannel else { return loop.makeSucceededVoidFuture() }
+            return receiveChannel.close()
+        }
     }
 
-    var viewerCount: Int { viewers.count }
+    /// What the media socket did since start (GET /api/status).
+    var mediaSocketCounters: MediaSocketCounters {
+        lock.withLock { socket?.counters ?? MediaSocketCounters() }
+    }
 
+    var viewerCount: Int { lock.withLock { viewers.count } }
     func update(settings: HubSettings) {
-        loop.preconditionInEventLoop()
-        self.settings = settings
+        lock.withLock { self.settings = settings }
     }
 
     // MARK: - WHEP
 
     /// POST /whep: negotiate the offer and start a session (RFC 9725 §4.2).
     func createSession(offer text: String) throws(WHEPError) -> (id: String, answer: String) {
-        loop.preconditionInEventLoop()
+        lock.lock()
+        defer { lock.unlock() }
+        return try createSessionLocked(offer: text)
+    }
+
+    private func createSessionLocked(offer text: String) throws(WHEPError) -> (id: String, answer: String) {
         guard viewers.count < settings.maximumViewers else {
             throw .viewerLimitReached(limit: settings.maximumViewers)
         }
@@ -206,15 +239,24 @@ final class StreamHub: @unchecked Sendable {
 
     /// The ETag of a session (RFC 9725 §4.3.1): it names the ICE session, so it changes on restart.
     func entityTag(of id: String) -> String? {
+        lock.withLock { entityTagLocked(of: id) }
+    }
+
+    private func entityTagLocked(of id: String) -> String? {
         viewers[id].map { "\"\($0.localUfrag)\"" }
     }
 
     /// PATCH /whep/{id}: trickle (ignored: rtcam is ICE-lite and learns addresses from checks) or
     /// an ICE restart when the fragment carries new credentials (RFC 8840 §4.4, RFC 9725 §4.3.2).
     func patchSession(id: String, fragment: String, ifMatch: String?) throws(WHEPError) -> WHEPPatchResult {
-        loop.preconditionInEventLoop()
+        lock.lock()
+        defer { lock.unlock() }
+        return try patchSessionLocked(id: id, fragment: fragment, ifMatch: ifMatch)
+    }
+
+    private func patchSessionLocked(id: String, fragment: String, ifMatch: String?) throws(WHEPError) -> WHEPPatchResult {
         guard let viewer = viewers[id] else { throw .unknownSession }
-        if let ifMatch, ifMatch != "*", ifMatch != entityTag(of: id) { throw .preconditionFailed }
+        if let ifMatch, ifMatch != "*", ifMatch != entityTagLocked(of: id) { throw .preconditionFailed }
         var ufrag: String?
         var password: String?
         for rawLine in fragment.split(whereSeparator: \.isNewline) {  // "\r\n" is one Character
@@ -246,33 +288,37 @@ final class StreamHub: @unchecked Sendable {
 
     /// DELETE /whep/{id}: ends the session at once.
     func deleteSession(id: String) -> Bool {
-        loop.preconditionInEventLoop()
-        guard let viewer = viewers[id] else { return false }
-        viewer.session.close(now: MonotonicClock.now(), media: fanout)
-        flushOutputs(of: viewer.id)
-        removeViewer(id: id, reason: "ended by the viewer (DELETE)")
-        udpChannel?.flush()
-        return true
+        lock.withLock {
+            guard let viewer = viewers[id] else { return false }
+            viewer.session.close(now: MonotonicClock.now(), media: fanout)
+            flushOutputs(of: viewer.id)
+            removeViewer(id: id, reason: "ended by the viewer (DELETE)")
+            return true
+        }
     }
 
-    func sessionExists(id: String) -> Bool { viewers[id] != nil }
+    func sessionExists(id: String) -> Bool { lock.withLock { viewers[id] != nil } }
 
     /// Closes every session (SIGTERM): BYE and close_notify go out before the socket closes.
     func closeAll() {
-        loop.preconditionInEventLoop()
-        stopping = true
-        let now = MonotonicClock.now()
-        for id in Array(viewers.keys) {
-            viewers[id]?.session.close(now: now, media: fanout)
-            flushOutputs(of: id)
-            removeViewer(id: id, reason: "daemon stopping")
+        lock.withLock {
+            stopping = true
+            let now = MonotonicClock.now()
+            for id in Array(viewers.keys) {
+                viewers[id]?.session.close(now: now, media: fanout)
+                flushOutputs(of: id)
+                removeViewer(id: id, reason: "daemon stopping")
+            }
         }
-        udpChannel?.flush()
     }
 
     // MARK: - Network input
 
     func receive(_ datagram: [UInt8], from address: TransportAddress) {
+        lock.withLock { receiveLocked(datagram, from: address) }
+    }
+
+    private func receiveLocked(_ datagram: [UInt8], from address: TransportAddress) {
         let id: String?
         if DatagramKind(classifying: datagram) == .stun, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
             id = viewerIDByUfrag[ufrag]
@@ -283,14 +329,17 @@ final class StreamHub: @unchecked Sendable {
         guard let id, let viewer = viewers[id] else { return }
         viewer.session.handle(.receive(datagram, from: address, now: MonotonicClock.now()), media: fanout)
         flushOutputs(of: id)
-        udpChannel?.flush()
     }
 
-    // MARK: - Media input
+    // MARK: - Media input (on the encoders' threads)
 
+    /// Packetizes an encoded frame and sends it to every connected viewer, on the caller's thread.
     func deliverVideo(accessUnit: [UInt8], isKeyframe: Bool, captureTime: MonotonicTime) {
-        loop.preconditionInEventLoop()
-        guard !viewers.isEmpty else { return }
+        lock.withLock { deliverVideoLocked(accessUnit: accessUnit, isKeyframe: isKeyframe, captureTime: captureTime) }
+    }
+
+    private func deliverVideoLocked(accessUnit: [UInt8], isKeyframe: Bool, captureTime: MonotonicTime) {
+        guard !viewers.isEmpty, !stopping else { return }
         let packets = fanout.packetizeVideo(accessUnit: accessUnit, isKeyframe: isKeyframe, captureTime: captureTime)
         framesDelivered += 1
         videoBytesDelivered += accessUnit.count
@@ -300,14 +349,15 @@ final class StreamHub: @unchecked Sendable {
         } else if viewers.values.contains(where: { $0.session.state == .connected && !$0.session.hasReceivedKeyframe }),
                   keyframeOutstandingSince.map({ MonotonicClock.now() - $0 > .seconds(1) }) ?? true {
             // A connected viewer still waits for its first keyframe and none is on its way.
-            requestKeyframe()
+            requestKeyframeLocked()
         }
     }
 
     func deliverAudio(opusFrame: [UInt8], captureTime: MonotonicTime) {
-        loop.preconditionInEventLoop()
-        guard !viewers.isEmpty else { return }
-        broadcast([fanout.packetizeAudio(opusFrame: opusFrame, captureTime: captureTime)])
+        lock.withLock {
+            guard !viewers.isEmpty, !stopping else { return }
+            broadcast([fanout.packetizeAudio(opusFrame: opusFrame, captureTime: captureTime)])
+        }
     }
 
     private func broadcast(_ packets: [OutgoingPacket]) {
@@ -317,24 +367,28 @@ final class StreamHub: @unchecked Sendable {
             viewer.session.send(packets, now: now)
             flushOutputs(of: id)
         }
-        udpChannel?.flush()
     }
 
     // MARK: - Keyframes
 
     /// Merges keyframe requests (PLI, FIR, joining viewers) and passes at most one per interval on.
     func requestKeyframe() {
-        loop.preconditionInEventLoop()
+        lock.withLock { requestKeyframeLocked() }
+    }
+
+    private func requestKeyframeLocked() {
         let now = MonotonicClock.now()
         if let last = lastKeyframeRequest, now - last < settings.keyframeRequestInterval {
             guard !keyframeRequestScheduled else { return }
             keyframeRequestScheduled = true
             let delay = settings.keyframeRequestInterval - (now - last)
             loop.scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) { [self] in
-                keyframeRequestScheduled = false
-                lastKeyframeRequest = MonotonicClock.now()
-                keyframeOutstandingSince = lastKeyframeRequest
-                requestKeyframeFromEncoder()
+                lock.withLock {
+                    keyframeRequestScheduled = false
+                    lastKeyframeRequest = MonotonicClock.now()
+                    keyframeOutstandingSince = lastKeyframeRequest
+                    requestKeyframeFromEncoder()
+                }
             }
             return
         }
@@ -345,6 +399,8 @@ final class StreamHub: @unchecked Sendable {
 
     // MARK: - Session outputs and timers
 
+    /// Sends what a session produced, in order (a run of datagrams to one address in one call), and
+    /// acts on its events.
     private func flushOutputs(of id: String) {
         guard let viewer = viewers[id] else { return }
         let outputs = viewer.session.drainOutputs()
@@ -352,22 +408,14 @@ final class StreamHub: @unchecked Sendable {
         while index < outputs.count {
             switch outputs[index] {
             case let .transmit(bytes, to):
-                // A run of datagrams to one address, all as long as the first except possibly
-                // the last (a frame's FU-A fragments): one UDP GSO write (`segmentSize`), which
-                // the kernel cuts into the same datagrams for one route lookup and one skb.
-                var end = index + 1
-                var total = bytes.count
-                if udpSegmentationEnabled {
-                    while end < outputs.count, end - index < Self.maximumSegmentsPerWrite,
-                          case let .transmit(next, nextTo) = outputs[end], nextTo == to,
-                          next.count <= bytes.count, total + next.count <= Self.maximumBytesPerWrite {
-                        total += next.count
-                        end += 1
-                        if next.count < bytes.count { break }
-                    }
+                pendingDatagrams.removeAll(keepingCapacity: true)
+                pendingDatagrams.append(bytes)
+                index += 1
+                while index < outputs.count, case let .transmit(next, nextTo) = outputs[index], nextTo == to {
+                    pendingDatagrams.append(next)
+                    index += 1
                 }
-                write(outputs[index..<end], totalBytes: total, segmentSize: bytes.count, to: to)
-                index = end
+                socket?.send(pendingDatagrams[...], to: to)
             case let .event(event):
                 handle(event, of: id)
                 index += 1
@@ -375,40 +423,8 @@ final class StreamHub: @unchecked Sendable {
                 index += 1
             }
         }
+        pendingDatagrams.removeAll(keepingCapacity: true)
         rescheduleTimer(candidate: viewers[id]?.session.nextDeadline)
-    }
-
-    /// UDP GSO (Linux 4.18+, `UDP_SEGMENT`): on unless the kernel lacks it or RTCAM_UDP_GSO=0.
-    /// A device without checksum offload refuses such writes (EIO); the first failure turns it
-    /// off for good and the datagrams lost with it are NACKed and resent like any other loss.
-    private var udpSegmentationEnabled = System.supportsUDPSegmentationOffload
-        && Environment.value("RTCAM_UDP_GSO") != "0"
-    /// Below the kernel's UDP_MAX_SEGMENTS (64) and a UDP datagram's 65 507-byte payload.
-    private static let maximumSegmentsPerWrite = 32
-    private static let maximumBytesPerWrite = 60_000
-
-    private func write(_ datagrams: ArraySlice<PeerSessionOutput>, totalBytes: Int, segmentSize: Int,
-                       to address: TransportAddress) {
-        guard let channel = udpChannel else { return }
-        var buffer = channel.allocator.buffer(capacity: totalBytes)
-        for case let .transmit(bytes, _) in datagrams { buffer.writeBytes(bytes) }
-        guard datagrams.count > 1 else {
-            channel.write(AddressedEnvelope(remoteAddress: address.socketAddress, data: buffer), promise: nil)
-            return
-        }
-        let metadata = AddressedEnvelope<ByteBuffer>.Metadata(ecnState: .transportNotCapable, packetInfo: nil,
-                                                              segmentSize: segmentSize)
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenFailure { [self] error in
-            // Only a refusal of GSO itself turns it off (EIO: no checksum offload or IPsec on the
-            // route; EINVAL: segment larger than the route's MTU allows), not a viewer's error.
-            guard udpSegmentationEnabled, let code = (error as? IOError)?.errnoCode,
-                  code == EIO || code == EINVAL || code == EOPNOTSUPP else { return }
-            udpSegmentationEnabled = false
-            logger.warning("UDP GSO write failed (\(error)): sending datagrams one by one from now on")
-        }
-        channel.write(AddressedEnvelope(remoteAddress: address.socketAddress, data: buffer, metadata: metadata),
-                      promise: promise)
     }
 
     private func handle(_ event: PeerSessionEvent, of id: String) {
@@ -418,9 +434,9 @@ final class StreamHub: @unchecked Sendable {
             logger.debug("viewer \(id): ICE selected \(address)")
         case let .connected(profile):
             logger.info("viewer \(id): connected (SRTP \(profile))")
-            requestKeyframe()  // a joining viewer gets a keyframe at once
+            requestKeyframeLocked()  // a joining viewer gets a keyframe at once
         case .keyframeRequested:
-            requestKeyframe()
+            requestKeyframeLocked()
         case .bitrateEstimate, .transportFeedback:
             break  // surfaced for rate control (later)
         case let .disconnected(reason), let .failed(reason):
@@ -443,13 +459,17 @@ final class StreamHub: @unchecked Sendable {
         if let current = timerDeadline, current <= candidate { return }
         timer?.cancel()
         timerDeadline = candidate
+        timerGeneration &+= 1
+        let generation = timerGeneration
         let delay = candidate - MonotonicClock.now()
         timer = loop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) { [self] in
-            timerFired()
+            lock.withLock { timerFired(generation: generation) }
         }
     }
 
-    private func timerFired() {
+    private func timerFired(generation: Int) {
+        // Replaced (by an encoder's thread) after it began to fire: the replacement is scheduled.
+        guard generation == timerGeneration else { return }
         timerDeadline = nil
         timer = nil
         let now = MonotonicClock.now()
@@ -462,13 +482,16 @@ final class StreamHub: @unchecked Sendable {
             }
             earliestNext = earliest(earliestNext, viewers[id]?.session.nextDeadline)
         }
-        udpChannel?.flush()
         rescheduleTimer(candidate: earliestNext)
     }
 
     // MARK: - Status
 
     func viewerStatuses() -> [ViewerStatus] {
+        lock.withLock { viewerStatusesLocked() }
+    }
+
+    private func viewerStatusesLocked() -> [ViewerStatus] {
         let now = MonotonicClock.now()
         return viewers.values.sorted { $0.createdAt < $1.createdAt }.map { viewer in
             let statistics = viewer.session.statistics

@@ -1,0 +1,214 @@
+import CUDPSocket
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import RTCBase
+
+enum MediaSocketError: Error, CustomStringConvertible {
+    case bind(port: UInt16, errno: Int32)
+    case duplicate(errno: Int32)
+
+    var description: String {
+        switch self {
+        case let .bind(port, code): "cannot bind UDP port \(port): \(String(cString: strerror(code)))"
+        case let .duplicate(code): "cannot duplicate the media socket: \(String(cString: strerror(code)))"
+        }
+    }
+}
+
+/// What the media socket did since it was opened (GET /api/status).
+struct MediaSocketCounters: Sendable, Equatable {
+    var datagramsSent = 0
+    /// Refused because the socket's send buffer was full (EAGAIN, ENOBUFS): lost like on the wire,
+    /// and recovered the same way (NACK, PLI).
+    var datagramsDropped = 0
+    /// Refused for another reason (no route, a firewall's EPERM, ...), each reason logged once.
+    var sendErrors = 0
+    var segmentationOffload = false
+}
+
+/// The one UDP socket (default port 8189) every viewer's ICE, DTLS, RTCP and media share, and its
+/// one owner. rtcam sends on it itself, from the thread that made the datagrams (the event loop for
+/// ICE, DTLS and RTCP; the encoders' threads for media, README "Performance"), straight from the
+/// datagrams' own bytes. NIO only reads, from a duplicate descriptor it owns and closes
+/// (`receivingDescriptor()`).
+///
+/// Not thread-safe: StreamHub calls it with its lock held.
+final class MediaSocket: @unchecked Sendable {
+    private var descriptor: CInt
+    private let logger: Logger
+    private var segmentationEnabled: Bool
+    private var ioVectors: [iovec] = []
+    private var loggedErrors: Set<Int32> = []
+    private(set) var counters = MediaSocketCounters()
+
+    /// Below the kernel's UDP_MAX_SEGMENTS (64) and a UDP datagram's 65,507-byte payload.
+    static let maximumSegmentsPerWrite = 32
+    static let maximumBytesPerWrite = 60_000
+
+    /// Binds 0.0.0.0:`port`. `segmentationOffload` false never tries UDP GSO (RTCAM_UDP_GSO=0).
+    init(port: UInt16, segmentationOffload: Bool, logger: Logger) throws(MediaSocketError) {
+        let result = rtcam_udp_bind_ipv4(port, 1 << 20, 1 << 21)
+        guard result >= 0 else { throw .bind(port: port, errno: -result) }
+        descriptor = result
+        self.logger = logger
+        segmentationEnabled = segmentationOffload
+        counters.segmentationOffload = segmentationOffload
+        ioVectors.reserveCapacity(Int(RTCAM_UDP_MAX_BATCH))
+    }
+
+    deinit { close() }
+
+    /// A new descriptor of the same socket for NIO's channel, which owns and closes it.
+    func receivingDescriptor() throws(MediaSocketError) -> CInt {
+        let duplicate = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+        guard duplicate >= 0 else { throw .duplicate(errno: errno) }
+        return duplicate
+    }
+
+    /// The port the kernel bound (the one asked for, or the one it chose for port 0).
+    var localPort: UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return result == 0 ? UInt16(bigEndian: address.sin_port) : 0
+    }
+
+    func close() {
+        guard descriptor >= 0 else { return }
+        _ = Glibc.close(descriptor)
+        descriptor = -1
+    }
+
+    /// Sends `datagrams` to `address`, in order. Runs of equal-sized datagrams (a frame's FU-A
+    /// fragments, the last may be shorter) go out as one UDP GSO write: one route lookup and one
+    /// buffer for the kernel to cut. Without GSO, up to 64 datagrams per sendmmsg. Never blocks: a
+    /// full send buffer drops datagrams, as a full queue on the wire would.
+    func send(_ datagrams: ArraySlice<[UInt8]>, to address: TransportAddress) {
+        guard descriptor >= 0, !datagrams.isEmpty else { return }
+        Self.withSocketAddress(address) { socketAddress, length in
+            var index = datagrams.startIndex
+            while index < datagrams.endIndex {
+                guard segmentationEnabled else {
+                    sendEach(datagrams[index...], to: socketAddress, length: length, remote: address)
+                    return
+                }
+                let segmentSize = datagrams[index].count
+                var end = index + 1
+                var total = segmentSize
+                while end < datagrams.endIndex, end - index < Self.maximumSegmentsPerWrite,
+                      datagrams[end].count <= segmentSize, total + datagrams[end].count <= Self.maximumBytesPerWrite {
+                    total += datagrams[end].count
+                    end += 1
+                    if datagrams[end - 1].count < segmentSize { break }
+                }
+                if end - index > 1 {
+                    sendSegmented(datagrams[index ..< end], segmentSize: segmentSize, to: socketAddress, length: length,
+                                  remote: address)
+                } else {
+                    sendEach(datagrams[index ..< end], to: socketAddress, length: length, remote: address)
+                }
+                index = end
+            }
+        }
+    }
+
+    private func sendSegmented(_ datagrams: ArraySlice<[UInt8]>, segmentSize: Int,
+                               to socketAddress: UnsafePointer<sockaddr>, length: socklen_t, remote: TransportAddress) {
+        let result = withIOVectors(datagrams) { vectors in
+            rtcam_udp_send(descriptor, socketAddress, length, vectors.baseAddress, CInt(vectors.count), UInt16(segmentSize))
+        }
+        if result >= 0 {
+            counters.datagramsSent += datagrams.count
+            return
+        }
+        let code = Int32(-result)
+        if code == EIO || code == EINVAL || code == EOPNOTSUPP || code == ENOPROTOOPT {
+            // GSO itself refused (EIO: a device without checksum offload, or IPsec on the route;
+            // EINVAL: a segment the route's MTU does not allow): off for good, and these go one by one.
+            segmentationEnabled = false
+            counters.segmentationOffload = false
+            logger.warning("UDP GSO write refused (\(String(cString: strerror(code)))): sending datagrams one by one from now on")
+            sendEach(datagrams, to: socketAddress, length: length, remote: remote)
+            return
+        }
+        failed(code, datagrams: datagrams.count, to: remote)
+    }
+
+    private func sendEach(_ datagrams: ArraySlice<[UInt8]>, to socketAddress: UnsafePointer<sockaddr>, length: socklen_t,
+                          remote: TransportAddress) {
+        var index = datagrams.startIndex
+        while index < datagrams.endIndex {
+            let batch = datagrams[index ..< min(datagrams.endIndex, index + Int(RTCAM_UDP_MAX_BATCH))]
+            let result = withIOVectors(batch) { vectors in
+                rtcam_udp_send_each(descriptor, socketAddress, length, vectors.baseAddress, CInt(vectors.count))
+            }
+            if result > 0 {
+                counters.datagramsSent += Int(result)
+                index += Int(result)
+                continue
+            }
+            let code = result == 0 ? EAGAIN : -result
+            if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS {
+                failed(code, datagrams: datagrams.endIndex - index, to: remote)   // full: the rest would fail too
+                return
+            }
+            failed(code, datagrams: 1, to: remote)   // this one is refused; try the next
+            index += 1
+        }
+    }
+
+    private func failed(_ code: Int32, datagrams: Int, to remote: TransportAddress) {
+        if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS {
+            counters.datagramsDropped += datagrams
+            return
+        }
+        counters.sendErrors += datagrams
+        if loggedErrors.insert(code).inserted {
+            logger.warning("sending to \(remote) failed: \(String(cString: strerror(code))) (reported once per reason; /api/status counts them)")
+        }
+    }
+
+    /// `body` gets one iovec per datagram, pointing at each array's own bytes: nothing is copied.
+    private func withIOVectors<Result>(_ datagrams: ArraySlice<[UInt8]>,
+                                       _ body: (UnsafeBufferPointer<iovec>) -> Result) -> Result {
+        ioVectors.removeAll(keepingCapacity: true)
+        return pointing(at: datagrams, body)
+    }
+
+    private func pointing<Result>(at remaining: ArraySlice<[UInt8]>,
+                                  _ body: (UnsafeBufferPointer<iovec>) -> Result) -> Result {
+        guard let first = remaining.first else { return ioVectors.withUnsafeBufferPointer(body) }
+        return first.withUnsafeBytes { bytes in
+            ioVectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
+            return pointing(at: remaining.dropFirst(), body)
+        }
+    }
+
+    private static func withSocketAddress<Result>(_ address: TransportAddress,
+                                                  _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+        switch address.ip {
+        case let .v4(a, b, c, d):
+            var raw = sockaddr_in()
+            raw.sin_family = sa_family_t(AF_INET)
+            raw.sin_port = address.port.bigEndian
+            raw.sin_addr.s_addr = (UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)).bigEndian
+            return withUnsafePointer(to: &raw) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        case let .v6(bytes):
+            var raw = sockaddr_in6()
+            raw.sin6_family = sa_family_t(AF_INET6)
+            raw.sin6_port = address.port.bigEndian
+            withUnsafeMutableBytes(of: &raw.sin6_addr) { target in
+                for (index, byte) in bytes.prefix(16).enumerated() { target[index] = byte }
+            }
+            return withUnsafePointer(to: &raw) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        }
+    }
+}
