@@ -66,7 +66,8 @@ public enum DaemonError: Error, CustomStringConvertible {
     }
 }
 
-/// The running daemon: one event loop for HTTP, UDP and every session; encoders on their own threads.
+/// The running daemon: one event loop for HTTP, received datagrams and session timers; encoders on
+/// their own threads, which also send each frame to the viewers (StreamHub).
 public final class CameraDaemon: @unchecked Sendable {
     private let configuration: DaemonConfiguration
     private let logger: Logger
@@ -104,11 +105,29 @@ public final class CameraDaemon: @unchecked Sendable {
             audio: { frame in
                 hubBox.withLockedValue { $0 }?.deliverAudio(opusFrame: frame.packet, captureTime: frame.captureTime)
             })
+        // The media socket's reading side: a NIO channel on a descriptor of its own (MediaSocket).
+        let group = self.group
+        let bindReceiveChannel: @Sendable (MediaSocket, StreamHub) -> EventLoopFuture<Channel> = { socket, hub in
+            let descriptor: CInt
+            do {
+                descriptor = try socket.receivingDescriptor()
+            } catch {
+                return group.next().makeFailedFuture(error)
+            }
+            return DatagramBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(UDPHandler(hub: hub))
+                    }
+                }
+                .withBoundSocket(descriptor)
+        }
         let hub = StreamHub(loop: loop, settings: hubSettings(settings, candidates: candidates, media: media.current),
-                            certificate: certificate, logger: logger)
+                            certificate: certificate, logger: logger,
+                            requestKeyframeFromEncoder: { media.requestKeyframe() },
+                            viewersPresentChanged: { present in media.setViewersPresent(present) },
+                            bindReceiveChannel: bindReceiveChannel)
         hubBox.withLockedValue { $0 = hub }
-        hub.requestKeyframeFromEncoder = { media.requestKeyframe() }
-        hub.viewersPresentChanged = { present in media.setViewersPresent(present) }
 
         // One pool thread for what must not run on the event loop: PBKDF2 (login, password) and
         // building a new media pipeline (camera open, device discovery, passthrough probe).
@@ -137,31 +156,12 @@ public final class CameraDaemon: @unchecked Sendable {
             }
         }
 
-        // The media socket is rtcam's (it sends on it from whichever thread made the datagrams);
-        // NIO reads it through a descriptor of its own.
+        // The media socket is rtcam's: it sends on it from whichever thread made the datagrams.
         // UDP GSO (Linux 4.18+, UDP_SEGMENT): on unless the kernel lacks it or RTCAM_UDP_GSO=0.
-        let mediaSocket = try MediaSocket(port: UInt16(configuration.mediaPort),
-                                          segmentationOffload: System.supportsUDPSegmentationOffload
-                                              && Environment.value("RTCAM_UDP_GSO") != "0",
-                                          logger: logger)
-        let group = self.group
-        let bindReceiveChannel: @Sendable () -> EventLoopFuture<Channel> = {
-            let descriptor: CInt
-            do {
-                descriptor = try mediaSocket.receivingDescriptor()
-            } catch {
-                return group.next().makeFailedFuture(error)
-            }
-            return DatagramBootstrap(group: group)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(UDPHandler(hub: hub))
-                    }
-                }
-                .withBoundSocket(descriptor)
-        }
-        hub.bindReceiveChannel = bindReceiveChannel
-        hub.attach(socket: mediaSocket, receiveChannel: try bindReceiveChannel().wait())
+        try hub.attach(socket: MediaSocket(port: UInt16(configuration.mediaPort),
+                                           segmentationOffload: System.supportsUDPSegmentationOffload
+                                               && Environment.value("RTCAM_UDP_GSO") != "0",
+                                           logger: logger))
 
         let router = CameraRouter(
             hub: hub, access: access, settings: settingsController, threadPool: threadPool,
@@ -292,6 +292,9 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("bitrateKbps", mediaStatus.bitrateKbps)
         json.field("framesEncoded", mediaStatus.framesEncoded)
         json.field("keyframesForced", mediaStatus.keyframesForced)
+        json.field("encoderCPUSeconds", mediaStatus.encoderCPUSeconds)
+        json.field("testPatternCPUSeconds", mediaStatus.testPatternCPUSeconds)
+        json.field("audioEncoderCPUSeconds", mediaStatus.audioEncoderCPUSeconds)
         let socket = hub.mediaSocketCounters
         json.key("mediaSocket")
         json.beginObject()

@@ -263,6 +263,8 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
                 return .text(.notFound, "unknown session")
             case let .internalFailure(reason):
                 return .text(.internalServerError, reason)
+            case .stopping:
+                return .text(.serviceUnavailable, "the camera is stopping; try again shortly", headers: [("Retry-After", "5")])
             }
         }
     }

@@ -4,9 +4,9 @@ import Glibc
 import NIOConcurrencyHelpers
 import RTCBase
 
-/// A named OS thread for work that must not run on the event loop (capture, encoding): the loop
-/// only ever gets finished frames. Its owner joins it when it stops it, so that nothing of it runs
-/// (or hands a frame to an event loop already shut down) after `stop` returns.
+/// A named OS thread for work that must not run on the event loop (capture, encoding, and sending
+/// each encoded frame to the viewers). Its owner joins it when it stops it, so that nothing of it
+/// runs (or hands a frame to sessions already closed) after `stop` returns.
 final class DedicatedThread: @unchecked Sendable {
     private final class Box {
         let body: () -> Void

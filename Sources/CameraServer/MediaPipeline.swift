@@ -23,10 +23,17 @@ struct MediaStatus: Sendable {
     var bitrateKbps: Double
     var framesEncoded: Int
     var keyframesForced: Int
+    /// The video thread's CPU inside x264 (encode calls) and drawing the test pattern, since the
+    /// pipeline started: the rest of the daemon's CPU is what streaming costs beyond encoding.
+    var encoderCPUSeconds: Double
+    var testPatternCPUSeconds: Double
+    /// The audio thread's CPU inside Opus (and making the test tone's samples).
+    var audioEncoderCPUSeconds: Double
 }
 
 /// Capture and encoding, once for every viewer: a video thread (source → H.264) and an audio thread
-/// (source → Opus), each paced on CLOCK_MONOTONIC, handing finished frames to the event loop.
+/// (source → Opus), each paced on CLOCK_MONOTONIC, each sending its finished frames to the viewers
+/// itself (StreamHub).
 final class MediaPipeline: @unchecked Sendable {
     private let configurationBox: NIOLockedValueBox<MediaConfiguration>
     var configuration: MediaConfiguration { configurationBox.withLockedValue { $0 } }
@@ -85,6 +92,9 @@ final class MediaPipeline: @unchecked Sendable {
         var windowBytes = 0
         var framesPerSecond = 0.0
         var bitrateKbps = 0.0
+        var encoderCPUNanoseconds: UInt64 = 0
+        var testPatternCPUNanoseconds: UInt64 = 0
+        var audioEncoderCPUNanoseconds: UInt64 = 0
     }
 
     /// How long x264, Opus and the test pattern's background outlive the last viewer (then their memory
@@ -299,8 +309,8 @@ final class MediaPipeline: @unchecked Sendable {
 
     /// Ends the pipeline's threads and waits for them (a camera's poll returns within 500 ms, a
     /// frame being encoded is finished), so that when this returns none of them runs or delivers a
-    /// frame any more: the daemon shuts its event loop down after, and a new pipeline may open the
-    /// same camera. A thread stuck in a device read longer than 2 s is left to end on its own.
+    /// frame any more: the daemon closes the sessions and the media socket after, and a new
+    /// pipeline may open the same camera. A thread stuck in a device read longer than 2 s is left to end on its own.
     func stop() {
         running.store(false, ordering: .relaxed)
         viewerArrival.lock()
@@ -321,7 +331,10 @@ final class MediaPipeline: @unchecked Sendable {
             MediaStatus(source: videoDescription, audio: audioDescription, encoder: encoderDescription(running: counters.encoder),
                         width: width, height: height,
                         framesPerSecond: counters.framesPerSecond, bitrateKbps: counters.bitrateKbps,
-                        framesEncoded: counters.framesEncoded, keyframesForced: counters.keyframesForced)
+                        framesEncoded: counters.framesEncoded, keyframesForced: counters.keyframesForced,
+                        encoderCPUSeconds: Double(counters.encoderCPUNanoseconds) / 1e9,
+                        testPatternCPUSeconds: Double(counters.testPatternCPUNanoseconds) / 1e9,
+                        audioEncoderCPUSeconds: Double(counters.audioEncoderCPUNanoseconds) / 1e9)
         }
     }
 
@@ -394,7 +407,11 @@ final class MediaPipeline: @unchecked Sendable {
                 }
                 // x264 takes NV12 and I420 as they are; YUYV is converted to 4:2:0 once (DESIGN.md).
                 let input = frame.pixelFormat == .yuyv ? try PixelConversion.i420(fromYUYV: frame) : frame
-                guard let encoded = try x264.encode(input, forceKeyframe: force) else { return }
+                let cpuBefore = MonotonicClock.threadCPUNanoseconds()
+                let output = try x264.encode(input, forceKeyframe: force)
+                let cpuUsed = MonotonicClock.threadCPUNanoseconds() &- cpuBefore
+                counters.withLock { $0.encoderCPUNanoseconds &+= cpuUsed }
+                guard let encoded = output else { return }
                 record(encoded, forced: force, at: now)
                 deliver(encoded)
             } catch {
@@ -474,7 +491,11 @@ final class MediaPipeline: @unchecked Sendable {
                 logger.error("test pattern failed: \(error); trying again in 5 s")
                 continue
             }
-            encode(source.frame(at: now, index: index), now)
+            let cpuBefore = MonotonicClock.threadCPUNanoseconds()
+            let frame = source.frame(at: now, index: index)
+            let cpuUsed = MonotonicClock.threadCPUNanoseconds() &- cpuBefore
+            counters.withLock { $0.testPatternCPUNanoseconds &+= cpuUsed }
+            encode(frame, now)
         }
     }
 
@@ -669,11 +690,15 @@ final class MediaPipeline: @unchecked Sendable {
                 sampleIndex = TestToneSource.sampleIndex(at: now)  // fell far behind: resynchronise
                 continue
             }
+            let cpuBefore = MonotonicClock.threadCPUNanoseconds()
             let pcm = tone.samples(startingAt: sampleIndex, count: frameSamples)
             sampleIndex += Int64(frameSamples)
             do {
                 guard let opus = try encoder.use(at: now, make: makeOpusEncoder) else { continue }
-                deliver(try opus.encode(pcm, captureTime: captureTime))
+                let encoded = try opus.encode(pcm, captureTime: captureTime)
+                let cpuUsed = MonotonicClock.threadCPUNanoseconds() &- cpuBefore
+                counters.withLock { $0.audioEncoderCPUNanoseconds &+= cpuUsed }
+                deliver(encoded)
             } catch {
                 logger.error("audio encoding failed: \(error)")
             }
@@ -703,7 +728,11 @@ final class MediaPipeline: @unchecked Sendable {
                 // The encoder's own errors are not the microphone's: they must not close the device.
                 do {
                     guard let opus = try encoder.use(at: chunk.captureTime, make: makeOpusEncoder) else { continue }
-                    deliver(try opus.encode(chunk.samples, captureTime: chunk.captureTime))
+                    let cpuBefore = MonotonicClock.threadCPUNanoseconds()
+                    let encoded = try opus.encode(chunk.samples, captureTime: chunk.captureTime)
+                    let cpuUsed = MonotonicClock.threadCPUNanoseconds() &- cpuBefore
+                    counters.withLock { $0.audioEncoderCPUNanoseconds &+= cpuUsed }
+                    deliver(encoded)
                 } catch {
                     logger.error("audio encoding failed: \(error)")
                 }

@@ -126,16 +126,21 @@ final class MediaSocket: @unchecked Sendable {
             return
         }
         let code = Int32(-result)
-        if code == EIO || code == EINVAL || code == EOPNOTSUPP || code == ENOPROTOOPT {
-            // GSO itself refused (EIO: a device without checksum offload, or IPsec on the route;
-            // EINVAL: a segment the route's MTU does not allow): off for good, and these go one by one.
+        switch code {
+        case EIO, EOPNOTSUPP, ENOPROTOOPT:
+            // GSO itself refused (EIO: a device without checksum offload, or IPsec on the route):
+            // off for good, and these go one by one.
             segmentationEnabled = false
             counters.segmentationOffload = false
             logger.warning("UDP GSO write refused (\(String(cString: strerror(code)))): sending datagrams one by one from now on")
             sendEach(datagrams, to: socketAddress, length: length, remote: remote)
-            return
+        case EINVAL:
+            // A segment larger than this one route's MTU allows: this run goes one by one (and
+            // meets EMSGSIZE if the datagrams themselves are too large); other viewers keep GSO.
+            sendEach(datagrams, to: socketAddress, length: length, remote: remote)
+        default:
+            failed(code, datagrams: datagrams.count, to: remote)
         }
-        failed(code, datagrams: datagrams.count, to: remote)
     }
 
     private func sendEach(_ datagrams: ArraySlice<[UInt8]>, to socketAddress: UnsafePointer<sockaddr>, length: socklen_t,

@@ -8,6 +8,14 @@ import Glibc
 /// The only clock reads in rtcam: the server's loop reads CLOCK_MONOTONIC (the base V4L2 and ALSA
 /// timestamps use) and passes `now` into the sans-IO core.
 public enum MonotonicClock {
+    /// CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID): what the video thread spends
+    /// in the encoder and the test pattern, for /api/status and the overhead benchmark.
+    static func threadCPUNanoseconds() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+    }
+
     public static func now() -> MonotonicTime {
         var spec = timespec()
         clock_gettime(CLOCK_MONOTONIC, &spec)

@@ -1,7 +1,4 @@
 import DTLS
-#if canImport(Glibc)
-import Glibc
-#endif
 import ICE
 import Logging
 import NIOConcurrencyHelpers
@@ -18,6 +15,8 @@ enum WHEPError: Error, Equatable {
     case unknownSession
     case preconditionFailed
     case internalFailure(String)
+    /// The daemon is shutting down (its sessions were closed already).
+    case stopping
 }
 
 /// What a PATCH did (RFC 9725 §4.3).
@@ -61,11 +60,12 @@ struct ViewerStatus: Sendable {
 /// encoder's thread takes it to hand over a frame and sends the frame's packets to every viewer
 /// itself, on the media socket, before it encodes the next. So a frame costs no event-loop wake-up,
 /// no hop and no NIO write path (README "Performance": that was most of the stack's overhead), and
-/// packets leave as soon as the encoder is done. Nothing under the lock blocks: sends never wait.
+/// packets leave as soon as the encoder is done. Nothing under the lock waits for I/O (sends never
+/// block); the longest holds are a viewer's DTLS handshake steps and WHEP offers on the loop.
 final class StreamHub: @unchecked Sendable {
     let loop: EventLoop
     private let lock = NIOLock()
-    private(set) var settings: HubSettings
+    private var settings: HubSettings
     private let certificate: DTLSCertificate
     private let logger: Logger
     private let ntpNanosecondsAtMonotonicZero: UInt64
@@ -87,14 +87,11 @@ final class StreamHub: @unchecked Sendable {
     /// the meantime would only schedule a second, spurious one (and delay the next joining viewer).
     private var keyframeOutstandingSince: MonotonicTime?
     private var keyframeRequestScheduled = false
-    private var pendingWrites = 0
     /// Called (with the lock held, on any thread) when the encoder should produce a keyframe soon.
-    var requestKeyframeFromEncoder: @Sendable () -> Void = {}
+    private let requestKeyframeFromEncoder: @Sendable () -> Void
     /// Called (with the lock held, on any thread) when the first viewer arrives (true) or the last
     /// one leaves (false).
-    var viewersPresentChanged: @Sendable (Bool) -> Void = { _ in }
-    private(set) var framesDelivered = 0
-    private(set) var videoBytesDelivered = 0
+    private let viewersPresentChanged: @Sendable (Bool) -> Void
 
     private struct Viewer {
         var id: String
@@ -103,8 +100,14 @@ final class StreamHub: @unchecked Sendable {
         var createdAt: MonotonicTime
     }
 
-    init(loop: EventLoop, settings: HubSettings, certificate: DTLSCertificate, logger: Logger) {
+    init(loop: EventLoop, settings: HubSettings, certificate: DTLSCertificate, logger: Logger,
+         requestKeyframeFromEncoder: @escaping @Sendable () -> Void,
+         viewersPresentChanged: @escaping @Sendable (Bool) -> Void,
+         bindReceiveChannel: @escaping @Sendable (MediaSocket, StreamHub) -> EventLoopFuture<Channel>) {
         self.loop = loop
+        self.requestKeyframeFromEncoder = requestKeyframeFromEncoder
+        self.viewersPresentChanged = viewersPresentChanged
+        self.bindReceiveChannel = bindReceiveChannel
         self.settings = settings
         self.certificate = certificate
         self.logger = logger
@@ -113,11 +116,13 @@ final class StreamHub: @unchecked Sendable {
         fanout = MediaFanout(random: &random)
     }
 
-    /// The media socket, and NIO's channel reading it (from a descriptor of its own).
-    func attach(socket: MediaSocket, receiveChannel: Channel) {
+    /// Starts serving on `socket`: NIO's channel reading it comes from `bindReceiveChannel` (and
+    /// again from it whenever that channel closes while serving).
+    func attach(socket: MediaSocket) throws {
+        let channel = try bindReceiveChannel(socket, self).wait()
         lock.withLock {
             self.socket = socket
-            attachLocked(receiveChannel: receiveChannel)
+            attachLocked(receiveChannel: channel)
         }
     }
 
@@ -131,28 +136,33 @@ final class StreamHub: @unchecked Sendable {
     /// Registers a new reading channel on the media socket when the current one closes while
     /// serving (NIO closes a datagram channel on a read error it does not know as per-datagram):
     /// viewers keep their sessions and lose only what arrived meanwhile.
-    var bindReceiveChannel: (@Sendable () -> EventLoopFuture<Channel>)?
+    private let bindReceiveChannel: @Sendable (MediaSocket, StreamHub) -> EventLoopFuture<Channel>
     private var stopping = false
-    private(set) var mediaSocketRebinds = 0
+    private var mediaSocketRebinds = 0
+    /// How many times the reading channel was replaced since start.
+    var receiveChannelReopens: Int { lock.withLock { mediaSocketRebinds } }
 
     private func receiveChannelClosed(_ channel: Channel) {
-        lock.withLock {
-            guard !stopping, receiveChannel === channel || receiveChannel == nil, let bindReceiveChannel else { return }
+        // The new channel's future may complete at once, on this thread: its callback takes the
+        // lock again, so it is attached after the lock is released.
+        let replacement: EventLoopFuture<Channel>? = lock.withLock {
+            guard !stopping, receiveChannel === channel || receiveChannel == nil, let socket else { return nil }
             receiveChannel = nil
             logger.error("the media socket's reading channel closed while serving; opening it again (viewers stay connected)")
-            bindReceiveChannel().hop(to: loop).whenComplete { [self] result in
-                lock.withLock {
-                    switch result {
-                    case let .success(replacement):
-                        guard !stopping else { replacement.close(promise: nil); return }
-                        mediaSocketRebinds += 1
-                        attachLocked(receiveChannel: replacement)
-                        logger.notice("media socket read again (\(mediaSocketRebinds) times since start)")
-                    case let .failure(error):
-                        logger.critical("could not read the media socket again: \(error); retrying in 1 s")
-                        loop.scheduleTask(in: .seconds(1)) { [self] in
-                            receiveChannelClosed(channel)
-                        }
+            return bindReceiveChannel(socket, self)
+        }
+        replacement?.hop(to: loop).whenComplete { [self] result in
+            lock.withLock {
+                switch result {
+                case let .success(replacement):
+                    guard !stopping else { replacement.close(promise: nil); return }
+                    mediaSocketRebinds += 1
+                    attachLocked(receiveChannel: replacement)
+                    logger.notice("media socket read again (\(mediaSocketRebinds) times since start)")
+                case let .failure(error):
+                    logger.critical("could not read the media socket again: \(error); retrying in 1 s")
+                    loop.scheduleTask(in: .seconds(1)) { [self] in
+                        receiveChannelClosed(channel)
                     }
                 }
             }
@@ -190,6 +200,7 @@ final class StreamHub: @unchecked Sendable {
     }
 
     private func createSessionLocked(offer text: String) throws(WHEPError) -> (id: String, answer: String) {
+        guard !stopping else { throw .stopping }
         guard viewers.count < settings.maximumViewers else {
             throw .viewerLimitReached(limit: settings.maximumViewers)
         }
@@ -341,8 +352,6 @@ final class StreamHub: @unchecked Sendable {
     private func deliverVideoLocked(accessUnit: [UInt8], isKeyframe: Bool, captureTime: MonotonicTime) {
         guard !viewers.isEmpty, !stopping else { return }
         let packets = fanout.packetizeVideo(accessUnit: accessUnit, isKeyframe: isKeyframe, captureTime: captureTime)
-        framesDelivered += 1
-        videoBytesDelivered += accessUnit.count
         broadcast(packets)
         if isKeyframe {
             keyframeOutstandingSince = nil

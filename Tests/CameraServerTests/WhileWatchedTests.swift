@@ -159,7 +159,7 @@ extension MediaConfiguration {
 }
 
 /// `stop` waits for the pipeline's threads: once it returns nothing more is delivered (the daemon
-/// shuts its event loop down right after, and a frame handed to it then would be lost with an error).
+/// closes the sessions and the media socket right after).
 @Suite struct MediaPipelineStopTests {
     @Test("nothing is delivered after stop returns, from the video or the audio thread", arguments: [false, true])
     func nothingAfterStop(viewers: Bool) throws {

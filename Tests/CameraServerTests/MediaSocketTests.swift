@@ -1,0 +1,179 @@
+@testable import CameraServer
+import DTLS
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RTCBase
+import Testing
+
+/// A plain UDP socket on 127.0.0.1 that collects what MediaSocket sends it.
+private final class LoopbackReceiver {
+    let descriptor: CInt
+    let port: UInt16
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        descriptor = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        try #require(bound)
+        port = UInt16(bigEndian: address.sin_port)
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(descriptor) }
+
+    var address: TransportAddress { TransportAddress(ip: .v4(127, 0, 0, 1), port: port) }
+
+    /// The next `count` datagrams (fewer if 2 s pass without one).
+    func receive(_ count: Int) -> [[UInt8]] {
+        var datagrams: [[UInt8]] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while datagrams.count < count {
+            let received = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if received < 0 { break }
+            datagrams.append(Array(buffer[0 ..< received]))
+        }
+        return datagrams
+    }
+}
+
+private func datagrams(sizes: [Int], tag: UInt8) -> [[UInt8]] {
+    sizes.enumerated().map { index, size in
+        (0 ..< size).map { UInt8(truncatingIfNeeded: $0 &+ index &* 31) ^ tag }
+    }
+}
+
+@Suite struct MediaSocketTests {
+    let logger = Logger(label: "test")
+
+    @Test("a frame's datagrams arrive whole and in order, with and without UDP GSO", arguments: [true, false])
+    func datagramsArriveInOrder(segmentationOffload: Bool) throws {
+        let socket = try MediaSocket(port: 0, segmentationOffload: segmentationOffload && System.supportsUDPSegmentationOffload,
+                                     logger: logger)
+        let receiver = try LoopbackReceiver()
+        // Equal runs, a shorter last one, a larger one after a smaller (a new run), and a run longer
+        // than one GSO write takes (32 segments).
+        let sizes = [1200, 1200, 1200, 700, 100, 1200, 1200, 40] + Array(repeating: 1000, count: 40) + [999]
+        let sent = datagrams(sizes: sizes, tag: 0x5A)
+        socket.send(sent[...], to: receiver.address)
+        #expect(receiver.receive(sent.count) == sent)
+        #expect(socket.counters.datagramsSent == sent.count)
+        #expect(socket.counters.datagramsDropped == 0 && socket.counters.sendErrors == 0)
+    }
+
+    @Test("a destination the socket cannot reach is counted and does not stop the next sends")
+    func refusedDestinationIsCounted() throws {
+        let socket = try MediaSocket(port: 0, segmentationOffload: System.supportsUDPSegmentationOffload, logger: logger)
+        let receiver = try LoopbackReceiver()
+        // An IPv6 address on the IPv4 socket: the kernel refuses it (EAFNOSUPPORT), datagram by datagram.
+        socket.send(datagrams(sizes: [500, 500, 200], tag: 1)[...],
+                    to: TransportAddress(ip: .v6(Array(repeating: 0, count: 15) + [1]), port: receiver.port))
+        #expect(socket.counters.sendErrors == 3)
+        let after = datagrams(sizes: [300, 300], tag: 2)
+        socket.send(after[...], to: receiver.address)
+        #expect(receiver.receive(2) == after)
+        #expect(socket.counters.datagramsSent == 2)
+    }
+
+    @Test("NIO's descriptor reads what arrives at the media socket's port, and closing it leaves the socket")
+    func receivingDescriptorSharesTheSocket() throws {
+        let socket = try MediaSocket(port: 0, segmentationOffload: false, logger: logger)
+        let port = socket.localPort
+        #expect(port != 0)
+        let reader = try socket.receivingDescriptor()
+        let sender = try LoopbackReceiver()
+        socket.send([[9, 9, 9]][...], to: sender.address)   // sent from the media socket's port
+        var from = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let echoed = sender.receive(1)
+        #expect(echoed == [[9, 9, 9]])
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_port = port.bigEndian
+        target.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let payload: [UInt8] = [1, 2, 3, 4]
+        let sent = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(sender.descriptor, payload, payload.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        #expect(sent == 4)
+        var pollDescriptor = pollfd(fd: reader, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pollDescriptor, 1, 2000) == 1)
+        let received = withUnsafeMutablePointer(to: &from) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                buffer.withUnsafeMutableBytes { recvfrom(reader, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT), address, &length) }
+            }
+        }
+        #expect(Array(buffer.prefix(max(0, received))) == payload)
+        close(reader)
+        socket.send([[7]][...], to: sender.address)
+        #expect(sender.receive(1) == [[7]])
+    }
+}
+
+/// The hub's reading channel closing while serving (NIO closes a datagram channel on a read error
+/// it does not know): a new one is opened on the same socket. The new channel's future completes at
+/// once on the loop, and its callback used to take the hub's lock while the loop still held it.
+@Suite struct StreamHubReceiveChannelTests {
+    @Test("a reading channel that closes is replaced, and the hub stays usable", .timeLimit(.minutes(1)))
+    func readingChannelIsReplaced() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var random = SystemRandomNumberGenerator()
+        let certificate = try DTLSCertificate.generate(commonName: "test", random: &random)
+        let opened = NIOLockedValueBox<[Channel]>([])
+        let hub = StreamHub(
+            loop: group.next(),
+            settings: HubSettings(maximumViewers: 1, candidateAddresses: [.v4(127, 0, 0, 1)], mediaPort: 0,
+                                  h264ProfileLevelID: "42e01f", hasVideo: true, hasAudio: false),
+            certificate: certificate, logger: Logger(label: "test"),
+            requestKeyframeFromEncoder: {}, viewersPresentChanged: { _ in },
+            bindReceiveChannel: { socket, hub in
+                let descriptor: CInt
+                do { descriptor = try socket.receivingDescriptor() } catch { return group.next().makeFailedFuture(error) }
+                return DatagramBootstrap(group: group)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(UDPHandler(hub: hub))
+                        }
+                    }
+                    .withBoundSocket(descriptor)
+                    .map { channel in
+                        opened.withLockedValue { $0.append(channel) }
+                        return channel
+                    }
+            })
+        try hub.attach(socket: MediaSocket(port: 0, segmentationOffload: false, logger: Logger(label: "test")))
+        let first = try #require(opened.withLockedValue { $0.first })
+        try first.close().wait()
+        // The replacement is attached on the loop; a hub whose lock is still held would block the
+        // reading thread, and the join below would time out.
+        let reopened = NIOLockedValueBox(false)
+        let reader = DedicatedThread.start {
+            let deadline = MonotonicClock.now() + .seconds(5)
+            while MonotonicClock.now() < deadline {
+                if hub.receiveChannelReopens == 1 { reopened.withLockedValue { $0 = true }; return }
+                usleep(10_000)
+            }
+        }
+        #expect(reader.join(timeout: .seconds(10)), "the hub's lock was never released")
+        #expect(reopened.withLockedValue { $0 })
+        #expect(opened.withLockedValue { $0.count } == 2)
+        try hub.closeMediaSocket().wait()
+        try group.syncShutdownGracefully()
+    }
+}
