@@ -5,8 +5,8 @@ import RTCBase
 import Glibc
 #endif
 
-/// Conversions between NIO's SocketAddress and the core's TransportAddress, straight from the sockaddr
-/// bytes (this runs for every datagram: no string formatting).
+/// The core's TransportAddress from NIO's SocketAddress (received datagrams) and as a sockaddr
+/// (MediaSocket's sends), straight from and to the bytes (this runs for every datagram: no strings).
 extension TransportAddress {
     init?(_ address: SocketAddress) {
         switch address {
@@ -25,14 +25,17 @@ extension TransportAddress {
         }
     }
 
-    var socketAddress: SocketAddress {
+    /// `body` gets this address as a sockaddr_in or sockaddr_in6 and its length (MediaSocket's sends).
+    func withSocketAddress<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
         switch ip {
         case let .v4(a, b, c, d):
             var raw = sockaddr_in()
             raw.sin_family = sa_family_t(AF_INET)
             raw.sin_port = port.bigEndian
             raw.sin_addr.s_addr = (UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)).bigEndian
-            return SocketAddress(raw, host: "")
+            return withUnsafePointer(to: &raw) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
         case let .v6(bytes):
             var raw = sockaddr_in6()
             raw.sin6_family = sa_family_t(AF_INET6)
@@ -40,7 +43,9 @@ extension TransportAddress {
             withUnsafeMutableBytes(of: &raw.sin6_addr) { target in
                 for (index, byte) in bytes.prefix(16).enumerated() { target[index] = byte }
             }
-            return SocketAddress(raw, host: "")
+            return withUnsafePointer(to: &raw) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
         }
     }
 }

@@ -89,7 +89,7 @@ final class MediaSocket: @unchecked Sendable {
     /// full send buffer drops datagrams, as a full queue on the wire would.
     func send(_ datagrams: ArraySlice<[UInt8]>, to address: TransportAddress) {
         guard descriptor >= 0, !datagrams.isEmpty else { return }
-        Self.withSocketAddress(address) { socketAddress, length in
+        address.withSocketAddress { socketAddress, length in
             var index = datagrams.startIndex
             while index < datagrams.endIndex {
                 guard segmentationEnabled else {
@@ -190,30 +190,6 @@ final class MediaSocket: @unchecked Sendable {
         return first.withUnsafeBytes { bytes in
             ioVectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
             return pointing(at: remaining.dropFirst(), body)
-        }
-    }
-
-    private static func withSocketAddress<Result>(_ address: TransportAddress,
-                                                  _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
-        switch address.ip {
-        case let .v4(a, b, c, d):
-            var raw = sockaddr_in()
-            raw.sin_family = sa_family_t(AF_INET)
-            raw.sin_port = address.port.bigEndian
-            raw.sin_addr.s_addr = (UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)).bigEndian
-            return withUnsafePointer(to: &raw) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        case let .v6(bytes):
-            var raw = sockaddr_in6()
-            raw.sin6_family = sa_family_t(AF_INET6)
-            raw.sin6_port = address.port.bigEndian
-            withUnsafeMutableBytes(of: &raw.sin6_addr) { target in
-                for (index, byte) in bytes.prefix(16).enumerated() { target[index] = byte }
-            }
-            return withUnsafePointer(to: &raw) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-            }
         }
     }
 }
