@@ -407,11 +407,8 @@ final class MediaPipeline: @unchecked Sendable {
                 }
                 // x264 takes NV12 and I420 as they are; YUYV is converted to 4:2:0 once (DESIGN.md).
                 let input = frame.pixelFormat == .yuyv ? try PixelConversion.i420(fromYUYV: frame) : frame
-                let cpuBefore = MonotonicClock.threadCPUNanoseconds()
-                let output = try x264.encode(input, forceKeyframe: force)
-                let cpuUsed = MonotonicClock.threadCPUNanoseconds() &- cpuBefore
-                counters.withLock { $0.encoderCPUNanoseconds &+= cpuUsed }
-                guard let encoded = output else { return }
+                guard let encoded = try measuringCPU(\.encoderCPUNanoseconds, { try x264.encode(input, forceKeyframe: force) })
+                else { return }
                 record(encoded, forced: force, at: now)
                 deliver(encoded)
             } catch {
@@ -491,11 +488,7 @@ final class MediaPipeline: @unchecked Sendable {
                 logger.error("test pattern failed: \(error); trying again in 5 s")
                 continue
             }
-            let cpuBefore = MonotonicClock.threadCPUNanoseconds()
-            let frame = source.frame(at: now, index: index)
-            let cpuUsed = MonotonicClock.threadCPUNanoseconds() &- cpuBefore
-            counters.withLock { $0.testPatternCPUNanoseconds &+= cpuUsed }
-            encode(frame, now)
+            encode(measuringCPU(\.testPatternCPUNanoseconds) { source.frame(at: now, index: index) }, now)
         }
     }
 
@@ -529,6 +522,17 @@ final class MediaPipeline: @unchecked Sendable {
                 return
             }
         }
+    }
+
+    /// Runs `body` and adds the CPU time the calling thread spent in it to `counter` (/api/status).
+    private func measuringCPU<Result>(_ counter: WritableKeyPath<Counters, UInt64>,
+                                      _ body: () throws -> Result) rethrows -> Result {
+        let before = MonotonicClock.threadCPUNanoseconds()
+        defer {
+            let used = MonotonicClock.threadCPUNanoseconds() &- before
+            counters.withLock { $0[keyPath: counter] &+= used }
+        }
+        return try body()
     }
 
     private func setRunningEncoder(_ description: String) {
@@ -690,15 +694,11 @@ final class MediaPipeline: @unchecked Sendable {
                 sampleIndex = TestToneSource.sampleIndex(at: now)  // fell far behind: resynchronise
                 continue
             }
-            let cpuBefore = MonotonicClock.threadCPUNanoseconds()
-            let pcm = tone.samples(startingAt: sampleIndex, count: frameSamples)
+            let pcm = measuringCPU(\.audioEncoderCPUNanoseconds) { tone.samples(startingAt: sampleIndex, count: frameSamples) }
             sampleIndex += Int64(frameSamples)
             do {
                 guard let opus = try encoder.use(at: now, make: makeOpusEncoder) else { continue }
-                let encoded = try opus.encode(pcm, captureTime: captureTime)
-                let cpuUsed = MonotonicClock.threadCPUNanoseconds() &- cpuBefore
-                counters.withLock { $0.audioEncoderCPUNanoseconds &+= cpuUsed }
-                deliver(encoded)
+                deliver(try measuringCPU(\.audioEncoderCPUNanoseconds) { try opus.encode(pcm, captureTime: captureTime) })
             } catch {
                 logger.error("audio encoding failed: \(error)")
             }
@@ -728,11 +728,9 @@ final class MediaPipeline: @unchecked Sendable {
                 // The encoder's own errors are not the microphone's: they must not close the device.
                 do {
                     guard let opus = try encoder.use(at: chunk.captureTime, make: makeOpusEncoder) else { continue }
-                    let cpuBefore = MonotonicClock.threadCPUNanoseconds()
-                    let encoded = try opus.encode(chunk.samples, captureTime: chunk.captureTime)
-                    let cpuUsed = MonotonicClock.threadCPUNanoseconds() &- cpuBefore
-                    counters.withLock { $0.audioEncoderCPUNanoseconds &+= cpuUsed }
-                    deliver(encoded)
+                    deliver(try measuringCPU(\.audioEncoderCPUNanoseconds) {
+                        try opus.encode(chunk.samples, captureTime: chunk.captureTime)
+                    })
                 } catch {
                     logger.error("audio encoding failed: \(error)")
                 }
