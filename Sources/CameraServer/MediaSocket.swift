@@ -31,7 +31,7 @@ struct MediaSocketCounters: Sendable, Equatable {
 /// The one UDP socket (default port 8189) every viewer's ICE, DTLS, RTCP and media share, and its
 /// one owner. rtcam sends on it itself, from the thread that made the datagrams (the event loop for
 /// ICE, DTLS and RTCP; the encoders' threads for media, README "Performance"), straight from the
-/// datagrams' own bytes. NIO only reads, from a duplicate descriptor it owns and closes
+/// batch the datagrams were protected into. NIO only reads, from a duplicate descriptor it owns and closes
 /// (`receivingDescriptor()`).
 ///
 /// Not thread-safe: StreamHub calls it with its lock held.
@@ -83,46 +83,56 @@ final class MediaSocket: @unchecked Sendable {
         descriptor = -1
     }
 
-    /// Sends `datagrams` to `address`, in order. Runs of equal-sized datagrams (a frame's FU-A
-    /// fragments, the last may be shorter) go out as one UDP GSO write: one route lookup and one
-    /// buffer for the kernel to cut. Without GSO, up to 64 datagrams per sendmmsg. Never blocks: a
-    /// full send buffer drops datagrams, as a full queue on the wire would.
-    func send(_ datagrams: ArraySlice<[UInt8]>, to address: TransportAddress) {
-        guard descriptor >= 0, !datagrams.isEmpty else { return }
-        address.withSocketAddress { socketAddress, length in
-            var index = datagrams.startIndex
-            while index < datagrams.endIndex {
-                guard segmentationEnabled else {
-                    sendEach(datagrams[index...], to: socketAddress, length: length, remote: address)
-                    return
+    /// Sends the batch's datagrams to `address`, in order. Runs of equal-sized datagrams (a frame's
+    /// FU-A fragments, the last may be shorter) go out as one UDP GSO write of the contiguous bytes:
+    /// one route lookup and one buffer for the kernel to cut. Without GSO, up to 64 datagrams per
+    /// sendmmsg. Never blocks: a full send buffer drops datagrams, as a full queue on the wire would.
+    func send(_ batch: DatagramBatch, to address: TransportAddress) {
+        guard descriptor >= 0, !batch.isEmpty else { return }
+        batch.storage.withUnsafeBytes { bytes in
+            address.withSocketAddress { socketAddress, length in
+                let destination = Destination(address: socketAddress, length: length, remote: address)
+                var index = 0
+                while index < batch.count {
+                    guard segmentationEnabled else {
+                        sendEach(batch, index ..< batch.count, bytes: bytes, to: destination)
+                        return
+                    }
+                    let segmentSize = batch.length(at: index)
+                    var end = index + 1
+                    var total = segmentSize
+                    while end < batch.count, end - index < Self.maximumSegmentsPerWrite,
+                          batch.length(at: end) <= segmentSize, total + batch.length(at: end) <= Self.maximumBytesPerWrite {
+                        total += batch.length(at: end)
+                        end += 1
+                        if batch.length(at: end - 1) < segmentSize { break }
+                    }
+                    if end - index > 1 {
+                        sendSegmented(batch, index ..< end, segmentSize: segmentSize, bytes: bytes, to: destination)
+                    } else {
+                        sendEach(batch, index ..< end, bytes: bytes, to: destination)
+                    }
+                    index = end
                 }
-                let segmentSize = datagrams[index].count
-                var end = index + 1
-                var total = segmentSize
-                while end < datagrams.endIndex, end - index < Self.maximumSegmentsPerWrite,
-                      datagrams[end].count <= segmentSize, total + datagrams[end].count <= Self.maximumBytesPerWrite {
-                    total += datagrams[end].count
-                    end += 1
-                    if datagrams[end - 1].count < segmentSize { break }
-                }
-                if end - index > 1 {
-                    sendSegmented(datagrams[index ..< end], segmentSize: segmentSize, to: socketAddress, length: length,
-                                  remote: address)
-                } else {
-                    sendEach(datagrams[index ..< end], to: socketAddress, length: length, remote: address)
-                }
-                index = end
             }
         }
     }
 
-    private func sendSegmented(_ datagrams: ArraySlice<[UInt8]>, segmentSize: Int,
-                               to socketAddress: UnsafePointer<sockaddr>, length: socklen_t, remote: TransportAddress) {
-        let result = withIOVectors(datagrams) { vectors in
-            rtcam_udp_send(descriptor, socketAddress, length, vectors.baseAddress, CInt(vectors.count), UInt16(segmentSize))
-        }
+    private struct Destination {
+        var address: UnsafePointer<sockaddr>
+        var length: socklen_t
+        var remote: TransportAddress
+    }
+
+    /// One sendmsg of datagrams `run`, contiguous in `bytes`, cut by the kernel every `segmentSize`.
+    private func sendSegmented(_ batch: DatagramBatch, _ run: Range<Int>, segmentSize: Int,
+                               bytes: UnsafeRawBufferPointer, to destination: Destination) {
+        let start = batch.range(at: run.lowerBound).lowerBound
+        let end = batch.range(at: run.upperBound - 1).upperBound
+        var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress! + start), iov_len: end - start)
+        let result = rtcam_udp_send(descriptor, destination.address, destination.length, &vector, 1, UInt16(segmentSize))
         if result >= 0 {
-            counters.datagramsSent += datagrams.count
+            counters.datagramsSent += run.count
             return
         }
         let code = Int32(-result)
@@ -133,23 +143,30 @@ final class MediaSocket: @unchecked Sendable {
             segmentationEnabled = false
             counters.segmentationOffload = false
             logger.warning("UDP GSO write refused (\(String(cString: strerror(code)))): sending datagrams one by one from now on")
-            sendEach(datagrams, to: socketAddress, length: length, remote: remote)
+            sendEach(batch, run, bytes: bytes, to: destination)
         case EINVAL:
             // A segment larger than this one route's MTU allows: this run goes one by one (and
             // meets EMSGSIZE if the datagrams themselves are too large); other viewers keep GSO.
-            sendEach(datagrams, to: socketAddress, length: length, remote: remote)
+            sendEach(batch, run, bytes: bytes, to: destination)
         default:
-            failed(code, datagrams: datagrams.count, to: remote)
+            failed(code, datagrams: run.count, to: destination.remote)
         }
     }
 
-    private func sendEach(_ datagrams: ArraySlice<[UInt8]>, to socketAddress: UnsafePointer<sockaddr>, length: socklen_t,
-                          remote: TransportAddress) {
-        var index = datagrams.startIndex
-        while index < datagrams.endIndex {
-            let batch = datagrams[index ..< min(datagrams.endIndex, index + Int(RTCAM_UDP_MAX_BATCH))]
-            let result = withIOVectors(batch) { vectors in
-                rtcam_udp_send_each(descriptor, socketAddress, length, vectors.baseAddress, CInt(vectors.count))
+    /// Datagrams `run` with sendmmsg, one iovec each pointing into `bytes`: nothing is copied.
+    private func sendEach(_ batch: DatagramBatch, _ run: Range<Int>, bytes: UnsafeRawBufferPointer,
+                          to destination: Destination) {
+        var index = run.lowerBound
+        while index < run.upperBound {
+            let chunk = index ..< min(run.upperBound, index + Int(RTCAM_UDP_MAX_BATCH))
+            ioVectors.removeAll(keepingCapacity: true)
+            for datagram in chunk {
+                let range = batch.range(at: datagram)
+                ioVectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress! + range.lowerBound),
+                                       iov_len: range.count))
+            }
+            let result = ioVectors.withUnsafeBufferPointer { vectors in
+                rtcam_udp_send_each(descriptor, destination.address, destination.length, vectors.baseAddress, CInt(vectors.count))
             }
             if result > 0 {
                 counters.datagramsSent += Int(result)
@@ -158,10 +175,10 @@ final class MediaSocket: @unchecked Sendable {
             }
             let code = result == 0 ? EAGAIN : -result
             if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS {
-                failed(code, datagrams: datagrams.endIndex - index, to: remote)   // full: the rest would fail too
+                failed(code, datagrams: run.upperBound - index, to: destination.remote)   // full: the rest would fail too
                 return
             }
-            failed(code, datagrams: 1, to: remote)   // this one is refused; try the next
+            failed(code, datagrams: 1, to: destination.remote)   // this one is refused; try the next
             index += 1
         }
     }
@@ -174,22 +191,6 @@ final class MediaSocket: @unchecked Sendable {
         counters.sendErrors += datagrams
         if loggedErrors.insert(code).inserted {
             logger.warning("sending to \(remote) failed: \(String(cString: strerror(code))) (reported once per reason; /api/status counts them)")
-        }
-    }
-
-    /// `body` gets one iovec per datagram, pointing at each array's own bytes: nothing is copied.
-    private func withIOVectors<Result>(_ datagrams: ArraySlice<[UInt8]>,
-                                       _ body: (UnsafeBufferPointer<iovec>) -> Result) -> Result {
-        ioVectors.removeAll(keepingCapacity: true)
-        return pointing(at: datagrams, body)
-    }
-
-    private func pointing<Result>(at remaining: ArraySlice<[UInt8]>,
-                                  _ body: (UnsafeBufferPointer<iovec>) -> Result) -> Result {
-        guard let first = remaining.first else { return ioVectors.withUnsafeBufferPointer(body) }
-        return first.withUnsafeBytes { bytes in
-            ioVectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count))
-            return pointing(at: remaining.dropFirst(), body)
         }
     }
 }

@@ -76,8 +76,10 @@ final class StreamHub: @unchecked Sendable {
     private var viewerIDByAddress: [TransportAddress: String] = [:]
     private var socket: MediaSocket?
     private var receiveChannel: Channel?
-    /// The datagrams of one session's outputs to one address, gathered for one send (reused).
-    private var pendingDatagrams: [[UInt8]] = []
+    /// One viewer's protected datagrams of one frame, refilled for every viewer and frame.
+    private var mediaBatch = DatagramBatch()
+    /// A session's other datagrams (ICE, DTLS, RTCP) to one address, gathered for one send (reused).
+    private var controlBatch = DatagramBatch()
     private var timer: Scheduled<Void>?
     private var timerDeadline: MonotonicTime?
     /// Which scheduled timer is current: one replaced while it was already firing finds it changed.
@@ -370,11 +372,11 @@ final class StreamHub: @unchecked Sendable {
     }
 
     private func broadcast(_ packets: [OutgoingPacket]) {
-        let now = MonotonicClock.now()
-        for id in viewers.keys {
-            guard let viewer = viewers[id], viewer.session.state == .connected else { continue }
-            viewer.session.send(packets, now: now)
-            flushOutputs(of: id)
+        guard let socket else { return }
+        for viewer in viewers.values where viewer.session.state == .connected {
+            mediaBatch.removeAll()
+            guard let address = viewer.session.protectMedia(packets, into: &mediaBatch) else { continue }
+            socket.send(mediaBatch, to: address)
         }
     }
 
@@ -417,14 +419,14 @@ final class StreamHub: @unchecked Sendable {
         while index < outputs.count {
             switch outputs[index] {
             case let .transmit(bytes, to):
-                pendingDatagrams.removeAll(keepingCapacity: true)
-                pendingDatagrams.append(bytes)
+                controlBatch.removeAll()
+                controlBatch.append(bytes)
                 index += 1
                 while index < outputs.count, case let .transmit(next, nextTo) = outputs[index], nextTo == to {
-                    pendingDatagrams.append(next)
+                    controlBatch.append(next)
                     index += 1
                 }
-                socket?.send(pendingDatagrams[...], to: to)
+                socket?.send(controlBatch, to: to)
             case let .event(event):
                 handle(event, of: id)
                 index += 1
@@ -432,7 +434,7 @@ final class StreamHub: @unchecked Sendable {
                 index += 1
             }
         }
-        pendingDatagrams.removeAll(keepingCapacity: true)
+        controlBatch.removeAll()
         rescheduleTimer(candidate: viewers[id]?.session.nextDeadline)
     }
 

@@ -23,8 +23,10 @@ public struct H264Packetizer: Sendable {
     /// An access unit in Annex-B → RTP payloads in decoding order; the last one carries the marker
     /// (RFC 6184 §5.1: marker set on the last packet of the access unit). Consecutive NAL units that
     /// fit together (SPS, PPS, AUD, SEI, small slices) share one STAP-A; a NAL unit larger than
-    /// `maxPayloadSize` is cut into FU-As of near-equal size.
-    public func payloads(forAnnexB accessUnit: [UInt8]) -> [(payload: [UInt8], marker: Bool)] {
+    /// `maxPayloadSize` is cut into FU-As of equal size but the last (so that a run of them is what a
+    /// UDP GSO write sends). Each payload starts after `headerRoom` zero bytes, room for the RTP
+    /// header its sender writes in place, so a packet is one allocation and one copy of its bytes.
+    public func payloads(forAnnexB accessUnit: [UInt8], headerRoom: Int = 0) -> [(payload: [UInt8], marker: Bool)] {
         let units = Self.nalUnits(inAnnexB: accessUnit)
         var result: [(payload: [UInt8], marker: Bool)] = []
         result.reserveCapacity(accessUnit.count / maxPayloadSize + units.count)
@@ -32,7 +34,7 @@ public struct H264Packetizer: Sendable {
         while index < units.count {
             let unit = units[index]
             if unit.count > maxPayloadSize {
-                appendFragments(of: unit, to: &result)
+                appendFragments(of: unit, headerRoom: headerRoom, to: &result)
                 index += 1
                 continue
             }
@@ -44,9 +46,11 @@ public struct H264Packetizer: Sendable {
                 end += 1
             }
             if end - index == 1 {
-                result.append((Array(unit), false))  // §5.6 single NAL unit packet
+                var payload = Self.emptyPayload(headerRoom: headerRoom, size: unit.count)  // §5.6 single NAL unit packet
+                payload.append(contentsOf: unit)
+                result.append((payload, false))
             } else {
-                result.append((aggregate(units[index..<end], size: aggregateSize), false))
+                result.append((aggregate(units[index..<end], size: aggregateSize, headerRoom: headerRoom), false))
             }
             index = end
         }
@@ -54,8 +58,16 @@ public struct H264Packetizer: Sendable {
         return result
     }
 
+    /// `headerRoom` zero bytes in an array with room for `size` more: one allocation per packet.
+    private static func emptyPayload(headerRoom: Int, size: Int) -> [UInt8] {
+        var payload: [UInt8] = []
+        payload.reserveCapacity(headerRoom + size)
+        payload.append(contentsOf: repeatElement(0, count: headerRoom))
+        return payload
+    }
+
     /// §5.7.1: F is the OR of the aggregated F bits, NRI their maximum, type 24.
-    private func aggregate(_ units: ArraySlice<ArraySlice<UInt8>>, size: Int) -> [UInt8] {
+    private func aggregate(_ units: ArraySlice<ArraySlice<UInt8>>, size: Int, headerRoom: Int) -> [UInt8] {
         var forbidden: UInt8 = 0
         var nri: UInt8 = 0
         for unit in units {
@@ -63,8 +75,7 @@ public struct H264Packetizer: Sendable {
             forbidden |= header & H264NAL.forbiddenBit
             nri = max(nri, header & H264NAL.nriMask)
         }
-        var payload: [UInt8] = []
-        payload.reserveCapacity(size)
+        var payload = Self.emptyPayload(headerRoom: headerRoom, size: size)
         payload.append(forbidden | nri | H264NAL.stapA)
         for unit in units {
             payload.append(UInt8(truncatingIfNeeded: unit.count >> 8))
@@ -75,24 +86,25 @@ public struct H264Packetizer: Sendable {
     }
 
     /// §5.8: FU indicator (F, NRI of the NAL unit, type 28) + FU header (S, E, R=0, NAL type), then
-    /// a piece of the NAL unit without its header byte. Pieces differ in size by at most one byte.
-    private func appendFragments(of unit: ArraySlice<UInt8>, to result: inout [(payload: [UInt8], marker: Bool)]) {
+    /// a piece of the NAL unit without its header byte. As few pieces as fit, all of one size but
+    /// the last, which may be shorter: with n pieces of ⌈body / n⌉ bytes the last is never empty,
+    /// since body > (n − 1) × capacity ≥ (n − 1) × ⌈body / n⌉.
+    private func appendFragments(of unit: ArraySlice<UInt8>, headerRoom: Int,
+                                 to result: inout [(payload: [UInt8], marker: Bool)]) {
         let header = unit[unit.startIndex]
         let indicator = header & (H264NAL.forbiddenBit | H264NAL.nriMask) | H264NAL.fuA
         let type = header & H264NAL.typeMask
         let body = unit.dropFirst()
         let capacity = maxPayloadSize - 2
         let fragmentCount = (body.count + capacity - 1) / capacity
-        let baseSize = body.count / fragmentCount
-        let largerCount = body.count % fragmentCount  // the first ones get one byte more
+        let fullSize = (body.count + fragmentCount - 1) / fragmentCount
         var start = body.startIndex
         for fragment in 0..<fragmentCount {
-            let size = baseSize + (fragment < largerCount ? 1 : 0)
+            let size = min(fullSize, body.endIndex - start)
             var fuHeader = type
             if fragment == 0 { fuHeader |= 0x80 }  // S
             if fragment == fragmentCount - 1 { fuHeader |= 0x40 }  // E
-            var payload: [UInt8] = []
-            payload.reserveCapacity(2 + size)
+            var payload = Self.emptyPayload(headerRoom: headerRoom, size: 2 + size)
             payload.append(indicator)
             payload.append(fuHeader)
             payload.append(contentsOf: body[start..<start + size])

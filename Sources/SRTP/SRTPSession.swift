@@ -116,9 +116,18 @@ public final class SRTPSession {
     /// fan-out's shared packets carry a placeholder that each viewer's negotiated number replaces,
     /// and doing it in the one copy libsrtp works on saves a copy of every packet for every viewer.
     public func protectRTP(_ packet: [UInt8], payloadType: UInt8) throws(SRTPError) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(packet.count + Self.rtpTrailerRoom)
+        try protectRTP(packet, payloadType: payloadType, appendingTo: &output)
+        return output
+    }
+
+    /// The same, appended to `output` (a viewer's reused datagram buffer: no allocation once it
+    /// has grown). On failure `output` is as it was.
+    public func protectRTP(_ packet: [UInt8], payloadType: UInt8, appendingTo output: inout [UInt8]) throws(SRTPError) {
         guard Self.rtpHeaderLength(packet) != nil, packet.count <= Self.maximumPacketLength
         else { throw .malformed }
-        return try transform(packet, extraCapacity: Self.rtpTrailerRoom, payloadType: payloadType) { buffer, length in
+        try append(packet, extraCapacity: Self.rtpTrailerRoom, payloadType: payloadType, to: &output) { buffer, length in
             srtp_protect(outbound, buffer, length)
         }
     }
@@ -176,35 +185,37 @@ public final class SRTPSession {
     /// Copies `packet` into one new array with `extraCapacity` spare bytes, lets libsrtp work on
     /// it in place and trims it to the length libsrtp reports: one allocation per packet.
     private func transform(
-        _ packet: [UInt8], extraCapacity: Int, payloadType: UInt8? = nil,
+        _ packet: [UInt8], extraCapacity: Int,
         _ operation: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> srtp_err_status_t
     ) throws(SRTPError) -> [UInt8] {
-        var status = srtp_err_status_ok
-        let capacity = packet.count + extraCapacity
-        let output = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initializedCount in
-            initializedCount = 0
-            guard let base = buffer.baseAddress else {
-                status = srtp_err_status_bad_param
-                return
-            }
-            packet.withUnsafeBufferPointer { source in
-                if let sourceBase = source.baseAddress {
-                    base.initialize(from: sourceBase, count: source.count)
-                }
-            }
-            if let payloadType { base[1] = (base[1] & 0x80) | (payloadType & 0x7F) }
-            // The spare room is scratch space for libsrtp; give it defined contents.
-            (base + packet.count).initialize(repeating: 0, count: capacity - packet.count)
-            var length = Int32(packet.count)
-            status = operation(UnsafeMutableRawPointer(base), &length)
-            if status == srtp_err_status_ok, length >= 0, Int(length) <= capacity {
-                initializedCount = Int(length)
-            } else if status == srtp_err_status_ok {
-                status = srtp_err_status_fail
-            }
-        }
-        guard status == srtp_err_status_ok else { throw Self.error(for: status) }
+        var output: [UInt8] = []
+        output.reserveCapacity(packet.count + extraCapacity)
+        try append(packet, extraCapacity: extraCapacity, payloadType: nil, to: &output, operation)
         return output
+    }
+
+    /// Appends `packet` and `extraCapacity` zero bytes (scratch room for libsrtp's trailer) to
+    /// `output`, lets libsrtp transform the packet there in place, and trims the room it did not
+    /// use. On failure `output` is as it was.
+    private func append(
+        _ packet: [UInt8], extraCapacity: Int, payloadType: UInt8?, to output: inout [UInt8],
+        _ operation: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> srtp_err_status_t
+    ) throws(SRTPError) {
+        let start = output.count
+        let room = packet.count + extraCapacity
+        output.append(contentsOf: packet)
+        output.append(contentsOf: repeatElement(0, count: extraCapacity))
+        var length = Int32(packet.count)
+        let status = output.withUnsafeMutableBufferPointer { buffer in
+            let base = buffer.baseAddress! + start
+            if let payloadType { base[1] = (base[1] & 0x80) | (payloadType & 0x7F) }
+            return operation(UnsafeMutableRawPointer(base), &length)
+        }
+        guard status == srtp_err_status_ok, length >= 0, Int(length) <= room else {
+            output.removeSubrange(start...)
+            throw Self.error(for: status == srtp_err_status_ok ? srtp_err_status_fail : status)
+        }
+        output.removeSubrange((start + Int(length))...)
     }
 
     private static func error(for status: srtp_err_status_t) -> SRTPError {

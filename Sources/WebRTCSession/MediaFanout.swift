@@ -77,14 +77,17 @@ public struct MediaFanout: Sendable {
     public mutating func packetizeVideo(accessUnit: [UInt8], isKeyframe: Bool, captureTime: MonotonicTime) -> [OutgoingPacket] {
         let timestamp = rtpTimestamp(.video, at: captureTime)
         lastVideoCaptureTime = captureTime
-        let payloads = packetizer.payloads(forAnnexB: accessUnit)
+        // Each packet is one array: the packetizer leaves room for the header, written here in place.
+        var payloads = packetizer.payloads(forAnnexB: accessUnit, headerRoom: Self.headerSize)
         var packets: [OutgoingPacket] = []
         packets.reserveCapacity(payloads.count)
-        for (index, (payload, marker)) in payloads.enumerated() {
+        for index in payloads.indices {
             let sequence = videoSequence
             videoSequence &+= 1
-            let bytes = Self.serializeHeader(payloadType: 0, marker: marker, sequence: sequence,
-                                             timestamp: timestamp, ssrc: videoSSRC, payload: payload)
+            var bytes: [UInt8] = []
+            swap(&bytes, &payloads[index].payload)   // referenced once now: the header goes in place
+            Self.writeHeader(into: &bytes, payloadType: 0, marker: payloads[index].marker, sequence: sequence,
+                             timestamp: timestamp, ssrc: videoSSRC)
             videoHistory.store(bytes, sequenceNumber: sequence)
             packets.append(OutgoingPacket(kind: .video, bytes: bytes, sequenceNumber: sequence,
                                           startsKeyframe: isKeyframe && index == 0, captureTime: captureTime))
@@ -105,17 +108,30 @@ public struct MediaFanout: Sendable {
                               startsKeyframe: false, captureTime: captureTime)
     }
 
-    /// RFC 3550 §5.1 fixed header, no CSRCs, no extensions; the payload-type byte is patched per viewer.
+    /// RFC 3550 §5.1 fixed header: 12 bytes, no CSRCs, no extensions.
+    static let headerSize = 12
+
+    /// The fixed header followed by `payload`; the payload-type byte is patched per viewer.
     static func serializeHeader(payloadType: UInt8, marker: Bool, sequence: UInt16, timestamp: UInt32,
                                 ssrc: UInt32, payload: [UInt8]) -> [UInt8] {
-        var writer = ByteWriter(capacity: 12 + payload.count + 32)
-        writer.write(UInt8(0x80))
-        writer.write((marker ? 0x80 : 0) | (payloadType & 0x7F))
-        writer.write(sequence)
-        writer.write(timestamp)
-        writer.write(ssrc)
-        writer.write(contentsOf: payload)
-        return writer.bytes
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(headerSize + payload.count)
+        bytes.append(contentsOf: repeatElement(0, count: headerSize))
+        bytes.append(contentsOf: payload)
+        writeHeader(into: &bytes, payloadType: payloadType, marker: marker, sequence: sequence, timestamp: timestamp, ssrc: ssrc)
+        return bytes
+    }
+
+    /// Writes the fixed header over the first 12 bytes of `packet`.
+    static func writeHeader(into packet: inout [UInt8], payloadType: UInt8, marker: Bool, sequence: UInt16,
+                            timestamp: UInt32, ssrc: UInt32) {
+        packet.withUnsafeMutableBytes { bytes in
+            bytes[0] = 0x80   // V=2, no padding, no extension, no CSRCs
+            bytes[1] = (marker ? 0x80 : 0) | (payloadType & 0x7F)
+            bytes.storeBytes(of: sequence.bigEndian, toByteOffset: 2, as: UInt16.self)
+            bytes.storeBytes(of: timestamp.bigEndian, toByteOffset: 4, as: UInt32.self)
+            bytes.storeBytes(of: ssrc.bigEndian, toByteOffset: 8, as: UInt32.self)
+        }
     }
 }
 

@@ -149,10 +149,13 @@ public final class PeerSession {
         }
     }
 
-    /// Sends packetized media to this viewer, protected with its SRTP keys. Video starts at a
-    /// keyframe; nothing is sent before the session is connected.
-    public func send(_ packets: [OutgoingPacket], now: MonotonicTime) {
-        guard state == .connected, let srtp, let remoteAddress else { return }
+    /// This viewer's share of packetized media, protected with its SRTP keys, appended to `batch`
+    /// (the caller's reused buffer: the media path allocates nothing per packet), and where to send
+    /// it; nil, and nothing appended, before the session is connected. Video starts at a keyframe.
+    /// Media goes out this way only, never through `pollOutput`: a frame reaches each viewer as one
+    /// batch, in one send.
+    public func protectMedia(_ packets: [OutgoingPacket], into batch: inout DatagramBatch) -> TransportAddress? {
+        guard state == .connected, let srtp, let remoteAddress else { return nil }
         let negotiated = configuration.negotiated
         for packet in packets {
             let payloadType: UInt8
@@ -168,10 +171,17 @@ public final class PeerSession {
                 guard let audio = negotiated.audio else { continue }
                 payloadType = audio.payloadType
             }
-            // The payload type is patched in the copy SRTP encrypts: the shared bytes stay as they are.
-            guard let protected = try? srtp.protectRTP(packet.bytes, payloadType: payloadType) else { continue }
-            outputs.append(.transmit(protected, to: remoteAddress))
-            statistics.bytesSent += protected.count
+            // The payload type is patched in this viewer's copy, the one SRTP encrypts in place:
+            // the shared bytes stay as they are.
+            let before = batch.storage.count
+            do {
+                try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
+                    try srtp.protectRTP(packet.bytes, payloadType: payloadType, appendingTo: &storage)
+                }
+            } catch {
+                continue
+            }
+            statistics.bytesSent += batch.storage.count - before
             let payloadOctets = UInt32(truncatingIfNeeded: packet.bytes.count - 12)
             if packet.kind == .video {
                 statistics.videoPacketsSent += 1
@@ -183,6 +193,7 @@ public final class PeerSession {
                 audioOctetsSent &+= payloadOctets
             }
         }
+        return remoteAddress
     }
 
     /// ICE restart (RFC 8445 §9, RFC 9725 §4.3.2): new credentials on both sides; checks start over
@@ -221,8 +232,10 @@ public final class PeerSession {
 
     /// Everything queued at once (the server's batched send path).
     public func drainOutputs() -> [PeerSessionOutput] {
-        defer { outputs.removeAll(keepingCapacity: true) }
-        return outputs
+        guard !outputs.isEmpty else { return [] }   // no allocation when there is nothing
+        var drained: [PeerSessionOutput] = []
+        swap(&drained, &outputs)
+        return drained
     }
 
     public var nextDeadline: MonotonicTime? {

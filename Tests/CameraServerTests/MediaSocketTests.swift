@@ -56,6 +56,12 @@ private func datagrams(sizes: [Int], tag: UInt8) -> [[UInt8]] {
     }
 }
 
+private func batch(_ datagrams: [[UInt8]]) -> DatagramBatch {
+    var batch = DatagramBatch()
+    for datagram in datagrams { batch.append(datagram) }
+    return batch
+}
+
 @Suite struct MediaSocketTests {
     let logger = Logger(label: "test")
 
@@ -68,7 +74,7 @@ private func datagrams(sizes: [Int], tag: UInt8) -> [[UInt8]] {
         // than one GSO write takes (32 segments).
         let sizes = [1200, 1200, 1200, 700, 100, 1200, 1200, 40] + Array(repeating: 1000, count: 40) + [999]
         let sent = datagrams(sizes: sizes, tag: 0x5A)
-        socket.send(sent[...], to: receiver.address)
+        socket.send(batch(sent), to: receiver.address)
         #expect(receiver.receive(sent.count) == sent)
         #expect(socket.counters.datagramsSent == sent.count)
         #expect(socket.counters.datagramsDropped == 0 && socket.counters.sendErrors == 0)
@@ -79,11 +85,11 @@ private func datagrams(sizes: [Int], tag: UInt8) -> [[UInt8]] {
         let socket = try MediaSocket(port: 0, segmentationOffload: System.supportsUDPSegmentationOffload, logger: logger)
         let receiver = try LoopbackReceiver()
         // An IPv6 address on the IPv4 socket: the kernel refuses it (EAFNOSUPPORT), datagram by datagram.
-        socket.send(datagrams(sizes: [500, 500, 200], tag: 1)[...],
+        socket.send(batch(datagrams(sizes: [500, 500, 200], tag: 1)),
                     to: TransportAddress(ip: .v6(Array(repeating: 0, count: 15) + [1]), port: receiver.port))
         #expect(socket.counters.sendErrors == 3)
         let after = datagrams(sizes: [300, 300], tag: 2)
-        socket.send(after[...], to: receiver.address)
+        socket.send(batch(after), to: receiver.address)
         #expect(receiver.receive(2) == after)
         #expect(socket.counters.datagramsSent == 2)
     }
@@ -95,7 +101,7 @@ private func datagrams(sizes: [Int], tag: UInt8) -> [[UInt8]] {
         #expect(port != 0)
         let reader = try socket.receivingDescriptor()
         let sender = try LoopbackReceiver()
-        socket.send([[9, 9, 9]][...], to: sender.address)   // sent from the media socket's port
+        socket.send(batch([[9, 9, 9]]), to: sender.address)   // sent from the media socket's port
         var from = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         var buffer = [UInt8](repeating: 0, count: 64)
@@ -121,7 +127,7 @@ private func datagrams(sizes: [Int], tag: UInt8) -> [[UInt8]] {
         }
         #expect(Array(buffer.prefix(max(0, received))) == payload)
         close(reader)
-        socket.send([[7]][...], to: sender.address)
+        socket.send(batch([[7]]), to: sender.address)
         #expect(sender.receive(1) == [[7]])
     }
 }

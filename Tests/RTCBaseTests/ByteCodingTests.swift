@@ -42,3 +42,39 @@ import Testing
         #expect(earliest(nil, MonotonicTime(seconds: 5), MonotonicTime(seconds: 4)) == MonotonicTime(seconds: 4))
     }
 }
+
+@Suite("DatagramBatch")
+struct DatagramBatchTests {
+    private struct Refused: Error {}
+
+    @Test("datagrams keep their bounds and order; refill reuses the memory")
+    func appendsAndRefills() {
+        var batch = DatagramBatch()
+        batch.append([1, 2, 3])
+        batch.append([UInt8]())   // not a datagram
+        batch.append([4][...])
+        batch.append { (storage: inout [UInt8]) in storage += [5, 6] }
+        #expect(batch.count == 3)
+        #expect(batch.datagrams == [[1, 2, 3], [4], [5, 6]])
+        #expect(batch.range(at: 1) == 3 ..< 4 && batch.length(at: 2) == 2)
+        let capacity = batch.storage.capacity
+        batch.removeAll()
+        #expect(batch.isEmpty && batch.storage.isEmpty && batch.storage.capacity == capacity)
+        batch.append([9, 9])
+        #expect(batch.datagrams == [[9, 9]])
+    }
+
+    @Test("a writer that throws leaves the batch as it was; one that writes nothing adds no datagram")
+    func failedWriterIsTakenBack() {
+        var batch = DatagramBatch()
+        batch.append([1, 2])
+        #expect(throws: Refused.self) {
+            try batch.append { (storage: inout [UInt8]) throws(Refused) in
+                storage += [7, 7, 7]
+                throw Refused()
+            }
+        }
+        batch.append { (_: inout [UInt8]) in }
+        #expect(batch.datagrams == [[1, 2]] && batch.storage == [1, 2])
+    }
+}

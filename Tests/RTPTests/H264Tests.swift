@@ -93,6 +93,33 @@ struct H264Tests {
         }
     }
 
+    @Test("FU-A pieces are all one size but a shorter (never empty) last, as few as fit")
+    func fuAPiecesAreEqualButTheLast() {
+        var rng = SeededRandom(seed: 8)
+        for (maxPayload, size) in [(1200, 5000), (1200, 1200), (1200, 2397), (100, 9801), (3, 40), (50, 97), (1150, 60000)] {
+            let nal: [UInt8] = [0x41] + nalBody(count: size, using: &rng)
+            let bodySize = nal.count - 1   // the escaping may have added bytes
+            let pieces = H264Packetizer(maxPayloadSize: maxPayload).payloads(forAnnexB: [0, 0, 1] + nal).map { $0.payload.count - 2 }
+            let capacity = maxPayload - 2
+            #expect(pieces.count == (bodySize + capacity - 1) / capacity, "\(maxPayload) \(bodySize)")
+            #expect(pieces.dropLast().allSatisfy { $0 == pieces[0] } && pieces[0] <= capacity)
+            #expect(pieces.last! >= 1 && pieces.last! <= pieces[0])
+            #expect(pieces.reduce(0, +) == bodySize)
+        }
+    }
+
+    @Test("header room: each payload after that many zero bytes, the rest as without it")
+    func headerRoomPrefixesEveryPayload() {
+        var rng = SeededRandom(seed: 12)
+        let (annexB, _) = randomAccessUnit(size: 9000, keyFrame: true, using: &rng)
+        let packetizer = H264Packetizer(maxPayloadSize: 1150)
+        let plain = packetizer.payloads(forAnnexB: annexB)
+        let roomy = packetizer.payloads(forAnnexB: annexB, headerRoom: 12)
+        #expect(roomy.map(\.marker) == plain.map(\.marker))
+        #expect(roomy.map { Array($0.payload.prefix(12)) } == Array(repeating: [UInt8](repeating: 0, count: 12), count: plain.count))
+        #expect(roomy.map { Array($0.payload.dropFirst(12)) } == plain.map(\.payload))
+    }
+
     private func packets(for annexB: [UInt8], timestamp: UInt32, firstSequence: UInt16) -> [RTPPacket] {
         let payloads = H264Packetizer(maxPayloadSize: 1000).payloads(forAnnexB: annexB)
         return payloads.enumerated().map { index, element in

@@ -119,7 +119,7 @@ final class TwoPeerHarness {
             }
             if let due = nextAudioFrame, due <= now {
                 let frame = random.bytes(Int(40 + random.next() % 80))
-                camera.send([fanout.packetizeAudio(opusFrame: frame, captureTime: now)], now: now)
+                sendMedia([fanout.packetizeAudio(opusFrame: frame, captureTime: now)])
                 nextAudioFrame = due + .milliseconds(20)
             }
             pump()
@@ -156,8 +156,15 @@ final class TwoPeerHarness {
         let packets = fanout.packetizeVideo(accessUnit: accessUnit, isKeyframe: isKeyframe, captureTime: now)
         if camera.state == .connected {
             if isKeyframe || camera.hasReceivedKeyframe { sentAccessUnits.append(accessUnit) }
-            camera.send(packets, now: now)
+            sendMedia(packets)
         }
+    }
+
+    /// The server's media path: the viewer's batch, sent datagram by datagram.
+    private func sendMedia(_ packets: [OutgoingPacket]) {
+        var batch = DatagramBatch()
+        guard let to = camera.protectMedia(packets, into: &batch) else { return }
+        for datagram in batch.datagrams { network.send(datagram, from: Self.cameraAddress, to: to, now: now) }
     }
 
     private func pump() {
