@@ -20,9 +20,12 @@ final class DedicatedThread: @unchecked Sendable {
 
     private init() {}
 
-    static func start(_ body: @escaping @Sendable () -> Void) -> DedicatedThread {
+    /// Starts `body` on a new thread named `name` (what `top -H` and /proc/PID/task/*/comm show;
+    /// the kernel keeps 15 bytes of it).
+    static func start(name: String = "rtcam-worker", _ body: @escaping @Sendable () -> Void) -> DedicatedThread {
         let handle = DedicatedThread()
         let box = Unmanaged.passRetained(Box {
+            DedicatedThread.nameCallingThread(name)
             body()
             handle.finished.lock()
             handle.finished.unlock(withValue: true)
@@ -52,6 +55,16 @@ final class DedicatedThread: @unchecked Sendable {
 
     deinit {
         if !joined { pthread_detach(thread) }
+    }
+
+    /// pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module does not define; the
+    /// kernel's own interface for the calling thread is /proc/thread-self/comm (Linux 3.17).
+    private static func nameCallingThread(_ name: String) {
+        let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        let bytes = Array(name.utf8.prefix(15))
+        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        close(descriptor)
     }
 
     /// Sleeps until an absolute CLOCK_MONOTONIC time (frame pacing without drift).

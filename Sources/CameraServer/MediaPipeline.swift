@@ -278,11 +278,11 @@ final class MediaPipeline: @unchecked Sendable {
                audio: @escaping @Sendable (EncodedAudioFrame) -> Void) {
         let configuration = configuration
         let profileLevelID = h264ProfileLevelID
-        var started = [DedicatedThread.start { [self] in
+        var started = [DedicatedThread.start(name: "rtcam-video") { [self] in
             runVideo(configuration: configuration, profileLevelID: profileLevelID, deliver: video)
         }]
         if hasAudio {
-            started.append(DedicatedThread.start { [self] in runAudio(deliver: audio) })
+            started.append(DedicatedThread.start(name: "rtcam-audio") { [self] in runAudio(deliver: audio) })
         }
         threads.withLock { $0 += started }
     }
