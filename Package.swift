@@ -77,10 +77,10 @@ let package = Package(
                           "-Xlinker", "--no-warn-symbol-ordering"]),
         ]),
 
-        // Benchmarks: `rtcam-bench x264 | loadgen | srtp`, driven by Tests/Benchmarks (`make bench`).
+        // Benchmarks: `rtcam-bench x264 | loadgen | srtp | floor`, driven by Tests/Benchmarks (`make bench`).
         .executableTarget(name: "rtcam-bench", dependencies: [
             "X264", "MediaSources", "Opus", "SRTP", "RTP", "STUN", "WebRTCSession", "WebRTCViewer",
-            "SDP", "ICE", "DTLS", "RTCBase",
+            "SDP", "ICE", "DTLS", "RTCBase", "CUDPSocket",
         ]),
 
         .testTarget(name: "RTCBaseTests", dependencies: ["RTCBase"]),

@@ -15,6 +15,10 @@ usage: rtcam-bench <command> [options]
             [--connect-timeout 30] [--rcvbuf 1048576] [--json out/bench/loadgen.json] [--quiet]
   srtp      SRTP protect/unprotect throughput on one core (AES-GCM and AES-CM/HMAC-SHA1-80).
             --seconds 2 [--payload 1172] [--json out/bench/srtp.json]
+  floor     What this machine's kernel charges any streamer per frame: a thread's CPU to sleep and
+            wake at the frame rate, to send one frame's datagrams (one UDP GSO sendmsg to a viewer
+            on loopback) and one 20 ms audio packet.
+            --fps 30 --bitrate 2000 --seconds 4 [--json out/bench/floor.json]
 """
 
 let arguments = CommandLine.arguments
@@ -27,6 +31,7 @@ switch arguments[1] {
 case "x264": EncoderBench.run(options)
 case "loadgen": LoadGenerator.run(options)
 case "srtp": SRTPBench.run(options)
+case "floor": MachineFloorBench.run(options)
 case "-h", "--help", "help": print(usage)
 default:
     fail("unknown command '\(arguments[1])'\n\(usage)")
