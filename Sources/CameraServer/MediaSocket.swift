@@ -30,8 +30,9 @@ struct MediaSocketCounters: Sendable, Equatable {
 
 /// The one UDP socket (default port 8189) every viewer's ICE, DTLS, RTCP and media share, and its
 /// one owner. rtcam sends on it itself, from the thread that made the datagrams (the event loop for
-/// ICE, DTLS and RTCP; the encoders' threads for media, README "Performance"), straight from the
-/// batch the datagrams were protected into. NIO only reads, from a duplicate descriptor it owns and closes
+/// ICE, DTLS and RTCP; the encoders' threads for media, README "Performance"). Media goes straight
+/// from the batch each viewer's datagrams were protected into; the few ICE, DTLS and RTCP datagrams
+/// are copied into one first. NIO only reads, from a duplicate descriptor it owns and closes
 /// (`receivingDescriptor()`).
 ///
 /// Not thread-safe: StreamHub calls it with its lock held.

@@ -462,7 +462,13 @@ final class StreamHub: @unchecked Sendable {
         viewerIDByUfrag[viewer.localUfrag] = nil
         viewerIDByAddress = viewerIDByAddress.filter { $0.value != id }
         logger.info("viewer \(id) left: \(reason) (\(viewers.count) watching)")
-        if viewers.isEmpty { viewersPresentChanged(false) }
+        if viewers.isEmpty {
+            // The batches keep the memory of the largest frame they held (a keyframe: up to a few
+            // hundred kB); with nobody watching it goes back, like the encoders' (idle RSS).
+            mediaBatch = DatagramBatch()
+            controlBatch = DatagramBatch()
+            viewersPresentChanged(false)
+        }
     }
 
     private func rescheduleTimer(candidate: MonotonicTime?) {

@@ -53,6 +53,30 @@ struct SRTPSessionTests {
         }
     }
 
+    @Test("protecting into a buffer appends exactly the protected packet; a refused one leaves it as it was",
+          arguments: SRTPProfile.allCases)
+    func protectAppending(profile: SRTPProfile) throws {
+        let (client, server) = try sessionPair(profile)
+        let (_, reference) = try sessionPair(profile)
+        var buffer: [UInt8] = [9, 8, 7]
+        var expected = buffer
+        for seq in UInt16(20) ..< 24 {
+            let plain = rtpPacket(sequenceNumber: seq, payloadType: 0, payload: Array(repeating: UInt8(seq), count: 100 + Int(seq)))
+            let before = buffer.count
+            try server.protectRTP(plain, payloadType: 111, appendingTo: &buffer)
+            let alone = try reference.protectRTP(plain, payloadType: 111)
+            expected += alone
+            #expect(buffer == expected)
+            var patched = plain
+            patched[1] = 111
+            #expect(try client.unprotectRTP(Array(buffer[before...])) == patched)
+        }
+        var refused: SRTPError?
+        do { try server.protectRTP([0x80, 0, 0], payloadType: 111, appendingTo: &buffer) } catch { refused = error }
+        #expect(refused == .malformed)
+        #expect(buffer == expected)
+    }
+
     @Test("RTP with CSRC-free header extension round trips", arguments: SRTPProfile.allCases)
     func rtpWithExtension(profile: SRTPProfile) throws {
         let (client, server) = try sessionPair(profile)

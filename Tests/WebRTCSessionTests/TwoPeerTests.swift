@@ -28,6 +28,34 @@ import WebRTCViewer
         #expect(rtt >= .milliseconds(35) && rtt <= .milliseconds(80), "RTT \(rtt)")
     }
 
+    @Test("media is protected for a viewer only once connected, appended to the caller's batch, one datagram per packet")
+    func protectMediaFillsTheBatch() throws {
+        let harness = try TwoPeerHarness(seed: 3)
+        let slice: [UInt8] = [0, 0, 0, 1, 0x41] + Array(repeating: 0x22, count: 3000)   // three FU-As
+        var batch = DatagramBatch()
+        let early = harness.fanout.packetizeVideo(accessUnit: slice, isKeyframe: true, captureTime: harness.now)
+        #expect(harness.camera.protectMedia(early, into: &batch) == nil)
+        #expect(batch.isEmpty)
+        harness.start()
+        #expect(harness.run(upTo: .seconds(5)) { !harness.receivedAccessUnits.isEmpty })   // past the first keyframe
+        harness.stopMedia()
+        batch.append([1, 2, 3])   // what the batch held before stays as it was
+        let packets = harness.fanout.packetizeVideo(accessUnit: slice, isKeyframe: false, captureTime: harness.now)
+        let sentBefore = harness.camera.statistics.bytesSent
+        let videoPacketsBefore = harness.camera.statistics.videoPacketsSent
+        #expect(harness.camera.protectMedia(packets, into: &batch) == TwoPeerHarness.viewerAddress)
+        #expect(packets.count == 3 && batch.count == 1 + packets.count)
+        #expect(Array(batch[0]) == [1, 2, 3])
+        #expect(harness.camera.statistics.bytesSent - sentBefore == batch.storage.count - 3)
+        #expect(harness.camera.statistics.videoPacketsSent - videoPacketsBefore == packets.count)
+        for (index, packet) in packets.enumerated() {
+            let datagram = Array(batch[index + 1])
+            #expect(datagram.count == packet.bytes.count + 10)   // AES-CM + HMAC-SHA1-80 tag
+            #expect(datagram[1] & 0x7F == harness.negotiated.video?.payloadType)   // this viewer's number
+            #expect(datagram[2...11] == packet.bytes[2...11])   // sequence, timestamp, SSRC in the clear
+        }
+    }
+
     @Test func recoversEveryLostVideoPacketWithNACKAt5PercentLoss() throws {
         let harness = try TwoPeerHarness(seed: 7)
         harness.start()
