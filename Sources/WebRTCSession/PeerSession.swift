@@ -150,10 +150,10 @@ public final class PeerSession {
     }
 
     /// This viewer's share of packetized media, protected with its SRTP keys, appended to `batch`
-    /// (the caller's reused buffer: the media path allocates nothing per packet), and where to send
+    /// (the caller's reused buffer: nothing is allocated per viewer and packet), and where to send
     /// it; nil, and nothing appended, before the session is connected. Video starts at a keyframe.
     /// Media goes out this way only, never through `pollOutput`: a frame reaches each viewer as one
-    /// batch, in one send.
+    /// batch, which the server hands to the kernel with as few writes as it can.
     public func protectMedia(_ packets: [OutgoingPacket], into batch: inout DatagramBatch) -> TransportAddress? {
         guard state == .connected, let srtp, let remoteAddress else { return nil }
         let negotiated = configuration.negotiated
