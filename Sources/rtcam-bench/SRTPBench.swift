@@ -35,47 +35,43 @@ enum SRTPBench {
             // Protect: a new sequence number per packet, as the fan-out does.
             var protectedCopies: [[UInt8]] = []
             var sequence: UInt16 = 0
-            var count = 0
             var bytes = 0
-            let cpuStart = BenchClock.threadCPU()
-            let end = BenchClock.now() + .nanoseconds(Int64(seconds * 1e9))
-            while true {
-                for _ in 0 ..< 256 {
-                    sequence &+= 1
-                    packet[2] = UInt8(sequence >> 8)
-                    packet[3] = UInt8(sequence & 0xFF)
-                    guard let protected = try? sender.protectRTP(packet) else { fail("protect failed") }
-                    bytes += protected.count
-                    if protectedCopies.count < 1024 { protectedCopies.append(protected) }
-                }
-                count += 256
-                if BenchClock.now() >= end { break }
+            /// Calls `protect` with a fresh packet, 256 at a time, for `seconds` of wall time; the
+            /// packets protected and the thread's CPU seconds.
+            func timed(_ protect: ([UInt8]) -> Void) -> (packets: Int, cpu: Double) {
+                var count = 0
+                let cpuStart = BenchClock.threadCPU()
+                let end = BenchClock.now() + .nanoseconds(Int64(seconds * 1e9))
+                repeat {
+                    for _ in 0 ..< 256 {
+                        sequence &+= 1
+                        packet[2] = UInt8(sequence >> 8)
+                        packet[3] = UInt8(sequence & 0xFF)
+                        protect(packet)
+                    }
+                    count += 256
+                } while BenchClock.now() < end
+                return (count, Double(BenchClock.threadCPU() - cpuStart) / 1e9)
             }
-            let protectCPU = Double(BenchClock.threadCPU() - cpuStart) / 1e9
+            let (count, protectCPU) = timed { packet in
+                guard let protected = try? sender.protectRTP(packet) else { fail("protect failed") }
+                bytes += protected.count
+                if protectedCopies.count < 1024 { protectedCopies.append(protected) }
+            }
             // The daemon's path: each viewer's packets protected in place into one reused batch,
             // with the viewer's payload type, emptied after a frame's 8 packets.
             var batch = DatagramBatch()
-            var batched = 0
-            let cpuBatch = BenchClock.threadCPU()
-            let batchEnd = BenchClock.now() + .nanoseconds(Int64(seconds * 1e9))
-            while true {
-                for _ in 0 ..< 256 {
-                    sequence &+= 1
-                    packet[2] = UInt8(sequence >> 8)
-                    packet[3] = UInt8(sequence & 0xFF)
-                    if batch.count == 8 { batch.removeAll() }
-                    do {
-                        try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
-                            try sender.protectRTP(packet, payloadType: 102, appendingTo: &storage)
-                        }
-                    } catch {
-                        fail("protect into a batch failed: \(error)")
+            let (batched, batchCPU) = timed { packet in
+                if batch.count == 8 { batch.removeAll() }
+                do {
+                    try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
+                        try sender.protectRTP(packet, payloadType: 102, appendingTo: &storage)
                     }
+                } catch {
+                    fail("protect into a batch failed: \(error)")
                 }
-                batched += 256
-                if BenchClock.now() >= batchEnd { break }
             }
-            let batchNs = Double(BenchClock.threadCPU() - cpuBatch) / Double(batched)
+            let batchNs = batchCPU * 1e9 / Double(batched)
             // Unprotect: the load generator's per-packet cost (fresh receiver per 1024 so no replay).
             var unprotected = 0
             let cpuUnprotect = BenchClock.threadCPU()
