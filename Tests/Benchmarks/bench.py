@@ -132,8 +132,10 @@ def paired_round(name: str, seconds: float, audio: bool) -> dict:
             # x264 alone's CPU over its own render + encode calls: what it spends beyond encoding
             # (waking per frame, its bookkeeping). Dividing the same-frames ratio by it estimates the
             # daemon over what x264 alone would spend on the daemon's frames: the goal's ratio, from
-            # the steadier same-frames measurement.
-            "x264_alone_own_factor": x264["cpu_s"] / (x264["render_thread_cpu_s"] + x264["encode_thread_cpu_s"]),
+            # the steadier same-frames measurement. Not with audio: x264 + Opus alone's CPU includes
+            # its Opus thread, which its render + encode times do not.
+            "x264_alone_own_factor": None if audio else
+                x264["cpu_s"] / (x264["render_thread_cpu_s"] + x264["encode_thread_cpu_s"]),
             "viewer_fps": load["fps_per_viewer"].get("p50"), "loss_unrecovered_percent": load["loss_unrecovered_percent"]}
 
 
