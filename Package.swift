@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
         .testTarget(name: "CameraServerTests", dependencies: [
-            "CameraServer", "RTCBase", "V4L2", "MediaSources", "DTLS", .product(name: "Logging", package: "swift-log"),
+            "CameraServer", "RTCBase", "V4L2", "MediaSources", "DTLS", "SDP", .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),

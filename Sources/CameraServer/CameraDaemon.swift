@@ -93,41 +93,9 @@ public final class CameraDaemon: @unchecked Sendable {
         if let problem = access.loadProblem { logger.error("\(problem)") }
         if !access.hasPassword { logger.notice("no settings password yet: choose one at /settings") }
 
-        // Encoded frames go to the viewers from the encoders' own threads (StreamHub: no event-loop
-        // hop per frame).
-        let hubBox = NIOLockedValueBox<StreamHub?>(nil)
-        let media = try MediaController(
-            configuration: settings.media, logger: logger,
-            video: { frame in
-                hubBox.withLockedValue { $0 }?.deliverVideo(accessUnit: frame.accessUnit, isKeyframe: frame.isKeyframe,
-                                                            captureTime: frame.captureTime)
-            },
-            audio: { frame in
-                hubBox.withLockedValue { $0 }?.deliverAudio(opusFrame: frame.packet, captureTime: frame.captureTime)
-            })
-        // The media socket's reading side: a NIO channel on a descriptor of its own (MediaSocket).
-        let group = self.group
-        let bindReceiveChannel: @Sendable (MediaSocket, StreamHub) -> EventLoopFuture<Channel> = { socket, hub in
-            let descriptor: CInt
-            do {
-                descriptor = try socket.receivingDescriptor()
-            } catch {
-                return group.next().makeFailedFuture(error)
-            }
-            return DatagramBootstrap(group: group)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(UDPHandler(hub: hub))
-                    }
-                }
-                .withBoundSocket(descriptor)
-        }
+        let media = try MediaController(configuration: settings.media, logger: logger)
         let hub = StreamHub(loop: loop, settings: hubSettings(settings, candidates: candidates, media: media.current),
-                            certificate: certificate, logger: logger,
-                            requestKeyframeFromEncoder: { media.requestKeyframe() },
-                            viewersPresentChanged: { present in media.setViewersPresent(present) },
-                            bindReceiveChannel: bindReceiveChannel)
-        hubBox.withLockedValue { $0 = hub }
+                            certificate: certificate, logger: logger, encoders: media)
 
         // One pool thread for what must not run on the event loop: PBKDF2 (login, password) and
         // building a new media pipeline (camera open, device discovery, passthrough probe).
@@ -156,12 +124,18 @@ public final class CameraDaemon: @unchecked Sendable {
             }
         }
 
-        // The media socket is rtcam's: it sends on it from whichever thread made the datagrams.
-        // UDP GSO (Linux 4.18+, UDP_SEGMENT): on unless the kernel lacks it or RTCAM_UDP_GSO=0.
-        try hub.attach(socket: MediaSocket(port: UInt16(configuration.mediaPort),
-                                           segmentationOffload: System.supportsUDPSegmentationOffload
-                                               && Environment.value("RTCAM_UDP_GSO") != "0",
-                                           logger: logger))
+        // The media socket is rtcam's: the hub sends on it from whichever thread made the datagrams
+        // (encoded frames from the encoders' own threads: no event-loop hop per frame), and NIO reads
+        // it on the loop (MediaSocketReader). UDP GSO (Linux 4.18+, UDP_SEGMENT): on unless the kernel
+        // lacks it or RTCAM_UDP_GSO=0.
+        let mediaSocket = try MediaSocket(port: UInt16(configuration.mediaPort),
+                                          segmentationOffload: System.supportsUDPSegmentationOffload
+                                              && Environment.value("RTCAM_UDP_GSO") != "0",
+                                          logger: logger)
+        hub.attach(socket: mediaSocket)
+        let reader = MediaSocketReader(socket: mediaSocket, group: group, logger: logger,
+                                       receive: { datagram, from in hub.receive(datagram, from: from) })
+        try reader.start()
 
         let router = CameraRouter(
             hub: hub, access: access, settings: settingsController, threadPool: threadPool,
@@ -178,7 +152,7 @@ public final class CameraDaemon: @unchecked Sendable {
             }
             .bind(host: configuration.httpAddress, port: configuration.httpPort).wait()
 
-        media.start()
+        media.start(delivering: hub)
         let candidateList = candidates.map { "\($0)" }.joined(separator: ", ")
         logger.info("rtcam serving http://\(configuration.httpAddress):\(configuration.httpPort)/ — media on UDP \(configuration.mediaPort), candidates \(candidateList), \(media.current.summary)")
 
@@ -207,7 +181,8 @@ public final class CameraDaemon: @unchecked Sendable {
         media.stop()
         hub.closeAll()
         try? http.close().wait()
-        try? hub.closeMediaSocket().wait()
+        hub.detachSocket()
+        try? reader.close().wait()
         try? threadPool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
         logger.info("stopped")

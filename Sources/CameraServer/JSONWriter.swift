@@ -1,3 +1,5 @@
+import RTCBase
+
 /// A small JSON writer (no Foundation: JSONEncoder would pull it in, DESIGN.md).
 struct JSONWriter {
     private(set) var text = ""
@@ -46,7 +48,7 @@ struct JSONWriter {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             case let s where s.value < 0x20:
-                out += "\\u00" + String(s.value, radix: 16).leftPadded(2)
+                out += "\\u00" + String(s.value, radix: 16).leftPadded(to: 2)
             default: out.unicodeScalars.append(scalar)
             }
         }

@@ -274,15 +274,18 @@ final class MediaPipeline: @unchecked Sendable {
         "video \(videoDescription) \(width)x\(height)@\(configuration.framesPerSecond) H.264 \(h264ProfileLevelID) \(configuration.bitrateKbps) kb/s (\(encoderDescription)), audio \(audioDescription)"
     }
 
-    func start(video: @escaping @Sendable (EncodedVideoFrame) -> Void,
-               audio: @escaping @Sendable (EncodedAudioFrame) -> Void) {
+    /// Starts the video and audio threads; every frame they finish goes to `sink` with `generation`.
+    func start(sink: EncodedFrameSink, generation: Int) {
         let configuration = configuration
         let profileLevelID = h264ProfileLevelID
         var started = [DedicatedThread.start(name: "rtcam-video") { [self] in
-            runVideo(configuration: configuration, profileLevelID: profileLevelID, deliver: video)
+            runVideo(configuration: configuration, profileLevelID: profileLevelID,
+                     deliver: { sink.deliver($0, generation: generation) })
         }]
         if hasAudio {
-            started.append(DedicatedThread.start(name: "rtcam-audio") { [self] in runAudio(deliver: audio) })
+            started.append(DedicatedThread.start(name: "rtcam-audio") { [self] in
+                runAudio(deliver: { sink.deliver($0, generation: generation) })
+            })
         }
         threads.withLock { $0 += started }
     }
@@ -772,7 +775,7 @@ final class MediaPipeline: @unchecked Sendable {
             (0x2A, 8_704, 522_240), (0x32, 22_080, 589_824), (0x33, 36_864, 983_040),
         ]
         let level = levels.first { macroblocksPerFrame <= $0.maxFrame && macroblocksPerSecond <= $0.maxRate }?.idc ?? 0x33
-        return String(level, radix: 16).leftPadded(2)
+        return String(level, radix: 16).leftPadded(to: 2)
     }
 }
 

@@ -205,8 +205,8 @@ public final class PeerSession {
         ice = ICELiteAgent(local: local, remote: remote, now: now)
     }
 
-    /// Whether video has started for this viewer (false until the first keyframe was sent).
-    public var hasReceivedKeyframe: Bool { sentVideoKeyframe }
+    /// Whether video has started for this viewer (false until the first keyframe was sent to it).
+    public var hasSentKeyframe: Bool { sentVideoKeyframe }
 
     /// Ends the session: RTCP BYE (RFC 3550 §6.6) and DTLS close_notify.
     public func close(now: MonotonicTime, media: MediaFanout) {
@@ -224,20 +224,18 @@ public final class PeerSession {
 
     // MARK: - Output
 
-    /// The next thing to do: transmit datagrams and report events first, then the next deadline.
-    public func pollOutput() -> PeerSessionOutput {
-        if !outputs.isEmpty { return outputs.removeFirst() }
-        return .timeout(nextDeadline)
+    /// Everything the session has to do after the last input, in order: datagrams to transmit and
+    /// events, then always one `.timeout` with when to call `handle(.timeout)` next. Appended to the
+    /// caller's array, which it reuses, so a call allocates nothing in the steady state. The one way
+    /// outputs leave a session: the daemon, the tests and the benchmarks all take them here (media,
+    /// batched per frame, leaves through `protectMedia`).
+    public func drainOutputs(into drained: inout [PeerSessionOutput]) {
+        drained.append(contentsOf: outputs)
+        outputs.removeAll(keepingCapacity: true)
+        drained.append(.timeout(nextDeadline))
     }
 
-    /// Everything queued at once (the server's batched send path).
-    public func drainOutputs() -> [PeerSessionOutput] {
-        guard !outputs.isEmpty else { return [] }   // no allocation when there is nothing
-        var drained: [PeerSessionOutput] = []
-        swap(&drained, &outputs)
-        return drained
-    }
-
+    /// When the session next needs `handle(.timeout)` (also the last output of `drainOutputs`).
     public var nextDeadline: MonotonicTime? {
         guard !state.isFinished else { return nil }
         let dtlsDeadline = dtls.flatMap { $0.isConnected ? nil : $0.nextDeadline }
@@ -287,11 +285,10 @@ public final class PeerSession {
         for action in actions {
             switch action {
             case let .send(bytes, to):
-                if Self.isBindingSuccessResponse(bytes) {
-                    checkedAddresses.insert(to)
-                    if remoteAddress == nil { remoteAddress = to }
-                }
                 outputs.append(.transmit(bytes, to: to))
+            case let .checked(address):
+                checkedAddresses.insert(address)
+                if remoteAddress == nil { remoteAddress = address }
             case let .selected(address):
                 checkedAddresses.insert(address)
                 remoteAddress = address
@@ -326,11 +323,6 @@ public final class PeerSession {
         guard state == .connected, let dtls, dtls.isConnected else { return }
         drainDTLS()
         self.dtls = nil
-    }
-
-    /// A STUN Binding success response (RFC 8489 §5: class bits 0b10, method 0x001 → type 0x0101).
-    private static func isBindingSuccessResponse(_ bytes: [UInt8]) -> Bool {
-        bytes.count >= 20 && bytes[0] == 0x01 && bytes[1] == 0x01
     }
 
     private func drainDTLS(now: MonotonicTime? = nil) {

@@ -464,15 +464,16 @@ struct LoadWorker {
 
     private func drain(_ slot: Slot, now: MonotonicTime) {
         guard let session = slot.session else { return }
-        while true {
-            switch session.pollOutput() {
+        var drained: [ViewerOutput] = []
+        session.drainOutputs(into: &drained)
+        for output in drained {
+            switch output {
             case let .transmit(bytes, _):
                 _ = bytes.withUnsafeBytes { send(slot.fd, $0.baseAddress!, $0.count, 0) }
             case let .event(event):
                 handle(event, slot: slot, now: now)
             case let .timeout(deadline):
                 slot.deadline = deadline
-                return
             }
         }
     }

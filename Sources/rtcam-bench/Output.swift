@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import RTCBase
 #endif
 
 /// Machine-readable results (no Foundation in rtcam: a small JSON writer of its own).
@@ -61,10 +62,6 @@ indirect enum JSONValue {
 }
 
 extension String {
-    func leftPadded(to width: Int, with pad: Character = "0") -> String {
-        count >= width ? self : String(repeating: pad, count: width - count) + self
-    }
-
     func padded(to width: Int) -> String {
         count >= width ? self : self + String(repeating: " ", count: width - count)
     }
