@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RTCBase
+import WebRTCSession
 
 #if canImport(Glibc)
 import Glibc
@@ -93,6 +94,11 @@ public final class CameraDaemon: @unchecked Sendable {
         if let problem = access.loadProblem { logger.error("\(problem)") }
         if !access.hasPassword { logger.notice("no settings password yet: choose one at /settings") }
 
+        // SRTP's AES and HMAC-SHA1 on the CPU's instructions, before the first session exists
+        // (RTCAM_SRTP_CRYPTO=mbedtls or libsrtp for comparisons).
+        let srtpCrypto = Environment.value("RTCAM_SRTP_CRYPTO").flatMap(SRTPCrypto.Choice.init(rawValue:)) ?? .cpuInstructions
+        let replaced = SRTPCrypto.install(srtpCrypto)
+        logger.debug("SRTP crypto: \(srtpCrypto.rawValue)\(replaced ? "" : " (libsrtp's own)")")
         let media = try MediaController(configuration: settings.media, logger: logger)
         let hub = StreamHub(loop: loop, settings: hubSettings(settings, candidates: candidates, media: media.current),
                             certificate: certificate, logger: logger, encoders: media)

@@ -78,7 +78,7 @@ public struct MediaFanout: Sendable {
         let timestamp = rtpTimestamp(.video, at: captureTime)
         lastVideoCaptureTime = captureTime
         // Each packet is one array: the packetizer leaves room for the header, written here in place.
-        var payloads = packetizer.payloads(forAnnexB: accessUnit, headerRoom: Self.headerSize)
+        var payloads = packetizer.payloads(forAnnexB: accessUnit, headerRoom: RTPFixedHeader.size)
         var packets: [OutgoingPacket] = []
         packets.reserveCapacity(payloads.count)
         for index in payloads.indices {
@@ -86,8 +86,8 @@ public struct MediaFanout: Sendable {
             videoSequence &+= 1
             var bytes: [UInt8] = []
             swap(&bytes, &payloads[index].payload)   // referenced once now: the header goes in place
-            Self.writeHeader(into: &bytes, payloadType: 0, marker: payloads[index].marker, sequence: sequence,
-                             timestamp: timestamp, ssrc: videoSSRC)
+            RTPFixedHeader.write(into: &bytes, payloadType: 0, marker: payloads[index].marker, sequenceNumber: sequence,
+                                 timestamp: timestamp, ssrc: videoSSRC)
             videoHistory.store(bytes, sequenceNumber: sequence)
             packets.append(OutgoingPacket(kind: .video, bytes: bytes, sequenceNumber: sequence,
                                           startsKeyframe: isKeyframe && index == 0, captureTime: captureTime))
@@ -101,43 +101,10 @@ public struct MediaFanout: Sendable {
         let sequence = audioSequence
         audioSequence &+= 1
         lastAudioCaptureTime = captureTime
-        let bytes = Self.serializeHeader(payloadType: 0, marker: false, sequence: sequence,
-                                         timestamp: rtpTimestamp(.audio, at: captureTime), ssrc: audioSSRC,
-                                         payload: OpusPacketizer.payload(forFrame: opusFrame))
+        let bytes = RTPFixedHeader.serialized(payloadType: 0, marker: false, sequenceNumber: sequence,
+                                              timestamp: rtpTimestamp(.audio, at: captureTime), ssrc: audioSSRC,
+                                              payload: OpusPacketizer.payload(forFrame: opusFrame))
         return OutgoingPacket(kind: .audio, bytes: bytes, sequenceNumber: sequence,
                               startsKeyframe: false, captureTime: captureTime)
-    }
-
-    /// RFC 3550 §5.1 fixed header: 12 bytes, no CSRCs, no extensions.
-    static let headerSize = 12
-
-    /// The fixed header followed by `payload`; the payload-type byte is patched per viewer.
-    static func serializeHeader(payloadType: UInt8, marker: Bool, sequence: UInt16, timestamp: UInt32,
-                                ssrc: UInt32, payload: [UInt8]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(headerSize + payload.count)
-        bytes.append(contentsOf: repeatElement(0, count: headerSize))
-        bytes.append(contentsOf: payload)
-        writeHeader(into: &bytes, payloadType: payloadType, marker: marker, sequence: sequence, timestamp: timestamp, ssrc: ssrc)
-        return bytes
-    }
-
-    /// Writes the fixed header over the first 12 bytes of `packet`.
-    static func writeHeader(into packet: inout [UInt8], payloadType: UInt8, marker: Bool, sequence: UInt16,
-                            timestamp: UInt32, ssrc: UInt32) {
-        packet.withUnsafeMutableBytes { bytes in
-            bytes[0] = 0x80   // V=2, no padding, no extension, no CSRCs
-            bytes[1] = (marker ? 0x80 : 0) | (payloadType & 0x7F)
-            bytes.storeBytes(of: sequence.bigEndian, toByteOffset: 2, as: UInt16.self)
-            bytes.storeBytes(of: timestamp.bigEndian, toByteOffset: 4, as: UInt32.self)
-            bytes.storeBytes(of: ssrc.bigEndian, toByteOffset: 8, as: UInt32.self)
-        }
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Sets the 7-bit payload type of a serialized RTP packet, keeping the marker bit.
-    mutating func setRTPPayloadType(_ payloadType: UInt8) {
-        self[1] = (self[1] & 0x80) | (payloadType & 0x7F)
     }
 }

@@ -80,6 +80,8 @@ public struct PeerSessionStatistics: Equatable, Sendable {
     public var cumulativeLost: Int32 = 0
     public var rejectedDatagrams = 0
     public var srtcpFailures = 0
+    /// Packets SRTP refused to protect (not sent).
+    public var srtpProtectFailures = 0
     /// DTLS datagrams that arrived after the endpoint was released (see `PeerSession.retireDTLS`).
     public var ignoredDTLSAfterHandshake = 0
     public var lastBitrateEstimate: UInt64?
@@ -134,7 +136,6 @@ public final class PeerSession {
                                 now: now, random: &random)
         rtxSequence = UInt16.random(in: 0...UInt16.max, using: &random)
         senderReportJitter = SeededRandom(seed: random.next())
-        _ = SRTPCrypto.replacesLibsrtpCrypto  // before this session's SRTP contexts exist
     }
 
     // MARK: - Input
@@ -176,13 +177,16 @@ public final class PeerSession {
             let before = batch.storage.count
             do {
                 try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
-                    try srtp.protectRTP(packet.bytes, payloadType: payloadType, appendingTo: &storage)
+                    try srtp.protectRTP(packet.bytes, appendingTo: &storage) { header in
+                        RTPFixedHeader.setPayloadType(payloadType, in: header)
+                    }
                 }
             } catch {
+                statistics.srtpProtectFailures += 1
                 continue
             }
             statistics.bytesSent += batch.storage.count - before
-            let payloadOctets = UInt32(truncatingIfNeeded: packet.bytes.count - 12)
+            let payloadOctets = UInt32(truncatingIfNeeded: RTPFixedHeader.payloadSize(ofPacket: packet.bytes))
             if packet.kind == .video {
                 statistics.videoPacketsSent += 1
                 videoPacketCount &+= 1
@@ -213,7 +217,9 @@ public final class PeerSession {
         guard !state.isFinished else { return }
         if state == .connected, let srtp, let remoteAddress {
             let bye = RTCPPacket.goodbye(ssrcs: [media.videoSSRC, media.audioSSRC], reason: nil).serialized()
-            if let protected = try? srtp.protectRTCP(bye) { outputs.append(.transmit(protected, to: remoteAddress)) }
+            if let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTCP(bye) }) {
+                outputs.append(.transmit(protected, to: remoteAddress))
+            }
         }
         if let dtls {
             dtls.close()
@@ -414,7 +420,7 @@ public final class PeerSession {
                 statistics.retransmissionsMissingFromHistory += 1
                 continue
             }
-            original.setRTPPayloadType(video.payloadType)
+            RTPFixedHeader.setPayloadType(video.payloadType, in: &original)
             let packet: [UInt8]
             if let rtxPayloadType = video.rtxPayloadType {
                 guard let wrapped = RTXPacket.wrap(original: original, rtxPayloadType: rtxPayloadType,
@@ -425,7 +431,7 @@ public final class PeerSession {
             } else {
                 packet = original
             }
-            guard let protected = try? srtp.protectRTP(packet) else { continue }
+            guard let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTP(packet) }) else { continue }
             statistics.retransmittedPackets += 1
             statistics.bytesSent += protected.count
             outputs.append(.transmit(protected, to: remoteAddress))
@@ -468,8 +474,19 @@ public final class PeerSession {
         }
         guard let first = reports.first, case let .senderReport(sr) = first else { return }
         reports.append(.sourceDescription([SDESChunk(ssrc: sr.ssrc, cname: configuration.cname)]))
-        if let protected = try? srtp.protectRTCP(RTCPPacket.compound(reports)) {
+        if let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTCP(RTCPPacket.compound(reports)) }) {
             outputs.append(.transmit(protected, to: remoteAddress))
+        }
+    }
+
+    /// An SRTP protect whose failure (a packet libsrtp refuses, a key at its limit) is counted, not
+    /// silently dropped.
+    private func protectCounting(_ protect: () throws(SRTPError) -> [UInt8]) -> [UInt8]? {
+        do {
+            return try protect()
+        } catch {
+            statistics.srtpProtectFailures += 1
+            return nil
         }
     }
 

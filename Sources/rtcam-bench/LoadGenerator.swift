@@ -90,7 +90,9 @@ final class LoadGeneratorShared: Sendable {
 
 enum LoadGenerator {
     static func run(_ options: Options) {
-        _ = SRTPCrypto.replacesLibsrtpCrypto  // the viewers' SRTP as the daemon's (RTCAM_SRTP_CRYPTO=libsrtp: libsrtp's own)
+        // The viewers' SRTP as the daemon's (RTCAM_SRTP_CRYPTO: auto, mbedtls, libsrtp).
+        SRTPCrypto.install(getenv("RTCAM_SRTP_CRYPTO").flatMap { SRTPCrypto.Choice(rawValue: String(cString: $0)) }
+                           ?? .cpuInstructions)
         let url = options.string("url", default: "http://127.0.0.1:8080")
         let endpoint: HTTPEndpoint
         do { endpoint = try HTTPEndpoint(url) } catch { fail(error.description) }

@@ -65,7 +65,7 @@ enum SRTPBench {
                 if batch.count == 8 { batch.removeAll() }
                 do {
                     try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
-                        try sender.protectRTP(packet, payloadType: 102, appendingTo: &storage)
+                        try sender.protectRTP(packet, appendingTo: &storage) { RTPFixedHeader.setPayloadType(102, in: $0) }
                     }
                 } catch {
                     fail("protect into a batch failed: \(error)")
