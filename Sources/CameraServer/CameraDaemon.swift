@@ -10,6 +10,7 @@ import WebRTCSession
 
 #if canImport(Glibc)
 import Glibc
+import SystemSupport
 #endif
 
 /// Everything the daemon is started with (the CLI fills it; the settings page changes parts later).

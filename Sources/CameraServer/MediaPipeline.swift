@@ -11,6 +11,7 @@ import RTCBase
 import Synchronization
 import V4L2
 import X264
+import SystemSupport
 
 /// What /api/status shows about the media side.
 struct MediaStatus: Sendable {
@@ -179,8 +180,8 @@ final class MediaPipeline: @unchecked Sendable {
             height = file.height
         }
         encoderPlan = plan
-        let encodedProfileLevelID = "42e0" + Self.levelHex(width: width, height: height,
-                                                           framesPerSecond: configuration.framesPerSecond)
+        let encodedProfileLevelID = H264Level.constrainedBaselineProfileLevelID(
+            width: width, height: height, framesPerSecond: configuration.framesPerSecond)
         if case let .file(_, file) = videoInput {
             // Passthrough: the stream's own SPS says what it is; the answer must name exactly that.
             h264ProfileLevelID = file.sequenceParameterSet.profileLevelID
@@ -651,13 +652,7 @@ final class MediaPipeline: @unchecked Sendable {
 
     /// The V4L2 level control's value for a profile-level-id's level_idc.
     static func v4l2Level(_ profileLevelID: String) -> V4L2H264Level {
-        let levelIDC = Int(profileLevelID.suffix(2), radix: 16) ?? 0x1F
-        let table: [(Int, V4L2H264Level)] = [
-            (10, .level1_0), (11, .level1_1), (12, .level1_2), (13, .level1_3), (20, .level2_0), (21, .level2_1),
-            (22, .level2_2), (30, .level3_0), (31, .level3_1), (32, .level3_2), (40, .level4_0), (41, .level4_1),
-            (42, .level4_2), (50, .level5_0), (51, .level5_1),
-        ]
-        return table.first { $0.0 >= levelIDC }?.1 ?? .level5_1
+        V4L2H264Level(levelIDC: Int(profileLevelID.suffix(2), radix: 16) ?? 0x1F)
     }
 
     /// ALSA capture for Opus: 48 kHz mono S16 (the plug layer converts), one 20 ms period per Opus
@@ -764,18 +759,6 @@ final class MediaPipeline: @unchecked Sendable {
                 counters.windowBytes = frame.accessUnit.count
             }
         }
-    }
-
-    /// H.264 level (Annex A, Table A-1) for the macroblock rate and frame size, as level_idc hex.
-    static func levelHex(width: Int, height: Int, framesPerSecond: Int) -> String {
-        let macroblocksPerFrame = ((width + 15) / 16) * ((height + 15) / 16)
-        let macroblocksPerSecond = macroblocksPerFrame * framesPerSecond
-        let levels: [(idc: Int, maxFrame: Int, maxRate: Int)] = [
-            (0x1F, 3_600, 108_000), (0x20, 5_120, 216_000), (0x28, 8_192, 245_760),
-            (0x2A, 8_704, 522_240), (0x32, 22_080, 589_824), (0x33, 36_864, 983_040),
-        ]
-        let level = levels.first { macroblocksPerFrame <= $0.maxFrame && macroblocksPerSecond <= $0.maxRate }?.idc ?? 0x33
-        return String(level, radix: 16).leftPadded(to: 2)
     }
 }
 

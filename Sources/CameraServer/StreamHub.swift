@@ -7,6 +7,7 @@ import NIOCore
 import RTCBase
 import SDP
 import WebRTCSession
+import SystemSupport
 
 /// Why a WHEP request was refused; each maps to one HTTP status (draft-ietf-wish-whep, RFC 9725 §4).
 enum WHEPError: Error, Equatable {

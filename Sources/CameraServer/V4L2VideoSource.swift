@@ -4,6 +4,7 @@ import V4L2
 
 #if canImport(Glibc)
 import Glibc
+import SystemSupport
 #endif
 
 /// A V4L2 camera as a source of frames: raw pictures for an encoder (a 4:2:0 format when the

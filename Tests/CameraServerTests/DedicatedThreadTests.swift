@@ -4,6 +4,7 @@ import Glibc
 import Synchronization
 import Testing
 @testable import CameraServer
+import SystemSupport
 
 @Suite struct DedicatedThreadNameTests {
     private static func ownName() -> String {

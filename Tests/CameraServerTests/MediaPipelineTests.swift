@@ -6,6 +6,7 @@ import RTCBase
 import Synchronization
 import Testing
 @testable import CameraServer
+import SystemSupport
 
 /// Collects what a pipeline delivers, as the hub would be handed it.
 final class RecordingFrameSink: EncodedFrameSink, Sendable {

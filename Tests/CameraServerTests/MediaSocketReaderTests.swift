@@ -8,6 +8,7 @@ import NIOCore
 import NIOPosix
 import RTCBase
 import Testing
+import SystemSupport
 
 /// The media socket's reading channel closing while serving (NIO closes a datagram channel on a read
 /// error it does not know): a new one is opened on the same socket. The new channel's future

@@ -7,6 +7,7 @@ import RTCBase
 import SDP
 import Synchronization
 import Testing
+import SystemSupport
 
 /// What the hub asked of the encoders.
 final class RecordingEncoderControl: EncoderControl, Sendable {
