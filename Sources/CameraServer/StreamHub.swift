@@ -72,7 +72,7 @@ protocol EncodedFrameSink: AnyObject, Sendable {
     func deliver(_ frame: EncodedAudioFrame, generation: Int)
 }
 
-/// Every viewer of the camera: the WHEP registry, the shared packetizer and history (MediaFanout),
+/// Every viewer of the camera: the WHEP registry, the shared packetizer and history (MediaPacketizer),
 /// the sending side of the one UDP socket, and one timer on `loop` at the earliest deadline of all
 /// sessions. Its decisions (keyframe merging, the session timer, admission) are value types in
 /// HubPolicies.swift; building a session from an offer is WHEPSessionFactory's.
@@ -90,7 +90,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private let encoders: EncoderControl
     private let factory: WHEPSessionFactory
     private var settings: HubSettings
-    private var fanout: MediaFanout
+    private var packetizer: MediaPacketizer
     private var viewers: [String: Viewer] = [:]
     private var viewerIDByUfrag: [String: String] = [:]
     private var viewerIDByAddress: [TransportAddress: String] = [:]
@@ -124,8 +124,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         self.logger = logger
         self.encoders = encoders
         var random = SystemRandomNumberGenerator()
-        fanout = MediaFanout(random: &random)
-        factory = WHEPSessionFactory(certificate: certificate, fanout: fanout,
+        packetizer = MediaPacketizer(random: &random)
+        factory = WHEPSessionFactory(certificate: certificate, packetizer: packetizer,
                                      ntpNanosecondsAtMonotonicZero: MonotonicClock.ntpNanosecondsAtMonotonicZero())
         keyframes = KeyframeRequestPolicy(minimumInterval: settings.keyframeRequestInterval)
     }
@@ -239,7 +239,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     func deleteSession(id: String) -> Bool {
         lock.withLock {
             guard let viewer = viewers[id] else { return false }
-            viewer.session.close(now: MonotonicClock.now(), media: fanout)
+            viewer.session.close(now: MonotonicClock.now(), media: packetizer)
             takeOutputs(of: viewer.id)
             removeViewer(id: id, reason: "ended by the viewer (DELETE)")
             return true
@@ -254,7 +254,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             stopping = true
             let now = MonotonicClock.now()
             for id in Array(viewers.keys) {
-                viewers[id]?.session.close(now: now, media: fanout)
+                viewers[id]?.session.close(now: now, media: packetizer)
                 takeOutputs(of: id)
                 removeViewer(id: id, reason: "daemon stopping")
             }
@@ -282,7 +282,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                 id = viewerIDByAddress[address]
             }
             guard let id, let viewer = viewers[id] else { return }
-            viewer.session.handle(.receive(datagram, from: address, now: MonotonicClock.now()), media: fanout)
+            viewer.session.handle(.receive(datagram, from: address, now: MonotonicClock.now()), media: packetizer)
             takeOutputs(of: id)
         }
     }
@@ -297,7 +297,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     func deliver(_ frame: EncodedVideoFrame, generation: Int) {
         lock.withLock {
             guard generation == mediaGeneration, !viewers.isEmpty, !stopping else { return }
-            let packets = fanout.packetizeVideo(accessUnit: frame.accessUnit, isKeyframe: frame.isKeyframe,
+            let packets = packetizer.packetizeVideo(accessUnit: frame.accessUnit, isKeyframe: frame.isKeyframe,
                                                 captureTime: frame.captureTime)
             framesPacketized += 1
             broadcast(packets)
@@ -310,7 +310,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     func deliver(_ frame: EncodedAudioFrame, generation: Int) {
         lock.withLock {
             guard generation == mediaGeneration, !viewers.isEmpty, !stopping else { return }
-            broadcast([fanout.packetizeAudio(opusFrame: frame.packet, captureTime: frame.captureTime)])
+            broadcast([packetizer.packetizeAudio(opusFrame: frame.packet, captureTime: frame.captureTime)])
         }
     }
 
@@ -426,7 +426,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         timer = nil
         let now = MonotonicClock.now()
         for id in timers.fire(now: now) {
-            viewers[id]?.session.handle(.timeout(now: now), media: fanout)
+            viewers[id]?.session.handle(.timeout(now: now), media: packetizer)
             takeOutputs(of: id)
         }
         if let next = timers.rearm() { armTimer(for: next) }

@@ -153,11 +153,15 @@ final class V4L2VideoSource: @unchecked Sendable {
 
     func stop() { capture.stop() }
 
+    /// A format rtcam can encode (a raw one) or pass through (H.264 the camera encodes itself).
+    static func canStream(_ format: V4L2PixelFormat) -> Bool {
+        preferredFormats.contains(format) || format == .h264
+    }
+
     /// The first V4L2 device that captures video in a format rtcam can encode or pass through.
     static func firstUsableCamera(in devices: [CameraDescription]) -> CameraDescription? {
         devices.first { description in
-            description.kind == .videoCapture
-                && description.formats.contains { preferredFormats.contains($0.format.pixelFormat) || $0.format.pixelFormat == .h264 }
+            description.kind == .videoCapture && description.formats.contains { canStream($0.format.pixelFormat) }
         }
     }
 }

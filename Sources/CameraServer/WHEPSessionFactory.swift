@@ -9,17 +9,17 @@ import WebRTCSession
 /// runs it before it takes its lock.
 struct WHEPSessionFactory: Sendable {
     let certificate: DTLSCertificate
-    /// The SSRCs every viewer is sent (the hub's MediaFanout: packetized once for all).
+    /// The SSRCs every viewer is sent (the hub's MediaPacketizer: packetized once for all).
     let videoSSRC: UInt32
     let videoRTXSSRC: UInt32
     let audioSSRC: UInt32
     let ntpNanosecondsAtMonotonicZero: UInt64
 
-    init(certificate: DTLSCertificate, fanout: MediaFanout, ntpNanosecondsAtMonotonicZero: UInt64) {
+    init(certificate: DTLSCertificate, packetizer: MediaPacketizer, ntpNanosecondsAtMonotonicZero: UInt64) {
         self.certificate = certificate
-        videoSSRC = fanout.videoSSRC
-        videoRTXSSRC = fanout.videoRTXSSRC
-        audioSSRC = fanout.audioSSRC
+        videoSSRC = packetizer.videoSSRC
+        videoRTXSSRC = packetizer.videoRTXSSRC
+        audioSSRC = packetizer.audioSSRC
         self.ntpNanosecondsAtMonotonicZero = ntpNanosecondsAtMonotonicZero
     }
 

@@ -140,7 +140,7 @@ public final class PeerSession {
 
     // MARK: - Input
 
-    public func handle(_ input: PeerSessionInput, media: MediaFanout) {
+    public func handle(_ input: PeerSessionInput, media: MediaPacketizer) {
         switch input {
         case let .receive(datagram, from, now):
             receive(datagram, from: from, now: now, media: media)
@@ -213,7 +213,7 @@ public final class PeerSession {
     public var hasSentKeyframe: Bool { sentVideoKeyframe }
 
     /// Ends the session: RTCP BYE (RFC 3550 §6.6) and DTLS close_notify.
-    public func close(now: MonotonicTime, media: MediaFanout) {
+    public func close(now: MonotonicTime, media: MediaPacketizer) {
         guard !state.isFinished else { return }
         if state == .connected, let srtp, let remoteAddress {
             let bye = RTCPPacket.goodbye(ssrcs: [media.videoSSRC, media.audioSSRC], reason: nil).serialized()
@@ -250,7 +250,7 @@ public final class PeerSession {
 
     // MARK: - Receive path
 
-    private func receive(_ datagram: [UInt8], from: TransportAddress, now: MonotonicTime, media: MediaFanout) {
+    private func receive(_ datagram: [UInt8], from: TransportAddress, now: MonotonicTime, media: MediaPacketizer) {
         guard !state.isFinished else { return }
         switch DatagramKind(classifying: datagram) {
         case .stun:
@@ -362,7 +362,7 @@ public final class PeerSession {
         }
     }
 
-    private func handleRTCP(_ packet: RTCPPacket, now: MonotonicTime, media: MediaFanout) {
+    private func handleRTCP(_ packet: RTCPPacket, now: MonotonicTime, media: MediaPacketizer) {
         switch packet {
         case let .receiverReport(report):
             for block in report.reportBlocks { absorb(block, now: now, media: media) }
@@ -399,7 +399,7 @@ public final class PeerSession {
     }
 
     /// RFC 3550 §6.4.1: round-trip time from LSR/DLSR, and the loss the viewer saw.
-    private func absorb(_ block: ReportBlock, now: MonotonicTime, media: MediaFanout) {
+    private func absorb(_ block: ReportBlock, now: MonotonicTime, media: MediaPacketizer) {
         guard block.ssrc == media.videoSSRC || block.ssrc == media.audioSSRC else { return }
         if block.ssrc == media.videoSSRC {
             statistics.fractionLost = Double(block.fractionLost) / 256
@@ -411,7 +411,7 @@ public final class PeerSession {
     }
 
     /// RFC 4585 §6.2.1 NACK → resend from the shared history, as RTX when negotiated (RFC 4588 §4).
-    private func retransmit(_ sequenceNumbers: [UInt16], media: MediaFanout) {
+    private func retransmit(_ sequenceNumbers: [UInt16], media: MediaPacketizer) {
         guard state == .connected, let srtp, let remoteAddress, let video = configuration.negotiated.video,
               video.nack else { return }
         for sequence in sequenceNumbers {
@@ -440,7 +440,7 @@ public final class PeerSession {
 
     // MARK: - Timers
 
-    private func handleTimeout(now: MonotonicTime, media: MediaFanout) {
+    private func handleTimeout(now: MonotonicTime, media: MediaPacketizer) {
         guard !state.isFinished else { return }
         apply(ice.handleTimeout(now: now), now: now)
         if let dtls, !dtls.isConnected, let deadline = dtls.nextDeadline, deadline <= now {
@@ -458,7 +458,7 @@ public final class PeerSession {
     }
 
     /// RFC 3550 §6.4.1 SR per sending stream, compounded with SDES CNAME (§6.5.1, §6.1).
-    private func sendSenderReports(now: MonotonicTime, media: MediaFanout) {
+    private func sendSenderReports(now: MonotonicTime, media: MediaPacketizer) {
         guard let srtp, let remoteAddress else { return }
         var reports: [RTCPPacket] = []
         let ntp = ntpTime(at: now).value

@@ -493,7 +493,7 @@ struct LoadWorker {
                 slot.result.firstFrameMilliseconds = (now - posted).millisecondsDouble
             }
             if let report = slot.senderReport {
-                // Both streams' RTP clocks run on rtcam's CLOCK_MONOTONIC (MediaFanout.rtpTimestamp).
+                // Both streams' RTP clocks run on rtcam's CLOCK_MONOTONIC (MediaPacketizer.rtpTimestamp).
                 let ticks = Int64(Int32(bitPattern: report.rtp &- rtpTimestamp))
                 let capture = report.monotonic - ticks * 1_000_000_000 / 90_000
                 let latency = Double(Int64(now.nanoseconds) - capture) / 1e6

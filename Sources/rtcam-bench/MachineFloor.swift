@@ -17,7 +17,7 @@ enum MachineFloorBench {
         let bitrate = options.int("bitrate", default: 2000)
         let jsonPath = options.string("json", default: "out/bench/floor.json")
         // The daemon's datagrams: 12-byte RTP header + up to 1150 bytes of payload + 10-byte
-        // SRTP tag (MediaFanout.maxRTPPayloadSize, AES-CM/HMAC-SHA1-80).
+        // SRTP tag (MediaPacketizer.maxRTPPayloadSize, AES-CM/HMAC-SHA1-80).
         let datagramSize = 12 + 1150 + 10
         let frameBytes = max(1, bitrate * 1000 / 8 / fps)
         let segments = (frameBytes + 1149) / 1150

@@ -13,7 +13,7 @@ final class TwoPeerHarness {
 
     var now = MonotonicTime(seconds: 1000)
     var network: SimulatedNetwork
-    var fanout: MediaFanout
+    var fanout: MediaPacketizer
     let camera: PeerSession
     let viewer: ViewerSession
     let negotiated: NegotiatedSession
@@ -44,7 +44,7 @@ final class TwoPeerHarness {
         random = SeededRandom(seed: seed)
         network = SimulatedNetwork(seed: seed &+ 1)
         network.lossRate = lossRate
-        fanout = MediaFanout(random: &random)
+        fanout = MediaPacketizer(random: &random)
 
         let cameraCertificate = try DTLSCertificate.generate(commonName: "rtcam", random: &random)
         let viewerCertificate = try DTLSCertificate.generate(commonName: "viewer", random: &random)

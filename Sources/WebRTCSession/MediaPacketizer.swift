@@ -28,9 +28,10 @@ public struct OutgoingPacket: Sendable {
     public var captureTime: MonotonicTime
 }
 
-/// Packetizes encoded media once and keeps the shared retransmission history (DESIGN.md: per-viewer
-/// state stays small; NACKs are answered from here and protected per viewer).
-public struct MediaFanout: Sendable {
+/// Packetizes encoded media once for every viewer and keeps the shared retransmission history
+/// (DESIGN.md: per-viewer state stays small; NACKs are answered from here and protected per viewer).
+/// Sending the packets to each viewer (the fan-out) is the server's: StreamHub.broadcast.
+public struct MediaPacketizer: Sendable {
     /// Largest RTP payload so that header (12) + RTX's original sequence number (2, RFC 4588 §4) +
     /// the largest SRTP trailer (16, AEAD) + 20 bytes kept for header extensions stay within 1200
     /// bytes on the wire (the MTU every browser assumes for WebRTC).
@@ -43,7 +44,7 @@ public struct MediaFanout: Sendable {
     private var audioSequence: UInt16
     private let videoTimestampOffset: UInt32
     private let audioTimestampOffset: UInt32
-    private let packetizer = H264Packetizer(maxPayloadSize: MediaFanout.maxRTPPayloadSize)
+    private let packetizer = H264Packetizer(maxPayloadSize: MediaPacketizer.maxRTPPayloadSize)
     public private(set) var videoHistory: RTPPacketHistory
     public private(set) var lastVideoCaptureTime: MonotonicTime?
     public private(set) var lastAudioCaptureTime: MonotonicTime?
