@@ -277,6 +277,12 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("encoderCPUSeconds", mediaStatus.encoderCPUSeconds)
         json.field("testPatternCPUSeconds", mediaStatus.testPatternCPUSeconds)
         json.field("audioEncoderCPUSeconds", mediaStatus.audioEncoderCPUSeconds)
+        if let microphone = mediaStatus.microphone {
+            json.key("microphone")
+            json.beginObject()
+            for (name, value) in microphone.namedCounts { json.field(name, value) }
+            json.endObject()
+        }
         let socket = hub.mediaSocketCounters
         json.key("mediaSocket")
         json.beginObject()

@@ -30,6 +30,8 @@ struct MediaStatus: Sendable {
     var testPatternCPUSeconds: Double
     /// The audio thread's CPU inside Opus (and making the test tone's samples).
     var audioEncoderCPUSeconds: Double
+    /// What the microphone's capture read, recovered and dropped since start (nil: no microphone).
+    var microphone: ALSACaptureStatistics?
 }
 
 /// Capture and encoding, once for every viewer: a video thread (source → H.264) and an audio thread
@@ -96,6 +98,7 @@ final class MediaPipeline: @unchecked Sendable {
         var encoderCPUNanoseconds: UInt64 = 0
         var testPatternCPUNanoseconds: UInt64 = 0
         var audioEncoderCPUNanoseconds: UInt64 = 0
+        var microphone: ALSACaptureStatistics?
     }
 
     /// How long x264, Opus and the test pattern's background outlive the last viewer (then their memory
@@ -338,7 +341,8 @@ final class MediaPipeline: @unchecked Sendable {
                         framesEncoded: counters.framesEncoded, keyframesForced: counters.keyframesForced,
                         encoderCPUSeconds: Double(counters.encoderCPUNanoseconds) / 1e9,
                         testPatternCPUSeconds: Double(counters.testPatternCPUNanoseconds) / 1e9,
-                        audioEncoderCPUSeconds: Double(counters.audioEncoderCPUNanoseconds) / 1e9)
+                        audioEncoderCPUSeconds: Double(counters.audioEncoderCPUNanoseconds) / 1e9,
+                        microphone: counters.microphone)
         }
     }
 
@@ -709,6 +713,7 @@ final class MediaPipeline: @unchecked Sendable {
         var encoder = WhileWatched<OpusEncoder>(keepFor: idleRelease)
         var capture: ALSACapture? = first
         let device = first.configuration.device
+        var closedDevicesStatistics = ALSACaptureStatistics()
         while running.load(ordering: .relaxed) {
             guard let current = capture else {
                 DedicatedThread.sleep(until: (MonotonicClock.now() + .seconds(1)).nanoseconds)
@@ -718,6 +723,7 @@ final class MediaPipeline: @unchecked Sendable {
             }
             do {
                 let chunk = try current.readPeriod()
+                counters.withLock { $0.microphone = closedDevicesStatistics.adding(current.statistics) }
                 guard viewersPresent.load(ordering: .relaxed) else {
                     encoder.unwatched(at: chunk.captureTime)
                     continue
@@ -734,6 +740,7 @@ final class MediaPipeline: @unchecked Sendable {
                 }
             } catch {
                 logger.error("microphone \(device) stopped: \(error); waiting for it to come back")
+                closedDevicesStatistics = closedDevicesStatistics.adding(current.statistics)
                 current.close()
                 capture = nil
             }
