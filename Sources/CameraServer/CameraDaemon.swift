@@ -277,6 +277,7 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("encoderCPUSeconds", mediaStatus.encoderCPUSeconds)
         json.field("testPatternCPUSeconds", mediaStatus.testPatternCPUSeconds)
         json.field("audioEncoderCPUSeconds", mediaStatus.audioEncoderCPUSeconds)
+        json.field("framesDropped", mediaStatus.framesDropped)
         if let microphone = mediaStatus.microphone {
             json.key("microphone")
             json.beginObject()

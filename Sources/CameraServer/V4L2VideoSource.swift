@@ -128,17 +128,18 @@ final class V4L2VideoSource: @unchecked Sendable {
     }
 
     /// Waits up to `timeoutMilliseconds` for a frame and passes the freshest one (zero-copy) to
-    /// `body`, then gives the buffer back to the driver.
-    func withNextFrame(timeoutMilliseconds: Int32, _ body: (RawVideoFrame) -> Void) throws(V4L2Error) {
+    /// `body`, then gives the buffer back to the driver. A buffer that does not hold the negotiated
+    /// picture (a driver that filled less than a frame) comes as the failure, for the caller to count.
+    func withNextFrame(timeoutMilliseconds: Int32,
+                       _ body: (Result<RawVideoFrame, MediaSourceError>) -> Void) throws(V4L2Error) {
         guard let pixelFormat else { throw .invalidState("the camera delivers H.264, not raw pictures") }
         guard let frame = try waitForFreshestFrame(timeoutMilliseconds: timeoutMilliseconds) else { return }
         defer { try? capture.release(frame) }
         let buffer = MappedFrameBuffer(bytes: frame.data)
-        guard let raw = try? RawVideoFrame(width: width, height: height, pixelFormat: pixelFormat,
-                                           storage: .buffer(buffer), planes: planeLayouts,
-                                           captureTime: frame.captureTime, sequenceNumber: UInt64(frame.sequence))
-        else { return }
-        body(raw)
+        body(Result { () throws(MediaSourceError) in
+            try RawVideoFrame(width: width, height: height, pixelFormat: pixelFormat, storage: .buffer(buffer),
+                              planes: planeLayouts, captureTime: frame.captureTime, sequenceNumber: UInt64(frame.sequence))
+        })
     }
 
     /// After the camera went away (USB unplug): true once it is back and streaming again.
