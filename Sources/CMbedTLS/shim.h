@@ -30,9 +30,6 @@
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
 #define RTCAM_MBEDTLS_3 1
 #include <psa/crypto.h>
-#if !defined(MBEDTLS_SSL_KEYING_MATERIAL_EXPORT)
-#error "rtcam needs mbedTLS 3.x built with MBEDTLS_SSL_KEYING_MATERIAL_EXPORT (Debian's is) for DTLS-SRTP keys"
-#endif
 #elif MBEDTLS_VERSION_NUMBER < 0x021C0000
 #error "rtcam needs mbedTLS 2.28 or 3.6"
 #endif
@@ -67,9 +64,10 @@ static inline void rtcam_mbedtls_ssl_conf_dtls12_only(mbedtls_ssl_config *conf) 
 #endif
 }
 
-/// What the RFC 5705 exporter needs. 2.28 has no exporter: its key export callback hands over the
-/// master secret and the randoms during the handshake and rtcam runs the TLS PRF itself. 3.6 has
-/// mbedtls_ssl_export_keying_material, and nothing is kept here.
+/// What the RFC 5705 exporter needs: the key export callback hands over the TLS 1.2 master secret and
+/// the randoms during the handshake and rtcam runs the TLS PRF itself (2.28 has no exporter). 3.6's
+/// own mbedtls_ssl_export_keying_material is not used: Debian 13's 3.6.6 crashes in it after a DTLS
+/// 1.2 handshake (NULL dereference at 0x1a2, measured with gdb on amd64).
 typedef struct rtcam_mbedtls_exporter {
     unsigned char master_secret[48];
     unsigned char randoms[64];  // client_random || server_random
@@ -82,7 +80,26 @@ static inline void rtcam_mbedtls_exporter_clear(rtcam_mbedtls_exporter *exporter
     mbedtls_platform_zeroize(exporter, sizeof *exporter);
 }
 
-#if !RTCAM_MBEDTLS_3
+static inline void rtcam_mbedtls_exporter_keep(rtcam_mbedtls_exporter *exporter, const unsigned char *master_secret,
+                                               const unsigned char client_random[32],
+                                               const unsigned char server_random[32], mbedtls_tls_prf_types prf) {
+    memcpy(exporter->master_secret, master_secret, 48);
+    memcpy(exporter->randoms, client_random, 32);
+    memcpy(exporter->randoms + 32, server_random, 32);
+    exporter->prf = (int) prf;
+    exporter->has_secret = 1;
+}
+
+#if RTCAM_MBEDTLS_3
+static inline void rtcam_mbedtls_export_keys_3(void *opaque, mbedtls_ssl_key_export_type type,
+                                               const unsigned char *secret, size_t secret_length,
+                                               const unsigned char client_random[32],
+                                               const unsigned char server_random[32],
+                                               mbedtls_tls_prf_types prf) {
+    if (type != MBEDTLS_SSL_KEY_EXPORT_TLS12_MASTER_SECRET || secret_length != 48) return;
+    rtcam_mbedtls_exporter_keep((rtcam_mbedtls_exporter *) opaque, secret, client_random, server_random, prf);
+}
+#else
 static inline int rtcam_mbedtls_export_keys_228(void *opaque, const unsigned char *master_secret,
                                                 const unsigned char *key_block, size_t mac_length,
                                                 size_t key_length, size_t iv_length,
@@ -90,43 +107,36 @@ static inline int rtcam_mbedtls_export_keys_228(void *opaque, const unsigned cha
                                                 const unsigned char server_random[32],
                                                 mbedtls_tls_prf_types prf) {
     (void) key_block; (void) mac_length; (void) key_length; (void) iv_length;
-    rtcam_mbedtls_exporter *exporter = (rtcam_mbedtls_exporter *) opaque;
-    memcpy(exporter->master_secret, master_secret, 48);
-    memcpy(exporter->randoms, client_random, 32);
-    memcpy(exporter->randoms + 32, server_random, 32);
-    exporter->prf = (int) prf;
-    exporter->has_secret = 1;
+    rtcam_mbedtls_exporter_keep((rtcam_mbedtls_exporter *) opaque, master_secret, client_random, server_random, prf);
     return 0;
 }
 #endif
 
-/// Installs what `rtcam_mbedtls_export_keying_material` needs; call after mbedtls_ssl_setup.
-/// `exporter` must live as long as `conf`.
-static inline void rtcam_mbedtls_install_exporter(mbedtls_ssl_config *conf, rtcam_mbedtls_exporter *exporter) {
+/// Installs what `rtcam_mbedtls_export_keying_material` needs; call after mbedtls_ssl_setup and
+/// after every mbedtls_ssl_session_reset (3.x keeps the callback on the context, 2.28 on the
+/// configuration). `exporter` must live as long as `ssl` and `conf`.
+static inline void rtcam_mbedtls_install_exporter(mbedtls_ssl_config *conf, mbedtls_ssl_context *ssl,
+                                                  rtcam_mbedtls_exporter *exporter) {
 #if RTCAM_MBEDTLS_3
-    (void) conf; (void) exporter;
+    (void) conf;
+    mbedtls_ssl_set_export_keys_cb(ssl, rtcam_mbedtls_export_keys_3, exporter);
 #else
+    (void) ssl;
     mbedtls_ssl_conf_export_keys_ext_cb(conf, rtcam_mbedtls_export_keys_228, exporter);
 #endif
 }
 
 /// RFC 5705 §4 keying material without a context, after a finished handshake (RFC 5764 §4.2 uses the
-/// label "EXTRACTOR-dtls_srtp"). 2.28: PRF(master_secret, label, client_random + server_random),
-/// and the kept secret is zeroed. Returns 0 or an mbedTLS error code.
-static inline int rtcam_mbedtls_export_keying_material(mbedtls_ssl_context *ssl, rtcam_mbedtls_exporter *exporter,
-                                                       const char *label, unsigned char *out, size_t length) {
-#if RTCAM_MBEDTLS_3
-    (void) exporter;
-    return mbedtls_ssl_export_keying_material(ssl, out, length, label, strlen(label), NULL, 0, 0);
-#else
-    (void) ssl;
+/// label "EXTRACTOR-dtls_srtp"): PRF(master_secret, label, client_random + server_random); the kept
+/// secret is zeroed. Returns 0 or an mbedTLS error code.
+static inline int rtcam_mbedtls_export_keying_material(rtcam_mbedtls_exporter *exporter, const char *label,
+                                                       unsigned char *out, size_t length) {
     if (!exporter->has_secret) return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
     int result = mbedtls_ssl_tls_prf((mbedtls_tls_prf_types) exporter->prf, exporter->master_secret,
                                      sizeof exporter->master_secret, label, exporter->randoms,
                                      sizeof exporter->randoms, out, length);
     rtcam_mbedtls_exporter_clear(exporter);
     return result;
-#endif
 }
 
 /// The SRTP protection profile the handshake chose (RFC 5764 §4.1.3), MBEDTLS_TLS_SRTP_UNSET if none.

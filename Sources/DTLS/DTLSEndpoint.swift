@@ -9,8 +9,8 @@
 //   - timer set/get: computed from the injected `now`, never from a clock.
 //   - the certificate verify callback: accepts self-signed certificates and checks the SDP
 //     fingerprint instead of a CA chain.
-//   - 2.28 only, inside the shim: the key export callback keeps the master secret and randoms for
-//     the RFC 5705 exporter (3.6 has mbedtls_ssl_export_keying_material).
+//   - inside the shim: the key export callback keeps the master secret and randoms for the
+//     RFC 5705 exporter.
 internal import CMbedTLS
 #if canImport(Glibc)
 import Glibc
@@ -69,7 +69,7 @@ public final class DTLSEndpoint {
     private var events: [DTLSEvent] = []
     private var eventsHead = 0
     private var peerFingerprintRejected = false
-    /// What the RFC 5705 exporter needs (2.28: the master secret, kept until the handshake is verified).
+    /// What the RFC 5705 exporter needs: the master secret and randoms, kept until the handshake is verified.
     private let exporter: UnsafeMutablePointer<rtcam_mbedtls_exporter>
 
     /// `remoteFingerprintSHA256`: the 32 bytes of the peer's `a=fingerprint:sha-256`.
@@ -317,7 +317,6 @@ public final class DTLSEndpoint {
         // DTLS-SRTP: use_srtp extension (RFC 5764 §4.1.1) and the keying material exporter.
         try check(mbedtls_ssl_conf_dtls_srtp_protection_profiles(config, srtpProfileList),
                   "mbedtls_ssl_conf_dtls_srtp_protection_profiles")
-        rtcam_mbedtls_install_exporter(config, exporter)
 
         if role == .server {
             // RFC 6347 §4.2.1: stateless cookie exchange (HelloVerifyRequest) before any state.
@@ -348,6 +347,7 @@ public final class DTLSEndpoint {
             return Unmanaged<DTLSEndpoint>.fromOpaque(opaque).takeUnretainedValue().timerState()
         })
         mbedtls_ssl_set_mtu(ssl, UInt16(Self.maximumDatagramSize))
+        rtcam_mbedtls_install_exporter(config, ssl, exporter)
         if role == .server { try setTransportID() }
     }
 
@@ -412,6 +412,7 @@ public final class DTLSEndpoint {
                 // cookie (RFC 6347 §4.2.1). The reset keeps our inbound queue.
                 let reset = mbedtls_ssl_session_reset(ssl)
                 if reset != 0 { fail(.library(reset, "mbedtls_ssl_session_reset")); return }
+                rtcam_mbedtls_install_exporter(config, ssl, exporter)
                 do { try setTransportID() } catch { fail(error); return }
             case MBEDTLS_ERR_SSL_TIMEOUT:
                 fail(.handshakeTimeout)
@@ -439,10 +440,10 @@ public final class DTLSEndpoint {
         // RFC 5764 §4.2: keying material = PRF(master_secret, "EXTRACTOR-dtls_srtp",
         // client_random + server_random) (RFC 5705 §4, no context), 2 * (key + salt) bytes.
         var material = [UInt8](repeating: 0, count: profile.keyingMaterialLength)
-        let result = rtcam_mbedtls_export_keying_material(ssl, exporter, "EXTRACTOR-dtls_srtp", &material, material.count)
+        let result = rtcam_mbedtls_export_keying_material(exporter, "EXTRACTOR-dtls_srtp", &material, material.count)
         rtcam_mbedtls_exporter_clear(exporter)
         guard result == 0 else {
-            abort(.library(result, "mbedtls_ssl_export_keying_material"), alert: MBEDTLS_SSL_ALERT_MSG_INTERNAL_ERROR)
+            abort(.library(result, "mbedtls_ssl_tls_prf"), alert: MBEDTLS_SSL_ALERT_MSG_INTERNAL_ERROR)
             return
         }
         state = .connected
