@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// Machine-readable results (no Foundation in rtcam: a small JSON writer of its own).
-indirect enum JSONValue {
+indirect enum JSONValue: Sendable {
     case null
     case bool(Bool)
     case int(Int)
