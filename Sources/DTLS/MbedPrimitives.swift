@@ -1,9 +1,9 @@
-// mbedTLS 2.28 block cipher and MAC touch points: AES-128 (AES-NI when the CPU has it, ARMv8
-// crypto extensions are not used by 2.28) and HMAC-SHA1. The SRTP layer keys libsrtp's
-// AES_CM_128_HMAC_SHA1_80 transforms with these (WebRTCSession wires them in): Debian's libsrtp2
-// is built against NSS, whose per-packet PKCS#11 context set-up costs more than the crypto itself
-// and whose key objects weigh tens of kilobytes per viewer. (mbedTLS 3.x: same calls, except
-// mbedtls_md_hmac_* keep their names; nothing else here changes.)
+// mbedTLS block cipher and MAC touch points: AES-128 and HMAC-SHA1, the same calls in 2.28 and 3.6.
+// AES uses AES-NI when the CPU has it; on aarch64 only 3.6 uses the ARMv8 crypto extensions
+// (MBEDTLS_AESCE_C: Raspberry Pi 5's Cortex-A76 has them, the Pi 4's and 3's cores do not). The SRTP
+// layer keys libsrtp's AES_CM_128_HMAC_SHA1_80 transforms with these (WebRTCSession wires them in):
+// Debian's libsrtp2 is built against NSS, whose per-packet PKCS#11 context set-up costs more than
+// the crypto itself and whose key objects weigh tens of kilobytes per viewer.
 internal import CMbedTLS
 #if canImport(Glibc)
 import Glibc

@@ -4,7 +4,7 @@ import RTCBase
 #endif
 
 /// Machine-readable results (no Foundation in rtcam: a small JSON writer of its own).
-indirect enum JSONValue {
+indirect enum JSONValue: Sendable {
     case null
     case bool(Bool)
     case int(Int)
