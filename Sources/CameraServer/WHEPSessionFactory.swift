@@ -14,6 +14,8 @@ struct WHEPSessionFactory: Sendable {
     let videoRTXSSRC: UInt32
     let audioSSRC: UInt32
     let ntpNanosecondsAtMonotonicZero: UInt64
+    /// RTCAM_DTLS_DEBUG=1..4: mbedTLS's handshake trace on stderr, for field debugging.
+    let dtlsDebugLevel: Int32 = Environment.value("RTCAM_DTLS_DEBUG").flatMap { Int32($0) } ?? 0
 
     init(certificate: DTLSCertificate, packetizer: MediaPacketizer, ntpNanosecondsAtMonotonicZero: UInt64) {
         self.certificate = certificate
@@ -58,7 +60,7 @@ struct WHEPSessionFactory: Sendable {
         }
         let configuration = PeerSessionConfiguration(
             negotiated: negotiated, localICE: localICE, certificate: certificate,
-            ntpNanosecondsAtMonotonicZero: ntpNanosecondsAtMonotonicZero, cname: "rtcam")
+            ntpNanosecondsAtMonotonicZero: ntpNanosecondsAtMonotonicZero, cname: "rtcam", dtlsDebugLevel: dtlsDebugLevel)
         do {
             let session = try PeerSession(configuration: configuration, now: now, random: &random)
             return Made(session: session, localICE: localICE, answer: answer.serialized())

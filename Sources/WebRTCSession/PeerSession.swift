@@ -16,15 +16,19 @@ public struct PeerSessionConfiguration: Sendable {
     public var ntpNanosecondsAtMonotonicZero: UInt64
     public var cname: String
     public var senderReportInterval: Duration
+    /// mbedTLS's handshake trace on stderr, 1...4 (0: none); see DTLSEndpoint.
+    public var dtlsDebugLevel: Int32
 
     public init(negotiated: NegotiatedSession, localICE: ICECredentials, certificate: DTLSCertificate,
-                ntpNanosecondsAtMonotonicZero: UInt64, cname: String, senderReportInterval: Duration = .seconds(1)) {
+                ntpNanosecondsAtMonotonicZero: UInt64, cname: String, senderReportInterval: Duration = .seconds(1),
+                dtlsDebugLevel: Int32 = 0) {
         self.negotiated = negotiated
         self.localICE = localICE
         self.certificate = certificate
         self.ntpNanosecondsAtMonotonicZero = ntpNanosecondsAtMonotonicZero
         self.cname = cname
         self.senderReportInterval = senderReportInterval
+        self.dtlsDebugLevel = dtlsDebugLevel
     }
 }
 
@@ -133,7 +137,7 @@ public final class PeerSession {
         dtlsRole = negotiated.localDTLSRole == .client ? .client : .server
         dtls = try DTLSEndpoint(role: dtlsRole, certificate: configuration.certificate,
                                 remoteFingerprintSHA256: negotiated.remoteFingerprintSHA256,
-                                now: now, random: &random)
+                                now: now, random: &random, debugLevel: configuration.dtlsDebugLevel)
         rtxSequence = UInt16.random(in: 0...UInt16.max, using: &random)
         senderReportJitter = SeededRandom(seed: random.next())
     }

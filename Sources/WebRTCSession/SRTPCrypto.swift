@@ -3,8 +3,8 @@ import SRTP
 
 // mbedTLS's AES-128 and HMAC-SHA1 (DTLS target) under libsrtp (SRTP target): the two targets do
 // not know each other, this one knows both.
-extension AES128BlockEncryptor: SRTPBlockEncryptor {}
-extension HMACSHA1: SRTPMessageAuthenticator {}
+extension MbedAES128: SRTPBlockEncryptor {}
+extension MbedHMACSHA1: SRTPMessageAuthenticator {}
 
 public enum SRTPCrypto {
     /// Which primitives libsrtp's AES-CM-128 and HMAC-SHA1 run on.
@@ -37,11 +37,11 @@ public enum SRTPCrypto {
         SRTPSession.installCryptoBackend(SRTPCryptoBackend(
             makeAES128: { key in
                 if cpuInstructions, let accelerated = AcceleratedAES128(key: key) { return accelerated }
-                return AES128BlockEncryptor(key: key)
+                return MbedAES128(key: key)
             },
             makeHMACSHA1: { key in
                 if cpuInstructions, let accelerated = AcceleratedHMACSHA1(key: key) { return accelerated }
-                return HMACSHA1(key: key)
+                return MbedHMACSHA1(key: key)
             }))
     }
 }
