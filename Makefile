@@ -4,7 +4,8 @@
 SWIFT ?= swift
 BUILD_PACKAGES := pkg-config libv4l-dev libasound2-dev libx264-dev libopus-dev libmbedtls-dev libsrtp2-dev
 TEST_PACKAGES := chromium firefox-esr ffmpeg sox python3-venv iproute2 util-linux systemd pulseaudio pulseaudio-utils libasound2-plugins \
-                 python3-gi gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-nice gstreamer1.0-libav
+                 python3-gi gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-nice gstreamer1.0-libav \
+                 sslscan libnss3-tools openssl curl
 HTTP_PORT ?= 8080
 MEDIA_PORT ?= 8189
 STATE_DIR ?= $(CURDIR)/.rtcam-state

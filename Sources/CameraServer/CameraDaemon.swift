@@ -17,6 +17,11 @@ import SystemSupport
 public struct DaemonConfiguration: Sendable {
     public var httpAddress = "0.0.0.0"
     public var httpPort = 8080
+    /// HTTPS (TLS by mbedTLS) on its own port; nil: off.
+    public var httpsPort: Int? = 8443
+    /// The user's own certificate chain and key (PEM); nil: a self-signed one in the state directory.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
     public var mediaPort = 8189
     public var stateDirectory = "/var/lib/rtcam"
     /// Addresses put in the SDP answer as host candidates; empty: every usable interface address.
@@ -148,6 +153,8 @@ public final class CameraDaemon: @unchecked Sendable {
             hub: hub, access: access, settings: settingsController, threadPool: threadPool,
             status: { [self] in statusJSON(hub: hub, media: media.current) },
             devices: { DeviceListing.json() })
+        // HTTPS first: once plain HTTP answers (what tests and health checks wait for), both serve.
+        let https = try startHTTPS(group: group, router: router)
         let http = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -188,11 +195,49 @@ public final class CameraDaemon: @unchecked Sendable {
         media.stop()
         hub.closeAll()
         try? http.close().wait()
+        try? https?.close().wait()
         hub.detachSocket()
         try? reader.close().wait()
         try? threadPool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
         logger.info("stopped")
+    }
+
+    /// HTTPS on its own port: the same router under TLS (TLSHandler, mbedTLS). The certificate's
+    /// SHA-256 fingerprint is logged so a user can compare it with what the browser's warning shows.
+    private func startHTTPS(group: MultiThreadedEventLoopGroup, router: CameraRouter) throws -> Channel? {
+        guard let httpsPort = configuration.httpsPort else { return nil }
+        let names = HTTPSIdentity.names(hostName: HTTPSIdentity.hostName(), addresses: HTTPSIdentity.interfaceAddresses())
+        let identity = try HTTPSIdentity.load(stateDirectory: configuration.stateDirectory,
+                                              certificatePath: configuration.tlsCertificatePath,
+                                              keyPath: configuration.tlsKeyPath, names: names, logger: logger)
+        // mbedTLS's state is made and used on one event loop only (it is built without threading).
+        let loop = group.next()
+        let pem = identity.pem
+        let tls: NIOLoopBound<TLSServerContext>
+        do {
+            tls = try loop.submit {
+                var random = SystemRandomNumberGenerator()
+                return NIOLoopBound(try TLSServerContext(pem: pem, random: &random), eventLoop: loop)
+            }.wait()
+        } catch {
+            throw DaemonError.certificate("HTTPS (\(identity.origin)): \(error)")
+        }
+        let fingerprint = try loop.submit { DTLSCertificate.sdpFingerprint(tls.value.fingerprintSHA256) }.wait()
+        let logger = self.logger
+        let channel = try ServerBootstrap(group: loop)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls.value, logger: logger))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(router: router))
+                }
+            }
+            .bind(host: configuration.httpAddress, port: httpsPort).wait()
+        logger.info("HTTPS on port \(httpsPort): \(identity.origin); certificate SHA-256 \(fingerprint)")
+        return channel
     }
 
     private func hubSettings(_ settings: CameraSettings, candidates: [TransportAddress.IP], media: MediaPipeline) -> HubSettings {
