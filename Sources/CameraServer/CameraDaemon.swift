@@ -349,6 +349,7 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("fractionLost", viewer.fractionLost)
             json.field("packetsSent", viewer.packetsSent)
             json.field("retransmittedPackets", viewer.retransmittedPackets)
+            json.field("retransmissionsRefused", viewer.retransmissionsRefused)
             json.field("keyframeRequests", viewer.keyframeRequests)
             json.endObject()
         }

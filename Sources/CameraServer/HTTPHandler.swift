@@ -8,6 +8,8 @@ struct HTTPRequest {
     var query: Substring
     var headers: HTTPHeaders
     var body: [UInt8]
+    /// Where the request came from (the TCP peer), when known.
+    var remoteAddress: SocketAddress? = nil
 
     var contentType: String? {
         headers.first(name: "content-type")?.split(separator: ";").first
@@ -83,7 +85,8 @@ final class HTTPHandler: ChannelInboundHandler {
                 return
             }
             let (path, query) = Self.split(uri: head.uri)
-            let request = HTTPRequest(method: head.method, path: path, query: query, headers: head.headers, body: body)
+            let request = HTTPRequest(method: head.method, path: path, query: query, headers: head.headers, body: body,
+                                      remoteAddress: context.remoteAddress)
             let future = router.respond(to: request, remote: context.remoteAddress)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             future.whenComplete { result in
