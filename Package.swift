@@ -46,9 +46,15 @@ let package = Package(
         .target(name: "V4L2", dependencies: ["CV4L2", "RTCBase"]),
         .target(name: "ALSA", dependencies: ["CALSA", "RTCBase"]),
 
+        // What a program with I/O needs of the system and the sans-IO core must not touch: the clock
+        // reads, named threads (the daemon's media threads, the load generator's workers).
+        .target(name: "SystemSupport", dependencies: [
+            "RTCBase", "RTP", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
+
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc", "CUDPSocket",
+            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc", "CUDPSocket",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -80,7 +86,7 @@ let package = Package(
         // Benchmarks: `rtcam-bench x264 | loadgen | srtp | floor`, driven by Tests/Benchmarks (`make bench`).
         .executableTarget(name: "rtcam-bench", dependencies: [
             "X264", "MediaSources", "Opus", "SRTP", "RTP", "STUN", "WebRTCSession", "WebRTCViewer",
-            "SDP", "ICE", "DTLS", "RTCBase", "CUDPSocket",
+            "SDP", "ICE", "DTLS", "RTCBase", "CUDPSocket", "SystemSupport",
         ]),
 
         .testTarget(name: "RTCBaseTests", dependencies: ["RTCBase"]),
@@ -93,11 +99,11 @@ let package = Package(
         .testTarget(name: "SDPTests", dependencies: ["SDP"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
-        .testTarget(name: "SRTPTests", dependencies: ["SRTP"]),
+        .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP"]),
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
         .testTarget(name: "CameraServerTests", dependencies: [
-            "CameraServer", "RTCBase", "V4L2", "MediaSources", "DTLS", .product(name: "Logging", package: "swift-log"),
+            "CameraServer", "RTCBase", "SystemSupport", "V4L2", "MediaSources", "DTLS", "SDP", .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RTCBase
+import SystemSupport
 
 /// The camera's HTTP surface: WHEP (draft-ietf-wish-whep, with WHIP's rules from RFC 9725), the viewer
 /// and settings pages, and the JSON API. Runs on the hub's event loop; password hashing runs on a

@@ -1,5 +1,6 @@
-// The mbedTLS 2.28 SSL touch points: a sans-IO DTLS 1.2 endpoint (RFC 6347) with DTLS-SRTP
-// (RFC 5764) and fingerprint-bound self-signed certificates (RFC 8122, RFC 8827 §6.5).
+// The mbedTLS SSL touch points: a sans-IO DTLS 1.2 endpoint (RFC 6347) with DTLS-SRTP (RFC 5764)
+// and fingerprint-bound self-signed certificates (RFC 8122, RFC 8827 §6.5). Works with mbedTLS 2.28
+// and 3.6: the calls that differ go through CMbedTLS/shim.h's rtcam_mbedtls_* functions.
 //
 // mbedTLS talks to us only through callbacks we install on the context, all of which run inside
 // our own calls into mbedTLS on the caller's thread:
@@ -8,7 +9,8 @@
 //   - timer set/get: computed from the injected `now`, never from a clock.
 //   - the certificate verify callback: accepts self-signed certificates and checks the SDP
 //     fingerprint instead of a CA chain.
-//   - the key export callback: keeps the master secret and randoms for the RFC 5705 exporter.
+//   - inside the shim: the key export callback keeps the master secret and randoms for the
+//     RFC 5705 exporter.
 internal import CMbedTLS
 #if canImport(Glibc)
 import Glibc
@@ -16,11 +18,20 @@ import Glibc
 import RTCBase
 
 public final class DTLSEndpoint {
-    /// SRTP profiles the linked mbedTLS can negotiate. mbedTLS 2.28 (and 3.x) only implements the
-    /// RFC 5764 §4.1.2 profiles in its use_srtp extension; AEAD_AES_128_GCM (RFC 7714 §14.2) is
-    /// rejected by mbedtls_ssl_conf_dtls_srtp_protection_profiles (-0x7100, measured) and skipped
-    /// in a peer's offer, so a browser offering GCM and SHA1_80 gets SHA1_80.
-    public static let supportedProfiles: [SRTPProfile] = [.aes128CmHmacSha1_80]
+    /// SRTP profiles the linked mbedTLS can negotiate: those its
+    /// mbedtls_ssl_conf_dtls_srtp_protection_profiles accepts, asked once. mbedTLS 2.28 and 3.6
+    /// only implement the RFC 5764 §4.1.2 profiles in their use_srtp extension; AEAD_AES_128_GCM
+    /// (RFC 7714 §14.2) is refused with -0x7100 by both (measured) and skipped in a peer's offer,
+    /// so a browser offering GCM and SHA1_80 gets SHA1_80.
+    public static let supportedProfiles: [SRTPProfile] = SRTPProfile.allCases.filter { profile in
+        var config = mbedtls_ssl_config()
+        mbedtls_ssl_config_init(&config)
+        defer { mbedtls_ssl_config_free(&config) }
+        let list: [UInt16] = [profile.rawValue, 0]
+        return list.withUnsafeBufferPointer {
+            mbedtls_ssl_conf_dtls_srtp_protection_profiles(&config, $0.baseAddress) == 0
+        }
+    }
     /// No datagram we send is larger (mbedtls_ssl_set_mtu).
     public static let maximumDatagramSize = 1200
     /// RFC 6347 §4.2.4.1 retransmission timer: first timeout, doubled up to the maximum; the
@@ -58,22 +69,18 @@ public final class DTLSEndpoint {
     private var events: [DTLSEvent] = []
     private var eventsHead = 0
     private var peerFingerprintRejected = false
-    private var exporterSecret: ExporterSecret?
-
-    /// What mbedTLS hands the key export callback, kept until the handshake is verified.
-    private struct ExporterSecret {
-        var masterSecret: [UInt8]
-        var clientRandom: [UInt8]
-        var serverRandom: [UInt8]
-        var prf: mbedtls_tls_prf_types
-    }
+    /// What the RFC 5705 exporter needs: the master secret and randoms, kept until the handshake is verified.
+    private let exporter: UnsafeMutablePointer<rtcam_mbedtls_exporter>
 
     /// `remoteFingerprintSHA256`: the 32 bytes of the peer's `a=fingerprint:sha-256`.
+    /// `debugLevel` 1...4 prints mbedTLS's own handshake trace to stderr (field debugging; the daemon
+    /// takes it from RTCAM_DTLS_DEBUG); 0 prints nothing.
     public init(role: DTLSRole, certificate: DTLSCertificate, remoteFingerprintSHA256: [UInt8],
                 profiles: [SRTPProfile] = [.aeadAes128Gcm, .aes128CmHmacSha1_80], now: MonotonicTime,
-                random: inout some RandomNumberGenerator) throws(DTLSError) {
+                random: inout some RandomNumberGenerator, debugLevel: Int32 = 0) throws(DTLSError) {
         let usable = profiles.filter { Self.supportedProfiles.contains($0) }
         guard !usable.isEmpty else { throw DTLSError.unsupportedSRTPProfiles(profiles) }
+        try initializeMbedTLS()
         drbg = try SeededDRBG(random: &random)
 
         self.role = role
@@ -86,6 +93,8 @@ public final class DTLSEndpoint {
         ownCertificate = .allocate(capacity: 1)
         ownKey = .allocate(capacity: 1)
         cookies = .allocate(capacity: 1)
+        exporter = .allocate(capacity: 1)
+        rtcam_mbedtls_exporter_clear(exporter)
         mbedtls_ssl_init(ssl)
         mbedtls_ssl_config_init(config)
         mbedtls_x509_crt_init(ownCertificate)
@@ -110,7 +119,7 @@ public final class DTLSEndpoint {
         srtpProfileList = .allocate(capacity: profileValues.count)
         srtpProfileList.initialize(from: profileValues, count: profileValues.count)
 
-        try configure(certificate: certificate)
+        try configure(certificate: certificate, debugLevel: debugLevel)
     }
 
     deinit {
@@ -126,7 +135,8 @@ public final class DTLSEndpoint {
         ownKey.deallocate()
         ciphersuiteList.deallocate()
         srtpProfileList.deallocate()
-        zeroExporterSecret()
+        rtcam_mbedtls_exporter_clear(exporter)
+        exporter.deallocate()
     }
 
     // MARK: Public API
@@ -201,7 +211,7 @@ public final class DTLSEndpoint {
             _ = mbedtls_ssl_close_notify(ssl)
         }
         if state != .failed { state = .closed }
-        zeroExporterSecret()
+        rtcam_mbedtls_exporter_clear(exporter)
     }
 
     /// Encrypts `data` into application_data records (split to fit the MTU).
@@ -254,14 +264,12 @@ public final class DTLSEndpoint {
 
     // MARK: Setup
 
-    private func configure(certificate: DTLSCertificate) throws(DTLSError) {
+    private func configure(certificate: DTLSCertificate, debugLevel: Int32) throws(DTLSError) {
         let opaqueSelf = Unmanaged.passUnretained(self).toOpaque()
         try check(mbedtls_ssl_config_defaults(
             config, role == .client ? MBEDTLS_SSL_IS_CLIENT : MBEDTLS_SSL_IS_SERVER,
             MBEDTLS_SSL_TRANSPORT_DATAGRAM, MBEDTLS_SSL_PRESET_DEFAULT), "mbedtls_ssl_config_defaults")
-        // DTLS 1.2 only (RFC 8827 §6.5); in TLS version numbers that is 3.3.
-        mbedtls_ssl_conf_min_version(config, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3)
-        mbedtls_ssl_conf_max_version(config, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3)
+        rtcam_mbedtls_ssl_conf_dtls12_only(config)  // RFC 8827 §6.5
         mbedtls_ssl_conf_rng(config, mbedtls_ctr_drbg_random, drbg.rngContext)
         mbedtls_ssl_conf_ciphersuites(config, ciphersuiteList)
         mbedtls_ssl_conf_session_tickets(config, MBEDTLS_SSL_SESSION_TICKETS_DISABLED)
@@ -272,7 +280,7 @@ public final class DTLSEndpoint {
         // Own key and certificate.
         var pem = Array(certificate.pem.utf8)
         pem.append(0)
-        let keyResult = mbedtls_pk_parse_key(ownKey, pem, pem.count, nil, 0)
+        let keyResult = rtcam_mbedtls_pk_parse_key(ownKey, pem, pem.count, mbedtls_ctr_drbg_random, drbg.rngContext)
         for i in pem.indices { pem[i] = 0 }
         if keyResult != 0 { throw DTLSError.invalidCertificate("private key: \(mbedErrorDescription(keyResult))") }
         try check(mbedtls_x509_crt_parse_der(ownCertificate, certificate.certificateDER,
@@ -298,9 +306,8 @@ public final class DTLSEndpoint {
             return 0
         }, opaqueSelf)
 
-        // RTCAM_DTLS_DEBUG=1..4 prints mbedTLS's own handshake trace to stderr (field debugging).
-        if let level = getenv("RTCAM_DTLS_DEBUG").flatMap({ Int32(String(cString: $0)) }), level > 0 {
-            mbedtls_debug_set_threshold(level)
+        if debugLevel > 0 {
+            mbedtls_debug_set_threshold(min(debugLevel, 4))
             mbedtls_ssl_conf_dbg(config, { _, level, file, line, message in
                 guard let file, let message else { return }
                 let text = "mbedtls[\(level)] \(String(cString: file)):\(line): \(String(cString: message))"
@@ -311,17 +318,6 @@ public final class DTLSEndpoint {
         // DTLS-SRTP: use_srtp extension (RFC 5764 §4.1.1) and the keying material exporter.
         try check(mbedtls_ssl_conf_dtls_srtp_protection_profiles(config, srtpProfileList),
                   "mbedtls_ssl_conf_dtls_srtp_protection_profiles")
-        mbedtls_ssl_conf_export_keys_ext_cb(config, { opaque, master, _, _, _, _, clientRandom, serverRandom, prf in
-            guard let opaque, let master, let clientRandom, let serverRandom else { return 0 }
-            let endpoint = Unmanaged<DTLSEndpoint>.fromOpaque(opaque).takeUnretainedValue()
-            endpoint.zeroExporterSecret()
-            endpoint.exporterSecret = ExporterSecret(
-                masterSecret: Array(UnsafeBufferPointer(start: master, count: 48)),
-                clientRandom: Array(UnsafeBufferPointer(start: clientRandom, count: 32)),
-                serverRandom: Array(UnsafeBufferPointer(start: serverRandom, count: 32)),
-                prf: prf)
-            return 0
-        }, opaqueSelf)
 
         if role == .server {
             // RFC 6347 §4.2.1: stateless cookie exchange (HelloVerifyRequest) before any state.
@@ -352,6 +348,7 @@ public final class DTLSEndpoint {
             return Unmanaged<DTLSEndpoint>.fromOpaque(opaque).takeUnretainedValue().timerState()
         })
         mbedtls_ssl_set_mtu(ssl, UInt16(Self.maximumDatagramSize))
+        rtcam_mbedtls_install_exporter(config, ssl, exporter)
         if role == .server { try setTransportID() }
     }
 
@@ -401,12 +398,6 @@ public final class DTLSEndpoint {
         return difference == 0
     }
 
-    private func zeroExporterSecret() {
-        guard exporterSecret != nil else { return }
-        for i in exporterSecret!.masterSecret.indices { exporterSecret!.masterSecret[i] = 0 }
-        exporterSecret = nil
-    }
-
     // MARK: State machine
 
     private func advanceHandshake() {
@@ -422,6 +413,7 @@ public final class DTLSEndpoint {
                 // cookie (RFC 6347 §4.2.1). The reset keeps our inbound queue.
                 let reset = mbedtls_ssl_session_reset(ssl)
                 if reset != 0 { fail(.library(reset, "mbedtls_ssl_session_reset")); return }
+                rtcam_mbedtls_install_exporter(config, ssl, exporter)
                 do { try setTransportID() } catch { fail(error); return }
             case MBEDTLS_ERR_SSL_TIMEOUT:
                 fail(.handshakeTimeout)
@@ -442,25 +434,15 @@ public final class DTLSEndpoint {
             return
         }
         // RFC 5764 §4.1.3: the server picked one profile from the client's list.
-        var negotiation = mbedtls_dtls_srtp_info()
-        mbedtls_ssl_get_dtls_srtp_negotiation_result(ssl, &negotiation)
-        guard let profile = SRTPProfile(rawValue: negotiation.chosen_dtls_srtp_profile), profiles.contains(profile) else {
+        guard let profile = SRTPProfile(rawValue: rtcam_mbedtls_ssl_srtp_profile(ssl)), profiles.contains(profile) else {
             abort(.noCommonSRTPProfile, alert: MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE)
-            return
-        }
-        guard let secret = exporterSecret else {
-            abort(.library(code: MBEDTLS_ERR_SSL_INTERNAL_ERROR, function: "mbedtls_ssl_conf_export_keys_ext_cb",
-                           description: "no key export during the handshake"),
-                  alert: MBEDTLS_SSL_ALERT_MSG_INTERNAL_ERROR)
             return
         }
         // RFC 5764 §4.2: keying material = PRF(master_secret, "EXTRACTOR-dtls_srtp",
         // client_random + server_random) (RFC 5705 §4, no context), 2 * (key + salt) bytes.
         var material = [UInt8](repeating: 0, count: profile.keyingMaterialLength)
-        let seed = secret.clientRandom + secret.serverRandom
-        let result = mbedtls_ssl_tls_prf(secret.prf, secret.masterSecret, secret.masterSecret.count,
-                                         "EXTRACTOR-dtls_srtp", seed, seed.count, &material, material.count)
-        zeroExporterSecret()
+        let result = rtcam_mbedtls_export_keying_material(exporter, "EXTRACTOR-dtls_srtp", &material, material.count)
+        rtcam_mbedtls_exporter_clear(exporter)
         guard result == 0 else {
             abort(.library(result, "mbedtls_ssl_tls_prf"), alert: MBEDTLS_SSL_ALERT_MSG_INTERNAL_ERROR)
             return
@@ -501,7 +483,7 @@ public final class DTLSEndpoint {
     private func fail(_ error: DTLSError) {
         guard state != .failed else { return }
         state = .failed
-        zeroExporterSecret()
+        rtcam_mbedtls_exporter_clear(exporter)
         events.append(.failed(error))
     }
 }

@@ -1,10 +1,26 @@
-// The mbedTLS 2.28 crypto and X.509 touch points of the DTLS target: the deterministic DRBG, error
+// The mbedTLS crypto and X.509 touch points of the DTLS target: the deterministic DRBG, error
 // text, digests, PBKDF2, and certificate generation/parsing. The SSL touch points live in
-// DTLSEndpoint.swift; nothing else in this target imports CMbedTLS. (mbedTLS 3.x renamed several of
-// these calls: mbedtls_sha256_ret → mbedtls_sha256, pk_parse_key takes an RNG, x509write serials
-// are raw bytes; port these two files and nothing else.)
+// DTLSEndpoint.swift. Calls whose spelling differs between mbedTLS 2.28 and 3.6 (sha256_ret,
+// pk_parse_key/pk_sign/pk_check_pair with an RNG, raw serials, private fields) go through the
+// rtcam_mbedtls_* functions of CMbedTLS/shim.h, the one place that knows the version.
 internal import CMbedTLS
 import RTCBase
+
+// MARK: - Library set-up
+
+/// rtcam_mbedtls_initialize's result, computed once per process (3.x: psa_crypto_init).
+private let mbedTLSInitializationResult: Int32 = rtcam_mbedtls_initialize()
+
+/// Call before the first handshake or certificate operation.
+func initializeMbedTLS() throws(DTLSError) {
+    try check(mbedTLSInitializationResult, "psa_crypto_init")
+}
+
+/// The mbedTLS version rtcam was compiled against, e.g. "3.6.6" (0x03060600).
+public var mbedTLSVersion: String {
+    let number = rtcam_mbedtls_version_number()
+    return "\(number >> 24).\((number >> 16) & 0xFF).\((number >> 8) & 0xFF)"
+}
 
 // MARK: - Error text
 
@@ -85,10 +101,10 @@ public enum MbedDigest {
         var output = [UInt8](repeating: 0, count: 32)
         let rc = data.withUnsafeBufferPointer { input in
             output.withUnsafeMutableBufferPointer { out in
-                mbedtls_sha256_ret(input.baseAddress, input.count, out.baseAddress, 0)
+                rtcam_mbedtls_sha256(input.baseAddress, input.count, out.baseAddress)
             }
         }
-        precondition(rc == 0, "mbedtls_sha256_ret cannot fail on a memory buffer")
+        precondition(rc == 0, "SHA-256 cannot fail on a memory buffer")
         return output
     }
 
@@ -97,22 +113,17 @@ public enum MbedDigest {
         precondition(iterations >= 1 && iterations <= Int(UInt32.max), "PBKDF2 needs 1...2^32-1 iterations")
         precondition(length >= 0 && length <= Int(UInt32.max), "PBKDF2 output length out of range")
         if length == 0 { return [] }
-        var md = mbedtls_md_context_t()
-        mbedtls_md_init(&md)
-        defer { mbedtls_md_free(&md) }
-        var rc = mbedtls_md_setup(&md, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1)
-        precondition(rc == 0, "mbedtls_md_setup(SHA-256, HMAC) failed: \(mbedErrorDescription(rc))")
         var output = [UInt8](repeating: 0, count: length)
-        rc = password.withUnsafeBufferPointer { pw in
+        let rc = password.withUnsafeBufferPointer { pw in
             salt.withUnsafeBufferPointer { s in
                 output.withUnsafeMutableBufferPointer { out in
-                    mbedtls_pkcs5_pbkdf2_hmac(
-                        &md, pw.baseAddress, pw.count, s.baseAddress, s.count,
+                    rtcam_mbedtls_pbkdf2_hmac_sha256(
+                        pw.baseAddress, pw.count, s.baseAddress, s.count,
                         UInt32(iterations), UInt32(length), out.baseAddress)
                 }
             }
         }
-        precondition(rc == 0, "mbedtls_pkcs5_pbkdf2_hmac failed: \(mbedErrorDescription(rc))")
+        precondition(rc == 0, "PBKDF2-HMAC-SHA-256 failed: \(mbedErrorDescription(rc))")
         return output
     }
 }
@@ -122,14 +133,18 @@ public enum MbedDigest {
 /// Generates an ECDSA P-256 key and a self-signed X.509 v3 certificate (RFC 8827 §6.5: WebRTC
 /// endpoints authenticate with self-signed certificates bound by their SDP fingerprint,
 /// RFC 8122 §5). Returns the key PEM followed by the certificate PEM.
-func generateSelfSignedPEM(commonName: String, random: inout some RandomNumberGenerator) throws(DTLSError) -> String {
+/// With `subjectAltNames` (an HTTPS certificate) the certificate also carries them (RFC 5280
+/// §4.2.1.6) and extendedKeyUsage serverAuth, which browsers and TLS clients match the host against.
+func generateSelfSignedPEM(commonName: String, subjectAltNames: [SubjectAltName] = [],
+                           random: inout some RandomNumberGenerator) throws(DTLSError) -> String {
+    try initializeMbedTLS()
     let drbg = try SeededDRBG(random: &random)
 
     var key = mbedtls_pk_context()
     mbedtls_pk_init(&key)
     defer { mbedtls_pk_free(&key) }
     try check(mbedtls_pk_setup(&key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), "mbedtls_pk_setup")
-    guard let keypair = key.pk_ctx?.assumingMemoryBound(to: mbedtls_ecp_keypair.self) else {
+    guard let keypair = rtcam_mbedtls_pk_ec_keypair(&key) else {
         throw DTLSError.invalidCertificate("mbedtls_pk_setup gave no EC key pair")
     }
     try check(mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, keypair, drbg.rngFunction, drbg.rngContext),
@@ -148,15 +163,17 @@ func generateSelfSignedPEM(commonName: String, random: inout some RandomNumberGe
     // RFC 5280 §4.1.2.2: a positive serial of at most 20 octets.
     var serialBytes = random.bytes(16)
     serialBytes[0] = (serialBytes[0] & 0x7F) | 0x01
-    var serial = mbedtls_mpi()
-    mbedtls_mpi_init(&serial)
-    defer { mbedtls_mpi_free(&serial) }
-    try check(mbedtls_mpi_read_binary(&serial, serialBytes, serialBytes.count), "mbedtls_mpi_read_binary")
-    try check(mbedtls_x509write_crt_set_serial(&writer, &serial), "mbedtls_x509write_crt_set_serial")
+    try check(rtcam_mbedtls_x509write_crt_set_serial(&writer, serialBytes, serialBytes.count),
+              "mbedtls_x509write_crt_set_serial")
     try check(mbedtls_x509write_crt_set_validity(&writer, "20240101000000", "20340101000000"),
               "mbedtls_x509write_crt_set_validity")
     try check(mbedtls_x509write_crt_set_basic_constraints(&writer, 0, -1),
               "mbedtls_x509write_crt_set_basic_constraints")
+    if !subjectAltNames.isEmpty {
+        let names = SubjectAltName.generalNamesDER(subjectAltNames)
+        try check(rtcam_x509write_crt_set_subject_alt_names(&writer, names, names.count), "mbedtls_x509write_crt_set_extension")
+        try check(rtcam_x509write_crt_set_server_auth(&writer), "mbedtls_x509write_crt_set_extension")
+    }
 
     // mbedtls_x509write_crt_der writes at the end of the buffer and returns the length.
     var derBuffer = [UInt8](repeating: 0, count: 4096)
@@ -166,10 +183,10 @@ func generateSelfSignedPEM(commonName: String, random: inout some RandomNumberGe
     // Re-sign without the NULL parameters mbedTLS 2.28 adds (RFC 5758 §3.2; see X509Encoding).
     guard let der = X509Encoding.certificateWithoutNullParameters(written, sign: { tbs in
         var hash = MbedDigest.sha256(tbs)
-        var signature = [UInt8](repeating: 0, count: 128)
+        var signature = [UInt8](repeating: 0, count: 160)  // MBEDTLS_ECDSA_MAX_LEN is 141
         var signatureLength = 0
-        let rc = mbedtls_pk_sign(&key, MBEDTLS_MD_SHA256, &hash, hash.count, &signature, &signatureLength,
-                                 drbg.rngFunction, drbg.rngContext)
+        let rc = rtcam_mbedtls_pk_sign(&key, MBEDTLS_MD_SHA256, &hash, hash.count, &signature, signature.count,
+                                       &signatureLength, drbg.rngFunction, drbg.rngContext)
         return rc == 0 ? Array(signature[0..<signatureLength]) : nil
     }) else {
         throw DTLSError.invalidCertificate("could not rebuild the certificate mbedTLS wrote")
@@ -204,6 +221,10 @@ private func sanitizedCommonName(_ name: String) -> String {
 /// Parses "key PEM + certificate PEM", checks that the key belongs to the (first) certificate and
 /// returns the certificate's DER.
 func parseKeyAndCertificate(pem: String) throws(DTLSError) -> [UInt8] {
+    try initializeMbedTLS()
+    // 3.x blinds the key checks with an RNG; these bytes only mask, they make no key.
+    var blindingSeed = SystemRandomNumberGenerator()
+    let drbg = try SeededDRBG(random: &blindingSeed)
     var buffer = Array(pem.utf8)
     buffer.append(0)  // mbedTLS parses PEM only from NUL-terminated buffers (length includes the NUL)
     defer { for i in buffer.indices { buffer[i] = 0 } }
@@ -211,7 +232,7 @@ func parseKeyAndCertificate(pem: String) throws(DTLSError) -> [UInt8] {
     var key = mbedtls_pk_context()
     mbedtls_pk_init(&key)
     defer { mbedtls_pk_free(&key) }
-    var rc = mbedtls_pk_parse_key(&key, buffer, buffer.count, nil, 0)
+    var rc = rtcam_mbedtls_pk_parse_key(&key, buffer, buffer.count, drbg.rngFunction, drbg.rngContext)
     if rc != 0 { throw DTLSError.invalidCertificate("private key: \(mbedErrorDescription(rc))") }
 
     var certificate = mbedtls_x509_crt()
@@ -219,7 +240,7 @@ func parseKeyAndCertificate(pem: String) throws(DTLSError) -> [UInt8] {
     defer { mbedtls_x509_crt_free(&certificate) }
     rc = mbedtls_x509_crt_parse(&certificate, buffer, buffer.count)
     if rc != 0 { throw DTLSError.invalidCertificate("certificate: \(mbedErrorDescription(rc))") }
-    rc = mbedtls_pk_check_pair(&certificate.pk, &key)
+    rc = rtcam_mbedtls_pk_check_pair(&certificate.pk, &key, drbg.rngFunction, drbg.rngContext)
     if rc != 0 { throw DTLSError.invalidCertificate("key does not match certificate: \(mbedErrorDescription(rc))") }
     guard let der = certificate.raw.p, certificate.raw.len > 0 else {
         throw DTLSError.invalidCertificate("empty certificate")
@@ -234,7 +255,8 @@ func certificateSelfSignatureIsValid(_ der: [UInt8]) -> Bool {
     mbedtls_x509_crt_init(&certificate)
     defer { mbedtls_x509_crt_free(&certificate) }
     guard mbedtls_x509_crt_parse_der(&certificate, der, der.count) == 0, let tbs = certificate.tbs.p,
-          let signature = certificate.sig.p else { return false }
+          let signature = rtcam_mbedtls_x509_crt_signature(&certificate)?.pointee, let signatureBytes = signature.p
+    else { return false }
     let hash = MbedDigest.sha256(Array(UnsafeBufferPointer(start: tbs, count: certificate.tbs.len)))
-    return mbedtls_pk_verify(&certificate.pk, MBEDTLS_MD_SHA256, hash, hash.count, signature, certificate.sig.len) == 0
+    return mbedtls_pk_verify(&certificate.pk, MBEDTLS_MD_SHA256, hash, hash.count, signatureBytes, signature.len) == 0
 }

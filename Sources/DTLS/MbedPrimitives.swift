@@ -1,16 +1,16 @@
-// mbedTLS 2.28 block cipher and MAC touch points: AES-128 (AES-NI when the CPU has it, ARMv8
-// crypto extensions are not used by 2.28) and HMAC-SHA1. The SRTP layer keys libsrtp's
-// AES_CM_128_HMAC_SHA1_80 transforms with these (WebRTCSession wires them in): Debian's libsrtp2
-// is built against NSS, whose per-packet PKCS#11 context set-up costs more than the crypto itself
-// and whose key objects weigh tens of kilobytes per viewer. (mbedTLS 3.x: same calls, except
-// mbedtls_md_hmac_* keep their names; nothing else here changes.)
+// mbedTLS block cipher and MAC touch points: AES-128 and HMAC-SHA1, the same calls in 2.28 and 3.6.
+// AES uses AES-NI when the CPU has it; on aarch64 only 3.6 uses the ARMv8 crypto extensions
+// (MBEDTLS_AESCE_C: Raspberry Pi 5's Cortex-A76 has them, the Pi 4's and 3's cores do not). The SRTP
+// layer keys libsrtp's AES_CM_128_HMAC_SHA1_80 transforms with these (WebRTCSession wires them in):
+// Debian's libsrtp2 is built against NSS, whose per-packet PKCS#11 context set-up costs more than
+// the crypto itself and whose key objects weigh tens of kilobytes per viewer.
 internal import CMbedTLS
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// An AES-128 encryption key schedule. Not thread-safe: one owner at a time.
-public final class AES128BlockEncryptor {
+public final class MbedAES128 {
     private let context: UnsafeMutablePointer<mbedtls_aes_context>
 
     /// nil unless `key` is 16 bytes.
@@ -43,7 +43,7 @@ public final class AES128BlockEncryptor {
 
 /// HMAC-SHA1 (RFC 2104) with a fixed key: the inner and outer pads are hashed once at set-up
 /// and every `start` begins from them. Not thread-safe: one owner at a time.
-public final class HMACSHA1 {
+public final class MbedHMACSHA1 {
     public static let digestLength = 20
     private let context: UnsafeMutablePointer<mbedtls_md_context_t>
 

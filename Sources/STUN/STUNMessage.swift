@@ -85,9 +85,13 @@ public struct STUNMessage: Equatable, Sendable {
     public func serialized(integrityKey: [UInt8]?, fingerprint: Bool) -> [UInt8] {
         let transactionID = Array(self.transactionID.prefix(12)) + repeatElement(0, count: max(0, 12 - self.transactionID.count))
         var w = ByteWriter(capacity: 128)
-        let method = self.method & 0x0FFF, classBits = messageClass.bits
-        w.write((method & 0x000F) | (method & 0x0070) << 1 | (method & 0x0F80) << 2
-                | (classBits & 0b01) << 4 | (classBits & 0b10) << 7)
+        // RFC 8489 §5: the class bits C0 and C1 sit between the method's bits. One typed step at a
+        // time: as a single expression Swift 6.2 gives up type-checking it ("unable to type-check
+        // this expression in reasonable time").
+        let method: UInt16 = self.method & 0x0FFF, classBits: UInt16 = messageClass.bits
+        let methodBits: UInt16 = (method & 0x000F) | ((method & 0x0070) << 1) | ((method & 0x0F80) << 2)
+        let classField: UInt16 = ((classBits & 0b01) << 4) | ((classBits & 0b10) << 7)
+        w.write(methodBits | classField)
         w.write(UInt16(0))  // length, patched below
         w.write(Self.magicCookie)
         w.write(contentsOf: transactionID)

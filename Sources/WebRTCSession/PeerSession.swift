@@ -16,15 +16,19 @@ public struct PeerSessionConfiguration: Sendable {
     public var ntpNanosecondsAtMonotonicZero: UInt64
     public var cname: String
     public var senderReportInterval: Duration
+    /// mbedTLS's handshake trace on stderr, 1...4 (0: none); see DTLSEndpoint.
+    public var dtlsDebugLevel: Int32
 
     public init(negotiated: NegotiatedSession, localICE: ICECredentials, certificate: DTLSCertificate,
-                ntpNanosecondsAtMonotonicZero: UInt64, cname: String, senderReportInterval: Duration = .seconds(1)) {
+                ntpNanosecondsAtMonotonicZero: UInt64, cname: String, senderReportInterval: Duration = .seconds(1),
+                dtlsDebugLevel: Int32 = 0) {
         self.negotiated = negotiated
         self.localICE = localICE
         self.certificate = certificate
         self.ntpNanosecondsAtMonotonicZero = ntpNanosecondsAtMonotonicZero
         self.cname = cname
         self.senderReportInterval = senderReportInterval
+        self.dtlsDebugLevel = dtlsDebugLevel
     }
 }
 
@@ -80,6 +84,8 @@ public struct PeerSessionStatistics: Equatable, Sendable {
     public var cumulativeLost: Int32 = 0
     public var rejectedDatagrams = 0
     public var srtcpFailures = 0
+    /// Packets SRTP refused to protect (not sent).
+    public var srtpProtectFailures = 0
     /// DTLS datagrams that arrived after the endpoint was released (see `PeerSession.retireDTLS`).
     public var ignoredDTLSAfterHandshake = 0
     public var lastBitrateEstimate: UInt64?
@@ -131,15 +137,14 @@ public final class PeerSession {
         dtlsRole = negotiated.localDTLSRole == .client ? .client : .server
         dtls = try DTLSEndpoint(role: dtlsRole, certificate: configuration.certificate,
                                 remoteFingerprintSHA256: negotiated.remoteFingerprintSHA256,
-                                now: now, random: &random)
+                                now: now, random: &random, debugLevel: configuration.dtlsDebugLevel)
         rtxSequence = UInt16.random(in: 0...UInt16.max, using: &random)
         senderReportJitter = SeededRandom(seed: random.next())
-        _ = SRTPCrypto.replacesLibsrtpCrypto  // before this session's SRTP contexts exist
     }
 
     // MARK: - Input
 
-    public func handle(_ input: PeerSessionInput, media: MediaFanout) {
+    public func handle(_ input: PeerSessionInput, media: MediaPacketizer) {
         switch input {
         case let .receive(datagram, from, now):
             receive(datagram, from: from, now: now, media: media)
@@ -176,13 +181,16 @@ public final class PeerSession {
             let before = batch.storage.count
             do {
                 try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
-                    try srtp.protectRTP(packet.bytes, payloadType: payloadType, appendingTo: &storage)
+                    try srtp.protectRTP(packet.bytes, appendingTo: &storage) { header in
+                        RTPFixedHeader.setPayloadType(payloadType, in: header)
+                    }
                 }
             } catch {
+                statistics.srtpProtectFailures += 1
                 continue
             }
             statistics.bytesSent += batch.storage.count - before
-            let payloadOctets = UInt32(truncatingIfNeeded: packet.bytes.count - 12)
+            let payloadOctets = UInt32(truncatingIfNeeded: RTPFixedHeader.payloadSize(ofPacket: packet.bytes))
             if packet.kind == .video {
                 statistics.videoPacketsSent += 1
                 videoPacketCount &+= 1
@@ -205,15 +213,17 @@ public final class PeerSession {
         ice = ICELiteAgent(local: local, remote: remote, now: now)
     }
 
-    /// Whether video has started for this viewer (false until the first keyframe was sent).
-    public var hasReceivedKeyframe: Bool { sentVideoKeyframe }
+    /// Whether video has started for this viewer (false until the first keyframe was sent to it).
+    public var hasSentKeyframe: Bool { sentVideoKeyframe }
 
     /// Ends the session: RTCP BYE (RFC 3550 §6.6) and DTLS close_notify.
-    public func close(now: MonotonicTime, media: MediaFanout) {
+    public func close(now: MonotonicTime, media: MediaPacketizer) {
         guard !state.isFinished else { return }
         if state == .connected, let srtp, let remoteAddress {
             let bye = RTCPPacket.goodbye(ssrcs: [media.videoSSRC, media.audioSSRC], reason: nil).serialized()
-            if let protected = try? srtp.protectRTCP(bye) { outputs.append(.transmit(protected, to: remoteAddress)) }
+            if let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTCP(bye) }) {
+                outputs.append(.transmit(protected, to: remoteAddress))
+            }
         }
         if let dtls {
             dtls.close()
@@ -224,20 +234,18 @@ public final class PeerSession {
 
     // MARK: - Output
 
-    /// The next thing to do: transmit datagrams and report events first, then the next deadline.
-    public func pollOutput() -> PeerSessionOutput {
-        if !outputs.isEmpty { return outputs.removeFirst() }
-        return .timeout(nextDeadline)
+    /// Everything the session has to do after the last input, in order: datagrams to transmit and
+    /// events, then always one `.timeout` with when to call `handle(.timeout)` next. Appended to the
+    /// caller's array, which it reuses, so a call allocates nothing in the steady state. The one way
+    /// outputs leave a session: the daemon, the tests and the benchmarks all take them here (media,
+    /// batched per frame, leaves through `protectMedia`).
+    public func drainOutputs(into drained: inout [PeerSessionOutput]) {
+        drained.append(contentsOf: outputs)
+        outputs.removeAll(keepingCapacity: true)
+        drained.append(.timeout(nextDeadline))
     }
 
-    /// Everything queued at once (the server's batched send path).
-    public func drainOutputs() -> [PeerSessionOutput] {
-        guard !outputs.isEmpty else { return [] }   // no allocation when there is nothing
-        var drained: [PeerSessionOutput] = []
-        swap(&drained, &outputs)
-        return drained
-    }
-
+    /// When the session next needs `handle(.timeout)` (also the last output of `drainOutputs`).
     public var nextDeadline: MonotonicTime? {
         guard !state.isFinished else { return nil }
         let dtlsDeadline = dtls.flatMap { $0.isConnected ? nil : $0.nextDeadline }
@@ -246,7 +254,7 @@ public final class PeerSession {
 
     // MARK: - Receive path
 
-    private func receive(_ datagram: [UInt8], from: TransportAddress, now: MonotonicTime, media: MediaFanout) {
+    private func receive(_ datagram: [UInt8], from: TransportAddress, now: MonotonicTime, media: MediaPacketizer) {
         guard !state.isFinished else { return }
         switch DatagramKind(classifying: datagram) {
         case .stun:
@@ -287,11 +295,10 @@ public final class PeerSession {
         for action in actions {
             switch action {
             case let .send(bytes, to):
-                if Self.isBindingSuccessResponse(bytes) {
-                    checkedAddresses.insert(to)
-                    if remoteAddress == nil { remoteAddress = to }
-                }
                 outputs.append(.transmit(bytes, to: to))
+            case let .checked(address):
+                checkedAddresses.insert(address)
+                if remoteAddress == nil { remoteAddress = address }
             case let .selected(address):
                 checkedAddresses.insert(address)
                 remoteAddress = address
@@ -328,11 +335,6 @@ public final class PeerSession {
         self.dtls = nil
     }
 
-    /// A STUN Binding success response (RFC 8489 §5: class bits 0b10, method 0x001 → type 0x0101).
-    private static func isBindingSuccessResponse(_ bytes: [UInt8]) -> Bool {
-        bytes.count >= 20 && bytes[0] == 0x01 && bytes[1] == 0x01
-    }
-
     private func drainDTLS(now: MonotonicTime? = nil) {
         guard let dtls else { return }
         while let datagram = dtls.pollTransmit() {
@@ -364,7 +366,7 @@ public final class PeerSession {
         }
     }
 
-    private func handleRTCP(_ packet: RTCPPacket, now: MonotonicTime, media: MediaFanout) {
+    private func handleRTCP(_ packet: RTCPPacket, now: MonotonicTime, media: MediaPacketizer) {
         switch packet {
         case let .receiverReport(report):
             for block in report.reportBlocks { absorb(block, now: now, media: media) }
@@ -401,7 +403,7 @@ public final class PeerSession {
     }
 
     /// RFC 3550 §6.4.1: round-trip time from LSR/DLSR, and the loss the viewer saw.
-    private func absorb(_ block: ReportBlock, now: MonotonicTime, media: MediaFanout) {
+    private func absorb(_ block: ReportBlock, now: MonotonicTime, media: MediaPacketizer) {
         guard block.ssrc == media.videoSSRC || block.ssrc == media.audioSSRC else { return }
         if block.ssrc == media.videoSSRC {
             statistics.fractionLost = Double(block.fractionLost) / 256
@@ -413,7 +415,7 @@ public final class PeerSession {
     }
 
     /// RFC 4585 §6.2.1 NACK → resend from the shared history, as RTX when negotiated (RFC 4588 §4).
-    private func retransmit(_ sequenceNumbers: [UInt16], media: MediaFanout) {
+    private func retransmit(_ sequenceNumbers: [UInt16], media: MediaPacketizer) {
         guard state == .connected, let srtp, let remoteAddress, let video = configuration.negotiated.video,
               video.nack else { return }
         for sequence in sequenceNumbers {
@@ -422,7 +424,7 @@ public final class PeerSession {
                 statistics.retransmissionsMissingFromHistory += 1
                 continue
             }
-            original.setRTPPayloadType(video.payloadType)
+            RTPFixedHeader.setPayloadType(video.payloadType, in: &original)
             let packet: [UInt8]
             if let rtxPayloadType = video.rtxPayloadType {
                 guard let wrapped = RTXPacket.wrap(original: original, rtxPayloadType: rtxPayloadType,
@@ -433,7 +435,7 @@ public final class PeerSession {
             } else {
                 packet = original
             }
-            guard let protected = try? srtp.protectRTP(packet) else { continue }
+            guard let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTP(packet) }) else { continue }
             statistics.retransmittedPackets += 1
             statistics.bytesSent += protected.count
             outputs.append(.transmit(protected, to: remoteAddress))
@@ -442,7 +444,7 @@ public final class PeerSession {
 
     // MARK: - Timers
 
-    private func handleTimeout(now: MonotonicTime, media: MediaFanout) {
+    private func handleTimeout(now: MonotonicTime, media: MediaPacketizer) {
         guard !state.isFinished else { return }
         apply(ice.handleTimeout(now: now), now: now)
         if let dtls, !dtls.isConnected, let deadline = dtls.nextDeadline, deadline <= now {
@@ -460,7 +462,7 @@ public final class PeerSession {
     }
 
     /// RFC 3550 §6.4.1 SR per sending stream, compounded with SDES CNAME (§6.5.1, §6.1).
-    private func sendSenderReports(now: MonotonicTime, media: MediaFanout) {
+    private func sendSenderReports(now: MonotonicTime, media: MediaPacketizer) {
         guard let srtp, let remoteAddress else { return }
         var reports: [RTCPPacket] = []
         let ntp = ntpTime(at: now).value
@@ -476,8 +478,19 @@ public final class PeerSession {
         }
         guard let first = reports.first, case let .senderReport(sr) = first else { return }
         reports.append(.sourceDescription([SDESChunk(ssrc: sr.ssrc, cname: configuration.cname)]))
-        if let protected = try? srtp.protectRTCP(RTCPPacket.compound(reports)) {
+        if let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTCP(RTCPPacket.compound(reports)) }) {
             outputs.append(.transmit(protected, to: remoteAddress))
+        }
+    }
+
+    /// An SRTP protect whose failure (a packet libsrtp refuses, a key at its limit) is counted, not
+    /// silently dropped.
+    private func protectCounting(_ protect: () throws(SRTPError) -> [UInt8]) -> [UInt8]? {
+        do {
+            return try protect()
+        } catch {
+            statistics.srtpProtectFailures += 1
+            return nil
         }
     }
 

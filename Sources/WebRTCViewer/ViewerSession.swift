@@ -200,9 +200,12 @@ public final class ViewerSession {
         }
     }
 
-    public func pollOutput() -> ViewerOutput {
-        if !outputs.isEmpty { return outputs.removeFirst() }
-        return .timeout(nextDeadline)
+    /// What the viewer has to do after the last input, in order, then one `.timeout` with its next
+    /// deadline: the same shape as PeerSession's, appended to the caller's reused array.
+    public func drainOutputs(into drained: inout [ViewerOutput]) {
+        drained.append(contentsOf: outputs)
+        outputs.removeAll(keepingCapacity: true)
+        drained.append(.timeout(nextDeadline))
     }
 
     public var nextDeadline: MonotonicTime? {
@@ -219,7 +222,7 @@ public final class ViewerSession {
         case .consentLost:
             isFinished = true
             return .event(.failed(reason: "ICE consent lost"))
-        case .selected, .rejected: return nil
+        case .checked, .selected, .rejected: return nil
         }
     }
 

@@ -62,6 +62,7 @@ class RtcamProcess:
         self.size, self.fps, self.bitrate_kbps, self.max_viewers = size, fps, bitrate_kbps, max_viewers
         self.startup_timeout = startup_timeout
         self.http_port = 0
+        self.https_port = 0
         self.media_port = 0
         self.process: Optional[subprocess.Popen] = None
         self.exit_code: Optional[int] = None
@@ -76,9 +77,20 @@ class RtcamProcess:
     def url(self, path: str = "/") -> str:
         return self.base_url + path
 
+    def https_url(self, path: str = "/", host: str = HOST) -> str:
+        return f"https://{host}:{self.https_port}{path}"
+
+    @property
+    def https_certificate_pem(self) -> str:
+        """The self-signed HTTPS certificate the daemon made (its key stays out of this)."""
+        text = (self.state_dir / "https-certificate.pem").read_text()
+        start = text.index("-----BEGIN CERTIFICATE-----")
+        return text[start:text.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n"
+
     def command(self) -> list[str]:
         args = [self.binary,
-                "--http-port", str(self.http_port), "--media-port", str(self.media_port),
+                "--http-port", str(self.http_port), "--https-port", str(self.https_port),
+                "--media-port", str(self.media_port),
                 "--state-dir", str(self.state_dir),
                 "--source", "test-pattern", "--audio", "test-tone",
                 "--size", self.size, "--fps", str(self.fps), "--bitrate", str(self.bitrate_kbps),
@@ -93,6 +105,9 @@ class RtcamProcess:
                              "(build it with `swift build`, or point RTCAM_BIN at it)")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port(socket.SOCK_STREAM)
+        self.https_port = free_port(socket.SOCK_STREAM)
+        while self.https_port == self.http_port:
+            self.https_port = free_port(socket.SOCK_STREAM)
         self.media_port = free_port(socket.SOCK_DGRAM)
         log = open(self.log_path, "ab")
         log.write(f"$ {' '.join(self.command())}\n".encode())

@@ -22,10 +22,14 @@ struct H264Tests {
         let sps: [UInt8] = [0x67, 0x42, 0xE0, 0x1F, 0x8C]
         let pps: [UInt8] = [0x68, 0xCE, 0x3C, 0x80]
         let idr: [UInt8] = [0x65] + Array(repeating: 0x11, count: 2000)
-        let au = [0, 0, 0, 1] + sps + [0, 0, 0, 1] + pps + [0, 0, 1] + idr
+        // Typed pieces: as one literal-and-+ chain Swift 6.2 gives up type-checking it.
+        let fourByteStart: [UInt8] = [0, 0, 0, 1], threeByteStart: [UInt8] = [0, 0, 1]
+        let au: [UInt8] = fourByteStart + sps + fourByteStart + pps + threeByteStart + idr
         let payloads = H264Packetizer(maxPayloadSize: 1150).payloads(forAnnexB: au)
         // §5.7.1: F|max NRI|24, then size + NAL for each.
-        #expect(payloads[0].payload == [0x78, 0, 5] + sps + [0, 4] + pps)
+        let stapAHeader: [UInt8] = [0x78, 0, 5], ppsSize: [UInt8] = [0, 4]
+        let stapA: [UInt8] = stapAHeader + sps + ppsSize + pps
+        #expect(payloads[0].payload == stapA)
         #expect(!payloads[0].marker)
         // §5.8: FU indicator 0x7C (NRI 3, type 28); FU headers S|type 5, then E|type 5.
         #expect(payloads.count == 3)
