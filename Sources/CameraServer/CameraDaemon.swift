@@ -17,6 +17,11 @@ import SystemSupport
 public struct DaemonConfiguration: Sendable {
     public var httpAddress = "0.0.0.0"
     public var httpPort = 8080
+    /// The HTTPS port; nil: HTTPS is off (then the settings and the API are served on plain HTTP too).
+    public var httpsPort: Int?
+    /// Names the camera answers to in `Host`, besides its host name, `<host name>.local`, `localhost`
+    /// and literal IP addresses (DNS rebinding protection, RequestPolicy).
+    public var hostNames: [String] = []
     public var mediaPort = 8189
     public var stateDirectory = "/var/lib/rtcam"
     /// Addresses put in the SDP answer as host candidates; empty: every usable interface address.
@@ -91,9 +96,14 @@ public final class CameraDaemon: @unchecked Sendable {
         let store = ConfigStore(directory: configuration.stateDirectory, defaults: CameraSettings())
         if let problem = store.loadProblem { logger.warning("\(problem)") }
         let settings = configuration.overrides.applied(to: store.settings)
-        let access = AccessControl(stateDirectory: configuration.stateDirectory)
+        let access = AccessControl(stateDirectory: configuration.stateDirectory, setupCodeCopyDirectory: "/boot/firmware")
         if let problem = access.loadProblem { logger.error("\(problem)") }
-        if !access.hasPassword { logger.notice("no settings password yet: choose one at /settings") }
+        if let setup = access.prepareSetupCode() {
+            logger.notice("no settings password yet: choose one at /settings with the setup code \(setup.code)")
+            for message in setup.messages { logger.notice("\(message)") }
+        }
+        let tokens = ViewingTokens(stateDirectory: configuration.stateDirectory)
+        if let problem = tokens.loadProblem { logger.error("\(problem)") }
 
         // SRTP's AES and HMAC-SHA1 on the CPU's instructions, before the first session exists
         // (RTCAM_SRTP_CRYPTO=mbedtls or libsrtp for comparisons).
@@ -145,7 +155,9 @@ public final class CameraDaemon: @unchecked Sendable {
         try reader.start()
 
         let router = CameraRouter(
-            hub: hub, access: access, settings: settingsController, threadPool: threadPool,
+            hub: hub, access: access, tokens: tokens,
+            policy: RequestPolicy(hostName: RequestPolicy.machineHostName(), extraNames: configuration.hostNames, httpsPort: configuration.httpsPort),
+            settings: settingsController, threadPool: threadPool,
             status: { [self] in statusJSON(hub: hub, media: media.current) },
             devices: { DeviceListing.json() })
         let http = try ServerBootstrap(group: group)
