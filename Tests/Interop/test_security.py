@@ -188,3 +188,11 @@ def test_every_response_says_nosniff_and_has_a_content_security_policy(rtcam):
     _, headers, _ = rtcam.request("GET", "/settings")
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert "unsafe-inline" not in headers["Content-Security-Policy"]
+
+
+def test_a_configured_host_name_is_accepted(rtcam_factory):
+    daemon = rtcam_factory(extra_args=("--host-name", "camera.example.test"))
+    status, _, _ = daemon.request("GET", "/healthz", headers={"Host": f"camera.example.test:{daemon.http_port}"})
+    assert status == 200
+    status, _, _ = daemon.request("GET", "/healthz", headers={"Host": "other.example.test"})
+    assert status == 421
