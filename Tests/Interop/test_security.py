@@ -196,3 +196,20 @@ def test_a_configured_host_name_is_accepted(rtcam_factory):
     assert status == 200
     status, _, _ = daemon.request("GET", "/healthz", headers={"Host": "other.example.test"})
     assert status == 421
+
+
+def test_the_viewer_page_of_a_protected_camera_asks_for_the_login_then_plays(rtcam, chromium):
+    rtcam.log_in(viewing_requires_password=None)
+    page = chromium.new_page()
+    page.navigate(rtcam.url("/"))
+    page.wait_for("(window.rtcam && window.rtcam.lastError || '').includes('log in on the Settings page')", timeout=10)
+    assert viewer_count(rtcam.status()) == 0
+    # The owner logs in on the settings page in the same browser; the live view's next attempt plays.
+    page.navigate(rtcam.url("/settings"))
+    page.wait_for("!document.querySelector('#login').hidden", timeout=10)
+    page.evaluate("""((password) => {
+        const f = document.querySelector('#login-form');
+        f.password.value = password; f.requestSubmit(); })(%s)""" % json.dumps(TEST_PASSWORD))
+    page.wait_for("!document.querySelector('#settings').hidden", timeout=10)
+    page.navigate(rtcam.url("/"))
+    page.wait_for("window.rtcam && window.rtcam.framesDecoded > 10", timeout=20)
