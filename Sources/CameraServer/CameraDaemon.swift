@@ -17,11 +17,15 @@ import SystemSupport
 public struct DaemonConfiguration: Sendable {
     public var httpAddress = "0.0.0.0"
     public var httpPort = 8080
-    /// HTTPS (TLS by mbedTLS) on its own port; nil: off.
+    /// HTTPS (TLS by mbedTLS) on its own port; nil: off (then the settings and the API are served on
+    /// plain HTTP too).
     public var httpsPort: Int? = 8443
     /// The user's own certificate chain and key (PEM); nil: a self-signed one in the state directory.
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
+    /// Names the camera answers to in `Host`, besides its host name, `<host name>.local`, `localhost`
+    /// and literal IP addresses (DNS rebinding protection, RequestPolicy).
+    public var hostNames: [String] = []
     public var mediaPort = 8189
     public var stateDirectory = "/var/lib/rtcam"
     /// Addresses put in the SDP answer as host candidates; empty: every usable interface address.
@@ -96,9 +100,14 @@ public final class CameraDaemon: @unchecked Sendable {
         let store = ConfigStore(directory: configuration.stateDirectory, defaults: CameraSettings())
         if let problem = store.loadProblem { logger.warning("\(problem)") }
         let settings = configuration.overrides.applied(to: store.settings)
-        let access = AccessControl(stateDirectory: configuration.stateDirectory)
+        let access = AccessControl(stateDirectory: configuration.stateDirectory, setupCodeCopyDirectory: "/boot/firmware")
         if let problem = access.loadProblem { logger.error("\(problem)") }
-        if !access.hasPassword { logger.notice("no settings password yet: choose one at /settings") }
+        if let setup = access.prepareSetupCode() {
+            logger.notice("no settings password yet: choose one at /settings with the setup code \(setup.code)")
+            for message in setup.messages { logger.notice("\(message)") }
+        }
+        let tokens = ViewingTokens(stateDirectory: configuration.stateDirectory)
+        if let problem = tokens.loadProblem { logger.error("\(problem)") }
 
         // SRTP's AES and HMAC-SHA1 on the CPU's instructions, before the first session exists
         // (RTCAM_SRTP_CRYPTO=mbedtls or libsrtp for comparisons).
@@ -150,7 +159,9 @@ public final class CameraDaemon: @unchecked Sendable {
         try reader.start()
 
         let router = CameraRouter(
-            hub: hub, access: access, settings: settingsController, threadPool: threadPool,
+            hub: hub, access: access, tokens: tokens,
+            policy: RequestPolicy(hostName: RequestPolicy.machineHostName(), extraNames: configuration.hostNames, httpsPort: configuration.httpsPort),
+            settings: settingsController, threadPool: threadPool,
             status: { [self] in statusJSON(hub: hub, media: media.current) },
             devices: { DeviceListing.json() })
         // HTTPS first: once plain HTTP answers (what tests and health checks wait for), both serve.
@@ -232,7 +243,7 @@ public final class CameraDaemon: @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls.value, logger: logger))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(router: router))
+                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(router: router, isSecureTransport: true))
                 }
             }
             .bind(host: configuration.httpAddress, port: httpsPort).wait()

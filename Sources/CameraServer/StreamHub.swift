@@ -42,6 +42,15 @@ struct HubSettings: Sendable {
     var keyframeRequestInterval: Duration = .milliseconds(300)
 }
 
+/// What admitted a viewer (issue 16): nothing (viewing was open), an owner's login session (its id,
+/// not the cookie), or a viewing token (its id). The router ends the sessions whose credential is no
+/// longer good enough (`StreamHub.closeSessions(where:)`).
+enum ViewerCredential: Equatable, Sendable {
+    case none
+    case session(id: String)
+    case token(id: String)
+}
+
 /// A viewer as /api/status shows it.
 struct ViewerStatus: Sendable {
     var id: String
@@ -118,6 +127,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         var session: PeerSession
         var localUfrag: String
         var createdAt: MonotonicTime
+        var credential: ViewerCredential
         /// The addresses the session verified (bounded by the session), mapped to it in viewerIDByAddress.
         var addresses: Set<TransportAddress> = []
     }
@@ -161,7 +171,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     /// POST /whep: negotiate the offer and start a session (RFC 9725 §4.2). The offer is parsed and
     /// the session made outside the lock; admission is checked before and again when it is added.
     /// `client`: the IP the POST came from; checks are answered from it and the offer's candidates only.
-    func createSession(offer text: String, from client: TransportAddress.IP? = nil) throws(WHEPError) -> (id: String, answer: String) {
+    func createSession(offer text: String, credential: ViewerCredential = .none,
+                       from client: TransportAddress.IP? = nil) throws(WHEPError) -> (id: String, answer: String) {
         let settings: HubSettings = try locked { () throws(WHEPError) in
             try admit()
             return self.settings
@@ -173,7 +184,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         try admit()
-        viewers[id] = Viewer(id: id, session: made.session, localUfrag: made.localICE.ufrag, createdAt: MonotonicClock.now())
+        viewers[id] = Viewer(id: id, session: made.session, localUfrag: made.localICE.ufrag, createdAt: MonotonicClock.now(),
+                             credential: credential)
         viewerIDByUfrag[made.localICE.ufrag] = id
         logger.info("viewer \(id) joined (\(viewers.count) watching)")
         if viewers.count == 1 { encoders.setViewersPresent(true) }
@@ -253,6 +265,23 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     }
 
     func sessionExists(id: String) -> Bool { lock.withLock { viewers[id] != nil } }
+
+    /// Ends at once (BYE, close_notify) every session whose credential `shouldEnd` picks: protection
+    /// turned on, a password change, a logout, a revoked token. `shouldEnd` runs under the hub's lock:
+    /// it must not block or call back into the hub. Returns how many ended.
+    @discardableResult
+    func closeSessions(where shouldEnd: (ViewerCredential) -> Bool, reason: String) -> Int {
+        lock.withLock {
+            let now = MonotonicClock.now()
+            let doomed = viewers.values.filter { shouldEnd($0.credential) }.map(\.id)
+            for id in doomed {
+                viewers[id]?.session.close(now: now, media: packetizer)
+                takeOutputs(of: id)
+                removeViewer(id: id, reason: reason)
+            }
+            return doomed.count
+        }
+    }
 
     /// Closes every session (SIGTERM): BYE and close_notify go out before the socket closes.
     func closeAll() {

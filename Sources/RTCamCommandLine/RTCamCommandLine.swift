@@ -42,6 +42,9 @@ public enum RTCamCommandLine {
             OptionDefinition("candidate-address", value: "address",
                              help: "An address to offer viewers as an ICE host candidate (repeatable; default: every interface address, else 127.0.0.1).",
                              repeatable: true),
+            OptionDefinition("host-name", value: "name",
+                             help: "A DNS name the camera is reached by, accepted in Host besides IP addresses, its host name, <host name>.local and localhost (repeatable).",
+                             repeatable: true),
             OptionDefinition("log-level", value: "level", help: "Log level: trace, debug, info, notice, warning, error, critical.", default: "info"),
         ])
 
@@ -126,6 +129,7 @@ public enum RTCamCommandLine {
             configuration.stateDirectory = directory
         }
         configuration.candidateAddresses = options.all("candidate-address")
+        configuration.hostNames = options.all("host-name")
         if let source = options.value("source") {
             guard let setting = VideoSourceSetting(parsing: source) else {
                 throw .invalidValue(option: "source", reason: "--source must be auto, v4l2:/dev/videoN, test-pattern or file:PATH (got '\(source)')")

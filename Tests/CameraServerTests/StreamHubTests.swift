@@ -107,6 +107,21 @@ final class RecordingEncoderControl: EncoderControl, Sendable {
         #expect(fixture.hub.entityTag(of: id) == newTag)
     }
 
+    @Test("closeSessions(where:) ends exactly the sessions whose credential it picks, at once")
+    func closeByCredential() throws {
+        let fixture = Fixture(maximumViewers: 3)
+        let (open, _) = try fixture.hub.createSession(offer: Self.offer(ufrag: "vwr1"))
+        let (owner, _) = try fixture.hub.createSession(offer: Self.offer(ufrag: "vwr2"), credential: .session(id: "s1"))
+        let (player, _) = try fixture.hub.createSession(offer: Self.offer(ufrag: "vwr3"), credential: .token(id: "t1"))
+        #expect(fixture.hub.closeSessions(where: { $0 == .token(id: "t1") }, reason: "revoked") == 1)
+        #expect(!fixture.hub.sessionExists(id: player))
+        #expect(fixture.hub.closeSessions(where: { $0 == .none }, reason: "protection on") == 1)
+        #expect(!fixture.hub.sessionExists(id: open) && fixture.hub.sessionExists(id: owner))
+        #expect(fixture.hub.closeSessions(where: { _ in false }, reason: "nothing") == 0)
+        #expect(fixture.hub.closeSessions(where: { $0 == .session(id: "s1") }, reason: "logged out") == 1)
+        #expect(fixture.hub.viewerCount == 0 && fixture.encoders.presence == [true, false])
+    }
+
     @Test("DELETE ends the session at once; the last viewer leaving stops the encoders; shutdown refuses new ones")
     func deleteAndClose() throws {
         let fixture = Fixture()

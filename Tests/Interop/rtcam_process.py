@@ -54,7 +54,7 @@ class RtcamProcess:
     def __init__(self, state_dir: Path, log_path: Path, binary: Optional[str] = None,
                  extra_args: tuple[str, ...] = (), size: str = "640x480", fps: int = 30,
                  bitrate_kbps: int = 1000, max_viewers: Optional[int] = None,
-                 startup_timeout: float = 20.0):
+                 startup_timeout: float = 20.0, https: bool = False):
         self.binary = binary or rtcam_binary()
         self.state_dir = Path(state_dir)
         self.log_path = Path(log_path)
@@ -62,6 +62,9 @@ class RtcamProcess:
         self.size, self.fps, self.bitrate_kbps, self.max_viewers = size, fps, bitrate_kbps, max_viewers
         self.startup_timeout = startup_timeout
         self.http_port = 0
+        # HTTPS is the daemon's default; the tests that are about it turn it on, the others keep
+        # the settings API on plain HTTP (with HTTPS on it redirects there).
+        self.https = https
         self.https_port = 0
         self.media_port = 0
         self.process: Optional[subprocess.Popen] = None
@@ -89,7 +92,7 @@ class RtcamProcess:
 
     def command(self) -> list[str]:
         args = [self.binary,
-                "--http-port", str(self.http_port), "--https-port", str(self.https_port),
+                "--http-port", str(self.http_port), "--https-port", str(self.https_port if self.https else 0),
                 "--media-port", str(self.media_port),
                 "--state-dir", str(self.state_dir),
                 "--source", "test-pattern", "--audio", "test-tone",
@@ -186,14 +189,29 @@ class RtcamProcess:
                 headers: Optional[dict] = None, timeout: float = 5.0):
         return http_request(method, path, self.http_port, body=body, headers=headers, timeout=timeout)
 
-    def log_in(self) -> str:
+    def setup_code(self) -> str:
+        """The first-run setup code, as the daemon saved it (a person reads it from the journal or
+        the state directory; the harness reads the file)."""
+        path = self.state_dir / "setup-code"
+        try:
+            return path.read_text().strip()
+        except OSError as error:
+            raise RtcamError(f"no setup code at {path}: {error}") from error
+
+    def log_in(self, viewing_requires_password: Optional[bool] = False) -> str:
         """The settings API needs a session cookie. A fresh state dir has no password: choose
-        TEST_PASSWORD (POST /api/password); if one is set already, log in with it (POST /api/login)."""
-        body = json.dumps({"password": TEST_PASSWORD}).encode()
+        TEST_PASSWORD with the setup code (POST /api/password); if one is set already, log in with it
+        (POST /api/login). `viewing_requires_password` is the first-run choice: False (the harness's
+        default) keeps viewing open as it was while no password existed, so tests that watch
+        anonymously and read /api/status keep watching; None leaves the daemon's default (protected)."""
         json_type = {"Content-Type": "application/json"}
-        status, headers, answer = self.request("POST", "/api/password", body, json_type)
-        if status == 409:
-            status, headers, answer = self.request("POST", "/api/login", body, json_type)
+        body = json.dumps({"password": TEST_PASSWORD}).encode()
+        status, headers, answer = self.request("POST", "/api/login", body, json_type)
+        if status == 409:  # no password yet
+            first = {"password": TEST_PASSWORD, "setupCode": self.setup_code()}
+            if viewing_requires_password is not None:
+                first["viewingRequiresPassword"] = viewing_requires_password
+            status, headers, answer = self.request("POST", "/api/password", json.dumps(first).encode(), json_type)
         cookie = headers.get("Set-Cookie", "")
         if status != 200 or not cookie:
             raise RtcamError(f"cannot log in to the settings API ({status}): {answer[:300]!r}")

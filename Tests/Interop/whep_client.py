@@ -199,8 +199,9 @@ def _rms_of(frame) -> tuple[float, int, float]:
 
 class WhepClient:
     def __init__(self, url: str, video: bool = True, audio: bool = True, http_timeout: float = 10.0,
-                 loopback_candidates: bool = True):
+                 loopback_candidates: bool = True, headers: Optional[dict] = None):
         self.endpoint = whep_endpoint(url)
+        self.extra_headers = dict(headers or {})   # e.g. {"Authorization": "Bearer <token>"} (RFC 9725 §4.5)
         self.want_video, self.want_audio = video, audio
         self.http_timeout = http_timeout
         if loopback_candidates:
@@ -247,7 +248,7 @@ class WhepClient:
         self.offer_sdp = self.pc.localDescription.sdp
         status, headers, body = await asyncio.to_thread(
             http_exchange, "POST", self.endpoint, self.offer_sdp.encode(),
-            {"Content-Type": "application/sdp"}, self.http_timeout)
+            {"Content-Type": "application/sdp", **self.extra_headers}, self.http_timeout)
         self.post_status = status
         if status != 201:
             raise WhepError(f"POST {self.endpoint} answered {status}: {body.decode(errors='replace')[:500]}")
@@ -396,7 +397,7 @@ class WhepClient:
     async def delete(self) -> Optional[int]:
         """DELETE the WHEP session (once) and return the status."""
         if self.session_url and self.delete_status is None:
-            status, _, _ = await asyncio.to_thread(http_exchange, "DELETE", self.session_url, None, None,
+            status, _, _ = await asyncio.to_thread(http_exchange, "DELETE", self.session_url, None, self.extra_headers,
                                                    self.http_timeout)
             self.delete_status = status
         return self.delete_status
