@@ -39,9 +39,11 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def http_request(method: str, url_path: str, port: int, body: Optional[bytes] = None,
-                 headers: Optional[dict] = None, timeout: float = 5.0, host: str = HOST):
-    """One HTTP exchange; returns (status, headers as a case-insensitive message, body bytes)."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+                 headers: Optional[dict] = None, timeout: float = 5.0, host: str = HOST, tls=None):
+    """One HTTP exchange (HTTPS with `tls`, an ssl.SSLContext); returns (status, headers as a
+    case-insensitive message, body bytes)."""
+    connection = (http.client.HTTPSConnection(host, port, timeout=timeout, context=tls) if tls is not None
+                  else http.client.HTTPConnection(host, port, timeout=timeout))
     try:
         connection.request(method, url_path, body=body, headers=headers or {})
         response = connection.getresponse()

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import attach
-from rtcam_process import HOST
+from rtcam_process import HOST, http_request
 
 
 @pytest.fixture
@@ -189,16 +189,8 @@ def test_firefox_plays_over_https(rtcam, tmp_path, request):
 
 
 def https_request(rtcam, method: str, path: str, body: bytes = b"", headers: dict | None = None):
-    import http.client
-
-    context = verifying_context(rtcam)
-    connection = http.client.HTTPSConnection("localhost", rtcam.https_port, context=context, timeout=10)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.headers, response.read()
-    finally:
-        connection.close()
+    return http_request(method, path, rtcam.https_port, body, headers, timeout=10, host="localhost",
+                        tls=verifying_context(rtcam))
 
 
 def test_with_https_on_the_owner_pages_and_apis_move_there_and_the_cookie_is_secure(rtcam):
