@@ -109,14 +109,12 @@ public final class CameraDaemon: @unchecked Sendable {
         let tokens = ViewingTokens(stateDirectory: configuration.stateDirectory)
         if let problem = tokens.loadProblem { logger.error("\(problem)") }
 
-        // SRTP's AES and HMAC-SHA1 on the CPU's instructions, before the first session exists
-        // (RTCAM_SRTP_CRYPTO=mbedtls or libsrtp for comparisons).
+        // SRTP's AES and HMAC-SHA1 on the CPU's instructions (RTCAM_SRTP_CRYPTO=mbedtls or libsrtp
+        // for comparisons): installed by the hub before the first session exists.
         let srtpCrypto = Environment.value("RTCAM_SRTP_CRYPTO").flatMap(SRTPCrypto.Choice.init(rawValue:)) ?? .cpuInstructions
-        let replaced = SRTPCrypto.install(srtpCrypto)
-        logger.debug("SRTP crypto: \(srtpCrypto.rawValue)\(replaced ? "" : " (libsrtp's own)")")
         let media = try MediaController(configuration: settings.media, logger: logger)
         let hub = StreamHub(loop: loop, settings: hubSettings(settings, candidates: candidates, media: media.current),
-                            certificate: certificate, logger: logger, encoders: media)
+                            certificate: certificate, logger: logger, encoders: media, srtpCrypto: srtpCrypto)
 
         // One pool thread for what must not run on the event loop: PBKDF2 (login, password) and
         // building a new media pipeline (camera open, device discovery, passthrough probe).

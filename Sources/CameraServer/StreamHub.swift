@@ -132,8 +132,15 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         var addresses: Set<TransportAddress> = []
     }
 
-    init(loop: EventLoop, settings: HubSettings, certificate: DTLSCertificate, logger: Logger, encoders: EncoderControl) {
+    /// The SRTP crypto the daemon chose, installed when the first viewer comes: installing runs
+    /// libsrtp's initialisation, which loads NSS (about 1 MB of an idle camera's RSS otherwise).
+    private let srtpCrypto: SRTPCrypto.Choice
+    private var srtpCryptoInstalled = false
+
+    init(loop: EventLoop, settings: HubSettings, certificate: DTLSCertificate, logger: Logger, encoders: EncoderControl,
+         srtpCrypto: SRTPCrypto.Choice = .cpuInstructions) {
         self.loop = loop
+        self.srtpCrypto = srtpCrypto
         self.settings = settings
         self.logger = logger
         self.encoders = encoders
@@ -175,6 +182,11 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                        from client: TransportAddress.IP? = nil) throws(WHEPError) -> (id: String, answer: String) {
         let settings: HubSettings = try locked { () throws(WHEPError) in
             try admit()
+            if !srtpCryptoInstalled {
+                srtpCryptoInstalled = true
+                let replaced = SRTPCrypto.install(srtpCrypto)
+                logger.debug("SRTP crypto: \(srtpCrypto.rawValue)\(replaced ? "" : " (libsrtp's own)")")
+            }
             return self.settings
         }
         var random = SystemRandomNumberGenerator()

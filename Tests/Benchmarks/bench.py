@@ -302,7 +302,8 @@ def bench_footprint(args) -> dict:
     libraries = subprocess.run(["ldd", str(binary)], stdout=subprocess.PIPE, text=True).stdout
 
     def rss_for(name: str, extra: tuple[str, ...]) -> dict:
-        daemon = start_daemon(name, SIZE, FPS, BITRATE, extra=extra)
+        # As shipped: HTTPS on (its certificate made and its TLS context ready at start).
+        daemon = start_daemon(name, SIZE, FPS, BITRATE, extra=extra, https=True)
         try:
             time.sleep(args.settle)
             idle = common.memory_kb(daemon.process.pid)
@@ -718,7 +719,7 @@ def bench_tls(args) -> dict:
     import socket
     import ssl
 
-    daemon = start_daemon("tls", "640x480", 30, 1000, extra=("--audio", "none"))
+    daemon = start_daemon("tls", "640x480", 30, 1000, extra=("--audio", "none"), https=True)
     try:
         port = daemon.https_port
         context = ssl.create_default_context(cadata=daemon.https_certificate_pem)
