@@ -273,16 +273,19 @@ public final class ALSACapture {
             let waited = returned - called >= periodDuration / 2
             let estimate = returned - periodDuration
 
-            // Stale audio: a backlog the reader or the server left behind. Drop it up to fresh audio;
-            // the dropped frames keep their place on the sample clock. Bounded: after 1000 periods
-            // (10–20 s of audio) deliver whatever comes.
+            // Stale audio: a backlog the reader or the server left behind, read without waiting.
+            // Drop it up to fresh audio; the dropped frames keep their place on the sample clock.
+            // Bounded: after 1000 periods (10–20 s of audio) deliver whatever comes. A read that had
+            // to wait brought audio that just arrived, however late the sample clock calls it (the
+            // source lost time: the timeline follows it).
             if timeline.isStarted, !pendingDiscontinuity, drainedPeriods < 1_000 {
                 let age = returned - timeline.time(at: timeline.endPosition + UInt64(periodFrames))
                 if draining, waited, age > freshLimit {
-                    // Nothing was queued any more, yet the sample clock calls this audio stale: the
-                    // clock is wrong (the source's latency grew). Deliver it and re-anchor on it.
+                    // The backlog is read, yet the sample clock still calls this audio stale: audio
+                    // was lost behind it (a plugin PCM whose ring overran without reporting an
+                    // xrun). Deliver it after a discontinuity: re-anchor on it.
                     pendingDiscontinuity = true
-                } else if age > (draining ? freshLimit : backlogLimit) {
+                } else if !waited, age > (draining ? freshLimit : backlogLimit) {
                     if !draining { statistics.backlogsSkipped += 1 }
                     draining = true
                     drainedPeriods += 1

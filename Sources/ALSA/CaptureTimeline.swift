@@ -10,7 +10,8 @@ import RTCBase
 /// late, never early, and the timeline follows their lower envelope:
 /// - while it settles (the first `correctionWindowFrames` after the start or a discontinuity), an
 ///   estimate earlier than the timeline moves it down at once (never below the previous chunk's time
-///   plus half its duration, so capture times always increase);
+///   plus half its duration, so capture times always increase), and if every estimate of that window
+///   was late it moves up to the earliest at its end;
 /// - after that it is corrected once per window, by slewing one frame per chunk (an RTP timestamp
 ///   step one sample longer or shorter; about 2 ms per second at 10 ms chunks, far more than any
 ///   crystal's drift): down when the window's earliest estimate is more than `slewDeadband` before

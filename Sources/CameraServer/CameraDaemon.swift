@@ -17,8 +17,12 @@ import SystemSupport
 public struct DaemonConfiguration: Sendable {
     public var httpAddress = "0.0.0.0"
     public var httpPort = 8080
-    /// The HTTPS port; nil: HTTPS is off (then the settings and the API are served on plain HTTP too).
-    public var httpsPort: Int?
+    /// HTTPS (TLS by mbedTLS) on its own port; nil: off. While it is on, whatever sets or needs the
+    /// session cookie (/settings, /api/*) is HTTPS-only: plain HTTP redirects there (RequestPolicy).
+    public var httpsPort: Int? = 8443
+    /// The user's own certificate chain and key (PEM); nil: a self-signed one in the state directory.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
     /// Names the camera answers to in `Host`, besides its host name, `<host name>.local`, `localhost`
     /// and literal IP addresses (DNS rebinding protection, RequestPolicy).
     public var hostNames: [String] = []
@@ -160,6 +164,8 @@ public final class CameraDaemon: @unchecked Sendable {
             settings: settingsController, threadPool: threadPool,
             status: { [self] in statusJSON(hub: hub, media: media.current) },
             devices: { DeviceListing.json() })
+        // HTTPS first: once plain HTTP answers (what tests and health checks wait for), both serve.
+        let https = try startHTTPS(group: group, router: router)
         let http = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -200,11 +206,49 @@ public final class CameraDaemon: @unchecked Sendable {
         media.stop()
         hub.closeAll()
         try? http.close().wait()
+        try? https?.close().wait()
         hub.detachSocket()
         try? reader.close().wait()
         try? threadPool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
         logger.info("stopped")
+    }
+
+    /// HTTPS on its own port: the same router under TLS (TLSHandler, mbedTLS). The certificate's
+    /// SHA-256 fingerprint is logged so a user can compare it with what the browser's warning shows.
+    private func startHTTPS(group: MultiThreadedEventLoopGroup, router: CameraRouter) throws -> Channel? {
+        guard let httpsPort = configuration.httpsPort else { return nil }
+        let names = HTTPSIdentity.names(hostName: HTTPSIdentity.hostName(), addresses: HTTPSIdentity.interfaceAddresses())
+        let identity = try HTTPSIdentity.load(stateDirectory: configuration.stateDirectory,
+                                              certificatePath: configuration.tlsCertificatePath,
+                                              keyPath: configuration.tlsKeyPath, names: names, logger: logger)
+        // mbedTLS's state is made and used on one event loop only (it is built without threading).
+        let loop = group.next()
+        let pem = identity.pem
+        let tls: NIOLoopBound<TLSServerContext>
+        do {
+            tls = try loop.submit {
+                var random = SystemRandomNumberGenerator()
+                return NIOLoopBound(try TLSServerContext(pem: pem, random: &random), eventLoop: loop)
+            }.wait()
+        } catch {
+            throw DaemonError.certificate("HTTPS (\(identity.origin)): \(error)")
+        }
+        let fingerprint = try loop.submit { DTLSCertificate.sdpFingerprint(tls.value.fingerprintSHA256) }.wait()
+        let logger = self.logger
+        let channel = try ServerBootstrap(group: loop)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls.value, logger: logger))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(router: router, isSecureTransport: true))
+                }
+            }
+            .bind(host: configuration.httpAddress, port: httpsPort).wait()
+        logger.info("HTTPS on port \(httpsPort): \(identity.origin); certificate SHA-256 \(fingerprint)")
+        return channel
     }
 
     private func hubSettings(_ settings: CameraSettings, candidates: [TransportAddress.IP], media: MediaPipeline) -> HubSettings {
@@ -316,6 +360,7 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("fractionLost", viewer.fractionLost)
             json.field("packetsSent", viewer.packetsSent)
             json.field("retransmittedPackets", viewer.retransmittedPackets)
+            json.field("retransmissionsRefused", viewer.retransmissionsRefused)
             json.field("keyframeRequests", viewer.keyframeRequests)
             json.endObject()
         }

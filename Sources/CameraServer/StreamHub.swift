@@ -61,6 +61,8 @@ struct ViewerStatus: Sendable {
     var fractionLost: Double
     var packetsSent: Int
     var retransmittedPackets: Int
+    /// NACKed packets not resent (repeated, resent too often, over the viewer's budget).
+    var retransmissionsRefused: Int
     var keyframeRequests: Int
 }
 
@@ -126,6 +128,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         var localUfrag: String
         var createdAt: MonotonicTime
         var credential: ViewerCredential
+        /// The addresses the session verified (bounded by the session), mapped to it in viewerIDByAddress.
+        var addresses: Set<TransportAddress> = []
     }
 
     init(loop: EventLoop, settings: HubSettings, certificate: DTLSCertificate, logger: Logger, encoders: EncoderControl) {
@@ -166,13 +170,17 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     /// POST /whep: negotiate the offer and start a session (RFC 9725 §4.2). The offer is parsed and
     /// the session made outside the lock; admission is checked before and again when it is added.
-    func createSession(offer text: String, credential: ViewerCredential = .none) throws(WHEPError) -> (id: String, answer: String) {
+    /// `client`: the IP the POST came from; checks are answered from it and the offer's candidates only.
+    /// `credential`: what admitted the viewer (closeSessions(where:) ends it when that goes).
+    func createSession(offer text: String, from client: TransportAddress.IP? = nil,
+                       credential: ViewerCredential = .none) throws(WHEPError) -> (id: String, answer: String) {
         let settings: HubSettings = try locked { () throws(WHEPError) in
             try admit()
             return self.settings
         }
         var random = SystemRandomNumberGenerator()
-        let made = try factory.makeSession(offer: text, settings: settings, now: MonotonicClock.now(), random: &random)
+        let made = try factory.makeSession(offer: text, settings: settings, client: client, now: MonotonicClock.now(),
+                                           random: &random)
         let id = random.bytes(12).hexadecimal
         lock.lock()
         defer { lock.unlock() }
@@ -302,10 +310,12 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     func receive(_ datagram: [UInt8], from address: TransportAddress) {
         lock.withLock {
+            // A Binding request names its session by our ufrag; its source address is taken for the
+            // session only once the session's ICE agent found the check valid (.addressVerified), so a
+            // spoofed request cannot reroute a viewer's DTLS and RTCP. Everything else goes by address.
             let id: String?
             if DatagramKind(classifying: datagram) == .stun, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
                 id = viewerIDByUfrag[ufrag]
-                if let id { viewerIDByAddress[address] = id }
             } else {
                 id = viewerIDByAddress[address]
             }
@@ -406,8 +416,15 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private func handle(_ event: PeerSessionEvent, of id: String) {
         switch event {
         case let .iceSelected(address):
-            viewerIDByAddress[address] = id
             logger.debug("viewer \(id): ICE selected \(address)")
+        case let .addressVerified(address):
+            // Another session's address before (a NAT reusing a port): it is this one's now.
+            if let previous = viewerIDByAddress[address], previous != id { viewers[previous]?.addresses.remove(address) }
+            viewerIDByAddress[address] = id
+            viewers[id]?.addresses.insert(address)
+        case let .addressForgotten(address):
+            if viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
+            viewers[id]?.addresses.remove(address)
         case let .connected(profile):
             logger.info("viewer \(id): connected (SRTP \(profile))")
             perform(keyframes.request(now: MonotonicClock.now()))  // a joining viewer gets a keyframe at once
@@ -425,7 +442,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private func removeViewer(id: String, reason: String) {
         guard let viewer = viewers.removeValue(forKey: id) else { return }
         viewerIDByUfrag[viewer.localUfrag] = nil
-        viewerIDByAddress = viewerIDByAddress.filter { $0.value != id }
+        for address in viewer.addresses where viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
         timers.remove(id)
         logger.info("viewer \(id) left: \(reason) (\(viewers.count) watching)")
         if viewers.isEmpty {
@@ -473,7 +490,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     roundTripTimeMilliseconds: statistics.roundTripTime.map { $0.millisecondsDouble },
                     fractionLost: statistics.fractionLost,
                     packetsSent: statistics.videoPacketsSent + statistics.audioPacketsSent,
-                    retransmittedPackets: statistics.retransmittedPackets, keyframeRequests: statistics.keyframeRequests)
+                    retransmittedPackets: statistics.retransmittedPackets,
+                    retransmissionsRefused: statistics.retransmissionsRefused, keyframeRequests: statistics.keyframeRequests)
             }
         }
     }

@@ -31,7 +31,8 @@ struct WHEPSessionFactory: Sendable {
         var answer: String
     }
 
-    func makeSession(offer text: String, settings: HubSettings, now: MonotonicTime,
+    /// `client`: the IP the offer was POSTed from (nil: checks are answered from anywhere).
+    func makeSession(offer text: String, settings: HubSettings, client: TransportAddress.IP? = nil, now: MonotonicTime,
                      random: inout some RandomNumberGenerator) throws(WHEPError) -> Made {
         let offer: SessionDescription
         do {
@@ -58,14 +59,28 @@ struct WHEPSessionFactory: Sendable {
             if case .noCommonCodec = error { throw .noCommonCodec("\(error)") }
             throw .malformedOffer("\(error)")
         }
-        let configuration = PeerSessionConfiguration(
+        var configuration = PeerSessionConfiguration(
             negotiated: negotiated, localICE: localICE, certificate: certificate,
             ntpNanosecondsAtMonotonicZero: ntpNanosecondsAtMonotonicZero, cname: "rtcam", dtlsDebugLevel: dtlsDebugLevel)
+        if let client {
+            // ICE-lite (RFC 8445 §2.5) never checks the viewer's side: it answers whoever sends a valid
+            // check. Only the WHEP client and the addresses it offered may become a media destination.
+            configuration.allowedRemoteIPs = Set([client] + Self.candidateIPs(in: offer))
+        }
         do {
             let session = try PeerSession(configuration: configuration, now: now, random: &random)
             return Made(session: session, localICE: localICE, answer: answer.serialized())
         } catch {
             throw .internalFailure("DTLS setup failed: \(error)")
+        }
+    }
+
+    /// The IP addresses of the offer's a=candidate lines (RFC 8839 §5.1: the fifth field);
+    /// mDNS names (RFC 8839 §5.1 with .local) are not addresses and are left out.
+    static func candidateIPs(in offer: SessionDescription) -> [TransportAddress.IP] {
+        offer.media.flatMap(\.candidates).compactMap { value in
+            let fields = value.split(separator: " ")
+            return fields.count > 4 ? TransportAddress.IP(parsing: String(fields[4])) : nil
         }
     }
 }

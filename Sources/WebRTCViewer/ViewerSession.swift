@@ -190,6 +190,17 @@ public final class ViewerSession {
         outputs += ice.start(now: now).compactMap(translate)
     }
 
+    /// Sends a NACK (RFC 4585 §6.2.1) naming `sequenceNumbers` as they are (duplicates, any number):
+    /// what a misbehaving or hostile viewer may send, for tests and benchmarks of the sender's limits.
+    public func sendNACK(_ sequenceNumbers: [UInt16]) {
+        guard let srtp, let videoSSRC else { return }
+        let nack = RTCPPacket.genericNACK(GenericNACK(senderSSRC: ssrc, mediaSSRC: videoSSRC,
+                                                      lostSequenceNumbers: sequenceNumbers)).serialized()
+        if let protected = try? srtp.protectRTCP(nack) {
+            outputs.append(.transmit(protected, to: configuration.remoteAddress))
+        }
+    }
+
     /// Asks for a keyframe (RFC 4585 §6.3.1 PLI).
     public func requestKeyframe() {
         guard let srtp, let videoSSRC else { return }

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -39,9 +40,12 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def http_request(method: str, url_path: str, port: int, body: Optional[bytes] = None,
-                 headers: Optional[dict] = None, timeout: float = 5.0, host: str = HOST):
-    """One HTTP exchange; returns (status, headers as a case-insensitive message, body bytes)."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+                 headers: Optional[dict] = None, timeout: float = 5.0, host: str = HOST,
+                 tls: Optional[ssl.SSLContext] = None):
+    """One HTTP exchange (HTTPS with `tls`); returns (status, headers as a case-insensitive message,
+    body bytes)."""
+    connection = (http.client.HTTPSConnection(host, port, timeout=timeout, context=tls) if tls
+                  else http.client.HTTPConnection(host, port, timeout=timeout))
     try:
         connection.request(method, url_path, body=body, headers=headers or {})
         response = connection.getresponse()
@@ -62,6 +66,7 @@ class RtcamProcess:
         self.size, self.fps, self.bitrate_kbps, self.max_viewers = size, fps, bitrate_kbps, max_viewers
         self.startup_timeout = startup_timeout
         self.http_port = 0
+        self.https_port = 0
         self.media_port = 0
         self.process: Optional[subprocess.Popen] = None
         self.exit_code: Optional[int] = None
@@ -76,9 +81,20 @@ class RtcamProcess:
     def url(self, path: str = "/") -> str:
         return self.base_url + path
 
+    def https_url(self, path: str = "/", host: str = HOST) -> str:
+        return f"https://{host}:{self.https_port}{path}"
+
+    @property
+    def https_certificate_pem(self) -> str:
+        """The self-signed HTTPS certificate the daemon made (its key stays out of this)."""
+        text = (self.state_dir / "https-certificate.pem").read_text()
+        start = text.index("-----BEGIN CERTIFICATE-----")
+        return text[start:text.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n"
+
     def command(self) -> list[str]:
         args = [self.binary,
-                "--http-port", str(self.http_port), "--media-port", str(self.media_port),
+                "--http-port", str(self.http_port), "--https-port", str(self.https_port),
+                "--media-port", str(self.media_port),
                 "--state-dir", str(self.state_dir),
                 "--source", "test-pattern", "--audio", "test-tone",
                 "--size", self.size, "--fps", str(self.fps), "--bitrate", str(self.bitrate_kbps),
@@ -93,6 +109,9 @@ class RtcamProcess:
                              "(build it with `swift build`, or point RTCAM_BIN at it)")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port(socket.SOCK_STREAM)
+        self.https_port = free_port(socket.SOCK_STREAM)
+        while self.https_port == self.http_port:
+            self.https_port = free_port(socket.SOCK_STREAM)
         self.media_port = free_port(socket.SOCK_DGRAM)
         log = open(self.log_path, "ab")
         log.write(f"$ {' '.join(self.command())}\n".encode())
@@ -167,8 +186,23 @@ class RtcamProcess:
 
     # ---- HTTP helpers ----------------------------------------------------------------------------
 
+    @staticmethod
+    def needs_https(path: str) -> bool:
+        """What the daemon serves over HTTPS only while HTTPS is on (it redirects plain HTTP there):
+        the settings page and the JSON API, everything that sets or needs the session cookie."""
+        return path == "/settings" or path.startswith("/api/")
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Verifies the daemon's own self-signed certificate (127.0.0.1 is among its names)."""
+        return ssl.create_default_context(cadata=self.https_certificate_pem)
+
     def request(self, method: str, path: str, body: Optional[bytes] = None,
-                headers: Optional[dict] = None, timeout: float = 5.0):
+                headers: Optional[dict] = None, timeout: float = 5.0, plain: bool = False):
+        """One exchange with the daemon: /settings and /api/* over HTTPS when it is on (as a browser
+        lands there after the redirect), the rest over plain HTTP; `plain` forces plain HTTP."""
+        if self.https_port and not plain and self.needs_https(path):
+            return http_request(method, path, self.https_port, body=body, headers=headers, timeout=timeout,
+                                tls=self.tls_context())
         return http_request(method, path, self.http_port, body=body, headers=headers, timeout=timeout)
 
     def setup_code(self) -> str:

@@ -30,7 +30,7 @@ import Testing
         #expect(configuration.mediaPort == 8189)
         #expect(configuration.stateDirectory == "/var/lib/rtcam")
         #expect(configuration.candidateAddresses.isEmpty)
-        #expect(configuration.hostNames.isEmpty && configuration.httpsPort == nil)
+        #expect(configuration.hostNames.isEmpty)
         #expect(configuration.overrides.video == nil && configuration.overrides.framesPerSecond == nil)
         #expect(level == .info)
     }

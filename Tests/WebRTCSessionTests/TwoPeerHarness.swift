@@ -40,7 +40,8 @@ final class TwoPeerHarness {
 
     /// - Parameter viewerClaimsFingerprint: the fingerprint the viewer's offer announces; a different
     ///   certificate than the one it really uses makes rtcam's DTLS check fail.
-    init(seed: UInt64, lossRate: Double = 0, offerSetup: String = "actpass", lieAboutViewerFingerprint: Bool = false) throws {
+    init(seed: UInt64, lossRate: Double = 0, offerSetup: String = "actpass", lieAboutViewerFingerprint: Bool = false,
+         configure: (inout PeerSessionConfiguration) -> Void = { _ in }) throws {
         random = SeededRandom(seed: seed)
         network = SimulatedNetwork(seed: seed &+ 1)
         network.lossRate = lossRate
@@ -69,11 +70,11 @@ final class TwoPeerHarness {
             local: local)
         self.negotiated = negotiated
 
-        camera = try PeerSession(
-            configuration: PeerSessionConfiguration(negotiated: negotiated, localICE: cameraICE,
-                                                    certificate: cameraCertificate,
-                                                    ntpNanosecondsAtMonotonicZero: 0xE000_0000 * 1_000_000_000, cname: "rtcam"),
-            now: now, random: &random)
+        var configuration = PeerSessionConfiguration(negotiated: negotiated, localICE: cameraICE,
+                                                     certificate: cameraCertificate,
+                                                     ntpNanosecondsAtMonotonicZero: 0xE000_0000 * 1_000_000_000, cname: "rtcam")
+        configure(&configuration)
+        camera = try PeerSession(configuration: configuration, now: now, random: &random)
 
         // The viewer reads what it needs from the answer text, as a browser would.
         let parsedAnswer = try SessionDescription(parsing: answer.serialized())

@@ -66,8 +66,10 @@ else
   encoder=x264
 fi
 mkdir -p /tmp/rtcam-state
+# HTTPS off: the host drives the settings API through the forwarded HTTP port (with HTTPS on, the
+# API is HTTPS-only and plain HTTP redirects to a port that is not forwarded).
 ./rtcam serve --source "v4l2:$camera" --audio alsa:hw:Loopback,1,0 --size 640x480 --fps 25 --bitrate 600 \
-  --encoder "$encoder" --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state $extra > rtcam.log 2>&1 &
+  --encoder "$encoder" --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state --https-port 0 $extra > rtcam.log 2>&1 &
 pid=$!
 while [ ! -f done ] && kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
 if ! kill -0 "$pid" 2>/dev/null; then
