@@ -17,8 +17,8 @@ import SystemSupport
 public struct DaemonConfiguration: Sendable {
     public var httpAddress = "0.0.0.0"
     public var httpPort = 8080
-    /// HTTPS (TLS by mbedTLS) on its own port; nil: off. While it is on, whatever sets or needs the
-    /// session cookie (/settings, /api/*) is HTTPS-only: plain HTTP redirects there (RequestPolicy).
+    /// HTTPS (TLS by mbedTLS) on its own port; nil: off (then the settings and the API are served on
+    /// plain HTTP too).
     public var httpsPort: Int? = 8443
     /// The user's own certificate chain and key (PEM); nil: a self-signed one in the state directory.
     public var tlsCertificatePath: String?

@@ -425,8 +425,8 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             return .text(.badRequest, "the SDP offer is empty or not UTF-8")
         }
         do {
-            let (id, answer) = try hub.createSession(offer: offer, from: request.remoteAddress.flatMap(TransportAddress.init)?.ip,
-                                                     credential: credential)
+            let (id, answer) = try hub.createSession(offer: offer, credential: credential,
+                                                     from: request.remoteAddress.flatMap(TransportAddress.init)?.ip)
             return HTTPResponse(status: .created, headers: [
                 ("Content-Type", "application/sdp"),
                 ("Location", "/whep/\(id)"),

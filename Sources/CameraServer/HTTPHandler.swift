@@ -8,10 +8,10 @@ struct HTTPRequest {
     var query: Substring
     var headers: HTTPHeaders
     var body: [UInt8]
-    /// Where the request came from (the TCP peer), when known.
-    var remoteAddress: SocketAddress? = nil
     /// Whether it came over TLS (the HTTPS listener's handlers are made with `isSecureTransport: true`).
     var isSecureTransport = false
+    /// Where the request came from (the TCP peer), when known.
+    var remoteAddress: SocketAddress? = nil
 
     var contentType: String? {
         headers.first(name: "content-type")?.split(separator: ";").first
@@ -97,7 +97,7 @@ final class HTTPHandler: ChannelInboundHandler {
             }
             let (path, query) = Self.split(uri: head.uri)
             let request = HTTPRequest(method: head.method, path: path, query: query, headers: head.headers, body: body,
-                                      remoteAddress: context.remoteAddress, isSecureTransport: isSecureTransport)
+                                      isSecureTransport: isSecureTransport, remoteAddress: context.remoteAddress)
             let future = router.respond(to: request, remote: context.remoteAddress)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             future.whenComplete { result in

@@ -48,12 +48,7 @@ enum HTTPSIdentity {
     }
 
     /// This machine's host name (gethostname), "rtcam" when it has none.
-    static func hostName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "rtcam" }
-        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return name.isEmpty ? "rtcam" : name
-    }
+    static func hostName() -> String { RequestPolicy.machineHostName() ?? "rtcam" }
 
     /// Every address of this machine's interfaces (loopback included), IPv4 and IPv6.
     static func interfaceAddresses() -> [TransportAddress.IP] {

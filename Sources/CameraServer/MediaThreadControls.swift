@@ -9,7 +9,7 @@ import SystemSupport
 /// What the pipeline's owner says to its media threads, and what they report back, in one place:
 /// run or stop, watched or not (and a wake-up when a viewer arrives), a keyframe or a new bitrate
 /// wanted, and the counters /api/status shows. Every producer takes it; none keeps atomics of its own.
-final class MediaThreadControls: @unchecked Sendable {
+final class MediaThreadControls: Sendable {
     let logger: Logger
     /// How long x264, Opus and the test pattern's background outlive the last viewer (then their
     /// memory goes back to the system until someone watches again).

@@ -171,9 +171,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     /// POST /whep: negotiate the offer and start a session (RFC 9725 §4.2). The offer is parsed and
     /// the session made outside the lock; admission is checked before and again when it is added.
     /// `client`: the IP the POST came from; checks are answered from it and the offer's candidates only.
-    /// `credential`: what admitted the viewer (closeSessions(where:) ends it when that goes).
-    func createSession(offer text: String, from client: TransportAddress.IP? = nil,
-                       credential: ViewerCredential = .none) throws(WHEPError) -> (id: String, answer: String) {
+    func createSession(offer text: String, credential: ViewerCredential = .none,
+                       from client: TransportAddress.IP? = nil) throws(WHEPError) -> (id: String, answer: String) {
         let settings: HubSettings = try locked { () throws(WHEPError) in
             try admit()
             return self.settings

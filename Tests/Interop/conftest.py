@@ -93,10 +93,7 @@ def rtcam(rtcam_factory) -> RtcamProcess:
 def chromium(request, tmp_path):
     from cdp import Chromium, CDPError
 
-    # The settings page is HTTPS-only (plain HTTP redirects there) under each daemon's own
-    # self-signed certificate: this browser takes it, as a user who checked the fingerprint would.
-    browser = Chromium(extra_args=("--ignore-certificate-errors",), log_path=str(tmp_path / "chromium.log"),
-                       user_data_dir=str(tmp_path / "chromium-profile"))
+    browser = Chromium(log_path=str(tmp_path / "chromium.log"), user_data_dir=str(tmp_path / "chromium-profile"))
     attach(request, "chromium log", lambda: _tail(tmp_path / "chromium.log", 60))
     problem = None
     try:

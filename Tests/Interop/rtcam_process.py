@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -40,11 +39,10 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def http_request(method: str, url_path: str, port: int, body: Optional[bytes] = None,
-                 headers: Optional[dict] = None, timeout: float = 5.0, host: str = HOST,
-                 tls: Optional[ssl.SSLContext] = None):
-    """One HTTP exchange (HTTPS with `tls`); returns (status, headers as a case-insensitive message,
-    body bytes)."""
-    connection = (http.client.HTTPSConnection(host, port, timeout=timeout, context=tls) if tls
+                 headers: Optional[dict] = None, timeout: float = 5.0, host: str = HOST, tls=None):
+    """One HTTP exchange (HTTPS with `tls`, an ssl.SSLContext); returns (status, headers as a
+    case-insensitive message, body bytes)."""
+    connection = (http.client.HTTPSConnection(host, port, timeout=timeout, context=tls) if tls is not None
                   else http.client.HTTPConnection(host, port, timeout=timeout))
     try:
         connection.request(method, url_path, body=body, headers=headers or {})
@@ -58,7 +56,7 @@ class RtcamProcess:
     def __init__(self, state_dir: Path, log_path: Path, binary: Optional[str] = None,
                  extra_args: tuple[str, ...] = (), size: str = "640x480", fps: int = 30,
                  bitrate_kbps: int = 1000, max_viewers: Optional[int] = None,
-                 startup_timeout: float = 20.0):
+                 startup_timeout: float = 20.0, https: bool = False):
         self.binary = binary or rtcam_binary()
         self.state_dir = Path(state_dir)
         self.log_path = Path(log_path)
@@ -66,6 +64,9 @@ class RtcamProcess:
         self.size, self.fps, self.bitrate_kbps, self.max_viewers = size, fps, bitrate_kbps, max_viewers
         self.startup_timeout = startup_timeout
         self.http_port = 0
+        # HTTPS is the daemon's default; the tests that are about it turn it on, the others keep
+        # the settings API on plain HTTP (with HTTPS on it redirects there).
+        self.https = https
         self.https_port = 0
         self.media_port = 0
         self.process: Optional[subprocess.Popen] = None
@@ -93,7 +94,7 @@ class RtcamProcess:
 
     def command(self) -> list[str]:
         args = [self.binary,
-                "--http-port", str(self.http_port), "--https-port", str(self.https_port),
+                "--http-port", str(self.http_port), "--https-port", str(self.https_port if self.https else 0),
                 "--media-port", str(self.media_port),
                 "--state-dir", str(self.state_dir),
                 "--source", "test-pattern", "--audio", "test-tone",
@@ -186,23 +187,8 @@ class RtcamProcess:
 
     # ---- HTTP helpers ----------------------------------------------------------------------------
 
-    @staticmethod
-    def needs_https(path: str) -> bool:
-        """What the daemon serves over HTTPS only while HTTPS is on (it redirects plain HTTP there):
-        the settings page and the JSON API, everything that sets or needs the session cookie."""
-        return path == "/settings" or path.startswith("/api/")
-
-    def tls_context(self) -> ssl.SSLContext:
-        """Verifies the daemon's own self-signed certificate (127.0.0.1 is among its names)."""
-        return ssl.create_default_context(cadata=self.https_certificate_pem)
-
     def request(self, method: str, path: str, body: Optional[bytes] = None,
-                headers: Optional[dict] = None, timeout: float = 5.0, plain: bool = False):
-        """One exchange with the daemon: /settings and /api/* over HTTPS when it is on (as a browser
-        lands there after the redirect), the rest over plain HTTP; `plain` forces plain HTTP."""
-        if self.https_port and not plain and self.needs_https(path):
-            return http_request(method, path, self.https_port, body=body, headers=headers, timeout=timeout,
-                                tls=self.tls_context())
+                headers: Optional[dict] = None, timeout: float = 5.0):
         return http_request(method, path, self.http_port, body=body, headers=headers, timeout=timeout)
 
     def setup_code(self) -> str:

@@ -14,7 +14,13 @@ import time
 import pytest
 
 from conftest import attach
-from rtcam_process import HOST
+from rtcam_process import HOST, http_request
+
+
+@pytest.fixture
+def rtcam(rtcam_factory):
+    """One daemon with HTTPS on (the other interop tests turn it off)."""
+    return rtcam_factory(https=True)
 
 ALLOWED_SUITES = {"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305"}
 
@@ -56,7 +62,7 @@ def test_certificate_verifies_for_the_camera_names_and_no_others(rtcam):
 
 
 def test_the_certificate_is_kept_and_its_fingerprint_logged(rtcam_factory):
-    daemon = rtcam_factory()
+    daemon = rtcam_factory(https=True)
     first = daemon.https_certificate_pem
     log = daemon.log_text()
     assert "HTTPS on port" in log and "certificate SHA-256" in log, log[-2000:]
@@ -180,3 +186,28 @@ def test_firefox_plays_over_https(rtcam, tmp_path, request):
     finally:
         browser.close()
     assert state["protocol"] == "https:" and state["secure"] is True and state["width"] == 640, state
+
+
+def https_request(rtcam, method: str, path: str, body: bytes = b"", headers: dict | None = None):
+    return http_request(method, path, rtcam.https_port, body, headers, timeout=10, host="localhost",
+                        tls=verifying_context(rtcam))
+
+
+def test_with_https_on_the_owner_pages_and_apis_move_there_and_the_cookie_is_secure(rtcam):
+    import json
+
+    # Plain HTTP: the settings page and the password API answer 308 to the same path on HTTPS.
+    for method, path in (("GET", "/settings"), ("POST", "/api/password"), ("POST", "/api/login")):
+        status, headers, _ = rtcam.request(method, path, b"{}", {"Content-Type": "application/json"})
+        assert status == 308, f"{method} {path} over HTTP answered {status}"
+        assert headers["Location"] == f"https://127.0.0.1:{rtcam.https_port}{path}", headers["Location"]
+    # The viewer page and WHEP stay on both.
+    assert rtcam.request("GET", "/")[0] == 200
+    # Over HTTPS: the first password with the setup code, and a cookie marked Secure.
+    body = json.dumps({"password": "interop-test-password", "setupCode": rtcam.setup_code()}).encode()
+    status, headers, answer = https_request(rtcam, "POST", "/api/password", body, {"Content-Type": "application/json"})
+    assert status == 200, answer[:300]
+    cookie = headers.get("Set-Cookie", "")
+    assert "Secure" in cookie and "HttpOnly" in cookie, cookie
+    status, _, _ = https_request(rtcam, "GET", "/api/config", headers={"Cookie": cookie.split(";", 1)[0]})
+    assert status == 200

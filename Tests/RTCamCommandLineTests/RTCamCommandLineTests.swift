@@ -30,9 +30,21 @@ import Testing
         #expect(configuration.mediaPort == 8189)
         #expect(configuration.stateDirectory == "/var/lib/rtcam")
         #expect(configuration.candidateAddresses.isEmpty)
-        #expect(configuration.hostNames.isEmpty)
+        #expect(configuration.hostNames.isEmpty && configuration.httpsPort == 8443)
+        #expect(configuration.tlsCertificatePath == nil && configuration.tlsKeyPath == nil)
         #expect(configuration.overrides.video == nil && configuration.overrides.framesPerSecond == nil)
         #expect(level == .info)
+    }
+
+    @Test func httpsOptions() throws {
+        #expect(try serve(["--https-port", "0"]).0.httpsPort == nil)
+        #expect(try serve(["--https-port=9443"]).0.httpsPort == 9443)
+        let own = try serve(["--tls-cert", "/etc/rtcam/cert.pem", "--tls-key", "/etc/rtcam/key.pem"]).0
+        #expect(own.tlsCertificatePath == "/etc/rtcam/cert.pem" && own.tlsKeyPath == "/etc/rtcam/key.pem")
+        #expect(throws: CommandLineError.invalidValue(option: "tls-cert", reason: "--tls-cert and --tls-key go together")) {
+            try serve(["--tls-cert", "/etc/rtcam/cert.pem"])
+        }
+        #expect(throws: (any Error).self) { try serve(["--https-port", "70000"]) }
     }
 
     @Test func everyServeOptionIsRead() throws {

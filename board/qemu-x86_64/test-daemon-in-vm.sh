@@ -66,8 +66,7 @@ else
   encoder=x264
 fi
 mkdir -p /tmp/rtcam-state
-# HTTPS off: the host drives the settings API through the forwarded HTTP port (with HTTPS on, the
-# API is HTTPS-only and plain HTTP redirects to a port that is not forwarded).
+# HTTPS off: the settings API is then served on plain HTTP, where the host changes a setting below.
 ./rtcam serve --source "v4l2:$camera" --audio alsa:hw:Loopback,1,0 --size 640x480 --fps 25 --bitrate 600 \
   --encoder "$encoder" --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state --https-port 0 $extra > rtcam.log 2>&1 &
 pid=$!
