@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "ICE", dependencies: ["STUN", "RTCBase"]),
         .target(name: "SDP", dependencies: ["RTCBase"]),
         .target(name: "RTP", dependencies: ["RTCBase"]),
+        // SCTP over DTLS for data channels (RFC 8261, RFC 9260; issue 18).
+        .target(name: "SCTP", dependencies: ["RTCBase"]),
         // The one owner of each crypto library's handles.
         .target(name: "DTLS", dependencies: ["CMbedTLS", "RTCBase"]),
         .target(name: "SRTP", dependencies: ["CSRTP", "CCPUCrypto", "RTCBase"]),
@@ -94,6 +96,7 @@ let package = Package(
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP"]),
+        .testTarget(name: "SCTPTests", dependencies: ["SCTP", "RTCBase", "STUN"]),
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
         .testTarget(name: "CameraServerTests", dependencies: [
