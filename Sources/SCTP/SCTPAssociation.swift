@@ -176,6 +176,9 @@ public struct SCTPAssociation: Sendable {
         close(.aborted)
     }
 
+    /// The tag every packet to this association carries (RFC 9260 §8.5).
+    public var localVerificationTag: UInt32 { localTag }
+
     /// Bytes accepted by `send` and not yet acknowledged (RFC 8831 bufferedAmount).
     public var bufferedAmount: Int {
         var outstandingBytes = 0
