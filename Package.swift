@@ -34,6 +34,8 @@ let package = Package(
         .target(name: "RTP", dependencies: ["RTCBase"]),
         // SCTP over DTLS for data channels (RFC 8261, RFC 9260; issue 18).
         .target(name: "SCTP", dependencies: ["RTCBase"]),
+        // WebRTC data channels and DCEP on top (RFC 8831, RFC 8832).
+        .target(name: "DataChannel", dependencies: ["SCTP", "RTCBase"]),
         // The one owner of each crypto library's handles.
         .target(name: "DTLS", dependencies: ["CMbedTLS", "RTCBase"]),
         .target(name: "SRTP", dependencies: ["CSRTP", "CCPUCrypto", "RTCBase"]),
@@ -96,7 +98,7 @@ let package = Package(
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP"]),
-        .testTarget(name: "SCTPTests", dependencies: ["SCTP", "RTCBase", "STUN"]),
+        .testTarget(name: "SCTPTests", dependencies: ["SCTP", "DataChannel", "RTCBase", "STUN"]),
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
         .testTarget(name: "CameraServerTests", dependencies: [

@@ -49,6 +49,8 @@ public struct SCTPAssociation: Sendable {
     /// After a timeout or a fast retransmit: one packet of retransmissions goes out whatever cwnd says.
     private var retransmitAllowance = false
     private var forwardTSNNeeded = false
+    /// Whether any lifetime-limited message was ever sent (else the expiry sweep is skipped).
+    private var usesLifetimes = false
 
     // RTT and timers (RFC 9260 §6.3).
     public private(set) var retransmissionTimeout: Duration
@@ -131,6 +133,7 @@ public struct SCTPAssociation: Sendable {
         guard stream < outboundStreamLimit, !resettingStreams.contains(stream) else { throw .streamUnavailable(stream) }
         var reliability = reliability
         if !peerSupportsForwardTSN { reliability = .reliable }  // RFC 3758 §3.3: nothing to abandon with
+        if case .lifetime = reliability { usesLifetimes = true }
         pending.append(OutgoingMessage(id: nextMessageID, stream: stream, ppid: ppid, unordered: unordered,
                                        payload: message, reliability: reliability, created: now))
         nextMessageID += 1
@@ -640,7 +643,7 @@ public struct SCTPAssociation: Sendable {
 
     /// Lifetime-limited chunks past their time are abandoned, sent or not (RFC 3758 §3.5 A2).
     private mutating func abandonExpired(now: MonotonicTime) {
-        guard peerSupportsForwardTSN else { return }
+        guard peerSupportsForwardTSN, usesLifetimes else { return }
         var index = outstandingHead
         while index < outstanding.count {
             let entry = outstanding[index]

@@ -1,0 +1,48 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RTCBase
+import SCTP
+import Testing
+
+/// A rough CPU throughput figure: two associations over the in-memory network with no delay and no
+/// loss, one sending to the other (checksums, chunking, SACKs, reassembly; no DTLS). Runs only with
+/// SCTP_THROUGHPUT set:
+/// `SCTP_THROUGHPUT=1 swift test -c release --filter SCTPThroughput`
+@Suite("SCTP throughput (in-memory)", .enabled(if: getenv("SCTP_THROUGHPUT") != nil))
+struct SCTPThroughputTests {
+    static func measure(messageSize: Int, count: Int) -> (messagesPerSecond: Double, megabytesPerSecond: Double) {
+        let pair = SCTPPair(seed: 1)
+        pair.record = false
+        pair.network.baseDelay = .zero
+        pair.network.jitter = .zero
+        _ = pair.connect()
+        let message = [UInt8](repeating: 0x5A, count: messageSize)
+        let clock = ContinuousClock()
+        let start = clock.now
+        var sent = 0
+        while sent < count {
+            while sent < count, pair.peers[0].bufferedAmount < 1 << 20 {
+                try? pair.peers[0].send(message, stream: 1, ppid: 53, now: pair.now)
+                sent += 1
+            }
+            pair.run(for: .milliseconds(1))
+        }
+        pair.run(for: .seconds(60)) { pair.receivedCount[1] == count }
+        let elapsed = clock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        #expect(pair.receivedCount[1] == count)
+        #expect(pair.receivedBytes[1] == count * messageSize)
+        return (Double(count) / seconds, Double(count * messageSize) / seconds / 1e6)
+    }
+
+    @Test func oneKiB() {
+        let result = Self.measure(messageSize: 1024, count: 200_000)
+        print("SCTP throughput 1 KiB: \(Int(result.messagesPerSecond)) messages/s, \(Int(result.megabytesPerSecond)) MB/s")
+    }
+
+    @Test func sixtyFourKiB() {
+        let result = Self.measure(messageSize: 64 * 1024, count: 5_000)
+        print("SCTP throughput 64 KiB: \(Int(result.messagesPerSecond)) messages/s, \(Int(result.megabytesPerSecond)) MB/s")
+    }
+}
