@@ -2,7 +2,7 @@ import RTCBase
 import SCTP
 
 /// A message on a data channel: text (PPID 51/56) or binary (53/57) (RFC 8831 §6.6).
-public enum DataChannelMessage: Equatable, Sendable {
+public enum DataChannelMessage: Hashable, Sendable {
     case text(String)
     case binary([UInt8])
 }
