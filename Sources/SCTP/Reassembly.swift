@@ -51,20 +51,22 @@ struct Reassembly: Sendable {
     }
 
     /// The whole message around `tsn` if every fragment from B to E is here (consecutive TSNs).
+    /// The walk goes forward to E first: fragments arriving in order stop at once (the next one is
+    /// not there yet), so only the last fragment walks the whole message.
     private mutating func assemble(around tsn: UInt64, like chunk: DataChunk) -> [UInt8]? {
-        var first = tsn
-        var current = chunk
-        while !current.beginning {
-            guard first > 0, let previous = fragments[first - 1], sameMessage(previous, chunk), !previous.ending else { return nil }
-            first -= 1
-            current = previous
-        }
         var last = tsn
-        current = chunk
+        var current = chunk
         while !current.ending {
             guard let next = fragments[last + 1], sameMessage(next, chunk), !next.beginning else { return nil }
             last += 1
             current = next
+        }
+        var first = tsn
+        current = chunk
+        while !current.beginning {
+            guard first > 0, let previous = fragments[first - 1], sameMessage(previous, chunk), !previous.ending else { return nil }
+            first -= 1
+            current = previous
         }
         var payload: [UInt8] = []
         var size = 0

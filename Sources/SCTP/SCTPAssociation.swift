@@ -51,6 +51,10 @@ public struct SCTPAssociation: Sendable {
     private var forwardTSNNeeded = false
     /// Whether any lifetime-limited message was ever sent (else the expiry sweep is skipped).
     private var usesLifetimes = false
+    /// Whether some chunk may be marked for retransmission (else the scan is skipped).
+    private var retransmissionsMarked = false
+    /// User data given a TSN and neither acknowledged nor abandoned.
+    private var unackedBytes = 0
 
     // RTT and timers (RFC 9260 §6.3).
     public private(set) var retransmissionTimeout: Duration
@@ -183,13 +187,7 @@ public struct SCTPAssociation: Sendable {
     public var localVerificationTag: UInt32 { localTag }
 
     /// Bytes accepted by `send` and not yet acknowledged (RFC 8831 bufferedAmount).
-    public var bufferedAmount: Int {
-        var outstandingBytes = 0
-        for index in outstandingHead..<outstanding.count where !outstanding[index].acked {
-            outstandingBytes += outstanding[index].chunk.payload.count
-        }
-        return pendingBytes + outstandingBytes
-    }
+    public var bufferedAmount: Int { pendingBytes + unackedBytes }
 
     public var nextDeadline: MonotonicTime? {
         guard state != .closed else { return nil }
@@ -496,6 +494,7 @@ public struct SCTPAssociation: Sendable {
             if entry.inFlight { flightSize -= entry.chunk.payload.count }
             if !entry.acked && !entry.abandoned {
                 bytesAcked += entry.chunk.payload.count
+                unackedBytes -= entry.chunk.payload.count
                 if entry.transmissions == 1 { rttSample = now - entry.sentAt }  // Karn: only chunks sent once
             }
         }
@@ -519,6 +518,7 @@ public struct SCTPAssociation: Sendable {
                 }
                 if !outstanding[index].abandoned {
                     bytesAcked += outstanding[index].chunk.payload.count
+                    unackedBytes -= outstanding[index].chunk.payload.count
                     highestNewlyAcked = max(highestNewlyAcked ?? 0, tsn)
                     if outstanding[index].transmissions == 1 { rttSample = now - outstanding[index].sentAt }
                 }
@@ -621,6 +621,7 @@ public struct SCTPAssociation: Sendable {
             abandonMessage(entry.messageID)
         } else {
             outstanding[index].retransmit = true
+            retransmissionsMarked = true
         }
     }
 
@@ -628,6 +629,7 @@ public struct SCTPAssociation: Sendable {
     private mutating func abandonMessage(_ id: UInt64) {
         statistics.abandonedMessages += 1
         for index in outstandingHead..<outstanding.count where outstanding[index].messageID == id {
+            if !outstanding[index].abandoned && !outstanding[index].acked { unackedBytes -= outstanding[index].chunk.payload.count }
             outstanding[index].abandoned = true
             outstanding[index].retransmit = false
             if outstanding[index].inFlight {
@@ -955,15 +957,22 @@ public struct SCTPAssociation: Sendable {
     }
 
     private mutating func sendRetransmissions(_ builder: inout PacketBuilder, now: MonotonicTime) {
+        guard retransmissionsMarked else {
+            retransmitAllowance = false
+            return
+        }
+        retransmissionsMarked = false
         var index = outstandingHead
         while index < outstanding.count {
             defer { index += 1 }
             guard outstanding[index].retransmit else { continue }
             let size = outstanding[index].chunk.payload.count
-            if !retransmitAllowance, flightSize >= congestionWindow { break }
             if retransmitAllowance, builder.wouldStartNewPacket(SCTPChunk.data(outstanding[index].chunk)), builder.hasData {
                 retransmitAllowance = false
-                if flightSize >= congestionWindow { break }
+            }
+            if !retransmitAllowance, flightSize >= congestionWindow {
+                retransmissionsMarked = true  // the rest waits for room in cwnd
+                break
             }
             outstanding[index].retransmit = false
             outstanding[index].inFlight = true
@@ -1018,6 +1027,7 @@ public struct SCTPAssociation: Sendable {
             outstanding.append(OutstandingChunk(tsn: tsn, chunk: chunk, messageID: message.id, reliability: message.reliability,
                                                 created: message.created, sentAt: now))
             flightSize += length
+            unackedBytes += length
             peerReceiveWindow = max(0, peerReceiveWindow - length)
             statistics.dataChunksSent += 1
             builder.add(.data(chunk), into: &self)
@@ -1041,7 +1051,7 @@ public struct SCTPAssociation: Sendable {
         state = .closed
         t1 = nil; t2 = nil; t3 = nil; delayedAck = nil; heartbeatDeadline = nil; reconfigTimer = nil
         pending = []; pendingHead = 0; pendingBytes = 0
-        outstanding = []; outstandingHead = 0
+        outstanding = []; outstandingHead = 0; unackedBytes = 0
         controlChunks = []
         outputs.append(.event(.closed(reason)))
     }

@@ -87,7 +87,9 @@ struct AssociationTests {
             try pair.send(0, testMessage(index: index, size: size), stream: UInt16(index % 3))
             try pair.send(1, testMessage(index: index, size: size), stream: 7, unordered: index % 2 == 0)
         }
+        #expect(pair.peers[0].bufferedAmount == sizes.reduce(0, +), "nothing acknowledged yet")
         #expect(pair.run(for: .seconds(60)) { pair.received[1].count == sizes.count && pair.received[0].count == sizes.count })
+        #expect(pair.run(for: .seconds(1)) { pair.peers[0].bufferedAmount == 0 && pair.peers[1].bufferedAmount == 0 })
         // In order within each stream (streams are independent: jitter reorders packets between them).
         for stream in UInt16(0)..<3 {
             let indices = pair.received[1].filter { $0.stream == stream }.map { messageIndex($0.payload) }
