@@ -33,9 +33,8 @@ public struct SCTPAssociation: Sendable {
     /// Chunks with a TSN above `cumulativeAckPoint`: entry i has TSN cumulativeAckPoint + 1 + i.
     private var outstanding: [OutstandingChunk] = []
     private var outstandingHead = 0
-    /// Messages not yet (wholly) given TSNs, first in first out.
-    private var pending: [OutgoingMessage] = []
-    private var pendingHead = 0
+    /// Messages not yet (wholly) given TSNs.
+    private var pending = SendQueue()
     private var pendingBytes = 0
     private var nextMessageID: UInt64 = 0
     private var outgoingSSN: [UInt16: UInt16] = [:]
@@ -637,9 +636,9 @@ public struct SCTPAssociation: Sendable {
                 flightSize -= outstanding[index].chunk.payload.count
             }
         }
-        if pendingHead < pending.count, pending[pendingHead].id == id {
-            pendingBytes -= pending[pendingHead].payload.count - pending[pendingHead].offset
-            pendingHead += 1
+        if let message = pending.currentMessage(id: id) {
+            pendingBytes -= message.payload.count - message.offset
+            pending.removeCurrent()
         }
     }
 
@@ -936,7 +935,7 @@ public struct SCTPAssociation: Sendable {
         builder.finish(into: &self)
 
         // §9.2: SHUTDOWN or SHUTDOWN ACK once everything sent has been acknowledged.
-        if (state == .shutdownPending || state == .shutdownReceived), pendingHead == pending.count, !hasUnacknowledged,
+        if (state == .shutdownPending || state == .shutdownReceived), pending.isEmpty, !hasUnacknowledged,
            outstandingHead == outstanding.count {
             if state == .shutdownPending {
                 state = .shutdownSent
@@ -951,9 +950,7 @@ public struct SCTPAssociation: Sendable {
     }
 
     private func hasPendingData(on streams: [UInt16]) -> Bool {
-        guard pendingHead < pending.count else { return false }
-        for index in pendingHead..<pending.count where streams.contains(pending[index].stream) { return true }
-        return false
+        pending.hasMessages(on: streams)
     }
 
     private mutating func sendRetransmissions(_ builder: inout PacketBuilder, now: MonotonicTime) {
@@ -989,13 +986,12 @@ public struct SCTPAssociation: Sendable {
 
     private mutating func sendNewData(_ builder: inout PacketBuilder, now: MonotonicTime) {
         let fragmentSize = configuration.maxFragmentSize
-        while pendingHead < pending.count, flightSize < congestionWindow {
-            var message = pending[pendingHead]
+        while flightSize < congestionWindow, var message = pending.next() {
             if message.offset == 0, case let .lifetime(limit) = message.reliability, now - message.created >= limit {
                 // Never sent: dropped without using a TSN or an SSN.
                 statistics.abandonedMessages += 1
                 pendingBytes -= message.payload.count
-                pendingHead += 1
+                pending.removeCurrent()
                 continue
             }
             let length = min(fragmentSize, message.payload.count - message.offset)
@@ -1019,10 +1015,9 @@ public struct SCTPAssociation: Sendable {
             message.offset += length
             pendingBytes -= length
             if message.offset == message.payload.count {
-                pending[pendingHead] = OutgoingMessage.done
-                pendingHead += 1
+                pending.removeCurrent()
             } else {
-                pending[pendingHead] = message
+                pending.updateCurrent(message)
             }
             outstanding.append(OutstandingChunk(tsn: tsn, chunk: chunk, messageID: message.id, reliability: message.reliability,
                                                 created: message.created, sentAt: now))
@@ -1032,13 +1027,6 @@ public struct SCTPAssociation: Sendable {
             statistics.dataChunksSent += 1
             builder.add(.data(chunk), into: &self)
             if t3 == nil { t3 = now + retransmissionTimeout }
-        }
-        if pendingHead == pending.count {
-            pending.removeAll(keepingCapacity: true)
-            pendingHead = 0
-        } else if pendingHead > 256, pendingHead * 2 > pending.count {
-            pending.removeFirst(pendingHead)
-            pendingHead = 0
         }
     }
 
@@ -1050,7 +1038,7 @@ public struct SCTPAssociation: Sendable {
         guard state != .closed else { return }
         state = .closed
         t1 = nil; t2 = nil; t3 = nil; delayedAck = nil; heartbeatDeadline = nil; reconfigTimer = nil
-        pending = []; pendingHead = 0; pendingBytes = 0
+        pending.removeAll(); pendingBytes = 0
         outstanding = []; outstandingHead = 0; unackedBytes = 0
         controlChunks = []
         outputs.append(.event(.closed(reason)))

@@ -306,4 +306,17 @@ struct AssociationTests {
         #expect(pair.peers[1].state == .established)
         #expect(pair.peers[1].statistics.packetsDropped == 2)
     }
+
+    /// Streams take turns a message at a time: a chat line is not stuck behind a queued transfer.
+    @Test func streamsTakeTurns() throws {
+        let pair = SCTPPair(seed: 19)
+        #expect(pair.connect())
+        for index in 0..<8 { try pair.send(0, testMessage(index: index, size: 200_000), stream: 1) }
+        try pair.send(0, testMessage(index: 100, size: 10), stream: 2)
+        try pair.send(0, testMessage(index: 101, size: 10), stream: 2)
+        #expect(pair.run(for: .seconds(60)) { pair.received[1].count == 10 })
+        let order = pair.received[1].map { messageIndex($0.payload) }
+        #expect(order.firstIndex(of: 100)! <= 1 && order.firstIndex(of: 101)! <= 3, "\(order)")
+        #expect(order.filter { $0 < 100 } == Array(0..<8))
+    }
 }
