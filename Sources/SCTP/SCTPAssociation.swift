@@ -286,7 +286,14 @@ public struct SCTPAssociation: Sendable {
             case let .reconfig(parameters):
                 receiveReconfig(parameters, now: now)
             case let .unknown(type, _, _):
-                // §3.2: the upper two bits say whether to skip the chunk or the rest of the packet.
+                // §3.2: the upper two bits say whether to report the chunk, and whether to skip it
+                // or the rest of the packet.
+                if type & 0x40 != 0, isConnected {
+                    var writer = ByteWriter()
+                    chunk.serialize(into: &writer)
+                    controlChunks.append(.error(causes: [SCTPErrorCause(code: SCTPErrorCause.unrecognizedChunkType,
+                                                                        information: Array(writer.bytes.prefix(configuration.maxPacketSize / 2)))]))
+                }
                 if type & 0x80 == 0 { return }
             }
         }
@@ -332,7 +339,25 @@ public struct SCTPAssociation: Sendable {
         var ack = localInit()
         ack.parameters.insert(SCTPParameter(type: SCTPParameter.stateCookie,
                                             value: cookie.sealed(configuration.cookieAuthenticator)), at: 0)
+        ack.parameters += Self.unrecognizedParameters(peer.parameters)
         send(chunks: [.initiationAck(ack)], tag: peer.initiateTag)
+    }
+
+    /// §3.2.1: unknown INIT parameters whose type has the 0x4000 bit are reported back in INIT ACK;
+    /// without the 0x8000 bit the rest of the parameters is not looked at.
+    static func unrecognizedParameters(_ parameters: [SCTPParameter]) -> [SCTPParameter] {
+        let known: Set<UInt16> = [5, 6, 7, 9, 11, 12, SCTPParameter.ecnCapable, SCTPParameter.supportedExtensions,
+                                  SCTPParameter.forwardTSNSupported]
+        var reported: [SCTPParameter] = []
+        for parameter in parameters where !known.contains(parameter.type) {
+            if parameter.type & 0x4000 != 0, reported.count < 8 {
+                var writer = ByteWriter()
+                SCTPChunk.write([parameter], into: &writer)
+                reported.append(SCTPParameter(type: SCTPParameter.unrecognizedParameter, value: Array(writer.bytes.prefix(256))))
+            }
+            if parameter.type & 0x8000 == 0 { break }
+        }
+        return reported
     }
 
     /// §5.1 C: the INIT ACK's cookie goes back in COOKIE ECHO.

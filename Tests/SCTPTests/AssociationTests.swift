@@ -320,3 +320,47 @@ struct AssociationTests {
         #expect(order.filter { $0 < 100 } == Array(0..<8))
     }
 }
+
+@Suite("SCTP unknown chunks and parameters")
+struct UnknownChunkTests {
+    /// RFC 9260 §3.2: 0x40 asks for an ERROR (Unrecognized Chunk Type); 0x80 says skip, not stop.
+    @Test func unknownChunksAreReportedAndSkippedByTheirBits() throws {
+        let pair = SCTPPair(seed: 20)
+        #expect(pair.connect())
+        let tag = pair.peers[1].localVerificationTag
+        let data = SCTPChunk.data(DataChunk(tsn: 0, stream: 1, ssn: 0, ppid: 51, payload: [1][...]))
+        // 0xC1 (top bits 11): skip and report; the HEARTBEAT after it is still answered.
+        var packet = SCTPPacket(sourcePort: 5000, destinationPort: 5000, verificationTag: tag,
+                                chunks: [.unknown(type: 0xC1, flags: 0, value: [9, 9]), .heartbeat(info: [1, 2, 3])])
+        pair.peers[1].handle(.receive(packet.serialized()), now: pair.now)
+        var answers = pair.peers[1].drainOutputs().compactMap { output -> SCTPPacket? in
+            if case let .transmit(bytes) = output { return try? SCTPPacket(parsing: bytes) } else { return nil }
+        }.flatMap(\.chunks)
+        #expect(answers.contains(.error(causes: [SCTPErrorCause(code: 6, information: [0xC1, 0, 0, 6, 9, 9, 0, 0])])))
+        #expect(answers.contains(.heartbeatAck(info: [1, 2, 3])))
+        // 0x3F (top bits 00): stop, no report; the heartbeat after it is not answered.
+        packet.chunks = [.unknown(type: 0x3F, flags: 0, value: []), .heartbeat(info: [4]), data]
+        pair.peers[1].handle(.receive(packet.serialized()), now: pair.now)
+        answers = pair.peers[1].drainOutputs().compactMap { output -> SCTPPacket? in
+            if case let .transmit(bytes) = output { return try? SCTPPacket(parsing: bytes) } else { return nil }
+        }.flatMap(\.chunks)
+        #expect(answers.isEmpty)
+    }
+
+    @Test func unknownInitParametersAreReportedInInitAck() throws {
+        var random = SeededRandom(seed: 21)
+        var server = SCTPAssociation(configuration: SCTPPair.configuration(), random: &random)
+        let initChunk = InitChunk(initiateTag: 77, advertisedReceiverWindow: 100_000, outboundStreams: 10, inboundStreams: 10,
+                                  initialTSN: 5, parameters: [SCTPParameter(type: 0x8002, value: [1, 2, 3, 4]),  // RANDOM (AUTH): skip silently
+                                                              SCTPParameter(type: 0xC123, value: [7]),  // skip, report
+                                                              SCTPParameter(type: 0x8008, value: [0xC0])])
+        server.handle(.receive(SCTPPacket(sourcePort: 5000, destinationPort: 5000, verificationTag: 0,
+                                          chunks: [.initiation(initChunk)]).serialized()), now: .zero)
+        guard case let .transmit(bytes) = server.pollOutput(), case let .initiationAck(ack) = try SCTPPacket(parsing: bytes).chunks.first else {
+            Issue.record("no INIT ACK")
+            return
+        }
+        #expect(ack.parameters.filter { $0.type == SCTPParameter.unrecognizedParameter }.map(\.value) == [[0xC1, 0x23, 0, 5, 7, 0, 0, 0]])
+        #expect(ack.stateCookie != nil)
+    }
+}
