@@ -38,7 +38,8 @@ public struct SCTPAssociation: Sendable {
     private var pendingBytes = 0
     private var nextMessageID: UInt64 = 0
     private var outgoingSSN: [UInt16: UInt16] = [:]
-    private var flightSize = 0
+    /// Bytes of user data sent and not yet acknowledged or given up as lost (RFC 9260 §7.2 flightsize).
+    public private(set) var flightSize = 0
     private var peerReceiveWindow = 0
     /// RFC 9260 §7.2: congestion window, slow-start threshold, partially acked bytes.
     public private(set) var congestionWindow = 0
@@ -209,10 +210,17 @@ public struct SCTPAssociation: Sendable {
     // MARK: - Receiving packets
 
     private mutating func receive(_ bytes: [UInt8], now: MonotonicTime) {
-        guard state != .closed else { return }
         let packet: SCTPPacket
         do { packet = try SCTPPacket(parsing: bytes) } catch {
             statistics.packetsDropped += 1
+            return
+        }
+        if state == .closed {
+            // §8.4 rule 5: a SHUTDOWN ACK after we closed (our SHUTDOWN COMPLETE was lost) gets a
+            // SHUTDOWN COMPLETE with its own tag reflected (T bit). Anything else is ignored.
+            if packet.chunks.contains(.shutdownAck), packet.verificationTag == localTag {
+                send(chunks: [.shutdownComplete(reflected: true)], tag: packet.verificationTag)
+            }
             return
         }
         guard packet.sourcePort == configuration.remotePort, packet.destinationPort == configuration.localPort,
@@ -551,10 +559,12 @@ public struct SCTPAssociation: Sendable {
         if let rttSample { updateRTT(rttSample) }
         if bytesAcked > 0 { errorCount = 0 }
 
-        // §7.2.4 fast retransmit: three miss indications. In fast recovery only TSNs below the highest
-        // newly acknowledged one count (HTNA).
+        // §7.2.4 fast retransmit: three miss indications. A TSN is counted missing only below the
+        // highest TSN this SACK newly acknowledges (the HTNA rule, applied always: a SACK that
+        // repeats old gap reports, e.g. for duplicates, is no new evidence of loss).
         var enteredFastRetransmit = false
-        if let highest = fastRecoveryExit != nil ? highestNewlyAcked : highestGapAcked {
+        _ = highestGapAcked
+        if let highest = highestNewlyAcked {
             for index in outstandingHead..<outstanding.count {
                 guard outstanding[index].tsn < highest else { break }
                 guard !outstanding[index].acked, !outstanding[index].abandoned, !outstanding[index].retransmit,

@@ -282,6 +282,24 @@ struct AssociationTests {
         #expect(pair.peers[0].nextDeadline == nil && pair.peers[1].nextDeadline == nil)
     }
 
+    /// The SHUTDOWN COMPLETE is lost: the closed side answers the resent SHUTDOWN ACK (§8.4 rule 5).
+    @Test func shutdownSurvivesALostShutdownComplete() throws {
+        let pair = SCTPPair(seed: 22)
+        #expect(pair.connect())
+        var dropped = false
+        pair.network.dropRule = { _, bytes in
+            guard !dropped, let packet = try? SCTPPacket(parsing: bytes), packet.chunks.contains(.shutdownComplete(reflected: false)) else {
+                return false
+            }
+            dropped = true
+            return true
+        }
+        pair.peers[0].shutdown(now: pair.now)
+        #expect(pair.run(for: .seconds(30)) { pair.closeReason(0) != nil && pair.closeReason(1) != nil })
+        #expect(dropped)
+        #expect(pair.closeReason(0) == .shutdown && pair.closeReason(1) == .shutdown)
+    }
+
     @Test func abort() throws {
         let pair = SCTPPair(seed: 17)
         #expect(pair.connect())
