@@ -149,7 +149,12 @@ public struct SCTPAssociation: Sendable {
     /// Closes outgoing streams (RFC 6525 §5.1.2; RFC 8831 §6.7 closes a data channel so). Messages
     /// queued on them still go first; then `.outgoingStreamsReset` reports the streams free again.
     public mutating func resetStreams(_ streams: [UInt16], now: MonotonicTime) {
-        guard state == .established, peerSupportsReconfig else { return }
+        guard state == .established else { return }
+        guard peerSupportsReconfig else {
+            // The peer did not list RE-CONFIG in its INIT (RFC 6525 §3.1): no way to reset.
+            outputs.append(.event(.outgoingStreamsResetFailed(streams)))
+            return
+        }
         for stream in streams where !resettingStreams.contains(stream) {
             resettingStreams.insert(stream)
             streamsToReset.append(stream)

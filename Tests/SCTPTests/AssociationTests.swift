@@ -382,3 +382,42 @@ struct UnknownChunkTests {
         #expect(ack.stateCookie != nil)
     }
 }
+
+@Suite("SCTP with a peer lacking extensions")
+struct MinimalPeerTests {
+    /// A hand-driven peer whose INIT lists neither FORWARD TSN nor RE-CONFIG: stream reset reports
+    /// failure at once, and partial reliability falls back to reliable (RFC 3758 §3.3).
+    @Test func noForwardTSNNoReconfig() throws {
+        var random = SeededRandom(seed: 60)
+        var server = SCTPAssociation(configuration: SCTPPair.configuration(), random: &random)
+        let now = MonotonicTime(seconds: 10)
+        let peerTag: UInt32 = 0xABCD_0001
+        let initChunk = InitChunk(initiateTag: peerTag, advertisedReceiverWindow: 65_536, outboundStreams: 16, inboundStreams: 16,
+                                  initialTSN: 1000, parameters: [])
+        server.handle(.receive(SCTPPacket(sourcePort: 5000, destinationPort: 5000, verificationTag: 0,
+                                          chunks: [.initiation(initChunk)]).serialized()), now: now)
+        guard case let .transmit(bytes) = server.pollOutput(), case let .initiationAck(ack) = try SCTPPacket(parsing: bytes).chunks[0],
+              let cookie = ack.stateCookie else {
+            Issue.record("no INIT ACK")
+            return
+        }
+        server.handle(.receive(SCTPPacket(sourcePort: 5000, destinationPort: 5000, verificationTag: ack.initiateTag,
+                                          chunks: [.cookieEcho(cookie: cookie)]).serialized()), now: now)
+        #expect(server.state == .established)
+        _ = server.drainOutputs()
+        #expect(throws: SCTPError.streamUnavailable(16)) { try server.send([1], stream: 16, ppid: 51, now: now) }  // peer's MIS is 16
+        server.resetStreams([3], now: now)
+        let events = server.drainOutputs().compactMap { if case let .event(event) = $0 { return event } else { return nil } }
+        #expect(events == [.outgoingStreamsResetFailed([3])])
+        // maxRetransmits 0 without FORWARD TSN: the lost message is still resent.
+        try server.send([1, 2, 3], stream: 1, ppid: 51, reliability: .maxRetransmits(0), now: now)
+        _ = server.drainOutputs()
+        server.handle(.timeout, now: now + .seconds(2))
+        let resent = server.drainOutputs().contains { output in
+            guard case let .transmit(bytes) = output, let packet = try? SCTPPacket(parsing: bytes) else { return false }
+            return packet.chunks.contains { if case .data = $0 { return true } else { return false } }
+        }
+        #expect(resent)
+        #expect(server.statistics.abandonedMessages == 0)
+    }
+}
