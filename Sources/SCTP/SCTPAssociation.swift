@@ -90,6 +90,10 @@ public struct SCTPAssociation: Sendable {
     private var lastResponse: (sequence: UInt32, result: UInt32)?
     private var deferredIncomingReset: (sequence: UInt32, streams: [UInt16], lastTSN: UInt64)?
 
+    /// How far above the cumulative TSN a DATA chunk may be and still be kept (§6.2 lets a
+    /// receiver drop what it cannot hold).
+    static let maxTSNsAhead: UInt64 = 16_384
+
     /// `random` draws the verification tag and initial TSN (RFC 9260 §5.3.1) and seeds later
     /// choices (heartbeat nonces); the daemon passes `SystemRandomNumberGenerator`.
     public init(configuration: SCTPConfiguration, random: inout some RandomNumberGenerator) {
@@ -442,8 +446,9 @@ public struct SCTPAssociation: Sendable {
             if duplicates.count < 32 { duplicates.append(data.tsn) }
             return
         }
-        // Beyond what our window could ever let the peer send, or a full buffer: drop; the peer resends.
-        guard tsn - peerCumulativeTSN <= UInt64(configuration.receiveWindow) else { return }
+        // Too far ahead of the cumulative TSN, or a full buffer: drop; the peer resends. The TSN
+        // window bounds the work a hostile peer can cause with tiny chunks (usrsctp tracks 4096).
+        guard tsn - peerCumulativeTSN <= Self.maxTSNsAhead else { return }
         let limit = Int(configuration.receiveWindow) + (tsn == peerCumulativeTSN + 1 ? configuration.maxMessageSize : 0)
         guard reassembly.bufferedBytes + data.payload.count <= limit else { return }
         if tsn == peerCumulativeTSN + 1 {

@@ -1,8 +1,8 @@
 import RTCBase
 
 /// What an association needs to start. The defaults suit a WebRTC data channel transport (RFC 8831
-/// §6, RFC 8841): port 5000, a 256 KiB max-message-size, packets that fit a DTLS record in a
-/// 1280-byte IPv6 path.
+/// §6, RFC 8841): port 5000, a 256 KiB max-message-size, 1200-byte SCTP packets (as pion and aiortc
+/// send; with DTLS 1.2 AES-GCM's 37 bytes, UDP and IPv4 that is 1265 bytes on the wire).
 public struct SCTPConfiguration: Sendable {
     /// From `a=sctp-port` (RFC 8841 §5); both 5000 unless the SDP says otherwise.
     public var localPort: UInt16 = 5000

@@ -138,3 +138,40 @@ struct SCTPFuzzTests {
         }
     }
 }
+
+/// A peer that floods: tiny chunks far ahead of the cumulative TSN, SSNs that never come due,
+/// partial messages that never end. Memory and work stay bounded; the association keeps going.
+@Suite("SCTP hostile peer")
+struct HostilePeerTests {
+    @Test func floodsStayBounded() throws {
+        let pair = SCTPPair(seed: 70)
+        #expect(pair.connect())
+        let target = pair.peers[1]
+        var attacked = target
+        let tag = target.localVerificationTag
+        var random = SeededRandom(seed: 71)
+        // The TSNs the peer starts from, read off its INIT; spray chunks over the window above them.
+        guard let first = try? SCTPPacket(parsing: pair.transmitted[0][0].1), case let .initiation(initChunk) = first.chunks[0] else {
+            Issue.record("no INIT")
+            return
+        }
+        for round in 0..<200 {
+            var chunks: [SCTPChunk] = []
+            for _ in 0..<60 {
+                let tsn = initChunk.initialTSN &+ UInt32(random.next() % 20_000)
+                let kind = random.next() % 3
+                chunks.append(.data(DataChunk(tsn: tsn, stream: UInt16(random.next() % 4), ssn: UInt16(truncatingIfNeeded: random.next()),
+                                              ppid: 53, unordered: kind == 0, beginning: kind != 2, ending: kind == 0,
+                                              payload: [UInt8(round & 0xFF)][...])))
+            }
+            attacked.handle(.receive(SCTPPacket(sourcePort: 5000, destinationPort: 5000, verificationTag: tag, chunks: chunks).serialized()),
+                            now: pair.now)
+            _ = attacked.drainOutputs()
+        }
+        #expect(attacked.state == .established)
+        #expect(attacked.statistics.dataChunksReceived == 12_000)
+        // Every SACK it sends still fits one packet.
+        attacked.handle(.timeout, now: pair.now + .seconds(1))
+        for case let .transmit(bytes) in attacked.drainOutputs() { #expect(bytes.count <= 1200) }
+    }
+}
