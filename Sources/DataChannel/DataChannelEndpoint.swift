@@ -46,6 +46,14 @@ public enum DataChannelOutput: Sendable {
 
 /// Data channels (RFC 8831) with DCEP (RFC 8832) over one SCTP association, sans-IO like it.
 /// Stream ids follow the DTLS role (RFC 8832 §6): the DTLS client opens even ones, the server odd.
+///
+/// Wiring it into a WebRTC session (RFC 8841, RFC 8261): the SDP offer's `m=application ...
+/// UDP/DTLS/SCTP webrtc-datachannel` section gives `a=sctp-port` (the configuration's remote port;
+/// 5000 if absent) and `a=max-message-size`; the answer carries ours. Once DTLS is connected, each
+/// DTLS application-data record is one SCTP packet for `handle(.receive(_:), now:)`, and each
+/// `.transmit` is written as one record. The DTLS client calls `connect` (the server may too).
+/// The same `now` and deadline discipline as the rest of the session: call `handle(.timeout, now:)`
+/// at `nextDeadline`.
 public struct DataChannelEndpoint: Sendable {
     public enum DTLSRole: Sendable { case client, server }
 

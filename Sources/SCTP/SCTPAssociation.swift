@@ -458,7 +458,12 @@ public struct SCTPAssociation: Sendable {
             let position = binarySearch(receivedAbove, tsn).index
             receivedAbove.insert(tsn, at: position)
         }
-        if data.stream >= configuration.inboundStreams { return }  // acknowledged, not delivered (§6.5 would report it)
+        if data.stream >= configuration.inboundStreams {
+            // §6.5: acknowledged, not delivered, and reported (Invalid Stream Identifier).
+            controlChunks.append(.error(causes: [SCTPErrorCause(code: SCTPErrorCause.invalidStreamIdentifier,
+                                                                information: [UInt8(data.stream >> 8), UInt8(data.stream & 0xFF), 0, 0])]))
+            return
+        }
         for delivered in reassembly.insert(data, tsn: tsn) {
             statistics.messagesReceived += 1
             outputs.append(.event(.message(stream: delivered.stream, ppid: delivered.ppid, payload: delivered.payload)))

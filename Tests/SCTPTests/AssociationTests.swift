@@ -231,6 +231,36 @@ struct AssociationTests {
         #expect(resetAt != nil)
     }
 
+    /// The request overtakes the stream's last DATA (which is lost): "In progress" first, then the
+    /// reset once the DATA is through, answered to the resent request (RFC 6525 §5.2.2).
+    @Test func streamResetInProgressThenPerformed() throws {
+        let pair = SCTPPair(seed: 23)
+        pair.network.jitter = .zero
+        #expect(pair.connect())
+        var dropped = false
+        pair.network.dropRule = { from, bytes in
+            guard from == 0, !dropped, let packet = try? SCTPPacket(parsing: bytes),
+                  packet.chunks.contains(where: { if case .data = $0 { return true } else { return false } }) else { return false }
+            dropped = true
+            return true
+        }
+        try pair.send(0, Array("last words".utf8), stream: 5)
+        pair.peers[0].resetStreams([5], now: pair.now)
+        pair.drain(0)
+        #expect(pair.run(for: .seconds(30)) { pair.eventList(0).contains(.outgoingStreamsReset([5])) })
+        let results = pair.transmitted[1].flatMap { entry -> [UInt32] in
+            guard let packet = try? SCTPPacket(parsing: entry.1) else { return [] }
+            return packet.chunks.flatMap { chunk -> [UInt32] in
+                guard case let .reconfig(parameters) = chunk else { return [] }
+                return parameters.compactMap { if case let .response(_, result) = $0 { return result } else { return nil } }
+            }
+        }
+        #expect(results == [ReconfigParameter.Result.inProgress, ReconfigParameter.Result.successPerformed])
+        #expect(pair.received[1].map(\.payload) == [Array("last words".utf8)])
+        // The message came before the reset event on the receiving side.
+        #expect(pair.eventList(1).contains(.incomingStreamsReset([5])))
+    }
+
     /// T3-rtx doubles on each expiry (RFC 9260 §6.3.3) until Association.Max.Retrans ends it.
     @Test func retransmissionTimerBacksOff() throws {
         let pair = SCTPPair(seed: 14) { _, configuration in configuration.heartbeatInterval = .seconds(100_000) }
@@ -323,6 +353,30 @@ struct AssociationTests {
         pair.peers[1].handle(.receive(wrongPort.serialized()), now: pair.now)
         #expect(pair.peers[1].state == .established)
         #expect(pair.peers[1].statistics.packetsDropped == 2)
+    }
+
+    /// DATA on a stream beyond the inbound count: acknowledged, not delivered, reported (§6.5).
+    @Test func dataOnAnInvalidStreamIsReported() throws {
+        let pair = SCTPPair(seed: 24) { side, configuration in
+            if side == 1 { configuration.inboundStreams = 4 }
+        }
+        #expect(pair.connect())
+        #expect(throws: SCTPError.streamUnavailable(4)) { try pair.send(0, [1], stream: 4) }  // side 0 knows the limit
+        // A peer that ignores it anyway:
+        let tag = pair.peers[1].localVerificationTag
+        guard let initPacket = try? SCTPPacket(parsing: pair.transmitted[0][0].1), case let .initiation(initChunk) = initPacket.chunks[0] else {
+            Issue.record("no INIT")
+            return
+        }
+        let data = SCTPChunk.data(DataChunk(tsn: initChunk.initialTSN, stream: 9, ssn: 0, ppid: 53, payload: [1][...]))
+        pair.peers[1].handle(.receive(SCTPPacket(sourcePort: 5000, destinationPort: 5000, verificationTag: tag, chunks: [data]).serialized()),
+                             now: pair.now)
+        pair.peers[1].handle(.timeout, now: pair.now + .milliseconds(200))  // the delayed SACK
+        let chunks = pair.peers[1].drainOutputs().compactMap { output -> SCTPPacket? in
+            if case let .transmit(bytes) = output { return try? SCTPPacket(parsing: bytes) } else { return nil }
+        }.flatMap(\.chunks)
+        #expect(chunks.contains(.error(causes: [SCTPErrorCause(code: 1, information: [0, 9, 0, 0])])))
+        #expect(chunks.contains { if case let .sack(sack) = $0 { return sack.cumulativeTSNAck == initChunk.initialTSN } else { return false } })
     }
 
     /// Streams take turns a message at a time: a chat line is not stuck behind a queued transfer.
