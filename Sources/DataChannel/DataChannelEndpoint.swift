@@ -95,7 +95,10 @@ public struct DataChannelEndpoint: Sendable {
     /// on the id out of band (RFC 8831 §6.5). Returns the stream id.
     public mutating func open(label: String, protocol protocolName: String = "", options: DataChannelOptions = DataChannelOptions(),
                               negotiatedID: UInt16? = nil, now: MonotonicTime) throws(DataChannelError) -> UInt16 {
-        guard association.state == .established else { throw .sctp("association not established") }
+        switch association.state {
+        case .idle, .cookieWait, .cookieEchoed, .established: break
+        default: throw .sctp("association closing or closed")
+        }
         let id: UInt16
         if let negotiatedID {
             guard channels[negotiatedID] == nil else { throw .noStreamAvailable }
@@ -110,7 +113,8 @@ public struct DataChannelEndpoint: Sendable {
         }
         let info = DataChannelInfo(id: id, label: label, protocol: protocolName, options: options, negotiated: negotiatedID != nil)
         channels[id] = Channel(info: info, acknowledged: negotiatedID != nil)
-        if negotiatedID == nil {
+        // Before the association is up the OPEN waits; it goes out with `.connected`.
+        if negotiatedID == nil, association.state == .established {
             do {
                 try association.send(DCEPMessage.open(options: options, label: label, protocol: protocolName).serialized(),
                                      stream: id, ppid: DataChannelPPID.dcep, now: now)
@@ -125,7 +129,7 @@ public struct DataChannelEndpoint: Sendable {
 
     public mutating func send(_ message: DataChannelMessage, on id: UInt16, now: MonotonicTime) throws(DataChannelError) {
         guard let channel = channels[id] else { throw .unknownChannel(id) }
-        guard !channel.outgoingReset, !channel.incomingReset else { throw .channelNotOpen(id) }
+        guard !channel.outgoingReset, !channel.incomingReset, association.state == .established else { throw .channelNotOpen(id) }
         let payload: [UInt8], ppid: UInt32
         switch message {
         case let .text(text):
@@ -195,6 +199,17 @@ public struct DataChannelEndpoint: Sendable {
         switch event {
         case .associationEstablished:
             outputs.append(.event(.connected))
+            // Channels opened while the association was being set up.
+            for (id, channel) in channels.sorted(by: { $0.key < $1.key }) where !channel.info.negotiated {
+                let info = channel.info
+                do {
+                    try association.send(DCEPMessage.open(options: info.options, label: info.label, protocol: info.protocol).serialized(),
+                                         stream: id, ppid: DataChannelPPID.dcep, now: now)
+                } catch {
+                    channels[id] = nil
+                    outputs.append(.event(.closed(id)))
+                }
+            }
         case let .message(stream, ppid, payload):
             receive(payload, stream: stream, ppid: ppid, now: now)
         case let .incomingStreamsReset(streams):

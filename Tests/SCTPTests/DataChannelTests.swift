@@ -118,6 +118,22 @@ struct DataChannelTests {
         #expect(pair.run(for: .seconds(5)) { pair.events[1].filter { if case .opened = $0 { return true } else { return false } }.count == 3 })
     }
 
+    /// Channels may be opened before SCTP is up (as browsers allow); the OPEN goes out on `.connected`.
+    @Test func openBeforeConnected() throws {
+        let pair = DataChannelPair(seed: 4)
+        let early = try pair.endpoints[0].open(label: "early", now: pair.now)
+        let negotiated = try pair.endpoints[1].open(label: "n", negotiatedID: 10, now: pair.now)
+        _ = try pair.endpoints[0].open(label: "n", negotiatedID: 10, now: pair.now)
+        #expect(throws: DataChannelError.channelNotOpen(early)) { try pair.endpoints[0].send(.text("too soon"), on: early, now: pair.now) }
+        pair.endpoints[0].connect(now: pair.now)
+        #expect(pair.run(for: .seconds(10)) { pair.events[0].contains(.acknowledged(early)) })
+        #expect(pair.events[1].contains(.opened(DataChannelInfo(id: early, label: "early", protocol: "", options: DataChannelOptions(),
+                                                                negotiated: false))))
+        #expect(pair.run(for: .seconds(10)) { pair.events[1].contains(.connected) })
+        try pair.endpoints[1].send(.text("on the negotiated one"), on: negotiated, now: pair.now)
+        #expect(pair.run(for: .seconds(10)) { pair.messages(0).count == 1 })
+    }
+
     /// Negotiated channels (RFC 8831 §6.5) skip DCEP: both sides create the same id.
     @Test func negotiatedChannel() throws {
         let pair = DataChannelPair(seed: 2)
