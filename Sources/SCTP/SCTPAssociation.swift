@@ -548,12 +548,10 @@ public struct SCTPAssociation: Sendable {
         if advancedPeerAckPoint < cumulativeAckPoint { advancedPeerAckPoint = cumulativeAckPoint }
         compactOutstanding()
         // Gap ack blocks.
-        var highestGapAcked: UInt64?
         var highestNewlyAcked: UInt64?
         for block in sack.gapAckBlocks where block.start <= block.end && block.start > 0 {
             let first = cumulative + UInt64(block.start), last = cumulative + UInt64(block.end)
             guard last < nextTSN else { continue }
-            highestGapAcked = max(highestGapAcked ?? 0, last)
             for tsn in first...last {
                 let index = outstandingHead + Int(tsn - cumulativeAckPoint - 1)
                 guard !outstanding[index].acked else { continue }
@@ -578,7 +576,6 @@ public struct SCTPAssociation: Sendable {
         // highest TSN this SACK newly acknowledges (the HTNA rule, applied always: a SACK that
         // repeats old gap reports, e.g. for duplicates, is no new evidence of loss).
         var enteredFastRetransmit = false
-        _ = highestGapAcked
         if let highest = highestNewlyAcked {
             for index in outstandingHead..<outstanding.count {
                 guard outstanding[index].tsn < highest else { break }
