@@ -223,9 +223,14 @@ public struct DataChannelEndpoint: Sendable {
                 }
                 channels[id] = channel
             }
-        case let .outgoingStreamsReset(streams), let .outgoingStreamsResetFailed(streams):
-            // A refused reset leaves nothing more to wait for either: the channel is closed for us.
+        case let .outgoingStreamsReset(streams):
             for id in streams { channels[id]?.outgoingResetDone = true }
+        case let .outgoingStreamsResetFailed(streams):
+            // The peer cannot or will not reset: the channel is closed for us all the same.
+            for id in streams where channels[id] != nil {
+                channels[id] = nil
+                outputs.append(.event(.closed(id)))
+            }
         case let .closed(reason):
             channels = [:]
             outputs.append(.event(.disconnected(reason)))
