@@ -195,8 +195,13 @@ public struct SCTPAssociation: Sendable {
     /// The tag every packet to this association carries (RFC 9260 §8.5).
     public var localVerificationTag: UInt32 { localTag }
 
-    /// Bytes accepted by `send` and not yet acknowledged (RFC 8831 bufferedAmount).
+    /// Bytes accepted by `send` and not yet acknowledged (RFC 8831 bufferedAmount). Abandoned
+    /// messages no longer count, though the peer may not have heard of it yet.
     public var bufferedAmount: Int { pendingBytes + unackedBytes }
+
+    /// Nothing queued and every TSN sent passed by the peer's cumulative ack (abandoned ones by way
+    /// of FORWARD TSN): the peer has all it will ever get of what was sent.
+    public var allAcknowledged: Bool { pending.isEmpty && outstandingHead == outstanding.count }
 
     public var nextDeadline: MonotonicTime? {
         guard state != .closed else { return nil }
@@ -686,6 +691,23 @@ public struct SCTPAssociation: Sendable {
         if let message = pending.currentMessage(id: id) {
             pendingBytes -= message.payload.count - message.offset
             pending.removeCurrent()
+            if message.offset > 0 {
+                // Part of it went out, the rest never will. Its sent fragments may all have been
+                // acknowledged, and then a FORWARD TSN up to them would change nothing at the peer,
+                // which would wait for the message's end (and, if ordered, hold its stream) forever.
+                // So the missing end takes one TSN that is never sent, abandoned from the start:
+                // the FORWARD TSN passes it and names the SSN.
+                let tsn = nextTSN
+                nextTSN += 1
+                let end = DataChunk(tsn: UInt32(truncatingIfNeeded: tsn), stream: message.stream, ssn: message.ssn,
+                                    ppid: message.ppid, unordered: message.unordered, beginning: false, ending: true, payload: [])
+                var placeholder = OutstandingChunk(tsn: tsn, chunk: end, messageID: id, reliability: message.reliability,
+                                                   created: message.created, sentAt: .zero)
+                placeholder.abandoned = true
+                placeholder.inFlight = false
+                placeholder.transmissions = 0
+                outstanding.append(placeholder)
+            }
         }
     }
 
