@@ -165,6 +165,9 @@ public struct DataChannelEndpoint: Sendable {
         pump(now: now)
     }
 
+    /// Bytes sent on the channel and not yet acknowledged (RFC 8831 §6.6 / W3C bufferedAmount).
+    public func bufferedAmount(of id: UInt16) -> Int { association.bufferedAmount(stream: id) }
+
     public var nextDeadline: MonotonicTime? { association.nextDeadline }
 
     public mutating func pollOutput() -> DataChannelOutput {

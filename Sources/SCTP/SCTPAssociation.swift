@@ -55,6 +55,8 @@ public struct SCTPAssociation: Sendable {
     private var retransmissionsMarked = false
     /// User data given a TSN and neither acknowledged nor abandoned.
     private var unackedBytes = 0
+    /// `bufferedAmount` by stream (data channels each have their own).
+    private var bufferedByStream: [UInt16: Int] = [:]
 
     // RTT and timers (RFC 9260 §6.3).
     public private(set) var retransmissionTimeout: Duration
@@ -146,6 +148,7 @@ public struct SCTPAssociation: Sendable {
                                        payload: message, reliability: reliability, created: now))
         nextMessageID += 1
         pendingBytes += message.count
+        bufferedByStream[stream, default: 0] += message.count
         statistics.messagesSent += 1
         flush(now: now)
     }
@@ -198,6 +201,14 @@ public struct SCTPAssociation: Sendable {
     /// Bytes accepted by `send` and not yet acknowledged (RFC 8831 bufferedAmount). Abandoned
     /// messages no longer count, though the peer may not have heard of it yet.
     public var bufferedAmount: Int { pendingBytes + unackedBytes }
+
+    /// `bufferedAmount` of one stream.
+    public func bufferedAmount(stream: UInt16) -> Int { bufferedByStream[stream] ?? 0 }
+
+    private mutating func release(_ bytes: Int, on stream: UInt16) {
+        guard let current = bufferedByStream[stream] else { return }
+        if current <= bytes { bufferedByStream[stream] = nil } else { bufferedByStream[stream] = current - bytes }
+    }
 
     /// Nothing queued and every TSN sent passed by the peer's cumulative ack (abandoned ones by way
     /// of FORWARD TSN): the peer has all it will ever get of what was sent.
@@ -547,6 +558,7 @@ public struct SCTPAssociation: Sendable {
             if !entry.acked && !entry.abandoned {
                 bytesAcked += entry.chunk.payload.count
                 unackedBytes -= entry.chunk.payload.count
+                release(entry.chunk.payload.count, on: entry.chunk.stream)
                 if entry.transmissions == 1 { rttSample = now - entry.sentAt }  // Karn: only chunks sent once
             }
         }
@@ -569,6 +581,7 @@ public struct SCTPAssociation: Sendable {
                 if !outstanding[index].abandoned {
                     bytesAcked += outstanding[index].chunk.payload.count
                     unackedBytes -= outstanding[index].chunk.payload.count
+                    release(outstanding[index].chunk.payload.count, on: outstanding[index].chunk.stream)
                     highestNewlyAcked = max(highestNewlyAcked ?? 0, tsn)
                     if outstanding[index].transmissions == 1 { rttSample = now - outstanding[index].sentAt }
                 }
@@ -680,7 +693,10 @@ public struct SCTPAssociation: Sendable {
     private mutating func abandonMessage(_ id: UInt64) {
         statistics.abandonedMessages += 1
         for index in outstandingHead..<outstanding.count where outstanding[index].messageID == id {
-            if !outstanding[index].abandoned && !outstanding[index].acked { unackedBytes -= outstanding[index].chunk.payload.count }
+            if !outstanding[index].abandoned && !outstanding[index].acked {
+                unackedBytes -= outstanding[index].chunk.payload.count
+                release(outstanding[index].chunk.payload.count, on: outstanding[index].chunk.stream)
+            }
             outstanding[index].abandoned = true
             outstanding[index].retransmit = false
             if outstanding[index].inFlight {
@@ -690,6 +706,7 @@ public struct SCTPAssociation: Sendable {
         }
         if let message = pending.currentMessage(id: id) {
             pendingBytes -= message.payload.count - message.offset
+            release(message.payload.count - message.offset, on: message.stream)
             pending.removeCurrent()
             if message.offset > 0 {
                 // Part of it went out, the rest never will. Its sent fragments may all have been
@@ -1060,6 +1077,7 @@ public struct SCTPAssociation: Sendable {
                 // Never sent: dropped without using a TSN or an SSN.
                 statistics.abandonedMessages += 1
                 pendingBytes -= message.payload.count
+                release(message.payload.count, on: message.stream)
                 pending.removeCurrent()
                 continue
             }
@@ -1108,7 +1126,7 @@ public struct SCTPAssociation: Sendable {
         state = .closed
         t1 = nil; t2 = nil; t3 = nil; delayedAck = nil; heartbeatDeadline = nil; reconfigTimer = nil
         pending.removeAll(); pendingBytes = 0
-        outstanding = []; outstandingHead = 0; unackedBytes = 0
+        outstanding = []; outstandingHead = 0; unackedBytes = 0; bufferedByStream = [:]
         controlChunks = []
         outputs.append(.event(.closed(reason)))
     }

@@ -88,8 +88,11 @@ struct AssociationTests {
             try pair.send(1, testMessage(index: index, size: size), stream: 7, unordered: index % 2 == 0)
         }
         #expect(pair.peers[0].bufferedAmount == sizes.reduce(0, +), "nothing acknowledged yet")
+        #expect(pair.peers[0].bufferedAmount(stream: 1) == sizes.enumerated().filter { $0.offset % 3 == 1 }.map(\.element).reduce(0, +))
+        #expect(pair.peers[0].bufferedAmount(stream: 9) == 0)
         #expect(pair.run(for: .seconds(60)) { pair.received[1].count == sizes.count && pair.received[0].count == sizes.count })
         #expect(pair.run(for: .seconds(1)) { pair.peers[0].bufferedAmount == 0 && pair.peers[1].bufferedAmount == 0 })
+        #expect(pair.peers[0].bufferedAmount(stream: 1) == 0 && pair.peers[1].bufferedAmount(stream: 7) == 0)
         // In order within each stream (streams are independent: jitter reorders packets between them).
         for stream in UInt16(0)..<3 {
             let indices = pair.received[1].filter { $0.stream == stream }.map { messageIndex($0.payload) }

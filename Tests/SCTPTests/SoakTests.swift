@@ -61,6 +61,9 @@ struct SoakTests {
         #expect(pair.run(for: .seconds(3600)) { pair.peers[0].allAcknowledged && pair.peers[1].allAcknowledged },
                 "seed \(seed): all acknowledged or abandoned and forwarded")
         #expect(pair.peers[0].bufferedAmount == 0 && pair.peers[1].bufferedAmount == 0)
+        for stream in UInt16(0)..<6 {
+            #expect(pair.peers[0].bufferedAmount(stream: stream) == 0 && pair.peers[1].bufferedAmount(stream: stream) == 0)
+        }
         for side in 0..<2 {
             let received = pair.received[1 - side]
             let mine = sent.filter { $0.side == side }
