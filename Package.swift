@@ -95,10 +95,10 @@ let package = Package(
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "ICETests", dependencies: ["ICE", "STUN"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"]),
+        .testTarget(name: "SCTPTests", dependencies: ["SCTP", "DataChannel", "RTCBase", "STUN"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP"]),
-        .testTarget(name: "SCTPTests", dependencies: ["SCTP", "DataChannel", "RTCBase", "STUN"]),
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
         .testTarget(name: "CameraServerTests", dependencies: [
