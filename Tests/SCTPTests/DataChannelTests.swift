@@ -189,3 +189,78 @@ struct DataChannelTests {
         }
     }
 }
+
+/// A raw association as a hostile data channel peer: malformed and out-of-place DCEP, data on
+/// channels that do not exist, endless partial messages, every PPID. The endpoint must not trap and
+/// must keep working.
+@Suite("Data channels against a hostile peer")
+struct HostileDataChannelPeerTests {
+    @Test func hostileDCEPAndData() throws {
+        var random = SeededRandom(seed: 80)
+        var raw = SCTPAssociation(configuration: SCTPPair.configuration(), random: &random)
+        var endpoint = DataChannelEndpoint(role: .server, configuration: SCTPPair.configuration(), random: &random)
+        var now = MonotonicTime(seconds: 1)
+        var events: [DataChannelEvent] = []
+        func exchange() {
+            for _ in 0..<50 {
+                var moved = false
+                for case let .transmit(bytes) in raw.drainOutputs() {
+                    endpoint.handle(.receive(bytes), now: now)
+                    moved = true
+                }
+                for output in endpoint.drainOutputs() {
+                    switch output {
+                    case let .transmit(bytes):
+                        raw.handle(.receive(bytes), now: now)
+                        moved = true
+                    case let .event(event): events.append(event)
+                    case .timeout: break
+                    }
+                }
+                if !moved {
+                    now = now + .milliseconds(250)  // let delayed SACKs and timers run
+                    raw.handle(.timeout, now: now)
+                    endpoint.handle(.timeout, now: now)
+                    if raw.drainOutputs().isEmpty, endpoint.drainOutputs().isEmpty { return }
+                }
+            }
+        }
+        raw.connect(now: now)
+        exchange()
+        #expect(events.contains(.connected))
+        _ = raw.drainOutputs()
+
+        let open = DCEPMessage.open(options: DataChannelOptions(), label: "x", protocol: "").serialized()
+        var fuzz = SeededRandom(seed: 81)
+        for index in 0..<400 {
+            let stream = UInt16(fuzz.next() % 8)
+            var payload: [UInt8]
+            switch fuzz.next() % 6 {
+            case 0: payload = open
+            case 1: payload = [0x02]  // ACK for whatever
+            case 2: payload = Array(open.prefix(Int(fuzz.next() % UInt64(open.count))))  // truncated OPEN
+            case 3:
+                payload = open
+                payload[Int(fuzz.next() % UInt64(payload.count))] = UInt8(truncatingIfNeeded: fuzz.next())
+            default: payload = fuzz.bytes(1 + Int(fuzz.next() % 300))
+            }
+            let ppid: UInt32 = [50, 51, 52, 53, 54, 56, 57, 0, 99][Int(fuzz.next() % 9)]
+            try? raw.send(payload, stream: stream, ppid: ppid, unordered: fuzz.next() % 2 == 0, now: now)
+            if index % 10 == 0 { exchange() }
+        }
+        exchange()
+        #expect(endpoint.association.state == .established)
+        #expect(endpoint.association.statistics.messagesReceived > 300, "the hostile messages got there")
+        #expect(events.contains { if case .opened = $0 { return true } else { return false } })
+        #expect(events.contains { if case .message = $0 { return true } else { return false } })
+        // Still usable: the endpoint opens a channel of its own and the raw side receives the OPEN.
+        let id = try endpoint.open(label: "after", now: now)
+        #expect(id % 2 == 1)
+        for output in endpoint.drainOutputs() { if case let .transmit(bytes) = output { raw.handle(.receive(bytes), now: now) } }
+        let sawOpen = raw.drainOutputs().contains { output in
+            if case let .event(.message(stream, ppid, _)) = output { return stream == id && ppid == 50 }
+            return false
+        }
+        #expect(sawOpen)
+    }
+}
