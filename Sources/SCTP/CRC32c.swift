@@ -35,19 +35,22 @@ public enum CRC32c {
     static func update(_ crc: UInt32, _ bytes: [UInt8], _ range: Range<Int>) -> UInt32 {
         var crc = crc
         flat.withUnsafeBufferPointer { t in
-            bytes.withUnsafeBufferPointer { b in
+            bytes.withUnsafeBytes { raw in
                 var i = range.lowerBound
                 let end = range.upperBound
                 while end - i >= 8 {
-                    let low = crc ^ (UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
+                    // One unaligned 8-byte load; the CRC is reflected, so the bytes go in little-endian.
+                    let word = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self).littleEndian
+                    let low = crc ^ UInt32(truncatingIfNeeded: word)
+                    let high = UInt32(truncatingIfNeeded: word >> 32)
                     crc = t[7 * 256 + Int(low & 0xFF)] ^ t[6 * 256 + Int(low >> 8 & 0xFF)]
                         ^ t[5 * 256 + Int(low >> 16 & 0xFF)] ^ t[4 * 256 + Int(low >> 24)]
-                        ^ t[3 * 256 + Int(b[i + 4])] ^ t[2 * 256 + Int(b[i + 5])]
-                        ^ t[1 * 256 + Int(b[i + 6])] ^ t[Int(b[i + 7])]
+                        ^ t[3 * 256 + Int(high & 0xFF)] ^ t[2 * 256 + Int(high >> 8 & 0xFF)]
+                        ^ t[1 * 256 + Int(high >> 16 & 0xFF)] ^ t[Int(high >> 24)]
                     i += 8
                 }
                 while i < end {
-                    crc = t[Int((crc ^ UInt32(b[i])) & 0xFF)] ^ (crc >> 8)
+                    crc = t[Int((crc ^ UInt32(raw[i])) & 0xFF)] ^ (crc >> 8)
                     i += 1
                 }
             }

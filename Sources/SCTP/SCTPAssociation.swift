@@ -293,7 +293,10 @@ public struct SCTPAssociation: Sendable {
             case let .sack(sack):
                 receiveSack(sack, now: now)
             case let .heartbeat(info):
-                if isConnected { controlChunks.append(.heartbeatAck(info: info)) }
+                // §8.3: echoed as it came, if the answer fits one packet.
+                if isConnected, info.count <= configuration.maxPacketSize - SCTPPacket.commonHeaderSize - 8 {
+                    controlChunks.append(.heartbeatAck(info: info))
+                }
             case let .heartbeatAck(info):
                 receiveHeartbeatAck(info, now: now)
             case let .abort(_, causes):

@@ -59,4 +59,13 @@ struct SCTPThroughputTests {
         print("SCTP throughput 64 KiB: \(Int(result.messagesPerSecond)) messages/s, \(Int(result.megabytesPerSecond)) MB/s wall clock;",
               "\(Int(result.cpuMessagesPerSecond)) messages/s, \(Int(result.cpuMegabytesPerSecond)) MB/s per CPU second")
     }
+
+    @Test func crc32c() {
+        let bytes = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let start = Self.threadCPUSeconds()
+        var sum: UInt32 = 0
+        for _ in 0..<256 { sum ^= CRC32c.checksum(bytes) }
+        let cpu = Self.threadCPUSeconds() - start
+        print("CRC32c: \(Int(256.0 * Double(1 << 20) / cpu / 1e6)) MB/s per CPU second (\(sum))")
+    }
 }
