@@ -1,4 +1,5 @@
 import RTCBase
+import SCTP
 
 /// SCTP payload protocol identifiers of WebRTC data channels (RFC 8831 §8, IANA).
 public enum DataChannelPPID {
@@ -60,7 +61,7 @@ public enum DataChannelError: Error, Equatable, Sendable {
     /// No even (DTLS client) or odd (DTLS server) stream id left, or the one asked for is taken.
     case noStreamAvailable
     /// The SCTP association refused it.
-    case sctp(String)
+    case sctp(SCTPError)
 }
 
 /// DCEP messages (RFC 8832 §5), carried with PPID 50 on the channel's stream.

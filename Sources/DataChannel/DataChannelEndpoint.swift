@@ -97,7 +97,7 @@ public struct DataChannelEndpoint: Sendable {
                               negotiatedID: UInt16? = nil, now: MonotonicTime) throws(DataChannelError) -> UInt16 {
         switch association.state {
         case .idle, .cookieWait, .cookieEchoed, .established: break
-        default: throw .sctp("association closing or closed")
+        default: throw .sctp(.notEstablished)
         }
         let id: UInt16
         if let negotiatedID {
@@ -120,7 +120,7 @@ public struct DataChannelEndpoint: Sendable {
                                      stream: id, ppid: DataChannelPPID.dcep, now: now)
             } catch {
                 channels[id] = nil
-                throw .sctp("\(error)")
+                throw .sctp(error)
             }
         }
         pump(now: now)
@@ -150,7 +150,7 @@ public struct DataChannelEndpoint: Sendable {
             try association.send(payload, stream: id, ppid: ppid, unordered: !options.ordered && channel.acknowledged,
                                  reliability: reliability, now: now)
         } catch {
-            throw .sctp("\(error)")
+            throw .sctp(error)
         }
         pump(now: now)
     }

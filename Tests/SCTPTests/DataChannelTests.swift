@@ -134,6 +134,18 @@ struct DataChannelTests {
         #expect(pair.run(for: .seconds(10)) { pair.messages(0).count == 1 })
     }
 
+    /// The association's refusals come through typed.
+    @Test func sctpErrorsAreWrapped() throws {
+        let pair = DataChannelPair(seed: 5)
+        pair.endpoints[0].connect(now: pair.now)
+        #expect(pair.run(for: .seconds(10)) { pair.events[0].contains(.connected) })
+        let id = try pair.endpoints[0].open(label: "big", now: pair.now)
+        #expect(throws: DataChannelError.sctp(.messageSize(262_145))) {
+            try pair.endpoints[0].send(.binary([UInt8](repeating: 1, count: 262_145)), on: id, now: pair.now)
+        }
+        #expect(throws: DataChannelError.unknownChannel(40)) { try pair.endpoints[0].send(.text("?"), on: 40, now: pair.now) }
+    }
+
     /// Negotiated channels (RFC 8831 §6.5) skip DCEP: both sides create the same id.
     @Test func negotiatedChannel() throws {
         let pair = DataChannelPair(seed: 2)
