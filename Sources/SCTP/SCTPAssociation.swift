@@ -139,7 +139,7 @@ public struct SCTPAssociation: Sendable {
     public mutating func send(_ message: [UInt8], stream: UInt16, ppid: UInt32, unordered: Bool = false,
                               reliability: SCTPReliability = .reliable, now: MonotonicTime) throws(SCTPError) {
         guard state == .established else { throw .notEstablished }
-        guard !message.isEmpty, message.count <= configuration.maxMessageSize else { throw .messageSize(message.count) }
+        guard !message.isEmpty, message.count <= configuration.remoteMaxMessageSize else { throw .messageSize(message.count) }
         guard stream < outboundStreamLimit, !resettingStreams.contains(stream) else { throw .streamUnavailable(stream) }
         var reliability = reliability
         if !peerSupportsForwardTSN { reliability = .reliable }  // RFC 3758 §3.3: nothing to abandon with

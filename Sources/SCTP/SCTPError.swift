@@ -8,7 +8,7 @@ public enum SCTPError: Error, Equatable, Sendable, CustomStringConvertible {
     case badChecksum
     /// `send` before the association is up, or after it began to shut down or closed.
     case notEstablished
-    /// A message larger than the negotiated max-message-size (RFC 8841 §6), or empty.
+    /// A message larger than the peer's max-message-size (RFC 8841 §6), or empty.
     case messageSize(Int)
     /// A stream id the peer does not accept (its inbound stream count), or a stream being reset.
     case streamUnavailable(UInt16)

@@ -9,8 +9,11 @@ public struct SCTPConfiguration: Sendable {
     public var remotePort: UInt16 = 5000
     /// Largest SCTP packet (common header included) handed to DTLS.
     public var maxPacketSize = 1200
-    /// `a=max-message-size` (RFC 8841 §6): the largest message sent or accepted.
+    /// Our `a=max-message-size` (RFC 8841 §6): the largest message we take in.
     public var maxMessageSize = 256 * 1024
+    /// The peer's `a=max-message-size`: the largest message `send` accepts. RFC 8841 §6: 64 KiB
+    /// when the peer's SDP has none; its 0 (no limit) is `Int.max` here.
+    public var remoteMaxMessageSize = 256 * 1024
     /// The receive buffer advertised as a_rwnd (RFC 9260 §6.2.1).
     public var receiveWindow: UInt32 = 1024 * 1024
     public var outboundStreams: UInt16 = 65_535

@@ -105,6 +105,11 @@ struct AssociationTests {
         #expect(Set(pair.received[0].map(\.payload.count)) == Set(sizes))
         #expect(throws: SCTPError.messageSize(262_145)) { try pair.send(0, [UInt8](repeating: 0, count: 262_145)) }
         #expect(throws: SCTPError.messageSize(0)) { try pair.send(0, []) }
+        // A peer that takes at most 64 KiB (no a=max-message-size in its SDP).
+        let small = SCTPPair(seed: 61) { side, configuration in if side == 0 { configuration.remoteMaxMessageSize = 65_536 } }
+        #expect(small.connect())
+        #expect(throws: SCTPError.messageSize(65_537)) { try small.send(0, [UInt8](repeating: 0, count: 65_537)) }
+        try small.send(0, [UInt8](repeating: 0, count: 65_536))
     }
 
     /// 2,000 messages each way through 5 % loss, delay and reordering: none lost, none out of order.
