@@ -57,6 +57,8 @@ public struct SCTPAssociation: Sendable {
     private var unackedBytes = 0
     /// `bufferedAmount` by stream (data channels each have their own).
     private var bufferedByStream: [UInt16: Int] = [:]
+    /// When DATA last went out (new or retransmitted), for cwnd decay while idle.
+    private var lastDataSent: MonotonicTime?
 
     // RTT and timers (RFC 9260 §6.3).
     public private(set) var retransmissionTimeout: Duration
@@ -1067,6 +1069,7 @@ public struct SCTPAssociation: Sendable {
             outstanding[index].missingReports = 0
             flightSize += size
             statistics.retransmittedChunks += 1
+            lastDataSent = now
             builder.add(.data(outstanding[index].chunk), into: &self)
             if t3 == nil { t3 = now + retransmissionTimeout }
         }
@@ -1075,6 +1078,16 @@ public struct SCTPAssociation: Sendable {
 
     private mutating func sendNewData(_ builder: inout PacketBuilder, now: MonotonicTime) {
         let fragmentSize = configuration.maxFragmentSize
+        // §7.2.1: after an idle time, cwnd halves (down to 4 MTU) for every RTO that passed without
+        // DATA, so a long-quiet sender does not burst a stale window into the network.
+        if flightSize == 0, let last = lastDataSent, !pending.isEmpty {
+            var idle = now - last
+            let floor = 4 * configuration.maxPacketSize
+            while idle >= retransmissionTimeout, congestionWindow > floor {
+                congestionWindow = max(congestionWindow / 2, floor)
+                idle -= retransmissionTimeout
+            }
+        }
         while flightSize < congestionWindow, var message = pending.next() {
             if message.offset == 0, case let .lifetime(limit) = message.reliability, now - message.created >= limit {
                 // Never sent: dropped without using a TSN or an SSN.
@@ -1115,6 +1128,7 @@ public struct SCTPAssociation: Sendable {
             unackedBytes += length
             peerReceiveWindow = max(0, peerReceiveWindow - length)
             statistics.dataChunksSent += 1
+            lastDataSent = now
             builder.add(.data(chunk), into: &self)
             if t3 == nil { t3 = now + retransmissionTimeout }
         }

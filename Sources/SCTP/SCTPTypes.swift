@@ -19,9 +19,11 @@ public struct SCTPConfiguration: Sendable {
     public var outboundStreams: UInt16 = 65_535
     public var inboundStreams: UInt16 = 65_535
     /// RFC 9260 §16 protocol parameters. The minimum RTO is lower than the RFC's 1 s, as WebRTC
-    /// stacks do (dcSCTP, usrsctp in browsers): data channels carry interactive traffic.
+    /// stacks do: data channels carry interactive traffic. It stays above the peer's delayed-ack
+    /// time plus a round trip, or a lone message's SACK (200 ms late by design) would come after
+    /// T3 and be retransmitted for nothing (seen here with 200 ms).
     public var rtoInitial: Duration = .seconds(1)
-    public var rtoMin: Duration = .milliseconds(200)
+    public var rtoMin: Duration = .milliseconds(400)
     public var rtoMax: Duration = .seconds(60)
     public var maxInitRetransmits = 8
     /// Association.Max.Retrans: consecutive timeouts without an answer before the peer is given up.

@@ -45,6 +45,25 @@ struct CongestionTests {
         #expect(pair.peers[0].congestionWindow == mtu)
     }
 
+    /// RFC 9260 §7.2.1: cwnd decays while no DATA is sent, halving per RTO down to 4 MTU.
+    @Test func congestionWindowDecaysWhileIdle() throws {
+        let pair = SCTPPair(seed: 43)
+        pair.network.jitter = .zero
+        #expect(pair.connect())
+        for index in 0..<300 { try pair.send(0, testMessage(index: index, size: 1100)) }
+        #expect(pair.run(for: .seconds(30)) { pair.received[1].count == 300 })
+        let grown = pair.peers[0].congestionWindow
+        #expect(grown > 40 * 1200)
+        pair.run(for: .milliseconds(300))  // under one RTO (at least 400 ms): no decay
+        try pair.send(0, [1])
+        #expect(pair.peers[0].congestionWindow == grown)
+        #expect(pair.run(for: .seconds(5)) { pair.received[1].count == 301 })
+        pair.run(for: .seconds(20))  // a long pause
+        #expect(pair.peers[0].statistics.retransmissionTimeouts == 0, "the lone message's delayed SACK came before T3")
+        try pair.send(0, [2])
+        #expect(pair.peers[0].congestionWindow == 4 * 1200)
+    }
+
     /// RFC 9260 §6.1: a small receive window bounds what is in flight, however much is queued.
     @Test func peerWindowBoundsTheFlight() throws {
         let pair = SCTPPair(seed: 41) { side, configuration in
