@@ -48,7 +48,7 @@ async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("swift_port", type=int)
     parser.add_argument("--role", default="server")
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seconds", type=float, default=60, help="stop (ABORT) after this long at most")
     parser.add_argument("--debug", action="store_true")
     parser.add_argument("--loss", type=float, default=0.0, help="drop this share of datagrams each way")
     args = parser.parse_args()

@@ -128,7 +128,7 @@ struct AiortcInteropTests {
     func dataChannelsBothWays(loss: Double) throws {
         let python = String(cString: getenv("SCTP_AIORTC_PYTHON"))
         let peer = Peer()
-        peer.spawnPeer(python: python, arguments: ["\(peer.port)", "--role", "server", "--loss", "\(loss)"]
+        peer.spawnPeer(python: python, arguments: ["\(peer.port)", "--role", "server", "--loss", "\(loss)", "--seconds", "600"]
                        + (getenv("SCTP_AIORTC_DEBUG") != nil ? ["--debug"] : []))
         // aiortc sends INIT first (both sides initiate, RFC 8841 §9.3); ours crosses it.
         #expect(peer.drive(seconds: 10) { peer.peerAddress != nil })
@@ -171,6 +171,10 @@ struct AiortcInteropTests {
         // Closing resets the stream both ways (RFC 8831 §6.7, RFC 6525).
         peer.endpoint.close(echo, now: Peer.now())
         #expect(peer.drive(seconds: 30) { peer.events.contains(.closed(echo)) })
+        if !peer.events.contains(.closed(echo)) {
+            print("aiortc interop, loss \(loss), no close; events:", peer.events.filter { if case .message = $0 { return false } else { return true } },
+                  peer.endpoint.association.state, peer.endpoint.association.statistics)
+        }
 
         // "bye" makes aiortc stop, which aborts the association (ABORT is not resent: with loss it may not come).
         try peer.endpoint.send(.text("bye"), on: 1, now: Peer.now())
