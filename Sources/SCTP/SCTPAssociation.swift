@@ -5,7 +5,10 @@ import RTCBase
 /// through `pollOutput`. Supports what WebRTC data channels need (RFC 8831 §6): the state-cookie
 /// handshake, DATA/SACK with retransmission and congestion control, fragmentation, ordered and
 /// unordered delivery, partial reliability (RFC 3758), stream reset (RFC 6525), heartbeats,
-/// SHUTDOWN and ABORT. One path only: no multi-homing, no I-DATA, no ECN.
+/// SHUTDOWN and ABORT. One path only: no multi-homing, no I-DATA (RFC 8260), no ECN, no AUTH
+/// (RFC 4895), no zero checksum (RFC 9653). Not done either: association restart (an INIT in
+/// ESTABLISHED is ignored, §5.2.2), the Stale Cookie error (a stale cookie is dropped and the peer's
+/// T1 resends), Max.Burst.
 public struct SCTPAssociation: Sendable {
     public let configuration: SCTPConfiguration
     public private(set) var state: SCTPState = .idle
