@@ -102,14 +102,18 @@ struct Reassembly: Sendable {
         for skip in skipped {
             var stream = streams[skip.stream] ?? InboundStream()
             guard !ssnLess(skip.ssn, stream.nextSSN) else { continue }
-            // Whole messages at or before the skipped SSN are delivered first (they were complete).
-            while ssnLess(stream.nextSSN, skip.ssn &+ 1) {
-                if let message = stream.ready.removeValue(forKey: stream.nextSSN) {
-                    readyBytes -= message.payload.count
-                    delivered.append(Delivered(stream: skip.stream, ppid: message.ppid, payload: message.payload))
-                }
-                stream.nextSSN &+= 1
+            // Whole messages at or before the skipped SSN are delivered first (they were complete),
+            // in SSN order. Only the messages held are looked at, not every SSN skipped: a hostile
+            // FORWARD TSN full of far-ahead SSNs costs little.
+            let base = stream.nextSSN
+            let span = skip.ssn &- base
+            let due = stream.ready.keys.filter { $0 &- base <= span }.sorted { $0 &- base < $1 &- base }
+            for ssn in due {
+                let message = stream.ready.removeValue(forKey: ssn)!
+                readyBytes -= message.payload.count
+                delivered.append(Delivered(stream: skip.stream, ppid: message.ppid, payload: message.payload))
             }
+            stream.nextSSN = skip.ssn &+ 1
             delivered += drain(&stream, id: skip.stream)
             streams[skip.stream] = stream
         }
