@@ -1091,7 +1091,10 @@ public struct SCTPAssociation: Sendable {
                 idle -= retransmissionTimeout
             }
         }
-        while flightSize < congestionWindow, var message = pending.next() {
+        // Windows count payload bytes, so tiny messages could put a great many TSNs in flight; no
+        // more than a receiver keeps (maxTSNsAhead) go out.
+        while flightSize < congestionWindow, outstanding.count - outstandingHead < Int(Self.maxTSNsAhead),
+              var message = pending.next() {
             if message.offset == 0, case let .lifetime(limit) = message.reliability, now - message.created >= limit {
                 // Never sent: dropped without using a TSN or an SSN.
                 statistics.abandonedMessages += 1

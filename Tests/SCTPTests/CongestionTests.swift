@@ -64,6 +64,27 @@ struct CongestionTests {
         #expect(pair.peers[0].congestionWindow == 4 * 1200)
     }
 
+    /// With a wide cwnd, a burst of 1-byte messages still puts at most 16,384 TSNs in flight (what
+    /// a receiver keeps above its cumulative TSN).
+    @Test func tinyMessagesDoNotFloodTSNs() throws {
+        let pair = SCTPPair(seed: 44)
+        pair.network.jitter = .zero
+        #expect(pair.connect())
+        for index in 0..<600 { try pair.send(0, testMessage(index: index, size: 1100)) }
+        #expect(pair.run(for: .seconds(30)) { pair.received[1].count == 600 && pair.peers[0].allAcknowledged })
+        #expect(pair.peers[0].congestionWindow > 100_000)
+        for index in 0..<40_000 { try pair.peers[0].send([UInt8(truncatingIfNeeded: index)], stream: 2, ppid: 53, now: pair.now) }
+        #expect(pair.peers[0].flightSize <= 16_384)
+        var largest = 0
+        for _ in 0..<1000 where pair.received[1].count < 40_600 {
+            pair.run(for: .milliseconds(5))
+            largest = max(largest, pair.peers[0].flightSize)
+        }
+        #expect(pair.received[1].count == 40_600)
+        #expect(largest <= 16_384)
+        #expect(pair.peers[0].statistics.retransmittedChunks == 0, "the receiver dropped none")
+    }
+
     /// RFC 9260 §6.1: a small receive window bounds what is in flight, however much is queued.
     @Test func peerWindowBoundsTheFlight() throws {
         let pair = SCTPPair(seed: 41) { side, configuration in
