@@ -32,6 +32,10 @@ let package = Package(
         .target(name: "ICE", dependencies: ["STUN", "RTCBase"]),
         .target(name: "SDP", dependencies: ["RTCBase"]),
         .target(name: "RTP", dependencies: ["RTCBase"]),
+        // SCTP over DTLS for data channels (RFC 8261, RFC 9260; issue 18).
+        .target(name: "SCTP", dependencies: ["RTCBase"]),
+        // WebRTC data channels and DCEP on top (RFC 8831, RFC 8832).
+        .target(name: "DataChannel", dependencies: ["SCTP", "RTCBase"]),
         // The one owner of each crypto library's handles.
         .target(name: "DTLS", dependencies: ["CMbedTLS", "RTCBase"]),
         .target(name: "SRTP", dependencies: ["CSRTP", "CCPUCrypto", "RTCBase"]),
@@ -97,6 +101,7 @@ let package = Package(
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "ICETests", dependencies: ["ICE", "STUN"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"]),
+        .testTarget(name: "SCTPTests", dependencies: ["SCTP", "DataChannel", "RTCBase", "STUN"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP"]),
