@@ -246,6 +246,7 @@ public final class CameraDaemon: @unchecked Sendable {
             }
             .bind(host: configuration.httpAddress, port: httpsPort).wait()
         logger.info("HTTPS on port \(httpsPort): \(identity.origin); certificate SHA-256 \(fingerprint)")
+        router.httpsFingerprint.withLockedValue { $0 = fingerprint }
         return channel
     }
 

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -24,6 +25,10 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         ("Access-Control-Allow-Origin", "*"),
         ("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch, WWW-Authenticate"),
     ]
+
+    /// The HTTPS certificate's SHA-256 ("AB:CD:…"), for the settings page: what a user compares with
+    /// the browser's certificate warning. Set once HTTPS serves (nil: HTTPS off).
+    let httpsFingerprint = NIOLockedValueBox<String?>(nil)
 
     init(hub: StreamHub, access: AccessControl, tokens: ViewingTokens, policy: RequestPolicy,
          settings: SettingsController, threadPool: NIOThreadPool,
@@ -336,6 +341,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         json.field("viewingRequiresPassword", settings.current.viewingRequiresPassword)
         json.field("viewingLocked", viewingIsLocked)
         json.field("setupCodeLocation", access.hasPassword ? nil : access.setupCodeLocation)
+        json.field("httpsFingerprint", httpsFingerprint.withLockedValue { $0 })
         json.field("configProblem", settings.loadProblem)
         json.field("passwordProblem", access.loadProblem)
         json.endObject()

@@ -61,11 +61,21 @@ def test_certificate_verifies_for_the_camera_names_and_no_others(rtcam):
     assert completed.returncode == 0 and completed.stdout == "ok\n", completed.stderr
 
 
-def test_the_certificate_is_kept_and_its_fingerprint_logged(rtcam_factory):
+def test_the_certificate_is_kept_and_its_fingerprint_logged_and_shown(rtcam_factory):
+    import hashlib
+    import json
+
     daemon = rtcam_factory(https=True)
     first = daemon.https_certificate_pem
+    der = ssl.PEM_cert_to_DER_cert(first)
+    fingerprint = ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
     log = daemon.log_text()
-    assert "HTTPS on port" in log and "certificate SHA-256" in log, log[-2000:]
+    assert f"certificate SHA-256 {fingerprint}" in log, log[-2000:]
+    # The settings page shows it (from /api/session, over HTTPS) so a user can check the browser's warning.
+    status, _, body = http_request("GET", "/api/session", daemon.https_port, host="localhost", tls=verifying_context(daemon))
+    assert status == 200 and json.loads(body)["httpsFingerprint"] == fingerprint, body[:300]
+    status, _, page = http_request("GET", "/settings", daemon.https_port, host="localhost", tls=verifying_context(daemon))
+    assert status == 200 and b'id="https-fingerprint"' in page
     daemon.stop()
     daemon.start()   # same state directory, same names: the same certificate
     assert daemon.https_certificate_pem == first

@@ -104,6 +104,10 @@ enum SettingsPage {
   <p><button id="logout" class="secondary">Log out</button></p>
 </section>
 
+<p id="https-fingerprint" class="hint" hidden>HTTPS certificate SHA-256: <code id="fingerprint"></code>. If your
+browser warns about this camera's certificate, compare the fingerprint it shows with this one (and with
+<code>journalctl -u rtcam | grep "certificate SHA-256"</code>) before you accept it.</p>
+
 <script>
 "use strict";
 const $ = (s) => document.querySelector(s);
@@ -206,6 +210,7 @@ async function loadTokens() {
 
 async function start() {
   const { data } = await api("GET", "/api/session");
+  if (data.httpsFingerprint) { $("#fingerprint").textContent = data.httpsFingerprint; $("#https-fingerprint").hidden = false; }
   if (data.passwordProblem) { show(data.passwordProblem, false); section(null); return; }
   if (!data.passwordSet) {
     if (data.setupCodeLocation) $("#setup-where").textContent = data.setupCodeLocation;
