@@ -18,7 +18,7 @@ static inline void rtcam_tls_conf_versions(mbedtls_ssl_config *conf) {
 }
 
 /// The HTTPS suites, strongest first, 0-terminated: TLS 1.2 ECDHE-ECDSA with AES-GCM and
-/// ChaCha20-Poly1305 (forward secrecy, AEAD; the certificate is ECDSA P-256), and on 3.6 the TLS 1.3 ones.
+/// ChaCha20-Poly1305 (forward secrecy, AEAD; certificates are ECDSA), and on 3.6 the TLS 1.3 ones.
 static inline const int *rtcam_tls_ciphersuites(void) {
     static const int suites[] = {
 #if RTCAM_MBEDTLS_3 && defined(MBEDTLS_SSL_PROTO_TLS1_3)
@@ -37,6 +37,11 @@ static inline int rtcam_tls_conf_tickets(mbedtls_ssl_config *conf, mbedtls_ssl_t
     if (result != 0) return result;
     mbedtls_ssl_conf_session_tickets_cb(conf, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse, tickets);
     return 0;
+}
+
+/// Whether the key is an elliptic-curve one (the only kind the suites above can use).
+static inline int rtcam_tls_key_is_ec(mbedtls_pk_context *key) {
+    return mbedtls_pk_can_do(key, MBEDTLS_PK_ECDSA);
 }
 
 /// The negotiated protocol and suite, e.g. "TLSv1.2" and "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256".

@@ -220,26 +220,32 @@ public final class CameraDaemon: @unchecked Sendable {
         let identity = try HTTPSIdentity.load(stateDirectory: configuration.stateDirectory,
                                               certificatePath: configuration.tlsCertificatePath,
                                               keyPath: configuration.tlsKeyPath, names: names, logger: logger)
-        // mbedTLS's state is made and used on one event loop only (it is built without threading).
+        // mbedTLS's state is made and used on one event loop only (it is built without threading);
+        // the settings page switches the certificate there too (HTTPSCertificateSwitch).
         let loop = group.next()
         let pem = identity.pem
-        let tls: NIOLoopBound<TLSServerContext>
+        let stateDirectory = configuration.stateDirectory
+        let fixedByCommandLine = configuration.tlsCertificatePath != nil
+        let logger = self.logger
+        let certificates: NIOLoopBound<HTTPSCertificateSwitch>
         do {
-            tls = try loop.submit {
+            certificates = try loop.submit {
                 var random = SystemRandomNumberGenerator()
-                return NIOLoopBound(try TLSServerContext(pem: pem, random: &random), eventLoop: loop)
+                let context = NIOLoopBoundBox(try TLSServerContext(pem: pem, random: &random), eventLoop: loop)
+                return NIOLoopBound(HTTPSCertificateSwitch(context: context, stateDirectory: stateDirectory, names: names,
+                                                           fixedByCommandLine: fixedByCommandLine, logger: logger),
+                                    eventLoop: loop)
             }.wait()
         } catch {
             throw DaemonError.certificate("HTTPS (\(identity.origin)): \(error)")
         }
-        let fingerprint = try loop.submit { DTLSCertificate.sdpFingerprint(tls.value.fingerprintSHA256) }.wait()
-        let logger = self.logger
+        let fingerprint = try loop.submit { certificates.value.fingerprint }.wait()
         let channel = try ServerBootstrap(group: loop)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls.value, logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: certificates.value.context.value, logger: logger))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(HTTPHandler(router: router, isSecureTransport: true))
                 }
@@ -247,6 +253,7 @@ public final class CameraDaemon: @unchecked Sendable {
             .bind(host: configuration.httpAddress, port: httpsPort).wait()
         logger.info("HTTPS on port \(httpsPort): \(identity.origin); certificate SHA-256 \(fingerprint)")
         router.httpsFingerprint.withLockedValue { $0 = fingerprint }
+        router.httpsCertificates.withLockedValue { $0 = certificates }
         return channel
     }
 

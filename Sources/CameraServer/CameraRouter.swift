@@ -29,6 +29,9 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     /// The HTTPS certificate's SHA-256 ("AB:CD:…"), for the settings page: what a user compares with
     /// the browser's certificate warning. Set once HTTPS serves (nil: HTTPS off).
     let httpsFingerprint = NIOLockedValueBox<String?>(nil)
+    /// The HTTPS listener's certificate switch (settings page: own certificate, or back to
+    /// self-signed). Used on the event loop only; nil while HTTPS is off.
+    let httpsCertificates = NIOLockedValueBox<NIOLoopBound<HTTPSCertificateSwitch>?>(nil)
 
     init(hub: StreamHub, access: AccessControl, tokens: ViewingTokens, policy: RequestPolicy,
          settings: SettingsController, threadPool: NIOThreadPool,
@@ -159,6 +162,10 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
                              headers: [("Allow", "PATCH, DELETE, OPTIONS")])
             }
         }
+        if path == "/api/tls-certificate" {
+            guard isAuthenticated(request) else { return Self.loginRequired }
+            return changeCertificate(request)
+        }
         if path.hasPrefix("/api/tokens/") {
             guard request.method == .DELETE else {
                 return .json(.methodNotAllowed, errorJSON("use DELETE to revoke a token"), headers: [("Allow", "DELETE")])
@@ -283,6 +290,37 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     }
 
     /// POST /api/tokens {"name": "..."}: 201 with the token's value, shown this once.
+    /// PUT /api/tls-certificate {"certificate": PEM chain, "key": PEM}: HTTPS presents it from now on
+    /// (and after restarts). DELETE: back to the self-signed certificate.
+    private func changeCertificate(_ request: HTTPRequest) -> HTTPResponse {
+        guard let certificates = httpsCertificates.withLockedValue({ $0 }) else {
+            return .json(.conflict, errorJSON("HTTPS is off (--https-port 0)"))
+        }
+        let result: Result<String, HTTPSCertificateSwitch.Failure>
+        switch request.method {
+        case .PUT:
+            guard request.contentType == "application/json",
+                  let body = try? JSONValue(parsing: String(decoding: request.body, as: UTF8.self)),
+                  let chain = body["certificate"]?.stringValue, let key = body["key"]?.stringValue else {
+                return .json(.badRequest, errorJSON("send {\"certificate\": \"-----BEGIN CERTIFICATE-----…\", \"key\": \"-----BEGIN … PRIVATE KEY-----…\"} as application/json"))
+            }
+            result = Result { () throws(HTTPSCertificateSwitch.Failure) in try certificates.value.useOwn(chain: chain, key: key) }
+        case .DELETE:
+            result = Result { () throws(HTTPSCertificateSwitch.Failure) in try certificates.value.useSelfSigned() }
+        default:
+            return .json(.methodNotAllowed, errorJSON("use PUT (your certificate) or DELETE (back to self-signed)"),
+                         headers: [("Allow", "PUT, DELETE")])
+        }
+        switch result {
+        case let .success(fingerprint):
+            httpsFingerprint.withLockedValue { $0 = fingerprint }
+            return .json(.ok, #"{"fingerprint":"# + fingerprint.jsonQuoted + "}")
+        case let .failure(failure):
+            if case .fixedByCommandLine = failure { return .json(.conflict, errorJSON(failure.description)) }
+            return .json(.badRequest, errorJSON(failure.description))
+        }
+    }
+
     private func createToken(_ request: HTTPRequest) -> HTTPResponse {
         guard request.contentType == "application/json" else {
             return .json(.unsupportedMediaType, errorJSON("send {\"name\": \"...\"} as application/json"))

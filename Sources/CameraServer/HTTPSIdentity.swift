@@ -77,6 +77,9 @@ enum HTTPSIdentity {
             }
             return Loaded(pem: key + "\n" + chain, origin: "own certificate \(certificatePath)")
         }
+        if let own = StateFiles.read(stateDirectory + "/" + HTTPSCertificateSwitch.ownFile) {
+            return Loaded(pem: own, origin: "own certificate from the settings page")
+        }
         let path = stateDirectory + "/" + certificateFile
         let namesPath = stateDirectory + "/" + namesFile
         let wanted = names.map(\.description).joined(separator: "\n") + "\n"
@@ -98,5 +101,85 @@ enum HTTPSIdentity {
         }
         let listed = names.map(\.description).joined(separator: ", ")
         return Loaded(pem: certificate.pem, origin: "self-signed, made now for \(listed)")
+    }
+}
+
+/// Which certificate the HTTPS listener presents, switched from the settings page: the user's own
+/// (kept in the state directory, 0600) or the self-signed one. New connections take the new one at
+/// once; open ones keep theirs. Used on the HTTPS listener's event loop only (mbedTLS's state is).
+final class HTTPSCertificateSwitch {
+    enum Failure: Error, CustomStringConvertible {
+        /// --tls-cert/--tls-key were given: the command line decides.
+        case fixedByCommandLine
+        case invalid(String)
+        case notSaved(String)
+
+        var description: String {
+            switch self {
+            case .fixedByCommandLine: return "the certificate is set by --tls-cert and --tls-key; change it there"
+            case let .invalid(reason): return reason
+            case let .notSaved(reason): return "could not save the certificate: \(reason)"
+            }
+        }
+    }
+
+    static let ownFile = "https-own-certificate.pem"
+
+    let context: NIOLoopBoundBox<TLSServerContext>
+    private let stateDirectory: String
+    private let names: [SubjectAltName]
+    private let fixedByCommandLine: Bool
+    private let logger: Logger
+    /// The fingerprint of the certificate in use ("AB:CD:…").
+    private(set) var fingerprint: String
+
+    init(context: NIOLoopBoundBox<TLSServerContext>, stateDirectory: String, names: [SubjectAltName],
+         fixedByCommandLine: Bool, logger: Logger) {
+        self.context = context
+        self.stateDirectory = stateDirectory
+        self.names = names
+        self.fixedByCommandLine = fixedByCommandLine
+        self.logger = logger
+        fingerprint = DTLSCertificate.sdpFingerprint(context.value.fingerprintSHA256)
+    }
+
+    /// Presents `chain` (PEM, leaf first) with `key` (PEM) from now on, and keeps them for restarts.
+    func useOwn(chain: String, key: String) throws(Failure) -> String {
+        guard !fixedByCommandLine else { throw .fixedByCommandLine }
+        let pem = key + "\n" + chain
+        try install(pem: pem, origin: "own certificate from the settings page")
+        do {
+            try StateFiles.writeAtomically(stateDirectory + "/" + Self.ownFile, contents: pem, mode: 0o600)
+        } catch {
+            throw .notSaved("\(error)")
+        }
+        return fingerprint
+    }
+
+    /// Back to the self-signed certificate for the camera's names.
+    func useSelfSigned() throws(Failure) -> String {
+        guard !fixedByCommandLine else { throw .fixedByCommandLine }
+        do {
+            try StateFiles.remove(stateDirectory + "/" + Self.ownFile)
+            let identity = try HTTPSIdentity.load(stateDirectory: stateDirectory, certificatePath: nil, keyPath: nil,
+                                                  names: names, logger: logger)
+            try install(pem: identity.pem, origin: identity.origin)
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw .invalid("\(error)")
+        }
+        return fingerprint
+    }
+
+    private func install(pem: String, origin: String) throws(Failure) {
+        var random = SystemRandomNumberGenerator()
+        do {
+            context.value = try TLSServerContext(pem: pem, random: &random)
+        } catch {
+            throw .invalid("\(error)")
+        }
+        fingerprint = DTLSCertificate.sdpFingerprint(context.value.fingerprintSHA256)
+        logger.notice("HTTPS now presents the \(origin); certificate SHA-256 \(fingerprint)")
     }
 }

@@ -97,6 +97,11 @@ enum StateFiles {
 }
 
 extension StateFiles {
+    /// Deletes `path`; one that is not there is fine.
+    static func remove(_ path: String) throws {
+        if unlink(path) != 0 && errno != ENOENT { throw Failure(operation: "unlink", path: path, code: errno) }
+    }
+
     static func exists(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0

@@ -35,6 +35,9 @@ public final class TLSServerContext {
         defer { for index in buffer.indices { buffer[index] = 0 } }
         var rc = rtcam_mbedtls_pk_parse_key(key, buffer, buffer.count, mbedtls_ctr_drbg_random, drbg.rngContext)
         if rc != 0 { throw DTLSError.invalidCertificate("private key: \(mbedErrorDescription(rc))") }
+        guard rtcam_tls_key_is_ec(key) != 0 else {
+            throw DTLSError.invalidCertificate("HTTPS needs an ECDSA certificate (P-256 or P-384): rtcam offers only ECDHE-ECDSA suites; this key is RSA")
+        }
         rc = mbedtls_x509_crt_parse(chain, buffer, buffer.count)
         if rc != 0 { throw DTLSError.invalidCertificate("certificate: \(mbedErrorDescription(rc))") }
         rc = rtcam_mbedtls_pk_check_pair(&chain.pointee.pk, key, mbedtls_ctr_drbg_random, drbg.rngContext)

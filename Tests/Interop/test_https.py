@@ -221,3 +221,70 @@ def test_with_https_on_the_owner_pages_and_apis_move_there_and_the_cookie_is_sec
     assert "Secure" in cookie and "HttpOnly" in cookie, cookie
     status, _, _ = https_request(rtcam, "GET", "/api/config", headers={"Cookie": cookie.split(";", 1)[0]})
     assert status == 200
+
+
+def make_certificate(tmp_path, kind: str, name: str = "") -> tuple[str, str]:
+    """A self-signed certificate for localhost with openssl (kind "ec": P-256, else RSA 2048): chain PEM, key PEM."""
+    key, certificate = tmp_path / f"{kind}{name}.key", tmp_path / f"{kind}{name}.pem"
+    algorithm = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if kind == "ec" else ["-newkey", "rsa:2048"]
+    subprocess.run(["openssl", "req", "-x509", *algorithm, "-nodes", "-keyout", str(key), "-out", str(certificate),
+                    "-days", "30", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    return certificate.read_text(), key.read_text()
+
+
+def presented_certificate(rtcam) -> bytes:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((HOST, rtcam.https_port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as wrapped:
+            return wrapped.getpeercert(binary_form=True)
+
+
+def test_the_settings_page_sets_an_own_certificate_and_goes_back(rtcam, tmp_path):
+    import json
+
+    body = json.dumps({"password": "interop-test-password", "setupCode": rtcam.setup_code()}).encode()
+    status, headers, _ = https_request(rtcam, "POST", "/api/password", body, {"Content-Type": "application/json"})
+    assert status == 200
+    cookie = {"Cookie": headers["Set-Cookie"].split(";", 1)[0], "Content-Type": "application/json"}
+    self_signed = ssl.PEM_cert_to_DER_cert(rtcam.https_certificate_pem)
+    # The owner's requests below go over whichever certificate is presented at the time.
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+
+    def owner(method: str, body: bytes = b"", headers: dict | None = None):
+        return http_request(method, "/api/tls-certificate", rtcam.https_port, body, headers, timeout=10,
+                            host="localhost", tls=unverified)
+
+    assert presented_certificate(rtcam) == self_signed
+
+    # An RSA certificate is refused with the reason (rtcam's suites are ECDHE-ECDSA only), nothing changes.
+    chain, key = make_certificate(tmp_path, "rsa")
+    status, _, answer = owner("PUT", json.dumps({"certificate": chain, "key": key}).encode(), cookie)
+    assert status == 400 and b"needs an ECDSA certificate" in answer, answer[:300]
+    assert presented_certificate(rtcam) == self_signed
+    for kind in ("ec",):
+        chain, key = make_certificate(tmp_path, kind)
+        status, _, answer = owner("PUT", json.dumps({"certificate": chain, "key": key}).encode(), cookie)
+        assert status == 200, answer[:300]
+        assert presented_certificate(rtcam) == ssl.PEM_cert_to_DER_cert(chain), f"the new connection kept the old {kind} certificate"
+        # A client that trusts the new certificate verifies it.
+        context = ssl.create_default_context(cadata=chain)
+        with socket.create_connection((HOST, rtcam.https_port), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as wrapped:
+                assert wrapped.version() == "TLSv1.2"
+    # A key that is not the certificate's is refused, and nothing changes.
+    chain, _ = make_certificate(tmp_path, "ec", "-one")
+    _, other_key = make_certificate(tmp_path, "ec", "-other")
+    status, _, answer = owner("PUT", json.dumps({"certificate": chain, "key": other_key}).encode(), cookie)
+    assert status == 400 and b"does not match" in answer, answer[:300]
+    # Back to the self-signed certificate, the same as before.
+    status, _, answer = owner("DELETE", b"", cookie)
+    assert status == 200, answer[:300]
+    assert presented_certificate(rtcam) == self_signed
+    # Without a session: refused.
+    status, _, _ = owner("DELETE")
+    assert status == 401

@@ -101,6 +101,16 @@ enum SettingsPage {
     <label>New password <input type="password" name="newPassword" autocomplete="new-password" minlength="8" required></label>
     <button class="secondary">Change password</button>
   </form>
+  <h2>HTTPS certificate</h2>
+  <p class="hint">rtcam presents a self-signed certificate made for this camera's names. To use one of
+  your own (from your router's or your home's certificate authority), paste its chain (PEM, the
+  camera's certificate first) and its unencrypted private key.</p>
+  <form id="certificate-form">
+    <label>Certificate chain <textarea name="certificate" rows="4" placeholder="-----BEGIN CERTIFICATE-----"></textarea></label>
+    <label>Private key <textarea name="key" rows="4" placeholder="-----BEGIN PRIVATE KEY-----"></textarea></label>
+    <button class="secondary">Use this certificate</button>
+    <button type="button" id="self-signed" class="secondary">Back to the self-signed one</button>
+  </form>
   <p><button id="logout" class="secondary">Log out</button></p>
 </section>
 
@@ -230,6 +240,19 @@ $("#choose-form").addEventListener("submit", async (e) => {
   if (r.status === 200) { show("Password set.", true); await loadSettings(); }
   else show(r.data.error || "Could not set the password.", false);
 });
+async function certificateChanged(answer) {
+  if (answer.status === 200) {
+    $("#fingerprint").textContent = answer.data.fingerprint; $("#https-fingerprint").hidden = false;
+    show("HTTPS now presents the certificate with SHA-256 " + answer.data.fingerprint + ".", true);
+  } else show(answer.data.error || "Could not change the certificate.", false);
+}
+$("#certificate-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = e.target;
+  await certificateChanged(await api("PUT", "/api/tls-certificate", { certificate: f.certificate.value, key: f.key.value }));
+  f.key.value = "";
+});
+$("#self-signed").addEventListener("click", async () => certificateChanged(await api("DELETE", "/api/tls-certificate")));
 $("#login-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const r = await api("POST", "/api/login", { password: e.target.password.value });
