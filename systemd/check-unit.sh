@@ -33,6 +33,9 @@ else
     printf '#!/bin/sh\nexit 0\n' > "$root/usr/bin/rtcam"
 fi
 chmod 755 "$root/usr/bin/rtcam"
+# ExecStartPost's helper, as the .deb installs it.
+mkdir -p "$root/usr/lib/rtcam"
+install -m 755 "$(dirname "$unit")/../board/debian-package/rtcam-boot-setup-code" "$root/usr/lib/rtcam/rtcam-boot-setup-code"
 
 echo "== systemd-analyze verify --root=<temporary root> rtcam.service"
 # verify exits 0 on warnings such as "Unknown key": any output at all is a failure.
@@ -69,6 +72,30 @@ for line in Type=notify NotifyAccess=main 'WatchdogSec=[1-9]' Restart=on-failure
             'IPAddressAllow=10.0.0.0/8 172.16.0.0/12 192.168.0.0/16' 'IPAddressAllow=fc00::/7 fe80::/10'; do
     grep -Eq "^$line" "$unit" || fail "$unit has no line ^$line"
 done
+echo "ok"
+passed=$((passed + 1))
+
+echo "== the boot-partition copy of the setup code (ExecStartPost=+)"
+helper="$(dirname "$unit")/../board/debian-package/rtcam-boot-setup-code"
+scratch=$(mktemp -d)
+mkdir -p "$scratch/state" "$scratch/boot"
+run_helper() { STATE_DIRECTORY="$scratch/state" RTCAM_BOOT_DIRECTORY="$scratch/boot" sh "$helper"; }
+printf 'ABCD-EFGH-JKMN\n' > "$scratch/state/setup-code"
+run_helper
+grep -q "rtcam setup code: ABCD-EFGH-JKMN" "$scratch/boot/rtcam-setup-code" || fail "the setup code was not copied to the boot partition"
+rm "$scratch/state/setup-code"
+ln -s /etc/shadow "$scratch/state/setup-code"
+run_helper
+[ ! -e "$scratch/boot/rtcam-setup-code" ] || fail "a symlinked setup code was followed (or the stale copy kept)"
+rm "$scratch/state/setup-code"
+printf 'not a code; rm -rf /\n' > "$scratch/state/setup-code"
+printf 'keep\n' > "$scratch/boot/rtcam-setup-code"
+run_helper
+grep -qx keep "$scratch/boot/rtcam-setup-code" || fail "a file that is not a setup code reached the boot partition"
+rm "$scratch/state/setup-code"
+run_helper
+[ ! -e "$scratch/boot/rtcam-setup-code" ] || fail "the boot copy stayed after the password was set"
+rm -rf "$scratch"
 echo "ok"
 passed=$((passed + 1))
 

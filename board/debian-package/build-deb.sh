@@ -51,6 +51,8 @@ root=$stage/rtcam
 install -d -m 755 "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/rtcam" \
     "$root/usr/lib/sysusers.d" "$root/usr/share/doc/rtcam" "$root/usr/share/man/man1"
 install -m 755 "$binary" "$root/usr/bin/rtcam"
+install -d "$root/usr/lib/rtcam"
+install -m 755 "$here/rtcam-boot-setup-code" "$root/usr/lib/rtcam/rtcam-boot-setup-code"
 # As dh_strip does. strip from binutils handles this machine's architecture; for another one, the
 # cross binutils (binutils-aarch64-linux-gnu) or the Swift toolchain's llvm-objcopy.
 strip_flags=(--remove-section=.comment --remove-section=.note --strip-unneeded)
