@@ -9,7 +9,7 @@ MEDIA_PORT ?= 8189
 STATE_DIR ?= $(CURDIR)/.rtcam-state
 RUN_ARGS ?=
 
-.PHONY: run test build release deps test-deps unit-test interop-test bench deb clean
+.PHONY: run test build release deps test-deps unit-test interop-test bench deb arm64 clean
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -72,6 +72,12 @@ bench: deps
 deb: deps
 	$(call apt_install,dpkg-dev lintian)
 	bash board/debian-package/build-deb.sh
+
+# The release aarch64 rtcam and out/rtcam_<version>_arm64.deb for Debian 13 / Raspberry Pi OS trixie,
+# cross-compiled with unstable's Swift 6.2.3 against a Debian 13 arm64 root (board/arm64/README.md).
+# Needs root; the roots are cached in $$RTCAM_CACHE (default /var/cache/rtcam-arm64).
+arm64:
+	bash board/arm64/build-arm64.sh
 
 clean:
 	rm -rf .build
