@@ -15,11 +15,10 @@ source "$(dirname "$0")/common.sh"
 
 # The arm64 -dev packages rtcam links against (Package.swift's system libraries) and the C++
 # runtime the Swift runtime needs; dpkg-dev for dpkg-shlibdeps (the .deb's Depends). The sysroot is
-# also where test-arm64.sh runs the aarch64 Swift tests: ffmpeg (ffprobe) and PulseAudio for the
-# tests that decode H.264 and capture paced audio, as on amd64.
+# also where test-arm64.sh runs the aarch64 Swift tests: ffmpeg (ffprobe) for the tests that decode
+# the H.264 they encode, as on amd64.
 sysroot_packages=(libc6-dev libstdc++-14-dev linux-libc-dev libmbedtls-dev libsrtp2-dev libx264-dev
-                  libopus-dev libasound2-dev libv4l-dev dpkg-dev
-                  ffmpeg pulseaudio pulseaudio-utils libasound2-plugins)
+                  libopus-dev libasound2-dev libv4l-dev dpkg-dev ffmpeg)
 
 make_build_root() {
     local root=$cache/build-amd64 stamp

@@ -90,14 +90,25 @@ shlib_depends=
 if [ -n "${RTCAM_SHLIBDEPS_ROOT:-}" ]; then
     # The target's own dpkg database and shlibs/symbols files: the real minimum versions.
     [ -x "$RTCAM_SHLIBDEPS_ROOT/usr/bin/dpkg-shlibdeps" ] || fail "no dpkg-shlibdeps in $RTCAM_SHLIBDEPS_ROOT"
-    work=$(mktemp -d "$RTCAM_SHLIBDEPS_ROOT/tmp/rtcam-shlibdeps.XXXXXX")
-    mkdir -p "$work/debian" "$work/bin"
-    printf 'Source: rtcam\n\nPackage: rtcam\nArchitecture: any\n' > "$work/debian/control"
-    cp "$root/usr/bin/rtcam" "$work/bin/rtcam"
-    shlib_depends=$(chroot "$RTCAM_SHLIBDEPS_ROOT" sh -c "cd /tmp/${work##*/} && dpkg-shlibdeps -O -ebin/rtcam" |
-                    sed -n 's/^shlibs:Depends=//p') || { rm -rf "$work"; fail "dpkg-shlibdeps failed in $RTCAM_SHLIBDEPS_ROOT"; }
-    rm -rf "$work"
-    [ -n "$shlib_depends" ] || fail "dpkg-shlibdeps in $RTCAM_SHLIBDEPS_ROOT gave no Depends"
+    # dpkg-shlibdeps under qemu takes a minute or two; its inputs are the libraries the binary needs,
+    # the versioned symbols it imports and the root's packages, so the answer is kept for those.
+    key=$( { readelf -d "$binary" | grep NEEDED; readelf --dyn-syms -W "$binary" | awk '$7 == "UND" { print $8 }' | sort -u
+             cat "$RTCAM_SHLIBDEPS_ROOT/var/lib/dpkg/status"; } | sha256sum | cut -c1-32)
+    memo=$RTCAM_SHLIBDEPS_ROOT/var/cache/rtcam-shlibdeps/$key
+    if [ -s "$memo" ]; then
+        shlib_depends=$(cat "$memo")
+    else
+        work=$(mktemp -d "$RTCAM_SHLIBDEPS_ROOT/tmp/rtcam-shlibdeps.XXXXXX")
+        mkdir -p "$work/debian" "$work/bin"
+        printf 'Source: rtcam\n\nPackage: rtcam\nArchitecture: any\n' > "$work/debian/control"
+        cp "$root/usr/bin/rtcam" "$work/bin/rtcam"
+        # Its warnings about $ORIGIN in RUNPATH and usrmerge diversions do not change the result.
+        shlib_depends=$(chroot "$RTCAM_SHLIBDEPS_ROOT" sh -c "cd /tmp/${work##*/} && dpkg-shlibdeps -O -ebin/rtcam 2>/dev/null" |
+                        sed -n 's/^shlibs:Depends=//p') || { rm -rf "$work"; fail "dpkg-shlibdeps failed in $RTCAM_SHLIBDEPS_ROOT"; }
+        rm -rf "$work"
+        [ -n "$shlib_depends" ] || fail "dpkg-shlibdeps in $RTCAM_SHLIBDEPS_ROOT gave no Depends"
+        mkdir -p "${memo%/*}" && printf '%s\n' "$shlib_depends" > "$memo"
+    fi
 elif [ "$arch" = "$native_arch" ]; then
     mkdir -p "$stage/source/debian"
     printf 'Source: rtcam\n\nPackage: rtcam\nArchitecture: any\n' > "$stage/source/debian/control"
