@@ -39,7 +39,8 @@ run: release
 
 # Every test: Swift unit and in-process tests, real peers (Chromium, Firefox, aiortc) against the
 # daemon, rtcam on real kernel drivers (vivid, vicodec, snd-aloop) in board/qemu-x86_64's VM, and
-# the .deb installed and run by systemd in that VM.
+# the .deb installed and run by systemd in that VM; then the arm64 stage (board/arm64/test-arm64.sh:
+# the arm64 .deb in a plain Debian 13 arm64 root, the Swift tests and the daemon as aarch64 under qemu).
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
@@ -49,6 +50,7 @@ test: test-deps
 	$(MAKE) deb
 	bash Tests/check-footprint.sh
 	bash systemd/test-in-vm.sh --deb "$$(ls -t out/rtcam_*_amd64.deb | head -n 1)"
+	bash board/arm64/test-arm64.sh
 
 unit-test: deps
 	$(SWIFT) test

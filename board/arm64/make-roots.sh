@@ -141,8 +141,13 @@ make_all_roots() {
     mkdir -p "$cache/logs"
     timed "host tools" ensure_host_tools
     timed "binfmt" ensure_binfmt
+    # The arm64 debootstrap (minutes: its second stage runs under qemu) beside the build root's.
+    local base_pid
+    ( make_debian_root arm64 "$cache/base-arm64" ) & base_pid=$!
     timed "build root (amd64, swiftlang $swift_version)" make_build_root
     timed "swiftlang arm64 download" download_swift_arm64
+    timed "debootstrap arm64 (waited for)" wait "$base_pid" || true
+    [ -e "$cache/base-arm64/.rtcam-complete" ] || fail "debootstrap arm64 failed (log: $cache/logs/debootstrap-arm64.log)"
     timed "sysroot (arm64)" make_sysroot
     make_sdk
 }
