@@ -3,13 +3,19 @@
 
 SWIFT ?= swift
 BUILD_PACKAGES := pkg-config libv4l-dev libasound2-dev libx264-dev libopus-dev libmbedtls-dev libsrtp2-dev
-TEST_PACKAGES := chromium firefox-esr ffmpeg sox python3-venv iproute2 util-linux systemd pulseaudio pulseaudio-utils libasound2-plugins
+TEST_PACKAGES := chromium firefox-esr ffmpeg sox python3-venv iproute2 util-linux systemd pulseaudio pulseaudio-utils libasound2-plugins \
+                 python3-gi gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-nice gstreamer1.0-libav \
+                 sslscan libnss3-tools openssl curl \
+                 pipewire pipewire-bin wireplumber dbus-daemon
+# PipeWire's ALSA plugin for the interop tests, unpacked here: Debian 12 will not install pipewire-alsa
+# next to pulseaudio (installing either removes the other), and the tests need both servers.
+PIPEWIRE_ALSA_ROOT := $(CURDIR)/.build-pipewire-alsa
 HTTP_PORT ?= 8080
 MEDIA_PORT ?= 8189
 STATE_DIR ?= $(CURDIR)/.rtcam-state
 RUN_ARGS ?=
 
-.PHONY: run test build release deps test-deps unit-test interop-test bench deb arm64 clean
+.PHONY: run test build release deps test-deps pipewire-alsa unit-test interop-test bench deb arm64 clean
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -25,6 +31,13 @@ deps:
 
 test-deps: deps
 	$(call apt_install,$(TEST_PACKAGES))
+	$(MAKE) pipewire-alsa
+
+pipewire-alsa:
+	@[ -f $(PIPEWIRE_ALSA_ROOT)/.unpacked ] || { \
+		download=$$(mktemp -d) && chmod 755 $$download && cd $$download && apt-get download pipewire-alsa && \
+		dpkg -x pipewire-alsa_*.deb $(PIPEWIRE_ALSA_ROOT) && touch $(PIPEWIRE_ALSA_ROOT)/.unpacked; \
+		status=$$?; rm -rf $$download; exit $$status; }
 
 build: deps
 	$(SWIFT) build

@@ -32,6 +32,10 @@ let package = Package(
         .target(name: "ICE", dependencies: ["STUN", "RTCBase"]),
         .target(name: "SDP", dependencies: ["RTCBase"]),
         .target(name: "RTP", dependencies: ["RTCBase"]),
+        // SCTP over DTLS for data channels (RFC 8261, RFC 9260; issue 18).
+        .target(name: "SCTP", dependencies: ["RTCBase"]),
+        // WebRTC data channels and DCEP on top (RFC 8831, RFC 8832).
+        .target(name: "DataChannel", dependencies: ["SCTP", "RTCBase"]),
         // The one owner of each crypto library's handles.
         .target(name: "DTLS", dependencies: ["CMbedTLS", "RTCBase"]),
         .target(name: "SRTP", dependencies: ["CSRTP", "CCPUCrypto", "RTCBase"]),
@@ -46,9 +50,15 @@ let package = Package(
         .target(name: "V4L2", dependencies: ["CV4L2", "RTCBase"]),
         .target(name: "ALSA", dependencies: ["CALSA", "RTCBase"]),
 
+        // What a program with I/O needs of the system and the sans-IO core must not touch: the clock
+        // reads, named threads (the daemon's media threads, the load generator's workers).
+        .target(name: "SystemSupport", dependencies: [
+            "RTCBase", "RTP", .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
+
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc", "CUDPSocket",
+            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc", "CUDPSocket",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -80,7 +90,7 @@ let package = Package(
         // Benchmarks: `rtcam-bench x264 | loadgen | srtp | floor`, driven by Tests/Benchmarks (`make bench`).
         .executableTarget(name: "rtcam-bench", dependencies: [
             "X264", "MediaSources", "Opus", "SRTP", "RTP", "STUN", "WebRTCSession", "WebRTCViewer",
-            "SDP", "ICE", "DTLS", "RTCBase", "CUDPSocket",
+            "SDP", "ICE", "DTLS", "RTCBase", "CUDPSocket", "SystemSupport",
         ]),
 
         .testTarget(name: "RTCBaseTests", dependencies: ["RTCBase"]),
@@ -91,13 +101,14 @@ let package = Package(
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "ICETests", dependencies: ["ICE", "STUN"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"]),
+        .testTarget(name: "SCTPTests", dependencies: ["SCTP", "DataChannel", "RTCBase", "STUN"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
-        .testTarget(name: "SRTPTests", dependencies: ["SRTP"]),
+        .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP"]),
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
         .testTarget(name: "CameraServerTests", dependencies: [
-            "CameraServer", "RTCBase", "V4L2", "MediaSources", "DTLS", .product(name: "Logging", package: "swift-log"),
+            "CameraServer", "RTCBase", "SystemSupport", "V4L2", "MediaSources", "DTLS", "SDP", .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),

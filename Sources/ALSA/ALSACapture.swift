@@ -84,8 +84,9 @@ public struct ALSAAudioChunk: Equatable, Sendable {
     public var samples: [Int16]
     public var frameCount: Int
     public var channels: Int
-    /// CLOCK_MONOTONIC time the first frame was captured (the base of V4L2 timestamps too): read
-    /// return time minus (delay + frames) / rate, smoothed by `CaptureTimeline`.
+    /// CLOCK_MONOTONIC time the first frame was captured (the base of V4L2 timestamps too), on the
+    /// sample clock: consecutive chunks are exactly `frameCount / rate` apart, except where the
+    /// timeline slews a frame or a discontinuity re-anchors it (`CaptureTimeline`).
     public var captureTime: MonotonicTime
     /// Position of the first frame on the stream's sample clock (0 = first frame delivered). It
     /// advances by `frameCount` per chunk and jumps over the frames lost in a discontinuity, so RTP
@@ -109,17 +110,46 @@ public struct ALSACaptureStatistics: Equatable, Sendable {
     public var interruptions = 0
     /// snd_pcm_start after a recovery left the stream prepared.
     public var restarts = 0
-    /// A sound server (the `pulse` PCM) kept buffering behind a late reader or after a stall of its
-    /// own, without an xrun: the backlog was read and dropped until reads had to wait again.
+    /// A sound server (the `pulse` PCM) kept buffering behind a reader stalled longer than
+    /// `ALSACapture.backlogLimit`, or after a stall of its own, without an xrun: that stale audio was
+    /// read and dropped until the audio read was fresh again.
     public var backlogsSkipped = 0
+    /// Frames read and dropped in those backlogs.
     public var framesSkipped: UInt64 = 0
-    /// Frames lost in all discontinuities, estimated from the time that passed (see
-    /// `ALSAAudioChunk.firstFrameIndex`).
+    /// Frames lost in all discontinuities: the skipped ones, and after an xrun or suspend the ones
+    /// estimated from the time that passed (see `ALSAAudioChunk.firstFrameIndex`).
     public var framesLost: UInt64 = 0
+    /// The capture times were moved in one step (more than `CaptureTimeline.jumpLimit`) to follow the
+    /// device: a sound server's latency changed. Smaller drift is slewed, a frame per chunk.
+    public var clockJumps = 0
     public init() {}
 
     /// Every discontinuity of any kind.
     public var recoveries: Int { xrunsRecovered + suspendsRecovered + backlogsSkipped }
+
+    /// These counts and `other`'s added up (a reopened device's counts after the closed one's).
+    public func adding(_ other: ALSACaptureStatistics) -> ALSACaptureStatistics {
+        var sum = self
+        sum.reads += other.reads
+        sum.framesRead += other.framesRead
+        sum.xrunsRecovered += other.xrunsRecovered
+        sum.suspendsRecovered += other.suspendsRecovered
+        sum.interruptions += other.interruptions
+        sum.restarts += other.restarts
+        sum.backlogsSkipped += other.backlogsSkipped
+        sum.framesSkipped += other.framesSkipped
+        sum.framesLost += other.framesLost
+        sum.clockJumps += other.clockJumps
+        return sum
+    }
+
+    /// Every count by a stable name, for a status report (`/api/status`).
+    public var namedCounts: [(name: String, value: Int)] {
+        [("reads", reads), ("framesRead", Int(clamping: framesRead)), ("xrunsRecovered", xrunsRecovered),
+         ("suspendsRecovered", suspendsRecovered), ("interruptions", interruptions), ("restarts", restarts),
+         ("backlogsSkipped", backlogsSkipped), ("framesSkipped", Int(clamping: framesSkipped)),
+         ("framesLost", Int(clamping: framesLost)), ("clockJumps", clockJumps)]
+    }
 }
 
 /// An ALSA capture PCM read in blocking mode, one period per call, on a thread of its own (never on
@@ -141,12 +171,11 @@ public final class ALSACapture {
 
     private var pcm: OpaquePointer?
     private var timeline: CaptureTimeline
+    /// Frames were lost before the next chunk, how many is unknown (xrun, suspend, cut read).
     private var pendingDiscontinuity = false
+    /// Frames were skipped before the next chunk (counted: the sample clock stays exact).
+    private var skippedSinceLastChunk = false
     private var periodBuffer: [Int16] = []
-    /// A backlog was detected and periods that arrive without waiting are still dropped.
-    private var drainingBacklog = false
-    /// Consecutive reads that did not wait while the delay exceeded the buffer.
-    private var hurriedReads = 0
     /// Sample position just after the last chunk delivered.
     private var lastEndPosition: UInt64 = 0
 
@@ -184,10 +213,26 @@ public final class ALSACapture {
 
     // MARK: reading
 
+    /// Audio older than this when read is a backlog and is dropped until reads are fresh again: the
+    /// ring buffer's duration (a real device overruns there) or 200 ms, whichever is longer. A sound
+    /// server keeps buffering behind a late reader (PulseAudio up to 4 MB) and never reports an xrun.
+    public var backlogLimit: Duration {
+        .nanoseconds(max(Int64(bufferFrames) * 1_000_000_000 / Int64(sampleRate), 200_000_000))
+    }
+
+    /// A backlog is dropped until a period is no older than this (two periods): fresh audio again.
+    private var freshLimit: Duration { .nanoseconds(2 * Int64(periodFrames) * 1_000_000_000 / Int64(sampleRate)) }
+
     /// Blocks until the next period is captured and returns it (exactly `periodFrames` frames).
     /// Overruns, suspends, interruptions and sound-server backlogs are recovered (counted in
     /// `statistics`); the chunk after one has `followsDiscontinuity`. Throws only what a reopen must
     /// handle (`.read`, `.recoveryFailed`, `.closed`).
+    ///
+    /// How old a period is comes from the sample clock (`CaptureTimeline`), never from
+    /// snd_pcm_delay or snd_pcm_avail: the `pulse` PCM's delay is a latency model (it said 31,000
+    /// frames for the first 0.7 s of a stream whose periods came every 20 ms, then counted down a
+    /// period per read) and its avail a fake ring pointer that creeps and wraps. Deciding from those
+    /// dropped periods of a steady stream whenever the reader was a little late.
     public func readPeriod() throws(ALSAError) -> ALSAAudioChunk {
         guard let pcm else { throw .closed }
         let channelCount = Int(channels)
@@ -198,7 +243,8 @@ public final class ALSACapture {
             if failures > 100 { throw .recoveryFailed(code: -EIO, message: "no audio after 100 recoveries") }
         }
         var drainedPeriods = 0
-        var skipped = false
+        var draining = false
+        let periodDuration = Duration.nanoseconds(Int64(periodFrames) * 1_000_000_000 / Int64(sampleRate))
         while true {
             let called = Self.now()
             let read = periodBuffer.withUnsafeMutableBufferPointer { buffer in
@@ -221,75 +267,53 @@ public final class ALSACapture {
                 if read > 0 { pendingDiscontinuity = true }
                 continue
             }
-            var delay: snd_pcm_sframes_t = 0
-            let delayCode = snd_pcm_delay(pcm, &delay)
-            if delayCode < 0 {
-                try failed()
-                try recover(delayCode)
-                continue
-            }
-            let waited = returned - called >= .nanoseconds(Int64(periodFrames) * 500_000_000 / Int64(sampleRate))
-            if drainingBacklog {
-                // Drop the rest of the backlog: periods that come at once (the read did not wait)
-                // with audio still queued behind them. Bounded: after 1000 of them (10–20 s of
-                // audio) deliver whatever comes.
-                if !waited, delay > snd_pcm_sframes_t(periodFrames), drainedPeriods < 1_000 {
+            // A read that had to wait returned as its last frame arrived: its first frame was
+            // captured a period earlier (plus the source's own latency, which the timeline's lower
+            // envelope takes as it is). A read that found the period waiting says nothing of its age.
+            let waited = returned - called >= periodDuration / 2
+            let estimate = returned - periodDuration
+
+            // Stale audio: a backlog the reader or the server left behind, read without waiting.
+            // Drop it up to fresh audio; the dropped frames keep their place on the sample clock.
+            // Bounded: after 1000 periods (10–20 s of audio) deliver whatever comes. A read that had
+            // to wait brought audio that just arrived, however late the sample clock calls it (the
+            // source lost time: the timeline follows it).
+            if timeline.isStarted, !pendingDiscontinuity, drainedPeriods < 1_000 {
+                let age = returned - timeline.time(at: timeline.endPosition + UInt64(periodFrames))
+                if draining, waited, age > freshLimit {
+                    // The backlog is read, yet the sample clock still calls this audio stale: audio
+                    // was lost behind it (a plugin PCM whose ring overran without reporting an
+                    // xrun). Deliver it after a discontinuity: re-anchor on it.
+                    pendingDiscontinuity = true
+                } else if !waited, age > (draining ? freshLimit : backlogLimit) {
+                    if !draining { statistics.backlogsSkipped += 1 }
+                    draining = true
                     drainedPeriods += 1
                     statistics.framesSkipped += UInt64(periodFrames)
+                    timeline.skip(frames: periodFrames)
+                    skippedSinceLastChunk = true
                     continue
                 }
-                drainingBacklog = false
-            }
-            // At most one skip per call: a device whose counters always look backed up (a broken
-            // plugin) still delivers audio.
-            if !skipped, isBacklog(waited: waited, delay: delay) {
-                skipped = true
-                statistics.backlogsSkipped += 1
-                statistics.framesSkipped += UInt64(periodFrames)
-                pendingDiscontinuity = true
-                drainingBacklog = true
-                continue
             }
 
-            // The first frame read is (frames still waiting + frames read) old. A real device never
-            // holds more than its buffer: a larger delay is a sound server's estimate, not data.
-            let waiting = Int64(min(max(delay, 0), snd_pcm_sframes_t(bufferFrames)))
-            let age = (waiting + Int64(periodFrames)) * 1_000_000_000 / Int64(sampleRate)
-            let estimate = returned - .nanoseconds(age)
             let afterDiscontinuity = pendingDiscontinuity && statistics.reads > 0
-            let placed = timeline.place(frames: periodFrames, estimate: estimate, afterDiscontinuity: afterDiscontinuity)
-            if afterDiscontinuity, placed.position > lastEndPosition {
+            let trusted = waited || afterDiscontinuity || !timeline.isStarted
+            let jumpsBefore = timeline.jumps
+            let placed = timeline.place(frames: periodFrames, estimate: trusted ? estimate : nil, afterDiscontinuity: afterDiscontinuity)
+            statistics.clockJumps += timeline.jumps - jumpsBefore
+            let followsDiscontinuity = afterDiscontinuity || skippedSinceLastChunk
+            if followsDiscontinuity, placed.position > lastEndPosition {
                 statistics.framesLost += placed.position - lastEndPosition
             }
             pendingDiscontinuity = false
+            skippedSinceLastChunk = false
             lastEndPosition = placed.position + UInt64(periodFrames)
             statistics.reads += 1
             statistics.framesRead += UInt64(periodFrames)
             return ALSAAudioChunk(samples: Array(periodBuffer[0..<periodFrames * channelCount]), frameCount: periodFrames,
                                   channels: channelCount, captureTime: placed.captureTime, firstFrameIndex: placed.position,
-                                  followsDiscontinuity: afterDiscontinuity)
+                                  followsDiscontinuity: followsDiscontinuity)
         }
-    }
-
-    /// A sound server keeps buffering when its client falls behind (PulseAudio up to 4 MB) or after
-    /// a stall of its own, and never reports an xrun. A real device cannot hold more than its buffer
-    /// (it overruns first), so audio delayed beyond the buffer and coming without waiting is such a
-    /// backlog: it is dropped like an overrun would have (`drainingBacklog`). Evidence, on a read
-    /// that did not wait with a delay beyond the buffer: the `pulse` PCM's ring pinned full (avail =
-    /// buffer − 1, seen when the client was late), or a whole buffer of such reads in a row (after
-    /// a server stall its fake ring pointer wraps and avail says little; the first of those reads
-    /// are delivered, with capture times that show their age).
-    private func isBacklog(waited: Bool, delay: snd_pcm_sframes_t) -> Bool {
-        guard let pcm, !waited, delay > snd_pcm_sframes_t(bufferFrames) else {
-            hurriedReads = 0
-            return false
-        }
-        hurriedReads += 1
-        if hurriedReads >= max(bufferFrames / periodFrames, 2) || snd_pcm_avail(pcm) >= snd_pcm_sframes_t(bufferFrames - periodFrames) {
-            hurriedReads = 0
-            return true
-        }
-        return false
     }
 
     /// snd_pcm_recover for -EPIPE (overrun), -ESTRPIPE (suspend) and -EINTR, then restarts capture

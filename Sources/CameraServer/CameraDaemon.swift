@@ -6,15 +6,26 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RTCBase
+import WebRTCSession
 
 #if canImport(Glibc)
 import Glibc
+import SystemSupport
 #endif
 
 /// Everything the daemon is started with (the CLI fills it; the settings page changes parts later).
 public struct DaemonConfiguration: Sendable {
     public var httpAddress = "0.0.0.0"
     public var httpPort = 8080
+    /// HTTPS (TLS by mbedTLS) on its own port; nil: off (then the settings and the API are served on
+    /// plain HTTP too).
+    public var httpsPort: Int? = 8443
+    /// The user's own certificate chain and key (PEM); nil: a self-signed one in the state directory.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
+    /// Names the camera answers to in `Host`, besides its host name, `<host name>.local`, `localhost`
+    /// and literal IP addresses (DNS rebinding protection, RequestPolicy).
+    public var hostNames: [String] = []
     public var mediaPort = 8189
     public var stateDirectory = "/var/lib/rtcam"
     /// Addresses put in the SDP answer as host candidates; empty: every usable interface address.
@@ -89,45 +100,21 @@ public final class CameraDaemon: @unchecked Sendable {
         let store = ConfigStore(directory: configuration.stateDirectory, defaults: CameraSettings())
         if let problem = store.loadProblem { logger.warning("\(problem)") }
         let settings = configuration.overrides.applied(to: store.settings)
-        let access = AccessControl(stateDirectory: configuration.stateDirectory)
+        let access = AccessControl(stateDirectory: configuration.stateDirectory, setupCodeCopyDirectory: "/boot/firmware")
         if let problem = access.loadProblem { logger.error("\(problem)") }
-        if !access.hasPassword { logger.notice("no settings password yet: choose one at /settings") }
-
-        // Encoded frames go to the viewers from the encoders' own threads (StreamHub: no event-loop
-        // hop per frame).
-        let hubBox = NIOLockedValueBox<StreamHub?>(nil)
-        let media = try MediaController(
-            configuration: settings.media, logger: logger,
-            video: { frame in
-                hubBox.withLockedValue { $0 }?.deliverVideo(accessUnit: frame.accessUnit, isKeyframe: frame.isKeyframe,
-                                                            captureTime: frame.captureTime)
-            },
-            audio: { frame in
-                hubBox.withLockedValue { $0 }?.deliverAudio(opusFrame: frame.packet, captureTime: frame.captureTime)
-            })
-        // The media socket's reading side: a NIO channel on a descriptor of its own (MediaSocket).
-        let group = self.group
-        let bindReceiveChannel: @Sendable (MediaSocket, StreamHub) -> EventLoopFuture<Channel> = { socket, hub in
-            let descriptor: CInt
-            do {
-                descriptor = try socket.receivingDescriptor()
-            } catch {
-                return group.next().makeFailedFuture(error)
-            }
-            return DatagramBootstrap(group: group)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(UDPHandler(hub: hub))
-                    }
-                }
-                .withBoundSocket(descriptor)
+        if let setup = access.prepareSetupCode() {
+            logger.notice("no settings password yet: choose one at /settings with the setup code \(setup.code)")
+            for message in setup.messages { logger.notice("\(message)") }
         }
+        let tokens = ViewingTokens(stateDirectory: configuration.stateDirectory)
+        if let problem = tokens.loadProblem { logger.error("\(problem)") }
+
+        // SRTP's AES and HMAC-SHA1 on the CPU's instructions (RTCAM_SRTP_CRYPTO=mbedtls or libsrtp
+        // for comparisons): installed by the hub before the first session exists.
+        let srtpCrypto = Environment.value("RTCAM_SRTP_CRYPTO").flatMap(SRTPCrypto.Choice.init(rawValue:)) ?? .cpuInstructions
+        let media = try MediaController(configuration: settings.media, logger: logger)
         let hub = StreamHub(loop: loop, settings: hubSettings(settings, candidates: candidates, media: media.current),
-                            certificate: certificate, logger: logger,
-                            requestKeyframeFromEncoder: { media.requestKeyframe() },
-                            viewersPresentChanged: { present in media.setViewersPresent(present) },
-                            bindReceiveChannel: bindReceiveChannel)
-        hubBox.withLockedValue { $0 = hub }
+                            certificate: certificate, logger: logger, encoders: media, srtpCrypto: srtpCrypto)
 
         // One pool thread for what must not run on the event loop: PBKDF2 (login, password) and
         // building a new media pipeline (camera open, device discovery, passthrough probe).
@@ -156,17 +143,27 @@ public final class CameraDaemon: @unchecked Sendable {
             }
         }
 
-        // The media socket is rtcam's: it sends on it from whichever thread made the datagrams.
-        // UDP GSO (Linux 4.18+, UDP_SEGMENT): on unless the kernel lacks it or RTCAM_UDP_GSO=0.
-        try hub.attach(socket: MediaSocket(port: UInt16(configuration.mediaPort),
-                                           segmentationOffload: System.supportsUDPSegmentationOffload
-                                               && Environment.value("RTCAM_UDP_GSO") != "0",
-                                           logger: logger))
+        // The media socket is rtcam's: the hub sends on it from whichever thread made the datagrams
+        // (encoded frames from the encoders' own threads: no event-loop hop per frame), and NIO reads
+        // it on the loop (MediaSocketReader). UDP GSO (Linux 4.18+, UDP_SEGMENT): on unless the kernel
+        // lacks it or RTCAM_UDP_GSO=0.
+        let mediaSocket = try MediaSocket(port: UInt16(configuration.mediaPort),
+                                          segmentationOffload: System.supportsUDPSegmentationOffload
+                                              && Environment.value("RTCAM_UDP_GSO") != "0",
+                                          logger: logger)
+        hub.attach(socket: mediaSocket)
+        let reader = MediaSocketReader(socket: mediaSocket, group: group, logger: logger,
+                                       receive: { datagram, from in hub.receive(datagram, from: from) })
+        try reader.start()
 
         let router = CameraRouter(
-            hub: hub, access: access, settings: settingsController, threadPool: threadPool,
+            hub: hub, access: access, tokens: tokens,
+            policy: RequestPolicy(hostName: RequestPolicy.machineHostName(), extraNames: configuration.hostNames, httpsPort: configuration.httpsPort),
+            settings: settingsController, threadPool: threadPool,
             status: { [self] in statusJSON(hub: hub, media: media.current) },
             devices: { DeviceListing.json() })
+        // HTTPS first: once plain HTTP answers (what tests and health checks wait for), both serve.
+        let https = try startHTTPS(group: group, router: router)
         let http = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -178,7 +175,7 @@ public final class CameraDaemon: @unchecked Sendable {
             }
             .bind(host: configuration.httpAddress, port: configuration.httpPort).wait()
 
-        media.start()
+        media.start(delivering: hub)
         let candidateList = candidates.map { "\($0)" }.joined(separator: ", ")
         logger.info("rtcam serving http://\(configuration.httpAddress):\(configuration.httpPort)/ — media on UDP \(configuration.mediaPort), candidates \(candidateList), \(media.current.summary)")
 
@@ -207,10 +204,49 @@ public final class CameraDaemon: @unchecked Sendable {
         media.stop()
         hub.closeAll()
         try? http.close().wait()
-        try? hub.closeMediaSocket().wait()
+        try? https?.close().wait()
+        hub.detachSocket()
+        try? reader.close().wait()
         try? threadPool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
         logger.info("stopped")
+    }
+
+    /// HTTPS on its own port: the same router under TLS (TLSHandler, mbedTLS). The certificate's
+    /// SHA-256 fingerprint is logged so a user can compare it with what the browser's warning shows.
+    private func startHTTPS(group: MultiThreadedEventLoopGroup, router: CameraRouter) throws -> Channel? {
+        guard let httpsPort = configuration.httpsPort else { return nil }
+        let names = HTTPSIdentity.names(hostName: HTTPSIdentity.hostName(), addresses: HTTPSIdentity.interfaceAddresses())
+        let identity = try HTTPSIdentity.load(stateDirectory: configuration.stateDirectory,
+                                              certificatePath: configuration.tlsCertificatePath,
+                                              keyPath: configuration.tlsKeyPath, names: names, logger: logger)
+        // mbedTLS's state is made and used on one event loop only (it is built without threading).
+        let loop = group.next()
+        let pem = identity.pem
+        let tls: NIOLoopBound<TLSServerContext>
+        do {
+            tls = try loop.submit {
+                var random = SystemRandomNumberGenerator()
+                return NIOLoopBound(try TLSServerContext(pem: pem, random: &random), eventLoop: loop)
+            }.wait()
+        } catch {
+            throw DaemonError.certificate("HTTPS (\(identity.origin)): \(error)")
+        }
+        let fingerprint = try loop.submit { DTLSCertificate.sdpFingerprint(tls.value.fingerprintSHA256) }.wait()
+        let logger = self.logger
+        let channel = try ServerBootstrap(group: loop)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: tls.value, logger: logger))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(router: router, isSecureTransport: true))
+                }
+            }
+            .bind(host: configuration.httpAddress, port: httpsPort).wait()
+        logger.info("HTTPS on port \(httpsPort): \(identity.origin); certificate SHA-256 \(fingerprint)")
+        return channel
     }
 
     private func hubSettings(_ settings: CameraSettings, candidates: [TransportAddress.IP], media: MediaPipeline) -> HubSettings {
@@ -295,6 +331,13 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("encoderCPUSeconds", mediaStatus.encoderCPUSeconds)
         json.field("testPatternCPUSeconds", mediaStatus.testPatternCPUSeconds)
         json.field("audioEncoderCPUSeconds", mediaStatus.audioEncoderCPUSeconds)
+        json.field("framesDropped", mediaStatus.framesDropped)
+        if let microphone = mediaStatus.microphone {
+            json.key("microphone")
+            json.beginObject()
+            for (name, value) in microphone.namedCounts { json.field(name, value) }
+            json.endObject()
+        }
         let socket = hub.mediaSocketCounters
         json.key("mediaSocket")
         json.beginObject()
@@ -315,6 +358,7 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("fractionLost", viewer.fractionLost)
             json.field("packetsSent", viewer.packetsSent)
             json.field("retransmittedPackets", viewer.retransmittedPackets)
+            json.field("retransmissionsRefused", viewer.retransmissionsRefused)
             json.field("keyframeRequests", viewer.keyframeRequests)
             json.endObject()
         }

@@ -2,13 +2,18 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import RTCBase
+import SystemSupport
 
 /// The camera's HTTP surface: WHEP (draft-ietf-wish-whep, with WHIP's rules from RFC 9725), the viewer
 /// and settings pages, and the JSON API. Runs on the hub's event loop; password hashing runs on a
-/// thread pool.
+/// thread pool. Every request first passes `RequestPolicy` (Host, Origin, HTTPS-only paths); what
+/// each endpoint needs (nothing, a viewing credential, the owner's session, the setup code) is in
+/// the README's HTTP table.
 final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the hub's event loop
     private let hub: StreamHub
     private let access: AccessControl
+    private let tokens: ViewingTokens
+    private let policy: RequestPolicy
     private let settings: SettingsController
     private let threadPool: NIOThreadPool
     private let status: () -> String
@@ -17,13 +22,16 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     /// CORS for third-party WHEP players on other origins (RFC 9725 §4.8 leans on it).
     static let corsHeaders: [(String, String)] = [
         ("Access-Control-Allow-Origin", "*"),
-        ("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch"),
+        ("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch, WWW-Authenticate"),
     ]
 
-    init(hub: StreamHub, access: AccessControl, settings: SettingsController, threadPool: NIOThreadPool,
+    init(hub: StreamHub, access: AccessControl, tokens: ViewingTokens, policy: RequestPolicy,
+         settings: SettingsController, threadPool: NIOThreadPool,
          status: @escaping () -> String, devices: @escaping () -> String) {
         self.hub = hub
         self.access = access
+        self.tokens = tokens
+        self.policy = policy
         self.settings = settings
         self.threadPool = threadPool
         self.status = status
@@ -32,13 +40,48 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
 
     func respond(to request: HTTPRequest, remote: SocketAddress?) -> EventLoopFuture<HTTPResponse> {
         let loop = hub.loop
+        let bearer = RequestPolicy.isWHEP(request.path)
+            ? tokens.tokenID(authorizationHeader: request.headers.first(name: "authorization")) : nil
+        switch policy.decide(method: request.method, path: request.path, query: request.query,
+                             host: request.headers.first(name: "host"), origin: request.headers.first(name: "origin"),
+                             isSecureTransport: request.isSecureTransport, hasValidBearerToken: bearer != nil) {
+        case .proceed:
+            break
+        case let .refuse(status, message):
+            return loop.makeSucceededFuture(Self.withCORS(.text(status, message), for: request))
+        case let .redirect(location):
+            return loop.makeSucceededFuture(.text(.permanentRedirect, "this is served over HTTPS: \(location)",
+                                                  headers: [("Location", location)]))
+        }
         if let slow = slowRoute(request, remote: remote) {
             return slow.map { response in Self.withCORS(response, for: request) }
         }
         if request.method == .PUT, request.path == "/api/config" {
             return isAuthenticated(request) ? updateConfig(request) : loop.makeSucceededFuture(Self.loginRequired)
         }
-        return loop.makeSucceededFuture(Self.withCORS(route(request), for: request))
+        return loop.makeSucceededFuture(Self.withCORS(route(request, bearerTokenID: bearer), for: request))
+    }
+
+    /// Whether viewing needs a credential now: the settings say so and a password exists, or the saved
+    /// configuration could not be read (then it is locked, never opened, until it is saved again).
+    var viewingIsLocked: Bool {
+        settings.loadProblem != nil || (settings.current.viewingRequiresPassword && access.hasPassword)
+    }
+
+    /// Ends at once the viewers whose credential no longer admits them: all anonymous ones and those of
+    /// ended login sessions when viewing is locked; those of revoked tokens always.
+    @discardableResult
+    func endViewersNoLongerAllowed(reason: String) -> Int {
+        let locked = viewingIsLocked
+        let openSessions = access.openSessionIDs(now: MonotonicClock.now())
+        let tokenIDs = tokens.ids
+        return hub.closeSessions(where: { credential in
+            switch credential {
+            case .none: return locked
+            case let .session(id): return locked && !openSessions.contains(id)
+            case let .token(id): return !tokenIDs.contains(id)
+            }
+        }, reason: reason)
     }
 
     private static func withCORS(_ response: HTTPResponse, for request: HTTPRequest) -> HTTPResponse {
@@ -52,23 +95,33 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         access.isAuthenticated(cookieHeader: request.headers.first(name: "cookie"), now: MonotonicClock.now())
     }
 
+    private func sessionID(_ request: HTTPRequest) -> String? {
+        access.session(cookieHeader: request.headers.first(name: "cookie"), now: MonotonicClock.now())
+    }
+
     private static let loginRequired = HTTPResponse.json(
         .unauthorized, #"{"error":"log in on the settings page first"}"#)
 
-    private func route(_ request: HTTPRequest) -> HTTPResponse {
+    private func route(_ request: HTTPRequest, bearerTokenID: String?) -> HTTPResponse {
         let path = request.path
         switch (request.method, path) {
         case (.GET, "/"), (.HEAD, "/"), (.GET, "/index.html"):
-            return .html(ViewerPage.html)
+            return .html(ViewerPage.html, headers: [("Content-Security-Policy", ContentSecurityPolicy.viewerPage)])
         case (.GET, "/settings"), (.HEAD, "/settings"):
-            return .html(SettingsPage.html)
+            return .html(SettingsPage.html, headers: [("Content-Security-Policy", ContentSecurityPolicy.settingsPage)])
         case (.GET, "/healthz"):
             return .text(.ok, "ok")
         case (.GET, "/api/session"):
             return .json(.ok, sessionJSON(authenticated: isAuthenticated(request)))
         case (.POST, "/api/logout"):
             access.logout(cookieHeader: request.headers.first(name: "cookie"))
-            return .json(.ok, #"{"loggedOut":true}"#, headers: [("Set-Cookie", AccessControl.expiredCookie)])
+            endViewersNoLongerAllowed(reason: "its owner logged out")
+            return .json(.ok, #"{"loggedOut":true}"#,
+                         headers: [("Set-Cookie", AccessControl.expiredCookie(secure: request.isSecureTransport))])
+        case (.GET, "/api/tokens"):
+            return isAuthenticated(request) ? .json(.ok, tokensJSON()) : Self.loginRequired
+        case (.POST, "/api/tokens"):
+            return isAuthenticated(request) ? createToken(request) : Self.loginRequired
         case (.GET, "/api/status"):
             return isAuthenticated(request) ? .json(.ok, status()) : Self.loginRequired
         case (.GET, "/api/devices"):
@@ -78,7 +131,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         case (.OPTIONS, "/whep"):
             return preflight(allowing: "POST, OPTIONS", extra: [("Accept-Post", "application/sdp")])
         case (.POST, "/whep"):
-            return createSession(request)
+            return createSession(request, bearerTokenID: bearerTokenID)
         case (_, "/whep"):
             return .text(.methodNotAllowed, "use POST with an SDP offer", headers: [("Allow", "POST, OPTIONS")])
         default:
@@ -100,6 +153,12 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
                 return .text(.methodNotAllowed, "use PATCH or DELETE on a session",
                              headers: [("Allow", "PATCH, DELETE, OPTIONS")])
             }
+        }
+        if path.hasPrefix("/api/tokens/") {
+            guard request.method == .DELETE else {
+                return .json(.methodNotAllowed, errorJSON("use DELETE to revoke a token"), headers: [("Allow", "DELETE")])
+            }
+            return isAuthenticated(request) ? revokeToken(id: String(path.dropFirst("/api/tokens/".count))) : Self.loginRequired
         }
         if path.hasPrefix("/api/") {
             return .json(.notFound, #"{"error":"no such API endpoint"}"#)
@@ -123,47 +182,149 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         }
         let address = remote?.ipAddress ?? "unknown"
         let access = access
+        // A request that already has a session is never throttled: the owner cannot be locked out.
         let authenticated = isAuthenticated(request)
         let isLogin = request.path == "/api/login"
-        return threadPool.runIfActive(eventLoop: loop) { () -> HTTPResponse in
+        let secure = request.isSecureTransport
+        let choice = isLogin || access.hasPassword ? nil : body["viewingRequiresPassword"]
+        if let choice, choice.boolValue == nil {
+            return loop.makeSucceededFuture(.json(.badRequest, errorJSON("viewingRequiresPassword must be true or false")))
+        }
+        let viewingChoice = choice?.boolValue
+        let answer = threadPool.runIfActive(eventLoop: loop) { () -> (HTTPResponse, changed: Bool) in
             let now = MonotonicClock.now()
             do {
                 let token: String
                 if isLogin {
                     guard let password = body["password"]?.stringValue else {
-                        return .json(.badRequest, #"{"error":"send {\"password\": \"...\"}"}"#)
+                        return (.json(.badRequest, #"{"error":"send {\"password\": \"...\"}"}"#), false)
                     }
-                    token = try access.login(password: password, address: address, now: now)
+                    token = try access.login(password: password, address: address, exempt: authenticated, now: now).cookie
                 } else if !access.hasPassword {
                     guard let password = body["password"]?.stringValue else {
-                        return .json(.badRequest, #"{"error":"send {\"password\": \"...\"}"}"#)
+                        return (.json(.badRequest, #"{"error":"send {\"password\": \"...\", \"setupCode\": \"...\"}"}"#), false)
                     }
-                    token = try access.setInitialPassword(password, now: now)
+                    token = try access.setInitialPassword(password, setupCode: body["setupCode"]?.stringValue,
+                                                          address: address, now: now).cookie
                 } else {
-                    guard authenticated else { return Self.loginRequired }
+                    guard authenticated else { return (Self.loginRequired, false) }
                     guard let current = body["currentPassword"]?.stringValue, let new = body["newPassword"]?.stringValue else {
-                        return .json(.badRequest, #"{"error":"send {\"currentPassword\": \"...\", \"newPassword\": \"...\"}"}"#)
+                        return (.json(.badRequest, #"{"error":"send {\"currentPassword\": \"...\", \"newPassword\": \"...\"}"}"#), false)
                     }
-                    token = try access.changePassword(current: current, new: new, address: address, now: now)
+                    token = try access.changePassword(current: current, new: new, address: address, exempt: true, now: now).cookie
                 }
-                return .json(.ok, #"{"authenticated":true}"#, headers: [("Set-Cookie", AccessControl.cookie(for: token))])
+                return (.json(.ok, #"{"authenticated":true}"#,
+                              headers: [("Set-Cookie", AccessControl.cookie(for: token, secure: secure))]), !isLogin)
             } catch let failure as AccessControl.Failure {
-                switch failure {
-                case .passwordAlreadySet:
-                    return .json(.conflict, errorJSON("a password is already set: log in, then change it"))
-                case .noPasswordSet:
-                    return .json(.conflict, errorJSON("no password yet: choose one first"))
-                case let .weakPassword(reason):
-                    return .json(.badRequest, errorJSON("password too weak: \(reason)"))
-                case .wrongPassword:
-                    return .json(.unauthorized, errorJSON("wrong password"))
-                case let .tooManyAttempts(seconds):
-                    return .json(.tooManyRequests, errorJSON("too many failed attempts; try again in \(seconds) s"),
-                                 headers: [("Retry-After", String(seconds))])
-                }
+                return (Self.response(to: failure), false)
             } catch {
-                return .json(.internalServerError, errorJSON("could not save the password: \(error)"))
+                return (.json(.internalServerError, errorJSON("could not save the password: \(error)")), false)
             }
+        }
+        return answer.flatMap { [self] response, changed in
+            guard changed else { return loop.makeSucceededFuture(response) }
+            // A new password: the first one turns protection on (with the choice made on the page),
+            // a changed one ends every other session; viewers they admitted go now.
+            let applied: EventLoopFuture<Void>
+            if let viewingChoice, viewingChoice != settings.current.viewingRequiresPassword {
+                applied = settings.update(with: .object([("viewingRequiresPassword", .bool(viewingChoice))])).map { _ in () }
+            } else {
+                applied = loop.makeSucceededVoidFuture()
+            }
+            return applied.map { [self] in
+                endViewersNoLongerAllowed(reason: "the password was set or changed")
+                return response
+            }
+        }
+    }
+
+    private static func response(to failure: AccessControl.Failure) -> HTTPResponse {
+        switch failure {
+        case .passwordAlreadySet:
+            return .json(.conflict, errorJSON("a password is already set: log in, then change it"))
+        case .noPasswordSet:
+            return .json(.conflict, errorJSON("no password yet: choose one first"))
+        case let .weakPassword(reason):
+            return .json(.badRequest, errorJSON("password too weak: \(reason)"))
+        case .wrongPassword:
+            return .json(.unauthorized, errorJSON("wrong password"))
+        case let .tooManyAttempts(seconds):
+            return .json(.tooManyRequests, errorJSON("too many failed attempts; try again in \(seconds) s"),
+                         headers: [("Retry-After", String(seconds))])
+        case let .setupCodeRequired(location):
+            return .json(.forbidden, errorJSON("the first password needs the setup code; find it in \(location)"))
+        case let .wrongSetupCode(location):
+            return .json(.forbidden, errorJSON("wrong setup code; find the right one in \(location)"))
+        }
+    }
+
+    // MARK: - Viewing tokens
+
+    private func tokensJSON() -> String {
+        var json = JSONWriter()
+        json.beginObject()
+        json.key("tokens")
+        json.beginArray()
+        for token in tokens.list {
+            json.beginObject()
+            json.field("id", token.id)
+            json.field("name", token.name)
+            json.endObject()
+        }
+        json.endArray()
+        json.field("problem", tokens.loadProblem)
+        json.endObject()
+        return json.text
+    }
+
+    /// POST /api/tokens {"name": "..."}: 201 with the token's value, shown this once.
+    private func createToken(_ request: HTTPRequest) -> HTTPResponse {
+        guard request.contentType == "application/json" else {
+            return .json(.unsupportedMediaType, errorJSON("send {\"name\": \"...\"} as application/json"))
+        }
+        let body: JSONValue
+        do {
+            body = try JSONValue(parsing: String(decoding: request.body, as: UTF8.self))
+        } catch {
+            return .json(.badRequest, errorJSON("\(error)"))
+        }
+        guard let name = body["name"]?.stringValue else { return .json(.badRequest, errorJSON("send {\"name\": \"...\"}")) }
+        do {
+            let (id, value) = try tokens.create(name: name)
+            var json = JSONWriter()
+            json.beginObject()
+            json.field("id", id)
+            json.field("name", name.trimmingSpaces)
+            json.field("token", value)
+            json.endObject()
+            return .json(.created, json.text, headers: [("Location", "/api/tokens/\(id)"), ("Cache-Control", "no-store")])
+        } catch {
+            return Self.response(to: error)
+        }
+    }
+
+    /// DELETE /api/tokens/{id}: the token stops working and its viewers are ended at once.
+    private func revokeToken(id: String) -> HTTPResponse {
+        do {
+            try tokens.revoke(id: id)
+        } catch {
+            return Self.response(to: error)
+        }
+        let ended = endViewersNoLongerAllowed(reason: "its viewing token was revoked")
+        var json = JSONWriter()
+        json.beginObject()
+        json.field("revoked", id)
+        json.field("viewersEnded", ended)
+        json.endObject()
+        return .json(.ok, json.text)
+    }
+
+    private static func response(to failure: ViewingTokens.Failure) -> HTTPResponse {
+        switch failure {
+        case let .invalidName(reason): return .json(.badRequest, errorJSON(reason))
+        case let .tooMany(limit): return .json(.conflict, errorJSON("at most \(limit) tokens: revoke one first"))
+        case .unknownToken: return .json(.notFound, errorJSON("no such token"))
+        case let .saveFailed(reason): return .json(.internalServerError, errorJSON(reason))
         }
     }
 
@@ -173,6 +334,9 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         json.field("passwordSet", access.hasPassword)
         json.field("authenticated", authenticated)
         json.field("viewingRequiresPassword", settings.current.viewingRequiresPassword)
+        json.field("viewingLocked", viewingIsLocked)
+        json.field("setupCodeLocation", access.hasPassword ? nil : access.setupCodeLocation)
+        json.field("configProblem", settings.loadProblem)
         json.field("passwordProblem", access.loadProblem)
         json.endObject()
         return json.text
@@ -193,7 +357,10 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         } catch {
             return loop.makeSucceededFuture(.json(.badRequest, errorJSON("\(error)")))
         }
-        return settings.update(with: body).map { [self] result in response(to: result) }
+        return settings.update(with: body).map { [self] result in
+            if case .success = result { endViewersNoLongerAllowed(reason: "viewing now needs the password") }
+            return response(to: result)
+        }
     }
 
     private func response(to result: SettingsController.UpdateResult) -> HTTPResponse {
@@ -231,9 +398,24 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     }
 
     /// POST /whep (RFC 9725 §4.2): 201 with the answer and the session's Location.
-    private func createSession(_ request: HTTPRequest) -> HTTPResponse {
-        if settings.current.viewingRequiresPassword, !isAuthenticated(request) {
-            return .text(.unauthorized, "viewing this camera needs the password: log in at /settings")
+    /// Who may: anyone while viewing is open (no password yet, or protection off); else the owner's
+    /// login session or a viewing token (`Authorization: Bearer`, RFC 9725 §4.5). The credential is
+    /// remembered with the session, which ends when it stops being good enough.
+    private func createSession(_ request: HTTPRequest, bearerTokenID: String?) -> HTTPResponse {
+        let credential: ViewerCredential
+        if let bearerTokenID {
+            credential = .token(id: bearerTokenID)
+        } else if let session = sessionID(request) {
+            credential = .session(id: session)
+        } else {
+            credential = .none
+        }
+        if credential == .none, viewingIsLocked {
+            let offered = request.headers.first(name: "authorization") != nil
+            return .text(.unauthorized,
+                         offered ? "this viewing token is not valid (revoked or mistyped)"
+                             : "viewing this camera needs the password (log in at /settings) or a viewing token (Authorization: Bearer)",
+                         headers: [("WWW-Authenticate", offered ? #"Bearer realm="rtcam", error="invalid_token""# : #"Bearer realm="rtcam""#)])
         }
         guard request.contentType == "application/sdp" else {
             return .text(.unsupportedMediaType,
@@ -243,7 +425,8 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             return .text(.badRequest, "the SDP offer is empty or not UTF-8")
         }
         do {
-            let (id, answer) = try hub.createSession(offer: offer)
+            let (id, answer) = try hub.createSession(offer: offer, credential: credential,
+                                                     from: request.remoteAddress.flatMap(TransportAddress.init)?.ip)
             return HTTPResponse(status: .created, headers: [
                 ("Content-Type", "application/sdp"),
                 ("Location", "/whep/\(id)"),

@@ -2,8 +2,9 @@
 public struct CameraSettings: Equatable, Sendable {
     public var media = MediaConfiguration()
     public var maximumViewers = 10
-    /// Viewing is open by default; when set, WHEP and the viewer page need the settings password.
-    public var viewingRequiresPassword = false
+    /// Once a password exists, viewing (WHEP) needs it (a login session) or a viewing token, unless
+    /// this is turned off. True by default, also for a config.json saved before the key existed.
+    public var viewingRequiresPassword = true
 
     public init() {}
 

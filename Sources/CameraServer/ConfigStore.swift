@@ -1,6 +1,7 @@
 /// The saved settings (`config.json` in the state directory). Saving is atomic (temporary file,
 /// fsync, rename); a file that cannot be read or parsed leaves the daemon on its defaults, says why,
-/// and is never overwritten: it is kept beside the new one as `config.json.corrupt`.
+/// and is never overwritten: it is kept beside the new one as `config.json.corrupt`. While such a
+/// problem stands, viewing is locked (CameraRouter.viewingIsLocked), never opened by the defaults.
 final class ConfigStore: @unchecked Sendable {  // used on the hub's event loop only
     let path: String
     private(set) var settings: CameraSettings

@@ -26,8 +26,7 @@ public enum DeviceListing {
         for case let (_, .success(description)) in described where description.kind == .videoCapture {
             var modes: [(String, Int, Int, [Double])] = []
             // Raw formats for an encoder, and H.264 a camera encodes itself (passthrough).
-            for format in description.formats
-            where V4L2VideoSource.preferredFormats.contains(format.format.pixelFormat) || format.format.pixelFormat == .h264 {
+            for format in description.formats where V4L2VideoSource.canStream(format.format.pixelFormat) {
                 for size in format.sizes {
                     let rates = size.intervals.compactMap { interval -> Double? in
                         if case let .discrete(fraction) = interval { return (fraction.framesPerSecond * 100).rounded() / 100 }

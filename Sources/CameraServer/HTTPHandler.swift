@@ -8,6 +8,10 @@ struct HTTPRequest {
     var query: Substring
     var headers: HTTPHeaders
     var body: [UInt8]
+    /// Whether it came over TLS (the HTTPS listener's handlers are made with `isSecureTransport: true`).
+    var isSecureTransport = false
+    /// Where the request came from (the TCP peer), when known.
+    var remoteAddress: SocketAddress? = nil
 
     var contentType: String? {
         headers.first(name: "content-type")?.split(separator: ";").first
@@ -29,6 +33,10 @@ struct HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(json.utf8))
     }
 
+    func header(_ name: String) -> String? {
+        headers.first { $0.0.lowercased() == name.lowercased() }?.1
+    }
+
     static func html(_ page: String, headers: [(String, String)] = []) -> HTTPResponse {
         HTTPResponse(status: .ok, headers: [("Content-Type", "text/html; charset=utf-8"),
                                             ("Cache-Control", "no-store")] + headers, body: Array(page.utf8))
@@ -42,7 +50,8 @@ protocol HTTPRouting: AnyObject {
 }
 
 /// HTTP/1.1 with NIOHTTP1: gathers the body (up to `maximumBodySize`, else 413) and writes the
-/// router's answer.
+/// router's answer. Every response carries `X-Content-Type-Options: nosniff` and a
+/// Content-Security-Policy (the router's for pages, else one that allows nothing).
 final class HTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -53,8 +62,12 @@ final class HTTPHandler: ChannelInboundHandler {
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var bodyTooLarge = false
+    private let isSecureTransport: Bool
 
-    init(router: HTTPRouting) { self.router = router }
+    init(router: HTTPRouting, isSecureTransport: Bool = false) {
+        self.router = router
+        self.isSecureTransport = isSecureTransport
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -83,7 +96,8 @@ final class HTTPHandler: ChannelInboundHandler {
                 return
             }
             let (path, query) = Self.split(uri: head.uri)
-            let request = HTTPRequest(method: head.method, path: path, query: query, headers: head.headers, body: body)
+            let request = HTTPRequest(method: head.method, path: path, query: query, headers: head.headers, body: body,
+                                      isSecureTransport: isSecureTransport, remoteAddress: context.remoteAddress)
             let future = router.respond(to: request, remote: context.remoteAddress)
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             future.whenComplete { result in
@@ -98,6 +112,10 @@ final class HTTPHandler: ChannelInboundHandler {
         var headers = HTTPHeaders()
         for (name, value) in response.headers { headers.add(name: name, value: value) }
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+        headers.replaceOrAdd(name: "X-Content-Type-Options", value: "nosniff")
+        if !headers.contains(name: "Content-Security-Policy") {
+            headers.add(name: "Content-Security-Policy", value: ContentSecurityPolicy.other)
+        }
         let keepAlive = request.isKeepAlive && !close
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: response.status,

@@ -1,3 +1,5 @@
+import RTCBase
+
 /// A small JSON writer (no Foundation: JSONEncoder would pull it in, DESIGN.md).
 struct JSONWriter {
     private(set) var text = ""
@@ -10,14 +12,14 @@ struct JSONWriter {
 
     mutating func key(_ name: String) {
         separator()
-        text += JSONWriter.quoted(name) + ":"
+        text += name.jsonQuoted + ":"
         needsComma[needsComma.count - 1] = false
     }
 
     /// Inserts already-serialized JSON as a value.
     mutating func raw(_ json: String) { separator(); text += json }
 
-    mutating func value(_ string: String?) { separator(); text += string.map(JSONWriter.quoted) ?? "null" }
+    mutating func value(_ string: String?) { separator(); text += string.map(\.jsonQuoted) ?? "null" }
     mutating func value(_ number: Int) { separator(); text += String(number) }
     mutating func value(_ number: Double?) {
         separator()
@@ -34,22 +36,5 @@ struct JSONWriter {
     private mutating func separator() {
         if needsComma[needsComma.count - 1] { text += "," }
         needsComma[needsComma.count - 1] = true
-    }
-
-    static func quoted(_ string: String) -> String {
-        var out = "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let s where s.value < 0x20:
-                out += "\\u00" + String(s.value, radix: 16).leftPadded(2)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }

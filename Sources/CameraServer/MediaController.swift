@@ -5,28 +5,32 @@ import RTCBase
 
 /// Owns the running media pipeline and replaces it when the settings change: viewers stay
 /// connected (the hub keeps their sessions and the RTP streams continue) and get a keyframe.
-/// Frames from a pipeline that was replaced are dropped, so no stale P-frame follows the new IDR.
-final class MediaController: @unchecked Sendable {
+/// Each pipeline delivers its frames to the sink with its own generation; the sink drops those of a
+/// pipeline that was replaced, so no stale P-frame follows the new IDR.
+final class MediaController: EncoderControl, @unchecked Sendable {
     private let logger: Logger
     private let lock = NIOLock()
     private var pipeline: MediaPipeline
     private var generation = 0
     private var viewersPresent = false
-    private let deliverVideo: @Sendable (EncodedVideoFrame) -> Void
-    private let deliverAudio: @Sendable (EncodedAudioFrame) -> Void
+    private var sink: EncodedFrameSink?
 
-    init(configuration: MediaConfiguration, logger: Logger,
-         video: @escaping @Sendable (EncodedVideoFrame) -> Void,
-         audio: @escaping @Sendable (EncodedAudioFrame) -> Void) throws {
+    init(configuration: MediaConfiguration, logger: Logger) throws {
         self.logger = logger
         pipeline = try MediaPipeline(configuration: configuration, logger: logger)
-        deliverVideo = video
-        deliverAudio = audio
     }
 
     var current: MediaPipeline { lock.withLock { pipeline } }
 
-    func start() { launch(pipeline, generation: 0) }
+    /// Starts the first pipeline, its frames going to `sink` (the hub).
+    func start(delivering sink: EncodedFrameSink) {
+        let pipeline: MediaPipeline = lock.withLock {
+            self.sink = sink
+            return self.pipeline
+        }
+        sink.beginGeneration(0)
+        pipeline.start(sink: sink, generation: 0)
+    }
 
     /// Applies new media settings: a bitrate change goes to the running encoder; anything else
     /// starts a new pipeline. Throws (and keeps the old settings running) when the new one cannot start.
@@ -68,13 +72,15 @@ final class MediaController: @unchecked Sendable {
     /// Makes `replacement` the running pipeline and starts it; frames of the previous one are
     /// dropped from now on.
     private func install(_ replacement: MediaPipeline) {
-        let newGeneration: Int = lock.withLock {
+        let (newGeneration, sink): (Int, EncodedFrameSink?) = lock.withLock {
             replacement.setViewersPresent(viewersPresent)
             generation += 1
             pipeline = replacement
-            return generation
+            return (generation, self.sink)
         }
-        launch(replacement, generation: newGeneration)
+        guard let sink else { return }  // not started yet: start() launches it
+        sink.beginGeneration(newGeneration)
+        replacement.start(sink: sink, generation: newGeneration)
     }
 
     func requestKeyframe() { current.requestKeyframe() }
@@ -89,16 +95,4 @@ final class MediaController: @unchecked Sendable {
     }
 
     func stop() { current.stop() }
-
-    private func launch(_ pipeline: MediaPipeline, generation: Int) {
-        pipeline.start(
-            video: { [self] frame in
-                if isCurrent(generation) { deliverVideo(frame) }
-            },
-            audio: { [self] frame in
-                if isCurrent(generation) { deliverAudio(frame) }
-            })
-    }
-
-    private func isCurrent(_ candidate: Int) -> Bool { lock.withLock { generation == candidate } }
 }

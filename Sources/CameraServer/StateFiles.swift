@@ -1,9 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import RTCBase
 
 /// Files in the state directory: read whole, and written atomically (temporary file, fsync, rename,
-/// fsync of the directory) so a power cut never leaves a half-written configuration behind.
+/// fsync of the directory) so a power cut never leaves a half-written configuration behind. The
+/// temporary file has a random name and is created with O_EXCL|O_NOFOLLOW, so a link or file planted
+/// under a predictable name cannot redirect the write.
 enum StateFiles {
     struct Failure: Error, CustomStringConvertible {
         var operation: String
@@ -47,8 +50,14 @@ enum StateFiles {
     }
 
     static func writeAtomically(_ path: String, contents: String, mode: mode_t = 0o600) throws {
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        var random = SystemRandomNumberGenerator()
+        var temporary = ""
+        var fd: Int32 = -1
+        for _ in 0..<8 {  // a name already taken (EEXIST) is very unlikely; try a few
+            temporary = path + ".tmp-" + Hex.encode(random.bytes(8))
+            fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+            if fd >= 0 || errno != EEXIST { break }
+        }
         guard fd >= 0 else { throw Failure(operation: "open", path: temporary, code: errno) }
         var bytes = Array(contents.utf8)
         var written = 0
@@ -91,6 +100,12 @@ extension StateFiles {
     static func exists(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0
+    }
+
+    /// Whether `path` is a directory this process may create files in.
+    static func isWritableDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR && access(path, W_OK | X_OK) == 0
     }
 
     static func rename(_ from: String, to: String) throws {

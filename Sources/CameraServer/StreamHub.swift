@@ -1,11 +1,13 @@
 import DTLS
 import ICE
 import Logging
+import MediaSources
 import NIOConcurrencyHelpers
 import NIOCore
 import RTCBase
 import SDP
 import WebRTCSession
+import SystemSupport
 
 /// Why a WHEP request was refused; each maps to one HTTP status (draft-ietf-wish-whep, RFC 9725 §4).
 enum WHEPError: Error, Equatable {
@@ -40,6 +42,15 @@ struct HubSettings: Sendable {
     var keyframeRequestInterval: Duration = .milliseconds(300)
 }
 
+/// What admitted a viewer (issue 16): nothing (viewing was open), an owner's login session (its id,
+/// not the cookie), or a viewing token (its id). The router ends the sessions whose credential is no
+/// longer good enough (`StreamHub.closeSessions(where:)`).
+enum ViewerCredential: Equatable, Sendable {
+    case none
+    case session(id: String)
+    case token(id: String)
+}
+
 /// A viewer as /api/status shows it.
 struct ViewerStatus: Sendable {
     var id: String
@@ -50,136 +61,99 @@ struct ViewerStatus: Sendable {
     var fractionLost: Double
     var packetsSent: Int
     var retransmittedPackets: Int
+    /// NACKed packets not resent (repeated, resent too often, over the viewer's budget).
+    var retransmissionsRefused: Int
     var keyframeRequests: Int
 }
 
-/// Every viewer of the camera: the WHEP sessions, the shared packetizer and history (MediaFanout),
-/// the one UDP socket, and one timer on `loop` at the earliest deadline of all sessions.
+/// What the hub asks of the encoders (MediaController; a recording double in the hub's tests).
+protocol EncoderControl: AnyObject, Sendable {
+    /// A viewer needs a keyframe soon (already merged by the hub: at most one per interval).
+    func requestKeyframe()
+    /// The first viewer arrived (true) or the last one left (false): encoders run only while watched.
+    func setViewersPresent(_ present: Bool)
+}
+
+/// Where the media threads hand their encoded frames: the one hand-off from an encoder's thread to the
+/// viewers' sockets. A pipeline's frames carry its generation; after `beginGeneration(n)` frames of an
+/// older pipeline are dropped (no stale P-frame follows the new pipeline's keyframe).
+protocol EncodedFrameSink: AnyObject, Sendable {
+    func beginGeneration(_ generation: Int)
+    func deliver(_ frame: EncodedVideoFrame, generation: Int)
+    func deliver(_ frame: EncodedAudioFrame, generation: Int)
+}
+
+/// Every viewer of the camera: the WHEP registry, the shared packetizer and history (MediaPacketizer),
+/// the sending side of the one UDP socket, and one timer on `loop` at the earliest deadline of all
+/// sessions. Its decisions (keyframe merging, the session timer, admission) are value types in
+/// HubPolicies.swift; building a session from an offer is WHEPSessionFactory's.
 ///
 /// One lock guards all of it. The event loop takes it for WHEP requests, datagrams and timers; an
 /// encoder's thread takes it to hand over a frame and sends the frame's packets to every viewer
 /// itself, on the media socket, before it encodes the next. So a frame costs no event-loop wake-up,
-/// no hop and no NIO write path (README "Performance": that was most of the stack's overhead), and
-/// packets leave as soon as the encoder is done. Nothing under the lock waits for I/O (sends never
-/// block); the longest holds are a viewer's DTLS handshake steps and WHEP offers on the loop.
-final class StreamHub: @unchecked Sendable {
+/// no hop and no NIO write path (README "Performance"), and packets leave as soon as the encoder is
+/// done. Nothing under the lock waits for I/O (sends never block); parsing an offer and making a
+/// session's DTLS endpoint happen before the lock is taken.
+final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     let loop: EventLoop
     private let lock = NIOLock()
-    private var settings: HubSettings
-    private let certificate: DTLSCertificate
     private let logger: Logger
-    private let ntpNanosecondsAtMonotonicZero: UInt64
-    private var random = SystemRandomNumberGenerator()
-    private var fanout: MediaFanout
+    private let encoders: EncoderControl
+    private let factory: WHEPSessionFactory
+    private var settings: HubSettings
+    private var packetizer: MediaPacketizer
     private var viewers: [String: Viewer] = [:]
     private var viewerIDByUfrag: [String: String] = [:]
     private var viewerIDByAddress: [TransportAddress: String] = [:]
     private var socket: MediaSocket?
-    private var receiveChannel: Channel?
+    private var stopping = false
+    /// The media pipeline whose frames are sent; others' are dropped.
+    private var mediaGeneration = 0
+    private var framesPacketized = 0
+    private var keyframes: KeyframeRequestPolicy
+    private var timers = SessionTimerSchedule<String>()
+    private var timer: Scheduled<Void>?
+    /// Which scheduled timer is current: one replaced while it was already firing finds it changed.
+    private var timerGeneration = 0
     /// One viewer's protected datagrams of one frame, refilled for every viewer and frame.
     private var mediaBatch = DatagramBatch()
     /// A session's other datagrams (ICE, DTLS, RTCP) to one address, gathered for one send (reused).
     private var controlBatch = DatagramBatch()
-    private var timer: Scheduled<Void>?
-    private var timerDeadline: MonotonicTime?
-    /// Which scheduled timer is current: one replaced while it was already firing finds it changed.
-    private var timerGeneration = 0
-    private var lastKeyframeRequest: MonotonicTime?
-    /// When the encoder was last asked for a keyframe that has not come out yet: asking again in
-    /// the meantime would only schedule a second, spurious one (and delay the next joining viewer).
-    private var keyframeOutstandingSince: MonotonicTime?
-    private var keyframeRequestScheduled = false
-    /// Called (with the lock held, on any thread) when the encoder should produce a keyframe soon.
-    private let requestKeyframeFromEncoder: @Sendable () -> Void
-    /// Called (with the lock held, on any thread) when the first viewer arrives (true) or the last
-    /// one leaves (false).
-    private let viewersPresentChanged: @Sendable (Bool) -> Void
+    /// A session's outputs, taken after each input (reused).
+    private var outputs: [PeerSessionOutput] = []
 
     private struct Viewer {
         var id: String
         var session: PeerSession
         var localUfrag: String
         var createdAt: MonotonicTime
+        var credential: ViewerCredential
+        /// The addresses the session verified (bounded by the session), mapped to it in viewerIDByAddress.
+        var addresses: Set<TransportAddress> = []
     }
 
-    init(loop: EventLoop, settings: HubSettings, certificate: DTLSCertificate, logger: Logger,
-         requestKeyframeFromEncoder: @escaping @Sendable () -> Void,
-         viewersPresentChanged: @escaping @Sendable (Bool) -> Void,
-         bindReceiveChannel: @escaping @Sendable (MediaSocket, StreamHub) -> EventLoopFuture<Channel>) {
+    /// The SRTP crypto the daemon chose, installed when the first viewer comes: installing runs
+    /// libsrtp's initialisation, which loads NSS (about 1 MB of an idle camera's RSS otherwise).
+    private let srtpCrypto: SRTPCrypto.Choice
+    private var srtpCryptoInstalled = false
+
+    init(loop: EventLoop, settings: HubSettings, certificate: DTLSCertificate, logger: Logger, encoders: EncoderControl,
+         srtpCrypto: SRTPCrypto.Choice = .cpuInstructions) {
         self.loop = loop
-        self.requestKeyframeFromEncoder = requestKeyframeFromEncoder
-        self.viewersPresentChanged = viewersPresentChanged
-        self.bindReceiveChannel = bindReceiveChannel
+        self.srtpCrypto = srtpCrypto
         self.settings = settings
-        self.certificate = certificate
         self.logger = logger
-        ntpNanosecondsAtMonotonicZero = MonotonicClock.ntpNanosecondsAtMonotonicZero()
+        self.encoders = encoders
         var random = SystemRandomNumberGenerator()
-        fanout = MediaFanout(random: &random)
+        packetizer = MediaPacketizer(random: &random)
+        factory = WHEPSessionFactory(certificate: certificate, packetizer: packetizer,
+                                     ntpNanosecondsAtMonotonicZero: MonotonicClock.ntpNanosecondsAtMonotonicZero())
+        keyframes = KeyframeRequestPolicy(minimumInterval: settings.keyframeRequestInterval)
     }
 
-    /// Starts serving on `socket`: NIO's channel reading it comes from `bindReceiveChannel` (and
-    /// again from it whenever that channel closes while serving).
-    func attach(socket: MediaSocket) throws {
-        let channel = try bindReceiveChannel(socket, self).wait()
-        lock.withLock {
-            self.socket = socket
-            attachLocked(receiveChannel: channel)
-        }
-    }
-
-    private func attachLocked(receiveChannel channel: Channel) {
-        receiveChannel = channel
-        channel.closeFuture.whenComplete { [self] _ in
-            loop.execute { self.receiveChannelClosed(channel) }
-        }
-    }
-
-    /// Registers a new reading channel on the media socket when the current one closes while
-    /// serving (NIO closes a datagram channel on a read error it does not know as per-datagram):
-    /// viewers keep their sessions and lose only what arrived meanwhile.
-    private let bindReceiveChannel: @Sendable (MediaSocket, StreamHub) -> EventLoopFuture<Channel>
-    private var stopping = false
-    private var mediaSocketRebinds = 0
-    /// How many times the reading channel was replaced since start.
-    var receiveChannelReopens: Int { lock.withLock { mediaSocketRebinds } }
-
-    private func receiveChannelClosed(_ channel: Channel) {
-        // The new channel's future may complete at once, on this thread: its callback takes the
-        // lock again, so it is attached after the lock is released.
-        let replacement: EventLoopFuture<Channel>? = lock.withLock {
-            guard !stopping, receiveChannel === channel || receiveChannel == nil, let socket else { return nil }
-            receiveChannel = nil
-            logger.error("the media socket's reading channel closed while serving; opening it again (viewers stay connected)")
-            return bindReceiveChannel(socket, self)
-        }
-        replacement?.hop(to: loop).whenComplete { [self] result in
-            lock.withLock {
-                switch result {
-                case let .success(replacement):
-                    guard !stopping else { replacement.close(promise: nil); return }
-                    mediaSocketRebinds += 1
-                    attachLocked(receiveChannel: replacement)
-                    logger.notice("media socket read again (\(mediaSocketRebinds) times since start)")
-                case let .failure(error):
-                    logger.critical("could not read the media socket again: \(error); retrying in 1 s")
-                    loop.scheduleTask(in: .seconds(1)) { [self] in
-                        receiveChannelClosed(channel)
-                    }
-                }
-            }
-        }
-    }
-
-    /// Closes the media socket and its reading channel (shutdown, after `closeAll`).
-    func closeMediaSocket() -> EventLoopFuture<Void> {
-        lock.withLock {
-            stopping = true
-            socket?.close()
-            socket = nil
-            guard let receiveChannel else { return loop.makeSucceededVoidFuture() }
-            return receiveChannel.close()
-        }
+    /// Sends on `socket` from now on (its reading side is MediaSocketReader's).
+    func attach(socket: MediaSocket) {
+        lock.withLock { self.socket = socket }
     }
 
     /// What the media socket did since start (GET /api/status).
@@ -188,66 +162,62 @@ final class StreamHub: @unchecked Sendable {
     }
 
     var viewerCount: Int { lock.withLock { viewers.count } }
+
+    /// Video frames packetized for the viewers since start.
+    var videoFramesPacketized: Int { lock.withLock { framesPacketized } }
+
     func update(settings: HubSettings) {
-        lock.withLock { self.settings = settings }
+        lock.withLock {
+            self.settings = settings
+            keyframes.minimumInterval = settings.keyframeRequestInterval
+        }
     }
 
     // MARK: - WHEP
 
-    /// POST /whep: negotiate the offer and start a session (RFC 9725 §4.2).
-    func createSession(offer text: String) throws(WHEPError) -> (id: String, answer: String) {
+    /// POST /whep: negotiate the offer and start a session (RFC 9725 §4.2). The offer is parsed and
+    /// the session made outside the lock; admission is checked before and again when it is added.
+    /// `client`: the IP the POST came from; checks are answered from it and the offer's candidates only.
+    func createSession(offer text: String, credential: ViewerCredential = .none,
+                       from client: TransportAddress.IP? = nil) throws(WHEPError) -> (id: String, answer: String) {
+        let settings: HubSettings = try locked { () throws(WHEPError) in
+            try admit()
+            if !srtpCryptoInstalled {
+                srtpCryptoInstalled = true
+                let replaced = SRTPCrypto.install(srtpCrypto)
+                logger.debug("SRTP crypto: \(srtpCrypto.rawValue)\(replaced ? "" : " (libsrtp's own)")")
+            }
+            return self.settings
+        }
+        var random = SystemRandomNumberGenerator()
+        let made = try factory.makeSession(offer: text, settings: settings, client: client, now: MonotonicClock.now(),
+                                           random: &random)
+        let id = random.bytes(12).hexadecimal
         lock.lock()
         defer { lock.unlock() }
-        return try createSessionLocked(offer: text)
+        try admit()
+        viewers[id] = Viewer(id: id, session: made.session, localUfrag: made.localICE.ufrag, createdAt: MonotonicClock.now(),
+                             credential: credential)
+        viewerIDByUfrag[made.localICE.ufrag] = id
+        logger.info("viewer \(id) joined (\(viewers.count) watching)")
+        if viewers.count == 1 { encoders.setViewersPresent(true) }
+        takeOutputs(of: id)
+        return (id, made.answer)
     }
 
-    private func createSessionLocked(offer text: String) throws(WHEPError) -> (id: String, answer: String) {
-        guard !stopping else { throw .stopping }
-        guard viewers.count < settings.maximumViewers else {
-            throw .viewerLimitReached(limit: settings.maximumViewers)
+    /// `lock.withLock` for a body with a typed error (NIOLock's rethrows would widen it to any Error).
+    private func locked<Result>(_ body: () throws(WHEPError) -> Result) throws(WHEPError) -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    private func admit() throws(WHEPError) {
+        switch ViewerAdmission(maximumViewers: settings.maximumViewers).decide(viewers: viewers.count, stopping: stopping) {
+        case .admit: return
+        case let .full(limit): throw .viewerLimitReached(limit: limit)
+        case .stopping: throw .stopping
         }
-        let offer: SessionDescription
-        do {
-            offer = try SessionDescription(parsing: text)
-        } catch {
-            throw .malformedOffer("\(error)")
-        }
-        let localICE = ICECredentials(ufrag: random.iceString(length: 8), password: random.iceString(length: 24))
-        let candidates = settings.candidateAddresses.enumerated().map { index, ip in
-            HostCandidate(address: TransportAddress(ip: ip, port: settings.mediaPort), foundation: String(index + 1),
-                          localPreference: UInt16(clamping: 65_535 - index))
-        }
-        let local = LocalTransport(
-            iceUfrag: localICE.ufrag, icePassword: localICE.password, fingerprintSHA256: certificate.fingerprintSDP,
-            candidates: candidates, videoSSRC: fanout.videoSSRC, videoRTXSSRC: fanout.videoRTXSSRC,
-            audioSSRC: fanout.audioSSRC, cname: "rtcam", streamID: "rtcam")
-        let capabilities = LocalCapabilities(h264ProfileLevelIDs: [settings.h264ProfileLevelID],
-                                             audio: settings.hasAudio, video: settings.hasVideo)
-        let answer: SessionDescription
-        let negotiated: NegotiatedSession
-        do {
-            (answer, negotiated) = try WHEPAnswerer.answer(offer: offer, capabilities: capabilities, local: local)
-        } catch let error {
-            if case .noCommonCodec = error { throw .noCommonCodec("\(error)") }
-            throw .malformedOffer("\(error)")
-        }
-        let now = MonotonicClock.now()
-        let configuration = PeerSessionConfiguration(
-            negotiated: negotiated, localICE: localICE, certificate: certificate,
-            ntpNanosecondsAtMonotonicZero: ntpNanosecondsAtMonotonicZero, cname: "rtcam")
-        let session: PeerSession
-        do {
-            session = try PeerSession(configuration: configuration, now: now, random: &random)
-        } catch {
-            throw .internalFailure("DTLS setup failed: \(error)")
-        }
-        let id = random.bytes(12).map { String($0, radix: 16).leftPadded(2) }.joined()
-        viewers[id] = Viewer(id: id, session: session, localUfrag: localICE.ufrag, createdAt: now)
-        viewerIDByUfrag[localICE.ufrag] = id
-        logger.info("viewer \(id) joined (\(viewers.count) watching)")
-        if viewers.count == 1 { viewersPresentChanged(true) }
-        rescheduleTimer(candidate: session.nextDeadline)
-        return (id, answer.serialized())
     }
 
     /// The ETag of a session (RFC 9725 §4.3.1): it names the ICE session, so it changes on restart.
@@ -261,40 +231,36 @@ final class StreamHub: @unchecked Sendable {
 
     /// PATCH /whep/{id}: trickle (ignored: rtcam is ICE-lite and learns addresses from checks) or
     /// an ICE restart when the fragment carries new credentials (RFC 8840 §4.4, RFC 9725 §4.3.2).
-    func patchSession(id: String, fragment: String, ifMatch: String?) throws(WHEPError) -> WHEPPatchResult {
+    func patchSession(id: String, fragment text: String, ifMatch: String?) throws(WHEPError) -> WHEPPatchResult {
+        let remote: ICECredentials
+        do {
+            guard let credentials = try TrickleICEFragment(parsing: text).restartCredentials() else {
+                return try locked { () throws(WHEPError) in
+                    guard viewers[id] != nil else { throw .unknownSession }
+                    return .trickled
+                }
+            }
+            guard let valid = ICECredentials(validatingUfrag: credentials.ufrag, password: credentials.password) else {
+                throw WHEPError.malformedOffer("a=ice-ufrag must be 4-256 and a=ice-pwd 22-256 ICE characters (RFC 8839 §5.4)")
+            }
+            remote = valid
+        } catch let error as WHEPError {
+            throw error
+        } catch {
+            throw .malformedOffer("an ICE restart needs both a=ice-ufrag and a=ice-pwd (\(error))")
+        }
+        var random = SystemRandomNumberGenerator()
+        let local = ICECredentials.random(using: &random)
         lock.lock()
         defer { lock.unlock() }
-        return try patchSessionLocked(id: id, fragment: fragment, ifMatch: ifMatch)
-    }
-
-    private func patchSessionLocked(id: String, fragment: String, ifMatch: String?) throws(WHEPError) -> WHEPPatchResult {
         guard let viewer = viewers[id] else { throw .unknownSession }
         if let ifMatch, ifMatch != "*", ifMatch != entityTagLocked(of: id) { throw .preconditionFailed }
-        var ufrag: String?
-        var password: String?
-        for rawLine in fragment.split(whereSeparator: \.isNewline) {  // "\r\n" is one Character
-            let line = rawLine.trimmingSpaces
-            if line.hasPrefix("a=ice-ufrag:") { ufrag = String(line.dropFirst("a=ice-ufrag:".count)) }
-            if line.hasPrefix("a=ice-pwd:") { password = String(line.dropFirst("a=ice-pwd:".count)) }
-        }
-        guard let ufrag, let password else {
-            if ufrag != nil || password != nil { throw .malformedOffer("an ICE restart needs both a=ice-ufrag and a=ice-pwd") }
-            return .trickled
-        }
-        // RFC 8839 §5.4: ufrag 4-256 and password 22-256 ice-chars.
-        let iceCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-        guard (4...256).contains(ufrag.count), (22...256).contains(password.count),
-              ufrag.allSatisfy(iceCharacters.contains), password.allSatisfy(iceCharacters.contains) else {
-            throw .malformedOffer("a=ice-ufrag must be 4-256 and a=ice-pwd 22-256 ICE characters (RFC 8839 §5.4)")
-        }
-        let local = ICECredentials(ufrag: random.iceString(length: 8), password: random.iceString(length: 24))
-        viewer.session.restartICE(local: local, remote: ICECredentials(ufrag: ufrag, password: password),
-                                  now: MonotonicClock.now())
+        viewer.session.restartICE(local: local, remote: remote, now: MonotonicClock.now())
         viewerIDByUfrag[viewer.localUfrag] = nil
         viewerIDByUfrag[local.ufrag] = id
         viewers[id]?.localUfrag = local.ufrag
         logger.info("viewer \(id): ICE restart")
-        rescheduleTimer(candidate: viewer.session.nextDeadline)
+        takeOutputs(of: id)
         return .restarted(fragment: "a=ice-ufrag:\(local.ufrag)\r\na=ice-pwd:\(local.password)\r\n",
                           entityTag: "\"\(local.ufrag)\"")
     }
@@ -303,8 +269,8 @@ final class StreamHub: @unchecked Sendable {
     func deleteSession(id: String) -> Bool {
         lock.withLock {
             guard let viewer = viewers[id] else { return false }
-            viewer.session.close(now: MonotonicClock.now(), media: fanout)
-            flushOutputs(of: viewer.id)
+            viewer.session.close(now: MonotonicClock.now(), media: packetizer)
+            takeOutputs(of: viewer.id)
             removeViewer(id: id, reason: "ended by the viewer (DELETE)")
             return true
         }
@@ -312,62 +278,88 @@ final class StreamHub: @unchecked Sendable {
 
     func sessionExists(id: String) -> Bool { lock.withLock { viewers[id] != nil } }
 
+    /// Ends at once (BYE, close_notify) every session whose credential `shouldEnd` picks: protection
+    /// turned on, a password change, a logout, a revoked token. `shouldEnd` runs under the hub's lock:
+    /// it must not block or call back into the hub. Returns how many ended.
+    @discardableResult
+    func closeSessions(where shouldEnd: (ViewerCredential) -> Bool, reason: String) -> Int {
+        lock.withLock {
+            let now = MonotonicClock.now()
+            let doomed = viewers.values.filter { shouldEnd($0.credential) }.map(\.id)
+            for id in doomed {
+                viewers[id]?.session.close(now: now, media: packetizer)
+                takeOutputs(of: id)
+                removeViewer(id: id, reason: reason)
+            }
+            return doomed.count
+        }
+    }
+
     /// Closes every session (SIGTERM): BYE and close_notify go out before the socket closes.
     func closeAll() {
         lock.withLock {
             stopping = true
             let now = MonotonicClock.now()
             for id in Array(viewers.keys) {
-                viewers[id]?.session.close(now: now, media: fanout)
-                flushOutputs(of: id)
+                viewers[id]?.session.close(now: now, media: packetizer)
+                takeOutputs(of: id)
                 removeViewer(id: id, reason: "daemon stopping")
             }
+            timer?.cancel()
         }
     }
 
-    // MARK: - Network input
+    /// Stops sending (shutdown, after `closeAll`); the socket is closed by its owner.
+    func detachSocket() {
+        lock.withLock {
+            stopping = true
+            socket = nil
+        }
+    }
+
+    // MARK: - Network input (on the event loop)
 
     func receive(_ datagram: [UInt8], from address: TransportAddress) {
-        lock.withLock { receiveLocked(datagram, from: address) }
-    }
-
-    private func receiveLocked(_ datagram: [UInt8], from address: TransportAddress) {
-        let id: String?
-        if DatagramKind(classifying: datagram) == .stun, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
-            id = viewerIDByUfrag[ufrag]
-            if let id { viewerIDByAddress[address] = id }
-        } else {
-            id = viewerIDByAddress[address]
+        lock.withLock {
+            // A Binding request names its session by our ufrag; its source address is taken for the
+            // session only once the session's ICE agent found the check valid (.addressVerified), so a
+            // spoofed request cannot reroute a viewer's DTLS and RTCP. Everything else goes by address.
+            let id: String?
+            if DatagramKind(classifying: datagram) == .stun, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
+                id = viewerIDByUfrag[ufrag]
+            } else {
+                id = viewerIDByAddress[address]
+            }
+            guard let id, let viewer = viewers[id] else { return }
+            viewer.session.handle(.receive(datagram, from: address, now: MonotonicClock.now()), media: packetizer)
+            takeOutputs(of: id)
         }
-        guard let id, let viewer = viewers[id] else { return }
-        viewer.session.handle(.receive(datagram, from: address, now: MonotonicClock.now()), media: fanout)
-        flushOutputs(of: id)
     }
 
     // MARK: - Media input (on the encoders' threads)
 
-    /// Packetizes an encoded frame and sends it to every connected viewer, on the caller's thread.
-    func deliverVideo(accessUnit: [UInt8], isKeyframe: Bool, captureTime: MonotonicTime) {
-        lock.withLock { deliverVideoLocked(accessUnit: accessUnit, isKeyframe: isKeyframe, captureTime: captureTime) }
+    func beginGeneration(_ generation: Int) {
+        lock.withLock { mediaGeneration = generation }
     }
 
-    private func deliverVideoLocked(accessUnit: [UInt8], isKeyframe: Bool, captureTime: MonotonicTime) {
-        guard !viewers.isEmpty, !stopping else { return }
-        let packets = fanout.packetizeVideo(accessUnit: accessUnit, isKeyframe: isKeyframe, captureTime: captureTime)
-        broadcast(packets)
-        if isKeyframe {
-            keyframeOutstandingSince = nil
-        } else if viewers.values.contains(where: { $0.session.state == .connected && !$0.session.hasReceivedKeyframe }),
-                  keyframeOutstandingSince.map({ MonotonicClock.now() - $0 > .seconds(1) }) ?? true {
-            // A connected viewer still waits for its first keyframe and none is on its way.
-            requestKeyframeLocked()
+    /// Packetizes an encoded frame and sends it to every connected viewer, on the caller's thread.
+    func deliver(_ frame: EncodedVideoFrame, generation: Int) {
+        lock.withLock {
+            guard generation == mediaGeneration, !viewers.isEmpty, !stopping else { return }
+            let packets = packetizer.packetizeVideo(accessUnit: frame.accessUnit, isKeyframe: frame.isKeyframe,
+                                                captureTime: frame.captureTime)
+            framesPacketized += 1
+            broadcast(packets)
+            let waiting = viewers.values.contains { $0.session.state == .connected && !$0.session.hasSentKeyframe }
+            perform(keyframes.frameSent(isKeyframe: frame.isKeyframe, viewerStillWaitsForKeyframe: waiting,
+                                        now: MonotonicClock.now()))
         }
     }
 
-    func deliverAudio(opusFrame: [UInt8], captureTime: MonotonicTime) {
+    func deliver(_ frame: EncodedAudioFrame, generation: Int) {
         lock.withLock {
-            guard !viewers.isEmpty, !stopping else { return }
-            broadcast([fanout.packetizeAudio(opusFrame: opusFrame, captureTime: captureTime)])
+            guard generation == mediaGeneration, !viewers.isEmpty, !stopping else { return }
+            broadcast([packetizer.packetizeAudio(opusFrame: frame.packet, captureTime: frame.captureTime)])
         }
     }
 
@@ -382,39 +374,32 @@ final class StreamHub: @unchecked Sendable {
 
     // MARK: - Keyframes
 
-    /// Merges keyframe requests (PLI, FIR, joining viewers) and passes at most one per interval on.
+    /// A keyframe for every viewer soon (settings changed); merged with the viewers' own requests.
     func requestKeyframe() {
-        lock.withLock { requestKeyframeLocked() }
+        lock.withLock { perform(keyframes.request(now: MonotonicClock.now())) }
     }
 
-    private func requestKeyframeLocked() {
-        let now = MonotonicClock.now()
-        if let last = lastKeyframeRequest, now - last < settings.keyframeRequestInterval {
-            guard !keyframeRequestScheduled else { return }
-            keyframeRequestScheduled = true
-            let delay = settings.keyframeRequestInterval - (now - last)
-            loop.scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) { [self] in
-                lock.withLock {
-                    keyframeRequestScheduled = false
-                    lastKeyframeRequest = MonotonicClock.now()
-                    keyframeOutstandingSince = lastKeyframeRequest
-                    requestKeyframeFromEncoder()
-                }
+    private func perform(_ action: KeyframeRequestPolicy.Action) {
+        switch action {
+        case .none:
+            break
+        case .askEncoder:
+            encoders.requestKeyframe()
+        case let .retry(at):
+            loop.scheduleTask(in: .nanoseconds(max(0, (at - MonotonicClock.now()).nanosecondsClamped))) { [self] in
+                lock.withLock { perform(keyframes.retryDue(now: MonotonicClock.now())) }
             }
-            return
         }
-        lastKeyframeRequest = now
-        keyframeOutstandingSince = now
-        requestKeyframeFromEncoder()
     }
 
     // MARK: - Session outputs and timers
 
-    /// Sends what a session produced, in order (a run of datagrams to one address in one call), and
-    /// acts on its events.
-    private func flushOutputs(of id: String) {
+    /// Takes a session's outputs after an input: sends its datagrams in order (a run of datagrams to
+    /// one address in one call), acts on its events, and files its next deadline with the timer.
+    private func takeOutputs(of id: String) {
         guard let viewer = viewers[id] else { return }
-        let outputs = viewer.session.drainOutputs()
+        outputs.removeAll(keepingCapacity: true)
+        viewer.session.drainOutputs(into: &outputs)
         var index = 0
         while index < outputs.count {
             switch outputs[index] {
@@ -430,24 +415,32 @@ final class StreamHub: @unchecked Sendable {
             case let .event(event):
                 handle(event, of: id)
                 index += 1
-            case .timeout:
+            case let .timeout(deadline):
+                // An event above may have removed the viewer; its deadline goes with it.
+                if viewers[id] != nil, let arm = timers.setDeadline(deadline, of: id) { armTimer(for: arm) }
                 index += 1
             }
         }
         controlBatch.removeAll()
-        rescheduleTimer(candidate: viewers[id]?.session.nextDeadline)
     }
 
     private func handle(_ event: PeerSessionEvent, of id: String) {
         switch event {
         case let .iceSelected(address):
-            viewerIDByAddress[address] = id
             logger.debug("viewer \(id): ICE selected \(address)")
+        case let .addressVerified(address):
+            // Another session's address before (a NAT reusing a port): it is this one's now.
+            if let previous = viewerIDByAddress[address], previous != id { viewers[previous]?.addresses.remove(address) }
+            viewerIDByAddress[address] = id
+            viewers[id]?.addresses.insert(address)
+        case let .addressForgotten(address):
+            if viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
+            viewers[id]?.addresses.remove(address)
         case let .connected(profile):
             logger.info("viewer \(id): connected (SRTP \(profile))")
-            requestKeyframeLocked()  // a joining viewer gets a keyframe at once
+            perform(keyframes.request(now: MonotonicClock.now()))  // a joining viewer gets a keyframe at once
         case .keyframeRequested:
-            requestKeyframeLocked()
+            perform(keyframes.request(now: MonotonicClock.now()))
         case .bitrateEstimate, .transportFeedback:
             break  // surfaced for rate control (later)
         case let .disconnected(reason), let .failed(reason):
@@ -460,25 +453,24 @@ final class StreamHub: @unchecked Sendable {
     private func removeViewer(id: String, reason: String) {
         guard let viewer = viewers.removeValue(forKey: id) else { return }
         viewerIDByUfrag[viewer.localUfrag] = nil
-        viewerIDByAddress = viewerIDByAddress.filter { $0.value != id }
+        for address in viewer.addresses where viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
+        timers.remove(id)
         logger.info("viewer \(id) left: \(reason) (\(viewers.count) watching)")
         if viewers.isEmpty {
             // The batches keep the memory of the largest frame they held (a keyframe: up to a few
             // hundred kB); with nobody watching it goes back, like the encoders' (idle RSS).
             mediaBatch = DatagramBatch()
             controlBatch = DatagramBatch()
-            viewersPresentChanged(false)
+            outputs = []
+            encoders.setViewersPresent(false)
         }
     }
 
-    private func rescheduleTimer(candidate: MonotonicTime?) {
-        guard let candidate else { return }
-        if let current = timerDeadline, current <= candidate { return }
+    private func armTimer(for deadline: MonotonicTime) {
         timer?.cancel()
-        timerDeadline = candidate
         timerGeneration &+= 1
         let generation = timerGeneration
-        let delay = candidate - MonotonicClock.now()
+        let delay = deadline - MonotonicClock.now()
         timer = loop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) { [self] in
             lock.withLock { timerFired(generation: generation) }
         }
@@ -486,45 +478,32 @@ final class StreamHub: @unchecked Sendable {
 
     private func timerFired(generation: Int) {
         // Replaced (by an encoder's thread) after it began to fire: the replacement is scheduled.
-        guard generation == timerGeneration else { return }
-        timerDeadline = nil
+        guard generation == timerGeneration, !stopping else { return }
         timer = nil
         let now = MonotonicClock.now()
-        var earliestNext: MonotonicTime?
-        for id in Array(viewers.keys) {
-            guard let session = viewers[id]?.session else { continue }
-            if let deadline = session.nextDeadline, deadline <= now {
-                session.handle(.timeout(now: now), media: fanout)
-                flushOutputs(of: id)
-            }
-            earliestNext = earliest(earliestNext, viewers[id]?.session.nextDeadline)
+        for id in timers.fire(now: now) {
+            viewers[id]?.session.handle(.timeout(now: now), media: packetizer)
+            takeOutputs(of: id)
         }
-        rescheduleTimer(candidate: earliestNext)
+        if let next = timers.rearm() { armTimer(for: next) }
     }
 
     // MARK: - Status
 
     func viewerStatuses() -> [ViewerStatus] {
-        lock.withLock { viewerStatusesLocked() }
-    }
-
-    private func viewerStatusesLocked() -> [ViewerStatus] {
-        let now = MonotonicClock.now()
-        return viewers.values.sorted { $0.createdAt < $1.createdAt }.map { viewer in
-            let statistics = viewer.session.statistics
-            return ViewerStatus(
-                id: viewer.id, remoteAddress: viewer.session.remoteAddress?.description,
-                state: "\(viewer.session.state)", connectedForSeconds: (now - viewer.createdAt).millisecondsDouble / 1000,
-                roundTripTimeMilliseconds: statistics.roundTripTime.map { $0.millisecondsDouble },
-                fractionLost: statistics.fractionLost,
-                packetsSent: statistics.videoPacketsSent + statistics.audioPacketsSent,
-                retransmittedPackets: statistics.retransmittedPackets, keyframeRequests: statistics.keyframeRequests)
+        lock.withLock {
+            let now = MonotonicClock.now()
+            return viewers.values.sorted { $0.createdAt < $1.createdAt }.map { viewer in
+                let statistics = viewer.session.statistics
+                return ViewerStatus(
+                    id: viewer.id, remoteAddress: viewer.session.remoteAddress?.description,
+                    state: "\(viewer.session.state)", connectedForSeconds: (now - viewer.createdAt).millisecondsDouble / 1000,
+                    roundTripTimeMilliseconds: statistics.roundTripTime.map { $0.millisecondsDouble },
+                    fractionLost: statistics.fractionLost,
+                    packetsSent: statistics.videoPacketsSent + statistics.audioPacketsSent,
+                    retransmittedPackets: statistics.retransmittedPackets,
+                    retransmissionsRefused: statistics.retransmissionsRefused, keyframeRequests: statistics.keyframeRequests)
+            }
         }
-    }
-}
-
-extension String {
-    func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -1,16 +1,16 @@
 import NIOCore
 import RTCBase
 
-/// The one UDP port every viewer shares (default 8189): datagrams go to the hub, which demultiplexes
-/// them by ICE ufrag and remote address.
+/// The one UDP port every viewer shares (default 8189): datagrams go to `receive` (the hub, which
+/// demultiplexes them by ICE ufrag and remote address).
 final class UDPHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
-    private let hub: StreamHub
+    private let receive: @Sendable ([UInt8], TransportAddress) -> Void
     /// Remote addresses converted once: a viewer sends from one address for the whole session.
     private var addressCache: [SocketAddress: TransportAddress] = [:]
 
-    init(hub: StreamHub) { self.hub = hub }
+    init(receive: @escaping @Sendable ([UInt8], TransportAddress) -> Void) { self.receive = receive }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
@@ -24,7 +24,7 @@ final class UDPHandler: ChannelInboundHandler {
             address = converted
         }
         let bytes = envelope.data.getBytes(at: envelope.data.readerIndex, length: envelope.data.readableBytes) ?? []
-        hub.receive(bytes, from: address)
+        receive(bytes, address)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -4,6 +4,7 @@ import V4L2
 
 #if canImport(Glibc)
 import Glibc
+import SystemSupport
 #endif
 
 /// A V4L2 camera as a source of frames: raw pictures for an encoder (a 4:2:0 format when the
@@ -127,17 +128,18 @@ final class V4L2VideoSource: @unchecked Sendable {
     }
 
     /// Waits up to `timeoutMilliseconds` for a frame and passes the freshest one (zero-copy) to
-    /// `body`, then gives the buffer back to the driver.
-    func withNextFrame(timeoutMilliseconds: Int32, _ body: (RawVideoFrame) -> Void) throws(V4L2Error) {
+    /// `body`, then gives the buffer back to the driver. A buffer that does not hold the negotiated
+    /// picture (a driver that filled less than a frame) comes as the failure, for the caller to count.
+    func withNextFrame(timeoutMilliseconds: Int32,
+                       _ body: (Result<RawVideoFrame, MediaSourceError>) -> Void) throws(V4L2Error) {
         guard let pixelFormat else { throw .invalidState("the camera delivers H.264, not raw pictures") }
         guard let frame = try waitForFreshestFrame(timeoutMilliseconds: timeoutMilliseconds) else { return }
         defer { try? capture.release(frame) }
         let buffer = MappedFrameBuffer(bytes: frame.data)
-        guard let raw = try? RawVideoFrame(width: width, height: height, pixelFormat: pixelFormat,
-                                           storage: .buffer(buffer), planes: planeLayouts,
-                                           captureTime: frame.captureTime, sequenceNumber: UInt64(frame.sequence))
-        else { return }
-        body(raw)
+        body(Result { () throws(MediaSourceError) in
+            try RawVideoFrame(width: width, height: height, pixelFormat: pixelFormat, storage: .buffer(buffer),
+                              planes: planeLayouts, captureTime: frame.captureTime, sequenceNumber: UInt64(frame.sequence))
+        })
     }
 
     /// After the camera went away (USB unplug): true once it is back and streaming again.
@@ -152,11 +154,15 @@ final class V4L2VideoSource: @unchecked Sendable {
 
     func stop() { capture.stop() }
 
+    /// A format rtcam can encode (a raw one) or pass through (H.264 the camera encodes itself).
+    static func canStream(_ format: V4L2PixelFormat) -> Bool {
+        preferredFormats.contains(format) || format == .h264
+    }
+
     /// The first V4L2 device that captures video in a format rtcam can encode or pass through.
     static func firstUsableCamera(in devices: [CameraDescription]) -> CameraDescription? {
         devices.first { description in
-            description.kind == .videoCapture
-                && description.formats.contains { preferredFormats.contains($0.format.pixelFormat) || $0.format.pixelFormat == .h264 }
+            description.kind == .videoCapture && description.formats.contains { canStream($0.format.pixelFormat) }
         }
     }
 }

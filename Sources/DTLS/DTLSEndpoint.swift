@@ -73,9 +73,11 @@ public final class DTLSEndpoint {
     private let exporter: UnsafeMutablePointer<rtcam_mbedtls_exporter>
 
     /// `remoteFingerprintSHA256`: the 32 bytes of the peer's `a=fingerprint:sha-256`.
+    /// `debugLevel` 1...4 prints mbedTLS's own handshake trace to stderr (field debugging; the daemon
+    /// takes it from RTCAM_DTLS_DEBUG); 0 prints nothing.
     public init(role: DTLSRole, certificate: DTLSCertificate, remoteFingerprintSHA256: [UInt8],
                 profiles: [SRTPProfile] = [.aeadAes128Gcm, .aes128CmHmacSha1_80], now: MonotonicTime,
-                random: inout some RandomNumberGenerator) throws(DTLSError) {
+                random: inout some RandomNumberGenerator, debugLevel: Int32 = 0) throws(DTLSError) {
         let usable = profiles.filter { Self.supportedProfiles.contains($0) }
         guard !usable.isEmpty else { throw DTLSError.unsupportedSRTPProfiles(profiles) }
         try initializeMbedTLS()
@@ -117,7 +119,7 @@ public final class DTLSEndpoint {
         srtpProfileList = .allocate(capacity: profileValues.count)
         srtpProfileList.initialize(from: profileValues, count: profileValues.count)
 
-        try configure(certificate: certificate)
+        try configure(certificate: certificate, debugLevel: debugLevel)
     }
 
     deinit {
@@ -262,7 +264,7 @@ public final class DTLSEndpoint {
 
     // MARK: Setup
 
-    private func configure(certificate: DTLSCertificate) throws(DTLSError) {
+    private func configure(certificate: DTLSCertificate, debugLevel: Int32) throws(DTLSError) {
         let opaqueSelf = Unmanaged.passUnretained(self).toOpaque()
         try check(mbedtls_ssl_config_defaults(
             config, role == .client ? MBEDTLS_SSL_IS_CLIENT : MBEDTLS_SSL_IS_SERVER,
@@ -304,9 +306,8 @@ public final class DTLSEndpoint {
             return 0
         }, opaqueSelf)
 
-        // RTCAM_DTLS_DEBUG=1..4 prints mbedTLS's own handshake trace to stderr (field debugging).
-        if let level = getenv("RTCAM_DTLS_DEBUG").flatMap({ Int32(String(cString: $0)) }), level > 0 {
-            mbedtls_debug_set_threshold(level)
+        if debugLevel > 0 {
+            mbedtls_debug_set_threshold(min(debugLevel, 4))
             mbedtls_ssl_conf_dbg(config, { _, level, file, line, message in
                 guard let file, let message else { return }
                 let text = "mbedtls[\(level)] \(String(cString: file)):\(line): \(String(cString: message))"

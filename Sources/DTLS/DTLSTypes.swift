@@ -50,6 +50,15 @@ public struct DTLSCertificate: Sendable, Equatable {
         try DTLSCertificate(pem: try generateSelfSignedPEM(commonName: commonName, random: &random))
     }
 
+    /// The same for an HTTPS server: its host names and addresses as subjectAltNames (RFC 5280
+    /// §4.2.1.6), serverAuth, the common name the first DNS name.
+    public static func generate(subjectAltNames: [SubjectAltName],
+                                random: inout some RandomNumberGenerator) throws(DTLSError) -> DTLSCertificate {
+        let commonName = subjectAltNames.lazy.compactMap { if case let .dns(name) = $0 { name } else { nil } }.first ?? "rtcam"
+        return try DTLSCertificate(pem: try generateSelfSignedPEM(commonName: commonName, subjectAltNames: subjectAltNames,
+                                                                  random: &random))
+    }
+
     /// Private key PEM + certificate PEM (any order; what `pem` gives).
     public init(pem: String) throws(DTLSError) {
         certificateDER = try parseKeyAndCertificate(pem: pem)
@@ -71,5 +80,38 @@ public struct DTLSCertificate: Sendable, Equatable {
             text.append(digits[Int(byte & 0x0F)])
         }
         return text
+    }
+}
+
+/// A name a TLS client may reach the server by (RFC 5280 §4.2.1.6 GeneralName).
+public enum SubjectAltName: Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// dNSName, e.g. "rtcam" or "rtcam.local" (ASCII).
+    case dns(String)
+    /// iPAddress: 4 bytes (IPv4) or 16 (IPv6).
+    case ip([UInt8])
+
+    public var description: String {
+        switch self {
+        case let .dns(name): return "DNS:\(name)"
+        case let .ip(bytes) where bytes.count == 4: return "IP:" + bytes.map(String.init).joined(separator: ".")
+        case let .ip(bytes): return "IP:" + stride(from: 0, to: bytes.count, by: 2).map {
+            String(UInt16(bytes[$0]) << 8 | UInt16(bytes[min($0 + 1, bytes.count - 1)]), radix: 16)
+        }.joined(separator: ":")
+        }
+    }
+
+    /// GeneralNames (a SEQUENCE of [2] dNSName IA5String / [7] iPAddress OCTET STRING), DER.
+    static func generalNamesDER(_ names: [SubjectAltName]) -> [UInt8] {
+        var body: [UInt8] = []
+        for name in names {
+            switch name {
+            case let .dns(text):
+                let bytes = Array(text.utf8)
+                body += [0x82] + X509Encoding.length(bytes.count) + bytes
+            case let .ip(bytes):
+                body += [0x87] + X509Encoding.length(bytes.count) + bytes
+            }
+        }
+        return [0x30] + X509Encoding.length(body.count) + body
     }
 }

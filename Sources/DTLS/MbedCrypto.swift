@@ -133,7 +133,10 @@ public enum MbedDigest {
 /// Generates an ECDSA P-256 key and a self-signed X.509 v3 certificate (RFC 8827 §6.5: WebRTC
 /// endpoints authenticate with self-signed certificates bound by their SDP fingerprint,
 /// RFC 8122 §5). Returns the key PEM followed by the certificate PEM.
-func generateSelfSignedPEM(commonName: String, random: inout some RandomNumberGenerator) throws(DTLSError) -> String {
+/// With `subjectAltNames` (an HTTPS certificate) the certificate also carries them (RFC 5280
+/// §4.2.1.6) and extendedKeyUsage serverAuth, which browsers and TLS clients match the host against.
+func generateSelfSignedPEM(commonName: String, subjectAltNames: [SubjectAltName] = [],
+                           random: inout some RandomNumberGenerator) throws(DTLSError) -> String {
     try initializeMbedTLS()
     let drbg = try SeededDRBG(random: &random)
 
@@ -166,6 +169,11 @@ func generateSelfSignedPEM(commonName: String, random: inout some RandomNumberGe
               "mbedtls_x509write_crt_set_validity")
     try check(mbedtls_x509write_crt_set_basic_constraints(&writer, 0, -1),
               "mbedtls_x509write_crt_set_basic_constraints")
+    if !subjectAltNames.isEmpty {
+        let names = SubjectAltName.generalNamesDER(subjectAltNames)
+        try check(rtcam_x509write_crt_set_subject_alt_names(&writer, names, names.count), "mbedtls_x509write_crt_set_extension")
+        try check(rtcam_x509write_crt_set_server_auth(&writer), "mbedtls_x509write_crt_set_extension")
+    }
 
     // mbedtls_x509write_crt_der writes at the end of the buffer and returns the length.
     var derBuffer = [UInt8](repeating: 0, count: 4096)

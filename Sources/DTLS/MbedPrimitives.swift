@@ -10,7 +10,7 @@ import Glibc
 #endif
 
 /// An AES-128 encryption key schedule. Not thread-safe: one owner at a time.
-public final class AES128BlockEncryptor {
+public final class MbedAES128 {
     private let context: UnsafeMutablePointer<mbedtls_aes_context>
 
     /// nil unless `key` is 16 bytes.
@@ -43,7 +43,7 @@ public final class AES128BlockEncryptor {
 
 /// HMAC-SHA1 (RFC 2104) with a fixed key: the inner and outer pads are hashed once at set-up
 /// and every `start` begins from them. Not thread-safe: one owner at a time.
-public final class HMACSHA1 {
+public final class MbedHMACSHA1 {
     public static let digestLength = 20
     private let context: UnsafeMutablePointer<mbedtls_md_context_t>
 

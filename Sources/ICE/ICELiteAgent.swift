@@ -80,7 +80,8 @@ public struct ICELiteAgent: Sendable {
         // RFC 8445 §7.3.1.2: success response with the source as XOR-MAPPED-ADDRESS (RFC 8489 §14.2).
         let response = STUNMessage(messageClass: .successResponse, transactionID: request.transactionID,
                                    attributes: [.xorMappedAddress(source)])
-        var actions: [ICEAction] = [.send(response.serialized(integrityKey: local.integrityKey, fingerprint: true), to: source)]
+        var actions: [ICEAction] = [.send(response.serialized(integrityKey: local.integrityKey, fingerprint: true), to: source),
+                                    .checked(source)]
         // RFC 7675 §5.1: a valid check on the selected pair (or any, before selection) renews consent.
         if selectedAddress == nil || selectedAddress == source { consentExpiry = now + consentTimeout }
         // RFC 8445 §7.3.1.5 + §8.2 (lite): USE-CANDIDATE nominates the pair of this check. A later

@@ -13,11 +13,35 @@ public struct ICECredentials: Equatable, Sendable {
 
     /// Short-term credential key for MESSAGE-INTEGRITY (RFC 8489 §9.1.1).
     var integrityKey: [UInt8] { Array(password.utf8) }
+
+    /// RFC 8839 §5.4 ice-char: ALPHA / DIGIT / "+" / "/".
+    static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+    static let characters = Set(alphabet)
+
+    /// Fresh credentials: a ufrag of at least 24 bits and a password of at least 128 bits of
+    /// randomness (RFC 8445 §5.3; 6 bits a character).
+    public static func random(ufragLength: Int = 8, passwordLength: Int = 24,
+                              using random: inout some RandomNumberGenerator) -> ICECredentials {
+        func string(_ length: Int) -> String {
+            String((0..<length).map { _ in alphabet[Int(random.next() % UInt64(alphabet.count))] })
+        }
+        return ICECredentials(ufrag: string(ufragLength), password: string(passwordLength))
+    }
+
+    /// A peer's credentials, if well formed (RFC 8839 §5.4): ufrag 4-256 and password 22-256 ice-chars.
+    public init?(validatingUfrag ufrag: String, password: String) {
+        guard (4...256).contains(ufrag.count), (22...256).contains(password.count),
+              ufrag.allSatisfy(Self.characters.contains), password.allSatisfy(Self.characters.contains) else { return nil }
+        self.init(ufrag: ufrag, password: password)
+    }
 }
 
 /// What an agent asks its owner to do, in order.
 public enum ICEAction: Equatable, Sendable {
     case send([UInt8], to: TransportAddress)
+    /// A valid check from this address was answered with success (RFC 8445 §7.3.1.4): the address is
+    /// a working pair, the only kind DTLS and RTCP may come from (RFC 8445 §7.3, RFC 7675 §5.1).
+    case checked(TransportAddress)
     /// The nominated pair (USE-CANDIDATE), or the peer's address changed.
     case selected(TransportAddress)
     /// No valid check (lite side) or no answered check (controlling side) for 30 s (RFC 7675 §5.1).

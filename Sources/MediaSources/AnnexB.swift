@@ -30,34 +30,11 @@ public struct AnnexBAccessUnit: Sendable, Equatable {
 
 /// Annex-B byte stream (ITU-T H.264 Annex B) → NAL units → access units. Pure code over bytes.
 public enum AnnexB {
-    /// NAL units in stream order. Bytes before the first start code are skipped; never traps.
+    /// NAL units in stream order (AnnexBByteStream). Bytes before the first start code are skipped; never traps.
     public static func nalUnits(in stream: [UInt8]) -> [AnnexBNALUnit] {
-        var starts: [(startCode: Int, payload: Int)] = []
-        var index = 0
-        let count = stream.count
-        // Annex B.2: a start code is 00 00 01; a zero byte before it belongs to it (zero_byte).
-        while index + 2 < count {
-            if stream[index + 2] > 1 {
-                index += 3
-            } else if stream[index] == 0, stream[index + 1] == 0, stream[index + 2] == 1 {
-                let startCode = index > 0 && stream[index - 1] == 0 ? index - 1 : index
-                starts.append((startCode, index + 3))
-                index += 3
-            } else {
-                index += 1
-            }
+        AnnexBByteStream.units(in: stream).map { unit in
+            AnnexBNALUnit(startCodeOffset: unit.startCodeOffset, range: unit.payload, type: stream[unit.payload.lowerBound] & 0x1F)
         }
-        var units: [AnnexBNALUnit] = []
-        units.reserveCapacity(starts.count)
-        for (position, start) in starts.enumerated() {
-            var end = position + 1 < starts.count ? starts[position + 1].startCode : count
-            // trailing_zero_8bits belong to no NAL unit.
-            while end > start.payload, stream[end - 1] == 0 { end -= 1 }
-            guard end > start.payload else { continue }
-            units.append(AnnexBNALUnit(startCodeOffset: start.startCode, range: start.payload ..< end,
-                                       type: stream[start.payload] & 0x1F))
-        }
-        return units
     }
 
     /// Splits a stream into access units (ITU-T H.264 §7.4.1.2.3): a new AU begins at an access

@@ -50,11 +50,6 @@ extension Duration {
     public var millisecondsDouble: Double { Double(nanosecondsClamped) / 1_000_000 }
 }
 
-extension String {
-    func leftPadded(to width: Int, with pad: Character = "0") -> String {
-        count >= width ? self : String(repeating: pad, count: width - count) + self
-    }
-}
 
 /// The earliest of optional deadlines.
 public func earliest(_ deadlines: MonotonicTime?...) -> MonotonicTime? {

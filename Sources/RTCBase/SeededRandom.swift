@@ -28,12 +28,4 @@ extension RandomNumberGenerator {
         }
         return out
     }
-
-    /// Characters allowed in ICE ufrag/pwd (RFC 8839 §5.4 ice-char: ALPHA / DIGIT / "+" / "/").
-    public mutating func iceString(length: Int) -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-        var s = ""
-        for _ in 0..<length { s.append(alphabet[Int(next() % UInt64(alphabet.count))]) }
-        return s
-    }
 }

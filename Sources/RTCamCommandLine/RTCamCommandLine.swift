@@ -20,7 +20,12 @@ public enum RTCamCommandLine {
         abstract: "Serve the camera: viewer page, settings page, WHEP and the JSON API.",
         options: [
             OptionDefinition("http-port", value: "port", help: "HTTP port for the pages, the API and WHEP.", default: "8080"),
-            OptionDefinition("http-address", value: "address", help: "Address the HTTP server listens on.", default: "0.0.0.0"),
+            OptionDefinition("http-address", value: "address", help: "Address the HTTP and HTTPS servers listen on.", default: "0.0.0.0"),
+            OptionDefinition("https-port", value: "port",
+                             help: "HTTPS port (TLS 1.2+, a self-signed certificate made on first start unless --tls-cert is given); 0 turns HTTPS off.",
+                             default: "8443"),
+            OptionDefinition("tls-cert", value: "file", help: "Your own certificate chain for HTTPS (PEM, leaf first); with --tls-key."),
+            OptionDefinition("tls-key", value: "file", help: "The private key of --tls-cert (PEM, unencrypted)."),
             OptionDefinition("media-port", value: "port", help: "UDP port every viewer's media shares.", default: "8189"),
             OptionDefinition("state-dir", value: "directory",
                              help: "Where the configuration, password and DTLS certificate are kept. Default: $STATE_DIRECTORY (systemd), else /var/lib/rtcam."),
@@ -36,6 +41,9 @@ public enum RTCamCommandLine {
             OptionDefinition("max-viewers", value: "count", help: "Most viewers at once; more get 503 with Retry-After. Default: saved setting, else 10."),
             OptionDefinition("candidate-address", value: "address",
                              help: "An address to offer viewers as an ICE host candidate (repeatable; default: every interface address, else 127.0.0.1).",
+                             repeatable: true),
+            OptionDefinition("host-name", value: "name",
+                             help: "A DNS name the camera is reached by, accepted in Host besides IP addresses, its host name, <host name>.local and localhost (repeatable).",
                              repeatable: true),
             OptionDefinition("log-level", value: "level", help: "Log level: trace, debug, info, notice, warning, error, critical.", default: "info"),
         ])
@@ -106,12 +114,22 @@ public enum RTCamCommandLine {
         configuration.httpAddress = options.value("http-address") ?? configuration.httpAddress
         configuration.httpPort = try integer(options, "http-port", in: 1...65535, reason: "--http-port must be 1 to 65535") ?? configuration.httpPort
         configuration.mediaPort = try integer(options, "media-port", in: 1...65535, reason: "--media-port must be 1 to 65535") ?? configuration.mediaPort
+        if let httpsPort = try integer(options, "https-port", in: 0...65535, reason: "--https-port must be 0 (off) to 65535") {
+            configuration.httpsPort = httpsPort == 0 ? nil : httpsPort
+        }
+        configuration.tlsCertificatePath = options.value("tls-cert")
+        configuration.tlsKeyPath = options.value("tls-key")
+        if (configuration.tlsCertificatePath == nil) != (configuration.tlsKeyPath == nil) {
+            throw .invalidValue(option: configuration.tlsCertificatePath == nil ? "tls-key" : "tls-cert",
+                                reason: "--tls-cert and --tls-key go together")
+        }
         // systemd sets $STATE_DIRECTORY for StateDirectory=; an empty one counts as unset.
         if let directory = options.value("state-dir") ?? stateDirectoryFromEnvironment.flatMap({ $0.isEmpty ? nil : $0 }) {
             guard !directory.isEmpty else { throw .invalidValue(option: "state-dir", reason: "--state-dir must not be empty") }
             configuration.stateDirectory = directory
         }
         configuration.candidateAddresses = options.all("candidate-address")
+        configuration.hostNames = options.all("host-name")
         if let source = options.value("source") {
             guard let setting = VideoSourceSetting(parsing: source) else {
                 throw .invalidValue(option: "source", reason: "--source must be auto, v4l2:/dev/videoN, test-pattern or file:PATH (got '\(source)')")

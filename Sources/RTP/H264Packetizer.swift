@@ -113,38 +113,10 @@ public struct H264Packetizer: Sendable {
         }
     }
 
-    /// The NAL units of an Annex-B byte stream (ITU-T H.264 Annex B): split at 00 00 01 start codes
-    /// (a 4-byte 00 00 00 01 is a zero byte plus one), trailing zero bytes dropped, empty units skipped.
-    /// Bytes before the first start code are ignored.
+    /// The NAL units of an Annex-B byte stream (AnnexBByteStream: trailing zero bytes dropped, empty
+    /// units skipped, bytes before the first start code ignored).
     public static func nalUnits(inAnnexB stream: [UInt8]) -> [ArraySlice<UInt8>] {
-        var units: [ArraySlice<UInt8>] = []
-        let count = stream.count
-        var unitStart = -1
-        func finish(at end: Int) {
-            guard unitStart >= 0 else { return }
-            var last = end
-            while last > unitStart, stream[last - 1] == 0 { last -= 1 }  // trailing_zero_8bits, B.1
-            if last > unitStart { units.append(stream[unitStart..<last]) }
-        }
-        stream.withUnsafeBufferPointer { bytes in
-            var index = 2
-            while index < count {
-                let byte = bytes[index]
-                if byte > 1 {
-                    index += 3  // no start code can end at index, index + 1 or index + 2
-                } else if byte == 0 {
-                    index += 1
-                } else {
-                    if bytes[index - 1] == 0, bytes[index - 2] == 0 {
-                        finish(at: index - 2)
-                        unitStart = index + 1
-                    }
-                    index += 3
-                }
-            }
-        }
-        finish(at: count)
-        return units
+        AnnexBByteStream.units(in: stream).map { stream[$0.payload] }
     }
 }
 

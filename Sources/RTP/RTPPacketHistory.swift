@@ -9,6 +9,8 @@ public struct RTPPacketHistory: Sendable {
     /// Number of slots: `capacity` rounded up to a power of two (1...32768), so that consecutive
     /// sequence numbers stay consecutive across the 65535 → 0 wrap.
     public let capacity: Int
+    /// The sequence number stored last (nil: nothing yet).
+    public private(set) var newestSequenceNumber: UInt16?
 
     public init(capacity: Int) {
         var slots = 1
@@ -24,6 +26,7 @@ public struct RTPPacketHistory: Sendable {
         let slot = Int(sequenceNumber) & mask
         sequenceNumbers[slot] = sequenceNumber
         packets[slot] = packet
+        newestSequenceNumber = sequenceNumber
     }
 
     /// The stored packet, or nil if it was evicted or never stored.
@@ -35,5 +38,6 @@ public struct RTPPacketHistory: Sendable {
 
     public mutating func removeAll() {
         for slot in packets.indices { packets[slot] = nil }
+        newestSequenceNumber = nil
     }
 }

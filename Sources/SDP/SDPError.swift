@@ -20,9 +20,6 @@ public enum SDPError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedFingerprintAlgorithm(String)
     /// The transport section lacks a=rtcp-mux (RFC 8858 / RFC 8829 §5.1.3 requires muxing for us).
     case notRTCPMux
-    /// Several media sections should be accepted but the offer has no a=group:BUNDLE (RFC 8843):
-    /// rtcam serves every viewer on one transport.
-    case notBundled
     /// a=setup:holdconn or another value we cannot act on (RFC 4145 §4).
     case unsupportedSetupRole(String)
 
@@ -38,7 +35,6 @@ public enum SDPError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .missingFingerprint(mid): return "offer lacks a=fingerprint" + (mid.map { " (mid \($0))" } ?? "")
         case let .unsupportedFingerprintAlgorithm(name): return "unsupported fingerprint hash \(name); sha-256 required"
         case .notRTCPMux: return "offer lacks a=rtcp-mux"
-        case .notBundled: return "offer lacks a=group:BUNDLE (use bundlePolicy max-bundle or balanced)"
         case let .unsupportedSetupRole(value): return "unsupported a=setup:\(value)"
         }
     }

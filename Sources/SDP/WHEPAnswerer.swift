@@ -61,11 +61,19 @@ public enum WHEPAnswerer {
         }
 
         if videoWantedButNoCodec { throw .noCommonCodec(offered: offeredVideoCodecs) }
+        if bundle == nil {
+            // Without BUNDLE every section has a transport (ICE, DTLS) of its own, and a session has
+            // one. GStreamer webrtcbin's default bundle-policy ("none") offers that way: serve its
+            // video (the picture is what a camera is for) and reject the rest (RFC 3264 §6), rather
+            // than refuse the viewer. Players that want sound offer max-bundle, as browsers do.
+            let served = plans.firstIndex { if case .video = $0 { return true } else { return false } }
+                ?? plans.firstIndex { $0.isAccepted }
+            for index in plans.indices where index != served { plans[index] = .rejected }
+        }
         let acceptedIndices = plans.indices.filter { plans[$0].isAccepted }
         guard let firstAccepted = acceptedIndices.first else {
             throw .noCommonCodec(offered: deduplicated(offeredVideoCodecs + offeredAudioCodecs))
         }
-        if bundle == nil, acceptedIndices.count > 1 { throw .notBundled }
 
         // Transport parameters: the offerer BUNDLE-tag section (first mid of the group, RFC 8843 §7.2.1)
         // applies to every bundled section; without BUNDLE, the one accepted section.
@@ -111,7 +119,7 @@ public enum WHEPAnswerer {
         for (index, section) in offer.media.enumerated() {
             switch plans[index] {
             case .rejected:
-                answer.media.append(rejectedSection(section))
+                answer.media.append(rejectedSection(section, common: common))
             case let .video(choice, direction):
                 var video = common.section(answering: section, formats: choice.payloadTypes, direction: direction)
                 appendVideoLines(choice, direction: direction, offerSection: section, local: local, to: &video)
@@ -233,12 +241,14 @@ public enum WHEPAnswerer {
         }
     }
 
-    /// Opus (RFC 7587 §7): always opus/48000/2 in SDP.
+    /// Opus (RFC 7587 §7): opus/48000/2 in SDP. GStreamer's webrtcbin (1.22) offers `OPUS/48000`
+    /// without the channel count; Opus has no other channel count in SDP (the stream's channels are
+    /// signalled in-band and by `stereo=`), so a missing count is taken as 2 and the answer says 2.
     static func chooseOpus(in section: MediaDescription) -> AudioChoice? {
         let maps = section.rtpMaps
         guard let pt = section.payloadTypes.first(where: { pt in
             guard let map = maps[pt] else { return false }
-            return map.encodingName.asciiLowercased == "opus" && map.clockRate == 48000 && map.channels == 2
+            return map.encodingName.asciiLowercased == "opus" && map.clockRate == 48000 && (map.channels ?? 2) == 2
         }) else { return nil }
         let fmtp = section.fmtp[pt] ?? [:]
         return AudioChoice(payloadType: pt, useInbandFEC: fmtp["useinbandfec"] == "1", stereo: fmtp["stereo"] == "1",
@@ -287,11 +297,17 @@ public enum WHEPAnswerer {
 
     // MARK: - Answer sections
 
-    /// RFC 8829 §5.3.1 / RFC 3264 §6: a rejected section keeps kind, proto and formats, port 0, and its mid.
-    static func rejectedSection(_ offered: MediaDescription) -> MediaDescription {
-        var section = MediaDescription(kind: offered.kind, port: 0, proto: offered.proto, formats: offered.formats,
-                                       connection: SDPConnection())
-        if let mid = offered.mid { section.attributes.append(SDPAttribute("mid", mid)) }
+    /// RFC 8829 §5.3.1 / RFC 3264 §6: a rejected section keeps kind, proto and formats, port 0, and its
+    /// mid. It also carries the transport lines of an accepted one (ICE credentials, fingerprint, setup,
+    /// direction inactive), which RFC 8829 does not forbid and some parsers need: GStreamer's webrtcbin
+    /// (1.22) refuses a whole answer in which any section, rejected or not, lacks `a=fingerprint`
+    /// ("No fingerprint lines in sdp for media N"); Chromium and Firefox ignore them in a port-0 section.
+    static func rejectedSection(_ offered: MediaDescription, common: CommonSectionLines) -> MediaDescription {
+        var section = common.section(answering: offered, formats: offered.formats, direction: .inactive)
+        section.port = 0
+        section.connection = SDPConnection()
+        // rtcp-mux and rtcp-rsize describe an RTP transport: not for a rejected section, nor for non-RTP ones.
+        section.attributes.removeAll { $0.name == "rtcp-mux" || $0.name == "rtcp-rsize" }
         return section
     }
 

@@ -112,22 +112,18 @@ public final class SRTPSession {
         }
     }
 
-    /// `protectRTP` of `packet` with its 7-bit payload type replaced (marker bit kept): the
-    /// fan-out's shared packets carry a placeholder that each viewer's negotiated number replaces,
-    /// and doing it in the one copy libsrtp works on saves a copy of every packet for every viewer.
-    public func protectRTP(_ packet: [UInt8], payloadType: UInt8) throws(SRTPError) -> [UInt8] {
-        var output: [UInt8] = []
-        output.reserveCapacity(packet.count + Self.rtpTrailerRoom)
-        try protectRTP(packet, payloadType: payloadType, appendingTo: &output)
-        return output
-    }
-
-    /// The same, appended to `output` (a viewer's reused datagram buffer: no allocation once it
-    /// has grown). On failure `output` is as it was.
-    public func protectRTP(_ packet: [UInt8], payloadType: UInt8, appendingTo output: inout [UInt8]) throws(SRTPError) {
-        guard Self.rtpHeaderLength(packet) != nil, packet.count <= Self.maximumPacketLength
+    /// `protectRTP` of `packet` with its header rewritten by `rewriteHeader` first (the RTP target
+    /// says how: the fan-out's shared packets carry a placeholder payload type that each viewer's
+    /// negotiated number replaces), in the one copy libsrtp works on: that saves a copy of every
+    /// packet for every viewer. Appended to `output` (a viewer's reused datagram buffer: no
+    /// allocation once it has grown). On failure `output` is as it was.
+    public func protectRTP(_ packet: [UInt8], appendingTo output: inout [UInt8],
+                           rewritingHeader rewriteHeader: (UnsafeMutableRawBufferPointer) -> Void) throws(SRTPError) {
+        guard let headerLength = Self.rtpHeaderLength(packet), packet.count <= Self.maximumPacketLength
         else { throw .malformed }
-        try append(packet, extraCapacity: Self.rtpTrailerRoom, payloadType: payloadType, to: &output) { buffer, length in
+        try append(packet, extraCapacity: Self.rtpTrailerRoom, to: &output) { base in
+            rewriteHeader(UnsafeMutableRawBufferPointer(start: base, count: headerLength))
+        } operation: { buffer, length in
             srtp_protect(outbound, buffer, length)
         }
     }
@@ -190,7 +186,7 @@ public final class SRTPSession {
     ) throws(SRTPError) -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(packet.count + extraCapacity)
-        try append(packet, extraCapacity: extraCapacity, payloadType: nil, to: &output, operation)
+        try append(packet, extraCapacity: extraCapacity, to: &output, rewrite: { _ in }, operation: operation)
         return output
     }
 
@@ -198,8 +194,9 @@ public final class SRTPSession {
     /// `output`, lets libsrtp transform the packet there in place, and trims the room it did not
     /// use. On failure `output` is as it was.
     private func append(
-        _ packet: [UInt8], extraCapacity: Int, payloadType: UInt8?, to output: inout [UInt8],
-        _ operation: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> srtp_err_status_t
+        _ packet: [UInt8], extraCapacity: Int, to output: inout [UInt8],
+        rewrite: (UnsafeMutableRawPointer) -> Void,
+        operation: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> srtp_err_status_t
     ) throws(SRTPError) {
         let start = output.count
         let room = packet.count + extraCapacity
@@ -207,9 +204,9 @@ public final class SRTPSession {
         output.append(contentsOf: repeatElement(0, count: extraCapacity))
         var length = Int32(packet.count)
         let status = output.withUnsafeMutableBufferPointer { buffer in
-            let base = buffer.baseAddress! + start
-            if let payloadType { base[1] = (base[1] & 0x80) | (payloadType & 0x7F) }
-            return operation(UnsafeMutableRawPointer(base), &length)
+            let base = UnsafeMutableRawPointer(buffer.baseAddress! + start)
+            rewrite(base)
+            return operation(base, &length)
         }
         guard status == srtp_err_status_ok, length >= 0, Int(length) <= room else {
             output.removeSubrange(start...)

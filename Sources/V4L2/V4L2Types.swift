@@ -328,6 +328,16 @@ public enum V4L2H264Profile: Int32, Sendable {
 public enum V4L2H264Level: Int32, Sendable {
     case level1_0 = 0, level1b, level1_1, level1_2, level1_3, level2_0, level2_1, level2_2
     case level3_0, level3_1, level3_2, level4_0, level4_1, level4_2, level5_0, level5_1
+
+    /// The control value for an H.264 level_idc (31 = 3.1): the lowest that holds it, 5.1 above.
+    public init(levelIDC: Int) {
+        let table: [(Int, V4L2H264Level)] = [
+            (10, .level1_0), (11, .level1_1), (12, .level1_2), (13, .level1_3), (20, .level2_0), (21, .level2_1),
+            (22, .level2_2), (30, .level3_0), (31, .level3_1), (32, .level3_2), (40, .level4_0), (41, .level4_1),
+            (42, .level4_2), (50, .level5_0), (51, .level5_1),
+        ]
+        self = table.first { $0.0 >= levelIDC }?.1 ?? .level5_1
+    }
 }
 
 /// `V4L2_EVENT_*` types rtcam subscribes to.

@@ -16,15 +16,31 @@ public struct PeerSessionConfiguration: Sendable {
     public var ntpNanosecondsAtMonotonicZero: UInt64
     public var cname: String
     public var senderReportInterval: Duration
+    /// mbedTLS's handshake trace on stderr, 1...4 (0: none); see DTLSEndpoint.
+    public var dtlsDebugLevel: Int32
+    /// A session that has not finished ICE and DTLS by then fails (a viewer slot held by an offer that
+    /// never connects, or that answers checks but never does DTLS, is given back).
+    public var connectTimeout: Duration = .seconds(10)
+    /// The IPs checks are answered from: the WHEP client's and its offered candidates' (nil: any).
+    /// Media then goes nowhere else: a viewer cannot point the stream at another host (RFC 7675 §1).
+    public var allowedRemoteIPs: Set<TransportAddress.IP>?
+    /// Most addresses one session keeps as checked (the oldest but the selected one is forgotten).
+    public var maximumCheckedAddresses = 4
+    /// Retransmissions a viewer may ask for: each packet at most this many times, and at most this
+    /// share of the bytes sent to it over the last second (RFC 4585 §6.2.1 puts no bound on NACKs).
+    public var maximumRetransmissionsPerPacket = 2
+    public var retransmissionBudgetShare = 0.5
 
     public init(negotiated: NegotiatedSession, localICE: ICECredentials, certificate: DTLSCertificate,
-                ntpNanosecondsAtMonotonicZero: UInt64, cname: String, senderReportInterval: Duration = .seconds(1)) {
+                ntpNanosecondsAtMonotonicZero: UInt64, cname: String, senderReportInterval: Duration = .seconds(1),
+                dtlsDebugLevel: Int32 = 0) {
         self.negotiated = negotiated
         self.localICE = localICE
         self.certificate = certificate
         self.ntpNanosecondsAtMonotonicZero = ntpNanosecondsAtMonotonicZero
         self.cname = cname
         self.senderReportInterval = senderReportInterval
+        self.dtlsDebugLevel = dtlsDebugLevel
     }
 }
 
@@ -36,6 +52,10 @@ public enum PeerSessionInput: Sendable {
 public enum PeerSessionEvent: Equatable, Sendable {
     /// ICE chose (or moved to) this address of the viewer.
     case iceSelected(TransportAddress)
+    /// A check from this address was valid: datagrams from it belong to this session from now on.
+    case addressVerified(TransportAddress)
+    /// The session no longer takes datagrams from this address (more checked addresses than it keeps).
+    case addressForgotten(TransportAddress)
     /// DTLS finished and SRTP is keyed: media flows from now on.
     case connected(SRTPProfile)
     /// The viewer asked for a keyframe: PLI (RFC 4585 §6.3.1) or a new FIR (RFC 5104 §4.3.1).
@@ -80,6 +100,12 @@ public struct PeerSessionStatistics: Equatable, Sendable {
     public var cumulativeLost: Int32 = 0
     public var rejectedDatagrams = 0
     public var srtcpFailures = 0
+    /// Packets SRTP refused to protect (not sent).
+    public var srtpProtectFailures = 0
+    /// NACKed packets not resent: named twice in one NACK, resent too often already, or over budget.
+    public var retransmissionsRefused = 0
+    /// Checks from an IP that is neither the WHEP client's nor one of its candidates' (not answered).
+    public var checksFromForeignAddresses = 0
     /// DTLS datagrams that arrived after the endpoint was released (see `PeerSession.retireDTLS`).
     public var ignoredDTLSAfterHandshake = 0
     public var lastBitrateEstimate: UInt64?
@@ -104,7 +130,13 @@ public final class PeerSession {
     private var dtlsStarted = false
     private var srtp: SRTPSession?
     /// Addresses that passed an ICE check (RFC 8445 §7.3): the only ones DTLS and RTCP are taken from.
-    private var checkedAddresses: Set<TransportAddress> = []
+    private var checkedAddresses: [TransportAddress] = []
+    /// When the session must be connected (nil once it is).
+    private var connectDeadline: MonotonicTime?
+    /// Resends per sequence number, for the packets still in the shared history.
+    private var retransmissionCounts: [UInt16: Int] = [:]
+    /// Bytes sent and resent in the current and the previous one-second window (the budget).
+    private var budgetWindow = RetransmissionBudget()
     /// Where media goes: the nominated address, else the last address that passed a check.
     public private(set) var remoteAddress: TransportAddress?
     private var outputs: [PeerSessionOutput] = []
@@ -131,15 +163,15 @@ public final class PeerSession {
         dtlsRole = negotiated.localDTLSRole == .client ? .client : .server
         dtls = try DTLSEndpoint(role: dtlsRole, certificate: configuration.certificate,
                                 remoteFingerprintSHA256: negotiated.remoteFingerprintSHA256,
-                                now: now, random: &random)
+                                now: now, random: &random, debugLevel: configuration.dtlsDebugLevel)
         rtxSequence = UInt16.random(in: 0...UInt16.max, using: &random)
         senderReportJitter = SeededRandom(seed: random.next())
-        _ = SRTPCrypto.replacesLibsrtpCrypto  // before this session's SRTP contexts exist
+        connectDeadline = now + configuration.connectTimeout
     }
 
     // MARK: - Input
 
-    public func handle(_ input: PeerSessionInput, media: MediaFanout) {
+    public func handle(_ input: PeerSessionInput, media: MediaPacketizer) {
         switch input {
         case let .receive(datagram, from, now):
             receive(datagram, from: from, now: now, media: media)
@@ -176,13 +208,16 @@ public final class PeerSession {
             let before = batch.storage.count
             do {
                 try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
-                    try srtp.protectRTP(packet.bytes, payloadType: payloadType, appendingTo: &storage)
+                    try srtp.protectRTP(packet.bytes, appendingTo: &storage) { header in
+                        RTPFixedHeader.setPayloadType(payloadType, in: header)
+                    }
                 }
             } catch {
+                statistics.srtpProtectFailures += 1
                 continue
             }
             statistics.bytesSent += batch.storage.count - before
-            let payloadOctets = UInt32(truncatingIfNeeded: packet.bytes.count - 12)
+            let payloadOctets = UInt32(truncatingIfNeeded: RTPFixedHeader.payloadSize(ofPacket: packet.bytes))
             if packet.kind == .video {
                 statistics.videoPacketsSent += 1
                 videoPacketCount &+= 1
@@ -205,15 +240,17 @@ public final class PeerSession {
         ice = ICELiteAgent(local: local, remote: remote, now: now)
     }
 
-    /// Whether video has started for this viewer (false until the first keyframe was sent).
-    public var hasReceivedKeyframe: Bool { sentVideoKeyframe }
+    /// Whether video has started for this viewer (false until the first keyframe was sent to it).
+    public var hasSentKeyframe: Bool { sentVideoKeyframe }
 
     /// Ends the session: RTCP BYE (RFC 3550 §6.6) and DTLS close_notify.
-    public func close(now: MonotonicTime, media: MediaFanout) {
+    public func close(now: MonotonicTime, media: MediaPacketizer) {
         guard !state.isFinished else { return }
         if state == .connected, let srtp, let remoteAddress {
             let bye = RTCPPacket.goodbye(ssrcs: [media.videoSSRC, media.audioSSRC], reason: nil).serialized()
-            if let protected = try? srtp.protectRTCP(bye) { outputs.append(.transmit(protected, to: remoteAddress)) }
+            if let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTCP(bye) }) {
+                outputs.append(.transmit(protected, to: remoteAddress))
+            }
         }
         if let dtls {
             dtls.close()
@@ -224,36 +261,37 @@ public final class PeerSession {
 
     // MARK: - Output
 
-    /// The next thing to do: transmit datagrams and report events first, then the next deadline.
-    public func pollOutput() -> PeerSessionOutput {
-        if !outputs.isEmpty { return outputs.removeFirst() }
-        return .timeout(nextDeadline)
+    /// Everything the session has to do after the last input, in order: datagrams to transmit and
+    /// events, then always one `.timeout` with when to call `handle(.timeout)` next. Appended to the
+    /// caller's array, which it reuses, so a call allocates nothing in the steady state. The one way
+    /// outputs leave a session: the daemon, the tests and the benchmarks all take them here (media,
+    /// batched per frame, leaves through `protectMedia`).
+    public func drainOutputs(into drained: inout [PeerSessionOutput]) {
+        drained.append(contentsOf: outputs)
+        outputs.removeAll(keepingCapacity: true)
+        drained.append(.timeout(nextDeadline))
     }
 
-    /// Everything queued at once (the server's batched send path).
-    public func drainOutputs() -> [PeerSessionOutput] {
-        guard !outputs.isEmpty else { return [] }   // no allocation when there is nothing
-        var drained: [PeerSessionOutput] = []
-        swap(&drained, &outputs)
-        return drained
-    }
-
+    /// When the session next needs `handle(.timeout)` (also the last output of `drainOutputs`).
     public var nextDeadline: MonotonicTime? {
         guard !state.isFinished else { return nil }
         let dtlsDeadline = dtls.flatMap { $0.isConnected ? nil : $0.nextDeadline }
-        return earliest(ice.nextDeadline, dtlsDeadline, nextSenderReport)
+        return earliest(ice.nextDeadline, dtlsDeadline, nextSenderReport, connectDeadline)
     }
 
     // MARK: - Receive path
 
-    private func receive(_ datagram: [UInt8], from: TransportAddress, now: MonotonicTime, media: MediaFanout) {
+    private func receive(_ datagram: [UInt8], from: TransportAddress, now: MonotonicTime, media: MediaPacketizer) {
         guard !state.isFinished else { return }
         switch DatagramKind(classifying: datagram) {
         case .stun:
+            if let allowed = configuration.allowedRemoteIPs, !allowed.contains(from.ip) {
+                statistics.checksFromForeignAddresses += 1   // not answered: ICE looks for another pair
+                return
+            }
             apply(ice.receive(datagram, from: from, now: now), now: now)
         case .dtls:
             guard checkedAddresses.contains(from) else { statistics.rejectedDatagrams += 1; return }
-            if remoteAddress == nil { remoteAddress = from }
             guard let dtls else {
                 // The endpoint was retired after the handshake. What a peer sends then is a
                 // close_notify or a retransmission we no longer need; without the record keys
@@ -287,13 +325,12 @@ public final class PeerSession {
         for action in actions {
             switch action {
             case let .send(bytes, to):
-                if Self.isBindingSuccessResponse(bytes) {
-                    checkedAddresses.insert(to)
-                    if remoteAddress == nil { remoteAddress = to }
-                }
                 outputs.append(.transmit(bytes, to: to))
+            case let .checked(address):
+                remember(address)
+                if remoteAddress == nil { remoteAddress = address }
             case let .selected(address):
-                checkedAddresses.insert(address)
+                remember(address)
                 remoteAddress = address
                 outputs.append(.event(.iceSelected(address)))
                 if state == .checking { state = .securing }
@@ -309,6 +346,22 @@ public final class PeerSession {
             case .rejected:
                 statistics.rejectedDatagrams += 1
             }
+        }
+    }
+
+    /// Keeps `address` as checked (most recent last), forgetting the oldest beyond the bound; never
+    /// the one media goes to.
+    private func remember(_ address: TransportAddress) {
+        if let index = checkedAddresses.firstIndex(of: address) {
+            checkedAddresses.remove(at: index)
+            checkedAddresses.append(address)
+            return
+        }
+        checkedAddresses.append(address)
+        outputs.append(.event(.addressVerified(address)))
+        while checkedAddresses.count > max(1, configuration.maximumCheckedAddresses),
+              let index = checkedAddresses.firstIndex(where: { $0 != remoteAddress }) {
+            outputs.append(.event(.addressForgotten(checkedAddresses.remove(at: index))))
         }
     }
 
@@ -328,11 +381,6 @@ public final class PeerSession {
         self.dtls = nil
     }
 
-    /// A STUN Binding success response (RFC 8489 §5: class bits 0b10, method 0x001 → type 0x0101).
-    private static func isBindingSuccessResponse(_ bytes: [UInt8]) -> Bool {
-        bytes.count >= 20 && bytes[0] == 0x01 && bytes[1] == 0x01
-    }
-
     private func drainDTLS(now: MonotonicTime? = nil) {
         guard let dtls else { return }
         while let datagram = dtls.pollTransmit() {
@@ -344,6 +392,7 @@ public final class PeerSession {
                 do {
                     srtp = try SRTPSession(keys: keys, isClient: dtlsRole == .client)
                     state = .connected
+                    connectDeadline = nil
                     // A client received the server's final flight: the server is done too.
                     if dtlsRole == .client { retireDTLSPending = true }
                     if let now { nextSenderReport = now + .milliseconds(200) }
@@ -364,7 +413,7 @@ public final class PeerSession {
         }
     }
 
-    private func handleRTCP(_ packet: RTCPPacket, now: MonotonicTime, media: MediaFanout) {
+    private func handleRTCP(_ packet: RTCPPacket, now: MonotonicTime, media: MediaPacketizer) {
         switch packet {
         case let .receiverReport(report):
             for block in report.reportBlocks { absorb(block, now: now, media: media) }
@@ -372,7 +421,7 @@ public final class PeerSession {
             for block in report.reportBlocks { absorb(block, now: now, media: media) }
         case let .genericNACK(nack):
             guard nack.mediaSSRC == media.videoSSRC else { return }
-            retransmit(nack.lostSequenceNumbers, media: media)
+            retransmit(nack.lostSequenceNumbers, media: media, now: now)
         case .pictureLossIndication:
             statistics.keyframeRequests += 1
             outputs.append(.event(.keyframeRequested))
@@ -401,7 +450,7 @@ public final class PeerSession {
     }
 
     /// RFC 3550 §6.4.1: round-trip time from LSR/DLSR, and the loss the viewer saw.
-    private func absorb(_ block: ReportBlock, now: MonotonicTime, media: MediaFanout) {
+    private func absorb(_ block: ReportBlock, now: MonotonicTime, media: MediaPacketizer) {
         guard block.ssrc == media.videoSSRC || block.ssrc == media.audioSSRC else { return }
         if block.ssrc == media.videoSSRC {
             statistics.fractionLost = Double(block.fractionLost) / 256
@@ -413,16 +462,27 @@ public final class PeerSession {
     }
 
     /// RFC 4585 §6.2.1 NACK → resend from the shared history, as RTX when negotiated (RFC 4588 §4).
-    private func retransmit(_ sequenceNumbers: [UInt16], media: MediaFanout) {
+    /// Bounded: a sequence number named twice counts once, each packet is resent at most
+    /// `maximumRetransmissionsPerPacket` times, and resends stay within `retransmissionBudgetShare`
+    /// of what the viewer was sent over the last second (one NACK may name thousands of packets).
+    private func retransmit(_ sequenceNumbers: [UInt16], media: MediaPacketizer, now: MonotonicTime) {
         guard state == .connected, let srtp, let remoteAddress, let video = configuration.negotiated.video,
               video.nack else { return }
+        var seen = Set<UInt16>()
+        budgetWindow.advance(to: now, sentBytes: statistics.bytesSent)
         for sequence in sequenceNumbers {
             statistics.nackedPackets += 1
+            guard seen.insert(sequence).inserted,
+                  retransmissionCounts[sequence, default: 0] < configuration.maximumRetransmissionsPerPacket,
+                  budgetWindow.allows(share: configuration.retransmissionBudgetShare) else {
+                statistics.retransmissionsRefused += 1
+                continue
+            }
             guard var original = media.videoHistory.packet(sequenceNumber: sequence) else {
                 statistics.retransmissionsMissingFromHistory += 1
                 continue
             }
-            original.setRTPPayloadType(video.payloadType)
+            RTPFixedHeader.setPayloadType(video.payloadType, in: &original)
             let packet: [UInt8]
             if let rtxPayloadType = video.rtxPayloadType {
                 guard let wrapped = RTXPacket.wrap(original: original, rtxPayloadType: rtxPayloadType,
@@ -433,7 +493,11 @@ public final class PeerSession {
             } else {
                 packet = original
             }
-            guard let protected = try? srtp.protectRTP(packet) else { continue }
+            guard let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTP(packet) }) else { continue }
+            // The history holds about a thousand packets: counts for older ones are no use.
+            if retransmissionCounts.count >= 4096 { retransmissionCounts.removeAll(keepingCapacity: true) }
+            retransmissionCounts[sequence, default: 0] += 1
+            budgetWindow.resent(bytes: protected.count)
             statistics.retransmittedPackets += 1
             statistics.bytesSent += protected.count
             outputs.append(.transmit(protected, to: remoteAddress))
@@ -442,8 +506,14 @@ public final class PeerSession {
 
     // MARK: - Timers
 
-    private func handleTimeout(now: MonotonicTime, media: MediaFanout) {
+    private func handleTimeout(now: MonotonicTime, media: MediaPacketizer) {
         guard !state.isFinished else { return }
+        if let connectDeadline, now >= connectDeadline {
+            let stage = state == .checking ? "ICE" : "DTLS"
+            state = .failed
+            outputs.append(.event(.failed(reason: "not connected within \(configuration.connectTimeout) (\(stage) unfinished)")))
+            return
+        }
         apply(ice.handleTimeout(now: now), now: now)
         if let dtls, !dtls.isConnected, let deadline = dtls.nextDeadline, deadline <= now {
             dtls.handleTimeout(now: now)
@@ -460,7 +530,7 @@ public final class PeerSession {
     }
 
     /// RFC 3550 §6.4.1 SR per sending stream, compounded with SDES CNAME (§6.5.1, §6.1).
-    private func sendSenderReports(now: MonotonicTime, media: MediaFanout) {
+    private func sendSenderReports(now: MonotonicTime, media: MediaPacketizer) {
         guard let srtp, let remoteAddress else { return }
         var reports: [RTCPPacket] = []
         let ntp = ntpTime(at: now).value
@@ -476,12 +546,63 @@ public final class PeerSession {
         }
         guard let first = reports.first, case let .senderReport(sr) = first else { return }
         reports.append(.sourceDescription([SDESChunk(ssrc: sr.ssrc, cname: configuration.cname)]))
-        if let protected = try? srtp.protectRTCP(RTCPPacket.compound(reports)) {
+        if let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTCP(RTCPPacket.compound(reports)) }) {
             outputs.append(.transmit(protected, to: remoteAddress))
+        }
+    }
+
+    /// An SRTP protect whose failure (a packet libsrtp refuses, a key at its limit) is counted, not
+    /// silently dropped.
+    private func protectCounting(_ protect: () throws(SRTPError) -> [UInt8]) -> [UInt8]? {
+        do {
+            return try protect()
+        } catch {
+            statistics.srtpProtectFailures += 1
+            return nil
         }
     }
 
     private func ntpTime(at time: MonotonicTime) -> NTPTime {
         NTPTime(monotonic: time, ntpNanosecondsAtMonotonicZero: configuration.ntpNanosecondsAtMonotonicZero)
+    }
+}
+
+/// What a viewer's resends may cost: at most a share of the bytes it was sent in the last second. Two
+/// one-second windows, the previous one's figures weighing as much as the current one's.
+struct RetransmissionBudget {
+    private var windowStart: MonotonicTime?
+    private var sentAtWindowStart = 0
+    private var sentInPreviousWindow = 0
+    private var sentInWindow = 0
+    private var resentInWindow = 0
+    private var resentInPreviousWindow = 0
+
+    mutating func advance(to now: MonotonicTime, sentBytes: Int) {
+        guard let start = windowStart else {
+            windowStart = now
+            sentAtWindowStart = sentBytes
+            return
+        }
+        sentInWindow = sentBytes - sentAtWindowStart
+        if now - start >= .seconds(1) {
+            sentInPreviousWindow = now - start >= .seconds(2) ? 0 : sentInWindow
+            resentInPreviousWindow = now - start >= .seconds(2) ? 0 : resentInWindow
+            windowStart = now
+            sentAtWindowStart = sentBytes
+            sentInWindow = 0
+            resentInWindow = 0
+        }
+    }
+
+    /// Whether one more resend fits: resent bytes under `share` of the bytes sent, with a floor of
+    /// 64 KB a second so a viewer that just joined can still recover a lost keyframe packet.
+    func allows(share: Double) -> Bool {
+        let sent = sentInWindow + sentInPreviousWindow
+        let resent = resentInWindow + resentInPreviousWindow
+        return Double(resent) < max(65_536, Double(sent) * share)
+    }
+
+    mutating func resent(bytes: Int) {
+        resentInWindow += bytes
     }
 }

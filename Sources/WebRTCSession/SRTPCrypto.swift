@@ -1,25 +1,34 @@
 import DTLS
-#if canImport(Glibc)
-import Glibc
-#endif
 import SRTP
 
 // mbedTLS's AES-128 and HMAC-SHA1 (DTLS target) under libsrtp (SRTP target): the two targets do
 // not know each other, this one knows both.
-extension AES128BlockEncryptor: SRTPBlockEncryptor {}
-extension HMACSHA1: SRTPMessageAuthenticator {}
+extension MbedAES128: SRTPBlockEncryptor {}
+extension MbedHMACSHA1: SRTPMessageAuthenticator {}
 
 public enum SRTPCrypto {
-    /// Once per process, before the first session: libsrtp's AES-CM-128 and HMAC-SHA1 run on the
-    /// CPU's AES and SHA instructions where it has them (AcceleratedAES128, AcceleratedHMACSHA1),
-    /// else on mbedTLS (see SRTPCryptoBackend.swift for why not libsrtp's own).
-    /// `RTCAM_SRTP_CRYPTO=mbedtls` keeps mbedTLS's even on such a CPU, `RTCAM_SRTP_CRYPTO=libsrtp`
-    /// libsrtp's own crypto (Debian: NSS), for comparisons. True when libsrtp's own is replaced.
-    public static let replacesLibsrtpCrypto: Bool = {
-        let choice = getenv("RTCAM_SRTP_CRYPTO").map { String(cString: $0) }
-        if choice == "libsrtp" { return false }
-        return installOwnCrypto(cpuInstructions: choice != "mbedtls")
-    }()
+    /// Which primitives libsrtp's AES-CM-128 and HMAC-SHA1 run on.
+    public enum Choice: String, Sendable, CaseIterable {
+        /// The CPU's AES and SHA instructions where it has them (AcceleratedAES128,
+        /// AcceleratedHMACSHA1), else mbedTLS's (see SRTPCryptoBackend.swift for why not libsrtp's own).
+        case cpuInstructions = "auto"
+        /// mbedTLS's, even on a CPU with the instructions (for comparisons).
+        case mbedTLS = "mbedtls"
+        /// libsrtp's own crypto (Debian: NSS), for comparisons.
+        case libsrtp = "libsrtp"
+    }
+
+    /// Installs `choice` for the SRTP sessions made from now on (the process's owner decides, once,
+    /// before the first session: the daemon from RTCAM_SRTP_CRYPTO, the benchmarks from their
+    /// options). Nothing installed: libsrtp's own. Returns whether libsrtp's own crypto was replaced.
+    @discardableResult
+    public static func install(_ choice: Choice) -> Bool {
+        switch choice {
+        case .cpuInstructions: return installOwnCrypto(cpuInstructions: true)
+        case .mbedTLS: return installOwnCrypto(cpuInstructions: false)
+        case .libsrtp: return false  // nothing to install (a replacement, once made, stays)
+        }
+    }
 
     /// Installs the replacement primitives now (sessions created before keep theirs); with
     /// `cpuInstructions`, AES and HMAC-SHA1 run on the CPU's instructions when it has them.
@@ -28,11 +37,11 @@ public enum SRTPCrypto {
         SRTPSession.installCryptoBackend(SRTPCryptoBackend(
             makeAES128: { key in
                 if cpuInstructions, let accelerated = AcceleratedAES128(key: key) { return accelerated }
-                return AES128BlockEncryptor(key: key)
+                return MbedAES128(key: key)
             },
             makeHMACSHA1: { key in
                 if cpuInstructions, let accelerated = AcceleratedHMACSHA1(key: key) { return accelerated }
-                return HMACSHA1(key: key)
+                return MbedHMACSHA1(key: key)
             }))
     }
 }

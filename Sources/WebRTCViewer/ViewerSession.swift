@@ -190,6 +190,17 @@ public final class ViewerSession {
         outputs += ice.start(now: now).compactMap(translate)
     }
 
+    /// Sends a NACK (RFC 4585 §6.2.1) naming `sequenceNumbers` as they are (duplicates, any number):
+    /// what a misbehaving or hostile viewer may send, for tests and benchmarks of the sender's limits.
+    public func sendNACK(_ sequenceNumbers: [UInt16]) {
+        guard let srtp, let videoSSRC else { return }
+        let nack = RTCPPacket.genericNACK(GenericNACK(senderSSRC: ssrc, mediaSSRC: videoSSRC,
+                                                      lostSequenceNumbers: sequenceNumbers)).serialized()
+        if let protected = try? srtp.protectRTCP(nack) {
+            outputs.append(.transmit(protected, to: configuration.remoteAddress))
+        }
+    }
+
     /// Asks for a keyframe (RFC 4585 §6.3.1 PLI).
     public func requestKeyframe() {
         guard let srtp, let videoSSRC else { return }
@@ -200,9 +211,12 @@ public final class ViewerSession {
         }
     }
 
-    public func pollOutput() -> ViewerOutput {
-        if !outputs.isEmpty { return outputs.removeFirst() }
-        return .timeout(nextDeadline)
+    /// What the viewer has to do after the last input, in order, then one `.timeout` with its next
+    /// deadline: the same shape as PeerSession's, appended to the caller's reused array.
+    public func drainOutputs(into drained: inout [ViewerOutput]) {
+        drained.append(contentsOf: outputs)
+        outputs.removeAll(keepingCapacity: true)
+        drained.append(.timeout(nextDeadline))
     }
 
     public var nextDeadline: MonotonicTime? {
@@ -219,7 +233,7 @@ public final class ViewerSession {
         case .consentLost:
             isFinished = true
             return .event(.failed(reason: "ICE consent lost"))
-        case .selected, .rejected: return nil
+        case .checked, .selected, .rejected: return nil
         }
     }
 

@@ -5,6 +5,7 @@ import MediaSources
 import Opus
 import RTCBase
 import X264
+import SystemSupport
 
 /// `rtcam-bench x264`: "x264 alone", the denominator of the stack-overhead ratio. The daemon's video
 /// thread does exactly this (CameraServer/MediaPipeline.swift, runTestPattern + runVideo): render the
@@ -24,7 +25,7 @@ enum EncoderBench {
         // The daemon: profile-level-id "42e0" + level for the size and rate, keyframe every 2 s
         // (MediaConfiguration.keyframeIntervalSeconds), X264Encoder defaults for the rest
         // (ultrafast + zerolatency, 1 thread, VBV 500 ms).
-        let profileLevelID = "42e0" + h264LevelHex(width: width, height: height, fps: fps)
+        let profileLevelID = H264Level.constrainedBaselineProfileLevelID(width: width, height: height, framesPerSecond: fps)
         let encoder: X264Encoder
         let source: TestPatternSource
         do {
@@ -38,12 +39,12 @@ enum EncoderBench {
         // Warm-up (first frames allocate x264's buffers), outside the measurement.
         // The stream written with --output starts with the IDR of the first measured frame.
         for index in 0 ..< 3 {
-            _ = try? encoder.encode(source.frame(at: BenchClock.now(), index: UInt64(index)), forceKeyframe: index == 0)
+            _ = try? encoder.encode(source.frame(at: MonotonicClock.now(), index: UInt64(index)), forceKeyframe: index == 0)
         }
         var forceFirstKeyframe = outputPath != nil
 
         let stopAudio = StopFlag()
-        let audioThread: WorkerThread? = withOpus ? WorkerThread { runOpus(until: stopAudio) } : nil
+        let audioThread: DedicatedThread? = withOpus ? DedicatedThread.start(name: "rtcam-bench") { runOpus(until: stopAudio) } : nil
 
         let interval = Duration.nanoseconds(Int64(1_000_000_000 / fps))
         let frameCount = Int(seconds * Double(fps))
@@ -55,20 +56,20 @@ enum EncoderBench {
         var keyframes = 0
         var skipped = 0
         let startCPU = BenchClock.processCPU()
-        let start = BenchClock.now()
+        let start = MonotonicClock.now()
         var next = start
         for index in 0 ..< frameCount {
-            BenchClock.sleep(until: next)
-            let now = BenchClock.now()
+            MonotonicClock.sleep(until: next)
+            let now = MonotonicClock.now()
             next = next + interval
             if now > next {            // freshest frame wins, as in the daemon
                 next = now + interval
                 skipped += 1
             }
-            let cpu0 = BenchClock.threadCPU()
+            let cpu0 = MonotonicClock.threadCPUNanoseconds()
             let frame = source.frame(at: now, index: UInt64(index))
-            let cpu1 = BenchClock.threadCPU()
-            let rendered = BenchClock.now()
+            let cpu1 = MonotonicClock.threadCPUNanoseconds()
+            let rendered = MonotonicClock.now()
             let encoded: EncodedVideoFrame?
             do {
                 encoded = try encoder.encode(frame, forceKeyframe: forceFirstKeyframe)
@@ -76,8 +77,8 @@ enum EncoderBench {
             } catch {
                 fail("encoding failed: \(error)")
             }
-            let cpu2 = BenchClock.threadCPU()
-            let done = BenchClock.now()
+            let cpu2 = MonotonicClock.threadCPUNanoseconds()
+            let done = MonotonicClock.now()
             renderCPU += cpu1 - cpu0
             encodeCPU += cpu2 - cpu1
             renderNanoseconds.append(Double((rendered - now).nanosecondsClamped))
@@ -88,7 +89,7 @@ enum EncoderBench {
                 if encoded.isKeyframe { keyframes += 1 }
             }
         }
-        let end = BenchClock.now()
+        let end = MonotonicClock.now()
         let endCPU = BenchClock.processCPU()
         stopAudio.stop()
         audioThread?.join()
@@ -128,25 +129,13 @@ enum EncoderBench {
     private static func runOpus(until stop: StopFlag) {
         let tone = TestToneSource(channels: 1)
         guard let encoder = try? OpusEncoder(channels: 1, bitrate: 32_000) else { return }
-        var sampleIndex = TestToneSource.sampleIndex(at: BenchClock.now())
+        var sampleIndex = TestToneSource.sampleIndex(at: MonotonicClock.now())
         while !stop.isStopped {
             let captureTime = TestToneSource.time(ofSample: sampleIndex)
-            BenchClock.sleep(until: captureTime + .milliseconds(20))
+            MonotonicClock.sleep(until: captureTime + .milliseconds(20))
             let pcm = tone.samples(startingAt: sampleIndex, count: 960)
             sampleIndex += 960
             _ = try? encoder.encode(pcm, captureTime: captureTime)
         }
-    }
-
-    /// H.264 level_idc (Annex A, Table A-1: MaxFS and MaxMBPS) for the picture size and rate, hex.
-    static func h264LevelHex(width: Int, height: Int, fps: Int) -> String {
-        let frameMacroblocks = ((width + 15) / 16) * ((height + 15) / 16)
-        let rate = frameMacroblocks * fps
-        let table: [(levelIDC: Int, maxFrameSize: Int, maxRate: Int)] = [
-            (31, 3_600, 108_000), (32, 5_120, 216_000), (40, 8_192, 245_760),
-            (42, 8_704, 522_240), (50, 22_080, 589_824), (51, 36_864, 983_040),
-        ]
-        let level = table.first(where: { frameMacroblocks <= $0.maxFrameSize && rate <= $0.maxRate })?.levelIDC ?? 51
-        return String(level, radix: 16).leftPadded(to: 2)
     }
 }

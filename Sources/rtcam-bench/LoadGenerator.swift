@@ -8,6 +8,7 @@ import STUN
 import Synchronization
 import WebRTCSession
 import WebRTCViewer
+import SystemSupport
 
 /// `rtcam-bench loadgen`: N real WebRTC viewers against a running daemon, in one process. Each
 /// viewer is rtcam's own receiving side (`WebRTCViewer.ViewerSession`: ICE controlling, DTLS client,
@@ -90,7 +91,9 @@ final class LoadGeneratorShared: Sendable {
 
 enum LoadGenerator {
     static func run(_ options: Options) {
-        _ = SRTPCrypto.replacesLibsrtpCrypto  // the viewers' SRTP as the daemon's (RTCAM_SRTP_CRYPTO=libsrtp: libsrtp's own)
+        // The viewers' SRTP as the daemon's (RTCAM_SRTP_CRYPTO: auto, mbedtls, libsrtp).
+        SRTPCrypto.install(getenv("RTCAM_SRTP_CRYPTO").flatMap { SRTPCrypto.Choice(rawValue: String(cString: $0)) }
+                           ?? .cpuInstructions)
         let url = options.string("url", default: "http://127.0.0.1:8080")
         let endpoint: HTTPEndpoint
         do { endpoint = try HTTPEndpoint(url) } catch { fail(error.description) }
@@ -111,11 +114,11 @@ enum LoadGenerator {
         }
         let shared = LoadGeneratorShared()
         let cpuStart = BenchClock.processCPU()
-        let started = BenchClock.now()
-        var workers: [WorkerThread] = []
+        let started = MonotonicClock.now()
+        var workers: [DedicatedThread] = []
         for worker in 0 ..< configuration.threads {
             let seed = random.next()
-            workers.append(WorkerThread {
+            workers.append(DedicatedThread.start(name: "rtcam-bench") {
                 var generator = LoadWorker(worker: worker, configuration: configuration, certificate: certificate,
                                            shared: shared, seed: seed)
                 generator.run()
@@ -124,21 +127,21 @@ enum LoadGenerator {
 
         // Connect phase: until every viewer connected or gave up, or the timeout.
         let connectDeadline = started + configuration.connectTimeout
-        while shared.settled.load(ordering: .relaxed) < viewers, BenchClock.now() < connectDeadline {
-            BenchClock.sleep(until: BenchClock.now() + .milliseconds(20))
+        while shared.settled.load(ordering: .relaxed) < viewers, MonotonicClock.now() < connectDeadline {
+            MonotonicClock.sleep(until: MonotonicClock.now() + .milliseconds(20))
         }
-        let connectSeconds = Double((BenchClock.now() - started).nanosecondsClamped) / 1e9
+        let connectSeconds = Double((MonotonicClock.now() - started).nanosecondsClamped) / 1e9
         let connectedCount = shared.connected.load(ordering: .relaxed)
         // Let the keyframes requested by the last joiners pass before measuring.
-        BenchClock.sleep(until: BenchClock.now() + .milliseconds(500))
+        MonotonicClock.sleep(until: MonotonicClock.now() + .milliseconds(500))
         let cpuReady = BenchClock.processCPU()
         shared.phase.store(1, ordering: .relaxed)
         print("READY \(connectedCount)/\(viewers) connected in \(format(connectSeconds)) s")
         flushOutput()
-        let windowStart = BenchClock.now()
-        BenchClock.sleep(until: windowStart + .nanoseconds(Int64(configuration.seconds * 1e9)))
+        let windowStart = MonotonicClock.now()
+        MonotonicClock.sleep(until: windowStart + .nanoseconds(Int64(configuration.seconds * 1e9)))
         shared.phase.store(2, ordering: .relaxed)
-        let windowSeconds = Double((BenchClock.now() - windowStart).nanosecondsClamped) / 1e9
+        let windowSeconds = Double((MonotonicClock.now() - windowStart).nanosecondsClamped) / 1e9
         let cpuDone = BenchClock.processCPU()
         print("DONE")
         flushOutput()
@@ -268,7 +271,7 @@ struct LoadWorker {
     private var random: SeededRandom
     private var slots: [Slot] = []
     private var pending: [Slot] = []
-    private let ntpAtMonotonicZero = BenchClock.ntpNanosecondsAtMonotonicZero()
+    private let ntpAtMonotonicZero = MonotonicClock.ntpNanosecondsAtMonotonicZero()
     private var buffer = [UInt8](repeating: 0, count: 2048)
 
     init(worker: Int, configuration: LoadGeneratorConfiguration, certificate: DTLSCertificate,
@@ -283,13 +286,13 @@ struct LoadWorker {
 
     mutating func run() {
         let connectInterval = Duration.nanoseconds(Int64(1e9 * Double(configuration.threads) / max(1, configuration.connectRate)))
-        var nextConnect = BenchClock.now()
+        var nextConnect = MonotonicClock.now()
         var phase = 0
         var pollDescriptors: [pollfd] = []
         var descriptorSlots: [Slot] = []
-        let started = BenchClock.now()
+        let started = MonotonicClock.now()
         while true {
-            var now = BenchClock.now()
+            var now = MonotonicClock.now()
             let currentPhase = shared.phase.load(ordering: .relaxed)
             if currentPhase != phase {
                 phase = currentPhase
@@ -307,7 +310,7 @@ struct LoadWorker {
                     descriptorSlots.append(slot)
                 }
                 nextConnect = nextConnect + connectInterval
-                now = BenchClock.now()
+                now = MonotonicClock.now()
             }
             // Viewers that did not connect in time give up (counted once).
             if phase == 0, now - started > configuration.connectTimeout {
@@ -327,7 +330,7 @@ struct LoadWorker {
                     receiveAll(descriptorSlots[position])
                 }
             }
-            now = BenchClock.now()
+            now = MonotonicClock.now()
             for slot in slots {
                 guard let deadline = slot.deadline, deadline <= now, let session = slot.session else { continue }
                 session.handleTimeout(now: now)
@@ -378,10 +381,10 @@ struct LoadWorker {
         }
         slot.fd = fd
         do {
-            let session = try ViewerSession(configuration: negotiation.configuration, now: BenchClock.now(), random: &random)
+            let session = try ViewerSession(configuration: negotiation.configuration, now: MonotonicClock.now(), random: &random)
             slot.session = session
-            session.start(now: BenchClock.now())
-            drain(slot, now: BenchClock.now())
+            session.start(now: MonotonicClock.now())
+            drain(slot, now: MonotonicClock.now())
         } catch {
             settle(slot, failure: "ViewerSession: \(error)")
         }
@@ -431,7 +434,7 @@ struct LoadWorker {
             let count = buffer.withUnsafeMutableBytes { recv(slot.fd, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
             if count <= 0 { break }
             slot.result.bytesInWindow += count
-            let now = BenchClock.now()
+            let now = MonotonicClock.now()
             let datagram = Array(buffer[0 ..< count])
             if datagram[0] <= 3, answerBindingRequest(datagram, session: session, fd: slot.fd) { continue }
             session.handle(datagram, from: session.configuration.remoteAddress, now: now)
@@ -464,15 +467,16 @@ struct LoadWorker {
 
     private func drain(_ slot: Slot, now: MonotonicTime) {
         guard let session = slot.session else { return }
-        while true {
-            switch session.pollOutput() {
+        var drained: [ViewerOutput] = []
+        session.drainOutputs(into: &drained)
+        for output in drained {
+            switch output {
             case let .transmit(bytes, _):
                 _ = bytes.withUnsafeBytes { send(slot.fd, $0.baseAddress!, $0.count, 0) }
             case let .event(event):
                 handle(event, slot: slot, now: now)
             case let .timeout(deadline):
                 slot.deadline = deadline
-                return
             }
         }
     }
@@ -489,7 +493,7 @@ struct LoadWorker {
                 slot.result.firstFrameMilliseconds = (now - posted).millisecondsDouble
             }
             if let report = slot.senderReport {
-                // Both streams' RTP clocks run on rtcam's CLOCK_MONOTONIC (MediaFanout.rtpTimestamp).
+                // Both streams' RTP clocks run on rtcam's CLOCK_MONOTONIC (MediaPacketizer.rtpTimestamp).
                 let ticks = Int64(Int32(bitPattern: report.rtp &- rtpTimestamp))
                 let capture = report.monotonic - ticks * 1_000_000_000 / 90_000
                 let latency = Double(Int64(now.nanoseconds) - capture) / 1e6

@@ -2,6 +2,7 @@ import CUDPSocket
 import RTCBase
 #if canImport(Glibc)
 import Glibc
+import SystemSupport
 #endif
 
 /// What any live streamer pays this machine's kernel per frame, whatever its own code does: the
@@ -16,7 +17,7 @@ enum MachineFloorBench {
         let bitrate = options.int("bitrate", default: 2000)
         let jsonPath = options.string("json", default: "out/bench/floor.json")
         // The daemon's datagrams: 12-byte RTP header + up to 1150 bytes of payload + 10-byte
-        // SRTP tag (MediaFanout.maxRTPPayloadSize, AES-CM/HMAC-SHA1-80).
+        // SRTP tag (MediaPacketizer.maxRTPPayloadSize, AES-CM/HMAC-SHA1-80).
         let datagramSize = 12 + 1150 + 10
         let frameBytes = max(1, bitrate * 1000 / 8 / fps)
         let segments = (frameBytes + 1149) / 1150
@@ -35,32 +36,32 @@ enum MachineFloorBench {
 
         // Sleeping and waking once per frame, nothing else.
         var sleepCPU: [Double] = []
-        var next = BenchClock.now()
+        var next = MonotonicClock.now()
         for _ in 0 ..< cycles {
             next = next + interval
-            let before = BenchClock.threadCPU()
-            BenchClock.sleep(until: next)
-            sleepCPU.append(Double(BenchClock.threadCPU() - before) / 1000)
+            let before = MonotonicClock.threadCPUNanoseconds()
+            MonotonicClock.sleep(until: next)
+            sleepCPU.append(Double(MonotonicClock.threadCPUNanoseconds() - before) / 1000)
         }
         // One frame's datagrams per frame interval, one GSO write (the sleep outside the bracket).
         var sendCPU: [Double] = []
-        next = BenchClock.now()
+        next = MonotonicClock.now()
         for _ in 0 ..< cycles {
             next = next + interval
-            BenchClock.sleep(until: next)
-            let before = BenchClock.threadCPU()
+            MonotonicClock.sleep(until: next)
+            let before = MonotonicClock.threadCPUNanoseconds()
             receiver.send(frame, from: sender, segmentSize: segments > 1 ? datagramSize : 0, datagrams: segments)
-            sendCPU.append(Double(BenchClock.threadCPU() - before) / 1000)
+            sendCPU.append(Double(MonotonicClock.threadCPUNanoseconds() - before) / 1000)
         }
         // One audio packet every 20 ms.
         var audioCPU: [Double] = []
-        next = BenchClock.now()
+        next = MonotonicClock.now()
         for _ in 0 ..< max(10, Int(seconds * 50)) {
             next = next + .milliseconds(20)
-            BenchClock.sleep(until: next)
-            let before = BenchClock.threadCPU()
+            MonotonicClock.sleep(until: next)
+            let before = MonotonicClock.threadCPUNanoseconds()
             receiver.send(audioPacket, from: sender, segmentSize: 0, datagrams: 1)
-            audioCPU.append(Double(BenchClock.threadCPU() - before) / 1000)
+            audioCPU.append(Double(MonotonicClock.threadCPUNanoseconds() - before) / 1000)
         }
         let received = receiver.stop()
         let sent = cycles * segments + audioCPU.count - receiver.dropped
@@ -90,7 +91,7 @@ private final class LoopbackSink: @unchecked Sendable {
     private let descriptor: CInt
     private var address = sockaddr_in()
     private let stopFlag = StopFlag()
-    private var reader: WorkerThread?
+    private var reader: DedicatedThread?
     private let count = ReceivedCount()
 
     private final class ReceivedCount: @unchecked Sendable {
@@ -112,7 +113,7 @@ private final class LoopbackSink: @unchecked Sendable {
         }
         guard bound else { fail("cannot bind the receiving socket on 127.0.0.1") }
         let readable = descriptor, stopFlag = stopFlag, count = count
-        reader = WorkerThread {
+        reader = DedicatedThread.start(name: "rtcam-bench") {
             var buffer = [UInt8](repeating: 0, count: 65_536)
             while !stopFlag.isStopped {
                 let got = buffer.withUnsafeMutableBytes { recv(readable, $0.baseAddress, $0.count, 0) }
@@ -144,7 +145,7 @@ private final class LoopbackSink: @unchecked Sendable {
 
     /// Stops the reader; the datagrams it received.
     func stop() -> Int {
-        BenchClock.sleep(until: BenchClock.now() + .milliseconds(200))   // the reader drains its queue first
+        MonotonicClock.sleep(until: MonotonicClock.now() + .milliseconds(200))   // the reader drains its queue first
         stopFlag.stop()
         reader?.join()
         close(descriptor)

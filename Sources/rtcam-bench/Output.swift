@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import RTCBase
 #endif
 
 /// Machine-readable results (no Foundation in rtcam: a small JSON writer of its own).
@@ -24,7 +25,7 @@ indirect enum JSONValue: Sendable {
             // Round to 4 decimals: the figures are measurements, not exact values.
             let rounded = (value * 10_000).rounded() / 10_000
             return rounded == rounded.rounded() && abs(rounded) < 1e15 ? String(Int(rounded)) : String(rounded)
-        case let .string(value): return Self.quoted(value)
+        case let .string(value): return value.jsonQuoted
         case let .array(values):
             if values.isEmpty { return "[]" }
             // Arrays of numbers stay on one line.
@@ -34,37 +35,13 @@ indirect enum JSONValue: Sendable {
             return "[\n" + values.map { pad + $0.serialized(indent: indent + 1) }.joined(separator: ",\n") + "\n" + closing + "]"
         case let .object(members):
             if members.isEmpty { return "{}" }
-            return "{\n" + members.map { pad + Self.quoted($0.0) + ": " + $0.1.serialized(indent: indent + 1) }
+            return "{\n" + members.map { pad + $0.0.jsonQuoted + ": " + $0.1.serialized(indent: indent + 1) }
                 .joined(separator: ",\n") + "\n" + closing + "}"
         }
-    }
-
-    private static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    out += "\\u00" + String(scalar.value, radix: 16).leftPadded(to: 2)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }
 
 extension String {
-    func leftPadded(to width: Int, with pad: Character = "0") -> String {
-        count >= width ? self : String(repeating: pad, count: width - count) + self
-    }
-
     func padded(to width: Int) -> String {
         count >= width ? self : self + String(repeating: " ", count: width - count)
     }

@@ -2,6 +2,7 @@ import RTCBase
 import RTP
 import SRTP
 import WebRTCSession
+import SystemSupport
 
 /// `rtcam-bench srtp`: SRTP protect (and unprotect) throughput on one core through rtcam's own
 /// `SRTPSession` (libsrtp2), with packets the size the daemon sends: ≤ 1200-byte datagrams.
@@ -40,8 +41,8 @@ enum SRTPBench {
             /// packets protected and the thread's CPU seconds.
             func timed(_ protect: ([UInt8]) -> Void) -> (packets: Int, cpu: Double) {
                 var count = 0
-                let cpuStart = BenchClock.threadCPU()
-                let end = BenchClock.now() + .nanoseconds(Int64(seconds * 1e9))
+                let cpuStart = MonotonicClock.threadCPUNanoseconds()
+                let end = MonotonicClock.now() + .nanoseconds(Int64(seconds * 1e9))
                 repeat {
                     for _ in 0 ..< 256 {
                         sequence &+= 1
@@ -50,8 +51,8 @@ enum SRTPBench {
                         protect(packet)
                     }
                     count += 256
-                } while BenchClock.now() < end
-                return (count, Double(BenchClock.threadCPU() - cpuStart) / 1e9)
+                } while MonotonicClock.now() < end
+                return (count, Double(MonotonicClock.threadCPUNanoseconds() - cpuStart) / 1e9)
             }
             let (count, protectCPU) = timed { packet in
                 guard let protected = try? sender.protectRTP(packet) else { fail("protect failed") }
@@ -65,7 +66,7 @@ enum SRTPBench {
                 if batch.count == 8 { batch.removeAll() }
                 do {
                     try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
-                        try sender.protectRTP(packet, payloadType: 102, appendingTo: &storage)
+                        try sender.protectRTP(packet, appendingTo: &storage) { RTPFixedHeader.setPayloadType(102, in: $0) }
                     }
                 } catch {
                     fail("protect into a batch failed: \(error)")
@@ -74,14 +75,14 @@ enum SRTPBench {
             let batchNs = batchCPU * 1e9 / Double(batched)
             // Unprotect: the load generator's per-packet cost (fresh receiver per 1024 so no replay).
             var unprotected = 0
-            let cpuUnprotect = BenchClock.threadCPU()
-            let unprotectEnd = BenchClock.now() + .nanoseconds(Int64(seconds * 1e9))
-            while BenchClock.now() < unprotectEnd {
+            let cpuUnprotect = MonotonicClock.threadCPUNanoseconds()
+            let unprotectEnd = MonotonicClock.now() + .nanoseconds(Int64(seconds * 1e9))
+            while MonotonicClock.now() < unprotectEnd {
                 guard let fresh = try? SRTPSession(keys: keys, isClient: true) else { fail("SRTPSession") }
                 for copy in protectedCopies { if (try? fresh.unprotectRTP(copy)) != nil { unprotected += 1 } }
             }
             _ = receiver
-            let unprotectCPU = Double(BenchClock.threadCPU() - cpuUnprotect) / 1e9
+            let unprotectCPU = Double(MonotonicClock.threadCPUNanoseconds() - cpuUnprotect) / 1e9
             let packetsPerSecond = Double(count) / protectCPU
             let megabitsPerSecond = Double(bytes) * 8 / 1e6 / protectCPU
             let nanosecondsPerPacket = protectCPU * 1e9 / Double(count)

@@ -29,7 +29,7 @@ struct WHEPNegotiation {
 
     static func negotiate(endpoint: HTTPEndpoint, certificate: DTLSCertificate,
                           random: inout some RandomNumberGenerator) throws(Failure) -> WHEPNegotiation {
-        let localICE = ICECredentials(ufrag: random.iceString(length: 8), password: random.iceString(length: 24))
+        let localICE = ICECredentials.random(using: &random)
         let offer = RecvOnlyOfferBuilder.offer(iceUfrag: localICE.ufrag, icePassword: localICE.password,
                                                fingerprintSHA256: certificate.fingerprintSDP)
         let response: HTTPResponse

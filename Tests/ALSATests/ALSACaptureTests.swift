@@ -133,6 +133,46 @@ struct ALSAPulseCaptureTests {
         #expect(continuity.jump < 0.1, "phase jump of \(continuity.jump) rad at sample \(continuity.at): samples lost or repeated")
     }
 
+    @Test("the daemon's 20 ms periods from a sound server reporting a 650 ms delay: a reader 100 ms late loses nothing, capture times stay on the sample clock")
+    func lateReaderBehindSoundServerLosesNothing() throws {
+        let pulse = try PulseFixture()
+        // pacat at its default (2 s) latency, as the interop test plays the tone: the null sink
+        // starts at that latency, and for the first ~0.7 s after it switches to the capture's the
+        // `pulse` PCM reports ~31,000 frames of delay while periods come every 20 ms (measured).
+        try pulse.play(samples: tone(frequency: 1000, seconds: 12, amplitude: 8000), latencyMilliseconds: nil)
+        let capture = try ALSACapture(configuration: ALSACaptureConfiguration(
+            device: "rtcamdaemon", pcmDefinition: pulse.pcmDefinition(name: "rtcamdaemon"),
+            sampleRate: 48_000, channels: 1, periodMilliseconds: 20, periodsPerBuffer: 4))
+        #expect(capture.periodFrames == 960)
+        _ = try capture.readPeriod()   // waits for the server's first audio (up to 2 s)
+        var reads = try readPeriods(capture, count: 10)
+        usleep(100_000)  // the audio thread is late once (an encoder opening, a busy core): 5 periods
+        reads += try readPeriods(capture, count: 240)
+        let statistics = capture.statistics
+        #expect(statistics.recoveries == 0 && statistics.framesSkipped == 0 && statistics.framesLost == 0,
+                "\(statistics); reads: \(trace(reads))")
+        #expect(!reads.contains { $0.chunk.followsDiscontinuity })
+        for (index, read) in reads.enumerated() {
+            #expect(read.chunk.firstFrameIndex == UInt64((index + 1) * 960))
+        }
+        // Real time: 48 kHz ± 2 % over the wall time of the reads (the late one included).
+        let wall = Double((reads[reads.count - 1].readAt - reads[0].readAt).nanosecondsClamped) / 1e9
+        let rate = Double((reads.count - 1) * 960) / wall
+        #expect(abs(rate - 48_000) < 48_000 * 0.02, "measured \(rate) frames/s over \(wall) s")
+        // On the sample clock once the timeline settled (its first second): consecutive capture
+        // times 20 ms apart, give or take the one-frame slew (20.8 µs) that follows the device.
+        var irregular: [String] = []
+        let settled = reads.dropFirst(50)
+        for (previous, next) in zip(settled, settled.dropFirst()) {
+            let step = (next.chunk.captureTime - previous.chunk.captureTime).nanosecondsClamped
+            if abs(step - 20_000_000) > 20_834 { irregular.append("\(next.chunk.firstFrameIndex): \(Double(step) / 1e6) ms") }
+        }
+        #expect(irregular.isEmpty, "capture times off the sample clock at \(irregular)")
+        let continuity = largestPhaseJump(reads.flatMap(\.chunk.samples))
+        #expect(continuity.jump < 0.1, "phase jump of \(continuity.jump) rad at sample \(continuity.at): samples lost or repeated")
+        print("ALSA late reader behind pulse: \(Int(rate)) frames/s over \(wall) s, \(statistics)")
+    }
+
     @Test("a reader stalled 500 ms recovers (counted), flags the gap, and keeps capturing with low latency")
     func recoversFromStall() throws {
         let pulse = try PulseFixture()

@@ -170,8 +170,9 @@ final class PulseFixture {
     }
 
     /// Plays raw mono S16LE 48 kHz samples into sink "s" with pacat (in real time), and returns once
-    /// the sink runs at pacat's low latency (see `restartSinkClock`).
-    func play(samples: [Int16]) throws {
+    /// the sink runs at pacat's latency (see `restartSinkClock`): `latencyMilliseconds`, or nil for
+    /// pacat's default (2 s, the sink then renders in large blocks until a capture asks for less).
+    func play(samples: [Int16], latencyMilliseconds: Int? = 20) throws {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(samples.count * 2)
         for sample in samples {
@@ -183,7 +184,7 @@ final class PulseFixture {
         let pid = try spawnProcess(
             executable: pacat,
             arguments: ["pacat", "--server=unix:\(socketPath)", "-d", "s", "--playback", "--raw", "--rate=48000",
-                        "--channels=1", "--format=s16le", "--latency-msec=20"],
+                        "--channels=1", "--format=s16le"] + (latencyMilliseconds.map { ["--latency-msec=\($0)"] } ?? []),
             environment: environment, standardInput: file, standardOutput: directory.path + "/pacat.log")
         processes.append(pid)
         // Wait for pacat's stream to exist, then restart the sink's clock.

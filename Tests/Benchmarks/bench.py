@@ -302,7 +302,8 @@ def bench_footprint(args) -> dict:
     libraries = subprocess.run(["ldd", str(binary)], stdout=subprocess.PIPE, text=True).stdout
 
     def rss_for(name: str, extra: tuple[str, ...]) -> dict:
-        daemon = start_daemon(name, SIZE, FPS, BITRATE, extra=extra)
+        # As shipped: HTTPS on (its certificate made and its TLS context ready at start).
+        daemon = start_daemon(name, SIZE, FPS, BITRATE, extra=extra, https=True)
         try:
             time.sleep(args.settle)
             idle = common.memory_kb(daemon.process.pid)
@@ -709,6 +710,70 @@ def bench_srtp(args) -> dict:
     return json.loads(path.read_text())
 
 
+# ---- TLS (HTTPS) ---------------------------------------------------------------------------------
+
+def bench_tls(args) -> dict:
+    """HTTPS handshakes a second (full and resumed, one client connection at a time, Python's ssl on
+    the same machine: the figure includes the client's work) and the daemon's RSS per idle TLS
+    connection (200 connections held open after their handshakes)."""
+    import socket
+    import ssl
+
+    daemon = start_daemon("tls", "640x480", 30, 1000, extra=("--audio", "none"), https=True)
+    try:
+        port = daemon.https_port
+        context = ssl.create_default_context(cadata=daemon.https_certificate_pem)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+
+        def handshake(session=None):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+            wrapped = context.wrap_socket(raw, server_hostname="localhost", session=session)
+            return wrapped
+
+        def rate(resume: bool) -> dict:
+            session = None
+            if resume:
+                first = handshake()
+                session = first.session
+                first.close()
+            cpu_before = common.cpu_seconds(daemon.process.pid)
+            started = time.monotonic()
+            count = reused = 0
+            while time.monotonic() - started < args.seconds:
+                connection = handshake(session)
+                reused += connection.session_reused
+                connection.close()
+                count += 1
+            elapsed = time.monotonic() - started
+            daemon_cpu = common.cpu_seconds(daemon.process.pid) - cpu_before
+            return {"handshakes": count, "per_second": count / elapsed, "resumed": reused,
+                    "daemon_cpu_ms_per_handshake": daemon_cpu * 1000 / max(1, count)}
+
+        full = rate(resume=False)
+        resumed = rate(resume=True)
+        time.sleep(1)
+        before = common.memory_kb(daemon.process.pid)["VmRSS"]
+        held = [handshake() for _ in range(200)]
+        time.sleep(1)
+        during = common.memory_kb(daemon.process.pid)["VmRSS"]
+        for connection in held:
+            connection.close()
+        per_connection_kb = (during - before) / len(held)
+    finally:
+        daemon.stop()
+    table("HTTPS (TLS 1.2, ECDHE-ECDSA P-256, mbedTLS; client: Python ssl on the same machine)",
+          ["what", "value"],
+          [["full handshakes / s", f"{full['per_second']:.0f}"],
+           ["  daemon CPU per full handshake", f"{full['daemon_cpu_ms_per_handshake']:.2f} ms"],
+           ["resumed (ticket) handshakes / s", f"{resumed['per_second']:.0f} ({resumed['resumed']} of {resumed['handshakes']} resumed)"],
+           ["  daemon CPU per resumed handshake", f"{resumed['daemon_cpu_ms_per_handshake']:.2f} ms"],
+           ["RSS per idle TLS connection", f"{per_connection_kb:.1f} KiB (200 held: {before} -> {during} KiB)"]])
+    result = {"full": full, "resumed": resumed, "rss_per_connection_kib": per_connection_kb,
+              "rss_before_kib": before, "rss_with_200_kib": during}
+    write_json("tls", result)
+    return result
+
+
 # ---- main ----------------------------------------------------------------------------------------
 
 def only_loopback() -> bool:
@@ -721,7 +786,8 @@ def only_loopback() -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "srtp", "all"])
+    parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "srtp", "tls",
+                                              "all"])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="overhead/peers: repeat and take medians")
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 10, 50, 100, 200])
@@ -744,7 +810,7 @@ def main() -> int:
             print(f"missing {binary}: swift build -c release --static-swift-stdlib", file=sys.stderr)
             return 2
     print(f"rtcam {rtcam_binary()}\nrtcam-bench {bench_binary()}\nload before: {common.machine_load()}")
-    chosen = ["srtp", "footprint", "overhead", "latency", "firstframe", "fanout", "peers"] \
+    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers"] \
         if args.benchmark == "all" else [args.benchmark]
     failures = []
     for name in chosen:

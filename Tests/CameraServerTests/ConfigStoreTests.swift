@@ -1,7 +1,29 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import CameraServer
 
 @Suite struct ConfigStoreTests {
+    @Test func aConfigurationSavedBeforeTheKeyExistedNowProtectsViewing() throws {
+        let directory = TemporaryDirectory()
+        directory.write("config.json", #"{"width": 640, "height": 480}"#)
+        #expect(ConfigStore(directory: directory.path, defaults: CameraSettings()).settings.viewingRequiresPassword)
+        directory.write("config.json", #"{"viewingRequiresPassword": false}"#)
+        #expect(!ConfigStore(directory: directory.path, defaults: CameraSettings()).settings.viewingRequiresPassword)
+        #expect(CameraSettings().viewingRequiresPassword)
+    }
+
+    @Test func stateFilesGoThroughAFreshTemporaryFileThatIsNeverFollowed() throws {
+        let directory = TemporaryDirectory()
+        // A symlink planted at the old fixed temporary name is not followed (nor is any other name).
+        _ = symlink(directory.path + "/victim", directory.path + "/config.json.tmp")
+        try StateFiles.writeAtomically(directory.path + "/config.json", contents: "{}\n")
+        #expect(!directory.exists("victim"))
+        #expect(directory.read("config.json") == "{}\n")
+        #expect(directory.names() == ["config.json", "config.json.tmp"])
+    }
+
     @Test func missingFileMeansDefaultsWithoutComplaint() {
         let directory = TemporaryDirectory()
         let store = ConfigStore(directory: directory.path, defaults: CameraSettings())
@@ -17,9 +39,9 @@ import Testing
         settings.media.height = 480
         settings.media.bitrateKbps = 900
         settings.media.video = .v4l2(devicePath: "/dev/video2")
-        settings.viewingRequiresPassword = true
+        settings.viewingRequiresPassword = false
         try store.save(settings)
-        #expect(!directory.exists("config.json.tmp"))
+        #expect(directory.names() == ["config.json"], "no temporary file is left behind")
         let reloaded = ConfigStore(directory: directory.path, defaults: CameraSettings())
         #expect(reloaded.settings == settings)
         #expect(reloaded.loadProblem == nil)

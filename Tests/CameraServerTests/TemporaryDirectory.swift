@@ -29,4 +29,18 @@ final class TemporaryDirectory {
     }
 
     func exists(_ name: String) -> Bool { access(path + "/" + name, F_OK) == 0 }
+
+    /// The names in the directory, sorted (without . and ..).
+    func names() -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
 }

@@ -173,16 +173,18 @@ import Testing
         var agent = agent()
         for id in UInt8(1)...3 {
             let actions = agent.receive(check(key: key, id: id), from: browser, now: now)
-            #expect(actions.count == 1)
+            #expect(actions.count == 2)
             #expect(try sentResponse(actions).message.messageClass == .successResponse)
+            // Every check answered with success says so: the session learns its working pairs here.
+            #expect(actions.last == .checked(browser))
         }
         #expect(agent.selectedAddress == nil)
         let nominated = agent.receive(check(key: key, useCandidate: true, id: 4), from: browser, now: now)
         #expect(nominated.last == .selected(browser))
-        #expect(agent.receive(check(key: key, useCandidate: true, id: 5), from: browser, now: now).count == 1)
+        #expect(agent.receive(check(key: key, useCandidate: true, id: 5), from: browser, now: now).count == 2)
         // A valid but unnominated check from elsewhere changes nothing; a nominated one does.
         let other = TransportAddress(host: "10.9.8.7", port: 1)!
-        #expect(agent.receive(check(key: key, id: 6), from: other, now: now).count == 1)
+        #expect(agent.receive(check(key: key, id: 6), from: other, now: now).count == 2)
         #expect(agent.selectedAddress == browser)
         #expect(agent.receive(check(key: key, useCandidate: true, id: 7), from: other, now: now).last == .selected(other))
     }
@@ -194,6 +196,7 @@ import Testing
             let response = try sentResponse(actions).message
             #expect(response.errorCode?.code == 401 && response.messageIntegrity == nil, "\(username)")
             #expect(actions.last.map { if case .rejected = $0 { true } else { false } } == true)
+            #expect(!actions.contains(.checked(browser)))  // an error response is no working pair
         }
         #expect(agent.selectedAddress == nil)
     }
@@ -216,7 +219,9 @@ import Testing
         let (response, bytes) = try sentResponse(agent.receive(check(username: "rtcm:anything", key: key, id: 2), from: browser, now: now))
         #expect(response.errorCode?.code == 401)
         #expect(STUNMessage.hasValidIntegrity(bytes, key: key))
-        #expect(agent.receive(check(key: key, id: 3), from: browser, now: now).count == 1)
+        let matching = agent.receive(check(key: key, id: 3), from: browser, now: now)
+        #expect(try sentResponse(matching).message.messageClass == .successResponse)
+        #expect(matching.count == 2 && matching.last == .checked(browser))
     }
 
     @Test func missingUsernameOrIntegrityGets400() throws {

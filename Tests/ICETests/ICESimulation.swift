@@ -22,6 +22,8 @@ struct ICELink {
 
     /// Everything but `.send`, with the time it happened.
     var liteEvents: [(MonotonicTime, ICEAction)] = []
+    /// Addresses the lite agent reported as checked (a success response sent to them).
+    var liteCheckedAddresses: Set<TransportAddress> = []
     var viewerEvents: [(MonotonicTime, ICEAction)] = []
     var viewerSends: [(MonotonicTime, [UInt8])] = []
     var liteSends: [(MonotonicTime, [UInt8])] = []
@@ -61,6 +63,7 @@ struct ICELink {
 
     private mutating func handleLite(_ actions: [ICEAction]) {
         for action in actions {
+            if case let .checked(address) = action { liteCheckedAddresses.insert(address); continue }
             guard case let .send(datagram, to) = action else { liteEvents.append((now, action)); continue }
             liteSends.append((now, datagram))
             // Only the viewer's current address reaches it (the old NAT binding is gone).

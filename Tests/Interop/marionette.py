@@ -90,8 +90,14 @@ def _pref_line(name: str, value: Any) -> str:
 
 class Firefox:
     def __init__(self, executable: Optional[str] = None, profile_dir: Optional[str] = None,
-                 log_path: Optional[str] = None, prefs: Optional[dict] = None, launch_timeout: float = 30.0):
+                 log_path: Optional[str] = None, prefs: Optional[dict] = None, launch_timeout: float = 30.0,
+                 accept_insecure_certs: bool = False, trusted_certificates: tuple[str, ...] = ()):
         self.executable = executable or find_firefox()
+        # WebDriver's acceptInsecureCerts (Firefox 153's Marionette does not take it on its own).
+        self.accept_insecure_certs = accept_insecure_certs
+        # PEM certificates the profile trusts as authorities (added to its NSS database with certutil,
+        # as a user who trusts a camera's self-signed certificate would).
+        self.trusted_certificates = trusted_certificates
         self._own_profile = profile_dir is None
         self.profile_dir = Path(profile_dir or tempfile.mkdtemp(prefix="rtcam-firefox-"))
         self.log_path = log_path
@@ -110,6 +116,13 @@ class Firefox:
         with open(self.profile_dir / "user.js", "w") as user_js:
             for name, value in self.prefs.items():
                 user_js.write(_pref_line(name, value))
+        if self.trusted_certificates:
+            database = f"sql:{self.profile_dir}"
+            if not (self.profile_dir / "cert9.db").exists():
+                subprocess.run(["certutil", "-N", "-d", database, "--empty-password"], check=True, capture_output=True)
+            for index, pem in enumerate(self.trusted_certificates):
+                subprocess.run(["certutil", "-A", "-d", database, "-n", f"trusted-{index}", "-t", "C,,", "-a"],
+                               input=pem.encode(), check=True, capture_output=True)
         port_file = self.profile_dir / "MarionetteActivePort"
         if port_file.exists():
             port_file.unlink()
@@ -153,7 +166,8 @@ class Firefox:
         if not isinstance(hello, dict) or hello.get("marionetteProtocol", 0) < 3:
             raise MarionetteError(f"unexpected Marionette greeting: {hello}")
         self.session = self.command("WebDriver:NewSession",
-                                    {"capabilities": {"alwaysMatch": {"pageLoadStrategy": "normal"}}})
+                                    {"capabilities": {"alwaysMatch": {"pageLoadStrategy": "normal",
+                                                                      "acceptInsecureCerts": self.accept_insecure_certs}}})
         return self
 
     def __enter__(self) -> "Firefox":

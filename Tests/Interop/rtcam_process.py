@@ -39,9 +39,11 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def http_request(method: str, url_path: str, port: int, body: Optional[bytes] = None,
-                 headers: Optional[dict] = None, timeout: float = 5.0, host: str = HOST):
-    """One HTTP exchange; returns (status, headers as a case-insensitive message, body bytes)."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+                 headers: Optional[dict] = None, timeout: float = 5.0, host: str = HOST, tls=None):
+    """One HTTP exchange (HTTPS with `tls`, an ssl.SSLContext); returns (status, headers as a
+    case-insensitive message, body bytes)."""
+    connection = (http.client.HTTPSConnection(host, port, timeout=timeout, context=tls) if tls is not None
+                  else http.client.HTTPConnection(host, port, timeout=timeout))
     try:
         connection.request(method, url_path, body=body, headers=headers or {})
         response = connection.getresponse()
@@ -54,7 +56,7 @@ class RtcamProcess:
     def __init__(self, state_dir: Path, log_path: Path, binary: Optional[str] = None,
                  extra_args: tuple[str, ...] = (), size: str = "640x480", fps: int = 30,
                  bitrate_kbps: int = 1000, max_viewers: Optional[int] = None,
-                 startup_timeout: float = 20.0):
+                 startup_timeout: float = 20.0, https: bool = False):
         self.binary = binary or rtcam_binary()
         self.state_dir = Path(state_dir)
         self.log_path = Path(log_path)
@@ -62,6 +64,10 @@ class RtcamProcess:
         self.size, self.fps, self.bitrate_kbps, self.max_viewers = size, fps, bitrate_kbps, max_viewers
         self.startup_timeout = startup_timeout
         self.http_port = 0
+        # HTTPS is the daemon's default; the tests that are about it turn it on, the others keep
+        # the settings API on plain HTTP (with HTTPS on it redirects there).
+        self.https = https
+        self.https_port = 0
         self.media_port = 0
         self.process: Optional[subprocess.Popen] = None
         self.exit_code: Optional[int] = None
@@ -76,9 +82,20 @@ class RtcamProcess:
     def url(self, path: str = "/") -> str:
         return self.base_url + path
 
+    def https_url(self, path: str = "/", host: str = HOST) -> str:
+        return f"https://{host}:{self.https_port}{path}"
+
+    @property
+    def https_certificate_pem(self) -> str:
+        """The self-signed HTTPS certificate the daemon made (its key stays out of this)."""
+        text = (self.state_dir / "https-certificate.pem").read_text()
+        start = text.index("-----BEGIN CERTIFICATE-----")
+        return text[start:text.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")] + "\n"
+
     def command(self) -> list[str]:
         args = [self.binary,
-                "--http-port", str(self.http_port), "--media-port", str(self.media_port),
+                "--http-port", str(self.http_port), "--https-port", str(self.https_port if self.https else 0),
+                "--media-port", str(self.media_port),
                 "--state-dir", str(self.state_dir),
                 "--source", "test-pattern", "--audio", "test-tone",
                 "--size", self.size, "--fps", str(self.fps), "--bitrate", str(self.bitrate_kbps),
@@ -93,6 +110,9 @@ class RtcamProcess:
                              "(build it with `swift build`, or point RTCAM_BIN at it)")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port(socket.SOCK_STREAM)
+        self.https_port = free_port(socket.SOCK_STREAM)
+        while self.https_port == self.http_port:
+            self.https_port = free_port(socket.SOCK_STREAM)
         self.media_port = free_port(socket.SOCK_DGRAM)
         log = open(self.log_path, "ab")
         log.write(f"$ {' '.join(self.command())}\n".encode())
@@ -171,14 +191,29 @@ class RtcamProcess:
                 headers: Optional[dict] = None, timeout: float = 5.0):
         return http_request(method, path, self.http_port, body=body, headers=headers, timeout=timeout)
 
-    def log_in(self) -> str:
+    def setup_code(self) -> str:
+        """The first-run setup code, as the daemon saved it (a person reads it from the journal or
+        the state directory; the harness reads the file)."""
+        path = self.state_dir / "setup-code"
+        try:
+            return path.read_text().strip()
+        except OSError as error:
+            raise RtcamError(f"no setup code at {path}: {error}") from error
+
+    def log_in(self, viewing_requires_password: Optional[bool] = False) -> str:
         """The settings API needs a session cookie. A fresh state dir has no password: choose
-        TEST_PASSWORD (POST /api/password); if one is set already, log in with it (POST /api/login)."""
-        body = json.dumps({"password": TEST_PASSWORD}).encode()
+        TEST_PASSWORD with the setup code (POST /api/password); if one is set already, log in with it
+        (POST /api/login). `viewing_requires_password` is the first-run choice: False (the harness's
+        default) keeps viewing open as it was while no password existed, so tests that watch
+        anonymously and read /api/status keep watching; None leaves the daemon's default (protected)."""
         json_type = {"Content-Type": "application/json"}
-        status, headers, answer = self.request("POST", "/api/password", body, json_type)
-        if status == 409:
-            status, headers, answer = self.request("POST", "/api/login", body, json_type)
+        body = json.dumps({"password": TEST_PASSWORD}).encode()
+        status, headers, answer = self.request("POST", "/api/login", body, json_type)
+        if status == 409:  # no password yet
+            first = {"password": TEST_PASSWORD, "setupCode": self.setup_code()}
+            if viewing_requires_password is not None:
+                first["viewingRequiresPassword"] = viewing_requires_password
+            status, headers, answer = self.request("POST", "/api/password", json.dumps(first).encode(), json_type)
         cookie = headers.get("Set-Cookie", "")
         if status != 200 or not cookie:
             raise RtcamError(f"cannot log in to the settings API ({status}): {answer[:300]!r}")

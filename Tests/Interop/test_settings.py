@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from conftest import attach
+from conftest import attach, read_fixture
 from rtcam_process import viewer_count
 from whep_client import WhepClient
 
@@ -59,15 +59,23 @@ def test_invalid_settings_are_refused_field_by_field_and_nothing_changes(rtcam):
     assert status == 400 and b"/dev/video42" in body, body
     status, _, body = rtcam.request("PUT", "/api/config", json.dumps({"fps": 25}).encode(), JSON)
     assert status == 401, "changing settings without logging in must be refused"
-    assert not (rtcam.state_dir / "config.json").exists(), "a refused change was saved"
+    # The harness's first password saved the choice to keep viewing open; nothing refused was saved.
+    saved = json.loads((rtcam.state_dir / "config.json").read_text())
+    assert (saved["fps"], saved["width"], saved["viewingRequiresPassword"]) == (30, 640, False), saved
     assert rtcam.api_get("/api/config")["settings"]["fps"] == 30
 
 
-def test_a_corrupt_configuration_leaves_defaults_says_why_and_is_kept(rtcam_factory, tmp_path):
+def test_a_corrupt_configuration_locks_viewing_says_why_and_is_kept(rtcam_factory, tmp_path):
     state = tmp_path / "rtcam-state-0"
     state.mkdir()
     (state / "config.json").write_text('{"width": 1280, "height": ')
     daemon = rtcam_factory()
+    # Not even "no password yet" opens viewing while the saved configuration cannot be read.
+    offer = read_fixture("chromium-156-recvonly-offer.sdp").encode()
+    status, headers, body = daemon.request("POST", "/whep", offer, {"Content-Type": "application/sdp"})
+    assert status == 401, (status, body)
+    assert headers.get("WWW-Authenticate", "").startswith("Bearer"), dict(headers)
+    daemon.log_in(viewing_requires_password=None)   # the first password; the corrupt file stays untouched
     config = daemon.api_get("/api/config")
     assert "corrupt" in (config["problem"] or ""), config
     assert "corrupt" in daemon.log_text()
@@ -77,6 +85,12 @@ def test_a_corrupt_configuration_leaves_defaults_says_why_and_is_kept(rtcam_fact
     assert (state / "config.json.corrupt").read_text() == '{"width": 1280, "height": '
     assert json.loads((state / "config.json").read_text())["bitrateKbps"] == 900
     assert daemon.api_get("/api/config")["problem"] is None
+    # Saved again: the settings' own choice (protected, the default) governs viewing now.
+    status, _, body = daemon.request("POST", "/whep", offer, {"Content-Type": "application/sdp"})
+    assert status == 401, (status, body)
+    status, headers, body = daemon.request("POST", "/whep", offer, {"Content-Type": "application/sdp", "Cookie": daemon.cookie})
+    assert status == 201, (status, body)
+    daemon.request("DELETE", headers["Location"])
 
 
 def test_login_is_rate_limited(rtcam):
@@ -94,10 +108,19 @@ def test_the_settings_page_sets_the_first_password_and_saves_settings(rtcam, chr
     page = chromium.new_page()
     page.navigate(rtcam.url("/settings"))
     page.wait_for("!document.querySelector('#choose').hidden", timeout=10)
+    hint = page.evaluate("document.querySelector('#setup-where').textContent")
+    assert "setup-code" in hint, hint
+    # Without the setup code the first password is refused, with a message saying where it is.
     page.evaluate("""(() => {
         const f = document.querySelector('#choose-form');
+        f.setupCode.value = 'AAAA-AAAA-AAAA';
         f.password.value = 'a good password'; f.repeat.value = 'a good password';
         f.requestSubmit(); })()""")
+    page.wait_for("document.querySelector('#message').textContent.includes('setup code')", timeout=10)
+    assert not (rtcam.state_dir / "password").exists()
+    page.evaluate("""((code) => {
+        const f = document.querySelector('#choose-form');
+        f.setupCode.value = code; f.requestSubmit(); })(%s)""" % json.dumps(rtcam.setup_code().lower()))
     page.wait_for("!document.querySelector('#settings').hidden && document.querySelector('[name=source]').options.length > 1",
                   timeout=10)
     page.evaluate("""(() => {
@@ -112,3 +135,6 @@ def test_the_settings_page_sets_the_first_password_and_saves_settings(rtcam, chr
     cookies = chromium.send("Storage.getCookies").get("cookies", [])
     session = [c for c in cookies if c["name"] == "rtcam_session"]
     assert session and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict", cookies
+    assert not (rtcam.state_dir / "setup-code").exists(), "the used setup code was not removed"
+    # The page's default choice protects viewing: the live view now needs the password.
+    assert json.loads((rtcam.state_dir / "config.json").read_text())["viewingRequiresPassword"] is True

@@ -99,6 +99,9 @@ class AudioStats:
     sum_squares: float = 0.0                            # over all samples, normalised to [-1, 1]
     values: int = 0
     peak: float = 0.0
+    # Every audio RTP packet as it reached aiortc (after SRTP, before its jitter buffer):
+    # (sequence number, RTP timestamp, monotonic seconds).
+    rtp: list = field(default_factory=list)
 
     @property
     def rms(self) -> float:
@@ -121,6 +124,62 @@ class Measurement:
     audio_rms: float
     audio_peak: float
     connection_state: str
+    audio_rtp: Optional["RtpContinuity"] = None
+
+
+@dataclass
+class RtpContinuity:
+    """What a stream of RTP packets says about its source: how many came, whether any are missing,
+    and whether the timestamps advance exactly with the sequence numbers (one frame per packet)."""
+    packets: int
+    missing_sequence_numbers: int        # holes in the (unwrapped) sequence numbers
+    reordered_or_repeated: int           # packets not after the previous one
+    timestamp_steps: dict                # {RTP timestamp step between consecutive packets: count}
+    timestamp_rate: float                # RTP timestamp units per second of arrival time
+    seconds: float                       # first to last arrival
+    largest_arrival_gap: float           # seconds between two consecutive arrivals
+
+    def irregular_steps(self, step: int) -> dict:
+        """The timestamp steps other than `step` (a jump: samples the sender skipped or repeated)."""
+        return {key: count for key, count in self.timestamp_steps.items() if key != step}
+
+
+def rtp_continuity(packets: list) -> Optional[RtpContinuity]:
+    """Analyses (sequence number, timestamp, arrival) tuples in arrival order."""
+    if len(packets) < 2:
+        return None
+    missing = disordered = 0
+    steps: dict = {}
+    previous_sequence = previous_timestamp = previous_arrival = None
+    largest_gap = 0.0
+    sequence_base = timestamp_base = 0
+    first_timestamp = None
+    for sequence, timestamp, arrival in packets:
+        # Unwrap 16-bit sequence numbers and 32-bit timestamps.
+        if previous_sequence is not None:
+            while sequence_base + sequence < previous_sequence - 0x8000:
+                sequence_base += 0x10000
+            while timestamp_base + timestamp < previous_timestamp - 0x80000000:
+                timestamp_base += 0x100000000
+        sequence += sequence_base
+        timestamp += timestamp_base
+        if first_timestamp is None:
+            first_timestamp = timestamp
+        if previous_sequence is not None:
+            if sequence <= previous_sequence:
+                disordered += 1
+                continue
+            missing += sequence - previous_sequence - 1
+            if sequence == previous_sequence + 1:
+                step = timestamp - previous_timestamp
+                steps[step] = steps.get(step, 0) + 1
+            largest_gap = max(largest_gap, arrival - previous_arrival)
+        previous_sequence, previous_timestamp, previous_arrival = sequence, timestamp, arrival
+    seconds = packets[-1][2] - packets[0][2]
+    return RtpContinuity(
+        packets=len(packets), missing_sequence_numbers=missing, reordered_or_repeated=disordered,
+        timestamp_steps=steps, timestamp_rate=round((previous_timestamp - first_timestamp) / seconds, 1) if seconds > 0 else 0.0,
+        seconds=round(seconds, 3), largest_arrival_gap=round(largest_gap, 4))
 
 
 def _rms_of(frame) -> tuple[float, int, float]:
@@ -140,8 +199,9 @@ def _rms_of(frame) -> tuple[float, int, float]:
 
 class WhepClient:
     def __init__(self, url: str, video: bool = True, audio: bool = True, http_timeout: float = 10.0,
-                 loopback_candidates: bool = True):
+                 loopback_candidates: bool = True, headers: Optional[dict] = None):
         self.endpoint = whep_endpoint(url)
+        self.extra_headers = dict(headers or {})   # e.g. {"Authorization": "Bearer <token>"} (RFC 9725 §4.5)
         self.want_video, self.want_audio = video, audio
         self.http_timeout = http_timeout
         if loopback_candidates:
@@ -180,7 +240,7 @@ class WhepClient:
         if self.want_video:
             self.pc.addTransceiver("video", direction="recvonly")
         if self.want_audio:
-            self.pc.addTransceiver("audio", direction="recvonly")
+            self._record_rtp(self.pc.addTransceiver("audio", direction="recvonly").receiver, self.audio.rtp)
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
         offer = await self.pc.createOffer()
@@ -188,7 +248,7 @@ class WhepClient:
         self.offer_sdp = self.pc.localDescription.sdp
         status, headers, body = await asyncio.to_thread(
             http_exchange, "POST", self.endpoint, self.offer_sdp.encode(),
-            {"Content-Type": "application/sdp"}, self.http_timeout)
+            {"Content-Type": "application/sdp", **self.extra_headers}, self.http_timeout)
         self.post_status = status
         if status != 201:
             raise WhepError(f"POST {self.endpoint} answered {status}: {body.decode(errors='replace')[:500]}")
@@ -202,6 +262,17 @@ class WhepClient:
         self.answer_sdp = body.decode()
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=self.answer_sdp, type="answer"))
         return self
+
+    @staticmethod
+    def _record_rtp(receiver, into: list) -> None:
+        """Notes every RTP packet `receiver` is handed (this instance only; aiortc still gets it)."""
+        handle = receiver._handle_rtp_packet
+
+        async def recording(packet, arrival_time_ms):
+            into.append((packet.sequence_number, packet.timestamp, time.monotonic()))
+            await handle(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = recording
 
     def _on_state(self) -> None:
         state = self.pc.connectionState if self.pc else "closed"
@@ -285,6 +356,7 @@ class WhepClient:
         """Count what arrives over `seconds`, from now."""
         video_before, audio_before = self.video.frames, self.audio.frames
         samples_before = self.audio.samples
+        rtp_before = len(self.audio.rtp)
         squares_before, values_before = self.audio.sum_squares, self.audio.values
         self.video.sizes = []
         self.audio.peak = 0.0
@@ -300,7 +372,8 @@ class WhepClient:
             audio_frames=self.audio.frames - audio_before, audio_samples=self.audio.samples - samples_before,
             audio_sample_rate=self.audio.sample_rate, audio_channels=self.audio.channels,
             audio_rms=round(rms, 5), audio_peak=round(self.audio.peak, 5),
-            connection_state=self.connection_state)
+            connection_state=self.connection_state,
+            audio_rtp=rtp_continuity(self.audio.rtp[rtp_before:]))
 
     def negotiated_codecs(self) -> dict:
         """Codec names per media kind from the answer's rtpmap lines (the first listed payload type)."""
@@ -324,7 +397,7 @@ class WhepClient:
     async def delete(self) -> Optional[int]:
         """DELETE the WHEP session (once) and return the status."""
         if self.session_url and self.delete_status is None:
-            status, _, _ = await asyncio.to_thread(http_exchange, "DELETE", self.session_url, None, None,
+            status, _, _ = await asyncio.to_thread(http_exchange, "DELETE", self.session_url, None, self.extra_headers,
                                                    self.http_timeout)
             self.delete_status = status
         return self.delete_status

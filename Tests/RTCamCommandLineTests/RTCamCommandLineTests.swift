@@ -30,8 +30,21 @@ import Testing
         #expect(configuration.mediaPort == 8189)
         #expect(configuration.stateDirectory == "/var/lib/rtcam")
         #expect(configuration.candidateAddresses.isEmpty)
+        #expect(configuration.hostNames.isEmpty && configuration.httpsPort == 8443)
+        #expect(configuration.tlsCertificatePath == nil && configuration.tlsKeyPath == nil)
         #expect(configuration.overrides.video == nil && configuration.overrides.framesPerSecond == nil)
         #expect(level == .info)
+    }
+
+    @Test func httpsOptions() throws {
+        #expect(try serve(["--https-port", "0"]).0.httpsPort == nil)
+        #expect(try serve(["--https-port=9443"]).0.httpsPort == 9443)
+        let own = try serve(["--tls-cert", "/etc/rtcam/cert.pem", "--tls-key", "/etc/rtcam/key.pem"]).0
+        #expect(own.tlsCertificatePath == "/etc/rtcam/cert.pem" && own.tlsKeyPath == "/etc/rtcam/key.pem")
+        #expect(throws: CommandLineError.invalidValue(option: "tls-cert", reason: "--tls-cert and --tls-key go together")) {
+            try serve(["--tls-cert", "/etc/rtcam/cert.pem"])
+        }
+        #expect(throws: (any Error).self) { try serve(["--https-port", "70000"]) }
     }
 
     @Test func everyServeOptionIsRead() throws {
@@ -40,6 +53,7 @@ import Testing
             "--state-dir", "/tmp/rtcam-state", "--source", "test-pattern", "--audio", "none", "--size", "640x480",
             "--fps", "25", "--bitrate", "800", "--encoder", "x264", "--max-viewers", "3",
             "--candidate-address", "10.0.0.2", "--candidate-address=192.168.1.9", "--log-level", "debug",
+            "--host-name", "cam.example.net", "--host-name=kitchen.lan",
         ])
         #expect(configuration.httpPort == 9000)
         #expect(configuration.httpAddress == "127.0.0.1")
@@ -53,6 +67,7 @@ import Testing
         #expect(configuration.overrides.encoder == .x264)
         #expect(configuration.overrides.maximumViewers == 3)
         #expect(configuration.candidateAddresses == ["10.0.0.2", "192.168.1.9"])
+        #expect(configuration.hostNames == ["cam.example.net", "kitchen.lan"])
         #expect(level == .debug)
     }
 

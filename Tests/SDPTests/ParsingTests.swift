@@ -4,7 +4,7 @@ import Testing
 
 @Suite("SDP parsing (RFC 8866)")
 struct ParsingTests {
-    @Test("every browser fixture parses: two bundled recvonly sections with transport parameters", arguments: Fixture.offers)
+    @Test("every browser fixture parses: two bundled recvonly sections with transport parameters", arguments: Fixture.browserOffers)
     func parsesFixture(name: String) throws {
         let offer = try Fixture.offer(name)
         #expect(offer.version == 0)

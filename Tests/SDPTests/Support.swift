@@ -14,11 +14,19 @@ enum Fixture {
         "firefox-esr-153-recvonly-offer.sdp",
         "firefox-esr-153-max-bundle-recvonly-offer.sdp",
         "safari-17-recvonly-offer-handwritten.sdp",
+        "gstreamer-1.22-webrtcbin-max-bundle-recvonly-offer.sdp",
+        "gstreamer-1.22-webrtcbin-default-policy-recvonly-offer.sdp",
     ]
+    /// The browsers' offers: mids "0" and "1", BUNDLE, actpass.
+    static let browserOffers = Array(offers[0..<4])
     static let chromium = offers[0]
     static let firefox = offers[1]
     static let firefoxMaxBundle = offers[2]
     static let safari = offers[3]
+    /// GStreamer 1.22 webrtcbin, bundle-policy max-bundle: `m=audio 0` + `a=bundle-only`, `OPUS/48000`.
+    static let webrtcbinMaxBundle = offers[4]
+    /// GStreamer 1.22 webrtcbin, its default bundle-policy ("none"): no BUNDLE group, a transport per section.
+    static let webrtcbinDefault = offers[5]
 
     static func directory(_ file: String = #filePath) -> String {
         var parts = file.split(separator: "/", omittingEmptySubsequences: false)

@@ -312,6 +312,10 @@ struct WHEPAnswererTests {
         #expect(answer.bundleMids == ["0", "1"])
         #expect(negotiated.bundleMids == ["0", "1"])
         #expect(answer.serialized().contains("m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n"))
+        // What a parser needs of every section, rejected or not (webrtcbin: a fingerprint), and no RTP lines.
+        let rejected = answer.media[2]
+        #expect(rejected.hasAttribute("fingerprint") && rejected.iceUfrag == "rtcU" && rejected.setup == .passive)
+        #expect(rejected.direction == .inactive && !rejected.isRTCPMux && !rejected.hasAttribute("candidate"))
     }
 
     @Test("a second video section and a section outside BUNDLE are rejected")
@@ -327,15 +331,71 @@ struct WHEPAnswererTests {
         #expect(outside.negotiated.audio == nil)
     }
 
-    @Test("without BUNDLE: one section is fine, two are refused")
+    @Test("without BUNDLE: the video section is served on the session's one transport, the others rejected")
     func withoutBundle() throws {
         let chromium = Fixture.text(Fixture.chromium).removingLines { $0.hasPrefix("a=group:BUNDLE") }
-        #expect(throws: SDPError.notBundled) { try Self.answer(chromium) }
-        let (answer, negotiated) = try Self.answer(chromium, capabilities: LocalCapabilities(audio: false))
-        #expect(negotiated.bundleMids.isEmpty)
-        #expect(answer.bundleMids == nil)
-        #expect(negotiated.video?.payloadType == 108)
-        #expect(answer.media[1].port == 0)
+        for capabilities in [Self.defaultCapabilities, LocalCapabilities(audio: false)] {
+            let (answer, negotiated) = try Self.answer(chromium, capabilities: capabilities)
+            #expect(negotiated.bundleMids.isEmpty)
+            #expect(answer.bundleMids == nil)
+            #expect(negotiated.video?.payloadType == 108)
+            #expect(negotiated.audio == nil)
+            #expect(answer.media.map(\.port) == [50000, 0])
+        }
+        // A camera without video serves the audio section alone.
+        let (answer, negotiated) = try Self.answer(chromium, capabilities: LocalCapabilities(video: false))
+        #expect(negotiated.video == nil && negotiated.audio?.payloadType == 111)
+        #expect(answer.media.map(\.port) == [0, 50000])
+    }
+
+    @Test("GStreamer webrtcbin max-bundle: the bundle-only audio section is accepted into the group (RFC 8843 §7.3)")
+    func webrtcbinMaxBundle() throws {
+        let offer = try Fixture.offer(Fixture.webrtcbinMaxBundle)
+        #expect(offer.media[1].port == 0 && offer.media[1].isBundleOnly)
+        let (answer, negotiated) = try WHEPAnswerer.answer(offer: offer, capabilities: Self.defaultCapabilities, local: testTransport)
+        let video = try #require(negotiated.video)
+        #expect(video.mid == "video0" && video.payloadType == 102 && video.rtxPayloadType == nil)
+        // It offers "nack pli" and "ccm fir" but not plain "nack" (webrtcbin's do-nack is off by default).
+        #expect(video.profileLevelID == "42e01f" && !video.nack && video.pli && video.fir && video.transportCC && !video.remb)
+        let audio = try #require(negotiated.audio)
+        #expect(audio.mid == "audio1" && audio.payloadType == 111 && audio.transportCC)
+        #expect(negotiated.bundleMids == ["video0", "audio1"])
+        #expect(negotiated.localDTLSRole == .server)  // it offers setup:active
+        #expect(negotiated.remoteICEUfrag == "f1ialvUfLINMIkmGsxbA+9Iz8AJWoWBI")
+        let text = answer.serialized()
+        let lines = text.sdpLines
+        #expect(lines.contains("a=group:BUNDLE video0 audio1"))
+        #expect(lines.contains("m=audio 50000 UDP/TLS/RTP/SAVPF 111"))
+        #expect(lines.contains("a=rtpmap:111 opus/48000/2"))
+        #expect(!text.contains("bundle-only"))  // RFC 8843 §7.3: never in an answer
+        // webrtcbin refuses an answer in which any section lacks a fingerprint.
+        #expect(lines.filter { $0.hasPrefix("a=fingerprint:sha-256 ") }.count == 2)
+        #expect(answer.media.allSatisfy { $0.direction == .sendonly && $0.setup == .passive })
+    }
+
+    @Test("GStreamer webrtcbin default policy (no BUNDLE): video served, audio rejected with its transport lines")
+    func webrtcbinDefaultPolicy() throws {
+        let (answer, negotiated) = try Self.answer(Fixture.text(Fixture.webrtcbinDefault))
+        #expect(negotiated.video?.mid == "video0" && negotiated.video?.payloadType == 102)
+        #expect(negotiated.audio == nil)
+        #expect(negotiated.bundleMids.isEmpty && answer.bundleMids == nil)
+        #expect(negotiated.remoteICEUfrag == "2oVfDyhNiDIVoNu6fcf/NbHHzSxpf4cQ")  // the video section's own
+        #expect(answer.media.map(\.port) == [50000, 0])
+        let rejected = answer.media[1]
+        #expect(rejected.kind == "audio" && rejected.mid == "audio1" && rejected.formats == ["111"])
+        #expect(rejected.direction == .inactive)
+        #expect(rejected.hasAttribute("fingerprint") && rejected.iceUfrag == "rtcU" && rejected.setup == .passive)
+        #expect(!rejected.isRTCPMux && rejected.ssrcs.isEmpty && !rejected.hasAttribute("candidate"))
+    }
+
+    @Test("Opus: a channel count of 2 or none (webrtcbin's OPUS/48000) is taken, 1 is not")
+    func opusChannels() throws {
+        let chromium = Fixture.text(Fixture.chromium)
+        let noCount = try Self.answer(chromium.replacing("a=rtpmap:111 opus/48000/2", with: "a=rtpmap:111 OPUS/48000"))
+        #expect(noCount.negotiated.audio?.payloadType == 111)
+        #expect(noCount.answer.serialized().sdpLines.contains("a=rtpmap:111 opus/48000/2"))
+        let mono = try Self.answer(chromium.replacing("a=rtpmap:111 opus/48000/2", with: "a=rtpmap:111 opus/48000/1"))
+        #expect(mono.negotiated.audio?.payloadType != 111)
     }
 
     @Test("an offer without RTX gets no rtx payload type and no FID group")

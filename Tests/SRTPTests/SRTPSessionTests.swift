@@ -1,4 +1,5 @@
 import RTCBase
+import RTP
 import Testing
 @testable import SRTP
 
@@ -44,7 +45,7 @@ struct SRTPSessionTests {
             var shared = rtpPacket(sequenceNumber: seq, payloadType: 0, payload: Array(repeating: 0x3C, count: 200))
             if marker { shared[1] |= 0x80 }
             let original = shared
-            let protected = try server.protectRTP(shared, payloadType: 102)
+            let protected = try server.protectingWithPayloadType(shared, 102)
             #expect(shared == original)  // the shared plaintext is untouched
             var patched = shared
             patched[1] = (patched[1] & 0x80) | 102
@@ -63,8 +64,8 @@ struct SRTPSessionTests {
         for seq in UInt16(20) ..< 24 {
             let plain = rtpPacket(sequenceNumber: seq, payloadType: 0, payload: Array(repeating: UInt8(seq), count: 100 + Int(seq)))
             let before = buffer.count
-            try server.protectRTP(plain, payloadType: 111, appendingTo: &buffer)
-            let alone = try reference.protectRTP(plain, payloadType: 111)
+            try server.protectRTP(plain, appendingTo: &buffer) { RTPFixedHeader.setPayloadType(111, in: $0) }
+            let alone = try reference.protectingWithPayloadType(plain, 111)
             expected += alone
             #expect(buffer == expected)
             var patched = plain
@@ -72,7 +73,7 @@ struct SRTPSessionTests {
             #expect(try client.unprotectRTP(Array(buffer[before...])) == patched)
         }
         var refused: SRTPError?
-        do { try server.protectRTP([0x80, 0, 0], payloadType: 111, appendingTo: &buffer) } catch { refused = error }
+        do { try server.protectRTP([0x80, 0, 0], appendingTo: &buffer) { RTPFixedHeader.setPayloadType(111, in: $0) } } catch { refused = error }
         #expect(refused == .malformed)
         #expect(buffer == expected)
     }
@@ -226,5 +227,14 @@ struct SRTPSessionTests {
             let plain = rtpPacket(sequenceNumber: UInt16(round), payload: [UInt8(round & 0xFF)])
             #expect(try client.unprotectRTP(server.protectRTP(plain)) == plain)
         }
+    }
+}
+
+extension SRTPSession {
+    /// The daemon's path for one packet: protected into a new buffer, its payload type rewritten.
+    func protectingWithPayloadType(_ packet: [UInt8], _ payloadType: UInt8) throws(SRTPError) -> [UInt8] {
+        var output: [UInt8] = []
+        try protectRTP(packet, appendingTo: &output) { RTPFixedHeader.setPayloadType(payloadType, in: $0) }
+        return output
     }
 }

@@ -72,8 +72,8 @@ import WebRTCSession
 /// one in use stays (the check runs on the candidate alone: no window in which it is installed).
 @Suite struct SRTPCryptoBackendCheckTests {
     final class FlippingAES: SRTPBlockEncryptor {
-        let real: AES128BlockEncryptor
-        init?(key: UnsafeRawBufferPointer) { guard let real = AES128BlockEncryptor(key: key) else { return nil }; self.real = real }
+        let real: MbedAES128
+        init?(key: UnsafeRawBufferPointer) { guard let real = MbedAES128(key: key) else { return nil }; self.real = real }
         func encryptBlocks(_ blocks: UnsafeMutableRawPointer, count: Int) {
             real.encryptBlocks(blocks, count: count)
             blocks.storeBytes(of: blocks.load(as: UInt8.self) ^ 1, as: UInt8.self)
@@ -81,20 +81,20 @@ import WebRTCSession
     }
 
     final class TruncatingHMAC: SRTPMessageAuthenticator {
-        let real: HMACSHA1
-        init?(key: UnsafeRawBufferPointer) { guard let real = HMACSHA1(key: key) else { return nil }; self.real = real }
+        let real: MbedHMACSHA1
+        init?(key: UnsafeRawBufferPointer) { guard let real = MbedHMACSHA1(key: key) else { return nil }; self.real = real }
         func start() { real.start() }
         func update(_ bytes: UnsafeRawBufferPointer) { real.update(UnsafeRawBufferPointer(rebasing: bytes.dropLast())) }
         func finish(into digest: UnsafeMutableRawPointer) { real.finish(into: digest) }
     }
 
-    static let good = SRTPCryptoBackend(makeAES128: { AES128BlockEncryptor(key: $0) }, makeHMACSHA1: { HMACSHA1(key: $0) })
+    static let good = SRTPCryptoBackend(makeAES128: { MbedAES128(key: $0) }, makeHMACSHA1: { MbedHMACSHA1(key: $0) })
 
     @Test func wrongPrimitivesAreRefusedAndTheInstalledOnesStay() throws {
         #expect(SRTPSession.passesKnownAnswers(Self.good))
-        let badAES = SRTPCryptoBackend(makeAES128: { FlippingAES(key: $0) }, makeHMACSHA1: { HMACSHA1(key: $0) })
-        let badMAC = SRTPCryptoBackend(makeAES128: { AES128BlockEncryptor(key: $0) }, makeHMACSHA1: { TruncatingHMAC(key: $0) })
-        let noAES = SRTPCryptoBackend(makeAES128: { _ in nil }, makeHMACSHA1: { HMACSHA1(key: $0) })
+        let badAES = SRTPCryptoBackend(makeAES128: { FlippingAES(key: $0) }, makeHMACSHA1: { MbedHMACSHA1(key: $0) })
+        let badMAC = SRTPCryptoBackend(makeAES128: { MbedAES128(key: $0) }, makeHMACSHA1: { TruncatingHMAC(key: $0) })
+        let noAES = SRTPCryptoBackend(makeAES128: { _ in nil }, makeHMACSHA1: { MbedHMACSHA1(key: $0) })
         for backend in [badAES, badMAC, noAES] {
             #expect(!SRTPSession.passesKnownAnswers(backend))
             #expect(!SRTPSession.installCryptoBackend(backend))
@@ -154,7 +154,7 @@ struct AcceleratedHMACSHA1Tests {
             let message = random.bytes(length)
             let cut1 = length == 0 ? 0 : Int(random.next() % UInt64(length + 1))
             let cut2 = cut1 + (length == cut1 ? 0 : Int(random.next() % UInt64(length - cut1 + 1)))
-            let reference = Self.mac({ HMACSHA1(key: $0) }, key: key, parts: [message])
+            let reference = Self.mac({ MbedHMACSHA1(key: $0) }, key: key, parts: [message])
             let whole = Self.accelerated(key: key, message)
             let split = Self.accelerated(key: key, Array(message[..<cut1]), Array(message[cut1 ..< cut2]), Array(message[cut2...]))
             if whole != reference || split != reference { mismatches.append("length \(length) cuts \(cut1),\(cut2)") }
@@ -208,7 +208,7 @@ struct AcceleratedAES128Tests {
         for count in 1 ... 40 {
             let key = random.bytes(16)
             let blocks = random.bytes(16 * count)
-            let reference = Self.encrypt({ AES128BlockEncryptor(key: $0) }, key: key, blocks: blocks)
+            let reference = Self.encrypt({ MbedAES128(key: $0) }, key: key, blocks: blocks)
             if Self.encrypt({ AcceleratedAES128(key: $0) }, key: key, blocks: blocks) != reference { mismatches.append(count) }
         }
         #expect(mismatches.isEmpty, "block counts \(mismatches)")

@@ -13,7 +13,7 @@ final class TwoPeerHarness {
 
     var now = MonotonicTime(seconds: 1000)
     var network: SimulatedNetwork
-    var fanout: MediaFanout
+    var fanout: MediaPacketizer
     let camera: PeerSession
     let viewer: ViewerSession
     let negotiated: NegotiatedSession
@@ -32,22 +32,28 @@ final class TwoPeerHarness {
     private var frameIndex = 0
     /// Like the daemon's hub: a connecting viewer or a PLI/FIR makes the next frame a keyframe.
     private var keyframeRequested = false
+    /// The sessions' last `.timeout` outputs: when each wants `handle(.timeout)` next.
+    private(set) var cameraDeadline: MonotonicTime?
+    private var viewerDeadline: MonotonicTime?
+    private var cameraOutputs: [PeerSessionOutput] = []
+    private var viewerOutputs: [ViewerOutput] = []
 
     /// - Parameter viewerClaimsFingerprint: the fingerprint the viewer's offer announces; a different
     ///   certificate than the one it really uses makes rtcam's DTLS check fail.
-    init(seed: UInt64, lossRate: Double = 0, offerSetup: String = "actpass", lieAboutViewerFingerprint: Bool = false) throws {
+    init(seed: UInt64, lossRate: Double = 0, offerSetup: String = "actpass", lieAboutViewerFingerprint: Bool = false,
+         configure: (inout PeerSessionConfiguration) -> Void = { _ in }) throws {
         random = SeededRandom(seed: seed)
         network = SimulatedNetwork(seed: seed &+ 1)
         network.lossRate = lossRate
-        fanout = MediaFanout(random: &random)
+        fanout = MediaPacketizer(random: &random)
 
         let cameraCertificate = try DTLSCertificate.generate(commonName: "rtcam", random: &random)
         let viewerCertificate = try DTLSCertificate.generate(commonName: "viewer", random: &random)
         let impostor = try DTLSCertificate.generate(commonName: "impostor", random: &random)
         let claimed = lieAboutViewerFingerprint ? impostor : viewerCertificate
 
-        let viewerICE = ICECredentials(ufrag: random.iceString(length: 4), password: random.iceString(length: 24))
-        let cameraICE = ICECredentials(ufrag: random.iceString(length: 8), password: random.iceString(length: 24))
+        let viewerICE = ICECredentials.random(ufragLength: 4, passwordLength: 24, using: &random)
+        let cameraICE = ICECredentials.random(using: &random)
         var offer = RecvOnlyOfferBuilder.offer(iceUfrag: viewerICE.ufrag, icePassword: viewerICE.password,
                                                fingerprintSHA256: claimed.fingerprintSDP)
         if offerSetup != "actpass" {
@@ -64,11 +70,11 @@ final class TwoPeerHarness {
             local: local)
         self.negotiated = negotiated
 
-        camera = try PeerSession(
-            configuration: PeerSessionConfiguration(negotiated: negotiated, localICE: cameraICE,
-                                                    certificate: cameraCertificate,
-                                                    ntpNanosecondsAtMonotonicZero: 0xE000_0000 * 1_000_000_000, cname: "rtcam"),
-            now: now, random: &random)
+        var configuration = PeerSessionConfiguration(negotiated: negotiated, localICE: cameraICE,
+                                                     certificate: cameraCertificate,
+                                                     ntpNanosecondsAtMonotonicZero: 0xE000_0000 * 1_000_000_000, cname: "rtcam")
+        configure(&configuration)
+        camera = try PeerSession(configuration: configuration, now: now, random: &random)
 
         // The viewer reads what it needs from the answer text, as a browser would.
         let parsedAnswer = try SessionDescription(parsing: answer.serialized())
@@ -96,7 +102,7 @@ final class TwoPeerHarness {
     /// Advances the virtual clock to `end`, delivering datagrams and firing timers in time order.
     func run(until end: MonotonicTime) {
         while true {
-            let next = earliest(network.nextDelivery, camera.nextDeadline, viewerAlive ? viewer.nextDeadline : nil,
+            let next = earliest(network.nextDelivery, cameraDeadline, viewerAlive ? viewerDeadline : nil,
                                 nextVideoFrame, nextAudioFrame)
             guard let next, next <= end else { break }
             now = max(now, next)
@@ -107,10 +113,10 @@ final class TwoPeerHarness {
                     viewer.handle(datagram.bytes, from: datagram.from, now: now)
                 }
             }
-            if let deadline = camera.nextDeadline, deadline <= now {
+            if let deadline = cameraDeadline, deadline <= now {
                 camera.handle(.timeout(now: now), media: fanout)
             }
-            if viewerAlive, let deadline = viewer.nextDeadline, deadline <= now {
+            if viewerAlive, let deadline = viewerDeadline, deadline <= now {
                 viewer.handleTimeout(now: now)
             }
             if let due = nextVideoFrame, due <= now {
@@ -155,7 +161,7 @@ final class TwoPeerHarness {
         frameIndex += 1
         let packets = fanout.packetizeVideo(accessUnit: accessUnit, isKeyframe: isKeyframe, captureTime: now)
         if camera.state == .connected {
-            if isKeyframe || camera.hasReceivedKeyframe { sentAccessUnits.append(accessUnit) }
+            if isKeyframe || camera.hasSentKeyframe { sentAccessUnits.append(accessUnit) }
             sendMedia(packets)
         }
     }
@@ -167,29 +173,32 @@ final class TwoPeerHarness {
         for datagram in batch.datagrams { network.send(datagram, from: Self.cameraAddress, to: to, now: now) }
     }
 
+    /// Takes both sessions' outputs the way the daemon does: transmit, act on events, and keep the
+    /// deadline each one ends with.
     private func pump() {
-        while true {
-            switch camera.pollOutput() {
+        cameraOutputs.removeAll(keepingCapacity: true)
+        camera.drainOutputs(into: &cameraOutputs)
+        for output in cameraOutputs {
+            switch output {
             case let .transmit(bytes, to):
                 network.send(bytes, from: Self.cameraAddress, to: to, now: now)
-                continue
             case let .event(event):
                 cameraEvents.append((now, event))
                 switch event {
                 case .connected, .keyframeRequested: keyframeRequested = true
                 default: break
                 }
-                continue
-            case .timeout:
-                break
+            case let .timeout(deadline):
+                cameraDeadline = deadline
             }
-            break
         }
-        while viewerAlive {
-            switch viewer.pollOutput() {
+        guard viewerAlive else { return }
+        viewerOutputs.removeAll(keepingCapacity: true)
+        viewer.drainOutputs(into: &viewerOutputs)
+        for output in viewerOutputs {
+            switch output {
             case let .transmit(bytes, to):
                 network.send(bytes, from: viewerAddress, to: to, now: now)
-                continue
             case let .event(event):
                 viewerEvents.append((now, event))
                 switch event {
@@ -197,11 +206,9 @@ final class TwoPeerHarness {
                 case .audioFrame: receivedAudioFrames += 1
                 default: break
                 }
-                continue
-            case .timeout:
-                break
+            case let .timeout(deadline):
+                viewerDeadline = deadline
             }
-            break
         }
     }
 }

@@ -158,7 +158,7 @@ import WebRTCViewer
         harness.run(for: .seconds(2))
         #expect(harness.camera.state == .connected)
         #expect(harness.receivedAccessUnits.count >= before + 55)
-        #expect(harness.camera.nextDeadline != nil)
+        #expect(harness.cameraDeadline != nil)
     }
 
     @Test func followsTheViewerToANewAddress() throws {
@@ -182,8 +182,8 @@ import WebRTCViewer
         harness.start()
         #expect(harness.run(upTo: .seconds(2)) { harness.cameraConnected && !harness.receivedAccessUnits.isEmpty })
         var random = SeededRandom(seed: 24)
-        let viewerICE = ICECredentials(ufrag: random.iceString(length: 4), password: random.iceString(length: 24))
-        let cameraICE = ICECredentials(ufrag: random.iceString(length: 8), password: random.iceString(length: 24))
+        let viewerICE = ICECredentials.random(ufragLength: 4, passwordLength: 24, using: &random)
+        let cameraICE = ICECredentials.random(using: &random)
         let selectionsBefore = harness.cameraEvents.filter { if case .iceSelected = $0.1 { return true }; return false }.count
         harness.camera.restartICE(local: cameraICE, remote: viewerICE, now: harness.now)
         harness.viewer.restartICE(local: viewerICE, remote: cameraICE, now: harness.now, random: &random)

@@ -162,7 +162,8 @@ Description: camera daemon streaming live video and audio to browsers (WebRTC)
  once and streams them to every viewer over WebRTC, with WHEP signaling and
  its own small stack (ICE-lite, DTLS, SRTP, RTP with NACK and RTX). Open
  http://<camera>:8080/ in any current browser: no app, no cloud, no media
- server. The first visit of /settings asks for the password to use.
+ server. The first visit of /settings asks for the password to use and for
+ the one-time setup code rtcam writes to the journal.
  .
  The service runs as the unprivileged user "rtcam" (groups video and audio),
  confined by systemd, and keeps its settings in /var/lib/rtcam.

@@ -66,8 +66,9 @@ else
   encoder=x264
 fi
 mkdir -p /tmp/rtcam-state
+# HTTPS off: the settings API is then served on plain HTTP, where the host changes a setting below.
 ./rtcam serve --source "v4l2:$camera" --audio alsa:hw:Loopback,1,0 --size 640x480 --fps 25 --bitrate 600 \
-  --encoder "$encoder" --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state $extra > rtcam.log 2>&1 &
+  --encoder "$encoder" --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state --https-port 0 $extra > rtcam.log 2>&1 &
 pid=$!
 while [ ! -f done ] && kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
 if ! kill -0 "$pid" 2>/dev/null; then
@@ -121,9 +122,10 @@ PY
       > "$share/summary.json"
   client=$?
   if [ $client = 0 ] && [ "$mode" = x264 ]; then
-    # A new size for the same camera: choose a password, log in, PUT the settings.
+    # A new size for the same camera: choose a password (with the setup code rtcam logged, as a
+    # person reads it in the journal; viewing stays open), log in, PUT the settings.
     "$python" - <<PY > "$share/resize.out" 2>&1 || client=7
-import json, urllib.request
+import json, re, urllib.request
 def call(method, path, body, cookie=None):
     request = urllib.request.Request("http://127.0.0.1:18080" + path, data=json.dumps(body).encode(), method=method,
                                      headers={"Content-Type": "application/json", **({"Cookie": cookie} if cookie else {})})
@@ -132,7 +134,10 @@ def call(method, path, body, cookie=None):
             return reply.status, reply.headers.get("Set-Cookie", ""), reply.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, "", error.read().decode()
-status, cookie, answer = call("POST", "/api/password", {"password": "rtcam-vm-test-password"})
+found = re.search(r"setup code ([A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4})", open("$share/rtcam.log").read())
+if not found: raise SystemExit("no setup code in the rtcam.log of the guest")
+status, cookie, answer = call("POST", "/api/password", {"password": "rtcam-vm-test-password", "setupCode": found.group(1),
+                                                      "viewingRequiresPassword": False})
 if status != 200: raise SystemExit(f"password: {status} {answer}")
 status, _, answer = call("PUT", "/api/config", {"width": 640, "height": 360}, cookie.split(";", 1)[0])
 print(f"PUT /api/config width 640 height 360: {status} {answer[:400]}")

@@ -18,6 +18,8 @@ enum SettingsPage {
   form { display: grid; gap: .8rem; }
   label { display: grid; gap: .25rem; font-weight: 600; }
   label.check { display: flex; gap: .5rem; align-items: center; font-weight: 400; }
+  fieldset { border: 1px solid #8886; border-radius: .4rem; display: grid; gap: .4rem; }
+  #new-token { word-break: break-all; }
   input, select, button { font: inherit; padding: .45rem .6rem; border-radius: .4rem; border: 1px solid #8886; }
   button { background: var(--accent); color: white; border: 0; cursor: pointer; justify-self: start; padding-inline: 1.1rem; }
   button.secondary { background: transparent; color: var(--accent); border: 1px solid var(--accent); }
@@ -36,10 +38,17 @@ enum SettingsPage {
 
 <section id="choose" hidden>
   <h2>Choose a password</h2>
-  <p class="hint">This camera has no password yet. The settings (and, if you want, viewing) are protected by the password you choose now. There is no default password.</p>
+  <p class="hint">This camera has no password yet, so for now anyone on the network can watch it. The settings (and, unless you choose otherwise below, viewing) are protected by the password you choose now. There is no default password.</p>
+  <p class="hint">To prove you own the camera, type its <strong>setup code</strong> (like <code>ABCD-EFGH-JKMN</code>). Find it in <span id="setup-where">the journal (<code>journalctl -u rtcam</code>) and the file <code>setup-code</code> in rtcam's state directory</span>.</p>
   <form id="choose-form">
+    <label>Setup code <input name="setupCode" autocomplete="off" autocapitalize="characters" spellcheck="false" required></label>
     <label>New password <input type="password" name="password" autocomplete="new-password" minlength="8" required></label>
     <label>Repeat it <input type="password" name="repeat" autocomplete="new-password" minlength="8" required></label>
+    <fieldset>
+      <legend>Who may watch</legend>
+      <label class="check"><input type="radio" name="viewing" value="protected" checked> Only with the password or a viewing token: the live view asks for the password; other players need a token made on this page (recommended)</label>
+      <label class="check"><input type="radio" name="viewing" value="open"> Anyone who can reach the camera: only the settings need the password</label>
+    </fieldset>
     <button>Set password</button>
   </form>
 </section>
@@ -73,9 +82,18 @@ enum SettingsPage {
     <label>Audio source <select name="audio"></select><span class="error" data-for="audio"></span></label>
     <h2>Viewers</h2>
     <label>Most viewers at once <input type="number" name="maxViewers" min="1" max="1000"><span class="error" data-for="maxViewers"></span></label>
-    <label class="check"><input type="checkbox" name="viewingRequiresPassword"> Viewing needs the password too</label>
+    <label class="check"><input type="checkbox" name="viewingRequiresPassword"> Viewing needs the password (or a viewing token); turning this on ends the sessions of viewers without one at once</label>
     <button>Save and apply</button>
   </form>
+
+  <h2>Viewing tokens</h2>
+  <p class="hint">A token lets a third-party WHEP player watch a protected camera (<code>Authorization: Bearer &lt;token&gt;</code>). It is shown once, when made; revoking it ends its viewers at once.</p>
+  <ul id="token-list"></ul>
+  <form id="token-form">
+    <label>Name <input name="tokenName" maxlength="64" required placeholder="e.g. living-room tablet"></label>
+    <button class="secondary">Make a token</button>
+  </form>
+  <p id="new-token" class="banner ok" hidden></p>
 
   <h2>Password</h2>
   <form id="password-form">
@@ -161,15 +179,38 @@ async function loadSettings() {
   if (config.status === 401) { section("login"); return; }
   settings = config.data.settings;
   devices = list.status === 200 ? list.data : devices;
-  if (config.data.problem) show(config.data.problem, false);
+  if (config.data.problem) show(config.data.problem + " Viewing stays locked until the settings are saved again.", false);
   fillForm();
   section("settings");
+  await loadTokens();
+}
+
+async function loadTokens() {
+  const r = await api("GET", "/api/tokens");
+  const list = $("#token-list");
+  list.innerHTML = "";
+  for (const t of (r.data.tokens || [])) {
+    const item = document.createElement("li");
+    item.textContent = t.name + " ";
+    const revoke = document.createElement("button");
+    revoke.className = "secondary"; revoke.type = "button"; revoke.textContent = "Revoke";
+    revoke.addEventListener("click", async () => {
+      const answer = await api("DELETE", "/api/tokens/" + encodeURIComponent(t.id));
+      if (answer.status === 200) { show("Token '" + t.name + "' revoked; its viewers were disconnected.", true); loadTokens(); }
+      else show(answer.data.error || "Could not revoke the token.", false);
+    });
+    item.appendChild(revoke);
+    list.appendChild(item);
+  }
 }
 
 async function start() {
   const { data } = await api("GET", "/api/session");
   if (data.passwordProblem) { show(data.passwordProblem, false); section(null); return; }
-  if (!data.passwordSet) { section("choose"); return; }
+  if (!data.passwordSet) {
+    if (data.setupCodeLocation) $("#setup-where").textContent = data.setupCodeLocation;
+    section("choose"); return;
+  }
   if (!data.authenticated) { section("login"); return; }
   await loadSettings();
 }
@@ -178,7 +219,9 @@ $("#choose-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const f = e.target;
   if (f.password.value !== f.repeat.value) { show("The two passwords differ.", false); return; }
-  const r = await api("POST", "/api/password", { password: f.password.value });
+  const r = await api("POST", "/api/password", {
+    password: f.password.value, setupCode: f.setupCode.value,
+    viewingRequiresPassword: f.viewing.value !== "open" });
   if (r.status === 200) { show("Password set.", true); await loadSettings(); }
   else show(r.data.error || "Could not set the password.", false);
 });
@@ -217,6 +260,15 @@ $("#password-form").addEventListener("submit", async (e) => {
   const r = await api("POST", "/api/password", { currentPassword: f.currentPassword.value, newPassword: f.newPassword.value });
   if (r.status === 200) { f.reset(); show("Password changed; other sessions were logged out.", true); }
   else show(r.data.error || "Could not change the password.", false);
+});
+$("#token-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const r = await api("POST", "/api/tokens", { name: e.target.tokenName.value });
+  const shown = $("#new-token");
+  if (r.status === 201) {
+    shown.textContent = "Token '" + r.data.name + "' (copy it now, it is not shown again): " + r.data.token;
+    shown.hidden = false; e.target.reset(); await loadTokens();
+  } else show(r.data.error || "Could not make a token.", false);
 });
 $("#logout").addEventListener("click", async () => { await api("POST", "/api/logout"); section("login"); });
 start().catch((e) => show("Could not reach the camera: " + e, false));

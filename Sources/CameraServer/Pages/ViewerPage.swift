@@ -211,6 +211,12 @@ enum ViewerPage {
             var error = new Error("HTTP " + response.status + ": " + body.trim().slice(0, 200));
             var retryAfter = parseInt(response.headers.get("Retry-After") || "", 10);
             error.retryAfterMs = isNaN(retryAfter) ? 0 : retryAfter * 1000;
+            if (response.status === 401) {
+              // Viewing is protected: the owner logs in on the settings page (same origin: the
+              // session cookie comes along), then the next attempt plays.
+              error = new Error("this camera needs the password: log in on the Settings page");
+              error.retryAfterMs = 5000;
+            }
             throw error;
           }
           var location = response.headers.get("Location");

@@ -5,12 +5,12 @@ import RTP
 import Glibc
 #endif
 
-/// The only clock reads in rtcam: the server's loop reads CLOCK_MONOTONIC (the base V4L2 and ALSA
-/// timestamps use) and passes `now` into the sans-IO core.
+/// The only clock reads in rtcam: the server (and the benchmarks) read CLOCK_MONOTONIC (the base V4L2
+/// and ALSA timestamps use) and pass `now` into the sans-IO core.
 public enum MonotonicClock {
     /// CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID): what the video thread spends
     /// in the encoder and the test pattern, for /api/status and the overhead benchmark.
-    static func threadCPUNanoseconds() -> UInt64 {
+    public static func threadCPUNanoseconds() -> UInt64 {
         var spec = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
         return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
@@ -32,5 +32,10 @@ public enum MonotonicClock {
         let wallNanoseconds = (UInt64(wall.tv_sec) + NTPTime.unixEpochOffsetSeconds) * 1_000_000_000 + UInt64(wall.tv_nsec)
         let monoNanoseconds = UInt64(mono.tv_sec) * 1_000_000_000 + UInt64(mono.tv_nsec)
         return wallNanoseconds - monoNanoseconds
+    }
+
+    /// Sleeps until an absolute CLOCK_MONOTONIC instant (pacing without drift).
+    public static func sleep(until deadline: MonotonicTime) {
+        DedicatedThread.sleep(until: deadline.nanoseconds)
     }
 }

@@ -4,10 +4,10 @@ import Glibc
 import NIOConcurrencyHelpers
 import RTCBase
 
-/// A named OS thread for work that must not run on the event loop (capture, encoding, and sending
-/// each encoded frame to the viewers). Its owner joins it when it stops it, so that nothing of it
+/// A named OS thread for work that must not run on the event loop (the daemon's capture, encoding, and
+/// sending each encoded frame to the viewers; the load generator's workers). Its owner joins it when it stops it, so that nothing of it
 /// runs (or hands a frame to sessions already closed) after `stop` returns.
-final class DedicatedThread: @unchecked Sendable {
+public final class DedicatedThread: @unchecked Sendable {
     private final class Box {
         let body: () -> Void
         init(_ body: @escaping () -> Void) { self.body = body }
@@ -22,7 +22,7 @@ final class DedicatedThread: @unchecked Sendable {
 
     /// Starts `body` on a new thread named `name` (what `top -H` and /proc/PID/task/*/comm show;
     /// the kernel keeps 15 bytes of it).
-    static func start(name: String = "rtcam-worker", _ body: @escaping @Sendable () -> Void) -> DedicatedThread {
+    public static func start(name: String = "rtcam-worker", _ body: @escaping @Sendable () -> Void) -> DedicatedThread {
         let handle = DedicatedThread()
         let box = Unmanaged.passRetained(Box {
             DedicatedThread.nameCallingThread(name)
@@ -41,7 +41,7 @@ final class DedicatedThread: @unchecked Sendable {
     /// Waits up to `timeout` for the thread to end. Returns false if it did not (a device read
     /// that hangs): the thread is then detached, left to end on its own.
     @discardableResult
-    func join(timeout: Duration) -> Bool {
+    public func join(timeout: Duration) -> Bool {
         guard !joined else { return true }
         joined = true
         guard finished.lock(whenValue: true, timeoutSeconds: timeout.millisecondsDouble / 1000) else {
@@ -51,6 +51,13 @@ final class DedicatedThread: @unchecked Sendable {
         finished.unlock()
         pthread_join(thread, nil)   // it has run its last line: this returns at once
         return true
+    }
+
+    /// Waits for the thread to end, however long it takes.
+    public func join() {
+        guard !joined else { return }
+        joined = true
+        pthread_join(thread, nil)
     }
 
     deinit {
@@ -68,7 +75,7 @@ final class DedicatedThread: @unchecked Sendable {
     }
 
     /// Sleeps until an absolute CLOCK_MONOTONIC time (frame pacing without drift).
-    static func sleep(until deadline: UInt64) {
+    public static func sleep(until deadline: UInt64) {
         var spec = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
         while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &spec, nil) == EINTR {}
     }

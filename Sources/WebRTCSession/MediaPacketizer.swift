@@ -28,9 +28,10 @@ public struct OutgoingPacket: Sendable {
     public var captureTime: MonotonicTime
 }
 
-/// Packetizes encoded media once and keeps the shared retransmission history (DESIGN.md: per-viewer
-/// state stays small; NACKs are answered from here and protected per viewer).
-public struct MediaFanout: Sendable {
+/// Packetizes encoded media once for every viewer and keeps the shared retransmission history
+/// (DESIGN.md: per-viewer state stays small; NACKs are answered from here and protected per viewer).
+/// Sending the packets to each viewer (the fan-out) is the server's: StreamHub.broadcast.
+public struct MediaPacketizer: Sendable {
     /// Largest RTP payload so that header (12) + RTX's original sequence number (2, RFC 4588 §4) +
     /// the largest SRTP trailer (16, AEAD) + 20 bytes kept for header extensions stay within 1200
     /// bytes on the wire (the MTU every browser assumes for WebRTC).
@@ -43,7 +44,7 @@ public struct MediaFanout: Sendable {
     private var audioSequence: UInt16
     private let videoTimestampOffset: UInt32
     private let audioTimestampOffset: UInt32
-    private let packetizer = H264Packetizer(maxPayloadSize: MediaFanout.maxRTPPayloadSize)
+    private let packetizer = H264Packetizer(maxPayloadSize: MediaPacketizer.maxRTPPayloadSize)
     public private(set) var videoHistory: RTPPacketHistory
     public private(set) var lastVideoCaptureTime: MonotonicTime?
     public private(set) var lastAudioCaptureTime: MonotonicTime?
@@ -78,7 +79,7 @@ public struct MediaFanout: Sendable {
         let timestamp = rtpTimestamp(.video, at: captureTime)
         lastVideoCaptureTime = captureTime
         // Each packet is one array: the packetizer leaves room for the header, written here in place.
-        var payloads = packetizer.payloads(forAnnexB: accessUnit, headerRoom: Self.headerSize)
+        var payloads = packetizer.payloads(forAnnexB: accessUnit, headerRoom: RTPFixedHeader.size)
         var packets: [OutgoingPacket] = []
         packets.reserveCapacity(payloads.count)
         for index in payloads.indices {
@@ -86,8 +87,8 @@ public struct MediaFanout: Sendable {
             videoSequence &+= 1
             var bytes: [UInt8] = []
             swap(&bytes, &payloads[index].payload)   // referenced once now: the header goes in place
-            Self.writeHeader(into: &bytes, payloadType: 0, marker: payloads[index].marker, sequence: sequence,
-                             timestamp: timestamp, ssrc: videoSSRC)
+            RTPFixedHeader.write(into: &bytes, payloadType: 0, marker: payloads[index].marker, sequenceNumber: sequence,
+                                 timestamp: timestamp, ssrc: videoSSRC)
             videoHistory.store(bytes, sequenceNumber: sequence)
             packets.append(OutgoingPacket(kind: .video, bytes: bytes, sequenceNumber: sequence,
                                           startsKeyframe: isKeyframe && index == 0, captureTime: captureTime))
@@ -101,43 +102,10 @@ public struct MediaFanout: Sendable {
         let sequence = audioSequence
         audioSequence &+= 1
         lastAudioCaptureTime = captureTime
-        let bytes = Self.serializeHeader(payloadType: 0, marker: false, sequence: sequence,
-                                         timestamp: rtpTimestamp(.audio, at: captureTime), ssrc: audioSSRC,
-                                         payload: OpusPacketizer.payload(forFrame: opusFrame))
+        let bytes = RTPFixedHeader.serialized(payloadType: 0, marker: false, sequenceNumber: sequence,
+                                              timestamp: rtpTimestamp(.audio, at: captureTime), ssrc: audioSSRC,
+                                              payload: OpusPacketizer.payload(forFrame: opusFrame))
         return OutgoingPacket(kind: .audio, bytes: bytes, sequenceNumber: sequence,
                               startsKeyframe: false, captureTime: captureTime)
-    }
-
-    /// RFC 3550 §5.1 fixed header: 12 bytes, no CSRCs, no extensions.
-    static let headerSize = 12
-
-    /// The fixed header followed by `payload`; the payload-type byte is patched per viewer.
-    static func serializeHeader(payloadType: UInt8, marker: Bool, sequence: UInt16, timestamp: UInt32,
-                                ssrc: UInt32, payload: [UInt8]) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(headerSize + payload.count)
-        bytes.append(contentsOf: repeatElement(0, count: headerSize))
-        bytes.append(contentsOf: payload)
-        writeHeader(into: &bytes, payloadType: payloadType, marker: marker, sequence: sequence, timestamp: timestamp, ssrc: ssrc)
-        return bytes
-    }
-
-    /// Writes the fixed header over the first 12 bytes of `packet`.
-    static func writeHeader(into packet: inout [UInt8], payloadType: UInt8, marker: Bool, sequence: UInt16,
-                            timestamp: UInt32, ssrc: UInt32) {
-        packet.withUnsafeMutableBytes { bytes in
-            bytes[0] = 0x80   // V=2, no padding, no extension, no CSRCs
-            bytes[1] = (marker ? 0x80 : 0) | (payloadType & 0x7F)
-            bytes.storeBytes(of: sequence.bigEndian, toByteOffset: 2, as: UInt16.self)
-            bytes.storeBytes(of: timestamp.bigEndian, toByteOffset: 4, as: UInt32.self)
-            bytes.storeBytes(of: ssrc.bigEndian, toByteOffset: 8, as: UInt32.self)
-        }
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Sets the 7-bit payload type of a serialized RTP packet, keeping the marker bit.
-    mutating func setRTPPayloadType(_ payloadType: UInt8) {
-        self[1] = (self[1] & 0x80) | (payloadType & 0x7F)
     }
 }

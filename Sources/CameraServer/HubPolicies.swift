@@ -1,0 +1,128 @@
+import RTCBase
+
+// The stream hub's decisions, as values: each takes `now` and returns what to do, so they are tested
+// on a virtual clock (CameraServerTests/HubPoliciesTests) and the hub only keeps the registry, the
+// lock and the event loop's timers.
+
+/// Merges keyframe requests (PLI, FIR, joining viewers, settings changes) into at most one request to
+/// the encoder per `minimumInterval`. One that comes too soon is not lost: it is asked again when the
+/// interval is over (one retry at a time, whatever the number of requests meanwhile).
+struct KeyframeRequestPolicy: Equatable {
+    enum Action: Equatable {
+        case none
+        /// Ask the encoder for a keyframe now.
+        case askEncoder
+        /// Call `retryDue(now:)` at this time (the hub schedules it on its loop).
+        case retry(at: MonotonicTime)
+    }
+
+    var minimumInterval: Duration
+    /// How long a request may stay unanswered before a viewer still waiting for its first keyframe
+    /// makes the hub ask again.
+    var unansweredAfter: Duration = .seconds(1)
+    private(set) var lastRequest: MonotonicTime?
+    /// When the encoder was last asked for a keyframe that has not come out yet: asking again in the
+    /// meantime would only schedule a second, spurious one (and delay the next joining viewer).
+    private(set) var outstandingSince: MonotonicTime?
+    private(set) var retryScheduled = false
+
+    init(minimumInterval: Duration) {
+        self.minimumInterval = minimumInterval
+    }
+
+    mutating func request(now: MonotonicTime) -> Action {
+        if let lastRequest, now - lastRequest < minimumInterval {
+            guard !retryScheduled else { return .none }
+            retryScheduled = true
+            return .retry(at: lastRequest + minimumInterval)
+        }
+        return ask(now: now)
+    }
+
+    /// The retry `request` scheduled is due.
+    mutating func retryDue(now: MonotonicTime) -> Action {
+        guard retryScheduled else { return .none }
+        retryScheduled = false
+        return ask(now: now)
+    }
+
+    /// An encoded frame went to the viewers. A keyframe answers what was outstanding; after any other
+    /// frame, a connected viewer that has had no keyframe yet (its first was lost in the encoder's
+    /// reconfiguration, or dropped) gets one asked for, unless one is already on its way.
+    mutating func frameSent(isKeyframe: Bool, viewerStillWaitsForKeyframe: Bool, now: MonotonicTime) -> Action {
+        if isKeyframe {
+            outstandingSince = nil
+            return .none
+        }
+        guard viewerStillWaitsForKeyframe else { return .none }
+        if let outstandingSince, now - outstandingSince <= unansweredAfter { return .none }
+        return request(now: now)
+    }
+
+    private mutating func ask(now: MonotonicTime) -> Action {
+        lastRequest = now
+        outstandingSince = now
+        return .askEncoder
+    }
+}
+
+/// The hub keeps one event-loop timer for all sessions, at the earliest of their deadlines. This keeps
+/// each session's deadline (from its last `.timeout` output) and says when the timer must move.
+///
+/// Outside `fire`…`rearm`, the armed time is never later than the earliest deadline, so a new
+/// deadline needs one comparison (a session's outputs are taken after every datagram it gets).
+struct SessionTimerSchedule<ID: Hashable> {
+    private(set) var deadlines: [ID: MonotonicTime] = [:]
+    /// The deadline the loop's timer is set for (nil: no timer).
+    private(set) var armedFor: MonotonicTime?
+    /// Between `fire` and `rearm`: the due sessions are being given their timeouts.
+    private var firing = false
+
+    /// Records a session's next deadline (nil: it needs no timeout). Returns a time when the timer
+    /// must be (re)armed for it: earlier than the armed one, or none armed.
+    mutating func setDeadline(_ deadline: MonotonicTime?, of id: ID) -> MonotonicTime? {
+        deadlines[id] = deadline
+        guard !firing, let deadline else { return nil }
+        if let armedFor, armedFor <= deadline { return nil }
+        armedFor = deadline
+        return deadline
+    }
+
+    /// A session left. The timer may now fire with nothing due, which `fire` handles.
+    mutating func remove(_ id: ID) {
+        deadlines[id] = nil
+    }
+
+    /// The timer fired: the sessions whose deadline has come, earliest first. Their deadlines are
+    /// forgotten until they give new ones; then `rearm()` says when the timer fires next.
+    mutating func fire(now: MonotonicTime) -> [ID] {
+        armedFor = nil
+        firing = true
+        let due = deadlines.filter { $0.value <= now }.sorted { $0.value < $1.value }.map(\.key)
+        for id in due { deadlines[id] = nil }
+        return due
+    }
+
+    /// After `fire` and the due sessions' new deadlines: when the timer must fire next, if at all.
+    mutating func rearm() -> MonotonicTime? {
+        firing = false
+        armedFor = deadlines.values.min()
+        return armedFor
+    }
+}
+
+/// Whether a WHEP offer may become a viewer (RFC 9725 §4.2: 503 with Retry-After when the camera is full).
+struct ViewerAdmission: Equatable {
+    var maximumViewers: Int
+
+    enum Decision: Equatable {
+        case admit
+        case full(limit: Int)
+        case stopping
+    }
+
+    func decide(viewers: Int, stopping: Bool) -> Decision {
+        if stopping { return .stopping }
+        return viewers < maximumViewers ? .admit : .full(limit: maximumViewers)
+    }
+}

@@ -1,0 +1,142 @@
+import ALSA
+import Logging
+import MediaSources
+import NIOConcurrencyHelpers
+import RTCBase
+import Synchronization
+import SystemSupport
+
+/// What the pipeline's owner says to its media threads, and what they report back, in one place:
+/// run or stop, watched or not (and a wake-up when a viewer arrives), a keyframe or a new bitrate
+/// wanted, and the counters /api/status shows. Every producer takes it; none keeps atomics of its own.
+final class MediaThreadControls: Sendable {
+    let logger: Logger
+    /// How long x264, Opus and the test pattern's background outlive the last viewer (then their
+    /// memory goes back to the system until someone watches again).
+    let idleRelease: Duration
+    /// While nobody watches, the synthetic sources' threads sleep this long at a time (instead of
+    /// waking for every frame); a viewer's arrival wakes them at once.
+    let idleWakeInterval: Duration
+
+    private let running = Atomic<Bool>(true)
+    /// Encoding only while someone watches: on a Pi an idle camera should cost almost no CPU. The
+    /// sources keep running (a camera's buffers keep cycling) so the first viewer waits for nothing
+    /// but the keyframe it asks for.
+    private let watched = Atomic<Bool>(false)
+    /// True while someone watches (or the pipeline stops): what the sleeping threads wait for.
+    private let viewerArrival = ConditionLock(value: false)
+    private let keyframeRequested = Atomic<Bool>(false)
+    /// A new bitrate for the running encoder (0: none pending); x264 reconfigures without a restart.
+    private let pendingBitrateKbps = Atomic<Int>(0)
+    let counters = Mutex(MediaCounters())
+
+    init(logger: Logger, idleRelease: Duration, idleWakeInterval: Duration) {
+        self.logger = logger
+        self.idleRelease = idleRelease
+        self.idleWakeInterval = min(idleWakeInterval, idleRelease)
+    }
+
+    // MARK: - From the owner
+
+    func setWatched(_ present: Bool) {
+        watched.store(present, ordering: .relaxed)
+        viewerArrival.lock()
+        viewerArrival.unlock(withValue: present)
+    }
+
+    func stop() {
+        running.store(false, ordering: .relaxed)
+        viewerArrival.lock()
+        viewerArrival.unlock(withValue: true)   // wakes a sleeping thread so it sees `isRunning` and ends
+    }
+
+    func requestKeyframe() { keyframeRequested.store(true, ordering: .relaxed) }
+
+    func setBitrate(kbps: Int) { pendingBitrateKbps.store(kbps, ordering: .relaxed) }
+
+    // MARK: - On the media threads
+
+    var isRunning: Bool { running.load(ordering: .relaxed) }
+    var isWatched: Bool { watched.load(ordering: .relaxed) }
+
+    /// A keyframe request, taken once (true at most once per request).
+    func takeKeyframeRequest() -> Bool { keyframeRequested.exchange(false, ordering: .relaxed) }
+
+    /// Whether a keyframe is asked for, without taking the request.
+    var keyframeIsRequested: Bool { keyframeRequested.load(ordering: .relaxed) }
+
+    /// A new bitrate to apply, taken once (nil: none asked since the last time).
+    func takeBitrateChange() -> Int? {
+        let kbps = pendingBitrateKbps.exchange(0, ordering: .relaxed)
+        return kbps > 0 ? kbps : nil
+    }
+
+    /// Nobody watches: sleeps until someone does, the pipeline stops, or `idleWakeInterval` passed.
+    func sleepWhileUnwatched() {
+        if viewerArrival.lock(whenValue: true, timeoutSeconds: idleWakeInterval.millisecondsDouble / 1000) {
+            viewerArrival.unlock()
+        }
+    }
+
+    /// Runs `body` and adds the CPU time the calling thread spent in it to `counter` (/api/status).
+    func measuringCPU<Result>(_ counter: WritableKeyPath<MediaCounters, UInt64>, _ body: () throws -> Result) rethrows -> Result {
+        let before = MonotonicClock.threadCPUNanoseconds()
+        defer {
+            let used = MonotonicClock.threadCPUNanoseconds() &- before
+            counters.withLock { $0[keyPath: counter] &+= used }
+        }
+        return try body()
+    }
+
+    /// Counts a frame that goes to the viewers (and the frame rate and bitrate over about a second).
+    func record(_ frame: EncodedVideoFrame, forced: Bool, at now: MonotonicTime) {
+        counters.withLock { $0.record(frameBytes: frame.accessUnit.count, forced: forced, at: now) }
+    }
+
+    func setRunningEncoder(_ description: String) {
+        counters.withLock { $0.encoder = description }
+    }
+}
+
+/// What the media threads counted since the pipeline started.
+struct MediaCounters: Sendable {
+    var framesEncoded = 0
+    var keyframesForced = 0
+    /// x264 encoders made so far: one when the first viewer arrives, then one each time viewers
+    /// return after `idleRelease`.
+    var encodersOpened = 0
+    /// Opus encoders made so far, likewise.
+    var audioEncodersOpened = 0
+    /// Raw camera frames that could not be encoded (a malformed buffer, a conversion that failed).
+    var framesDropped = 0
+    /// The encoder actually running ("x264" after a hardware encoder failed, say); empty before.
+    var encoder = ""
+    var framesPerSecond = 0.0
+    var bitrateKbps = 0.0
+    var encoderCPUNanoseconds: UInt64 = 0
+    var testPatternCPUNanoseconds: UInt64 = 0
+    var audioEncoderCPUNanoseconds: UInt64 = 0
+    /// What the microphone's capture read, recovered and dropped (nil: no microphone).
+    var microphone: ALSACaptureStatistics?
+    private var windowStart: MonotonicTime?
+    private var windowFrames = 0
+    private var windowBytes = 0
+
+    mutating func record(frameBytes: Int, forced: Bool, at now: MonotonicTime) {
+        framesEncoded += 1
+        if forced { keyframesForced += 1 }
+        let start = windowStart ?? now
+        windowStart = start
+        windowFrames += 1
+        windowBytes += frameBytes
+        let elapsed = now - start
+        if elapsed >= .seconds(1) {
+            let seconds = elapsed.millisecondsDouble / 1000
+            framesPerSecond = Double(windowFrames - 1) / seconds
+            bitrateKbps = Double(windowBytes) * 8 / 1000 / seconds
+            windowStart = now
+            windowFrames = 1
+            windowBytes = frameBytes
+        }
+    }
+}

@@ -1,0 +1,356 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CMalloc
+import MediaSources
+import RTCBase
+import SystemSupport
+import V4L2
+import X264
+
+/// One video input, run on the pipeline's video thread until `controls.isRunning` goes false: each
+/// finished frame goes to `deliver` (the hub, from this thread). One type per input kind.
+protocol VideoProducer: Sendable {
+    /// What /api/status and the log call the input.
+    var description: String { get }
+    var width: Int { get }
+    var height: Int { get }
+    func run(_ controls: MediaThreadControls, deliver: (EncodedVideoFrame) -> Void)
+}
+
+/// What the producer needs of the configuration while it runs (x264's bitrate is the last one set).
+typealias CurrentConfiguration = @Sendable () -> MediaConfiguration
+
+/// x264 for raw pictures (the test pattern's, a camera's), made while someone watches and
+/// `idleRelease` after: nothing of it, not even the pages of its code, is touched before the first
+/// viewer (idle RSS, README Performance). Lives on the video thread.
+struct X264Stage {
+    let width: Int
+    let height: Int
+    let profileLevelID: String
+    let configuration: CurrentConfiguration
+    private var encoder: WhileWatched<X264Encoder>
+    private var refusals = 0
+
+    init(width: Int, height: Int, profileLevelID: String, idleRelease: Duration, configuration: @escaping CurrentConfiguration) {
+        self.width = width
+        self.height = height
+        self.profileLevelID = profileLevelID
+        self.configuration = configuration
+        encoder = WhileWatched(keepFor: idleRelease)
+    }
+
+    /// Encodes `frame` (YUYV converted to 4:2:0 first: DESIGN.md), with a keyframe when one was asked
+    /// for and the bitrate as last changed; nil when x264 buffered it or refused its settings.
+    mutating func encode(_ frame: RawVideoFrame, at now: MonotonicTime, _ controls: MediaThreadControls) -> EncodedVideoFrame? {
+        let x264: X264Encoder
+        do {
+            let (width, height, profileLevelID, configuration) = (width, height, profileLevelID, configuration)
+            guard let made = try encoder.use(at: now, make: { () throws -> X264Encoder in
+                let current = configuration()   // the bitrate as last changed
+                let made = try X264Encoder(width: width, height: height, fps: current.framesPerSecond,
+                                           bitrateKbps: current.bitrateKbps, profileLevelID: profileLevelID,
+                                           keyframeInterval: current.framesPerSecond * current.keyframeIntervalSeconds)
+                controls.counters.withLock { $0.encodersOpened += 1 }
+                return made
+            }) else { return nil }   // refused a moment ago: tried again in 5 s
+            x264 = made
+            refusals = 0
+        } catch {
+            // Settings x264 refuses show up when the first viewer arrives (nothing is made before).
+            refusals += 1
+            if refusals == 1 {
+                controls.logger.critical("x264 refused the settings (\(width)x\(height), \(profileLevelID)): \(error); trying again every 5 s")
+            } else {
+                controls.logger.error("x264 still refuses the settings: \(error)")
+            }
+            return nil
+        }
+        let force = controls.takeKeyframeRequest()
+        if let kbps = controls.takeBitrateChange() {
+            do {
+                try x264.setBitrate(kbps: kbps)
+                controls.logger.info("video bitrate now \(kbps) kb/s")
+            } catch {
+                controls.logger.error("could not change the bitrate to \(kbps) kb/s: \(error)")
+            }
+        }
+        do {
+            let input = frame.pixelFormat == .yuyv ? try PixelConversion.i420(fromYUYV: frame) : frame
+            guard let encoded = try controls.measuringCPU(\.encoderCPUNanoseconds, { try x264.encode(input, forceKeyframe: force) })
+            else { return nil }
+            controls.record(encoded, forced: force, at: now)
+            return encoded
+        } catch {
+            controls.logger.error("video encoding failed: \(error)")
+            return nil
+        }
+    }
+
+    /// Nobody watches: x264 goes once nobody has for `idleRelease`.
+    mutating func unwatched(at now: MonotonicTime, _ controls: MediaThreadControls) {
+        if encoder.unwatched(at: now) {
+            // x264's freed buffers (and the test pattern's, dropped in the same tick) would stay in
+            // this thread's malloc arena; hand the pages back to the system.
+            malloc_trim(0)
+            controls.logger.debug("nobody has watched for \(controls.idleRelease): x264 closed")
+        }
+    }
+}
+
+/// The synthetic camera, paced on CLOCK_MONOTONIC, encoded by x264. Its background (1.4 MB at
+/// 720p) is kept like the encoder: while someone watches and `idleRelease` after; with nobody
+/// watching nothing is drawn and the thread wakes once a `idleWakeInterval`, not once a frame.
+struct TestPatternProducer: VideoProducer {
+    let width: Int
+    let height: Int
+    let profileLevelID: String
+    let configuration: CurrentConfiguration
+    var description: String { "test-pattern" }
+
+    func run(_ controls: MediaThreadControls, deliver: (EncodedVideoFrame) -> Void) {
+        controls.setRunningEncoder("x264")
+        var x264 = X264Stage(width: width, height: height, profileLevelID: profileLevelID,
+                             idleRelease: controls.idleRelease, configuration: configuration)
+        var pattern = WhileWatched<TestPatternSource>(keepFor: controls.idleRelease)
+        let makePattern = { [width, height] in try TestPatternSource(width: width, height: height) }
+        let interval = UInt64(1_000_000_000 / max(1, configuration().framesPerSecond))
+        var next = MonotonicClock.now().nanoseconds
+        var index: UInt64 = 0
+        while controls.isRunning {
+            DedicatedThread.sleep(until: next)
+            let now = MonotonicClock.now()
+            // Freshest frame wins: if encoding fell behind, skip the missed slots instead of queueing.
+            next += interval
+            if now.nanoseconds > next { next = now.nanoseconds + interval }
+            index += 1
+            guard controls.isWatched else {
+                pattern.unwatched(at: now)   // first: the encoder's release trims the heap after both
+                x264.unwatched(at: now, controls)
+                controls.sleepWhileUnwatched()
+                next = MonotonicClock.now().nanoseconds
+                continue
+            }
+            let source: TestPatternSource
+            do {
+                guard let made = try pattern.use(at: now, make: makePattern) else { continue }
+                source = made
+            } catch {
+                controls.logger.error("test pattern failed: \(error); trying again in 5 s")
+                continue
+            }
+            let frame = controls.measuringCPU(\.testPatternCPUNanoseconds) { source.frame(at: now, index: index) }
+            if let encoded = x264.encode(frame, at: now, controls) { deliver(encoded) }
+        }
+    }
+}
+
+/// A pre-encoded Annex-B stream, looped at the configured rate with no encoder in the process; a
+/// keyframe request jumps to the stream's next IDR.
+struct FileProducer: VideoProducer {
+    let path: String
+    let file: AnnexBFileSource
+    var width: Int { file.width }
+    var height: Int { file.height }
+    var description: String { "file:\(path) (\(file.accessUnits.count) frames, passthrough)" }
+
+    func run(_ controls: MediaThreadControls, deliver: (EncodedVideoFrame) -> Void) {
+        controls.setRunningEncoder("passthrough")
+        var file = self.file
+        let interval = UInt64(file.frameInterval.nanosecondsClamped)
+        var next = MonotonicClock.now().nanoseconds
+        while controls.isRunning {
+            DedicatedThread.sleep(until: next)
+            let now = MonotonicClock.now()
+            next += interval
+            if now.nanoseconds > next { next = now.nanoseconds + interval }
+            guard controls.isWatched else {
+                controls.sleepWhileUnwatched()
+                next = MonotonicClock.now().nanoseconds
+                continue
+            }
+            let forced = controls.takeKeyframeRequest()
+            if forced { file.skipToNextKeyframe() }
+            let frame = file.nextFrame(captureTime: now)
+            controls.record(frame, forced: forced, at: now)
+            deliver(frame)
+        }
+    }
+}
+
+/// A V4L2 camera as the driver paces it, through the encoder the plan chose: its own H.264
+/// (passthrough), the board's V4L2 M2M encoder (falling back to x264 if it fails), or x264. A camera
+/// that goes away (USB unplug) is reported and reopened when it comes back, without restarting the
+/// daemon. The camera is closed when the thread ends (a new pipeline may open it).
+struct CameraProducer: VideoProducer, @unchecked Sendable {
+    let camera: V4L2VideoSource
+    let plan: VideoEncoderPlan
+    /// Passthrough: the camera's stream as probed at start (its SPS/PPS already seen).
+    let passthroughStream: CameraH264Stream
+    let profileLevelID: String
+    let configuration: CurrentConfiguration
+    var width: Int { camera.width }
+    var height: Int { camera.height }
+    var description: String { camera.description }
+
+    func run(_ controls: MediaThreadControls, deliver: (EncodedVideoFrame) -> Void) {
+        defer { camera.stop() }
+        switch plan {
+        case .passthrough:
+            controls.setRunningEncoder(plan.description)
+            runPassthrough(controls, deliver: deliver)
+            return
+        case let .hardware(path, _):
+            controls.setRunningEncoder(plan.description)
+            if runHardwareEncoder(path, controls, deliver: deliver) { return }
+            guard camera.pixelFormat != nil, controls.isRunning else { return }
+            controls.logger.warning("falling back to x264 for \(camera.path)")
+        case .x264:
+            break
+        }
+        controls.setRunningEncoder("x264")
+        var x264 = X264Stage(width: width, height: height, profileLevelID: profileLevelID,
+                             idleRelease: controls.idleRelease, configuration: configuration)
+        while controls.isRunning {
+            do {
+                try camera.withNextFrame(timeoutMilliseconds: 500) { result in
+                    let now = MonotonicClock.now()
+                    guard controls.isWatched else {
+                        x264.unwatched(at: now, controls)
+                        return
+                    }
+                    switch result {
+                    case let .success(frame):
+                        if let encoded = x264.encode(frame, at: now, controls) { deliver(encoded) }
+                    case let .failure(error):
+                        let dropped: Int = controls.counters.withLock { $0.framesDropped += 1; return $0.framesDropped }
+                        if dropped == 1 || dropped % 100 == 0 {
+                            controls.logger.warning("\(camera.path): a frame could not be used (\(error)); \(dropped) dropped so far")
+                        }
+                    }
+                }
+            } catch {
+                waitForCameraToReturn(controls, after: error)
+            }
+        }
+    }
+
+    private func waitForCameraToReturn(_ controls: MediaThreadControls, after error: any Error) {
+        controls.logger.error("camera \(camera.path) stopped: \(error); waiting for it to come back")
+        while controls.isRunning {
+            DedicatedThread.sleep(until: (MonotonicClock.now() + .seconds(1)).nanoseconds)
+            if camera.tryReopen() {
+                controls.logger.notice("camera \(camera.path) is back")
+                controls.requestKeyframe()
+                return
+            }
+        }
+    }
+
+    /// The zero-copy chain of a Raspberry Pi: each camera buffer goes to the V4L2 M2M encoder by
+    /// DMABUF import (or a copy, if the encoder refuses the import) and back to the camera once the
+    /// encoder let go of it. Returns true when stopped, false when the encoder failed (the caller
+    /// falls back to x264 on the same camera).
+    private func runHardwareEncoder(_ encoderPath: String, _ controls: MediaThreadControls,
+                                    deliver: (EncodedVideoFrame) -> Void) -> Bool {
+        let configuration = configuration()
+        let (width, height) = (width, height)
+        let encoder = V4L2M2MEncoder(configuration: V4L2EncoderConfiguration(
+            path: encoderPath, width: UInt32(width), height: UInt32(height), inputPixelFormat: camera.negotiatedFormat,
+            inputBytesPerLine: camera.bytesPerLine, framesPerSecond: UInt32(configuration.framesPerSecond),
+            bitrate: Int32(clamping: configuration.bitrateKbps * 1000),
+            keyFrameInterval: Int32(clamping: configuration.framesPerSecond * configuration.keyframeIntervalSeconds),
+            profile: .constrainedBaseline, level: MediaPipeline.v4l2Level(profileLevelID), repeatSequenceHeader: true,
+            inputMemory: .dmabuf))
+        do {
+            try encoder.start()
+        } catch {
+            controls.logger.error("hardware encoder \(encoderPath) failed to start: \(error)")
+            return false
+        }
+        defer { encoder.stop() }
+        if !encoder.statistics.rejectedControls.isEmpty {
+            controls.logger.notice("\(encoderPath) refused controls \(encoder.statistics.rejectedControls.keys.map(\.description).sorted()); using its defaults for them")
+        }
+        controls.logger.info("hardware encoder \(encoderPath): \(camera.negotiatedFormat) \(width)x\(height) in, H.264 out")
+        var encoderError: V4L2Error?
+        var heldInputs = 0
+        while controls.isRunning, encoderError == nil {
+            do {
+                try camera.withNextCapturedFrame(timeoutMilliseconds: 500) { frame in
+                    guard controls.isWatched else { return }
+                    let force = controls.takeKeyframeRequest()
+                    do throws(V4L2Error) {
+                        if let kbps = controls.takeBitrateChange() {
+                            try encoder.setBitrate(Int32(clamping: kbps * 1000))
+                            controls.logger.info("video bitrate now \(kbps) kb/s")
+                        }
+                        let result = try encoder.encodeWaiting(frame.encoderInput, forceKeyFrame: force)
+                        if !result.inputReleased {
+                            heldInputs += 1
+                            if heldInputs == 1 || heldInputs % 100 == 0 {
+                                controls.logger.warning("\(encoderPath) still held a camera buffer after 200 ms (\(heldInputs) times)")
+                            }
+                        }
+                        for coded in result.frames {
+                            let encoded = EncodedVideoFrame(accessUnit: coded.data, isKeyframe: coded.isKeyFrame,
+                                                            captureTime: coded.captureTime == .zero ? frame.captureTime : coded.captureTime,
+                                                            width: width, height: height)
+                            controls.record(encoded, forced: force && coded.isKeyFrame, at: MonotonicClock.now())
+                            deliver(encoded)
+                        }
+                    } catch {
+                        encoderError = error
+                    }
+                }
+            } catch {
+                waitForCameraToReturn(controls, after: error)
+            }
+        }
+        if let encoderError {
+            controls.logger.error("hardware encoder \(encoderPath) failed: \(encoderError)")
+            return false
+        }
+        return true
+    }
+
+    /// The camera's own H.264 to the viewers, with SPS/PPS put in front of every IDR; keyframe
+    /// requests become the camera's FORCE_KEY_FRAME control, or a stream restart (at most one in
+    /// 2 s) on cameras without it.
+    private func runPassthrough(_ controls: MediaThreadControls, deliver: (EncodedVideoFrame) -> Void) {
+        var stream = passthroughStream
+        var lastRestart: MonotonicTime?
+        var bitrateControlWorks = true
+        let (width, height) = (width, height)
+        while controls.isRunning {
+            do {
+                let now = MonotonicClock.now()
+                if controls.keyframeIsRequested, lastRestart.map({ now - $0 >= .seconds(2) }) ?? true {
+                    _ = controls.takeKeyframeRequest()
+                    let outcome = try camera.forceKeyFrame()
+                    if outcome == .streamRestarted { lastRestart = now }
+                    controls.logger.debug("asked \(camera.path) for an IDR: \(outcome)")
+                }
+                if let kbps = controls.takeBitrateChange(), bitrateControlWorks {
+                    do {
+                        try camera.setEncoderBitrate(bitsPerSecond: Int32(clamping: kbps * 1000))
+                    } catch {
+                        if error == .deviceGone { throw error }
+                        bitrateControlWorks = false
+                        controls.logger.notice("\(camera.path) has no bitrate control (\(error)): the camera keeps its own rate")
+                    }
+                }
+                try camera.withNextCapturedFrame(timeoutMilliseconds: 500) { frame in
+                    guard let encoded = stream.frame(fromBuffer: frame.data, captureTime: frame.captureTime,
+                                                     width: width, height: height),
+                          controls.isWatched else { return }
+                    if encoded.isKeyframe { controls.logger.debug("\(camera.path): IDR, \(encoded.accessUnit.count) bytes") }
+                    controls.record(encoded, forced: false, at: MonotonicClock.now())
+                    deliver(encoded)
+                }
+            } catch {
+                waitForCameraToReturn(controls, after: error)
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import DTLS
+import ICE
+import RTCBase
+import SDP
+import WebRTCSession
+
+/// Turns a WHEP offer into a viewer's session (RFC 9725 §4.2): parse, answer (WHEPAnswerer), and a
+/// PeerSession with fresh ICE credentials and its DTLS endpoint. Touches no shared state, so the hub
+/// runs it before it takes its lock.
+struct WHEPSessionFactory: Sendable {
+    let certificate: DTLSCertificate
+    /// The SSRCs every viewer is sent (the hub's MediaPacketizer: packetized once for all).
+    let videoSSRC: UInt32
+    let videoRTXSSRC: UInt32
+    let audioSSRC: UInt32
+    let ntpNanosecondsAtMonotonicZero: UInt64
+    /// RTCAM_DTLS_DEBUG=1..4: mbedTLS's handshake trace on stderr, for field debugging.
+    let dtlsDebugLevel: Int32 = Environment.value("RTCAM_DTLS_DEBUG").flatMap { Int32($0) } ?? 0
+
+    init(certificate: DTLSCertificate, packetizer: MediaPacketizer, ntpNanosecondsAtMonotonicZero: UInt64) {
+        self.certificate = certificate
+        videoSSRC = packetizer.videoSSRC
+        videoRTXSSRC = packetizer.videoRTXSSRC
+        audioSSRC = packetizer.audioSSRC
+        self.ntpNanosecondsAtMonotonicZero = ntpNanosecondsAtMonotonicZero
+    }
+
+    struct Made {
+        var session: PeerSession
+        var localICE: ICECredentials
+        var answer: String
+    }
+
+    /// `client`: the IP the offer was POSTed from (nil: checks are answered from anywhere).
+    func makeSession(offer text: String, settings: HubSettings, client: TransportAddress.IP? = nil, now: MonotonicTime,
+                     random: inout some RandomNumberGenerator) throws(WHEPError) -> Made {
+        let offer: SessionDescription
+        do {
+            offer = try SessionDescription(parsing: text)
+        } catch {
+            throw .malformedOffer("\(error)")
+        }
+        let localICE = ICECredentials.random(using: &random)
+        let candidates = settings.candidateAddresses.enumerated().map { index, ip in
+            HostCandidate(address: TransportAddress(ip: ip, port: settings.mediaPort), foundation: String(index + 1),
+                          localPreference: UInt16(clamping: 65_535 - index))
+        }
+        let local = LocalTransport(
+            iceUfrag: localICE.ufrag, icePassword: localICE.password, fingerprintSHA256: certificate.fingerprintSDP,
+            candidates: candidates, videoSSRC: videoSSRC, videoRTXSSRC: videoRTXSSRC,
+            audioSSRC: audioSSRC, cname: "rtcam", streamID: "rtcam")
+        let capabilities = LocalCapabilities(h264ProfileLevelIDs: [settings.h264ProfileLevelID],
+                                             audio: settings.hasAudio, video: settings.hasVideo)
+        let answer: SessionDescription
+        let negotiated: NegotiatedSession
+        do {
+            (answer, negotiated) = try WHEPAnswerer.answer(offer: offer, capabilities: capabilities, local: local)
+        } catch let error {
+            if case .noCommonCodec = error { throw .noCommonCodec("\(error)") }
+            throw .malformedOffer("\(error)")
+        }
+        var configuration = PeerSessionConfiguration(
+            negotiated: negotiated, localICE: localICE, certificate: certificate,
+            ntpNanosecondsAtMonotonicZero: ntpNanosecondsAtMonotonicZero, cname: "rtcam", dtlsDebugLevel: dtlsDebugLevel)
+        if let client {
+            // ICE-lite (RFC 8445 §2.5) never checks the viewer's side: it answers whoever sends a valid
+            // check. Only the WHEP client and the addresses it offered may become a media destination.
+            configuration.allowedRemoteIPs = Set([client] + Self.candidateIPs(in: offer))
+        }
+        do {
+            let session = try PeerSession(configuration: configuration, now: now, random: &random)
+            return Made(session: session, localICE: localICE, answer: answer.serialized())
+        } catch {
+            throw .internalFailure("DTLS setup failed: \(error)")
+        }
+    }
+
+    /// The IP addresses of the offer's a=candidate lines (RFC 8839 §5.1: the fifth field);
+    /// mDNS names (RFC 8839 §5.1 with .local) are not addresses and are left out.
+    static func candidateIPs(in offer: SessionDescription) -> [TransportAddress.IP] {
+        offer.media.flatMap(\.candidates).compactMap { value in
+            let fields = value.split(separator: " ")
+            return fields.count > 4 ? TransportAddress.IP(parsing: String(fields[4])) : nil
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import RTCBase
+import Testing
+import WebRTCSession
+import WebRTCViewer
+
+/// What one viewer (or one host pretending to be one) can cost the camera: a slot held by a session
+/// that never connects, checks from addresses the WHEP client never named, unbounded NACKs.
+@Suite struct SessionLimitsTests {
+    func failure(_ harness: TwoPeerHarness) -> String? {
+        harness.cameraEvents.lazy.compactMap { if case let .failed(reason) = $0.1 { reason } else { nil } }.first
+    }
+
+    @Test("an offer that never connects gives its slot back after 10 s (ICE never started)")
+    func neverChecked() throws {
+        let harness = try TwoPeerHarness(seed: 41)
+        harness.viewerAlive = false   // its checks never leave
+        harness.start(media: false)
+        harness.run(for: .milliseconds(9_900))
+        #expect(failure(harness) == nil)
+        harness.run(for: .milliseconds(200))
+        #expect(failure(harness)?.hasPrefix("not connected within 10") == true)
+        #expect(failure(harness)?.contains("ICE") == true)
+        #expect(harness.camera.state == .failed && harness.camera.nextDeadline == nil)
+    }
+
+    @Test("a viewer that answers checks but never does DTLS is dropped after 10 s too")
+    func checksButNoDTLS() throws {
+        let harness = try TwoPeerHarness(seed: 42)
+        // Every DTLS record either way is lost (RFC 7983: first byte 20...63).
+        harness.network.dropRule = { datagram in (20...63).contains(datagram.bytes.first ?? 0) }
+        harness.start()
+        harness.run(for: .seconds(11))
+        #expect(failure(harness)?.contains("DTLS unfinished") == true, "\(harness.cameraEvents)")
+        #expect(!harness.cameraConnected)
+    }
+
+    @Test("a connected session is not timed out")
+    func connectedStays() throws {
+        let harness = try TwoPeerHarness(seed: 43)
+        harness.start()
+        harness.run(for: .seconds(15))
+        #expect(harness.cameraConnected && failure(harness) == nil && harness.camera.state == .connected)
+    }
+
+    @Test("checks from an IP that is neither the WHEP client's nor a candidate's are not answered")
+    func foreignAddresses() throws {
+        let elsewhere = try TwoPeerHarness(seed: 44) { $0.allowedRemoteIPs = [.v4(10, 9, 8, 7)] }
+        elsewhere.start()
+        elsewhere.run(for: .seconds(3))
+        #expect(!elsewhere.cameraConnected)
+        #expect(elsewhere.camera.statistics.checksFromForeignAddresses > 0)
+        #expect(!elsewhere.cameraEvents.contains { if case .addressVerified = $0.1 { true } else { false } })
+
+        let client = try TwoPeerHarness(seed: 44) { $0.allowedRemoteIPs = [TwoPeerHarness.viewerAddress.ip] }
+        client.start()
+        client.run(for: .seconds(3))
+        #expect(client.cameraConnected && client.camera.statistics.checksFromForeignAddresses == 0)
+        #expect(client.cameraEvents.contains { $0.1 == .addressVerified(TwoPeerHarness.viewerAddress) })
+    }
+
+    @Test("a session keeps at most 4 checked addresses, never forgetting the one media goes to")
+    func boundedAddresses() throws {
+        let harness = try TwoPeerHarness(seed: 45)
+        harness.start()
+        harness.run(for: .seconds(2))
+        #expect(harness.cameraConnected)
+        for port in UInt16(50_001)...50_006 {
+            harness.viewerAddress = TransportAddress(ip: .v4(127, 0, 0, 2), port: port)
+            harness.run(for: .seconds(6))   // the next consent check comes from the new address
+        }
+        let verified = harness.cameraEvents.filter { if case .addressVerified = $0.1 { true } else { false } }.count
+        let forgotten = harness.cameraEvents.filter { if case .addressForgotten = $0.1 { true } else { false } }.count
+        #expect(verified == 7 && verified - forgotten == 4, "verified \(verified), forgotten \(forgotten)")
+        #expect(!harness.cameraEvents.contains { $0.1 == .addressForgotten(harness.viewerAddress) })
+        #expect(harness.camera.remoteAddress == harness.viewerAddress)
+    }
+
+    @Test("NACKs: a sequence number named again counts once, each packet is resent at most twice, resends stay within budget")
+    func boundedRetransmissions() throws {
+        let harness = try TwoPeerHarness(seed: 46)
+        harness.network.jitter = .zero   // no reordering: the viewer's own NACKs stay out of the counts
+        harness.start()
+        harness.run(for: .seconds(2))
+        #expect(harness.cameraConnected)
+        let newest = harness.fanout.videoHistory.newestSequenceNumber
+        let target = try #require(newest) &- 3
+        let before = harness.camera.statistics
+        // Named 30 times in one NACK (interleaved with another so the entries do not merge).
+        harness.viewer.sendNACK(Array(repeating: [target, target &- 20], count: 30).flatMap { $0 })
+        harness.run(for: .milliseconds(100))
+        var after = harness.camera.statistics
+        #expect(after.retransmittedPackets - before.retransmittedPackets == 2)   // target and target - 20, once each
+        #expect(after.retransmissionsRefused - before.retransmissionsRefused == 58)
+        // Twice more: the second resend of each is allowed, the third is not.
+        harness.viewer.sendNACK([target])
+        harness.run(for: .milliseconds(100))
+        harness.viewer.sendNACK([target])
+        harness.run(for: .milliseconds(100))
+        after = harness.camera.statistics
+        #expect(after.retransmittedPackets - before.retransmittedPackets == 3)
+        #expect(after.retransmissionsRefused - before.retransmissionsRefused == 59)
+
+        // Every packet of the history at once: far more than half of what the viewer was sent lately.
+        let everything = (0..<UInt16(1000)).map { try! #require(newest) &- $0 }
+        let beforeFlood = harness.camera.statistics
+        harness.viewer.sendNACK(everything)
+        harness.run(for: .milliseconds(100))
+        let flood = harness.camera.statistics
+        let resentBytes = flood.bytesSent - beforeFlood.bytesSent
+        #expect(flood.retransmissionsRefused - beforeFlood.retransmissionsRefused > 100)
+        #expect(resentBytes < 400_000, "resent \(resentBytes) bytes for one NACK")
+    }
+}
