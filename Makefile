@@ -15,7 +15,7 @@ MEDIA_PORT ?= 8189
 STATE_DIR ?= $(CURDIR)/.rtcam-state
 RUN_ARGS ?=
 
-.PHONY: run test build release deps test-deps pipewire-alsa unit-test interop-test bench deb clean
+.PHONY: run test build release deps test-deps pipewire-alsa unit-test interop-test bench deb arm64 clean
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -52,7 +52,8 @@ run: release
 
 # Every test: Swift unit and in-process tests, real peers (Chromium, Firefox, aiortc) against the
 # daemon, rtcam on real kernel drivers (vivid, vicodec, snd-aloop) in board/qemu-x86_64's VM, and
-# the .deb installed and run by systemd in that VM.
+# the .deb installed and run by systemd in that VM; then the arm64 stage (board/arm64/test-arm64.sh:
+# the arm64 .deb in a plain Debian 13 arm64 root, the Swift tests and the daemon as aarch64 under qemu).
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
@@ -62,6 +63,7 @@ test: test-deps
 	$(MAKE) deb
 	bash Tests/check-footprint.sh
 	bash systemd/test-in-vm.sh --deb "$$(ls -t out/rtcam_*_amd64.deb | head -n 1)"
+	bash board/arm64/test-arm64.sh
 
 unit-test: deps
 	$(SWIFT) test
@@ -85,6 +87,12 @@ bench: deps
 deb: deps
 	$(call apt_install,dpkg-dev lintian)
 	bash board/debian-package/build-deb.sh
+
+# The release aarch64 rtcam and out/rtcam_<version>_arm64.deb for Debian 13 / Raspberry Pi OS trixie,
+# cross-compiled with unstable's Swift 6.2.3 against a Debian 13 arm64 root (board/arm64/README.md).
+# Needs root; the roots are cached in $$RTCAM_CACHE (default /var/cache/rtcam-arm64).
+arm64:
+	bash board/arm64/build-arm64.sh
 
 clean:
 	rm -rf .build

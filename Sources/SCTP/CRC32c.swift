@@ -34,19 +34,21 @@ public enum CRC32c {
     /// Continues a CRC whose register (not yet inverted at the end) is `crc`.
     static func update(_ crc: UInt32, _ bytes: [UInt8], _ range: Range<Int>) -> UInt32 {
         var crc = crc
-        flat.withUnsafeBufferPointer { t in
-            bytes.withUnsafeBytes { raw in
+        flat.withUnsafeBufferPointer { (t: UnsafeBufferPointer<UInt32>) -> Void in
+            bytes.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Void in
                 var i = range.lowerBound
                 let end = range.upperBound
                 while end - i >= 8 {
                     // One unaligned 8-byte load; the CRC is reflected, so the bytes go in little-endian.
                     let word = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self).littleEndian
-                    let low = crc ^ UInt32(truncatingIfNeeded: word)
+                    let low: UInt32 = crc ^ UInt32(truncatingIfNeeded: word)
                     let high = UInt32(truncatingIfNeeded: word >> 32)
-                    crc = t[7 * 256 + Int(low & 0xFF)] ^ t[6 * 256 + Int(low >> 8 & 0xFF)]
-                        ^ t[5 * 256 + Int(low >> 16 & 0xFF)] ^ t[4 * 256 + Int(low >> 24)]
-                        ^ t[3 * 256 + Int(high & 0xFF)] ^ t[2 * 256 + Int(high >> 8 & 0xFF)]
-                        ^ t[1 * 256 + Int(high >> 16 & 0xFF)] ^ t[Int(high >> 24)]
+                    // Typed halves: as one expression Swift 6.2.3 gives up type-checking it (debug builds).
+                    let lowPart: UInt32 = t[7 * 256 + Int(low & 0xFF)] ^ t[6 * 256 + Int((low >> 8) & 0xFF)]
+                        ^ t[5 * 256 + Int((low >> 16) & 0xFF)] ^ t[4 * 256 + Int(low >> 24)]
+                    let highPart: UInt32 = t[3 * 256 + Int(high & 0xFF)] ^ t[2 * 256 + Int((high >> 8) & 0xFF)]
+                        ^ t[1 * 256 + Int((high >> 16) & 0xFF)] ^ t[Int(high >> 24)]
+                    crc = lowPart ^ highPart
                     i += 8
                 }
                 while i < end {

@@ -4,8 +4,11 @@
 #
 #   bash board/debian-package/build-deb.sh             # native: builds the release binary first
 #   RTCAM_BIN=path/to/rtcam bash board/debian-package/build-deb.sh   # package a binary built elsewhere
-#                                                      # (board/cross-build-aarch64.sh does this)
-# Environment: RTCAM_VERSION (default 0.1.0), DEB_MAINTAINER, OUT_DIR (default out/), SWIFT.
+#                                                      # (board/arm64/build-arm64.sh does this)
+# Environment: RTCAM_VERSION (default 0.1.0), DEB_MAINTAINER, OUT_DIR (default out/), SWIFT,
+# RTCAM_SHLIBDEPS_ROOT: a Debian root of the binary's architecture with dpkg-dev and the libraries
+# installed (board/arm64's sysroot), where dpkg-shlibdeps runs (under qemu-user for a foreign one)
+# to compute Depends for a cross-built binary.
 # Needs: dpkg-dev (dpkg-shlibdeps), binutils (strip, readelf); lintian is optional.
 #
 # The package: /usr/bin/rtcam (Swift standard library linked in statically, stripped; the pages
@@ -86,7 +89,29 @@ echo /etc/rtcam/rtcam.conf > "$root/DEBIAN/conffiles"
 # files (dpkg-shlibdeps wants a debian/control to read, so it gets a two-line one). For a foreign
 # architecture whose libraries dpkg does not know, the NEEDED entries map to Debian 12 packages.
 shlib_depends=
-if [ "$arch" = "$native_arch" ]; then
+if [ -n "${RTCAM_SHLIBDEPS_ROOT:-}" ]; then
+    # The target's own dpkg database and shlibs/symbols files: the real minimum versions.
+    [ -x "$RTCAM_SHLIBDEPS_ROOT/usr/bin/dpkg-shlibdeps" ] || fail "no dpkg-shlibdeps in $RTCAM_SHLIBDEPS_ROOT"
+    # dpkg-shlibdeps under qemu takes a minute or two; its inputs are the libraries the binary needs,
+    # the versioned symbols it imports and the root's packages, so the answer is kept for those.
+    key=$( { readelf -d "$binary" | grep NEEDED; readelf --dyn-syms -W "$binary" | awk '$7 == "UND" { print $8 }' | sort -u
+             cat "$RTCAM_SHLIBDEPS_ROOT/var/lib/dpkg/status"; } | sha256sum | cut -c1-32)
+    memo=$RTCAM_SHLIBDEPS_ROOT/var/cache/rtcam-shlibdeps/$key
+    if [ -s "$memo" ]; then
+        shlib_depends=$(cat "$memo")
+    else
+        work=$(mktemp -d "$RTCAM_SHLIBDEPS_ROOT/tmp/rtcam-shlibdeps.XXXXXX")
+        mkdir -p "$work/debian" "$work/bin"
+        printf 'Source: rtcam\n\nPackage: rtcam\nArchitecture: any\n' > "$work/debian/control"
+        cp "$root/usr/bin/rtcam" "$work/bin/rtcam"
+        # Its warnings about $ORIGIN in RUNPATH and usrmerge diversions do not change the result.
+        shlib_depends=$(chroot "$RTCAM_SHLIBDEPS_ROOT" sh -c "cd /tmp/${work##*/} && dpkg-shlibdeps -O -ebin/rtcam 2>/dev/null" |
+                        sed -n 's/^shlibs:Depends=//p') || { rm -rf "$work"; fail "dpkg-shlibdeps failed in $RTCAM_SHLIBDEPS_ROOT"; }
+        rm -rf "$work"
+        [ -n "$shlib_depends" ] || fail "dpkg-shlibdeps in $RTCAM_SHLIBDEPS_ROOT gave no Depends"
+        mkdir -p "${memo%/*}" && printf '%s\n' "$shlib_depends" > "$memo"
+    fi
+elif [ "$arch" = "$native_arch" ]; then
     mkdir -p "$stage/source/debian"
     printf 'Source: rtcam\n\nPackage: rtcam\nArchitecture: any\n' > "$stage/source/debian/control"
     shlib_depends=$(cd "$stage/source" && dpkg-shlibdeps -O -e"$root/usr/bin/rtcam" 2>/dev/null |
@@ -113,9 +138,12 @@ if [ -z "$shlib_depends" ]; then
     shlib_depends=$(printf '%s\n' "${packages[@]}" | sort -u | paste -sd, | sed 's/,/, /g')
 fi
 # The binary's relative relocations are packed as DT_RELR (Package.swift: -z pack-relative-relocs),
-# which glibc loads from 2.36 on; dpkg-shlibdeps does not know that version node.
+# which glibc loads from 2.36 on; dpkg-shlibdeps does not know that version node. Raise, never lower.
 if readelf -V "$binary" | grep -q GLIBC_ABI_DT_RELR; then
-    shlib_depends=$(sed -E 's/libc6 \(>= [0-9.]+\)/libc6 (>= 2.36)/' <<<"$shlib_depends")
+    libc_minimum=$(sed -nE 's/.*libc6 \(>= ([0-9.]+)\).*/\1/p' <<<"$shlib_depends")
+    if [ -n "$libc_minimum" ] && dpkg --compare-versions "$libc_minimum" lt 2.36; then
+        shlib_depends=$(sed -E 's/libc6 \(>= [0-9.]+\)/libc6 (>= 2.36)/' <<<"$shlib_depends")
+    fi
 fi
 depends="$shlib_depends, systemd (>= 247), init-system-helpers (>= 1.54)"
 

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Installs rtcam on a stock Raspberry Pi OS Lite (64-bit, bookworm) image, without rebuilding it.
+# Installs rtcam on a stock Raspberry Pi OS Lite (64-bit; trixie for the `make arm64` package) image,
+# without rebuilding it.
 #
 # Before the first boot, on the card's boot partition (bootfs):
 #   mkdir rtcam; copy rtcam_<version>_arm64.deb and this script into it;

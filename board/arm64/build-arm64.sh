@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `make arm64`: the release aarch64 rtcam for Debian 13 / Raspberry Pi OS trixie (arm64) and
+# out/rtcam_<version>_arm64.deb, cross-compiled on this (x86-64) machine. Run as root.
+#
+#   bash board/arm64/build-arm64.sh [--tests]
+#
+#   --tests   also cross-build the Swift test bundle (debug, $RTCAM_CACHE/scratch/aarch64-unknown-
+#             linux-gnu/debug/rtcamPackageTests.xctest) for board/arm64/test-arm64.sh
+#
+# make-roots.sh makes the compiler root and the arm64 sysroot first (cached in $RTCAM_CACHE). The
+# source tree is bind-mounted into the build root at /src and built there with unstable's Swift
+# 6.2.3 against the sysroot (mbedTLS 3.6, glibc 2.41); the Swift standard library is linked in
+# statically, as on amd64. SwiftPM's scratch directory is $RTCAM_CACHE/scratch (at /scratch in the
+# build root), outside the clone: a fresh clone then recompiles rtcam's own code, not SwiftNIO.
+# Output: out/arm64/rtcam (release, with symbols) and out/rtcam_<version>_arm64.deb (stripped).
+source "$(dirname "$0")/make-roots.sh"
+
+build_tests=no
+for argument in "$@"; do
+    case $argument in
+        --tests) build_tests=yes ;;
+        *) fail "unknown argument $argument" ;;
+    esac
+done
+
+make_all_roots
+
+build_root=$cache/build-amd64
+scratch=$cache/scratch
+mkdir -p "$scratch"
+mounts=("$repo:/src" "$cache/sysroot-arm64:/sysroot" "$cache/sdk:/sdk" "$scratch:/scratch")
+for dir in $(git_mirror_dirs); do mounts+=("$dir:$dir"); done
+trap 'unmount_all_under "$build_root"' EXIT
+chroot_mount "$build_root" "${mounts[@]}"
+copy_git_config_into "$build_root"
+
+triple=aarch64-unknown-linux-gnu
+# pkg-config files of the sysroot's libraries (SwiftPM reads them itself), paths prefixed with /sysroot.
+pc_env=(PKG_CONFIG_SYSROOT_DIR=/sysroot
+        PKG_CONFIG_PATH=/sysroot/usr/lib/aarch64-linux-gnu/pkgconfig:/sysroot/usr/share/pkgconfig
+        PKG_CONFIG_LIBDIR=/sysroot/usr/lib/aarch64-linux-gnu/pkgconfig:/sysroot/usr/share/pkgconfig)
+swift_build=(swift build --swift-sdks-path /sdk --swift-sdk rtcam-arm64 --scratch-path /scratch)
+
+cross_build() {
+    in_root "$build_root" env "${pc_env[@]}" sh -c "cd /src && $*"
+}
+
+timed "swift build -c release (aarch64)" \
+    cross_build "${swift_build[*]} -c release --static-swift-stdlib --product rtcam"
+[ -x "$scratch/$triple/release/rtcam" ] || fail "no binary at $scratch/$triple/release/rtcam"
+mkdir -p "$repo/out/arm64"
+binary=$repo/out/arm64/rtcam
+cp "$scratch/$triple/release/rtcam" "$binary"
+
+if [ "$build_tests" = yes ]; then
+    # Debian's swiftlang 6.2.3 ships the _Testing_Foundation overlay's module but not its library;
+    # SwiftPM's generated test runner imports Testing and Foundation, which would pull it in.
+    timed "swift build --build-tests (aarch64)" \
+        cross_build "${swift_build[*]} --build-tests -Xswiftc -Xfrontend -Xswiftc -disable-cross-import-overlays"
+fi
+unmount_all_under "$build_root"
+trap - EXIT
+
+# The package: Depends from dpkg-shlibdeps run in the arm64 sysroot (Debian 13's shlibs files).
+timed "deb (arm64)" env RTCAM_BIN="$binary" RTCAM_SHLIBDEPS_ROOT="$cache/sysroot-arm64" \
+    bash "$repo/board/debian-package/build-deb.sh"
+print_step_times

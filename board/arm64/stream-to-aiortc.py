@@ -1,0 +1,78 @@
+"""The aarch64 rtcam (RTCAM_BIN: a wrapper that runs it in the arm64 root under qemu-user) streams
+its test pattern and tone to aiortc on this machine; prints what aiortc decoded and fails below
+--min-fps or without audio. Run by board/arm64/test-arm64.sh inside a network namespace with only lo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Tests" / "Interop"))
+
+from rtcam_process import RtcamProcess, viewer_count  # noqa: E402
+from whep_client import WhepClient  # noqa: E402
+
+
+class EmulatedRtcam(RtcamProcess):
+    """The API's password hashing (PBKDF2) takes tens of seconds under qemu: longer HTTP timeouts."""
+
+    def request(self, method, path, body=None, headers=None, timeout=120.0):
+        return super().request(method, path, body=body, headers=headers, timeout=timeout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", default="320x240")
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--min-fps", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--work", type=Path, required=True)
+    options = parser.parse_args()
+    width, height = (int(v) for v in options.size.split("x"))
+
+    daemon = EmulatedRtcam(state_dir=options.work / "state", log_path=options.work / "rtcam.log",
+                          size=options.size, fps=options.fps, bitrate_kbps=500, startup_timeout=60.0)
+    daemon.start()
+    try:
+        daemon.log_in()  # before the stream: the password hash would take the CPU from it
+        async def scenario():
+            client = WhepClient(daemon.url("/whep"))
+            async with client:
+                await client.wait_for_media(timeout=30)
+                await asyncio.sleep(2)  # past the start: qemu's first frames are slow (translation)
+                measurement = await client.measure(seconds=options.seconds)
+                viewers = viewer_count(await asyncio.to_thread(daemon.status))
+            return client, measurement, viewers
+
+        client, measurement, viewers = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
+    except Exception:
+        print(daemon.log_tail(), file=sys.stderr)
+        raise
+    finally:
+        code = daemon.stop(timeout=15.0)
+    print(f"aarch64 rtcam -> aiortc: codecs {client.negotiated_codecs()}")
+    print(f"  video {measurement.width}x{measurement.height}, {measurement.fps} fps decoded over "
+          f"{measurement.seconds} s ({measurement.video_frames} frames; the daemon was asked for {options.fps})")
+    print(f"  audio {measurement.audio_samples} samples at {measurement.audio_sample_rate} Hz, RMS {measurement.audio_rms}")
+    print(f"  viewers while playing: {viewers}; daemon exit code {code}")
+    problems = []
+    if (measurement.width, measurement.height) != (width, height):
+        problems.append(f"decoded {measurement.width}x{measurement.height}, not {options.size}")
+    if measurement.fps < options.min_fps:
+        problems.append(f"{measurement.fps} fps < {options.min_fps}")
+    if measurement.audio_samples < 48000 * options.seconds * 0.5 or measurement.audio_rms < 0.001:
+        problems.append("audio missing or silent")
+    if client.errors:
+        problems.append(f"client errors: {client.errors}")
+    if viewers != 1:
+        problems.append(f"/api/status counted {viewers} viewers")
+    for problem in problems:
+        print(f"FAIL: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# `make test`'s aarch64 stage: builds the arm64 release binary, the .deb and the Swift test bundle
+# (build-arm64.sh --tests), then, in a plain Debian 13 arm64 root run through qemu-user:
+#   1. installs out/rtcam_<version>_arm64.deb with apt (Depends from Debian 13; no systemd running)
+#      and checks that rtcam starts there (glibc 2.41) and what it links;
+#   2. runs the whole Swift test suite as aarch64 (swift-testing; rtcam has no XCTest tests) in the
+#      arm64 sysroot, which has ffmpeg; the kernel-driver tests skip, as on amd64, and the few that
+#      qemu-user cannot run faithfully are skipped by name (skip_under_qemu below);
+#   3. streams from the installed aarch64 daemon to aiortc on this machine (320x240: what qemu keeps
+#      up with) and reports the frame rate aiortc decodes.
+# Each step's time is printed at the end. Run as root.
+#
+#   bash board/arm64/test-arm64.sh [--skip-build]
+#
+# Environment: RTCAM_CACHE (roots, default /var/cache/rtcam-arm64), ARM64_MIN_FPS (default 10),
+# ARM64_SIZE (default 320x240), ARM64_FPS (default 30).
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/common.sh"
+
+skip_build=no
+[ "${1:-}" = --skip-build ] && skip_build=yes
+size=${ARM64_SIZE:-320x240}
+fps=${ARM64_FPS:-30}
+min_fps=${ARM64_MIN_FPS:-10}
+triple=aarch64-unknown-linux-gnu
+total_start=$SECONDS
+
+if [ "$skip_build" = no ]; then
+    timed "build-arm64.sh --tests (roots, release binary, .deb, test bundle)" bash "$here/build-arm64.sh" --tests
+else
+    ensure_host_tools
+    ensure_binfmt
+fi
+deb=$(ls -t "$repo"/out/rtcam_*_arm64.deb 2>/dev/null | head -n 1)
+[ -n "$deb" ] || fail "no out/rtcam_*_arm64.deb (run board/arm64/build-arm64.sh)"
+bundle=$cache/scratch/$triple/debug/rtcamPackageTests.xctest
+[ -x "$bundle" ] || fail "no aarch64 test bundle at $bundle (build-arm64.sh --tests)"
+
+# A fresh plain Debian 13 arm64 root for every run: the pristine debootstrap copied.
+root=$cache/run-arm64
+sysroot=$cache/sysroot-arm64
+work=$(mktemp -d /tmp/rtcam-arm64.XXXXXX)
+cleanup() {
+    unmount_all_under "$root"
+    unmount_all_under "$sysroot"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fresh_root() {
+    unmount_all_under "$root"
+    rm -rf --one-file-system "$root"
+    cp -a "$cache/base-arm64" "$root"
+}
+timed "fresh Debian 13 arm64 root" fresh_root
+# The work directory at the same path inside (the daemon's state directory).
+chroot_mount "$root" "$work:$work"
+
+# 1. The package, installed as a user would: apt resolves its Depends from Debian 13.
+install_deb() {
+    cp "$deb" "$root/tmp/"
+    in_root "$root" apt-get update -qq
+    in_root "$root" apt-get install -y -q --no-install-recommends "/tmp/${deb##*/}" > "$work/apt.log" 2>&1 ||
+        { tail -n 40 "$work/apt.log" >&2; fail "apt-get install ./${deb##*/} failed in the arm64 root"; }
+    grep -E '^(Setting up rtcam|The following NEW)' "$work/apt.log" >&2 || true
+    in_root "$root" dpkg-query -W -f='${Status} ${Version} ${Architecture}\n' rtcam | grep -q '^install ok installed' ||
+        fail "rtcam is not installed in the arm64 root"
+    in_root "$root" id rtcam >&2 || fail "postinst did not create the rtcam user"
+}
+timed "apt install ./${deb##*/} in the plain root" install_deb
+
+check_binary() {
+    echo "-- rtcam --help (aarch64 under qemu, Debian 13's glibc $(in_root "$root" ldd --version | head -n 1 | awk '{print $NF}'))" >&2
+    in_root "$root" /usr/bin/rtcam --help > "$work/help.txt" || fail "the installed rtcam does not run in the plain root"
+    echo "-- ldd /usr/bin/rtcam" >&2
+    in_root "$root" ldd /usr/bin/rtcam >&2
+    if in_root "$root" ldd /usr/bin/rtcam | grep -q 'not found'; then fail "unresolved libraries"; fi
+    echo "-- stripped size: $(stat -c %s "$root/usr/bin/rtcam") bytes" >&2
+}
+timed "rtcam runs in the plain root" check_binary
+
+# 2. The Swift test suite as aarch64, in the sysroot: Debian 13 arm64 with the libraries, the Swift
+# runtime the (dynamically linked) test bundle needs and ffmpeg. The source tree is at /src as in
+# the build root (the tests read fixtures by their source path), the build at /scratch.
+# One test at a time: in parallel, the tests that block a thread on real time (ALSA, pipelines)
+# hold the two threads of Swift's cooperative pool for minutes under emulation and nothing else runs.
+# Skipped under qemu-user, by name:
+#   - ALSAPulseCaptureTests, ALSAPlugCaptureTests: PulseAudio capture in real time, measured
+#     against wall-clock bounds that an emulated CPU does not meet (backlogs, late periods);
+#   - V4L2KernelSideTests/typedErrors: qemu-user answers ioctls it does not know with ENOSYS, not
+#     the kernel's ENOTTY;
+#   - nothingAfterStop: stop() must return within 1 s of wall time.
+skip_under_qemu='ALSAPulseCaptureTests|ALSAPlugCaptureTests|V4L2KernelSideTests/typedErrors|nothingAfterStop'
+run_swift_tests() {
+    chroot_mount "$sysroot" "$repo:/src" "$cache/scratch:/scratch"
+    local env=(LD_LIBRARY_PATH=/usr/lib/swift/linux NO_COLOR=1)
+    local path=/scratch/$triple/debug/rtcamPackageTests.xctest
+    echo "-- swift-testing (skipped under qemu: $skip_under_qemu)" >&2
+    in_root "$sysroot" env "${env[@]}" sh -c "cd /src && exec $path --testing-library swift-testing --no-parallel --skip '$skip_under_qemu'" \
+        > "$work/swift-testing.log" 2>&1 ||
+        { grep -E '✘|failed|error' "$work/swift-testing.log" | head -n 60 >&2; tail -n 5 "$work/swift-testing.log" >&2
+          fail "swift-testing tests failed as aarch64"; }
+    grep -E 'Test run with' "$work/swift-testing.log" | tail -n 1 >&2
+    cp "$work/swift-testing.log" "$repo/out/arm64-swift-testing.log" 2>/dev/null || true
+    unmount_all_under "$sysroot"
+}
+timed "Swift test suite (aarch64 under qemu)" run_swift_tests
+
+# 3. The installed daemon streams to aiortc on the host, inside a network namespace with only lo.
+stream_to_aiortc() {
+    local python wrapper=$work/rtcam-arm64
+    python=$(bash "$repo/Tests/Interop/venv.sh")
+    printf '#!/bin/sh\nexec chroot %s /usr/bin/rtcam "$@"\n' "$root" > "$wrapper"
+    chmod 755 "$wrapper"
+    RTCAM_BIN=$wrapper PYTHONDONTWRITEBYTECODE=1 unshare --net sh -c 'ip link set lo up && exec "$@"' sh \
+        "$python" "$here/stream-to-aiortc.py" --size "$size" --fps "$fps" --min-fps "$min_fps" --work "$work" >&2 ||
+        fail "the aarch64 daemon did not stream to aiortc"
+}
+timed "aarch64 daemon -> aiortc ($size at $fps fps)" stream_to_aiortc
+
+echo "arm64 stage passed in $((SECONDS - total_start)) s:" >&2
+print_step_times
