@@ -1,9 +1,22 @@
 import NIOCore
+import NIOPosix
 import RTCBase
 
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Every address of this machine's interfaces (loopback included), IPv4 and IPv6, each once, in the
+/// order the system lists them: the HTTPS certificate's names and the ICE host candidates come from it.
+func interfaceAddresses() -> [TransportAddress.IP] {
+    var found: [TransportAddress.IP] = []
+    for device in (try? System.enumerateDevices()) ?? [] {
+        guard let address = device.address, let transport = TransportAddress(address),
+              !found.contains(transport.ip) else { continue }
+        found.append(transport.ip)
+    }
+    return found
+}
 
 /// The core's TransportAddress from NIO's SocketAddress (received datagrams) and as a sockaddr
 /// (MediaSocket's sends), straight from and to the bytes (this runs for every datagram: no strings).

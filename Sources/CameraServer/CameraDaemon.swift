@@ -216,7 +216,7 @@ public final class CameraDaemon: @unchecked Sendable {
     /// SHA-256 fingerprint is logged so a user can compare it with what the browser's warning shows.
     private func startHTTPS(group: MultiThreadedEventLoopGroup, router: CameraRouter) throws -> Channel? {
         guard let httpsPort = configuration.httpsPort else { return nil }
-        let names = HTTPSIdentity.names(hostName: HTTPSIdentity.hostName(), addresses: HTTPSIdentity.interfaceAddresses())
+        let names = HTTPSIdentity.names(hostName: HTTPSIdentity.hostName(), addresses: interfaceAddresses())
         let identity = try HTTPSIdentity.load(stateDirectory: configuration.stateDirectory,
                                               certificatePath: configuration.tlsCertificatePath,
                                               keyPath: configuration.tlsKeyPath, names: names, logger: logger)
@@ -285,12 +285,9 @@ public final class CameraDaemon: @unchecked Sendable {
                 return ip
             }
         }
-        var found: [TransportAddress.IP] = []
-        for device in (try? System.enumerateDevices()) ?? [] {
-            guard let address = device.address, case .v4 = address,
-                  let transport = TransportAddress(address), !transport.ip.isLoopback,
-                  !found.contains(transport.ip) else { continue }
-            found.append(transport.ip)
+        let found = interfaceAddresses().filter { ip in
+            if case .v4 = ip { return !ip.isLoopback }
+            return false
         }
         // A network namespace holding only `lo` (how tests isolate themselves) still works.
         return found.isEmpty ? [.v4(127, 0, 0, 1)] : found

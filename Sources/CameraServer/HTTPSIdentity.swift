@@ -50,17 +50,6 @@ enum HTTPSIdentity {
     /// This machine's host name (gethostname), "rtcam" when it has none.
     static func hostName() -> String { RequestPolicy.machineHostName() ?? "rtcam" }
 
-    /// Every address of this machine's interfaces (loopback included), IPv4 and IPv6.
-    static func interfaceAddresses() -> [TransportAddress.IP] {
-        var found: [TransportAddress.IP] = []
-        for device in (try? System.enumerateDevices()) ?? [] {
-            guard let address = device.address, let transport = TransportAddress(address),
-                  !found.contains(transport.ip) else { continue }
-            found.append(transport.ip)
-        }
-        return found
-    }
-
     /// The user's certificate and key, read and checked; or the self-signed one for `names`, made
     /// or renewed when missing, unreadable or made for other names.
     static func load(stateDirectory: String, certificatePath: String?, keyPath: String?, names: [SubjectAltName],
