@@ -21,7 +21,7 @@ from rtcam_process import HOST
 from whep_client import WhepClient
 
 ATTACKER = "127.0.0.66"
-MIN_FPS = 25.0
+MIN_FPS = 27.0   # issue 20: a viewer keeps >= 27 of 30 fps through each attack
 
 
 def healthz_seconds(port: int, timeout: float = 3.0) -> float:
