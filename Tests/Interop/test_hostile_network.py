@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import http.client
+import os
 import resource
 import selectors
 import socket
@@ -21,6 +22,10 @@ from rtcam_process import HOST
 from whep_client import WhepClient
 
 ATTACKER = "127.0.0.66"
+# The soak benchmark (Tests/Benchmarks/run.sh soak) runs these tests longer through these.
+SLOWLORIS_SECONDS = float(os.environ.get("HOSTILE_SLOWLORIS_SECONDS", "15"))
+FLOOD_DATAGRAMS = int(os.environ.get("HOSTILE_FLOOD_DATAGRAMS", "300000"))
+KILL_ROUNDS = int(os.environ.get("HOSTILE_KILL_ROUNDS", "30"))
 MIN_FPS = 27.0   # issue 20: a viewer keeps >= 27 of 30 fps through each attack
 
 
@@ -124,7 +129,7 @@ def test_slowloris_from_one_address_leaves_healthz_and_a_new_viewer_alone(rtcam_
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
     daemon = rtcam_factory()
     with Slowloris(daemon.http_port, count=1100) as attack:
-        time.sleep(15)
+        time.sleep(SLOWLORIS_SECONDS)
         held = daemon.status()["http"]["connectionsOpen"]
         health = healthz_seconds(daemon.http_port, timeout=3.0)
 
@@ -136,7 +141,7 @@ def test_slowloris_from_one_address_leaves_healthz_and_a_new_viewer_alone(rtcam_
         client, measurement = asyncio.run(asyncio.wait_for(viewer(), timeout=40))
         status = daemon.status()
     print(f"slowloris: opened {attack.opened}, closed by rtcam {attack.closed_by_server}, "
-          f"longest held {attack.longest_held:.1f} s; rtcam held {held} at 15 s; /healthz {health * 1000:.0f} ms; viewer {measurement.fps:.1f} fps; "
+          f"longest held {attack.longest_held:.1f} s; rtcam held {held} at {SLOWLORIS_SECONDS:.0f} s; /healthz {health * 1000:.0f} ms; viewer {measurement.fps:.1f} fps; "
           f"http {status.get('http')}")
     attach(request, "status", lambda: str(status))
     assert health < 3.0
@@ -185,7 +190,7 @@ def test_hostile_datagram_flood_while_a_viewer_watches(rtcam_factory, request):
             sock.bind((ATTACKER, 0))
         payloads = [bytes([0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42]) + bytes(12),   # STUN-looking
                     bytes([0x16, 0xfe, 0xfd]) + bytes(60), bytes([0x80, 0xc8]) + bytes(100), bytes(range(200))]
-        for index in range(300_000):
+        for index in range(FLOOD_DATAGRAMS):
             try:
                 sockets[index % 64].sendto(payloads[index % 4], (HOST, daemon.media_port))
                 sent[0] += 1
@@ -202,12 +207,12 @@ def test_hostile_datagram_flood_while_a_viewer_watches(rtcam_factory, request):
             started = time.monotonic()
             flooding.start()
             measurement = await client.measure(seconds=4)
-            await asyncio.to_thread(flooding.join, 120)
+            await asyncio.to_thread(flooding.join, 120 + FLOOD_DATAGRAMS / 5000)
             return client, measurement, time.monotonic() - started
 
-    client, measurement, seconds = asyncio.run(asyncio.wait_for(viewer(), timeout=180))
+    client, measurement, seconds = asyncio.run(asyncio.wait_for(viewer(), timeout=180 + FLOOD_DATAGRAMS / 5000))
     print(f"flood: {sent[0]} datagrams in {seconds:.1f} s; viewer {measurement.fps:.1f} fps")
-    assert sent[0] >= 290_000
+    assert sent[0] >= FLOOD_DATAGRAMS * 0.95
     assert measurement.fps >= MIN_FPS, measurement
     assert daemon.is_running()
 
@@ -226,7 +231,7 @@ def test_kill_9_during_settings_saves_leaves_the_old_or_the_new_config(rtcam_fac
     kills = 0
     saves = 0
     unfinished = 0
-    for round_ in range(30):
+    for round_ in range(KILL_ROUNDS):
         cookie = daemon.log_in()
         done = threading.Event()
 
