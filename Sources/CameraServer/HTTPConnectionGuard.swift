@@ -21,8 +21,9 @@ struct HTTPLimits: Sendable, Equatable {
     var reservedConnections = 32
     var reservedForAddressesBelow = 2
 
-    /// The most bytes one request may take on the wire: headers and the largest body (HTTPHandler).
-    var maximumRequestBytes: Int { maximumHeaderBytes + HTTPHandler.maximumBodySize + 1024 }
+    /// The most bytes before a request's head is parsed (the request line's URI included, which
+    /// NIOHTTP1's header limits do not count). The body is HTTPHandler's to bound (413).
+    var maximumHeadBytes: Int { maximumHeaderBytes + 8 * 1024 }
 }
 
 /// Counts the connections each address holds; decides whether a new one is taken. Pure (a value).
@@ -117,6 +118,8 @@ final class HTTPConnectionLimiter: Sendable {
 /// How far the request on a connection is, told by HTTPHandler (user outbound events, which pass
 /// NIOHTTP1's and the TLS handler down to the guard at the front of the pipeline).
 enum HTTPRequestProgress: Sendable {
+    /// The request line and headers were parsed: no byte limit from here (HTTPHandler bounds the body).
+    case headReceived
     /// The request's end arrived: no deadline while the router answers.
     case requestReceived
     /// The response went out and the connection stays open: idle until the next request's first byte.
@@ -126,7 +129,7 @@ enum HTTPRequestProgress: Sendable {
 /// The first handler of every HTTP(S) connection: admits it (HTTPConnectionLimiter), closes it when a
 /// request takes longer than `requestTimeout` from its first byte (from the connection's start for the
 /// first request, so a TLS handshake counts too), when it idles longer than `idleTimeout` between
-/// requests, or when one request sends more than `maximumRequestBytes`.
+/// requests, or when a request's head runs past `maximumHeadBytes`.
 final class HTTPConnectionGuard: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -135,7 +138,9 @@ final class HTTPConnectionGuard: ChannelDuplexHandler {
 
     private enum State {
         case idle
+        /// Before the head is parsed: the bytes so far.
         case reading(bytes: Int)
+        case readingBody
         case answering
         case closed
     }
@@ -187,10 +192,12 @@ final class HTTPConnectionGuard: ChannelDuplexHandler {
             arm(limiter.limits.requestTimeout, context: context, idle: false)
         case let .reading(bytes):
             state = .reading(bytes: bytes + count)
+        case .readingBody:
+            break
         case .answering:
             break  // a pipelined request: HTTPHandler answers in order
         }
-        if case let .reading(bytes) = state, bytes > limiter.limits.maximumRequestBytes {
+        if case let .reading(bytes) = state, bytes > limiter.limits.maximumHeadBytes {
             limiter.count { $0.requestsTooLarge += 1 }
             close(context: context)
             return
@@ -205,6 +212,10 @@ final class HTTPConnectionGuard: ChannelDuplexHandler {
         }
         switch (progress, state) {
         case (_, .closed):
+            break
+        case (.headReceived, .reading):
+            state = .readingBody
+        case (.headReceived, _):
             break
         case (.requestReceived, _):
             state = .answering

@@ -72,6 +72,7 @@ final class HTTPHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case let .head(requestHead):
+            context.triggerUserOutboundEvent(HTTPRequestProgress.headReceived, promise: nil)
             head = requestHead
             body.removeAll(keepingCapacity: true)
             bodyTooLarge = false

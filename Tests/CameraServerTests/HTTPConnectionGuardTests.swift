@@ -182,3 +182,20 @@ import Glibc
         #expect(Self.secondsUntilClosed(again, limit: 0.3) == nil)
     }
 }
+
+extension HTTPConnectionGuardTests {
+    @Test("a body over 64 KiB is refused with 413 (HTTPHandler), not cut off by the guard; a URI past the head limit is closed")
+    func largeBodyAndURI() throws {
+        let server = try Server(HTTPLimits())
+        let (client, collector) = try server.connect()
+        let body = String(repeating: "x", count: 100 * 1024)
+        try Self.send("POST /whep HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)",
+                      on: client)
+        #expect(Self.secondsUntilClosed(client, limit: 3) != nil)
+        #expect(collector.text.hasPrefix("HTTP/1.1 413"))
+
+        let (long, _) = try server.connect()
+        try? Self.send("GET /\(String(repeating: "a", count: 40 * 1024)) HTTP/1.1\r\n", on: long)
+        #expect(Self.secondsUntilClosed(long, limit: 3) != nil)
+    }
+}
