@@ -60,6 +60,7 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	bash systemd/check-unit.sh
+	FUZZ_SECONDS=2 bash Tests/Fuzz/run.sh
 	bash Tests/Interop/run.sh
 	bash board/qemu-x86_64/test-board.sh
 	$(MAKE) deb
