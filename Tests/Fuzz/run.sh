@@ -30,7 +30,8 @@ for target in "${targets[@]}"; do
         -artifact_prefix="$out/crash-$target-" "$corpus" >"$log" 2>&1
     status=$?
     executed="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')"
-    echo "fuzz $target: $executed executions in ${seconds}s, corpus $(ls "$corpus" | wc -l), exit $status"
+    took="$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' || echo "$seconds")"
+    echo "fuzz $target: $executed executions in ${took}s, corpus $(ls "$corpus" | wc -l), exit $status"
     if [ $status -ne 0 ]; then
         failed=1
         grep -m 3 -E 'ERROR|Fatal error|panic|deadly signal' "$log" || true
