@@ -794,7 +794,7 @@ def bench_soak(args) -> dict:
         print(f"  {line}")
     result = {"passed": run.returncode == 0, "figures": figures, "seconds": round(time.monotonic() - started)}
     if run.returncode != 0:
-        print(run.stdout[-4000:])
+        print(run.stdout[-20000:])
     write_json("soak", result)
     if run.returncode != 0:
         raise RuntimeError("a hostile-network test failed at soak scale")
