@@ -785,7 +785,7 @@ def bench_soak(args) -> dict:
     env = {**os.environ, "HOSTILE_SLOWLORIS_SECONDS": str(seconds), "HOSTILE_FLOOD_DATAGRAMS": "3000000",
            "HOSTILE_KILL_ROUNDS": "1000", "RTCAM_BIN": rtcam_binary()}
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider",
+    run = subprocess.run([sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", "--timeout", "3600",
                           str(repo / "Tests/Interop/test_hostile_network.py")],
                          cwd=repo, env=env, capture_output=True, text=True)
     figures = [line.split("::")[-1].strip() for line in run.stdout.splitlines()
