@@ -452,6 +452,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         case let .iceSelected(address):
             logger.debug("viewer \(id): ICE selected \(address)")
         case let .addressVerified(address):
+            // A session removed by an earlier event of the same batch maps nothing any more.
+            guard viewers[id] != nil else { break }
             // Another session's address before (a NAT reusing a port): it is this one's now.
             if let previous = viewerIDByAddress[address], previous != id { viewers[previous]?.addresses.remove(address) }
             viewerIDByAddress[address] = id
