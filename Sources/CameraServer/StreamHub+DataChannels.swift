@@ -1,0 +1,271 @@
+import DataChannel
+import NIOCore
+import RTCBase
+import SystemSupport
+import WebRTCSession
+
+// What rtcam does with data channels (issue 18; README "Data channels"). A channel labelled "rtcam"
+// gets the camera's status once a second and takes JSON commands; any other channel echoes what it
+// receives (for tests) and is closed by a stream reset when the peer closes it. Everything here runs
+// under the hub's lock and only queues: a camera control is set on the daemon's thread pool by the
+// CameraChannelSource, whose answer comes back through `dataChannelReply`.
+
+/// The camera side of the "rtcam" channel: status figures, and the commands. Implemented by the
+/// daemon (CameraChannelControls); a recording double in tests.
+protocol CameraChannelSource: AnyObject, Sendable {
+    /// Frames per second and kb/s of the running video encoder, and its target bitrate. Cheap: read
+    /// under the hub's lock.
+    func mediaStatus() -> (framesPerSecond: Double, bitrateKbps: Double, targetBitrateKbps: Int)
+    func requestKeyframe()
+    /// A new encoder target (the caller checked that the viewer is the owner). Returns the value set,
+    /// or why not.
+    func setBitrate(kbps: Int) -> Result<Int, CameraChannelError>
+    /// The camera's controls as a JSON array; `completion` runs later on another thread, never
+    /// before this returns (the caller holds the hub's lock).
+    func listControls(completion: @escaping @Sendable (Result<String, CameraChannelError>) -> Void)
+    /// Sets a control; `completion` gets the value the driver then reports, later, on another thread.
+    func setControl(id: UInt32, value: Int64, completion: @escaping @Sendable (Result<Int64, CameraChannelError>) -> Void)
+}
+
+struct CameraChannelError: Error, Equatable, Sendable {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
+
+/// The hub's data channel state: which channels of which viewer are "rtcam" channels, and the one
+/// status timer for all of them.
+struct HubDataChannels {
+    static let controlLabel = "rtcam"
+    /// The largest command taken (a command is a small JSON object).
+    static let maximumCommandBytes = 4096
+    var source: CameraChannelSource?
+    var controlChannels: [String: Set<UInt16>] = [:]
+    var statusTask: RepeatedTask?
+    /// Talkback (issue 17) reports here once it exists; "idle" until then.
+    var talkState = "idle"
+    var statusInterval: TimeAmount = .seconds(1)
+}
+
+extension StreamHub {
+    /// The daemon's camera side of the "rtcam" channel (set once, before viewers come).
+    func setCameraChannelSource(_ source: CameraChannelSource) {
+        lock.withLock { dataChannels.source = source }
+    }
+
+    /// A data channel event of a viewer's session (under the lock, from `handle(_:of:)`).
+    func dataChannelEvent(_ event: DataChannelEvent, of id: String) {
+        guard let viewer = viewers[id] else { return }
+        let now = MonotonicClock.now()
+        switch event {
+        case .connected:
+            logger.debug("viewer \(id): SCTP association up")
+        case let .opened(info):
+            logger.info("viewer \(id): data channel \(info.id) \"\(info.label)\" opened")
+            if info.label == HubDataChannels.controlLabel {
+                dataChannels.controlChannels[id, default: []].insert(info.id)
+                startStatusTimerIfNeeded()
+                sendStatus(to: viewer, channel: info.id, now: now)
+            }
+        case .acknowledged:
+            break
+        case let .message(channel, message):
+            if dataChannels.controlChannels[id]?.contains(channel) == true {
+                command(message, from: viewer, channel: channel, now: now)
+            } else {
+                // Any other channel echoes (what tests and tools use to check the path).
+                try? viewer.session.sendDataChannelMessage(message, on: channel, now: now)
+            }
+        case let .closed(channel):
+            logger.info("viewer \(id): data channel \(channel) closed")
+            dataChannels.controlChannels[id]?.remove(channel)
+            if dataChannels.controlChannels[id]?.isEmpty == true { dataChannels.controlChannels[id] = nil }
+            stopStatusTimerIfUnused()
+        case let .disconnected(reason):
+            logger.info("viewer \(id): SCTP association ended (\(reason))")
+            dataChannels.controlChannels[id] = nil
+            stopStatusTimerIfUnused()
+        }
+    }
+
+    /// A viewer left (under the lock).
+    func dataChannelsViewerLeft(_ id: String) {
+        guard dataChannels.controlChannels.removeValue(forKey: id) != nil else { return }
+        stopStatusTimerIfUnused()
+    }
+
+    /// An answer computed off the lock (a camera control): sent if the viewer and channel are still there.
+    func dataChannelReply(_ text: String, viewer id: String, channel: UInt16) {
+        lock.withLock {
+            guard let viewer = viewers[id], dataChannels.controlChannels[id]?.contains(channel) == true else { return }
+            try? viewer.session.sendDataChannelMessage(.text(text), on: channel, now: MonotonicClock.now())
+            takeOutputs(of: id)
+        }
+    }
+
+    // MARK: - Status
+
+    private func startStatusTimerIfNeeded() {
+        guard dataChannels.statusTask == nil else { return }
+        let interval = dataChannels.statusInterval
+        dataChannels.statusTask = loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+            self?.pushStatus()
+        }
+    }
+
+    private func stopStatusTimerIfUnused() {
+        guard dataChannels.controlChannels.isEmpty, let task = dataChannels.statusTask else { return }
+        task.cancel()
+        dataChannels.statusTask = nil
+    }
+
+    private func pushStatus() {
+        lock.withLock {
+            let now = MonotonicClock.now()
+            for (id, channels) in dataChannels.controlChannels {
+                guard let viewer = viewers[id] else { continue }
+                for channel in channels.sorted() { sendStatus(to: viewer, channel: channel, now: now) }
+                takeOutputs(of: id)
+            }
+        }
+    }
+
+    private func sendStatus(to viewer: Viewer, channel: UInt16, now: MonotonicTime) {
+        var json = JSONWriter()
+        json.beginObject()
+        json.field("type", "status")
+        let media = dataChannels.source?.mediaStatus()
+        json.field("fps", media?.framesPerSecond ?? 0)
+        json.field("bitrateKbps", media?.bitrateKbps ?? 0)
+        json.field("targetBitrateKbps", media?.targetBitrateKbps ?? 0)
+        json.field("viewers", viewers.count)
+        json.field("talk", dataChannels.talkState)
+        json.field("owner", viewer.credential.isOwner)
+        json.endObject()
+        // A channel whose buffer is still full (a stalled page) skips a status rather than queue them.
+        guard viewer.session.dataChannelBufferedAmount(channel) < 64 * 1024 else { return }
+        try? viewer.session.sendDataChannelMessage(.text(json.text), on: channel, now: now)
+    }
+
+    // MARK: - Commands
+
+    private func command(_ message: DataChannelMessage, from viewer: Viewer, channel: UInt16, now: MonotonicTime) {
+        let reply: (String?) -> Void = { text in
+            guard let text else { return }
+            try? viewer.session.sendDataChannelMessage(.text(text), on: channel, now: now)
+        }
+        guard case let .text(text) = message, text.utf8.count <= HubDataChannels.maximumCommandBytes else {
+            reply(Self.errorJSON(id: nil, "commands are JSON text of at most \(HubDataChannels.maximumCommandBytes) bytes"))
+            return
+        }
+        let parsed: JSONValue
+        do { parsed = try JSONValue(parsing: text) } catch {
+            reply(Self.errorJSON(id: nil, "\(error)"))
+            return
+        }
+        let requestID = parsed["id"]
+        guard let type = parsed["type"]?.stringValue else {
+            reply(Self.errorJSON(id: requestID, "a command is an object with a \"type\""))
+            return
+        }
+        switch type {
+        case "status":
+            sendStatus(to: viewer, channel: channel, now: now)
+        case "keyframe":
+            dataChannels.source?.requestKeyframe()
+            reply(Self.okJSON(id: requestID, type: "keyframe"))
+        case "setBitrate":
+            guard viewer.credential.isOwner else {
+                reply(Self.errorJSON(id: requestID, "only the owner (logged in at /settings) may set the bitrate"))
+                return
+            }
+            guard let kbps = parsed["kbps"]?.intValue else {
+                reply(Self.errorJSON(id: requestID, "setBitrate needs \"kbps\", an integer"))
+                return
+            }
+            switch dataChannels.source?.setBitrate(kbps: kbps) ?? .failure(CameraChannelError("no encoder")) {
+            case let .success(set):
+                var json = Self.replyWriter(type: "bitrateSet", id: requestID)
+                json.field("kbps", set)
+                json.endObject()
+                reply(json.text)
+            case let .failure(error):
+                reply(Self.errorJSON(id: requestID, error.message))
+            }
+        case "listControls":
+            guard let source = dataChannels.source else {
+                reply(Self.errorJSON(id: requestID, "no camera controls"))
+                return
+            }
+            let viewerID = viewer.id
+            source.listControls { [weak self] result in
+                var json = Self.replyWriter(type: "controls", id: requestID)
+                switch result {
+                case let .success(array): json.key("controls"); json.raw(array)
+                case let .failure(error): json.field("error", error.message)
+                }
+                json.endObject()
+                self?.dataChannelReply(json.text, viewer: viewerID, channel: channel)
+            }
+        case "setControl":
+            guard let control = parsed["control"]?.intValue, let value = parsed["value"]?.intValue,
+                  let controlID = UInt32(exactly: control) else {
+                reply(Self.errorJSON(id: requestID, "setControl needs \"control\" (an id from listControls) and \"value\", integers"))
+                return
+            }
+            guard let source = dataChannels.source else {
+                reply(Self.errorJSON(id: requestID, "no camera controls"))
+                return
+            }
+            let viewerID = viewer.id
+            source.setControl(id: controlID, value: Int64(value)) { [weak self] result in
+                let text: String
+                switch result {
+                case let .success(now):
+                    var json = Self.replyWriter(type: "controlSet", id: requestID)
+                    json.field("control", Int(controlID))
+                    json.field("value", Int(now))
+                    json.endObject()
+                    text = json.text
+                case let .failure(error):
+                    text = Self.errorJSON(id: requestID, error.message)
+                }
+                self?.dataChannelReply(text, viewer: viewerID, channel: channel)
+            }
+        default:
+            reply(Self.errorJSON(id: requestID, "unknown command type \"\(type)\""))
+        }
+    }
+
+    private static func replyWriter(type: String, id: JSONValue?) -> JSONWriter {
+        var json = JSONWriter()
+        json.beginObject()
+        json.field("type", type)
+        // The request's id comes back as given (a number or a string); anything else is left out.
+        switch id {
+        case let .number(number)?:
+            if let integer = id?.intValue { json.field("id", integer) } else { json.field("id", number) }
+        case let .string(text)?: json.field("id", text)
+        default: break
+        }
+        return json
+    }
+
+    private static func okJSON(id: JSONValue?, type: String) -> String {
+        var json = replyWriter(type: type, id: id)
+        json.field("ok", true)
+        json.endObject()
+        return json.text
+    }
+
+    private static func errorJSON(id: JSONValue?, _ message: String) -> String {
+        var json = replyWriter(type: "error", id: id)
+        json.field("error", message)
+        json.endObject()
+        return json.text
+    }
+}
+
+extension ViewerCredential {
+    /// The owner's login session admitted this viewer (not open viewing, not a viewing token).
+    var isOwner: Bool { if case .session = self { return true } else { return false } }
+}
