@@ -117,3 +117,35 @@ def test_firefox_data_channels(rtcam, firefox, request):
     result = firefox.execute(f"return (async () => {{ {SCENARIO} }})();", timeout=90)
     attach(request, "result", lambda: str({k: v for k, v in result.items() if k != "answer"}))
     check(result, rtcam)
+
+
+def test_chromium_viewer_page_shows_status_and_a_slider_per_control(rtcam, chromium, request):
+    page = chromium.new_page()
+    attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+    page.navigate(rtcam.url("/"))
+    page.wait_for("window.rtcamChannel && window.rtcamChannel.status !== null && window.rtcamChannel.controls !== null", timeout=15)
+    status = page.evaluate("window.rtcamChannel.status")
+    assert status["type"] == "status" and status["viewers"] == 1 and status["talk"] == "idle", status
+    text = page.evaluate("document.getElementById('camstatus').textContent")
+    assert "fps" in text and "viewer" in text and "talk idle" in text, text
+    assert page.evaluate("window.rtcamChannel.controls") == []   # the test pattern reports none
+    # A camera's list (as a V4L2 device reports it) gets one input per settable control.
+    drawn = page.evaluate("""(() => {
+      window.rtcamChannel.render([
+        {id: 9963776, name: 'Brightness', type: 'integer', min: 0, max: 255, step: 1, default: 128, value: 128, readOnly: false},
+        {id: 9963777, name: 'Contrast', type: 'integer', min: 0, max: 255, step: 1, default: 128, value: 100, readOnly: false},
+        {id: 9963788, name: 'Auto White Balance', type: 'boolean', min: 0, max: 1, step: 1, default: 1, value: 1, readOnly: false},
+        {id: 10094849, name: 'Auto Exposure', type: 'menu', min: 0, max: 3, step: 1, default: 0, value: 0, readOnly: false,
+         menu: [{index: 0, name: 'Auto Mode'}, {index: 1, name: 'Manual Mode'}]},
+        {id: 9963800, name: 'Gain', type: 'integer', min: 0, max: 255, step: 1, default: 0, value: 0, readOnly: true}]);
+      const box = document.getElementById('controls');
+      return {sliders: box.querySelectorAll('input[type=range]').length, checkboxes: box.querySelectorAll('input[type=checkbox]').length,
+              menus: box.querySelectorAll('select').length, contrast: box.querySelector("[data-control='9963777']").value};
+    })()""")
+    assert drawn == {"sliders": 2, "checkboxes": 1, "menus": 1, "contrast": "100"}, drawn
+    # Moving a slider sends setControl; the test pattern has no camera, so the answer is an error.
+    page.evaluate("""(() => { const s = document.querySelector("[data-control='9963776']"); s.value = '140';
+                       s.dispatchEvent(new Event('change')); })()""")
+    page.wait_for("window.rtcamChannel.lastError !== null", timeout=5)
+    assert "no camera" in page.evaluate("window.rtcamChannel.lastError")
+    assert page.exceptions == [], page.exceptions
