@@ -38,12 +38,23 @@ struct HubDataChannels {
     static let controlLabel = "rtcam"
     /// The largest command taken (a command is a small JSON object).
     static let maximumCommandBytes = 4096
+    /// Channels a viewer may hold open, and "rtcam" channels among them: beyond, a new one is closed
+    /// at once (a page needs one; a client opening thousands would cost a status each per second).
+    static let maximumChannels = 16
+    static let maximumControlChannels = 2
+    /// Echoes wait in the session's SCTP queue for the peer's acknowledgements: a client that sends
+    /// faster than it reads gets no more echoes while this much is queued (memory stays bounded).
+    static let maximumQueuedEchoBytes = 2 * 1024 * 1024
     var source: CameraChannelSource?
     var controlChannels: [String: Set<UInt16>] = [:]
+    /// Every channel each viewer holds that the hub took (the ones closed at once are not here).
+    var acceptedChannels: [String: Set<UInt16>] = [:]
     var statusTask: RepeatedTask?
     /// Talkback (issue 17) reports here once it exists; "idle" until then.
     var talkState = "idle"
     var statusInterval: TimeAmount = .seconds(1)
+    /// Echoes not sent because the viewer's queue was full.
+    var echoesDropped = 0
 }
 
 extension StreamHub {
@@ -61,6 +72,14 @@ extension StreamHub {
             logger.debug("viewer \(id): SCTP association up")
         case let .opened(info):
             logger.info("viewer \(id): data channel \(info.id) \"\(info.label)\" opened")
+            let controlChannels = dataChannels.controlChannels[id]?.count ?? 0
+            if dataChannels.acceptedChannels[id, default: []].count >= HubDataChannels.maximumChannels
+                || (info.label == HubDataChannels.controlLabel && controlChannels >= HubDataChannels.maximumControlChannels) {
+                logger.notice("viewer \(id): data channel \(info.id) closed at once: too many channels")
+                viewer.session.closeDataChannel(info.id, now: now)
+                return
+            }
+            dataChannels.acceptedChannels[id, default: []].insert(info.id)
             if info.label == HubDataChannels.controlLabel {
                 dataChannels.controlChannels[id, default: []].insert(info.id)
                 startStatusTimerIfNeeded()
@@ -73,22 +92,29 @@ extension StreamHub {
                 command(message, from: viewer, channel: channel, now: now)
             } else {
                 // Any other channel echoes (what tests and tools use to check the path).
+                guard viewer.session.dataChannelBufferedAmount < HubDataChannels.maximumQueuedEchoBytes else {
+                    dataChannels.echoesDropped += 1
+                    return
+                }
                 try? viewer.session.sendDataChannelMessage(message, on: channel, now: now)
             }
         case let .closed(channel):
             logger.info("viewer \(id): data channel \(channel) closed")
             dataChannels.controlChannels[id]?.remove(channel)
             if dataChannels.controlChannels[id]?.isEmpty == true { dataChannels.controlChannels[id] = nil }
+            dataChannels.acceptedChannels[id]?.remove(channel)
             stopStatusTimerIfUnused()
         case let .disconnected(reason):
             logger.info("viewer \(id): SCTP association ended (\(reason))")
             dataChannels.controlChannels[id] = nil
+            dataChannels.acceptedChannels[id] = nil
             stopStatusTimerIfUnused()
         }
     }
 
     /// A viewer left (under the lock).
     func dataChannelsViewerLeft(_ id: String) {
+        dataChannels.acceptedChannels[id] = nil
         guard dataChannels.controlChannels.removeValue(forKey: id) != nil else { return }
         stopStatusTimerIfUnused()
     }

@@ -83,6 +83,9 @@ extension PeerSession {
         pumpDataChannels(now: now)
     }
 
+    /// Bytes queued on all channels and not yet acknowledged.
+    public var dataChannelBufferedAmount: Int { dataChannels?.endpoint.association.bufferedAmount ?? 0 }
+
     /// Bytes queued on a channel and not yet acknowledged (W3C bufferedAmount).
     public func dataChannelBufferedAmount(_ channel: UInt16) -> Int { dataChannels?.endpoint.bufferedAmount(of: channel) ?? 0 }
 

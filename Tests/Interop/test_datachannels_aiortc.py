@@ -61,6 +61,19 @@ class ChannelPeer:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=self.answer, type="answer"))
         await asyncio.wait_for(asyncio.gather(*(event.wait() for event in self.opened.values())), 15)
 
+    async def connect_with(self, make_channels) -> None:
+        """Offers the channels `make_channels(pc)` creates (kept in `created`, in order); waits for
+        them to open or close."""
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.created = make_channels(self.pc)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        status, headers, body = await asyncio.to_thread(
+            http_exchange, "POST", self.url, self.pc.localDescription.sdp.encode(), {"Content-Type": "application/sdp"})
+        assert status == 201, f"POST /whep answered {status}: {body[:300]!r}"
+        self.answer = body.decode()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=self.answer, type="answer"))
+
     async def wait_for(self, predicate, timeout: float, what: str):
         async def loop():
             while not predicate():
@@ -192,3 +205,29 @@ def test_offer_without_data_channel_is_answered_as_before(rtcam):
             await peer.close()
     answer = asyncio.run(asyncio.wait_for(scenario(), timeout=30))
     assert "m=application" not in answer and "sctp" not in answer
+
+
+def test_aiortc_too_many_channels_are_closed_at_once(rtcam, request):
+    # 16 channels at most, 2 of them "rtcam": the 3rd "rtcam" and the 17th+ channel close at once.
+    async def scenario():
+        peer = ChannelPeer(rtcam.url("/whep"), {})
+        await peer.connect_with(lambda pc: [pc.createDataChannel("rtcam") for _ in range(3)]
+                                + [pc.createDataChannel(f"x{index}") for index in range(16)])
+        try:
+            channels = peer.created
+            await asyncio.sleep(3)
+            states = [channel.readyState for channel in channels]
+            # One more message on an open echo channel still echoes.
+            echoed = asyncio.Event()
+            open_echo = next(c for c in channels[3:] if c.readyState == "open")
+            open_echo.on("message", lambda message: echoed.set())
+            open_echo.send("ping")
+            await asyncio.wait_for(echoed.wait(), 5)
+            return states
+        finally:
+            await peer.close()
+
+    states = asyncio.run(asyncio.wait_for(scenario(), timeout=40))
+    assert states[:2] == ["open", "open"] and states[2] == "closed", states
+    assert states.count("open") == 16 and states.count("closed") == 3, states
+    assert "too many channels" in rtcam.log_text()
