@@ -21,6 +21,20 @@ public struct V4L2ControlInfo: Equatable, Sendable {
     /// Menu entries (index → name) of a menu control; empty otherwise.
     public var menu: [(index: Int64, name: String)]
 
+    public init(id: UInt32, name: String, kind: Kind, minimum: Int64, maximum: Int64, step: Int64, defaultValue: Int64,
+                value: Int64?, readOnly: Bool, menu: [(index: Int64, name: String)]) {
+        self.id = id
+        self.name = name
+        self.kind = kind
+        self.minimum = minimum
+        self.maximum = maximum
+        self.step = step
+        self.defaultValue = defaultValue
+        self.value = value
+        self.readOnly = readOnly
+        self.menu = menu
+    }
+
     public static func == (lhs: V4L2ControlInfo, rhs: V4L2ControlInfo) -> Bool {
         lhs.id == rhs.id && lhs.name == rhs.name && lhs.kind == rhs.kind && lhs.minimum == rhs.minimum
             && lhs.maximum == rhs.maximum && lhs.step == rhs.step && lhs.defaultValue == rhs.defaultValue
