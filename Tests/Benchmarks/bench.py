@@ -805,7 +805,7 @@ def bench_datachannel(args) -> dict:
                      f"{middle['mbit_per_s_each_way']:.1f} Mb/s",
                      f"{middle.get('daemon_cpu_seconds', float('nan')):.2f} s" if peer == "rtcam" else "–"])
     table("Data channel, ordered and reliable, aiortc client on this machine (echoed: RTT of 32 B, "
-          "16 MiB in 64 KiB messages each way; medians of rounds)",
+          "16 MiB in 64 KiB messages each way, 1 MiB in flight; medians of rounds)",
           ["echo peer", "RTT median", "RTT p95", "throughput each way", "rtcam CPU for the run"], rows)
     write_json("datachannel", result)
     return result

@@ -60,10 +60,9 @@ async def _measure(channel, pings: int, total_bytes: int, message_bytes: int) ->
         channel.send(b"p" * 31 + bytes([index & 255]))
         await asyncio.wait_for(inbox.get(), 10)
         rtts.append((time.perf_counter() - started) * 1000)
-    # Throughput: `total_bytes` in `message_bytes` messages, echoed; at most 1 MiB queued.
-    low = asyncio.Event()
-    channel.bufferedAmountLowThreshold = 256 * 1024
-    channel.on("bufferedamountlow", low.set)
+    # Throughput: `total_bytes` in `message_bytes` messages, echoed, with at most 1 MiB sent and not
+    # yet back (rtcam stops echoing while 2 MiB wait in its queue: a window keeps both sides below).
+    progress = asyncio.Event()
     count = total_bytes // message_bytes
     payload = bytes(range(256)) * (message_bytes // 256)
     received = 0
@@ -72,15 +71,16 @@ async def _measure(channel, pings: int, total_bytes: int, message_bytes: int) ->
     def on_bulk(message):
         nonlocal received
         received += len(message)
+        progress.set()
         if received >= count * message_bytes:
             done.set()
     channel.remove_all_listeners("message")
     channel.on("message", on_bulk)
     started = time.perf_counter()
-    for _ in range(count):
-        while channel.bufferedAmount > 1024 * 1024:
-            low.clear()
-            await low.wait()
+    for index in range(count):
+        while index * message_bytes - received > 1024 * 1024:
+            progress.clear()
+            await asyncio.wait_for(progress.wait(), 30)
         channel.send(payload)
     await asyncio.wait_for(done.wait(), 300)
     elapsed = time.perf_counter() - started
