@@ -847,7 +847,7 @@ def main() -> int:
             print(f"missing {binary}: swift build -c release --static-swift-stdlib", file=sys.stderr)
             return 2
     print(f"rtcam {rtcam_binary()}\nrtcam-bench {bench_binary()}\nload before: {common.machine_load()}")
-    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers"] \
+    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers", "datachannel"] \
         if args.benchmark == "all" else [args.benchmark]
     failures = []
     for name in chosen:
