@@ -45,6 +45,8 @@ struct HubDataChannels {
     /// Echoes wait in the session's SCTP queue for the peer's acknowledgements: a client that sends
     /// faster than it reads gets no more echoes while this much is queued (memory stays bounded).
     static let maximumQueuedEchoBytes = 2 * 1024 * 1024
+    /// listControls / setControl requests of one viewer being answered on the worker thread at once.
+    static let maximumControlRequestsInFlight = 4
     var source: CameraChannelSource?
     var controlChannels: [String: Set<UInt16>] = [:]
     /// Every channel each viewer holds that the hub took (the ones closed at once are not here).
@@ -53,6 +55,8 @@ struct HubDataChannels {
     /// Talkback (issue 17) reports here once it exists; "idle" until then.
     var talkState = "idle"
     var statusInterval: TimeAmount = .seconds(1)
+    /// Control requests of each viewer not answered yet (see `maximumControlRequestsInFlight`).
+    var controlRequestsInFlight: [String: Int] = [:]
     /// Echoes not sent because the viewer's queue was full.
     var echoesDropped = 0
 }
@@ -122,6 +126,9 @@ extension StreamHub {
     /// An answer computed off the lock (a camera control): sent if the viewer and channel are still there.
     func dataChannelReply(_ text: String, viewer id: String, channel: UInt16) {
         lock.withLock {
+            if let pending = dataChannels.controlRequestsInFlight[id] {
+                dataChannels.controlRequestsInFlight[id] = pending > 1 ? pending - 1 : nil
+            }
             guard let viewer = viewers[id], dataChannels.controlChannels[id]?.contains(channel) == true else { return }
             try? viewer.session.sendDataChannelMessage(.text(text), on: channel, now: MonotonicClock.now())
             takeOutputs(of: id)
@@ -175,8 +182,9 @@ extension StreamHub {
     // MARK: - Commands
 
     private func command(_ message: DataChannelMessage, from viewer: Viewer, channel: UInt16, now: MonotonicTime) {
+        // A client that sends commands and never reads its answers gets none while its queue is full.
         let reply: (String?) -> Void = { text in
-            guard let text else { return }
+            guard let text, viewer.session.dataChannelBufferedAmount < HubDataChannels.maximumQueuedEchoBytes else { return }
             try? viewer.session.sendDataChannelMessage(.text(text), on: channel, now: now)
         }
         guard case let .text(text) = message, text.utf8.count <= HubDataChannels.maximumCommandBytes else {
@@ -217,12 +225,17 @@ extension StreamHub {
             case let .failure(error):
                 reply(Self.errorJSON(id: requestID, error.message))
             }
+        case "listControls" where controlRequestsFull(of: viewer.id), "setControl" where controlRequestsFull(of: viewer.id):
+            // The daemon's one worker thread also runs logins and pipeline changes: a viewer waits
+            // for its answers before it asks again.
+            reply(Self.errorJSON(id: requestID, "busy: \(HubDataChannels.maximumControlRequestsInFlight) control requests are still being answered"))
         case "listControls":
             guard let source = dataChannels.source else {
                 reply(Self.errorJSON(id: requestID, "no camera controls"))
                 return
             }
             let viewerID = viewer.id
+            dataChannels.controlRequestsInFlight[viewerID, default: 0] += 1
             source.listControls { [weak self] result in
                 var json = Self.replyWriter(type: "controls", id: requestID)
                 switch result {
@@ -243,6 +256,7 @@ extension StreamHub {
                 return
             }
             let viewerID = viewer.id
+            dataChannels.controlRequestsInFlight[viewerID, default: 0] += 1
             source.setControl(id: controlID, value: Int64(value)) { [weak self] result in
                 let text: String
                 switch result {
@@ -260,6 +274,10 @@ extension StreamHub {
         default:
             reply(Self.errorJSON(id: requestID, "unknown command type \"\(type)\""))
         }
+    }
+
+    private func controlRequestsFull(of id: String) -> Bool {
+        dataChannels.controlRequestsInFlight[id, default: 0] >= HubDataChannels.maximumControlRequestsInFlight
     }
 
     private static func replyWriter(type: String, id: JSONValue?) -> JSONWriter {

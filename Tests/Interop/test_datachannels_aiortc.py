@@ -133,6 +133,15 @@ def test_aiortc_channels_echo_status_and_commands(rtcam, request):
             assert reply["type"] == "error" and reply["id"] == "four", reply
             reply = await peer.command({"type": "fly", "id": 5})
             assert reply["type"] == "error" and "fly" in reply["error"], reply
+            # A burst of control requests: each is answered, with the controls or "busy" (at most 4 at a
+            # time are being answered on the daemon's worker thread).
+            for index in range(10):
+                peer.channels["rtcam"].send(json.dumps({"type": "listControls", "id": 100 + index}))
+            answered = lambda: {json.loads(t).get("id"): json.loads(t) for t in peer.received["rtcam"]}
+            await peer.wait_for(lambda: all(100 + i in answered() for i in range(10)), 10, "ten answers")
+            burst = [answered()[100 + i] for i in range(10)]
+            assert all(m["type"] == "controls" or "busy" in m.get("error", "") for m in burst), burst
+            assert burst[0]["type"] == "controls", burst[0]
             peer.channels["rtcam"].send("{not json")
             await peer.wait_for(lambda: any(json.loads(t)["type"] == "error" and "id" not in json.loads(t)
                                             for t in peer.received["rtcam"]), 5, "the error for bad JSON")
