@@ -36,7 +36,12 @@ final class DataChannelHarness {
     private var viewerOutputs: [ViewerOutput] = []
     private var channelOutputs: [DataChannelOutput] = []
 
-    init(seed: UInt64, dataChannel: Bool = true, lossRate: Double = 0) throws {
+    /// Whether the viewer is the DTLS server (its offer says setup:passive): rtcam is then the DTLS
+    /// client and starts SCTP itself.
+    let viewerIsDTLSServer: Bool
+
+    init(seed: UInt64, dataChannel: Bool = true, lossRate: Double = 0, viewerIsDTLSServer: Bool = false) throws {
+        self.viewerIsDTLSServer = viewerIsDTLSServer
         random = SeededRandom(seed: seed)
         network = SimulatedNetwork(seed: seed &+ 1)
         network.lossRate = lossRate
@@ -52,6 +57,7 @@ final class DataChannelHarness {
                 + "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n"
                 + "a=sctp-port:5000\r\na=max-message-size:262144\r\n"
         }
+        if viewerIsDTLSServer { offerText = offerText.replacingSetup(with: "passive") }
         let local = LocalTransport(
             iceUfrag: cameraICE.ufrag, icePassword: cameraICE.password, fingerprintSHA256: cameraCertificate.fingerprintSDP,
             candidates: [HostCandidate(address: Self.cameraAddress, foundation: "1", localPreference: 65_535)],
@@ -65,7 +71,7 @@ final class DataChannelHarness {
         viewer = try ViewerSession(
             configuration: ViewerConfiguration(
                 localICE: viewerICE, remoteICE: cameraICE, remoteAddress: Self.cameraAddress, certificate: viewerCertificate,
-                remoteFingerprintSHA256: cameraCertificate.fingerprintSHA256, dtlsRole: .client,
+                remoteFingerprintSHA256: cameraCertificate.fingerprintSHA256, dtlsRole: viewerIsDTLSServer ? .server : .client,
                 videoPayloadType: negotiated.video?.payloadType, videoRTXPayloadType: negotiated.video?.rtxPayloadType,
                 audioPayloadType: negotiated.audio?.payloadType),
             now: now, random: &random)
@@ -151,8 +157,10 @@ final class DataChannelHarness {
                 case .event(.connected):
                     var configuration = SCTPConfiguration(cookieAuthenticator: { Array($0.prefix(16)) })
                     configuration.maxPacketSize = 1100
-                    viewerChannels = DataChannelEndpoint(role: .client, configuration: configuration, random: &random)
-                    viewerChannels!.connect(now: now)
+                    viewerChannels = DataChannelEndpoint(role: viewerIsDTLSServer ? .server : .client,
+                                                         configuration: configuration, random: &random)
+                    // The DTLS client starts SCTP (RFC 8832 §6); a DTLS server waits for the INIT.
+                    if !viewerIsDTLSServer { viewerChannels!.connect(now: now) }
                     again = true
                 case let .event(.applicationData(packet)):
                     viewerChannels?.handle(.receive(packet), now: now)
@@ -212,6 +220,19 @@ struct DataChannelSessionTests {
         #expect(harness.applicationRecordsTooLarge == 0)
     }
 
+    @Test func rtcamAsTheDTLSClientStartsSCTP() throws {
+        let harness = try DataChannelHarness(seed: 7, viewerIsDTLSServer: true)
+        #expect(harness.negotiated.localDTLSRole == .client)
+        harness.start()
+        #expect(harness.run(upTo: .seconds(20)) { harness.associationUp })
+        let channel = try harness.viewerOpen("odd")
+        #expect(channel % 2 == 1, "the DTLS server's channels have odd ids (RFC 8832 §6)")
+        try harness.viewerSend(.text("from the DTLS server"), on: channel)
+        #expect(harness.run(upTo: .seconds(5)) { harness.viewerMessages[channel] == [.text("from the DTLS server")] })
+        let own = try harness.camera.openDataChannel(label: "even", now: harness.now)
+        #expect(own % 2 == 0)
+    }
+
     @Test func messagesOfEverySizeEchoOrderedAndUnordered() throws {
         let harness = try Self.connected(seed: 3)
         let ordered = try harness.viewerOpen("echo")
@@ -260,7 +281,9 @@ struct DataChannelSessionTests {
         let harness = try Self.connected(seed: 5, lossRate: 0.10)
         let reliable = try harness.viewerOpen("reliable")
         let partial = try harness.viewerOpen("partial", options: DataChannelOptions(ordered: false, reliability: .maxRetransmits(0)))
-        #expect(harness.run(upTo: .seconds(20)) { harness.cameraEvents.filter { if case .opened = $0 { true } else { false } }.count == 2 })
+        let lifetime = try harness.viewerOpen("lifetime", options: DataChannelOptions(ordered: true,
+                                                                                      reliability: .maxPacketLifeTime(milliseconds: 30)))
+        #expect(harness.run(upTo: .seconds(20)) { harness.cameraEvents.filter { if case .opened = $0 { true } else { false } }.count == 3 })
         for index in 0..<300 {
             try harness.viewerSend(.text("r\(index)"), on: reliable)
             try harness.viewerSend(.binary(Array(repeating: UInt8(index & 0xFF), count: 2_000)), on: partial)
@@ -274,6 +297,22 @@ struct DataChannelSessionTests {
         let echoed = harness.viewerMessages[partial]?.count ?? 0
         #expect(echoed > 150 && echoed < 300, "\(echoed) of 300 unreliable messages came back")
         #expect((harness.camera.sctpStatistics?.forwardTSNsReceived ?? 0) > 0)
+        // maxPacketLifeTime 30 ms, sent alone (a queue behind a congested window would outlive it
+        // before the first transmission): a lost one is given up (RTO and fast retransmit both come
+        // later), the rest arrive in order (an ordered stream skips what FORWARD TSN gave up, RFC 3758 §3.6).
+        let forwardBefore = harness.camera.sctpStatistics?.forwardTSNsReceived ?? 0
+        for index in 0..<300 {
+            try harness.viewerSend(.text("l\(index)"), on: lifetime)
+            harness.run(until: harness.now + .milliseconds(10))
+        }
+        harness.run(until: harness.now + .seconds(10))
+        #expect((harness.camera.sctpStatistics?.forwardTSNsReceived ?? 0) > forwardBefore)
+        let timed = (harness.viewerMessages[lifetime] ?? []).compactMap { message -> Int? in
+            if case let .text(text) = message { return Int(text.dropFirst()) } else { return nil }
+        }
+        let atCamera = harness.cameraEvents.filter { if case .message(lifetime, _) = $0 { true } else { false } }.count
+        #expect(timed.count > 150 && timed.count < 300, "\(timed.count) of 300 lifetime-limited messages came back (\(atCamera) reached rtcam); viewer SCTP \(harness.viewerChannels!.association.statistics), camera \(harness.camera.sctpStatistics!)")
+        #expect(timed == timed.sorted())
     }
 
     @Test func closingByStreamResetClosesBothSides() throws {
