@@ -127,7 +127,8 @@ public final class PeerSession {
     public private(set) var localICE: ICECredentials
     /// The DTLS endpoint until the handshake is over on both sides; then released (see
     /// `retireDTLS`): an mbedTLS context holds about 33 KB of record buffers plus its own parsed
-    /// certificate, key, DRBG and the peer's certificate, and SRTP needs none of it.
+    /// certificate, key, DRBG and the peer's certificate, and SRTP needs none of it. A session with
+    /// data channels keeps it: SCTP travels in its records (RFC 8261).
     private var dtls: DTLSEndpoint?
     private let dtlsRole: DTLSRole
     private var dtlsStarted = false
