@@ -36,8 +36,6 @@ struct CameraChannelError: Error, Equatable, Sendable {
 /// status timer for all of them.
 struct HubDataChannels {
     static let controlLabel = "rtcam"
-    /// The largest command taken (a command is a small JSON object).
-    static let maximumCommandBytes = 4096
     /// Channels a viewer may hold open, and "rtcam" channels among them: beyond, a new one is closed
     /// at once (a page needs one; a client opening thousands would cost a status each per second).
     static let maximumChannels = 16
@@ -187,33 +185,28 @@ extension StreamHub {
             guard let text, viewer.session.dataChannelBufferedAmount < HubDataChannels.maximumQueuedEchoBytes else { return }
             try? viewer.session.sendDataChannelMessage(.text(text), on: channel, now: now)
         }
-        guard case let .text(text) = message, text.utf8.count <= HubDataChannels.maximumCommandBytes else {
-            reply(Self.errorJSON(id: nil, "commands are JSON text of at most \(HubDataChannels.maximumCommandBytes) bytes"))
+        let command: CameraChannelCommand
+        do {
+            guard case let .text(text) = message else {
+                throw CameraChannelCommand.Failure(id: nil, message: "commands are JSON text, not binary")
+            }
+            command = try CameraChannelCommand(parsing: text)
+        } catch let failure as CameraChannelCommand.Failure {
+            reply(Self.errorJSON(id: failure.id, failure.message))
+            return
+        } catch {
             return
         }
-        let parsed: JSONValue
-        do { parsed = try JSONValue(parsing: text) } catch {
-            reply(Self.errorJSON(id: nil, "\(error)"))
-            return
-        }
-        let requestID = parsed["id"]
-        guard let type = parsed["type"]?.stringValue else {
-            reply(Self.errorJSON(id: requestID, "a command is an object with a \"type\""))
-            return
-        }
-        switch type {
-        case "status":
+        let requestID = command.id
+        switch command.action {
+        case .status:
             sendStatus(to: viewer, channel: channel, now: now)
-        case "keyframe":
+        case .keyframe:
             dataChannels.source?.requestKeyframe()
             reply(Self.okJSON(id: requestID, type: "keyframe"))
-        case "setBitrate":
+        case let .setBitrate(kbps):
             guard viewer.credential.isOwner else {
                 reply(Self.errorJSON(id: requestID, "only the owner (logged in at /settings) may set the bitrate"))
-                return
-            }
-            guard let kbps = parsed["kbps"]?.intValue else {
-                reply(Self.errorJSON(id: requestID, "setBitrate needs \"kbps\", an integer"))
                 return
             }
             switch dataChannels.source?.setBitrate(kbps: kbps) ?? .failure(CameraChannelError("no encoder")) {
@@ -225,11 +218,11 @@ extension StreamHub {
             case let .failure(error):
                 reply(Self.errorJSON(id: requestID, error.message))
             }
-        case "listControls" where controlRequestsFull(of: viewer.id), "setControl" where controlRequestsFull(of: viewer.id):
+        case .listControls where controlRequestsFull(of: viewer.id), .setControl where controlRequestsFull(of: viewer.id):
             // The daemon's one worker thread also runs logins and pipeline changes: a viewer waits
             // for its answers before it asks again.
             reply(Self.errorJSON(id: requestID, "busy: \(HubDataChannels.maximumControlRequestsInFlight) control requests are still being answered"))
-        case "listControls":
+        case .listControls:
             guard let source = dataChannels.source else {
                 reply(Self.errorJSON(id: requestID, "no camera controls"))
                 return
@@ -245,19 +238,14 @@ extension StreamHub {
                 json.endObject()
                 self?.dataChannelReply(json.text, viewer: viewerID, channel: channel)
             }
-        case "setControl":
-            guard let control = parsed["control"]?.intValue, let value = parsed["value"]?.intValue,
-                  let controlID = UInt32(exactly: control) else {
-                reply(Self.errorJSON(id: requestID, "setControl needs \"control\" (an id from listControls) and \"value\", integers"))
-                return
-            }
+        case let .setControl(controlID, value):
             guard let source = dataChannels.source else {
                 reply(Self.errorJSON(id: requestID, "no camera controls"))
                 return
             }
             let viewerID = viewer.id
             dataChannels.controlRequestsInFlight[viewerID, default: 0] += 1
-            source.setControl(id: controlID, value: Int64(value)) { [weak self] result in
+            source.setControl(id: controlID, value: value) { [weak self] result in
                 let text: String
                 switch result {
                 case let .success(now):
@@ -271,8 +259,6 @@ extension StreamHub {
                 }
                 self?.dataChannelReply(text, viewer: viewerID, channel: channel)
             }
-        default:
-            reply(Self.errorJSON(id: requestID, "unknown command type \"\(type)\""))
         }
     }
 
@@ -280,28 +266,26 @@ extension StreamHub {
         dataChannels.controlRequestsInFlight[id, default: 0] >= HubDataChannels.maximumControlRequestsInFlight
     }
 
-    private static func replyWriter(type: String, id: JSONValue?) -> JSONWriter {
+    static func replyWriter(type: String, id: CameraChannelCommand.RequestID?) -> JSONWriter {
         var json = JSONWriter()
         json.beginObject()
         json.field("type", type)
-        // The request's id comes back as given (a number or a string); anything else is left out.
-        switch id {
-        case let .number(number)?:
-            if let integer = id?.intValue { json.field("id", integer) } else { json.field("id", number) }
-        case let .string(text)?: json.field("id", text)
-        default: break
+        switch id {   // the request's id comes back as given
+        case let .number(number)?: json.field("id", number)
+        case let .text(text)?: json.field("id", text)
+        case nil: break
         }
         return json
     }
 
-    private static func okJSON(id: JSONValue?, type: String) -> String {
+    static func okJSON(id: CameraChannelCommand.RequestID?, type: String) -> String {
         var json = replyWriter(type: type, id: id)
         json.field("ok", true)
         json.endObject()
         return json.text
     }
 
-    private static func errorJSON(id: JSONValue?, _ message: String) -> String {
+    static func errorJSON(id: CameraChannelCommand.RequestID?, _ message: String) -> String {
         var json = replyWriter(type: "error", id: id)
         json.field("error", message)
         json.endObject()

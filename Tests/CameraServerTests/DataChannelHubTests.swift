@@ -41,3 +41,67 @@ import V4L2
         #expect(controls[0].accepts(0) && controls[0].accepts(255) && !controls[0].accepts(256))
     }
 }
+
+/// The "rtcam" channel's commands as the page sends them, and whatever a hostile page might send.
+@Suite struct CameraChannelCommandTests {
+    @Test func commandsParse() throws {
+        #expect(try CameraChannelCommand(parsing: #"{"type":"status"}"#) == CameraChannelCommand(id: nil, action: .status))
+        #expect(try CameraChannelCommand(parsing: #"{"type":"keyframe","id":7}"#) == CameraChannelCommand(id: .number(7), action: .keyframe))
+        #expect(try CameraChannelCommand(parsing: #"{"id":"a","type":"listControls"}"#) == CameraChannelCommand(id: .text("a"), action: .listControls))
+        #expect(try CameraChannelCommand(parsing: #"{"type":"setBitrate","kbps":1500}"#).action == .setBitrate(kbps: 1500))
+        #expect(try CameraChannelCommand(parsing: #"{"type":"setControl","control":9963776,"value":-3}"#).action
+                == .setControl(id: 9_963_776, value: -3))
+    }
+
+    @Test func malformedCommandsGetAClearError() {
+        let cases: [(String, CameraChannelCommand.RequestID?, String)] = [
+            ("{not json", nil, "invalid JSON"),
+            ("[1,2]", nil, "a JSON object"),
+            (#"{"id":3}"#, .number(3), "\"type\""),
+            (#"{"type":"fly","id":"x"}"#, .text("x"), "unknown command type \"fly\""),
+            (#"{"type":"setBitrate","kbps":"fast","id":1}"#, .number(1), "kbps"),
+            (#"{"type":"setBitrate","kbps":1.5}"#, nil, "kbps"),
+            (#"{"type":"setControl","control":-1,"value":1}"#, nil, "setControl needs"),
+            (#"{"type":"setControl","control":4294967296,"value":1}"#, nil, "setControl needs"),
+            (#"{"type":"setControl","control":1,"value":1e300}"#, nil, "setControl needs"),
+            (#"{"type":"status","id":1.5}"#, nil, "\"id\""),
+            (#"{"type":"status","id":[1]}"#, nil, "\"id\""),
+            (String(repeating: " ", count: 5000) + "{}", nil, "at most 4096 bytes"),
+        ]
+        for (text, id, message) in cases {
+            #expect {
+                try CameraChannelCommand(parsing: text)
+            } throws: { error in
+                guard let failure = error as? CameraChannelCommand.Failure else { return false }
+                return failure.id == id && failure.message.contains(message)
+            }
+        }
+    }
+
+    @Test func randomMutationsNeverTrap() {
+        var random = SeededRandom(seed: 18)
+        let seeds = [#"{"type":"setControl","id":12,"control":9963776,"value":140}"#, #"{"type":"setBitrate","kbps":1500,"id":"b"}"#,
+                     #"{"type":"listControls"}"#]
+        let alphabet = Array(#"{}[]":,-.0123456789eE+ \"#.utf8) + [0x00, 0xFF, 0xC3, 0xA9]
+        var parsed = 0, refused = 0
+        for iteration in 0..<20_000 {
+            var bytes = Array(seeds[iteration % seeds.count].utf8)
+            for _ in 0...(random.next() % 6) {
+                let position = Int(random.next() % UInt64(bytes.count + 1))
+                switch random.next() % 3 {
+                case 0 where position < bytes.count: bytes.remove(at: position)
+                case 1: bytes.insert(alphabet[Int(random.next() % UInt64(alphabet.count))], at: position)
+                default: if position < bytes.count { bytes[position] = alphabet[Int(random.next() % UInt64(alphabet.count))] }
+                }
+            }
+            do {
+                _ = try CameraChannelCommand(parsing: String(decoding: bytes, as: UTF8.self))
+                parsed += 1
+            } catch {
+                #expect(!error.message.isEmpty)
+                refused += 1
+            }
+        }
+        #expect(parsed > 100 && refused > 1000, "\(parsed) parsed, \(refused) refused")
+    }
+}
