@@ -65,6 +65,11 @@ extension StreamHub {
         lock.withLock { dataChannels.source = source }
     }
 
+    /// What the status says of talkback (issue 17: "idle" until someone talks; its owner sets it).
+    func setTalkState(_ state: String) {
+        lock.withLock { dataChannels.talkState = state }
+    }
+
     /// A data channel event of a viewer's session (under the lock, from `handle(_:of:)`).
     func dataChannelEvent(_ event: DataChannelEvent, of id: String) {
         guard let viewer = viewers[id] else { return }
