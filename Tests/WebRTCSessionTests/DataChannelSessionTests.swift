@@ -40,8 +40,14 @@ final class DataChannelHarness {
     /// client and starts SCTP itself.
     let viewerIsDTLSServer: Bool
 
-    init(seed: UInt64, dataChannel: Bool = true, lossRate: Double = 0, viewerIsDTLSServer: Bool = false) throws {
+    /// The viewer sends an INIT whatever its DTLS role (as browsers do): with rtcam the DTLS client,
+    /// the INITs cross (RFC 9260 §5.2.1).
+    let viewerAlwaysConnects: Bool
+
+    init(seed: UInt64, dataChannel: Bool = true, lossRate: Double = 0, viewerIsDTLSServer: Bool = false,
+         viewerAlwaysConnects: Bool = false) throws {
         self.viewerIsDTLSServer = viewerIsDTLSServer
+        self.viewerAlwaysConnects = viewerAlwaysConnects
         random = SeededRandom(seed: seed)
         network = SimulatedNetwork(seed: seed &+ 1)
         network.lossRate = lossRate
@@ -160,7 +166,7 @@ final class DataChannelHarness {
                     viewerChannels = DataChannelEndpoint(role: viewerIsDTLSServer ? .server : .client,
                                                          configuration: configuration, random: &random)
                     // The DTLS client starts SCTP (RFC 8832 §6); a DTLS server waits for the INIT.
-                    if !viewerIsDTLSServer { viewerChannels!.connect(now: now) }
+                    if !viewerIsDTLSServer || viewerAlwaysConnects { viewerChannels!.connect(now: now) }
                     again = true
                 case let .event(.applicationData(packet)):
                     viewerChannels?.handle(.receive(packet), now: now)
@@ -220,8 +226,9 @@ struct DataChannelSessionTests {
         #expect(harness.applicationRecordsTooLarge == 0)
     }
 
-    @Test func rtcamAsTheDTLSClientStartsSCTP() throws {
-        let harness = try DataChannelHarness(seed: 7, viewerIsDTLSServer: true)
+    @Test(arguments: [false, true])
+    func rtcamAsTheDTLSClientStartsSCTP(crossingINITs: Bool) throws {
+        let harness = try DataChannelHarness(seed: 7, viewerIsDTLSServer: true, viewerAlwaysConnects: crossingINITs)
         #expect(harness.negotiated.localDTLSRole == .client)
         harness.start()
         #expect(harness.run(upTo: .seconds(20)) { harness.associationUp })
