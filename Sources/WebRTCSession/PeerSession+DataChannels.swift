@@ -55,6 +55,9 @@ extension PeerSession {
     /// The channels open now (the peer's and ours).
     public var dataChannelInfos: [DataChannelInfo] { dataChannels?.endpoint.channelInfos ?? [] }
 
+    /// SCTP packets that could not go out as one DTLS record each (none expected).
+    public var sctpPacketsNotSent: Int { dataChannels?.packetsNotSent ?? 0 }
+
     /// The SCTP association's counters (nil without data channels).
     public var sctpStatistics: SCTPStatistics? { dataChannels?.endpoint.association.statistics }
 
@@ -132,7 +135,10 @@ extension PeerSession {
             }
         }
         if let dtls = dtlsEndpoint, dtls.isConnected {
+            let maximum = dtls.maximumRecordPayload
             for packet in packets {
+                // Split over two records it would be two broken packets: never sent so (counted).
+                guard packet.count <= maximum else { channels.packetsNotSent += 1; continue }
                 do { try dtls.sendApplicationData(packet) } catch { channels.packetsNotSent += 1 }
             }
         } else {

@@ -207,7 +207,7 @@ public final class ViewerSession {
     /// before DTLS is connected or when it does not fit a record.
     @discardableResult
     public func sendApplicationData(_ bytes: [UInt8], now: MonotonicTime) -> Bool {
-        guard dtls.isConnected else { return false }
+        guard dtls.isConnected, bytes.count <= dtls.maximumRecordPayload else { return false }
         do { try dtls.sendApplicationData(bytes) } catch { return false }
         drainDTLS(now: now)
         return true
