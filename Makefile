@@ -59,6 +59,7 @@ run: release
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	RTCAM_CPU_CRYPTO=none RTCAM_EXPECT_CPU_CRYPTO=none $(SWIFT) test --skip-build --filter 'SRTPCrypto|CPUCryptoPath'
 	bash systemd/check-unit.sh
 	bash Tests/Interop/run.sh
 	bash board/qemu-x86_64/test-board.sh

@@ -185,7 +185,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             if !srtpCryptoInstalled {
                 srtpCryptoInstalled = true
                 let replaced = SRTPCrypto.install(srtpCrypto)
-                logger.debug("SRTP crypto: \(srtpCrypto.rawValue)\(replaced ? "" : " (libsrtp's own)")")
+                let instructions = srtpCrypto == .cpuInstructions ? ", CPU instructions: \(SRTPCrypto.cpuInstructionsPath)" : ""
+                logger.info("SRTP crypto: \(srtpCrypto.rawValue)\(replaced ? instructions : " (libsrtp's own)")")
             }
             return self.settings
         }

@@ -18,6 +18,9 @@ public enum SRTPCrypto {
         case libsrtp = "libsrtp"
     }
 
+    /// Which CPU instructions `.cpuInstructions` runs on here ("ARMv8 AES+SHA1", "AES-NI+SHA-NI", "none").
+    public static var cpuInstructionsPath: String { CPUCryptoPath.name }
+
     /// Installs `choice` for the SRTP sessions made from now on (the process's owner decides, once,
     /// before the first session: the daemon from RTCAM_SRTP_CRYPTO, the benchmarks from their
     /// options). Nothing installed: libsrtp's own. Returns whether libsrtp's own crypto was replaced.
