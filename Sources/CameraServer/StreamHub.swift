@@ -185,8 +185,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             if !srtpCryptoInstalled {
                 srtpCryptoInstalled = true
                 let replaced = SRTPCrypto.install(srtpCrypto)
-                let instructions = srtpCrypto == .cpuInstructions ? ", CPU instructions: \(SRTPCrypto.cpuInstructionsPath)" : ""
-                logger.info("SRTP crypto: \(srtpCrypto.rawValue)\(replaced ? instructions : " (libsrtp's own)")")
+                logger.info("SRTP crypto: \(srtpCrypto.rawValue): \(replaced ? SRTPCrypto.installedDescription : "libsrtp's own")")
             }
             return self.settings
         }
