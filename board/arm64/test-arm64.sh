@@ -71,7 +71,8 @@ chroot_mount "$root" "$work:$work"
 # 1. The package, installed as a user would: apt resolves its Depends from Debian 13.
 install_deb() {
     cp "$deb" "$root/tmp/"
-    in_root "$root" apt-get update -qq
+    # The lists came with the copy (make-roots.sh read them once); a root without them reads them now.
+    [ -e "$root/.rtcam-apt-lists" ] || in_root "$root" apt-get update -qq
     in_root "$root" apt-get install -y -q --no-install-recommends "/tmp/${deb##*/}" > "$work/apt.log" 2>&1 ||
         { tail -n 40 "$work/apt.log" >&2; fail "apt-get install ./${deb##*/} failed in the arm64 root"; }
     grep -E '^(Setting up rtcam|The following NEW)' "$work/apt.log" >&2 || true
