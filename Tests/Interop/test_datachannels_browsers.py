@@ -45,8 +45,10 @@ try {
   const result = {answer, maxMessageSize: pc.sctp ? pc.sctp.maxMessageSize : null};
   // Status and one command.
   const json = () => channels.rtcam.received.map(text => JSON.parse(text));
-  await until(() => json().filter(m => m.type === 'status').length >= 2, 5000, 'two statuses');
-  result.status = json().filter(m => m.type === 'status').pop();
+  // Once a second; the encoder's rate is measured over its first second, so wait for one with frames.
+  await until(() => json().some(m => m.type === 'status' && m.fps > 0), 10000, 'a status with frames');
+  result.statusCount = json().filter(m => m.type === 'status').length;
+  result.status = json().filter(m => m.type === 'status' && m.fps > 0).pop();
   channels.rtcam.send(JSON.stringify({type: 'listControls', id: 7}));
   await until(() => json().some(m => m.id === 7), 5000, 'listControls answer');
   result.controls = json().find(m => m.id === 7);
@@ -96,6 +98,7 @@ def check(result: dict, rtcam) -> None:
     status = result["status"]
     assert status["type"] == "status" and status["viewers"] == 1 and status["talk"] == "idle", status
     assert status["fps"] > 0 and status["targetBitrateKbps"] == rtcam.bitrate_kbps, status
+    assert result["statusCount"] >= 2, result["statusCount"]
     assert result["controls"]["type"] == "controls" and result["controls"]["controls"] == [], result["controls"]
     assert result["orderedEchoes"] and result["unorderedEchoes"], result
     assert result["bulkInOrder"], "the 2,000 echoes came back incomplete or out of order"
