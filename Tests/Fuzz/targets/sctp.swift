@@ -17,6 +17,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var association = SCTPAssociation(configuration: configuration, random: &random)
     var index = 0
     var now = MonotonicTime(nanoseconds: 0)
+    var outputs: [SCTPOutput] = []
     while index + 2 <= bytes.count {
         let length = Int(bytes[index]) << 8 | Int(bytes[index + 1])
         index += 2
@@ -33,7 +34,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         association.handle(.receive(packet), now: now)
         now = now + .milliseconds(10)
         association.handle(.timeout, now: now)
-        _ = association.drainOutputs()
+        association.drainOutputs(into: &outputs)
+        outputs.removeAll(keepingCapacity: true)
     }
     return 0
 }
