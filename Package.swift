@@ -49,6 +49,8 @@ let package = Package(
         .target(name: "Opus", dependencies: ["COpus", "RTCBase", "MediaSources"]),
         .target(name: "V4L2", dependencies: ["CV4L2", "RTCBase"]),
         .target(name: "ALSA", dependencies: ["CALSA", "RTCBase"]),
+        // Talkback (issue 17), sans-IO: the adaptive jitter buffer, the talk floor, the resampler.
+        .target(name: "Talkback", dependencies: ["RTCBase"]),
 
         // What a program with I/O needs of the system and the sans-IO core must not touch: the clock
         // reads, named threads (the daemon's media threads, the load generator's workers).
@@ -58,7 +60,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc", "CUDPSocket",
+            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "CMalloc", "CUDPSocket",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -114,6 +116,7 @@ let package = Package(
         ]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "RTCBase"]),
         .testTarget(name: "ALSATests", dependencies: ["ALSA", "RTCBase"]),
+        .testTarget(name: "TalkbackTests", dependencies: ["Talkback", "RTCBase"]),
         // Real kernel drivers (vivid, vicodec, snd-aloop): these run inside board/qemu-x86_64's VM and
         // skip elsewhere (board/qemu-x86_64/test-kernel-drivers.sh).
         .testTarget(name: "KernelDriverTests", dependencies: ["V4L2", "ALSA", "RTCBase", "MediaSources"]),

@@ -86,11 +86,14 @@ struct MicrophoneProducer: AudioProducer, @unchecked Sendable {
                     continue
                 }
                 guard chunk.samples.count == 960 else { continue }
+                // Half duplex (issue 17): silence while talkback plays and 200 ms after.
+                let samples = MicrophoneGate.shared.mutes(capturedAt: chunk.captureTime)
+                    ? [Int16](repeating: 0, count: chunk.samples.count) : chunk.samples
                 // The encoder's own errors are not the microphone's: they must not close the device.
                 do {
                     guard let opus = try encoder.use(at: chunk.captureTime, make: { try makeOpusEncoder(controls) }) else { continue }
                     deliver(try controls.measuringCPU(\.audioEncoderCPUNanoseconds) {
-                        try opus.encode(chunk.samples, captureTime: chunk.captureTime)
+                        try opus.encode(samples, captureTime: chunk.captureTime)
                     })
                 } catch {
                     controls.logger.error("audio encoding failed: \(error)")

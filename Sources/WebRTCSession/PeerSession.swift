@@ -70,6 +70,8 @@ public enum PeerSessionEvent: Equatable, Sendable {
     case failed(reason: String)
     /// The viewer left: DTLS close_notify or RTCP BYE.
     case closed
+    /// An Opus packet from a viewer whose audio was answered sendrecv (talkback, issue 17).
+    case audioReceived(ReceivedAudioPacket)
 }
 
 public enum PeerSessionOutput: Sendable {
@@ -109,6 +111,9 @@ public struct PeerSessionStatistics: Equatable, Sendable {
     /// DTLS datagrams that arrived after the endpoint was released (see `PeerSession.retireDTLS`).
     public var ignoredDTLSAfterHandshake = 0
     public var lastBitrateEstimate: UInt64?
+    /// Talkback (issue 17): Opus packets received and surfaced, and SRTP packets that failed to verify.
+    public var audioPacketsReceived = 0
+    public var srtpUnprotectFailures = 0
 }
 
 /// One viewer's whole WebRTC session, sans-IO (DESIGN.md): datagrams and time in, datagrams, events
@@ -315,8 +320,25 @@ public final class PeerSession {
             } catch {
                 statistics.srtcpFailures += 1
             }
-        case .rtp, .unknown:
-            // A recvonly viewer sends no media; anything else on the port is noise.
+        case .rtp:
+            // Only a viewer whose audio was answered sendrecv may send media (talkback, issue 17);
+            // a recvonly viewer sends none.
+            guard let audio = configuration.negotiated.audio, audio.receive, checkedAddresses.contains(from),
+                  let srtp else { statistics.rejectedDatagrams += 1; return }
+            let plain: [UInt8]
+            do {
+                plain = try srtp.unprotectRTP(datagram)
+            } catch {
+                statistics.srtpUnprotectFailures += 1
+                return
+            }
+            guard let packet = ReceivedAudioPacket.parse(plain, payloadType: audio.payloadType, arrival: now) else {
+                statistics.rejectedDatagrams += 1
+                return
+            }
+            statistics.audioPacketsReceived += 1
+            outputs.append(.event(.audioReceived(packet)))
+        case .unknown:
             statistics.rejectedDatagrams += 1
         }
     }

@@ -199,10 +199,12 @@ def _rms_of(frame) -> tuple[float, int, float]:
 
 class WhepClient:
     def __init__(self, url: str, video: bool = True, audio: bool = True, http_timeout: float = 10.0,
-                 loopback_candidates: bool = True, headers: Optional[dict] = None):
+                 loopback_candidates: bool = True, headers: Optional[dict] = None, talk_track=None):
         self.endpoint = whep_endpoint(url)
         self.extra_headers = dict(headers or {})   # e.g. {"Authorization": "Bearer <token>"} (RFC 9725 §4.5)
         self.want_video, self.want_audio = video, audio
+        # Talkback (issue 17): an audio track to send on a sendrecv audio transceiver.
+        self.talk_track = talk_track
         self.http_timeout = http_timeout
         if loopback_candidates:
             allow_loopback_host_candidates()
@@ -239,7 +241,11 @@ class WhepClient:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN/TURN: nothing off-box
         if self.want_video:
             self.pc.addTransceiver("video", direction="recvonly")
-        if self.want_audio:
+        if self.want_audio and self.talk_track is not None:
+            transceiver = self.pc.addTransceiver("audio", direction="sendrecv")
+            transceiver.sender.replaceTrack(self.talk_track)
+            self._record_rtp(transceiver.receiver, self.audio.rtp)
+        elif self.want_audio:
             self._record_rtp(self.pc.addTransceiver("audio", direction="recvonly").receiver, self.audio.rtp)
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
