@@ -1,0 +1,199 @@
+"""Talkback (issue 17): a viewer talks through the camera. Chromium's fake microphone plays a tone
+file; the viewer page (over HTTPS: browsers give the microphone to secure pages only) presses Talk;
+rtcam receives the Opus RTP, buffers, decodes and plays it on an ALSA PCM that is a private
+PulseAudio's null sink (alsa-lib's `pulse` plugin); the test records that sink's monitor and checks
+the tone arrived at its pitch and level, without a gap over 60 ms for 20 s, with 0 % and 5 % of the
+talker's packets lost (RTCAM_TALKBACK_TEST_LOSS: dropped in rtcam before its jitter buffer). aiortc,
+as a second viewer trying to talk meanwhile, gets "someone is talking"."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import numpy
+import pytest
+
+from conftest import attach
+from rtcam_process import TEST_PASSWORD, http_request
+
+TONE_HZ = 600            # not the camera's own test tone (440 Hz): a leak would show
+AMPLITUDE = 0.3          # of full scale; RMS 0.212
+TALK_SECONDS = 20
+RATE = 48_000
+
+
+@pytest.fixture
+def speaker(tmp_path, monkeypatch):
+    """A PulseAudio null sink `spk`, ~/.asoundrc defining `pcm.rtcamspeaker` on it (the daemon plays
+    there), and a recorder of its monitor. HOME points at tmp_path so the daemon reads that asoundrc."""
+    for tool in ("pulseaudio", "pacat", "pactl", "sox"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} not found: install pulseaudio, pulseaudio-utils and sox (make test-deps)", pytrace=False)
+    socket_path = tmp_path / "pulse.sock"
+    server = f"unix:{socket_path}"
+    environment = {**os.environ, "HOME": str(tmp_path), "PULSE_RUNTIME_PATH": str(tmp_path / "pulse"),
+                   "XDG_RUNTIME_DIR": str(tmp_path), "PULSE_SERVER": server}
+    log = open(tmp_path / "pulseaudio.log", "wb")
+    pulse = subprocess.Popen(["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
+                              "--load=module-null-sink sink_name=spk rate=48000 channels=1",
+                              f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket_path}"],
+                             env=environment, stdout=log, stderr=log)
+    deadline = time.monotonic() + 10
+    while not socket_path.exists():
+        if pulse.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"pulseaudio did not start: {(tmp_path / 'pulseaudio.log').read_text()[-500:]}", pytrace=False)
+        time.sleep(0.05)
+    (tmp_path / ".asoundrc").write_text(f'pcm.rtcamspeaker {{ type pulse; device "spk"; server "{server}" }}\n')
+    monkeypatch.setenv("HOME", str(tmp_path))
+    recording = tmp_path / "speaker.raw"
+    output = open(recording, "wb")
+    recorder = subprocess.Popen(["pacat", "-r", "-d", "spk.monitor", "--rate=48000", "--channels=1", "--format=s16le",
+                                 "--latency-msec=20"], stdout=output, env=environment, stderr=log)
+    time.sleep(0.3)
+    # The null sink renders ahead until a client asks for low latency; restarting its clock makes the
+    # monitor real time at once (as in test_alsa_microphone.py).
+    subprocess.run(["pactl", "suspend-sink", "spk", "1"], env=environment, check=True)
+    subprocess.run(["pactl", "suspend-sink", "spk", "0"], env=environment, check=True)
+
+    def samples() -> numpy.ndarray:
+        output.flush()
+        return numpy.frombuffer(recording.read_bytes(), dtype="<i2").astype(numpy.float64) / 32768
+
+    try:
+        yield samples
+    finally:
+        for process in (recorder, pulse):
+            process.kill()
+            process.wait()
+        output.close()
+        log.close()
+
+
+def https_status(daemon) -> dict:
+    """GET /api/status over HTTPS (with HTTPS on, the API lives there), choosing the password first."""
+    import ssl
+
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    if daemon.cookie is None:
+        body = json.dumps({"password": TEST_PASSWORD, "setupCode": daemon.setup_code(), "viewingRequiresPassword": False})
+        status, headers, answer = http_request("POST", "/api/password", daemon.https_port, body.encode(),
+                                               {"Content-Type": "application/json"}, tls=tls)
+        assert status == 200, answer[:300]
+        daemon.cookie = headers["Set-Cookie"].split(";", 1)[0]
+    status, _, answer = http_request("GET", "/api/status", daemon.https_port, headers={"Cookie": daemon.cookie}, tls=tls)
+    assert status == 200, answer[:300]
+    return json.loads(answer)
+
+
+def tone_file(tmp_path) -> str:
+    path = tmp_path / "tone.wav"
+    subprocess.run(["sox", "-n", "-r", str(RATE), "-c", "1", "-b", "16", str(path), "synth", "60", "sine", str(TONE_HZ),
+                    "vol", str(AMPLITUDE)], check=True)
+    return str(path)
+
+
+def analyse(samples: numpy.ndarray) -> dict:
+    """Where the tone is, and its level, pitch and longest gap (5 ms windows under a tenth of its level)."""
+    window = RATE // 200
+    count = len(samples) // window
+    rms = numpy.sqrt(numpy.mean(samples[:count * window].reshape(count, window) ** 2, axis=1))
+    expected = AMPLITUDE / 2 ** 0.5
+    loud = numpy.nonzero(rms > expected / 2)[0]
+    if len(loud) == 0:
+        return {"found": False, "maxRMS": float(rms.max()) if count else 0.0}
+    first, last = int(loud[0]), int(loud[-1])
+    quiet = rms[first:last + 1] < expected / 10
+    longest = run = 0
+    for is_quiet in quiet:
+        run = run + 1 if is_quiet else 0
+        longest = max(longest, run)
+    # Pitch and level of each whole second of the steady part (half a second in from either end).
+    steady = samples[(first + 100) * window:(last - 100) * window]
+    pitches, levels = [], []
+    for start in range(0, len(steady) - RATE + 1, RATE):
+        second = steady[start:start + RATE]
+        spectrum = numpy.abs(numpy.fft.rfft(second * numpy.hanning(len(second))))
+        pitches.append(float(numpy.argmax(spectrum)) * RATE / len(second))
+        levels.append(float(numpy.sqrt(numpy.mean(second ** 2))))
+    return {"found": True, "seconds": (last - first + 1) * window / RATE, "longestGapMs": longest * 5,
+            "pitches": pitches, "levels": levels, "expectedRMS": expected}
+
+
+def start_talking_chromium(daemon, tmp_path, request, name: str):
+    from cdp import Chromium
+
+    browser = Chromium(extra_args=("--ignore-certificate-errors", "--use-fake-device-for-media-stream",
+                                   f"--use-file-for-fake-audio-capture={tone_file(tmp_path)}", "--mute-audio"),
+                       log_path=str(tmp_path / f"{name}.log"), user_data_dir=str(tmp_path / f"{name}-profile"))
+    attach(request, f"{name} log", lambda: (tmp_path / f"{name}.log").read_text(errors="replace")[-4000:])
+    browser.start()
+    page = browser.new_page()
+    page.navigate(daemon.https_url("/"))
+    page.wait_for("window.rtcam && window.rtcam.framesDecoded > 5 && window.rtcamTalk.state === 'idle'", timeout=20)
+    # The tone's level is what is checked: no voice processing on it (the page asks for it by default).
+    page.evaluate("window.rtcamTalk.constraints = {echoCancellation: false, noiseSuppression: false,"
+                  " autoGainControl: false}; document.getElementById('talk-toggle').click(); true")
+    page.wait_for("window.rtcamTalk.state === 'talking'", timeout=10)
+    return browser, page
+
+
+async def second_talker(daemon) -> dict:
+    """aiortc offers sendrecv audio with a (silent) track, connects, and asks for the floor."""
+    from aiortc.mediastreams import AudioStreamTrack
+    from whep_client import WhepClient, http_exchange
+
+    async with WhepClient(daemon.url("/whep"), talk_track=AudioStreamTrack()) as client:
+        await client.wait_for_media(timeout=10)
+        audio_section = client.answer_sdp.split("m=audio", 1)[1]
+        status, _, body = await asyncio.to_thread(http_exchange, "POST", client.session_url + "/talk")
+        await asyncio.sleep(1)   # its packets keep coming: none may be played
+        return {"sendrecv": "a=sendrecv" in audio_section, "status": status, "body": json.loads(body or b"{}"),
+                "session": client.session_url}
+
+
+@pytest.mark.parametrize("loss", [0, 5])
+def test_a_viewer_talks_through_the_camera_speaker(speaker, rtcam_factory, tmp_path, request, monkeypatch, loss):
+    if loss:
+        monkeypatch.setenv("RTCAM_TALKBACK_TEST_LOSS", str(loss))
+    daemon = rtcam_factory(https=True, extra_args=("--speaker", "alsa:rtcamspeaker"))
+    assert "talkback: speaker rtcamspeaker" in daemon.log_text()
+    browser, page = start_talking_chromium(daemon, tmp_path, request, f"chromium-talk-{loss}")
+    try:
+        started = page.evaluate("window.rtcamTalk.talkingAt - window.rtcamTalk.pressedAt")
+        print(f"Talk pressed → floor granted and microphone on the sender: {started:.0f} ms")
+        time.sleep(TALK_SECONDS + 1)
+        busy = asyncio.run(asyncio.wait_for(second_talker(daemon), timeout=30)) if loss == 0 else None
+        status = https_status(daemon)["talkback"]
+        page.evaluate("document.getElementById('talk-toggle').click(); true")
+        page.wait_for("window.rtcamTalk.state === 'idle'", timeout=5)
+        time.sleep(0.5)
+    finally:
+        browser.close()
+    result = analyse(speaker())
+    print(f"talkback status: {status}")
+    print(f"recording: {result}")
+    attach(request, "talkback", lambda: f"{status}\n{result}")
+
+    assert started < 1000, f"talking started {started:.0f} ms after the press"
+    assert result["found"], f"the tone never reached the speaker: {result}"
+    assert result["seconds"] >= TALK_SECONDS - 1, f"the tone played for {result['seconds']:.1f} s only"
+    assert result["longestGapMs"] <= 60, f"a {result['longestGapMs']} ms gap in what the speaker played"
+    assert all(abs(pitch - TONE_HZ) <= 3 for pitch in result["pitches"]), f"pitch: {result['pitches']}"
+    expected = result["expectedRMS"]
+    assert all(abs(level - expected) <= 0.15 * expected for level in result["levels"]), f"levels: {result['levels']}"
+    assert status["packetsAccepted"] >= TALK_SECONDS * 50 * (0.9 - loss / 100), status
+    if loss:
+        assert status["framesRecoveredByFEC"] + status["framesConcealed"] >= TALK_SECONDS * 50 * loss / 100 / 2, status
+    else:
+        assert status["framesConcealed"] == 0 and status["framesRecoveredByFEC"] == 0, status
+        assert busy["sendrecv"], "the second viewer's sendrecv audio was not answered sendrecv"
+        assert busy["status"] == 409 and busy["body"].get("error") == "someone is talking", busy
+        after = https_status(daemon)["talkback"]
+        assert after["packetsWithoutFloor"] >= 25, f"the second talker's packets: {after}"
