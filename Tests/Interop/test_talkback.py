@@ -27,10 +27,24 @@ TALK_SECONDS = 20
 RATE = 48_000
 
 
+MICROPHONE_HZ = 1000     # what the camera's microphone hears in the half-duplex test
+
+
 @pytest.fixture
 def speaker(tmp_path, monkeypatch):
+    yield from _pulse(tmp_path, monkeypatch, with_microphone=False)
+
+
+@pytest.fixture
+def speaker_and_microphone(tmp_path, monkeypatch):
+    yield from _pulse(tmp_path, monkeypatch, with_microphone=True)
+
+
+def _pulse(tmp_path, monkeypatch, with_microphone: bool):
     """A PulseAudio null sink `spk`, ~/.asoundrc defining `pcm.rtcamspeaker` on it (the daemon plays
-    there), and a recorder of its monitor. HOME points at tmp_path so the daemon reads that asoundrc."""
+    there), and a recorder of its monitor; with `with_microphone`, a second sink `mic` playing a
+    1 kHz tone and `pcm.rtcammic` capturing its monitor (the camera's microphone). HOME points at
+    tmp_path so the daemon reads that asoundrc. Yields a function returning the recording so far."""
     for tool in ("pulseaudio", "pacat", "pactl", "sox"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} not found: install pulseaudio, pulseaudio-utils and sox (make test-deps)", pytrace=False)
@@ -39,26 +53,39 @@ def speaker(tmp_path, monkeypatch):
     environment = {**os.environ, "HOME": str(tmp_path), "PULSE_RUNTIME_PATH": str(tmp_path / "pulse"),
                    "XDG_RUNTIME_DIR": str(tmp_path), "PULSE_SERVER": server}
     log = open(tmp_path / "pulseaudio.log", "wb")
-    pulse = subprocess.Popen(["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
-                              "--load=module-null-sink sink_name=spk rate=48000 channels=1",
+    sinks = ["--load=module-null-sink sink_name=spk rate=48000 channels=1"]
+    if with_microphone:
+        sinks.append("--load=module-null-sink sink_name=mic rate=48000 channels=1")
+    pulse = subprocess.Popen(["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no", *sinks,
                               f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket_path}"],
                              env=environment, stdout=log, stderr=log)
+    processes = [pulse]
     deadline = time.monotonic() + 10
     while not socket_path.exists():
         if pulse.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"pulseaudio did not start: {(tmp_path / 'pulseaudio.log').read_text()[-500:]}", pytrace=False)
         time.sleep(0.05)
-    (tmp_path / ".asoundrc").write_text(f'pcm.rtcamspeaker {{ type pulse; device "spk"; server "{server}" }}\n')
+    asoundrc = f'pcm.rtcamspeaker {{ type pulse; device "spk"; server "{server}" }}\n'
+    if with_microphone:
+        asoundrc += f'pcm.rtcammic {{ type pulse; device "mic.monitor"; server "{server}" }}\n'
+        tone = subprocess.Popen(["sox", "-n", "-r", "48000", "-c", "1", "-t", "raw", "-e", "signed", "-b", "16", "-",
+                                 "synth", "120", "sine", str(MICROPHONE_HZ), "vol", str(AMPLITUDE)], stdout=subprocess.PIPE)
+        player = subprocess.Popen(["pacat", "-d", "mic", "--rate=48000", "--channels=1", "--format=s16le"],
+                                  stdin=tone.stdout, env=environment, stderr=log)
+        processes = [player, tone] + processes
+    (tmp_path / ".asoundrc").write_text(asoundrc)
     monkeypatch.setenv("HOME", str(tmp_path))
     recording = tmp_path / "speaker.raw"
     output = open(recording, "wb")
     recorder = subprocess.Popen(["pacat", "-r", "-d", "spk.monitor", "--rate=48000", "--channels=1", "--format=s16le",
                                  "--latency-msec=20"], stdout=output, env=environment, stderr=log)
+    processes.insert(0, recorder)
     time.sleep(0.3)
-    # The null sink renders ahead until a client asks for low latency; restarting its clock makes the
-    # monitor real time at once (as in test_alsa_microphone.py).
-    subprocess.run(["pactl", "suspend-sink", "spk", "1"], env=environment, check=True)
-    subprocess.run(["pactl", "suspend-sink", "spk", "0"], env=environment, check=True)
+    # The null sinks render ahead until a client asks for low latency; restarting their clocks makes
+    # the monitors real time at once (as in test_alsa_microphone.py).
+    for sink in (["spk", "mic"] if with_microphone else ["spk"]):
+        subprocess.run(["pactl", "suspend-sink", sink, "1"], env=environment, check=True)
+        subprocess.run(["pactl", "suspend-sink", sink, "0"], env=environment, check=True)
 
     def samples() -> numpy.ndarray:
         output.flush()
@@ -67,7 +94,7 @@ def speaker(tmp_path, monkeypatch):
     try:
         yield samples
     finally:
-        for process in (recorder, pulse):
+        for process in processes:
             process.kill()
             process.wait()
         output.close()
@@ -126,7 +153,11 @@ def analyse(samples: numpy.ndarray) -> dict:
             "pitches": pitches, "levels": levels, "expectedRMS": expected}
 
 
-def start_talking_chromium(daemon, tmp_path, request, name: str):
+TALK_CLICK = ("window.rtcamTalk.constraints = {echoCancellation: false, noiseSuppression: false,"
+              " autoGainControl: false}; document.getElementById('talk-toggle').click(); true")
+
+
+def start_talking_chromium(daemon, tmp_path, request, name: str, talk: bool = True):
     from cdp import Chromium
 
     browser = Chromium(extra_args=("--ignore-certificate-errors", "--use-fake-device-for-media-stream",
@@ -137,10 +168,10 @@ def start_talking_chromium(daemon, tmp_path, request, name: str):
     page = browser.new_page()
     page.navigate(daemon.https_url("/"))
     page.wait_for("window.rtcam && window.rtcam.framesDecoded > 5 && window.rtcamTalk.state === 'idle'", timeout=20)
-    # The tone's level is what is checked: no voice processing on it (the page asks for it by default).
-    page.evaluate("window.rtcamTalk.constraints = {echoCancellation: false, noiseSuppression: false,"
-                  " autoGainControl: false}; document.getElementById('talk-toggle').click(); true")
-    page.wait_for("window.rtcamTalk.state === 'talking'", timeout=10)
+    if talk:
+        # The tone's level is what is checked: no voice processing on it (the page asks for it by default).
+        page.evaluate(TALK_CLICK)
+        page.wait_for("window.rtcamTalk.state === 'talking'", timeout=10)
     return browser, page
 
 
@@ -197,3 +228,79 @@ def test_a_viewer_talks_through_the_camera_speaker(speaker, rtcam_factory, tmp_p
         assert busy["status"] == 409 and busy["body"].get("error") == "someone is talking", busy
         after = https_status(daemon)["talkback"]
         assert after["packetsWithoutFloor"] >= 25, f"the second talker's packets: {after}"
+
+
+def https_request(daemon, method: str, path: str, body: bytes = b"", headers: dict | None = None):
+    import ssl
+
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
+    return http_request(method, path, daemon.https_port, body, headers, tls=tls)
+
+
+async def talker(daemon, headers: dict | None = None) -> dict:
+    """aiortc offers sendrecv audio (a silent track); the audio direction it was answered, and its claim."""
+    from aiortc.mediastreams import AudioStreamTrack
+    from whep_client import WhepClient, http_exchange
+
+    async with WhepClient(daemon.url("/whep"), video=False, talk_track=AudioStreamTrack(), headers=headers) as client:
+        audio_section = client.answer_sdp.split("m=audio", 1)[1]
+        direction = next(line[2:] for line in audio_section.splitlines()
+                         if line in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"))
+        status, _, body = await asyncio.to_thread(http_exchange, "POST", client.session_url + "/talk", None, headers)
+        return {"direction": direction, "status": status, "body": json.loads(body or b"{}")}
+
+
+def test_who_may_talk_the_owner_only_and_a_camera_without_a_speaker(rtcam_factory):
+    """`whoMayTalk: owner`: an anonymous viewer's sendrecv audio is answered sendonly and its claim
+    refused (403); the owner's (login cookie) is answered sendrecv and granted. `--speaker none`:
+    sendonly, as before talkback existed."""
+    daemon = rtcam_factory(https=True, extra_args=("--speaker", "alsa:null"))
+    https_status(daemon)   # chooses the password: daemon.cookie
+    status, _, answer = https_request(daemon, "PUT", "/api/config", json.dumps({"whoMayTalk": "owner"}).encode(),
+                                      {"Content-Type": "application/json", "Cookie": daemon.cookie})
+    assert status == 200 and json.loads(answer)["settings"]["whoMayTalk"] == "owner", answer[:300]
+    anonymous = asyncio.run(asyncio.wait_for(talker(daemon), timeout=20))
+    assert anonymous["direction"] == "sendonly" and anonymous["status"] == 403, anonymous
+    owner = asyncio.run(asyncio.wait_for(talker(daemon, {"Cookie": daemon.cookie}), timeout=20))
+    assert owner["direction"] == "sendrecv" and owner["status"] == 200, owner
+
+    mute = rtcam_factory(extra_args=("--speaker", "none"))
+    without = asyncio.run(asyncio.wait_for(talker(mute), timeout=20))
+    assert without["direction"] == "sendonly" and without["status"] == 409, without
+    assert without["body"]["error"] == "this camera has no speaker", without
+
+
+def test_half_duplex_mutes_the_camera_microphone_while_the_viewer_talks(speaker_and_microphone, rtcam_factory,
+                                                                         tmp_path, request):
+    """The camera's microphone (a 1 kHz tone through `pulse`) reaches the viewer until it talks; while
+    the talkback plays, the viewer receives silence from it, and the tone again after."""
+    daemon = rtcam_factory(https=True, extra_args=("--speaker", "alsa:rtcamspeaker", "--audio", "alsa:rtcammic"))
+    browser, page = start_talking_chromium(daemon, tmp_path, request, "chromium-half-duplex", talk=False)
+
+    def energy_rate(seconds: float) -> float:
+        before = page.evaluate("[window.rtcam.audioEnergy, window.rtcam.updatedAt]")
+        time.sleep(seconds)
+        after = page.evaluate("[window.rtcam.audioEnergy, window.rtcam.updatedAt]")
+        return (after[0] - before[0]) / max(0.001, (after[1] - before[1]) / 1000)
+
+    try:
+        time.sleep(1)
+        listening = energy_rate(2)
+        page.evaluate(TALK_CLICK)
+        page.wait_for("window.rtcamTalk.state === 'talking'", timeout=10)
+        time.sleep(1)
+        talking = energy_rate(3)
+        page.evaluate("document.getElementById('talk-toggle').click(); true")
+        time.sleep(1)
+        after = energy_rate(2)
+        status = https_status(daemon)["talkback"]
+    finally:
+        browser.close()
+    print(f"microphone energy at the viewer: {listening:.4f} listening, {talking:.6f} talking, {after:.4f} after; {status}")
+    full = AMPLITUDE ** 2 / 2
+    assert listening > full / 3, f"the microphone's tone did not reach the viewer: {listening}"
+    assert talking < full / 100, f"the microphone was not muted while the viewer talked: {talking}"
+    assert after > full / 3, f"the microphone stayed muted after the talk: {after}"
+    assert status["microphonePeriodsMuted"] >= 100, status
