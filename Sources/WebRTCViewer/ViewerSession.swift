@@ -201,6 +201,15 @@ public final class ViewerSession {
         }
     }
 
+    /// Sends one plaintext RTP packet, SRTP-protected, to the camera: a talking viewer's audio
+    /// (talkback, issue 17), for tests and benchmarks. False before SRTP is keyed or if it refused.
+    @discardableResult
+    public func sendRTP(_ packet: [UInt8]) -> Bool {
+        guard let srtp, let protected = try? srtp.protectRTP(packet) else { return false }
+        outputs.append(.transmit(protected, to: configuration.remoteAddress))
+        return true
+    }
+
     /// Asks for a keyframe (RFC 4585 §6.3.1 PLI).
     public func requestKeyframe() {
         guard let srtp, let videoSSRC else { return }
