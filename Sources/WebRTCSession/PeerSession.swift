@@ -154,6 +154,9 @@ public final class PeerSession {
     private var videoPacketCount: UInt32 = 0
     private var audioPacketCount: UInt32 = 0
     private var senderReportJitter: SeededRandom
+    /// The talking viewer's audio stream (issue 17): what rtcam's reports tell it (RFC 3550 §6.4.1),
+    /// so its Opus encoder learns the loss it should protect against with in-band FEC.
+    private var talkerStatistics: ReceiveStatistics?
     /// Set when the DTLS endpoint can go (see `retireDTLS`); acted on once the current input is done.
     private var retireDTLSPending = false
 
@@ -337,6 +340,10 @@ public final class PeerSession {
                 return
             }
             statistics.audioPacketsReceived += 1
+            if talkerStatistics?.ssrc != packet.ssrc {
+                talkerStatistics = ReceiveStatistics(ssrc: packet.ssrc, clockRate: 48_000)
+            }
+            talkerStatistics?.packetReceived(sequenceNumber: packet.sequenceNumber, rtpTimestamp: packet.timestamp, arrival: now)
             outputs.append(.event(.audioReceived(packet)))
         case .unknown:
             statistics.rejectedDatagrams += 1
@@ -441,6 +448,9 @@ public final class PeerSession {
             for block in report.reportBlocks { absorb(block, now: now, media: media) }
         case let .senderReport(report):
             for block in report.reportBlocks { absorb(block, now: now, media: media) }
+            if report.ssrc == talkerStatistics?.ssrc {
+                talkerStatistics?.senderReportReceived(ntp: report.ntpTimestamp, arrival: now)
+            }
         case let .genericNACK(nack):
             guard nack.mediaSSRC == media.videoSSRC else { return }
             retransmit(nack.lostSequenceNumbers, media: media, now: now)
@@ -566,8 +576,26 @@ public final class PeerSession {
                 ssrc: media.audioSSRC, ntpTimestamp: ntp, rtpTimestamp: media.rtpTimestamp(.audio, at: now),
                 packetCount: audioPacketCount, octetCount: audioOctetsSent, reportBlocks: [])))
         }
-        guard let first = reports.first, case let .senderReport(sr) = first else { return }
-        reports.append(.sourceDescription([SDESChunk(ssrc: sr.ssrc, cname: configuration.cname)]))
+        // RFC 3550 §6.4: a report block about the talking viewer's audio, in the first SR, or in an
+        // RR when rtcam has sent nothing yet.
+        if var talker = talkerStatistics {
+            let block = talker.reportBlock(now: now)
+            talkerStatistics = talker
+            if case var .senderReport(first)? = reports.first {
+                first.reportBlocks.append(block)
+                reports[0] = .senderReport(first)
+            } else {
+                reports.append(.receiverReport(ReceiverReport(ssrc: media.audioSSRC, reportBlocks: [block])))
+            }
+        }
+        guard let first = reports.first else { return }
+        let senderSSRC: UInt32
+        switch first {
+        case let .senderReport(sr): senderSSRC = sr.ssrc
+        case let .receiverReport(rr): senderSSRC = rr.ssrc
+        default: return
+        }
+        reports.append(.sourceDescription([SDESChunk(ssrc: senderSSRC, cname: configuration.cname)]))
         if let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTCP(RTCPPacket.compound(reports)) }) {
             outputs.append(.transmit(protected, to: remoteAddress))
         }

@@ -87,6 +87,9 @@ public final class ViewerSession {
     private let dtls: DTLSEndpoint
     private var dtlsStarted = false
     private var srtp: SRTPSession?
+    /// The report blocks of the last SR or RR from the camera (what it says about the viewer's own
+    /// stream when it talks: issue 17).
+    public private(set) var lastReportBlocks: [ReportBlock] = []
     private var outputs: [ViewerOutput] = []
     private let ssrc: UInt32
     private var videoSSRC: UInt32?
@@ -150,8 +153,11 @@ public final class ViewerSession {
                 switch packet {
                 case let .senderReport(report):
                     if report.ssrc == videoSSRC { videoStatistics?.senderReportReceived(ntp: report.ntpTimestamp, arrival: now) }
+                    if !report.reportBlocks.isEmpty { lastReportBlocks = report.reportBlocks }
                     outputs.append(.event(.senderReport(ssrc: report.ssrc, ntpTimestamp: report.ntpTimestamp,
                                                         rtpTimestamp: report.rtpTimestamp)))
+                case let .receiverReport(report):
+                    if !report.reportBlocks.isEmpty { lastReportBlocks = report.reportBlocks }
                 case .goodbye:
                     isFinished = true
                     outputs.append(.event(.closed))

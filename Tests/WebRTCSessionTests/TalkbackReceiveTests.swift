@@ -39,6 +39,10 @@ import WebRTCViewer
         #expect(harness.camera.statistics.audioPacketsReceived == 50)
         // Sending went on meanwhile: the viewer still gets rtcam's audio.
         #expect(harness.receivedAudioFrames > 50)
+        // And rtcam's reports carry a block about the talker's stream (RFC 3550 §6.4.1).
+        harness.run(for: .seconds(2))
+        let blocks = harness.viewer.lastReportBlocks
+        #expect(blocks.contains { $0.ssrc == 0x7A1C && $0.cumulativeLost == 0 && $0.highestSequence & 0xFFFF == UInt32(UInt16(truncatingIfNeeded: 65_530 + 49)) })
     }
 
     @Test func aRecvonlyViewersRTPIsDropped() throws {
