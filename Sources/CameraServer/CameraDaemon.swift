@@ -369,6 +369,7 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("framesDropped", talk.jitter.framesDropped)
             json.field("underruns", talk.jitter.underruns)
             json.field("talkspurts", talk.jitter.talkspurts)
+            json.field("longestArrivalGapMs", talk.jitter.longestArrivalGap.millisecondsDouble)
             json.field("framesWritten", Int(talk.playback.framesWritten))
             json.field("speakerUnderrunsRecovered", talk.playback.underrunsRecovered)
             json.field("speakerSuspendsRecovered", talk.playback.suspendsRecovered)

@@ -75,6 +75,8 @@ public struct JitterBufferStatistics: Equatable, Sendable {
     /// Times the buffer ran empty while playing.
     public var underruns = 0
     public var talkspurts = 0
+    /// The longest time between two packets' arrivals within a talkspurt (a stall before rtcam).
+    public var longestArrivalGap: Duration = .zero
     public init() {}
 }
 
@@ -151,6 +153,10 @@ public struct AdaptiveJitterBuffer: Sendable {
         }
         let previous = lastExtendedTimestamp
         let extended = extend(timestamp)
+        if let newestArrival, arrival > newestArrival, arrival - newestArrival > statistics.longestArrivalGap,
+           arrival - newestArrival < .seconds(1) {
+            statistics.longestArrivalGap = arrival - newestArrival
+        }
         recordTransit(extended, arrival: arrival)
         var result = JitterBufferInsertResult.accepted
         let resync = Int64(durationToSamples(configuration.resynchroniseAfter))

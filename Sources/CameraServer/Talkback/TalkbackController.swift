@@ -166,6 +166,14 @@ final class TalkbackController: @unchecked Sendable {
     private var isRunning: Bool { lock.withLock { running } }
 
     private func run() {
+        // A late write is a gap the listener hears: the player asks for a real-time priority (it
+        // blocks on the device, and never writes ahead of it: see `playTalkspurts`).
+        let refused = DedicatedThread.requestRealtimePriority(10)
+        if refused == 0 {
+            logger.debug("talkback: the player thread runs SCHED_FIFO 10")
+        } else {
+            logger.notice("talkback: no real-time priority for the player thread (errno \(refused)); under load it may be late")
+        }
         while isRunning {
             // Idle: wait for the talker's first packets (or stop).
             wake.lock()
@@ -201,7 +209,16 @@ final class TalkbackController: @unchecked Sendable {
         }
         var silentSince: MonotonicTime?
         var previousWasAudio = false
+        // Pacing guard: a device that takes samples faster than real time (alsa-lib's `null` and
+        // `file` plugins are not paced) must not drain the jitter buffer, nor let this real-time
+        // thread spin. What was written may run ahead of the clock by the device's buffer and half
+        // a second (room for a sound card whose clock runs a little fast: 100 ppm is 5000 s of talk).
+        let started = MonotonicClock.now()
+        var samplesWritten: Int64 = 0
         while true {
+            let due = started + .nanoseconds(samplesWritten * 1_000_000_000 / 48_000) - speaker.bufferDuration
+                - .milliseconds(500)
+            if MonotonicClock.now() < due { MonotonicClock.sleep(until: due) }
             let now = MonotonicClock.now()
             let (output, volume, running, talker) = lock.withLock {
                 (jitter.nextFrame(now: now), settings.volumePercent, self.running, floor.holder(at: now))
@@ -234,6 +251,7 @@ final class TalkbackController: @unchecked Sendable {
             }
             if let silentSince, talker == nil, now - silentSince >= .seconds(1) { return }
             SpeakerVolume(percent: volume).apply(to: &pcm)
+            samplesWritten += Int64(output.samples)
             do {
                 try speaker.write(pcm)
             } catch {
@@ -277,7 +295,7 @@ final class SpeakerOutput {
             for channels in [UInt32(1), 2] {
                 do {
                     return try ALSAPlayback(configuration: ALSAPlaybackConfiguration(
-                        device: device, sampleRate: rate, channels: channels, periodMilliseconds: 10, periodsPerBuffer: 4))
+                        device: device, sampleRate: rate, channels: channels, periodMilliseconds: 10, periodsPerBuffer: 8))
                 } catch {
                     lastError = error
                 }
