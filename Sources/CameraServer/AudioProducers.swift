@@ -86,9 +86,9 @@ struct MicrophoneProducer: AudioProducer, @unchecked Sendable {
                     continue
                 }
                 guard chunk.samples.count == 960 else { continue }
-                // Half duplex (issue 17): silence while talkback plays and 200 ms after.
-                let samples = MicrophoneGate.shared.mutes(capturedAt: chunk.captureTime)
-                    ? [Int16](repeating: 0, count: chunk.samples.count) : chunk.samples
+                // Talkback (issue 17): silence while it plays and 200 ms after (half duplex), or its
+                // echo cancelled (full duplex).
+                let samples = MicrophoneGate.shared.process(chunk.samples, capturedAt: chunk.captureTime)
                 // The encoder's own errors are not the microphone's: they must not close the device.
                 do {
                     guard let opus = try encoder.use(at: chunk.captureTime, make: { try makeOpusEncoder(controls) }) else { continue }

@@ -47,6 +47,7 @@ public struct SettingsOverrides: Sendable {
     public var encoder: EncoderPreference?
     public var maximumViewers: Int?
     public var speaker: SpeakerSetting?
+    public var echo: EchoHandling?
 
     public init() {}
 
@@ -61,6 +62,7 @@ public struct SettingsOverrides: Sendable {
         if let bitrateKbps { result.media.bitrateKbps = bitrateKbps }
         if let maximumViewers { result.maximumViewers = maximumViewers }
         if let speaker { result.talkback.speaker = speaker }
+        if let echo { result.talkback.echo = echo }
         return result
     }
 }
@@ -375,6 +377,9 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("speakerSuspendsRecovered", talk.playback.suspendsRecovered)
             json.field("speakerOpenFailures", talk.openFailures)
             json.field("microphonePeriodsMuted", talk.microphonePeriodsMuted)
+            json.field("echo", talk.echo.handling.rawValue)
+            json.field("microphonePeriodsEchoCancelled", talk.echo.cancelledPeriods)
+            json.field("echoReturnLossEnhancementDB", talk.echo.echoReturnLossEnhancementDB)
             json.endObject()
         }
         if let microphone = mediaStatus.microphone {

@@ -49,6 +49,7 @@ public struct CameraSettings: Equatable, Sendable {
         writer.field("speaker", talkback.speaker.description)
         writer.field("speakerVolume", talkback.volumePercent)
         writer.field("whoMayTalk", talkback.whoMayTalk.rawValue)
+        writer.field("echo", talkback.echo.rawValue)
         writer.endObject()
         return writer.text
     }
@@ -94,6 +95,11 @@ public struct CameraSettings: Equatable, Sendable {
                 }
                 result.talkback.speaker = setting
             case "speakerVolume": result.talkback.volumePercent = try Self.integer(value, key)
+            case "echo":
+                guard let text = value.stringValue, let echo = EchoHandling(rawValue: text) else {
+                    throw InvalidField(field: key, message: "echo must be half-duplex, cancel or off")
+                }
+                result.talkback.echo = echo
             case "whoMayTalk":
                 guard let text = value.stringValue, let permission = TalkPermission(rawValue: text) else {
                     throw InvalidField(field: key, message: "whoMayTalk must be viewers or owner")

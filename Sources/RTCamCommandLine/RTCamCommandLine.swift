@@ -35,6 +35,8 @@ public enum RTCamCommandLine {
             OptionDefinition("audio", value: "audio", help: "Audio source: auto, alsa:NAME, test-tone, none. Default: saved setting, else auto."),
             OptionDefinition("speaker", value: "speaker",
                              help: "Talkback speaker (viewers talk through the camera): auto (the first ALSA playback device, else none), alsa:NAME, none. Default: saved setting, else auto."),
+            OptionDefinition("echo", value: "echo",
+                             help: "While a viewer talks: half-duplex (mute the microphone), cancel (speexdsp echo cancellation, full duplex), off. Default: saved setting, else half-duplex."),
             OptionDefinition("size", value: "WIDTHxHEIGHT", help: "Picture size. Default: saved setting, else 1280x720."),
             OptionDefinition("fps", value: "fps", help: "Frames per second. Default: saved setting, else 30."),
             OptionDefinition("bitrate", value: "kbit/s", help: "Video bitrate in kbit/s. Default: saved setting, else 2000."),
@@ -149,6 +151,12 @@ public enum RTCamCommandLine {
                 throw .invalidValue(option: "speaker", reason: "--speaker must be auto, alsa:NAME or none (got '\(speaker)')")
             }
             configuration.overrides.speaker = setting
+        }
+        if let echo = options.value("echo") {
+            guard let setting = EchoHandling(rawValue: echo) else {
+                throw .invalidValue(option: "echo", reason: "--echo must be half-duplex, cancel or off (got '\(echo)')")
+            }
+            configuration.overrides.echo = setting
         }
         if let size = options.value("size") {
             guard let (width, height) = pictureSize(size) else {

@@ -66,6 +66,8 @@ def _pulse(tmp_path, monkeypatch, with_microphone: bool):
             pytest.fail(f"pulseaudio did not start: {(tmp_path / 'pulseaudio.log').read_text()[-500:]}", pytrace=False)
         time.sleep(0.05)
     asoundrc = f'pcm.rtcamspeaker {{ type pulse; device "spk"; server "{server}" }}\n'
+    # The camera's microphone hearing its own speaker: the echo path of the full-duplex test.
+    asoundrc += f'pcm.rtcamecho {{ type pulse; device "spk.monitor"; server "{server}" }}\n'
     if with_microphone:
         asoundrc += f'pcm.rtcammic {{ type pulse; device "mic.monitor"; server "{server}" }}\n'
         tone = subprocess.Popen(["sox", "-n", "-r", "48000", "-c", "1", "-t", "raw", "-e", "signed", "-b", "16", "-",
@@ -306,3 +308,40 @@ def test_half_duplex_mutes_the_camera_microphone_while_the_viewer_talks(speaker_
     assert talking < full / 100, f"the microphone was not muted while the viewer talked: {talking}"
     assert after > full / 3, f"the microphone stayed muted after the talk: {after}"
     assert status["microphonePeriodsMuted"] >= 100, status
+
+
+@pytest.mark.parametrize("echo", ["cancel", "off"])
+def test_full_duplex_cancels_the_echo_of_the_speaker_in_the_microphone(speaker, rtcam_factory, tmp_path, request, echo):
+    """`--echo cancel`: the camera's microphone is the speaker's own sink monitor (all echo, no room
+    between them); speexdsp takes the echo out of what the viewer receives. The daemon's ERLE (the
+    microphone's power over the canceller's output while talkback plays) and what reaches the
+    viewer, against the tone's own level, both show at least 10 dB. `--echo off`, the control: the
+    viewer hears its own tone back at about its level."""
+    daemon = rtcam_factory(https=True, size="320x240", fps=10, bitrate_kbps=300,
+                           extra_args=("--speaker", "alsa:rtcamspeaker", "--audio", "alsa:rtcamecho", "--echo", echo))
+    browser, page = start_talking_chromium(daemon, tmp_path, request, "chromium-full-duplex")
+
+    def energy_rate(seconds: float) -> float:
+        before = page.evaluate("[window.rtcam.audioEnergy, window.rtcam.updatedAt]")
+        time.sleep(seconds)
+        after = page.evaluate("[window.rtcam.audioEnergy, window.rtcam.updatedAt]")
+        return (after[0] - before[0]) / max(0.001, (after[1] - before[1]) / 1000)
+
+    try:
+        time.sleep(3)                 # the canceller converges
+        returned = energy_rate(4)
+        status = https_status(daemon)["talkback"]
+        page.evaluate("document.getElementById('talk-toggle').click(); true")
+    finally:
+        browser.close()
+    heard = speaker()
+    playing = float(numpy.mean(heard[-RATE * 6:-RATE * 2] ** 2)) if len(heard) > RATE * 8 else 0.0
+    print(f"echo at the viewer {returned:.6f} (mean square), speaker {playing:.4f}; {status}")
+    assert playing > 0.01, f"talkback did not play: {playing}"
+    if echo == "off":
+        assert returned > 0.09 / 3, f"without cancellation the viewer should hear the echo: {returned}"
+        return
+    assert status["echo"] == "cancel" and status["microphonePeriodsEchoCancelled"] >= 150, status
+    assert status["echoReturnLossEnhancementDB"] >= 10, f"ERLE {status['echoReturnLossEnhancementDB']} dB"
+    # What the viewer receives back, against the tone at its own level (0.09 in the half-duplex test's units).
+    assert returned < 0.09 / 10, f"the viewer hears its own voice back: {returned}"

@@ -2,6 +2,7 @@ import RTCBase
 import Testing
 
 @testable import Talkback
+import EchoCanceller
 
 /// A talker sending a 20 ms Opus packet every 20 ms through a simulated network (seeded delay,
 /// jitter, loss), and a speaker asking for a frame every 20 ms: all on a virtual clock.
@@ -273,5 +274,76 @@ struct TalkControlTests {
         let output = resampler.process(input)
         let rms = (output[1000...].reduce(0.0) { $0 + Double($1) * Double($1) } / Double(output.count - 1000)).squareRoot()
         #expect(rms < 100, "aliased RMS \(rms)")
+    }
+}
+
+@Suite("Full duplex: the far-end reference and speexdsp's echo canceller")
+struct EchoCancellationTests {
+    @Test func theReferenceIsWhatPlayedAtTheCaptureTimeLessTheLead() {
+        var reference = FarEndReference(sampleRate: 48_000, seconds: 1, lead: .milliseconds(10))
+        let t0 = MonotonicTime(seconds: 50)
+        for frame in 0..<10 {
+            reference.played((0..<960).map { Int16(frame * 960 + $0 + 1) }, at: t0 + .milliseconds(Int64(20 * frame)))
+        }
+        // Captured 50 ms after t0: the samples played from 40 ms on (sample 1920 is the 1921st).
+        let got = reference.reference(capturedAt: t0 + .milliseconds(50), count: 4)
+        #expect(got == [1921, 1922, 1923, 1924])
+        // Before anything played, and after the end: silence.
+        #expect(reference.reference(capturedAt: t0, count: 3) == [0, 0, 0])
+        #expect(reference.reference(capturedAt: t0 + .seconds(1), count: 2) == [0, 0])
+        #expect(reference.hasAudio(capturedAt: t0 + .milliseconds(100), span: 960))
+        // A pause of 100 ms is kept as silence; a jump of seconds starts over.
+        reference.played([7, 7], at: t0 + .milliseconds(300))
+        #expect(reference.reference(capturedAt: t0 + .milliseconds(310), count: 2) == [7, 7])
+        #expect(reference.reference(capturedAt: t0 + .milliseconds(260), count: 2) == [0, 0])
+        reference.played([9], at: t0 + .seconds(30))
+        #expect(reference.reference(capturedAt: t0 + .seconds(30) + .milliseconds(10), count: 2) == [9, 0])
+    }
+
+    /// A microphone that hears the speaker 35 ms late at half its level (a simulated echo path): after
+    /// two seconds of speech-like noise the canceller takes at least 20 dB of it out.
+    @Test func speexdspCancelsASimulatedEcho() throws {
+        let canceller = try #require(SpeexEchoCanceller(frameSize: 960, sampleRate: 48_000, filterMilliseconds: 200))
+        var random = SeededRandom(seed: 5)
+        var far: [Int16] = []
+        var inputPower = 0.0, outputPower = 0.0
+        let delay = 48 * 35
+        for frame in 0..<200 {   // 4 s
+            // Noise shaped into bursts (an envelope at 3 Hz): broadband, like speech.
+            let block = (0..<960).map { index -> Int16 in
+                let n = frame * 960 + index
+                let envelope = 0.3 + 0.7 * abs(Resampler.sine(2 * Double.pi * 3 * Double(n) / 48_000))
+                let noise = Double(Int64(random.next() % 20_001) - 10_000)
+                return Int16(noise * envelope)
+            }
+            far += block
+            let microphone = (0..<960).map { index -> Int16 in
+                let source = frame * 960 + index - delay
+                return source >= 0 ? far[source] / 2 : 0
+            }
+            let output = canceller.process(microphone: microphone, reference: block)
+            if frame >= 100 {
+                inputPower += microphone.reduce(0.0) { $0 + Double($1) * Double($1) }
+                outputPower += output.reduce(0.0) { $0 + Double($1) * Double($1) }
+            }
+        }
+        let erle = 10 * (inputPower / max(outputPower, 1)).log10
+        #expect(erle >= 20, "ERLE \(erle) dB")
+    }
+}
+
+extension Double {
+    /// log10 without Foundation (tests only): by the natural logarithm's series around 1.
+    var log10: Double {
+        var value = self, exponent = 0.0
+        while value > 10 { value /= 10; exponent += 1 }
+        while value < 1 { value *= 10; exponent -= 1 }
+        let y = (value - 1) / (value + 1)
+        var term = y, sum = 0.0
+        for n in stride(from: 1, through: 99, by: 2) {
+            sum += term / Double(n)
+            term *= y * y
+        }
+        return exponent + 2 * sum / 2.302585092994046
     }
 }

@@ -34,6 +34,7 @@ final class TalkbackController: @unchecked Sendable {
         var deviceRate: Int?
         var openFailures: Int
         var microphonePeriodsMuted: Int
+        var echo: MicrophoneGate.Counters
     }
 
     private let logger: Logger
@@ -78,7 +79,8 @@ final class TalkbackController: @unchecked Sendable {
             settings = new
             device = resolved
         }
-        logger.info("talkback: \(resolved.map { "speaker \($0)" } ?? "no speaker")\(new.speaker == .automatic ? " (auto)" : ""), volume \(new.volumePercent) %, \(new.whoMayTalk == .owner ? "only the owner" : "every viewer") may talk")
+        gate.setHandling(new.echo)
+        logger.info("talkback: \(resolved.map { "speaker \($0)" } ?? "no speaker")\(new.speaker == .automatic ? " (auto)" : ""), volume \(new.volumePercent) %, \(new.whoMayTalk == .owner ? "only the owner" : "every viewer") may talk, echo: \(new.echo.rawValue)")
     }
 
     var hasSpeaker: Bool { lock.withLock { device != nil } }
@@ -157,7 +159,7 @@ final class TalkbackController: @unchecked Sendable {
                    whoMayTalk: settings.whoMayTalk, jitter: jitter.statistics,
                    targetDelayMilliseconds: jitter.targetDelay.millisecondsDouble, packetsWithoutFloor: packetsWithoutFloor,
                    playback: playbackStatistics, deviceRate: deviceRate, openFailures: openFailures,
-                   microphonePeriodsMuted: gate.mutedPeriodCount)
+                   microphonePeriodsMuted: gate.mutedPeriodCount, echo: gate.counters)
         }
     }
 
@@ -258,7 +260,13 @@ final class TalkbackController: @unchecked Sendable {
                 logger.error("talkback: speaker failed: \(error)")
                 return
             }
-            if audible { gate.talkbackPlays(until: MonotonicClock.now() + speaker.bufferDuration) }
+            if audible {
+                // After a blocking write the ring is about full: this frame is heard once the rest
+                // of the ring has played.
+                let written = MonotonicClock.now()
+                let frame = Duration.nanoseconds(Int64(output.samples) * 1_000_000_000 / 48_000)
+                gate.talkbackPlayed(pcm, at: written + speaker.bufferDuration - frame, audibleUntil: written + speaker.bufferDuration)
+            }
             lock.withLock { playbackStatistics = speaker.playbackStatistics }
         }
     }

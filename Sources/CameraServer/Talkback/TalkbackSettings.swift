@@ -37,6 +37,7 @@ public struct TalkbackSettings: Equatable, Sendable {
     /// 0...100 (SpeakerVolume's taper; 100 plays what the talker sent at its level).
     public var volumePercent = 100
     public var whoMayTalk = TalkPermission.viewers
+    public var echo = EchoHandling.halfDuplex
 
     public init() {}
 }
