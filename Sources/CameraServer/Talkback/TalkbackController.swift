@@ -52,6 +52,10 @@ final class TalkbackController: @unchecked Sendable {
     private var deviceRate: Int?
     private var openFailures = 0
     private var running = true
+    /// `start` was called: the thread runs whenever there is a speaker.
+    private var started = false
+    /// Set (under the lock) by whoever starts the thread: it is started once.
+    private var threadStarted = false
     private var thread: DedicatedThread?
     /// Test hook (RTCAM_TALKBACK_TEST_LOSS=N): drop N % of the talker's packets before the buffer.
     private let testLossPercent: Int
@@ -75,27 +79,47 @@ final class TalkbackController: @unchecked Sendable {
         case .automatic:
             resolved = speakers().first.map { String($0.source.dropFirst("alsa:".count)) }
         }
-        lock.withLock {
+        let startNow: Bool = lock.withLock {
             settings = new
             device = resolved
+            guard started, !threadStarted, resolved != nil, running else { return false }
+            threadStarted = true
+            return true
         }
         gate.setHandling(new.echo)
+        if startNow { startThread() }
         logger.info("talkback: \(resolved.map { "speaker \($0)" } ?? "no speaker")\(new.speaker == .automatic ? " (auto)" : ""), volume \(new.volumePercent) %, \(new.whoMayTalk == .owner ? "only the owner" : "every viewer") may talk, echo: \(new.echo.rawValue)")
     }
 
     var hasSpeaker: Bool { lock.withLock { device != nil } }
     var whoMayTalk: TalkPermission { lock.withLock { settings.whoMayTalk } }
 
+    /// Starts the player thread now if there is a speaker, else when one is configured (a camera
+    /// without a speaker has no thread for it).
     func start() {
-        thread = DedicatedThread.start(name: "rtcam-talk") { [self] in run() }
+        let startNow: Bool = lock.withLock {
+            started = true
+            guard device != nil, !threadStarted else { return false }
+            threadStarted = true
+            return true
+        }
+        if startNow { startThread() }
+    }
+
+    private func startThread() {
+        let made = DedicatedThread.start(name: "rtcam-talk") { [self] in run() }
+        lock.withLock { thread = made }
     }
 
     func stop() {
-        lock.withLock { running = false }
+        let joining: DedicatedThread? = lock.withLock {
+            running = false
+            defer { thread = nil }
+            return thread
+        }
         wake.lock()
         wake.unlock(withValue: 1)
-        thread?.join(timeout: .seconds(3))
-        thread = nil
+        joining?.join(timeout: .seconds(3))
     }
 
     // MARK: - The floor (router, event loop)
