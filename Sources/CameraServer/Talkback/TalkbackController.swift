@@ -51,6 +51,7 @@ final class TalkbackController: @unchecked Sendable {
     private var playbackStatistics = ALSAPlaybackStatistics()
     private var deviceRate: Int?
     private var openFailures = 0
+    private var openFailureLogged = false
     private var running = true
     /// `start` was called: the thread runs whenever there is a speaker.
     private var started = false
@@ -211,12 +212,24 @@ final class TalkbackController: @unchecked Sendable {
             do {
                 speaker = try SpeakerOutput(device: name)
             } catch {
-                lock.withLock { openFailures += 1 }
-                logger.error("talkback: cannot open speaker \(name): \(error)")
+                // Said once at error level (a talker keeps trying every second), then at debug.
+                let first: Bool = lock.withLock {
+                    openFailures += 1
+                    defer { openFailureLogged = true }
+                    return !openFailureLogged
+                }
+                if first {
+                    logger.error("talkback: cannot open speaker \(name): \(error)")
+                } else {
+                    logger.debug("talkback: cannot open speaker \(name): \(error)")
+                }
                 MonotonicClock.sleep(until: MonotonicClock.now() + .seconds(1))
                 continue
             }
-            lock.withLock { deviceRate = speaker.rate }
+            lock.withLock {
+                deviceRate = speaker.rate
+                openFailureLogged = false
+            }
             logger.debug("talkback: speaker \(name) open at \(speaker.rate) Hz, \(speaker.channels) channel(s)")
             playTalkspurts(on: speaker)
             speaker.close()
