@@ -150,3 +150,40 @@ async def talk(url: str, seconds: float, recorder_environment: dict) -> dict:
         if before:
             latencies.append((onset - max(before)) * 1000)
     return {"beeps_sent": len(sent), "beeps_heard": len(onsets), "latencies_ms": latencies}
+
+
+def press_to_heard(page_url: str, directory: Path, recorder_environment: dict, presses: int = 6) -> dict:
+    """The viewer page in headless Chromium (fake microphone: a tone file) presses Talk `presses`
+    times, 3 s apart; each press's time (CLOCK_MONOTONIC just before the click) against the tone's
+    first onset at the speaker. The first press includes getUserMedia; later ones reuse the track
+    (kept 10 s), and each starts the speaker again (it closes after a second of silence)."""
+    from cdp import Chromium
+
+    tone = directory / "tone.wav"
+    subprocess.run(["sox", "-n", "-r", "48000", "-c", "1", "-b", "16", str(tone), "synth", "60", "sine", "600",
+                    "vol", "0.3"], check=True)
+    recorder = Recorder("spk.monitor", recorder_environment)
+    pressed: list[float] = []
+    with Chromium(extra_args=("--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={tone}",
+                              "--mute-audio"), log_path=str(directory / "chromium-talk.log")) as browser:
+        page = browser.new_page()
+        page.navigate(page_url)
+        page.wait_for("window.rtcamTalk && window.rtcamTalk.state === 'idle'", timeout=20)
+        page.evaluate("window.rtcamTalk.constraints = {echoCancellation: false, noiseSuppression: false,"
+                      " autoGainControl: false}; true")
+        for _ in range(presses):
+            time.sleep(1.5)
+            pressed.append(time.monotonic())
+            page.evaluate("document.getElementById('talk-toggle').click(); true")
+            page.wait_for("window.rtcamTalk.state === 'talking'", timeout=10)
+            time.sleep(1.5)
+            page.evaluate("document.getElementById('talk-toggle').click(); true")
+            page.wait_for("window.rtcamTalk.state === 'idle'", timeout=10)
+        time.sleep(1)
+    recorder.stop()
+    onsets = recorder.onsets()
+    delays = []
+    for press in pressed:
+        after = [onset for onset in onsets if 0 <= onset - press < 2.5]
+        delays.append((min(after) - press) * 1000 if after else None)
+    return {"press_to_heard_ms": delays, "onsets": len(onsets)}
