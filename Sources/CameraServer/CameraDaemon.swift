@@ -350,6 +350,8 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("testPatternCPUSeconds", mediaStatus.testPatternCPUSeconds)
         json.field("audioEncoderCPUSeconds", mediaStatus.audioEncoderCPUSeconds)
         json.field("framesDropped", mediaStatus.framesDropped)
+        json.field("sourceProblem", mediaStatus.sourceProblem)
+        json.field("sourceRestarts", mediaStatus.sourceRestarts)
         if let talkback {
             let talk = talkback.status()
             json.key("talkback")

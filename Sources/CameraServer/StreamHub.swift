@@ -201,7 +201,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             if !srtpCryptoInstalled {
                 srtpCryptoInstalled = true
                 let replaced = SRTPCrypto.install(srtpCrypto)
-                logger.debug("SRTP crypto: \(srtpCrypto.rawValue)\(replaced ? "" : " (libsrtp's own)")")
+                logger.info("SRTP crypto: \(srtpCrypto.rawValue): \(replaced ? SRTPCrypto.installedDescription : "libsrtp's own")")
             }
             return self.settings
         }
