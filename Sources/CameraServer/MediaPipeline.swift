@@ -67,6 +67,8 @@ final class MediaPipeline: @unchecked Sendable {
     /// Whether this pipeline has a V4L2 camera open (closed when its threads end).
     /// An exec source's program (rpicam-vid) holds the camera likewise while it runs.
     var holdsCamera: Bool { video is CameraProducer || video is ExecProducer }
+    /// The V4L2 camera's device node (nil for the synthetic, file and exec sources): its controls.
+    var cameraDevicePath: String? { (video as? CameraProducer)?.camera.path }
 
     /// The largest `file:` stream read into memory: 512 MB, or a quarter of `physicalMemory` if that
     /// is less (unknown memory: 512 MB).

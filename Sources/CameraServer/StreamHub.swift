@@ -105,13 +105,13 @@ protocol EncodedFrameSink: AnyObject, Sendable {
 /// session's DTLS endpoint happen before the lock is taken.
 final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     let loop: EventLoop
-    private let lock = NIOLock()
-    private let logger: Logger
+    let lock = NIOLock()
+    let logger: Logger
     private let encoders: EncoderControl
     private let factory: WHEPSessionFactory
     private var settings: HubSettings
     private var packetizer: MediaPacketizer
-    private var viewers: [String: Viewer] = [:]
+    private(set) var viewers: [String: Viewer] = [:]
     private var viewerIDByUfrag: [String: String] = [:]
     private var viewerIDByAddress: [TransportAddress: String] = [:]
     private var socket: MediaSocket?
@@ -132,8 +132,10 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private var outputs: [PeerSessionOutput] = []
     /// Where a talking viewer's audio goes (issue 17); nil: nobody's is played.
     private var talkback: TalkbackController?
+    /// Data channels: the "rtcam" channels, the status timer, the camera controls (StreamHub+DataChannels.swift).
+    var dataChannels = HubDataChannels()
 
-    private struct Viewer {
+    struct Viewer {
         var id: String
         var session: PeerSession
         var localUfrag: String
@@ -414,7 +416,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     /// Takes a session's outputs after an input: sends its datagrams in order (a run of datagrams to
     /// one address in one call), acts on its events, and files its next deadline with the timer.
-    private func takeOutputs(of id: String) {
+    func takeOutputs(of id: String) {
         guard let viewer = viewers[id] else { return }
         outputs.removeAll(keepingCapacity: true)
         viewer.session.drainOutputs(into: &outputs)
@@ -440,6 +442,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             }
         }
         controlBatch.removeAll()
+        // Acting on an event may have made more (a data channel message answered): take those too.
+        if let viewer = viewers[id], viewer.session.hasPendingOutputs { takeOutputs(of: id) }
     }
 
     private func handle(_ event: PeerSessionEvent, of id: String) {
@@ -467,6 +471,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             removeViewer(id: id, reason: reason)
         case .closed:
             removeViewer(id: id, reason: "closed by the viewer")
+        case let .dataChannel(event):
+            dataChannelEvent(event, of: id)
         }
     }
 
@@ -476,6 +482,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         for address in viewer.addresses where viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
         timers.remove(id)
         talkback?.viewerLeft(id)
+        dataChannelsViewerLeft(id)
         logger.info("viewer \(id) left: \(reason) (\(viewers.count) watching)")
         if viewers.isEmpty {
             // The batches keep the memory of the largest frame they held (a keyframe: up to a few
