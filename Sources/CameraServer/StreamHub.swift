@@ -131,7 +131,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     /// A session's outputs, taken after each input (reused).
     private var outputs: [PeerSessionOutput] = []
     /// Where a talking viewer's audio goes (issue 17); nil: nobody's is played.
-    private var talkback: TalkbackController?
+    var talkback: TalkbackController?   // under `lock` (StreamHub+DataChannels reads it)
     /// Data channels: the "rtcam" channels, the status timer, the camera controls (StreamHub+DataChannels.swift).
     var dataChannels = HubDataChannels()
 

@@ -203,6 +203,9 @@ def test_a_viewer_talks_through_the_camera_speaker(speaker, rtcam_factory, tmp_p
     try:
         started = page.evaluate("window.rtcamTalk.talkingAt - window.rtcamTalk.pressedAt")
         print(f"Talk pressed → floor granted and microphone on the sender: {started:.0f} ms")
+        # The "rtcam" data channel's status says who talks: this page holds the floor.
+        page.wait_for("window.rtcamChannel && window.rtcamChannel.status && window.rtcamChannel.status.talk === 'you'",
+                      timeout=5)
         time.sleep(TALK_SECONDS + 1)
         busy = asyncio.run(asyncio.wait_for(second_talker(daemon), timeout=30)) if loss == 0 else None
         status = https_status(daemon)["talkback"]
