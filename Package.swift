@@ -21,6 +21,7 @@ let package = Package(
         .systemLibrary(name: "CX264", pkgConfig: "x264", providers: [.apt(["libx264-dev"])]),
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
+        .systemLibrary(name: "CSpeexDSP", pkgConfig: "speexdsp", providers: [.apt(["libspeexdsp-dev"])]),  // talkback's echo canceller
         .target(name: "CV4L2"),
         .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (malloc_trim)
         .target(name: "CCPUCrypto"),  // AES-128 and HMAC-SHA1 on AES-NI / SHA-NI (SRTP), our own C
@@ -49,6 +50,10 @@ let package = Package(
         .target(name: "Opus", dependencies: ["COpus", "RTCBase", "MediaSources"]),
         .target(name: "V4L2", dependencies: ["CV4L2", "RTCBase"]),
         .target(name: "ALSA", dependencies: ["CALSA", "RTCBase"]),
+        // Talkback (issue 17), sans-IO: the adaptive jitter buffer, the talk floor, the resampler.
+        .target(name: "Talkback", dependencies: ["RTCBase"]),
+        // Full-duplex talkback's acoustic echo canceller: the one owner of speexdsp's handles.
+        .target(name: "EchoCanceller", dependencies: ["CSpeexDSP"]),
 
         // What a program with I/O needs of the system and the sans-IO core must not touch: the clock
         // reads, named threads (the daemon's media threads, the load generator's workers).
@@ -58,7 +63,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc", "CUDPSocket",
+            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CMalloc", "CUDPSocket",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -114,6 +119,7 @@ let package = Package(
         ]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "RTCBase"]),
         .testTarget(name: "ALSATests", dependencies: ["ALSA", "RTCBase"]),
+        .testTarget(name: "TalkbackTests", dependencies: ["Talkback", "EchoCanceller", "RTCBase"]),
         // Real kernel drivers (vivid, vicodec, snd-aloop): these run inside board/qemu-x86_64's VM and
         // skip elsewhere (board/qemu-x86_64/test-kernel-drivers.sh).
         .testTarget(name: "KernelDriverTests", dependencies: ["V4L2", "ALSA", "RTCBase", "MediaSources"]),

@@ -14,6 +14,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     private let hub: StreamHub
     private let access: AccessControl
     private let tokens: ViewingTokens
+    private let talkback: TalkbackController?
     private let policy: RequestPolicy
     private let settings: SettingsController
     private let threadPool: NIOThreadPool
@@ -33,12 +34,13 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     /// self-signed). Used on the event loop only; nil while HTTPS is off.
     let httpsCertificates = NIOLockedValueBox<NIOLoopBound<HTTPSCertificateSwitch>?>(nil)
 
-    init(hub: StreamHub, access: AccessControl, tokens: ViewingTokens, policy: RequestPolicy,
+    init(hub: StreamHub, access: AccessControl, tokens: ViewingTokens, talkback: TalkbackController? = nil, policy: RequestPolicy,
          settings: SettingsController, threadPool: NIOThreadPool,
          status: @escaping () -> String, devices: @escaping () -> String) {
         self.hub = hub
         self.access = access
         self.tokens = tokens
+        self.talkback = talkback
         self.policy = policy
         self.settings = settings
         self.threadPool = threadPool
@@ -144,6 +146,9 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             return .text(.methodNotAllowed, "use POST with an SDP offer", headers: [("Allow", "POST, OPTIONS")])
         default:
             break
+        }
+        if path.hasPrefix("/whep/"), path.hasSuffix(TalkRoute.suffix) {
+            return TalkRoute.respond(to: request, talkback: talkback, hub: hub, isOwner: isAuthenticated(request))
         }
         if path.hasPrefix("/whep/") {
             let id = String(path.dropFirst("/whep/".count))
