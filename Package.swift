@@ -21,6 +21,7 @@ let package = Package(
         .systemLibrary(name: "CX264", pkgConfig: "x264", providers: [.apt(["libx264-dev"])]),
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),  // snapshots, MJPEG (issue 21)
         .target(name: "CV4L2"),
         .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (malloc_trim)
         .target(name: "CCPUCrypto"),  // AES-128 and HMAC-SHA1 on AES-NI / SHA-NI (SRTP), our own C
@@ -49,6 +50,12 @@ let package = Package(
         .target(name: "Opus", dependencies: ["COpus", "RTCBase", "MediaSources"]),
         .target(name: "V4L2", dependencies: ["CV4L2", "RTCBase"]),
         .target(name: "ALSA", dependencies: ["CALSA", "RTCBase"]),
+        // Stills (snapshot.jpg, stream.mjpg): raw frames to JPEG with libjpeg-turbo.
+        .target(name: "JPEG", dependencies: ["CTurboJPEG", "MediaSources"]),
+        // RTSP (RFC 2326) for NVRs: request parsing, sessions, Digest auth, RTP over TCP/UDP; sans-IO.
+        .target(name: "RTSP", dependencies: ["RTCBase", "RTP"]),
+        // Sans-IO output framings: multipart/x-mixed-replace (MJPEG), Prometheus text 0.0.4.
+        .target(name: "OutputFormats"),
 
         // What a program with I/O needs of the system and the sans-IO core must not touch: the clock
         // reads, named threads (the daemon's media threads, the load generator's workers).
@@ -58,7 +65,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc", "CUDPSocket",
+            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -112,6 +119,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
+        .testTarget(name: "EcosystemTests", dependencies: ["JPEG", "RTSP", "OutputFormats", "RTP", "MediaSources", "RTCBase"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "RTCBase"]),
         .testTarget(name: "ALSATests", dependencies: ["ALSA", "RTCBase"]),
         // Real kernel drivers (vivid, vicodec, snd-aloop): these run inside board/qemu-x86_64's VM and

@@ -27,6 +27,8 @@ public struct DaemonConfiguration: Sendable {
     /// and literal IP addresses (DNS rebinding protection, RequestPolicy).
     public var hostNames: [String] = []
     public var mediaPort = 8189
+    /// RTSP for NVRs (issue 21); nil: off.
+    public var rtspPort: Int? = 8554
     public var stateDirectory = "/var/lib/rtcam"
     /// Addresses put in the SDP answer as host candidates; empty: every usable interface address.
     public var candidateAddresses: [String] = []
@@ -113,8 +115,10 @@ public final class CameraDaemon: @unchecked Sendable {
         // for comparisons): installed by the hub before the first session exists.
         let srtpCrypto = Environment.value("RTCAM_SRTP_CRYPTO").flatMap(SRTPCrypto.Choice.init(rawValue:)) ?? .cpuInstructions
         let media = try MediaController(configuration: settings.media, logger: logger)
+        // WebRTC viewers and RTSP clients share the encoders: they run while either kind watches.
+        let presence = ViewerPresence(media: media)
         let hub = StreamHub(loop: loop, settings: hubSettings(settings, candidates: candidates, media: media.current),
-                            certificate: certificate, logger: logger, encoders: media, srtpCrypto: srtpCrypto)
+                            certificate: certificate, logger: logger, encoders: presence, srtpCrypto: srtpCrypto)
 
         // One pool thread for what must not run on the event loop: PBKDF2 (login, password) and
         // building a new media pipeline (camera open, device discovery, passthrough probe).
@@ -162,6 +166,33 @@ public final class CameraDaemon: @unchecked Sendable {
             settings: settingsController, threadPool: threadPool,
             status: { [self] in statusJSON(hub: hub, media: media.current) },
             devices: { DeviceListing.json() })
+        let startedAt = self.startedAt
+        router.outputs = OutputEndpoints(
+            loop: loop, stills: media.stills,
+            frameInterval: { .nanoseconds(1_000_000_000 / Int64(max(1, media.current.configuration.framesPerSecond))) },
+            sourceFramesPerSecond: { media.current.configuration.framesPerSecond },
+            metrics: { [weak router] in
+                MetricsText.render(hub: hub, media: media.current, stills: media.stills,
+                                   streams: router?.outputs?.activeStreams ?? 0, rtspSessions: router?.rtsp?.playingClients ?? 0,
+                                   uptimeSeconds: (MonotonicClock.now() - startedAt).millisecondsDouble / 1000)
+            })
+        // RTSP for NVRs (issue 21): the same encoders' frames, Digest with the viewing password or a token.
+        var rtsp: RTSPServer?
+        if let rtspPort = configuration.rtspPort {
+            let credentials = RTSPCredentials(stateDirectory: configuration.stateDirectory)
+            let server = RTSPServer(presence: presence, context: RTSPServerContext(
+                acceptedHA1s: { [weak router] in
+                    guard let router, router.viewingIsLocked else { return nil }
+                    return credentials.accepted(tokenIDs: tokens.ids, includePassword: true)
+                },
+                profileLevelID: { media.current.h264ProfileLevelID },
+                hasAudio: { media.current.hasAudio },
+                maximumClients: { settingsController.current.maximumViewers }), logger: logger)
+            try server.start(group: group, host: configuration.httpAddress, port: rtspPort)
+            router.rtspCredentials = credentials
+            router.rtsp = server
+            rtsp = server
+        }
         // HTTPS first: once plain HTTP answers (what tests and health checks wait for), both serve.
         let https = try startHTTPS(group: group, router: router)
         let http = try ServerBootstrap(group: group)
@@ -175,7 +206,7 @@ public final class CameraDaemon: @unchecked Sendable {
             }
             .bind(host: configuration.httpAddress, port: configuration.httpPort).wait()
 
-        media.start(delivering: hub)
+        media.start(delivering: rtsp.map { MediaFanout(hub: hub, rtsp: $0) } ?? hub)
         let candidateList = candidates.map { "\($0)" }.joined(separator: ", ")
         logger.info("rtcam serving http://\(configuration.httpAddress):\(configuration.httpPort)/ — media on UDP \(configuration.mediaPort), candidates \(candidateList), \(media.current.summary)")
 
@@ -204,6 +235,7 @@ public final class CameraDaemon: @unchecked Sendable {
         media.stop()
         hub.closeAll()
         try? http.close().wait()
+        rtsp?.stop()
         try? https?.close().wait()
         hub.detachSocket()
         try? reader.close().wait()

@@ -71,10 +71,11 @@ final class MediaPipeline: @unchecked Sendable {
     }
 
     init(configuration: MediaConfiguration, logger: Logger, idleRelease: Duration = .seconds(10),
-         idleWakeInterval: Duration = .seconds(1)) throws {
+         idleWakeInterval: Duration = .seconds(1), stills: StillFrames = StillFrames()) throws {
         configurationBox = NIOLockedValueBox(configuration)
         self.logger = logger
-        controls = MediaThreadControls(logger: logger, idleRelease: idleRelease, idleWakeInterval: idleWakeInterval)
+        controls = MediaThreadControls(logger: logger, idleRelease: idleRelease, idleWakeInterval: idleWakeInterval,
+                                       stills: stills)
         var devices = Self.describeVideoDevices()
         if case let .v4l2(path) = configuration.video, !devices.contains(where: { $0.path == path }) {
             do {
@@ -243,6 +244,9 @@ final class MediaPipeline: @unchecked Sendable {
     func setBitrate(kbps: Int) { controls.setBitrate(kbps: kbps) }
 
     func setViewersPresent(_ present: Bool) { controls.setWatched(present) }
+
+    /// Snapshot or MJPEG clients came or went (StillFrames' listener).
+    func stillsDemandChanged() { controls.stillsDemandChanged() }
 
     /// Records settings the running pipeline took on without a restart (the bitrate).
     func updateConfiguration(_ configuration: MediaConfiguration) {

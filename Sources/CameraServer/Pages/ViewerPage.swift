@@ -46,6 +46,7 @@ enum ViewerPage {
   <span id="bitrate">– kb/s</span>
   <span id="rtt">RTT –</span>
   <span id="lost">lost –</span>
+  <a id="snapshot" href="/snapshot.jpg" download="rtcam-snapshot.jpg" title="Save the current picture as a JPEG">Snapshot</a>
   <a href="/settings">Settings</a>
 </div>
 <script>
