@@ -18,7 +18,7 @@ source "$(dirname "$0")/common.sh"
 # also where test-arm64.sh runs the aarch64 Swift tests: ffmpeg (ffprobe) for the tests that decode
 # the H.264 they encode, as on amd64.
 sysroot_packages=(libc6-dev libstdc++-14-dev linux-libc-dev libmbedtls-dev libsrtp2-dev libx264-dev
-                  libopus-dev libasound2-dev libv4l-dev dpkg-dev ffmpeg)
+                  libopus-dev libasound2-dev libv4l-dev libturbojpeg0-dev dpkg-dev ffmpeg)
 
 make_build_root() {
     local root=$cache/build-amd64 stamp

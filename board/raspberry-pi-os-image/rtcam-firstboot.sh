@@ -48,6 +48,13 @@ Environment=LD_PRELOAD=/usr/lib/aarch64-linux-gnu/libcamera/v4l2-compat.so
 DROPIN
 ln -sf /etc/systemd/system/rtcam-install.service /etc/systemd/system/multi-user.target.wants/rtcam-install.service
 
+# Found on the network as http://rtcam.local (avahi-daemon announces the name and the services the
+# package lists): the stock host name becomes rtcam; a name chosen in Raspberry Pi Imager stays.
+if [ "$(cat /etc/hostname 2>/dev/null)" = raspberrypi ]; then
+    echo rtcam > /etc/hostname
+    sed -i 's/\braspberrypi\b/rtcam/g' /etc/hosts
+fi
+
 # Run once: take this script's entries out of cmdline.txt (Imager's firstrun.sh cleans up its own).
 sed -i 's| systemd\.run=[^ ]*rtcam-firstboot\.sh||' "$boot/cmdline.txt"
 if ! grep -q 'systemd\.run=' "$boot/cmdline.txt"; then
