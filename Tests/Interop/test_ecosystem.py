@@ -292,10 +292,23 @@ def test_rtsp_digest_with_a_viewing_token(rtcam_factory, request):
     # The viewing password works too.
     with_password = probe("rtcam:interop-test-password@")
     assert with_password.returncode == 0, with_password.stderr
-    # A revoked token stops working.
-    token_id = json.loads(answer)["id"]
-    status, _, _ = daemon.request("DELETE", f"/api/tokens/{token_id}", headers={"Cookie": daemon.cookie})
-    assert status == 200
+    # A client playing with a token is ended when the token is revoked, and the token stops working.
+    player = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i",
+                               f"rtsp://rtcam:{token}@{base}", "-t", "30", "-c", "copy", "-f", "null", "-"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while metrics(daemon)["rtcam_viewers{protocol=\"rtsp\"}"] != 1:
+            assert time.monotonic() < deadline, "the token's RTSP client never played"
+            time.sleep(0.1)
+        token_id = json.loads(answer)["id"]
+        status, _, _ = daemon.request("DELETE", f"/api/tokens/{token_id}", headers={"Cookie": daemon.cookie})
+        assert status == 200
+        assert metrics(daemon)["rtcam_viewers{protocol=\"rtsp\"}"] == 0
+        player.wait(timeout=10)   # its connection was closed: FFmpeg ends long before its 30 s
+    finally:
+        if player.poll() is None:
+            player.kill()
     assert probe(f"rtcam:{token}@").returncode != 0
 
 
