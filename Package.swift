@@ -21,7 +21,9 @@ let package = Package(
         .systemLibrary(name: "CX264", pkgConfig: "x264", providers: [.apt(["libx264-dev"])]),
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
-        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),  // snapshots, MJPEG (issue 21)
+        // Snapshots, MJPEG (issue 21): the header only; libturbojpeg.so.0 is opened (dlopen) when the
+        // first still is asked for, so an idle camera maps none of it (CTurboJPEG/turbojpeg_loader.c).
+        .target(name: "CTurboJPEG", linkerSettings: [.linkedLibrary("dl")]),  // needs libturbojpeg0-dev's turbojpeg.h
         .target(name: "CV4L2"),
         .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (malloc_trim)
         .target(name: "CCPUCrypto"),  // AES-128 and HMAC-SHA1 on AES-NI / SHA-NI (SRTP), our own C

@@ -174,7 +174,13 @@ public final class CameraDaemon: @unchecked Sendable {
             metrics: { [weak router] in
                 MetricsText.render(hub: hub, media: media.current, stills: media.stills,
                                    streams: router?.outputs?.activeStreams ?? 0, rtspSessions: router?.rtsp?.playingClients ?? 0,
-                                   uptimeSeconds: (MonotonicClock.now() - startedAt).millisecondsDouble / 1000)
+                                   uptimeSeconds: (MonotonicClock.now() - startedAt).millisecondsDouble / 1000) { text in
+                    guard let rtsp = router?.rtsp else { return }
+                    let counters = rtsp.counters
+                    text.metric("rtcam_rtsp_packets_sent_total", .counter, help: "RTP packets sent to RTSP clients.", counters.packets)
+                    text.metric("rtcam_rtsp_frames_skipped_total", .counter,
+                                help: "Video frames not sent to a slow RTSP client (it waits for the next keyframe).", counters.skipped)
+                }
             })
         // RTSP for NVRs (issue 21): the same encoders' frames, Digest with the viewing password or a token.
         var rtsp: RTSPServer?

@@ -31,6 +31,8 @@ struct MediaStatus: Sendable {
     var framesDropped: Int
     /// What the microphone's capture read, recovered and dropped since start (nil: no microphone).
     var microphone: ALSACaptureStatistics?
+    /// Pictures the source gave, used or not (/metrics).
+    var framesCaptured = 0
 }
 
 /// Capture and encoding, once for every viewer: a video thread (source → H.264) and an audio thread
@@ -279,7 +281,8 @@ final class MediaPipeline: @unchecked Sendable {
                         encoderCPUSeconds: Double(counters.encoderCPUNanoseconds) / 1e9,
                         testPatternCPUSeconds: Double(counters.testPatternCPUNanoseconds) / 1e9,
                         audioEncoderCPUSeconds: Double(counters.audioEncoderCPUNanoseconds) / 1e9,
-                        framesDropped: counters.framesDropped, microphone: counters.microphone)
+                        framesDropped: counters.framesDropped, microphone: counters.microphone,
+                        framesCaptured: counters.framesCaptured)
         }
     }
 

@@ -105,6 +105,11 @@ final class MediaThreadControls: Sendable {
         counters.withLock { $0.record(frameBytes: frame.accessUnit.count, forced: forced, at: now) }
     }
 
+    /// A picture came from the source (a camera buffer, a drawn test-pattern frame): /metrics.
+    func countCapturedFrame() {
+        counters.withLock { $0.framesCaptured += 1 }
+    }
+
     func setRunningEncoder(_ description: String) {
         counters.withLock { $0.encoder = description }
     }
@@ -113,6 +118,8 @@ final class MediaThreadControls: Sendable {
 /// What the media threads counted since the pipeline started.
 struct MediaCounters: Sendable {
     var framesEncoded = 0
+    /// Pictures the source gave (camera buffers dequeued, test-pattern frames drawn), used or not.
+    var framesCaptured = 0
     var keyframesForced = 0
     /// x264 encoders made so far: one when the first viewer arrives, then one each time viewers
     /// return after `idleRelease`.

@@ -37,6 +37,7 @@ enum MetricsText {
         text.family("rtcam_rejected_datagrams_total", .counter, help: "Incoming datagrams a session rejected, over the current viewers.")
         text.sample("rtcam_rejected_datagrams_total", [], viewers.reduce(0) { $0 + $1.rejectedDatagrams })
 
+        text.metric("rtcam_frames_captured_total", .counter, help: "Pictures the source gave (camera buffers, test-pattern frames drawn), used or not.", status.framesCaptured)
         text.metric("rtcam_frames_encoded_total", .counter, help: "H.264 frames sent to the viewers since the pipeline started.", status.framesEncoded)
         text.metric("rtcam_frames_dropped_total", .counter, help: "Camera frames that could not be used.", status.framesDropped)
         text.metric("rtcam_keyframes_forced_total", .counter, help: "Keyframes the encoder was asked for.", status.keyframesForced)

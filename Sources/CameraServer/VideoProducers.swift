@@ -143,6 +143,7 @@ struct TestPatternProducer: VideoProducer {
                 continue
             }
             let frame = controls.measuringCPU(\.testPatternCPUNanoseconds) { source.frame(at: now, index: index) }
+            controls.countCapturedFrame()
             jpeg.frame(frame, at: now, controls.stills)   // stills first: a snapshot does not wait for x264
             guard controls.isWatched else {
                 x264.unwatched(at: now, controls)
@@ -226,6 +227,7 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
             do {
                 try camera.withNextFrame(timeoutMilliseconds: 500) { result in
                     let now = MonotonicClock.now()
+                    controls.countCapturedFrame()
                     guard controls.wantsPictures else {
                         jpeg.idle(at: now, controls.stills)
                         x264.unwatched(at: now, controls)
@@ -297,6 +299,7 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
         while controls.isRunning, encoderError == nil {
             do {
                 try camera.withNextCapturedFrame(timeoutMilliseconds: 500) { frame in
+                    controls.countCapturedFrame()
                     // Stills read the camera's mapped buffer before the encoder gets it.
                     if controls.stills.isWanted, let raw = camera.rawFrame(frame) {
                         jpeg.frame(raw, at: MonotonicClock.now(), controls.stills)
@@ -367,6 +370,7 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
                     }
                 }
                 try camera.withNextCapturedFrame(timeoutMilliseconds: 500) { frame in
+                    controls.countCapturedFrame()
                     guard let encoded = stream.frame(fromBuffer: frame.data, captureTime: frame.captureTime,
                                                      width: width, height: height),
                           controls.isWatched else { return }

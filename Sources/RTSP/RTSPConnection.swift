@@ -152,7 +152,7 @@ public struct RTSPConnection: Sendable {
         switch method {
         case "DESCRIBE":
             headers.removeLast()
-            if let accept = request.header("Accept"), !accept.contains("application/sdp"), !accept.contains("*/*") {
+            if let accept = request.header("Accept"), !accept.containsText("application/sdp"), !accept.containsText("*/*") {
                 return [reply(406)]
             }
             let base = request.uri.hasSuffix("/") ? request.uri : request.uri + "/"

@@ -149,7 +149,7 @@ public struct RTSPMessageParser: Sendable {
         for line in lines where !line.isEmpty {
             guard let colon = line.firstIndex(of: ":") else { throw .malformedHeader(String(line.prefix(80))) }
             let name = line[..<colon].trimmingCharacters(in: " \t")
-            guard !name.isEmpty, !name.contains(" ") else { throw .malformedHeader(String(line.prefix(80))) }
+            guard !name.isEmpty, !name.contains(where: { $0 == " " }) else { throw .malformedHeader(String(line.prefix(80))) }
             headers.append((String(name), String(line[line.index(after: colon)...].trimmingCharacters(in: " \t"))))
         }
         var length = 0

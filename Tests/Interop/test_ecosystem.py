@@ -145,6 +145,7 @@ def test_snapshot_sizes_and_one_encode_for_many_clients(rtcam_factory, request):
     assert 1 <= encoded <= 8, f"{encoded} JPEG encodes for 16 concurrent snapshots"
     # Stills need no H.264: x264 never ran (nobody watched).
     assert after["rtcam_frames_encoded_total"] == 0
+    assert after["rtcam_frames_captured_total"] >= 1
 
 
 def test_snapshot_and_mjpeg_are_protected_like_viewing(rtcam_factory):
@@ -201,7 +202,7 @@ def test_metrics_text_format_and_counters(rtcam_factory):
     daemon.request("GET", "/nothing-here")
     values = metrics(daemon)
     for name in ("rtcam_viewers{protocol=\"webrtc\"}", "rtcam_viewers{protocol=\"rtsp\"}",
-                 "rtcam_frames_encoded_total", "rtcam_frames_dropped_total", "rtcam_datagrams_sent_total",
+                 "rtcam_frames_encoded_total", "rtcam_frames_captured_total", "rtcam_frames_dropped_total", "rtcam_datagrams_sent_total",
                  "rtcam_srtcp_failures_total", "rtcam_encoder_cpu_seconds_total", "rtcam_uptime_seconds"):
         assert name in values, name
     assert values["rtcam_http_responses_total{code=\"404\"}"] >= 1
@@ -320,6 +321,9 @@ def test_gstreamer_rtspsrc_decodes(rtcam_factory, request, protocol):
     completed = subprocess.run([SYSTEM_PYTHON, str(GST_CLIENT), f"rtsp://{HOST}:{daemon.rtsp_port}/",
                                 "--protocol", protocol, "--seconds", "3"], capture_output=True, text=True, timeout=40)
     attach(request, "rtspsrc client", lambda: completed.stdout + completed.stderr[-3000:])
+    daemon.log_in()
+    attach(request, "rtcam metrics after the client", lambda: str({name: value for name, value in metrics(daemon).items()
+                                                                   if "rtsp" in name or "frames" in name}))
     result = json.loads(completed.stdout)
     assert not result["errors"], result["errors"]
     assert (result["width"], result["height"]) == (640, 480)

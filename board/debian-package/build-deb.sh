@@ -135,7 +135,6 @@ if [ -z "$shlib_depends" ]; then
             libsrtp2.so.1)      packages+=("libsrtp2-1 (>= 2.4)") ;;
             libasound.so.2)     packages+=("libasound2 (>= 1.0.16)") ;;
             libv4l2.so.0)       packages+=("libv4l-0 (>= 0.8.9)") ;;
-            libturbojpeg.so.0)  packages+=("libturbojpeg0 (>= 1:2.0)") ;;
             *) fail "no Debian package known for $soname: add it to build-deb.sh" ;;
         esac
     done
@@ -149,7 +148,8 @@ if readelf -V "$binary" | grep -q GLIBC_ABI_DT_RELR; then
         shlib_depends=$(sed -E 's/libc6 \(>= [0-9.]+\)/libc6 (>= 2.36)/' <<<"$shlib_depends")
     fi
 fi
-depends="$shlib_depends, systemd (>= 247), init-system-helpers (>= 1.54)"
+# libjpeg-turbo is opened with dlopen (snapshots, MJPEG: CTurboJPEG/turbojpeg_loader.c), so no NEEDED entry names it.
+depends="$shlib_depends, libturbojpeg0 (>= 1:2.0), systemd (>= 247), init-system-helpers (>= 1.54)"
 
 # 4. Control file and checksums.
 installed_size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
