@@ -866,10 +866,11 @@ def bench_ecosystem(args) -> dict:
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(2)          # past the JPEG coder's and the RTSP session's start
             window = CPUWindow(daemon.process.pid)
+            parts_before = clients[0].parts if clients else 0
             window.start()
             time.sleep(args.seconds)
             window.stop()
-            parts = clients[0].parts if clients else 0
+            parts = (clients[0].parts - parts_before) if clients else 0
             for client in clients:
                 client.stop()
             if process:
