@@ -350,3 +350,25 @@ def test_passthrough_h264_has_no_snapshot_but_rtsp_works(rtcam_factory, tmp_path
                             "-of", "csv=p=0", f"rtsp://{HOST}:{daemon.rtsp_port}/"], capture_output=True, text=True, timeout=30)
     attach(request, "ffprobe", lambda: probe.stdout + probe.stderr)
     assert probe.stdout.split()[0] == "h264,320,240", probe.stdout
+
+
+def test_avahi_service_file_announces_the_default_ports():
+    """The .deb's /etc/avahi/services/rtcam.service (board/debian-package/rtcam.avahi-service) is
+    well-formed XML (avahi-daemon skips a file it cannot parse, silently for the user) and names the
+    ports rtcam listens on by default (read from `rtcam help serve`)."""
+    import xml.etree.ElementTree as ElementTree
+    from rtcam_process import rtcam_binary
+    service_file = Path(__file__).resolve().parents[2] / "board" / "debian-package" / "rtcam.avahi-service"
+    root = ElementTree.parse(service_file).getroot()
+    announced = {service.findtext("type"): int(service.findtext("port")) for service in root.findall("service")}
+    help_text = subprocess.run([rtcam_binary(), "help", "serve"], capture_output=True, text=True).stdout
+    help_text = re.sub(r"\s+", " ", help_text)
+
+    def default(option: str) -> int:
+        match = re.search(rf"--{option} <port> .*?\(default: (\d+)\)", help_text)
+        assert match, f"no default for --{option} in `rtcam help serve`"
+        return int(match.group(1))
+
+    assert announced == {"_http._tcp": default("http-port"), "_https._tcp": default("https-port"),
+                         "_rtsp._tcp": default("rtsp-port")}
+    assert root.findtext("name") and "%h" in root.findtext("name")
