@@ -152,4 +152,39 @@ struct RTSPConnectionTests {
         let framed = RTSPMediaPacketizer.interleaved(channel: 2, packet: audio)
         #expect(Array(framed.prefix(4)) == [0x24, 2, 0, 15])
     }
+
+    /// Bad input from the network never crashes: random bytes, and valid requests with random cuts
+    /// and corruptions, through the connection core (which answers 400 and closes, or waits for more).
+    @Test func randomInputNeverCrashes() {
+        var random = SeededRandom(seed: 21)
+        let valid = Array("SETUP rtsp://c/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port=1-2\r\n\r\nPLAY rtsp://c/ RTSP/1.0\r\nCSeq: 2\r\nSession: S\r\n\r\n".utf8)
+        var settings = Self.settings(locked: ["0123"])
+        for round in 0..<3000 {
+            settings.acceptedHA1s = round % 2 == 0 ? nil : ["0123"]
+            var connection = RTSPConnection(sessionID: "S", nonce: "N", now: .zero)
+            var bytes: [UInt8]
+            if round % 3 == 0 {
+                bytes = random.bytes(Int(random.next() % 300))
+            } else {
+                bytes = valid
+                for _ in 0..<Int(random.next() % 6) {
+                    bytes[Int(random.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: random.next())
+                }
+                bytes = Array(bytes.prefix(Int(random.next() % UInt64(bytes.count + 1))))
+            }
+            var offset = 0
+            while offset < bytes.count {
+                let step = 1 + Int(random.next() % 40)
+                _ = connection.received(Array(bytes[offset..<min(bytes.count, offset + step)]), now: .zero, settings: settings)
+                offset += step
+            }
+            _ = connection.timeout(now: MonotonicTime(seconds: 100), settings: settings)
+        }
+        // Random Digest headers parse or are refused, and never authenticate.
+        let authenticator = DigestAuthenticator(realm: "rtcam")
+        for _ in 0..<2000 {
+            let text = String(decoding: Array("Digest ".utf8) + random.bytes(Int(random.next() % 80)).map { 32 + $0 % 95 }, as: UTF8.self)
+            #expect(authenticator.verify(header: text, method: "PLAY", nonce: "N", username: "rtcam", ha1s: ["0123"]) == nil)
+        }
+    }
 }
