@@ -33,7 +33,7 @@ ConditionPathExistsGlob=/var/lib/rtcam-install/rtcam_*_arm64.deb
 [Service]
 Type=oneshot
 Environment=DEBIAN_FRONTEND=noninteractive
-ExecStart=/bin/sh -ec 'apt-get update; apt-get install -y --no-install-recommends /var/lib/rtcam-install/rtcam_*_arm64.deb libcamera-v4l2'
+ExecStart=/bin/sh -ec 'apt-get update; apt-get install -y --no-install-recommends /var/lib/rtcam-install/rtcam_*_arm64.deb libcamera-v4l2 avahi-daemon'
 ExecStartPost=/bin/rm -rf /var/lib/rtcam-install
 ExecStartPost=/bin/systemctl disable rtcam-install.service
 
