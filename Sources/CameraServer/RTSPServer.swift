@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import RTCBase
+import RTP
 import RTSP
 import SystemSupport
 
@@ -96,6 +97,10 @@ final class RTSPServer: @unchecked Sendable {  // state under `lock`
     private var udpRTCP: Channel?
     private var listener: Channel?
     private var lastKeyframeRequest: MonotonicTime?
+    /// When the last RTCP Sender Reports went out (every `senderReportInterval` while anyone plays).
+    private var lastSenderReport: MonotonicTime?
+    static let senderReportInterval: Duration = .seconds(2)
+    private let ntpNanosecondsAtMonotonicZero = MonotonicClock.ntpNanosecondsAtMonotonicZero()
     /// Packets sent, and frames skipped for slow clients (for /metrics).
     private(set) var packetsSent = 0
     private(set) var framesSkipped = 0
@@ -251,6 +256,7 @@ final class RTSPServer: @unchecked Sendable {  // state under `lock`
             if frame.isKeyframe { noteParameterSets(frame.accessUnit) }
             guard !clients.isEmpty else { return }
             let packets = packetizer.packetizeVideo(accessUnit: frame.accessUnit, captureTime: frame.captureTime)
+            sendSenderReportsIfDue(now: MonotonicClock.now())
             for (id, client) in clients {
                 guard let transport = client.tracks[.video] else { continue }
                 if client.waitingForKeyframe {
@@ -274,6 +280,32 @@ final class RTSPServer: @unchecked Sendable {  // state under `lock`
             for client in clients.values {
                 guard let transport = client.tracks[.audio] else { continue }
                 _ = send([packet], over: transport, to: client)
+            }
+        }
+    }
+
+    /// Under the lock: RTCP Sender Reports (SR + SDES CNAME) for each stream to every playing client,
+    /// on its RTCP channel or port, so receivers map both streams' RTP timestamps to one wall clock.
+    private func sendSenderReportsIfDue(now: MonotonicTime) {
+        if let last = lastSenderReport, now - last < Self.senderReportInterval { return }
+        lastSenderReport = now
+        let ntp = NTPTime(monotonic: now, ntpNanosecondsAtMonotonicZero: ntpNanosecondsAtMonotonicZero).value
+        for client in clients.values {
+            for (track, transport) in client.tracks {
+                let report = packetizer.senderReport(for: track, now: now, ntp: ntp)
+                switch transport {
+                case let .tcp(_, rtcpChannel):
+                    guard client.channel.isActive, client.channel.isWritable else { continue }
+                    var buffer = client.channel.allocator.buffer(capacity: report.count + 4)
+                    buffer.writeBytes(RTSPMediaPacketizer.interleaved(channel: rtcpChannel, packet: report))
+                    client.channel.writeAndFlush(buffer, promise: nil)
+                case let .udp(_, rtcpPort):
+                    guard let udp = udpRTCP, let ip = client.remote?.ipAddress,
+                          let address = try? SocketAddress(ipAddress: ip, port: Int(rtcpPort)) else { continue }
+                    var buffer = udp.allocator.buffer(capacity: report.count)
+                    buffer.writeBytes(report)
+                    udp.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+                }
             }
         }
     }

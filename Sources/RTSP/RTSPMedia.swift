@@ -14,6 +14,13 @@ public struct RTSPMediaPacketizer: Sendable {
     private let videoTimestampOffset: UInt32
     private let audioTimestampOffset: UInt32
     private let packetizer = H264Packetizer(maxPayloadSize: RTSPMediaPacketizer.maxPayloadSize)
+    /// RFC 3550 §6.4.1 sender info: packets and payload octets sent per stream since start.
+    public private(set) var videoPackets: UInt32 = 0
+    public private(set) var videoOctets: UInt32 = 0
+    public private(set) var audioPackets: UInt32 = 0
+    public private(set) var audioOctets: UInt32 = 0
+    /// The CNAME both streams share (RFC 3550 §6.5.1): receivers synchronize streams with one CNAME.
+    public let cname: String
 
     public init(random: inout some RandomNumberGenerator) {
         videoSSRC = UInt32.random(in: 1...UInt32.max, using: &random)
@@ -22,6 +29,7 @@ public struct RTSPMediaPacketizer: Sendable {
         audioSequence = UInt16.random(in: 0...UInt16.max, using: &random)
         videoTimestampOffset = UInt32.random(in: 0...UInt32.max, using: &random)
         audioTimestampOffset = UInt32.random(in: 0...UInt32.max, using: &random)
+        cname = "rtcam-" + String(UInt32.random(in: 0...UInt32.max, using: &random), radix: 16)
     }
 
     /// A capture instant on a stream's RTP clock (one time base for both: lip sync).
@@ -39,6 +47,8 @@ public struct RTSPMediaPacketizer: Sendable {
             RTPFixedHeader.write(into: &packet, payloadType: RTSPDescription.videoPayloadType, marker: marker,
                                  sequenceNumber: videoSequence, timestamp: timestamp, ssrc: videoSSRC)
             videoSequence &+= 1
+            videoPackets &+= 1
+            videoOctets &+= UInt32(truncatingIfNeeded: packet.count - RTPFixedHeader.size)
             return packet
         }
     }
@@ -51,7 +61,22 @@ public struct RTSPMediaPacketizer: Sendable {
                              timestamp: rtpTimestamp(clockRate: 48_000, offset: audioTimestampOffset, at: captureTime),
                              ssrc: audioSSRC)
         audioSequence &+= 1
+        audioPackets &+= 1
+        audioOctets &+= UInt32(truncatingIfNeeded: opusFrame.count)
         return packet
+    }
+
+    /// A compound RTCP packet for `track` (RFC 3550 §6.1: SR, then SDES with the CNAME): the RTP
+    /// timestamp of `now` on the stream's clock beside the wall-clock `ntp` of the same instant, so a
+    /// receiver (an NVR recording both) can line audio up with video (§6.4.1).
+    public func senderReport(for track: RTSPTrack, now: MonotonicTime, ntp: UInt64) -> [UInt8] {
+        let video = track == .video
+        let report = SenderReport(ssrc: video ? videoSSRC : audioSSRC, ntpTimestamp: ntp,
+                                  rtpTimestamp: rtpTimestamp(clockRate: video ? 90_000 : 48_000,
+                                                             offset: video ? videoTimestampOffset : audioTimestampOffset, at: now),
+                                  packetCount: video ? videoPackets : audioPackets, octetCount: video ? videoOctets : audioOctets)
+        return RTCPPacket.compound([.senderReport(report),
+                                    .sourceDescription([SDESChunk(ssrc: video ? videoSSRC : audioSSRC, cname: cname)])])
     }
 
     /// An RTP or RTCP packet framed for the RTSP TCP connection (RFC 2326 §10.12).

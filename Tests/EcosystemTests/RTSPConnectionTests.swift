@@ -1,4 +1,5 @@
 import RTCBase
+import RTP
 import Testing
 
 @testable import RTSP
@@ -135,7 +136,7 @@ struct RTSPConnectionTests {
         #expect(connection.received(Array("OPTIONS * RTSP/1.0\r\nCSeq: 3\r\n\r\n".utf8), now: start + .seconds(111), settings: settings).isEmpty)
     }
 
-    @Test func rtpPacketsAndInterleavedFraming() {
+    @Test func rtpPacketsAndInterleavedFraming() throws {
         var random = SeededRandom(seed: 7)
         var packetizer = RTSPMediaPacketizer(random: &random)
         let big = [UInt8](repeating: 0x11, count: 3000)
@@ -151,6 +152,25 @@ struct RTSPConnectionTests {
         #expect(audio.count == 15 && audio[1] == 97)
         let framed = RTSPMediaPacketizer.interleaved(channel: 2, packet: audio)
         #expect(Array(framed.prefix(4)) == [0x24, 2, 0, 15])
+
+        // Sender Reports: the sender info counts what was sent, the RTP timestamp is the stream's
+        // clock at the report's instant, the CNAME is shared by both streams.
+        let video = try #require(try? RTCPPacket.parseCompound(
+            packetizer.senderReport(for: .video, now: MonotonicTime(seconds: 3), ntp: 0xAABB_CCDD_0000_0000)))
+        let audioReport = try #require(try? RTCPPacket.parseCompound(
+            packetizer.senderReport(for: .audio, now: MonotonicTime(seconds: 3), ntp: 1)))
+        guard case let .senderReport(sr)? = video.first, case let .sourceDescription(chunks)? = video.last,
+              case let .senderReport(audioSR)? = audioReport.first, case let .sourceDescription(audioChunks)? = audioReport.last else {
+            Issue.record("not SR + SDES: \(video)")
+            return
+        }
+        #expect(sr.ssrc == packetizer.videoSSRC && sr.packetCount == UInt32(packets.count))
+        #expect(sr.octetCount == UInt32(packets.reduce(0) { $0 + $1.count - 12 }))
+        #expect(sr.ntpTimestamp == 0xAABB_CCDD_0000_0000)
+        let firstTimestamp = UInt32(packets[0][4]) << 24 | UInt32(packets[0][5]) << 16 | UInt32(packets[0][6]) << 8 | UInt32(packets[0][7])
+        #expect(sr.rtpTimestamp &- firstTimestamp == 90_000)   // one second after the frame, on the 90 kHz clock
+        #expect(audioSR.ssrc == packetizer.audioSSRC && audioSR.packetCount == 1 && audioSR.octetCount == 3)
+        #expect(chunks.first?.cname == packetizer.cname && audioChunks.first?.cname == packetizer.cname)
     }
 
     /// Bad input from the network never crashes: random bytes, and valid requests with random cuts

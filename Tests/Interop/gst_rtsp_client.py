@@ -36,7 +36,7 @@ def main() -> int:
         "source. ! application/x-rtp,media=audio ! rtpopusdepay ! opusdec ! audioconvert ! "
         "appsink name=audio emit-signals=true sync=false")
     result = {"video_frames": 0, "audio_buffers": 0, "audio_samples": 0, "width": None, "height": None,
-              "rate": None, "errors": []}
+              "rate": None, "errors": [], "cnames": []}
     first = {}
 
     def on_video(sink):
@@ -58,6 +58,15 @@ def main() -> int:
         first.setdefault("audio", time.monotonic())
         return Gst.FlowReturn.OK
 
+    # RTCP from the server: rtpbin reports each SSRC's SDES (sent with rtcam's Sender Reports).
+    def on_sdes(rtpbin, session, ssrc):
+        source = rtpbin.emit("get-internal-session", session).emit("get-source-by-ssrc", ssrc)
+        sdes = source.get_property("sdes") if source is not None else None
+        cname = sdes.get_value("cname") if sdes is not None and sdes.has_field("cname") else None
+        if cname and [session, cname] not in result["cnames"]:
+            result["cnames"].append([session, cname])
+
+    pipeline.get_by_name("source").connect("new-manager", lambda _, manager: manager.connect("on-ssrc-sdes", on_sdes))
     pipeline.get_by_name("video").connect("new-sample", on_video)
     pipeline.get_by_name("audio").connect("new-sample", on_audio)
     loop = GLib.MainLoop()

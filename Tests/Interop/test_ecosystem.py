@@ -330,6 +330,11 @@ def test_gstreamer_rtspsrc_decodes(rtcam_factory, request, protocol):
     assert 0.8 * 3 * FPS <= result["video_frames"] <= 1.25 * 3 * FPS + 5, result
     assert result["rate"] == 48000
     assert result["audio_buffers"] >= 0.7 * 150, result
+    # RTCP Sender Reports with SDES reached rtpbin for both streams (sessions 0 and 1), one CNAME:
+    # what lets a receiver synchronize audio with video.
+    cnames = {cname for _, cname in result["cnames"]}
+    assert {session for session, _ in result["cnames"]} == {0, 1}, result["cnames"]
+    assert len(cnames) == 1 and next(iter(cnames)).startswith("rtcam-"), result["cnames"]
 
 
 def test_passthrough_h264_has_no_snapshot_but_rtsp_works(rtcam_factory, tmp_path, request):
