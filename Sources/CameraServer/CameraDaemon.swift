@@ -194,10 +194,17 @@ public final class CameraDaemon: @unchecked Sendable {
                 profileLevelID: { media.current.h264ProfileLevelID },
                 hasAudio: { media.current.hasAudio },
                 maximumClients: { settingsController.current.maximumViewers }), logger: logger)
-            try server.start(group: group, host: configuration.httpAddress, port: rtspPort)
-            router.rtspCredentials = credentials
-            router.rtsp = server
-            rtsp = server
+            do {
+                try server.start(group: group, host: configuration.httpAddress, port: rtspPort)
+                router.rtspCredentials = credentials
+                router.rtsp = server
+                rtsp = server
+            } catch {
+                // Another RTSP server (go2rtc, MediaMTX) may hold 8554 on the same board: the camera
+                // still serves its pages and WebRTC; RTSP stays off until the port is free or changed.
+                server.stop()
+                logger.error("RTSP is off: cannot listen on port \(rtspPort) (\(error)); free it or choose another with --rtsp-port")
+            }
         }
         // HTTPS first: once plain HTTP answers (what tests and health checks wait for), both serve.
         let https = try startHTTPS(group: group, router: router)

@@ -125,24 +125,25 @@ def test_snapshot_sizes_and_one_encode_for_many_clients(rtcam_factory, request):
         status, _, body = daemon.request("GET", f"/snapshot.jpg?width={bad}")
         assert status == 400, (bad, body)
 
-    # 16 clients at once: every one gets a JPEG, and the per-frame cache codes far fewer.
+    # 16 clients at once (connected first, then the 16 requests written back to back): every one
+    # gets a JPEG, and the per-frame cache codes one, or two if the requests straddle a frame.
     before = metrics(daemon)
-    results = []
-
-    def fetch():
-        results.append(http_request("GET", "/snapshot.jpg", daemon.http_port))
-
-    threads = [threading.Thread(target=fetch) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert [status for status, _, _ in results] == [200] * 16
-    assert all(jpeg_size(body) == (640, 480) for _, _, body in results)
+    connections = [socket.create_connection((HOST, daemon.http_port), timeout=5) for _ in range(16)]
+    for connection in connections:
+        connection.sendall(f"GET /snapshot.jpg HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+    answers = []
+    for connection in connections:
+        data = b""
+        while chunk := connection.recv(65536):
+            data += chunk
+        connection.close()
+        answers.append(data)
+    assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers), [answer[:40] for answer in answers]
+    assert all(jpeg_size(answer.partition(b"\r\n\r\n")[2]) == (640, 480) for answer in answers)
     after = metrics(daemon)
     encoded = after["rtcam_jpeg_encoded_total"] - before["rtcam_jpeg_encoded_total"]
     attach(request, "JPEG encodes for 16 concurrent snapshots", lambda: str(encoded))
-    assert 1 <= encoded <= 8, f"{encoded} JPEG encodes for 16 concurrent snapshots"
+    assert 1 <= encoded <= 2, f"{encoded} JPEG encodes for 16 snapshots asked at once"
     # Stills need no H.264: x264 never ran (nobody watched).
     assert after["rtcam_frames_encoded_total"] == 0
     assert after["rtcam_frames_captured_total"] >= 1
