@@ -123,7 +123,24 @@ final class RTSPServer: @unchecked Sendable {  // state under `lock`
         let (rtp, rtcp) = try Self.bindUDPPair(group: group, host: host) { [weak self] envelope in
             self?.receivedRTCP(from: envelope.remoteAddress)
         }
-        let channel = try ServerBootstrap(group: group)
+        let channel: Channel
+        do {
+            channel = try listen(group: group, host: host, port: port)
+        } catch {
+            try? rtp.close().wait()
+            try? rtcp.close().wait()
+            throw error
+        }
+        lock.withLock {
+            udpRTP = rtp
+            udpRTCP = rtcp
+            listener = channel
+        }
+        logger.info("RTSP on port \(channel.localAddress?.port ?? port) (RTP/UDP \(rtp.localAddress?.port ?? 0)-\(rtcp.localAddress?.port ?? 0))")
+    }
+
+    private func listen(group: EventLoopGroup, host: String, port: Int) throws -> Channel {
+        try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 16)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -133,12 +150,6 @@ final class RTSPServer: @unchecked Sendable {  // state under `lock`
                 }
             }
             .bind(host: host, port: port).wait()
-        lock.withLock {
-            udpRTP = rtp
-            udpRTCP = rtcp
-            listener = channel
-        }
-        logger.info("RTSP on port \(channel.localAddress?.port ?? port) (RTP/UDP \(rtp.localAddress?.port ?? 0)-\(rtcp.localAddress?.port ?? 0))")
     }
 
     var localPort: Int? { lock.withLock { listener?.localAddress?.port } }

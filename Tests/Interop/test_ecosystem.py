@@ -379,3 +379,16 @@ def test_avahi_service_file_announces_the_default_ports():
     assert announced == {"_http._tcp": default("http-port"), "_https._tcp": default("https-port"),
                          "_rtsp._tcp": default("rtsp-port")}
     assert root.findtext("name") and "%h" in root.findtext("name")
+
+
+def test_rtsp_port_in_use_leaves_the_rest_serving(rtcam_factory):
+    """Another RTSP server (go2rtc, MediaMTX) on the board holds the port: rtcam says so and serves
+    its pages, snapshots and WebRTC anyway."""
+    with socket.socket() as holder:
+        holder.bind((HOST, 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        daemon = rtcam_factory(extra_args=("--rtsp-port", str(port)))
+        status, _, body = daemon.request("GET", "/snapshot.jpg")
+        assert status == 200 and jpeg_size(body) == (640, 480)
+        assert f"RTSP is off: cannot listen on port {port}" in daemon.log_text()
