@@ -1,9 +1,10 @@
-// Which of the crypto instructions this CPU has, read once with CPUID (x86-64; elsewhere none).
+// Which crypto instructions this CPU has, read once: CPUID on x86-64, the kernel's AT_HWCAP on
+// aarch64. RTCAM_CPU_CRYPTO=none in the environment hides them (tests of the fallback, comparisons).
 #pragma once
 
 enum {
-    rtcam_cpu_aes_ni = 1 << 0,   // AESENC & co. (with SSE2)
-    rtcam_cpu_sha_ni = 1 << 1,   // SHA1RNDS4 & co. (with SSSE3 and SSE4.1, which the code also uses)
+    rtcam_cpu_aes = 1 << 0,    // x86-64: AESENC & co. (with SSE2); aarch64: AESE/AESMC (FEAT_AES)
+    rtcam_cpu_sha1 = 1 << 1,   // x86-64: SHA1RNDS4 & co. (with SSSE3, SSE4.1); aarch64: SHA1C & co. (FEAT_SHA1)
 };
 
 // A mask of the rtcam_cpu_* flags.

@@ -52,16 +52,56 @@ static void compress_sha_ni(uint32_t state[5], const uint8_t *blocks, size_t cou
     _mm_storeu_si128((__m128i *)state, _mm_shuffle_epi32(abcd, 0x1B));
     state[4] = (uint32_t)_mm_extract_epi32(e, 3);
 }
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+
+// FIPS 180-4 §6.1.2 on ARMv8's SHA-1 instructions, four rounds per instruction. Lane 0 holds A
+// (vld1q of the state words in order). SHA1H gives rotl30(A), which is E four rounds later.
+__attribute__((target("sha2")))
+static void compress_armv8(uint32_t state[5], const uint8_t *blocks, size_t count) {
+    static const uint32_t constants[4] = {0x5A827999u, 0x6ED9EBA1u, 0x8F1BBCDCu, 0xCA62C1D6u};
+    uint32x4_t abcd = vld1q_u32(state);
+    uint32_t e = state[4];
+    for (; count > 0; count--, blocks += 64) {
+        const uint32x4_t abcd_before = abcd;
+        const uint32_t e_before = e;
+        uint32x4_t w[4];   // w[g % 4]: W[4g .. 4g+3] of group g
+#pragma clang loop unroll(full)
+        for (int group = 0; group < 20; group++) {
+            if (group < 4) {
+                w[group] = vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(blocks + 16 * group)));
+            } else {
+                // W[t] = rotl1(W[t-3] ^ W[t-8] ^ W[t-14] ^ W[t-16]) for four t: SHA1SU0 XORs the
+                // groups four, three (shifted by two words) and two back, SHA1SU1 the one before.
+                w[group % 4] = vsha1su1q_u32(vsha1su0q_u32(w[group % 4], w[(group + 1) % 4], w[(group + 2) % 4]),
+                                             w[(group + 3) % 4]);
+            }
+            const uint32x4_t words = vaddq_u32(w[group % 4], vdupq_n_u32(constants[group / 5]));
+            const uint32_t next_e = vsha1h_u32(vgetq_lane_u32(abcd, 0));
+            if (group < 5) abcd = vsha1cq_u32(abcd, e, words);        // Ch
+            else if (group < 10) abcd = vsha1pq_u32(abcd, e, words);  // Parity
+            else if (group < 15) abcd = vsha1mq_u32(abcd, e, words);  // Maj
+            else abcd = vsha1pq_u32(abcd, e, words);                  // Parity
+            e = next_e;
+        }
+        abcd = vaddq_u32(abcd, abcd_before);
+        e += e_before;
+    }
+    vst1q_u32(state, abcd);
+    state[4] = e;
+}
 #endif
 
 int rtcam_sha1_accelerated(void) {
-    return (rtcam_cpu_crypto_features() & rtcam_cpu_sha_ni) != 0;
+    return (rtcam_cpu_crypto_features() & rtcam_cpu_sha1) != 0;
 }
 
 // The SHA-1 compression function over `count` 64-byte blocks (only when accelerated).
 static void sha1_compress(uint32_t state[5], const uint8_t *blocks, size_t count) {
 #if defined(__x86_64__)
     compress_sha_ni(state, blocks, count);
+#elif defined(__aarch64__)
+    compress_armv8(state, blocks, count);
 #else
     (void)state; (void)blocks; (void)count;
 #endif

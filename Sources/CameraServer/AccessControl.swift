@@ -42,6 +42,7 @@ final class AccessControl: @unchecked Sendable {
     static let rememberedAddresses = 4096
 
     private let path: String
+    private let passwordIterations: Int
     private let setupCodePaths: [String]
     private var stored: StoredPassword?
     private var sessions: [String: Session] = [:]
@@ -103,7 +104,10 @@ final class AccessControl: @unchecked Sendable {
 
     /// `setupCodeCopyDirectory`: where a copy of the setup code goes too, if it exists and is
     /// writable (the daemon passes the Raspberry Pi image's boot partition, /boot/firmware).
-    init(stateDirectory: String, setupCodeCopyDirectory: String? = nil) {
+    /// `passwordIterations`: PBKDF2's work for a new password (tests that are not about the hash's
+    /// strength use the format's minimum, 1,000: under qemu-user a 100,000-iteration hash takes seconds).
+    init(stateDirectory: String, setupCodeCopyDirectory: String? = nil, passwordIterations: Int = AccessControl.iterations) {
+        self.passwordIterations = passwordIterations
         path = stateDirectory + "/password"
         var codePaths = [stateDirectory + "/setup-code"]
         if let setupCodeCopyDirectory { codePaths.append(setupCodeCopyDirectory + "/rtcam-setup-code") }
@@ -183,7 +187,7 @@ final class AccessControl: @unchecked Sendable {
         guard !hasPassword else { throw Failure.passwordAlreadySet }
         try checkSetupCode(candidate, address: address, now: now)
         try Self.check(newPassword: password)
-        let entry = Self.hash(password)
+        let entry = Self.hash(password, iterations: passwordIterations)
         return try lock.withLock {
             guard stored == nil else { throw Failure.passwordAlreadySet }  // lost a race with another first visitor
             try save(entry)
@@ -211,7 +215,7 @@ final class AccessControl: @unchecked Sendable {
                         now: MonotonicTime) throws -> (cookie: String, sessionID: String) {
         try Self.check(newPassword: new)
         try verify(current, address: address, exempt: exempt, now: now)
-        let entry = Self.hash(new)
+        let entry = Self.hash(new, iterations: passwordIterations)
         return try lock.withLock {
             try save(entry)
             sessions.removeAll()
@@ -319,7 +323,7 @@ final class AccessControl: @unchecked Sendable {
         return wait < longestBackoff ? wait : longestBackoff
     }
 
-    private static func hash(_ password: String) -> StoredPassword {
+    private static func hash(_ password: String, iterations: Int) -> StoredPassword {
         var random = SystemRandomNumberGenerator()
         let salt = random.bytes(16)
         let hash = MbedDigest.pbkdf2HMACSHA256(password: Array(password.utf8), salt: salt,

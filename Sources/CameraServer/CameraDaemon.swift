@@ -124,6 +124,8 @@ public final class CameraDaemon: @unchecked Sendable {
         // building a new media pipeline (camera open, device discovery, passthrough probe).
         let threadPool = NIOThreadPool(numberOfThreads: 1)
         threadPool.start()
+        // The "rtcam" data channel's status and commands (controls set on the pool).
+        hub.setCameraChannelSource(CameraChannelControls(media: media, threadPool: threadPool))
         let settingsController = SettingsController(store: store, effective: settings, loop: loop) { [self] old, new in
             let applied: EventLoopFuture<String?>
             if old.media != new.media {
@@ -382,6 +384,8 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("testPatternCPUSeconds", mediaStatus.testPatternCPUSeconds)
         json.field("audioEncoderCPUSeconds", mediaStatus.audioEncoderCPUSeconds)
         json.field("framesDropped", mediaStatus.framesDropped)
+        json.field("sourceProblem", mediaStatus.sourceProblem)
+        json.field("sourceRestarts", mediaStatus.sourceRestarts)
         if let microphone = mediaStatus.microphone {
             json.key("microphone")
             json.beginObject()

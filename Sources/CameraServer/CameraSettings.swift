@@ -61,7 +61,7 @@ public struct CameraSettings: Equatable, Sendable {
             switch key {
             case "source":
                 guard let text = value.stringValue, let setting = VideoSourceSetting(parsing: text) else {
-                    throw InvalidField(field: key, message: "source must be auto, test-pattern, v4l2:/dev/videoN or file:PATH")
+                    throw InvalidField(field: key, message: "source must be auto, test-pattern, v4l2:/dev/videoN, file:PATH or exec:COMMAND (one line)")
                 }
                 result.media.video = setting
             case "audio":

@@ -6,6 +6,8 @@ public enum VideoSourceSetting: Equatable, Sendable, CustomStringConvertible {
     case testPattern
     /// An Annex-B H.264 file looped at its frame rate (passthrough: no encoder).
     case file(path: String)
+    /// A program writing Annex-B H.264 to stdout, e.g. rpicam-vid (passthrough; ExecVideoSource.swift).
+    case exec(command: String)
 
     public init?(parsing text: String) {
         switch text {
@@ -14,6 +16,9 @@ public enum VideoSourceSetting: Equatable, Sendable, CustomStringConvertible {
         default:
             if text.hasPrefix("v4l2:"), text.count > 5 { self = .v4l2(devicePath: String(text.dropFirst(5))) }
             else if text.hasPrefix("file:"), text.count > 5 { self = .file(path: String(text.dropFirst(5))) }
+            else if text.hasPrefix("exec:"), ExecCommand.isAcceptable(String(text.dropFirst(5))) {
+                self = .exec(command: String(text.dropFirst(5)))
+            }
             else { return nil }
         }
     }
@@ -24,6 +29,7 @@ public enum VideoSourceSetting: Equatable, Sendable, CustomStringConvertible {
         case let .v4l2(path): return "v4l2:\(path)"
         case .testPattern: return "test-pattern"
         case let .file(path): return "file:\(path)"
+        case let .exec(command): return "exec:\(command)"
         }
     }
 }

@@ -31,6 +31,9 @@ struct MediaStatus: Sendable {
     var framesDropped: Int
     /// What the microphone's capture read, recovered and dropped since start (nil: no microphone).
     var microphone: ALSACaptureStatistics?
+    /// Why the source delivers nothing (an exec source's failing program), and its restarts.
+    var sourceProblem: String? = nil
+    var sourceRestarts = 0
     /// Pictures the source gave, used or not (/metrics).
     var framesCaptured = 0
 }
@@ -64,7 +67,10 @@ final class MediaPipeline: @unchecked Sendable {
     var idleRelease: Duration { controls.idleRelease }
 
     /// Whether this pipeline has a V4L2 camera open (closed when its threads end).
-    var holdsCamera: Bool { video is CameraProducer }
+    /// An exec source's program (rpicam-vid) holds the camera likewise while it runs.
+    var holdsCamera: Bool { video is CameraProducer || video is ExecProducer }
+    /// The V4L2 camera's device node (nil for the synthetic, file and exec sources): its controls.
+    var cameraDevicePath: String? { (video as? CameraProducer)?.camera.path }
 
     /// The largest `file:` stream read into memory: 512 MB, or a quarter of `physicalMemory` if that
     /// is less (unknown memory: 512 MB).
@@ -153,6 +159,19 @@ final class MediaPipeline: @unchecked Sendable {
             // Passthrough: the stream's own SPS says what it is; the answer must name exactly that.
             h264ProfileLevelID = file.sequenceParameterSet.profileLevelID
             encoderPlan = .passthrough
+        case let .exec(command):
+            // The program is started once to read its SPS (the answer names its profile-level-id),
+            // then again when someone watches. A program that fails now is not fatal: the source
+            // keeps starting it (with backoff) and says why in the log and /api/status.
+            let (stream, problem) = ExecProducer.probe(command, configuration: configuration, timeout: .seconds(5), logger: logger)
+            let sps = stream.parsedSequenceParameterSet
+            if let problem {
+                logger.warning("exec source: \(problem); answering profile-level-id \(encodedProfileLevelID(configuration.width, configuration.height)) until it works")
+            }
+            video = ExecProducer(template: command, width: sps?.width ?? configuration.width, height: sps?.height ?? configuration.height,
+                                 probedStream: stream, configuration: current)
+            h264ProfileLevelID = sps?.profileLevelID ?? encodedProfileLevelID(configuration.width, configuration.height)
+            encoderPlan = .passthrough
         }
 
         switch plan.audio {
@@ -184,7 +203,7 @@ final class MediaPipeline: @unchecked Sendable {
 
     /// Called with the counters locked (status()) or from the getter above: never takes the lock.
     private func encoderDescription(running: String) -> String {
-        running.isEmpty ? (video is FileProducer ? "passthrough" : encoderPlan.description) : running
+        running.isEmpty ? (video is FileProducer || video is ExecProducer ? "passthrough" : encoderPlan.description) : running
     }
 
     /// Every V4L2 node that could be described (cameras and M2M encoders alike).
@@ -282,6 +301,7 @@ final class MediaPipeline: @unchecked Sendable {
                         testPatternCPUSeconds: Double(counters.testPatternCPUNanoseconds) / 1e9,
                         audioEncoderCPUSeconds: Double(counters.audioEncoderCPUNanoseconds) / 1e9,
                         framesDropped: counters.framesDropped, microphone: counters.microphone,
+                        sourceProblem: counters.sourceProblem, sourceRestarts: counters.sourceRestarts,
                         framesCaptured: counters.framesCaptured)
         }
     }

@@ -11,6 +11,8 @@ struct MediaSourcePlan: Equatable, Sendable {
         case camera(CameraDescription, VideoEncoderPlan)
         /// An Annex-B H.264 file, looped (passthrough).
         case file(path: String)
+        /// A program's Annex-B H.264 stdout (passthrough).
+        case exec(command: String)
     }
 
     enum Audio: Equatable, Sendable {
@@ -64,6 +66,8 @@ struct MediaSourcePlan: Equatable, Sendable {
             }
         case let .file(path):
             plan.video = .file(path: path)
+        case let .exec(command):
+            plan.video = .exec(command: command)
         }
         switch configuration.audio {
         case .automatic:

@@ -110,6 +110,14 @@ final class MediaThreadControls: Sendable {
         counters.withLock { $0.framesCaptured += 1 }
     }
 
+    func setSourceProblem(_ problem: String?) {
+        counters.withLock { $0.sourceProblem = problem }
+    }
+
+    func countSourceRestart() {
+        counters.withLock { $0.sourceRestarts += 1 }
+    }
+
     func setRunningEncoder(_ description: String) {
         counters.withLock { $0.encoder = description }
     }
@@ -130,6 +138,12 @@ struct MediaCounters: Sendable {
     var framesDropped = 0
     /// The encoder actually running ("x264" after a hardware encoder failed, say); empty before.
     var encoder = ""
+    /// Why the source is not delivering, when it says (an exec source's program that failed); nil
+    /// while it works.
+    var sourceProblem: String?
+    /// Times an exec source's program was started again (after a failure, for a keyframe, for a
+    /// new bitrate).
+    var sourceRestarts = 0
     var framesPerSecond = 0.0
     var bitrateKbps = 0.0
     var encoderCPUNanoseconds: UInt64 = 0

@@ -101,13 +101,13 @@ protocol EncodedFrameSink: AnyObject, Sendable {
 /// session's DTLS endpoint happen before the lock is taken.
 final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     let loop: EventLoop
-    private let lock = NIOLock()
-    private let logger: Logger
+    let lock = NIOLock()
+    let logger: Logger
     private let encoders: EncoderControl
     private let factory: WHEPSessionFactory
     private var settings: HubSettings
     private var packetizer: MediaPacketizer
-    private var viewers: [String: Viewer] = [:]
+    private(set) var viewers: [String: Viewer] = [:]
     private var viewerIDByUfrag: [String: String] = [:]
     private var viewerIDByAddress: [TransportAddress: String] = [:]
     private var socket: MediaSocket?
@@ -126,8 +126,10 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private var controlBatch = DatagramBatch()
     /// A session's outputs, taken after each input (reused).
     private var outputs: [PeerSessionOutput] = []
+    /// Data channels: the "rtcam" channels, the status timer, the camera controls (StreamHub+DataChannels.swift).
+    var dataChannels = HubDataChannels()
 
-    private struct Viewer {
+    struct Viewer {
         var id: String
         var session: PeerSession
         var localUfrag: String
@@ -190,7 +192,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             if !srtpCryptoInstalled {
                 srtpCryptoInstalled = true
                 let replaced = SRTPCrypto.install(srtpCrypto)
-                logger.debug("SRTP crypto: \(srtpCrypto.rawValue)\(replaced ? "" : " (libsrtp's own)")")
+                logger.info("SRTP crypto: \(srtpCrypto.rawValue): \(replaced ? SRTPCrypto.installedDescription : "libsrtp's own")")
             }
             return self.settings
         }
@@ -401,7 +403,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     /// Takes a session's outputs after an input: sends its datagrams in order (a run of datagrams to
     /// one address in one call), acts on its events, and files its next deadline with the timer.
-    private func takeOutputs(of id: String) {
+    func takeOutputs(of id: String) {
         guard let viewer = viewers[id] else { return }
         outputs.removeAll(keepingCapacity: true)
         viewer.session.drainOutputs(into: &outputs)
@@ -427,6 +429,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             }
         }
         controlBatch.removeAll()
+        // Acting on an event may have made more (a data channel message answered): take those too.
+        if let viewer = viewers[id], viewer.session.hasPendingOutputs { takeOutputs(of: id) }
     }
 
     private func handle(_ event: PeerSessionEvent, of id: String) {
@@ -452,6 +456,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             removeViewer(id: id, reason: reason)
         case .closed:
             removeViewer(id: id, reason: "closed by the viewer")
+        case let .dataChannel(event):
+            dataChannelEvent(event, of: id)
         }
     }
 
@@ -460,6 +466,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         viewerIDByUfrag[viewer.localUfrag] = nil
         for address in viewer.addresses where viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
         timers.remove(id)
+        dataChannelsViewerLeft(id)
         logger.info("viewer \(id) left: \(reason) (\(viewers.count) watching)")
         if viewers.isEmpty {
             // The batches keep the memory of the largest frame they held (a keyframe: up to a few

@@ -214,6 +214,13 @@ public final class DTLSEndpoint {
         rtcam_mbedtls_exporter_clear(exporter)
     }
 
+    /// The largest application data one record carries with the negotiated suite (0 before DTLS
+    /// is connected): SCTP over DTLS (RFC 8261) needs each packet in one record.
+    public var maximumRecordPayload: Int {
+        guard state == .connected else { return 0 }
+        return max(0, Int(mbedtls_ssl_get_max_out_record_payload(ssl)))
+    }
+
     /// Encrypts `data` into application_data records (split to fit the MTU).
     public func sendApplicationData(_ data: [UInt8]) throws(DTLSError) {
         guard state == .connected else { throw DTLSError.notConnected }

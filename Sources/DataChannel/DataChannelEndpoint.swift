@@ -72,6 +72,8 @@ public struct DataChannelEndpoint: Sendable {
     public let role: DTLSRole
     private var channels: [UInt16: Channel] = [:]
     private var outputs: [DataChannelOutput] = []
+    /// The association's outputs, drained into this reused buffer.
+    private var scratch: [SCTPOutput] = []
 
     public init(role: DTLSRole, configuration: SCTPConfiguration, random: inout some RandomNumberGenerator) {
         self.role = role
@@ -170,31 +172,34 @@ public struct DataChannelEndpoint: Sendable {
 
     public var nextDeadline: MonotonicTime? { association.nextDeadline }
 
-    public mutating func pollOutput() -> DataChannelOutput {
-        if !outputs.isEmpty { return outputs.removeFirst() }
-        return .timeout(association.nextDeadline)
-    }
-
-    public mutating func drainOutputs() -> [DataChannelOutput] {
-        guard !outputs.isEmpty else { return [] }
-        var drained: [DataChannelOutput] = []
-        swap(&drained, &outputs)
-        return drained
+    /// Everything the endpoint has to do after the last input, in order: SCTP packets to send as
+    /// DTLS records and events, then always one `.timeout` with when to call `handle(.timeout)`
+    /// next. Appended to the caller's array, which it reuses (the session convention).
+    public mutating func drainOutputs(into drained: inout [DataChannelOutput]) {
+        drained.append(contentsOf: outputs)
+        outputs.removeAll(keepingCapacity: true)
+        drained.append(.timeout(association.nextDeadline))
     }
 
     // MARK: - From the association
 
     private mutating func pump(now: MonotonicTime) {
-        var pendingOutputs = association.drainOutputs()
-        while !pendingOutputs.isEmpty {
-            for output in pendingOutputs {
+        // Handling an event may send (an ACK, a reset of our half): drain until nothing new comes.
+        var rounds = 0
+        while true {
+            scratch.removeAll(keepingCapacity: true)
+            association.drainOutputs(into: &scratch)
+            guard scratch.count > 1 else { return }   // only the closing `.timeout`
+            let batch = scratch
+            for output in batch {
                 switch output {
                 case let .transmit(bytes): outputs.append(.transmit(bytes))
                 case let .event(event): handle(event, now: now)
                 case .timeout: break
                 }
             }
-            pendingOutputs = association.drainOutputs()  // what handling the events sent
+            rounds += 1
+            if rounds > 1_000 { return }   // cannot happen: each round answers only what came before
         }
     }
 

@@ -34,7 +34,7 @@ public enum RTCamCommandLine {
                              help: "Where the configuration, password and DTLS certificate are kept. Default: $STATE_DIRECTORY (systemd), else /var/lib/rtcam."),
             // Settings: given here they win over the ones saved on the settings page, for this run.
             OptionDefinition("source", value: "source",
-                             help: "Video source: auto, v4l2:/dev/videoN, test-pattern, file:PATH (Annex-B H.264). Default: saved setting, else auto."),
+                             help: "Video source: auto, v4l2:/dev/videoN, test-pattern, file:PATH (Annex-B H.264), exec:COMMAND (a program writing Annex-B H.264 to stdout, e.g. rpicam-vid; {width} {height} {fps} {bitrate} {kbps} filled in). Default: saved setting, else auto."),
             OptionDefinition("audio", value: "audio", help: "Audio source: auto, alsa:NAME, test-tone, none. Default: saved setting, else auto."),
             OptionDefinition("size", value: "WIDTHxHEIGHT", help: "Picture size. Default: saved setting, else 1280x720."),
             OptionDefinition("fps", value: "fps", help: "Frames per second. Default: saved setting, else 30."),
@@ -138,7 +138,7 @@ public enum RTCamCommandLine {
         configuration.hostNames = options.all("host-name")
         if let source = options.value("source") {
             guard let setting = VideoSourceSetting(parsing: source) else {
-                throw .invalidValue(option: "source", reason: "--source must be auto, v4l2:/dev/videoN, test-pattern or file:PATH (got '\(source)')")
+                throw .invalidValue(option: "source", reason: "--source must be auto, v4l2:/dev/videoN, test-pattern, file:PATH or exec:COMMAND (got '\(source)')")
             }
             configuration.overrides.video = setting
         }

@@ -2,7 +2,7 @@ import RTCBase
 
 /// One SCTP association (RFC 9260) carried over DTLS (RFC 8261), sans-IO (DESIGN.md): packets and
 /// time in through `handle`, messages in through `send`; packets, events and the next deadline out
-/// through `pollOutput`. Supports what WebRTC data channels need (RFC 8831 §6): the state-cookie
+/// through `drainOutputs(into:)`. Supports what WebRTC data channels need (RFC 8831 §6): the state-cookie
 /// handshake, DATA/SACK with retransmission and congestion control, fragmentation, ordered and
 /// unordered delivery, partial reliability (RFC 3758), stream reset (RFC 6525), heartbeats,
 /// SHUTDOWN and ABORT. One path only: no multi-homing, no I-DATA (RFC 8260), no ECN, no AUTH
@@ -224,17 +224,13 @@ public struct SCTPAssociation: Sendable {
         return earliest(t1, t2, t3, delayedAck, heartbeatDeadline, reconfigTimer)
     }
 
-    public mutating func pollOutput() -> SCTPOutput {
-        if !outputs.isEmpty { return outputs.removeFirst() }
-        return .timeout(nextDeadline)
-    }
-
-    /// Everything queued, in order (the last element is not a `.timeout`).
-    public mutating func drainOutputs() -> [SCTPOutput] {
-        guard !outputs.isEmpty else { return [] }
-        var drained: [SCTPOutput] = []
-        swap(&drained, &outputs)
-        return drained
+    /// Everything the association has to do after the last input, in order: packets to transmit
+    /// and events, then always one `.timeout` with when to call `handle(.timeout)` next. Appended to
+    /// the caller's array, which it reuses (the session convention, like `PeerSession`'s).
+    public mutating func drainOutputs(into drained: inout [SCTPOutput]) {
+        drained.append(contentsOf: outputs)
+        outputs.removeAll(keepingCapacity: true)
+        drained.append(.timeout(nextDeadline))
     }
 
     // MARK: - Receiving packets

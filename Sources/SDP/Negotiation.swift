@@ -5,6 +5,8 @@ public struct LocalCapabilities: Sendable {
     public var h264ProfileLevelIDs: [String]
     public var audio: Bool
     public var video: Bool
+    /// Whether an offered data channel section (RFC 8841) is answered; else it is rejected.
+    public var dataChannels = true
 
     public init(h264ProfileLevelIDs: [String] = ["42e01f"], audio: Bool = true, video: Bool = true) {
         self.h264ProfileLevelIDs = h264ProfileLevelIDs
@@ -123,6 +125,8 @@ public struct NegotiatedSession: Equatable, Sendable {
     /// The mids in the answer's BUNDLE group, in order (empty when the offer had no BUNDLE group).
     public var bundleMids: [String]
     public var rtcpReducedSize: Bool
+    /// The data channel section answered (RFC 8841), nil when none was offered or it was rejected.
+    public var dataChannel: NegotiatedDataChannel? = nil
 }
 
 /// A 63-bit FNV-1a hash: a deterministic o= sess-id without a random source.

@@ -20,7 +20,7 @@ public enum WHEPAnswerer {
         var offeredVideoCodecs: [String] = []
         var offeredAudioCodecs: [String] = []
         var videoWantedButNoCodec = false
-        var videoTaken = false, audioTaken = false
+        var videoTaken = false, audioTaken = false, dataChannelTaken = false
 
         for section in offer.media {
             let kind = section.kind.asciiLowercased
@@ -31,6 +31,16 @@ public enum WHEPAnswerer {
             guard section.port != 0 || section.isBundleOnly else { plans.append(.rejected); continue }
             // One transport for everything: sections outside the BUNDLE group cannot be served.
             if let bundle { guard let mid = section.mid, bundle.contains(mid) else { plans.append(.rejected); continue } }
+            // RFC 8841: one data channel section, carried over the same DTLS (see DataChannelNegotiation.swift).
+            if kind == "application" {
+                if capabilities.dataChannels, !dataChannelTaken, let choice = chooseDataChannel(in: section) {
+                    plans.append(.dataChannel(choice))
+                    dataChannelTaken = true
+                } else {
+                    plans.append(.rejected)
+                }
+                continue
+            }
             // DTLS-SRTP profiles only (RFC 5764 §8: UDP/TLS/RTP/SAVP[F]; TCP/DTLS/RTP/SAVPF never reaches us).
             guard section.isRTP, section.proto.asciiLowercased.containsText("rtp/savp") else { plans.append(.rejected); continue }
 
@@ -87,7 +97,8 @@ public enum WHEPAnswerer {
             throw .unsupportedFingerprintAlgorithm(fingerprints[0].algorithm)
         }
         // RFC 8843 §7.1.3: rtcp-mux is a property of the bundle transport; RFC 8829 §5.3.1 requires it for us.
-        guard transport.isRTCPMux else { throw .notRTCPMux }
+        // (An application section as the BUNDLE tag carries no RTP lines.)
+        guard transport.isRTCPMux || !transport.isRTP else { throw .notRTCPMux }
 
         // RFC 8842 §5.2 / RFC 5763 §5: actpass → we answer passive (DTLS server); active → passive
         // (server); passive → active (client). Absent means the offerer is active (RFC 4145 §4).
@@ -116,6 +127,7 @@ public enum WHEPAnswerer {
         let common = CommonSectionLines(local: local, setup: answerSetup)
         var negotiatedVideo: NegotiatedVideo?
         var negotiatedAudio: NegotiatedAudio?
+        var negotiatedDataChannel: NegotiatedDataChannel?
         for (index, section) in offer.media.enumerated() {
             switch plans[index] {
             case .rejected:
@@ -130,6 +142,11 @@ public enum WHEPAnswerer {
                 appendAudioLines(choice, direction: direction, offerSection: section, local: local, to: &audio)
                 answer.media.append(audio)
                 if direction == .sendonly { negotiatedAudio = choice.negotiated(mid: section.mid) }
+            case let .dataChannel(choice):
+                var application = common.section(answering: section, formats: section.formats, direction: .sendrecv)
+                appendDataChannelLines(choice, local: local, to: &application)
+                answer.media.append(application)
+                negotiatedDataChannel = choice
             }
         }
 
@@ -138,7 +155,8 @@ public enum WHEPAnswerer {
             remoteFingerprintSHA256: sha256.bytes, localDTLSRole: role,
             video: negotiatedVideo, audio: negotiatedAudio,
             bundleMids: bundle == nil ? [] : acceptedMids,
-            rtcpReducedSize: offer.media[firstAccepted].isRTCPReducedSize)
+            rtcpReducedSize: offer.media[firstAccepted].isRTCPReducedSize,
+            dataChannel: negotiatedDataChannel)
         return (answer, negotiated)
     }
 
@@ -148,6 +166,7 @@ public enum WHEPAnswerer {
         case rejected
         case video(VideoChoice, MediaDirection)
         case audio(AudioChoice, MediaDirection)
+        case dataChannel(NegotiatedDataChannel)
 
         var isAccepted: Bool {
             if case .rejected = self { return false }

@@ -9,7 +9,7 @@ public final class AcceleratedAES128: SRTPBlockEncryptor {
 
     private let context: UnsafeMutablePointer<rtcam_aes128>
 
-    /// nil unless `key` is 16 bytes and the CPU has AES-NI.
+    /// nil unless `key` is 16 bytes and the CPU has the AES instructions.
     public init?(key: UnsafeRawBufferPointer) {
         guard Self.isAvailable, key.count == 16, let base = key.baseAddress else { return nil }
         context = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<rtcam_aes128>.size, alignment: 16)

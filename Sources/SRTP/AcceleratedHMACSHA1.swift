@@ -1,6 +1,6 @@
 internal import CCPUCrypto
 
-/// HMAC-SHA1 on the CPU's SHA instructions (x86-64 SHA-NI; see CCPUCrypto), for SRTP's
+/// HMAC-SHA1 on the CPU's SHA-1 instructions (x86-64 SHA-NI, ARMv8 SHA1; see CCPUCrypto), for SRTP's
 /// authentication tags. `init` returns nil where the CPU lacks them, and the caller keeps another
 /// implementation (mbedTLS's). Not thread-safe: one owner at a time.
 public final class AcceleratedHMACSHA1: SRTPMessageAuthenticator {

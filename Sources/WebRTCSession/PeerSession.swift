@@ -1,3 +1,4 @@
+import DataChannel
 import DTLS
 import ICE
 import RTCBase
@@ -70,6 +71,8 @@ public enum PeerSessionEvent: Equatable, Sendable {
     case failed(reason: String)
     /// The viewer left: DTLS close_notify or RTCP BYE.
     case closed
+    /// Data channels (RFC 8831): a channel opened, a message, a channel closed, SCTP up or down.
+    case dataChannel(DataChannelEvent)
 }
 
 public enum PeerSessionOutput: Sendable {
@@ -124,7 +127,8 @@ public final class PeerSession {
     public private(set) var localICE: ICECredentials
     /// The DTLS endpoint until the handshake is over on both sides; then released (see
     /// `retireDTLS`): an mbedTLS context holds about 33 KB of record buffers plus its own parsed
-    /// certificate, key, DRBG and the peer's certificate, and SRTP needs none of it.
+    /// certificate, key, DRBG and the peer's certificate, and SRTP needs none of it. A session with
+    /// data channels keeps it: SCTP travels in its records (RFC 8261).
     private var dtls: DTLSEndpoint?
     private let dtlsRole: DTLSRole
     private var dtlsStarted = false
@@ -151,6 +155,8 @@ public final class PeerSession {
     private var senderReportJitter: SeededRandom
     /// Set when the DTLS endpoint can go (see `retireDTLS`); acted on once the current input is done.
     private var retireDTLSPending = false
+    /// SCTP and data channels, when the answer accepted them (PeerSession+DataChannels.swift).
+    var dataChannels: SessionDataChannels?
 
     public init(configuration: PeerSessionConfiguration, now: MonotonicTime,
                 random: inout some RandomNumberGenerator) throws(DTLSError) {
@@ -167,6 +173,9 @@ public final class PeerSession {
         rtxSequence = UInt16.random(in: 0...UInt16.max, using: &random)
         senderReportJitter = SeededRandom(seed: random.next())
         connectDeadline = now + configuration.connectTimeout
+        if let negotiatedChannels = negotiated.dataChannel {
+            dataChannels = SessionDataChannels(negotiated: negotiatedChannels, dtlsRole: dtlsRole, random: &random)
+        }
     }
 
     // MARK: - Input
@@ -272,11 +281,15 @@ public final class PeerSession {
         drained.append(.timeout(nextDeadline))
     }
 
+    /// Whether outputs wait for `drainOutputs` (a caller that acted on events, e.g. answered a
+    /// data channel message, drains again).
+    public var hasPendingOutputs: Bool { !outputs.isEmpty }
+
     /// When the session next needs `handle(.timeout)` (also the last output of `drainOutputs`).
     public var nextDeadline: MonotonicTime? {
         guard !state.isFinished else { return nil }
         let dtlsDeadline = dtls.flatMap { $0.isConnected ? nil : $0.nextDeadline }
-        return earliest(ice.nextDeadline, dtlsDeadline, nextSenderReport, connectDeadline)
+        return earliest(ice.nextDeadline, dtlsDeadline, nextSenderReport, connectDeadline, dataChannelDeadline)
     }
 
     // MARK: - Receive path
@@ -376,12 +389,19 @@ public final class PeerSession {
     /// from the peer are counted and ignored.
     private func retireDTLS() {
         retireDTLSPending = false
-        guard state == .connected, let dtls, dtls.isConnected else { return }
+        // Data channels run over DTLS records for the whole session: the endpoint stays.
+        guard dataChannels == nil, state == .connected, let dtls, dtls.isConnected else { return }
         drainDTLS()
         self.dtls = nil
     }
 
-    private func drainDTLS(now: MonotonicTime? = nil) {
+    /// The DTLS endpoint while it is held (data channels send through it).
+    var dtlsEndpoint: DTLSEndpoint? { dtls }
+
+    /// Queues an event (data channels report through it).
+    func emit(_ event: PeerSessionEvent) { outputs.append(.event(event)) }
+
+    func drainDTLS(now: MonotonicTime? = nil) {
         guard let dtls else { return }
         while let datagram = dtls.pollTransmit() {
             if let remoteAddress { outputs.append(.transmit(datagram, to: remoteAddress)) }
@@ -397,6 +417,7 @@ public final class PeerSession {
                     if dtlsRole == .client { retireDTLSPending = true }
                     if let now { nextSenderReport = now + .milliseconds(200) }
                     outputs.append(.event(.connected(keys.profile)))
+                    if let now { startDataChannels(now: now) }
                 } catch {
                     state = .failed
                     outputs.append(.event(.failed(reason: "SRTP setup failed: \(error)")))
@@ -407,8 +428,9 @@ public final class PeerSession {
             case .closed:
                 state = .closed
                 outputs.append(.event(.closed))
-            case .applicationData:
-                break  // no data channel: ignore
+            case let .applicationData(packet):
+                // One record, one SCTP packet (RFC 8261 §4); without data channels, ignored.
+                if let now { receiveSCTP(packet, now: now) }
             }
         }
     }
@@ -520,6 +542,7 @@ public final class PeerSession {
             drainDTLS(now: now)
         }
         if retireDTLSPending { retireDTLS() }
+        if state == .connected { handleDataChannelTimeout(now: now) }
         if let due = nextSenderReport, due <= now, state == .connected {
             sendSenderReports(now: now, media: media)
             // RFC 3550 §6.2: randomize the interval (0.5 to 1.5 of the nominal value).

@@ -53,6 +53,8 @@ public enum ViewerEvent: Equatable, Sendable {
     case senderReport(ssrc: UInt32, ntpTimestamp: UInt64, rtpTimestamp: UInt32)
     case failed(reason: String)
     case closed
+    /// One DTLS application-data record (an SCTP packet when data channels run over it, RFC 8261).
+    case applicationData([UInt8])
 }
 
 public enum ViewerOutput: Sendable {
@@ -201,6 +203,16 @@ public final class ViewerSession {
         }
     }
 
+    /// Sends `bytes` as one DTLS application-data record (an SCTP packet, RFC 8261 §4); false
+    /// before DTLS is connected or when it does not fit a record.
+    @discardableResult
+    public func sendApplicationData(_ bytes: [UInt8], now: MonotonicTime) -> Bool {
+        guard dtls.isConnected, bytes.count <= dtls.maximumRecordPayload else { return false }
+        do { try dtls.sendApplicationData(bytes) } catch { return false }
+        drainDTLS(now: now)
+        return true
+    }
+
     /// Asks for a keyframe (RFC 4585 §6.3.1 PLI).
     public func requestKeyframe() {
         guard let srtp, let videoSSRC else { return }
@@ -260,8 +272,8 @@ public final class ViewerSession {
             case .closed:
                 isFinished = true
                 outputs.append(.event(.closed))
-            case .applicationData:
-                break
+            case let .applicationData(bytes):
+                outputs.append(.event(.applicationData(bytes)))
             }
         }
     }

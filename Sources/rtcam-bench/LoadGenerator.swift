@@ -509,7 +509,7 @@ struct LoadWorker {
             settle(slot, failure: reason)
         case .closed:
             if slot.result.failure == nil { slot.result.failure = "closed by rtcam" }
-        case .audioFrame:
+        case .audioFrame, .applicationData:
             break
         }
     }

@@ -20,10 +20,10 @@ enum SRTPBench {
         var runs: [(SRTPProfile, String)] = [(.aeadAes128Gcm, "libsrtp"), (.aes128CmHmacSha1_80, "libsrtp"),
                                              (.aes128CmHmacSha1_80, "mbedtls")]
         if AcceleratedAES128.isAvailable && AcceleratedHMACSHA1.isAvailable {
-            runs.append((.aes128CmHmacSha1_80, "aes-ni+sha-ni"))
+            runs.append((.aes128CmHmacSha1_80, "cpu: " + CPUCryptoPath.name))
         }
         for (profile, crypto) in runs {
-            if crypto != "libsrtp" && !SRTPCrypto.installOwnCrypto(cpuInstructions: crypto == "aes-ni+sha-ni") {
+            if crypto != "libsrtp" && !SRTPCrypto.installOwnCrypto(cpuInstructions: crypto.hasPrefix("cpu: ")) {
                 fail("libsrtp refused rtcam's AES/HMAC-SHA1")
             }
             let keys = SRTPKeyingMaterial(profile: profile, exported: random.bytes(profile.keyingMaterialLength))

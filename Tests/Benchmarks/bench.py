@@ -774,6 +774,43 @@ def bench_tls(args) -> dict:
     return result
 
 
+# ---- data channels (issue 18) -------------------------------------------------------------------
+
+def bench_datachannel(args) -> dict:
+    """Message RTT and throughput of an ordered, reliable data channel from aiortc's client: to
+    rtcam's echo (its own SCTP) and to an aiortc echo peer (aiortc's SCTP both ends). Each is run
+    `--rounds` times; medians. The daemon's CPU per MB is measured for rtcam."""
+    import statistics
+
+    import datachannel_bench
+
+    rows, result = [], {}
+    for peer in ("rtcam", "aiortc"):
+        runs = []
+        for _ in range(args.rounds):
+            if peer == "rtcam":
+                daemon = start_daemon("datachannel", "320x240", 5, 200, extra=("--audio", "none"))
+                try:
+                    cpu_before = common.cpu_seconds(daemon.process.pid)
+                    measured = datachannel_bench.run("rtcam", daemon.url("/whep"))
+                    measured["daemon_cpu_seconds"] = common.cpu_seconds(daemon.process.pid) - cpu_before
+                finally:
+                    daemon.stop()
+            else:
+                measured = datachannel_bench.run("aiortc", None)
+            runs.append(measured)
+        middle = {key: statistics.median(run[key] for run in runs) for key in runs[0] if isinstance(runs[0][key], (int, float))}
+        result[peer] = {"median": middle, "runs": runs}
+        rows.append([peer, f"{middle['rtt_ms_median']:.2f} ms", f"{middle['rtt_ms_p95']:.2f} ms",
+                     f"{middle['mbit_per_s_each_way']:.1f} Mb/s",
+                     f"{middle.get('daemon_cpu_seconds', float('nan')):.2f} s" if peer == "rtcam" else "–"])
+    table("Data channel, ordered and reliable, aiortc client on this machine (echoed: RTT of 32 B, "
+          "16 MiB in 64 KiB messages each way, 1 MiB in flight; medians of rounds)",
+          ["echo peer", "RTT median", "RTT p95", "throughput each way", "rtcam CPU for the run"], rows)
+    write_json("datachannel", result)
+    return result
+
+
 # ---- main ----------------------------------------------------------------------------------------
 
 # ---- ecosystem outputs (issue 21) ------------------------------------------------------------------
@@ -915,7 +952,7 @@ def only_loopback() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "srtp", "tls",
-                                              "ecosystem", "all"])
+                                              "datachannel", "ecosystem", "all"])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="overhead/peers: repeat and take medians")
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 10, 50, 100, 200])
@@ -938,7 +975,7 @@ def main() -> int:
             print(f"missing {binary}: swift build -c release --static-swift-stdlib", file=sys.stderr)
             return 2
     print(f"rtcam {rtcam_binary()}\nrtcam-bench {bench_binary()}\nload before: {common.machine_load()}")
-    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers", "ecosystem"] \
+    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers", "datachannel", "ecosystem"] \
         if args.benchmark == "all" else [args.benchmark]
     failures = []
     for name in chosen:

@@ -138,3 +138,19 @@ def test_the_settings_page_sets_the_first_password_and_saves_settings(rtcam, chr
     assert not (rtcam.state_dir / "setup-code").exists(), "the used setup code was not removed"
     # The page's default choice protects viewing: the live view now needs the password.
     assert json.loads((rtcam.state_dir / "config.json").read_text())["viewingRequiresPassword"] is True
+    # A program as the source (rpicam-vid on a Pi): its command line is typed on the page and saved
+    # whole; the page shows it again after a reload. (The program here writes no H.264: rtcam keeps
+    # serving and says so in /api/status.)
+    page.evaluate("""(() => {
+        document.querySelector('#message').textContent = '';
+        const f = document.querySelector('#settings-form');
+        f.source.value = 'exec'; f.source.dispatchEvent(new Event('change', {bubbles: true}));
+        f.execCommand.value = 'sleep 30 --width {width}'; f.requestSubmit(); })()""")
+    page.wait_for("document.querySelector('#message').textContent.includes('Saved')", timeout=20)
+    assert json.loads((rtcam.state_dir / "config.json").read_text())["source"] == "exec:sleep 30 --width {width}"
+    page.navigate(rtcam.url("/settings"))
+    page.wait_for("!document.querySelector('#settings').hidden && document.querySelector('[name=source]').options.length > 1",
+                  timeout=10)
+    shown = page.evaluate("""(() => { const f = document.querySelector('#settings-form');
+        return [f.source.value, f.execCommand.value, document.querySelector('#exec-row').hidden]; })()""")
+    assert shown == ["exec", "sleep 30 --width {width}", False], shown

@@ -212,3 +212,39 @@ extension KernelDrivers {
         }
     }
 }
+
+extension KernelDrivers {
+    @Suite("V4L2 camera controls on vivid (the \"rtcam\" data channel's listControls and setControl)")
+    struct VividControls {
+        static let brightness: UInt32 = 0x0098_0900   // V4L2_CID_BRIGHTNESS
+
+        @Test("controls are listed with ranges and values, and set on a handle of their own while the camera streams")
+        func listAndSetWhileCapturing() throws {
+            let path = try requireNode(NodeName.camera)
+            let capture = V4L2Capture(configuration: V4L2CaptureConfiguration(
+                path: path, request: V4L2FormatRequest(width: 640, height: 480, preferredPixelFormats: [.nv12], framesPerSecond: 25),
+                exportDMABUF: false))
+            try capture.start()
+            defer { capture.stop() }
+
+            let device = try V4L2ControlDevice(path: path)
+            let controls = try device.controls()
+            let names = controls.map(\.name)
+            for wanted in ["Brightness", "Contrast", "Saturation", "Hue"] {
+                #expect(names.contains(wanted), "vivid lists \(names)")
+            }
+            // Only the user and camera classes: vivid's own test controls (class 0x00f0) are left out.
+            #expect(controls.allSatisfy { [0x0098_0000, 0x009A_0000].contains($0.id & 0x0FFF_0000) })
+            let brightness = try #require(controls.first { $0.id == Self.brightness })
+            #expect(brightness.kind == .integer && brightness.minimum == 0 && brightness.maximum == 255 && brightness.value != nil)
+            #expect(!brightness.accepts(256) && !brightness.accepts(-1) && brightness.accepts(200))
+
+            let target: Int64 = brightness.value == 200 ? 60 : 200
+            #expect(try device.setValue(target, of: Self.brightness) == target)
+            #expect(try V4L2ControlDevice(path: path).value(of: Self.brightness) == target, "another handle reads it back")
+            // The capture keeps going with the control changed under it.
+            #expect(try !streamFrames(capture, for: .milliseconds(400)).isEmpty)
+            #expect(throws: V4L2Error.self) { try device.setValue(1, of: 0x0098_09FF) }   // no such control
+        }
+    }
+}

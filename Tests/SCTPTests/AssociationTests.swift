@@ -59,12 +59,12 @@ struct AssociationTests {
         var client = SCTPAssociation(configuration: SCTPPair.configuration(), random: &random)
         let now = MonotonicTime(seconds: 1)
         client.connect(now: now)
-        guard case let .transmit(initPacket) = client.pollOutput() else { Issue.record("no INIT"); return }
+        guard case let .transmit(initPacket) = client.firstOutput() else { Issue.record("no INIT"); return }
         server.handle(.receive(initPacket), now: now)
-        guard case let .transmit(initAck) = server.pollOutput() else { Issue.record("no INIT ACK"); return }
+        guard case let .transmit(initAck) = server.firstOutput() else { Issue.record("no INIT ACK"); return }
         #expect(server.state == .idle, "no state kept for an INIT")
         client.handle(.receive(initAck), now: now)
-        guard case let .transmit(cookieEcho) = client.pollOutput() else { Issue.record("no COOKIE ECHO"); return }
+        guard case let .transmit(cookieEcho) = client.firstOutput() else { Issue.record("no COOKIE ECHO"); return }
         var packet = try SCTPPacket(parsing: cookieEcho)
         guard case var .cookieEcho(cookie) = packet.chunks[0] else { Issue.record("not COOKIE ECHO"); return }
         cookie[10] ^= 0x40  // flip a bit of the body: the MAC no longer matches
@@ -436,7 +436,7 @@ struct UnknownChunkTests {
                                                               SCTPParameter(type: 0x8008, value: [0xC0])])
         server.handle(.receive(SCTPPacket(sourcePort: 5000, destinationPort: 5000, verificationTag: 0,
                                           chunks: [.initiation(initChunk)]).serialized()), now: .zero)
-        guard case let .transmit(bytes) = server.pollOutput(), case let .initiationAck(ack) = try SCTPPacket(parsing: bytes).chunks.first else {
+        guard case let .transmit(bytes) = server.firstOutput(), case let .initiationAck(ack) = try SCTPPacket(parsing: bytes).chunks.first else {
             Issue.record("no INIT ACK")
             return
         }
@@ -458,7 +458,7 @@ struct MinimalPeerTests {
                                   initialTSN: 1000, parameters: [])
         server.handle(.receive(SCTPPacket(sourcePort: 5000, destinationPort: 5000, verificationTag: 0,
                                           chunks: [.initiation(initChunk)]).serialized()), now: now)
-        guard case let .transmit(bytes) = server.pollOutput(), case let .initiationAck(ack) = try SCTPPacket(parsing: bytes).chunks[0],
+        guard case let .transmit(bytes) = server.firstOutput(), case let .initiationAck(ack) = try SCTPPacket(parsing: bytes).chunks[0],
               let cookie = ack.stateCookie else {
             Issue.record("no INIT ACK")
             return

@@ -299,11 +299,14 @@ struct WHEPAnswererTests {
         #expect(implicit.negotiated.video != nil)
     }
 
-    @Test("a data channel section is rejected with port 0 and left out of BUNDLE")
+    @Test("a data channel section is rejected with port 0 and left out of BUNDLE when data channels are off")
     func dataChannelRejected() throws {
         let text = Fixture.text(Fixture.chromium).replacing("a=group:BUNDLE 0 1", with: "a=group:BUNDLE 0 1 2")
             + "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=sctp-port:5000\r\n"
-        let (answer, negotiated) = try Self.answer(text)
+        var capabilities = Self.defaultCapabilities
+        capabilities.dataChannels = false
+        let (answer, negotiated) = try Self.answer(text, capabilities: capabilities)
+        #expect(negotiated.dataChannel == nil)
         #expect(answer.media.count == 3)
         #expect(answer.media[2].port == 0)
         #expect(answer.media[2].kind == "application")

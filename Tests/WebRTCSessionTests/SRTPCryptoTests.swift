@@ -1,4 +1,5 @@
 import DTLS
+import Glibc
 import RTCBase
 @testable import SRTP
 import Testing
@@ -26,7 +27,7 @@ import WebRTCSession
         return SRTPKeyingMaterial(profile: .aes128CmHmacSha1_80, exported: clientKey + serverKey + clientSalt + serverSalt)
     }()
 
-    @Test("libsrtp's reference packets, with AES and HMAC-SHA1 from mbedTLS and (where the CPU has them) from AES-NI and SHA-NI",
+    @Test("libsrtp's reference packets, with AES and HMAC-SHA1 from mbedTLS and (where the CPU has them) from the CPU's AES and SHA-1 instructions",
           arguments: [false, true])
     func mbedTLSCryptoReproducesLibsrtpReferencePackets(cpuInstructions: Bool) throws {
         #expect(SRTPCrypto.installOwnCrypto(cpuInstructions: cpuInstructions))
@@ -108,7 +109,7 @@ import WebRTCSession
 }
 
 /// HMAC-SHA1 on the SHA instructions against RFC 2202 and against mbedTLS's, byte for byte.
-@Suite(.enabled(if: AcceleratedHMACSHA1.isAvailable, "this CPU has no SHA-NI"))
+@Suite(.enabled(if: AcceleratedHMACSHA1.isAvailable, "this CPU has no SHA-1 instructions"))
 struct AcceleratedHMACSHA1Tests {
     static func mac(_ make: (UnsafeRawBufferPointer) -> (any SRTPMessageAuthenticator)?, key: [UInt8],
                     parts: [[UInt8]]) -> [UInt8] {
@@ -179,8 +180,9 @@ struct AcceleratedHMACSHA1Tests {
     }
 }
 
-/// AES-128 on AES-NI, eight blocks at a time, against FIPS 197 and against mbedTLS's.
-@Suite(.enabled(if: AcceleratedAES128.isAvailable, "this CPU has no AES-NI"))
+/// AES-128 on the CPU's AES instructions (AES-NI, ARMv8 AESE/AESMC), eight blocks at a time, against
+/// FIPS 197 and against mbedTLS's.
+@Suite(.enabled(if: AcceleratedAES128.isAvailable, "this CPU has no AES instructions"))
 struct AcceleratedAES128Tests {
     static func encrypt(_ make: (UnsafeRawBufferPointer) -> (any SRTPBlockEncryptor)?, key: [UInt8], blocks: [UInt8]) -> [UInt8] {
         guard let encryptor = key.withUnsafeBytes(make) else { return [] }
@@ -212,5 +214,24 @@ struct AcceleratedAES128Tests {
             if Self.encrypt({ AcceleratedAES128(key: $0) }, key: key, blocks: blocks) != reference { mismatches.append(count) }
         }
         #expect(mismatches.isEmpty, "block counts \(mismatches)")
+    }
+}
+
+/// The path the runner expects: the arm64 stage runs the SRTP crypto tests under qemu-user twice,
+/// as they are (RTCAM_EXPECT_CPU_CRYPTO="ARMv8 AES+SHA1") and with RTCAM_CPU_CRYPTO=none ("none", a
+/// Pi 4: the fallback to mbedTLS), so neither path can pass unnoticed by running the other.
+@Suite struct CPUCryptoPathTests {
+    @Test func detectedPathIsTheExpectedOne() throws {
+        let path = CPUCryptoPath.name
+        #expect(["none", "AES-NI", "SHA-NI", "AES-NI+SHA-NI", "ARMv8 AES", "ARMv8 SHA1", "ARMv8 AES+SHA1"].contains(path))
+        #expect((path == "none") == (!AcceleratedAES128.isAvailable && !AcceleratedHMACSHA1.isAvailable))
+        if let expected = getenv("RTCAM_EXPECT_CPU_CRYPTO").map({ String(cString: $0) }) {
+            #expect(path == expected)
+        }
+        // Without the instructions the daemon's SRTP still works, on mbedTLS's primitives.
+        let key = [UInt8](repeating: 7, count: 16)
+        let aes = key.withUnsafeBytes { AcceleratedAES128(key: $0) }
+        #expect((aes != nil) == AcceleratedAES128.isAvailable)
+        #expect(key.withUnsafeBytes { MbedAES128(key: $0) } != nil)
     }
 }

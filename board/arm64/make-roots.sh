@@ -65,9 +65,41 @@ download_swift_arm64() {
     done
 }
 
+# The plain root's package lists, read once here (apt under qemu takes a minute): each test root
+# copied from it installs the .deb without an apt-get update of its own.
+update_base_lists() {
+    local root=$cache/base-arm64
+    [ -e "$root/.rtcam-apt-lists" ] && return 0
+    chroot_mount "$root"
+    in_root "$root" apt-get update -qq > "$cache/logs/base-apt-update.log" 2>&1 ||
+        { unmount_all_under "$root"; tail -n 20 "$cache/logs/base-apt-update.log" >&2; fail "apt-get update in the plain arm64 root failed"; }
+    unmount_all_under "$root"
+    touch "$root/.rtcam-apt-lists"
+}
+
+# A cached sysroot made before a package joined sysroot_packages gets what is missing (apt under qemu).
+add_missing_sysroot_packages() {
+    local root=$1 package missing=()
+    for package in "${sysroot_packages[@]}"; do
+        dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed' ||
+            missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "sysroot: adding ${missing[*]}"
+    chroot_mount "$root"
+    { in_root "$root" apt-get update -qq &&
+      in_root "$root" apt-get install -y -qq --no-install-recommends "${missing[@]}" &&
+      in_root "$root" apt-get clean; } > "$cache/logs/sysroot-add.log" 2>&1 ||
+        { unmount_all_under "$root"; tail -n 30 "$cache/logs/sysroot-add.log" >&2; fail "adding ${missing[*]} to the sysroot failed"; }
+    unmount_all_under "$root"
+}
+
 make_sysroot() {
     local root=$cache/sysroot-arm64 tmp=$cache/sysroot-arm64.tmp stamp_name=.rtcam-sysroot-$swift_version
-    [ -e "$root/$stamp_name" ] && return 0
+    if [ -e "$root/$stamp_name" ]; then
+        add_missing_sysroot_packages "$root"
+        return 0
+    fi
     make_debian_root arm64 "$cache/base-arm64"
     unmount_all_under "$tmp"
     rm -rf --one-file-system "$tmp" "$root"
@@ -148,6 +180,7 @@ make_all_roots() {
     timed "swiftlang arm64 download" download_swift_arm64
     timed "debootstrap arm64 (waited for)" wait "$base_pid" || true
     [ -e "$cache/base-arm64/.rtcam-complete" ] || fail "debootstrap arm64 failed (log: $cache/logs/debootstrap-arm64.log)"
+    timed "apt lists of the plain arm64 root" update_base_lists
     timed "sysroot (arm64)" make_sysroot
     make_sdk
 }

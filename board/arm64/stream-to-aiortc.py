@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
+import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -30,6 +33,9 @@ def main() -> int:
     parser.add_argument("--min-fps", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--expect-cpu-crypto", default=None,
+                        help='the SRTP crypto path the daemon must log, e.g. "ARMv8 AES+SHA1"')
+    parser.add_argument("--expect-tls", default=None, help="the TLS version HTTPS must negotiate, e.g. TLSv1.3")
     options = parser.parse_args()
     width, height = (int(v) for v in options.size.split("x"))
 
@@ -59,6 +65,15 @@ def main() -> int:
     print(f"  audio {measurement.audio_samples} samples at {measurement.audio_sample_rate} Hz, RMS {measurement.audio_rms}")
     print(f"  viewers while playing: {viewers}; daemon exit code {code}")
     problems = []
+    crypto = re.search(r"SRTP crypto: .*", daemon.log_path.read_text(errors="replace"))
+    print(f"  {crypto.group(0) if crypto else 'no SRTP crypto line in the log'}")
+    if options.expect_cpu_crypto and (not crypto or f"CPU instructions ({options.expect_cpu_crypto})" not in crypto.group(0)):
+        problems.append(f"SRTP did not run on {options.expect_cpu_crypto}")
+    if options.expect_tls:
+        version, cipher = https_handshake(options)
+        print(f"  HTTPS (mbedTLS of the arm64 root): {version} {cipher}")
+        if version != options.expect_tls:
+            problems.append(f"HTTPS negotiated {version}, not {options.expect_tls}")
     if (measurement.width, measurement.height) != (width, height):
         problems.append(f"decoded {measurement.width}x{measurement.height}, not {options.size}")
     if measurement.fps < options.min_fps:
@@ -72,6 +87,32 @@ def main() -> int:
     for problem in problems:
         print(f"FAIL: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def https_handshake(options) -> tuple[str, str]:
+    """A second short run with HTTPS on: GET /healthz over TLS; the version and suite negotiated."""
+    daemon = EmulatedRtcam(state_dir=options.work / "state-https", log_path=options.work / "rtcam-https.log",
+                           size=options.size, fps=options.fps, bitrate_kbps=500, startup_timeout=60.0, https=True)
+    daemon.start()
+    try:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE   # the daemon's own self-signed certificate
+        with socket.create_connection(("127.0.0.1", daemon.https_port), timeout=60) as raw:
+            with context.wrap_socket(raw) as tls:
+                tls.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{daemon.https_port}\r\nConnection: close\r\n\r\n".encode())
+                answer = b""
+                while chunk := tls.recv(4096):
+                    answer += chunk
+                version, cipher = tls.version(), tls.cipher()[0]
+        if not answer.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(f"GET /healthz over HTTPS answered {answer[:120]!r}")
+        return version, cipher
+    except Exception:
+        print(daemon.log_tail(), file=sys.stderr)
+        raise
+    finally:
+        daemon.stop(timeout=15.0)
 
 
 if __name__ == "__main__":

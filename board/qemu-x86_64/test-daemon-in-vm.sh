@@ -5,7 +5,8 @@
 #   x264 (default):  vivid's webcam (NV12 640x480 at 25 fps) → x264; snd-aloop → Opus. Then the
 #                    size is changed to 640x360 through the settings API (PUT /api/config), which
 #                    must reopen the one camera (it was refused with EBUSY while the old pipeline
-#                    held it), and a second client must decode 640x360.
+#                    held it), and a second client must decode 640x360. Before that, vivid's
+#                    Brightness is set through the "rtcam" data channel and read back.
 #   --passthrough:   a camera that encodes H.264 itself: v4l2loopback (exclusive_caps=1) fed by FFmpeg
 #                    in the guest with an H.264 file made here (640x480, 25 fps, an IDR every 2 s),
 #                    rtcam --encoder passthrough (no encoder in rtcam); snd-aloop → Opus.
@@ -122,6 +123,11 @@ PY
       > "$share/summary.json"
   client=$?
   if [ $client = 0 ] && [ "$mode" = x264 ]; then
+    # A camera control through the "rtcam" data channel (issue 18): the Brightness of vivid set and read back.
+    "$python" "$here/../../Tests/Interop/datachannel_controls.py" http://127.0.0.1:18080/whep Brightness \
+        > "$share/controls.json" 2>&1 || client=9
+  fi
+  if [ $client = 0 ] && [ "$mode" = x264 ]; then
     # A new size for the same camera: choose a password (with the setup code rtcam logged, as a
     # person reads it in the journal; viewing stays open), log in, PUT the settings.
     "$python" - <<PY > "$share/resize.out" 2>&1 || client=7
@@ -159,6 +165,7 @@ echo "----- rtcam log (guest)"; cat "$share/rtcam.log" 2>/dev/null || true
 [ -s "$share/ffmpeg.log" ] && { echo "----- FFmpeg feeding v4l2loopback (guest)"; tail -n 20 "$share/ffmpeg.log"; }
 echo "----- WHEP client summary (host)"; cat "$share/summary.json" 2>/dev/null || true
 [ -f "$share/resize.out" ] && { echo "----- settings change (host)"; cat "$share/resize.out"; }
+[ -f "$share/controls.json" ] && { echo "----- camera control over the data channel (host)"; cat "$share/controls.json"; }
 # The picture must have arrived at the size asked for, at a rate that shows frames keep coming
 # (TCG runs the guest several times slower than the host: 3 fps is the floor, not the goal).
 if [ $status = 0 ]; then

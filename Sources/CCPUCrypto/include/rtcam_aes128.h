@@ -1,5 +1,5 @@
-// AES-128 encryption (FIPS 197) on x86-64's AES instructions (AES-NI), several blocks in flight at
-// once, for SRTP's counter-mode keystream: mbedTLS 2.28 uses AES-NI too but one block per call,
+// AES-128 encryption (FIPS 197) on the CPU's AES instructions (x86-64's AES-NI, ARMv8's AESE/AESMC),
+// several blocks in flight at once, for SRTP's counter-mode keystream: mbedTLS 2.28 uses AES-NI too but one block per call,
 // so the instruction's latency is paid 75 times for a 1200-byte packet. Where the CPU lacks the
 // instructions, rtcam_aes_accelerated() is 0 and callers keep mbedTLS's AES.
 #pragma once
@@ -14,7 +14,7 @@ typedef struct rtcam_aes128 {
     _Alignas(16) uint8_t round_keys[11 * 16];
 } rtcam_aes128;
 
-// 1 when this CPU has AES-NI (checked once), else 0.
+// 1 when this CPU has the instructions (checked once), else 0.
 int rtcam_aes_accelerated(void);
 
 // Expands `key` (16 bytes). Only when accelerated.

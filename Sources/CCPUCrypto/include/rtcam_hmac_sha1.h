@@ -1,6 +1,7 @@
 // HMAC-SHA1 (RFC 2104 over FIPS 180-4 SHA-1) on the CPU's SHA instructions, for SRTP's per-packet
 // authentication tag. mbedTLS 2.28 computes SHA-1 in portable C, which was a third of the daemon's
-// CPU at 100 viewers; x86-64's SHA extensions (SHA-NI) do a block in a fraction of that.
+// CPU at 100 viewers; x86-64's SHA extensions (SHA-NI) and ARMv8's SHA1 instructions (Pi 5) do a
+// block in a fraction of that.
 // Where the CPU lacks them, rtcam_sha1_accelerated() is 0 and callers keep mbedTLS's HMAC.
 #pragma once
 #include <stddef.h>

@@ -29,6 +29,8 @@ extern const unsigned long cv4l2_VIDIOC_DQEVENT;
 extern const unsigned long cv4l2_VIDIOC_G_EXT_CTRLS;
 extern const unsigned long cv4l2_VIDIOC_TRY_ENCODER_CMD;
 extern const unsigned long cv4l2_VIDIOC_UNSUBSCRIBE_EVENT;
+extern const unsigned long cv4l2_VIDIOC_QUERYCTRL;
+extern const unsigned long cv4l2_VIDIOC_QUERYMENU;
 
 // Plain #defines re-exported so the V4L2 target can check its Swift-side values against the kernel header.
 extern const uint32_t cv4l2_V4L2_PIX_FMT_YUYV;

@@ -65,6 +65,9 @@ enum SettingsPage {
   <form id="settings-form" novalidate>
     <h2>Camera</h2>
     <label>Video source <select name="source"></select><span class="error" data-for="source"></span></label>
+    <label id="exec-row" hidden>Program writing H.264 to stdout (run through /bin/sh; {width} {height} {fps} {bitrate} filled in)
+      <input name="execCommand" size="70" maxlength="2000" spellcheck="false"
+             placeholder="rpicam-vid -t 0 -n --codec h264 --inline --flush --intra {fps} --width {width} --height {height} --framerate {fps} --bitrate {bitrate} -o -"></label>
     <div class="row">
       <label>Resolution <select name="size"></select><span class="error" data-for="width"></span><span class="error" data-for="height"></span></label>
       <label>Frame rate <select name="fps"></select><span class="error" data-for="fps"></span></label>
@@ -175,7 +178,13 @@ function fillForm() {
   form.source.innerHTML = "";
   option(form.source, "auto", "Automatic (first camera, else test pattern)", settings.source === "auto");
   for (const c of devices.cameras) option(form.source, c.source, c.name, c.source === settings.source);
-  if (![...form.source.options].some((o) => o.value === settings.source)) option(form.source, settings.source, settings.source, true);
+  const isExec = settings.source.startsWith("exec:");
+  option(form.source, "exec", "A program's H.264 (rpicam-vid for Pi cameras)", isExec);
+  form.execCommand.value = isExec ? settings.source.slice(5) : "";
+  $("#exec-row").hidden = !isExec;
+  if (![...form.source.options].some((o) => o.value === settings.source || (isExec && o.value === "exec"))) {
+    option(form.source, settings.source, settings.source, true);
+  }
   form.audio.innerHTML = "";
   option(form.audio, "auto", "Automatic (first microphone, else test tone)", settings.audio === "auto");
   for (const m of devices.microphones) option(form.audio, m.source, m.name, m.source === settings.audio);
@@ -260,7 +269,7 @@ $("#login-form").addEventListener("submit", async (e) => {
   else show(r.data.error || "Could not log in.", false);
 });
 $("#settings-form").addEventListener("change", (e) => {
-  if (e.target.name === "source") fillSizes();
+  if (e.target.name === "source") { fillSizes(); $("#exec-row").hidden = e.target.value !== "exec"; }
   if (e.target.name === "size") fillRates();
 });
 $("#settings-form").addEventListener("submit", async (e) => {
@@ -269,7 +278,8 @@ $("#settings-form").addEventListener("submit", async (e) => {
   for (const el of f.querySelectorAll(".error")) el.textContent = "";
   const [width, height] = f.size.value.split("x").map(Number);
   const body = {
-    source: f.source.value, audio: f.audio.value, width, height, fps: Number(f.fps.value),
+    source: f.source.value === "exec" ? "exec:" + f.execCommand.value.trim() : f.source.value,
+    audio: f.audio.value, width, height, fps: Number(f.fps.value),
     bitrateKbps: Number(f.bitrateKbps.value), encoder: f.encoder.value,
     maxViewers: Number(f.maxViewers.value), viewingRequiresPassword: f.viewingRequiresPassword.checked,
   };

@@ -32,6 +32,12 @@ enum ViewerPage {
   #dot { display: inline-block; width: .7em; height: .7em; border-radius: 50%; background: #888;
     margin-right: .35em; vertical-align: -.05em; }
   #dot.ok { background: #3c6; } #dot.wait { background: #fc3; } #dot.bad { background: #e43; }
+  #camera { display: flex; flex-wrap: wrap; gap: .4em 1.4em; align-items: center; padding: .35em .8em;
+    background: #161616; font-variant-numeric: tabular-nums; }
+  #camera[hidden] { display: none; }
+  #controls { display: flex; flex-wrap: wrap; gap: .4em 1.4em; }
+  #controls label { display: inline-flex; gap: .5em; align-items: center; white-space: nowrap; }
+  #controls input[type=range] { width: 9em; }
 </style>
 </head>
 <body>
@@ -49,6 +55,107 @@ enum ViewerPage {
   <a id="snapshot" href="/snapshot.jpg" download="rtcam-snapshot.jpg" title="Save the current picture as a JPEG">Snapshot</a>
   <a href="/settings">Settings</a>
 </div>
+<div id="camera" hidden>
+  <span id="camstatus">–</span>
+  <div id="controls"></div>
+</div>
+<script>
+"use strict";
+// The "rtcam" data channel (README "Data channels"): the camera's status once a second, and a control
+// for each camera control it reports (sliders, switches, menus). The main script below opens the
+// channel on every new connection (`rtcamChannel.attach(peer)`). For tests: window.rtcamChannel.status
+// (the last status), .controls (the last list), .lastError, .render(list) (draws a list as given).
+(function () {
+  var panel = document.getElementById("camera");
+  var statusText = document.getElementById("camstatus");
+  var controlsBox = document.getElementById("controls");
+  var nextId = 0;
+  var api = window.rtcamChannel = { channel: null, status: null, controls: null, lastError: null,
+                                    attach: attach, send: send, render: render };
+
+  function attach(peer) {
+    var channel = peer.createDataChannel("rtcam");
+    api.channel = channel;
+    channel.onopen = function () { send({ type: "listControls" }); };
+    channel.onclose = function () { if (api.channel === channel) { api.channel = null; } };
+    channel.onmessage = function (event) {
+      if (api.channel !== channel || typeof event.data !== "string") { return; }
+      var message;
+      try { message = JSON.parse(event.data); } catch (e) { return; }
+      if (message.type === "status") { showStatus(message); }
+      else if (message.type === "controls") { render(message.controls || []); if (message.error) { api.lastError = message.error; } }
+      else if (message.type === "controlSet") { showValue(message.control, message.value); }
+      else if (message.type === "error") { api.lastError = message.error; statusText.title = message.error; }
+    };
+  }
+
+  function send(message) {
+    if (!api.channel || api.channel.readyState !== "open") { return null; }
+    message.id = ++nextId;
+    api.channel.send(JSON.stringify(message));
+    return message.id;
+  }
+
+  function showStatus(status) {
+    api.status = status;
+    panel.hidden = false;
+    statusText.textContent = "camera " + status.fps.toFixed(0) + " fps · " + status.bitrateKbps.toFixed(0) + " kb/s · "
+      + status.viewers + (status.viewers === 1 ? " viewer" : " viewers") + " · talk " + status.talk;
+  }
+
+  function showValue(id, value) {
+    var input = controlsBox.querySelector("[data-control='" + id + "']");
+    if (!input) { return; }
+    if (input.type === "checkbox") { input.checked = value !== 0; } else { input.value = String(value); }
+    var shown = input.parentNode.querySelector("output");
+    if (shown) { shown.textContent = String(value); }
+  }
+
+  function render(list) {
+    api.controls = list;
+    controlsBox.textContent = "";
+    list.forEach(function (control) {
+      if (control.readOnly || control.type === "button") { return; }
+      var label = document.createElement("label");
+      label.appendChild(document.createTextNode(control.name));
+      var input;
+      if (control.type === "boolean") {
+        input = document.createElement("input");
+        input.type = "checkbox";
+        input.checked = control.value !== 0;
+      } else if ((control.type === "menu" || control.type === "integerMenu") && control.menu) {
+        input = document.createElement("select");
+        control.menu.forEach(function (item) {
+          var option = document.createElement("option");
+          option.value = String(item.index);
+          option.textContent = item.name;
+          input.appendChild(option);
+        });
+        input.value = String(control.value);
+      } else {
+        input = document.createElement("input");
+        input.type = "range";
+        input.min = String(control.min); input.max = String(control.max);
+        input.step = String(Math.max(1, control.step));
+        input.value = String(control.value);
+      }
+      input.setAttribute("data-control", String(control.id));
+      label.appendChild(input);
+      if (input.type === "range") {
+        var shown = document.createElement("output");
+        shown.textContent = String(control.value);
+        label.appendChild(shown);
+        input.addEventListener("input", function () { shown.textContent = input.value; });
+      }
+      input.addEventListener("change", function () {
+        var value = input.type === "checkbox" ? (input.checked ? 1 : 0) : Number(input.value);
+        send({ type: "setControl", control: control.id, value: value });
+      });
+      controlsBox.appendChild(label);
+    });
+  }
+})();
+</script>
 <script>
 "use strict";
 (function () {
@@ -181,6 +288,7 @@ enum ViewerPage {
     var peer = pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
     peer.addTransceiver("video", { direction: "recvonly" });
     peer.addTransceiver("audio", { direction: "recvonly" });
+    if (window.rtcamChannel) { window.rtcamChannel.attach(peer); }   // status and camera controls
     peer.ontrack = function (event) {
       if (myGeneration !== generation) { return; }
       stream.addTrack(event.track);
