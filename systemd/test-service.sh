@@ -90,6 +90,10 @@ echo "== serving on port $port"
 check "GET /healthz" wait_until 10 healthy
 page=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/" 2>/dev/null)
 check "GET / serves the viewer page (<video>, WHEP)" bash -c 'grep -qi "<video" <<<"$1" && grep -qi whep <<<"$1"' _ "$page"
+# A still under the unit's sandbox (issue 21): libjpeg-turbo is opened with dlopen at the first one.
+# Viewing is open on a fresh install (no password yet), so no credential is needed.
+check "GET /snapshot.jpg is a JPEG (libjpeg-turbo loads in the sandbox)" \
+    bash -c "curl -fsS --max-time 10 http://127.0.0.1:$port/snapshot.jpg | head -c 2 | od -An -tx1 | grep -q 'ff d8'"
 note "viewer page: ${#page} bytes"
 
 pid=$(property MainPID)
