@@ -14,11 +14,13 @@
 source "$(dirname "$0")/common.sh"
 
 # The arm64 -dev packages rtcam links against (Package.swift's system libraries) and the C++
-# runtime the Swift runtime needs; dpkg-dev for dpkg-shlibdeps (the .deb's Depends). The sysroot is
-# also where test-arm64.sh runs the aarch64 Swift tests: ffmpeg (ffprobe) for the tests that decode
-# the H.264 they encode, as on amd64.
+# runtime the Swift runtime needs; dpkg-dev for dpkg-shlibdeps (the .deb's Depends).
 sysroot_packages=(libc6-dev libstdc++-14-dev linux-libc-dev libmbedtls-dev libsrtp2-dev libx264-dev
-                  libopus-dev libasound2-dev libv4l-dev libturbojpeg0-dev dpkg-dev ffmpeg)
+                  libopus-dev libasound2-dev libv4l-dev libturbojpeg0-dev dpkg-dev)
+# The sysroot is also where test-arm64.sh (not --quick) runs the aarch64 Swift tests: ffmpeg
+# (ffprobe) for the tests that decode the H.264 they encode, as on amd64. Added only then: its
+# hundred-odd dependencies take about ten minutes of dpkg under qemu.
+sysroot_test_packages=(ffmpeg)
 
 make_build_root() {
     local root=$cache/build-amd64 stamp
@@ -77,10 +79,12 @@ update_base_lists() {
     touch "$root/.rtcam-apt-lists"
 }
 
-# A cached sysroot made before a package joined sysroot_packages gets what is missing (apt under qemu).
+# add_missing_sysroot_packages ROOT PACKAGE...: what is not installed yet (a cached sysroot made
+# before a package joined the list; the test packages), installed with apt under qemu.
 add_missing_sysroot_packages() {
     local root=$1 package missing=()
-    for package in "${sysroot_packages[@]}"; do
+    shift
+    for package in "$@"; do
         dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed' ||
             missing+=("$package")
     done
@@ -97,7 +101,7 @@ add_missing_sysroot_packages() {
 make_sysroot() {
     local root=$cache/sysroot-arm64 tmp=$cache/sysroot-arm64.tmp stamp_name=.rtcam-sysroot-$swift_version
     if [ -e "$root/$stamp_name" ]; then
-        add_missing_sysroot_packages "$root"
+        add_missing_sysroot_packages "$root" "${sysroot_packages[@]}"
         return 0
     fi
     make_debian_root arm64 "$cache/base-arm64"
