@@ -66,6 +66,10 @@ final class OutputEndpoints: @unchecked Sendable {  // immutable after init, but
             default: return loop.makeSucceededFuture(.text(.badRequest, "width must be a whole number of pixels, 16 to 8192"))
             }
             if request.path == "/snapshot.jpg" { return snapshot(width: width) }
+            if request.method == .HEAD {   // no stream is started (nor counted) for a HEAD
+                return loop.makeSucceededFuture(HTTPResponse(status: .ok, headers: [("Content-Type", MultipartJPEG.contentType),
+                                                                                     ("Cache-Control", "no-store")]))
+            }
             return loop.makeSucceededFuture(stream(width: width, query: request.query))
         }
     }

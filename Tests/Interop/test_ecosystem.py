@@ -186,6 +186,11 @@ def test_mjpeg_stream_rate_and_nothing_coded_after(rtcam_factory, request):
     parts = read_mjpeg(daemon.http_port, "/stream.mjpg?fps=1000", 2.0)
     assert 15 <= len(parts) <= 31, len(parts)
     assert all(jpeg_size(part) == (640, 480) for part in parts)
+    # HEAD answers the type and starts nothing: 20 of them (over the 16-stream limit) leave GET working.
+    for _ in range(20):
+        status, headers, body = daemon.request("HEAD", "/stream.mjpg")
+        assert status == 200 and headers["Content-Type"].startswith("multipart/x-mixed-replace") and body == b""
+    assert len(read_mjpeg(daemon.http_port, "/stream.mjpg?fps=5", 1.0)) >= 2
     # Nobody watches any more: no JPEG is coded (the count stays), and x264 never ran.
     time.sleep(0.3)
     first = metrics(daemon)
