@@ -121,6 +121,9 @@ def test_snapshot_sizes_and_one_encode_for_many_clients(rtcam_factory, request):
     assert jpeg_size(body) == (640, 480)
     status, _, body = daemon.request("GET", "/snapshot.jpg?width=320")
     assert status == 200 and jpeg_size(body) == (320, 240)
+    # The viewer page's snapshot button is a link the browser downloads with the page's own cookie.
+    status, _, page = daemon.request("GET", "/")
+    assert status == 200 and b'href="/snapshot.jpg" download=' in page
     for bad in ("abc", "4", "-20", "99999999999"):
         status, _, body = daemon.request("GET", f"/snapshot.jpg?width={bad}")
         assert status == 400, (bad, body)
