@@ -21,6 +21,7 @@ let package = Package(
         .systemLibrary(name: "CX264", pkgConfig: "x264", providers: [.apt(["libx264-dev"])]),
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
+        .systemLibrary(name: "CSpeexDSP", pkgConfig: "speexdsp", providers: [.apt(["libspeexdsp-dev"])]),  // talkback's echo canceller
         // Snapshots, MJPEG (issue 21): the header only; libturbojpeg.so.0 is opened (dlopen) when the
         // first still is asked for, so an idle camera maps none of it (CTurboJPEG/turbojpeg_loader.c).
         .target(name: "CTurboJPEG", linkerSettings: [.linkedLibrary("dl")]),  // needs libturbojpeg0-dev's turbojpeg.h
@@ -52,6 +53,10 @@ let package = Package(
         .target(name: "Opus", dependencies: ["COpus", "RTCBase", "MediaSources"]),
         .target(name: "V4L2", dependencies: ["CV4L2", "RTCBase"]),
         .target(name: "ALSA", dependencies: ["CALSA", "RTCBase"]),
+        // Talkback (issue 17), sans-IO: the adaptive jitter buffer, the talk floor, the resampler.
+        .target(name: "Talkback", dependencies: ["RTCBase"]),
+        // Full-duplex talkback's acoustic echo canceller: the one owner of speexdsp's handles.
+        .target(name: "EchoCanceller", dependencies: ["CSpeexDSP"]),
         // Stills (snapshot.jpg, stream.mjpg): raw frames to JPEG with libjpeg-turbo.
         .target(name: "JPEG", dependencies: ["CTurboJPEG", "MediaSources"]),
         // RTSP (RFC 2326) for NVRs: request parsing, sessions, Digest auth, RTP over TCP/UDP; sans-IO.
@@ -67,7 +72,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "CMalloc", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
+            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CMalloc", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -124,6 +129,7 @@ let package = Package(
         .testTarget(name: "EcosystemTests", dependencies: ["JPEG", "RTSP", "OutputFormats", "RTP", "MediaSources", "RTCBase"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "RTCBase"]),
         .testTarget(name: "ALSATests", dependencies: ["ALSA", "RTCBase"]),
+        .testTarget(name: "TalkbackTests", dependencies: ["Talkback", "EchoCanceller", "RTCBase"]),
         // Real kernel drivers (vivid, vicodec, snd-aloop): these run inside board/qemu-x86_64's VM and
         // skip elsewhere (board/qemu-x86_64/test-kernel-drivers.sh).
         .testTarget(name: "KernelDriverTests", dependencies: ["V4L2", "ALSA", "RTCBase", "MediaSources"]),

@@ -86,11 +86,14 @@ struct MicrophoneProducer: AudioProducer, @unchecked Sendable {
                     continue
                 }
                 guard chunk.samples.count == 960 else { continue }
+                // Talkback (issue 17): silence while it plays and 200 ms after (half duplex), or its
+                // echo cancelled (full duplex).
+                let samples = MicrophoneGate.shared.process(chunk.samples, capturedAt: chunk.captureTime)
                 // The encoder's own errors are not the microphone's: they must not close the device.
                 do {
                     guard let opus = try encoder.use(at: chunk.captureTime, make: { try makeOpusEncoder(controls) }) else { continue }
                     deliver(try controls.measuringCPU(\.audioEncoderCPUNanoseconds) {
-                        try opus.encode(chunk.samples, captureTime: chunk.captureTime)
+                        try opus.encode(samples, captureTime: chunk.captureTime)
                     })
                 } catch {
                     controls.logger.error("audio encoding failed: \(error)")

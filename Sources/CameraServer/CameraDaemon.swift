@@ -48,6 +48,8 @@ public struct SettingsOverrides: Sendable {
     public var bitrateKbps: Int?
     public var encoder: EncoderPreference?
     public var maximumViewers: Int?
+    public var speaker: SpeakerSetting?
+    public var echo: EchoHandling?
 
     public init() {}
 
@@ -61,6 +63,8 @@ public struct SettingsOverrides: Sendable {
         if let framesPerSecond { result.media.framesPerSecond = framesPerSecond }
         if let bitrateKbps { result.media.bitrateKbps = bitrateKbps }
         if let maximumViewers { result.maximumViewers = maximumViewers }
+        if let speaker { result.talkback.speaker = speaker }
+        if let echo { result.talkback.echo = echo }
         return result
     }
 }
@@ -86,6 +90,8 @@ public final class CameraDaemon: @unchecked Sendable {
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let startedAt = MonotonicClock.now()
+    /// Set in `run` before the hub's settings are first made.
+    private var talkback: TalkbackController?
 
     public init(configuration: DaemonConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -115,10 +121,13 @@ public final class CameraDaemon: @unchecked Sendable {
         // for comparisons): installed by the hub before the first session exists.
         let srtpCrypto = Environment.value("RTCAM_SRTP_CRYPTO").flatMap(SRTPCrypto.Choice.init(rawValue:)) ?? .cpuInstructions
         let media = try MediaController(configuration: settings.media, logger: logger)
+        let talkback = TalkbackController(settings: settings.talkback, logger: logger)
+        self.talkback = talkback
         // WebRTC viewers and RTSP clients share the encoders: they run while either kind watches.
         let presence = ViewerPresence(media: media)
         let hub = StreamHub(loop: loop, settings: hubSettings(settings, candidates: candidates, media: media.current),
                             certificate: certificate, logger: logger, encoders: presence, srtpCrypto: srtpCrypto)
+        hub.attach(talkback: talkback)
 
         // One pool thread for what must not run on the event loop: PBKDF2 (login, password) and
         // building a new media pipeline (camera open, device discovery, passthrough probe).
@@ -142,6 +151,7 @@ public final class CameraDaemon: @unchecked Sendable {
             }
             return applied.map { [self] reason in
                 guard reason == nil else { return reason }
+                if old.talkback != new.talkback { talkback.apply(new.talkback) }
                 hub.update(settings: hubSettings(new, candidates: candidates, media: media.current))
                 hub.requestKeyframe()
                 logger.info("settings changed: \(new.json())")
@@ -163,7 +173,7 @@ public final class CameraDaemon: @unchecked Sendable {
         try reader.start()
 
         let router = CameraRouter(
-            hub: hub, access: access, tokens: tokens,
+            hub: hub, access: access, tokens: tokens, talkback: talkback,
             policy: RequestPolicy(hostName: RequestPolicy.machineHostName(), extraNames: configuration.hostNames, httpsPort: configuration.httpsPort),
             settings: settingsController, threadPool: threadPool,
             status: { [self] in statusJSON(hub: hub, media: media.current) },
@@ -222,6 +232,7 @@ public final class CameraDaemon: @unchecked Sendable {
             .bind(host: configuration.httpAddress, port: configuration.httpPort).wait()
 
         media.start(delivering: rtsp.map { MediaFanout(hub: hub, rtsp: $0) } ?? hub)
+        talkback.start()
         let candidateList = candidates.map { "\($0)" }.joined(separator: ", ")
         logger.info("rtcam serving http://\(configuration.httpAddress):\(configuration.httpPort)/ — media on UDP \(configuration.mediaPort), candidates \(candidateList), \(media.current.summary)")
 
@@ -249,6 +260,7 @@ public final class CameraDaemon: @unchecked Sendable {
         logger.info("stopping: closing every session")
         media.stop()
         hub.closeAll()
+        talkback.stop()
         try? http.close().wait()
         rtsp?.stop()
         try? https?.close().wait()
@@ -307,7 +319,8 @@ public final class CameraDaemon: @unchecked Sendable {
     private func hubSettings(_ settings: CameraSettings, candidates: [TransportAddress.IP], media: MediaPipeline) -> HubSettings {
         HubSettings(maximumViewers: settings.maximumViewers, candidateAddresses: candidates,
                     mediaPort: UInt16(configuration.mediaPort), h264ProfileLevelID: media.h264ProfileLevelID,
-                    hasVideo: true, hasAudio: media.hasAudio)
+                    hasVideo: true, hasAudio: media.hasAudio,
+                    hasSpeaker: talkback?.hasSpeaker ?? false, whoMayTalk: settings.talkback.whoMayTalk)
     }
 
     private func waitForTerminationSignal() {
@@ -386,6 +399,38 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("framesDropped", mediaStatus.framesDropped)
         json.field("sourceProblem", mediaStatus.sourceProblem)
         json.field("sourceRestarts", mediaStatus.sourceRestarts)
+        if let talkback {
+            let talk = talkback.status()
+            json.key("talkback")
+            json.beginObject()
+            json.field("speaker", talk.speaker)
+            json.field("talker", talk.talker)
+            json.field("volumePercent", talk.volumePercent)
+            json.field("whoMayTalk", talk.whoMayTalk.rawValue)
+            json.field("deviceRate", talk.deviceRate.map(Double.init))
+            json.field("targetDelayMs", talk.targetDelayMilliseconds)
+            json.field("packetsAccepted", talk.jitter.packetsAccepted)
+            json.field("packetsWithoutFloor", talk.packetsWithoutFloor)
+            json.field("late", talk.jitter.late)
+            json.field("framesPlayed", talk.jitter.framesPlayed)
+            json.field("framesRecoveredByFEC", talk.jitter.framesRecoveredByFEC)
+            json.field("framesConcealed", talk.jitter.framesConcealed)
+            json.field("framesConcealedEmpty", talk.jitter.framesConcealedEmpty)
+            json.field("framesInserted", talk.jitter.framesInserted)
+            json.field("framesDropped", talk.jitter.framesDropped)
+            json.field("underruns", talk.jitter.underruns)
+            json.field("talkspurts", talk.jitter.talkspurts)
+            json.field("longestArrivalGapMs", talk.jitter.longestArrivalGap.millisecondsDouble)
+            json.field("framesWritten", Int(talk.playback.framesWritten))
+            json.field("speakerUnderrunsRecovered", talk.playback.underrunsRecovered)
+            json.field("speakerSuspendsRecovered", talk.playback.suspendsRecovered)
+            json.field("speakerOpenFailures", talk.openFailures)
+            json.field("microphonePeriodsMuted", talk.microphonePeriodsMuted)
+            json.field("echo", talk.echo.handling.rawValue)
+            json.field("microphonePeriodsEchoCancelled", talk.echo.cancelledPeriods)
+            json.field("echoReturnLossEnhancementDB", talk.echo.echoReturnLossEnhancementDB)
+            json.endObject()
+        }
         if let microphone = mediaStatus.microphone {
             json.key("microphone")
             json.beginObject()

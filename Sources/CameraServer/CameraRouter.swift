@@ -14,6 +14,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     private let hub: StreamHub
     private let access: AccessControl
     private let tokens: ViewingTokens
+    private let talkback: TalkbackController?
     private let policy: RequestPolicy
     private let settings: SettingsController
     private let threadPool: NIOThreadPool
@@ -38,12 +39,13 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     var rtspCredentials: RTSPCredentials?
     var rtsp: RTSPServer?
 
-    init(hub: StreamHub, access: AccessControl, tokens: ViewingTokens, policy: RequestPolicy,
+    init(hub: StreamHub, access: AccessControl, tokens: ViewingTokens, talkback: TalkbackController? = nil, policy: RequestPolicy,
          settings: SettingsController, threadPool: NIOThreadPool,
          status: @escaping () -> String, devices: @escaping () -> String) {
         self.hub = hub
         self.access = access
         self.tokens = tokens
+        self.talkback = talkback
         self.policy = policy
         self.settings = settings
         self.threadPool = threadPool
@@ -166,6 +168,9 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             return .text(.methodNotAllowed, "use POST with an SDP offer", headers: [("Allow", "POST, OPTIONS")])
         default:
             break
+        }
+        if path.hasPrefix("/whep/"), path.hasSuffix(TalkRoute.suffix) {
+            return TalkRoute.respond(to: request, talkback: talkback, hub: hub, isOwner: isAuthenticated(request))
         }
         if path.hasPrefix("/whep/") {
             let id = String(path.dropFirst("/whep/".count))

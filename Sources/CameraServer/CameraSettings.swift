@@ -5,6 +5,8 @@ public struct CameraSettings: Equatable, Sendable {
     /// Once a password exists, viewing (WHEP) needs it (a login session) or a viewing token, unless
     /// this is turned off. True by default, also for a config.json saved before the key existed.
     public var viewingRequiresPassword = true
+    /// Talkback (issue 17): the speaker, its volume, who may talk.
+    public var talkback = TalkbackSettings()
 
     public init() {}
 
@@ -26,6 +28,7 @@ public struct CameraSettings: Equatable, Sendable {
         if !(1...120).contains(media.framesPerSecond) { errors.append(("fps", "frame rate must be 1 to 120")) }
         if !(50...50_000).contains(media.bitrateKbps) { errors.append(("bitrateKbps", "bitrate must be 50 to 50000 kbit/s")) }
         if !(1...1000).contains(maximumViewers) { errors.append(("maxViewers", "viewer limit must be 1 to 1000")) }
+        if !(0...100).contains(talkback.volumePercent) { errors.append(("speakerVolume", "speaker volume must be 0 to 100 %")) }
         return errors
     }
 
@@ -43,6 +46,10 @@ public struct CameraSettings: Equatable, Sendable {
         writer.field("encoder", media.encoder.rawValue)
         writer.field("maxViewers", maximumViewers)
         writer.field("viewingRequiresPassword", viewingRequiresPassword)
+        writer.field("speaker", talkback.speaker.description)
+        writer.field("speakerVolume", talkback.volumePercent)
+        writer.field("whoMayTalk", talkback.whoMayTalk.rawValue)
+        writer.field("echo", talkback.echo.rawValue)
         writer.endObject()
         return writer.text
     }
@@ -82,6 +89,22 @@ public struct CameraSettings: Equatable, Sendable {
             case "viewingRequiresPassword":
                 guard let flag = value.boolValue else { throw InvalidField(field: key, message: "must be true or false") }
                 result.viewingRequiresPassword = flag
+            case "speaker":
+                guard let text = value.stringValue, let setting = SpeakerSetting(parsing: text) else {
+                    throw InvalidField(field: key, message: "speaker must be auto, none or alsa:NAME")
+                }
+                result.talkback.speaker = setting
+            case "speakerVolume": result.talkback.volumePercent = try Self.integer(value, key)
+            case "echo":
+                guard let text = value.stringValue, let echo = EchoHandling(rawValue: text) else {
+                    throw InvalidField(field: key, message: "echo must be half-duplex, cancel or off")
+                }
+                result.talkback.echo = echo
+            case "whoMayTalk":
+                guard let text = value.stringValue, let permission = TalkPermission(rawValue: text) else {
+                    throw InvalidField(field: key, message: "whoMayTalk must be viewers or owner")
+                }
+                result.talkback.whoMayTalk = permission
             default:
                 throw InvalidField(field: key, message: "unknown setting '\(key)'")
             }

@@ -98,6 +98,15 @@ public enum DeviceListing {
             json.endObject()
         }
         json.endArray()
+        json.key("speakers")
+        json.beginArray()
+        for speaker in speakers() {
+            json.beginObject()
+            json.field("source", speaker.source)
+            json.field("name", speaker.name)
+            json.endObject()
+        }
+        json.endArray()
         json.key("microphones")
         json.beginArray()
         for microphone in microphones() {

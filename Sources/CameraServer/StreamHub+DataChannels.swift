@@ -165,6 +165,15 @@ extension StreamHub {
         }
     }
 
+    /// "you" (this viewer holds the talk floor), "talking" (someone else does), "idle", or what
+    /// `setTalkState` said when the daemon has no talkback. Under the hub lock; the hub takes the
+    /// talkback controller's lock after its own, as for the talker's packets.
+    private func talkState(of viewer: String, now: MonotonicTime) -> String {
+        guard let talkback else { return dataChannels.talkState }
+        guard let holder = talkback.talker(now: now) else { return "idle" }
+        return holder == viewer ? "you" : "talking"
+    }
+
     private func sendStatus(to viewer: Viewer, channel: UInt16, now: MonotonicTime) {
         var json = JSONWriter()
         json.beginObject()
@@ -174,7 +183,7 @@ extension StreamHub {
         json.field("bitrateKbps", media?.bitrateKbps ?? 0)
         json.field("targetBitrateKbps", media?.targetBitrateKbps ?? 0)
         json.field("viewers", viewers.count)
-        json.field("talk", dataChannels.talkState)
+        json.field("talk", talkState(of: viewer.id, now: now))
         json.field("owner", viewer.credential.isOwner)
         json.endObject()
         // A channel whose buffer is still full (a stalled page) skips a status rather than queue them.

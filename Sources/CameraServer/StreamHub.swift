@@ -38,6 +38,9 @@ struct HubSettings: Sendable {
     var h264ProfileLevelID: String
     var hasVideo: Bool
     var hasAudio: Bool
+    /// Talkback (issue 17): the camera has a speaker, and who may talk through it.
+    var hasSpeaker = false
+    var whoMayTalk = TalkPermission.viewers
     /// Forced keyframes are merged: at most one request to the encoder per this interval.
     var keyframeRequestInterval: Duration = .milliseconds(300)
 }
@@ -49,6 +52,12 @@ enum ViewerCredential: Equatable, Sendable {
     case none
     case session(id: String)
     case token(id: String)
+
+    /// Admitted by the owner's login session.
+    var isOwnerSession: Bool {
+        if case .session = self { return true }
+        return false
+    }
 }
 
 /// A viewer as /api/status shows it.
@@ -126,6 +135,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private var controlBatch = DatagramBatch()
     /// A session's outputs, taken after each input (reused).
     private var outputs: [PeerSessionOutput] = []
+    /// Where a talking viewer's audio goes (issue 17); nil: nobody's is played.
+    var talkback: TalkbackController?   // under `lock` (StreamHub+DataChannels reads it)
     /// Data channels: the "rtcam" channels, the status timer, the camera controls (StreamHub+DataChannels.swift).
     var dataChannels = HubDataChannels()
 
@@ -158,6 +169,11 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         keyframes = KeyframeRequestPolicy(minimumInterval: settings.keyframeRequestInterval)
     }
 
+    /// Plays the talk floor holder's audio from now on (issue 17).
+    func attach(talkback: TalkbackController) {
+        lock.withLock { self.talkback = talkback }
+    }
+
     /// Sends on `socket` from now on (its reading side is MediaSocketReader's).
     func attach(socket: MediaSocket) {
         lock.withLock { self.socket = socket }
@@ -187,7 +203,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     /// `client`: the IP the POST came from; checks are answered from it and the offer's candidates only.
     func createSession(offer text: String, credential: ViewerCredential = .none,
                        from client: TransportAddress.IP? = nil) throws(WHEPError) -> (id: String, answer: String) {
-        let settings: HubSettings = try locked { () throws(WHEPError) in
+        var settings: HubSettings = try locked { () throws(WHEPError) in
             try admit()
             if !srtpCryptoInstalled {
                 srtpCryptoInstalled = true
@@ -196,6 +212,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             }
             return self.settings
         }
+        // Talkback: only a viewer who may talk gets its sendrecv audio answered sendrecv.
+        if settings.whoMayTalk == .owner, !credential.isOwnerSession { settings.hasSpeaker = false }
         var random = SystemRandomNumberGenerator()
         let made = try factory.makeSession(offer: text, settings: settings, client: client, now: MonotonicClock.now(),
                                            random: &random)
@@ -452,6 +470,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             perform(keyframes.request(now: MonotonicClock.now()))
         case .bitrateEstimate, .transportFeedback:
             break  // surfaced for rate control (later)
+        case let .audioReceived(packet):
+            talkback?.receive(packet, from: id)
         case let .disconnected(reason), let .failed(reason):
             removeViewer(id: id, reason: reason)
         case .closed:
@@ -466,6 +486,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         viewerIDByUfrag[viewer.localUfrag] = nil
         for address in viewer.addresses where viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
         timers.remove(id)
+        talkback?.viewerLeft(id)
         dataChannelsViewerLeft(id)
         logger.info("viewer \(id) left: \(reason) (\(viewers.count) watching)")
         if viewers.isEmpty {

@@ -50,7 +50,8 @@ struct WHEPSessionFactory: Sendable {
             candidates: candidates, videoSSRC: videoSSRC, videoRTXSSRC: videoRTXSSRC,
             audioSSRC: audioSSRC, cname: "rtcam", streamID: "rtcam")
         let capabilities = LocalCapabilities(h264ProfileLevelIDs: [settings.h264ProfileLevelID],
-                                             audio: settings.hasAudio, video: settings.hasVideo)
+                                             audio: settings.hasAudio, video: settings.hasVideo,
+                                             speaker: settings.hasSpeaker)
         let answer: SessionDescription
         let negotiated: NegotiatedSession
         do {

@@ -36,6 +36,10 @@ public enum RTCamCommandLine {
             OptionDefinition("source", value: "source",
                              help: "Video source: auto, v4l2:/dev/videoN, test-pattern, file:PATH (Annex-B H.264), exec:COMMAND (a program writing Annex-B H.264 to stdout, e.g. rpicam-vid; {width} {height} {fps} {bitrate} {kbps} filled in). Default: saved setting, else auto."),
             OptionDefinition("audio", value: "audio", help: "Audio source: auto, alsa:NAME, test-tone, none. Default: saved setting, else auto."),
+            OptionDefinition("speaker", value: "speaker",
+                             help: "Talkback speaker (viewers talk through the camera): auto (the first ALSA playback device, else none), alsa:NAME, none. Default: saved setting, else auto."),
+            OptionDefinition("echo", value: "echo",
+                             help: "While a viewer talks: half-duplex (mute the microphone), cancel (speexdsp echo cancellation, full duplex), off. Default: saved setting, else half-duplex."),
             OptionDefinition("size", value: "WIDTHxHEIGHT", help: "Picture size. Default: saved setting, else 1280x720."),
             OptionDefinition("fps", value: "fps", help: "Frames per second. Default: saved setting, else 30."),
             OptionDefinition("bitrate", value: "kbit/s", help: "Video bitrate in kbit/s. Default: saved setting, else 2000."),
@@ -147,6 +151,18 @@ public enum RTCamCommandLine {
                 throw .invalidValue(option: "audio", reason: "--audio must be auto, alsa:NAME, test-tone or none (got '\(audio)')")
             }
             configuration.overrides.audio = setting
+        }
+        if let speaker = options.value("speaker") {
+            guard let setting = SpeakerSetting(parsing: speaker) else {
+                throw .invalidValue(option: "speaker", reason: "--speaker must be auto, alsa:NAME or none (got '\(speaker)')")
+            }
+            configuration.overrides.speaker = setting
+        }
+        if let echo = options.value("echo") {
+            guard let setting = EchoHandling(rawValue: echo) else {
+                throw .invalidValue(option: "echo", reason: "--echo must be half-duplex, cancel or off (got '\(echo)')")
+            }
+            configuration.overrides.echo = setting
         }
         if let size = options.value("size") {
             guard let (width, height) = pictureSize(size) else {

@@ -5,13 +5,17 @@ public struct LocalCapabilities: Sendable {
     public var h264ProfileLevelIDs: [String]
     public var audio: Bool
     public var video: Bool
+    /// The camera plays what a viewer sends on its audio m-line (talkback, issue 17): a `sendrecv`
+    /// audio offer is then answered `sendrecv`.
+    public var speaker: Bool
     /// Whether an offered data channel section (RFC 8841) is answered; else it is rejected.
     public var dataChannels = true
 
-    public init(h264ProfileLevelIDs: [String] = ["42e01f"], audio: Bool = true, video: Bool = true) {
+    public init(h264ProfileLevelIDs: [String] = ["42e01f"], audio: Bool = true, video: Bool = true, speaker: Bool = false) {
         self.h264ProfileLevelIDs = h264ProfileLevelIDs
         self.audio = audio
         self.video = video
+        self.speaker = speaker
     }
 }
 
@@ -112,6 +116,8 @@ public struct NegotiatedAudio: Equatable, Sendable {
     public var stereo: Bool
     public var transportCC: Bool
     public var extensionIDs: [String: UInt8]
+    /// The viewer sends Opus on this m-line and rtcam plays it (answered sendrecv; issue 17).
+    public var receive: Bool = false
 }
 
 public struct NegotiatedSession: Equatable, Sendable {

@@ -60,7 +60,10 @@ public enum WHEPAnswerer {
                 }
             case "audio" where capabilities.audio && !audioTaken:
                 if let choice = chooseOpus(in: section) {
-                    plans.append(.audio(choice, answerDirection))
+                    // Talkback (issue 17): a sendrecv offer to a camera with a speaker is answered
+                    // sendrecv; everything else as before (RFC 3264 §6.1).
+                    let talk = capabilities.speaker && direction == .sendrecv
+                    plans.append(.audio(choice, talk ? .sendrecv : answerDirection))
                     audioTaken = true
                 } else {
                     plans.append(.rejected)
@@ -141,7 +144,10 @@ public enum WHEPAnswerer {
                 var audio = common.section(answering: section, formats: [String(choice.payloadType)], direction: direction)
                 appendAudioLines(choice, direction: direction, offerSection: section, local: local, to: &audio)
                 answer.media.append(audio)
-                if direction == .sendonly { negotiatedAudio = choice.negotiated(mid: section.mid) }
+                if direction == .sendonly || direction == .sendrecv {
+                    negotiatedAudio = choice.negotiated(mid: section.mid)
+                    negotiatedAudio?.receive = direction == .sendrecv
+                }
             case let .dataChannel(choice):
                 var application = common.section(answering: section, formats: section.formats, direction: .sendrecv)
                 appendDataChannelLines(choice, local: local, to: &application)
@@ -407,12 +413,13 @@ public enum WHEPAnswerer {
                                  local: LocalTransport, to section: inout MediaDescription) {
         appendExtensionMaps(choice.extensions, to: &section)
         let trackID = local.streamID + "-audio"
-        if direction == .sendonly { section.attributes.append(SDPAttribute("msid", "\(local.streamID) \(trackID)")) }
+        let sends = direction == .sendonly || direction == .sendrecv
+        if sends { section.attributes.append(SDPAttribute("msid", "\(local.streamID) \(trackID)")) }
         let pt = String(choice.payloadType)
         section.attributes.append(SDPAttribute("rtpmap", "\(pt) opus/48000/2"))  // RFC 7587 §7
         if choice.transportCC { section.attributes.append(SDPAttribute("rtcp-fb", "\(pt) transport-cc")) }
         section.attributes.append(SDPAttribute("fmtp", "\(pt) minptime=10;useinbandfec=1"))  // RFC 7587 §6.1
-        if direction == .sendonly {
+        if sends {
             section.attributes.append(SDPAttribute("ssrc", "\(local.audioSSRC) cname:\(local.cname)"))
             section.attributes.append(SDPAttribute("ssrc", "\(local.audioSSRC) msid:\(local.streamID) \(trackID)"))
         }

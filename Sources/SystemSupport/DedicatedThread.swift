@@ -74,6 +74,16 @@ public final class DedicatedThread: @unchecked Sendable {
         close(descriptor)
     }
 
+    /// Asks for SCHED_FIFO at `priority` (1...99) for the calling thread: for a thread that must
+    /// meet a device's deadline on a loaded machine (talkback playback). Needs CAP_SYS_NICE or an
+    /// RLIMIT_RTPRIO (systemd: LimitRTPRIO=); returns the errno when refused (the thread then runs
+    /// as it was). Such a thread must block on its device or sleep: it would starve the others if it spun.
+    public static func requestRealtimePriority(_ priority: Int32) -> Int32 {
+        var parameters = sched_param()
+        parameters.sched_priority = priority
+        return pthread_setschedparam(pthread_self(), SCHED_FIFO, &parameters)
+    }
+
     /// Sleeps until an absolute CLOCK_MONOTONIC time (frame pacing without drift).
     public static func sleep(until deadline: UInt64) {
         var spec = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))

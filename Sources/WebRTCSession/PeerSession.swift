@@ -71,6 +71,8 @@ public enum PeerSessionEvent: Equatable, Sendable {
     case failed(reason: String)
     /// The viewer left: DTLS close_notify or RTCP BYE.
     case closed
+    /// An Opus packet from a viewer whose audio was answered sendrecv (talkback, issue 17).
+    case audioReceived(ReceivedAudioPacket)
     /// Data channels (RFC 8831): a channel opened, a message, a channel closed, SCTP up or down.
     case dataChannel(DataChannelEvent)
 }
@@ -112,6 +114,9 @@ public struct PeerSessionStatistics: Equatable, Sendable {
     /// DTLS datagrams that arrived after the endpoint was released (see `PeerSession.retireDTLS`).
     public var ignoredDTLSAfterHandshake = 0
     public var lastBitrateEstimate: UInt64?
+    /// Talkback (issue 17): Opus packets received and surfaced, and SRTP packets that failed to verify.
+    public var audioPacketsReceived = 0
+    public var srtpUnprotectFailures = 0
 }
 
 /// One viewer's whole WebRTC session, sans-IO (DESIGN.md): datagrams and time in, datagrams, events
@@ -153,6 +158,9 @@ public final class PeerSession {
     private var videoPacketCount: UInt32 = 0
     private var audioPacketCount: UInt32 = 0
     private var senderReportJitter: SeededRandom
+    /// The talking viewer's audio stream (issue 17): what rtcam's reports tell it (RFC 3550 §6.4.1),
+    /// so its Opus encoder learns the loss it should protect against with in-band FEC.
+    private var talkerStatistics: ReceiveStatistics?
     /// Set when the DTLS endpoint can go (see `retireDTLS`); acted on once the current input is done.
     private var retireDTLSPending = false
     /// SCTP and data channels, when the answer accepted them (PeerSession+DataChannels.swift).
@@ -328,8 +336,29 @@ public final class PeerSession {
             } catch {
                 statistics.srtcpFailures += 1
             }
-        case .rtp, .unknown:
-            // A recvonly viewer sends no media; anything else on the port is noise.
+        case .rtp:
+            // Only a viewer whose audio was answered sendrecv may send media (talkback, issue 17);
+            // a recvonly viewer sends none.
+            guard let audio = configuration.negotiated.audio, audio.receive, checkedAddresses.contains(from),
+                  let srtp else { statistics.rejectedDatagrams += 1; return }
+            let plain: [UInt8]
+            do {
+                plain = try srtp.unprotectRTP(datagram)
+            } catch {
+                statistics.srtpUnprotectFailures += 1
+                return
+            }
+            guard let packet = ReceivedAudioPacket.parse(plain, payloadType: audio.payloadType, arrival: now) else {
+                statistics.rejectedDatagrams += 1
+                return
+            }
+            statistics.audioPacketsReceived += 1
+            if talkerStatistics?.ssrc != packet.ssrc {
+                talkerStatistics = ReceiveStatistics(ssrc: packet.ssrc, clockRate: 48_000)
+            }
+            talkerStatistics?.packetReceived(sequenceNumber: packet.sequenceNumber, rtpTimestamp: packet.timestamp, arrival: now)
+            outputs.append(.event(.audioReceived(packet)))
+        case .unknown:
             statistics.rejectedDatagrams += 1
         }
     }
@@ -441,6 +470,9 @@ public final class PeerSession {
             for block in report.reportBlocks { absorb(block, now: now, media: media) }
         case let .senderReport(report):
             for block in report.reportBlocks { absorb(block, now: now, media: media) }
+            if report.ssrc == talkerStatistics?.ssrc {
+                talkerStatistics?.senderReportReceived(ntp: report.ntpTimestamp, arrival: now)
+            }
         case let .genericNACK(nack):
             guard nack.mediaSSRC == media.videoSSRC else { return }
             retransmit(nack.lostSequenceNumbers, media: media, now: now)
@@ -567,8 +599,26 @@ public final class PeerSession {
                 ssrc: media.audioSSRC, ntpTimestamp: ntp, rtpTimestamp: media.rtpTimestamp(.audio, at: now),
                 packetCount: audioPacketCount, octetCount: audioOctetsSent, reportBlocks: [])))
         }
-        guard let first = reports.first, case let .senderReport(sr) = first else { return }
-        reports.append(.sourceDescription([SDESChunk(ssrc: sr.ssrc, cname: configuration.cname)]))
+        // RFC 3550 §6.4: a report block about the talking viewer's audio, in the first SR, or in an
+        // RR when rtcam has sent nothing yet.
+        if var talker = talkerStatistics {
+            let block = talker.reportBlock(now: now)
+            talkerStatistics = talker
+            if case var .senderReport(first)? = reports.first {
+                first.reportBlocks.append(block)
+                reports[0] = .senderReport(first)
+            } else {
+                reports.append(.receiverReport(ReceiverReport(ssrc: media.audioSSRC, reportBlocks: [block])))
+            }
+        }
+        guard let first = reports.first else { return }
+        let senderSSRC: UInt32
+        switch first {
+        case let .senderReport(sr): senderSSRC = sr.ssrc
+        case let .receiverReport(rr): senderSSRC = rr.ssrc
+        default: return
+        }
+        reports.append(.sourceDescription([SDESChunk(ssrc: senderSSRC, cname: configuration.cname)]))
         if let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTCP(RTCPPacket.compound(reports)) }) {
             outputs.append(.transmit(protected, to: remoteAddress))
         }

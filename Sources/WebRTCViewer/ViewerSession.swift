@@ -89,6 +89,9 @@ public final class ViewerSession {
     private let dtls: DTLSEndpoint
     private var dtlsStarted = false
     private var srtp: SRTPSession?
+    /// The report blocks of the last SR or RR from the camera (what it says about the viewer's own
+    /// stream when it talks: issue 17).
+    public private(set) var lastReportBlocks: [ReportBlock] = []
     private var outputs: [ViewerOutput] = []
     private let ssrc: UInt32
     private var videoSSRC: UInt32?
@@ -152,8 +155,11 @@ public final class ViewerSession {
                 switch packet {
                 case let .senderReport(report):
                     if report.ssrc == videoSSRC { videoStatistics?.senderReportReceived(ntp: report.ntpTimestamp, arrival: now) }
+                    if !report.reportBlocks.isEmpty { lastReportBlocks = report.reportBlocks }
                     outputs.append(.event(.senderReport(ssrc: report.ssrc, ntpTimestamp: report.ntpTimestamp,
                                                         rtpTimestamp: report.rtpTimestamp)))
+                case let .receiverReport(report):
+                    if !report.reportBlocks.isEmpty { lastReportBlocks = report.reportBlocks }
                 case .goodbye:
                     isFinished = true
                     outputs.append(.event(.closed))
@@ -201,6 +207,15 @@ public final class ViewerSession {
         if let protected = try? srtp.protectRTCP(nack) {
             outputs.append(.transmit(protected, to: configuration.remoteAddress))
         }
+    }
+
+    /// Sends one plaintext RTP packet, SRTP-protected, to the camera: a talking viewer's audio
+    /// (talkback, issue 17), for tests and benchmarks. False before SRTP is keyed or if it refused.
+    @discardableResult
+    public func sendRTP(_ packet: [UInt8]) -> Bool {
+        guard let srtp, let protected = try? srtp.protectRTP(packet) else { return false }
+        outputs.append(.transmit(protected, to: configuration.remoteAddress))
+        return true
     }
 
     /// Sends `bytes` as one DTLS application-data record (an SCTP packet, RFC 8261 §4); false

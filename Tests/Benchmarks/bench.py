@@ -540,6 +540,63 @@ FIRST_FRAME_JS = r"""
 """
 
 
+def bench_talkback(args) -> dict:
+    """Talkback (issue 17): mouth-to-speaker latency of one talker (aiortc) and the daemon's CPU while
+    it plays (talkback_latency.py)."""
+    import asyncio
+    import tempfile
+
+    import talkback_latency
+
+    directory = Path(tempfile.mkdtemp(prefix="rtcam-talkback-"))
+    pulse, environment, _ = talkback_latency.start_pulse(directory)
+    previous_home = os.environ.get("HOME")
+    os.environ["HOME"] = str(directory)   # the daemon reads pcm.rtcamspeaker from this .asoundrc
+    try:
+        daemon = start_daemon("talkback", "640x480", 15, 500, extra=("--speaker", "alsa:rtcamspeaker"))
+    finally:
+        if previous_home is not None:
+            os.environ["HOME"] = previous_home
+    try:
+        time.sleep(1)
+        before = thread_cpu(daemon.process.pid)
+        started = time.monotonic()
+        result = asyncio.run(talkback_latency.talk(daemon.url("/whep"), args.seconds, environment))
+        elapsed = time.monotonic() - started
+        cpu = cpu_between(before, thread_cpu(daemon.process.pid))
+        status = daemon.status().get("talkback", {})
+        time.sleep(2)
+        # The viewer page: Talk pressed -> the tone heard (http://127.0.0.1 is a secure context).
+        presses = talkback_latency.press_to_heard(daemon.url("/"), directory, environment)
+    finally:
+        daemon.stop()
+        pulse.kill()
+        pulse.wait()
+    latency = percentiles(result["latencies_ms"])
+    talk_cpu = cpu.get("rtcam-talk", 0.0)
+    table(f"talkback on loopback: aiortc talks {args.seconds:.0f} s, a beep every 500 ms, into PulseAudio's null sink",
+          ["what", "count", "p50 ms", "p95 ms", "max ms"],
+          [["mouth (aiortc frame out) -> speaker (sink monitor)", latency.get("count"), latency.get("p50"),
+            latency.get("p95"), latency.get("max")]])
+    heard = [value for value in presses["press_to_heard_ms"] if value is not None]
+    press = percentiles(heard)
+    table("the viewer page in Chromium: Talk pressed -> the tone at the speaker (goal: within 300 ms)",
+          ["what", "count", "first press ms", "p50 ms", "max ms"],
+          [["press -> heard (getUserMedia on the first; the speaker reopened each time)", press.get("count"),
+            presses["press_to_heard_ms"][0], press.get("p50"), press.get("max")]])
+    print(f"  beeps sent {result['beeps_sent']}, heard {result['beeps_heard']}")
+    print("  CPU, % of one core, by thread (the daemon also encodes its 640x480@15 test pattern and tone "
+          "while someone is connected): " + ", ".join(f"{name} {100 * used / elapsed:.2f}" for name, used in
+                                                      sorted(cpu.items(), key=lambda item: -item[1]) if used > 0))
+    print(f"  jitter buffer: target {status.get('targetDelayMs')} ms, played {status.get('framesPlayed')}, "
+          f"concealed {status.get('framesConcealed')}, speaker xruns {status.get('speakerUnderrunsRecovered')}")
+    out = {"mouth_to_speaker_ms": latency, "press_to_heard_ms": presses["press_to_heard_ms"], "beeps": {k: v for k, v in result.items() if k != "latencies_ms"},
+           "cpu_seconds_by_thread": cpu, "seconds": elapsed, "talk_thread_cpu_percent": 100 * talk_cpu / elapsed,
+           "daemon_cpu_percent": 100 * sum(cpu.values()) / elapsed, "talkback_status": status}
+    write_json("talkback", out)
+    return out
+
+
 def bench_firstframe(args) -> dict:
     from cdp import Chromium  # Tests/Interop
 
@@ -952,7 +1009,7 @@ def only_loopback() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "srtp", "tls",
-                                              "datachannel", "ecosystem", "all"])
+                                              "talkback", "datachannel", "ecosystem", "all"])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="overhead/peers: repeat and take medians")
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 10, 50, 100, 200])
@@ -975,7 +1032,7 @@ def main() -> int:
             print(f"missing {binary}: swift build -c release --static-swift-stdlib", file=sys.stderr)
             return 2
     print(f"rtcam {rtcam_binary()}\nrtcam-bench {bench_binary()}\nload before: {common.machine_load()}")
-    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers", "datachannel", "ecosystem"] \
+    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers", "datachannel", "talkback", "ecosystem"] \
         if args.benchmark == "all" else [args.benchmark]
     failures = []
     for name in chosen:

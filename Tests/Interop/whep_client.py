@@ -199,10 +199,12 @@ def _rms_of(frame) -> tuple[float, int, float]:
 
 class WhepClient:
     def __init__(self, url: str, video: bool = True, audio: bool = True, http_timeout: float = 10.0,
-                 loopback_candidates: bool = True, headers: Optional[dict] = None):
+                 loopback_candidates: bool = True, headers: Optional[dict] = None, talk_track=None):
         self.endpoint = whep_endpoint(url)
         self.extra_headers = dict(headers or {})   # e.g. {"Authorization": "Bearer <token>"} (RFC 9725 §4.5)
         self.want_video, self.want_audio = video, audio
+        # Talkback (issue 17): an audio track to send on a sendrecv audio transceiver.
+        self.talk_track = talk_track
         self.http_timeout = http_timeout
         if loopback_candidates:
             allow_loopback_host_candidates()
@@ -239,7 +241,11 @@ class WhepClient:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN/TURN: nothing off-box
         if self.want_video:
             self.pc.addTransceiver("video", direction="recvonly")
-        if self.want_audio:
+        if self.want_audio and self.talk_track is not None:
+            transceiver = self.pc.addTransceiver("audio", direction="sendrecv")
+            transceiver.sender.replaceTrack(self.talk_track)
+            self._record_rtp(transceiver.receiver, self.audio.rtp)
+        elif self.want_audio:
             self._record_rtp(self.pc.addTransceiver("audio", direction="recvonly").receiver, self.audio.rtp)
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
@@ -425,15 +431,52 @@ class WhepClient:
         await self.close()
 
 
+def tone_track(frequency: float = 600.0, amplitude: float = 0.3):
+    """An aiortc audio track: a sine at 48 kHz in 20 ms frames, paced in real time (talkback)."""
+    import fractions
+
+    import numpy
+    from av import AudioFrame
+    from aiortc.mediastreams import AudioStreamTrack
+
+    class ToneTrack(AudioStreamTrack):
+        def __init__(self):
+            super().__init__()
+            self.index = 0
+            self.start = None
+
+        async def recv(self):
+            if self.start is None:
+                self.start = time.monotonic()
+            await asyncio.sleep(max(0.0, self.start + self.index * 0.02 - time.monotonic()))
+            n = numpy.arange(self.index * 960, (self.index + 1) * 960)
+            samples = (numpy.sin(2 * math.pi * frequency * n / 48_000) * amplitude * 32767).astype("<i2")
+            frame = AudioFrame(format="s16", layout="mono", samples=960)
+            frame.planes[0].update(samples.tobytes())
+            frame.pts = self.index * 960
+            frame.sample_rate = 48_000
+            frame.time_base = fractions.Fraction(1, 48_000)
+            self.index += 1
+            return frame
+
+    return ToneTrack()
+
+
 async def receive(url: str, seconds: float = 5.0, connect_timeout: float = 10.0, video: bool = True,
-                  audio: bool = True, delete: bool = True) -> dict:
-    """Connect, wait for media, measure for `seconds`, DELETE; return a JSON-ready summary."""
-    client = WhepClient(url, video=video, audio=audio)
+                  audio: bool = True, delete: bool = True, talk: bool = False) -> dict:
+    """Connect, wait for media, measure for `seconds`, DELETE; return a JSON-ready summary. `talk`:
+    send a 600 Hz tone on a sendrecv audio transceiver and claim the talk floor (talkback, issue 17)."""
+    client = WhepClient(url, video=video, audio=audio, talk_track=tone_track() if talk else None)
     summary: dict = {"endpoint": client.endpoint, "ok": False}
     try:
         await client.connect()
         summary["session_url"] = client.session_url
         summary["codecs"] = client.negotiated_codecs()
+        if talk:
+            status, _, body = await asyncio.to_thread(http_exchange, "POST", client.session_url + "/talk")
+            summary["talk"] = {"status": status, "answer": body.decode(errors="replace")[:200]}
+            if status != 200:
+                raise WhepError(f"POST {client.session_url}/talk answered {status}: {body[:200]!r}")
         await client.wait_for_media(timeout=connect_timeout)
         summary["time_to_first_frame_s"] = round((client.video.first_frame_at or client.started_at)
                                                  - client.started_at, 3)
@@ -460,10 +503,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--no-audio", action="store_true", help="offer video only")
     parser.add_argument("--no-video", action="store_true", help="offer audio only")
     parser.add_argument("--keep-session", action="store_true", help="do not DELETE the session at the end")
+    parser.add_argument("--talk", action="store_true",
+                        help="talk through the camera: send a 600 Hz tone (sendrecv audio) and claim the talk floor")
     args = parser.parse_args(argv)
     summary = asyncio.run(receive(args.url, seconds=args.seconds, connect_timeout=args.connect_timeout,
                                   video=not args.no_video, audio=not args.no_audio,
-                                  delete=not args.keep_session))
+                                  delete=not args.keep_session, talk=args.talk))
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0 if summary["ok"] else 1

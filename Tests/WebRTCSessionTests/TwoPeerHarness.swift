@@ -40,8 +40,9 @@ final class TwoPeerHarness {
 
     /// - Parameter viewerClaimsFingerprint: the fingerprint the viewer's offer announces; a different
     ///   certificate than the one it really uses makes rtcam's DTLS check fail.
+    /// - Parameter talk: the viewer offers its audio sendrecv and the camera has a speaker (issue 17).
     init(seed: UInt64, lossRate: Double = 0, offerSetup: String = "actpass", lieAboutViewerFingerprint: Bool = false,
-         configure: (inout PeerSessionConfiguration) -> Void = { _ in }) throws {
+         talk: Bool = false, configure: (inout PeerSessionConfiguration) -> Void = { _ in }) throws {
         random = SeededRandom(seed: seed)
         network = SimulatedNetwork(seed: seed &+ 1)
         network.lossRate = lossRate
@@ -56,6 +57,11 @@ final class TwoPeerHarness {
         let cameraICE = ICECredentials.random(using: &random)
         var offer = RecvOnlyOfferBuilder.offer(iceUfrag: viewerICE.ufrag, icePassword: viewerICE.password,
                                                fingerprintSHA256: claimed.fingerprintSDP)
+        if talk, let audio = offer.media.firstIndex(where: { $0.kind == "audio" }) {
+            offer.media[audio].attributes = offer.media[audio].attributes.map {
+                $0.name == "recvonly" ? SDPAttribute("sendrecv") : $0
+            }
+        }
         if offerSetup != "actpass" {
             offer = try SessionDescription(parsing: offer.serialized().replacingSetup(with: offerSetup))
         }
@@ -66,7 +72,7 @@ final class TwoPeerHarness {
             videoSSRC: fanout.videoSSRC, videoRTXSSRC: fanout.videoRTXSSRC, audioSSRC: fanout.audioSSRC,
             cname: "rtcam", streamID: "rtcam")
         let (answer, negotiated) = try WHEPAnswerer.answer(
-            offer: offer, capabilities: LocalCapabilities(h264ProfileLevelIDs: ["42e01f"], audio: true, video: true),
+            offer: offer, capabilities: LocalCapabilities(h264ProfileLevelIDs: ["42e01f"], audio: true, video: true, speaker: talk),
             local: local)
         self.negotiated = negotiated
 

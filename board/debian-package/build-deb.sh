@@ -129,6 +129,7 @@ if [ -z "$shlib_depends" ]; then
             libstdc++.so.6)     packages+=("libstdc++6 (>= 12)") ;;
             libx264.so.164)     packages+=("libx264-164 (>= 2:0.164.3095)") ;;
             libopus.so.0)       packages+=("libopus0 (>= 1.1)") ;;
+            libspeexdsp.so.1)   packages+=("libspeexdsp1 (>= 1.2)") ;;
             libmbedtls.so.14)   packages+=("libmbedtls14 (>= 2.28)") ;;
             libmbedx509.so.1)   packages+=("libmbedx509-1 (>= 2.28)") ;;
             libmbedcrypto.so.7) packages+=("libmbedcrypto7 (>= 2.28)") ;;

@@ -83,6 +83,17 @@ enum SettingsPage {
     </div>
     <h2>Sound</h2>
     <label>Audio source <select name="audio"></select><span class="error" data-for="audio"></span></label>
+    <label>Talkback speaker <select name="speaker"></select><span class="error" data-for="speaker"></span></label>
+    <label>Speaker volume <input type="range" name="speakerVolume" min="0" max="100" step="1"><span class="error" data-for="speakerVolume"></span></label>
+    <label>Who may talk <select name="whoMayTalk">
+        <option value="viewers">Everyone who may watch</option>
+        <option value="owner">Only me (logged in)</option>
+      </select><span class="error" data-for="whoMayTalk"></span></label>
+    <label>Echo <select name="echo">
+        <option value="half-duplex">Mute the microphone while a viewer talks (half duplex)</option>
+        <option value="cancel">Cancel the echo (full duplex, speexdsp)</option>
+        <option value="off">Nothing (full duplex: a headset, or a speaker far from the microphone)</option>
+      </select><span class="error" data-for="echo"></span></label>
     <h2>Viewers</h2>
     <label>Most viewers at once <input type="number" name="maxViewers" min="1" max="1000"><span class="error" data-for="maxViewers"></span></label>
     <label class="check"><input type="checkbox" name="viewingRequiresPassword"> Viewing needs the password (or a viewing token); turning this on ends the sessions of viewers without one at once</label>
@@ -190,6 +201,14 @@ function fillForm() {
   for (const m of devices.microphones) option(form.audio, m.source, m.name, m.source === settings.audio);
   option(form.audio, "none", "Off", settings.audio === "none");
   if (![...form.audio.options].some((o) => o.value === settings.audio)) option(form.audio, settings.audio, settings.audio, true);
+  form.speaker.innerHTML = "";
+  option(form.speaker, "auto", "Automatic (first speaker, else none)", settings.speaker === "auto");
+  for (const s of (devices.speakers || [])) option(form.speaker, s.source, s.name, s.source === settings.speaker);
+  option(form.speaker, "none", "Off (no talkback)", settings.speaker === "none");
+  if (![...form.speaker.options].some((o) => o.value === settings.speaker)) option(form.speaker, settings.speaker, settings.speaker, true);
+  form.speakerVolume.value = settings.speakerVolume;
+  form.whoMayTalk.value = settings.whoMayTalk;
+  form.echo.value = settings.echo;
   form.bitrateKbps.value = settings.bitrateKbps;
   form.encoder.value = settings.encoder;
   form.maxViewers.value = settings.maxViewers;
@@ -282,6 +301,7 @@ $("#settings-form").addEventListener("submit", async (e) => {
     audio: f.audio.value, width, height, fps: Number(f.fps.value),
     bitrateKbps: Number(f.bitrateKbps.value), encoder: f.encoder.value,
     maxViewers: Number(f.maxViewers.value), viewingRequiresPassword: f.viewingRequiresPassword.checked,
+    speaker: f.speaker.value, speakerVolume: Number(f.speakerVolume.value), whoMayTalk: f.whoMayTalk.value, echo: f.echo.value,
   };
   const r = await api("PUT", "/api/config", body);
   if (r.status === 200) { settings = r.data.settings; fillForm(); show("Saved and applied. Viewers stay connected.", true); return; }

@@ -32,6 +32,7 @@ enum ViewerPage {
   #dot { display: inline-block; width: .7em; height: .7em; border-radius: 50%; background: #888;
     margin-right: .35em; vertical-align: -.05em; }
   #dot.ok { background: #3c6; } #dot.wait { background: #fc3; } #dot.bad { background: #e43; }
+\#(TalkControl.style)
   #camera { display: flex; flex-wrap: wrap; gap: .4em 1.4em; align-items: center; padding: .35em .8em;
     background: #161616; font-variant-numeric: tabular-nums; }
   #camera[hidden] { display: none; }
@@ -52,6 +53,7 @@ enum ViewerPage {
   <span id="bitrate">– kb/s</span>
   <span id="rtt">RTT –</span>
   <span id="lost">lost –</span>
+\#(TalkControl.controls)
   <a id="snapshot" href="/snapshot.jpg" download="rtcam-snapshot.jpg" title="Save the current picture as a JPEG">Snapshot</a>
   <a href="/settings">Settings</a>
 </div>
@@ -157,6 +159,9 @@ enum ViewerPage {
 })();
 </script>
 <script>
+\#(TalkControl.script)
+</script>
+<script>
 "use strict";
 (function () {
   var video = document.getElementById("video");
@@ -214,6 +219,7 @@ enum ViewerPage {
       try { pc.close(); } catch (e) { /* already closed */ }
       pc = null;
     }
+    window.rtcamTalk.detach();
     deleteSession(rtcam.sessionURL);
     rtcam.sessionURL = null;
     previous = null;
@@ -287,7 +293,9 @@ enum ViewerPage {
     var stream = new MediaStream();
     var peer = pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
     peer.addTransceiver("video", { direction: "recvonly" });
-    peer.addTransceiver("audio", { direction: "recvonly" });
+    // sendrecv from the start: talking through the camera (TalkControl.swift) then only puts the
+    // microphone on this sender, without renegotiating. A camera without a speaker answers sendonly.
+    var audioTransceiver = peer.addTransceiver("audio", { direction: "sendrecv" });
     if (window.rtcamChannel) { window.rtcamChannel.attach(peer); }   // status and camera controls
     peer.ontrack = function (event) {
       if (myGeneration !== generation) { return; }
@@ -330,7 +338,9 @@ enum ViewerPage {
           }
           var location = response.headers.get("Location");
           rtcam.sessionURL = location ? absoluteURL(location) : null;
-          return peer.setRemoteDescription({ type: "answer", sdp: body });
+          return peer.setRemoteDescription({ type: "answer", sdp: body }).then(function () {
+            if (myGeneration === generation) { window.rtcamTalk.attach(peer, audioTransceiver, rtcam.sessionURL); }
+          });
         });
       })
       .catch(function (error) {
