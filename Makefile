@@ -2,7 +2,7 @@
 # Both install what they need on Debian 12 (apt packages; the interop tests' Python venv).
 
 SWIFT ?= swift
-BUILD_PACKAGES := pkg-config libv4l-dev libasound2-dev libx264-dev libopus-dev libmbedtls-dev libsrtp2-dev libspeexdsp-dev
+BUILD_PACKAGES := pkg-config libv4l-dev libasound2-dev libx264-dev libopus-dev libmbedtls-dev libsrtp2-dev libspeexdsp-dev libturbojpeg0-dev
 TEST_PACKAGES := chromium firefox-esr ffmpeg sox python3-venv iproute2 util-linux systemd pulseaudio pulseaudio-utils libasound2-plugins \
                  python3-gi gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-nice gstreamer1.0-libav \
                  sslscan libnss3-tools openssl curl \

@@ -22,6 +22,9 @@ let package = Package(
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(name: "CSpeexDSP", pkgConfig: "speexdsp", providers: [.apt(["libspeexdsp-dev"])]),  // talkback's echo canceller
+        // Snapshots, MJPEG (issue 21): the header only; libturbojpeg.so.0 is opened (dlopen) when the
+        // first still is asked for, so an idle camera maps none of it (CTurboJPEG/turbojpeg_loader.c).
+        .target(name: "CTurboJPEG", linkerSettings: [.linkedLibrary("dl")]),  // needs libturbojpeg0-dev's turbojpeg.h
         .target(name: "CV4L2"),
         .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (malloc_trim)
         .target(name: "CCPUCrypto"),  // AES-128 and HMAC-SHA1 on AES-NI / SHA-NI (SRTP), our own C
@@ -54,6 +57,12 @@ let package = Package(
         .target(name: "Talkback", dependencies: ["RTCBase"]),
         // Full-duplex talkback's acoustic echo canceller: the one owner of speexdsp's handles.
         .target(name: "EchoCanceller", dependencies: ["CSpeexDSP"]),
+        // Stills (snapshot.jpg, stream.mjpg): raw frames to JPEG with libjpeg-turbo.
+        .target(name: "JPEG", dependencies: ["CTurboJPEG", "MediaSources"]),
+        // RTSP (RFC 2326) for NVRs: request parsing, sessions, Digest auth, RTP over TCP/UDP; sans-IO.
+        .target(name: "RTSP", dependencies: ["RTCBase", "RTP"]),
+        // Sans-IO output framings: multipart/x-mixed-replace (MJPEG), Prometheus text 0.0.4.
+        .target(name: "OutputFormats"),
 
         // What a program with I/O needs of the system and the sans-IO core must not touch: the clock
         // reads, named threads (the daemon's media threads, the load generator's workers).
@@ -63,7 +72,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CMalloc", "CUDPSocket",
+            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CMalloc", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -117,6 +126,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
+        .testTarget(name: "EcosystemTests", dependencies: ["JPEG", "RTSP", "OutputFormats", "RTP", "MediaSources", "RTCBase"]),
         .testTarget(name: "V4L2Tests", dependencies: ["V4L2", "RTCBase"]),
         .testTarget(name: "ALSATests", dependencies: ["ALSA", "RTCBase"]),
         .testTarget(name: "TalkbackTests", dependencies: ["Talkback", "EchoCanceller", "RTCBase"]),

@@ -90,6 +90,20 @@ echo "== serving on port $port"
 check "GET /healthz" wait_until 10 healthy
 page=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/" 2>/dev/null)
 check "GET / serves the viewer page (<video>, WHEP)" bash -c 'grep -qi "<video" <<<"$1" && grep -qi whep <<<"$1"' _ "$page"
+# A still under the unit's sandbox (issue 21): libjpeg-turbo is opened with dlopen at the first one.
+# Viewing is open on a fresh install (no password yet), so no credential is needed.
+check "GET /snapshot.jpg is a JPEG (libjpeg-turbo loads in the sandbox)" \
+    bash -c "curl -fsS --max-time 10 http://127.0.0.1:$port/snapshot.jpg | head -c 2 | od -An -tx1 | grep -q 'ff d8'"
+# RTSP for NVRs on its default port (unless the options moved it): OPTIONS answered 200 under the
+# unit's sandbox (as user rtcam: a socket option only root may set once reset every connection here).
+if [[ "$options" != *--rtsp-port* ]]; then
+    check "RTSP answers OPTIONS on 8554" /usr/bin/python3 -c "
+import socket
+with socket.create_connection(('127.0.0.1', 8554), timeout=5) as connection:
+    connection.sendall(b'OPTIONS * RTSP/1.0\\r\\nCSeq: 1\\r\\n\\r\\n')
+    assert connection.recv(200).startswith(b'RTSP/1.0 200 OK')
+"
+fi
 note "viewer page: ${#page} bytes"
 
 pid=$(property MainPID)

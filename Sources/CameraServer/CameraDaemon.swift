@@ -27,6 +27,8 @@ public struct DaemonConfiguration: Sendable {
     /// and literal IP addresses (DNS rebinding protection, RequestPolicy).
     public var hostNames: [String] = []
     public var mediaPort = 8189
+    /// RTSP for NVRs (issue 21); nil: off.
+    public var rtspPort: Int? = 8554
     public var stateDirectory = "/var/lib/rtcam"
     /// Addresses put in the SDP answer as host candidates; empty: every usable interface address.
     public var candidateAddresses: [String] = []
@@ -125,8 +127,10 @@ public final class CameraDaemon: @unchecked Sendable {
         let media = try MediaController(configuration: settings.media, logger: logger)
         let talkback = TalkbackController(settings: settings.talkback, logger: logger)
         self.talkback = talkback
+        // WebRTC viewers and RTSP clients share the encoders: they run while either kind watches.
+        let presence = ViewerPresence(media: media)
         let hub = StreamHub(loop: loop, settings: hubSettings(settings, candidates: candidates, media: media.current),
-                            certificate: certificate, logger: logger, encoders: media, srtpCrypto: srtpCrypto)
+                            certificate: certificate, logger: logger, encoders: presence, srtpCrypto: srtpCrypto)
         hub.attach(talkback: talkback)
 
         // One pool thread for what must not run on the event loop: PBKDF2 (login, password) and
@@ -178,6 +182,46 @@ public final class CameraDaemon: @unchecked Sendable {
             settings: settingsController, threadPool: threadPool,
             status: { [self] in statusJSON(hub: hub, media: media.current) },
             devices: { DeviceListing.json() })
+        let startedAt = self.startedAt
+        router.outputs = OutputEndpoints(
+            loop: loop, stills: media.stills,
+            frameInterval: { .nanoseconds(1_000_000_000 / Int64(max(1, media.current.configuration.framesPerSecond))) },
+            sourceFramesPerSecond: { media.current.configuration.framesPerSecond },
+            metrics: { [weak router] in
+                MetricsText.render(hub: hub, media: media.current, stills: media.stills,
+                                   streams: router?.outputs?.activeStreams ?? 0, rtspSessions: router?.rtsp?.playingClients ?? 0,
+                                   uptimeSeconds: (MonotonicClock.now() - startedAt).millisecondsDouble / 1000) { text in
+                    guard let rtsp = router?.rtsp else { return }
+                    let counters = rtsp.counters
+                    text.metric("rtcam_rtsp_packets_sent_total", .counter, help: "RTP packets sent to RTSP clients.", counters.packets)
+                    text.metric("rtcam_rtsp_frames_skipped_total", .counter,
+                                help: "Video frames not sent to a slow RTSP client (it waits for the next keyframe).", counters.skipped)
+                }
+            })
+        // RTSP for NVRs (issue 21): the same encoders' frames, Digest with the viewing password or a token.
+        var rtsp: RTSPServer?
+        if let rtspPort = configuration.rtspPort {
+            let credentials = RTSPCredentials(stateDirectory: configuration.stateDirectory)
+            let server = RTSPServer(presence: presence, context: RTSPServerContext(
+                acceptedHA1s: { [weak router] in
+                    guard let router, router.viewingIsLocked else { return nil }
+                    return credentials.accepted(tokenIDs: tokens.ids, includePassword: true)
+                },
+                profileLevelID: { media.current.h264ProfileLevelID },
+                hasAudio: { media.current.hasAudio },
+                maximumClients: { settingsController.current.maximumViewers }), logger: logger)
+            do {
+                try server.start(group: group, host: configuration.httpAddress, port: rtspPort)
+                router.rtspCredentials = credentials
+                router.rtsp = server
+                rtsp = server
+            } catch {
+                // Another RTSP server (go2rtc, MediaMTX) may hold 8554 on the same board: the camera
+                // still serves its pages and WebRTC; RTSP stays off until the port is free or changed.
+                server.stop()
+                logger.error("RTSP is off: cannot listen on port \(rtspPort) (\(error)); free it or choose another with --rtsp-port")
+            }
+        }
         // HTTPS first: once plain HTTP answers (what tests and health checks wait for), both serve.
         // Both listeners share one admission: connections per address and in all, request and idle
         // timeouts (HTTPConnectionGuard).
@@ -194,7 +238,7 @@ public final class CameraDaemon: @unchecked Sendable {
             }
             .bind(host: configuration.httpAddress, port: configuration.httpPort).wait()
 
-        media.start(delivering: hub)
+        media.start(delivering: rtsp.map { MediaFanout(hub: hub, rtsp: $0) } ?? hub)
         talkback.start()
         let candidateList = candidates.map { "\($0)" }.joined(separator: ", ")
         logger.info("rtcam serving http://\(configuration.httpAddress):\(configuration.httpPort)/ — media on UDP \(configuration.mediaPort), candidates \(candidateList), \(media.current.summary)")
@@ -225,6 +269,7 @@ public final class CameraDaemon: @unchecked Sendable {
         hub.closeAll()
         talkback.stop()
         try? http.close().wait()
+        rtsp?.stop()
         try? https?.close().wait()
         hub.detachSocket()
         try? reader.close().wait()

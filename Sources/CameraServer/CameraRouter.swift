@@ -33,6 +33,11 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     /// The HTTPS listener's certificate switch (settings page: own certificate, or back to
     /// self-signed). Used on the event loop only; nil while HTTPS is off.
     let httpsCertificates = NIOLockedValueBox<NIOLoopBound<HTTPSCertificateSwitch>?>(nil)
+    /// /snapshot.jpg, /stream.mjpg, /metrics (issue 21); set by the daemon before serving.
+    var outputs: OutputEndpoints?
+    /// RTSP's Digest secrets and its clients (issue 21); set by the daemon before serving (nil: RTSP off).
+    var rtspCredentials: RTSPCredentials?
+    var rtsp: RTSPServer?
 
     init(hub: StreamHub, access: AccessControl, tokens: ViewingTokens, talkback: TalkbackController? = nil, policy: RequestPolicy,
          settings: SettingsController, threadPool: NIOThreadPool,
@@ -63,6 +68,10 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             return loop.makeSucceededFuture(.text(.permanentRedirect, "this is served over HTTPS: \(location)",
                                                   headers: [("Location", location)]))
         }
+        if let outputs, OutputEndpoints.handles(request.path) {
+            return outputs.respond(to: request, mayView: { mayView(request) },
+                                   mayReadMetrics: { isAuthenticated(request) || hasViewingToken(request) })
+        }
         if let slow = slowRoute(request, remote: remote) {
             return slow.map { response in Self.withCORS(response, for: request) }
         }
@@ -82,6 +91,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     /// ended login sessions when viewing is locked; those of revoked tokens always.
     @discardableResult
     func endViewersNoLongerAllowed(reason: String) -> Int {
+        rtsp?.endClientsNoLongerAllowed()
         let locked = viewingIsLocked
         let openSessions = access.openSessionIDs(now: MonotonicClock.now())
         let tokenIDs = tokens.ids
@@ -99,6 +109,18 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         var response = response
         response.headers += corsHeaders
         return response
+    }
+
+    /// Stills and MJPEG are viewing: open while viewing is, else the owner's login or a viewing token
+    /// (Bearer, or `?token=` for players that cannot send headers: Home Assistant, NVRs, <img>).
+    func mayView(_ request: HTTPRequest) -> Bool {
+        !viewingIsLocked || sessionID(request) != nil || hasViewingToken(request)
+    }
+
+    func hasViewingToken(_ request: HTTPRequest) -> Bool {
+        if tokens.tokenID(authorizationHeader: request.headers.first(name: "authorization")) != nil { return true }
+        if let value = OutputEndpoints.string(named: "token", in: request.query), tokens.tokenID(forValue: value) != nil { return true }
+        return false
     }
 
     private func isAuthenticated(_ request: HTTPRequest) -> Bool {
@@ -208,6 +230,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             return loop.makeSucceededFuture(.json(.badRequest, errorJSON("viewingRequiresPassword must be true or false")))
         }
         let viewingChoice = choice?.boolValue
+        let rtspCredentials = rtspCredentials
         let answer = threadPool.runIfActive(eventLoop: loop) { () -> (HTTPResponse, changed: Bool) in
             let now = MonotonicClock.now()
             do {
@@ -230,6 +253,9 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
                     }
                     token = try access.changePassword(current: current, new: new, address: address, exempt: true, now: now).cookie
                 }
+                // RTSP's Digest needs its own form of the password (RTSPCredentials), made while it is known.
+                let accepted = isLogin || body["currentPassword"] == nil ? body["password"]?.stringValue : body["newPassword"]?.stringValue
+                if let accepted { rtspCredentials?.setPassword(accepted) }
                 return (.json(.ok, #"{"authenticated":true}"#,
                               headers: [("Set-Cookie", AccessControl.cookie(for: token, secure: secure))]), !isLogin)
             } catch let failure as AccessControl.Failure {
@@ -339,6 +365,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         guard let name = body["name"]?.stringValue else { return .json(.badRequest, errorJSON("send {\"name\": \"...\"}")) }
         do {
             let (id, value) = try tokens.create(name: name)
+            rtspCredentials?.setToken(id: id, value: value)
             var json = JSONWriter()
             json.beginObject()
             json.field("id", id)
@@ -355,6 +382,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     private func revokeToken(id: String) -> HTTPResponse {
         do {
             try tokens.revoke(id: id)
+            rtspCredentials?.removeToken(id: id)
         } catch {
             return Self.response(to: error)
         }

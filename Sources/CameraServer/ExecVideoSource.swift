@@ -167,6 +167,7 @@ struct ExecProducer: VideoProducer {
 
     func run(_ controls: MediaThreadControls, deliver: (EncodedVideoFrame) -> Void) {
         controls.setRunningEncoder("passthrough (exec)")
+        controls.stills.setUnavailable("the source is a program's H.264 played as it is (exec, passthrough): there are no raw pictures to make a JPEG from (rtcam has no H.264 decoder)")
         var policy = ExecRestartPolicy()
         var stream = probedStream
         var splitter = AccessUnitSplitter()

@@ -23,6 +23,8 @@ struct HTTPResponse {
     var status: HTTPResponseStatus
     var headers: [(String, String)] = []
     var body: [UInt8] = []
+    /// A body written over time instead of `body` (MJPEG, HTTPStreaming.swift).
+    var stream: HTTPStreamingBody? = nil
 
     static func text(_ status: HTTPResponseStatus, _ message: String, headers: [(String, String)] = []) -> HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")] + headers,
@@ -111,8 +113,13 @@ final class HTTPHandler: ChannelInboundHandler {
     }
 
     private func write(_ response: HTTPResponse, for request: HTTPRequestHead, close: Bool, context: ChannelHandlerContext) {
+        HTTPResponseCounts.shared.count(response.status.code)
         var headers = HTTPHeaders()
         for (name, value) in response.headers { headers.add(name: name, value: value) }
+        if let stream = response.stream, request.method != .HEAD {
+            writeStreaming(stream, head: headers, for: request, context: context)
+            return
+        }
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
         headers.replaceOrAdd(name: "X-Content-Type-Options", value: "nosniff")
         if !headers.contains(name: "Content-Security-Policy") {
@@ -134,6 +141,18 @@ final class HTTPHandler: ChannelInboundHandler {
             let channel = context.channel
             promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
         }
+    }
+
+    /// The head of a streaming response, then the stream's own writer; the connection ends with it.
+    private func writeStreaming(_ stream: HTTPStreamingBody, head: HTTPHeaders, for request: HTTPRequestHead,
+                                context: ChannelHandlerContext) {
+        var headers = head
+        headers.replaceOrAdd(name: "X-Content-Type-Options", value: "nosniff")
+        headers.replaceOrAdd(name: "Content-Security-Policy", value: ContentSecurityPolicy.other)
+        headers.replaceOrAdd(name: "Connection", value: "close")
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))),
+                              promise: nil)
+        stream.start(HTTPStreamWriter(channel: context.channel))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -14,10 +14,14 @@ final class MediaController: EncoderControl, @unchecked Sendable {
     private var generation = 0
     private var viewersPresent = false
     private var sink: EncodedFrameSink?
+    /// Snapshot and MJPEG clients: one for the daemon, handed to every pipeline.
+    let stills: StillFrames
 
-    init(configuration: MediaConfiguration, logger: Logger) throws {
+    init(configuration: MediaConfiguration, logger: Logger, stills: StillFrames = StillFrames()) throws {
         self.logger = logger
-        pipeline = try MediaPipeline(configuration: configuration, logger: logger)
+        self.stills = stills
+        pipeline = try MediaPipeline(configuration: configuration, logger: logger, stills: stills)
+        stills.setDemandListener { [weak self] in self?.current.stillsDemandChanged() }
     }
 
     var current: MediaPipeline { lock.withLock { pipeline } }
@@ -52,17 +56,17 @@ final class MediaController: EncoderControl, @unchecked Sendable {
         if running.holdsCamera {
             running.stop()
             do {
-                replacement = try MediaPipeline(configuration: configuration, logger: logger)
+                replacement = try MediaPipeline(configuration: configuration, logger: logger, stills: stills)
             } catch {
                 do {
-                    install(try MediaPipeline(configuration: running.configuration, logger: logger))
+                    install(try MediaPipeline(configuration: running.configuration, logger: logger, stills: stills))
                 } catch let restoring {
                     logger.critical("the camera could not be opened again with the previous settings either: \(restoring)")
                 }
                 throw error
             }
         } else {
-            replacement = try MediaPipeline(configuration: configuration, logger: logger)
+            replacement = try MediaPipeline(configuration: configuration, logger: logger, stills: stills)
         }
         install(replacement)
         running.stop()   // a camera pipeline stopped above already; stopping twice is harmless

@@ -34,6 +34,8 @@ struct MediaStatus: Sendable {
     /// Why the source delivers nothing (an exec source's failing program), and its restarts.
     var sourceProblem: String? = nil
     var sourceRestarts = 0
+    /// Pictures the source gave, used or not (/metrics).
+    var framesCaptured = 0
 }
 
 /// Capture and encoding, once for every viewer: a video thread (source → H.264) and an audio thread
@@ -77,10 +79,11 @@ final class MediaPipeline: @unchecked Sendable {
     }
 
     init(configuration: MediaConfiguration, logger: Logger, idleRelease: Duration = .seconds(10),
-         idleWakeInterval: Duration = .seconds(1)) throws {
+         idleWakeInterval: Duration = .seconds(1), stills: StillFrames = StillFrames()) throws {
         configurationBox = NIOLockedValueBox(configuration)
         self.logger = logger
-        controls = MediaThreadControls(logger: logger, idleRelease: idleRelease, idleWakeInterval: idleWakeInterval)
+        controls = MediaThreadControls(logger: logger, idleRelease: idleRelease, idleWakeInterval: idleWakeInterval,
+                                       stills: stills)
         var devices = Self.describeVideoDevices()
         if case let .v4l2(path) = configuration.video, !devices.contains(where: { $0.path == path }) {
             do {
@@ -263,6 +266,9 @@ final class MediaPipeline: @unchecked Sendable {
 
     func setViewersPresent(_ present: Bool) { controls.setWatched(present) }
 
+    /// Snapshot or MJPEG clients came or went (StillFrames' listener).
+    func stillsDemandChanged() { controls.stillsDemandChanged() }
+
     /// Records settings the running pipeline took on without a restart (the bitrate).
     func updateConfiguration(_ configuration: MediaConfiguration) {
         configurationBox.withLockedValue { $0 = configuration }
@@ -295,7 +301,8 @@ final class MediaPipeline: @unchecked Sendable {
                         testPatternCPUSeconds: Double(counters.testPatternCPUNanoseconds) / 1e9,
                         audioEncoderCPUSeconds: Double(counters.audioEncoderCPUNanoseconds) / 1e9,
                         framesDropped: counters.framesDropped, microphone: counters.microphone,
-                        sourceProblem: counters.sourceProblem, sourceRestarts: counters.sourceRestarts)
+                        sourceProblem: counters.sourceProblem, sourceRestarts: counters.sourceRestarts,
+                        framesCaptured: counters.framesCaptured)
         }
     }
 

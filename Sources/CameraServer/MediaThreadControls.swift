@@ -29,9 +29,13 @@ final class MediaThreadControls: Sendable {
     /// A new bitrate for the running encoder (0: none pending); x264 reconfigures without a restart.
     private let pendingBitrateKbps = Atomic<Int>(0)
     let counters = Mutex(MediaCounters())
+    /// Snapshot and MJPEG clients (issue 21): raw frames are wanted while they wait, even with no
+    /// viewer (then no H.264 is encoded).
+    let stills: StillFrames
 
-    init(logger: Logger, idleRelease: Duration, idleWakeInterval: Duration) {
+    init(logger: Logger, idleRelease: Duration, idleWakeInterval: Duration, stills: StillFrames = StillFrames()) {
         self.logger = logger
+        self.stills = stills
         self.idleRelease = idleRelease
         self.idleWakeInterval = min(idleWakeInterval, idleRelease)
     }
@@ -41,7 +45,13 @@ final class MediaThreadControls: Sendable {
     func setWatched(_ present: Bool) {
         watched.store(present, ordering: .relaxed)
         viewerArrival.lock()
-        viewerArrival.unlock(withValue: present)
+        viewerArrival.unlock(withValue: present || stills.isWanted)
+    }
+
+    /// Stills clients came or went: a sleeping thread wakes for them (or sleeps again).
+    func stillsDemandChanged() {
+        viewerArrival.lock()
+        viewerArrival.unlock(withValue: isWatched || stills.isWanted || !isRunning)
     }
 
     func stop() {
@@ -58,6 +68,8 @@ final class MediaThreadControls: Sendable {
 
     var isRunning: Bool { running.load(ordering: .relaxed) }
     var isWatched: Bool { watched.load(ordering: .relaxed) }
+    /// Pictures are wanted: by viewers (encoded) or by stills clients (raw, for JPEG).
+    var wantsPictures: Bool { isWatched || stills.isWanted }
 
     /// A keyframe request, taken once (true at most once per request).
     func takeKeyframeRequest() -> Bool { keyframeRequested.exchange(false, ordering: .relaxed) }
@@ -93,6 +105,11 @@ final class MediaThreadControls: Sendable {
         counters.withLock { $0.record(frameBytes: frame.accessUnit.count, forced: forced, at: now) }
     }
 
+    /// A picture came from the source (a camera buffer, a drawn test-pattern frame): /metrics.
+    func countCapturedFrame() {
+        counters.withLock { $0.framesCaptured += 1 }
+    }
+
     func setSourceProblem(_ problem: String?) {
         counters.withLock { $0.sourceProblem = problem }
     }
@@ -109,6 +126,8 @@ final class MediaThreadControls: Sendable {
 /// What the media threads counted since the pipeline started.
 struct MediaCounters: Sendable {
     var framesEncoded = 0
+    /// Pictures the source gave (camera buffers dequeued, test-pattern frames drawn), used or not.
+    var framesCaptured = 0
     var keyframesForced = 0
     /// x264 encoders made so far: one when the first viewer arrives, then one each time viewers
     /// return after `idleRelease`.

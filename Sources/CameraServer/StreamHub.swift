@@ -78,6 +78,11 @@ struct ViewerStatus: Sendable {
     /// NACKed packets not resent (repeated, resent too often, over the viewer's budget).
     var retransmissionsRefused: Int
     var keyframeRequests: Int
+    /// For /metrics (issue 21): bytes sent (RTP and RTCP), and what SRTP/SRTCP refused.
+    var bytesSent = 0
+    var srtpProtectFailures = 0
+    var srtcpFailures = 0
+    var rejectedDatagrams = 0
 }
 
 /// What the hub asks of the encoders (MediaController; a recording double in the hub's tests).
@@ -562,7 +567,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     fractionLost: statistics.fractionLost,
                     packetsSent: statistics.videoPacketsSent + statistics.audioPacketsSent,
                     retransmittedPackets: statistics.retransmittedPackets,
-                    retransmissionsRefused: statistics.retransmissionsRefused, keyframeRequests: statistics.keyframeRequests)
+                    retransmissionsRefused: statistics.retransmissionsRefused, keyframeRequests: statistics.keyframeRequests,
+                    bytesSent: statistics.bytesSent, srtpProtectFailures: statistics.srtpProtectFailures,
+                    srtcpFailures: statistics.srtcpFailures, rejectedDatagrams: statistics.rejectedDatagrams)
             }
         }
     }

@@ -22,7 +22,7 @@ final class V4L2VideoSource: @unchecked Sendable {
     /// What the driver agreed on: the pixel format and the stride a hardware encoder must import.
     let negotiatedFormat: V4L2PixelFormat
     let bytesPerLine: UInt32
-    private let planeLayouts: [VideoPlaneLayout]
+    let planeLayouts: [VideoPlaneLayout]
 
     /// Raw formats rtcam can encode, best first.
     static let preferredFormats: [V4L2PixelFormat] = [.nv12, .yuv420, .yuyv]
@@ -169,7 +169,7 @@ final class V4L2VideoSource: @unchecked Sendable {
 
 /// A view of a driver buffer that stays valid until the frame is released (the encoder finishes
 /// with it inside `withNextFrame`).
-private final class MappedFrameBuffer: VideoFrameBuffer, @unchecked Sendable {
+final class MappedFrameBuffer: VideoFrameBuffer, @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
     init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 }

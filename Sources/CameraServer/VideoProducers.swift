@@ -113,6 +113,8 @@ struct TestPatternProducer: VideoProducer {
         var x264 = X264Stage(width: width, height: height, profileLevelID: profileLevelID,
                              idleRelease: controls.idleRelease, configuration: configuration)
         var pattern = WhileWatched<TestPatternSource>(keepFor: controls.idleRelease)
+        var jpeg = JPEGStage(idleRelease: controls.idleRelease)
+        controls.stills.setUnavailable(nil)
         let makePattern = { [width, height] in try TestPatternSource(width: width, height: height) }
         let interval = UInt64(1_000_000_000 / max(1, configuration().framesPerSecond))
         var next = MonotonicClock.now().nanoseconds
@@ -124,8 +126,9 @@ struct TestPatternProducer: VideoProducer {
             next += interval
             if now.nanoseconds > next { next = now.nanoseconds + interval }
             index += 1
-            guard controls.isWatched else {
+            guard controls.wantsPictures else {
                 pattern.unwatched(at: now)   // first: the encoder's release trims the heap after both
+                jpeg.idle(at: now, controls.stills)
                 x264.unwatched(at: now, controls)
                 controls.sleepWhileUnwatched()
                 next = MonotonicClock.now().nanoseconds
@@ -140,6 +143,12 @@ struct TestPatternProducer: VideoProducer {
                 continue
             }
             let frame = controls.measuringCPU(\.testPatternCPUNanoseconds) { source.frame(at: now, index: index) }
+            controls.countCapturedFrame()
+            jpeg.frame(frame, at: now, controls.stills)   // stills first: a snapshot does not wait for x264
+            guard controls.isWatched else {
+                x264.unwatched(at: now, controls)
+                continue
+            }
             if let encoded = x264.encode(frame, at: now, controls) { deliver(encoded) }
         }
     }
@@ -156,6 +165,7 @@ struct FileProducer: VideoProducer {
 
     func run(_ controls: MediaThreadControls, deliver: (EncodedVideoFrame) -> Void) {
         controls.setRunningEncoder("passthrough")
+        controls.stills.setUnavailable("the source is an H.264 file played as it is: there are no raw pictures to make a JPEG from (rtcam has no H.264 decoder)")
         var file = self.file
         let interval = UInt64(file.frameInterval.nanosecondsClamped)
         var next = MonotonicClock.now().nanoseconds
@@ -209,18 +219,27 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
             break
         }
         controls.setRunningEncoder("x264")
+        controls.stills.setUnavailable(nil)
         var x264 = X264Stage(width: width, height: height, profileLevelID: profileLevelID,
                              idleRelease: controls.idleRelease, configuration: configuration)
+        var jpeg = JPEGStage(idleRelease: controls.idleRelease)
         while controls.isRunning {
             do {
                 try camera.withNextFrame(timeoutMilliseconds: 500) { result in
                     let now = MonotonicClock.now()
-                    guard controls.isWatched else {
+                    controls.countCapturedFrame()
+                    guard controls.wantsPictures else {
+                        jpeg.idle(at: now, controls.stills)
                         x264.unwatched(at: now, controls)
                         return
                     }
                     switch result {
                     case let .success(frame):
+                        jpeg.frame(frame, at: now, controls.stills)
+                        guard controls.isWatched else {
+                            x264.unwatched(at: now, controls)
+                            return
+                        }
                         if let encoded = x264.encode(frame, at: now, controls) { deliver(encoded) }
                     case let .failure(error):
                         let dropped: Int = controls.counters.withLock { $0.framesDropped += 1; return $0.framesDropped }
@@ -273,11 +292,20 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
             controls.logger.notice("\(encoderPath) refused controls \(encoder.statistics.rejectedControls.keys.map(\.description).sorted()); using its defaults for them")
         }
         controls.logger.info("hardware encoder \(encoderPath): \(camera.negotiatedFormat) \(width)x\(height) in, H.264 out")
+        controls.stills.setUnavailable(nil)
+        var jpeg = JPEGStage(idleRelease: controls.idleRelease)
         var encoderError: V4L2Error?
         var heldInputs = 0
         while controls.isRunning, encoderError == nil {
             do {
                 try camera.withNextCapturedFrame(timeoutMilliseconds: 500) { frame in
+                    controls.countCapturedFrame()
+                    // Stills read the camera's mapped buffer before the encoder gets it.
+                    if controls.stills.isWanted, let raw = camera.rawFrame(frame) {
+                        jpeg.frame(raw, at: MonotonicClock.now(), controls.stills)
+                    } else {
+                        jpeg.idle(at: MonotonicClock.now(), controls.stills)
+                    }
                     guard controls.isWatched else { return }
                     let force = controls.takeKeyframeRequest()
                     do throws(V4L2Error) {
@@ -318,6 +346,7 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
     /// requests become the camera's FORCE_KEY_FRAME control, or a stream restart (at most one in
     /// 2 s) on cameras without it.
     private func runPassthrough(_ controls: MediaThreadControls, deliver: (EncodedVideoFrame) -> Void) {
+        controls.stills.setUnavailable("\(camera.path) streams its own H.264 (passthrough): there are no raw pictures to make a JPEG from (rtcam has no H.264 decoder); choose the x264 or hardware encoder for snapshots")
         var stream = passthroughStream
         var lastRestart: MonotonicTime?
         var bitrateControlWorks = true
@@ -341,6 +370,7 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
                     }
                 }
                 try camera.withNextCapturedFrame(timeoutMilliseconds: 500) { frame in
+                    controls.countCapturedFrame()
                     guard let encoded = stream.frame(fromBuffer: frame.data, captureTime: frame.captureTime,
                                                      width: width, height: height),
                           controls.isWatched else { return }

@@ -27,6 +27,9 @@ public enum RTCamCommandLine {
             OptionDefinition("tls-cert", value: "file", help: "Your own certificate chain for HTTPS (PEM, leaf first); with --tls-key."),
             OptionDefinition("tls-key", value: "file", help: "The private key of --tls-cert (PEM, unencrypted)."),
             OptionDefinition("media-port", value: "port", help: "UDP port every viewer's media shares.", default: "8189"),
+            OptionDefinition("rtsp-port", value: "port",
+                             help: "RTSP port for NVRs, VLC and FFmpeg (rtsp://HOST:PORT/, the same H.264 and Opus); 0 turns RTSP off.",
+                             default: "8554"),
             OptionDefinition("state-dir", value: "directory",
                              help: "Where the configuration, password and DTLS certificate are kept. Default: $STATE_DIRECTORY (systemd), else /var/lib/rtcam."),
             // Settings: given here they win over the ones saved on the settings page, for this run.
@@ -118,6 +121,9 @@ public enum RTCamCommandLine {
         configuration.httpAddress = options.value("http-address") ?? configuration.httpAddress
         configuration.httpPort = try integer(options, "http-port", in: 1...65535, reason: "--http-port must be 1 to 65535") ?? configuration.httpPort
         configuration.mediaPort = try integer(options, "media-port", in: 1...65535, reason: "--media-port must be 1 to 65535") ?? configuration.mediaPort
+        if let rtspPort = try integer(options, "rtsp-port", in: 0...65535, reason: "--rtsp-port must be 0 (off) to 65535") {
+            configuration.rtspPort = rtspPort == 0 ? nil : rtspPort
+        }
         if let httpsPort = try integer(options, "https-port", in: 0...65535, reason: "--https-port must be 0 (off) to 65535") {
             configuration.httpsPort = httpsPort == 0 ? nil : httpsPort
         }

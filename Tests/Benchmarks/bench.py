@@ -897,6 +897,134 @@ def bench_datachannel(args) -> dict:
 
 # ---- main ----------------------------------------------------------------------------------------
 
+# ---- ecosystem outputs (issue 21) ------------------------------------------------------------------
+
+def snapshot_latencies(daemon, count: int, spacing: float, width: int = 0) -> list[float]:
+    """GET /snapshot.jpg one at a time, `spacing` apart (so each waits for a fresh frame, as a Home
+    Assistant still every few seconds does): milliseconds from sending to the last byte."""
+    import http.client
+    latencies = []
+    path = "/snapshot.jpg" + (f"?width={width}" if width else "")
+    for _ in range(count):
+        time.sleep(spacing)
+        started = time.monotonic()
+        connection = http.client.HTTPConnection("127.0.0.1", daemon.http_port, timeout=5)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        if response.status != 200 or body[:2] != b"\xff\xd8":
+            raise RuntimeError(f"snapshot answered {response.status}: {body[:200]!r}")
+        latencies.append((time.monotonic() - started) * 1000)
+    return latencies
+
+
+class MJPEGClient:
+    """Reads GET /stream.mjpg (counting parts) on a thread until stopped."""
+
+    def __init__(self, port: int, path: str = "/stream.mjpg"):
+        import socket as socket_module
+        self.parts = 0
+        self.bytes = 0
+        self._stop = threading.Event()
+        self._socket = socket_module.create_connection(("127.0.0.1", port), timeout=5)
+        self._socket.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                chunk = self._socket.recv(262144)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.bytes += len(chunk)
+            self.parts += chunk.count(b"--rtcamframe\r\n")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._socket.close()
+        self._thread.join(timeout=2)
+
+
+def bench_ecosystem(args) -> dict:
+    """Issue 21: snapshot latency (idle camera and beside a viewer), and the daemon's CPU and RSS with
+    one WebRTC viewer alone, then with one MJPEG client (10 fps, full size), one RTSP client (FFmpeg,
+    TCP) and both beside it."""
+    daemon = start_daemon("ecosystem", SIZE, FPS, BITRATE)
+    result: dict = {}
+    try:
+        time.sleep(2)
+        idle = snapshot_latencies(daemon, 30, 0.5)
+        idle_small = snapshot_latencies(daemon, 30, 0.5, width=640)
+        ready = threading.Event()
+        done = threading.Event()
+        phases: dict = {}
+        total = 4 * args.seconds + 20
+        loadgen_result: dict = {}
+
+        def viewer() -> None:
+            loadgen_result.update(run_loadgen(daemon.base_url, 1, total, out_dir() / "loadgen-ecosystem.json",
+                                              on_ready=ready.set, on_done=done.set, echo=False))
+
+        thread = threading.Thread(target=viewer)
+        thread.start()
+        if not ready.wait(30):
+            raise RuntimeError("the WebRTC viewer never connected")
+        time.sleep(2)
+        beside_viewer = snapshot_latencies(daemon, 30, 0.3)
+
+        def phase(name: str, mjpeg: bool, rtsp: bool) -> None:
+            clients = []
+            process = None
+            if mjpeg:
+                clients.append(MJPEGClient(daemon.http_port))
+            if rtsp:
+                process = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp", "-i",
+                                            f"rtsp://127.0.0.1:{daemon.rtsp_port}/", "-c", "copy", "-f", "null", "-"],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(2)          # past the JPEG coder's and the RTSP session's start
+            window = CPUWindow(daemon.process.pid)
+            parts_before = clients[0].parts if clients else 0
+            window.start()
+            time.sleep(args.seconds)
+            window.stop()
+            parts = (clients[0].parts - parts_before) if clients else 0
+            for client in clients:
+                client.stop()
+            if process:
+                process.terminate()
+                process.wait(timeout=5)
+            phases[name] = {**window.json(), "rss_kb": window.end_memory["VmRSS"], "mjpeg_parts": parts}
+            time.sleep(1)
+
+        phase("webrtc", False, False)
+        phase("webrtc+mjpeg", True, False)
+        phase("webrtc+rtsp", False, True)
+        phase("webrtc+mjpeg+rtsp", True, True)
+        thread.join()
+        result = {"snapshot_ms_idle": percentiles(idle), "snapshot_ms_idle_640": percentiles(idle_small),
+                  "snapshot_ms_beside_viewer": percentiles(beside_viewer), "phases": phases,
+                  "viewer_fps": loadgen_result.get("fps_per_viewer", {}).get("p50")}
+    finally:
+        daemon.stop()
+    rows = [[f"snapshot latency, {label}", f"p50 {values['p50']:.1f} ms, p95 {values['p95']:.1f} ms", "p95 100 ms",
+             goal(values["p95"], 100)]
+            for label, values in (("idle camera, 1280x720", result["snapshot_ms_idle"]),
+                                  ("idle camera, ?width=640", result["snapshot_ms_idle_640"]),
+                                  ("beside a WebRTC viewer", result["snapshot_ms_beside_viewer"]))]
+    base = result["phases"]["webrtc"]
+    for name, values in result["phases"].items():
+        rows.append([f"CPU / RSS: {name}", f"{values['percent_of_core']:.1f} % of a core, {values['rss_kb'] / 1024:.1f} MiB"
+                     + (f", {values['mjpeg_parts'] / args.seconds:.1f} MJPEG parts/s" if values["mjpeg_parts"] else ""),
+                     "" if name == "webrtc" else f"+{values['percent_of_core'] - base['percent_of_core']:.1f} %", ""])
+    table("ecosystem outputs (release)", ["what", "value", "goal / delta", ""], rows)
+    write_json("ecosystem", result)
+    return result
+
+
 def only_loopback() -> bool:
     """/proc/net/dev lists the interfaces of this process's network namespace (/sys/class/net
     may still show the host's when /sys was not remounted)."""
@@ -908,7 +1036,7 @@ def only_loopback() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "srtp", "tls",
-                                              "talkback", "datachannel", "soak", "all"])
+                                              "talkback", "datachannel", "ecosystem", "soak", "all"])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="overhead/peers: repeat and take medians")
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 10, 50, 100, 200])
@@ -931,7 +1059,7 @@ def main() -> int:
             print(f"missing {binary}: swift build -c release --static-swift-stdlib", file=sys.stderr)
             return 2
     print(f"rtcam {rtcam_binary()}\nrtcam-bench {bench_binary()}\nload before: {common.machine_load()}")
-    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers", "datachannel", "talkback"] \
+    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers", "datachannel", "talkback", "ecosystem"] \
         if args.benchmark == "all" else [args.benchmark]
     failures = []
     for name in chosen:

@@ -69,6 +69,7 @@ class RtcamProcess:
         self.https = https
         self.https_port = 0
         self.media_port = 0
+        self.rtsp_port = 0
         self.process: Optional[subprocess.Popen] = None
         self.exit_code: Optional[int] = None
         self.cookie: Optional[str] = None
@@ -95,7 +96,7 @@ class RtcamProcess:
     def command(self) -> list[str]:
         args = [self.binary,
                 "--http-port", str(self.http_port), "--https-port", str(self.https_port if self.https else 0),
-                "--media-port", str(self.media_port),
+                "--media-port", str(self.media_port), "--rtsp-port", str(self.rtsp_port),
                 "--state-dir", str(self.state_dir),
                 "--source", "test-pattern", "--audio", "test-tone",
                 "--size", self.size, "--fps", str(self.fps), "--bitrate", str(self.bitrate_kbps),
@@ -114,6 +115,9 @@ class RtcamProcess:
         while self.https_port == self.http_port:
             self.https_port = free_port(socket.SOCK_STREAM)
         self.media_port = free_port(socket.SOCK_DGRAM)
+        self.rtsp_port = free_port(socket.SOCK_STREAM)
+        while self.rtsp_port in (self.http_port, self.https_port):
+            self.rtsp_port = free_port(socket.SOCK_STREAM)
         log = open(self.log_path, "ab")
         log.write(f"$ {' '.join(self.command())}\n".encode())
         log.flush()

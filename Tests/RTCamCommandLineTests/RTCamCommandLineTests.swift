@@ -45,6 +45,9 @@ import Testing
             try serve(["--tls-cert", "/etc/rtcam/cert.pem"])
         }
         #expect(throws: (any Error).self) { try serve(["--https-port", "70000"]) }
+        #expect(try serve(["--rtsp-port", "0"]).0.rtspPort == nil)
+        #expect(try serve([]).0.rtspPort == 8554)
+        #expect(throws: (any Error).self) { try serve(["--rtsp-port", "65536"]) }
     }
 
     @Test func everyServeOptionIsRead() throws {
@@ -53,8 +56,9 @@ import Testing
             "--state-dir", "/tmp/rtcam-state", "--source", "test-pattern", "--audio", "none", "--size", "640x480",
             "--fps", "25", "--bitrate", "800", "--encoder", "x264", "--max-viewers", "3",
             "--candidate-address", "10.0.0.2", "--candidate-address=192.168.1.9", "--log-level", "debug",
-            "--host-name", "cam.example.net", "--host-name=kitchen.lan",
+            "--host-name", "cam.example.net", "--host-name=kitchen.lan", "--rtsp-port", "9554",
         ])
+        #expect(configuration.rtspPort == 9554)
         #expect(configuration.httpPort == 9000)
         #expect(configuration.httpAddress == "127.0.0.1")
         #expect(configuration.mediaPort == 40000)

@@ -16,7 +16,7 @@ source "$(dirname "$0")/common.sh"
 # The arm64 -dev packages rtcam links against (Package.swift's system libraries) and the C++
 # runtime the Swift runtime needs; dpkg-dev for dpkg-shlibdeps (the .deb's Depends).
 sysroot_packages=(libc6-dev libstdc++-14-dev linux-libc-dev libmbedtls-dev libsrtp2-dev libx264-dev
-                  libopus-dev libspeexdsp-dev libasound2-dev libv4l-dev dpkg-dev)
+                  libopus-dev libspeexdsp-dev libasound2-dev libv4l-dev libturbojpeg0-dev dpkg-dev)
 # The sysroot is also where test-arm64.sh (not --quick) runs the aarch64 Swift tests: ffmpeg
 # (ffprobe) for the tests that decode the H.264 they encode, as on amd64. Added only then: its
 # hundred-odd dependencies take about ten minutes of dpkg under qemu.

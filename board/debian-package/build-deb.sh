@@ -71,6 +71,9 @@ fi
 install -m 644 systemd/rtcam.service "$root/lib/systemd/system/rtcam.service"
 install -m 644 "$here/rtcam.conf" "$root/etc/rtcam/rtcam.conf"
 install -m 644 "$here/rtcam.sysusers" "$root/usr/lib/sysusers.d/rtcam.conf"
+# mDNS/DNS-SD (issue 21): avahi-daemon announces HTTP, HTTPS and RTSP; a conffile (ports may change).
+install -d "$root/etc/avahi/services"
+install -m 644 "$here/rtcam.avahi-service" "$root/etc/avahi/services/rtcam.service"
 install -m 644 README.md "$root/usr/share/doc/rtcam/README.md"
 gzip -9n < "$here/rtcam.1" > "$root/usr/share/man/man1/rtcam.1.gz"
 chmod 644 "$root/usr/share/man/man1/rtcam.1.gz"
@@ -83,7 +86,7 @@ install -m 644 "$here/copyright" "$root/usr/share/doc/rtcam/copyright"
 } | gzip -9n > "$root/usr/share/doc/rtcam/changelog.gz"
 chmod 644 "$root/usr/share/doc/rtcam/changelog.gz"
 for script in postinst prerm postrm; do install -m 755 "$here/$script" "$root/DEBIAN/$script"; done
-echo /etc/rtcam/rtcam.conf > "$root/DEBIAN/conffiles"
+printf '%s\n' /etc/rtcam/rtcam.conf /etc/avahi/services/rtcam.service > "$root/DEBIAN/conffiles"
 
 # 3. Depends: what the binary links, with the minimum versions from the libraries' shlibs/symbols
 # files (dpkg-shlibdeps wants a debian/control to read, so it gets a two-line one). For a foreign
@@ -146,7 +149,8 @@ if readelf -V "$binary" | grep -q GLIBC_ABI_DT_RELR; then
         shlib_depends=$(sed -E 's/libc6 \(>= [0-9.]+\)/libc6 (>= 2.36)/' <<<"$shlib_depends")
     fi
 fi
-depends="$shlib_depends, systemd (>= 247), init-system-helpers (>= 1.54)"
+# libjpeg-turbo is opened with dlopen (snapshots, MJPEG: CTurboJPEG/turbojpeg_loader.c), so no NEEDED entry names it.
+depends="$shlib_depends, libturbojpeg0 (>= 1:2.0), systemd (>= 247), init-system-helpers (>= 1.54)"
 
 # 4. Control file and checksums.
 installed_size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
@@ -157,6 +161,7 @@ Architecture: $arch
 Maintainer: $maintainer
 Installed-Size: $installed_size
 Depends: $depends
+Recommends: avahi-daemon
 Suggests: libcamera-v4l2
 Section: video
 Priority: optional

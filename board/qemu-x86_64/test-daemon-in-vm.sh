@@ -87,6 +87,8 @@ nss=()
 for lib in libsoftokn3.so libfreeblpriv3.so libfreebl3.so; do
   [ -f "/lib/x86_64-linux-gnu/$lib" ] && nss+=(--bin "/lib/x86_64-linux-gnu/$lib")
 done
+# libjpeg-turbo is opened with dlopen at the first snapshot (issue 21): ldd does not list it either.
+[ -f /lib/x86_64-linux-gnu/libturbojpeg.so.0 ] && nss+=(--bin /lib/x86_64-linux-gnu/libturbojpeg.so.0)
 # RTCAM_VM_DAEMON_ENV: NAME=VALUE for rtcam's environment in the guest (one).
 [ -n "${RTCAM_VM_DAEMON_ENV:-}" ] && extra_bins+=(--env "$RTCAM_VM_DAEMON_ENV")
 export NSS_BINS="${nss[*]} ${extra_bins[*]}"
@@ -122,6 +124,31 @@ PY
   "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --seconds 6 --connect-timeout 60 \
       > "$share/summary.json"
   client=$?
+  if [ $client = 0 ]; then
+    # GET /snapshot.jpg (issue 21): a JPEG of vivid'"'"'s picture through the V4L2 capture path; a camera'"'"'s
+    # own H.264 (passthrough) has no raw pictures, and the answer says so.
+    "$python" - "$mode" > "$share/snapshot.out" 2>&1 <<PY || client=10
+import sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen("http://127.0.0.1:18080/snapshot.jpg", timeout=60) as reply:
+        status, body = reply.status, reply.read()
+except urllib.error.HTTPError as error:
+    status, body = error.code, error.read()
+def size(data):
+    index = 2
+    while data[:2] == b"\xff\xd8" and index + 9 <= len(data) and data[index] == 0xFF:
+        marker, length = data[index + 1], int.from_bytes(data[index + 2:index + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[index + 7:index + 9], "big"), int.from_bytes(data[index + 5:index + 7], "big")
+        index += 2 + length
+    return None
+print(f"GET /snapshot.jpg: {status}, {len(body)} bytes, JPEG size {size(body)}" + ("" if size(body) else f": {body[:300]!r}"))
+if sys.argv[1] == "passthrough":
+    if status != 503 or b"no raw pictures" not in body: raise SystemExit(f"FAIL: wanted 503 saying why, got {status} {body[:200]!r}")
+elif status != 200 or size(body) != (640, 480):
+    raise SystemExit(f"FAIL: wanted a 640x480 JPEG, got {status} {size(body)}")
+PY
+  fi
   if [ $client = 0 ] && [ "$mode" = x264 ]; then
     # A camera control through the "rtcam" data channel (issue 18): the Brightness of vivid set and read back.
     "$python" "$here/../../Tests/Interop/datachannel_controls.py" http://127.0.0.1:18080/whep Brightness \
@@ -166,6 +193,7 @@ echo "----- rtcam log (guest)"; cat "$share/rtcam.log" 2>/dev/null || true
 echo "----- WHEP client summary (host)"; cat "$share/summary.json" 2>/dev/null || true
 [ -f "$share/resize.out" ] && { echo "----- settings change (host)"; cat "$share/resize.out"; }
 [ -f "$share/controls.json" ] && { echo "----- camera control over the data channel (host)"; cat "$share/controls.json"; }
+[ -f "$share/snapshot.out" ] && { echo "----- snapshot (host)"; cat "$share/snapshot.out"; }
 # The picture must have arrived at the size asked for, at a rate that shows frames keep coming
 # (TCG runs the guest several times slower than the host: 3 fps is the floor, not the goal).
 if [ $status = 0 ]; then

@@ -33,7 +33,7 @@ ConditionPathExistsGlob=/var/lib/rtcam-install/rtcam_*_arm64.deb
 [Service]
 Type=oneshot
 Environment=DEBIAN_FRONTEND=noninteractive
-ExecStart=/bin/sh -ec 'apt-get update; apt-get install -y --no-install-recommends /var/lib/rtcam-install/rtcam_*_arm64.deb libcamera-v4l2'
+ExecStart=/bin/sh -ec 'apt-get update; apt-get install -y --no-install-recommends /var/lib/rtcam-install/rtcam_*_arm64.deb libcamera-v4l2 avahi-daemon'
 ExecStartPost=/bin/rm -rf /var/lib/rtcam-install
 ExecStartPost=/bin/systemctl disable rtcam-install.service
 
@@ -47,6 +47,13 @@ cat > /etc/systemd/system/rtcam.service.d/libcamera.conf <<'DROPIN'
 Environment=LD_PRELOAD=/usr/lib/aarch64-linux-gnu/libcamera/v4l2-compat.so
 DROPIN
 ln -sf /etc/systemd/system/rtcam-install.service /etc/systemd/system/multi-user.target.wants/rtcam-install.service
+
+# Found on the network as http://rtcam.local (avahi-daemon announces the name and the services the
+# package lists): the stock host name becomes rtcam; a name chosen in Raspberry Pi Imager stays.
+if [ "$(cat /etc/hostname 2>/dev/null)" = raspberrypi ]; then
+    echo rtcam > /etc/hostname
+    sed -i 's/\braspberrypi\b/rtcam/g' /etc/hosts
+fi
 
 # Run once: take this script's entries out of cmdline.txt (Imager's firstrun.sh cleans up its own).
 sed -i 's| systemd\.run=[^ ]*rtcam-firstboot\.sh||' "$boot/cmdline.txt"

@@ -54,6 +54,7 @@ enum ViewerPage {
   <span id="rtt">RTT –</span>
   <span id="lost">lost –</span>
 \#(TalkControl.controls)
+  <a id="snapshot" href="/snapshot.jpg" download="rtcam-snapshot.jpg" title="Save the current picture as a JPEG">Snapshot</a>
   <a href="/settings">Settings</a>
 </div>
 <div id="camera" hidden>

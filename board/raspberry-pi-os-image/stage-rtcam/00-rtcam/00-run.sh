@@ -7,7 +7,7 @@ debs=(files/rtcam_*_arm64.deb)
 install -m 644 "${debs[0]}" "${ROOTFS_DIR}/tmp/rtcam.deb"
 on_chroot << 'CHROOT'
 apt-get update
-DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /tmp/rtcam.deb libcamera-v4l2
+DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /tmp/rtcam.deb libcamera-v4l2 avahi-daemon
 rm -f /tmp/rtcam.deb
 CHROOT
 # libcamera cameras (every Camera Module on bookworm) through libcamera's V4L2 compatibility layer.
