@@ -15,7 +15,7 @@ MEDIA_PORT ?= 8189
 STATE_DIR ?= $(CURDIR)/.rtcam-state
 RUN_ARGS ?=
 
-.PHONY: test-arm64 run test build release deps test-deps pipewire-alsa unit-test interop-test bench deb arm64 clean
+.PHONY: test-arm64 run test build release deps test-deps pipewire-alsa unit-test interop-test bench deb arm64 clean fuzz
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -64,6 +64,7 @@ test: test-deps
 	$(SWIFT) test --skip-build
 	RTCAM_CPU_CRYPTO=none RTCAM_EXPECT_CPU_CRYPTO=none $(SWIFT) test --skip-build --filter 'SRTPCrypto|CPUCryptoPath'
 	bash systemd/check-unit.sh
+	FUZZ_SECONDS=2 bash Tests/Fuzz/run.sh
 	bash board/arm64/roots-in-background.sh wait
 	bash Tests/Interop/run.sh
 	bash board/qemu-x86_64/test-board.sh
@@ -76,6 +77,13 @@ test: test-deps
 # (both SRTP crypto paths), and the daemon to aiortc.
 test-arm64:
 	bash board/arm64/test-arm64.sh
+
+# libFuzzer targets (Tests/Fuzz: STUN, SDP, sdpfrag, RTP/RTCP, H.264, DTLS ClientHello, SCTP, JSON),
+# built with swiftc -sanitize=fuzzer,address; each runs FUZZ_SECONDS from its seed corpus, which
+# grows in .build/fuzz/corpus between runs. A crash fails the run and leaves .build/fuzz/crash-*.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash Tests/Fuzz/run.sh
 
 unit-test: deps
 	$(SWIFT) test

@@ -75,6 +75,14 @@ done
 echo "ok"
 passed=$((passed + 1))
 
+echo "== LimitNOFILE leaves room above rtcam's own HTTP connection cap (HTTPLimits.maximumConnections)"
+nofile="$(sed -n 's/^LimitNOFILE=//p' "$unit")"
+cap="$(sed -n 's/^ *var maximumConnections = \([0-9]*\).*/\1/p' Sources/CameraServer/HTTPConnectionGuard.swift)"
+[ -n "$cap" ] || fail "no maximumConnections in HTTPConnectionGuard.swift"
+[ "$nofile" -ge $((cap + 256)) ] || fail "LimitNOFILE=$nofile is not above the HTTP cap $cap plus 256 for the rest"
+echo "ok (LimitNOFILE=$nofile, HTTP cap $cap)"
+passed=$((passed + 1))
+
 echo "== the boot-partition copy of the setup code (ExecStartPost=+)"
 helper="$(dirname "$unit")/../board/debian-package/rtcam-boot-setup-code"
 scratch=$(mktemp -d)

@@ -90,6 +90,8 @@ public final class CameraDaemon: @unchecked Sendable {
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private let startedAt = MonotonicClock.now()
+    /// The HTTP listeners' admission and counters, once they run (/api/status).
+    private let httpLimiter = NIOLockedValueBox<HTTPConnectionLimiter?>(nil)
     /// Set in `run` before the hub's settings are first made.
     private var talkback: TalkbackController?
 
@@ -103,6 +105,8 @@ public final class CameraDaemon: @unchecked Sendable {
     public func run() throws {
         let loop = group.next()
         try StateFiles.ensureDirectory(configuration.stateDirectory)
+        let unfinished = StateFiles.removeUnfinishedWrites(in: configuration.stateDirectory)
+        if unfinished > 0 { logger.notice("removed \(unfinished) unfinished write(s) of a previous run from the state directory") }
         let certificate = try loadOrCreateCertificate()
         let candidates = try candidateAddresses()
         let store = ConfigStore(directory: configuration.stateDirectory, defaults: CameraSettings())
@@ -219,14 +223,17 @@ public final class CameraDaemon: @unchecked Sendable {
             }
         }
         // HTTPS first: once plain HTTP answers (what tests and health checks wait for), both serve.
-        let https = try startHTTPS(group: group, router: router)
+        // Both listeners share one admission: connections per address and in all, request and idle
+        // timeouts (HTTPConnectionGuard).
+        let httpLimiter = HTTPConnectionLimiter()
+        self.httpLimiter.withLockedValue { $0 = httpLimiter }
+        let https = try startHTTPS(group: group, router: router, limiter: httpLimiter)
         let http = try ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(router: router))
+                    try HTTPServerPipeline.configure(channel, router: router, limiter: httpLimiter)
                 }
             }
             .bind(host: configuration.httpAddress, port: configuration.httpPort).wait()
@@ -273,7 +280,7 @@ public final class CameraDaemon: @unchecked Sendable {
 
     /// HTTPS on its own port: the same router under TLS (TLSHandler, mbedTLS). The certificate's
     /// SHA-256 fingerprint is logged so a user can compare it with what the browser's warning shows.
-    private func startHTTPS(group: MultiThreadedEventLoopGroup, router: CameraRouter) throws -> Channel? {
+    private func startHTTPS(group: MultiThreadedEventLoopGroup, router: CameraRouter, limiter: HTTPConnectionLimiter) throws -> Channel? {
         guard let httpsPort = configuration.httpsPort else { return nil }
         let names = HTTPSIdentity.names(hostName: HTTPSIdentity.hostName(), addresses: interfaceAddresses())
         let identity = try HTTPSIdentity.load(stateDirectory: configuration.stateDirectory,
@@ -300,13 +307,13 @@ public final class CameraDaemon: @unchecked Sendable {
         }
         let fingerprint = try loop.submit { certificates.value.fingerprint }.wait()
         let channel = try ServerBootstrap(group: loop)
-            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: certificates.value.context.value, logger: logger))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HTTPHandler(router: router, isSecureTransport: true))
+                    try HTTPServerPipeline.configure(channel, router: router, limiter: limiter) {
+                        try TLSHandler(context: certificates.value.context.value, logger: logger)
+                    }
                 }
             }
             .bind(host: configuration.httpAddress, port: httpsPort).wait()
@@ -445,6 +452,18 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("sendErrors", socket.sendErrors)
         json.field("udpSegmentationOffload", socket.segmentationOffload)
         json.endObject()
+        if let http = httpLimiter.withLockedValue({ $0 })?.counters {
+            json.key("http")
+            json.beginObject()
+            json.field("connectionsOpen", http.open)
+            json.field("connectionsAccepted", http.accepted)
+            json.field("refusedPerAddress", http.refusedPerAddress)
+            json.field("refusedFull", http.refusedFull)
+            json.field("requestTimeouts", http.requestTimeouts)
+            json.field("idleTimeouts", http.idleTimeouts)
+            json.field("requestsTooLarge", http.requestsTooLarge)
+            json.endObject()
+        }
         json.key("viewers")
         json.beginArray()
         for viewer in hub.viewerStatuses() {

@@ -519,6 +519,9 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             case let .viewerLimitReached(limit):
                 return .text(.serviceUnavailable, "the camera already has \(limit) viewers; try again later",
                              headers: [("Retry-After", "10")])
+            case let .tooManyPending(limit):
+                return .text(.tooManyRequests, "\(limit) sessions from this address are still connecting; try again later",
+                             headers: [("Retry-After", "10")])
             case .unknownSession, .preconditionFailed:
                 return .text(.notFound, "unknown session")
             case let .internalFailure(reason):

@@ -74,6 +74,7 @@ final class HTTPHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case let .head(requestHead):
+            context.triggerUserOutboundEvent(HTTPRequestProgress.headReceived, promise: nil)
             head = requestHead
             body.removeAll(keepingCapacity: true)
             bodyTooLarge = false
@@ -92,6 +93,7 @@ final class HTTPHandler: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             self.head = nil
+            context.triggerUserOutboundEvent(HTTPRequestProgress.requestReceived, promise: nil)
             if bodyTooLarge {
                 write(.text(.payloadTooLarge, "request body larger than \(Self.maximumBodySize) bytes"), for: head,
                       close: true, context: context)
@@ -134,6 +136,7 @@ final class HTTPHandler: ChannelInboundHandler {
         }
         let promise: EventLoopPromise<Void>? = keepAlive ? nil : context.eventLoop.makePromise()
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: promise)
+        if keepAlive { context.triggerUserOutboundEvent(HTTPRequestProgress.responseSent, promise: nil) }
         if let promise {
             let channel = context.channel
             promise.futureResult.whenComplete { _ in channel.close(promise: nil) }

@@ -112,17 +112,35 @@ struct SessionTimerSchedule<ID: Hashable> {
 }
 
 /// Whether a WHEP offer may become a viewer (RFC 9725 §4.2: 503 with Retry-After when the camera is full).
+///
+/// `maximumViewers` counts connected viewers. A session still connecting (ICE and DTLS, dropped after
+/// 10 s if they do not finish) counts only against a small pending quota beside them, and one address
+/// may hold only a few of those: ten offers from one host that never connects do not keep a real
+/// viewer out (issue 20). Sessions from no known address (in-process callers) have no per-address cap.
 struct ViewerAdmission: Equatable {
     var maximumViewers: Int
+    /// Sessions that may be connecting at once beyond the free viewer places.
+    var pendingQuota = 4
+    /// Connecting sessions one IP address may hold.
+    var pendingPerAddress = 2
 
     enum Decision: Equatable {
         case admit
         case full(limit: Int)
+        case tooManyPending(limit: Int)
         case stopping
     }
 
-    func decide(viewers: Int, stopping: Bool) -> Decision {
+    func decide(connected: Int, pending: Int, pendingFromAddress: Int?, stopping: Bool) -> Decision {
         if stopping { return .stopping }
-        return viewers < maximumViewers ? .admit : .full(limit: maximumViewers)
+        if connected >= maximumViewers { return .full(limit: maximumViewers) }
+        if let pendingFromAddress, pendingFromAddress >= pendingPerAddress { return .tooManyPending(limit: pendingPerAddress) }
+        if connected + pending >= maximumViewers + pendingQuota { return .full(limit: maximumViewers) }
+        return .admit
+    }
+
+    /// A session finished connecting while `connectedOthers` viewers were connected: it stays only under the limit.
+    func keepsConnected(connectedOthers: Int) -> Bool {
+        connectedOthers < maximumViewers
     }
 }

@@ -113,6 +113,24 @@ extension StateFiles {
         return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR && access(path, W_OK | X_OK) == 0
     }
 
+    /// Deletes the temporary files of writes that never finished (the process was killed between
+    /// `open` and `rename`): `<name>.tmp-<16 hex digits>` directly in `directory`. Returns how many.
+    @discardableResult
+    static func removeUnfinishedWrites(in directory: String) -> Int {
+        guard let handle = opendir(directory) else { return 0 }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            let suffix = name.suffix(16)
+            if suffix.count == 16, suffix.allSatisfy(\.isHexDigit), name.dropLast(16).hasSuffix(".tmp-") { names.append(name) }
+        }
+        closedir(handle)
+        for name in names { unlink(directory + "/" + name) }
+        return names.count
+    }
+
     static func rename(_ from: String, to: String) throws {
         guard Glibc.rename(from, to) == 0 else { throw Failure(operation: "rename", path: from, code: errno) }
     }

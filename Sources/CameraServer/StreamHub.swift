@@ -14,6 +14,8 @@ enum WHEPError: Error, Equatable {
     case malformedOffer(String)
     case noCommonCodec(String)
     case viewerLimitReached(limit: Int)
+    /// The address already has this many sessions connecting (issue 20).
+    case tooManyPending(limit: Int)
     case unknownSession
     case preconditionFailed
     case internalFailure(String)
@@ -38,6 +40,9 @@ struct HubSettings: Sendable {
     var h264ProfileLevelID: String
     var hasVideo: Bool
     var hasAudio: Bool
+    /// Sessions still connecting beside the viewers, and per address (ViewerAdmission).
+    var pendingSessionQuota = 4
+    var pendingSessionsPerAddress = 2
     /// Talkback (issue 17): the camera has a speaker, and who may talk through it.
     var hasSpeaker = false
     var whoMayTalk = TalkPermission.viewers
@@ -146,6 +151,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         var localUfrag: String
         var createdAt: MonotonicTime
         var credential: ViewerCredential
+        /// The IP the WHEP POST came from (nil: an in-process caller).
+        var client: TransportAddress.IP?
         /// The addresses the session verified (bounded by the session), mapped to it in viewerIDByAddress.
         var addresses: Set<TransportAddress> = []
     }
@@ -204,7 +211,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     func createSession(offer text: String, credential: ViewerCredential = .none,
                        from client: TransportAddress.IP? = nil) throws(WHEPError) -> (id: String, answer: String) {
         var settings: HubSettings = try locked { () throws(WHEPError) in
-            try admit()
+            try admit(client: client)
             if !srtpCryptoInstalled {
                 srtpCryptoInstalled = true
                 let replaced = SRTPCrypto.install(srtpCrypto)
@@ -220,9 +227,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         let id = random.bytes(12).hexadecimal
         lock.lock()
         defer { lock.unlock() }
-        try admit()
+        try admit(client: client)
         viewers[id] = Viewer(id: id, session: made.session, localUfrag: made.localICE.ufrag, createdAt: MonotonicClock.now(),
-                             credential: credential)
+                             credential: credential, client: client)
         viewerIDByUfrag[made.localICE.ufrag] = id
         logger.info("viewer \(id) joined (\(viewers.count) watching)")
         if viewers.count == 1 { encoders.setViewersPresent(true) }
@@ -237,10 +244,26 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         return try body()
     }
 
-    private func admit() throws(WHEPError) {
-        switch ViewerAdmission(maximumViewers: settings.maximumViewers).decide(viewers: viewers.count, stopping: stopping) {
+    private var admission: ViewerAdmission {
+        ViewerAdmission(maximumViewers: settings.maximumViewers, pendingQuota: settings.pendingSessionQuota,
+                        pendingPerAddress: settings.pendingSessionsPerAddress)
+    }
+
+    private func admit(client: TransportAddress.IP?) throws(WHEPError) {
+        var connected = 0, pending = 0, pendingFromClient = 0
+        for viewer in viewers.values {
+            if viewer.session.state == .connected {
+                connected += 1
+            } else {
+                pending += 1
+                if client != nil, viewer.client == client { pendingFromClient += 1 }
+            }
+        }
+        switch admission.decide(connected: connected, pending: pending, pendingFromAddress: client == nil ? nil : pendingFromClient,
+                                stopping: stopping) {
         case .admit: return
         case let .full(limit): throw .viewerLimitReached(limit: limit)
+        case let .tooManyPending(limit): throw .tooManyPending(limit: limit)
         case .stopping: throw .stopping
         }
     }
@@ -456,6 +479,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         case let .iceSelected(address):
             logger.debug("viewer \(id): ICE selected \(address)")
         case let .addressVerified(address):
+            // A session removed by an earlier event of the same batch maps nothing any more.
+            guard viewers[id] != nil else { break }
             // Another session's address before (a NAT reusing a port): it is this one's now.
             if let previous = viewerIDByAddress[address], previous != id { viewers[previous]?.addresses.remove(address) }
             viewerIDByAddress[address] = id
@@ -464,6 +489,13 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             if viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
             viewers[id]?.addresses.remove(address)
         case let .connected(profile):
+            let others = viewers.values.filter { $0.id != id && $0.session.state == .connected }.count
+            guard admission.keepsConnected(connectedOthers: others) else {
+                // Admitted on the pending quota, but the places filled while it connected.
+                viewers[id]?.session.close(now: MonotonicClock.now(), media: packetizer)
+                removeViewer(id: id, reason: "the camera already has \(settings.maximumViewers) viewers")
+                return
+            }
             logger.info("viewer \(id): connected (SRTP \(profile))")
             perform(keyframes.request(now: MonotonicClock.now()))  // a joining viewer gets a keyframe at once
         case .keyframeRequested:

@@ -831,6 +831,33 @@ def bench_tls(args) -> dict:
     return result
 
 
+# ---- soak: the hostile-network tests, long (issue 20) --------------------------------------------
+
+def bench_soak(args) -> dict:
+    """Tests/Interop/test_hostile_network.py at soak scale: a slowloris held `--seconds` (default
+    here 120), 3 million hostile datagrams while a viewer watches, 1,000 SIGKILLs during settings
+    saves; the tests' own assertions apply and their printed figures are kept."""
+    repo = Path(__file__).resolve().parents[2]
+    seconds = args.seconds if args.seconds != 10 else 120
+    env = {**os.environ, "HOSTILE_SLOWLORIS_SECONDS": str(seconds), "HOSTILE_FLOOD_DATAGRAMS": "3000000",
+           "HOSTILE_KILL_ROUNDS": "1000", "RTCAM_BIN": rtcam_binary()}
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider", "--timeout", "3600",
+                          str(repo / "Tests/Interop/test_hostile_network.py")],
+                         cwd=repo, env=env, capture_output=True, text=True)
+    figures = [line.split("::")[-1].strip() for line in run.stdout.splitlines()
+               if any(word in line for word in ("slowloris:", "flood:", "kills during", "vanished viewer", "attacker's POSTs"))]
+    for line in figures:
+        print(f"  {line}")
+    result = {"passed": run.returncode == 0, "figures": figures, "seconds": round(time.monotonic() - started)}
+    if run.returncode != 0:
+        print(run.stdout[-20000:])
+    write_json("soak", result)
+    if run.returncode != 0:
+        raise RuntimeError("a hostile-network test failed at soak scale")
+    return result
+
+
 # ---- data channels (issue 18) -------------------------------------------------------------------
 
 def bench_datachannel(args) -> dict:
@@ -1009,7 +1036,7 @@ def only_loopback() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "srtp", "tls",
-                                              "talkback", "datachannel", "ecosystem", "all"])
+                                              "talkback", "datachannel", "ecosystem", "soak", "all"])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="overhead/peers: repeat and take medians")
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 10, 50, 100, 200])

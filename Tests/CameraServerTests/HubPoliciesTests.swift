@@ -74,10 +74,27 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
 
 @Suite struct ViewerAdmissionTests {
     @Test func limitAndShutdown() {
-        let admission = ViewerAdmission(maximumViewers: 2)
-        #expect(admission.decide(viewers: 0, stopping: false) == .admit)
-        #expect(admission.decide(viewers: 1, stopping: false) == .admit)
-        #expect(admission.decide(viewers: 2, stopping: false) == .full(limit: 2))
-        #expect(admission.decide(viewers: 0, stopping: true) == .stopping)
+        let admission = ViewerAdmission(maximumViewers: 2, pendingQuota: 0)
+        #expect(admission.decide(connected: 0, pending: 0, pendingFromAddress: 0, stopping: false) == .admit)
+        #expect(admission.decide(connected: 1, pending: 0, pendingFromAddress: 0, stopping: false) == .admit)
+        #expect(admission.decide(connected: 2, pending: 0, pendingFromAddress: 0, stopping: false) == .full(limit: 2))
+        #expect(admission.decide(connected: 1, pending: 1, pendingFromAddress: nil, stopping: false) == .full(limit: 2))
+        #expect(admission.decide(connected: 0, pending: 0, pendingFromAddress: 0, stopping: true) == .stopping)
+    }
+
+    @Test("connecting sessions: a few per address, a small quota beside the viewers, never past the viewer limit once connected")
+    func pendingQuota() {
+        let admission = ViewerAdmission(maximumViewers: 1, pendingQuota: 4, pendingPerAddress: 2)
+        // One host's ten offers: the third from it is refused, another host still gets in.
+        #expect(admission.decide(connected: 0, pending: 1, pendingFromAddress: 1, stopping: false) == .admit)
+        #expect(admission.decide(connected: 0, pending: 2, pendingFromAddress: 2, stopping: false) == .tooManyPending(limit: 2))
+        #expect(admission.decide(connected: 0, pending: 2, pendingFromAddress: 0, stopping: false) == .admit)
+        // Many hosts fill the quota (viewer places + 4), then the camera is full until they time out.
+        #expect(admission.decide(connected: 0, pending: 5, pendingFromAddress: 0, stopping: false) == .full(limit: 1))
+        // A connected viewer at the limit: no new session at all; a pending one that connects second leaves.
+        #expect(admission.decide(connected: 1, pending: 0, pendingFromAddress: 0, stopping: false) == .full(limit: 1))
+        #expect(admission.keepsConnected(connectedOthers: 0) && !admission.keepsConnected(connectedOthers: 1))
+        // In-process callers (no address) have no per-address cap.
+        #expect(admission.decide(connected: 0, pending: 3, pendingFromAddress: nil, stopping: false) == .admit)
     }
 }

@@ -30,10 +30,11 @@ final class RecordingEncoderControl: EncoderControl, Sendable {
         let encoders = RecordingEncoderControl()
         let hub: StreamHub
 
-        init(maximumViewers: Int = 2) {
+        init(maximumViewers: Int = 2, pendingQuota: Int = 4) {
             hub = StreamHub(loop: group.next(),
                             settings: HubSettings(maximumViewers: maximumViewers, candidateAddresses: [.v4(127, 0, 0, 1)],
-                                                  mediaPort: 9, h264ProfileLevelID: "42e01f", hasVideo: true, hasAudio: true),
+                                                  mediaPort: 9, h264ProfileLevelID: "42e01f", hasVideo: true, hasAudio: true,
+                                                  pendingSessionQuota: pendingQuota),
                             certificate: StreamHubTests.certificate, logger: Logger(label: "test"), encoders: encoders)
         }
 
@@ -62,7 +63,7 @@ final class RecordingEncoderControl: EncoderControl, Sendable {
 
     @Test("POST errors: the viewer limit, a malformed offer, no common codec; none of them adds a viewer")
     func createErrors() throws {
-        let fixture = Fixture(maximumViewers: 1)
+        let fixture = Fixture(maximumViewers: 1, pendingQuota: 0)
         #expect(throws: WHEPError.malformedOffer("malformed SDP line 1: x")) { try fixture.hub.createSession(offer: "x") }
         #expect {
             try fixture.hub.createSession(offer: Self.offer(profiles: ["640c1f"]))
@@ -73,6 +74,24 @@ final class RecordingEncoderControl: EncoderControl, Sendable {
         _ = try fixture.hub.createSession(offer: Self.offer())
         #expect(throws: WHEPError.viewerLimitReached(limit: 1)) { try fixture.hub.createSession(offer: Self.offer(ufrag: "vwr2")) }
         #expect(fixture.hub.viewerCount == 1)
+    }
+
+    @Test("one address's offers that never connect: two are held, the rest refused (429); another address still gets in")
+    func pendingPerAddress() throws {
+        let fixture = Fixture(maximumViewers: 1)
+        let attacker = TransportAddress.IP.v4(192, 0, 2, 66)
+        var refused = 0
+        for index in 0..<10 {
+            do {
+                _ = try fixture.hub.createSession(offer: Self.offer(ufrag: "bad\(index)"), from: attacker)
+            } catch {
+                #expect(error == .tooManyPending(limit: 2))
+                refused += 1
+            }
+        }
+        #expect(refused == 8 && fixture.hub.viewerCount == 2)
+        let (viewer, _) = try fixture.hub.createSession(offer: Self.offer(ufrag: "good"), from: .v4(192, 0, 2, 7))
+        #expect(fixture.hub.sessionExists(id: viewer))
     }
 
     @Test("PATCH: trickle is acknowledged; an ICE restart gives new credentials and a new ETag; If-Match is checked")

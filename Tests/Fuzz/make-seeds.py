@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpora into DIR/<target>/: the SDP offers of Tests/Fixtures (and
+/work/shared/fixtures when present), RFC 5769's STUN vectors (from Tests/STUNTests), and small valid
+packets of each binary format built here from the RFCs' layouts.
+
+    python3 Tests/Fuzz/make-seeds.py DIR
+"""
+import glob, os, re, struct, sys, zlib
+
+repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+root = sys.argv[1]
+
+
+def put(target, name, data):
+    os.makedirs(os.path.join(root, target), exist_ok=True)
+    with open(os.path.join(root, target, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+# SDP offers from real browsers and GStreamer, and PATCH fragments.
+for path in glob.glob(os.path.join(repo, "Tests/Fixtures/sdp/*.sdp")) + glob.glob("/work/shared/fixtures/sdp/*.sdp"):
+    put("sdp", os.path.basename(path), open(path, "rb").read())
+put("sdpfrag", "trickle", "a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\na=group:BUNDLE 0 1\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host\r\na=end-of-candidates\r\n")
+put("sdpfrag", "restart", "a=ice-ufrag:new1\r\na=ice-pwd:newPasswordOf24Chars000\r\n")
+
+# STUN: RFC 5769's three vectors as typed into the STUN tests.
+vectors = open(os.path.join(repo, "Tests/STUNTests/RFC5769Vectors.swift")).read()
+for name, body in re.findall(r"static let (\w+): \[UInt8\] = \[(.*?)\]", vectors, re.S):
+    data = bytes(int(x, 16) for x in re.findall(r"0x([0-9a-fA-F]{2})", body))
+    if len(data) > 20:
+        put("stun", name, data)
+
+# RTCP (RFC 3550, RFC 4585, draft-holmer-rmcat-transport-wide-cc-extensions-01) and RTP (RFC 3550, RFC 8285).
+def rtcp(pt, count, body):
+    return struct.pack("!BBH", 0x80 | count, pt, len(body) // 4) + body
+rr = rtcp(201, 1, struct.pack("!I", 1) + struct.pack("!IIIIII", 2, 0x01000005, 100, 10, 0, 0))
+sr = rtcp(200, 0, struct.pack("!IIIIII", 2, 0xe0000000, 0, 1000, 10, 1000))
+sdes = rtcp(202, 1, struct.pack("!I", 1) + b"\x01\x05rtcam\x00\x00\x00\x00"[:8])
+nack = rtcp(205, 1, struct.pack("!IIHH", 1, 2, 100, 0xffff))
+pli = rtcp(206, 1, struct.pack("!II", 1, 2))
+fir = rtcp(206, 4, struct.pack("!IIIB3x", 1, 0, 2, 7))
+remb = rtcp(206, 15, struct.pack("!II", 1, 0) + b"REMB" + struct.pack("!BBH", 1, 0x0b, 0x1234) + struct.pack("!I", 2))
+tcc = rtcp(205, 15, struct.pack("!IIHHIB", 1, 2, 10, 4, 0x00012301, 0)[:-1] + struct.pack("!B", 0)
+           + struct.pack("!H", 0x2004) + bytes([4, 8, 12, 16]))
+bye = rtcp(203, 1, struct.pack("!I", 2) + b"\x03bye")
+for name, data in [("rr", rr + sdes), ("sr", sr), ("nack", rr + nack), ("pli", rr + pli), ("fir", fir),
+                   ("remb", rr + remb), ("tcc", tcc), ("bye", rr + bye)]:
+    put("rtp", "rtcp-" + name, data)
+ext = struct.pack("!HH", 0xbede, 1) + bytes([0x10, 0xab, 0, 0])
+put("rtp", "rtp-ext", struct.pack("!BBHII", 0x90, 96, 1, 3000, 1) + ext + b"\x65\x88\x84")
+put("rtp", "rtp-padding", struct.pack("!BBHII", 0xa0, 111, 2, 960, 1) + b"opus\x00\x00\x03")
+
+# H.264 runs (the h264 target's framing: a length byte before each RTP payload; the low bit of its
+# first byte is the marker): a single NAL unit, STAP-A with SPS and PPS, FU-A start/middle/end.
+sps = bytes([0x67, 0x42, 0xe0, 0x1f, 0x8c, 0x8d, 0x40])
+pps = bytes([0x68, 0xce, 0x3c, 0x80])
+stap = bytes([0x78]) + struct.pack("!H", len(sps)) + sps + struct.pack("!H", len(pps)) + pps
+fu = [bytes([0x7c, 0x85]) + b"\x88" * 20, bytes([0x7c, 0x05]) + b"\x11" * 20, bytes([0x7c, 0x45]) + b"\x22" * 20]
+def run(payloads):
+    return b"".join(bytes([len(p)]) + p for p in payloads)
+put("h264", "stap-fu", run([stap] + fu))
+put("h264", "single", run([bytes([0x65]) + b"\x00" * 30, bytes([0x41, 0x9a]) + b"\x01" * 10]))
+
+# DTLS: a ClientHello in two fragments (RFC 6347 §4.2.3), each a record in a datagram with a
+# 2-byte length before it (the dtls target's framing), then a ChangeCipherSpec record.
+hello = struct.pack("!H", 0xfefd) + b"\x00" * 32 + b"\x00" + b"\x00" + struct.pack("!H", 2) + b"\xc0\x2b" + b"\x01\x00"
+def record(content, epoch, seq, payload):
+    return struct.pack("!BHH", content, 0xfeff, epoch) + seq.to_bytes(6, "big") + struct.pack("!H", len(payload)) + payload
+def hs(seq, offset, fragment, total):
+    return bytes([1]) + total.to_bytes(3, "big") + struct.pack("!H", seq) + offset.to_bytes(3, "big") \
+        + len(fragment).to_bytes(3, "big") + fragment
+half = len(hello) // 2
+datagrams = [record(22, 0, 0, hs(0, 0, hello[:half], len(hello))), record(22, 0, 1, hs(0, half, hello[half:], len(hello))),
+             record(20, 0, 2, b"\x01")]
+put("dtls", "fragmented-hello", b"".join(struct.pack("!H", len(d)) + d for d in datagrams))
+whole = record(22, 0, 0, hs(0, 0, hello, len(hello)))
+put("dtls", "whole-hello", struct.pack("!H", len(whole)) + whole)
+
+# SCTP (RFC 9260): INIT, then a DATA chunk with DCEP's DATA_CHANNEL_OPEN (RFC 8832), each packet with
+# a 2-byte length before it (the sctp target's framing; it fixes the CRC32c itself).
+def sctp(tag, chunks):
+    return struct.pack("!HHII", 5000, 5000, tag, 0) + b"".join(chunks)
+def chunk(kind, flags, value):
+    data = struct.pack("!BBH", kind, flags, 4 + len(value)) + value
+    return data + b"\x00" * (-len(data) % 4)
+init = chunk(1, 0, struct.pack("!IIHHI", 0x1234, 131072, 1024, 1024, 100) + struct.pack("!HH", 0xc000, 4))
+dcep = bytes([3, 0]) + struct.pack("!HIHH", 0, 0, 4, 0) + b"chat"
+data = chunk(0, 3, struct.pack("!IHHI", 100, 0, 0, 50) + dcep)
+sack = chunk(3, 0, struct.pack("!IIHH", 99, 131072, 0, 0))
+packets = [sctp(0, [init]), sctp(0x1234, [data]), sctp(0x1234, [sack])]
+put("sctp", "init-data", b"".join(struct.pack("!H", len(p)) + p for p in packets))
+
+# JSON: the settings page's bodies.
+put("json", "settings", '{"media":{"video":"test-pattern","width":1280,"height":720,"framesPerSecond":30,"bitrateKbps":2500},"maximumViewers":4}')
+put("json", "nested", '[1,-2.5e3,"a\\u00e9\\ud83d\\ude00",true,false,null,{"":[]}]')
