@@ -111,6 +111,17 @@ chroot_mount() {
     [ -e "$root/etc/resolv.conf" ] || cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 }
 
+# with_roots_lock COMMAND...: one process at a time changes the cached roots (two test runs on one
+# machine, or make test's background roots and a build, would otherwise meet at apt's lock).
+with_roots_lock() {
+    if [ -n "${RTCAM_ROOTS_LOCKED:-}" ]; then "$@"; return; fi
+    mkdir -p "$cache"
+    (
+        flock 8
+        RTCAM_ROOTS_LOCKED=1 "$@"
+    ) 8>"$cache/.roots.lock"
+}
+
 in_root() {
     local root=$1; shift
     chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -174,6 +174,10 @@ EOF
 }
 
 make_all_roots() {
+    with_roots_lock make_all_roots_locked
+}
+
+make_all_roots_locked() {
     mkdir -p "$cache/logs"
     timed "host tools" ensure_host_tools
     timed "binfmt" ensure_binfmt
@@ -190,6 +194,6 @@ make_all_roots() {
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-    make_all_roots
-    print_step_times
+    make_all_roots_and_print() { make_all_roots_locked; print_step_times; }
+    with_roots_lock make_all_roots_and_print
 fi

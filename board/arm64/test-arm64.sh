@@ -107,7 +107,7 @@ timed "rtcam runs in the plain root" check_binary
 #     about a minute each under qemu (they run on amd64; the other SCTP tests run here).
 skip_under_qemu='ALSAPulseCaptureTests|ALSAPlugCaptureTests|V4L2KernelSideTests/typedErrors|nothingAfterStop|randomWorkload'
 run_swift_tests() {
-    add_missing_sysroot_packages "$sysroot" "${sysroot_test_packages[@]}"
+    with_roots_lock add_missing_sysroot_packages "$sysroot" "${sysroot_test_packages[@]}"
     chroot_mount "$sysroot" "$repo:/src" "$cache/scratch:/scratch"
     local env=(LD_LIBRARY_PATH=/usr/lib/swift/linux NO_COLOR=1)
     local path=/scratch/$triple/debug/rtcamPackageTests.xctest
