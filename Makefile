@@ -54,7 +54,7 @@ run: release
 # daemon, rtcam on real kernel drivers (vivid, vicodec, snd-aloop) in board/qemu-x86_64's VM, and
 # the .deb installed and run by systemd in that VM; then the arm64 stage (board/arm64/test-arm64.sh
 # --quick): the release aarch64 binary and its .deb built, the .deb installed in a plain Debian 13
-# arm64 root, and the aarch64 daemon streaming to aiortc under qemu-user (SRTP on the ARMv8
+# arm64 root, and the aarch64 daemon streaming to aiortc and Chromium under qemu-user (SRTP on the ARMv8
 # instructions, HTTPS on Debian 13's mbedTLS 3.6). The arm64 roots are made in the background while
 # the amd64 build and unit tests run. The whole Swift suite as aarch64 (20+ minutes under qemu on
 # 2 cores) is `make test-arm64`.
@@ -74,8 +74,8 @@ test: test-deps
 	bash board/arm64/test-arm64.sh --quick
 
 # The whole arm64 stage: make arm64 with the test bundle, the .deb, the whole Swift suite as aarch64
-# (both SRTP crypto paths), and the daemon to aiortc.
-test-arm64:
+# (both SRTP crypto paths), and the daemon to aiortc and Chromium.
+test-arm64: test-deps
 	bash board/arm64/test-arm64.sh
 
 # libFuzzer targets (Tests/Fuzz: STUN, SDP, sdpfrag, RTP/RTCP, H.264, DTLS ClientHello, SCTP, JSON),

@@ -1,6 +1,7 @@
 """The aarch64 rtcam (RTCAM_BIN: a wrapper that runs it in the arm64 root under qemu-user) streams
-its test pattern and tone to aiortc on this machine; prints what aiortc decoded and fails below
---min-fps or without audio. Run by board/arm64/test-arm64.sh inside a network namespace with only lo.
+its test pattern and tone to aiortc on this machine, then to headless Chromium playing rtcam's own
+viewer page; prints what each decoded and fails below --min-fps or without audio. Run by
+board/arm64/test-arm64.sh inside a network namespace with only lo.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 import socket
 import ssl
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "Tests" / "Interop"))
@@ -54,6 +56,7 @@ def main() -> int:
             return client, measurement, viewers
 
         client, measurement, viewers = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
+        page_sample = chromium_plays(daemon, options)
     except Exception:
         print(daemon.log_tail(), file=sys.stderr)
         raise
@@ -82,11 +85,49 @@ def main() -> int:
         problems.append("audio missing or silent")
     if client.errors:
         problems.append(f"client errors: {client.errors}")
+    print(f"aarch64 rtcam -> Chromium {page_sample['version']} (the viewer page): "
+          f"{page_sample['width']}x{page_sample['height']}, {page_sample['fps']:.1f} fps decoded over "
+          f"{page_sample['seconds']:.1f} s, codecs {page_sample['videoCodec']} / {page_sample['audioCodec']}, "
+          f"audio samples +{page_sample['audioSamples']}")
+    if (page_sample["width"], page_sample["height"]) != (width, height):
+        problems.append(f"Chromium decoded {page_sample['width']}x{page_sample['height']}, not {options.size}")
+    if page_sample["fps"] < options.min_fps:
+        problems.append(f"Chromium: {page_sample['fps']:.1f} fps < {options.min_fps}")
+    if page_sample["audioSamples"] <= 0 or page_sample["audioEnergyGrew"] is not True:
+        problems.append("Chromium: audio missing or silent")
+    if (page_sample["videoCodec"] or "").lower() != "video/h264" or (page_sample["audioCodec"] or "").lower() != "audio/opus":
+        problems.append(f"Chromium negotiated {page_sample['videoCodec']} / {page_sample['audioCodec']}")
     if viewers != 1:
         problems.append(f"/api/status counted {viewers} viewers")
     for problem in problems:
         print(f"FAIL: {problem}", file=sys.stderr)
     return 1 if problems else 0
+
+
+def chromium_plays(daemon, options) -> dict:
+    """Headless Chromium opens the daemon's page (aiortc has left) and plays it for --seconds."""
+    from cdp import Chromium  # noqa: E402 (Tests/Interop, on the path above)
+
+    snapshot = "JSON.parse(JSON.stringify(window.rtcam || null))"
+    with Chromium(log_path=str(options.work / "chromium.log"),
+                  user_data_dir=str(options.work / "chromium-profile")) as browser:
+        page = browser.new_page()
+        page.navigate(daemon.url("/"))
+        page.wait_for("window.rtcam && window.rtcam.framesDecoded > 0", timeout=60)
+        time.sleep(2)  # past the start, as for aiortc
+        first = page.evaluate(snapshot)
+        time.sleep(options.seconds)
+        last = page.evaluate(snapshot)
+        seconds = (last["updatedAt"] - first["updatedAt"]) / 1000.0
+        return {
+            "version": browser.version,
+            "width": last["width"], "height": last["height"],
+            "seconds": seconds,
+            "fps": (last["framesDecoded"] - first["framesDecoded"]) / seconds if seconds > 0 else 0.0,
+            "videoCodec": last["videoCodec"], "audioCodec": last["audioCodec"],
+            "audioSamples": last["audioSamplesReceived"] - first["audioSamplesReceived"],
+            "audioEnergyGrew": last["audioEnergy"] > first["audioEnergy"],
+        }
 
 
 def https_handshake(options) -> tuple[str, str]:

@@ -6,8 +6,9 @@
 #   2. runs the whole Swift test suite as aarch64 (swift-testing; rtcam has no XCTest tests) in the
 #      arm64 sysroot, which has ffmpeg; the kernel-driver tests skip, as on amd64, and the few that
 #      qemu-user cannot run faithfully are skipped by name (skip_under_qemu below);
-#   3. streams from the installed aarch64 daemon to aiortc on this machine (320x240: what qemu keeps
-#      up with) and reports the frame rate aiortc decodes, that SRTP ran on the ARMv8 AES and SHA-1
+#   3. streams from the installed aarch64 daemon to aiortc, then to headless Chromium playing the
+#      viewer page, on this machine (320x240: what qemu keeps up with) and reports the frame rate
+#      each decodes, that SRTP ran on the ARMv8 AES and SHA-1
 #      instructions (qemu's CPU has them), and that HTTPS negotiates TLS 1.3 with Debian 13's mbedTLS.
 # Each step's time is printed at the end. Run as root.
 #
@@ -49,19 +50,26 @@ deb=$(ls -t "$repo"/out/rtcam_*_arm64.deb 2>/dev/null | head -n 1)
 bundle=$cache/scratch/$triple/debug/rtcamPackageTests.xctest
 [ "$quick" = yes ] || [ -x "$bundle" ] || fail "no aarch64 test bundle at $bundle (build-arm64.sh --tests)"
 
-# A fresh plain Debian 13 arm64 root for every run: the pristine debootstrap copied.
-root=$cache/run-arm64
+# A fresh plain Debian 13 arm64 root for every run: the pristine debootstrap copied, one per process
+# (two runs on a machine must not share it); the copies of runs that were killed are removed here.
+root=$cache/run-arm64.$$
 sysroot=$cache/sysroot-arm64
 work=$(mktemp -d /tmp/rtcam-arm64.XXXXXX)
 cleanup() {
     unmount_all_under "$root"
+    rm -rf --one-file-system "$root"
     unmount_all_under "$sysroot"
     rm -rf "$work"
 }
 trap cleanup EXIT
 fresh_root() {
-    unmount_all_under "$root"
-    rm -rf --one-file-system "$root"
+    local stale
+    for stale in "$cache"/run-arm64 "$cache"/run-arm64.*; do
+        [ -d "$stale" ] || continue
+        case ${stale##*/} in run-arm64.*) kill -0 "${stale##*.}" 2>/dev/null && continue ;; esac
+        unmount_all_under "$stale"
+        rm -rf --one-file-system "$stale"
+    done
     cp -a "$cache/base-arm64" "$root"
 }
 timed "fresh Debian 13 arm64 root" fresh_root
@@ -134,7 +142,7 @@ run_swift_tests() {
 }
 [ "$quick" = yes ] || timed "Swift test suite (aarch64 under qemu)" run_swift_tests
 
-# 3. The installed daemon streams to aiortc on the host, inside a network namespace with only lo.
+# 3. The installed daemon streams to aiortc and Chromium on the host, inside a network namespace with only lo.
 stream_to_aiortc() {
     local python wrapper=$work/rtcam-arm64
     python=$(bash "$repo/Tests/Interop/venv.sh")
@@ -143,9 +151,9 @@ stream_to_aiortc() {
     RTCAM_BIN=$wrapper PYTHONDONTWRITEBYTECODE=1 unshare --net sh -c 'ip link set lo up && exec "$@"' sh \
         "$python" "$here/stream-to-aiortc.py" --size "$size" --fps "$fps" --min-fps "$min_fps" --work "$work" \
         --expect-cpu-crypto "ARMv8 AES+SHA1" --expect-tls TLSv1.3 >&2 ||
-        fail "the aarch64 daemon did not stream to aiortc"
+        fail "the aarch64 daemon did not stream to aiortc and Chromium"
 }
-timed "aarch64 daemon -> aiortc ($size at $fps fps)" stream_to_aiortc
+timed "aarch64 daemon -> aiortc and Chromium ($size at $fps fps)" stream_to_aiortc
 
 echo "arm64 stage passed in $((SECONDS - total_start)) s:" >&2
 print_step_times
