@@ -147,7 +147,11 @@ import Glibc
         try Self.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n", on: client)
         Self.sleepMilliseconds(100)
         #expect(collector.text.hasPrefix("HTTP/1.1 200 OK"))
-        let seconds = try #require(Self.secondsUntilClosed(client, limit: 5))
+        // The bound is generous: the server and this client share one event loop thread, which a
+        // loaded machine (the parallel suite beside other jobs: load 7 on 2 cores) can starve for
+        // seconds; what is checked is that the idle timer, not the request timer, closes it.
+        let seconds = try #require(Self.secondsUntilClosed(client, limit: 20),
+                                   "still open after 20 s: \(server.limiter.counters)")
         #expect(seconds >= 0.9)
         #expect(server.limiter.counters.idleTimeouts == 1 && server.limiter.counters.requestTimeouts == 0)
     }
