@@ -486,6 +486,7 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("packetsSent", viewer.packetsSent)
             json.field("retransmittedPackets", viewer.retransmittedPackets)
             json.field("retransmissionsRefused", viewer.retransmissionsRefused)
+            json.field("redundantRetransmissions", viewer.redundantRetransmissions)
             json.field("keyframeRequests", viewer.keyframeRequests)
             json.endObject()
         }
