@@ -122,6 +122,8 @@ public struct PeerSessionStatistics: Equatable, Sendable {
     public var retransmissionsRefused = 0
     /// Extra copies of resends sent because the viewer reported heavy loss (redundantRetransmissions).
     public var redundantRetransmissions = 0
+    /// NACKs for a packet resent less than a round trip ago (the resend is on its way): not answered.
+    public var retransmissionsInFlight = 0
     /// Checks from an IP that is neither the WHEP client's nor one of its candidates' (not answered).
     public var checksFromForeignAddresses = 0
     /// DTLS datagrams that arrived after the endpoint was released (see `PeerSession.retireDTLS`).
@@ -156,7 +158,8 @@ public final class PeerSession {
     /// When the session must be connected (nil once it is).
     private var connectDeadline: MonotonicTime?
     /// Resends per sequence number, for the packets still in the shared history.
-    private var retransmissionCounts: [UInt16: Int] = [:]
+    /// Per NACKed sequence number: how often it was resent, and when last.
+    private var retransmissions: [UInt16: (count: Int, last: MonotonicTime)] = [:]
     /// Bytes sent and resent in the current and the previous one-second window (the budget).
     private var budgetWindow = RetransmissionBudget()
     private var nackedShare = NACKedShare()
@@ -539,11 +542,24 @@ public final class PeerSession {
         var seen = Set<UInt16>()
         budgetWindow.advance(to: now, sentBytes: statistics.bytesSent)
         nackedShare.advance(to: now, videoPacketsSent: statistics.videoPacketsSent)
+        // A resend is still on its way for a round trip: a NACK naming the packet again sooner (the
+        // viewer asks again after its own estimate, which stalls and jitter make short) is not
+        // answered, as libwebrtc's sender does not (at most 250 ms: a stall must not make a lost
+        // resend wait long).
+        let inFlight = min(statistics.roundTripTime ?? .zero, .milliseconds(250))
         for sequence in sequenceNumbers {
             statistics.nackedPackets += 1
-            if retransmissionCounts[sequence] == nil, !seen.contains(sequence) { nackedShare.nackedForTheFirstTime() }
-            guard seen.insert(sequence).inserted,
-                  retransmissionCounts[sequence, default: 0] < configuration.maximumRetransmissionsPerPacket,
+            let previous = retransmissions[sequence]
+            if previous == nil, !seen.contains(sequence) { nackedShare.nackedForTheFirstTime() }
+            guard seen.insert(sequence).inserted else {
+                statistics.retransmissionsRefused += 1
+                continue
+            }
+            if let previous, now - previous.last < inFlight {
+                statistics.retransmissionsInFlight += 1
+                continue
+            }
+            guard (previous?.count ?? 0) < configuration.maximumRetransmissionsPerPacket,
                   budgetWindow.allows(share: configuration.retransmissionBudgetShare) else {
                 statistics.retransmissionsRefused += 1
                 continue
@@ -554,9 +570,10 @@ public final class PeerSession {
             }
             RTPFixedHeader.setPayloadType(video.payloadType, in: &original)
             var sent = 0
-            for copy in 0 ..< (video.rtxPayloadType == nil ? 1 : copies) {
-                // Copies beyond the first only while the budget allows them.
-                if copy > 0, !budgetWindow.allows(share: configuration.retransmissionBudgetShare) { break }
+            // Copies for a packet's first resend only, and only while resends stay within half the
+            // budget: copies must not use up what later first resends need.
+            for copy in 0 ..< (video.rtxPayloadType == nil || previous != nil ? 1 : copies) {
+                if copy > 0, !budgetWindow.allows(share: configuration.retransmissionBudgetShare / 2) { break }
                 let packet: [UInt8]
                 if let rtxPayloadType = video.rtxPayloadType {
                     guard let wrapped = RTXPacket.wrap(original: original, rtxPayloadType: rtxPayloadType,
@@ -575,8 +592,8 @@ public final class PeerSession {
             }
             guard sent > 0 else { continue }
             // The history holds about a thousand packets: counts for older ones are no use.
-            if retransmissionCounts.count >= 4096 { retransmissionCounts.removeAll(keepingCapacity: true) }
-            retransmissionCounts[sequence, default: 0] += 1
+            if retransmissions.count >= 4096 { retransmissions.removeAll(keepingCapacity: true) }
+            retransmissions[sequence] = ((previous?.count ?? 0) + 1, now)
             statistics.retransmittedPackets += 1
             statistics.redundantRetransmissions += sent - 1
         }

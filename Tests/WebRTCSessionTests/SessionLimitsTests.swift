@@ -161,4 +161,33 @@ import WebRTCViewer
         share.advance(to: at(3_600), videoPacketsSent: 210)   // over 2 s quiet: the old window is forgotten
         #expect(share.share == 0)
     }
+
+    @Test("a NACK for a packet resent less than a round trip ago is not answered (its resend is on the way); later it is")
+    func inFlightResendsAreNotRepeated() throws {
+        let harness = try TwoPeerHarness(seed: 48, configure: { $0.redundantRetransmissions = [] })
+        harness.network.jitter = .zero
+        harness.start()
+        harness.run(for: .seconds(3))
+        let roundTrip = try #require(harness.camera.statistics.roundTripTime)
+        #expect(roundTrip >= .milliseconds(35) && roundTrip <= .milliseconds(60), "\(roundTrip)")
+        let target = try #require(harness.fanout.videoHistory.newestSequenceNumber) &- 3
+        let before = harness.camera.statistics
+        harness.viewer.sendNACK([target])
+        harness.flush()
+        harness.run(for: .milliseconds(25))    // arrives after 20 ms: resent
+        harness.viewer.sendNACK([target])
+        harness.flush()
+        harness.run(for: .milliseconds(25))    // arrives 25 ms after the resend: on its way still
+        var after = harness.camera.statistics
+        #expect(after.retransmittedPackets - before.retransmittedPackets == 1)
+        #expect(after.retransmissionsInFlight - before.retransmissionsInFlight == 1)
+        harness.run(for: roundTrip)
+        harness.viewer.sendNACK([target])      // a round trip and more later: the resend was lost
+        harness.flush()
+        harness.run(for: .milliseconds(25))
+        after = harness.camera.statistics
+        #expect(after.retransmittedPackets - before.retransmittedPackets == 2)
+        #expect(after.retransmissionsInFlight - before.retransmissionsInFlight == 1)
+        #expect(after.retransmissionsRefused == before.retransmissionsRefused)
+    }
 }

@@ -151,11 +151,12 @@ export NSS_BINS="${nss[*]} ${extra_bins[*]}"
 # RTCAM_VM_FAULT_ARGS: more fault_viewer.py options (--unplug, --lossy), e.g. --seconds 20.
 case $mode in
   unplug) FAULT_ARGS="--min-fps 3 ${RTCAM_VM_FAULT_ARGS:-}" ;;
-  # Freezes are counted and reported; the test fails on a gap over 0.8 s (what a packet rtcam does
-  # not recover costs: the picture waits for the next IDR, 2 s apart here) or any refused resend.
-  # The 200 ms of issue 20 is not asserted: the guest under TCG on a loaded 2-core host stalls for
-  # 200-340 ms now and then without any loss (README, Reliability).
-  lossy) FAULT_ARGS="--seconds 20 --min-fps 15 --max-freeze 0.8 ${RTCAM_VM_FAULT_ARGS:-}" ;;
+  # Windows of 15 s, a second one when the guest stalled in the first (mean STUN RTT over 250 ms:
+  # the host's other work starves TCG); a window where it did not is judged: no gap over 0.8 s
+  # (what a packet rtcam does not recover costs: the picture waits for the next IDR, 2 s apart) and
+  # no refused resend. Freezes are reported; the 200 ms of issue 20 is not asserted: the guest
+  # stalls for 200-340 ms now and then even without loss (README, Reliability).
+  lossy) FAULT_ARGS="--seconds 15 --windows 2 --min-fps 15 --max-freeze 0.8 ${RTCAM_VM_FAULT_ARGS:-}" ;;
   *) FAULT_ARGS= ;;
 esac
 started=$SECONDS
