@@ -104,6 +104,9 @@ async def unplug(args) -> dict:
         await asyncio.sleep(max(0.0, args.unplug_seconds - 1.0))
         lost = await asyncio.to_thread(daemon.status)
         result["cameraWhileLost"] = lost.get("camera")
+        code, _, metrics = await asyncio.to_thread(daemon.call, "GET", "/metrics")
+        result["metricsWhileLost"] = [line for line in metrics.splitlines() if line.startswith("rtcam_camera_")] \
+            if code == 200 else f"GET /metrics: {code}"
         result["sourceProblemWhileLost"] = lost.get("sourceProblem")
         await asyncio.sleep(max(0.0, asked + args.unplug_seconds - time.monotonic()))
         returned_asked = time.monotonic()
@@ -134,6 +137,8 @@ async def unplug(args) -> dict:
     camera = result["cameraWhileLost"] or {}
     if camera.get("state") != "lost":
         problems.append(f"/api/status did not say the camera was lost while unbound: {camera}")
+    if "rtcam_camera_lost 1" not in result["metricsWhileLost"]:
+        problems.append(f"/metrics did not say the camera was lost: {result['metricsWhileLost']}")
     back = result["pictureBackAfterReturnSeconds"]
     if back is None:
         problems.append("no picture within 10 s of the camera's return")
