@@ -1,7 +1,7 @@
 """The host side of test-daemon-in-vm.sh's fault modes (issue 20): a viewer on the host watches rtcam
 in the VM while the guest does something hostile to it, and says in JSON what it saw.
 
-  unplug BASE SHARE   aiortc watches vivid through x264; the guest unbinds vivid (the host asks by
+  unplug BASE SHARE   headless Chromium (or aiortc: --viewer aiortc) watches vivid through x264; the guest unbinds vivid (the host asks by
                       writing SHARE/unplug, the guest answers SHARE/unplugged) for UNPLUG_SECONDS,
                       then binds it again (SHARE/replug → SHARE/replugged). Measures every decoded
                       frame's arrival: the gap from the return to the first new picture, fps before
@@ -133,6 +133,11 @@ async def unplug(args) -> dict:
         result["cameraAfter"] = status.get("camera")
         result["sourceProblemAfter"] = status.get("sourceProblem")
         result["keyframesForced"] = status.get("keyframesForced")
+    result["problems"] = judge_unplug(result, args)
+    return result
+
+
+def judge_unplug(result: dict, args) -> list:
     problems = []
     camera = result["cameraWhileLost"] or {}
     if camera.get("state") != "lost":
@@ -149,7 +154,68 @@ async def unplug(args) -> dict:
         problems.append(f"/api/status after the return: {after}")
     if (result.get("fpsAfter") or 0) < args.min_fps:
         problems.append(f"{result.get('fpsAfter')} fps after the return, wanted {args.min_fps} or more")
-    result["problems"] = problems
+    if result.get("connectionState") != "connected":
+        problems.append(f"the viewer's connection: {result.get('connectionState')}")
+    return problems
+
+
+def unplug_chromium(args) -> dict:
+    """The unplug of `unplug`, watched by headless Chromium: frame times from requestVideoFrameCallback
+    (the page's clock, read just before each request to the guest)."""
+    from cdp import Chromium
+    daemon = Daemon(args.base, args.share)
+    daemon.status()
+    result: dict = {"viewer": "chromium", "unplugSeconds": args.unplug_seconds}
+    with Chromium(log_path=os.path.join(args.share, "chromium.log"),
+                  user_data_dir=os.path.join(args.share, "chromium-profile")) as browser:
+        page = browser.new_page()
+        name, _, value = daemon.cookie.partition("=")
+        page.send("Network.setCookie", {"name": name, "value": value, "url": args.base + "/"})
+        page.navigate(args.base + "/healthz")
+        page.evaluate(PLAYER, timeout=60)
+        page.wait_for("window.faults.presented.length > 0", timeout=60)
+        time.sleep(args.before)
+        asked_page = page.evaluate("performance.now()") / 1000
+        asked = time.monotonic()
+        open(os.path.join(args.share, "unplug"), "w").close()
+        unplugged = wait_for_file(os.path.join(args.share, "unplugged"), 30)
+        result["unbindSeenAfterSeconds"] = round(unplugged - asked, 3)
+        time.sleep(max(0.0, args.unplug_seconds - 1.0))
+        lost = daemon.status()
+        result["cameraWhileLost"] = lost.get("camera")
+        code, _, metrics = daemon.call("GET", "/metrics")
+        result["metricsWhileLost"] = [line for line in metrics.splitlines() if line.startswith("rtcam_camera_")] \
+            if code == 200 else f"GET /metrics: {code}"
+        time.sleep(max(0.0, asked + args.unplug_seconds - time.monotonic()))
+        returned_page = page.evaluate("performance.now()") / 1000
+        open(os.path.join(args.share, "replug"), "w").close()
+        returned_asked = time.monotonic()
+        returned = wait_for_file(os.path.join(args.share, "replugged"), 30)
+        result["bindSeenAfterSeconds"] = round(returned - returned_asked, 3)
+        try:
+            page.wait_for(f"window.faults.presented.some((t) => t / 1000 > {returned_page})", timeout=10)
+        except Exception:  # noqa: BLE001 — judged below as "no picture"
+            pass
+        time.sleep(args.after)
+        stats = page.evaluate(STATS)
+        arrivals = [t / 1000 for t in page.evaluate("window.faults.presented")]
+    after = [t for t in arrivals if t > returned_page]
+    last_before = max((t for t in arrivals if t <= asked_page + (unplugged - asked)), default=None)
+    result["fpsBefore"] = round(fps_between(arrivals, asked_page - args.before, asked_page), 2)
+    if after:
+        result["pictureBackAfterReturnSeconds"] = round(after[0] - returned_page, 3)
+        result["longestGapSeconds"] = round(after[0] - (last_before or asked_page), 3)
+        result["fpsAfter"] = round(fps_between(arrivals, after[0] + 0.5, after[0] + 0.5 + args.after - 1.0), 2)
+    else:
+        result["pictureBackAfterReturnSeconds"] = None
+    result["connectionState"] = stats.get("state")
+    result["chromium"] = {k: stats.get(k) for k in ("framesDecoded", "freezeCount", "totalFreezesDuration", "pliCount",
+                                                    "keyFramesDecoded", "framesDropped")}
+    status = daemon.status()
+    result["cameraAfter"] = status.get("camera")
+    result["sourceProblemAfter"] = status.get("sourceProblem")
+    result["keyframesForced"] = status.get("keyframesForced")
+    result["problems"] = judge_unplug(result, args)
     return result
 
 
@@ -310,6 +376,7 @@ def main() -> int:
     parser.add_argument("base", help="rtcam's base URL (http://127.0.0.1:18080)")
     parser.add_argument("share", help="the directory the guest shares with the host")
     parser.add_argument("--unplug-seconds", type=float, default=3.0)
+    parser.add_argument("--viewer", choices=["chromium", "aiortc"], default="chromium", help="unplug: who watches")
     parser.add_argument("--before", type=float, default=3.0, help="seconds watched before the unplug")
     parser.add_argument("--after", type=float, default=4.0, help="seconds watched after the picture is back")
     parser.add_argument("--max-back", type=float, default=2.0, help="seconds from the return to the picture")
@@ -323,7 +390,10 @@ def main() -> int:
     parser.add_argument("--no-loss", dest="expect_loss", action="store_false",
                         help="lossy: a control run without loss (no NACKs expected)")
     args = parser.parse_args()
-    result = asyncio.run(unplug(args)) if args.mode == "unplug" else lossy(args)
+    if args.mode == "lossy":
+        result = lossy(args)
+    else:
+        result = unplug_chromium(args) if args.viewer == "chromium" else asyncio.run(unplug(args))
     print(json.dumps(result, indent=2))
     return 1 if result["problems"] else 0
 

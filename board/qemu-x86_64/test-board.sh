@@ -3,7 +3,7 @@
 # the real vivid, vicodec and snd-aloop drivers (test-kernel-drivers.sh: the KernelDriverTests
 # suites in one boot), then the whole daemon in the VM streaming to aiortc on the host
 # (test-daemon-in-vm.sh): vivid → x264, and a camera's own H.264 (v4l2loopback) → passthrough;
-# then the faults of issue 20: vivid unplugged and back while aiortc watches (--unplug), and 10 % loss
+# then the faults of issue 20: vivid unplugged and back while Chromium watches (--unplug), and 10 % loss
 # at 50 ms RTT through the guest's netem while Chromium watches (--lossy).
 # Prints what ran and how long; fails if any part fails.
 #

@@ -10,10 +10,10 @@
 #   --passthrough:   a camera that encodes H.264 itself: v4l2loopback (exclusive_caps=1) fed by FFmpeg
 #                    in the guest with an H.264 file made here (640x480, 25 fps, an IDR every 2 s),
 #                    rtcam --encoder passthrough (no encoder in rtcam); snd-aloop → Opus.
-#   --unplug:        (issue 20) vivid → x264 to aiortc; the guest unbinds vivid for 3 s (a USB unplug
-#                    as rtcam sees it) and binds it again: /api/status must say the camera is lost,
-#                    the picture must be back within 2 s of the return, rtcam must not crash
-#                    (fault_viewer.py unplug).
+#   --unplug:        (issue 20) vivid → x264 to headless Chromium; the guest unbinds vivid for 3 s (a
+#                    USB unplug as rtcam sees it) and binds it again: /api/status and /metrics must
+#                    say the camera is lost, the picture must be back within 2 s of the return, rtcam
+#                    must not crash (fault_viewer.py unplug; RTCAM_VM_FAULT_ARGS=--viewer aiortc for aiortc).
 #   --lossy:         (issue 20) rtcam plays an H.264 file (no encoder under TCG) through netem on the
 #                    guest's eth0: 25 ms delay each way and 10 % loss on the way out (the host's kernel
 #                    has no netem); headless Chromium watches 20 s and no freeze may last 200 ms
