@@ -36,6 +36,8 @@ struct MediaStatus: Sendable {
     var sourceRestarts = 0
     /// Pictures the source gave, used or not (/metrics).
     var framesCaptured = 0
+    /// A camera's state: streaming or lost (unplugged), its losses and reopen attempts.
+    var camera = CameraRecoveryStatus(state: "streaming", lostSeconds: 0, losses: 0, failedReopens: 0)
 }
 
 /// Capture and encoding, once for every viewer: a video thread (source → H.264) and an audio thread
@@ -302,7 +304,7 @@ final class MediaPipeline: @unchecked Sendable {
                         audioEncoderCPUSeconds: Double(counters.audioEncoderCPUNanoseconds) / 1e9,
                         framesDropped: counters.framesDropped, microphone: counters.microphone,
                         sourceProblem: counters.sourceProblem, sourceRestarts: counters.sourceRestarts,
-                        framesCaptured: counters.framesCaptured)
+                        framesCaptured: counters.framesCaptured, camera: counters.camera.status(at: MonotonicClock.now()))
         }
     }
 

@@ -144,6 +144,8 @@ struct MediaCounters: Sendable {
     /// Times an exec source's program was started again (after a failure, for a keyframe, for a
     /// new bitrate).
     var sourceRestarts = 0
+    /// A camera's losses and reopens (a V4L2 source; stays `.streaming` for the others).
+    var camera = CameraRecovery()
     var framesPerSecond = 0.0
     var bitrateKbps = 0.0
     var encoderCPUNanoseconds: UInt64 = 0

@@ -41,6 +41,9 @@ enum MetricsText {
         text.metric("rtcam_frames_encoded_total", .counter, help: "H.264 frames sent to the viewers since the pipeline started.", status.framesEncoded)
         text.metric("rtcam_frames_dropped_total", .counter, help: "Camera frames that could not be used.", status.framesDropped)
         text.metric("rtcam_keyframes_forced_total", .counter, help: "Keyframes the encoder was asked for.", status.keyframesForced)
+        text.metric("rtcam_camera_lost", .gauge, help: "1 while the camera is gone (unplugged) and being reopened, else 0.",
+                    status.camera.state == "lost" ? 1 : 0)
+        text.metric("rtcam_camera_losses_total", .counter, help: "Times the camera went away since the pipeline started.", status.camera.losses)
         text.metric("rtcam_video_frames_per_second", .gauge, help: "Encoded frame rate over the last second.", status.framesPerSecond)
         text.metric("rtcam_video_bitrate_bits_per_second", .gauge, help: "Encoded video bitrate over the last second.", status.bitrateKbps * 1000)
         text.metric("rtcam_encoder_cpu_seconds_total", .counter, help: "CPU time of the video encoder (x264 calls).", status.encoderCPUSeconds)

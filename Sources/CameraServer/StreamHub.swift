@@ -83,6 +83,10 @@ struct ViewerStatus: Sendable {
     var srtpProtectFailures = 0
     var srtcpFailures = 0
     var rejectedDatagrams = 0
+    /// Extra copies of resends sent while the viewer reported heavy loss.
+    var redundantRetransmissions = 0
+    /// NACKs for packets whose resend was still on its way (less than a round trip ago).
+    var retransmissionsInFlight = 0
 }
 
 /// What the hub asks of the encoders (MediaController; a recording double in the hub's tests).
@@ -569,7 +573,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     retransmittedPackets: statistics.retransmittedPackets,
                     retransmissionsRefused: statistics.retransmissionsRefused, keyframeRequests: statistics.keyframeRequests,
                     bytesSent: statistics.bytesSent, srtpProtectFailures: statistics.srtpProtectFailures,
-                    srtcpFailures: statistics.srtcpFailures, rejectedDatagrams: statistics.rejectedDatagrams)
+                    srtcpFailures: statistics.srtcpFailures, rejectedDatagrams: statistics.rejectedDatagrams,
+                    redundantRetransmissions: statistics.redundantRetransmissions,
+                    retransmissionsInFlight: statistics.retransmissionsInFlight)
             }
         }
     }

@@ -142,13 +142,16 @@ final class V4L2VideoSource: @unchecked Sendable {
         })
     }
 
-    /// After the camera went away (USB unplug): true once it is back and streaming again.
-    func tryReopen() -> Bool {
-        do {
-            try capture.reopen()
-            return true
-        } catch {
-            return false
+    /// After the camera went away (USB unplug): opens it again and streams, or throws why not (the
+    /// node is not back yet: `.open(ENOENT)`). A device that comes back with another format or size
+    /// than the one negotiated at start is refused (the encoder and the viewers' SDP expect that one).
+    func reopen() throws {
+        try capture.reopen()
+        guard let format = capture.negotiated?.format, format.pixelFormat == negotiatedFormat,
+              Int(format.width) == width, Int(format.height) == height else {
+            let got = capture.negotiated.map { "\($0.format.pixelFormat) \($0.format.width)x\($0.format.height)" } ?? "nothing"
+            capture.stop()
+            throw V4L2SourceError.cameChangedBack(path, got: got, wanted: "\(negotiatedFormat) \(width)x\(height)")
         }
     }
 
@@ -177,12 +180,15 @@ final class MappedFrameBuffer: VideoFrameBuffer, @unchecked Sendable {
 enum V4L2SourceError: Error, CustomStringConvertible {
     case noFormat(String)
     case unsupportedFormat(String, String, wanted: [String])
+    case cameChangedBack(String, got: String, wanted: String)
 
     var description: String {
         switch self {
         case let .noFormat(path): return "\(path): the driver agreed on no format"
         case let .unsupportedFormat(path, format, wanted):
             return "\(path) offers none of the formats needed (got \(format); wanted \(wanted.joined(separator: ", ")))"
+        case let .cameChangedBack(path, got, wanted):
+            return "\(path) came back as \(got), not the \(wanted) it streamed before"
         }
     }
 }

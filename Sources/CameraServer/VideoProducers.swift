@@ -254,15 +254,40 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
         }
     }
 
+    /// The camera stopped (unplugged, unbound, or a read failed): reopened with backoff
+    /// (CameraRecovery) until it streams again or the pipeline stops, with the state in /api/status
+    /// (`camera`, `sourceProblem`) and the log; a keyframe is asked for once it is back.
     private func waitForCameraToReturn(_ controls: MediaThreadControls, after error: any Error) {
-        controls.logger.error("camera \(camera.path) stopped: \(error); waiting for it to come back")
+        guard controls.isRunning else { return }
+        let path = camera.path
+        controls.setSourceProblem("camera \(path) lost: \(error)")
+        var actions = controls.counters.withLock { $0.camera.lost("\(error)", at: MonotonicClock.now()) }
         while controls.isRunning {
-            DedicatedThread.sleep(until: (MonotonicClock.now() + .seconds(1)).nanoseconds)
-            if camera.tryReopen() {
-                controls.logger.notice("camera \(camera.path) is back")
-                controls.requestKeyframe()
-                return
+            var due: MonotonicTime?
+            for action in actions {
+                switch action {
+                case let .log(line): controls.logger.error("\(path): \(line)")
+                case let .tryReopen(at): due = at
+                }
             }
+            guard let due else { return }
+            // In steps of at most 250 ms, so that a stop does not wait for a long backoff.
+            while controls.isRunning, MonotonicClock.now() < due {
+                DedicatedThread.sleep(until: min(due, MonotonicClock.now() + .milliseconds(250)).nanoseconds)
+            }
+            guard controls.isRunning else { return }
+            do {
+                try camera.reopen()
+            } catch {
+                actions = controls.counters.withLock { $0.camera.attemptFailed("\(error)", at: MonotonicClock.now()) }
+                continue
+            }
+            for case let .log(line) in controls.counters.withLock({ $0.camera.reopened(at: MonotonicClock.now()) }) {
+                controls.logger.notice("\(path): \(line)")
+            }
+            controls.setSourceProblem(nil)
+            controls.requestKeyframe()
+            return
         }
     }
 

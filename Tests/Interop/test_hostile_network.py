@@ -26,9 +26,10 @@ ATTACKER = "127.0.0.66"
 SLOWLORIS_SECONDS = float(os.environ.get("HOSTILE_SLOWLORIS_SECONDS", "15"))
 FLOOD_DATAGRAMS = int(os.environ.get("HOSTILE_FLOOD_DATAGRAMS", "300000"))
 KILL_ROUNDS = int(os.environ.get("HOSTILE_KILL_ROUNDS", "30"))
-# The issue asks >= 27 of 30 fps through each attack (measured 29-31 here, see README); the tests
-# allow 25, as the other aiortc tests do, for a loaded shared machine (26.9 was seen at load 7.6).
-MIN_FPS = 25.0
+# The issue asks >= 27 of 30 fps through each attack. Measured here (README, Reliability): 28.3-30.3
+# in 7 runs of the three attacks (21 figures) at host load 3.9-7.5, one run beside a VM test; 26.9
+# was seen once in the 60 s soak at load 7.6. HOSTILE_MIN_FPS lowers the floor on a busier machine.
+MIN_FPS = float(os.environ.get("HOSTILE_MIN_FPS", "27"))
 
 
 def healthz_seconds(port: int, timeout: float = 3.0) -> float:

@@ -88,6 +88,7 @@ class VideoStats:
     sizes: list = field(default_factory=list)          # distinct (w, h) seen
     first_frame_at: Optional[float] = None             # monotonic seconds
     last_frame_at: Optional[float] = None
+    arrivals: list = field(default_factory=list)       # monotonic seconds of every decoded frame
 
 
 @dataclass
@@ -308,6 +309,7 @@ class WhepClient:
                     stats.first_frame_at = now
                     self._first_video.set()
                 stats.last_frame_at = now
+                stats.arrivals.append(now)
         except MediaStreamError:
             pass
         except Exception as error:  # noqa: BLE001 — record and stop reading

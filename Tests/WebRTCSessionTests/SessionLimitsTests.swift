@@ -1,6 +1,6 @@
 import RTCBase
 import Testing
-import WebRTCSession
+@testable import WebRTCSession
 import WebRTCViewer
 
 /// What one viewer (or one host pretending to be one) can cost the camera: a slot held by a session
@@ -75,9 +75,14 @@ import WebRTCViewer
         #expect(harness.camera.remoteAddress == harness.viewerAddress)
     }
 
-    @Test("NACKs: a sequence number named again counts once, each packet is resent at most twice, resends stay within budget")
+    @Test("NACKs: a sequence number named again counts once, each packet is resent at most twice (here), resends stay within budget")
     func boundedRetransmissions() throws {
-        let harness = try TwoPeerHarness(seed: 46)
+        // Two resends a packet, as configured here (six by default), and no redundant copies: the
+        // counts below are the resends the NACKs themselves ask for.
+        let harness = try TwoPeerHarness(seed: 46, configure: {
+            $0.maximumRetransmissionsPerPacket = 2
+            $0.redundantRetransmissions = []
+        })
         harness.network.jitter = .zero   // no reordering: the viewer's own NACKs stay out of the counts
         harness.start()
         harness.run(for: .seconds(2))
@@ -109,5 +114,80 @@ import WebRTCViewer
         let resentBytes = flood.bytesSent - beforeFlood.bytesSent
         #expect(flood.retransmissionsRefused - beforeFlood.retransmissionsRefused > 100)
         #expect(resentBytes < 400_000, "resent \(resentBytes) bytes for one NACK")
+    }
+
+    @Test("at 10 % loss each resend goes out three times (RTX, own sequence numbers), and every access unit arrives; none without loss")
+    func redundantResendsUnderHeavyLoss() throws {
+        for (loss, expectCopies) in [(0.10, true), (0.0, false)] {
+            let harness = try TwoPeerHarness(seed: 47)
+            harness.network.jitter = .zero
+            harness.start()
+            #expect(harness.run(upTo: .seconds(5)) { !harness.receivedAccessUnits.isEmpty })
+            let holesBefore = harness.viewer.statistics.holesSkipped
+            harness.network.lossRate = loss
+            harness.run(for: .seconds(6))
+            harness.stopMedia()
+            harness.network.lossRate = 0
+            harness.run(for: .seconds(2))
+            let statistics = harness.camera.statistics
+            if expectCopies {
+                #expect(statistics.retransmittedPackets > 20, "\(statistics)")
+                // Once the NACKed share passes 5 % (after the first second of loss), two extra copies a resend.
+                #expect(statistics.redundantRetransmissions > statistics.retransmittedPackets, "\(statistics)")
+                #expect(statistics.redundantRetransmissions <= 2 * statistics.retransmittedPackets)
+                #expect(statistics.retransmissionsRefused == 0)
+                #expect(harness.viewer.statistics.holesSkipped == holesBefore, "\(harness.viewer.statistics)")
+            } else {
+                #expect(statistics.retransmittedPackets == 0)
+                #expect(statistics.redundantRetransmissions == 0)
+            }
+        }
+    }
+
+    @Test("the NACKed share: first NACKs of packets over video packets sent, over this second and the last")
+    func nackedShare() {
+        var share = NACKedShare()
+        let at = { (ms: UInt64) in MonotonicTime(milliseconds: ms) }
+        share.advance(to: at(0), videoPacketsSent: 0)
+        share.advance(to: at(500), videoPacketsSent: 40)
+        for _ in 0 ..< 4 { share.nackedForTheFirstTime() }
+        #expect(share.share == 0)   // under 50 packets: no rate yet
+        share.advance(to: at(900), videoPacketsSent: 100)
+        #expect(share.share == 0.04)
+        share.advance(to: at(1_000), videoPacketsSent: 110)   // a new window; the last one still counts
+        for _ in 0 ..< 7 { share.nackedForTheFirstTime() }
+        share.advance(to: at(1_500), videoPacketsSent: 200)
+        #expect(share.share == 11.0 / 200)
+        share.advance(to: at(3_600), videoPacketsSent: 210)   // over 2 s quiet: the old window is forgotten
+        #expect(share.share == 0)
+    }
+
+    @Test("a NACK for a packet resent less than a round trip ago is not answered (its resend is on the way); later it is")
+    func inFlightResendsAreNotRepeated() throws {
+        let harness = try TwoPeerHarness(seed: 48, configure: { $0.redundantRetransmissions = [] })
+        harness.network.jitter = .zero
+        harness.start()
+        harness.run(for: .seconds(3))
+        let roundTrip = try #require(harness.camera.statistics.roundTripTime)
+        #expect(roundTrip >= .milliseconds(35) && roundTrip <= .milliseconds(60), "\(roundTrip)")
+        let target = try #require(harness.fanout.videoHistory.newestSequenceNumber) &- 3
+        let before = harness.camera.statistics
+        harness.viewer.sendNACK([target])
+        harness.flush()
+        harness.run(for: .milliseconds(25))    // arrives after 20 ms: resent
+        harness.viewer.sendNACK([target])
+        harness.flush()
+        harness.run(for: .milliseconds(25))    // arrives 25 ms after the resend: on its way still
+        var after = harness.camera.statistics
+        #expect(after.retransmittedPackets - before.retransmittedPackets == 1)
+        #expect(after.retransmissionsInFlight - before.retransmissionsInFlight == 1)
+        harness.run(for: roundTrip)
+        harness.viewer.sendNACK([target])      // a round trip and more later: the resend was lost
+        harness.flush()
+        harness.run(for: .milliseconds(25))
+        after = harness.camera.statistics
+        #expect(after.retransmittedPackets - before.retransmittedPackets == 2)
+        #expect(after.retransmissionsInFlight - before.retransmissionsInFlight == 1)
+        #expect(after.retransmissionsRefused == before.retransmissionsRefused)
     }
 }

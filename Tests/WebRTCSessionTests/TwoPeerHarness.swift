@@ -141,6 +141,9 @@ final class TwoPeerHarness {
 
     func run(for duration: Duration) { run(until: now + duration) }
 
+    /// Sends what the sessions have queued now (a NACK the test just made), not at their next event.
+    func flush() { pump() }
+
     /// Runs until the predicate holds or the limit passes; returns whether it held.
     @discardableResult
     func run(upTo limit: Duration, until predicate: () -> Bool) -> Bool {

@@ -26,6 +26,9 @@ guest_modules=(
   snd_aloop snd_dummy                 # the microphone (snd-dummy is loadable, not loaded)
   overlay autofs4                     # --systemd: the host's /usr, /etc, /var under a tmpfs overlay;
                                       # autofs for systemd's automount units
+  sch_netem ifb sch_ingress act_mirred cls_matchall
+                                      # a lossy, slow link on eth0 (the host's kernel has no netem):
+                                      # netem on egress, and on ingress through an ifb device
 )
 
 mkdir -p "$cache"
