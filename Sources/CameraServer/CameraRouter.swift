@@ -268,15 +268,29 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             guard changed else { return loop.makeSucceededFuture(response) }
             // A new password: the first one turns protection on (with the choice made on the page),
             // a changed one ends every other session; viewers they admitted go now.
-            let applied: EventLoopFuture<Void>
+            let applied: EventLoopFuture<String?>
             if let viewingChoice, viewingChoice != settings.current.viewingRequiresPassword {
-                applied = settings.update(with: .object([("viewingRequiresPassword", .bool(viewingChoice))])).map { _ in () }
+                applied = settings.update(with: .object([("viewingRequiresPassword", .bool(viewingChoice))])).map { result in
+                    switch result {
+                    case .success: return nil
+                    case let .invalid(errors):
+                        return "the viewing choice was not applied: " + errors.map { "\($0.field): \($0.message)" }.joined(separator: "; ")
+                    case let .saveFailed(message): return "the viewing choice is \(message)"
+                    }
+                }
             } else {
-                applied = loop.makeSucceededVoidFuture()
+                applied = loop.makeSucceededFuture(nil)
             }
-            return applied.map { [self] in
+            return applied.map { [self] problem in
                 endViewersNoLongerAllowed(reason: "the password was set or changed")
-                return response
+                guard let problem else { return response }
+                // The password is set (that cannot be undone here); the page shows what was not.
+                var answer = JSONWriter()
+                answer.beginObject()
+                answer.field("authenticated", true)
+                answer.field("warning", "Password set, but \(problem).")
+                answer.endObject()
+                return .json(.ok, answer.text, headers: response.headers.filter { $0.0 == "Set-Cookie" })
             }
         }
     }

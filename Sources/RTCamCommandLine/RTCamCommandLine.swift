@@ -63,11 +63,16 @@ public enum RTCamCommandLine {
     /// - Parameters:
     ///   - arguments: the arguments after the program name.
     ///   - stateDirectoryFromEnvironment: `$STATE_DIRECTORY`, which systemd sets for StateDirectory=.
-    public static func parse(_ arguments: [String], stateDirectoryFromEnvironment: String? = nil)
+    ///   - workingDirectory: the process's current directory, against which a relative
+    ///     `--source file:PATH` is made absolute (the settings keep only absolute paths: a relative
+    ///     one would make every later settings change invalid). Without it, a relative path is refused.
+    public static func parse(_ arguments: [String], stateDirectoryFromEnvironment: String? = nil,
+                             workingDirectory: String? = nil)
         throws(CommandLineError) -> RTCamInvocation
     {
         guard let first = arguments.first else {
-            return try serveInvocation(ParsedOptions(), stateDirectoryFromEnvironment: stateDirectoryFromEnvironment)
+            return try serveInvocation(ParsedOptions(), stateDirectoryFromEnvironment: stateDirectoryFromEnvironment,
+                                       workingDirectory: workingDirectory)
         }
         let subcommand: SubcommandDefinition
         var rest = arguments.dropFirst()
@@ -92,7 +97,8 @@ public enum RTCamCommandLine {
         case .options where subcommand.name == devices.name:
             return .listDevices           // devices takes no options: parse() refused any
         case let .options(options):
-            return try serveInvocation(options, stateDirectoryFromEnvironment: stateDirectoryFromEnvironment)
+            return try serveInvocation(options, stateDirectoryFromEnvironment: stateDirectoryFromEnvironment,
+                                       workingDirectory: workingDirectory)
         }
     }
 
@@ -114,7 +120,8 @@ public enum RTCamCommandLine {
         return "Error: \(error)\nSee '\(commandName) \(subcommand.name) --help' for every option."
     }
 
-    static func serveInvocation(_ options: ParsedOptions, stateDirectoryFromEnvironment: String?)
+    static func serveInvocation(_ options: ParsedOptions, stateDirectoryFromEnvironment: String?,
+                                workingDirectory: String? = nil)
         throws(CommandLineError) -> RTCamInvocation
     {
         var configuration = DaemonConfiguration()
@@ -144,7 +151,7 @@ public enum RTCamCommandLine {
             guard let setting = VideoSourceSetting(parsing: source) else {
                 throw .invalidValue(option: "source", reason: "--source must be auto, v4l2:/dev/videoN, test-pattern, file:PATH or exec:COMMAND (got '\(source)')")
             }
-            configuration.overrides.video = setting
+            configuration.overrides.video = try absolute(setting, workingDirectory: workingDirectory)
         }
         if let audio = options.value("audio") {
             guard let setting = AudioSourceSetting(parsing: audio) else {
@@ -186,6 +193,19 @@ public enum RTCamCommandLine {
             throw .invalidValue(option: "log-level", reason: "--log-level must be trace, debug, info, notice, warning, error or critical (got '\(levelName)')")
         }
         return .serve(configuration, logLevel: level)
+    }
+
+    /// `file:clip.h264` → `file:/where/rtcam/started/clip.h264`.
+    static func absolute(_ setting: VideoSourceSetting, workingDirectory: String?)
+        throws(CommandLineError) -> VideoSourceSetting
+    {
+        guard case let .file(path) = setting, !path.hasPrefix("/") else { return setting }
+        guard let directory = workingDirectory, directory.hasPrefix("/") else {
+            throw .invalidValue(option: "source", reason: "--source file: needs an absolute path (got '\(path)')")
+        }
+        var relative = Substring(path)
+        while relative.hasPrefix("./") { relative = relative.dropFirst(2) }
+        return .file(path: (directory.hasSuffix("/") ? directory : directory + "/") + relative)
     }
 
     private static func integer(_ options: ParsedOptions, _ name: String, in range: ClosedRange<Int>, reason: String)

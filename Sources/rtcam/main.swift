@@ -9,7 +9,8 @@ import RTCamCommandLine
 let arguments = Array(CommandLine.arguments.dropFirst())
 let invocation: RTCamInvocation
 do {
-    invocation = try RTCamCommandLine.parse(arguments, stateDirectoryFromEnvironment: Environment.value("STATE_DIRECTORY"))
+    invocation = try RTCamCommandLine.parse(arguments, stateDirectoryFromEnvironment: Environment.value("STATE_DIRECTORY"),
+                                            workingDirectory: currentDirectory())
 } catch {
     var message = RTCamCommandLine.errorMessage(error, arguments: arguments) + "\n"
     message.withUTF8 { bytes in _ = write(STDERR_FILENO, bytes.baseAddress, bytes.count) }
@@ -34,4 +35,11 @@ case let .serve(configuration, level):
         logger.critical("rtcam could not start: \(error)")
         exit(1)
     }
+}
+
+/// The process's current directory (getcwd), for a relative `--source file:PATH`.
+func currentDirectory() -> String? {
+    guard let pointer = getcwd(nil, 0) else { return nil }
+    defer { free(pointer) }
+    return String(cString: pointer)
 }

@@ -81,6 +81,25 @@ import Testing
         #expect(configuration.overrides.framesPerSecond == 15)
     }
 
+    /// The settings accept only absolute file paths; a relative one from the command line made every
+    /// later settings change (even the first password's viewing choice) invalid. It is made absolute.
+    @Test func aRelativeFileSourceIsMadeAbsolute() throws {
+        func video(_ arguments: [String], in directory: String?) throws -> VideoSourceSetting? {
+            guard case let .serve(configuration, _) = try RTCamCommandLine.parse(arguments, workingDirectory: directory) else {
+                return nil
+            }
+            return configuration.overrides.video
+        }
+        #expect(try video(["--source", "file:clip.h264"], in: "/srv/cam") == .file(path: "/srv/cam/clip.h264"))
+        #expect(try video(["--source", "file:./media/clip.h264"], in: "/") == .file(path: "/media/clip.h264"))
+        #expect(try video(["--source", "file:/abs/clip.h264"], in: "/srv") == .file(path: "/abs/clip.h264"))
+        #expect(try video(["--source", "test-pattern"], in: nil) == .testPattern)
+        #expect(throws: CommandLineError.self) { try video(["--source", "file:clip.h264"], in: nil) }
+        var settings = CameraSettings()
+        settings.media.video = try #require(try video(["--source", "file:clip.h264"], in: "/srv/cam"))
+        #expect(settings.validationErrors().isEmpty)
+    }
+
     @Test func laterOptionsWinAsSystemdAppendsRTCamOptions() throws {
         let (configuration, _) = try serve(["serve", "--state-dir", "/var/lib/rtcam", "--http-port", "80", "--state-dir", "/srv/cam",
                                             "--http-port", "8081"])

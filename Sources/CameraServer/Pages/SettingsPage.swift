@@ -265,7 +265,7 @@ $("#choose-form").addEventListener("submit", async (e) => {
   const r = await api("POST", "/api/password", {
     password: f.password.value, setupCode: f.setupCode.value,
     viewingRequiresPassword: f.viewing.value !== "open" });
-  if (r.status === 200) { show("Password set.", true); await loadSettings(); }
+  if (r.status === 200) { show(r.data.warning || "Password set.", !r.data.warning); await loadSettings(); }
   else show(r.data.error || "Could not set the password.", false);
 });
 async function certificateChanged(answer) {
