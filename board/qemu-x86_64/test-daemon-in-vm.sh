@@ -89,7 +89,8 @@ mkdir -p /tmp/rtcam-state
 pid=$!
 # rtcam's resident set every 0.5 s, with the phase the host writes into the share (idle, viewer ...).
 while [ ! -f done ] && kill -0 "$pid" 2>/dev/null; do
-  echo "$(cut -d' ' -f1 /proc/uptime) $(cat phase 2>/dev/null || echo starting) $(sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' "/proc/$pid/status" 2>/dev/null)" >> rss.log
+  # "uptime phase VmRSS RssAnon RssFile" (KiB)
+  echo "$(cut -d' ' -f1 /proc/uptime) $(cat phase 2>/dev/null || echo starting) $(sed -n 's/^\(VmRSS\|RssAnon\|RssFile\):[^0-9]*\([0-9]*\).*/\2/p' "/proc/$pid/status" 2>/dev/null | tr '\n' ' ')" >> rss.log
   sleep 0.5
 done
 sed -n 's/^VmHWM:[^0-9]*\([0-9]*\).*/peak \1/p' "/proc/$pid/status" >> rss.log 2>/dev/null
@@ -222,10 +223,14 @@ echo "----- WHEP client summary (host)"; cat "$share/summary.json" 2>/dev/null |
 [ -f "$share/controls.json" ] && { echo "----- camera control over the data channel (host)"; cat "$share/controls.json"; }
 [ -f "$share/snapshot.out" ] && { echo "----- snapshot (host)"; cat "$share/snapshot.out"; }
 if [ -s "$share/rss.log" ]; then
-  # VmRSS in KiB per phase: idle = the last idle sample (settled), viewer = the largest while watched.
+  # VmRSS per phase: idle = the last idle sample (settled), viewer = the largest while watched; with
+  # its anonymous (heap, stacks, buffers) and file-backed (the binary's touched pages) parts.
   echo "----- rtcam's resident set in the guest ($arch, VmRSS from /proc/PID/status every 0.5 s)"
-  awk '$2 == "idle" && $3 != "" { idle = $3 } $2 == "viewer" && $3 > viewer { viewer = $3 } $1 == "peak" { peak = $2 }
-       END { printf "rss: idle %.1f MB, one viewer %.1f MB (max), peak (VmHWM) %.1f MB\n", idle / 1024, viewer / 1024, peak / 1024 }' \
+  awk '$2 == "idle" && $3 != "" { idle = $3; idleAnon = $4; idleFile = $5 }
+       $2 == "viewer" && $3 > viewer { viewer = $3; viewerAnon = $4; viewerFile = $5 }
+       $1 == "peak" { peak = $2 }
+       END { printf "rss: idle %.1f MB (anon %.1f, file %.1f), one viewer %.1f MB max (anon %.1f, file %.1f), peak (VmHWM) %.1f MB (MB = 2^20 bytes)\n",
+                    idle / 1024, idleAnon / 1024, idleFile / 1024, viewer / 1024, viewerAnon / 1024, viewerFile / 1024, peak / 1024 }' \
       "$share/rss.log"
 fi
 # The picture must have arrived at the size asked for, at a rate that shows frames keep coming
