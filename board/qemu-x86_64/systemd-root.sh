@@ -108,5 +108,5 @@ grep -q ' /share ' /proc/mounts && mount -o move /share "$new/share"
 mount -o move /dev "$new/dev"
 mount -o move /sys "$new/sys"
 mount -o move /proc "$new/proc"
-say "switching to systemd (the host's /usr, /etc, /var) at $(cut -d' ' -f1 "$new/proc/uptime") s"
+say "switching to systemd (the user land's /usr, /etc, /var) at $(cut -d' ' -f1 "$new/proc/uptime") s"
 exec switch_root "$new" /lib/systemd/systemd
