@@ -55,9 +55,12 @@ run: release
 # the .deb installed and run by systemd in that VM; then the arm64 stage (board/arm64/test-arm64.sh
 # --quick): the release aarch64 binary and its .deb built, the .deb installed in a plain Debian 13
 # arm64 root, and the aarch64 daemon streaming to aiortc under qemu-user (SRTP on the ARMv8
-# instructions, HTTPS on Debian 13's mbedTLS 3.6). The arm64 roots are made in the background while
-# the amd64 build and unit tests run. The whole Swift suite as aarch64 (20+ minutes under qemu on
-# 2 cores) is `make test-arm64`.
+# instructions, HTTPS on Debian 13's mbedTLS 3.6); then the qemu-aarch64 board (board/qemu-aarch64:
+# Debian's arm64 kernel under qemu-system-aarch64 with vivid, vicodec, snd-aloop): the kernel-driver
+# suites built as aarch64, the aarch64 daemon streaming vivid to aiortc, the arm64 .deb under systemd
+# (about 3 minutes with caches). The arm64 roots are made in the background while the amd64 build and
+# unit tests run. The whole Swift suite as aarch64 (20+ minutes under qemu on 2 cores) is
+# `make test-arm64`.
 test: test-deps
 	bash board/arm64/roots-in-background.sh start
 	$(SWIFT) build --build-tests
@@ -72,6 +75,7 @@ test: test-deps
 	bash Tests/check-footprint.sh
 	bash systemd/test-in-vm.sh --deb "$$(ls -t out/rtcam_*_amd64.deb | head -n 1)"
 	bash board/arm64/test-arm64.sh --quick
+	bash board/qemu-aarch64/test-board.sh --systemd
 
 # The whole arm64 stage: make arm64 with the test bundle, the .deb, the whole Swift suite as aarch64
 # (both SRTP crypto paths), and the daemon to aiortc.
@@ -80,7 +84,7 @@ test-arm64:
 
 # The qemu-aarch64 board (board/qemu-aarch64/README.md): Debian's arm64 kernel under qemu-system-aarch64
 # with vivid, vicodec and snd-aloop; the aarch64 kernel-driver suites, the aarch64 daemon streaming
-# vivid to aiortc (with its RSS), and the arm64 .deb under systemd. Not part of `make test` (see README).
+# vivid to aiortc (with its RSS), and the arm64 .deb under systemd; the last stage of `make test` too.
 test-arm64-vm:
 	bash board/qemu-aarch64/test-board.sh --systemd
 
