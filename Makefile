@@ -58,7 +58,7 @@ run: release
 # instructions, HTTPS on Debian 13's mbedTLS 3.6); then the qemu-aarch64 board (board/qemu-aarch64:
 # Debian's arm64 kernel under qemu-system-aarch64 with vivid, vicodec, snd-aloop): the kernel-driver
 # suites built as aarch64, the aarch64 daemon streaming vivid to aiortc, the arm64 .deb under systemd
-# (about 3 minutes with caches). The arm64 roots are made in the background while the amd64 build and
+# (3-6 minutes with caches). The arm64 roots are made in the background while the amd64 build and
 # unit tests run. The whole Swift suite as aarch64 (20+ minutes under qemu on 2 cores) is
 # `make test-arm64`.
 test: test-deps
