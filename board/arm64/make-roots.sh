@@ -11,7 +11,7 @@
 # cross-compiles against an arm64 Debian 13 sysroot holding Debian 13's libc6-dev (glibc 2.41, what
 # Raspberry Pi OS trixie has) and rtcam's -dev packages; only the aarch64 Swift runtime comes from
 # unstable (its libraries need at most GLIBC_2.38).
-source "$(dirname "$0")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # The arm64 -dev packages rtcam links against (Package.swift's system libraries) and the C++
 # runtime the Swift runtime needs; dpkg-dev for dpkg-shlibdeps (the .deb's Depends).

@@ -1,39 +1,49 @@
 #!/bin/sh
-# /init of the qemu-x86_64 board: busybox ash as PID 1 in the initramfs (build-vm.sh puts it there).
+# /init of the qemu-x86_64 and qemu-aarch64 boards: busybox ash as PID 1 in the initramfs
+# (build-vm.sh puts it there).
 #
 # 1. mounts /proc, /sys, /dev (devtmpfs), /dev/pts, /dev/shm, /tmp, /run
 # 2. loads virtio + 9p and mounts the runner's directory (9p tag "vmrun", read-only) at /vm and the
-#    caller's directory (tag "share") at /share; reads /vm/env (settings written by run-in-vm.sh)
+#    caller's directory (tag "share") at /share, and an aarch64 user land (tag "sysroot", read-only)
+#    at /sysroot when the runner shares one; reads /vm/env (settings written by run-in-vm.sh)
 # 3. loads the drivers: vivid (camera), vicodec (M2M codec), snd-aloop (sound card "Loopback")
-# 4. links /vm/sysroot (the host libraries the command needs) into the root file system
+# 4. links /vm/sysroot (the host libraries the command needs) and /sysroot into the root file system
 #    (with --systemd: switches to the host's user land under systemd instead, see systemd-root.sh)
-# 5. runs /vm/run.sh in /share, writes its exit status to the second serial port (a host file),
-#    and powers the machine off.
-# The console is ttyS0 (the runner's stdout). Nothing here stays resident: PID 1 ends in poweroff.
+# 5. runs /vm/run.sh in /share, writes its exit status to the status port (a host file), and powers
+#    the machine off.
+# The console (the runner's stdout) is ttyS0 and the status port ttyS1 on x86_64; the kernel command
+# line can name others: rtcam_console=hvc0 rtcam_status=hvc1 rtcam_early=virtio_pci,virtio_console
+# (aarch64's virt machine has one UART, the kernel log; the modules named first give the two virtio
+# consoles). Nothing here stays resident: PID 1 ends in poweroff.
 
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export HOME=/root
 
+# The kernel hands the command line's unknown name=value words to init as its environment.
+RTCAM_VM_CONSOLE=/dev/${rtcam_console:-ttyS0}   # the runner's stdout (the kernel logs elsewhere)
+RTCAM_VM_STATUS=/dev/${rtcam_status:-ttyS1}     # the exit status
 mount -t devtmpfs devtmpfs /dev
-exec </dev/null >/dev/ttyS0 2>&1   # ttyS0 is the runner's stdout; the kernel logs to ttyS2
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+for m in $(echo "${rtcam_early:-}" | tr ',' ' '); do modprobe "$m"; done
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -c "$RTCAM_VM_CONSOLE" ] && break; sleep 0.1; done
+exec </dev/null >"$RTCAM_VM_CONSOLE" 2>&1
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs tmpfs /run
-stty -F /dev/ttyS0 -onlcr 2>/dev/null   # the host gets "\n", not "\r\n"
+stty -F "$RTCAM_VM_CONSOLE" -onlcr 2>/dev/null   # the host gets "\n", not "\r\n"
 hostname -F /etc/hostname
 
 RTCAM_VM_QUIET=0
 say() { [ "$RTCAM_VM_QUIET" = 1 ] || echo "rtcam-vm: $*"; }
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
-# The exit status goes to ttyS1 (run-in-vm.sh reads it from a file); then power off. With
+# The exit status goes to the status port (run-in-vm.sh reads it from a file); then power off. With
 # -no-reboot, a panic or an init that dies also ends QEMU, without a status: the runner says so.
 finish() {
-  echo "$1" > /dev/ttyS1
+  echo "$1" > "$RTCAM_VM_STATUS"
   sync
   poweroff -f
   sleep 10
@@ -54,6 +64,7 @@ for tag in $tags; do
   case $tag in
     vmrun) mount -t 9p -o "$ninep,ro,cache=loose" vmrun /vm || say "cannot mount /vm" ;;
     share) mount -t 9p -o "$ninep,cache=mmap" share /share || say "cannot mount /share" ;;
+    sysroot) mkdir -p /sysroot && mount -t 9p -o "$ninep,ro,cache=loose" sysroot /sysroot || say "cannot mount /sysroot" ;;
   esac
 done
 [ -f /vm/run.sh ] || { say "no /vm/run.sh: nothing to run"; finish 125; }
@@ -103,6 +114,17 @@ merge() {
   done
 }
 [ -d /vm/sysroot ] && merge /vm/sysroot ""
+# An aarch64 user land (Debian's libraries, the Swift runtime, /usr/share/alsa ...): /usr's trees
+# but bin and sbin, /lib and /etc merged in (not /proc, /dev ...: a root in use as a chroot on the
+# host has them mounted); its programs by PATH, after busybox's (one link each costs ~30 ms here).
+if grep -q ' /sysroot ' /proc/mounts; then
+  for tree in /sysroot/usr/*; do
+    case ${tree##*/} in bin|sbin) ;; *) [ -e "/usr/${tree##*/}" ] || ln -s "$tree" "/usr/${tree##*/}" ;; esac
+  done
+  merge /sysroot/lib /lib
+  merge /sysroot/etc /etc
+  export PATH=$PATH:/sysroot/usr/bin:/sysroot/usr/sbin
+fi
 
 cd /share 2>/dev/null || cd /
 say "up in $(uptime_s) s ($(uname -r)); running the command"

@@ -1,16 +1,27 @@
 #!/bin/bash
 # Runs a command inside the qemu-x86_64 board (Debian's 6.1 kernel with vivid, vicodec and
-# snd-aloop) and exits with the command's exit status. The guest's console streams to stdout.
+# snd-aloop) — or, with --arch arm64, the qemu-aarch64 board (board/qemu-aarch64: the same drivers on
+# Debian's arm64 kernel) — and exits with the command's exit status. The guest's console streams to
+# stdout.
 #
 #   board/qemu-x86_64/run-in-vm.sh [options] <host-dir-to-share> <command> [args...]
+#   board/qemu-aarch64/run-in-vm.sh [options] <host-dir-to-share> <command> [args...]   (= --arch arm64)
 #
 # <host-dir-to-share> is mounted read-write at /share (9p) and is the command's working directory.
 # <command> is run as root by the guest's busybox sh, not through a shell: wrap it in `sh -c '…'`
 # for pipes. Every word of the command naming a host executable (relative: inside the share;
 # /share/…; or any absolute host path) gets that executable's shared libraries (ldd on the host),
 # the Swift runtime included, at their host paths in the guest, and /usr/share/alsa with alsa-lib.
+# On arm64 the command's libraries (and every other file of an aarch64 user land) come from --sysroot
+# instead: a Debian arm64 root shared read-only and linked into the guest's root.
 #
 # options:
+#   --arch amd64|arm64  the board (default amd64, or $RTCAM_VM_ARCH)
+#   --sysroot DIR       arm64: the aarch64 user land (default $RTCAM_VM_SYSROOT, else board/arm64's
+#                       sysroot $RTCAM_CACHE/sysroot-arm64: Debian 13 with rtcam's libraries and the
+#                       aarch64 Swift runtime under /usr/lib/swift/linux); with --systemd its /usr,
+#                       /etc and /var are the guest's, so it must hold systemd; none: busybox only
+#   --cpu MODEL         arm64: QEMU's CPU (default max,pauth-impdef=on, or $RTCAM_VM_CPU)
 #   --timeout SECONDS   whole run, boot included (default 300, or $RTCAM_VM_TIMEOUT); exit 124 on expiry
 #   --bin PATH          make another host executable (and its libraries) available at PATH (repeatable)
 #   --env NAME=VALUE    set in the command's environment (repeatable)
@@ -49,8 +60,15 @@ envs=()
 modules=()
 hostfwds=()
 systemd=0
+arch=${RTCAM_VM_ARCH:-amd64}
+sysroot=${RTCAM_VM_SYSROOT:-${RTCAM_CACHE:-/var/cache/rtcam-arm64}/sysroot-arm64}
+# -cpu max with QEMU's own pointer-authentication algorithm: the architected QARMA5 costs TCG dearly.
+cpu=${RTCAM_VM_CPU:-max,pauth-impdef=on}
 while (($#)); do
   case $1 in
+    --arch) arch=$2; shift 2 ;;
+    --sysroot) sysroot=$2; shift 2 ;;
+    --cpu) cpu=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --bin) extra_bins+=("$2"); shift 2 ;;
     --env) [[ $2 == [A-Za-z_]*=* ]] || fail "--env wants NAME=VALUE"; envs+=("$2"); shift 2 ;;
@@ -75,14 +93,27 @@ done
 (($# >= 2)) || usage
 share=$(cd "$1" 2>/dev/null && pwd) || fail "no directory $1"
 shift
-command -v qemu-system-x86_64 >/dev/null || fail "qemu-system-x86_64 missing: board/qemu-x86_64/install-host-packages.sh"
+case $arch in
+  amd64) board=qemu-x86_64 userland=/ ;;
+  arm64) board=qemu-aarch64 userland=
+         if [ "$sysroot" != none ]; then
+           userland=$(cd "$sysroot" 2>/dev/null && pwd) ||
+             fail "no aarch64 user land at $sysroot (make arm64 makes board/arm64's sysroot; --sysroot none: busybox only)"
+         fi ;;
+  *) fail "--arch amd64 or arm64" ;;
+esac
+qemu_binary=qemu-system-${board#qemu-}
+command -v "$qemu_binary" >/dev/null || fail "$qemu_binary missing: board/$board/install-host-packages.sh"
 
 if ((systemd)); then
-  [ -L /bin ] && [ -L /lib ] && [ -d /usr/lib ] || fail "--systemd needs a merged-/usr host (/bin and /lib links into /usr)"
-  [ -x /lib/systemd/systemd ] || fail "--systemd needs systemd on the host (apt-get install systemd)"
+  [ -n "$userland" ] || fail "--systemd needs a user land (--sysroot)"
+  # The guest's /usr, /etc and /var are the host's (amd64) or the arm64 user land's.
+  [ -L "$userland/bin" ] && [ -L "$userland/lib" ] && [ -d "$userland/usr/lib" ] ||
+    fail "--systemd needs a merged-/usr user land at $userland (/bin and /lib links into /usr)"
+  [ -x "$userland/lib/systemd/systemd" ] || fail "--systemd needs systemd in $userland (apt-get install systemd)"
 fi
 
-kdir=$("$here/build-vm.sh") || fail "building the board failed"
+kdir=$(RTCAM_VM_ARCH=$arch "$here/build-vm.sh") || fail "building the board failed"
 
 mkdir -p "$cache/runs"
 run=$(mktemp -d "$cache/runs/run.XXXXXX")
@@ -103,6 +134,7 @@ add_executable() {
   local exe=$1 lib
   [ -f "$exe" ] || fail "no executable $exe on the host"
   [ "$(head -c 4 "$exe")" = $'\x7fELF' ] || return 0   # scripts: their interpreter must be in the guest
+  [ "$arch" = amd64 ] || return 0   # aarch64: the libraries are the --sysroot's, all of them
   # ldd prints "name => /path (addr)" and the loader as "/lib64/ld-linux-x86-64.so.2 (addr)";
   # a static executable makes it fail, which leaves nothing to copy.
   while read -r lib; do
@@ -155,26 +187,42 @@ quote() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 # --- boot ----------------------------------------------------------------------------------------
 kernel=$kdir/vmlinux
 [ -f "$kernel" ] || kernel=$kdir/vmlinuz
-append="console=ttyS2 $([ "$dmesg" = 1 ] || echo quiet) panic=-1 rdinit=/init"
-# --systemd: systemd reads the kernel command line too: no getty on the console (ttyS2), no first-boot
+quiet_kernel=$([ "$dmesg" = 1 ] || echo quiet)
+if [ "$arch" = amd64 ]; then
+  append="console=ttyS2 $quiet_kernel panic=-1 rdinit=/init"
+  # SeaBIOS would draw its banner on ttyS0 (there is no VGA): sercon-port 0 keeps it quiet.
+  qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -fw_cfg name=etc/sercon-port,string=0
+    -serial stdio -serial "file:$run/status" -serial "file:$run/kernel.log")
+else
+  # virt's one UART (PL011, ttyAMA0) takes the kernel log; the console and the exit status are
+  # virtio consoles (hvc0, hvc1), which init.sh opens after loading virtio_console.
+  append="console=ttyAMA0 $quiet_kernel panic=-1 rdinit=/init"
+  append+=" rtcam_console=hvc0 rtcam_status=hvc1 rtcam_early=virtio_pci,virtio_console"
+  qemu=(qemu-system-aarch64 -machine virt -accel tcg -cpu "$cpu"
+    -serial "file:$run/kernel.log"
+    -device virtio-serial-pci -chardev stdio,id=console -device virtconsole,chardev=console
+    -chardev "file,id=status,path=$run/status" -device virtconsole,chardev=status)
+fi
+# --systemd: systemd reads the kernel command line too: no getty on the consoles, no first-boot
 # questions, straight to multi-user.target.
 ((systemd)) && append+=" systemd.unit=multi-user.target systemd.getty_auto=0 systemd.firstboot=0"
-# SeaBIOS would draw its banner on ttyS0 (there is no VGA): sercon-port 0 keeps it quiet.
-qemu=(qemu-system-x86_64 -machine q35 -accel tcg -cpu max -m "$memory" -smp "$smp"
-  -nodefaults -nographic -no-reboot -fw_cfg name=etc/sercon-port,string=0
+qemu+=(-m "$memory" -smp "$smp" -nodefaults -nographic -no-reboot
   -kernel "$kernel" -initrd "$kdir/initramfs.cpio"
   -append "$append"
-  -serial stdio -serial "file:$run/status" -serial "file:$run/kernel.log"
   -fsdev "local,id=vmrun,path=$run/vm,security_model=none,readonly=on,multidevs=remap"
   -device "virtio-9p-pci,fsdev=vmrun,mount_tag=vmrun"
   -fsdev "local,id=share,path=$share,security_model=none,multidevs=remap"
   -device "virtio-9p-pci,fsdev=share,mount_tag=share")
 if ((systemd)); then
-  # The host's user land, read-only; systemd-root.sh puts a tmpfs overlay on each.
+  # The host's user land (arm64: the --sysroot's), read-only; systemd-root.sh puts a tmpfs overlay on each.
   for dir in usr etc var; do
-    qemu+=(-fsdev "local,id=host$dir,path=/$dir,security_model=none,readonly=on,multidevs=remap"
+    qemu+=(-fsdev "local,id=host$dir,path=${userland%/}/$dir,security_model=none,readonly=on,multidevs=remap"
            -device "virtio-9p-pci,fsdev=host$dir,mount_tag=host$dir")
   done
+fi
+if [ -n "$userland" ] && [ "$arch" != amd64 ] && ((!systemd)); then
+  qemu+=(-fsdev "local,id=sysroot,path=$userland,security_model=none,readonly=on,multidevs=remap"
+         -device "virtio-9p-pci,fsdev=sysroot,mount_tag=sysroot")
 fi
 if ((net)); then
   netdev="user,id=net0,net=10.0.2.0/24,host=10.0.2.2"

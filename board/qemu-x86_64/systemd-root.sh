@@ -12,8 +12,9 @@
 # The host's own enablement (every link in /etc/systemd/system/*.wants/) is deleted in the overlay:
 # the guest boots what Debian's packages make static (journald, udev, tmpfiles …) plus the units
 # the command installs and enables, not the host's postgresql or avahi. The command runs as the
-# service rtcam-vm-command.service once multi-user.target is reached; its output goes to ttyS0, its
-# exit status to ttyS1, and then the machine powers off (SuccessAction=/FailureAction=).
+# service rtcam-vm-command.service once multi-user.target is reached; its output goes to the console
+# (ttyS0; hvc0 on arm64), its exit status to the status port (ttyS1; hvc1), and then the machine
+# powers off (SuccessAction=/FailureAction=).
 
 new=/newroot
 load overlay || finish 125
@@ -78,12 +79,12 @@ cd /share 2>/dev/null || cd /
 sh /vm/run.sh </dev/null
 status=\$?
 [ "$RTCAM_VM_QUIET" = 1 ] || echo "rtcam-vm: command exited with \$status at \$(cut -d' ' -f1 /proc/uptime) s"
-echo \$status > /dev/ttyS1
+echo \$status > $RTCAM_VM_STATUS
 EOF
 chmod 755 "$new/etc/rtcam-vm/command.sh"
-cat > "$new/etc/systemd/system/rtcam-vm-command.service" <<'EOF'
+cat > "$new/etc/systemd/system/rtcam-vm-command.service" <<EOF
 [Unit]
-Description=run-in-vm.sh command (output on ttyS0, exit status on ttyS1)
+Description=run-in-vm.sh command (output on $RTCAM_VM_CONSOLE, exit status on $RTCAM_VM_STATUS)
 After=multi-user.target
 SuccessAction=poweroff-force
 FailureAction=poweroff-force
@@ -94,7 +95,7 @@ ExecStart=/etc/rtcam-vm/command.sh
 StandardInput=null
 StandardOutput=tty
 StandardError=inherit
-TTYPath=/dev/ttyS0
+TTYPath=$RTCAM_VM_CONSOLE
 Environment=SYSTEMD_PAGER=cat SYSTEMD_COLORS=0 TERM=dumb
 EOF
 mkdir -p "$new/etc/systemd/system/multi-user.target.wants"
@@ -107,5 +108,5 @@ grep -q ' /share ' /proc/mounts && mount -o move /share "$new/share"
 mount -o move /dev "$new/dev"
 mount -o move /sys "$new/sys"
 mount -o move /proc "$new/proc"
-say "switching to systemd (the host's /usr, /etc, /var) at $(cut -d' ' -f1 "$new/proc/uptime") s"
+say "switching to systemd (the user land's /usr, /etc, /var) at $(cut -d' ' -f1 "$new/proc/uptime") s"
 exec switch_root "$new" /lib/systemd/systemd

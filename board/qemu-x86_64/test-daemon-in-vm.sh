@@ -20,22 +20,37 @@
 #                    (fault_viewer.py lossy: fps, freezes, NACKs, retransmissions).
 #
 #   bash board/qemu-x86_64/test-daemon-in-vm.sh [--passthrough|--unplug|--lossy] [RTCAM_BINARY]   (default .build/debug/rtcam)
+#   bash board/qemu-aarch64/test-daemon-in-vm.sh [--passthrough] [RTCAM_BINARY]  (RTCAM_VM_ARCH=arm64;
+#        default out/arm64/rtcam from `make arm64`; its libraries are board/arm64's sysroot's)
 #
 # Runs in a network namespace of its own holding only `lo` (unshare --net; needs root): the
 # forwards bind the namespace's 127.0.0.1:18080 (HTTP) and 127.0.0.1:8189 (media; the same port
 # as in the guest, because the guest's candidate names it), nothing else is reachable.
+# rtcam's resident set size in the guest (VmRSS, sampled every 0.5 s) is reported for three phases:
+# idle (up, no viewer, 5 s), one viewer (the first WHEP client's 6 s), and its peak (VmHWM).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+arch=${RTCAM_VM_ARCH:-amd64}
 mode=x264
 case "${1:-}" in
   --passthrough) mode=passthrough; shift ;;
   --unplug) mode=unplug; shift ;;
   --lossy) mode=lossy; shift ;;
 esac
-rtcam=${1:-$repo/.build/debug/rtcam}
-[ -x "$rtcam" ] || { echo "test-daemon-in-vm: no rtcam binary at $rtcam (swift build first)" >&2; exit 2; }
+if [ "$arch" = amd64 ]; then
+  rtcam=${1:-$repo/.build/debug/rtcam}
+  # TCG runs the guest several times slower than the host: 3 fps is the floor, not the goal.
+  min_fps=${RTCAM_VM_MIN_FPS:-3}
+  http_timeout=60
+else
+  rtcam=${1:-$repo/out/arm64/rtcam}
+  # aarch64 under TCG is slower again (x264's NEON code is translated instruction by instruction).
+  min_fps=${RTCAM_VM_MIN_FPS:-2}
+  http_timeout=240   # the password's PBKDF2 hash under emulation
+fi
+[ -x "$rtcam" ] || { echo "test-daemon-in-vm: no rtcam binary at $rtcam (swift build first; arm64: make arm64)" >&2; exit 2; }
 python=$(bash "$repo/Tests/Interop/venv.sh")
 
 mkdir -p "$repo/.build-vm"
@@ -46,7 +61,8 @@ ln "$(readlink -f "$rtcam")" "$share/rtcam" 2>/dev/null || cp "$rtcam" "$share/r
 extra_bins=()
 if [ "$mode" = passthrough ]; then
   ffmpeg=$(command -v ffmpeg) || { echo "test-daemon-in-vm: ffmpeg is needed (apt-get install ffmpeg)" >&2; exit 2; }
-  extra_bins+=(--bin "$ffmpeg")
+  # The guest's FFmpeg: the host's on amd64; on arm64 the sysroot's (board/arm64's test packages).
+  [ "$arch" = amd64 ] && extra_bins+=(--bin "$ffmpeg")
   # What a UVC H.264 camera sends: Constrained Baseline, no B-frames, an IDR every 50 frames.
   "$ffmpeg" -v error -y -f lavfi -i testsrc=size=640x480:rate=25 -t 8 -pix_fmt yuv420p -c:v libx264 \
     -profile:v baseline -preset ultrafast -tune zerolatency -g 50 -f mpegts "$share/camera.ts"
@@ -114,8 +130,10 @@ mkdir -p /tmp/rtcam-state
 ./rtcam serve --source "$source" --audio alsa:hw:Loopback,1,0 --size 640x480 --fps 25 --bitrate 600 \
   --encoder "$encoder" --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state --https-port 0 $extra > rtcam.log 2>&1 &
 pid=$!
-# --unplug: the host asks for the camera to go (file `unplug`) and come back (`replug`); the guest
+# The host asks (--unplug) for the camera to go (file `unplug`) and come back (`replug`); the guest
 # unbinds and binds vivid's platform device, as a USB unplug looks to rtcam, and says when done.
+# Every 0.5 s, rtcam's resident set with the phase the host writes into the share (idle, viewer ...).
+tick=0
 while [ ! -f done ] && kill -0 "$pid" 2>/dev/null; do
   if [ -f unplug ]; then
     rm -f unplug; echo vivid.0 > /sys/bus/platform/drivers/vivid/unbind; touch unplugged
@@ -125,8 +143,14 @@ while [ ! -f done ] && kill -0 "$pid" 2>/dev/null; do
     rm -f replug; echo vivid.0 > /sys/bus/platform/drivers/vivid/bind; touch replugged
     echo "guest: vivid bound at $(cut -d' ' -f1 /proc/uptime) s: $(node_named vivid-000-vid-cap)"
   fi
+  if [ $((tick % 10)) = 0 ]; then
+    # "uptime phase VmRSS RssAnon RssFile" (KiB)
+    echo "$(cut -d' ' -f1 /proc/uptime) $(cat phase 2>/dev/null || echo starting) $(sed -n 's/^\(VmRSS\|RssAnon\|RssFile\):[^0-9]*\([0-9]*\).*/\2/p' "/proc/$pid/status" 2>/dev/null | tr '\n' ' ')" >> rss.log
+  fi
+  tick=$((tick + 1))
   sleep 0.05
 done
+sed -n 's/^VmHWM:[^0-9]*\([0-9]*\).*/peak \1/p' "/proc/$pid/status" >> rss.log 2>/dev/null
 if ! kill -0 "$pid" 2>/dev/null; then
   wait "$pid"; status=$?
   echo "guest: rtcam ended by itself (exit $status)"; exit 4
@@ -138,12 +162,13 @@ exit "$status"
 GUEST
 
 # libsrtp2 (Debian builds it on NSS) makes NSS dlopen its softoken, which ldd does not list.
+# (arm64: the whole sysroot is in the guest, dlopen finds what it looks for.)
 nss=()
 for lib in libsoftokn3.so libfreeblpriv3.so libfreebl3.so; do
-  [ -f "/lib/x86_64-linux-gnu/$lib" ] && nss+=(--bin "/lib/x86_64-linux-gnu/$lib")
+  [ "$arch" = amd64 ] && [ -f "/lib/x86_64-linux-gnu/$lib" ] && nss+=(--bin "/lib/x86_64-linux-gnu/$lib")
 done
 # libjpeg-turbo is opened with dlopen at the first snapshot (issue 21): ldd does not list it either.
-[ -f /lib/x86_64-linux-gnu/libturbojpeg.so.0 ] && nss+=(--bin /lib/x86_64-linux-gnu/libturbojpeg.so.0)
+[ "$arch" = amd64 ] && [ -f /lib/x86_64-linux-gnu/libturbojpeg.so.0 ] && nss+=(--bin /lib/x86_64-linux-gnu/libturbojpeg.so.0)
 # RTCAM_VM_DAEMON_ENV: NAME=VALUE for rtcam's environment in the guest (one).
 [ -n "${RTCAM_VM_DAEMON_ENV:-}" ] && extra_bins+=(--env "$RTCAM_VM_DAEMON_ENV")
 export NSS_BINS="${nss[*]} ${extra_bins[*]}"
@@ -160,18 +185,18 @@ case $mode in
   *) FAULT_ARGS= ;;
 esac
 started=$SECONDS
-export share python here mode FAULT_ARGS
+export share python here mode FAULT_ARGS arch http_timeout
 set +e
 unshare --net bash -c '
   set -u
   ip link set lo up
-  "$here/run-in-vm.sh" --quiet --timeout 240 --bin "$share/rtcam" $NSS_BINS --hostfwd tcp:18080:8080 --hostfwd udp:8189:8189 \
+  "$here/run-in-vm.sh" --arch "$arch" --quiet --timeout $((http_timeout * 3 + 120)) --bin "$share/rtcam" $NSS_BINS --hostfwd tcp:18080:8080 --hostfwd udp:8189:8189 \
       "$share" sh ./guest-daemon.sh > "$share/vm.out" 2>&1 &
   vm=$!
   # The guest boots (~5 s) and rtcam starts; wait for its health check through the forward.
   "$python" - $vm <<PY || { touch "$share/done"; wait $vm; exit 5; }
 import os, sys, time, urllib.request
-deadline = time.monotonic() + 120
+deadline = time.monotonic() + 180
 while True:
     try:
         os.kill(int(sys.argv[1]), 0)
@@ -184,7 +209,7 @@ while True:
     except OSError:
         pass
     if time.monotonic() > deadline:
-        raise SystemExit("rtcam in the VM did not answer /healthz within 120 s")
+        raise SystemExit("rtcam in the VM did not answer /healthz within 180 s")
     time.sleep(0.5)
 PY
   if [ "$mode" = unplug ] || [ "$mode" = lossy ]; then
@@ -196,16 +221,21 @@ PY
     [ $client = 0 ] && [ $vm_status = 0 ]
     exit
   fi
+  # Idle: up, nobody watching (5 s of samples), then one viewer.
+  echo idle > "$share/phase"
+  sleep 5
+  echo viewer > "$share/phase"
   "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --seconds 6 --connect-timeout 60 \
       > "$share/summary.json"
   client=$?
+  echo after-viewer > "$share/phase"
   if [ $client = 0 ]; then
     # GET /snapshot.jpg (issue 21): a JPEG of vivid'"'"'s picture through the V4L2 capture path; a camera'"'"'s
     # own H.264 (passthrough) has no raw pictures, and the answer says so.
     "$python" - "$mode" > "$share/snapshot.out" 2>&1 <<PY || client=10
 import sys, urllib.error, urllib.request
 try:
-    with urllib.request.urlopen("http://127.0.0.1:18080/snapshot.jpg", timeout=60) as reply:
+    with urllib.request.urlopen("http://127.0.0.1:18080/snapshot.jpg", timeout=$http_timeout) as reply:
         status, body = reply.status, reply.read()
 except urllib.error.HTTPError as error:
     status, body = error.code, error.read()
@@ -238,7 +268,7 @@ def call(method, path, body, cookie=None):
     request = urllib.request.Request("http://127.0.0.1:18080" + path, data=json.dumps(body).encode(), method=method,
                                      headers={"Content-Type": "application/json", **({"Cookie": cookie} if cookie else {})})
     try:
-        with urllib.request.urlopen(request, timeout=60) as reply:
+        with urllib.request.urlopen(request, timeout=$http_timeout) as reply:
             return reply.status, reply.headers.get("Set-Cookie", ""), reply.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, "", error.read().decode()
@@ -271,11 +301,22 @@ echo "----- rtcam log (guest)"; cat "$share/rtcam.log" 2>/dev/null || true
 [ -f "$share/resize.out" ] && { echo "----- settings change (host)"; cat "$share/resize.out"; }
 [ -f "$share/controls.json" ] && { echo "----- camera control over the data channel (host)"; cat "$share/controls.json"; }
 [ -f "$share/snapshot.out" ] && { echo "----- snapshot (host)"; cat "$share/snapshot.out"; }
+if [ -s "$share/rss.log" ]; then
+  # VmRSS per phase: idle = the last idle sample (settled), viewer = the largest while watched; with
+  # its anonymous (heap, stacks, buffers) and file-backed (the binary's touched pages) parts.
+  echo "----- rtcam's resident set in the guest ($arch, VmRSS from /proc/PID/status every 0.5 s)"
+  awk '$2 == "idle" && $3 != "" { idle = $3; idleAnon = $4; idleFile = $5 }
+       $2 == "viewer" && $3 > viewer { viewer = $3; viewerAnon = $4; viewerFile = $5 }
+       $1 == "peak" { peak = $2 }
+       END { printf "rss: idle %.1f MB (anon %.1f, file %.1f), one viewer %.1f MB max (anon %.1f, file %.1f), peak (VmHWM) %.1f MB (MB = 2^20 bytes)\n",
+                    idle / 1024, idleAnon / 1024, idleFile / 1024, viewer / 1024, viewerAnon / 1024, viewerFile / 1024, peak / 1024 }' \
+      "$share/rss.log"
+fi
 # The picture must have arrived at the size asked for, at a rate that shows frames keep coming
-# (TCG runs the guest several times slower than the host: 3 fps is the floor, not the goal).
+# (TCG runs the guest several times slower than the host: $min_fps is the floor, not the goal).
 if [ $status = 0 ] && [ -f "$share/summary.json" ]; then
   # Passthrough does no encoding: the guest only copies buffers, so the file's 25 fps must arrive.
-  "$python" - "$share/summary.json" "$([ "$mode" = passthrough ] && echo 15 || echo 3)" "$mode" <<'PY' || status=6
+  "$python" - "$share/summary.json" "$([ "$mode" = passthrough ] && echo 15 || echo "$min_fps")" "$mode" <<'PY' || status=6
 import json, sys
 summary = json.load(open(sys.argv[1]))
 m = summary["measurement"]

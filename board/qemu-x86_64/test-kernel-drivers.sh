@@ -5,34 +5,49 @@
 # long; exit status 0 only when every test ran and passed.
 #
 #   board/qemu-x86_64/test-kernel-drivers.sh [PATH/TO/Foo.xctest]
+#   board/qemu-aarch64/test-kernel-drivers.sh [PATH/TO/Foo.xctest]    (RTCAM_VM_ARCH=arm64)
 #
-# The debug test bundle must be built already (`swift build --build-tests`; default
-# .build/debug/rtcamPackageTests.xctest at the repo root). Host packages come from
-# install-host-packages.sh (idempotent). RTCAM_VM_TIMEOUT overrides the VM's time limit (280 s).
+# The debug test bundle must be built already: amd64 `swift build --build-tests` (default
+# .build/debug/rtcamPackageTests.xctest at the repo root); arm64 `board/arm64/build-arm64.sh --tests`
+# (default $RTCAM_CACHE/scratch/aarch64-unknown-linux-gnu/debug/rtcamPackageTests.xctest, run with
+# the aarch64 Swift runtime of board/arm64's sysroot). Host packages come from
+# install-host-packages.sh (idempotent). RTCAM_VM_TIMEOUT overrides the VM's time limit (280 s;
+# arm64 600 s).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-bundle=${1:-$repo/.build/debug/rtcamPackageTests.xctest}
+arch=${RTCAM_VM_ARCH:-amd64}
 filter=KernelDriverTests
-timeout_s=${RTCAM_VM_TIMEOUT:-280}
+runner=("$here/run-in-vm.sh" --arch "$arch")
+if [ "$arch" = amd64 ]; then
+  bundle=${1:-$repo/.build/debug/rtcamPackageTests.xctest}
+  board=qemu-x86_64
+  timeout_s=${RTCAM_VM_TIMEOUT:-280}
+else
+  bundle=${1:-${RTCAM_CACHE:-/var/cache/rtcam-arm64}/scratch/aarch64-unknown-linux-gnu/debug/rtcamPackageTests.xctest}
+  board=qemu-aarch64
+  timeout_s=${RTCAM_VM_TIMEOUT:-600}
+  # Debian's swiftlang puts the shared runtime (libswiftCore, libTesting ...) outside the loader's path.
+  runner+=(--env LD_LIBRARY_PATH=/usr/lib/swift/linux)
+fi
 
 if [ ! -x "$bundle" ]; then
-  echo "test-kernel-drivers: no test bundle $bundle (build it with 'swift build --build-tests')" >&2
+  echo "test-kernel-drivers: no test bundle $bundle (build it with 'swift build --build-tests'; arm64: board/arm64/build-arm64.sh --tests)" >&2
   exit 2
 fi
 bundle=$(cd "$(dirname "$bundle")" && pwd)/$(basename "$bundle")
 
-bash "$here/install-host-packages.sh"
+RTCAM_VM_ARCH=$arch bash "$here/install-host-packages.sh"
 
 log=$(mktemp)
 trap 'rm -f "$log" "$log.raw"' EXIT
 now() { date +%s%N; }
 started=$(now)
 echo "test-kernel-drivers: $(basename "$bundle") --testing-library swift-testing --filter $filter"
-echo "test-kernel-drivers: in board/qemu-x86_64's VM (TCG, vivid + vicodec + snd-aloop), time limit ${timeout_s} s"
+echo "test-kernel-drivers: in board/$board's VM (TCG, vivid + vicodec + snd-aloop), time limit ${timeout_s} s"
 set +e
-"$here/run-in-vm.sh" --timeout "$timeout_s" --env RTCAM_VM=1 --env NO_COLOR=1 "$(dirname "$bundle")" \
+"${runner[@]}" --timeout "$timeout_s" --env RTCAM_VM=1 --env NO_COLOR=1 "$(dirname "$bundle")" \
   "./$(basename "$bundle")" --testing-library swift-testing --filter "$filter" 2>&1 | tee "$log.raw"
 status=${PIPESTATUS[0]}
 sed 's/\x1b\[[0-9;]*m//g' "$log.raw" > "$log"   # the guest's console is a terminal: drop colours
