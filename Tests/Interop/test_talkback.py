@@ -20,6 +20,7 @@ import pytest
 
 from conftest import attach
 from rtcam_process import TEST_PASSWORD, http_request
+from tone_analysis import analyse_tone
 
 TONE_HZ = 600            # not the camera's own test tone (440 Hz): a leak would show
 AMPLITUDE = 0.3          # of full scale; RMS 0.212
@@ -129,30 +130,7 @@ def tone_file(tmp_path) -> str:
 
 
 def analyse(samples: numpy.ndarray) -> dict:
-    """Where the tone is, and its level, pitch and longest gap (5 ms windows under a tenth of its level)."""
-    window = RATE // 200
-    count = len(samples) // window
-    rms = numpy.sqrt(numpy.mean(samples[:count * window].reshape(count, window) ** 2, axis=1))
-    expected = AMPLITUDE / 2 ** 0.5
-    loud = numpy.nonzero(rms > expected / 2)[0]
-    if len(loud) == 0:
-        return {"found": False, "maxRMS": float(rms.max()) if count else 0.0}
-    first, last = int(loud[0]), int(loud[-1])
-    quiet = rms[first:last + 1] < expected / 10
-    longest = run = 0
-    for is_quiet in quiet:
-        run = run + 1 if is_quiet else 0
-        longest = max(longest, run)
-    # Pitch and level of each whole second of the steady part (half a second in from either end).
-    steady = samples[(first + 100) * window:(last - 100) * window]
-    pitches, levels = [], []
-    for start in range(0, len(steady) - RATE + 1, RATE):
-        second = steady[start:start + RATE]
-        spectrum = numpy.abs(numpy.fft.rfft(second * numpy.hanning(len(second))))
-        pitches.append(float(numpy.argmax(spectrum)) * RATE / len(second))
-        levels.append(float(numpy.sqrt(numpy.mean(second ** 2))))
-    return {"found": True, "seconds": (last - first + 1) * window / RATE, "longestGapMs": longest * 5,
-            "pitches": pitches, "levels": levels, "expectedRMS": expected}
+    return analyse_tone(samples, RATE, AMPLITUDE)
 
 
 TALK_CLICK = ("window.rtcamTalk.constraints = {echoCancellation: false, noiseSuppression: false,"

@@ -4,7 +4,8 @@
 # suites in one boot), then the whole daemon in the VM streaming to aiortc on the host
 # (test-daemon-in-vm.sh): vivid → x264, and a camera's own H.264 (v4l2loopback) → passthrough;
 # then the faults of issue 20: vivid unplugged and back while Chromium watches (--unplug), and 10 % loss
-# at 50 ms RTT through the guest's netem while Chromium watches (--lossy).
+# at 50 ms RTT through the guest's netem while Chromium watches (--lossy); and talkback (issue 17):
+# aiortc talks a tone that rtcam plays into snd-aloop, recorded in the guest (--talkback).
 # Prints what ran and how long; fails if any part fails.
 #
 #   bash board/qemu-x86_64/test-board.sh     (after `swift build --build-tests`)
@@ -28,8 +29,12 @@ unplug=$?
 unplug_s=$((SECONDS - mark)); mark=$SECONDS
 bash "$here/test-daemon-in-vm.sh" --lossy "$repo/.build/debug/rtcam"
 lossy=$?
-lossy_s=$((SECONDS - mark))
+lossy_s=$((SECONDS - mark)); mark=$SECONDS
+bash "$here/test-daemon-in-vm.sh" --talkback "$repo/.build/debug/rtcam"
+talkback=$?
+talkback_s=$((SECONDS - mark))
 echo "== VM stage: kernel-driver suites exit $drivers (${drivers_s} s); daemon → aiortc, vivid + x264: exit $daemon (${daemon_s} s);" \
      "camera H.264 passthrough: exit $passthrough (${passthrough_s} s); camera unplugged and back: exit $unplug (${unplug_s} s);" \
-     "10 % loss, 50 ms RTT into Chromium: exit $lossy (${lossy_s} s); $((SECONDS - started)) s in all"
-((drivers == 0 && daemon == 0 && passthrough == 0 && unplug == 0 && lossy == 0))
+     "10 % loss, 50 ms RTT into Chromium: exit $lossy (${lossy_s} s); talkback into snd-aloop: exit $talkback (${talkback_s} s);" \
+     "$((SECONDS - started)) s in all"
+((drivers == 0 && daemon == 0 && passthrough == 0 && unplug == 0 && lossy == 0 && talkback == 0))

@@ -18,8 +18,13 @@
 #                    guest's eth0: 25 ms delay each way and 10 % loss on the way out (the host's kernel
 #                    has no netem); headless Chromium watches 20 s and no freeze may last 200 ms
 #                    (fault_viewer.py lossy: fps, freezes, NACKs, retransmissions).
+#   --talkback:      (issue 17) rtcam with --speaker alsa:hw:Loopback,0,1 (the test pattern, small, so
+#                    TCG's CPU goes to the sound); aiortc on the host talks a 600 Hz tone for 12 s
+#                    (whep_client.py --talk: sendrecv audio, POST .../talk); arecord in the guest
+#                    records Loopback,1,1, what the speaker played; the recording must hold the tone at
+#                    its pitch and level for the talk's length, and the longest gap is reported.
 #
-#   bash board/qemu-x86_64/test-daemon-in-vm.sh [--passthrough|--unplug|--lossy] [RTCAM_BINARY]   (default .build/debug/rtcam)
+#   bash board/qemu-x86_64/test-daemon-in-vm.sh [--passthrough|--unplug|--lossy|--talkback] [RTCAM_BINARY]   (default .build/debug/rtcam)
 #   bash board/qemu-aarch64/test-daemon-in-vm.sh [--passthrough] [RTCAM_BINARY]  (RTCAM_VM_ARCH=arm64;
 #        default out/arm64/rtcam from `make arm64`; its libraries are board/arm64's sysroot's)
 #
@@ -38,6 +43,7 @@ case "${1:-}" in
   --passthrough) mode=passthrough; shift ;;
   --unplug) mode=unplug; shift ;;
   --lossy) mode=lossy; shift ;;
+  --talkback) mode=talkback; shift ;;
 esac
 if [ "$arch" = amd64 ]; then
   rtcam=${1:-$repo/.build/debug/rtcam}
@@ -66,6 +72,11 @@ if [ "$mode" = passthrough ]; then
   # What a UVC H.264 camera sends: Constrained Baseline, no B-frames, an IDR every 50 frames.
   "$ffmpeg" -v error -y -f lavfi -i testsrc=size=640x480:rate=25 -t 8 -pix_fmt yuv420p -c:v libx264 \
     -profile:v baseline -preset ultrafast -tune zerolatency -g 50 -f mpegts "$share/camera.ts"
+fi
+if [ "$mode" = talkback ]; then
+  # The guest records what rtcam's speaker plays with alsa-utils' arecord (the host's).
+  arecord=$(command -v arecord) || { echo "test-daemon-in-vm: arecord is needed (apt-get install alsa-utils)" >&2; exit 2; }
+  extra_bins+=(--bin "$arecord")
 fi
 if [ "$mode" = lossy ]; then
   # rtcam plays a file (no encoder: the guest's CPU under TCG does not limit the frame rate), the
@@ -125,9 +136,19 @@ if [ "$mode" = lossy ]; then
   echo "guest: eth0 egress netem $netem_egress; ingress (ifb0) netem $netem_ingress"
   "$tc" qdisc show dev eth0; "$tc" qdisc show dev ifb0
 fi
+size=640x480; fps=25; speaker=
+if [ "$mode" = talkback ]; then
+  # A small test pattern: the test is about sound, and TCG's CPU is slow.
+  source=test-pattern; encoder=auto; size=320x240; fps=10
+  speaker="--speaker alsa:hw:Loopback,0,1"
+  # What rtcam plays into Loopback,0,1 comes out of Loopback,1,1. Opened first, the recorder fixes
+  # the format of both sides: 48 kHz, S16, stereo, what rtcam's speaker asks for.
+  arecord -q -D hw:Loopback,1,1 -t wav -f S16_LE -r 48000 -c 2 -d 120 talk.wav > arecord.log 2>&1 &
+  recorder=$!
+fi
 mkdir -p /tmp/rtcam-state
 # HTTPS off: the settings API is then served on plain HTTP, where the host changes a setting below.
-./rtcam serve --source "$source" --audio alsa:hw:Loopback,1,0 --size 640x480 --fps 25 --bitrate 600 \
+./rtcam serve --source "$source" --audio alsa:hw:Loopback,1,0 --size $size --fps $fps --bitrate 600 $speaker \
   --encoder "$encoder" --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state --https-port 0 $extra > rtcam.log 2>&1 &
 pid=$!
 # The host asks (--unplug) for the camera to go (file `unplug`) and come back (`replug`); the guest
@@ -158,6 +179,8 @@ fi
 kill -TERM "$pid"
 wait "$pid"; status=$?
 echo "guest: rtcam exit $status after SIGTERM"
+# SIGINT: arecord completes the WAV header with the length it recorded.
+[ -n "${recorder:-}" ] && { kill -INT "$recorder"; wait "$recorder"; }
 exit "$status"
 GUEST
 
@@ -218,6 +241,17 @@ PY
     client=$?
     touch "$share/done"; wait $vm; vm_status=$?
     echo "fault viewer exit $client, VM exit $vm_status"
+    [ $client = 0 ] && [ $vm_status = 0 ]
+    exit
+  fi
+  if [ "$mode" = talkback ]; then
+    # aiortc talks a 600 Hz tone for 12 s (it claims the floor first).
+    "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --talk --seconds 12 \
+        --connect-timeout 60 > "$share/talk.json"
+    client=$?
+    sleep 2   # the jitter buffer and the device buffer play out into the recording
+    touch "$share/done"; wait $vm; vm_status=$?
+    echo "talker exit $client, VM exit $vm_status"
     [ $client = 0 ] && [ $vm_status = 0 ]
     exit
   fi
@@ -330,6 +364,11 @@ if problems: raise SystemExit("FAIL: " + "; ".join(problems))
 print("ok: rtcam in the VM streamed " + ("a camera's own H.264 (v4l2loopback) through passthrough" if sys.argv[3] == "passthrough"
       else "vivid through x264") + " to aiortc on the host")
 PY
+fi
+if [ "$mode" = talkback ]; then
+  echo "----- talker (host)"; cat "$share/talk.json" 2>/dev/null
+  [ -s "$share/arecord.log" ] && { echo "----- arecord (guest)"; cat "$share/arecord.log"; }
+  [ $status = 0 ] && { "$python" "$here/talkback_recording.py" "$share/talk.wav" || status=6; }
 fi
 # Nobody unplugs the camera here: a "device gone" means rtcam lost its own camera (as when a
 # stop closed it under the reading thread).
