@@ -30,18 +30,8 @@ public final class KernelV4L2Device: V4L2DeviceIO {
 
     // MARK: the one ioctl helper
 
-    /// ioctl(2) through the non-variadic C shim: EINTR retried; ENODEV/EIO/ENXIO → `.deviceGone`;
-    /// anything else → `.ioctl(request:errno:)`.
     private func ioctl<Argument>(_ request: UInt, _ name: String, _ argument: inout Argument) throws(V4L2Error) {
-        let fd = fileDescriptor
-        try withUnsafeMutablePointer(to: &argument) { (pointer: UnsafeMutablePointer<Argument>) throws(V4L2Error) in
-            while true {
-                if cv4l2_ioctl(fd, request, pointer) != -1 { return }
-                let code = errno
-                if code == EINTR { continue }
-                throw V4L2Error.fromIoctl(name, errno: code)
-            }
-        }
+        try v4l2Ioctl(fileDescriptor, request, name, &argument)
     }
 
     /// The same, for calls where one errno means "no more entries" / "nothing ready": returns false then.
@@ -385,4 +375,20 @@ public final class KernelV4L2Device: V4L2DeviceIO {
 
     /// Round-trips a format through the C structs (for tests of the marshalling; no device needed).
     static func roundTrip(_ format: V4L2Format) -> V4L2Format { unpack(pack(format)) }
+}
+
+
+/// ioctl(2) through the non-variadic C shim, for every V4L2 handle (the capture/M2M device and the
+/// controls' own handle): EINTR retried; ENODEV/EIO/ENXIO → `.deviceGone`; anything else →
+/// `.ioctl(request:errno:)`.
+func v4l2Ioctl<Argument>(_ fileDescriptor: Int32, _ request: UInt, _ name: String,
+                         _ argument: inout Argument) throws(V4L2Error) {
+    try withUnsafeMutablePointer(to: &argument) { (pointer: UnsafeMutablePointer<Argument>) throws(V4L2Error) in
+        while true {
+            if cv4l2_ioctl(fileDescriptor, request, pointer) != -1 { return }
+            let code = errno
+            if code == EINTR { continue }
+            throw V4L2Error.fromIoctl(name, errno: code)
+        }
+    }
 }

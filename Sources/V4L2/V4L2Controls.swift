@@ -78,15 +78,7 @@ public final class V4L2ControlDevice {
     deinit { _ = Glibc.close(fileDescriptor) }
 
     private func ioctl<Argument>(_ request: UInt, _ name: String, _ argument: inout Argument) throws(V4L2Error) {
-        let fd = fileDescriptor
-        try withUnsafeMutablePointer(to: &argument) { (pointer: UnsafeMutablePointer<Argument>) throws(V4L2Error) in
-            while true {
-                if cv4l2_ioctl(fd, request, pointer) != -1 { return }
-                let code = errno
-                if code == EINTR { continue }
-                throw V4L2Error.fromIoctl(name, errno: code)
-            }
-        }
+        try v4l2Ioctl(fileDescriptor, request, name, &argument)
     }
 
     /// Every enabled user and camera control, in the driver's order, with its value (VIDIOC_QUERYCTRL
