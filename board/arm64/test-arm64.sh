@@ -106,14 +106,15 @@ timed "rtcam runs in the plain root" check_binary
 # One test at a time: in parallel, the tests that block a thread on real time (ALSA, pipelines)
 # hold the two threads of Swift's cooperative pool for minutes under emulation and nothing else runs.
 # Skipped under qemu-user, by name:
-#   - ALSAPulseCaptureTests, ALSAPlugCaptureTests: PulseAudio capture in real time, measured
-#     against wall-clock bounds that an emulated CPU does not meet (backlogs, late periods);
+#   - ALSAPulseCaptureTests, ALSAPlugCaptureTests, ALSAPlaybackRecoveryTests: PulseAudio capture and
+#     playback in real time (the sysroot has no PulseAudio server), measured against wall-clock
+#     bounds that an emulated CPU does not meet (backlogs, late periods, stalls);
 #   - V4L2KernelSideTests/typedErrors: qemu-user answers ioctls it does not know with ENOSYS, not
 #     the kernel's ENOTTY;
 #   - nothingAfterStop: stop() must return within 1 s of wall time;
 #   - randomWorkload: the SCTP soak's twelve seeded workloads, pure Swift over the in-memory network,
 #     about a minute each under qemu (they run on amd64; the other SCTP tests run here).
-skip_under_qemu='ALSAPulseCaptureTests|ALSAPlugCaptureTests|V4L2KernelSideTests/typedErrors|nothingAfterStop|randomWorkload'
+skip_under_qemu='ALSAPulseCaptureTests|ALSAPlugCaptureTests|ALSAPlaybackRecoveryTests|V4L2KernelSideTests/typedErrors|nothingAfterStop|randomWorkload'
 run_swift_tests() {
     with_roots_lock add_missing_sysroot_packages "$sysroot" "${sysroot_test_packages[@]}"
     chroot_mount "$sysroot" "$repo:/src" "$cache/scratch:/scratch"
