@@ -18,13 +18,18 @@
 #                    guest's eth0: 25 ms delay each way and 10 % loss on the way out (the host's kernel
 #                    has no netem); headless Chromium watches 20 s and no freeze may last 200 ms
 #                    (fault_viewer.py lossy: fps, freezes, NACKs, retransmissions).
+#   --footprint-pattern, --footprint-file: (issue 23) the resident set as the footprint benchmark
+#                    measures it on the host (Tests/Benchmarks: `footprint`), for a like-for-like
+#                    figure on each board: HTTPS on as shipped, 1280x720 at 30 fps, 2 Mb/s; idle 15 s
+#                    with the test pattern (nothing encoded), or a file source (no encoder, audio
+#                    none) idle 15 s, then one aiortc viewer for 6 s; prints the `rss:` line.
 #   --talkback:      (issue 17) rtcam with --speaker alsa:hw:Loopback,0,1 (the test pattern, small, so
 #                    TCG's CPU goes to the sound); aiortc on the host talks a 600 Hz tone for 12 s
 #                    (whep_client.py --talk: sendrecv audio, POST .../talk); arecord in the guest
 #                    records Loopback,1,1, what the speaker played; the recording must hold the tone at
 #                    its pitch and level for the talk's length, and the longest gap is reported.
 #
-#   bash board/qemu-x86_64/test-daemon-in-vm.sh [--passthrough|--unplug|--lossy|--talkback] [RTCAM_BINARY]   (default .build/debug/rtcam)
+#   bash board/qemu-x86_64/test-daemon-in-vm.sh [--passthrough|--unplug|--lossy|--talkback|--footprint-pattern|--footprint-file] [RTCAM_BINARY]   (default .build/debug/rtcam)
 #   bash board/qemu-aarch64/test-daemon-in-vm.sh [--passthrough] [RTCAM_BINARY]  (RTCAM_VM_ARCH=arm64;
 #        default out/arm64/rtcam from `make arm64`; its libraries are board/arm64's sysroot's)
 #
@@ -44,6 +49,8 @@ case "${1:-}" in
   --unplug) mode=unplug; shift ;;
   --lossy) mode=lossy; shift ;;
   --talkback) mode=talkback; shift ;;
+  --footprint-pattern) mode=footprint-pattern; shift ;;
+  --footprint-file) mode=footprint-file; shift ;;
 esac
 if [ "$arch" = amd64 ]; then
   rtcam=${1:-$repo/.build/debug/rtcam}
@@ -72,6 +79,12 @@ if [ "$mode" = passthrough ]; then
   # What a UVC H.264 camera sends: Constrained Baseline, no B-frames, an IDR every 50 frames.
   "$ffmpeg" -v error -y -f lavfi -i testsrc=size=640x480:rate=25 -t 8 -pix_fmt yuv420p -c:v libx264 \
     -profile:v baseline -preset ultrafast -tune zerolatency -g 50 -f mpegts "$share/camera.ts"
+fi
+if [ "$mode" = footprint-file ]; then
+  # What the host's footprint benchmark plays: 1280x720 at 30 fps, 2 Mb/s, 4 s, Constrained Baseline.
+  ffmpeg=$(command -v ffmpeg) || { echo "test-daemon-in-vm: ffmpeg is needed (apt-get install ffmpeg)" >&2; exit 2; }
+  "$ffmpeg" -v error -y -f lavfi -i testsrc2=size=1280x720:rate=30 -t 4 -pix_fmt yuv420p -c:v libx264 \
+    -profile:v baseline -preset veryfast -tune zerolatency -g 30 -b:v 2M -maxrate 2M -bufsize 1M -f h264 "$share/footprint.h264"
 fi
 if [ "$mode" = talkback ]; then
   # The guest records what rtcam's speaker plays with alsa-utils' arecord (the host's).
@@ -136,7 +149,12 @@ if [ "$mode" = lossy ]; then
   echo "guest: eth0 egress netem $netem_egress; ingress (ifb0) netem $netem_ingress"
   "$tc" qdisc show dev eth0; "$tc" qdisc show dev ifb0
 fi
-size=640x480; fps=25; speaker=
+size=640x480; fps=25; bitrate=600; speaker=; audio=alsa:hw:Loopback,1,0; https="--https-port 0"
+case $mode in
+  # As the host's footprint benchmark runs it: HTTPS on as shipped (its port is not forwarded).
+  footprint-pattern) source=test-pattern; audio=test-tone; encoder=auto; size=1280x720; fps=30; bitrate=2000; https= ;;
+  footprint-file) source=file:footprint.h264; audio=none; encoder=auto; size=1280x720; fps=30; bitrate=2000; https= ;;
+esac
 if [ "$mode" = talkback ]; then
   # A small test pattern: the test is about sound, and TCG's CPU is slow.
   source=test-pattern; encoder=auto; size=320x240; fps=10
@@ -148,8 +166,8 @@ if [ "$mode" = talkback ]; then
 fi
 mkdir -p /tmp/rtcam-state
 # HTTPS off: the settings API is then served on plain HTTP, where the host changes a setting below.
-./rtcam serve --source "$source" --audio alsa:hw:Loopback,1,0 --size $size --fps $fps --bitrate 600 $speaker \
-  --encoder "$encoder" --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state --https-port 0 $extra > rtcam.log 2>&1 &
+./rtcam serve --source "$source" --audio "$audio" --size $size --fps $fps --bitrate $bitrate $speaker \
+  --encoder "$encoder" --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state $https $extra > rtcam.log 2>&1 &
 pid=$!
 # The host asks (--unplug) for the camera to go (file `unplug`) and come back (`replug`); the guest
 # unbinds and binds vivid's platform device, as a USB unplug looks to rtcam, and says when done.
@@ -241,6 +259,20 @@ PY
     client=$?
     touch "$share/done"; wait $vm; vm_status=$?
     echo "fault viewer exit $client, VM exit $vm_status"
+    [ $client = 0 ] && [ $vm_status = 0 ]
+    exit
+  fi
+  if [ "$mode" = footprint-pattern ] || [ "$mode" = footprint-file ]; then
+    # Idle 15 s after rtcam answered (the benchmark settles 15 s after start), then one viewer.
+    echo idle > "$share/phase"
+    sleep 15
+    echo viewer > "$share/phase"
+    # (the file source has no audio: the viewer offers none, as the load generator of the benchmark)
+    "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --seconds 6 --connect-timeout 60 \
+        $([ "$mode" = footprint-file ] && echo --no-audio) > "$share/footprint.json"
+    client=$?
+    touch "$share/done"; wait $vm; vm_status=$?
+    echo "viewer exit $client, VM exit $vm_status"
     [ $client = 0 ] && [ $vm_status = 0 ]
     exit
   fi
@@ -364,6 +396,10 @@ if problems: raise SystemExit("FAIL: " + "; ".join(problems))
 print("ok: rtcam in the VM streamed " + ("a camera's own H.264 (v4l2loopback) through passthrough" if sys.argv[3] == "passthrough"
       else "vivid through x264") + " to aiortc on the host")
 PY
+fi
+if [ "$mode" = footprint-pattern ] || [ "$mode" = footprint-file ]; then
+  echo "----- viewer (host)"; cat "$share/footprint.json" 2>/dev/null
+  [ -s "$share/rss.log" ] || { echo "FAIL: no resident-set samples"; status=6; }
 fi
 if [ "$mode" = talkback ]; then
   echo "----- talker (host)"; cat "$share/talk.json" 2>/dev/null
