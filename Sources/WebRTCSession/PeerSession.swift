@@ -690,80 +690,77 @@ public final class PeerSession {
     }
 }
 
-/// What a viewer's resends may cost: at most a share of the bytes it was sent in the last second. Two
-/// one-second windows, the previous one's figures weighing as much as the current one's.
+/// A running total (what was sent) and a count of events, each over the current one-second window
+/// and the one before it, the previous window's figures weighing as much as the current one's; after
+/// two seconds without an update both windows are forgotten.
+struct TwoSecondWindows {
+    private var windowStart: MonotonicTime?
+    private var totalAtWindowStart = 0
+    private var totalInWindow = 0
+    private var totalInPreviousWindow = 0
+    private var eventsInWindow = 0
+    private var eventsInPreviousWindow = 0
+
+    /// `total`: the running total now (packets or bytes sent since the start).
+    mutating func advance(to now: MonotonicTime, total: Int) {
+        guard let start = windowStart else {
+            windowStart = now
+            totalAtWindowStart = total
+            return
+        }
+        totalInWindow = total - totalAtWindowStart
+        if now - start >= .seconds(1) {
+            let stale = now - start >= .seconds(2)
+            totalInPreviousWindow = stale ? 0 : totalInWindow
+            eventsInPreviousWindow = stale ? 0 : eventsInWindow
+            windowStart = now
+            totalAtWindowStart = total
+            totalInWindow = 0
+            eventsInWindow = 0
+        }
+    }
+
+    mutating func count(_ events: Int) { eventsInWindow += events }
+
+    /// Over both windows.
+    var total: Int { totalInWindow + totalInPreviousWindow }
+    var events: Int { eventsInWindow + eventsInPreviousWindow }
+}
+
 /// The share of the video packets sent that a viewer NACKed (each packet counted once), over the
 /// current and the previous second: the loss on the way to it, as the sender sees it.
 struct NACKedShare {
-    private var windowStart: MonotonicTime?
-    private var sentAtWindowStart = 0
-    private var sentInWindow = 0
-    private var sentInPreviousWindow = 0
-    private var nackedInWindow = 0
-    private var nackedInPreviousWindow = 0
+    private var windows = TwoSecondWindows()
 
     mutating func advance(to now: MonotonicTime, videoPacketsSent: Int) {
-        guard let start = windowStart else {
-            windowStart = now
-            sentAtWindowStart = videoPacketsSent
-            return
-        }
-        sentInWindow = videoPacketsSent - sentAtWindowStart
-        if now - start >= .seconds(1) {
-            let stale = now - start >= .seconds(2)
-            sentInPreviousWindow = stale ? 0 : sentInWindow
-            nackedInPreviousWindow = stale ? 0 : nackedInWindow
-            windowStart = now
-            sentAtWindowStart = videoPacketsSent
-            sentInWindow = 0
-            nackedInWindow = 0
-        }
+        windows.advance(to: now, total: videoPacketsSent)
     }
 
-    mutating func nackedForTheFirstTime() { nackedInWindow += 1 }
+    mutating func nackedForTheFirstTime() { windows.count(1) }
 
     /// 0 until 50 packets were sent in the two windows (too few to tell a rate).
     var share: Double {
-        let sent = sentInWindow + sentInPreviousWindow
-        guard sent >= 50 else { return 0 }
-        return min(1, Double(nackedInWindow + nackedInPreviousWindow) / Double(sent))
+        guard windows.total >= 50 else { return 0 }
+        return min(1, Double(windows.events) / Double(windows.total))
     }
 }
 
+/// What a viewer's resends may cost: at most a share of the bytes it was sent over the current and
+/// the previous second.
 struct RetransmissionBudget {
-    private var windowStart: MonotonicTime?
-    private var sentAtWindowStart = 0
-    private var sentInPreviousWindow = 0
-    private var sentInWindow = 0
-    private var resentInWindow = 0
-    private var resentInPreviousWindow = 0
+    private var windows = TwoSecondWindows()
 
     mutating func advance(to now: MonotonicTime, sentBytes: Int) {
-        guard let start = windowStart else {
-            windowStart = now
-            sentAtWindowStart = sentBytes
-            return
-        }
-        sentInWindow = sentBytes - sentAtWindowStart
-        if now - start >= .seconds(1) {
-            sentInPreviousWindow = now - start >= .seconds(2) ? 0 : sentInWindow
-            resentInPreviousWindow = now - start >= .seconds(2) ? 0 : resentInWindow
-            windowStart = now
-            sentAtWindowStart = sentBytes
-            sentInWindow = 0
-            resentInWindow = 0
-        }
+        windows.advance(to: now, total: sentBytes)
     }
 
     /// Whether one more resend fits: resent bytes under `share` of the bytes sent, with a floor of
     /// 64 KB a second so a viewer that just joined can still recover a lost keyframe packet.
     func allows(share: Double) -> Bool {
-        let sent = sentInWindow + sentInPreviousWindow
-        let resent = resentInWindow + resentInPreviousWindow
-        return Double(resent) < max(65_536, Double(sent) * share)
+        Double(windows.events) < max(65_536, Double(windows.total) * share)
     }
 
     mutating func resent(bytes: Int) {
-        resentInWindow += bytes
+        windows.count(bytes)
     }
 }
