@@ -234,6 +234,13 @@ unshare --net bash -c '
   "$here/run-in-vm.sh" --arch "$arch" --quiet --timeout $((http_timeout * 3 + 120)) --bin "$share/rtcam" $NSS_BINS --hostfwd tcp:18080:8080 --hostfwd udp:8189:8189 \
       "$share" sh ./guest-daemon.sh > "$share/vm.out" 2>&1 &
   vm=$!
+  # The host side is done: the guest stops rtcam; this shell exits 0 only if the client ($1) and the VM did.
+  finish() {
+    touch "$share/done"; wait $vm; vm_status=$?
+    echo "$1 exit $client, VM exit $vm_status"
+    [ $client = 0 ] && [ $vm_status = 0 ]
+    exit
+  }
   # The guest boots (~5 s) and rtcam starts; wait for its health check through the forward.
   "$python" - $vm <<PY || { touch "$share/done"; wait $vm; exit 5; }
 import os, sys, time, urllib.request
@@ -257,10 +264,7 @@ PY
     # shellcheck disable=SC2086  # FAULT_ARGS is a word list
     "$python" "$here/fault_viewer.py" "$mode" http://127.0.0.1:18080 "$share" $FAULT_ARGS > "$share/fault.json"
     client=$?
-    touch "$share/done"; wait $vm; vm_status=$?
-    echo "fault viewer exit $client, VM exit $vm_status"
-    [ $client = 0 ] && [ $vm_status = 0 ]
-    exit
+    finish "fault viewer"
   fi
   if [ "$mode" = footprint-pattern ] || [ "$mode" = footprint-file ]; then
     # Idle 15 s after rtcam answered (the benchmark settles 15 s after start), then one viewer.
@@ -271,10 +275,7 @@ PY
     "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --seconds 6 --connect-timeout 60 \
         $([ "$mode" = footprint-file ] && echo --no-audio) > "$share/footprint.json"
     client=$?
-    touch "$share/done"; wait $vm; vm_status=$?
-    echo "viewer exit $client, VM exit $vm_status"
-    [ $client = 0 ] && [ $vm_status = 0 ]
-    exit
+    finish "viewer"
   fi
   if [ "$mode" = talkback ]; then
     # aiortc talks a 600 Hz tone for 12 s (it claims the floor first).
@@ -282,10 +283,7 @@ PY
         --connect-timeout 60 > "$share/talk.json"
     client=$?
     sleep 2   # the jitter buffer and the device buffer play out into the recording
-    touch "$share/done"; wait $vm; vm_status=$?
-    echo "talker exit $client, VM exit $vm_status"
-    [ $client = 0 ] && [ $vm_status = 0 ]
-    exit
+    finish "talker"
   fi
   # Idle: up, nobody watching (5 s of samples), then one viewer.
   echo idle > "$share/phase"
@@ -350,11 +348,7 @@ PY
     [ $client = 0 ] && { "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --seconds 6 \
         --connect-timeout 60 > "$share/summary-resized.json" || client=8; }
   fi
-  touch "$share/done"
-  wait $vm
-  vm_status=$?
-  echo "client exit $client, VM exit $vm_status"
-  [ $client = 0 ] && [ $vm_status = 0 ]
+  finish client
 '
 status=$?
 set -e
