@@ -419,7 +419,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         guard let socket else { return }
         for viewer in viewers.values where viewer.session.state == .connected {
             mediaBatch.removeAll()
-            guard let address = viewer.session.protectMedia(packets, into: &mediaBatch) else { continue }
+            guard let address = viewer.session.protectMedia(packets, now: MonotonicClock.now(), into: &mediaBatch) else { continue }
             socket.send(mediaBatch, to: address)
         }
     }

@@ -104,7 +104,9 @@ public enum RTPHeaderExtensionURI {
     public static let mid = "urn:ietf:params:rtp-hdrext:sdes:mid"                                  // RFC 9143 §15
     public static let absSendTime = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
     public static let transportWideCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
-    public static let supported: [String] = [mid, absSendTime, transportWideCC]
+    /// min/max playout delay in 10 ms units; rtcam sends 0/0 (render at once).
+    public static let playoutDelay = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+    public static let supported: [String] = [mid, absSendTime, transportWideCC, playoutDelay]
 }
 
 /// The attribute grammars, shared by the parser's validation and the accessors.

@@ -117,12 +117,26 @@ public final class SRTPSession {
     /// negotiated number replaces), in the one copy libsrtp works on: that saves a copy of every
     /// packet for every viewer. Appended to `output` (a viewer's reused datagram buffer: no
     /// allocation once it has grown). On failure `output` is as it was.
-    public func protectRTP(_ packet: [UInt8], appendingTo output: inout [UInt8],
+    ///
+    /// `headerExtension`: a complete RFC 8285 extension block (profile, length, elements, padding)
+    /// to insert after the header's CSRCs, with the X bit set, for a packet that has none (the
+    /// viewer's own transport-wide sequence number goes in this way); empty: none.
+    public func protectRTP(_ packet: [UInt8], headerExtension: [UInt8] = [], appendingTo output: inout [UInt8],
                            rewritingHeader rewriteHeader: (UnsafeMutableRawBufferPointer) -> Void) throws(SRTPError) {
-        guard let headerLength = Self.rtpHeaderLength(packet), packet.count <= Self.maximumPacketLength
+        guard let headerLength = Self.rtpHeaderLength(packet),
+              packet.count + headerExtension.count <= Self.maximumPacketLength
         else { throw .malformed }
-        try append(packet, extraCapacity: Self.rtpTrailerRoom, to: &output) { base in
-            rewriteHeader(UnsafeMutableRawBufferPointer(start: base, count: headerLength))
+        let insertAt = Self.rtpFixedHeaderLength + 4 * Int(packet[0] & 0x0F)
+        if !headerExtension.isEmpty {
+            // One extension block per packet (RFC 3550 §5.3.1); its length must be whole 32-bit words.
+            guard packet[0] & 0x10 == 0, headerExtension.count >= 4, headerExtension.count % 4 == 0,
+                  Int(headerExtension[2]) << 8 | Int(headerExtension[3]) == headerExtension.count / 4 - 1
+            else { throw .malformed }
+        }
+        try append(packet, inserting: headerExtension, at: insertAt, extraCapacity: Self.rtpTrailerRoom,
+                   to: &output) { base in
+            if !headerExtension.isEmpty { base.storeBytes(of: base.load(as: UInt8.self) | 0x10, as: UInt8.self) }
+            rewriteHeader(UnsafeMutableRawBufferPointer(start: base, count: headerLength + headerExtension.count))
         } operation: { buffer, length in
             srtp_protect(outbound, buffer, length)
         }
@@ -194,15 +208,22 @@ public final class SRTPSession {
     /// `output`, lets libsrtp transform the packet there in place, and trims the room it did not
     /// use. On failure `output` is as it was.
     private func append(
-        _ packet: [UInt8], extraCapacity: Int, to output: inout [UInt8],
+        _ packet: [UInt8], inserting inserted: [UInt8] = [], at insertAt: Int = 0, extraCapacity: Int,
+        to output: inout [UInt8],
         rewrite: (UnsafeMutableRawPointer) -> Void,
         operation: (UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>) -> srtp_err_status_t
     ) throws(SRTPError) {
         let start = output.count
-        let room = packet.count + extraCapacity
-        output.append(contentsOf: packet)
+        let room = packet.count + inserted.count + extraCapacity
+        if inserted.isEmpty {
+            output.append(contentsOf: packet)
+        } else {
+            output.append(contentsOf: packet[..<insertAt])
+            output.append(contentsOf: inserted)
+            output.append(contentsOf: packet[insertAt...])
+        }
         output.append(contentsOf: repeatElement(0, count: extraCapacity))
-        var length = Int32(packet.count)
+        var length = Int32(packet.count + inserted.count)
         let status = output.withUnsafeMutableBufferPointer { buffer in
             let base = UnsafeMutableRawPointer(buffer.baseAddress! + start)
             rewrite(base)

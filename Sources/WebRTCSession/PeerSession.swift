@@ -132,7 +132,12 @@ public struct PeerSessionStatistics: Equatable, Sendable {
     /// Talkback (issue 17): Opus packets received and surfaced, and SRTP packets that failed to verify.
     public var audioPacketsReceived = 0
     public var srtpUnprotectFailures = 0
+    /// Packets sent with a transport-wide sequence number (transport-cc negotiated).
+    public var transportSequencedPackets = 0
 }
+
+/// What a packet with a transport-wide sequence number carried (the estimator tells them apart).
+enum SentMediaKind { case media, retransmission, padding }
 
 /// One viewer's whole WebRTC session, sans-IO (DESIGN.md): datagrams and time in, datagrams, events
 /// and the next deadline out. ICE-lite (controlled) → DTLS (role from SDP) → SRTP, then RTP out and
@@ -182,6 +187,12 @@ public final class PeerSession {
     private var retireDTLSPending = false
     /// SCTP and data channels, when the answer accepted them (PeerSession+DataChannels.swift).
     var dataChannels: SessionDataChannels?
+    /// The header extensions this viewer negotiated per stream, and the block for one packet (reused).
+    private let videoExtensions: SendHeaderExtensions
+    private let audioExtensions: SendHeaderExtensions
+    private var extensionBlock: [UInt8] = []
+    /// The next transport-wide sequence number (one series for every stream to this viewer).
+    private var transportSequenceNumber: UInt16 = 1
 
     public init(configuration: PeerSessionConfiguration, now: MonotonicTime,
                 random: inout some RandomNumberGenerator) throws(DTLSError) {
@@ -196,6 +207,11 @@ public final class PeerSession {
                                 remoteFingerprintSHA256: negotiated.remoteFingerprintSHA256,
                                 now: now, random: &random, debugLevel: configuration.dtlsDebugLevel)
         rtxSequence = UInt16.random(in: 0...UInt16.max, using: &random)
+        videoExtensions = Self.sendExtensions(negotiated.video?.extensionIDs ?? [:],
+                                              transportCC: negotiated.video?.transportCC ?? false, video: true)
+        audioExtensions = Self.sendExtensions(negotiated.audio?.extensionIDs ?? [:],
+                                              transportCC: negotiated.audio?.transportCC ?? false, video: false)
+        extensionBlock.reserveCapacity(SendHeaderExtensions.maximumBlockSize)
         senderReportJitter = SeededRandom(seed: random.next())
         connectDeadline = now + configuration.connectTimeout
         if let negotiatedChannels = negotiated.dataChannel {
@@ -220,11 +236,13 @@ public final class PeerSession {
     /// it; nil, and nothing appended, before the session is connected. Video starts at a keyframe.
     /// Media goes out this way only, never through `pollOutput`: a frame reaches each viewer as one
     /// batch, which the server hands to the kernel with as few writes as it can.
-    public func protectMedia(_ packets: [OutgoingPacket], into batch: inout DatagramBatch) -> TransportAddress? {
+    public func protectMedia(_ packets: [OutgoingPacket], now: MonotonicTime,
+                             into batch: inout DatagramBatch) -> TransportAddress? {
         guard state == .connected, let srtp, let remoteAddress else { return nil }
         let negotiated = configuration.negotiated
         for packet in packets {
             let payloadType: UInt8
+            let extensions: SendHeaderExtensions
             switch packet.kind {
             case .video:
                 guard let video = negotiated.video else { continue }
@@ -233,22 +251,31 @@ public final class PeerSession {
                     sentVideoKeyframe = true
                 }
                 payloadType = video.payloadType
+                extensions = videoExtensions
             case .audio:
                 guard let audio = negotiated.audio else { continue }
                 payloadType = audio.payloadType
+                extensions = audioExtensions
             }
-            // The payload type is patched in this viewer's copy, the one SRTP encrypts in place:
-            // the shared bytes stay as they are.
+            // The payload type is patched and the viewer's header extensions inserted in this
+            // viewer's copy, the one SRTP encrypts in place: the shared bytes stay as they are.
+            let transportSequence = extensions.transportSequenceNumberID == nil ? nil : nextTransportSequenceNumber()
+            extensions.write(into: &extensionBlock, transportSequenceNumber: transportSequence,
+                             sendTimeNanoseconds: now.nanoseconds, playoutDelay: packet.kind == .video)
             let before = batch.storage.count
             do {
                 try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
-                    try srtp.protectRTP(packet.bytes, appendingTo: &storage) { header in
+                    try srtp.protectRTP(packet.bytes, headerExtension: extensionBlock, appendingTo: &storage) { header in
                         RTPFixedHeader.setPayloadType(payloadType, in: header)
                     }
                 }
             } catch {
                 statistics.srtpProtectFailures += 1
                 continue
+            }
+            if let transportSequence {
+                packetSent(transportSequenceNumber: transportSequence, bytes: batch.storage.count - before,
+                           kind: .media, now: now)
             }
             statistics.bytesSent += batch.storage.count - before
             let payloadOctets = UInt32(truncatingIfNeeded: RTPFixedHeader.payloadSize(ofPacket: packet.bytes))
@@ -263,6 +290,26 @@ public final class PeerSession {
             }
         }
         return remoteAddress
+    }
+
+    /// The extensions written on one stream: the transport-wide sequence number where the extension
+    /// was answered and the viewer sends transport-cc feedback (an id without the feedback would cost
+    /// 4 bytes a packet for nothing), abs-send-time, and for video playout-delay 0 (live: show at once).
+    private static func sendExtensions(_ ids: [String: UInt8], transportCC: Bool, video: Bool) -> SendHeaderExtensions {
+        SendHeaderExtensions(
+            transportSequenceNumberID: transportCC ? ids[RTPHeaderExtensionURI.transportWideCC] : nil,
+            absoluteSendTimeID: ids[RTPHeaderExtensionURI.absSendTime],
+            playoutDelayID: video ? ids[RTPHeaderExtensionURI.playoutDelay] : nil)
+    }
+
+    private func nextTransportSequenceNumber() -> UInt16 {
+        defer { transportSequenceNumber &+= 1 }
+        return transportSequenceNumber
+    }
+
+    /// A packet carrying a transport-wide sequence number left: the bandwidth estimator's record.
+    private func packetSent(transportSequenceNumber: UInt16, bytes: Int, kind: SentMediaKind, now: MonotonicTime) {
+        statistics.transportSequencedPackets += 1
     }
 
     /// ICE restart (RFC 8445 §9, RFC 9725 §4.3.2): new credentials on both sides; checks start over

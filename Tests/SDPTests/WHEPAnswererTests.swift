@@ -15,22 +15,23 @@ struct BrowserExpectation: Sendable, CustomStringConvertible {
     var description: String { fixture }
 }
 
-private let mid = RTPHeaderExtensionURI.mid, abs = RTPHeaderExtensionURI.absSendTime, twcc = RTPHeaderExtensionURI.transportWideCC
+private let mid = RTPHeaderExtensionURI.mid, abs = RTPHeaderExtensionURI.absSendTime, twcc = RTPHeaderExtensionURI.transportWideCC,
+    playout = RTPHeaderExtensionURI.playoutDelay
 
 @Suite("WHEP offer → answer")
 struct WHEPAnswererTests {
     static let browsers = [
         BrowserExpectation(fixture: Fixture.chromium, videoPT: 108, rtxPT: 109, profileLevelID: "42e01f",
-                           videoExtensions: [mid: 9, abs: 2, twcc: 4], opusPT: 111,
+                           videoExtensions: [mid: 9, abs: 2, twcc: 4, playout: 5], opusPT: 111,
                            audioExtensions: [mid: 9, abs: 2, twcc: 4], stereo: false),
         BrowserExpectation(fixture: Fixture.firefox, videoPT: 126, rtxPT: 127, profileLevelID: "42e01f",
-                           videoExtensions: [mid: 3, abs: 4, twcc: 7], opusPT: 109,
+                           videoExtensions: [mid: 3, abs: 4, twcc: 7, playout: 6], opusPT: 109,
                            audioExtensions: [mid: 3, twcc: 7], stereo: true),
         BrowserExpectation(fixture: Fixture.firefoxMaxBundle, videoPT: 126, rtxPT: 127, profileLevelID: "42e01f",
-                           videoExtensions: [mid: 3, abs: 4, twcc: 7], opusPT: 109,
+                           videoExtensions: [mid: 3, abs: 4, twcc: 7, playout: 6], opusPT: 109,
                            audioExtensions: [mid: 3, twcc: 7], stereo: true),
         BrowserExpectation(fixture: Fixture.safari, videoPT: 98, rtxPT: 99, profileLevelID: "42e01f",
-                           videoExtensions: [mid: 9, abs: 2, twcc: 4], opusPT: 111,
+                           videoExtensions: [mid: 9, abs: 2, twcc: 4, playout: 5], opusPT: 111,
                            audioExtensions: [mid: 9, abs: 2, twcc: 4], stereo: false),
     ]
 
@@ -100,10 +101,15 @@ struct WHEPAnswererTests {
         ] {
             #expect(lines.contains(required), "answer lacks \(required)")
         }
-        for (uri, id) in expected.videoExtensions { #expect(lines.contains("a=extmap:\(id) \(uri)")) }
+        for (uri, id) in expected.videoExtensions {
+            // Firefox offers playout-delay recvonly: answered sendonly.
+            #expect(lines.contains("a=extmap:\(id) \(uri)") || lines.contains("a=extmap:\(id)/sendonly \(uri)"))
+        }
         // Only what we support is echoed.
         #expect(!text.contains("VP8") && !text.contains("VP9") && !text.contains("AV1"))
-        #expect(!text.contains("ssrc-audio-level") && !text.contains("toffset") && !text.contains("playout-delay"))
+        #expect(!text.contains("ssrc-audio-level") && !text.contains("toffset"))
+        // Offered by every browser here; answered so the camera can ask for no playout delay.
+        #expect(text.contains("playout-delay"))
         #expect(!text.contains("a=recvonly") && !text.contains("ice-options"))
         #expect(lines.filter { $0 == "a=end-of-candidates" }.count == 2)
         // Transport-level attributes only once per section.
@@ -422,7 +428,7 @@ struct WHEPAnswererTests {
         let video = try #require(negotiated.video)
         #expect(video.nack && video.pli && video.transportCC)
         #expect(!video.fir && !video.remb)
-        #expect(video.extensionIDs == [mid: 9])
+        #expect(video.extensionIDs == [mid: 9, playout: 5])
         #expect(!negotiated.rtcpReducedSize)
         let serialized = answer.serialized()
         #expect(serialized.contains("a=extmap:9/sendonly urn:ietf:params:rtp-hdrext:sdes:mid"))

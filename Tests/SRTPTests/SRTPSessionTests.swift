@@ -78,6 +78,37 @@ struct SRTPSessionTests {
         #expect(buffer == expected)
     }
 
+    @Test("an extension block is inserted after the fixed header with the X bit set; a bad block or a packet that has one is refused",
+          arguments: SRTPProfile.allCases)
+    func insertingHeaderExtension(profile: SRTPProfile) throws {
+        let (client, server) = try sessionPair(profile)
+        let plain = rtpPacket(sequenceNumber: 7, payloadType: 0, payload: Array(repeating: 0x5A, count: 300))
+        var block: [UInt8] = []
+        SendHeaderExtensions(transportSequenceNumberID: 3, absoluteSendTimeID: 2, playoutDelayID: 5)
+            .write(into: &block, transportSequenceNumber: 0x1234, sendTimeNanoseconds: 1_500_000_000, playoutDelay: true)
+        var buffer: [UInt8] = [1]
+        try server.protectRTP(plain, headerExtension: block, appendingTo: &buffer) { RTPFixedHeader.setPayloadType(96, in: $0) }
+        #expect(buffer.count == 1 + plain.count + block.count + SRTPSession.protectionOverhead(profile))
+        let received = try RTPPacket(parsing: client.unprotectRTP(Array(buffer.dropFirst())))
+        #expect(received.payloadType == 96 && received.sequenceNumber == 7 && received.payload == Array(plain[12...]))
+        #expect(received.extensionData(id: 3) == [0x12, 0x34])
+        #expect(received.extensionData(id: 2) == [0x06, 0x00, 0x00])   // 1.5 s × 2^18 = 0x060000
+        #expect(received.extensionData(id: 5) == [0, 0, 0])
+        let before = buffer
+        for bad in [[0xBE, 0xDE, 0, 2, 0x31, 0, 0, 0], [0xBE, 0xDE, 0, 0, 0x31], [0xBE, 0xDE]] as [[UInt8]] {
+            #expect(throws: SRTPError.malformed) {
+                try server.protectRTP(plain, headerExtension: bad, appendingTo: &buffer) { _ in }
+            }
+        }
+        var withExtension = plain
+        withExtension[0] |= 0x10
+        withExtension.insert(contentsOf: [0xBE, 0xDE, 0, 0], at: 12)
+        #expect(throws: SRTPError.malformed) {
+            try server.protectRTP(withExtension, headerExtension: block, appendingTo: &buffer) { _ in }
+        }
+        #expect(buffer == before)
+    }
+
     @Test("RTP with CSRC-free header extension round trips", arguments: SRTPProfile.allCases)
     func rtpWithExtension(profile: SRTPProfile) throws {
         let (client, server) = try sessionPair(profile)

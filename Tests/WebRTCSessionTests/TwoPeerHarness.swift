@@ -178,7 +178,7 @@ final class TwoPeerHarness {
     /// The server's media path: the viewer's batch, sent datagram by datagram.
     private func sendMedia(_ packets: [OutgoingPacket]) {
         var batch = DatagramBatch()
-        guard let to = camera.protectMedia(packets, into: &batch) else { return }
+        guard let to = camera.protectMedia(packets, now: now, into: &batch) else { return }
         for datagram in batch.datagrams { network.send(datagram, from: Self.cameraAddress, to: to, now: now) }
     }
 

@@ -1,5 +1,6 @@
 import ICE
 import RTCBase
+import SDP
 import Testing
 import WebRTCSession
 import WebRTCViewer
@@ -34,7 +35,7 @@ import WebRTCViewer
         let slice: [UInt8] = [0, 0, 0, 1, 0x41] + Array(repeating: 0x22, count: 3000)   // three FU-As
         var batch = DatagramBatch()
         let early = harness.fanout.packetizeVideo(accessUnit: slice, isKeyframe: true, captureTime: harness.now)
-        #expect(harness.camera.protectMedia(early, into: &batch) == nil)
+        #expect(harness.camera.protectMedia(early, now: harness.now, into: &batch) == nil)
         #expect(batch.isEmpty)
         harness.start()
         #expect(harness.run(upTo: .seconds(5)) { !harness.receivedAccessUnits.isEmpty })   // past the first keyframe
@@ -43,17 +44,28 @@ import WebRTCViewer
         let packets = harness.fanout.packetizeVideo(accessUnit: slice, isKeyframe: false, captureTime: harness.now)
         let sentBefore = harness.camera.statistics.bytesSent
         let videoPacketsBefore = harness.camera.statistics.videoPacketsSent
-        #expect(harness.camera.protectMedia(packets, into: &batch) == TwoPeerHarness.viewerAddress)
+        #expect(harness.camera.protectMedia(packets, now: harness.now, into: &batch) == TwoPeerHarness.viewerAddress)
         #expect(packets.count == 3 && batch.count == 1 + packets.count)
         #expect(Array(batch[0]) == [1, 2, 3])
         #expect(harness.camera.statistics.bytesSent - sentBefore == batch.storage.count - 3)
         #expect(harness.camera.statistics.videoPacketsSent - videoPacketsBefore == packets.count)
+        var transportSequenceNumbers: [UInt16] = []
         for (index, packet) in packets.enumerated() {
             let datagram = Array(batch[index + 1])
-            #expect(datagram.count == packet.bytes.count + 10)   // AES-CM + HMAC-SHA1-80 tag
+            // The viewer's extension block (transport-wide sequence number and abs-send-time: 4 + 3
+            // + 4 bytes, padded to 12) and the AES-CM + HMAC-SHA1-80 tag.
+            #expect(datagram.count == packet.bytes.count + 12 + 10)
+            #expect(datagram[0] == 0x90)   // V=2, X=1
             #expect(datagram[1] & 0x7F == harness.negotiated.video?.payloadType)   // this viewer's number
             #expect(datagram[2...11] == packet.bytes[2...11])   // sequence, timestamp, SSRC in the clear
+            let twcc = try #require(harness.negotiated.video?.extensionIDs[RTPHeaderExtensionURI.transportWideCC])
+            #expect(datagram[12...15] == [0xBE, 0xDE, 0, 2])
+            #expect(datagram[16] == twcc << 4 | 1)
+            transportSequenceNumbers.append(UInt16(datagram[17]) << 8 | UInt16(datagram[18]))
         }
+        // One series per viewer, in send order, with no gap.
+        #expect(transportSequenceNumbers.count == 3)
+        #expect(zip(transportSequenceNumbers, transportSequenceNumbers.dropFirst()).allSatisfy { $1 == $0 &+ 1 })
     }
 
     @Test func recoversEveryLostVideoPacketWithNACKAt5PercentLoss() throws {
