@@ -144,3 +144,80 @@ struct ViewerAdmission: Equatable {
         connectedOthers < maximumViewers
     }
 }
+
+/// One encoder for every viewer (issue 24): it follows the weakest viewer's bandwidth estimate down
+/// to a floor (a share of the configured bitrate) and back up. A viewer whose link is below the
+/// floor does not drag the others down: it is left out of the choice (its own pacer and keyframe
+/// recovery deal with it), and reported as such.
+struct EncoderBitratePolicy: Equatable {
+    /// The configured video bitrate: the ceiling.
+    var configuredKbps: Int
+    /// The floor as a share of the configured bitrate (the setting, default 40 %).
+    var floorShare: Double = 0.4
+    /// What audio and RTCP take of a viewer's estimate before video (Opus at up to 64 kb/s).
+    var audioKbps: Int = 64
+    /// Video gets this share of what is left: room for retransmissions and the estimate's noise.
+    var videoShare: Double = 0.9
+    /// Raising the bitrate waits this long after the last change (a drop is applied at once).
+    var raiseInterval: Duration = .seconds(1)
+    /// Changes smaller than this share of the current cap are not worth a reconfiguration.
+    var hysteresis: Double = 0.05
+
+    /// The cap now (nil: none, the encoder runs at the configured bitrate).
+    private(set) var capKbps: Int?
+    private(set) var lastChange: MonotonicTime?
+
+    init(configuredKbps: Int) {
+        self.configuredKbps = configuredKbps
+    }
+
+    var floorKbps: Int { max(1, Int(Double(configuredKbps) * min(1, max(0, floorShare)))) }
+
+    /// What video can take of a viewer's estimate.
+    func videoKbps(forEstimate bitsPerSecond: Int) -> Int {
+        Int(Double(max(0, bitsPerSecond / 1000 - audioKbps)) * videoShare)
+    }
+
+    /// Whether a viewer with this estimate is below the floor (left out of the choice).
+    func isBelowFloor(estimate bitsPerSecond: Int) -> Bool { videoKbps(forEstimate: bitsPerSecond) < floorKbps }
+
+    /// The viewers' current estimates (bits/s; viewers without one — no transport-cc and no REMB —
+    /// are not in the list): the new cap to give the encoder, or nil when it stays as it is.
+    mutating func update(estimates: [Int], now: MonotonicTime) -> Int?? {
+        let usable = estimates.map(videoKbps(forEstimate:)).filter { $0 >= floorKbps }
+        var target: Int?
+        if let weakest = usable.min() {
+            target = weakest >= configuredKbps ? nil : weakest
+        } else if !estimates.isEmpty {
+            target = floorKbps   // every viewer is below the floor: the floor, not lower
+        }
+        guard target != capKbps else { return nil }
+        let current = capKbps ?? configuredKbps
+        let next = target ?? configuredKbps
+        if next > current {
+            if let lastChange, now - lastChange < raiseInterval { return nil }
+            if target != nil, Double(next - current) < Double(current) * hysteresis { return nil }
+        } else if Double(current - next) < Double(current) * hysteresis {
+            return nil
+        }
+        capKbps = target
+        lastChange = now
+        return .some(target)
+    }
+
+    /// The settings changed the ceiling: a cap at or above it goes.
+    mutating func configure(kbps: Int) -> Int?? {
+        configuredKbps = kbps
+        guard let capKbps, capKbps >= kbps else { return nil }
+        self.capKbps = nil
+        return .some(nil)
+    }
+
+    /// Nobody watches: the next viewers start from the configured bitrate.
+    mutating func reset() -> Int?? {
+        guard capKbps != nil else { return nil }
+        capKbps = nil
+        lastChange = nil
+        return .some(nil)
+    }
+}

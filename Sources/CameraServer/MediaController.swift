@@ -13,6 +13,7 @@ final class MediaController: EncoderControl, @unchecked Sendable {
     private var pipeline: MediaPipeline
     private var generation = 0
     private var viewersPresent = false
+    private var bitrateCap: Int?
     private var sink: EncodedFrameSink?
     /// Snapshot and MJPEG clients: one for the daemon, handed to every pipeline.
     let stills: StillFrames
@@ -78,6 +79,7 @@ final class MediaController: EncoderControl, @unchecked Sendable {
     private func install(_ replacement: MediaPipeline) {
         let (newGeneration, sink): (Int, EncodedFrameSink?) = lock.withLock {
             replacement.setViewersPresent(viewersPresent)
+            replacement.setBitrateCap(kbps: bitrateCap)
             generation += 1
             pipeline = replacement
             return (generation, self.sink)
@@ -88,6 +90,15 @@ final class MediaController: EncoderControl, @unchecked Sendable {
     }
 
     func requestKeyframe() { current.requestKeyframe() }
+
+    /// Kept for the pipelines that replace this one (settings changes keep the viewers and their links).
+    func setBitrateCap(kbps: Int?) {
+        let pipeline: MediaPipeline = lock.withLock {
+            bitrateCap = kbps
+            return self.pipeline
+        }
+        pipeline.setBitrateCap(kbps: kbps)
+    }
 
     /// Encoders run only while someone watches.
     func setViewersPresent(_ present: Bool) {

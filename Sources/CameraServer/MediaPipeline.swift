@@ -266,6 +266,8 @@ final class MediaPipeline: @unchecked Sendable {
 
     func setBitrate(kbps: Int) { controls.setBitrate(kbps: kbps) }
 
+    func setBitrateCap(kbps: Int?) { controls.setBitrateCap(kbps: kbps ?? 0) }
+
     func setViewersPresent(_ present: Bool) { controls.setWatched(present) }
 
     /// Snapshot or MJPEG clients came or went (StillFrames' listener).

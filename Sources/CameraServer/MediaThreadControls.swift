@@ -28,6 +28,7 @@ final class MediaThreadControls: Sendable {
     private let keyframeRequested = Atomic<Bool>(false)
     /// A new bitrate for the running encoder (0: none pending); x264 reconfigures without a restart.
     private let pendingBitrateKbps = Atomic<Int>(0)
+    private let bitrateCapKbps = Atomic<Int>(0)
     let counters = Mutex(MediaCounters())
     /// Snapshot and MJPEG clients (issue 21): raw frames are wanted while they wait, even with no
     /// viewer (then no H.264 is encoded).
@@ -63,6 +64,15 @@ final class MediaThreadControls: Sendable {
     func requestKeyframe() { keyframeRequested.store(true, ordering: .relaxed) }
 
     func setBitrate(kbps: Int) { pendingBitrateKbps.store(kbps, ordering: .relaxed) }
+
+    /// The viewers' bandwidth estimate as a cap on the encoder's bitrate (issue 24; 0: no cap). An
+    /// encoder that can retarget runs at the smaller of it and the configured bitrate (EncoderBitrate).
+    func setBitrateCap(kbps: Int) { bitrateCapKbps.store(max(0, kbps), ordering: .relaxed) }
+
+    var bitrateCap: Int? {
+        let kbps = bitrateCapKbps.load(ordering: .relaxed)
+        return kbps > 0 ? kbps : nil
+    }
 
     // MARK: - On the media threads
 
@@ -173,5 +183,33 @@ struct MediaCounters: Sendable {
             windowFrames = 1
             windowBytes = frameBytes
         }
+    }
+}
+
+/// The bitrate an encoder that can retarget runs at: the configured one (settings, the owner's
+/// data channel command), capped by what the viewers' links take (the hub's bandwidth policy,
+/// issue 24). Kept by the encoder's thread; `takeChange` says when to reconfigure.
+struct EncoderBitrate: Equatable {
+    private(set) var configuredKbps: Int
+    private(set) var capKbps: Int?
+    private var appliedKbps: Int
+
+    init(configuredKbps: Int, capKbps: Int? = nil) {
+        self.configuredKbps = configuredKbps
+        self.capKbps = capKbps
+        appliedKbps = min(configuredKbps, capKbps ?? configuredKbps)
+    }
+
+    var effectiveKbps: Int { min(configuredKbps, capKbps ?? configuredKbps) }
+
+    /// A settings change (`configured`, taken from the controls) and the cap now: the bitrate to
+    /// set when it differs from the one last applied, else nil.
+    mutating func takeChange(configured: Int?, cap: Int?) -> Int? {
+        if let configured { configuredKbps = configured }
+        capKbps = cap
+        let effective = effectiveKbps
+        guard effective != appliedKbps || configured != nil else { return nil }
+        appliedKbps = effective
+        return effective
     }
 }

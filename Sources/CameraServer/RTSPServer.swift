@@ -20,6 +20,9 @@ final class ViewerPresence: EncoderControl, @unchecked Sendable {  // state unde
 
     func requestKeyframe() { media.requestKeyframe() }
 
+    /// RTSP clients share the one encoder: they get what the weakest WebRTC viewer's link takes.
+    func setBitrateCap(kbps: Int?) { media.setBitrateCap(kbps: kbps) }
+
     /// The hub's first viewer came or its last went.
     func setViewersPresent(_ present: Bool) { update { $0.webRTC = present } }
 

@@ -95,6 +95,9 @@ protocol EncoderControl: AnyObject, Sendable {
     func requestKeyframe()
     /// The first viewer arrived (true) or the last one left (false): encoders run only while watched.
     func setViewersPresent(_ present: Bool)
+    /// What the viewers' links take (issue 24): the encoder runs at no more than this (nil: the
+    /// configured bitrate). A source that cannot retarget (a command's stream) keeps its rate.
+    func setBitrateCap(kbps: Int?)
 }
 
 /// Where the media threads hand their encoded frames: the one hand-off from an encoder's thread to the

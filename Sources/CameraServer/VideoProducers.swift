@@ -31,6 +31,9 @@ struct X264Stage {
     let configuration: CurrentConfiguration
     private var encoder: WhileWatched<X264Encoder>
     private var refusals = 0
+    /// The encoder the bitrate below belongs to (a new one starts from the settings and the cap).
+    private var x264Made: X264Encoder?
+    private var bitrate = EncoderBitrate(configuredKbps: 0)
 
     init(width: Int, height: Int, profileLevelID: String, idleRelease: Duration, configuration: @escaping CurrentConfiguration) {
         self.width = width
@@ -48,12 +51,17 @@ struct X264Stage {
             let (width, height, profileLevelID, configuration) = (width, height, profileLevelID, configuration)
             guard let made = try encoder.use(at: now, make: { () throws -> X264Encoder in
                 let current = configuration()   // the bitrate as last changed
+                let start = EncoderBitrate(configuredKbps: current.bitrateKbps, capKbps: controls.bitrateCap)
                 let made = try X264Encoder(width: width, height: height, fps: current.framesPerSecond,
-                                           bitrateKbps: current.bitrateKbps, profileLevelID: profileLevelID,
+                                           bitrateKbps: start.effectiveKbps, profileLevelID: profileLevelID,
                                            keyframeInterval: current.framesPerSecond * current.keyframeIntervalSeconds)
                 controls.counters.withLock { $0.encodersOpened += 1 }
                 return made
             }) else { return nil }   // refused a moment ago: tried again in 5 s
+            if x264Made !== made {
+                x264Made = made
+                bitrate = EncoderBitrate(configuredKbps: configuration().bitrateKbps, capKbps: controls.bitrateCap)
+            }
             x264 = made
             refusals = 0
         } catch {
@@ -67,10 +75,15 @@ struct X264Stage {
             return nil
         }
         let force = controls.takeKeyframeRequest()
-        if let kbps = controls.takeBitrateChange() {
+        let configuredChange = controls.takeBitrateChange()
+        if let kbps = bitrate.takeChange(configured: configuredChange, cap: controls.bitrateCap) {
             do {
                 try x264.setBitrate(kbps: kbps)
-                controls.logger.info("video bitrate now \(kbps) kb/s")
+                if configuredChange != nil || kbps == bitrate.configuredKbps {
+                    controls.logger.info("video bitrate now \(kbps) kb/s")
+                } else {
+                    controls.logger.debug("video bitrate now \(kbps) kb/s (the viewers' bandwidth estimate)")
+                }
             } catch {
                 controls.logger.error("could not change the bitrate to \(kbps) kb/s: \(error)")
             }
@@ -321,6 +334,7 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
         var jpeg = JPEGStage(idleRelease: controls.idleRelease)
         var encoderError: V4L2Error?
         var heldInputs = 0
+        var bitrate = EncoderBitrate(configuredKbps: configuration.bitrateKbps)
         while controls.isRunning, encoderError == nil {
             do {
                 try camera.withNextCapturedFrame(timeoutMilliseconds: 500) { frame in
@@ -334,9 +348,9 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
                     guard controls.isWatched else { return }
                     let force = controls.takeKeyframeRequest()
                     do throws(V4L2Error) {
-                        if let kbps = controls.takeBitrateChange() {
+                        if let kbps = bitrate.takeChange(configured: controls.takeBitrateChange(), cap: controls.bitrateCap) {
                             try encoder.setBitrate(Int32(clamping: kbps * 1000))
-                            controls.logger.info("video bitrate now \(kbps) kb/s")
+                            controls.logger.debug("video bitrate now \(kbps) kb/s")
                         }
                         let result = try encoder.encodeWaiting(frame.encoderInput, forceKeyFrame: force)
                         if !result.inputReleased {
@@ -375,6 +389,7 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
         var stream = passthroughStream
         var lastRestart: MonotonicTime?
         var bitrateControlWorks = true
+        var bitrate = EncoderBitrate(configuredKbps: configuration().bitrateKbps)
         let (width, height) = (width, height)
         while controls.isRunning {
             do {
@@ -385,7 +400,8 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
                     if outcome == .streamRestarted { lastRestart = now }
                     controls.logger.debug("asked \(camera.path) for an IDR: \(outcome)")
                 }
-                if let kbps = controls.takeBitrateChange(), bitrateControlWorks {
+                if let kbps = bitrate.takeChange(configured: controls.takeBitrateChange(), cap: controls.bitrateCap),
+                   bitrateControlWorks {
                     do {
                         try camera.setEncoderBitrate(bitsPerSecond: Int32(clamping: kbps * 1000))
                     } catch {

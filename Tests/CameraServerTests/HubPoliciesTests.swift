@@ -98,3 +98,67 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
         #expect(admission.decide(connected: 0, pending: 3, pendingFromAddress: nil, stopping: false) == .admit)
     }
 }
+
+@Suite struct EncoderBitratePolicyTests {
+    let start = MonotonicTime(seconds: 100)
+
+    @Test("the encoder follows the weakest viewer at once when it drops, back up at most once a second")
+    func followsTheWeakest() {
+        var policy = EncoderBitratePolicy(configuredKbps: 2500)
+        // Estimates well above the configured bitrate: no cap.
+        #expect(policy.update(estimates: [5_000_000, 8_000_000], now: start) == nil)
+        #expect(policy.capKbps == nil)
+        // One viewer's link drops to 1.6 Mb/s: (1600 − 64) × 0.9 = 1382 kb/s at once.
+        #expect(policy.update(estimates: [5_000_000, 1_600_000], now: start + .milliseconds(100)) == .some(1382))
+        // It recovers a little 0.5 s later: not yet (raises wait a second)...
+        #expect(policy.update(estimates: [5_000_000, 2_000_000], now: start + .milliseconds(600)) == nil)
+        // ...then it is raised.
+        #expect(policy.update(estimates: [5_000_000, 2_000_000], now: start + .milliseconds(1200)) == .some(1742))
+        // Small wobbles (< 5 %) are no reconfiguration.
+        #expect(policy.update(estimates: [5_000_000, 1_980_000], now: start + .milliseconds(1300)) == nil)
+        // Everyone is fast again: the cap goes.
+        #expect(policy.update(estimates: [5_000_000, 9_000_000], now: start + .seconds(3)) == .some(nil))
+        #expect(policy.capKbps == nil)
+    }
+
+    @Test("a viewer below the floor does not drag the others down; if all are below, the floor")
+    func floor() {
+        var policy = EncoderBitratePolicy(configuredKbps: 2500)
+        #expect(policy.floorKbps == 1000)
+        #expect(policy.isBelowFloor(estimate: 500_000) && !policy.isBelowFloor(estimate: 1_300_000))
+        // A 500 kb/s viewer beside a fast one: the fast one keeps the configured bitrate.
+        #expect(policy.update(estimates: [500_000, 6_000_000], now: start) == nil)
+        // A 1.3 Mb/s one decides: (1300 − 64) × 0.9 = 1112.
+        #expect(policy.update(estimates: [500_000, 1_300_000, 6_000_000], now: start) == .some(1112))
+        // Only slow viewers: the floor.
+        #expect(policy.update(estimates: [500_000, 300_000], now: start + .seconds(2)) == .some(1000))
+        // Viewers without an estimate (no transport-cc, no REMB) do not count; nobody left: no cap.
+        #expect(policy.update(estimates: [], now: start + .seconds(4)) == .some(nil))
+    }
+
+    @Test("a new configured bitrate below the cap removes it; nobody watching resets it")
+    func settingsAndReset() {
+        var policy = EncoderBitratePolicy(configuredKbps: 4000)
+        #expect(policy.update(estimates: [3_000_000], now: start) == .some(2642))
+        #expect(policy.configure(kbps: 3000) == nil)          // still under the new ceiling
+        #expect(policy.configure(kbps: 2000) == .some(nil))   // the ceiling is lower: no cap needed
+        #expect(policy.update(estimates: [1_500_000], now: start + .seconds(2)) == .some(1292))
+        #expect(policy.reset() == .some(nil))
+        #expect(policy.reset() == nil)
+    }
+}
+
+@Suite struct EncoderBitrateTests {
+    @Test("the encoder runs at the smaller of the configured bitrate and the cap; each change is reported once")
+    func effective() {
+        var bitrate = EncoderBitrate(configuredKbps: 2500, capKbps: 1200)
+        #expect(bitrate.effectiveKbps == 1200)
+        #expect(bitrate.takeChange(configured: nil, cap: 1200) == nil)
+        #expect(bitrate.takeChange(configured: nil, cap: 900) == 900)
+        #expect(bitrate.takeChange(configured: nil, cap: 900) == nil)
+        #expect(bitrate.takeChange(configured: nil, cap: nil) == 2500)      // the cap went
+        #expect(bitrate.takeChange(configured: 800, cap: nil) == 800)       // settings: always applied
+        #expect(bitrate.takeChange(configured: nil, cap: 1000) == nil)      // a cap above the settings changes nothing
+        #expect(bitrate.takeChange(configured: 3000, cap: 1000) == 1000)
+    }
+}

@@ -11,11 +11,13 @@ import SystemSupport
 
 /// What the hub asked of the encoders.
 final class RecordingEncoderControl: EncoderControl, Sendable {
-    private let state = Mutex<(keyframes: Int, presence: [Bool])>((0, []))
+    private let state = Mutex<(keyframes: Int, presence: [Bool], caps: [Int?])>((0, [], []))
     func requestKeyframe() { state.withLock { $0.keyframes += 1 } }
     func setViewersPresent(_ present: Bool) { state.withLock { $0.presence.append(present) } }
+    func setBitrateCap(kbps: Int?) { state.withLock { $0.caps.append(kbps) } }
     var keyframes: Int { state.withLock { $0.keyframes } }
     var presence: [Bool] { state.withLock { $0.presence } }
+    var bitrateCaps: [Int?] { state.withLock { $0.caps } }
 }
 
 /// The WHEP registry of the hub (RFC 9725 §4): create, patch (trickle, ICE restart), delete, limits.
