@@ -142,8 +142,8 @@ struct TrendlineFilter {
 /// gcc-02 §5.4: compares the modified trend with an adaptive threshold γ; overuse must last
 /// `overuseTime` and more than one group, with a trend not falling.
 struct OveruseDetector {
-    static let increaseGain = 0.01  // k_u
-    static let decreaseGain = 0.00018  // k_d
+    static let increaseGain = 0.0087  // k_u
+    static let decreaseGain = 0.039  // k_d
     static let initialThreshold = 12.5
     static let thresholdRange = 6.0...600.0
     static let overuseTime = 10.0  // ms

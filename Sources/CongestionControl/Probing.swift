@@ -19,7 +19,7 @@ public struct ProbeCluster: Equatable, Sendable {
 
 /// When to probe and how high: at start 3× then 6× the start rate; further (2× the result) while a
 /// probe finds at least 70 % of what it asked for; and, while the estimate is below the maximum and
-/// no overuse was seen for a second, every few seconds at 2× the estimate, so capacity that comes
+/// no overuse was seen for three seconds, every few seconds at 2× the estimate, so capacity that comes
 /// back after a drop is found in seconds rather than by 8 %/s growth.
 struct ProbeController {
     struct Tracking {
@@ -34,12 +34,12 @@ struct ProbeController {
         var doneSending: Bool { packetsSent >= cluster.minimumPackets && bytesSent >= cluster.minimumBytes }
     }
 
-    static let duration: Duration = .milliseconds(20)
-    static let minimumPackets = 5
+    static let duration: Duration = .milliseconds(30)
+    static let minimumPackets = 6
     static let successRatio = 0.7
     static let periodicInterval: Duration = .seconds(3)
     static let periodicIntervalAfterFailure: Duration = .seconds(5)
-    static let quietAfterOveruse: Duration = .seconds(1)
+    static let quietAfterOveruse: Duration = .seconds(3)
     /// A cluster without a result this long after it was taken is given up.
     static let resultTimeout: Duration = .seconds(2)
 
@@ -122,11 +122,12 @@ struct ProbeController {
         nextPeriodicProbe = now + (succeeded ? Self.periodicInterval : Self.periodicIntervalAfterFailure)
     }
 
-    mutating func handleTimeout(now: MonotonicTime, estimate: Double, lastOveruse: MonotonicTime?) {
+    mutating func handleTimeout(now: MonotonicTime, estimate: Double, lastOveruse: MonotonicTime?, usage: BandwidthUsage) {
         guard enabled else { return }
         tracking.removeAll { now - $0.takenAt > Self.resultTimeout * 2 }
         guard let due = nextPeriodicProbe, now >= due else { return }
-        guard !isBusy, estimate < 0.9 * maximum else {
+        // Not while a queue drains (underuse) or the path is busy with something else.
+        guard !isBusy, estimate < 0.9 * maximum, usage == .normal else {
             nextPeriodicProbe = now + Self.periodicInterval
             return
         }

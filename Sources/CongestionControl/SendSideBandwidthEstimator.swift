@@ -164,7 +164,8 @@ public struct SendSideBandwidthEstimator {
             lossBound.reduceForMissingFeedback(target: Double(targetBitsPerSecond))
             lastMissingFeedbackReduction = now
         }
-        probes.handleTimeout(now: now, estimate: Double(targetBitsPerSecond), lastOveruse: delayBased.rateControl.lastOveruse)
+        probes.handleTimeout(now: now, estimate: Double(targetBitsPerSecond), lastOveruse: delayBased.rateControl.lastOveruse,
+                             usage: delayBased.detector.usage)
         updateTarget()
     }
 
