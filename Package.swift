@@ -36,6 +36,9 @@ let package = Package(
         .target(name: "ICE", dependencies: ["STUN", "RTCBase"]),
         .target(name: "SDP", dependencies: ["RTCBase"]),
         .target(name: "RTP", dependencies: ["RTCBase"]),
+        // Per-viewer send-side bandwidth estimation (draft-ietf-rmcat-gcc-02 from transport-wide
+        // feedback, loss, REMB), probing and the pacer; sans-IO (issue 24).
+        .target(name: "CongestionControl", dependencies: ["RTCBase", "RTP"]),
         // SCTP over DTLS for data channels (RFC 8261, RFC 9260; issue 18).
         .target(name: "SCTP", dependencies: ["RTCBase"]),
         // WebRTC data channels and DCEP on top (RFC 8831, RFC 8832).
@@ -117,6 +120,7 @@ let package = Package(
         .testTarget(name: "SDPTests", dependencies: ["SDP"]),
         .testTarget(name: "SCTPTests", dependencies: ["SCTP", "DataChannel", "RTCBase", "STUN"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
+        .testTarget(name: "CongestionControlTests", dependencies: ["CongestionControl", "RTP", "RTCBase"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP"]),
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase", "SCTP", "DataChannel"]),

@@ -1,0 +1,234 @@
+import RTCBase
+import RTP
+
+/// A viewer's rate limits. The start rate is what is sent before any feedback; the target always
+/// stays within minimum…maximum.
+public struct BandwidthEstimatorConfiguration: Equatable, Sendable {
+    public var startBitsPerSecond: Int
+    public var minimumBitsPerSecond: Int
+    public var maximumBitsPerSecond: Int
+    /// Pacing rate = target × this (libwebrtc's 2.5).
+    public var pacingFactor: Double
+    /// Probe clusters at start, after successful probes and periodically below the maximum.
+    public var probing: Bool
+
+    public init(startBitsPerSecond: Int = 1_000_000, minimumBitsPerSecond: Int = 100_000,
+                maximumBitsPerSecond: Int = 2_500_000, pacingFactor: Double = 2.5, probing: Bool = true) {
+        self.minimumBitsPerSecond = max(10_000, minimumBitsPerSecond)
+        self.maximumBitsPerSecond = max(self.minimumBitsPerSecond, maximumBitsPerSecond)
+        self.startBitsPerSecond = min(max(startBitsPerSecond, self.minimumBitsPerSecond), self.maximumBitsPerSecond)
+        self.pacingFactor = pacingFactor.isFinite ? min(max(pacingFactor, 1), 10) : 2.5
+        self.probing = probing
+    }
+}
+
+/// What the estimator knows, for `/api/status` and logs.
+public struct BandwidthDiagnostics: Equatable, Sendable {
+    public var targetBitsPerSecond: Int
+    /// gcc-02 §5's estimate; nil until transport-wide feedback arrives.
+    public var delayBasedBitsPerSecond: Int?
+    /// gcc-02 §6's bound; nil while loss sets none.
+    public var lossBasedBitsPerSecond: Int?
+    public var rembBitsPerSecond: Int?
+    /// What the remote measured receiving (feedback's arrival times).
+    public var acknowledgedBitsPerSecond: Int?
+    public var usage: BandwidthUsage
+    public var rateControlState: RateControlState
+    /// The detector's modified trend (ms) and adaptive threshold γ (ms).
+    public var trend: Double
+    public var threshold: Double
+    public var lossFraction: Double?
+    public var roundTripTime: Duration?
+    public var probeClustersSent: Int
+    public var lastProbeBitsPerSecond: Int?
+    public var feedbackPacketsIgnored: Int
+}
+
+/// A viewer's send-side bandwidth estimate (draft-ietf-rmcat-gcc-02) from transport-wide
+/// congestion-control feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01), RTCP receiver
+/// reports and REMB. Sans-IO: the owner passes every time in and acts on what it reads out.
+///
+/// The owner: writes a transport-wide sequence number on every packet and calls `packetSent` as it
+/// leaves; passes feedback, RR loss/RTT and REMB in; calls `handleTimeout` at `nextDeadline`; sets the
+/// encoder from `targetBitsPerSecond` and the pacer from `pacingBitsPerSecond`; sends each
+/// `takeProbeCluster` through the pacer as padding/RTX marked `.probe(clusterID:)`.
+///
+/// Target = min(delay-based (when transport-cc feedback flows), loss-based bound, REMB), clamped
+/// to the configured range; a peer that sends only REMB is followed by REMB (and RR loss).
+public struct SendSideBandwidthEstimator {
+    public let configuration: BandwidthEstimatorConfiguration
+    private var history = SendHistory()
+    private var acknowledged = AcknowledgedBitrateEstimator()
+    private var delayBased: DelayBasedEstimator
+    private var lossBound = LossBasedBound()
+    private var probes: ProbeController
+    private var remb: Double?
+    private var transportFeedbackSeen = false
+    private var lastFeedback: MonotonicTime?
+    private var lastMissingFeedbackReduction: MonotonicTime?
+    private var reportedRoundTripTime: Duration?
+    private var feedbackRoundTripTime: Duration?
+    private var ignoredFeedback = 0
+    public private(set) var targetBitsPerSecond: Int
+
+    /// Without feedback this long while sending, the estimate steps down (× 0.8 a second).
+    static let feedbackTimeout: Duration = .milliseconds(1500)
+    /// Transport-cc is taken as flowing (and RR loss as redundant) this long after feedback.
+    static let feedbackActive: Duration = .seconds(3)
+
+    public init(configuration: BandwidthEstimatorConfiguration, now: MonotonicTime) {
+        self.configuration = configuration
+        let start = Double(configuration.startBitsPerSecond)
+        delayBased = DelayBasedEstimator(start: start, minimum: Double(configuration.minimumBitsPerSecond),
+                                         maximum: Double(configuration.maximumBitsPerSecond))
+        probes = ProbeController(enabled: configuration.probing, start: start,
+                                 maximum: Double(configuration.maximumBitsPerSecond), now: now)
+        targetBitsPerSecond = configuration.startBitsPerSecond
+    }
+
+    // MARK: Inputs
+
+    /// A packet left with this transport-wide sequence number.
+    public mutating func packetSent(transportSequenceNumber: UInt16, bytes: Int, kind: SentPacketKind, at time: MonotonicTime) {
+        history.record(sequenceNumber: transportSequenceNumber, bytes: bytes, kind: kind, at: time)
+        if let cluster = kind.probeClusterID {
+            probes.packetSent(clusterID: cluster, sequence: history.nextSequence - 1, bytes: bytes, at: time)
+        }
+    }
+
+    public mutating func transportFeedback(_ feedback: TransportCCFeedback, at now: MonotonicTime) {
+        let outcome = history.apply(feedback)
+        guard outcome.highestCovered != nil else {
+            ignoredFeedback += 1
+            return
+        }
+        transportFeedbackSeen = true
+        lastFeedback = now
+        let received = outcome.results.filter(\.received)
+        // The newest packet reported: send to feedback, an RTT plus up to one feedback interval.
+        if let newest = received.max(by: { $0.sendTime < $1.sendTime }), now >= newest.sendTime {
+            let sample = now - newest.sendTime
+            if sample < .seconds(10) {
+                feedbackRoundTripTime = feedbackRoundTripTime.map { ($0 * 7 + sample) / 8 } ?? sample
+            }
+        }
+        delayBased.rateControl.roundTripTime = roundTripTime ?? .milliseconds(200)
+        acknowledged.update(received: received)
+        if !received.isEmpty {
+            delayBased.update(received: received, acknowledged: acknowledged.bitsPerSecond, at: now)
+        }
+        lossBound.addFeedback(lost: outcome.newlyLost, received: outcome.newlyReceived, lateArrivals: outcome.lateArrivals,
+                              at: now, target: Double(targetBitsPerSecond), otherLimits: limitWithoutLoss,
+                              roundTripTime: roundTripTime ?? .milliseconds(200))
+        for entry in probes.takeReported(highestReported: history.highestReported, now: now) {
+            var measured: Double?
+            if let first = entry.firstSequence, let last = entry.lastSequence {
+                measured = ProbeController.measure(history.records(in: first...last), cluster: entry.cluster)
+            }
+            if let measured {
+                delayBased.rateControl.probeResult(bitsPerSecond: measured, at: now)
+                lossBound.probeResult(bitsPerSecond: measured)
+            }
+            updateTarget()
+            probes.result(measured, for: entry.cluster, estimate: Double(targetBitsPerSecond), at: now)
+        }
+        updateTarget()
+    }
+
+    /// RTCP RR (RFC 3550 §6.4.1): fraction lost as 0…1 (the 8-bit field / 256), and the round trip
+    /// from LSR/DLSR when known. The loss is used only when transport-cc feedback is not flowing
+    /// (it already carries every loss).
+    public mutating func receiverReport(fractionLost: Double, roundTripTime: Duration?, at now: MonotonicTime) {
+        if let roundTripTime, roundTripTime > .zero, roundTripTime < .seconds(10) {
+            reportedRoundTripTime = roundTripTime
+            delayBased.rateControl.roundTripTime = roundTripTime
+        }
+        guard !feedbackFlowing(at: now) else { return }
+        lossBound.update(lossFraction: fractionLost, at: now, target: Double(targetBitsPerSecond),
+                         otherLimits: limitWithoutLoss, roundTripTime: self.roundTripTime ?? .milliseconds(200))
+        updateTarget()
+    }
+
+    /// REMB (draft-alvestrand-rmcat-remb-03): the receiver's own estimate, an upper bound.
+    public mutating func receiverEstimatedMaximum(bitsPerSecond: Int, at now: MonotonicTime) {
+        guard bitsPerSecond > 0 else { return }
+        remb = Double(bitsPerSecond)
+        updateTarget()
+    }
+
+    /// Periodic work: probe scheduling and the missing-feedback step-down.
+    public mutating func handleTimeout(now: MonotonicTime) {
+        if transportFeedbackSeen, let lastFeedback, now - lastFeedback >= Self.feedbackTimeout,
+           let lastSend = history.lastSendTime, lastSend > lastFeedback + .milliseconds(500),
+           lastMissingFeedbackReduction.map({ now - $0 >= .seconds(1) }) ?? true {
+            lossBound.reduceForMissingFeedback(target: Double(targetBitsPerSecond))
+            lastMissingFeedbackReduction = now
+        }
+        probes.handleTimeout(now: now, estimate: Double(targetBitsPerSecond), lastOveruse: delayBased.rateControl.lastOveruse,
+                             usage: delayBased.detector.usage)
+        updateTarget()
+    }
+
+    // MARK: Outputs
+
+    public var nextDeadline: MonotonicTime? {
+        var feedbackCheck: MonotonicTime?
+        if transportFeedbackSeen, let lastFeedback {
+            let due = lastFeedback + Self.feedbackTimeout
+            feedbackCheck = lastMissingFeedbackReduction.map { max(due, $0 + .seconds(1)) } ?? due
+        }
+        return earliest(probes.nextPeriodicProbe, feedbackCheck)
+    }
+
+    public var pacingBitsPerSecond: Int {
+        Int(clamping: Int64(Double(targetBitsPerSecond) * configuration.pacingFactor))
+    }
+
+    /// The next probe cluster to send, if one is due; the estimator then waits for its feedback.
+    public mutating func takeProbeCluster(now: MonotonicTime) -> ProbeCluster? {
+        probes.take(now: now)
+    }
+
+    public var diagnostics: BandwidthDiagnostics {
+        BandwidthDiagnostics(
+            targetBitsPerSecond: targetBitsPerSecond,
+            delayBasedBitsPerSecond: transportFeedbackSeen ? Int(delayBased.rateControl.bitsPerSecond) : nil,
+            lossBasedBitsPerSecond: lossBound.bitsPerSecond.map { Int(clamping: Int64($0)) },
+            rembBitsPerSecond: remb.map { Int(clamping: Int64($0)) },
+            acknowledgedBitsPerSecond: acknowledged.bitsPerSecond.map { Int(clamping: Int64($0)) },
+            usage: delayBased.detector.usage,
+            rateControlState: delayBased.rateControl.state,
+            trend: delayBased.trendline.modifiedTrend,
+            threshold: delayBased.detector.threshold,
+            lossFraction: lossBound.lossFraction,
+            roundTripTime: roundTripTime,
+            probeClustersSent: probes.clustersTaken,
+            lastProbeBitsPerSecond: probes.lastResult.map { Int(clamping: Int64($0)) },
+            feedbackPacketsIgnored: ignoredFeedback)
+    }
+
+    // MARK: Combining
+
+    public var roundTripTime: Duration? { reportedRoundTripTime ?? feedbackRoundTripTime }
+
+    private func feedbackFlowing(at now: MonotonicTime) -> Bool {
+        guard let lastFeedback else { return false }
+        return now - lastFeedback < Self.feedbackActive
+    }
+
+    /// min(delay-based, REMB), or the start rate when neither exists.
+    private var limitWithoutLoss: Double {
+        var limit = Double.infinity
+        if transportFeedbackSeen { limit = delayBased.rateControl.bitsPerSecond }
+        if let remb { limit = min(limit, remb) }
+        return limit.isFinite ? limit : Double(configuration.startBitsPerSecond)
+    }
+
+    private mutating func updateTarget() {
+        var target = limitWithoutLoss
+        if let bound = lossBound.bitsPerSecond { target = min(target, bound) }
+        let minimum = Double(configuration.minimumBitsPerSecond), maximum = Double(configuration.maximumBitsPerSecond)
+        target = target.isFinite ? min(max(target, minimum), maximum) : minimum
+        targetBitsPerSecond = Int(target)
+    }
+}

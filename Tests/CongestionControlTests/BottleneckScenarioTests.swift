@@ -1,0 +1,105 @@
+import RTCBase
+import RTP
+import Testing
+
+@testable import CongestionControl
+
+/// Issue 24's link scenarios against the whole loop on the virtual clock (NetworkSimulation.swift).
+@Suite("Send-side bandwidth estimation on a simulated bottleneck (issue 24)")
+struct BottleneckScenarioTests {
+    static let s = CallSimulation.second
+    static let ms = CallSimulation.millisecond
+    static let configuration = BandwidthEstimatorConfiguration(startBitsPerSecond: 1_000_000, minimumBitsPerSecond: 100_000,
+                                                               maximumBitsPerSecond: 2_500_000)
+
+    @Test func stepDownFiveMegabitsToEightHundredKilobits() {
+        let stepAt = 1 * Self.s + 15 * Self.s
+        let link = BottleneckLink(rateSteps: [(0, 5_000_000), (stepAt, 800_000)], queueLimit: 500 * Self.ms,
+                                  propagation: 20 * Self.ms)
+        var call = CallSimulation(configuration: Self.configuration, link: link)
+        call.run(until: stepAt + 15 * Self.s)
+        let before = call.target(at: stepAt)
+        let reached = call.firstTime(from: stepAt) { $0 <= 700_000 }
+        let queueLate = call.mediaQueueDelays(from: stepAt + 5 * Self.s, to: stepAt + 15 * Self.s)
+        let queueEarly = call.mediaQueueDelays(from: stepAt, to: stepAt + 5 * Self.s)
+        // The first media packet sent after the step whose queueing delay is under 150 ms for good.
+        let recovered = call.mediaDelays.filter { $0.sent >= stepAt }
+            .last { Double($0.delay - link.propagation) / 1e6 >= 150 }.map { $0.sent - stepAt } ?? 0
+        let after = call.meanTarget(from: stepAt + 5 * Self.s, to: stepAt + 15 * Self.s)
+        print("step 5M->800k: target \(kbps(Double(before))) before, ≤ 700 kb/s after \(reached.map { seconds($0 - stepAt) } ?? "never"), "
+              + "queue delay max \(Int(queueEarly.max() ?? 0)) ms in the first 5 s, under 150 ms for good \(seconds(recovered)) after the step, "
+              + "max \(Int(queueLate.max() ?? 0)) ms / p95 \(Int(percentile(queueLate, 95))) ms from 5 s on; "
+              + "mean target \(kbps(after)) from 5 s on; link drops \(call.link.dropped)")
+        #expect(before >= 2_000_000)
+        #expect(reached != nil && reached! - stepAt <= 3 * Self.s)
+        #expect(recovered <= 5 * Self.s)
+        #expect((queueLate.max() ?? 0) < 150)
+        #expect(after >= 450_000 && after <= 800_000)
+    }
+
+    @Test func stepUpEightHundredKilobitsToFiveMegabits() {
+        let stepAt = 1 * Self.s + 20 * Self.s
+        let link = BottleneckLink(rateSteps: [(0, 800_000), (stepAt, 5_000_000)], queueLimit: 500 * Self.ms,
+                                  propagation: 20 * Self.ms)
+        var call = CallSimulation(configuration: Self.configuration, link: link)
+        call.run(until: stepAt + 12 * Self.s)
+        let before = call.meanTarget(from: stepAt - 10 * Self.s, to: stepAt)
+        let reached = call.firstTime(from: stepAt) { $0 >= 2_375_000 }
+        let queue = call.mediaQueueDelays(from: 6 * Self.s, to: stepAt)
+        print("step 800k->5M: mean target \(kbps(before)) in the 10 s before (queue p95 \(Int(percentile(queue, 95))) ms), "
+              + "back to ≥ 95 % of the 2.5 Mb/s maximum \(reached.map { seconds($0 - stepAt) } ?? "never") after the step, "
+              + "\(call.probesSent) probe clusters in all")
+        #expect(before >= 500_000 && before <= 850_000)
+        #expect(reached != nil && reached! - stepAt <= 10 * Self.s)
+    }
+
+    @Test func fivePercentRandomLossAtFiftyMillisecondsRTT() {
+        let rate = 2_000_000.0
+        let link = BottleneckLink(rateSteps: [(0, rate)], queueLimit: 300 * Self.ms, propagation: 25 * Self.ms,
+                                  lossProbability: 0.05, seed: 5)
+        var call = CallSimulation(configuration: Self.configuration, link: link)
+        call.run(until: 31 * Self.s)
+        let mean = call.meanTarget(from: 11 * Self.s, to: 31 * Self.s)
+        let delivered = call.deliveredBitsPerSecond(from: 11 * Self.s, to: 31 * Self.s)
+        let loss = call.estimator.diagnostics.lossFraction ?? -1
+        print("5 % loss, 50 ms RTT, 2 Mb/s link: mean target \(kbps(mean)) (\(Int(mean / rate * 100)) % of the link) over 10–30 s, "
+              + "media delivered \(kbps(delivered)), measured loss \(Int(loss * 1000) / 10) %, random losses \(call.link.randomlyLost)")
+        #expect(mean >= 0.7 * rate)
+        #expect(loss > 0.03 && loss < 0.08)
+    }
+
+    @Test func bufferbloatQueueKeptShort() {
+        let rate = 1_500_000.0
+        let link = BottleneckLink(rateSteps: [(0, rate)], queueLimit: 200 * Self.ms, propagation: 15 * Self.ms)
+        var call = CallSimulation(configuration: Self.configuration, link: link)
+        call.run(until: 41 * Self.s)
+        let queue = call.mediaQueueDelays(from: 11 * Self.s, to: 41 * Self.s)
+        let mean = call.meanTarget(from: 11 * Self.s, to: 41 * Self.s)
+        print("200 ms bufferbloat, 1.5 Mb/s link: media queueing delay after 10 s p50 \(Int(percentile(queue, 50))) ms, "
+              + "p95 \(Int(percentile(queue, 95))) ms, max \(Int(queue.max() ?? 0)) ms; mean target \(kbps(mean)); drops \(call.link.dropped)")
+        #expect(percentile(queue, 95) < 100)
+        #expect(mean >= 0.6 * rate)
+    }
+
+    @Test func crossTrafficShareFollowed() {
+        let rate = 3_000_000.0
+        let link = BottleneckLink(rateSteps: [(0, rate)], queueLimit: 300 * Self.ms, propagation: 20 * Self.ms)
+        var call = CallSimulation(configuration: Self.configuration, link: link)
+        // 1.8 Mb/s of traffic that does not back off, from 10 s to 25 s: 1.2 Mb/s left for us.
+        let crossStart = 11 * Self.s, crossEnd = 26 * Self.s
+        call.crossTraffic = { time in time >= crossStart && time < crossEnd ? 1_800_000 : 0 }
+        call.run(until: crossEnd + 10 * Self.s)
+        let during = call.meanTarget(from: crossStart + 6 * Self.s, to: crossEnd)
+        let settled = call.mediaDelays.filter { $0.sent >= crossStart && $0.sent < crossEnd }
+            .last { Double($0.delay - link.propagation) / 1e6 >= 150 }.map { $0.sent - crossStart } ?? 0
+        let queue = call.mediaQueueDelays(from: crossEnd - 3 * Self.s, to: crossEnd)
+        let after = call.target(at: crossEnd + 10 * Self.s)
+        print("cross traffic 1.8 of 3 Mb/s for 15 s: mean target \(kbps(during)) from 6 s after it started; the 300 ms queue it "
+              + "filled under 150 ms for good after \(seconds(settled)), p95 \(Int(percentile(queue, 95))) ms in its last 3 s; "
+              + "\(kbps(Double(after))) 10 s after it stopped")
+        #expect(during <= 1_250_000 && during >= 700_000)
+        #expect(settled <= 12 * Self.s)
+        #expect(percentile(queue, 95) < 100)
+        #expect(after >= 2_000_000)
+    }
+}
