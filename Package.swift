@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "DTLS", dependencies: ["CMbedTLS", "RTCBase"]),
         .target(name: "SRTP", dependencies: ["CSRTP", "CCPUCrypto", "RTCBase"]),
         // A viewer's whole session, and the receiving side for tests and the load generator.
-        .target(name: "WebRTCSession", dependencies: ["RTCBase", "STUN", "ICE", "SDP", "RTP", "DTLS", "SRTP", "SCTP", "DataChannel"]),
+        .target(name: "WebRTCSession", dependencies: ["RTCBase", "STUN", "ICE", "SDP", "RTP", "DTLS", "SRTP", "SCTP", "DataChannel", "CongestionControl"]),
         .target(name: "WebRTCViewer", dependencies: ["WebRTCSession", "RTCBase", "ICE", "RTP", "DTLS", "SRTP"]),
 
         // Media: synthetic sources and frame types, encoders, capture.
@@ -75,7 +75,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CMalloc", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
+            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "CongestionControl", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CMalloc", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "CongestionControlTests", dependencies: ["CongestionControl", "RTP", "RTCBase"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP"]),
-        .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase", "SCTP", "DataChannel"]),
+        .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase", "SCTP", "DataChannel", "CongestionControl", "RTP"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
         .testTarget(name: "CameraServerTests", dependencies: [
             "CameraServer", "RTCBase", "SystemSupport", "V4L2", "MediaSources", "DTLS", "SDP", .product(name: "Logging", package: "swift-log"),

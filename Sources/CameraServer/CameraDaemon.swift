@@ -327,7 +327,8 @@ public final class CameraDaemon: @unchecked Sendable {
         HubSettings(maximumViewers: settings.maximumViewers, candidateAddresses: candidates,
                     mediaPort: UInt16(configuration.mediaPort), h264ProfileLevelID: media.h264ProfileLevelID,
                     hasVideo: true, hasAudio: media.hasAudio,
-                    hasSpeaker: talkback?.hasSpeaker ?? false, whoMayTalk: settings.talkback.whoMayTalk)
+                    hasSpeaker: talkback?.hasSpeaker ?? false, whoMayTalk: settings.talkback.whoMayTalk,
+                    videoBitrateKbps: settings.media.bitrateKbps)
     }
 
     private func waitForTerminationSignal() {
@@ -489,9 +490,27 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("redundantRetransmissions", viewer.redundantRetransmissions)
             json.field("retransmissionsInFlight", viewer.retransmissionsInFlight)
             json.field("keyframeRequests", viewer.keyframeRequests)
+            json.field("estimateKbps", viewer.estimateKbps.map(Double.init))
+            json.field("delayBasedKbps", viewer.delayBasedKbps.map(Double.init))
+            json.field("lossBasedKbps", viewer.lossBasedKbps.map(Double.init))
+            json.field("rembKbps", viewer.rembKbps.map(Double.init))
+            json.field("belowFloor", viewer.belowFloor)
+            json.field("pacerQueueBytes", viewer.pacerQueueBytes)
+            json.field("pacerQueueMs", viewer.pacerQueueMilliseconds)
+            json.field("probeClusters", viewer.probeClusters)
+            json.field("staleVideoPacketsDropped", viewer.pacedVideoPacketsDropped)
             json.endObject()
         }
         json.endArray()
+        let bitrate = hub.bitrateControlStatus
+        json.key("bitrateControl")
+        json.beginObject()
+        json.field("configuredKbps", bitrate.configuredKbps)
+        json.field("floorKbps", bitrate.floorKbps)
+        json.field("encoderTargetKbps", bitrate.encoderTargetKbps)
+        json.field("capped", bitrate.capped)
+        json.field("viewersBelowFloor", bitrate.viewersBelowFloor)
+        json.endObject()
         json.endObject()
         return json.text
     }

@@ -147,8 +147,9 @@ struct ViewerAdmission: Equatable {
 
 /// One encoder for every viewer (issue 24): it follows the weakest viewer's bandwidth estimate down
 /// to a floor (a share of the configured bitrate) and back up. A viewer whose link is below the
-/// floor does not drag the others down: it is left out of the choice (its own pacer and keyframe
-/// recovery deal with it), and reported as such.
+/// floor does not drag the others down: it is left out of the choice while another viewer is above
+/// the floor (its own pacer drops what waits too long and it restarts at keyframes), and reported
+/// as such. When every viewer is below the floor, the best of them decides.
 struct EncoderBitratePolicy: Equatable {
     /// The configured video bitrate: the ceiling.
     var configuredKbps: Int
@@ -163,9 +164,15 @@ struct EncoderBitratePolicy: Equatable {
     /// Changes smaller than this share of the current cap are not worth a reconfiguration.
     var hysteresis: Double = 0.05
 
+    /// Below this an H.264 stream is no use to anyone (x264 takes it, the picture is mush).
+    static let minimumKbps = 100
+
     /// The cap now (nil: none, the encoder runs at the configured bitrate).
     private(set) var capKbps: Int?
     private(set) var lastChange: MonotonicTime?
+    /// A raise that had to wait for `raiseInterval`: the owner calls `update` again then (the
+    /// estimates may not move again to prompt it).
+    private(set) var deferredRaise: MonotonicTime?
 
     init(configuredKbps: Int) {
         self.configuredKbps = configuredKbps
@@ -184,18 +191,21 @@ struct EncoderBitratePolicy: Equatable {
     /// The viewers' current estimates (bits/s; viewers without one — no transport-cc and no REMB —
     /// are not in the list): the new cap to give the encoder, or nil when it stays as it is.
     mutating func update(estimates: [Int], now: MonotonicTime) -> Int?? {
-        let usable = estimates.map(videoKbps(forEstimate:)).filter { $0 >= floorKbps }
+        let video = estimates.map(videoKbps(forEstimate:))
+        // The weakest viewer at or above the floor decides; when every viewer is below it, nobody
+        // is served better by a higher rate than the best of them takes, so that one decides.
+        let chosen = video.filter { $0 >= floorKbps }.min() ?? video.max()
         var target: Int?
-        if let weakest = usable.min() {
-            target = weakest >= configuredKbps ? nil : weakest
-        } else if !estimates.isEmpty {
-            target = floorKbps   // every viewer is below the floor: the floor, not lower
-        }
+        if let chosen, chosen < configuredKbps { target = max(chosen, Self.minimumKbps) }
+        deferredRaise = nil
         guard target != capKbps else { return nil }
         let current = capKbps ?? configuredKbps
         let next = target ?? configuredKbps
         if next > current {
-            if let lastChange, now - lastChange < raiseInterval { return nil }
+            if let lastChange, now - lastChange < raiseInterval {
+                deferredRaise = lastChange + raiseInterval
+                return nil
+            }
             if target != nil, Double(next - current) < Double(current) * hysteresis { return nil }
         } else if Double(current - next) < Double(current) * hysteresis {
             return nil

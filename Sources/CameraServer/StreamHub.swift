@@ -48,6 +48,10 @@ struct HubSettings: Sendable {
     var whoMayTalk = TalkPermission.viewers
     /// Forced keyframes are merged: at most one request to the encoder per this interval.
     var keyframeRequestInterval: Duration = .milliseconds(300)
+    /// The configured video bitrate: the encoder's ceiling and each viewer's starting estimate
+    /// (issue 24), and the floor the encoder is not pushed below for a slow viewer, as a share of it.
+    var videoBitrateKbps = 2500
+    var bitrateFloorShare = 0.4
 }
 
 /// What admitted a viewer (issue 16): nothing (viewing was open), an owner's login session (its id,
@@ -87,6 +91,27 @@ struct ViewerStatus: Sendable {
     var redundantRetransmissions = 0
     /// NACKs for packets whose resend was still on its way (less than a round trip ago).
     var retransmissionsInFlight = 0
+    /// Issue 24: the send-side estimate of this viewer's link (nil: it sends no feedback), whether
+    /// it is below the encoder's floor, what waits in its pacer, probes and dropped stale video.
+    var estimateKbps: Int?
+    var belowFloor = false
+    var pacerQueueBytes = 0
+    var pacerQueueMilliseconds: Double?
+    var probeClusters = 0
+    var pacedVideoPacketsDropped = 0
+    var delayBasedKbps: Int?
+    var lossBasedKbps: Int?
+    var rembKbps: Int?
+}
+
+/// The one encoder's bitrate and what decided it (issue 24), for /api/status.
+struct BitrateControlStatus: Sendable {
+    var configuredKbps: Int
+    var floorKbps: Int
+    /// The encoder's bitrate now: the configured one or the cap the weakest viewer set.
+    var encoderTargetKbps: Int
+    var capped: Bool
+    var viewersBelowFloor: Int
 }
 
 /// What the hub asks of the encoders (MediaController; a recording double in the hub's tests).
@@ -151,6 +176,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     var talkback: TalkbackController?   // under `lock` (StreamHub+DataChannels reads it)
     /// Data channels: the "rtcam" channels, the status timer, the camera controls (StreamHub+DataChannels.swift).
     var dataChannels = HubDataChannels()
+    /// The encoder follows the weakest viewer's estimate down to a floor (issue 24).
+    private var bitratePolicy: EncoderBitratePolicy
+    private var bitrateRaiseScheduled = false
 
     struct Viewer {
         var id: String
@@ -181,6 +209,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         factory = WHEPSessionFactory(certificate: certificate, packetizer: packetizer,
                                      ntpNanosecondsAtMonotonicZero: MonotonicClock.ntpNanosecondsAtMonotonicZero())
         keyframes = KeyframeRequestPolicy(minimumInterval: settings.keyframeRequestInterval)
+        bitratePolicy = EncoderBitratePolicy(configuredKbps: settings.videoBitrateKbps)
+        bitratePolicy.floorShare = settings.bitrateFloorShare
     }
 
     /// Plays the talk floor holder's audio from now on (issue 17).
@@ -207,6 +237,10 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         lock.withLock {
             self.settings = settings
             keyframes.minimumInterval = settings.keyframeRequestInterval
+            bitratePolicy.floorShare = settings.bitrateFloorShare
+            if bitratePolicy.configuredKbps != settings.videoBitrateKbps {
+                applyBitrateCap(bitratePolicy.configure(kbps: settings.videoBitrateKbps), reason: "the configured bitrate changed")
+            }
         }
     }
 
@@ -420,10 +454,13 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     private func broadcast(_ packets: [OutgoingPacket]) {
         guard let socket else { return }
+        let now = MonotonicClock.now()
         for viewer in viewers.values where viewer.session.state == .connected {
             mediaBatch.removeAll()
-            guard let address = viewer.session.protectMedia(packets, now: MonotonicClock.now(), into: &mediaBatch) else { continue }
-            socket.send(mediaBatch, to: address)
+            guard let address = viewer.session.protectMedia(packets, now: now, into: &mediaBatch) else { continue }
+            if !mediaBatch.isEmpty { socket.send(mediaBatch, to: address) }
+            // What the pacer holds back leaves at the session's next deadline.
+            if let arm = timers.setDeadline(viewer.session.nextDeadline, of: viewer.id) { armTimer(for: arm) }
         }
     }
 
@@ -507,8 +544,11 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             perform(keyframes.request(now: MonotonicClock.now()))  // a joining viewer gets a keyframe at once
         case .keyframeRequested:
             perform(keyframes.request(now: MonotonicClock.now()))
-        case .bitrateEstimate, .transportFeedback:
-            break  // surfaced for rate control (later)
+        case let .bitrateEstimate(bitsPerSecond):
+            if logger.logLevel <= .debug, let diagnostics = viewers[id]?.session.bandwidthDiagnostics {
+                logger.debug("viewer \(id): estimate \(bitsPerSecond / 1000) kb/s (delay-based \(diagnostics.delayBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), loss-based \(diagnostics.lossBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), acknowledged \(diagnostics.acknowledgedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), \(diagnostics.usage), \(diagnostics.rateControlState), loss \(diagnostics.lossFraction ?? 0))")
+            }
+            updateBitrateCap()
         case let .audioReceived(packet):
             talkback?.receive(packet, from: id)
         case let .disconnected(reason), let .failed(reason):
@@ -517,6 +557,54 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             removeViewer(id: id, reason: "closed by the viewer")
         case let .dataChannel(event):
             dataChannelEvent(event, of: id)
+        }
+    }
+
+    /// Media a viewer's pacer lets go now (its deadline came).
+    private func sendPacedMedia(of session: PeerSession, now: MonotonicTime) {
+        guard let socket, session.state == .connected else { return }
+        mediaBatch.removeAll()
+        guard let address = session.protectDueMedia(now: now, into: &mediaBatch), !mediaBatch.isEmpty else { return }
+        socket.send(mediaBatch, to: address)
+    }
+
+    // MARK: - Bitrate (issue 24)
+
+    /// A viewer's estimate moved, or a viewer came or went: the encoder's cap follows the weakest.
+    private func updateBitrateCap() {
+        let estimates = viewers.values.compactMap { $0.session.state == .connected ? $0.session.estimatedBitsPerSecond : nil }
+        let now = MonotonicClock.now()
+        applyBitrateCap(bitratePolicy.update(estimates: estimates, now: now), reason: "the weakest viewer's link")
+        // A raise waits for the policy's interval; the estimates may not move again to prompt it.
+        if let due = bitratePolicy.deferredRaise, !bitrateRaiseScheduled {
+            bitrateRaiseScheduled = true
+            loop.scheduleTask(in: .nanoseconds(max(0, (due - now).nanosecondsClamped))) { [self] in
+                lock.withLock {
+                    bitrateRaiseScheduled = false
+                    if !stopping { updateBitrateCap() }
+                }
+            }
+        }
+    }
+
+    private func applyBitrateCap(_ change: Int??, reason: String) {
+        guard let cap = change else { return }
+        encoders.setBitrateCap(kbps: cap)
+        if let cap {
+            logger.info("video bitrate \(cap) kb/s (\(reason); configured \(bitratePolicy.configuredKbps) kb/s)")
+        } else {
+            logger.info("video bitrate back to the configured \(bitratePolicy.configuredKbps) kb/s")
+        }
+    }
+
+    var bitrateControlStatus: BitrateControlStatus {
+        lock.withLock {
+            let below = viewers.values.filter {
+                $0.session.estimatedBitsPerSecond.map(bitratePolicy.isBelowFloor(estimate:)) ?? false
+            }.count
+            return BitrateControlStatus(configuredKbps: bitratePolicy.configuredKbps, floorKbps: bitratePolicy.floorKbps,
+                                        encoderTargetKbps: bitratePolicy.capKbps ?? bitratePolicy.configuredKbps,
+                                        capped: bitratePolicy.capKbps != nil, viewersBelowFloor: below)
         }
     }
 
@@ -535,6 +623,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             controlBatch = DatagramBatch()
             outputs = []
             encoders.setViewersPresent(false)
+            applyBitrateCap(bitratePolicy.reset(), reason: "nobody watches")
+        } else {
+            updateBitrateCap()
         }
     }
 
@@ -554,7 +645,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         timer = nil
         let now = MonotonicClock.now()
         for id in timers.fire(now: now) {
-            viewers[id]?.session.handle(.timeout(now: now), media: packetizer)
+            guard let session = viewers[id]?.session else { continue }
+            session.handle(.timeout(now: now), media: packetizer)
+            sendPacedMedia(of: session, now: now)
             takeOutputs(of: id)
         }
         if let next = timers.rearm() { armTimer(for: next) }
@@ -578,7 +671,15 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     bytesSent: statistics.bytesSent, srtpProtectFailures: statistics.srtpProtectFailures,
                     srtcpFailures: statistics.srtcpFailures, rejectedDatagrams: statistics.rejectedDatagrams,
                     redundantRetransmissions: statistics.redundantRetransmissions,
-                    retransmissionsInFlight: statistics.retransmissionsInFlight)
+                    retransmissionsInFlight: statistics.retransmissionsInFlight,
+                    estimateKbps: viewer.session.estimatedBitsPerSecond.map { $0 / 1000 },
+                    belowFloor: viewer.session.estimatedBitsPerSecond.map(bitratePolicy.isBelowFloor(estimate:)) ?? false,
+                    pacerQueueBytes: viewer.session.pacerQueue(now: now).bytes,
+                    pacerQueueMilliseconds: viewer.session.pacerQueue(now: now).oldest.map(\.millisecondsDouble),
+                    probeClusters: statistics.probeClusters, pacedVideoPacketsDropped: statistics.pacedVideoPacketsDropped,
+                    delayBasedKbps: viewer.session.bandwidthDiagnostics?.delayBasedBitsPerSecond.map { $0 / 1000 },
+                    lossBasedKbps: viewer.session.bandwidthDiagnostics?.lossBasedBitsPerSecond.map { $0 / 1000 },
+                    rembKbps: viewer.session.bandwidthDiagnostics?.rembBitsPerSecond.map { $0 / 1000 })
             }
         }
     }

@@ -1,3 +1,4 @@
+import CongestionControl
 import DTLS
 import ICE
 import RTCBase
@@ -63,6 +64,14 @@ struct WHEPSessionFactory: Sendable {
         var configuration = PeerSessionConfiguration(
             negotiated: negotiated, localICE: localICE, certificate: certificate,
             ntpNanosecondsAtMonotonicZero: ntpNanosecondsAtMonotonicZero, cname: "rtcam", dtlsDebugLevel: dtlsDebugLevel)
+        // Issue 24: each viewer's estimate starts at what the encoder sends (a LAN viewer costs the
+        // others nothing while its estimator learns its link) and may go a quarter above it, so a
+        // link that takes the configured bitrate shows as such (EncoderBitratePolicy keeps audio and
+        // headroom out of it).
+        let ceiling = (settings.videoBitrateKbps + 64) * 1000 * 10 / 9
+        configuration.bandwidth = BandwidthEstimatorConfiguration(
+            startBitsPerSecond: ceiling, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: ceiling * 5 / 4)
+        configuration.videoRTXSSRC = videoRTXSSRC
         if let client {
             // ICE-lite (RFC 8445 §2.5) never checks the viewer's side: it answers whoever sends a valid
             // check. Only the WHEP client and the addresses it offered may become a media destination.

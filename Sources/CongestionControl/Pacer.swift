@@ -143,6 +143,20 @@ public struct Pacer<Packet> {
         return oldest.map { now >= $0 ? now - $0 : .zero }
     }
 
+    /// How long the oldest packet of one class has waited.
+    public func oldestQueuedAge(_ priority: PacketPriority, now: MonotonicTime) -> Duration? {
+        queues[priority.rawValue].first.map { now >= $0.enqueued ? now - $0.enqueued : .zero }
+    }
+
+    /// Empties one class's queue (the owner gives up on what waited too long); returns how many
+    /// packets were dropped.
+    @discardableResult
+    public mutating func removeAll(_ priority: PacketPriority) -> Int {
+        let count = queues[priority.rawValue].count
+        queues[priority.rawValue] = FIFO()
+        return count
+    }
+
     private var oldestMediaEnqueueTime: MonotonicTime? {
         [queues[PacketPriority.retransmission.rawValue].first?.enqueued, queues[PacketPriority.video.rawValue].first?.enqueued]
             .compactMap { $0 }.min()

@@ -1,3 +1,4 @@
+import CongestionControl
 import DataChannel
 import DTLS
 import ICE
@@ -42,6 +43,16 @@ public struct PeerSessionConfiguration: Sendable {
     /// replay to the viewer: one resend then.
     public var redundantRetransmissions: [(lossAtLeast: Double, copies: Int)] = [(0.05, 3), (0.02, 2)]
     public var retransmissionBudgetShare = 0.5
+    /// Congestion control (issue 24): the viewer's estimate starts at, and stays within, this; the
+    /// owner sets it from the configured bitrate. Used where the viewer sends transport-cc feedback
+    /// (with the transport-wide sequence number answered) or REMB.
+    public var bandwidth = BandwidthEstimatorConfiguration(startBitsPerSecond: 3_000_000, minimumBitsPerSecond: 100_000,
+                                                           maximumBitsPerSecond: 3_000_000)
+    /// Video that waited in the pacer longer than this is dropped, and the viewer starts again at
+    /// the next keyframe (a link below what the one encoder sends: fewer pictures, not later ones).
+    public var staleVideoAfter: Duration = .milliseconds(400)
+    /// The SSRC of video resends (RTX, RFC 4588), for probes sent as RTX; the owner's packetizer's.
+    public var videoRTXSSRC: UInt32 = 0
 
     public init(negotiated: NegotiatedSession, localICE: ICECredentials, certificate: DTLSCertificate,
                 ntpNanosecondsAtMonotonicZero: UInt64, cname: String, senderReportInterval: Duration = .seconds(1),
@@ -72,10 +83,9 @@ public enum PeerSessionEvent: Equatable, Sendable {
     case connected(SRTPProfile)
     /// The viewer asked for a keyframe: PLI (RFC 4585 §6.3.1) or a new FIR (RFC 5104 §4.3.1).
     case keyframeRequested
-    /// REMB (draft-alvestrand-rmcat-remb §2): the viewer's estimate of what it can receive.
+    /// The send-side estimate of what the viewer's link takes moved (issue 24: from transport-cc
+    /// feedback, receiver reports and REMB), bits/s.
     case bitrateEstimate(bitsPerSecond: UInt64)
-    /// transport-cc feedback (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1), for rate control.
-    case transportFeedback(TransportCCFeedback)
     /// Consent lost (RFC 7675 §5.1): no valid check for 30 s. The session sends nothing more.
     case disconnected(reason: String)
     /// DTLS failed (handshake error, certificate not matching the offer's fingerprint).
@@ -129,15 +139,18 @@ public struct PeerSessionStatistics: Equatable, Sendable {
     /// DTLS datagrams that arrived after the endpoint was released (see `PeerSession.retireDTLS`).
     public var ignoredDTLSAfterHandshake = 0
     public var lastBitrateEstimate: UInt64?
+    /// The send-side estimate last surfaced (issue 24), bits/s.
+    public var estimatedBitsPerSecond: Int?
+    /// Probe clusters started, and the RTX packets sent for them.
+    public var probeClusters = 0
+    public var probePacketsSent = 0
+    /// Video packets dropped from the pacer because they waited too long (a link below the stream).
+    public var pacedVideoPacketsDropped = 0
     /// Talkback (issue 17): Opus packets received and surfaced, and SRTP packets that failed to verify.
     public var audioPacketsReceived = 0
     public var srtpUnprotectFailures = 0
-    /// Packets sent with a transport-wide sequence number (transport-cc negotiated).
-    public var transportSequencedPackets = 0
 }
 
-/// What a packet with a transport-wide sequence number carried (the estimator tells them apart).
-enum SentMediaKind { case media, retransmission, padding }
 
 /// One viewer's whole WebRTC session, sans-IO (DESIGN.md): datagrams and time in, datagrams, events
 /// and the next deadline out. ICE-lite (controlled) → DTLS (role from SDP) → SRTP, then RTP out and
@@ -145,7 +158,7 @@ enum SentMediaKind { case media, retransmission, padding }
 public final class PeerSession {
     public let configuration: PeerSessionConfiguration
     public private(set) var state: PeerSessionState = .checking
-    public private(set) var statistics = PeerSessionStatistics()
+    public internal(set) var statistics = PeerSessionStatistics()
 
     private var ice: ICELiteAgent
     /// rtcam's ICE credentials now (an ICE restart replaces them).
@@ -170,8 +183,8 @@ public final class PeerSession {
     private var nackedShare = NACKedShare()
     /// Where media goes: the nominated address, else the last address that passed a check.
     public private(set) var remoteAddress: TransportAddress?
-    private var outputs: [PeerSessionOutput] = []
-    private var sentVideoKeyframe = false
+    var outputs: [PeerSessionOutput] = []
+    var sentVideoKeyframe = false
     private var rtxSequence: UInt16
     private var nextSenderReport: MonotonicTime?
     private var lastFIRSequenceNumber: UInt8?
@@ -193,6 +206,16 @@ public final class PeerSession {
     private var extensionBlock: [UInt8] = []
     /// The next transport-wide sequence number (one series for every stream to this viewer).
     private var transportSequenceNumber: UInt16 = 1
+    /// Issue 24 (PeerSession+Congestion.swift): the send-side estimate (nil: the viewer sends no
+    /// feedback to estimate from), whether any feedback came yet, the last estimate surfaced, the
+    /// pacer, and the latest video packets (what probes resend).
+    var bandwidth: SendSideBandwidthEstimator?
+    var bandwidthInformed = false
+    var lastSurfacedEstimate: Int?
+    var pacer: Pacer<PacedPacket>
+    var recentVideo: [OutgoingPacket] = []
+    private var recentVideoNext = 0
+    var rtxSSRCForProbes: UInt32 { configuration.videoRTXSSRC }
 
     public init(configuration: PeerSessionConfiguration, now: MonotonicTime,
                 random: inout some RandomNumberGenerator) throws(DTLSError) {
@@ -212,6 +235,13 @@ public final class PeerSession {
         audioExtensions = Self.sendExtensions(negotiated.audio?.extensionIDs ?? [:],
                                               transportCC: negotiated.audio?.transportCC ?? false, video: false)
         extensionBlock.reserveCapacity(SendHeaderExtensions.maximumBlockSize)
+        let sendsFeedback = (negotiated.video?.transportCC == true && videoExtensions.transportSequenceNumberID != nil)
+            || negotiated.video?.remb == true
+        if sendsFeedback {
+            bandwidth = SendSideBandwidthEstimator(configuration: configuration.bandwidth, now: now)
+        }
+        pacer = Pacer(configuration: PacerConfiguration(
+            initialPacingBitsPerSecond: Int(Double(configuration.bandwidth.startBitsPerSecond) * configuration.bandwidth.pacingFactor)))
         senderReportJitter = SeededRandom(seed: random.next())
         connectDeadline = now + configuration.connectTimeout
         if let negotiatedChannels = negotiated.dataChannel {
@@ -238,58 +268,117 @@ public final class PeerSession {
     /// batch, which the server hands to the kernel with as few writes as it can.
     public func protectMedia(_ packets: [OutgoingPacket], now: MonotonicTime,
                              into batch: inout DatagramBatch) -> TransportAddress? {
-        guard state == .connected, let srtp, let remoteAddress else { return nil }
+        guard state == .connected, srtp != nil, let remoteAddress else { return nil }
         let negotiated = configuration.negotiated
         for packet in packets {
-            let payloadType: UInt8
-            let extensions: SendHeaderExtensions
             switch packet.kind {
             case .video:
-                guard let video = negotiated.video else { continue }
+                guard negotiated.video != nil else { continue }
                 if !sentVideoKeyframe {
                     guard packet.startsKeyframe else { continue }
                     sentVideoKeyframe = true
                 }
-                payloadType = video.payloadType
-                extensions = videoExtensions
+                rememberForProbes(packet)
+                pacer.enqueue(.media(packet), bytes: packet.bytes.count + Self.wireOverhead, priority: .video, at: now)
             case .audio:
-                guard let audio = negotiated.audio else { continue }
-                payloadType = audio.payloadType
-                extensions = audioExtensions
-            }
-            // The payload type is patched and the viewer's header extensions inserted in this
-            // viewer's copy, the one SRTP encrypts in place: the shared bytes stay as they are.
-            let transportSequence = extensions.transportSequenceNumberID == nil ? nil : nextTransportSequenceNumber()
-            extensions.write(into: &extensionBlock, transportSequenceNumber: transportSequence,
-                             sendTimeNanoseconds: now.nanoseconds, playoutDelay: packet.kind == .video)
-            let before = batch.storage.count
-            do {
-                try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
-                    try srtp.protectRTP(packet.bytes, headerExtension: extensionBlock, appendingTo: &storage) { header in
-                        RTPFixedHeader.setPayloadType(payloadType, in: header)
-                    }
-                }
-            } catch {
-                statistics.srtpProtectFailures += 1
-                continue
-            }
-            if let transportSequence {
-                packetSent(transportSequenceNumber: transportSequence, bytes: batch.storage.count - before,
-                           kind: .media, now: now)
-            }
-            statistics.bytesSent += batch.storage.count - before
-            let payloadOctets = UInt32(truncatingIfNeeded: RTPFixedHeader.payloadSize(ofPacket: packet.bytes))
-            if packet.kind == .video {
-                statistics.videoPacketsSent += 1
-                videoPacketCount &+= 1
-                videoOctetsSent &+= payloadOctets
-            } else {
-                statistics.audioPacketsSent += 1
-                audioPacketCount &+= 1
-                audioOctetsSent &+= payloadOctets
+                guard negotiated.audio != nil else { continue }
+                pacer.enqueue(.media(packet), bytes: packet.bytes.count + Self.wireOverhead, priority: .audio, at: now)
             }
         }
+        sendDue(now: now, into: &batch)
         return remoteAddress
+    }
+
+    /// What the pacer lets go at `now` (called at the session's deadline, after `handle(.timeout)`),
+    /// appended to `batch`; nil before the session is connected.
+    public func protectDueMedia(now: MonotonicTime, into batch: inout DatagramBatch) -> TransportAddress? {
+        guard state == .connected, srtp != nil, let remoteAddress else { return nil }
+        sendDue(now: now, into: &batch)
+        return remoteAddress
+    }
+
+    private func rememberForProbes(_ packet: OutgoingPacket) {
+        if recentVideo.count < 32 {
+            recentVideo.append(packet)
+        } else {
+            recentVideo[recentVideoNext] = packet
+            recentVideoNext = (recentVideoNext + 1) % recentVideo.count
+        }
+    }
+
+    /// One shared packet for this viewer: the payload type patched and its header extensions
+    /// inserted in the copy SRTP encrypts in place (the shared bytes stay as they are), appended to
+    /// `batch`, recorded for the estimator and the Sender Reports.
+    func protectAndAppend(_ packet: OutgoingPacket, now: MonotonicTime, into batch: inout DatagramBatch) {
+        guard let srtp else { return }
+        let negotiated = configuration.negotiated
+        let payloadType: UInt8
+        let extensions: SendHeaderExtensions
+        switch packet.kind {
+        case .video:
+            guard let video = negotiated.video else { return }
+            payloadType = video.payloadType
+            extensions = videoExtensions
+        case .audio:
+            guard let audio = negotiated.audio else { return }
+            payloadType = audio.payloadType
+            extensions = audioExtensions
+        }
+        let transportSequence = extensions.transportSequenceNumberID == nil ? nil : nextTransportSequenceNumber()
+        extensions.write(into: &extensionBlock, transportSequenceNumber: transportSequence,
+                         sendTimeNanoseconds: now.nanoseconds, playoutDelay: packet.kind == .video)
+        let before = batch.storage.count
+        do {
+            try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
+                try srtp.protectRTP(packet.bytes, headerExtension: extensionBlock, appendingTo: &storage) { header in
+                    RTPFixedHeader.setPayloadType(payloadType, in: header)
+                }
+            }
+        } catch {
+            statistics.srtpProtectFailures += 1
+            return
+        }
+        let sent = batch.storage.count - before
+        statistics.bytesSent += sent
+        if let transportSequence {
+            bandwidth?.packetSent(transportSequenceNumber: transportSequence, bytes: sent + 28, kind: .media, at: now)
+        }
+        let payloadOctets = UInt32(truncatingIfNeeded: RTPFixedHeader.payloadSize(ofPacket: packet.bytes))
+        if packet.kind == .video {
+            statistics.videoPacketsSent += 1
+            videoPacketCount &+= 1
+            videoOctetsSent &+= payloadOctets
+        } else {
+            statistics.audioPacketsSent += 1
+            audioPacketCount &+= 1
+            audioOctetsSent &+= payloadOctets
+        }
+    }
+
+    /// A packet outside the shared path (a resend, a probe) protected with this viewer's video
+    /// header extensions, its transport-wide sequence number recorded as `kind`.
+    func protectWithExtensions(_ packet: [UInt8], video: Bool, kind: SentPacketKind, now: MonotonicTime) -> [UInt8]? {
+        guard let srtp else { return nil }
+        let extensions = video ? videoExtensions : audioExtensions
+        let transportSequence = extensions.transportSequenceNumberID == nil ? nil : nextTransportSequenceNumber()
+        extensions.write(into: &extensionBlock, transportSequenceNumber: transportSequence,
+                         sendTimeNanoseconds: now.nanoseconds, playoutDelay: false)
+        var protected: [UInt8] = []
+        do {
+            try srtp.protectRTP(packet, headerExtension: extensionBlock, appendingTo: &protected) { _ in }
+        } catch {
+            statistics.srtpProtectFailures += 1
+            return nil
+        }
+        if let transportSequence {
+            bandwidth?.packetSent(transportSequenceNumber: transportSequence, bytes: protected.count + 28, kind: kind, at: now)
+        }
+        return protected
+    }
+
+    func nextRTXSequenceNumber() -> UInt16 {
+        defer { rtxSequence &+= 1 }
+        return rtxSequence
     }
 
     /// The extensions written on one stream: the transport-wide sequence number where the extension
@@ -305,11 +394,6 @@ public final class PeerSession {
     private func nextTransportSequenceNumber() -> UInt16 {
         defer { transportSequenceNumber &+= 1 }
         return transportSequenceNumber
-    }
-
-    /// A packet carrying a transport-wide sequence number left: the bandwidth estimator's record.
-    private func packetSent(transportSequenceNumber: UInt16, bytes: Int, kind: SentMediaKind, now: MonotonicTime) {
-        statistics.transportSequencedPackets += 1
     }
 
     /// ICE restart (RFC 8445 §9, RFC 9725 §4.3.2): new credentials on both sides; checks start over
@@ -361,7 +445,10 @@ public final class PeerSession {
     public var nextDeadline: MonotonicTime? {
         guard !state.isFinished else { return nil }
         let dtlsDeadline = dtls.flatMap { $0.isConnected ? nil : $0.nextDeadline }
-        return earliest(ice.nextDeadline, dtlsDeadline, nextSenderReport, connectDeadline, dataChannelDeadline)
+        let pacing = state == .connected ? pacer.nextSendTime : nil
+        let estimating = state == .connected ? bandwidth?.nextDeadline : nil
+        return earliest(ice.nextDeadline, dtlsDeadline, nextSenderReport, connectDeadline, dataChannelDeadline,
+                        pacing, estimating)
     }
 
     // MARK: - Receive path
@@ -554,9 +641,11 @@ public final class PeerSession {
             }
         case let .receiverEstimatedMaxBitrate(remb):
             statistics.lastBitrateEstimate = remb.bitrate
-            outputs.append(.event(.bitrateEstimate(bitsPerSecond: remb.bitrate)))
+            bandwidth?.receiverEstimatedMaximum(bitsPerSecond: Int(clamping: remb.bitrate), at: now)
+            bandwidthUpdated(now: now)
         case let .transportCC(feedback):
-            outputs.append(.event(.transportFeedback(feedback)))
+            bandwidth?.transportFeedback(feedback, at: now)
+            bandwidthUpdated(now: now)
         case let .goodbye(ssrcs, _):
             if !ssrcs.isEmpty {
                 state = .closed
@@ -574,8 +663,13 @@ public final class PeerSession {
             statistics.fractionLost = Double(block.fractionLost) / 256
             statistics.cumulativeLost = block.cumulativeLost
         }
-        if let roundTripTime = block.roundTripTime(arrival: ntpTime(at: now)) {
+        let roundTripTime = block.roundTripTime(arrival: ntpTime(at: now))
+        if let roundTripTime {
             statistics.roundTripTime = roundTripTime
+        }
+        if block.ssrc == media.videoSSRC, bandwidth != nil {
+            bandwidth?.receiverReport(fractionLost: Double(block.fractionLost) / 256, roundTripTime: roundTripTime, at: now)
+            bandwidthUpdated(now: now)
         }
     }
 
@@ -584,7 +678,7 @@ public final class PeerSession {
     /// `maximumRetransmissionsPerPacket` times, and resends stay within `retransmissionBudgetShare`
     /// of what the viewer was sent over the last second (one NACK may name thousands of packets).
     private func retransmit(_ sequenceNumbers: [UInt16], media: MediaPacketizer, now: MonotonicTime) {
-        guard state == .connected, let srtp, let remoteAddress, let video = configuration.negotiated.video,
+        guard state == .connected, srtp != nil, let remoteAddress, let video = configuration.negotiated.video,
               video.nack else { return }
         var seen = Set<UInt16>()
         budgetWindow.advance(to: now, sentBytes: statistics.bytesSent)
@@ -631,7 +725,7 @@ public final class PeerSession {
                 } else {
                     packet = original
                 }
-                guard let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTP(packet) }) else { break }
+                guard let protected = protectWithExtensions(packet, video: true, kind: .retransmission, now: now) else { break }
                 budgetWindow.resent(bytes: protected.count)
                 statistics.bytesSent += protected.count
                 outputs.append(.transmit(protected, to: remoteAddress))
@@ -672,6 +766,10 @@ public final class PeerSession {
         }
         if retireDTLSPending { retireDTLS() }
         if state == .connected { handleDataChannelTimeout(now: now) }
+        if state == .connected, let deadline = bandwidth?.nextDeadline, deadline <= now {
+            bandwidth?.handleTimeout(now: now)
+            if bandwidthInformed { bandwidthUpdated(now: now) }
+        }
         if let due = nextSenderReport, due <= now, state == .connected {
             sendSenderReports(now: now, media: media)
             // RFC 3550 §6.2: randomize the interval (0.5 to 1.5 of the nominal value).

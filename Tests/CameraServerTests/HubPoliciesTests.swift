@@ -110,10 +110,12 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
         #expect(policy.capKbps == nil)
         // One viewer's link drops to 1.6 Mb/s: (1600 − 64) × 0.9 = 1382 kb/s at once.
         #expect(policy.update(estimates: [5_000_000, 1_600_000], now: start + .milliseconds(100)) == .some(1382))
-        // It recovers a little 0.5 s later: not yet (raises wait a second)...
+        // It recovers a little 0.5 s later: not yet (raises wait a second), and the owner is told when to ask again...
         #expect(policy.update(estimates: [5_000_000, 2_000_000], now: start + .milliseconds(600)) == nil)
+        #expect(policy.deferredRaise == start + .milliseconds(1100))
         // ...then it is raised.
         #expect(policy.update(estimates: [5_000_000, 2_000_000], now: start + .milliseconds(1200)) == .some(1742))
+        #expect(policy.deferredRaise == nil)
         // Small wobbles (< 5 %) are no reconfiguration.
         #expect(policy.update(estimates: [5_000_000, 1_980_000], now: start + .milliseconds(1300)) == nil)
         // Everyone is fast again: the cap goes.
@@ -121,7 +123,7 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
         #expect(policy.capKbps == nil)
     }
 
-    @Test("a viewer below the floor does not drag the others down; if all are below, the floor")
+    @Test("a viewer below the floor does not drag the others down; if all are below, the best of them decides")
     func floor() {
         var policy = EncoderBitratePolicy(configuredKbps: 2500)
         #expect(policy.floorKbps == 1000)
@@ -130,8 +132,10 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
         #expect(policy.update(estimates: [500_000, 6_000_000], now: start) == nil)
         // A 1.3 Mb/s one decides: (1300 − 64) × 0.9 = 1112.
         #expect(policy.update(estimates: [500_000, 1_300_000, 6_000_000], now: start) == .some(1112))
-        // Only slow viewers: the floor.
-        #expect(policy.update(estimates: [500_000, 300_000], now: start + .seconds(2)) == .some(1000))
+        // Only slow viewers: the best of them decides ((500 − 64) × 0.9 = 392), nobody gains from more.
+        #expect(policy.update(estimates: [500_000, 300_000], now: start + .seconds(2)) == .some(392))
+        // One viewer alone on a weak link is followed all the way down (to 100 kb/s at the least).
+        #expect(policy.update(estimates: [100_000], now: start + .seconds(2)) == .some(100))
         // Viewers without an estimate (no transport-cc, no REMB) do not count; nobody left: no cap.
         #expect(policy.update(estimates: [], now: start + .seconds(4)) == .some(nil))
     }

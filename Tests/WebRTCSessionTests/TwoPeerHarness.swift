@@ -121,6 +121,7 @@ final class TwoPeerHarness {
             }
             if let deadline = cameraDeadline, deadline <= now {
                 camera.handle(.timeout(now: now), media: fanout)
+                sendPacedMedia()
             }
             if viewerAlive, let deadline = viewerDeadline, deadline <= now {
                 viewer.handleTimeout(now: now)
@@ -173,6 +174,13 @@ final class TwoPeerHarness {
             if isKeyframe || camera.hasSentKeyframe { sentAccessUnits.append(accessUnit) }
             sendMedia(packets)
         }
+    }
+
+    /// What the camera's pacer lets go at its deadline (the daemon's StreamHub.sendPacedMedia).
+    private func sendPacedMedia() {
+        var batch = DatagramBatch()
+        guard let to = camera.protectDueMedia(now: now, into: &batch) else { return }
+        for datagram in batch.datagrams { network.send(datagram, from: Self.cameraAddress, to: to, now: now) }
     }
 
     /// The server's media path: the viewer's batch, sent datagram by datagram.

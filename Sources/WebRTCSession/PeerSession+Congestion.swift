@@ -1,0 +1,107 @@
+import CongestionControl
+import RTCBase
+import RTP
+import SRTP
+
+/// What waits in a viewer's pacer: a shared media packet, or a recent video packet to resend as RTX
+/// for a bandwidth probe (libwebrtc's "payload padding": a probe that carries something useful).
+enum PacedPacket {
+    case media(OutgoingPacket)
+    case probe(OutgoingPacket, clusterID: Int)
+}
+
+/// Congestion control for one viewer (issue 24): every packet with a transport-wide sequence number
+/// is recorded by the send-side estimator (CongestionControl), transport-cc feedback, receiver
+/// reports and REMB go into it, media leaves through the viewer's pacer at its pacing rate, and the
+/// hub reads the estimate to set the one encoder (EncoderBitratePolicy).
+extension PeerSession {
+    /// Bytes a packet takes on the wire beyond its plaintext: header extensions, SRTP tag, UDP/IP.
+    static let wireOverhead = SendHeaderExtensions.maximumBlockSize + 16 + 8 + 20
+
+    /// The estimate this viewer's link takes, bits/s (nil: the viewer sends neither transport-cc
+    /// feedback nor REMB, so nothing is known and the encoder does not follow it).
+    public var estimatedBitsPerSecond: Int? {
+        guard let bandwidth, bandwidthInformed else { return nil }
+        return bandwidth.targetBitsPerSecond
+    }
+
+    public var bandwidthDiagnostics: BandwidthDiagnostics? { bandwidth?.diagnostics }
+
+    /// Bytes waiting in the pacer, and how long the oldest has waited.
+    public func pacerQueue(now: MonotonicTime) -> (bytes: Int, oldest: Duration?) {
+        (pacer.queuedBytes, pacer.oldestQueuedAge(now: now))
+    }
+
+    /// Sends what the pacer lets go at `now` into `batch` (the media path's reused buffer).
+    func sendDue(now: MonotonicTime, into batch: inout DatagramBatch) {
+        startProbeIfDue(now: now)
+        dropVideoBacklogIfStale(now: now)
+        while let paced = pacer.dequeue(now: now) {
+            switch paced {
+            case let .media(packet):
+                protectAndAppend(packet, now: now, into: &batch)
+            case let .probe(packet, clusterID):
+                sendProbe(packet, clusterID: clusterID, now: now, into: &batch)
+            }
+        }
+    }
+
+    /// A viewer whose link is below what the encoder sends (below the floor: EncoderBitratePolicy)
+    /// would queue without end. Video that waited longer than `staleVideoAfter` is dropped and the
+    /// viewer restarts at the next keyframe: it sees fewer pictures instead of later ones.
+    private func dropVideoBacklogIfStale(now: MonotonicTime) {
+        guard let age = pacer.oldestQueuedAge(.video, now: now), age > configuration.staleVideoAfter else { return }
+        let dropped = pacer.removeAll(.video)
+        statistics.pacedVideoPacketsDropped += dropped
+        sentVideoKeyframe = false
+        outputs.append(.event(.keyframeRequested))
+    }
+
+    /// RTCP about the link went into the estimator: the pacer follows it, and the hub hears of a
+    /// new estimate when it moved by 2 % or more.
+    func bandwidthUpdated(now: MonotonicTime) {
+        guard let bandwidth else { return }
+        bandwidthInformed = true
+        pacer.setRates(pacingBitsPerSecond: bandwidth.pacingBitsPerSecond, at: now)
+        let target = bandwidth.targetBitsPerSecond
+        if let last = lastSurfacedEstimate, abs(Double(target - last)) < Double(last) * 0.02 { return }
+        lastSurfacedEstimate = target
+        statistics.estimatedBitsPerSecond = target
+        outputs.append(.event(.bitrateEstimate(bitsPerSecond: UInt64(target))))
+    }
+
+    /// A probe cluster the estimator asks for, sent as RTX copies of the latest video packets (only
+    /// where RTX was negotiated: without it a copy would be an SRTP replay to the viewer).
+    private func startProbeIfDue(now: MonotonicTime) {
+        guard bandwidth != nil, configuration.negotiated.video?.rtxPayloadType != nil, !recentVideo.isEmpty,
+              pacer.queuedBytes(.probe) == 0, let cluster = bandwidth?.takeProbeCluster(now: now) else { return }
+        pacer.startProbe(bitsPerSecond: cluster.bitsPerSecond, at: now)
+        var packets = 0
+        var bytes = 0
+        var index = recentVideo.count - 1
+        while packets < cluster.minimumPackets || bytes < cluster.minimumBytes {
+            let packet = recentVideo[index]
+            let size = packet.bytes.count + 2 + Self.wireOverhead
+            pacer.enqueue(.probe(packet, clusterID: cluster.id), bytes: size, priority: .probe, at: now)
+            packets += 1
+            bytes += size
+            index = index == 0 ? recentVideo.count - 1 : index - 1
+            if packets > 200 { break }
+        }
+        statistics.probeClusters += 1
+    }
+
+    private func sendProbe(_ packet: OutgoingPacket, clusterID: Int, now: MonotonicTime, into batch: inout DatagramBatch) {
+        guard let video = configuration.negotiated.video, let rtxPayloadType = video.rtxPayloadType else { return }
+        var original = packet.bytes
+        RTPFixedHeader.setPayloadType(video.payloadType, in: &original)
+        guard let wrapped = RTXPacket.wrap(original: original, rtxPayloadType: rtxPayloadType,
+                                           rtxSSRC: rtxSSRCForProbes, rtxSequenceNumber: nextRTXSequenceNumber())
+        else { return }
+        guard let protected = protectWithExtensions(wrapped, video: true, kind: .probe(clusterID: clusterID), now: now)
+        else { return }
+        batch.append(protected)
+        statistics.bytesSent += protected.count
+        statistics.probePacketsSent += 1
+    }
+}
