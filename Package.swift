@@ -81,7 +81,7 @@ let package = Package(
         ]),
         // The command line: rtcam's own small grammar (no swift-argument-parser: README.md, "Facts measured here").
         .target(name: "RTCamCommandLine", dependencies: [
-            "CameraServer",
+            "CameraServer", "ICE",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "rtcam", dependencies: [
@@ -109,7 +109,7 @@ let package = Package(
 
         .testTarget(name: "RTCBaseTests", dependencies: ["RTCBase"]),
         .testTarget(name: "RTCamCommandLineTests", dependencies: [
-            "RTCamCommandLine", "CameraServer",
+            "RTCamCommandLine", "CameraServer", "ICE",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),

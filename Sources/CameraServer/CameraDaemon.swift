@@ -1,5 +1,6 @@
 import DTLS
 import Dispatch
+import ICE
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -32,6 +33,10 @@ public struct DaemonConfiguration: Sendable {
     public var stateDirectory = "/var/lib/rtcam"
     /// Addresses put in the SDP answer as host candidates; empty: every usable interface address.
     public var candidateAddresses: [String] = []
+    /// Full ICE (checks both ways, through NATs) or ICE-lite (answers checks only; issue 19).
+    public var iceMode = ICEMode.full
+    /// STUN servers ("HOST:PORT") asked for rtcam's server-reflexive address (full ICE).
+    public var stunServers: [String] = []
     /// Explicit command-line settings: they win over the saved ones for this run.
     public var overrides = SettingsOverrides()
 
@@ -327,7 +332,8 @@ public final class CameraDaemon: @unchecked Sendable {
         HubSettings(maximumViewers: settings.maximumViewers, candidateAddresses: candidates,
                     mediaPort: UInt16(configuration.mediaPort), h264ProfileLevelID: media.h264ProfileLevelID,
                     hasVideo: true, hasAudio: media.hasAudio,
-                    hasSpeaker: talkback?.hasSpeaker ?? false, whoMayTalk: settings.talkback.whoMayTalk)
+                    hasSpeaker: talkback?.hasSpeaker ?? false, whoMayTalk: settings.talkback.whoMayTalk,
+                    iceMode: configuration.iceMode)
     }
 
     private func waitForTerminationSignal() {

@@ -25,7 +25,7 @@ enum WHEPError: Error, Equatable {
 
 /// What a PATCH did (RFC 9725 §4.3).
 enum WHEPPatchResult: Equatable {
-    /// Trickled candidates: nothing to do for an ICE-lite server.
+    /// Trickled candidates: given to the session's full agent (an ICE-lite one learns from checks).
     case trickled
     /// ICE restart: rtcam's new credentials, as a trickle-ice-sdpfrag, and the new ETag.
     case restarted(fragment: String, entityTag: String)
@@ -48,6 +48,10 @@ struct HubSettings: Sendable {
     var whoMayTalk = TalkPermission.viewers
     /// Forced keyframes are merged: at most one request to the encoder per this interval.
     var keyframeRequestInterval: Duration = .milliseconds(300)
+    /// The ICE agent of new sessions (`--ice`; issue 19). Lite unless the daemon says otherwise.
+    var iceMode = ICEMode.lite
+    /// The media socket as STUN servers see it (`--stun`), offered by full-ICE answers.
+    var serverReflexiveAddresses: [TransportAddress] = []
 }
 
 /// What admitted a viewer (issue 16): nothing (viewing was open), an owner's login session (its id,
@@ -128,6 +132,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private(set) var viewers: [String: Viewer] = [:]
     private var viewerIDByUfrag: [String: String] = [:]
     private var viewerIDByAddress: [TransportAddress: String] = [:]
+    /// Full ICE: the sessions' checks out, so that their responses find them.
+    private var outstandingChecks = OutstandingChecks()
     private var socket: MediaSocket?
     private var stopping = false
     /// The media pipeline whose frames are sent; others' are dropped.
@@ -281,14 +287,20 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         viewers[id].map { "\"\($0.localUfrag)\"" }
     }
 
-    /// PATCH /whep/{id}: trickle (ignored: rtcam is ICE-lite and learns addresses from checks) or
+    /// PATCH /whep/{id}: trickle (checked by a full agent; a lite one learns addresses from checks) or
     /// an ICE restart when the fragment carries new credentials (RFC 8840 §4.4, RFC 9725 §4.3.2).
     func patchSession(id: String, fragment text: String, ifMatch: String?) throws(WHEPError) -> WHEPPatchResult {
         let remote: ICECredentials
+        let fragment: TrickleICEFragment
         do {
-            guard let credentials = try TrickleICEFragment(parsing: text).restartCredentials() else {
+            fragment = try TrickleICEFragment(parsing: text)
+            guard let credentials = try fragment.restartCredentials() else {
                 return try locked { () throws(WHEPError) in
-                    guard viewers[id] != nil else { throw .unknownSession }
+                    guard let viewer = viewers[id] else { throw .unknownSession }
+                    // Full ICE checks the trickled candidates (RFC 8838); lite learns from checks.
+                    viewer.session.addRemoteCandidates(fragment.candidates, endOfCandidates: fragment.endOfCandidates,
+                                                       now: MonotonicClock.now())
+                    takeOutputs(of: id)
                     return .trickled
                 }
             }
@@ -308,6 +320,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         guard let viewer = viewers[id] else { throw .unknownSession }
         if let ifMatch, ifMatch != "*", ifMatch != entityTagLocked(of: id) { throw .preconditionFailed }
         viewer.session.restartICE(local: local, remote: remote, now: MonotonicClock.now())
+        // A restart fragment may carry the new generation's candidates already (RFC 8840 §4.4).
+        viewer.session.addRemoteCandidates(fragment.candidates, endOfCandidates: fragment.endOfCandidates,
+                                           now: MonotonicClock.now())
         viewerIDByUfrag[viewer.localUfrag] = nil
         viewerIDByUfrag[local.ufrag] = id
         viewers[id]?.localUfrag = local.ufrag
@@ -377,8 +392,12 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             // session only once the session's ICE agent found the check valid (.addressVerified), so a
             // spoofed request cannot reroute a viewer's DTLS and RTCP. Everything else goes by address.
             let id: String?
-            if DatagramKind(classifying: datagram) == .stun, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
+            // A Binding response (to a full agent's check) names it by its transaction ID.
+            let isSTUN = DatagramKind(classifying: datagram) == .stun
+            if isSTUN, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
                 id = viewerIDByUfrag[ufrag]
+            } else if isSTUN, let session = outstandingChecks.session(answeredBy: datagram) {
+                id = session
             } else {
                 id = viewerIDByAddress[address]
             }
@@ -458,9 +477,11 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             case let .transmit(bytes, to):
                 controlBatch.removeAll()
                 controlBatch.append(bytes)
+                outstandingChecks.recordRequest(bytes, of: id)
                 index += 1
                 while index < outputs.count, case let .transmit(next, nextTo) = outputs[index], nextTo == to {
                     controlBatch.append(next)
+                    outstandingChecks.recordRequest(next, of: id)
                     index += 1
                 }
                 socket?.send(controlBatch, to: to)
@@ -520,6 +541,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private func removeViewer(id: String, reason: String) {
         guard let viewer = viewers.removeValue(forKey: id) else { return }
         viewerIDByUfrag[viewer.localUfrag] = nil
+        outstandingChecks.removeSession(id)
         for address in viewer.addresses where viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
         timers.remove(id)
         talkback?.viewerLeft(id)

@@ -92,7 +92,7 @@ public struct ICEFullAgent: Sendable {
         var cancelled = false
     }
 
-    public let configuration: Configuration
+    public private(set) var configuration: Configuration
     public private(set) var role: ICERole
     public private(set) var local: ICECredentials
     public private(set) var remote: ICECredentials
@@ -181,6 +181,12 @@ public struct ICEFullAgent: Sendable {
         if pairs.contains(where: { $0.foundation == pair.foundation && $0.state != .failed }) { pair.state = .frozen }
         pairs.append(pair)
         return nil
+    }
+
+    /// Lets checks to and from `ip` through from now on (a candidate trickled by the peer that
+    /// authenticated the offer, RFC 8838); no effect when any IP is allowed.
+    public mutating func allowRemoteIP(_ ip: TransportAddress.IP) {
+        configuration.allowedRemoteIPs?.insert(ip)
     }
 
     /// The peer has no more candidates (a=end-of-candidates).

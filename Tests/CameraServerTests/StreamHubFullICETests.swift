@@ -1,0 +1,90 @@
+@testable import CameraServer
+import ICE
+import Logging
+import NIOPosix
+import RTCBase
+import SDP
+import STUN
+import Testing
+
+/// The hub with full ICE (issue 19): answers without a=ice-lite and with the server-reflexive
+/// candidate; the session's checks leave from the media socket; their responses find the session
+/// by transaction ID, and only a genuine one from where the check went counts.
+@Suite(.serialized) struct StreamHubFullICETests {
+    static let viewerPassword = "viewerPasswordOf24Chars0"
+
+    func makeHub(group: MultiThreadedEventLoopGroup, mediaPort: UInt16) -> StreamHub {
+        var settings = HubSettings(maximumViewers: 2, candidateAddresses: [.v4(127, 0, 0, 1)], mediaPort: mediaPort,
+                                   h264ProfileLevelID: "42e01f", hasVideo: true, hasAudio: true)
+        settings.iceMode = .full
+        settings.serverReflexiveAddresses = [TransportAddress(host: "203.0.113.7", port: 40001)!]
+        return StreamHub(loop: group.next(), settings: settings, certificate: StreamHubTests.certificate,
+                         logger: Logger(label: "test"), encoders: RecordingEncoderControl())
+    }
+
+    func offer(candidate: TransportAddress) -> String {
+        var offer = RecvOnlyOfferBuilder.offer(iceUfrag: "vwer", icePassword: Self.viewerPassword,
+                                               fingerprintSHA256: StreamHubTests.certificate.fingerprintSDP)
+        offer.media[0].attributes.append(SDPAttribute("candidate", "1 1 udp 2130706431 \(candidate.ip) \(candidate.port) typ host"))
+        return offer.serialized()
+    }
+
+    @Test func answerIsFullWithServerReflexiveCandidate() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let hub = makeHub(group: group, mediaPort: 9)
+        let (_, answerText) = try hub.createSession(offer: StreamHubTests.offer())
+        let answer = try SessionDescription(parsing: answerText)
+        #expect(!answer.isICELite)
+        #expect(answerText.contains("a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"))
+        #expect(answerText.contains("a=candidate:s1 1 udp 1694498815 203.0.113.7 40001 typ srflx raddr 127.0.0.1 rport 9\r\n"))
+    }
+
+    @Test func checkResponsesReachTheirSessionOnlyWhenGenuine() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let socket = try MediaSocket(port: 0, segmentationOffload: false, logger: Logger(label: "test"))
+        defer { socket.close() }
+        let hub = makeHub(group: group, mediaPort: socket.localPort)
+        hub.attach(socket: socket)
+        let viewer = try LoopbackReceiver()
+        let (id, _) = try hub.createSession(offer: offer(candidate: viewer.address))
+        // The first check goes out from the media socket at once (nothing paced before it).
+        let check = try STUNMessage(parsing: try #require(viewer.receive(1).first))
+        #expect(check.messageClass == .request && check.iceControlled != nil && check.username?.hasPrefix("vwer:") == true)
+        let key = Array(Self.viewerPassword.utf8)
+        let mediaSocket = TransportAddress(ip: .v4(127, 0, 0, 1), port: socket.localPort)
+        let genuine = STUNMessage(messageClass: .successResponse, transactionID: check.transactionID,
+                                  attributes: [.xorMappedAddress(mediaSocket)]).serialized(integrityKey: key, fingerprint: true)
+        let unknown = STUNMessage(messageClass: .successResponse, transactionID: Array(repeating: 3, count: 12),
+                                  attributes: [.xorMappedAddress(mediaSocket)]).serialized(integrityKey: key, fingerprint: true)
+        let elsewhere = TransportAddress(ip: .v4(127, 0, 0, 1), port: viewer.port &+ 1)
+        hub.receive(genuine, from: elsewhere)        // right transaction, wrong source
+        hub.receive(unknown, from: viewer.address)   // no such check
+        #expect(hub.lock.withLock { hub.viewers[id]?.addresses.isEmpty } == true)
+        hub.receive(genuine, from: viewer.address)
+        #expect(hub.lock.withLock { hub.viewers[id]?.addresses } == [viewer.address])
+    }
+
+    @Test func outstandingChecksAreBoundedAndForgotten() {
+        var checks = OutstandingChecks()
+        func request(_ n: Int) -> [UInt8] {
+            STUNMessage(messageClass: .request, transactionID: (0..<12).map { UInt8(truncatingIfNeeded: n >> ($0 % 4 * 8)) })
+                .serialized(integrityKey: nil, fingerprint: false)
+        }
+        func response(_ n: Int) -> [UInt8] {
+            var bytes = request(n)
+            bytes[0] = 0x01; bytes[1] = 0x01
+            return bytes
+        }
+        for n in 0..<100 { checks.recordRequest(request(n), of: "a") }
+        checks.recordRequest(request(99), of: "b")   // a retransmission keeps its session
+        checks.recordRequest(request(500), of: "b")
+        #expect(checks.count == OutstandingChecks.perSession + 1)
+        #expect(checks.session(answeredBy: response(99)) == "a" && checks.session(answeredBy: response(35)) == nil)
+        #expect(checks.session(answeredBy: response(500)) == "b")
+        #expect(checks.session(answeredBy: request(500)) == nil)   // a request is not an answer
+        checks.removeSession("a")
+        #expect(checks.count == 1 && checks.session(answeredBy: response(99)) == nil)
+    }
+}
