@@ -76,12 +76,14 @@ public struct SettingsOverrides: Sendable {
 
 public enum DaemonError: Error, CustomStringConvertible {
     case invalidCandidateAddress(String)
+    case invalidSTUNServer(String)
     case stateDirectory(String)
     case certificate(String)
 
     public var description: String {
         switch self {
         case let .invalidCandidateAddress(text): return "not an IP address: \(text)"
+        case let .invalidSTUNServer(text): return "--stun wants HOST:PORT: \(text)"
         case let .stateDirectory(reason): return "state directory: \(reason)"
         case let .certificate(reason): return "DTLS certificate: \(reason)"
         }
@@ -177,6 +179,9 @@ public final class CameraDaemon: @unchecked Sendable {
                                               && Environment.value("RTCAM_UDP_GSO") != "0",
                                           logger: logger)
         hub.attach(socket: mediaSocket)
+        if configuration.iceMode == .full {
+            hub.startServerReflexiveDiscovery(servers: try stunServers())
+        }
         let reader = MediaSocketReader(socket: mediaSocket, group: group, logger: logger,
                                        receive: { datagram, from in hub.receive(datagram, from: from) })
         try reader.start()
@@ -349,6 +354,30 @@ public final class CameraDaemon: @unchecked Sendable {
         }
         stop.wait()
         sources.forEach { $0.cancel() }
+    }
+
+    /// `--stun HOST:PORT` resolved (IPv4: the media socket's family). A name that does not resolve
+    /// now is left out with a warning (the camera still serves its LAN); a malformed one is an error.
+    private func stunServers() throws -> [TransportAddress] {
+        try configuration.stunServers.compactMap { text in
+            guard let (host, port) = Self.hostAndPort(text) else { throw DaemonError.invalidSTUNServer(text) }
+            if let ip = TransportAddress.IP(parsing: host) { return TransportAddress(ip: ip, port: port) }
+            guard let resolved = try? SocketAddress.makeAddressResolvingHost(host, port: Int(port)),
+                  let address = TransportAddress(resolved), case .v4 = address.ip else {
+                logger.warning("STUN server \(text): no IPv4 address found; not used")
+                return nil
+            }
+            return address
+        }
+    }
+
+    /// "host:port", "192.0.2.1:3478" or "[2001:db8::1]:3478".
+    static func hostAndPort(_ text: String) -> (host: String, port: UInt16)? {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else { return nil }
+        var host = text[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty else { return nil }
+        return (String(host), port)
     }
 
     private func candidateAddresses() throws -> [TransportAddress.IP] {

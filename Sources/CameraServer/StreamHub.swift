@@ -6,6 +6,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import RTCBase
 import SDP
+import STUN
 import WebRTCSession
 import SystemSupport
 
@@ -134,6 +135,10 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private var viewerIDByAddress: [TransportAddress: String] = [:]
     /// Full ICE: the sessions' checks out, so that their responses find them.
     private var outstandingChecks = OutstandingChecks()
+    /// `--stun`: asks the servers for the media socket's public address, offered in new answers.
+    private var stunClient: STUNBindingClient?
+    private var stunTimer: Scheduled<Void>?
+    private(set) var serverReflexiveAddresses: [TransportAddress] = []
     private var socket: MediaSocket?
     private var stopping = false
     /// The media pipeline whose frames are sent; others' are dropped.
@@ -229,6 +234,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             }
             return self.settings
         }
+        // Whatever the STUN servers said by now: an answer never waits for them.
+        settings.serverReflexiveAddresses = lock.withLock { serverReflexiveAddresses }
         // Talkback: only a viewer who may talk gets its sendrecv audio answered sendrecv.
         if settings.whoMayTalk == .owner, !credential.isOwnerSession { settings.hasSpeaker = false }
         var random = SystemRandomNumberGenerator()
@@ -381,6 +388,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         lock.withLock {
             stopping = true
             socket = nil
+            stunTimer?.cancel()
         }
     }
 
@@ -394,6 +402,13 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             let id: String?
             // A Binding response (to a full agent's check) names it by its transaction ID.
             let isSTUN = DatagramKind(classifying: datagram) == .stun
+            if isSTUN, var client = stunClient, client.isResponse(datagram) {
+                let actions = client.receive(datagram, from: address, now: MonotonicClock.now())
+                stunClient = client
+                performSTUN(actions)
+                armSTUNTimer()
+                return
+            }
             if isSTUN, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
                 id = viewerIDByUfrag[ufrag]
             } else if isSTUN, let session = outstandingChecks.session(answeredBy: datagram) {
@@ -404,6 +419,49 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             guard let id, let viewer = viewers[id] else { return }
             viewer.session.handle(.receive(datagram, from: address, now: MonotonicClock.now()), media: packetizer)
             takeOutputs(of: id)
+        }
+    }
+
+    // MARK: - Server-reflexive address (--stun)
+
+    /// Starts asking `servers` (RFC 8489 Binding from the media socket, after `attach(socket:)`):
+    /// at once, then every minute, sooner after a failure.
+    func startServerReflexiveDiscovery(servers: [TransportAddress]) {
+        guard !servers.isEmpty else { return }
+        lock.withLock {
+            stunClient = STUNBindingClient(servers: servers, now: MonotonicClock.now(), random: SystemRandomNumberGenerator())
+            stunTimerFired()
+        }
+    }
+
+    private func stunTimerFired() {
+        guard var client = stunClient, !stopping else { return }
+        let actions = client.handleTimeout(now: MonotonicClock.now())
+        stunClient = client
+        performSTUN(actions)
+        armSTUNTimer()
+    }
+
+    private func performSTUN(_ actions: [STUNBindingClient.Action]) {
+        for action in actions {
+            switch action {
+            case let .send(bytes, to):
+                var batch = DatagramBatch()
+                batch.append(bytes)
+                socket?.send(batch, to: to)
+            case let .addressesChanged(addresses):
+                serverReflexiveAddresses = addresses
+                logger.info("server-reflexive address: \(addresses.isEmpty ? "none" : addresses.map(\.description).joined(separator: ", "))")
+            }
+        }
+    }
+
+    private func armSTUNTimer() {
+        stunTimer?.cancel()
+        guard let deadline = stunClient?.nextDeadline, !stopping else { return }
+        let delay = deadline - MonotonicClock.now()
+        stunTimer = loop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) { [self] in
+            lock.withLock { stunTimerFired() }
         }
     }
 

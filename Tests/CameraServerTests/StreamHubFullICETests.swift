@@ -8,7 +8,7 @@ import STUN
 import Testing
 
 /// The hub with full ICE (issue 19): answers without a=ice-lite and with the server-reflexive
-/// candidate; the session's checks leave from the media socket; their responses find the session
+/// candidate once a STUN server gave it; the session's checks leave from the media socket; their responses find the session
 /// by transaction ID, and only a genuine one from where the check went counts.
 @Suite(.serialized) struct StreamHubFullICETests {
     static let viewerPassword = "viewerPasswordOf24Chars0"
@@ -17,7 +17,6 @@ import Testing
         var settings = HubSettings(maximumViewers: 2, candidateAddresses: [.v4(127, 0, 0, 1)], mediaPort: mediaPort,
                                    h264ProfileLevelID: "42e01f", hasVideo: true, hasAudio: true)
         settings.iceMode = .full
-        settings.serverReflexiveAddresses = [TransportAddress(host: "203.0.113.7", port: 40001)!]
         return StreamHub(loop: group.next(), settings: settings, certificate: StreamHubTests.certificate,
                          logger: Logger(label: "test"), encoders: RecordingEncoderControl())
     }
@@ -29,7 +28,8 @@ import Testing
         return offer.serialized()
     }
 
-    @Test func answerIsFullWithServerReflexiveCandidate() throws {
+    /// No STUN server asked yet: host candidates only (the srflx one: serverReflexiveAddressFromTheSTUNServer).
+    @Test func answerIsFull() throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let hub = makeHub(group: group, mediaPort: 9)
@@ -37,7 +37,7 @@ import Testing
         let answer = try SessionDescription(parsing: answerText)
         #expect(!answer.isICELite)
         #expect(answerText.contains("a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"))
-        #expect(answerText.contains("a=candidate:s1 1 udp 1694498815 203.0.113.7 40001 typ srflx raddr 127.0.0.1 rport 9\r\n"))
+        #expect(!answerText.contains("typ srflx"))
     }
 
     @Test func checkResponsesReachTheirSessionOnlyWhenGenuine() throws {
@@ -64,6 +64,48 @@ import Testing
         #expect(hub.lock.withLock { hub.viewers[id]?.addresses.isEmpty } == true)
         hub.receive(genuine, from: viewer.address)
         #expect(hub.lock.withLock { hub.viewers[id]?.addresses } == [viewer.address])
+    }
+
+    /// `--stun`: the hub asks from the media socket; the server's answer (and only the server's)
+    /// becomes the srflx candidate of the next answer; the answer before it did not wait.
+    @Test func serverReflexiveAddressFromTheSTUNServer() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let socket = try MediaSocket(port: 0, segmentationOffload: false, logger: Logger(label: "test"))
+        defer { socket.close() }
+        var settings = HubSettings(maximumViewers: 4, candidateAddresses: [.v4(127, 0, 0, 1)], mediaPort: socket.localPort,
+                                   h264ProfileLevelID: "42e01f", hasVideo: true, hasAudio: true)
+        settings.iceMode = .full
+        let hub = StreamHub(loop: group.next(), settings: settings, certificate: StreamHubTests.certificate,
+                            logger: Logger(label: "test"), encoders: RecordingEncoderControl())
+        hub.attach(socket: socket)
+        let stunServer = try LoopbackReceiver()
+        hub.startServerReflexiveDiscovery(servers: [stunServer.address])
+        let request = try STUNMessage(parsing: try #require(stunServer.receive(1).first))
+        #expect(request.messageClass == .request && request.method == STUNMessage.bindingMethod)
+        let (_, before) = try hub.createSession(offer: StreamHubTests.offer())
+        #expect(!before.contains("typ srflx"))
+        let mapped = TransportAddress(host: "203.0.113.9", port: 41234)!
+        let response = STUNMessage(messageClass: .successResponse, transactionID: request.transactionID,
+                                   attributes: [.xorMappedAddress(mapped)]).serialized(integrityKey: nil, fingerprint: true)
+        hub.receive(response, from: TransportAddress(ip: .v4(127, 0, 0, 1), port: stunServer.port &+ 1))   // not the server
+        #expect(hub.lock.withLock { hub.serverReflexiveAddresses }.isEmpty)
+        hub.receive(response, from: stunServer.address)
+        #expect(hub.lock.withLock { hub.serverReflexiveAddresses } == [mapped])
+        let (_, after) = try hub.createSession(offer: StreamHubTests.offer(ufrag: "vwr2"))
+        #expect(after.contains("typ srflx raddr 127.0.0.1 rport \(socket.localPort)"))
+        #expect(after.contains("a=candidate:s1 1 udp 1694498815 203.0.113.9 41234 typ srflx"))
+        hub.closeAll()
+        hub.detachSocket()
+    }
+
+    @Test func stunServerSpellings() {
+        #expect(CameraDaemon.hostAndPort("stun.example.org:3478")! == ("stun.example.org", 3478))
+        #expect(CameraDaemon.hostAndPort("192.0.2.1:19302")! == ("192.0.2.1", 19302))
+        #expect(CameraDaemon.hostAndPort("[2001:db8::1]:3478")! == ("2001:db8::1", 3478))
+        for bad in ["stun.example.org", ":3478", "host:0", "host:70000", "host:"] {
+            #expect(CameraDaemon.hostAndPort(bad) == nil, "\(bad)")
+        }
     }
 
     @Test func outstandingChecksAreBoundedAndForgotten() {
