@@ -524,6 +524,17 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("redundantRetransmissions", viewer.redundantRetransmissions)
             json.field("retransmissionsInFlight", viewer.retransmissionsInFlight)
             json.field("keyframeRequests", viewer.keyframeRequests)
+            if let pair = viewer.icePair {
+                // Full ICE (issue 19): which kinds of address the media path joins.
+                json.key("icePair")
+                json.beginObject()
+                json.field("local", pair.local.kind.rawValue)
+                json.field("localAddress", pair.local.address.description)
+                json.field("remote", pair.remote.kind.rawValue)
+                json.field("remoteAddress", pair.remote.address.description)
+                json.field("rttMs", pair.roundTripTime.map(\.millisecondsDouble))
+                json.endObject()
+            }
             json.endObject()
         }
         json.endArray()

@@ -92,6 +92,8 @@ struct ViewerStatus: Sendable {
     var redundantRetransmissions = 0
     /// NACKs for packets whose resend was still on its way (less than a round trip ago).
     var retransmissionsInFlight = 0
+    /// Full ICE: the selected pair (issue 19): candidate types both sides, the round trip of its checks.
+    var icePair: ICESelectedPair?
 }
 
 /// What the hub asks of the encoders (MediaController; a recording double in the hub's tests).
@@ -655,7 +657,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     bytesSent: statistics.bytesSent, srtpProtectFailures: statistics.srtpProtectFailures,
                     srtcpFailures: statistics.srtcpFailures, rejectedDatagrams: statistics.rejectedDatagrams,
                     redundantRetransmissions: statistics.redundantRetransmissions,
-                    retransmissionsInFlight: statistics.retransmissionsInFlight)
+                    retransmissionsInFlight: statistics.retransmissionsInFlight,
+                    icePair: viewer.session.selectedICEPair)
             }
         }
     }

@@ -1,0 +1,251 @@
+"""Full ICE across two NATs (issue 19): rtcam on a camera LAN behind one NAT router, aiortc on a
+viewer LAN behind another, an "internet" between them with Debian's coturn as the STUN server.
+
+    camera LAN 10.0.1.0/24 ── NAT 203.0.113.2 ── internet (coturn 203.0.113.1:3478) ── 198.51.100.2 NAT ── viewer LAN 192.168.50.0/24
+
+Both routers masquerade (nft) and drop unsolicited UDP from their WAN side (shared/DESIGN.md "Hole
+punching through Linux NAT namespaces"): a datagram gets in only after the inside host sent one to
+where it comes from. No route leads to either LAN from outside, so a host pair cannot work. The
+camera router forwards TCP (the WHEP POST: "port-forward the page, let ICE find the media path"),
+never UDP. With full ICE both sides check each other's server-reflexive candidate and the checks
+punch the holes; with --ice lite rtcam never sends a check, so nothing gets through (why issue 19
+exists).
+
+Every namespace is the test's own (names carry its pid), made and deleted here, on failure too;
+only documentation and private addresses are used.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import attach
+from rtcam_process import RtcamProcess
+
+INTEROP_DIR = Path(__file__).resolve().parent
+CLONE_NEWNET = 0x40000000
+STUN_ADDRESS = "203.0.113.1"
+STUN_PORT = 3478
+CAMERA_LAN_ADDRESS = "10.0.1.2"
+CAMERA_PUBLIC_ADDRESS = "203.0.113.2"
+MIN_FPS = 25.0
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def run(*command: str, stdin: str | None = None) -> None:
+    done = subprocess.run(command, input=stdin, text=True, capture_output=True, timeout=20)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()}")
+
+
+def in_namespace(name: str, function, *args):
+    """Runs `function` on a thread moved into namespace `name` (setns moves only the calling
+    thread); processes it starts are born there."""
+    box: dict = {}
+
+    def target():
+        descriptor = os.open(f"/run/netns/{name}", os.O_RDONLY)
+        try:
+            if _libc.setns(descriptor, CLONE_NEWNET) != 0:
+                box["error"] = OSError(ctypes.get_errno(), f"setns into {name}")
+                return
+        finally:
+            os.close(descriptor)
+        try:
+            box["value"] = function(*args)
+        except BaseException as error:  # noqa: BLE001 — handed to the caller
+            box["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+class NATTopology:
+    """Five namespaces: cam, rcam (NAT), inet, rview (NAT), view."""
+
+    ROLES = ("cam", "rcam", "inet", "rview", "view")
+
+    def __init__(self):
+        prefix = f"rtice{os.getpid()}"
+        self.names = {role: f"{prefix}-{role}" for role in self.ROLES}
+        self.made: list[str] = []
+
+    def __getitem__(self, role: str) -> str:
+        return self.names[role]
+
+    def create(self) -> "NATTopology":
+        for role in self.ROLES:
+            run("ip", "netns", "add", self[role])
+            self.made.append(self[role])
+            run("ip", "-n", self[role], "link", "set", "lo", "up")
+        self._link("cam", "lan", "10.0.1.2/24", "rcam", "lan", "10.0.1.1/24")
+        self._link("rcam", "wan", "203.0.113.2/24", "inet", "cam", "203.0.113.1/24")
+        self._link("inet", "view", "198.51.100.1/24", "rview", "wan", "198.51.100.2/24")
+        self._link("rview", "lan", "192.168.50.1/24", "view", "lan", "192.168.50.2/24")
+        run("ip", "-n", self["cam"], "route", "add", "default", "via", "10.0.1.1")
+        run("ip", "-n", self["rcam"], "route", "add", "default", "via", "203.0.113.1")
+        run("ip", "-n", self["rview"], "route", "add", "default", "via", "198.51.100.1")
+        run("ip", "-n", self["view"], "route", "add", "default", "via", "192.168.50.1")
+        for role in ("rcam", "inet", "rview"):
+            run("ip", "netns", "exec", self[role], "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        # Both routers: masquerade out of the WAN, drop unsolicited UDP from it; the camera's also
+        # forwards TCP (the WHEP POST) to the camera.
+        for role, forward in (("rcam", f'iifname "wan" meta l4proto tcp dnat to {CAMERA_LAN_ADDRESS}'), ("rview", "")):
+            run("ip", "netns", "exec", self[role], "nft", "-f", "-", stdin=f"""
+table ip nat {{
+    chain prerouting {{
+        type nat hook prerouting priority dstnat; policy accept;
+        {forward}
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "wan" masquerade
+    }}
+}}
+table ip filter {{
+    chain input {{
+        type filter hook input priority filter; policy accept;
+        iifname "wan" meta l4proto udp drop
+    }}
+}}
+""")
+        return self
+
+    def _link(self, a: str, a_name: str, a_address: str, b: str, b_name: str, b_address: str) -> None:
+        run("ip", "-n", self[a], "link", "add", a_name, "type", "veth", "peer", "name", b_name, "netns", self[b])
+        run("ip", "-n", self[a], "addr", "add", a_address, "dev", a_name)
+        run("ip", "-n", self[b], "addr", "add", b_address, "dev", b_name)
+        run("ip", "-n", self[a], "link", "set", a_name, "up")
+        run("ip", "-n", self[b], "link", "set", b_name, "up")
+
+    def destroy(self) -> list[str]:
+        problems = []
+        for name in reversed(self.made):
+            done = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
+            if done.returncode != 0:
+                problems.append(f"ip netns del {name}: {done.stderr.strip()}")
+        self.made = []
+        return problems
+
+
+@pytest.fixture
+def nat_topology(request, tmp_path):
+    for tool in ("ip", "nft", "turnserver"):
+        if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode != 0:
+            pytest.fail(f"{tool} is missing (make install-test-packages: iproute2, nftables, coturn)", pytrace=False)
+    topology = NATTopology()
+    started: list[subprocess.Popen] = []
+    log = tmp_path / "coturn.log"
+    attach(request, "coturn log", lambda: log.read_text()[-3000:] if log.exists() else "")
+    try:
+        topology.create()
+        coturn = in_namespace(topology["inet"], lambda: subprocess.Popen(
+            ["turnserver", "-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls",
+             "--listening-ip", STUN_ADDRESS, "--listening-port", str(STUN_PORT),
+             "--log-file", str(log), "--simple-log", "--no-stdout-log"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        started.append(coturn)
+        topology.processes = started
+        yield topology
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        problems = topology.destroy()
+        assert not problems, problems
+
+
+def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str) -> RtcamProcess:
+    camera = RtcamProcess(state_dir=tmp_path / f"rtcam-{ice}", log_path=tmp_path / f"rtcam-{ice}.log",
+                          candidate_addresses=(CAMERA_LAN_ADDRESS,),
+                          extra_args=("--ice", ice, "--stun", f"{STUN_ADDRESS}:{STUN_PORT}", "--log-level", "debug"))
+    attach(request, f"rtcam --ice {ice}", lambda: camera.log_tail(120))
+    in_namespace(topology["cam"], camera.start)
+    topology.processes.append(camera.process)
+    return camera
+
+
+def watch(topology: NATTopology, camera: RtcamProcess, seconds: float, connect_timeout: float) -> tuple[dict, list]:
+    """aiortc in the viewer LAN, configured with the same STUN server, against the camera's
+    forwarded HTTP port; meanwhile the camera's /api/status, polled from its own LAN."""
+    viewer = in_namespace(topology["view"], lambda: subprocess.Popen(
+        [sys.executable, str(INTEROP_DIR / "whep_client.py"), f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/whep",
+         "--seconds", str(seconds), "--connect-timeout", str(connect_timeout),
+         "--stun", f"stun:{STUN_ADDRESS}:{STUN_PORT}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    topology.processes.append(viewer)
+    statuses = []
+    deadline = time.monotonic() + connect_timeout + seconds + 15
+    while viewer.poll() is None and time.monotonic() < deadline:
+        statuses.append(in_namespace(topology["cam"], camera.status))
+        time.sleep(0.5)
+    out, err = viewer.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    try:
+        summary = json.loads(out)
+    except json.JSONDecodeError:
+        summary = {"ok": False, "error": f"no JSON from whep_client.py: {out[-500:]!r} {err[-2000:]!r}"}
+    summary["stderr_tail"] = err[-1500:]
+    return summary, statuses
+
+
+def ice_pairs(statuses: list) -> list:
+    return [viewer["icePair"] for status in statuses for viewer in status.get("viewers", []) if viewer.get("icePair")]
+
+
+def test_full_ice_connects_through_two_nats_with_stun(nat_topology, tmp_path, request):
+    started = time.monotonic()
+    camera = start_camera(nat_topology, tmp_path, request, "full")
+    # The STUN client asked coturn at start: the answer offers the router's public address.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "server-reflexive address: 203.0.113.2:" not in camera.log_text():
+        time.sleep(0.1)
+    assert "server-reflexive address: 203.0.113.2:" in camera.log_text(), "no srflx address from coturn"
+
+    summary, statuses = watch(nat_topology, camera, seconds=5, connect_timeout=10)
+    attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
+    pairs = ice_pairs(statuses)
+    print(f"\naiortc: {json.dumps({k: v for k, v in summary.items() if k != 'stderr_tail'})}\nrtcam's pair: {pairs[-1:]}")
+    print(f"took {time.monotonic() - started:.1f} s")
+    assert summary["ok"], summary.get("error")
+    measurement = summary["measurement"]
+    assert measurement["fps"] >= MIN_FPS, f"decoded {measurement['fps']} fps over {measurement['seconds']} s"
+    assert pairs, "rtcam's /api/status never showed a selected pair"
+    pair = pairs[-1]
+    # No route to either LAN: the path is a reflexive one on both sides, between the two routers.
+    assert pair["local"] in ("srflx", "prflx") and pair["remote"] in ("srflx", "prflx"), pair
+    assert pair["localAddress"].startswith(f"{CAMERA_PUBLIC_ADDRESS}:"), pair
+    assert pair["remoteAddress"].startswith("198.51.100.2:"), pair
+    assert pair["rttMs"] is not None and pair["rttMs"] < 100, pair
+
+
+def test_ice_lite_cannot_cross_the_nats(nat_topology, tmp_path, request):
+    """The same topology with --ice lite: rtcam only answers, its LAN address has no route and no
+    check of the viewer's gets through the camera's router, so no media ever flows."""
+    camera = start_camera(nat_topology, tmp_path, request, "lite")
+    summary, statuses = watch(nat_topology, camera, seconds=1, connect_timeout=6)
+    attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
+    print(f"\naiortc: {summary.get('error')}")
+    assert summary.get("post_status") == 201, summary   # the page and WHEP are reachable...
+    assert not summary["ok"], "aiortc got media from an ICE-lite camera behind NAT"   # ...the media is not
+    states = {viewer["state"] for status in statuses for viewer in status.get("viewers", [])}
+    assert "connected" not in states, states
+    assert not ice_pairs(statuses)
