@@ -1,5 +1,5 @@
-"""Full ICE across two NATs (issue 19): rtcam on a camera LAN behind one NAT router, aiortc on a
-viewer LAN behind another, an "internet" between them with Debian's coturn as the STUN server.
+"""Full ICE across two NATs (issue 19): rtcam on a camera LAN behind one NAT router, aiortc (and
+Chromium) on a viewer LAN behind another, an "internet" between them with Debian's coturn as the STUN server.
 
     camera LAN 10.0.1.0/24 ── NAT 203.0.113.2 ── internet (coturn 203.0.113.1:3478) ── 198.51.100.2 NAT ── viewer LAN 192.168.50.0/24
 
@@ -249,3 +249,71 @@ def test_ice_lite_cannot_cross_the_nats(nat_topology, tmp_path, request):
     states = {viewer["state"] for status in statuses for viewer in status.get("viewers", [])}
     assert "connected" not in states, states
     assert not ice_pairs(statuses)
+
+
+CHROMIUM_WHEP = """(async () => {
+  const pc = new RTCPeerConnection({iceServers: [{urls: "stun:%(stun)s"}], bundlePolicy: "max-bundle"});
+  window.pc = pc;
+  pc.addTransceiver("video", {direction: "recvonly"});
+  pc.addTransceiver("audio", {direction: "recvonly"});
+  const video = document.createElement("video");
+  video.muted = true; video.autoplay = true; video.playsInline = true;
+  document.body.appendChild(video);
+  pc.ontrack = (event) => {
+    if (event.track.kind === "video") { video.srcObject = new MediaStream([event.track]); video.play().catch(() => {}); }
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((done) => {
+    if (pc.iceGatheringState === "complete") done();
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === "complete") done(); };
+    setTimeout(done, 8000);
+  });
+  const response = await fetch("/whep", {method: "POST", headers: {"Content-Type": "application/sdp"},
+                                         body: pc.localDescription.sdp});
+  if (response.status !== 201) throw new Error("POST /whep answered " + response.status);
+  await pc.setRemoteDescription({type: "answer", sdp: await response.text()});
+  return pc.localDescription.sdp;
+})()"""
+
+CHROMIUM_STATS = """(async () => {
+  const stats = await window.pc.getStats();
+  let frames = 0, pairId = null;
+  stats.forEach((report) => {
+    if (report.type === "inbound-rtp" && report.kind === "video") frames = report.framesDecoded || 0;
+    if (report.type === "transport" && report.selectedCandidatePairId) pairId = report.selectedCandidatePairId;
+  });
+  const pair = pairId && stats.get(pairId);
+  const local = pair && stats.get(pair.localCandidateId), remote = pair && stats.get(pair.remoteCandidateId);
+  return {frames, state: window.pc.connectionState, at: performance.now(),
+          local: local ? local.candidateType : null, remote: remote ? remote.candidateType : null,
+          remoteAddress: remote ? remote.address + ":" + remote.port : null};
+})()"""
+
+
+def test_chromium_connects_through_two_nats_with_stun(nat_topology, tmp_path, request):
+    from cdp import Chromium
+
+    camera = start_camera(nat_topology, tmp_path, request, "full")
+    browser = Chromium(log_path=str(tmp_path / "chromium.log"), user_data_dir=str(tmp_path / "chromium-profile"))
+    attach(request, "chromium log", lambda: (tmp_path / "chromium.log").read_text()[-3000:])
+    try:
+        in_namespace(nat_topology["view"], browser.start)
+        nat_topology.processes.append(browser.process)
+        page = browser.new_page()
+        attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+        page.navigate(f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/healthz")
+        page.evaluate(CHROMIUM_WHEP % {"stun": f"{STUN_ADDRESS}:{STUN_PORT}"}, timeout=20)
+        page.wait_for("window.pc.connectionState === 'connected'", timeout=15)
+        page.wait_for(f"(async () => (await {CHROMIUM_STATS}).frames > 0)()", timeout=15)
+        first = page.evaluate(CHROMIUM_STATS)
+        time.sleep(5)
+        last = page.evaluate(CHROMIUM_STATS)
+        pairs = ice_pairs([in_namespace(nat_topology["cam"], camera.status)])
+    finally:
+        browser.close()
+    fps = (last["frames"] - first["frames"]) / ((last["at"] - first["at"]) / 1000)
+    print(f"\nChromium: {fps:.1f} fps, its pair {last['local']} → {last['remote']} {last['remoteAddress']}; rtcam's {pairs}")
+    assert fps >= MIN_FPS, f"Chromium decoded {fps:.1f} fps"
+    assert last["local"] in ("srflx", "prflx") and last["remote"] in ("srflx", "prflx"), last
+    assert last["remoteAddress"].startswith(f"{CAMERA_PUBLIC_ADDRESS}:"), last
+    assert pairs and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
