@@ -53,6 +53,8 @@ struct HubSettings: Sendable {
     var iceMode = ICEMode.lite
     /// The media socket as STUN servers see it (`--stun`), offered by full-ICE answers.
     var serverReflexiveAddresses: [TransportAddress] = []
+    /// Where mDNS queries for browsers' `.local` candidates go (a test points it at loopback).
+    var multicastDNSGroup = MulticastDNSResolver.multicastGroup
 }
 
 /// What admitted a viewer (issue 16): nothing (viewing was open), an owner's login session (its id,
@@ -139,7 +141,12 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private var outstandingChecks = OutstandingChecks()
     /// `--stun`: asks the servers for the media socket's public address, offered in new answers.
     private var stunClient: STUNBindingClient?
-    private var stunTimer: Scheduled<Void>?
+    /// Full ICE: resolves the `.local` names of viewers' candidates (RFC 6762 one-shot queries).
+    private var multicastDNS: MulticastDNSResolver?
+    /// The candidates (a=candidate values) waiting for each name, and whose they are.
+    private var waitingForName: [String: [(viewer: String, candidate: String)]] = [:]
+    /// One timer for the STUN client and the mDNS resolver.
+    private var serviceTimer: Scheduled<Void>?
     private(set) var serverReflexiveAddresses: [TransportAddress] = []
     private var socket: MediaSocket?
     private var stopping = false
@@ -251,6 +258,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                              credential: credential, client: client)
         viewerIDByUfrag[made.localICE.ufrag] = id
         logger.info("viewer \(id) joined (\(viewers.count) watching)")
+        resolveMulticastDNS(made.multicastDNSCandidates, of: id)
         if viewers.count == 1 { encoders.setViewersPresent(true) }
         takeOutputs(of: id)
         return (id, made.answer)
@@ -310,6 +318,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     viewer.session.addRemoteCandidates(fragment.candidates, endOfCandidates: fragment.endOfCandidates,
                                                        now: MonotonicClock.now())
                     takeOutputs(of: id)
+                    if settings.iceMode == .full {
+                        resolveMulticastDNS(WHEPSessionFactory.multicastDNSCandidates(in: fragment.candidates), of: id)
+                    }
                     return .trickled
                 }
             }
@@ -390,7 +401,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         lock.withLock {
             stopping = true
             socket = nil
-            stunTimer?.cancel()
+            serviceTimer?.cancel()
         }
     }
 
@@ -408,7 +419,14 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                 let actions = client.receive(datagram, from: address, now: MonotonicClock.now())
                 stunClient = client
                 performSTUN(actions)
-                armSTUNTimer()
+                armServiceTimer()
+                return
+            }
+            if !isSTUN, var resolver = multicastDNS, resolver.isResponse(datagram, from: address) {
+                let actions = resolver.receive(datagram, from: address)
+                multicastDNS = resolver
+                performMulticastDNS(actions)
+                armServiceTimer()
                 return
             }
             if isSTUN, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
@@ -432,16 +450,24 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         guard !servers.isEmpty else { return }
         lock.withLock {
             stunClient = STUNBindingClient(servers: servers, now: MonotonicClock.now(), random: SystemRandomNumberGenerator())
-            stunTimerFired()
+            serviceTimerFired()
         }
     }
 
-    private func stunTimerFired() {
-        guard var client = stunClient, !stopping else { return }
-        let actions = client.handleTimeout(now: MonotonicClock.now())
-        stunClient = client
-        performSTUN(actions)
-        armSTUNTimer()
+    private func serviceTimerFired() {
+        guard !stopping else { return }
+        let now = MonotonicClock.now()
+        if var client = stunClient, let due = client.nextDeadline, due <= now {
+            let actions = client.handleTimeout(now: now)
+            stunClient = client
+            performSTUN(actions)
+        }
+        if var resolver = multicastDNS, let due = resolver.nextDeadline, due <= now {
+            let actions = resolver.handleTimeout(now: now)
+            multicastDNS = resolver
+            performMulticastDNS(actions)
+        }
+        armServiceTimer()
     }
 
     private func performSTUN(_ actions: [STUNBindingClient.Action]) {
@@ -458,12 +484,60 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         }
     }
 
-    private func armSTUNTimer() {
-        stunTimer?.cancel()
-        guard let deadline = stunClient?.nextDeadline, !stopping else { return }
+    private func armServiceTimer() {
+        serviceTimer?.cancel()
+        guard let deadline = earliest(stunClient?.nextDeadline, multicastDNS?.nextDeadline), !stopping else { return }
         let delay = deadline - MonotonicClock.now()
-        stunTimer = loop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) { [self] in
-            lock.withLock { stunTimerFired() }
+        serviceTimer = loop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) { [self] in
+            lock.withLock { serviceTimerFired() }
+        }
+    }
+
+    // MARK: - mDNS names of viewers' candidates
+
+    /// Most candidates waiting for names at once (a peer cannot make the hub keep more).
+    static let maximumWaitingForNames = 64
+
+    /// Asks for the `.local` names of these candidates of viewer `id`; each resolved one is then
+    /// given to the viewer's session with the address in place of the name.
+    private func resolveMulticastDNS(_ candidates: [String], of id: String) {
+        guard !candidates.isEmpty, socket != nil else { return }
+        if multicastDNS == nil {
+            multicastDNS = MulticastDNSResolver(group: settings.multicastDNSGroup, random: SystemRandomNumberGenerator())
+        }
+        var actions: [MulticastDNSResolver.Action] = []
+        for candidate in candidates {
+            guard waitingForName.values.reduce(0, { $0 + $1.count }) < Self.maximumWaitingForNames,
+                  case let .multicastDNSName(name, _, _, _, _) = ICECandidate.parse(sdpValue: candidate) else { continue }
+            waitingForName[name.lowercased(), default: []].append((id, candidate))
+            actions += multicastDNS!.resolve(name, now: MonotonicClock.now())
+        }
+        performMulticastDNS(actions)
+        armServiceTimer()
+    }
+
+    private func performMulticastDNS(_ actions: [MulticastDNSResolver.Action]) {
+        for action in actions {
+            switch action {
+            case let .send(bytes, to):
+                var batch = DatagramBatch()
+                batch.append(bytes)
+                socket?.send(batch, to: to)
+            case let .resolved(name, ip):
+                for (id, candidate) in waitingForName.removeValue(forKey: name) ?? [] {
+                    guard let viewer = viewers[id] else { continue }
+                    let fields = candidate.split(separator: " ", omittingEmptySubsequences: true)
+                    let resolved = fields.enumerated().map { index, field in
+                        index == 4 && field.lowercased() == name ? "\(ip)" : String(field)
+                    }.joined(separator: " ")
+                    logger.debug("viewer \(id): \(name) is \(ip)")
+                    viewer.session.addRemoteCandidates([resolved], endOfCandidates: false, now: MonotonicClock.now())
+                    takeOutputs(of: id)
+                }
+            case let .failed(name):
+                waitingForName[name] = nil
+                logger.debug("mDNS: no answer for \(name)")
+            }
         }
     }
 

@@ -29,6 +29,8 @@ struct WHEPSessionFactory: Sendable {
         var session: PeerSession
         var localICE: ICECredentials
         var answer: String
+        /// Full ICE: the offer's candidates named by mDNS (`<uuid>.local`), for the hub to resolve.
+        var multicastDNSCandidates: [String] = []
     }
 
     /// `client`: the IP the offer was POSTed from (nil: checks are answered from anywhere).
@@ -92,10 +94,17 @@ struct WHEPSessionFactory: Sendable {
         }
         do {
             let session = try PeerSession(configuration: configuration, now: now, random: &random)
-            return Made(session: session, localICE: localICE, answer: answer.serialized())
+            var made = Made(session: session, localICE: localICE, answer: answer.serialized())
+            if fullICE { made.multicastDNSCandidates = Self.multicastDNSCandidates(in: Self.candidateValues(in: offer)) }
+            return made
         } catch {
             throw .internalFailure("DTLS setup failed: \(error)")
         }
+    }
+
+    /// The candidate values whose address is an mDNS name.
+    static func multicastDNSCandidates(in values: [String]) -> [String] {
+        values.filter { if case .multicastDNSName = ICECandidate.parse(sdpValue: $0) { true } else { false } }
     }
 
     /// The offer's a=candidate values, each once (a BUNDLE offer repeats them per section).

@@ -99,6 +99,39 @@ import Testing
         hub.detachSocket()
     }
 
+    /// A browser's `.local` candidate: the hub asks for the name (one-shot mDNS, here to a loopback
+    /// stand-in for 224.0.0.251:5353), and checks the address the answer gives.
+    @Test func multicastDNSCandidateIsResolvedThenChecked() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let socket = try MediaSocket(port: 0, segmentationOffload: false, logger: Logger(label: "test"))
+        defer { socket.close() }
+        let responder = try LoopbackReceiver()
+        let viewer = try LoopbackReceiver()
+        var settings = HubSettings(maximumViewers: 2, candidateAddresses: [.v4(127, 0, 0, 1)], mediaPort: socket.localPort,
+                                   h264ProfileLevelID: "42e01f", hasVideo: true, hasAudio: true)
+        settings.iceMode = .full
+        settings.multicastDNSGroup = responder.address
+        let hub = StreamHub(loop: group.next(), settings: settings, certificate: StreamHubTests.certificate,
+                            logger: Logger(label: "test"), encoders: RecordingEncoderControl())
+        hub.attach(socket: socket)
+        var offer = RecvOnlyOfferBuilder.offer(iceUfrag: "vwer", icePassword: Self.viewerPassword,
+                                               fingerprintSHA256: StreamHubTests.certificate.fingerprintSDP)
+        let name = "5c1e7a1c-0d51-4e48-a0f6-7b1e0c3a9d21.local"
+        offer.media[0].attributes.append(SDPAttribute("candidate", "1 1 udp 2122260223 \(name) \(viewer.port) typ host"))
+        _ = try hub.createSession(offer: offer.serialized(), from: .v4(127, 0, 0, 1))
+        let query = try #require(responder.receive(1).first)
+        #expect(query.count > 12 && query[4...5] == [0, 1])
+        // The answer: ID echoed, QR set, the question, one A record 127.0.0.1 (RFC 6762 §6.7).
+        var answer = Array(query[0..<2]) + [0x84, 0x00, 0, 1, 0, 1, 0, 0, 0, 0] + Array(query[12...])
+        answer += [0xC0, 12, 0, 1, 0x80, 1, 0, 0, 0, 10, 0, 4, 127, 0, 0, 1]
+        hub.receive(answer, from: responder.address)
+        let check = try STUNMessage(parsing: try #require(viewer.receive(1).first))
+        #expect(check.messageClass == .request && check.username?.hasPrefix("vwer:") == true)
+        hub.closeAll()
+        hub.detachSocket()
+    }
+
     @Test func stunServerSpellings() {
         #expect(CameraDaemon.hostAndPort("stun.example.org:3478")! == ("stun.example.org", 3478))
         #expect(CameraDaemon.hostAndPort("192.0.2.1:19302")! == ("192.0.2.1", 19302))
