@@ -181,6 +181,8 @@ public final class CameraDaemon: @unchecked Sendable {
         hub.attach(socket: mediaSocket)
         if configuration.iceMode == .full {
             hub.startServerReflexiveDiscovery(servers: try stunServers())
+        } else if !configuration.stunServers.isEmpty {
+            logger.warning("--stun is not used with --ice lite (an ICE-lite answer offers host candidates only)")
         }
         let reader = MediaSocketReader(socket: mediaSocket, group: group, logger: logger,
                                        receive: { datagram, from in hub.receive(datagram, from: from) })
