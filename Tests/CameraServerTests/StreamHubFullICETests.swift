@@ -48,7 +48,7 @@ import Testing
         let hub = makeHub(group: group, mediaPort: socket.localPort)
         hub.attach(socket: socket)
         let viewer = try LoopbackReceiver()
-        let (id, _) = try hub.createSession(offer: offer(candidate: viewer.address))
+        let (id, answerText) = try hub.createSession(offer: offer(candidate: viewer.address))
         // The first check goes out from the media socket at once (nothing paced before it).
         let check = try STUNMessage(parsing: try #require(viewer.receive(1).first))
         #expect(check.messageClass == .request && check.iceControlled != nil && check.username?.hasPrefix("vwer:") == true)
@@ -64,6 +64,18 @@ import Testing
         #expect(hub.lock.withLock { hub.viewers[id]?.addresses.isEmpty } == true)
         hub.receive(genuine, from: viewer.address)
         #expect(hub.lock.withLock { hub.viewers[id]?.addresses } == [viewer.address])
+        // The viewer nominates (USE-CANDIDATE): the pair is valid already, so it is selected, and
+        // /api/status shows it.
+        let answer = try SessionDescription(parsing: answerText)
+        let camera = try #require(answer.media[0].iceUfrag.flatMap { ufrag in answer.media[0].icePassword.map { (ufrag, $0) } })
+        let nomination = STUNMessage(messageClass: .request, transactionID: Array(repeating: 9, count: 12), attributes: [
+            .username("\(camera.0):vwer"), .priority(2_130_706_431), .iceControlling(77), .useCandidate,
+        ]).serialized(integrityKey: Array(camera.1.utf8), fingerprint: true)
+        hub.receive(nomination, from: viewer.address)
+        let pair = try #require(hub.viewerStatuses().first?.icePair)
+        #expect(pair.remote.kind == .host && pair.remote.address == viewer.address)
+        #expect(pair.local.kind == .host && pair.local.address == mediaSocket)
+        #expect(pair.roundTripTime != nil)
     }
 
     /// `--stun`: the hub asks from the media socket; the server's answer (and only the server's)
