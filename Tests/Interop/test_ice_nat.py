@@ -79,7 +79,9 @@ class NATTopology:
 
     ROLES = ("cam", "rcam", "inet", "rview", "view")
 
-    def __init__(self):
+    def __init__(self, symmetric_viewer_nat: bool = False):
+        # `masquerade random`: a new random port per destination (address-and-port-dependent mapping).
+        self.symmetric_viewer_nat = symmetric_viewer_nat
         prefix = f"rtice{os.getpid()}"
         self.names = {role: f"{prefix}-{role}" for role in self.ROLES}
         self.made: list[str] = []
@@ -104,7 +106,9 @@ class NATTopology:
             run("ip", "netns", "exec", self[role], "sysctl", "-qw", "net.ipv4.ip_forward=1")
         # Both routers: masquerade out of the WAN, drop unsolicited UDP from it; the camera's also
         # forwards TCP (the WHEP POST) to the camera.
-        for role, forward in (("rcam", f'iifname "wan" meta l4proto tcp dnat to {CAMERA_LAN_ADDRESS}'), ("rview", "")):
+        viewer_masquerade = "masquerade random" if self.symmetric_viewer_nat else "masquerade"
+        for role, forward, masquerade in (("rcam", f'iifname "wan" meta l4proto tcp dnat to {CAMERA_LAN_ADDRESS}', "masquerade"),
+                                          ("rview", "", viewer_masquerade)):
             run("ip", "netns", "exec", self[role], "nft", "-f", "-", stdin=f"""
 table ip nat {{
     chain prerouting {{
@@ -113,7 +117,7 @@ table ip nat {{
     }}
     chain postrouting {{
         type nat hook postrouting priority srcnat; policy accept;
-        oifname "wan" masquerade
+        oifname "wan" {masquerade}
     }}
 }}
 table ip filter {{
@@ -124,6 +128,11 @@ table ip filter {{
 }}
 """)
         return self
+
+    def forward_udp_to_camera(self, port: int) -> None:
+        """A UDP port forward on the camera's router (what a user sets up for the media port)."""
+        run("ip", "netns", "exec", self["rcam"], "nft", "add", "rule", "ip", "nat", "prerouting",
+            "iifname", "wan", "udp", "dport", str(port), "dnat", "to", CAMERA_LAN_ADDRESS)
 
     def _link(self, a: str, a_name: str, a_address: str, b: str, b_name: str, b_address: str) -> None:
         run("ip", "-n", self[a], "link", "add", a_name, "type", "veth", "peer", "name", b_name, "netns", self[b])
@@ -144,10 +153,19 @@ table ip filter {{
 
 @pytest.fixture
 def nat_topology(request, tmp_path):
+    yield from _nat_topology(request, tmp_path, symmetric_viewer_nat=False)
+
+
+@pytest.fixture
+def symmetric_viewer_topology(request, tmp_path):
+    yield from _nat_topology(request, tmp_path, symmetric_viewer_nat=True)
+
+
+def _nat_topology(request, tmp_path, symmetric_viewer_nat: bool):
     for tool in ("ip", "nft", "turnserver"):
         if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode != 0:
             pytest.fail(f"{tool} is missing (make install-test-packages: iproute2, nftables, coturn)", pytrace=False)
-    topology = NATTopology()
+    topology = NATTopology(symmetric_viewer_nat=symmetric_viewer_nat)
     started: list[subprocess.Popen] = []
     log = tmp_path / "coturn.log"
     attach(request, "coturn log", lambda: log.read_text()[-3000:] if log.exists() else "")
@@ -190,7 +208,7 @@ def watch(topology: NATTopology, camera: RtcamProcess, seconds: float, connect_t
     viewer = in_namespace(topology["view"], lambda: subprocess.Popen(
         [sys.executable, str(INTEROP_DIR / "whep_client.py"), f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/whep",
          "--seconds", str(seconds), "--connect-timeout", str(connect_timeout),
-         "--stun", f"stun:{STUN_ADDRESS}:{STUN_PORT}"],
+         "--stun", f"stun:{STUN_ADDRESS}:{STUN_PORT}", "--no-loopback"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     topology.processes.append(viewer)
     statuses = []
@@ -317,3 +335,31 @@ def test_chromium_connects_through_two_nats_with_stun(nat_topology, tmp_path, re
     assert last["local"] in ("srflx", "prflx") and last["remote"] in ("srflx", "prflx"), last
     assert last["remoteAddress"].startswith(f"{CAMERA_PUBLIC_ADDRESS}:"), last
     assert pairs and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
+
+
+def test_symmetric_viewer_nat_needs_a_relay_or_a_port_forward(symmetric_viewer_topology, tmp_path, request):
+    """The viewer's router maps each destination to a new random port (symmetric): its srflx
+    address from coturn is useless toward the camera, and the camera's router lets nothing in that
+    the camera did not send to first, so no direct path exists (only TURN would help: not done)."""
+    camera = start_camera(symmetric_viewer_topology, tmp_path, request, "full")
+    summary, statuses = watch(symmetric_viewer_topology, camera, seconds=1, connect_timeout=6)
+    attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
+    print(f"\naiortc: {summary.get('error')}")
+    assert summary.get("post_status") == 201, summary
+    assert not summary["ok"], "media crossed a symmetric NAT and a port-restricted one without a relay"
+    assert not ice_pairs(statuses)
+
+
+def test_symmetric_viewer_nat_with_the_media_port_forwarded(symmetric_viewer_topology, tmp_path, request):
+    """The same, with the media port forwarded on the camera's router: the viewer's checks get in
+    from its new mapping, rtcam learns that address as peer-reflexive (RFC 8445 §7.3.1.3) and its
+    triggered check goes back through the viewer's router on the viewer's own mapping."""
+    camera = start_camera(symmetric_viewer_topology, tmp_path, request, "full")
+    symmetric_viewer_topology.forward_udp_to_camera(camera.media_port)
+    summary, statuses = watch(symmetric_viewer_topology, camera, seconds=5, connect_timeout=10)
+    attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
+    pairs = ice_pairs(statuses)
+    print(f"\naiortc: ok={summary['ok']} {summary.get('measurement', {}).get('fps')} fps; rtcam's pair: {pairs[-1:]}")
+    assert summary["ok"], summary.get("error")
+    assert summary["measurement"]["fps"] >= MIN_FPS, summary["measurement"]
+    assert pairs and pairs[-1]["remote"] == "prflx" and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs

@@ -469,10 +469,12 @@ def tone_track(frequency: float = 600.0, amplitude: float = 0.3):
 
 
 async def receive(url: str, seconds: float = 5.0, connect_timeout: float = 10.0, video: bool = True,
-                  audio: bool = True, delete: bool = True, talk: bool = False, stun_urls: tuple[str, ...] = ()) -> dict:
+                  audio: bool = True, delete: bool = True, talk: bool = False, stun_urls: tuple[str, ...] = (),
+                  loopback_candidates: bool = True) -> dict:
     """Connect, wait for media, measure for `seconds`, DELETE; return a JSON-ready summary. `talk`:
     send a 600 Hz tone on a sendrecv audio transceiver and claim the talk floor (talkback, issue 17)."""
-    client = WhepClient(url, video=video, audio=audio, talk_track=tone_track() if talk else None, stun_urls=stun_urls)
+    client = WhepClient(url, video=video, audio=audio, talk_track=tone_track() if talk else None, stun_urls=stun_urls,
+                        loopback_candidates=loopback_candidates)
     summary: dict = {"endpoint": client.endpoint, "ok": False}
     try:
         await client.connect()
@@ -511,12 +513,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--keep-session", action="store_true", help="do not DELETE the session at the end")
     parser.add_argument("--stun", action="append", default=[], metavar="stun:HOST:PORT",
                         help="a STUN server for aiortc's server-reflexive candidate (repeatable)")
+    parser.add_argument("--no-loopback", action="store_true",
+                        help="no 127.0.0.1 host candidate (a namespace with real interfaces: its STUN query would only time out)")
     parser.add_argument("--talk", action="store_true",
                         help="talk through the camera: send a 600 Hz tone (sendrecv audio) and claim the talk floor")
     args = parser.parse_args(argv)
     summary = asyncio.run(receive(args.url, seconds=args.seconds, connect_timeout=args.connect_timeout,
                                   video=not args.no_video, audio=not args.no_audio,
-                                  delete=not args.keep_session, talk=args.talk, stun_urls=tuple(args.stun)))
+                                  delete=not args.keep_session, talk=args.talk, stun_urls=tuple(args.stun),
+                                  loopback_candidates=not args.no_loopback))
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0 if summary["ok"] else 1
