@@ -142,7 +142,7 @@ public struct PeerSessionStatistics: Equatable, Sendable {
 }
 
 /// One viewer's whole WebRTC session, sans-IO (DESIGN.md): datagrams and time in, datagrams, events
-/// and the next deadline out. ICE-lite (controlled) → DTLS (role from SDP) → SRTP, then RTP out and
+/// and the next deadline out. ICE (lite or full, controlled) → DTLS (role from SDP) → SRTP, then RTP out and
 /// RTCP feedback in. No clock, no socket, no thread inside.
 public final class PeerSession {
     public let configuration: PeerSessionConfiguration
