@@ -194,6 +194,11 @@ public final class CameraDaemon: @unchecked Sendable {
             settings: settingsController, threadPool: threadPool,
             status: { [self] in statusJSON(hub: hub, media: media.current) },
             devices: { DeviceListing.json() })
+        if configuration.iceMode == .full {
+            // The page's browser asks the same STUN servers, so that a viewer behind a NAT offers its
+            // public address too (issue 19).
+            router.viewerPageHTML = ViewerPage.html(stunServers: configuration.stunServers.filter { Self.hostAndPort($0) != nil })
+        }
         let startedAt = self.startedAt
         router.outputs = OutputEndpoints(
             loop: loop, stills: media.stills,

@@ -175,3 +175,16 @@ import Testing
         #expect(checks.count == 1 && checks.session(answeredBy: response(99)) == nil)
     }
 }
+
+/// The viewer page with the camera's STUN servers for the browser (issue 19).
+@Suite struct ViewerPageSTUNTests {
+    @Test func stunServersGoInTheMetaTagAndTheScriptsStayTheSame() {
+        let page = ViewerPage.html(stunServers: ["stun.example.org:3478", "192.0.2.1:19302"])
+        #expect(page.contains(#"<meta name="rtcam-stun" content="stun:stun.example.org:3478 stun:192.0.2.1:19302">"#))
+        #expect(!page.contains(#"<meta name="rtcam-stun" content="">"#))
+        // The CSP hashes the inline scripts: they must not change.
+        #expect(ContentSecurityPolicy.policy(for: page, framing: nil) == ContentSecurityPolicy.viewerPage)
+        #expect(ViewerPage.html(stunServers: []) == ViewerPage.html)
+        #expect(ViewerPage.html(stunServers: [#"a"><script>x"#]).contains(#"content="stun:a&quot;&gt;&lt;script&gt;x""#))
+    }
+}

@@ -363,3 +363,33 @@ def test_symmetric_viewer_nat_with_the_media_port_forwarded(symmetric_viewer_top
     assert summary["ok"], summary.get("error")
     assert summary["measurement"]["fps"] >= MIN_FPS, summary["measurement"]
     assert pairs and pairs[-1]["remote"] == "prflx" and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
+
+
+def test_viewer_page_plays_through_two_nats(nat_topology, tmp_path, request):
+    """rtcam's own viewer page in Chromium: the page takes the camera's --stun servers for the
+    browser, waits briefly for the server-reflexive candidate, and plays."""
+    from cdp import Chromium
+
+    camera = start_camera(nat_topology, tmp_path, request, "full")
+    browser = Chromium(log_path=str(tmp_path / "chromium-page.log"), user_data_dir=str(tmp_path / "chromium-page-profile"))
+    attach(request, "chromium log", lambda: (tmp_path / "chromium-page.log").read_text()[-3000:])
+    try:
+        in_namespace(nat_topology["view"], browser.start)
+        nat_topology.processes.append(browser.process)
+        page = browser.new_page()
+        attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+        started = time.monotonic()
+        page.navigate(f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/")
+        page.wait_for("window.rtcam && window.rtcam.framesDecoded > 0 && window.rtcam.state === 'connected'", timeout=20)
+        first_frame = time.monotonic() - started
+        first = page.evaluate("JSON.parse(JSON.stringify(window.rtcam))")
+        time.sleep(4)
+        last = page.evaluate("JSON.parse(JSON.stringify(window.rtcam))")
+        pairs = ice_pairs([in_namespace(nat_topology["cam"], camera.status)])
+    finally:
+        browser.close()
+    fps = (last["framesDecoded"] - first["framesDecoded"]) / ((last["updatedAt"] - first["updatedAt"]) / 1000)
+    print(f"\nviewer page: first frame {first_frame:.2f} s after navigating, {fps:.1f} fps; rtcam's pair {pairs}")
+    assert fps >= MIN_FPS, f"the page decoded {fps:.1f} fps"
+    assert last["reconnects"] == 0, last
+    assert pairs and pairs[-1]["local"] in ("srflx", "prflx") and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
