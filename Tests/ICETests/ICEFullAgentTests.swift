@@ -165,6 +165,38 @@ struct ICEScenario {
         #expect(times.filter { $0 < .seconds(5) }.count >= 36)
     }
 
+    /// RFC 8445 §6.1.4.2 and §14.2: one new check per Ta (50 ms), the highest-priority Waiting pair
+    /// first (§6.1.2.3); the pair that arrived alone went at once.
+    @Test func checksArePacedInPriorityOrder() throws {
+        var camera = ICEParty.agent(.controlled, camera: true, host: ICEScenario.cameraHost, tieBreaker: 5, seed: 8)
+        let now = MonotonicTime(seconds: 1000)
+        func candidate(_ last: UInt8, preference: UInt16, kind: ICECandidate.Kind = .host) -> ICECandidate {
+            ICECandidate(address: TransportAddress(ip: .v4(198, 51, 100, last), port: 9), kind: kind,
+                         localPreference: preference, foundation: "f\(last)")
+        }
+        var sent: [(MonotonicTime, TransportAddress)] = []
+        func note(_ actions: [ICEAction], at time: MonotonicTime) {
+            for case let .send(bytes, to) in actions where (try? STUNMessage(parsing: bytes))?.messageClass == .request {
+                sent.append((time, to))
+            }
+        }
+        note(camera.addRemoteCandidate(candidate(1, preference: 10), now: now), at: now)
+        for (last, preference, kind) in [(2, 20, ICECandidate.Kind.serverReflexive), (3, 30, .host), (4, 40, .host)] as [(UInt8, UInt16, ICECandidate.Kind)] {
+            note(camera.addRemoteCandidate(candidate(last, preference: preference, kind: kind), now: now), at: now)
+        }
+        var time = now
+        while let deadline = camera.nextDeadline, deadline < now + .milliseconds(400) {
+            time = deadline
+            note(camera.handleTimeout(now: time), at: time)
+        }
+        let firsts = sent.reduce(into: [(MonotonicTime, TransportAddress)]()) { list, entry in
+            if !list.contains(where: { $0.1 == entry.1 }) { list.append(entry) }
+        }
+        #expect(firsts.map { ($0.0 - now).millisecondsDouble } == [0, 50, 100, 150])
+        // Host 40, host 30, then the srflx one (type preference 100 < 126) whatever its local preference.
+        #expect(firsts.map(\.1.ip) == [.v4(198, 51, 100, 1), .v4(198, 51, 100, 4), .v4(198, 51, 100, 3), .v4(198, 51, 100, 2)])
+    }
+
     /// RFC 8489 §6.2.1 with RFC 8445 §14.3's RTO of 500 ms: a check to an unreachable candidate is
     /// sent 7 times at 0, 0.5, 1.5, 3.5, 7.5, 15.5 and 31.5 s, then fails 16 × RTO after the last.
     @Test func unansweredCheckIsRetransmittedThenFails() throws {
