@@ -199,6 +199,13 @@ def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str) -> Rt
     attach(request, f"rtcam --ice {ice}", lambda: camera.log_tail(120))
     in_namespace(topology["cam"], camera.start)
     topology.processes.append(camera.process)
+    if ice == "full":
+        # The STUN client asks coturn at start; an answer made before it heard back offers no
+        # srflx candidate (answers never wait), so the viewers here come after it.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "server-reflexive address: 203.0.113.2:" not in camera.log_text():
+            time.sleep(0.05)
+        assert "server-reflexive address: 203.0.113.2:" in camera.log_text(), "no srflx address from coturn"
     return camera
 
 
@@ -232,11 +239,6 @@ def ice_pairs(statuses: list) -> list:
 def test_full_ice_connects_through_two_nats_with_stun(nat_topology, tmp_path, request):
     started = time.monotonic()
     camera = start_camera(nat_topology, tmp_path, request, "full")
-    # The STUN client asked coturn at start: the answer offers the router's public address.
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and "server-reflexive address: 203.0.113.2:" not in camera.log_text():
-        time.sleep(0.1)
-    assert "server-reflexive address: 203.0.113.2:" in camera.log_text(), "no srflx address from coturn"
 
     summary, statuses = watch(nat_topology, camera, seconds=5, connect_timeout=10)
     attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
