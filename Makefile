@@ -6,7 +6,7 @@ BUILD_PACKAGES := pkg-config libv4l-dev libasound2-dev libx264-dev libopus-dev l
 TEST_PACKAGES := chromium firefox-esr ffmpeg sox python3-venv iproute2 util-linux systemd pulseaudio pulseaudio-utils libasound2-plugins \
                  python3-gi gir1.2-gst-plugins-bad-1.0 gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-nice gstreamer1.0-libav \
                  sslscan libnss3-tools openssl curl \
-                 pipewire pipewire-bin wireplumber dbus-daemon
+                 pipewire pipewire-bin wireplumber dbus-daemon nftables coturn
 # PipeWire's ALSA plugin for the interop tests, unpacked here: Debian 12 will not install pipewire-alsa
 # next to pulseaudio (installing either removes the other), and the tests need both servers.
 PIPEWIRE_ALSA_ROOT := $(CURDIR)/.build-pipewire-alsa

@@ -75,7 +75,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "SystemSupport", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "CongestionControl", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CMalloc", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
+            "RTCBase", "SystemSupport", "STUN", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "CongestionControl", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CMalloc", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -84,7 +84,7 @@ let package = Package(
         ]),
         // The command line: rtcam's own small grammar (no swift-argument-parser: README.md, "Facts measured here").
         .target(name: "RTCamCommandLine", dependencies: [
-            "CameraServer",
+            "CameraServer", "ICE",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "rtcam", dependencies: [
@@ -112,7 +112,7 @@ let package = Package(
 
         .testTarget(name: "RTCBaseTests", dependencies: ["RTCBase"]),
         .testTarget(name: "RTCamCommandLineTests", dependencies: [
-            "RTCamCommandLine", "CameraServer",
+            "RTCamCommandLine", "CameraServer", "ICE",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),

@@ -1,5 +1,6 @@
 import DTLS
 import Dispatch
+import ICE
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -32,6 +33,10 @@ public struct DaemonConfiguration: Sendable {
     public var stateDirectory = "/var/lib/rtcam"
     /// Addresses put in the SDP answer as host candidates; empty: every usable interface address.
     public var candidateAddresses: [String] = []
+    /// Full ICE (checks both ways, through NATs) or ICE-lite (answers checks only; issue 19).
+    public var iceMode = ICEMode.full
+    /// STUN servers ("HOST:PORT") asked for rtcam's server-reflexive address (full ICE).
+    public var stunServers: [String] = []
     /// Explicit command-line settings: they win over the saved ones for this run.
     public var overrides = SettingsOverrides()
 
@@ -71,12 +76,14 @@ public struct SettingsOverrides: Sendable {
 
 public enum DaemonError: Error, CustomStringConvertible {
     case invalidCandidateAddress(String)
+    case invalidSTUNServer(String)
     case stateDirectory(String)
     case certificate(String)
 
     public var description: String {
         switch self {
         case let .invalidCandidateAddress(text): return "not an IP address: \(text)"
+        case let .invalidSTUNServer(text): return "--stun wants HOST:PORT: \(text)"
         case let .stateDirectory(reason): return "state directory: \(reason)"
         case let .certificate(reason): return "DTLS certificate: \(reason)"
         }
@@ -172,6 +179,11 @@ public final class CameraDaemon: @unchecked Sendable {
                                               && Environment.value("RTCAM_UDP_GSO") != "0",
                                           logger: logger)
         hub.attach(socket: mediaSocket)
+        if configuration.iceMode == .full {
+            hub.startServerReflexiveDiscovery(servers: try stunServers())
+        } else if !configuration.stunServers.isEmpty {
+            logger.warning("--stun is not used with --ice lite (an ICE-lite answer offers host candidates only)")
+        }
         let reader = MediaSocketReader(socket: mediaSocket, group: group, logger: logger,
                                        receive: { datagram, from in hub.receive(datagram, from: from) })
         try reader.start()
@@ -182,6 +194,11 @@ public final class CameraDaemon: @unchecked Sendable {
             settings: settingsController, threadPool: threadPool,
             status: { [self] in statusJSON(hub: hub, media: media.current) },
             devices: { DeviceListing.json() })
+        if configuration.iceMode == .full {
+            // The page's browser asks the same STUN servers, so that a viewer behind a NAT offers its
+            // public address too (issue 19).
+            router.viewerPageHTML = ViewerPage.html(stunServers: configuration.stunServers.filter { Self.hostAndPort($0) != nil })
+        }
         let startedAt = self.startedAt
         router.outputs = OutputEndpoints(
             loop: loop, stills: media.stills,
@@ -328,7 +345,8 @@ public final class CameraDaemon: @unchecked Sendable {
                     mediaPort: UInt16(configuration.mediaPort), h264ProfileLevelID: media.h264ProfileLevelID,
                     hasVideo: true, hasAudio: media.hasAudio,
                     hasSpeaker: talkback?.hasSpeaker ?? false, whoMayTalk: settings.talkback.whoMayTalk,
-                    videoBitrateKbps: settings.media.bitrateKbps)
+                    videoBitrateKbps: settings.media.bitrateKbps,
+                    iceMode: configuration.iceMode)
     }
 
     private func waitForTerminationSignal() {
@@ -344,6 +362,30 @@ public final class CameraDaemon: @unchecked Sendable {
         }
         stop.wait()
         sources.forEach { $0.cancel() }
+    }
+
+    /// `--stun HOST:PORT` resolved (IPv4: the media socket's family). A name that does not resolve
+    /// now is left out with a warning (the camera still serves its LAN); a malformed one is an error.
+    private func stunServers() throws -> [TransportAddress] {
+        try configuration.stunServers.compactMap { text in
+            guard let (host, port) = Self.hostAndPort(text) else { throw DaemonError.invalidSTUNServer(text) }
+            if let ip = TransportAddress.IP(parsing: host) { return TransportAddress(ip: ip, port: port) }
+            guard let resolved = try? SocketAddress.makeAddressResolvingHost(host, port: Int(port)),
+                  let address = TransportAddress(resolved), case .v4 = address.ip else {
+                logger.warning("STUN server \(text): no IPv4 address found; not used")
+                return nil
+            }
+            return address
+        }
+    }
+
+    /// "host:port", "192.0.2.1:3478" or "[2001:db8::1]:3478".
+    static func hostAndPort(_ text: String) -> (host: String, port: UInt16)? {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else { return nil }
+        var host = text[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        guard !host.isEmpty else { return nil }
+        return (String(host), port)
     }
 
     private func candidateAddresses() throws -> [TransportAddress.IP] {
@@ -499,6 +541,17 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("pacerQueueMs", viewer.pacerQueueMilliseconds)
             json.field("probeClusters", viewer.probeClusters)
             json.field("staleVideoPacketsDropped", viewer.pacedVideoPacketsDropped)
+            if let pair = viewer.icePair {
+                // Full ICE (issue 19): which kinds of address the media path joins.
+                json.key("icePair")
+                json.beginObject()
+                json.field("local", pair.local.kind.rawValue)
+                json.field("localAddress", pair.local.address.description)
+                json.field("remote", pair.remote.kind.rawValue)
+                json.field("remoteAddress", pair.remote.address.description)
+                json.field("rttMs", pair.roundTripTime.map(\.millisecondsDouble))
+                json.endObject()
+            }
             json.endObject()
         }
         json.endArray()

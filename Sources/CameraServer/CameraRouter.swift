@@ -38,6 +38,8 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     /// RTSP's Digest secrets and its clients (issue 21); set by the daemon before serving (nil: RTSP off).
     var rtspCredentials: RTSPCredentials?
     var rtsp: RTSPServer?
+    /// The viewer page as served: with the STUN servers filled in by the daemon (full ICE, `--stun`).
+    var viewerPageHTML = ViewerPage.html
 
     init(hub: StreamHub, access: AccessControl, tokens: ViewingTokens, talkback: TalkbackController? = nil, policy: RequestPolicy,
          settings: SettingsController, threadPool: NIOThreadPool,
@@ -138,7 +140,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         let path = request.path
         switch (request.method, path) {
         case (.GET, "/"), (.HEAD, "/"), (.GET, "/index.html"):
-            return .html(ViewerPage.html, headers: [("Content-Security-Policy", ContentSecurityPolicy.viewerPage)])
+            return .html(viewerPageHTML, headers: [("Content-Security-Policy", ContentSecurityPolicy.viewerPage)])
         case (.GET, "/settings"), (.HEAD, "/settings"):
             return .html(SettingsPage.html, headers: [("Content-Security-Policy", ContentSecurityPolicy.settingsPage)])
         case (.GET, "/healthz"):

@@ -6,6 +6,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import RTCBase
 import SDP
+import STUN
 import WebRTCSession
 import SystemSupport
 
@@ -25,7 +26,7 @@ enum WHEPError: Error, Equatable {
 
 /// What a PATCH did (RFC 9725 §4.3).
 enum WHEPPatchResult: Equatable {
-    /// Trickled candidates: nothing to do for an ICE-lite server.
+    /// Trickled candidates: given to the session's full agent (an ICE-lite one learns from checks).
     case trickled
     /// ICE restart: rtcam's new credentials, as a trickle-ice-sdpfrag, and the new ETag.
     case restarted(fragment: String, entityTag: String)
@@ -52,6 +53,12 @@ struct HubSettings: Sendable {
     /// (issue 24), and the floor the encoder is not pushed below for a slow viewer, as a share of it.
     var videoBitrateKbps = 2500
     var bitrateFloorShare = 0.4
+    /// The ICE agent of new sessions (`--ice`; issue 19). Lite unless the daemon says otherwise.
+    var iceMode = ICEMode.lite
+    /// The media socket as STUN servers see it (`--stun`), offered by full-ICE answers.
+    var serverReflexiveAddresses: [TransportAddress] = []
+    /// Where mDNS queries for browsers' `.local` candidates go (a test points it at loopback).
+    var multicastDNSGroup = MulticastDNSResolver.multicastGroup
 }
 
 /// What admitted a viewer (issue 16): nothing (viewing was open), an owner's login session (its id,
@@ -91,6 +98,8 @@ struct ViewerStatus: Sendable {
     var redundantRetransmissions = 0
     /// NACKs for packets whose resend was still on its way (less than a round trip ago).
     var retransmissionsInFlight = 0
+    /// Full ICE: the selected pair (issue 19): candidate types both sides, the round trip of its checks.
+    var icePair: ICESelectedPair?
     /// Issue 24: the send-side estimate of this viewer's link (nil: it sends no feedback), whether
     /// it is below the encoder's floor, what waits in its pacer, probes and dropped stale video.
     var estimateKbps: Int?
@@ -156,6 +165,17 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private(set) var viewers: [String: Viewer] = [:]
     private var viewerIDByUfrag: [String: String] = [:]
     private var viewerIDByAddress: [TransportAddress: String] = [:]
+    /// Full ICE: the sessions' checks out, so that their responses find them.
+    private var outstandingChecks = OutstandingChecks()
+    /// `--stun`: asks the servers for the media socket's public address, offered in new answers.
+    private var stunClient: STUNBindingClient?
+    /// Full ICE: resolves the `.local` names of viewers' candidates (RFC 6762 one-shot queries).
+    private var multicastDNS: MulticastDNSResolver?
+    /// The candidates (a=candidate values) waiting for each name, and whose they are.
+    private var waitingForName: [String: [(viewer: String, candidate: String)]] = [:]
+    /// One timer for the STUN client and the mDNS resolver.
+    private var serviceTimer: Scheduled<Void>?
+    private(set) var serverReflexiveAddresses: [TransportAddress] = []
     private var socket: MediaSocket?
     private var stopping = false
     /// The media pipeline whose frames are sent; others' are dropped.
@@ -260,6 +280,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             }
             return self.settings
         }
+        // Whatever the STUN servers said by now: an answer never waits for them.
+        settings.serverReflexiveAddresses = lock.withLock { serverReflexiveAddresses }
         // Talkback: only a viewer who may talk gets its sendrecv audio answered sendrecv.
         if settings.whoMayTalk == .owner, !credential.isOwnerSession { settings.hasSpeaker = false }
         var random = SystemRandomNumberGenerator()
@@ -273,6 +295,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                              credential: credential, client: client)
         viewerIDByUfrag[made.localICE.ufrag] = id
         logger.info("viewer \(id) joined (\(viewers.count) watching)")
+        resolveMulticastDNS(made.multicastDNSCandidates, of: id)
         if viewers.count == 1 { encoders.setViewersPresent(true) }
         takeOutputs(of: id)
         return (id, made.answer)
@@ -318,14 +341,23 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         viewers[id].map { "\"\($0.localUfrag)\"" }
     }
 
-    /// PATCH /whep/{id}: trickle (ignored: rtcam is ICE-lite and learns addresses from checks) or
+    /// PATCH /whep/{id}: trickle (checked by a full agent; a lite one learns addresses from checks) or
     /// an ICE restart when the fragment carries new credentials (RFC 8840 §4.4, RFC 9725 §4.3.2).
     func patchSession(id: String, fragment text: String, ifMatch: String?) throws(WHEPError) -> WHEPPatchResult {
         let remote: ICECredentials
+        let fragment: TrickleICEFragment
         do {
-            guard let credentials = try TrickleICEFragment(parsing: text).restartCredentials() else {
+            fragment = try TrickleICEFragment(parsing: text)
+            guard let credentials = try fragment.restartCredentials() else {
                 return try locked { () throws(WHEPError) in
-                    guard viewers[id] != nil else { throw .unknownSession }
+                    guard let viewer = viewers[id] else { throw .unknownSession }
+                    // Full ICE checks the trickled candidates (RFC 8838); lite learns from checks.
+                    viewer.session.addRemoteCandidates(fragment.candidates, endOfCandidates: fragment.endOfCandidates,
+                                                       now: MonotonicClock.now())
+                    takeOutputs(of: id)
+                    if settings.iceMode == .full {
+                        resolveMulticastDNS(WHEPSessionFactory.multicastDNSCandidates(in: fragment.candidates), of: id)
+                    }
                     return .trickled
                 }
             }
@@ -345,6 +377,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         guard let viewer = viewers[id] else { throw .unknownSession }
         if let ifMatch, ifMatch != "*", ifMatch != entityTagLocked(of: id) { throw .preconditionFailed }
         viewer.session.restartICE(local: local, remote: remote, now: MonotonicClock.now())
+        // A restart fragment may carry the new generation's candidates already (RFC 8840 §4.4).
+        viewer.session.addRemoteCandidates(fragment.candidates, endOfCandidates: fragment.endOfCandidates,
+                                           now: MonotonicClock.now())
         viewerIDByUfrag[viewer.localUfrag] = nil
         viewerIDByUfrag[local.ufrag] = id
         viewers[id]?.localUfrag = local.ufrag
@@ -403,6 +438,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         lock.withLock {
             stopping = true
             socket = nil
+            serviceTimer?.cancel()
         }
     }
 
@@ -414,14 +450,131 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             // session only once the session's ICE agent found the check valid (.addressVerified), so a
             // spoofed request cannot reroute a viewer's DTLS and RTCP. Everything else goes by address.
             let id: String?
-            if DatagramKind(classifying: datagram) == .stun, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
+            // A Binding response (to a full agent's check) names it by its transaction ID.
+            let isSTUN = DatagramKind(classifying: datagram) == .stun
+            if isSTUN, var client = stunClient, client.isResponse(datagram) {
+                let actions = client.receive(datagram, from: address, now: MonotonicClock.now())
+                stunClient = client
+                performSTUN(actions)
+                armServiceTimer()
+                return
+            }
+            if !isSTUN, var resolver = multicastDNS, resolver.isResponse(datagram, from: address) {
+                let actions = resolver.receive(datagram, from: address)
+                multicastDNS = resolver
+                performMulticastDNS(actions)
+                armServiceTimer()
+                return
+            }
+            if isSTUN, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
                 id = viewerIDByUfrag[ufrag]
+            } else if isSTUN, let session = outstandingChecks.session(answeredBy: datagram) {
+                id = session
             } else {
                 id = viewerIDByAddress[address]
             }
             guard let id, let viewer = viewers[id] else { return }
             viewer.session.handle(.receive(datagram, from: address, now: MonotonicClock.now()), media: packetizer)
             takeOutputs(of: id)
+        }
+    }
+
+    // MARK: - Server-reflexive address (--stun)
+
+    /// Starts asking `servers` (RFC 8489 Binding from the media socket, after `attach(socket:)`):
+    /// at once, then every minute, sooner after a failure.
+    func startServerReflexiveDiscovery(servers: [TransportAddress]) {
+        guard !servers.isEmpty else { return }
+        lock.withLock {
+            stunClient = STUNBindingClient(servers: servers, now: MonotonicClock.now(), random: SystemRandomNumberGenerator())
+            serviceTimerFired()
+        }
+    }
+
+    private func serviceTimerFired() {
+        guard !stopping else { return }
+        let now = MonotonicClock.now()
+        if var client = stunClient, let due = client.nextDeadline, due <= now {
+            let actions = client.handleTimeout(now: now)
+            stunClient = client
+            performSTUN(actions)
+        }
+        if var resolver = multicastDNS, let due = resolver.nextDeadline, due <= now {
+            let actions = resolver.handleTimeout(now: now)
+            multicastDNS = resolver
+            performMulticastDNS(actions)
+        }
+        armServiceTimer()
+    }
+
+    private func performSTUN(_ actions: [STUNBindingClient.Action]) {
+        for action in actions {
+            switch action {
+            case let .send(bytes, to):
+                var batch = DatagramBatch()
+                batch.append(bytes)
+                socket?.send(batch, to: to)
+            case let .addressesChanged(addresses):
+                serverReflexiveAddresses = addresses
+                logger.info("server-reflexive address: \(addresses.isEmpty ? "none" : addresses.map(\.description).joined(separator: ", "))")
+            }
+        }
+    }
+
+    private func armServiceTimer() {
+        serviceTimer?.cancel()
+        guard let deadline = earliest(stunClient?.nextDeadline, multicastDNS?.nextDeadline), !stopping else { return }
+        let delay = deadline - MonotonicClock.now()
+        serviceTimer = loop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) { [self] in
+            lock.withLock { serviceTimerFired() }
+        }
+    }
+
+    // MARK: - mDNS names of viewers' candidates
+
+    /// Most candidates waiting for names at once (a peer cannot make the hub keep more).
+    static let maximumWaitingForNames = 64
+
+    /// Asks for the `.local` names of these candidates of viewer `id`; each resolved one is then
+    /// given to the viewer's session with the address in place of the name.
+    private func resolveMulticastDNS(_ candidates: [String], of id: String) {
+        guard !candidates.isEmpty, socket != nil else { return }
+        if multicastDNS == nil {
+            multicastDNS = MulticastDNSResolver(group: settings.multicastDNSGroup, random: SystemRandomNumberGenerator())
+        }
+        var actions: [MulticastDNSResolver.Action] = []
+        for candidate in candidates {
+            guard waitingForName.values.reduce(0, { $0 + $1.count }) < Self.maximumWaitingForNames,
+                  case let .multicastDNSName(name, _, _, _, _) = ICECandidate.parse(sdpValue: candidate) else { continue }
+            waitingForName[name.lowercased(), default: []].append((id, candidate))
+            actions += multicastDNS!.resolve(name, now: MonotonicClock.now())
+        }
+        performMulticastDNS(actions)
+        armServiceTimer()
+    }
+
+    private func performMulticastDNS(_ actions: [MulticastDNSResolver.Action]) {
+        for action in actions {
+            switch action {
+            case let .send(bytes, to):
+                var batch = DatagramBatch()
+                batch.append(bytes)
+                socket?.send(batch, to: to)
+            case let .resolved(name, ip):
+                for (id, candidate) in waitingForName.removeValue(forKey: name) ?? [] {
+                    guard let viewer = viewers[id] else { continue }
+                    let fields = candidate.split(separator: " ", omittingEmptySubsequences: true)
+                    let resolved = fields.enumerated().map { index, field in
+                        index == 4 && field.lowercased() == name ? "\(ip)" : String(field)
+                    }.joined(separator: " ")
+                    logger.debug("viewer \(id): \(name) is \(ip)")
+                    viewer.session.addRemoteCandidates([resolved], endOfCandidates: false, now: MonotonicClock.now())
+                    takeOutputs(of: id)
+                }
+            case let .failed(name):
+                waitingForName[name] = nil
+                logger.debug("mDNS: no answer for \(name)")
+            }
         }
     }
 
@@ -498,9 +651,11 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             case let .transmit(bytes, to):
                 controlBatch.removeAll()
                 controlBatch.append(bytes)
+                outstandingChecks.recordRequest(bytes, of: id)
                 index += 1
                 while index < outputs.count, case let .transmit(next, nextTo) = outputs[index], nextTo == to {
                     controlBatch.append(next)
+                    outstandingChecks.recordRequest(next, of: id)
                     index += 1
                 }
                 socket?.send(controlBatch, to: to)
@@ -611,6 +766,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private func removeViewer(id: String, reason: String) {
         guard let viewer = viewers.removeValue(forKey: id) else { return }
         viewerIDByUfrag[viewer.localUfrag] = nil
+        outstandingChecks.removeSession(id)
         for address in viewer.addresses where viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
         timers.remove(id)
         talkback?.viewerLeft(id)
@@ -672,6 +828,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     srtcpFailures: statistics.srtcpFailures, rejectedDatagrams: statistics.rejectedDatagrams,
                     redundantRetransmissions: statistics.redundantRetransmissions,
                     retransmissionsInFlight: statistics.retransmissionsInFlight,
+                    icePair: viewer.session.selectedICEPair,
                     estimateKbps: viewer.session.estimatedBitsPerSecond.map { $0 / 1000 },
                     belowFloor: viewer.session.estimatedBitsPerSecond.map(bitratePolicy.isBelowFloor(estimate:)) ?? false,
                     pacerQueueBytes: viewer.session.pacerQueue(now: now).bytes,

@@ -30,6 +30,8 @@ struct WHEPSessionFactory: Sendable {
         var session: PeerSession
         var localICE: ICECredentials
         var answer: String
+        /// Full ICE: the offer's candidates named by mDNS (`<uuid>.local`), for the hub to resolve.
+        var multicastDNSCandidates: [String] = []
     }
 
     /// `client`: the IP the offer was POSTed from (nil: checks are answered from anywhere).
@@ -46,10 +48,21 @@ struct WHEPSessionFactory: Sendable {
             HostCandidate(address: TransportAddress(ip: ip, port: settings.mediaPort), foundation: String(index + 1),
                           localPreference: UInt16(clamping: 65_535 - index))
         }
-        let local = LocalTransport(
+        var local = LocalTransport(
             iceUfrag: localICE.ufrag, icePassword: localICE.password, fingerprintSHA256: certificate.fingerprintSDP,
             candidates: candidates, videoSSRC: videoSSRC, videoRTXSSRC: videoRTXSSRC,
             audioSSRC: audioSSRC, cname: "rtcam", streamID: "rtcam")
+        let fullICE = settings.iceMode == .full
+        if fullICE {
+            local.isICELite = false
+            // The base of a server-reflexive address is the socket: the first host candidate names it.
+            if let base = candidates.first?.address {
+                local.serverReflexiveCandidates = settings.serverReflexiveAddresses.enumerated().map { index, address in
+                    ServerReflexiveCandidate(address: address, base: base, foundation: "s\(index + 1)",
+                                             localPreference: UInt16(clamping: 65_535 - index))
+                }
+            }
+        }
         let capabilities = LocalCapabilities(h264ProfileLevelIDs: [settings.h264ProfileLevelID],
                                              audio: settings.hasAudio, video: settings.hasVideo,
                                              speaker: settings.hasSpeaker)
@@ -72,6 +85,17 @@ struct WHEPSessionFactory: Sendable {
         configuration.bandwidth = BandwidthEstimatorConfiguration(
             startBitsPerSecond: ceiling, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: ceiling * 5 / 4)
         configuration.videoRTXSSRC = videoRTXSSRC
+        if fullICE {
+            configuration.iceMode = .full
+            configuration.localCandidates = candidates.map {
+                ICECandidate(address: $0.address, kind: .host, priority: $0.priority, foundation: $0.foundation)
+            } + local.serverReflexiveCandidates.map {
+                ICECandidate(address: $0.address, kind: .serverReflexive, priority: $0.priority, foundation: $0.foundation,
+                             relatedAddress: $0.base)
+            }
+            configuration.remoteCandidates = Self.candidateValues(in: offer)
+            configuration.remoteCandidatesComplete = offer.media.contains { $0.hasEndOfCandidates }
+        }
         if let client {
             // ICE-lite (RFC 8445 §2.5) never checks the viewer's side: it answers whoever sends a valid
             // check. Only the WHEP client and the addresses it offered may become a media destination.
@@ -79,10 +103,23 @@ struct WHEPSessionFactory: Sendable {
         }
         do {
             let session = try PeerSession(configuration: configuration, now: now, random: &random)
-            return Made(session: session, localICE: localICE, answer: answer.serialized())
+            var made = Made(session: session, localICE: localICE, answer: answer.serialized())
+            if fullICE { made.multicastDNSCandidates = Self.multicastDNSCandidates(in: Self.candidateValues(in: offer)) }
+            return made
         } catch {
             throw .internalFailure("DTLS setup failed: \(error)")
         }
+    }
+
+    /// The candidate values whose address is an mDNS name.
+    static func multicastDNSCandidates(in values: [String]) -> [String] {
+        values.filter { if case .multicastDNSName = ICECandidate.parse(sdpValue: $0) { true } else { false } }
+    }
+
+    /// The offer's a=candidate values, each once (a BUNDLE offer repeats them per section).
+    static func candidateValues(in offer: SessionDescription) -> [String] {
+        var seen = Set<String>()
+        return offer.media.flatMap(\.candidates).filter { seen.insert($0).inserted }
     }
 
     /// The IP addresses of the offer's a=candidate lines (RFC 8839 §5.1: the fifth field);

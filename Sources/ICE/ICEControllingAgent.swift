@@ -4,6 +4,7 @@ import STUN
 /// The controlling, full side facing one remote candidate: the viewer in tests and the load
 /// generator. Every check carries USE-CANDIDATE (aggressive nomination, as a full agent may use
 /// against a lite peer, RFC 8445 §8.1.1), so a peer that moved is nominated again by the next check.
+/// It answers a full peer's checks and consent checks (RFC 8445 §7.3, RFC 7675) from where it checks.
 public struct ICEControllingAgent: Sendable {
     public let local: ICECredentials
     public let remote: ICECredentials
@@ -80,6 +81,9 @@ public struct ICEControllingAgent: Sendable {
 
     public mutating func receive(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) -> [ICEAction] {
         guard started, !consentLost else { return [.rejected(reason: "agent not running")] }
+        if datagram.count >= STUNMessage.headerLength, datagram[0] == 0x00, datagram[1] == 0x01 {
+            return answer(datagram, from: source)
+        }
         guard let response = try? STUNMessage(parsing: datagram),
               response.messageClass == .successResponse || response.messageClass == .errorResponse,
               response.method == STUNMessage.bindingMethod
@@ -110,6 +114,18 @@ public struct ICEControllingAgent: Sendable {
         pendingCheck = []
         nextTransmission = now + jitteredConsentInterval()
         return [.selected(remoteAddress)]
+    }
+
+    /// A full peer's check (its triggered check, then its consent checks): answered when valid and
+    /// from the one address this agent checks; it changes nothing here (this agent always nominates).
+    private func answer(_ datagram: [UInt8], from source: TransportAddress) -> [ICEAction] {
+        guard source == remoteAddress else { return [.rejected(reason: "check from \(source), not \(remoteAddress)")] }
+        switch BindingRequestCheck.verify(datagram, from: source, local: local, remote: remote) {
+        case let .refused(actions):
+            return actions
+        case let .valid(request):
+            return [.send(BindingRequestCheck.successResponse(to: request, from: source, key: local.integrityKey), to: source)]
+        }
     }
 
     /// RFC 8445 §7.2.2 / §7.1: USERNAME "remoteUfrag:localUfrag", PRIORITY of a peer-reflexive

@@ -33,42 +33,9 @@ public struct ICELiteAgent: Sendable {
     public mutating func receive(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) -> [ICEAction] {
         guard !consentLost else { return [.rejected(reason: "consent already lost")] }
         let request: STUNMessage
-        do { request = try STUNMessage(parsing: datagram) } catch { return [.rejected(reason: "malformed STUN: \(error)")] }
-        guard request.messageClass == .request, request.method == STUNMessage.bindingMethod else {
-            return [.rejected(reason: "not a Binding request")]  // a lite agent sends no requests, so expects no responses
-        }
-        // RFC 8489 §14.7: a FINGERPRINT that does not match means this is not STUN for us: drop silently.
-        if request.fingerprint != nil, !STUNMessage.hasValidFingerprint(datagram) {
-            return [.rejected(reason: "bad FINGERPRINT")]
-        }
-        // RFC 8489 §9.1.3: without USERNAME and MESSAGE-INTEGRITY → 400.
-        guard let username = request.username, request.messageIntegrity != nil else {
-            return reject(request, from: source, code: 400, phrase: "Bad Request", key: nil,
-                          reason: "missing USERNAME or MESSAGE-INTEGRITY")
-        }
-        // RFC 8445 §7.3: USERNAME is "localUfrag:remoteUfrag" from our point of view.
-        let parts = username.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0] == local.ufrag else {
-            return reject(request, from: source, code: 401, phrase: "Unauthenticated", key: nil,
-                          reason: "unknown username \(username)")
-        }
-        // RFC 8489 §9.1.3: an integrity failure gets a 401 without MESSAGE-INTEGRITY.
-        guard STUNMessage.hasValidIntegrity(datagram, key: local.integrityKey) else {
-            return reject(request, from: source, code: 401, phrase: "Unauthenticated", key: nil,
-                          reason: "bad MESSAGE-INTEGRITY from \(username)")
-        }
-        // Authenticated, so from here on our answers carry MESSAGE-INTEGRITY.
-        if let remote, parts[1] != remote.ufrag {
-            return reject(request, from: source, code: 401, phrase: "Unauthenticated", key: local.integrityKey,
-                          reason: "remote ufrag \(parts[1]) is not \(remote.ufrag)")
-        }
-        // RFC 8489 §6.3.1: unknown comprehension-required attributes → 420 listing them.
-        let unknownTypes = request.unknownComprehensionRequiredTypes
-        if !unknownTypes.isEmpty {
-            let list = unknownTypes.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
-            return reject(request, from: source, code: 420, phrase: "Unknown Attribute", key: local.integrityKey,
-                          extra: [.unknown(type: STUNAttribute.TypeCode.unknownAttributes, value: list)],
-                          reason: "unknown comprehension-required attributes \(unknownTypes)")
+        switch BindingRequestCheck.verify(datagram, from: source, local: local, remote: remote) {
+        case let .valid(valid): request = valid
+        case let .refused(actions): return actions
         }
         // RFC 8445 §7.3.1.1: a lite agent is always controlled; a peer that also claims the controlled
         // role is told to switch (as if our tie-breaker were the larger one).
@@ -78,9 +45,8 @@ public struct ICELiteAgent: Sendable {
         }
 
         // RFC 8445 §7.3.1.2: success response with the source as XOR-MAPPED-ADDRESS (RFC 8489 §14.2).
-        let response = STUNMessage(messageClass: .successResponse, transactionID: request.transactionID,
-                                   attributes: [.xorMappedAddress(source)])
-        var actions: [ICEAction] = [.send(response.serialized(integrityKey: local.integrityKey, fingerprint: true), to: source),
+        var actions: [ICEAction] = [.send(BindingRequestCheck.successResponse(to: request, from: source, key: local.integrityKey),
+                                          to: source),
                                     .checked(source)]
         // RFC 7675 §5.1: a valid check on the selected pair (or any, before selection) renews consent.
         if selectedAddress == nil || selectedAddress == source { consentExpiry = now + consentTimeout }
@@ -118,10 +84,7 @@ public struct ICELiteAgent: Sendable {
     }
 
     private func reject(_ request: STUNMessage, from source: TransportAddress, code: Int, phrase: String,
-                        key: [UInt8]?, extra: [STUNAttribute] = [], reason: String) -> [ICEAction] {
-        let response = STUNMessage(messageClass: .errorResponse, transactionID: request.transactionID,
-                                   attributes: [.errorCode(code: code, reason: phrase)] + extra)
-        return [.send(response.serialized(integrityKey: key, fingerprint: true), to: source),
-                .rejected(reason: "\(code): \(reason)")]
+                        key: [UInt8]?, reason: String) -> [ICEAction] {
+        BindingRequestCheck.errorResponse(to: request, from: source, code: code, phrase: phrase, key: key, reason: reason)
     }
 }

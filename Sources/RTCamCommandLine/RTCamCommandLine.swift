@@ -1,4 +1,5 @@
 import CameraServer
+import ICE
 import Logging
 
 /// What `rtcam …` was asked to do.
@@ -48,6 +49,12 @@ public enum RTCamCommandLine {
             OptionDefinition("max-viewers", value: "count", help: "Most viewers at once; more get 503 with Retry-After. Default: saved setting, else 10."),
             OptionDefinition("candidate-address", value: "address",
                              help: "An address to offer viewers as an ICE host candidate (repeatable; default: every interface address, else 127.0.0.1).",
+                             repeatable: true),
+            OptionDefinition("ice", value: "mode",
+                             help: "ICE: full (rtcam checks too, so viewers behind NATs reach it) or lite (answers checks only: a camera on a public address).",
+                             default: "full"),
+            OptionDefinition("stun", value: "HOST:PORT",
+                             help: "A STUN server to learn rtcam's public address from, offered as a server-reflexive candidate (repeatable; full ICE).",
                              repeatable: true),
             OptionDefinition("host-name", value: "name",
                              help: "A DNS name the camera is reached by, accepted in Host besides IP addresses, its host name, <host name>.local and localhost (repeatable).",
@@ -147,6 +154,13 @@ public enum RTCamCommandLine {
         }
         configuration.candidateAddresses = options.all("candidate-address")
         configuration.hostNames = options.all("host-name")
+        if let ice = options.value("ice") {
+            guard let mode = ICEMode(rawValue: ice) else {
+                throw .invalidValue(option: "ice", reason: "--ice must be full or lite (got '\(ice)')")
+            }
+            configuration.iceMode = mode
+        }
+        configuration.stunServers = options.all("stun")
         if let source = options.value("source") {
             guard let setting = VideoSourceSetting(parsing: source) else {
                 throw .invalidValue(option: "source", reason: "--source must be auto, v4l2:/dev/videoN, test-pattern, file:PATH or exec:COMMAND (got '\(source)')")

@@ -48,6 +48,27 @@ public struct HostCandidate: Equatable, Sendable {
     }
 }
 
+/// A server-reflexive candidate (RFC 8445 §5.1.1.2): rtcam's socket (`base`) as a STUN server saw it.
+public struct ServerReflexiveCandidate: Equatable, Sendable {
+    public var address: TransportAddress
+    public var base: TransportAddress
+    public var foundation: String
+    public var priority: UInt32
+
+    /// RFC 8445 §5.1.2.1 with the server-reflexive type preference 100.
+    public init(address: TransportAddress, base: TransportAddress, foundation: String, localPreference: UInt16 = 65535) {
+        self.address = address
+        self.base = base
+        self.foundation = foundation
+        priority = (1 << 24) * 100 + (1 << 8) * UInt32(localPreference) + 255
+    }
+
+    /// "<foundation> 1 udp <priority> <address> <port> typ srflx raddr <base> rport <port>" (RFC 8839 §5.1).
+    public var sdpValue: String {
+        "\(foundation) 1 udp \(priority) \(address.ip) \(address.port) typ srflx raddr \(base.ip) rport \(base.port)"
+    }
+}
+
 /// rtcam's side of the transport and its send streams, as the answer announces them.
 public struct LocalTransport: Sendable {
     public var iceUfrag: String
@@ -55,6 +76,10 @@ public struct LocalTransport: Sendable {
     /// "AB:CD:..." of the DTLS certificate (DTLSCertificate.fingerprintSDP).
     public var fingerprintSHA256: String
     public var candidates: [HostCandidate]
+    /// Announced after the host candidates (full ICE, issue 19).
+    public var serverReflexiveCandidates: [ServerReflexiveCandidate] = []
+    /// The answer says a=ice-lite (RFC 8839 §5.3): rtcam answers checks but sends none.
+    public var isICELite = true
     public var videoSSRC: UInt32
     public var videoRTXSSRC: UInt32
     public var audioSSRC: UInt32

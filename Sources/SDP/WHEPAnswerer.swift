@@ -123,7 +123,7 @@ public enum WHEPAnswerer {
             origin: SDPOrigin(username: "rtcam", sessionID: String(local.sessionID), sessionVersion: "1",
                               networkType: "IN", addressType: "IP4", address: "127.0.0.1"),
             sessionName: "-")
-        answer.sessionAttributes.append(SDPAttribute("ice-lite"))  // RFC 8839 §5.3
+        if local.isICELite { answer.sessionAttributes.append(SDPAttribute("ice-lite")) }  // RFC 8839 §5.3
         let acceptedMids = acceptedIndices.compactMap { offer.media[$0].mid }
         if bundle != nil { answer.sessionAttributes.append(SDPAttribute("group", (["BUNDLE"] + acceptedMids).joined(separator: " "))) }
 
@@ -376,7 +376,12 @@ public enum WHEPAnswerer {
 
     static func appendCandidates(_ local: LocalTransport, to section: inout MediaDescription) {
         for candidate in local.candidates { section.attributes.append(SDPAttribute("candidate", candidate.sdpValue)) }
-        section.attributes.append(SDPAttribute("end-of-candidates"))  // RFC 8840 §8.2: lite, all candidates given
+        for candidate in local.serverReflexiveCandidates {
+            section.attributes.append(SDPAttribute("candidate", candidate.sdpValue))
+        }
+        // RFC 8840 §8.2: all candidates are given (rtcam trickles none: a server-reflexive address
+        // found later waits for the next answer).
+        section.attributes.append(SDPAttribute("end-of-candidates"))
     }
 
     static func appendVideoLines(_ choice: VideoChoice, direction: MediaDirection, offerSection: MediaDescription,

@@ -26,6 +26,13 @@ public struct PeerSessionConfiguration: Sendable {
     /// The IPs checks are answered from: the WHEP client's and its offered candidates' (nil: any).
     /// Media then goes nowhere else: a viewer cannot point the stream at another host (RFC 7675 §1).
     public var allowedRemoteIPs: Set<TransportAddress.IP>?
+    /// The ICE agent (issue 19): lite answers checks; full also checks, so it gets through NATs.
+    public var iceMode = ICEMode.lite
+    /// Full ICE: rtcam's candidates (host, server-reflexive), and the offer's a=candidate values
+    /// (RFC 8839 §5.1) with whether the offer ended them (a=end-of-candidates).
+    public var localCandidates: [ICECandidate] = []
+    public var remoteCandidates: [String] = []
+    public var remoteCandidatesComplete = false
     /// Most addresses one session keeps as checked (the oldest but the selected one is forgotten).
     public var maximumCheckedAddresses = 4
     /// Retransmissions a viewer may ask for: each packet at most this many times, and at most this
@@ -153,14 +160,16 @@ public struct PeerSessionStatistics: Equatable, Sendable {
 
 
 /// One viewer's whole WebRTC session, sans-IO (DESIGN.md): datagrams and time in, datagrams, events
-/// and the next deadline out. ICE-lite (controlled) → DTLS (role from SDP) → SRTP, then RTP out and
+/// and the next deadline out. ICE (lite or full, controlled) → DTLS (role from SDP) → SRTP, then RTP out and
 /// RTCP feedback in. No clock, no socket, no thread inside.
 public final class PeerSession {
     public let configuration: PeerSessionConfiguration
     public private(set) var state: PeerSessionState = .checking
     public internal(set) var statistics = PeerSessionStatistics()
 
-    private var ice: ICELiteAgent
+    private var ice: ICEAgent
+    /// The IPs checks are answered from (the configuration's, and trickled candidates' for full ICE).
+    private var allowedRemoteIPs: Set<TransportAddress.IP>?
     /// rtcam's ICE credentials now (an ICE restart replaces them).
     public private(set) var localICE: ICECredentials
     /// The DTLS endpoint until the handshake is over on both sides; then released (see
@@ -222,9 +231,18 @@ public final class PeerSession {
         self.configuration = configuration
         let negotiated = configuration.negotiated
         localICE = configuration.localICE
-        ice = ICELiteAgent(local: configuration.localICE,
-                           remote: ICECredentials(ufrag: negotiated.remoteICEUfrag, password: negotiated.remoteICEPassword),
-                           now: now)
+        let remoteICE = ICECredentials(ufrag: negotiated.remoteICEUfrag, password: negotiated.remoteICEPassword)
+        allowedRemoteIPs = configuration.allowedRemoteIPs
+        switch configuration.iceMode {
+        case .lite:
+            ice = .lite(ICELiteAgent(local: configuration.localICE, remote: remoteICE, now: now))
+        case .full:
+            var iceConfiguration = ICEFullAgent.Configuration()
+            iceConfiguration.allowedRemoteIPs = configuration.allowedRemoteIPs
+            ice = .full(ICEFullAgent(role: .controlled, local: configuration.localICE, remote: remoteICE,
+                                     localCandidates: configuration.localCandidates, tieBreaker: random.next(),
+                                     configuration: iceConfiguration, now: now, random: SeededRandom(seed: random.next())))
+        }
         dtlsRole = negotiated.localDTLSRole == .client ? .client : .server
         dtls = try DTLSEndpoint(role: dtlsRole, certificate: configuration.certificate,
                                 remoteFingerprintSHA256: negotiated.remoteFingerprintSHA256,
@@ -244,6 +262,7 @@ public final class PeerSession {
             initialPacingBitsPerSecond: Int(Double(configuration.bandwidth.startBitsPerSecond) * configuration.bandwidth.pacingFactor)))
         senderReportJitter = SeededRandom(seed: random.next())
         connectDeadline = now + configuration.connectTimeout
+        addRemoteCandidates(configuration.remoteCandidates, endOfCandidates: configuration.remoteCandidatesComplete, now: now)
         if let negotiatedChannels = negotiated.dataChannel {
             dataChannels = SessionDataChannels(negotiated: negotiatedChannels, dtlsRole: dtlsRole, random: &random)
         }
@@ -402,8 +421,28 @@ public final class PeerSession {
     public func restartICE(local: ICECredentials, remote: ICECredentials, now: MonotonicTime) {
         guard !state.isFinished else { return }
         localICE = local
-        ice = ICELiteAgent(local: local, remote: remote, now: now)
+        ice.restart(local: local, remote: remote, now: now)
     }
+
+    /// Remote candidates (a=candidate values, RFC 8839 §5.1) from the offer or trickled by WHEP PATCH
+    /// (RFC 8840): the full agent checks them; the lite one learns addresses from checks only. The
+    /// PATCH is as authenticated as the offer (the session's URL), so a trickled candidate's IP may
+    /// send checks from now on. mDNS names and candidates rtcam cannot use are passed over.
+    public func addRemoteCandidates(_ values: [String], endOfCandidates: Bool, now: MonotonicTime) {
+        guard !state.isFinished, case .full = ice else { return }
+        for value in values {
+            guard case let .candidate(candidate) = ICECandidate.parse(sdpValue: value) else { continue }
+            if allowedRemoteIPs != nil {
+                allowedRemoteIPs?.insert(candidate.address.ip)
+                ice.allowRemoteIP(candidate.address.ip)
+            }
+            apply(ice.addRemoteCandidate(candidate, now: now), now: now)
+        }
+        if endOfCandidates { ice.endOfRemoteCandidates() }
+    }
+
+    /// The pair the full agent selected (candidate types, round trip); nil for ICE-lite.
+    public var selectedICEPair: ICESelectedPair? { ice.selectedPair }
 
     /// Whether video has started for this viewer (false until the first keyframe was sent to it).
     public var hasSentKeyframe: Bool { sentVideoKeyframe }
@@ -457,7 +496,7 @@ public final class PeerSession {
         guard !state.isFinished else { return }
         switch DatagramKind(classifying: datagram) {
         case .stun:
-            if let allowed = configuration.allowedRemoteIPs, !allowed.contains(from.ip) {
+            if let allowed = allowedRemoteIPs, !allowed.contains(from.ip) {
                 statistics.checksFromForeignAddresses += 1   // not answered: ICE looks for another pair
                 return
             }

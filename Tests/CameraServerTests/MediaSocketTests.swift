@@ -11,7 +11,7 @@ import RTCBase
 import Testing
 
 /// A plain UDP socket on 127.0.0.1 that collects what MediaSocket sends it.
-private final class LoopbackReceiver {
+final class LoopbackReceiver {
     let descriptor: CInt
     let port: UInt16
 

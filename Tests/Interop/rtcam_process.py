@@ -56,11 +56,12 @@ class RtcamProcess:
     def __init__(self, state_dir: Path, log_path: Path, binary: Optional[str] = None,
                  extra_args: tuple[str, ...] = (), size: str = "640x480", fps: int = 30,
                  bitrate_kbps: int = 1000, max_viewers: Optional[int] = None,
-                 startup_timeout: float = 20.0, https: bool = False):
+                 startup_timeout: float = 20.0, https: bool = False, candidate_addresses: tuple[str, ...] = (HOST,)):
         self.binary = binary or rtcam_binary()
         self.state_dir = Path(state_dir)
         self.log_path = Path(log_path)
         self.extra_args = list(extra_args)
+        self.candidate_addresses = list(candidate_addresses)
         self.size, self.fps, self.bitrate_kbps, self.max_viewers = size, fps, bitrate_kbps, max_viewers
         self.startup_timeout = startup_timeout
         self.http_port = 0
@@ -99,8 +100,9 @@ class RtcamProcess:
                 "--media-port", str(self.media_port), "--rtsp-port", str(self.rtsp_port),
                 "--state-dir", str(self.state_dir),
                 "--source", "test-pattern", "--audio", "test-tone",
-                "--size", self.size, "--fps", str(self.fps), "--bitrate", str(self.bitrate_kbps),
-                "--candidate-address", HOST]
+                "--size", self.size, "--fps", str(self.fps), "--bitrate", str(self.bitrate_kbps)]
+        for address in self.candidate_addresses:
+            args += ["--candidate-address", address]
         if self.max_viewers is not None:
             args += ["--max-viewers", str(self.max_viewers)]
         return args + self.extra_args

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 
@@ -200,13 +200,16 @@ def _rms_of(frame) -> tuple[float, int, float]:
 
 class WhepClient:
     def __init__(self, url: str, video: bool = True, audio: bool = True, http_timeout: float = 10.0,
-                 loopback_candidates: bool = True, headers: Optional[dict] = None, talk_track=None):
+                 loopback_candidates: bool = True, headers: Optional[dict] = None, talk_track=None,
+                 stun_urls: tuple[str, ...] = ()):
         self.endpoint = whep_endpoint(url)
         self.extra_headers = dict(headers or {})   # e.g. {"Authorization": "Bearer <token>"} (RFC 9725 §4.5)
         self.want_video, self.want_audio = video, audio
         # Talkback (issue 17): an audio track to send on a sendrecv audio transceiver.
         self.talk_track = talk_track
         self.http_timeout = http_timeout
+        # STUN servers ("stun:HOST:PORT"): only ones inside namespaces a test made (test_ice_nat.py).
+        self.stun_urls = tuple(stun_urls)
         if loopback_candidates:
             allow_loopback_host_candidates()
         self.pc: Optional[RTCPeerConnection] = None
@@ -239,7 +242,8 @@ class WhepClient:
 
     async def connect(self) -> "WhepClient":
         asyncio.get_running_loop().set_exception_handler(self._record_loop_exception)
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN/TURN: nothing off-box
+        # No STUN/TURN unless a test gives its own (nothing off-box).
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in self.stun_urls]))
         if self.want_video:
             self.pc.addTransceiver("video", direction="recvonly")
         if self.want_audio and self.talk_track is not None:
@@ -465,10 +469,12 @@ def tone_track(frequency: float = 600.0, amplitude: float = 0.3):
 
 
 async def receive(url: str, seconds: float = 5.0, connect_timeout: float = 10.0, video: bool = True,
-                  audio: bool = True, delete: bool = True, talk: bool = False) -> dict:
+                  audio: bool = True, delete: bool = True, talk: bool = False, stun_urls: tuple[str, ...] = (),
+                  loopback_candidates: bool = True) -> dict:
     """Connect, wait for media, measure for `seconds`, DELETE; return a JSON-ready summary. `talk`:
     send a 600 Hz tone on a sendrecv audio transceiver and claim the talk floor (talkback, issue 17)."""
-    client = WhepClient(url, video=video, audio=audio, talk_track=tone_track() if talk else None)
+    client = WhepClient(url, video=video, audio=audio, talk_track=tone_track() if talk else None, stun_urls=stun_urls,
+                        loopback_candidates=loopback_candidates)
     summary: dict = {"endpoint": client.endpoint, "ok": False}
     try:
         await client.connect()
@@ -505,12 +511,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--no-audio", action="store_true", help="offer video only")
     parser.add_argument("--no-video", action="store_true", help="offer audio only")
     parser.add_argument("--keep-session", action="store_true", help="do not DELETE the session at the end")
+    parser.add_argument("--stun", action="append", default=[], metavar="stun:HOST:PORT",
+                        help="a STUN server for aiortc's server-reflexive candidate (repeatable)")
+    parser.add_argument("--no-loopback", action="store_true",
+                        help="no 127.0.0.1 host candidate (a namespace with real interfaces: its STUN query would only time out)")
     parser.add_argument("--talk", action="store_true",
                         help="talk through the camera: send a 600 Hz tone (sendrecv audio) and claim the talk floor")
     args = parser.parse_args(argv)
     summary = asyncio.run(receive(args.url, seconds=args.seconds, connect_timeout=args.connect_timeout,
                                   video=not args.no_video, audio=not args.no_audio,
-                                  delete=not args.keep_session, talk=args.talk))
+                                  delete=not args.keep_session, talk=args.talk, stun_urls=tuple(args.stun),
+                                  loopback_candidates=not args.no_loopback))
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0 if summary["ok"] else 1

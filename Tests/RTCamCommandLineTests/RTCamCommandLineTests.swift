@@ -1,4 +1,5 @@
 import CameraServer
+import ICE
 import Logging
 import Testing
 @testable import RTCamCommandLine
@@ -73,6 +74,15 @@ import Testing
         #expect(configuration.candidateAddresses == ["10.0.0.2", "192.168.1.9"])
         #expect(configuration.hostNames == ["cam.example.net", "kitchen.lan"])
         #expect(level == .debug)
+    }
+
+    /// Issue 19: full ICE unless `--ice lite`; STUN servers repeatable.
+    @Test func iceModeAndSTUNServers() throws {
+        #expect(try serve([]).0.iceMode == .full && serve([]).0.stunServers.isEmpty)
+        #expect(try serve(["--ice", "lite"]).0.iceMode == .lite)
+        let (configuration, _) = try serve(["--ice=full", "--stun", "stun.example.org:3478", "--stun", "192.0.2.1:19302"])
+        #expect(configuration.iceMode == .full && configuration.stunServers == ["stun.example.org:3478", "192.0.2.1:19302"])
+        #expect(error(["--ice", "half"]) == .invalidValue(option: "ice", reason: "--ice must be full or lite (got 'half')"))
     }
 
     @Test func serveIsTheDefaultSubcommand() throws {

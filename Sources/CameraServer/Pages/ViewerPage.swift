@@ -16,6 +16,7 @@ enum ViewerPage {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="rtcam-stun" content="">
 <title>rtcam</title>
 <link rel="icon" href="data:,">
 <style>
@@ -182,6 +183,14 @@ enum ViewerPage {
   };
 
   var WHEP_ENDPOINT = "/whep";
+  // The STUN servers the camera uses (--stun, issue 19), in a meta tag the daemon fills (the script
+  // stays the same, so its CSP hash does). With them the browser learns its public address too and
+  // puts it in the offer, so that both sides' checks can open their NATs.
+  var STUN_URLS = (function () {
+    var meta = document.querySelector('meta[name="rtcam-stun"]');
+    return meta && meta.content ? meta.content.split(" ").filter(function (url) { return url; }) : [];
+  })();
+  var GATHERING_WAIT_MS = 1500;
   var DISCONNECTED_GRACE_MS = 3000;
   var MIN_RETRY_MS = 1000, MAX_RETRY_MS = 10000;
 
@@ -191,6 +200,16 @@ enum ViewerPage {
   var retryTimer = null, disconnectTimer = null;
   var previous = null;         // last stats sample, for rates: {time, bytes, frames}
   var leaving = false;
+
+  function gathered(peer, limitMs) {
+    return new Promise(function (resolve) {
+      if (peer.iceGatheringState === "complete") { resolve(); return; }
+      var timer = setTimeout(resolve, limitMs);
+      peer.addEventListener("icegatheringstatechange", function () {
+        if (peer.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
+      });
+    });
+  }
 
   function setState(state) {
     rtcam.state = state;
@@ -291,7 +310,8 @@ enum ViewerPage {
     var myGeneration = ++generation;
     setState("connecting");
     var stream = new MediaStream();
-    var peer = pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
+    var peer = pc = new RTCPeerConnection({
+      iceServers: STUN_URLS.length ? [{ urls: STUN_URLS }] : [], bundlePolicy: "max-bundle" });
     peer.addTransceiver("video", { direction: "recvonly" });
     // sendrecv from the start: talking through the camera (TalkControl.swift) then only puts the
     // microphone on this sender, without renegotiating. A camera without a speaker answers sendonly.
@@ -313,7 +333,11 @@ enum ViewerPage {
     peer.createOffer()
       .then(function (offer) { return peer.setLocalDescription(offer); })
       .then(function () {
-        // rtcam is ICE-lite and answers with its host candidates: no need to wait for gathering.
+        // Without STUN the offer needs no candidate (rtcam learns the address from the checks); with
+        // it, wait a little for the server-reflexive one (no trickle: one POST, as before).
+        return STUN_URLS.length ? gathered(peer, GATHERING_WAIT_MS) : null;
+      })
+      .then(function () {
         return fetch(WHEP_ENDPOINT, {
           method: "POST", headers: { "Content-Type": "application/sdp" }, body: peer.localDescription.sdp
         });
@@ -455,4 +479,27 @@ enum ViewerPage {
 </body>
 </html>
 """#
+
+    /// The page with the camera's STUN servers (`--stun`, full ICE) for the browser's own use;
+    /// without any it is `html` itself.
+    static func html(stunServers: [String]) -> String {
+        guard !stunServers.isEmpty else { return html }
+        let urls = stunServers.map { "stun:" + $0 }.joined(separator: " ")
+        let escaped = urls.map { character -> String in
+            switch character {
+            case "&": return "&amp;"
+            case "\"": return "&quot;"
+            case "<": return "&lt;"
+            case ">": return "&gt;"
+            default: return String(character)
+            }
+        }.joined()
+        // Byte search with the standard library (no Foundation; `firstRange(of:)` would link
+        // _StringProcessing: README, "Facts measured here"). Done once, at start.
+        let page = Array(html.utf8), marker = Array(#"<meta name="rtcam-stun" content="">"#.utf8)
+        guard let start = (0...(page.count - marker.count)).first(where: { page[$0..<$0 + marker.count].elementsEqual(marker) })
+        else { return html }
+        let filled = Array((#"<meta name="rtcam-stun" content=""# + escaped + #"">"#).utf8)
+        return String(decoding: page[..<start] + filled + page[(start + marker.count)...], as: UTF8.self)
+    }
 }

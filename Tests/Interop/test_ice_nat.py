@@ -1,0 +1,397 @@
+"""Full ICE across two NATs (issue 19): rtcam on a camera LAN behind one NAT router, aiortc (and
+Chromium) on a viewer LAN behind another, an "internet" between them with Debian's coturn as the STUN server.
+
+    camera LAN 10.0.1.0/24 ── NAT 203.0.113.2 ── internet (coturn 203.0.113.1:3478) ── 198.51.100.2 NAT ── viewer LAN 192.168.50.0/24
+
+Both routers masquerade (nft) and drop unsolicited UDP from their WAN side (shared/DESIGN.md "Hole
+punching through Linux NAT namespaces"): a datagram gets in only after the inside host sent one to
+where it comes from. No route leads to either LAN from outside, so a host pair cannot work. The
+camera router forwards TCP (the WHEP POST: "port-forward the page, let ICE find the media path"),
+never UDP. With full ICE both sides check each other's server-reflexive candidate and the checks
+punch the holes; with --ice lite rtcam never sends a check, so nothing gets through (why issue 19
+exists).
+
+Every namespace is the test's own (names carry its pid), made and deleted here, on failure too;
+only documentation and private addresses are used.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import attach
+from rtcam_process import RtcamProcess
+
+INTEROP_DIR = Path(__file__).resolve().parent
+CLONE_NEWNET = 0x40000000
+STUN_ADDRESS = "203.0.113.1"
+STUN_PORT = 3478
+CAMERA_LAN_ADDRESS = "10.0.1.2"
+CAMERA_PUBLIC_ADDRESS = "203.0.113.2"
+MIN_FPS = 25.0
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def run(*command: str, stdin: str | None = None) -> None:
+    done = subprocess.run(command, input=stdin, text=True, capture_output=True, timeout=20)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()}")
+
+
+def in_namespace(name: str, function, *args):
+    """Runs `function` on a thread moved into namespace `name` (setns moves only the calling
+    thread); processes it starts are born there."""
+    box: dict = {}
+
+    def target():
+        descriptor = os.open(f"/run/netns/{name}", os.O_RDONLY)
+        try:
+            if _libc.setns(descriptor, CLONE_NEWNET) != 0:
+                box["error"] = OSError(ctypes.get_errno(), f"setns into {name}")
+                return
+        finally:
+            os.close(descriptor)
+        try:
+            box["value"] = function(*args)
+        except BaseException as error:  # noqa: BLE001 — handed to the caller
+            box["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+class NATTopology:
+    """Five namespaces: cam, rcam (NAT), inet, rview (NAT), view."""
+
+    ROLES = ("cam", "rcam", "inet", "rview", "view")
+
+    def __init__(self, symmetric_viewer_nat: bool = False):
+        # `masquerade random`: a new random port per destination (address-and-port-dependent mapping).
+        self.symmetric_viewer_nat = symmetric_viewer_nat
+        prefix = f"rtice{os.getpid()}"
+        self.names = {role: f"{prefix}-{role}" for role in self.ROLES}
+        self.made: list[str] = []
+
+    def __getitem__(self, role: str) -> str:
+        return self.names[role]
+
+    def create(self) -> "NATTopology":
+        for role in self.ROLES:
+            run("ip", "netns", "add", self[role])
+            self.made.append(self[role])
+            run("ip", "-n", self[role], "link", "set", "lo", "up")
+        self._link("cam", "lan", "10.0.1.2/24", "rcam", "lan", "10.0.1.1/24")
+        self._link("rcam", "wan", "203.0.113.2/24", "inet", "cam", "203.0.113.1/24")
+        self._link("inet", "view", "198.51.100.1/24", "rview", "wan", "198.51.100.2/24")
+        self._link("rview", "lan", "192.168.50.1/24", "view", "lan", "192.168.50.2/24")
+        run("ip", "-n", self["cam"], "route", "add", "default", "via", "10.0.1.1")
+        run("ip", "-n", self["rcam"], "route", "add", "default", "via", "203.0.113.1")
+        run("ip", "-n", self["rview"], "route", "add", "default", "via", "198.51.100.1")
+        run("ip", "-n", self["view"], "route", "add", "default", "via", "192.168.50.1")
+        for role in ("rcam", "inet", "rview"):
+            run("ip", "netns", "exec", self[role], "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        # Both routers: masquerade out of the WAN, drop unsolicited UDP from it; the camera's also
+        # forwards TCP (the WHEP POST) to the camera.
+        viewer_masquerade = "masquerade random" if self.symmetric_viewer_nat else "masquerade"
+        for role, forward, masquerade in (("rcam", f'iifname "wan" meta l4proto tcp dnat to {CAMERA_LAN_ADDRESS}', "masquerade"),
+                                          ("rview", "", viewer_masquerade)):
+            run("ip", "netns", "exec", self[role], "nft", "-f", "-", stdin=f"""
+table ip nat {{
+    chain prerouting {{
+        type nat hook prerouting priority dstnat; policy accept;
+        {forward}
+    }}
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "wan" {masquerade}
+    }}
+}}
+table ip filter {{
+    chain input {{
+        type filter hook input priority filter; policy accept;
+        iifname "wan" meta l4proto udp drop
+    }}
+}}
+""")
+        return self
+
+    def forward_udp_to_camera(self, port: int) -> None:
+        """A UDP port forward on the camera's router (what a user sets up for the media port)."""
+        run("ip", "netns", "exec", self["rcam"], "nft", "add", "rule", "ip", "nat", "prerouting",
+            "iifname", "wan", "udp", "dport", str(port), "dnat", "to", CAMERA_LAN_ADDRESS)
+
+    def _link(self, a: str, a_name: str, a_address: str, b: str, b_name: str, b_address: str) -> None:
+        run("ip", "-n", self[a], "link", "add", a_name, "type", "veth", "peer", "name", b_name, "netns", self[b])
+        run("ip", "-n", self[a], "addr", "add", a_address, "dev", a_name)
+        run("ip", "-n", self[b], "addr", "add", b_address, "dev", b_name)
+        run("ip", "-n", self[a], "link", "set", a_name, "up")
+        run("ip", "-n", self[b], "link", "set", b_name, "up")
+
+    def destroy(self) -> list[str]:
+        problems = []
+        for name in reversed(self.made):
+            done = subprocess.run(["ip", "netns", "del", name], capture_output=True, text=True)
+            if done.returncode != 0:
+                problems.append(f"ip netns del {name}: {done.stderr.strip()}")
+        self.made = []
+        return problems
+
+
+@pytest.fixture
+def nat_topology(request, tmp_path):
+    yield from _nat_topology(request, tmp_path, symmetric_viewer_nat=False)
+
+
+@pytest.fixture
+def symmetric_viewer_topology(request, tmp_path):
+    yield from _nat_topology(request, tmp_path, symmetric_viewer_nat=True)
+
+
+def _nat_topology(request, tmp_path, symmetric_viewer_nat: bool):
+    for tool in ("ip", "nft", "turnserver"):
+        if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode != 0:
+            pytest.fail(f"{tool} is missing (make install-test-packages: iproute2, nftables, coturn)", pytrace=False)
+    topology = NATTopology(symmetric_viewer_nat=symmetric_viewer_nat)
+    started: list[subprocess.Popen] = []
+    log = tmp_path / "coturn.log"
+    attach(request, "coturn log", lambda: log.read_text()[-3000:] if log.exists() else "")
+    try:
+        topology.create()
+        coturn = in_namespace(topology["inet"], lambda: subprocess.Popen(
+            ["turnserver", "-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls",
+             "--listening-ip", STUN_ADDRESS, "--listening-port", str(STUN_PORT),
+             "--log-file", str(log), "--simple-log", "--no-stdout-log"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        started.append(coturn)
+        topology.processes = started
+        yield topology
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        problems = topology.destroy()
+        assert not problems, problems
+
+
+def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str) -> RtcamProcess:
+    camera = RtcamProcess(state_dir=tmp_path / f"rtcam-{ice}", log_path=tmp_path / f"rtcam-{ice}.log",
+                          candidate_addresses=(CAMERA_LAN_ADDRESS,),
+                          extra_args=("--ice", ice, "--stun", f"{STUN_ADDRESS}:{STUN_PORT}", "--log-level", "debug"))
+    attach(request, f"rtcam --ice {ice}", lambda: camera.log_tail(120))
+    in_namespace(topology["cam"], camera.start)
+    topology.processes.append(camera.process)
+    if ice == "full":
+        # The STUN client asks coturn at start; an answer made before it heard back offers no
+        # srflx candidate (answers never wait), so the viewers here come after it.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "server-reflexive address: 203.0.113.2:" not in camera.log_text():
+            time.sleep(0.05)
+        assert "server-reflexive address: 203.0.113.2:" in camera.log_text(), "no srflx address from coturn"
+    return camera
+
+
+def watch(topology: NATTopology, camera: RtcamProcess, seconds: float, connect_timeout: float) -> tuple[dict, list]:
+    """aiortc in the viewer LAN, configured with the same STUN server, against the camera's
+    forwarded HTTP port; meanwhile the camera's /api/status, polled from its own LAN."""
+    viewer = in_namespace(topology["view"], lambda: subprocess.Popen(
+        [sys.executable, str(INTEROP_DIR / "whep_client.py"), f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/whep",
+         "--seconds", str(seconds), "--connect-timeout", str(connect_timeout),
+         "--stun", f"stun:{STUN_ADDRESS}:{STUN_PORT}", "--no-loopback"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    topology.processes.append(viewer)
+    statuses = []
+    deadline = time.monotonic() + connect_timeout + seconds + 15
+    while viewer.poll() is None and time.monotonic() < deadline:
+        statuses.append(in_namespace(topology["cam"], camera.status))
+        time.sleep(0.5)
+    out, err = viewer.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    try:
+        summary = json.loads(out)
+    except json.JSONDecodeError:
+        summary = {"ok": False, "error": f"no JSON from whep_client.py: {out[-500:]!r} {err[-2000:]!r}"}
+    summary["stderr_tail"] = err[-1500:]
+    return summary, statuses
+
+
+def ice_pairs(statuses: list) -> list:
+    return [viewer["icePair"] for status in statuses for viewer in status.get("viewers", []) if viewer.get("icePair")]
+
+
+def test_full_ice_connects_through_two_nats_with_stun(nat_topology, tmp_path, request):
+    started = time.monotonic()
+    camera = start_camera(nat_topology, tmp_path, request, "full")
+
+    summary, statuses = watch(nat_topology, camera, seconds=5, connect_timeout=10)
+    attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
+    pairs = ice_pairs(statuses)
+    print(f"\naiortc: {json.dumps({k: v for k, v in summary.items() if k != 'stderr_tail'})}\nrtcam's pair: {pairs[-1:]}")
+    print(f"took {time.monotonic() - started:.1f} s")
+    assert summary["ok"], summary.get("error")
+    measurement = summary["measurement"]
+    assert measurement["fps"] >= MIN_FPS, f"decoded {measurement['fps']} fps over {measurement['seconds']} s"
+    assert pairs, "rtcam's /api/status never showed a selected pair"
+    pair = pairs[-1]
+    # No route to either LAN: the path is a reflexive one on both sides, between the two routers.
+    assert pair["local"] in ("srflx", "prflx") and pair["remote"] in ("srflx", "prflx"), pair
+    assert pair["localAddress"].startswith(f"{CAMERA_PUBLIC_ADDRESS}:"), pair
+    assert pair["remoteAddress"].startswith("198.51.100.2:"), pair
+    assert pair["rttMs"] is not None and pair["rttMs"] < 100, pair
+
+
+def test_ice_lite_cannot_cross_the_nats(nat_topology, tmp_path, request):
+    """The same topology with --ice lite: rtcam only answers, its LAN address has no route and no
+    check of the viewer's gets through the camera's router, so no media ever flows."""
+    camera = start_camera(nat_topology, tmp_path, request, "lite")
+    summary, statuses = watch(nat_topology, camera, seconds=1, connect_timeout=6)
+    attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
+    print(f"\naiortc: {summary.get('error')}")
+    assert summary.get("post_status") == 201, summary   # the page and WHEP are reachable...
+    assert not summary["ok"], "aiortc got media from an ICE-lite camera behind NAT"   # ...the media is not
+    states = {viewer["state"] for status in statuses for viewer in status.get("viewers", [])}
+    assert "connected" not in states, states
+    assert not ice_pairs(statuses)
+
+
+CHROMIUM_WHEP = """(async () => {
+  const pc = new RTCPeerConnection({iceServers: [{urls: "stun:%(stun)s"}], bundlePolicy: "max-bundle"});
+  window.pc = pc;
+  pc.addTransceiver("video", {direction: "recvonly"});
+  pc.addTransceiver("audio", {direction: "recvonly"});
+  const video = document.createElement("video");
+  video.muted = true; video.autoplay = true; video.playsInline = true;
+  document.body.appendChild(video);
+  pc.ontrack = (event) => {
+    if (event.track.kind === "video") { video.srcObject = new MediaStream([event.track]); video.play().catch(() => {}); }
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((done) => {
+    if (pc.iceGatheringState === "complete") done();
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === "complete") done(); };
+    setTimeout(done, 8000);
+  });
+  const response = await fetch("/whep", {method: "POST", headers: {"Content-Type": "application/sdp"},
+                                         body: pc.localDescription.sdp});
+  if (response.status !== 201) throw new Error("POST /whep answered " + response.status);
+  await pc.setRemoteDescription({type: "answer", sdp: await response.text()});
+  return pc.localDescription.sdp;
+})()"""
+
+CHROMIUM_STATS = """(async () => {
+  const stats = await window.pc.getStats();
+  let frames = 0, pairId = null;
+  stats.forEach((report) => {
+    if (report.type === "inbound-rtp" && report.kind === "video") frames = report.framesDecoded || 0;
+    if (report.type === "transport" && report.selectedCandidatePairId) pairId = report.selectedCandidatePairId;
+  });
+  const pair = pairId && stats.get(pairId);
+  const local = pair && stats.get(pair.localCandidateId), remote = pair && stats.get(pair.remoteCandidateId);
+  return {frames, state: window.pc.connectionState, at: performance.now(),
+          local: local ? local.candidateType : null, remote: remote ? remote.candidateType : null,
+          remoteAddress: remote ? remote.address + ":" + remote.port : null};
+})()"""
+
+
+def test_chromium_connects_through_two_nats_with_stun(nat_topology, tmp_path, request):
+    from cdp import Chromium
+
+    camera = start_camera(nat_topology, tmp_path, request, "full")
+    browser = Chromium(log_path=str(tmp_path / "chromium.log"), user_data_dir=str(tmp_path / "chromium-profile"))
+    attach(request, "chromium log", lambda: (tmp_path / "chromium.log").read_text()[-3000:])
+    try:
+        in_namespace(nat_topology["view"], browser.start)
+        nat_topology.processes.append(browser.process)
+        page = browser.new_page()
+        attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+        page.navigate(f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/healthz")
+        page.evaluate(CHROMIUM_WHEP % {"stun": f"{STUN_ADDRESS}:{STUN_PORT}"}, timeout=20)
+        page.wait_for("window.pc.connectionState === 'connected'", timeout=15)
+        page.wait_for(f"(async () => (await {CHROMIUM_STATS}).frames > 0)()", timeout=15)
+        first = page.evaluate(CHROMIUM_STATS)
+        time.sleep(5)
+        last = page.evaluate(CHROMIUM_STATS)
+        pairs = ice_pairs([in_namespace(nat_topology["cam"], camera.status)])
+    finally:
+        browser.close()
+    fps = (last["frames"] - first["frames"]) / ((last["at"] - first["at"]) / 1000)
+    print(f"\nChromium: {fps:.1f} fps, its pair {last['local']} → {last['remote']} {last['remoteAddress']}; rtcam's {pairs}")
+    assert fps >= MIN_FPS, f"Chromium decoded {fps:.1f} fps"
+    assert last["local"] in ("srflx", "prflx") and last["remote"] in ("srflx", "prflx"), last
+    assert last["remoteAddress"].startswith(f"{CAMERA_PUBLIC_ADDRESS}:"), last
+    assert pairs and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
+
+
+def test_symmetric_viewer_nat_needs_a_relay_or_a_port_forward(symmetric_viewer_topology, tmp_path, request):
+    """The viewer's router maps each destination to a new random port (symmetric): its srflx
+    address from coturn is useless toward the camera, and the camera's router lets nothing in that
+    the camera did not send to first, so no direct path exists (only TURN would help: not done)."""
+    camera = start_camera(symmetric_viewer_topology, tmp_path, request, "full")
+    summary, statuses = watch(symmetric_viewer_topology, camera, seconds=1, connect_timeout=6)
+    attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
+    print(f"\naiortc: {summary.get('error')}")
+    assert summary.get("post_status") == 201, summary
+    assert not summary["ok"], "media crossed a symmetric NAT and a port-restricted one without a relay"
+    assert not ice_pairs(statuses)
+
+
+def test_symmetric_viewer_nat_with_the_media_port_forwarded(symmetric_viewer_topology, tmp_path, request):
+    """The same, with the media port forwarded on the camera's router: the viewer's checks get in
+    from its new mapping, rtcam learns that address as peer-reflexive (RFC 8445 §7.3.1.3) and its
+    triggered check goes back through the viewer's router on the viewer's own mapping."""
+    camera = start_camera(symmetric_viewer_topology, tmp_path, request, "full")
+    symmetric_viewer_topology.forward_udp_to_camera(camera.media_port)
+    summary, statuses = watch(symmetric_viewer_topology, camera, seconds=5, connect_timeout=10)
+    attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
+    pairs = ice_pairs(statuses)
+    print(f"\naiortc: ok={summary['ok']} {summary.get('measurement', {}).get('fps')} fps; rtcam's pair: {pairs[-1:]}")
+    assert summary["ok"], summary.get("error")
+    assert summary["measurement"]["fps"] >= MIN_FPS, summary["measurement"]
+    assert pairs and pairs[-1]["remote"] == "prflx" and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
+
+
+def test_viewer_page_plays_through_two_nats(nat_topology, tmp_path, request):
+    """rtcam's own viewer page in Chromium: the page takes the camera's --stun servers for the
+    browser, waits briefly for the server-reflexive candidate, and plays."""
+    from cdp import Chromium
+
+    camera = start_camera(nat_topology, tmp_path, request, "full")
+    browser = Chromium(log_path=str(tmp_path / "chromium-page.log"), user_data_dir=str(tmp_path / "chromium-page-profile"))
+    attach(request, "chromium log", lambda: (tmp_path / "chromium-page.log").read_text()[-3000:])
+    try:
+        in_namespace(nat_topology["view"], browser.start)
+        nat_topology.processes.append(browser.process)
+        page = browser.new_page()
+        attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+        started = time.monotonic()
+        page.navigate(f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/")
+        page.wait_for("window.rtcam && window.rtcam.framesDecoded > 0 && window.rtcam.state === 'connected'", timeout=20)
+        first_frame = time.monotonic() - started
+        first = page.evaluate("JSON.parse(JSON.stringify(window.rtcam))")
+        time.sleep(4)
+        last = page.evaluate("JSON.parse(JSON.stringify(window.rtcam))")
+        pairs = ice_pairs([in_namespace(nat_topology["cam"], camera.status)])
+    finally:
+        browser.close()
+    fps = (last["framesDecoded"] - first["framesDecoded"]) / ((last["updatedAt"] - first["updatedAt"]) / 1000)
+    print(f"\nviewer page: first frame {first_frame:.2f} s after navigating, {fps:.1f} fps; rtcam's pair {pairs}")
+    assert fps >= MIN_FPS, f"the page decoded {fps:.1f} fps"
+    assert last["reconnects"] == 0, last
+    assert pairs and pairs[-1]["local"] in ("srflx", "prflx") and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
