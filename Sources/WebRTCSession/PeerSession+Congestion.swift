@@ -62,7 +62,11 @@ extension PeerSession {
     func bandwidthUpdated(now: MonotonicTime) {
         guard let bandwidth else { return }
         bandwidthInformed = true
-        pacer.setRates(pacingBitsPerSecond: bandwidth.pacingBitsPerSecond, at: now)
+        // While the link's queue grows, media leaves at the estimate itself, not 2.5 times it: what the
+        // encoder still makes above it waits here (and goes stale here) instead of in the network's
+        // queue, where it would delay the resends that unblock the viewer's decoder.
+        let overusing = bandwidth.diagnostics.usage == .overusing
+        pacer.setRates(pacingBitsPerSecond: overusing ? bandwidth.targetBitsPerSecond : bandwidth.pacingBitsPerSecond, at: now)
         let target = bandwidth.targetBitsPerSecond
         if let last = lastSurfacedEstimate, abs(Double(target - last)) < Double(last) * 0.02 { return }
         lastSurfacedEstimate = target

@@ -726,7 +726,10 @@ public final class PeerSession {
         // viewer asks again after its own estimate, which stalls and jitter make short) is not
         // answered, as libwebrtc's sender does not (at most 250 ms: a stall must not make a lost
         // resend wait long).
-        let inFlight = min(statistics.roundTripTime ?? .zero, .milliseconds(250))
+        // The round trip is the larger of what receiver reports say and what transport-cc feedback
+        // measures: reports are sparse and miss a queue that just built up (issue 24).
+        let roundTrip = max(statistics.roundTripTime ?? .zero, bandwidth?.roundTripTime ?? .zero)
+        let inFlight = min(roundTrip, .milliseconds(250))
         for sequence in sequenceNumbers {
             statistics.nackedPackets += 1
             let previous = retransmissions[sequence]
@@ -784,6 +787,12 @@ public final class PeerSession {
     /// (libwebrtc counts packets recovered by RTX as received, so its reports understate the link's
     /// loss once resends work).
     private var copies: Int {
+        // Loss from a queue that overflows (the estimator sees the delay grow) is cured by sending
+        // less, not more: no extra copies then (issue 24).
+        if let usage = bandwidth?.diagnostics.usage, usage == .overusing { return 1 }
+        if let bandwidth, bandwidthInformed, bandwidth.targetBitsPerSecond < configuration.bandwidth.startBitsPerSecond / 2 {
+            return 1
+        }
         let loss = max(statistics.fractionLost, nackedShare.share)
         return configuration.redundantRetransmissions.first { loss >= $0.lossAtLeast }.map { max(1, $0.copies) } ?? 1
     }
