@@ -50,11 +50,24 @@ extension PeerSession {
     /// would queue without end. Video that waited longer than `staleVideoAfter` is dropped and the
     /// viewer restarts at the next keyframe: it sees fewer pictures instead of later ones.
     private func dropVideoBacklogIfStale(now: MonotonicTime) {
+        // A keyframe being paced out is let through whole (it is what the viewer restarts from).
+        if let exempt = staleVideoExemptUntil, now < exempt { return }
         guard let age = pacer.oldestQueuedAge(.video, now: now), age > configuration.staleVideoAfter else { return }
         let dropped = pacer.removeAll(.video)
         statistics.pacedVideoPacketsDropped += dropped
         sentVideoKeyframe = false
-        outputs.append(.event(.keyframeRequested))
+        // One keyframe asked for at most every few seconds: every viewer gets the keyframes a slow
+        // one asks for, and they cost the fast ones bits.
+        if lastStaleKeyframeRequest.map({ now - $0 >= configuration.staleKeyframeInterval }) ?? true {
+            lastStaleKeyframeRequest = now
+            outputs.append(.event(.keyframeRequested))
+        }
+    }
+
+    /// A keyframe was queued (`bytes` in all): it may take as long as the pacer needs for it.
+    func keyframeQueued(bytes: Int, now: MonotonicTime) {
+        let seconds = Double(bytes) * 8 / Double(max(pacer.pacingBitsPerSecond, 1000))
+        staleVideoExemptUntil = now + .nanoseconds(Int64(min(seconds, 10) * 1e9)) + configuration.staleVideoAfter
     }
 
     /// RTCP about the link went into the estimator: the pacer follows it, and the hub hears of a

@@ -58,6 +58,8 @@ public struct PeerSessionConfiguration: Sendable {
     /// Video that waited in the pacer longer than this is dropped, and the viewer starts again at
     /// the next keyframe (a link below what the one encoder sends: fewer pictures, not later ones).
     public var staleVideoAfter: Duration = .milliseconds(400)
+    /// A viewer that dropped stale video asks for a keyframe at most this often.
+    public var staleKeyframeInterval: Duration = .seconds(3)
     /// The SSRC of video resends (RTX, RFC 4588), for probes sent as RTX; the owner's packetizer's.
     public var videoRTXSSRC: UInt32 = 0
 
@@ -223,6 +225,8 @@ public final class PeerSession {
     var lastSurfacedEstimate: Int?
     var pacer: Pacer<PacedPacket>
     var recentVideo: [OutgoingPacket] = []
+    var staleVideoExemptUntil: MonotonicTime?
+    var lastStaleKeyframeRequest: MonotonicTime?
     private var recentVideoNext = 0
     var rtxSSRCForProbes: UInt32 { configuration.videoRTXSSRC }
 
@@ -258,7 +262,10 @@ public final class PeerSession {
         if sendsFeedback {
             bandwidth = SendSideBandwidthEstimator(configuration: configuration.bandwidth, now: now)
         }
+        // The pacer never speeds up to empty its queue: video that waits too long is dropped instead
+        // (staleVideoAfter), which a link below the stream needs.
         pacer = Pacer(configuration: PacerConfiguration(
+            queueDelayLimit: .seconds(3600),
             initialPacingBitsPerSecond: Int(Double(configuration.bandwidth.startBitsPerSecond) * configuration.bandwidth.pacingFactor)))
         senderReportJitter = SeededRandom(seed: random.next())
         connectDeadline = now + configuration.connectTimeout
@@ -289,13 +296,17 @@ public final class PeerSession {
                              into batch: inout DatagramBatch) -> TransportAddress? {
         guard state == .connected, srtp != nil, let remoteAddress else { return nil }
         let negotiated = configuration.negotiated
-        for packet in packets {
+        for (index, packet) in packets.enumerated() {
             switch packet.kind {
             case .video:
                 guard negotiated.video != nil else { continue }
                 if !sentVideoKeyframe {
                     guard packet.startsKeyframe else { continue }
                     sentVideoKeyframe = true
+                }
+                if packet.startsKeyframe {
+                    let bytes = packets[index...].reduce(0) { $0 + ($1.kind == .video ? $1.bytes.count + Self.wireOverhead : 0) }
+                    keyframeQueued(bytes: bytes, now: now)
                 }
                 rememberForProbes(packet)
                 pacer.enqueue(.media(packet), bytes: packet.bytes.count + Self.wireOverhead, priority: .video, at: now)

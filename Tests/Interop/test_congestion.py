@@ -37,7 +37,8 @@ def shaped_chromium(request, tmp_path):
 
     with ShapedLink(rate_kbit=5000, queue_ms=200) as link:
         browser = Chromium(executable=link.chromium_executable(find_chromium()),
-                           log_path=str(tmp_path / "chromium.log"), user_data_dir=str(tmp_path / "chromium-profile"))
+                           log_path=str(tmp_path / "chromium-shaped.log"),
+                           user_data_dir=str(tmp_path / "chromium-shaped-profile"))
         browser.start()
         try:
             yield link, browser
@@ -112,3 +113,40 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
         f"froze {down['freeze_s']:.2f} s after the step (asserted < {MAX_FREEZE_S} s; the issue's goal is 0.5 s)"
     assert down["fps"] >= 15, f"{down['fps']:.1f} fps over the 8 s after the step (before congestion control: 1.9)"
     assert recovered is not None and recovered <= 10, f"configured bitrate back after {recovered} s (goal 10 s)"
+
+
+def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chromium, chromium, request):
+    """Two viewers, one behind 500 kb/s, one on loopback: the fast one keeps >= 25 fps at >= 1.5 Mb/s
+    (the encoder stays at or above its floor, 40 % of the configured bitrate). The slow one's figures
+    are printed: with one encoder and no second, smaller encoding it gets what its link lets through
+    of a stream above it (the issue's >= 10 fps for it is not met yet: README, "Weak links")."""
+    link, slow_browser = shaped_chromium
+    link.set_rate(500)
+    rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
+                          extra_args=("--candidate-address", CAMERA_ADDRESS))
+    rtcam.log_in()
+    slow = slow_browser.new_page(f"http://{CAMERA_ADDRESS}:{rtcam.http_port}/healthz")
+    fast = chromium.new_page(rtcam.url("/healthz"))
+    attach(request, "slow page console", lambda: "\n".join(str(message) for message in slow.console))
+    for page in (fast, slow):
+        page.evaluate(VIEWER_JS)
+    fast.wait_for("window.shaped.samples.length > 0 && window.shaped.samples.at(-1).framesDecoded > 30", timeout=20)
+    time.sleep(3)   # the slow viewer's estimate settles
+    fast_start, slow_start = fast.evaluate("performance.now()"), slow.evaluate("performance.now()")
+    targets = []
+    for _ in range(20):
+        targets.append(target_kbps(rtcam))
+        time.sleep(0.5)
+    fast_end, slow_end = fast.evaluate("performance.now()"), slow.evaluate("performance.now()")
+    fast_window = window(fast.evaluate("window.shaped.samples"), fast_start, fast_end)
+    slow_window = window(slow.evaluate("window.shaped.samples"), slow_start, slow_end)
+    viewers = rtcam.status().get("viewers", [])
+    print(f"fast viewer: {fast_window}\nslow viewer (500 kb/s): {slow_window}\nencoder target: {targets}")
+    print("viewers: " + "; ".join(f"{v.get('address')}: estimate {v.get('estimateKbps')} kb/s, below floor "
+                                   f"{v.get('belowFloor')}, stale video dropped {v.get('staleVideoPacketsDropped')}"
+                                   for v in viewers))
+    floor = CONFIGURED_KBPS * 0.4
+    assert min(targets) >= floor, f"the encoder went to {min(targets)} kb/s, under its floor {floor:.0f}"
+    assert fast_window["fps"] >= 25, f"the fast viewer decoded {fast_window['fps']:.1f} fps"
+    assert fast_window["kbps"] >= 1500, f"the fast viewer received {fast_window['kbps']:.0f} kb/s"
+    assert slow_window["fps"] > 0, "the slow viewer decoded nothing at all"
