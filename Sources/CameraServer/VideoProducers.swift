@@ -41,6 +41,9 @@ struct X264Stage {
     private var lastSequenceNumber: UInt64?
     private var framesSkipped = 0
     private var paused = false
+    /// The bitrate last asked for while running (congestion control, the settings): an x264 made
+    /// for a new format starts at it, not at the configured one.
+    private var requestedBitrateKbps: Int?
 
     init(width: Int, height: Int, profileLevelID: String, idleRelease: Duration, configuration: @escaping CurrentConfiguration) {
         self.width = width
@@ -75,10 +78,11 @@ struct X264Stage {
         do {
             let profileLevelID = profileLevelID
             let configuration = configuration
+            let requestedBitrateKbps = requestedBitrateKbps
             guard let made = try encoder.use(at: now, make: { () throws -> X264Encoder in
                 let current = configuration()   // the bitrate as last changed
                 let made = try X264Encoder(width: format.width, height: format.height, fps: format.framesPerSecond,
-                                           bitrateKbps: current.bitrateKbps, profileLevelID: profileLevelID,
+                                           bitrateKbps: requestedBitrateKbps ?? current.bitrateKbps, profileLevelID: profileLevelID,
                                            keyframeInterval: format.framesPerSecond * current.keyframeIntervalSeconds,
                                            vbvBufferMilliseconds: X264Encoder.vbvBufferMilliseconds(framesPerSecond: format.framesPerSecond,
                                                                                                     intraRefresh: current.intraRefresh),
@@ -100,6 +104,7 @@ struct X264Stage {
         }
         let force = controls.takeKeyframeRequest()
         if let kbps = controls.takeBitrateChange() {
+            requestedBitrateKbps = kbps
             do {
                 try x264.setBitrate(kbps: kbps)
                 controls.logger.info("video bitrate now \(kbps) kb/s")
