@@ -409,6 +409,8 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("changes", adaptation.changes)
         json.field("encodeUsagePercent", adaptation.encodeUsage.map { ($0 * 1000).rounded() / 10 })
         json.field("framesSkipped", adaptation.framesSkipped)
+        json.field("cpuLimitCores", adaptation.cpuLimitCores)
+        json.field("cpuLimitUsedPercent", adaptation.cpuLimitUsed.map { ($0 * 1000).rounded() / 10 })
         json.endObject()
     }
 

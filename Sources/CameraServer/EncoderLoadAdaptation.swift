@@ -39,7 +39,9 @@ struct EncodedFormat: Equatable, Sendable, CustomStringConvertible {
 ///   steps down the ladder, as far as the pixel rate predicts (usage × pixels per second of the
 ///   step / of now) gets under `overuse`, and at least one step.
 /// - Up: usage below `underuse` for `upHold` at a smaller format, and the next larger one predicted
-///   under `predictedCeiling`, steps up one. A step up that is undone within `flapWindow` doubles
+///   under `predictedCeiling`, steps up one. Under a CPU quota (a cgroup's, `processLoad`) the
+///   process's share of its limit, scaled the same way, must be predicted under it too: there
+///   wall time stays short until the quota runs out, so it alone cannot tell the room left. A step up that is undone within `flapWindow` doubles
 ///   `upHold` (up to `longestUpHold`), so a format that does not fit is not tried every 10 s.
 struct EncoderLoadAdaptation: Sendable {
     struct Thresholds: Sendable {
@@ -70,6 +72,8 @@ struct EncoderLoadAdaptation: Sendable {
     /// The last windowed usage (nil before the first frame of a format).
     private(set) var usage: Double?
     private(set) var currentUpHold: Duration
+    /// The share of its CPU limit (a cgroup quota) the whole process used lately; nil: no limit.
+    private(set) var processShare: Double?
 
     private var samples: [(at: MonotonicTime, processing: Duration)] = []
     /// Frames the source had in the window: (time, kept by the rate or not, or skipped unseen).
@@ -162,13 +166,21 @@ struct EncoderLoadAdaptation: Sendable {
         }
         if level > 0, let calmSince, now - calmSince >= currentUpHold {
             let predicted = predictedUsage(measured, at: level - 1)
-            if predicted < thresholds.predictedCeiling {
+            let predictedProcessShare = processShare.map { predictedUsage($0, at: level - 1) }
+            if predicted < thresholds.predictedCeiling, (predictedProcessShare ?? 0) < thresholds.predictedCeiling {
                 lastStepUp = now
+                let quota = processShare.map { ", \(Self.percent($0)) of the CPU quota used" } ?? ""
                 return move(to: level - 1, at: now,
-                            reason: "room again: encode time \(Self.percent(measured)) of the frame interval for \(Self.seconds(now - calmSince)), about \(Self.percent(predicted)) expected at \(ladder[level - 1])")
+                            reason: "room again: encode time \(Self.percent(measured)) of the frame interval for \(Self.seconds(now - calmSince))\(quota), about \(Self.percent(predicted)) expected at \(ladder[level - 1])")
             }
         }
         return nil
+    }
+
+    /// The whole process used `share` of its CPU limit over the last second or so (nil: it has
+    /// no limit, wall time alone decides).
+    mutating func processLoad(share: Double?) {
+        processShare = share
     }
 
     /// The source had a frame at `now` that the encoder could not take (it was still busy).

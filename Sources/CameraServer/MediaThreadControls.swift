@@ -194,4 +194,7 @@ struct EncoderAdaptationStatus: Sendable, Equatable {
     var encodeUsage: Double?
     /// Source frames the encoder was still busy for.
     var framesSkipped: Int
+    /// A cgroup's CPU limit on the process, in cores (nil: none), and the share of it used lately.
+    var cpuLimitCores: Double? = nil
+    var cpuLimitUsed: Double? = nil
 }

@@ -41,6 +41,10 @@ struct X264Stage {
     private var lastSequenceNumber: UInt64?
     private var framesSkipped = 0
     private var paused = false
+    /// The process's CPU limit (a cgroup quota, in cores; nil: none) and its CPU time when last
+    /// measured: its share of the limit goes to the adaptation once a second.
+    private let cpuLimitCores = CgroupCPULimit.current()
+    private var lastProcessCPU: (at: MonotonicTime, nanoseconds: UInt64)?
     /// The bitrate last asked for while running (congestion control, the settings): an x264 made
     /// for a new format starts at it, not at the configured one.
     private var requestedBitrateKbps: Int?
@@ -124,6 +128,7 @@ struct X264Stage {
             return nil
         }
         let done = MonotonicClock.now()
+        measureProcessLoad(at: done)
         if let change = adaptation.frameEncoded(processing: done - now, at: done) {
             controls.logger.notice("encoder load: \(change.from) -> \(change.to) (configured \(adaptation.configured), degradation \(adaptation.preference.rawValue)): \(change.reason)")
         }
@@ -133,10 +138,23 @@ struct X264Stage {
         return encoded
     }
 
+    private mutating func measureProcessLoad(at now: MonotonicTime) {
+        guard let cpuLimitCores else { return }
+        let cpu = CgroupCPULimit.processCPUNanoseconds()
+        guard let last = lastProcessCPU else {
+            lastProcessCPU = (now, cpu)
+            return
+        }
+        let elapsed = now - last.at
+        guard elapsed >= .seconds(1) else { return }
+        adaptation.processLoad(share: Double(cpu &- last.nanoseconds) / 1e9 / (elapsed.millisecondsDouble / 1000) / cpuLimitCores)
+        lastProcessCPU = (now, cpu)
+    }
+
     var status: EncoderAdaptationStatus {
         EncoderAdaptationStatus(preference: adaptation.preference, configured: adaptation.configured, current: adaptation.current,
                                 reason: adaptation.reason, changes: adaptation.changes, encodeUsage: adaptation.usage,
-                                framesSkipped: framesSkipped)
+                                framesSkipped: framesSkipped, cpuLimitCores: cpuLimitCores, cpuLimitUsed: adaptation.processShare)
     }
 
     /// Nobody watches: x264 goes once nobody has for `idleRelease`.
@@ -145,6 +163,7 @@ struct X264Stage {
             paused = true
             adaptation.pause()
             lastSequenceNumber = nil
+            lastProcessCPU = nil
             controls.setAdaptation(status)
         }
         if encoder.unwatched(at: now) {

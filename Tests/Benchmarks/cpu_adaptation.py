@@ -94,6 +94,7 @@ async def watch(daemon: RtcamProcess, source_size: tuple[int, int], adapt_timeou
         "adaptation": status.get("adaptation"),
         "server_fps": status.get("framesPerSecond"),
         "errors": client.errors,
+        "status_fps": status.get("framesPerSecond"),
     }
 
 
@@ -102,7 +103,8 @@ def run(binary: str, percent: float, degradation: str, seconds: float, size: str
     """One daemon in a `percent` % quota; returns the measurement and the log's adaptation lines."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="rtcam-cpuadapt-"))
     width, height = (int(part) for part in size.split("x"))
-    daemon = RtcamProcess(state_dir=workdir / f"state-{degradation}", log_path=workdir / f"rtcam-{degradation}.log",
+    name = f"cpuadapt-{percent:g}pct-{degradation}-{time.monotonic_ns()}"
+    daemon = RtcamProcess(state_dir=workdir / f"state-{name}", log_path=workdir / f"rtcam-{name}.log",
                           binary=binary, size=size, fps=fps, bitrate_kbps=bitrate_kbps,
                           extra_args=("--audio", "none", "--degradation", degradation))
     with CpuQuota(percent) as quota:

@@ -50,7 +50,7 @@ import Testing
 
     /// `seconds` of a 30 fps source feeding the simulated video thread.
     static func simulate(_ preference: DegradationPreference, seconds: Double, cost: CostModel, seed: UInt64 = 7,
-                         configured: EncodedFormat = fullHD) -> Run {
+                         configured: EncodedFormat = fullHD, processShare: ((EncodedFormat) -> Double)? = nil) -> Run {
         var run = Run(adaptation: EncoderLoadAdaptation(configured: configured, preference: preference))
         var random = SeededRandom(seed: seed)
         let start = MonotonicTime(seconds: 100)
@@ -64,6 +64,7 @@ import Testing
                 continue
             }
             let format = run.adaptation.current
+            if let processShare { run.adaptation.processLoad(share: processShare(format)) }
             guard run.adaptation.admits(frameAt: time) else { continue }
             let elapsed = (time - start).millisecondsDouble / 1000
             let processing = cost.duration(for: format, at: elapsed, random: &random)
@@ -149,6 +150,39 @@ import Testing
         #expect(run.adaptation.current.height == 540 || run.adaptation.current.height == 720)
         // Without the doubling it would have tried every ~12 s: at least 15 tries in 4 minutes.
         #expect(run.changes.count <= 9)
+    }
+
+    /// Under a cgroup quota a frame's wall time is short until the quota runs out: 360p encodes in
+    /// 10 % of the interval while the process uses 97 % of its quota. Wall time alone would step up
+    /// (and fall back); the quota share, scaled to the next size, keeps it where it is.
+    @Test func underACPUQuotaTheProcessShareGatesTheStepUp() throws {
+        let cost = CostModel(millisecondsAt1080p: { t in t < 5 ? 120 : 30 })
+        let wallTimeOnly = Self.simulate(.resolution, seconds: 40, cost: cost)
+        #expect(wallTimeOnly.changes.map { "\($0.change.to)" }.prefix(2) == ["640x360@30", "960x540@30"])
+        let quota = Self.simulate(.resolution, seconds: 40, cost: cost,
+                                  processShare: { Double($0.width * $0.height) / (640 * 360) * 0.97 })
+        #expect(quota.changes.map { "\($0.change.to)" } == ["640x360@30"])
+        #expect(quota.adaptation.processShare == 0.97)
+        // With room in the quota (30 % used at 360p: about 68 % at 540p) it does step up, and says why.
+        let room = Self.simulate(.resolution, seconds: 40, cost: cost,
+                                 processShare: { Double($0.width * $0.height) / (640 * 360) * 0.3 })
+        let up = try #require(room.changes.dropFirst().first)
+        #expect(up.change.to == EncodedFormat(width: 960, height: 540, framesPerSecond: 30))
+        #expect(up.change.reason.contains("30 % of the CPU quota used"))
+    }
+
+    @Test func cgroupLimitsAreRead() {
+        #expect(CgroupCPULimit.cores(cpuMax: "10000 100000\n") == 0.1)
+        #expect(CgroupCPULimit.cores(cpuMax: "max 100000\n") == nil)
+        #expect(CgroupCPULimit.cores(quotaMicroseconds: "5000\n", periodMicroseconds: "100000\n") == 0.05)
+        #expect(CgroupCPULimit.cores(quotaMicroseconds: "-1\n", periodMicroseconds: "100000\n") == nil)
+        #expect(CgroupCPULimit.limitFiles(procSelfCgroup: "0::/system.slice/rtcam.service\n")
+                == ["/sys/fs/cgroup/system.slice/rtcam.service/cpu.max"])
+        #expect(CgroupCPULimit.limitFiles(procSelfCgroup: "0::/\n") == ["/sys/fs/cgroup/cpu.max"])
+        #expect(CgroupCPULimit.limitFiles(procSelfCgroup: "4:memory:/x\n2:cpuacct:/\n1:cpu:/rtcam-q\n0::/\n")
+                == ["/sys/fs/cgroup/cpu/rtcam-q/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu.max"])
+        #expect(CgroupCPULimit.limitFiles(procSelfCgroup: "3:cpu,cpuacct:/docker/abc\n")
+                == ["/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/docker/abc/cpu.cfs_quota_us"])
     }
 
     /// `--degradation framerate`: the size stays, the rate goes to the step that fits.
