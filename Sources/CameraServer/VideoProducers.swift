@@ -41,9 +41,11 @@ struct X264Stage {
     private var lastSequenceNumber: UInt64?
     private var framesSkipped = 0
     private var paused = false
-    /// The process's CPU limit (a cgroup quota, in cores; nil: none) and its CPU time when last
+    /// The process's CPU limit (a cgroup quota, in cores; nil: none), read again every 10 s (the
+    /// process may be moved, `systemctl set-property` may change it), and its CPU time when last
     /// measured: its share of the limit goes to the adaptation once a second.
-    private let cpuLimitCores = CgroupCPULimit.current()
+    private var cpuLimitCores: Double?
+    private var cpuLimitReadAt: MonotonicTime?
     private var lastProcessCPU: (at: MonotonicTime, nanoseconds: UInt64)?
     /// The bitrate last asked for while running (congestion control, the settings): an x264 made
     /// for a new format starts at it, not at the configured one.
@@ -139,6 +141,12 @@ struct X264Stage {
     }
 
     private mutating func measureProcessLoad(at now: MonotonicTime) {
+        if cpuLimitReadAt.map({ now - $0 >= .seconds(10) }) ?? true {
+            cpuLimitReadAt = now
+            let limit = CgroupCPULimit.current()
+            if limit == nil, cpuLimitCores != nil { adaptation.processLoad(share: nil) }
+            cpuLimitCores = limit
+        }
         guard let cpuLimitCores else { return }
         let cpu = CgroupCPULimit.processCPUNanoseconds()
         guard let last = lastProcessCPU else {
