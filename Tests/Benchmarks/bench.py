@@ -403,8 +403,11 @@ def bench_cpuadapt(args) -> dict:
     runs = []
     for percent in args.quota_percent:
         for degradation in ("off", "resolution", "framerate", "balanced"):
-            runs.append(cpu_adaptation.run(rtcam_binary(), percent, degradation, max(args.seconds, 10), settle=4,
-                                           adapt_timeout=40, workdir=str(out_dir() / "logs")))
+            try:
+                runs.append(cpu_adaptation.run(rtcam_binary(), percent, degradation, max(args.seconds, 10), settle=4,
+                                               adapt_timeout=40, workdir=str(out_dir() / "logs")))
+            except Exception as error:  # noqa: BLE001 — one starved run must not lose the others
+                print(f"  {percent:g} % {degradation}: failed: {error!r}")
     rows = []
     for r in runs:
         current = (r["adaptation"] or {}).get("current") or {}

@@ -44,6 +44,19 @@ def percentile(values: list[float], share: float):
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+async def status_of(daemon: RtcamProcess, attempts: int = 4) -> dict:
+    """/api/status, tried again when it times out: a daemon held to 5 % of a core by its quota may
+    answer late while x264 still takes all of it."""
+    for attempt in range(attempts):
+        try:
+            return await asyncio.to_thread(daemon.status)
+        except (OSError, TimeoutError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5)
+    return {}
+
+
 async def watch(daemon: RtcamProcess, source_size: tuple[int, int], adapt_timeout: float, settle: float,
                 seconds: float, expect_adaptation: bool) -> dict:
     client = TimestampReadingClient(daemon.base_url, source_size=source_size)
@@ -57,7 +70,7 @@ async def watch(daemon: RtcamProcess, source_size: tuple[int, int], adapt_timeou
         last_change, last_changes = time.monotonic(), -1
         status = {}
         while time.monotonic() - started < adapt_timeout:
-            status = await asyncio.to_thread(daemon.status)
+            status = await status_of(daemon)
             changes = (status.get("adaptation") or {}).get("changes", 0)
             if changes != last_changes:
                 last_change, last_changes = time.monotonic(), changes
@@ -78,7 +91,7 @@ async def watch(daemon: RtcamProcess, source_size: tuple[int, int], adapt_timeou
         client.recording = False
         frames = client.video.frames - frames_before
         cpu = process_cpu_seconds(daemon.process.pid) - cpu_before
-        status = await asyncio.to_thread(daemon.status)
+        status = await status_of(daemon)
     finally:
         await client.close()
     latencies = client.latencies_ms
