@@ -79,3 +79,39 @@ def test_a_smaller_picture_keeps_the_rate_and_the_latency_at_ten_percent_of_a_co
         # pattern's drawing and the scaling, costs several times more).
         assert adapted["fps"] >= 25
         assert adapted["glass_to_glass_ms"]["p95"] < 100
+
+
+def test_the_settings_page_says_what_the_encoder_makes(rtcam_factory, chromium):
+    """The settings page's line under the encoder choices follows /api/status → adaptation (here with
+    no quota: the configured format, and how much of each frame's time encoding takes)."""
+    import asyncio
+    import json
+
+    from whep_client import WhepClient
+
+    daemon = rtcam_factory(extra_args=("--audio", "none", "--degradation", "balanced"))
+    page = chromium.new_page()
+    page.navigate(daemon.url("/settings"))
+    page.wait_for("!document.querySelector('#choose').hidden", timeout=10)
+    page.evaluate("""((code) => {
+        const f = document.querySelector('#choose-form');
+        f.setupCode.value = code; f.password.value = 'a good password'; f.repeat.value = 'a good password';
+        f.viewing.value = 'open';
+        f.requestSubmit(); })(%s)""" % json.dumps(daemon.setup_code()))
+    page.wait_for("!document.querySelector('#settings').hidden", timeout=10)
+    assert page.evaluate("document.querySelector('[name=degradation]').value") == "balanced"
+    assert page.evaluate("document.querySelector('[name=intraRefresh]').checked") is False
+
+    async def watch_while(check):
+        async with WhepClient(daemon.url("/whep"), audio=False) as client:
+            await client.wait_for_media(timeout=10)
+            return await asyncio.to_thread(check)
+
+    def page_line():
+        page.wait_for("document.querySelector('#encoder-load').textContent.includes('Encoding takes')", timeout=10)
+        return page.evaluate("document.querySelector('#encoder-load').textContent")
+
+    assert json.loads((daemon.state_dir / "config.json").read_text())["viewingRequiresPassword"] is False
+    line = asyncio.run(asyncio.wait_for(watch_while(page_line), timeout=30))
+    assert line.startswith("Encoding 640×480 at 30 fps as configured"), line
+    assert not [e for e in page.errors() if "Content Security Policy" in e.text], page.errors()
