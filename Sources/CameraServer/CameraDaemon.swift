@@ -411,6 +411,7 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("framesSkipped", adaptation.framesSkipped)
         json.field("cpuLimitCores", adaptation.cpuLimitCores)
         json.field("cpuLimitUsedPercent", adaptation.cpuLimitUsed.map { ($0 * 1000).rounded() / 10 })
+        json.field("captureToEncodedMilliseconds", adaptation.captureToEncoded.map { ($0.millisecondsDouble * 10).rounded() / 10 })
         json.endObject()
     }
 

@@ -33,8 +33,10 @@ struct EncodedFormat: Equatable, Sendable, CustomStringConvertible {
 /// - usage: the mean processing time of the frames of the last `window` over the current frame
 ///   interval (1.0: the thread is busy all the time).
 /// - behind: fewer frames encoded than `keptShare` of those the current rate should have kept of
-///   what the source had (skipped ones included). A camera that slows down by itself (low light)
-///   has no gaps, so that is not counted against the encoder.
+///   what the source had (skipped ones included; a camera that slows down by itself, in low light,
+///   has no gaps, so that is not counted against the encoder); or frames waiting, on average,
+///   more than `queuedIntervals` frame intervals between capture and the start of their processing
+///   (a camera's buffers filling up behind a slow encoder).
 /// - Down: once the current format has run a whole `window`, usage above `overuse` (or behind)
 ///   steps down the ladder, as far as the pixel rate predicts (usage × pixels per second of the
 ///   step / of now) gets under `overuse`, and at least one step.
@@ -48,6 +50,7 @@ struct EncoderLoadAdaptation: Sendable {
         var window: Duration = .seconds(2)
         var overuse = 0.85
         var keptShare = 0.8
+        var queuedIntervals = 3.0
         var underuse = 0.5
         var predictedCeiling = 0.7
         var upHold: Duration = .seconds(10)
@@ -71,11 +74,13 @@ struct EncoderLoadAdaptation: Sendable {
     private(set) var changes = 0
     /// The last windowed usage (nil before the first frame of a format).
     private(set) var usage: Double?
+    /// The mean time from capture to the encoder's output over the window (nil: none yet).
+    private(set) var captureToEncoded: Duration?
     private(set) var currentUpHold: Duration
     /// The share of its CPU limit (a cgroup quota) the whole process used lately; nil: no limit.
     private(set) var processShare: Double?
 
-    private var samples: [(at: MonotonicTime, processing: Duration)] = []
+    private var samples: [(at: MonotonicTime, processing: Duration, lag: Duration)] = []
     /// Frames the source had in the window: (time, kept by the rate or not, or skipped unseen).
     private var sourceFrames: [(at: MonotonicTime, kind: SourceFrame)] = []
     private var decimator = FrameRateDecimator()
@@ -131,26 +136,32 @@ struct EncoderLoadAdaptation: Sendable {
         }
     }
 
-    /// A frame was encoded at `now`; it took `processing` on the video thread. Returns the change to
-    /// make before the next frame (with a keyframe), if any.
-    mutating func frameEncoded(processing: Duration, at now: MonotonicTime) -> Change? {
+    /// A frame was encoded at `now`; it took `processing` on the video thread, and `lag` since it
+    /// was captured (nil: the same as `processing`). Returns the change to make before the next
+    /// frame (with a keyframe), if any.
+    mutating func frameEncoded(processing: Duration, lag: Duration? = nil, at now: MonotonicTime) -> Change? {
         let since = formatSince ?? now
         formatSince = since
-        samples.append((now, processing))
+        samples.append((now, processing, max(lag ?? processing, processing)))
         forget(before: now - thresholds.window)
         let interval = current.frameInterval.millisecondsDouble
         let mean = samples.reduce(0.0) { $0 + $1.processing.millisecondsDouble } / Double(samples.count)
+        let meanLag = samples.reduce(0.0) { $0 + $1.lag.millisecondsDouble } / Double(samples.count)
         let measured = mean / interval
         usage = measured
+        captureToEncoded = .nanoseconds(Int64(meanLag * 1_000_000))
         guard now - since >= thresholds.window else { return nil }   // not yet a whole window of this format
 
         let skipped = sourceFrames.count(where: { $0.kind == .skipped })
         let wanted = Double(sourceFrames.count) * Double(current.framesPerSecond) / Double(configured.framesPerSecond)
-        let behind = skipped > 0 && Double(samples.count) < thresholds.keptShare * wanted
+        let queued = (meanLag - mean) / interval
+        let behind = skipped > 0 && Double(samples.count) < thresholds.keptShare * wanted || queued > thresholds.queuedIntervals
         if measured > thresholds.overuse || behind, level + 1 < ladder.count {
             var target = level + 1
             while target + 1 < ladder.count, predictedUsage(measured, at: target) > thresholds.overuse { target += 1 }
-            let why = behind
+            let why = queued > thresholds.queuedIntervals
+                ? "frames wait \(Self.milliseconds(meanLag - mean)) between capture and the encoder (\(Self.milliseconds(interval)) frame interval), encode time \(Self.percent(measured)) of it"
+                : behind
                 ? "the encoder fell behind: \(samples.count) frames encoded in \(Self.seconds(thresholds.window)) of \(Int(wanted.rounded())) wanted, \(skipped) skipped, encode time \(Self.percent(measured)) of the \(Self.milliseconds(interval)) frame interval"
                 : "encode time \(Self.percent(measured)) of the \(Self.milliseconds(interval)) frame interval over \(Self.seconds(thresholds.window)) (budget \(Self.percent(thresholds.overuse)))"
             if let lastStepUp, now - lastStepUp < thresholds.flapWindow {
@@ -205,6 +216,7 @@ struct EncoderLoadAdaptation: Sendable {
         formatSince = nil
         calmSince = nil
         usage = nil
+        captureToEncoded = nil
     }
 
     /// Usage at ladder step `target` if processing time follows the pixel rate.

@@ -197,4 +197,6 @@ struct EncoderAdaptationStatus: Sendable, Equatable {
     /// A cgroup's CPU limit on the process, in cores (nil: none), and the share of it used lately.
     var cpuLimitCores: Double? = nil
     var cpuLimitUsed: Double? = nil
+    /// Mean time from capture to x264's output over the last two seconds.
+    var captureToEncoded: Duration? = nil
 }

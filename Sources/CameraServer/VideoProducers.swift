@@ -131,7 +131,7 @@ struct X264Stage {
         }
         let done = MonotonicClock.now()
         measureProcessLoad(at: done)
-        if let change = adaptation.frameEncoded(processing: done - now, at: done) {
+        if let change = adaptation.frameEncoded(processing: done - now, lag: done - frame.captureTime, at: done) {
             controls.logger.notice("encoder load: \(change.from) -> \(change.to) (configured \(adaptation.configured), degradation \(adaptation.preference.rawValue)): \(change.reason)")
         }
         controls.setAdaptation(status)
@@ -162,7 +162,8 @@ struct X264Stage {
     var status: EncoderAdaptationStatus {
         EncoderAdaptationStatus(preference: adaptation.preference, configured: adaptation.configured, current: adaptation.current,
                                 reason: adaptation.reason, changes: adaptation.changes, encodeUsage: adaptation.usage,
-                                framesSkipped: framesSkipped, cpuLimitCores: cpuLimitCores, cpuLimitUsed: adaptation.processShare)
+                                framesSkipped: framesSkipped, cpuLimitCores: cpuLimitCores, cpuLimitUsed: adaptation.processShare,
+                                captureToEncoded: adaptation.captureToEncoded)
     }
 
     /// Nobody watches: x264 goes once nobody has for `idleRelease`.

@@ -215,6 +215,29 @@ import Testing
         #expect(made.to.height == 720)
     }
 
+    /// A camera's buffers filling up behind the encoder: each frame is encoded in time (50 %) but
+    /// was captured 150 ms before the encoder got it.
+    @Test func framesWaitingBeforeTheEncoderCountAsFallingBehind() throws {
+        var adaptation = EncoderLoadAdaptation(configured: Self.fullHD, preference: .resolution)
+        var time = MonotonicTime(seconds: 10)
+        var change: EncoderLoadAdaptation.Change?
+        for _ in 0 ..< 90 where change == nil {
+            time = time + .milliseconds(33)
+            _ = adaptation.admits(frameAt: time)
+            change = adaptation.frameEncoded(processing: .milliseconds(16), lag: .milliseconds(166), at: time)
+        }
+        let made = try #require(change)
+        #expect(made.reason.hasPrefix("frames wait 150 ms between capture and the encoder"))
+        // A normal camera: a frame interval between exposure and dequeue is no reason.
+        var calm = EncoderLoadAdaptation(configured: Self.fullHD, preference: .resolution)
+        for frame in 0 ..< 300 {
+            let at = MonotonicTime(seconds: 10) + .milliseconds(Int64(frame) * 33)
+            _ = calm.admits(frameAt: at)
+            #expect(calm.frameEncoded(processing: .milliseconds(16), lag: .milliseconds(50), at: at) == nil)
+        }
+        #expect(calm.captureToEncoded == .milliseconds(50))
+    }
+
     @Test func pauseForgetsTheMeasurementsButKeepsTheFormat() throws {
         var run = Self.simulate(.resolution, seconds: 10, cost: CostModel(millisecondsAt1080p: { _ in 92 }))
         #expect(run.adaptation.current.height == 540)
