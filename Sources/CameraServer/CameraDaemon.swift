@@ -52,6 +52,8 @@ public struct SettingsOverrides: Sendable {
     public var framesPerSecond: Int?
     public var bitrateKbps: Int?
     public var encoder: EncoderPreference?
+    public var degradation: DegradationPreference?
+    public var intraRefresh: Bool?
     public var maximumViewers: Int?
     public var speaker: SpeakerSetting?
     public var echo: EchoHandling?
@@ -65,6 +67,8 @@ public struct SettingsOverrides: Sendable {
         if let width { result.media.width = width }
         if let height { result.media.height = height }
         if let encoder { result.media.encoder = encoder }
+        if let degradation { result.media.degradation = degradation }
+        if let intraRefresh { result.media.intraRefresh = intraRefresh }
         if let framesPerSecond { result.media.framesPerSecond = framesPerSecond }
         if let bitrateKbps { result.media.bitrateKbps = bitrateKbps }
         if let maximumViewers { result.maximumViewers = maximumViewers }
@@ -429,6 +433,31 @@ public final class CameraDaemon: @unchecked Sendable {
         return certificate
     }
 
+    /// /api/status's `adaptation`: what x264 was configured to encode and what it encodes now.
+    static func write(_ adaptation: EncoderAdaptationStatus, to json: inout JSONWriter) {
+        func format(_ name: String, _ format: EncodedFormat) {
+            json.key(name)
+            json.beginObject()
+            json.field("width", format.width)
+            json.field("height", format.height)
+            json.field("fps", format.framesPerSecond)
+            json.endObject()
+        }
+        json.beginObject()
+        json.field("degradation", adaptation.preference.rawValue)
+        format("configured", adaptation.configured)
+        format("current", adaptation.current)
+        json.field("adapted", adaptation.configured != adaptation.current)
+        json.field("reason", adaptation.reason)
+        json.field("changes", adaptation.changes)
+        json.field("encodeUsagePercent", adaptation.encodeUsage.map { ($0 * 1000).rounded() / 10 })
+        json.field("framesSkipped", adaptation.framesSkipped)
+        json.field("cpuLimitCores", adaptation.cpuLimitCores)
+        json.field("cpuLimitUsedPercent", adaptation.cpuLimitUsed.map { ($0 * 1000).rounded() / 10 })
+        json.field("captureToEncodedMilliseconds", adaptation.captureToEncoded.map { ($0.millisecondsDouble * 10).rounded() / 10 })
+        json.endObject()
+    }
+
     private func statusJSON(hub: StreamHub, media: MediaPipeline) -> String {
         let mediaStatus = media.status()
         var json = JSONWriter()
@@ -458,6 +487,10 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("lastOutageSeconds", mediaStatus.camera.lastOutageSeconds)
         json.field("reason", mediaStatus.camera.reason)
         json.endObject()
+        if let adaptation = mediaStatus.adaptation {
+            json.key("adaptation")
+            Self.write(adaptation, to: &json)
+        }
         if let talkback {
             let talk = talkback.status()
             json.key("talkback")

@@ -44,6 +44,8 @@ public struct CameraSettings: Equatable, Sendable {
         writer.field("fps", media.framesPerSecond)
         writer.field("bitrateKbps", media.bitrateKbps)
         writer.field("encoder", media.encoder.rawValue)
+        writer.field("degradation", media.degradation.rawValue)
+        writer.field("intraRefresh", media.intraRefresh)
         writer.field("maxViewers", maximumViewers)
         writer.field("viewingRequiresPassword", viewingRequiresPassword)
         writer.field("speaker", talkback.speaker.description)
@@ -85,6 +87,14 @@ public struct CameraSettings: Equatable, Sendable {
                     throw InvalidField(field: key, message: "encoder must be one of " + EncoderPreference.allCases.map(\.rawValue).joined(separator: ", "))
                 }
                 result.media.encoder = encoder
+            case "degradation":
+                guard let text = value.stringValue, let preference = DegradationPreference(rawValue: text) else {
+                    throw InvalidField(field: key, message: "degradation must be one of " + DegradationPreference.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                result.media.degradation = preference
+            case "intraRefresh":
+                guard let flag = value.boolValue else { throw InvalidField(field: key, message: "must be true or false") }
+                result.media.intraRefresh = flag
             case "maxViewers": result.maximumViewers = try Self.integer(value, key)
             case "viewingRequiresPassword":
                 guard let flag = value.boolValue else { throw InvalidField(field: key, message: "must be true or false") }

@@ -82,6 +82,11 @@ public struct MediaConfiguration: Equatable, Sendable {
     /// Seconds between regular keyframes (viewers joining or losing packets ask for more).
     public var keyframeIntervalSeconds = 2
     public var encoder = EncoderPreference.automatic
+    /// What gives way when x264 cannot keep up on this CPU (EncoderLoadAdaptation).
+    public var degradation = DegradationPreference.resolution
+    /// x264's periodic intra refresh instead of periodic IDR keyframes (no keyframe burst on the
+    /// link); viewers joining and PLI still get an IDR.
+    public var intraRefresh = false
 
     public init() {}
 }

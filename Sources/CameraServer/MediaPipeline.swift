@@ -38,6 +38,8 @@ struct MediaStatus: Sendable {
     var framesCaptured = 0
     /// A camera's state: streaming or lost (unplugged), its losses and reopen attempts.
     var camera = CameraRecoveryStatus(state: "streaming", lostSeconds: 0, losses: 0, failedReopens: 0)
+    /// x264's CPU adaptation: configured and current encoded size and rate, and why.
+    var adaptation: EncoderAdaptationStatus? = nil
 }
 
 /// Capture and encoding, once for every viewer: a video thread (source → H.264) and an audio thread
@@ -306,7 +308,8 @@ final class MediaPipeline: @unchecked Sendable {
                         audioEncoderCPUSeconds: Double(counters.audioEncoderCPUNanoseconds) / 1e9,
                         framesDropped: counters.framesDropped, microphone: counters.microphone,
                         sourceProblem: counters.sourceProblem, sourceRestarts: counters.sourceRestarts,
-                        framesCaptured: counters.framesCaptured, camera: counters.camera.status(at: MonotonicClock.now()))
+                        framesCaptured: counters.framesCaptured, camera: counters.camera.status(at: MonotonicClock.now()),
+                        adaptation: counters.adaptation)
         }
     }
 

@@ -128,6 +128,10 @@ final class MediaThreadControls: Sendable {
         counters.withLock { $0.sourceRestarts += 1 }
     }
 
+    func setAdaptation(_ status: EncoderAdaptationStatus) {
+        counters.withLock { $0.adaptation = status }
+    }
+
     func setRunningEncoder(_ description: String) {
         counters.withLock { $0.encoder = description }
     }
@@ -163,6 +167,8 @@ struct MediaCounters: Sendable {
     var audioEncoderCPUNanoseconds: UInt64 = 0
     /// What the microphone's capture read, recovered and dropped (nil: no microphone).
     var microphone: ALSACaptureStatistics?
+    /// x264's CPU adaptation (nil: no x264 running, e.g. passthrough or a hardware encoder).
+    var adaptation: EncoderAdaptationStatus?
     private var windowStart: MonotonicTime?
     private var windowFrames = 0
     private var windowBytes = 0
@@ -212,4 +218,23 @@ struct EncoderBitrate: Equatable {
         appliedKbps = effective
         return effective
     }
+}
+
+/// What /api/status and the page show of the CPU adaptation.
+struct EncoderAdaptationStatus: Sendable, Equatable {
+    var preference: DegradationPreference
+    var configured: EncodedFormat
+    var current: EncodedFormat
+    /// Why `current` is what it is (nil: never changed).
+    var reason: String?
+    var changes: Int
+    /// Processing time over the frame interval, over the last two seconds (nil: not measured yet).
+    var encodeUsage: Double?
+    /// Source frames the encoder was still busy for.
+    var framesSkipped: Int
+    /// A cgroup's CPU limit on the process, in cores (nil: none), and the share of it used lately.
+    var cpuLimitCores: Double? = nil
+    var cpuLimitUsed: Double? = nil
+    /// Mean time from capture to x264's output over the last two seconds.
+    var captureToEncoded: Duration? = nil
 }

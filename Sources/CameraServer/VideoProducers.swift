@@ -24,6 +24,12 @@ typealias CurrentConfiguration = @Sendable () -> MediaConfiguration
 /// x264 for raw pictures (the test pattern's, a camera's), made while someone watches and
 /// `idleRelease` after: nothing of it, not even the pages of its code, is touched before the first
 /// viewer (idle RSS, README Performance). Lives on the video thread.
+///
+/// It also adapts to the CPU (EncoderLoadAdaptation): each frame's time on this thread, from the
+/// moment the producer had it to x264's output (wall time: a cgroup quota's throttling counts), and
+/// the source's frames it was too busy for, decide the size x264 encodes (the picture is scaled
+/// down before x264) or the rate it is fed, per `degradation`. A change makes a new x264 at the
+/// new format, whose first picture is an IDR.
 struct X264Stage {
     let width: Int
     let height: Int
@@ -34,6 +40,19 @@ struct X264Stage {
     /// The encoder the bitrate below belongs to (a new one starts from the settings and the cap).
     private var x264Made: X264Encoder?
     private var bitrate = EncoderBitrate(configuredKbps: 0)
+    private var adaptation: EncoderLoadAdaptation
+    private var lastSequenceNumber: UInt64?
+    private var framesSkipped = 0
+    private var paused = false
+    /// The process's CPU limit (a cgroup quota, in cores; nil: none), read again every 10 s (the
+    /// process may be moved, `systemctl set-property` may change it), and its CPU time when last
+    /// measured: its share of the limit goes to the adaptation once a second.
+    private var cpuLimitCores: Double?
+    private var cpuLimitReadAt: MonotonicTime?
+    private var lastProcessCPU: (at: MonotonicTime, nanoseconds: UInt64)?
+    /// The bitrate last asked for while running (congestion control, the settings): an x264 made
+    /// for a new format starts at it, not at the configured one.
+    private var requestedBitrateKbps: Int?
 
     init(width: Int, height: Int, profileLevelID: String, idleRelease: Duration, configuration: @escaping CurrentConfiguration) {
         self.width = width
@@ -41,26 +60,50 @@ struct X264Stage {
         self.profileLevelID = profileLevelID
         self.configuration = configuration
         encoder = WhileWatched(keepFor: idleRelease)
+        let current = configuration()
+        adaptation = EncoderLoadAdaptation(configured: EncodedFormat(width: width, height: height, framesPerSecond: current.framesPerSecond),
+                                           preference: current.degradation)
     }
 
     /// Encodes `frame` (YUYV converted to 4:2:0 first: DESIGN.md), with a keyframe when one was asked
-    /// for and the bitrate as last changed; nil when x264 buffered it or refused its settings.
+    /// for and the bitrate as last changed; nil when x264 buffered it or refused its settings, or
+    /// when the adapted frame rate leaves this frame out. `now`: when the producer had the frame.
     mutating func encode(_ frame: RawVideoFrame, at now: MonotonicTime, _ controls: MediaThreadControls) -> EncodedVideoFrame? {
+        paused = false
+        // Frames the source had while this thread was busy (a sequence gap) are the encoder falling behind.
+        if let last = lastSequenceNumber, frame.sequenceNumber > last + 1 {
+            let gap = Int(min(frame.sequenceNumber - last - 1, 30))
+            framesSkipped += gap
+            for _ in 0 ..< gap { adaptation.frameSkipped(at: now) }
+        }
+        lastSequenceNumber = frame.sequenceNumber
+        let format = adaptation.current
+        guard adaptation.admits(frameAt: frame.captureTime) else { return nil }
+        if let running = encoder.resource,
+           running.width != format.width || running.height != format.height || running.frameRate != format.framesPerSecond {
+            encoder.discard()
+        }
         let x264: X264Encoder
         do {
-            let (width, height, profileLevelID, configuration) = (width, height, profileLevelID, configuration)
+            let profileLevelID = profileLevelID
+            let configuration = configuration
+            let requestedBitrateKbps = requestedBitrateKbps
             guard let made = try encoder.use(at: now, make: { () throws -> X264Encoder in
                 let current = configuration()   // the bitrate as last changed
-                let start = EncoderBitrate(configuredKbps: current.bitrateKbps, capKbps: controls.bitrateCap)
-                let made = try X264Encoder(width: width, height: height, fps: current.framesPerSecond,
-                                           bitrateKbps: start.effectiveKbps, profileLevelID: profileLevelID,
-                                           keyframeInterval: current.framesPerSecond * current.keyframeIntervalSeconds)
+                let made = try X264Encoder(width: format.width, height: format.height, fps: format.framesPerSecond,
+                                           bitrateKbps: EncoderBitrate(configuredKbps: requestedBitrateKbps ?? current.bitrateKbps,
+                                                                        capKbps: controls.bitrateCap).effectiveKbps, profileLevelID: profileLevelID,
+                                           keyframeInterval: format.framesPerSecond * current.keyframeIntervalSeconds,
+                                           vbvBufferMilliseconds: X264Encoder.vbvBufferMilliseconds(framesPerSecond: format.framesPerSecond,
+                                                                                                    intraRefresh: current.intraRefresh),
+                                           intraRefresh: current.intraRefresh)
                 controls.counters.withLock { $0.encodersOpened += 1 }
                 return made
             }) else { return nil }   // refused a moment ago: tried again in 5 s
             if x264Made !== made {
                 x264Made = made
-                bitrate = EncoderBitrate(configuredKbps: configuration().bitrateKbps, capKbps: controls.bitrateCap)
+                bitrate = EncoderBitrate(configuredKbps: requestedBitrateKbps ?? configuration().bitrateKbps,
+                                         capKbps: controls.bitrateCap)
             }
             x264 = made
             refusals = 0
@@ -68,7 +111,7 @@ struct X264Stage {
             // Settings x264 refuses show up when the first viewer arrives (nothing is made before).
             refusals += 1
             if refusals == 1 {
-                controls.logger.critical("x264 refused the settings (\(width)x\(height), \(profileLevelID)): \(error); trying again every 5 s")
+                controls.logger.critical("x264 refused the settings (\(format), \(profileLevelID)): \(error); trying again every 5 s")
             } else {
                 controls.logger.error("x264 still refuses the settings: \(error)")
             }
@@ -76,6 +119,7 @@ struct X264Stage {
         }
         let force = controls.takeKeyframeRequest()
         let configuredChange = controls.takeBitrateChange()
+        if let configuredChange { requestedBitrateKbps = configuredChange }
         if let kbps = bitrate.takeChange(configured: configuredChange, cap: controls.bitrateCap) {
             do {
                 try x264.setBitrate(kbps: kbps)
@@ -88,20 +132,63 @@ struct X264Stage {
                 controls.logger.error("could not change the bitrate to \(kbps) kb/s: \(error)")
             }
         }
+        let encoded: EncodedVideoFrame?
         do {
-            let input = frame.pixelFormat == .yuyv ? try PixelConversion.i420(fromYUYV: frame) : frame
-            guard let encoded = try controls.measuringCPU(\.encoderCPUNanoseconds, { try x264.encode(input, forceKeyframe: force) })
-            else { return nil }
-            controls.record(encoded, forced: force, at: now)
-            return encoded
+            let planar = frame.pixelFormat == .yuyv ? try PixelConversion.i420(fromYUYV: frame) : frame
+            encoded = try controls.measuringCPU(\.encoderCPUNanoseconds) {
+                let input = try PictureScaling.i420(scaling: planar, toWidth: format.width, height: format.height)
+                return try x264.encode(input, forceKeyframe: force)
+            }
         } catch {
             controls.logger.error("video encoding failed: \(error)")
             return nil
         }
+        let done = MonotonicClock.now()
+        measureProcessLoad(at: done)
+        if let change = adaptation.frameEncoded(processing: done - now, lag: done - frame.captureTime, at: done) {
+            controls.logger.notice("encoder load: \(change.from) -> \(change.to) (configured \(adaptation.configured), degradation \(adaptation.preference.rawValue)): \(change.reason)")
+        }
+        controls.setAdaptation(status)
+        guard let encoded else { return nil }
+        controls.record(encoded, forced: force, at: now)
+        return encoded
+    }
+
+    private mutating func measureProcessLoad(at now: MonotonicTime) {
+        if cpuLimitReadAt.map({ now - $0 >= .seconds(10) }) ?? true {
+            cpuLimitReadAt = now
+            let limit = CgroupCPULimit.current()
+            if limit == nil, cpuLimitCores != nil { adaptation.processLoad(share: nil) }
+            cpuLimitCores = limit
+        }
+        guard let cpuLimitCores else { return }
+        let cpu = CgroupCPULimit.processCPUNanoseconds()
+        guard let last = lastProcessCPU else {
+            lastProcessCPU = (now, cpu)
+            return
+        }
+        let elapsed = now - last.at
+        guard elapsed >= .seconds(1) else { return }
+        adaptation.processLoad(share: Double(cpu &- last.nanoseconds) / 1e9 / (elapsed.millisecondsDouble / 1000) / cpuLimitCores)
+        lastProcessCPU = (now, cpu)
+    }
+
+    var status: EncoderAdaptationStatus {
+        EncoderAdaptationStatus(preference: adaptation.preference, configured: adaptation.configured, current: adaptation.current,
+                                reason: adaptation.reason, changes: adaptation.changes, encodeUsage: adaptation.usage,
+                                framesSkipped: framesSkipped, cpuLimitCores: cpuLimitCores, cpuLimitUsed: adaptation.processShare,
+                                captureToEncoded: adaptation.captureToEncoded)
     }
 
     /// Nobody watches: x264 goes once nobody has for `idleRelease`.
     mutating func unwatched(at now: MonotonicTime, _ controls: MediaThreadControls) {
+        if !paused {
+            paused = true
+            adaptation.pause()
+            lastSequenceNumber = nil
+            lastProcessCPU = nil
+            controls.setAdaptation(status)
+        }
         if encoder.unwatched(at: now) {
             // x264's freed buffers (and the test pattern's, dropped in the same tick) would stay in
             // this thread's malloc arena; hand the pages back to the system.
@@ -131,6 +218,7 @@ struct TestPatternProducer: VideoProducer {
         let makePattern = { [width, height] in try TestPatternSource(width: width, height: height) }
         let interval = UInt64(1_000_000_000 / max(1, configuration().framesPerSecond))
         var next = MonotonicClock.now().nanoseconds
+        let start = next
         var index: UInt64 = 0
         while controls.isRunning {
             DedicatedThread.sleep(until: next)
@@ -138,7 +226,9 @@ struct TestPatternProducer: VideoProducer {
             // Freshest frame wins: if encoding fell behind, skip the missed slots instead of queueing.
             next += interval
             if now.nanoseconds > next { next = now.nanoseconds + interval }
-            index += 1
+            // The index counts frame slots since the start, so slots missed while encoding show as a
+            // gap in the sequence numbers (X264Stage counts them as frames it could not take).
+            index = max(index + 1, (now.nanoseconds - start) / interval)
             guard controls.wantsPictures else {
                 pattern.unwatched(at: now)   // first: the encoder's release trims the heap after both
                 jpeg.idle(at: now, controls.stills)

@@ -37,6 +37,13 @@ struct WhileWatched<Resource> {
         }
     }
 
+    /// Drops the resource now (it no longer fits: the encoder's size changed); the next `use` makes
+    /// a new one.
+    mutating func discard() {
+        resource = nil
+        failedAt = nil
+    }
+
     /// Nobody watches at `now`; returns true when this call dropped the resource.
     @discardableResult
     mutating func unwatched(at now: MonotonicTime) -> Bool {

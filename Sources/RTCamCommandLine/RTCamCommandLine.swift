@@ -46,6 +46,10 @@ public enum RTCamCommandLine {
             OptionDefinition("bitrate", value: "kbit/s", help: "Video bitrate in kbit/s. Default: saved setting, else 2000."),
             OptionDefinition("encoder", value: "encoder",
                              help: "H.264 encoder: auto (the camera's own H.264, else a V4L2 M2M encoder, else x264), hardware, x264, passthrough. Default: saved setting, else auto."),
+            OptionDefinition("degradation", value: "preference",
+                             help: "When x264 cannot keep up on this CPU (encode time over 85 % of the frame interval): resolution (encode a smaller picture), framerate (fewer frames), balanced (both in turn) or off. Back up when there is room again. Default: saved setting, else resolution."),
+            OptionDefinition("intra-refresh", value: "on|off",
+                             help: "x264 periodic intra refresh instead of periodic IDR keyframes, so no keyframe bursts on the link (viewers joining and PLI still get an IDR). Default: saved setting, else off."),
             OptionDefinition("max-viewers", value: "count", help: "Most viewers at once; more get 503 with Retry-After. Default: saved setting, else 10."),
             OptionDefinition("candidate-address", value: "address",
                              help: "An address to offer viewers as an ICE host candidate (repeatable; default: every interface address, else 127.0.0.1).",
@@ -200,6 +204,20 @@ public enum RTCamCommandLine {
                 throw .invalidValue(option: "encoder", reason: "--encoder must be one of \(names) (got '\(encoder)')")
             }
             configuration.overrides.encoder = preference
+        }
+        if let degradation = options.value("degradation") {
+            guard let preference = DegradationPreference(rawValue: degradation) else {
+                let names = DegradationPreference.allCases.map(\.rawValue).joined(separator: ", ")
+                throw .invalidValue(option: "degradation", reason: "--degradation must be one of \(names) (got '\(degradation)')")
+            }
+            configuration.overrides.degradation = preference
+        }
+        if let intraRefresh = options.value("intra-refresh") {
+            switch intraRefresh {
+            case "on": configuration.overrides.intraRefresh = true
+            case "off": configuration.overrides.intraRefresh = false
+            default: throw .invalidValue(option: "intra-refresh", reason: "--intra-refresh must be on or off (got '\(intraRefresh)')")
+            }
         }
         configuration.overrides.maximumViewers = try integer(options, "max-viewers", in: 1...1000, reason: "--max-viewers must be 1 to 1000")
         let levelName = options.value("log-level") ?? "info"

@@ -47,6 +47,8 @@ public final class X264Encoder: @unchecked Sendable {
     public let profileLevelID: String
     public private(set) var bitrateKbps: Int
     public let vbvBufferMilliseconds: Int
+    /// Periodic intra refresh instead of periodic IDRs (see `init`).
+    public let intraRefresh: Bool
 
     private let handle: OpaquePointer            // x264_t *
     private let requested: ProfileLevel
@@ -60,9 +62,14 @@ public final class X264Encoder: @unchecked Sendable {
     ///   - vbvBufferMilliseconds: VBV buffer as time at the target bitrate (one frame … 1 s);
     ///     smaller means steadier packets and worse keyframes.
     ///   - maxSliceBytes: if set, slices are cut at that size (one NAL per RTP packet, no FU-A).
+    ///   - intraRefresh: x264's periodic intra refresh (`b_intra_refresh`): instead of an IDR every
+    ///     `keyframeInterval` frames, a column of intra macroblocks sweeps across the picture once per
+    ///     `keyframeInterval`, so no frame is much larger than the others (no keyframe burst on the
+    ///     link). Only the first picture is an IDR on its own; `encode(_:forceKeyframe: true)` still
+    ///     makes a whole IDR, which a joining viewer's decoder needs (a browser starts at an IDR).
     public init(width: Int, height: Int, fps: Int, bitrateKbps: Int, profileLevelID: String, keyframeInterval: Int,
                 preset: X264Preset = .ultrafast, threads: Int = 1, vbvBufferMilliseconds: Int = 500,
-                maxSliceBytes: Int? = nil) throws(X264Error) {
+                maxSliceBytes: Int? = nil, intraRefresh: Bool = false) throws(X264Error) {
         guard width > 0, height > 0, width % 2 == 0, height % 2 == 0 else {
             throw .invalidParameters("size \(width)x\(height) (4:2:0 needs even width and height)")
         }
@@ -89,7 +96,7 @@ public final class X264Encoder: @unchecked Sendable {
         param.i_keyint_min = Int32(min(keyframeInterval, max(1, fps)))
         param.i_scenecut_threshold = 0               // keyframes only on the interval or on request (PLI/FIR)
         param.i_bframe = 0
-        param.b_intra_refresh = 0
+        param.b_intra_refresh = intraRefresh ? 1 : 0
         param.b_repeat_headers = 1                   // SPS/PPS before each IDR: a viewer can join at any keyframe
         param.b_annexb = 1
         param.b_aud = 0
@@ -114,6 +121,7 @@ public final class X264Encoder: @unchecked Sendable {
         self.keyframeInterval = keyframeInterval
         self.bitrateKbps = bitrateKbps
         self.vbvBufferMilliseconds = vbvBufferMilliseconds
+        self.intraRefresh = intraRefresh
         self.profileLevelID = requested.hex
     }
 
@@ -139,6 +147,8 @@ public final class X264Encoder: @unchecked Sendable {
         pendingCaptureTimes[presentationTimestamp] = frame.captureTime
 
         let handle = self.handle
+        // x264 marks an intra refresh's recovery point as a keyframe too; only an IDR is one here (a
+        // joining browser's decoder starts at an IDR).
         let result: (code: Int32, bytes: [UInt8], keyframe: Bool, pts: Int64) = frame.withPlanes { planes in
             var picture = x264_picture_t()
             x264_picture_init(&picture)
@@ -165,11 +175,13 @@ public final class X264Encoder: @unchecked Sendable {
             }
             // The payloads of one call are contiguous in memory (x264.h, x264_encoder_encode).
             var bytes = Array(UnsafeBufferPointer(start: first, count: Int(size)))
-            for index in 0 ..< Int(nalCount) where nals[index].i_type == Int32(H264NALType.sequenceParameterSet) {
-                guard let payload = nals[index].p_payload else { continue }
+            var containsIDR = false
+            for index in 0 ..< Int(nalCount) {
+                if nals[index].i_type == Int32(H264NALType.idrSlice) { containsIDR = true }
+                guard nals[index].i_type == Int32(H264NALType.sequenceParameterSet), let payload = nals[index].p_payload else { continue }
                 self.rewriteProfileLevel(inSPSAt: payload - first, of: &bytes)
             }
-            return (size, bytes, output.b_keyframe != 0, output.i_pts)
+            return (size, bytes, output.b_keyframe != 0 && containsIDR, output.i_pts)
         }
         if result.code < 0 { throw .encodeFailed(code: result.code) }
         guard !result.bytes.isEmpty else { return nil }
@@ -191,6 +203,13 @@ public final class X264Encoder: @unchecked Sendable {
         let code = x264_encoder_reconfig(handle, &param)
         guard code == 0 else { throw .reconfigureFailed(code: code) }
         bitrateKbps = kbps
+    }
+
+    /// The VBV buffer that goes with the keyframe choice: with periodic IDRs half a second (a
+    /// keyframe may take several frames' worth of bits); with intra refresh two frame intervals, so
+    /// that every frame, a forced IDR included, stays near the mean size (what the option is for).
+    public static func vbvBufferMilliseconds(framesPerSecond: Int, intraRefresh: Bool) -> Int {
+        intraRefresh ? max(1, 2000 / max(1, framesPerSecond)) : 500
     }
 
     /// The x264 build this was linked against (164 on Debian 12).

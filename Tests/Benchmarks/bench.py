@@ -2,7 +2,7 @@
 run.sh, inside a network namespace that holds only `lo`. Each prints a table, compares against the
 goal, and writes JSON under out/bench/.
 
-    python Tests/Benchmarks/bench.py overhead | fanout | footprint | latency | firstframe | peers | srtp | all
+    python Tests/Benchmarks/bench.py overhead | fanout | footprint | latency | firstframe | peers | srtp | cpuadapt | all
 
 Numbers come from release builds (RTCAM_BIN, RTCAM_BENCH_BIN; default .build/release/). The machine
 is shared and noisy, so the comparisons run side by side in one command and repeat; medians and
@@ -390,6 +390,41 @@ def bench_latency(args) -> dict:
               "chromium_glass_to_glass_ms": chromium, "chromium": {k: v for k, v in browser_glass.items() if k != "latencies_ms"},
               "aiortc_first_frame_s": glass.get("first_frame_s"), "errors": glass.get("errors"), "goal_p95_ms": 60}
     write_json("latency", result)
+    return result
+
+
+# ---- CPU adaptation under a cgroup quota (issue 24) --------------------------------------------------
+
+def bench_cpuadapt(args) -> dict:
+    """1080p30 test pattern, the daemon alone in a cgroup limited to 10 % and 5 % of a core, each
+    --degradation in turn; an aiortc viewer decodes and reads the pattern's clock (cpu_adaptation.py)."""
+    import cpu_adaptation
+
+    runs = []
+    for percent in args.quota_percent:
+        for degradation in ("off", "resolution", "framerate", "balanced"):
+            try:
+                runs.append(cpu_adaptation.run(rtcam_binary(), percent, degradation, max(args.seconds, 10), settle=4,
+                                               adapt_timeout=40, workdir=str(out_dir() / "logs")))
+            except Exception as error:  # noqa: BLE001 — one starved run must not lose the others
+                print(f"  {percent:g} % {degradation}: failed: {error!r}")
+    rows = []
+    for r in runs:
+        current = (r["adaptation"] or {}).get("current") or {}
+        g2g = r["glass_to_glass_ms"]
+        rows.append([f"{r['percent_of_a_core']:g} %", r["degradation"], f"{current.get('width')}x{current.get('height')}@{current.get('fps')}",
+                     r["fps"], g2g["p50"], g2g["p95"], r["adapted_after_s"], r["adaptation"]["changes"] if r["adaptation"] else None,
+                     r["daemon_cpu_share_of_a_core"]])
+    resolution_10 = next((r for r in runs if r["percent_of_a_core"] == 10 and r["degradation"] == "resolution"), None)
+    verdict = "n/a" if resolution_10 is None else \
+        ("meets" if resolution_10["fps"] >= 25 and (resolution_10["glass_to_glass_ms"]["p95"] or 1e9) < 100 else "MISSES")
+    table(f"CPU adaptation, 1920x1080@30 pattern in a cgroup quota (goal at 10 %: >= 25 fps, glass-to-glass < 100 ms -> {verdict})",
+          ["quota", "degradation", "encoded", "fps", "g2g p50 ms", "g2g p95 ms", "adapted after s", "changes", "daemon CPU"], rows)
+    for r in runs:
+        for line in r["log"]:
+            print(f"  {r['percent_of_a_core']:g} % {r['degradation']}: {line.split('encoder load: ', 1)[-1]}")
+    result = {"runs": runs}
+    write_json("cpuadapt", result)
     return result
 
 
@@ -1036,7 +1071,7 @@ def only_loopback() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "srtp", "tls",
-                                              "talkback", "datachannel", "ecosystem", "soak", "all"])
+                                              "talkback", "datachannel", "ecosystem", "soak", "cpuadapt", "all"])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="overhead/peers: repeat and take medians")
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 10, 50, 100, 200])
@@ -1048,6 +1083,8 @@ def main() -> int:
     parser.add_argument("--spacing", type=float, default=1.0, help="firstframe: seconds between runs")
     parser.add_argument("--settle", type=float, default=15,
                         help="footprint: seconds before reading idle RSS (the daemon keeps x264 10 s after its last viewer)")
+    parser.add_argument("--quota-percent", type=float, nargs="+", default=[10, 5],
+                        help="cpuadapt: the daemon's cgroup CPU quotas, in percent of one core")
     parser.add_argument("--allow-network", action="store_true",
                         help="run even though interfaces other than lo exist (everything still uses 127.0.0.1)")
     args = parser.parse_args()
@@ -1059,7 +1096,7 @@ def main() -> int:
             print(f"missing {binary}: swift build -c release --static-swift-stdlib", file=sys.stderr)
             return 2
     print(f"rtcam {rtcam_binary()}\nrtcam-bench {bench_binary()}\nload before: {common.machine_load()}")
-    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers", "datachannel", "talkback", "ecosystem"] \
+    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers", "datachannel", "talkback", "ecosystem", "cpuadapt"] \
         if args.benchmark == "all" else [args.benchmark]
     failures = []
     for name in chosen:

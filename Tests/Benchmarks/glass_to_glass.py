@@ -16,6 +16,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Interop"))
 
@@ -26,8 +27,11 @@ import pattern  # noqa: E402
 
 
 class TimestampReadingClient(WhepClient):
-    def __init__(self, url: str):
+    def __init__(self, url: str, source_size: Optional[tuple[int, int]] = None):
+        """`source_size`: the size the daemon's test pattern is drawn at, when the stream may be
+        scaled down from it (CPU adaptation)."""
         super().__init__(url, video=True, audio=False)
+        self.source_size = source_size
         self.latencies_ms: list[int] = []
         self.unreadable = 0
         self.recording = False
@@ -37,7 +41,7 @@ class TimestampReadingClient(WhepClient):
             while True:
                 frame = await track.recv()
                 now = time.monotonic()
-                stamp = pattern.read_timestamp(pattern.luma_of(frame), frame.width, frame.height)
+                stamp = pattern.read_timestamp(pattern.luma_of(frame), frame.width, frame.height, self.source_size)
                 age = pattern.age_milliseconds(stamp) if stamp is not None else None
                 stats = self.video
                 stats.frames += 1

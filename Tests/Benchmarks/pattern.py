@@ -44,16 +44,23 @@ def check_nibble(value: int) -> int:
     return nibble
 
 
-def read_timestamp(luma, width: int, height: int) -> Optional[int]:
+def read_timestamp(luma, width: int, height: int, source_size: Optional[tuple[int, int]] = None) -> Optional[int]:
     """`luma`: a 2-D numpy array (rows x at least `width` columns) of 8-bit luma. Returns the
-    32-bit millisecond timestamp, or None if the start pattern or the check nibble is wrong."""
-    layout = StripLayout(width, height)
+    32-bit millisecond timestamp, or None if the start pattern or the check nibble is wrong.
+
+    `source_size`: the size the pattern was drawn at, when the picture was scaled before encoding
+    (CPU adaptation): the blocks are where that size's layout puts them, scaled."""
+    drawn_width, drawn_height = source_size or (width, height)
+    layout = StripLayout(drawn_width, drawn_height)
+    scale_x, scale_y = width / drawn_width, height / drawn_height
     block = layout.block
     inset = block // 4
     bits = []
     for index in range(BIT_COUNT):
         x, y = layout.origin(index)
-        centre = luma[y + inset:y + block - inset, x + inset:x + block - inset]
+        top, bottom = int((y + inset) * scale_y + 0.5), int((y + block - inset) * scale_y + 0.5)
+        left, right = int((x + inset) * scale_x + 0.5), int((x + block - inset) * scale_x + 0.5)
+        centre = luma[top:max(top + 1, bottom), left:max(left + 1, right)]
         bits.append(1 if int(centre.sum()) // max(1, centre.size) >= 128 else 0)
     return decode_bits(bits)
 

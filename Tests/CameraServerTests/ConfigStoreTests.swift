@@ -86,6 +86,11 @@ import Testing
         #expect(throws: CameraSettings.InvalidField.self) { try base.applying(JSONValue(parsing: #"{"fps": 29.97}"#)) }
         #expect(throws: CameraSettings.InvalidField.self) { try base.applying(JSONValue(parsing: #"{"source": "webcam"}"#)) }
         #expect(throws: CameraSettings.InvalidField.self) { try base.applying(JSONValue(parsing: #"{"encoder": "gpu"}"#)) }
+        #expect(base.media.degradation == .resolution && !base.media.intraRefresh)
+        let adapted = try base.applying(JSONValue(parsing: #"{"degradation": "balanced", "intraRefresh": true}"#))
+        #expect(adapted.media.degradation == .balanced && adapted.media.intraRefresh)
+        #expect(throws: CameraSettings.InvalidField.self) { try base.applying(JSONValue(parsing: #"{"degradation": "fast"}"#)) }
+        #expect(throws: CameraSettings.InvalidField.self) { try base.applying(JSONValue(parsing: #"{"intraRefresh": 1}"#)) }
     }
 
     @Test func validatesRanges() {
@@ -104,6 +109,8 @@ import Testing
         settings.media.video = .file(path: "/srv/clip.h264")
         settings.media.audio = .alsa(deviceName: "hw:1,0")
         settings.media.encoder = .x264
+        settings.media.degradation = .framerate
+        settings.media.intraRefresh = true
         let parsed = try CameraSettings().applying(JSONValue(parsing: settings.json()))
         #expect(parsed == settings)
     }

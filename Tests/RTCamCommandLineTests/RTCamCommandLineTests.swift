@@ -58,7 +58,14 @@ import Testing
             "--fps", "25", "--bitrate", "800", "--encoder", "x264", "--max-viewers", "3",
             "--candidate-address", "10.0.0.2", "--candidate-address=192.168.1.9", "--log-level", "debug",
             "--host-name", "cam.example.net", "--host-name=kitchen.lan", "--rtsp-port", "9554",
+            "--degradation", "framerate", "--intra-refresh", "on",
         ])
+        #expect(configuration.overrides.degradation == .framerate)
+        #expect(configuration.overrides.intraRefresh == true)
+        let (defaults, _) = try serve(["serve"])
+        #expect(defaults.overrides.degradation == nil && defaults.overrides.intraRefresh == nil)
+        let (off, _) = try serve(["--intra-refresh", "off", "--degradation", "off"])
+        #expect(off.overrides.intraRefresh == false && off.overrides.degradation == .off)
         #expect(configuration.rtspPort == 9554)
         #expect(configuration.httpPort == 9000)
         #expect(configuration.httpAddress == "127.0.0.1")
@@ -173,6 +180,7 @@ import Testing
             (["--size", "1280x720x3"], "size"), (["--fps", "0"], "fps"), (["--fps", "121"], "fps"), (["--fps="], "fps"),
             (["--bitrate", "49"], "bitrate"), (["--encoder", "nvenc"], "encoder"), (["--max-viewers", "0"], "max-viewers"),
             (["--log-level", "loud"], "log-level"), (["--state-dir="], "state-dir"),
+            (["--degradation", "quality"], "degradation"), (["--intra-refresh", "yes"], "intra-refresh"),
         ]
         for (arguments, option) in refusals {
             guard case let .invalidValue(refused, reason)? = error(arguments) else {

@@ -81,6 +81,16 @@ enum SettingsPage {
         <option value="passthrough">The camera's own H.264 (passthrough)</option>
       </select><span class="error" data-for="encoder"></span></label>
     </div>
+    <div class="row">
+      <label>When the CPU cannot keep up <select name="degradation">
+        <option value="resolution">Encode a smaller picture</option>
+        <option value="framerate">Send fewer frames</option>
+        <option value="balanced">Both, in turn</option>
+        <option value="off">Nothing (skip the frames it cannot encode)</option>
+      </select><span class="error" data-for="degradation"></span></label>
+      <label class="check"><input type="checkbox" name="intraRefresh"> Intra refresh instead of periodic keyframes (x264: no keyframe bursts on the link)</label>
+    </div>
+    <p id="encoder-load" class="note"></p>
     <h2>Sound</h2>
     <label>Audio source <select name="audio"></select><span class="error" data-for="audio"></span></label>
     <label>Talkback speaker <select name="speaker"></select><span class="error" data-for="speaker"></span></label>
@@ -211,6 +221,8 @@ function fillForm() {
   form.echo.value = settings.echo;
   form.bitrateKbps.value = settings.bitrateKbps;
   form.encoder.value = settings.encoder;
+  form.degradation.value = settings.degradation;
+  form.intraRefresh.checked = settings.intraRefresh;
   form.maxViewers.value = settings.maxViewers;
   form.viewingRequiresPassword.checked = settings.viewingRequiresPassword;
   fillSizes();
@@ -225,6 +237,26 @@ async function loadSettings() {
   fillForm();
   section("settings");
   await loadTokens();
+  showEncoderLoad();
+}
+
+// What x264 encodes now against what was configured, and why (CPU adaptation), every 2 s.
+let encoderLoadTimer = null;
+async function showEncoderLoad() {
+  clearTimeout(encoderLoadTimer);
+  if ($("#settings").hidden) return;
+  const { status, data } = await api("GET", "/api/status");
+  const a = status === 200 ? data.adaptation : null;
+  const line = $("#encoder-load");
+  if (!a) { line.textContent = ""; }
+  else {
+    const f = (x) => x.width + "×" + x.height + " at " + x.fps + " fps";
+    const usage = a.encodeUsagePercent == null ? "" : " Encoding takes " + a.encodeUsagePercent.toFixed(0) + " % of each frame's time.";
+    line.textContent = (a.adapted
+      ? "The CPU cannot keep up with " + f(a.configured) + ": encoding " + f(a.current) + " (" + a.reason + ")."
+      : "Encoding " + f(a.current) + " as configured" + (a.reason ? " (last change: " + a.reason + ")." : ".")) + usage;
+  }
+  encoderLoadTimer = setTimeout(showEncoderLoad, 2000);
 }
 
 async function loadTokens() {
@@ -300,6 +332,7 @@ $("#settings-form").addEventListener("submit", async (e) => {
     source: f.source.value === "exec" ? "exec:" + f.execCommand.value.trim() : f.source.value,
     audio: f.audio.value, width, height, fps: Number(f.fps.value),
     bitrateKbps: Number(f.bitrateKbps.value), encoder: f.encoder.value,
+    degradation: f.degradation.value, intraRefresh: f.intraRefresh.checked,
     maxViewers: Number(f.maxViewers.value), viewingRequiresPassword: f.viewingRequiresPassword.checked,
     speaker: f.speaker.value, speakerVolume: Number(f.speakerVolume.value), whoMayTalk: f.whoMayTalk.value, echo: f.echo.value,
   };
