@@ -30,7 +30,11 @@ async def scenario(daemon) -> dict:
     first = WhepClient(daemon.url("/whep"), audio=False)
     async with first:
         await first.wait_for_media(timeout=10)
-        await asyncio.sleep(1)            # past the join's own IDR
+        # Past the join's own IDR, and past the start of congestion control: aiortc's first REMB,
+        # about 3 s in, is under 2 Mb/s and rtcam follows it back up over another 3 s; each step
+        # reconfigures x264, whose two-frame VBV (intra refresh) then lets a picture grow to
+        # twice the median.
+        await asyncio.sleep(7)
         sizes: dict[int, int] = {}
         record_video_frame_sizes(first, sizes)
         await asyncio.sleep(5)
