@@ -157,8 +157,9 @@ struct EncoderBitratePolicy: Equatable {
     var floorShare: Double = 0.4
     /// What audio and RTCP take of a viewer's estimate before video (Opus at up to 64 kb/s).
     var audioKbps: Int = 64
-    /// Video gets this share of what is left: room for retransmissions and the estimate's noise.
-    var videoShare: Double = 0.9
+    /// Video gets this share of what is left: room for retransmissions (the estimate itself keeps
+    /// its own margin: AIMD decreases to 85 % of what arrived).
+    var videoShare: Double = 0.95
     /// Raising the bitrate waits this long after the last change (a drop is applied at once).
     var raiseInterval: Duration = .seconds(1)
     /// Changes smaller than this share of the current cap are not worth a reconfiguration.

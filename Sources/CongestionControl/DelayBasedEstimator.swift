@@ -285,10 +285,15 @@ struct AIMDRateControl {
         bitsPerSecond = min(max(start, minimum), maximum)
     }
 
-    /// A probe measured `bitsPerSecond`: take it when it is above the current estimate.
+    /// A probe measured `bitsPerSecond`: take 95 % of it when that is above the current estimate (a
+    /// probe's few packets through a shaper's bucket read a little above the link's rate; taking all
+    /// of it sends the encoder over the link and straight into overuse: measured on a tbf link).
+    static let probeUtilization = 0.95
+
     mutating func probeResult(bitsPerSecond measured: Double, at now: MonotonicTime) {
-        guard measured.isFinite, measured > bitsPerSecond else { return }
-        bitsPerSecond = min(measured, maximum)
+        let usable = measured * Self.probeUtilization
+        guard usable.isFinite, usable > bitsPerSecond else { return }
+        bitsPerSecond = min(usable, maximum)
         lastUpdate = now
     }
 

@@ -108,13 +108,13 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
         // Estimates well above the configured bitrate: no cap.
         #expect(policy.update(estimates: [5_000_000, 8_000_000], now: start) == nil)
         #expect(policy.capKbps == nil)
-        // One viewer's link drops to 1.6 Mb/s: (1600 − 64) × 0.9 = 1382 kb/s at once.
-        #expect(policy.update(estimates: [5_000_000, 1_600_000], now: start + .milliseconds(100)) == .some(1382))
+        // One viewer's link drops to 1.6 Mb/s: (1600 − 64) × 0.95 = 1459 kb/s at once.
+        #expect(policy.update(estimates: [5_000_000, 1_600_000], now: start + .milliseconds(100)) == .some(1459))
         // It recovers a little 0.5 s later: not yet (raises wait a second), and the owner is told when to ask again...
         #expect(policy.update(estimates: [5_000_000, 2_000_000], now: start + .milliseconds(600)) == nil)
         #expect(policy.deferredRaise == start + .milliseconds(1100))
         // ...then it is raised.
-        #expect(policy.update(estimates: [5_000_000, 2_000_000], now: start + .milliseconds(1200)) == .some(1742))
+        #expect(policy.update(estimates: [5_000_000, 2_000_000], now: start + .milliseconds(1200)) == .some(1839))
         #expect(policy.deferredRaise == nil)
         // Small wobbles (< 5 %) are no reconfiguration.
         #expect(policy.update(estimates: [5_000_000, 1_980_000], now: start + .milliseconds(1300)) == nil)
@@ -130,10 +130,10 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
         #expect(policy.isBelowFloor(estimate: 500_000) && !policy.isBelowFloor(estimate: 1_300_000))
         // A 500 kb/s viewer beside a fast one: the fast one keeps the configured bitrate.
         #expect(policy.update(estimates: [500_000, 6_000_000], now: start) == nil)
-        // A 1.3 Mb/s one decides: (1300 − 64) × 0.9 = 1112.
-        #expect(policy.update(estimates: [500_000, 1_300_000, 6_000_000], now: start) == .some(1112))
-        // Only slow viewers: the best of them decides ((500 − 64) × 0.9 = 392), nobody gains from more.
-        #expect(policy.update(estimates: [500_000, 300_000], now: start + .seconds(2)) == .some(392))
+        // A 1.3 Mb/s one decides: (1300 − 64) × 0.95 = 1174.
+        #expect(policy.update(estimates: [500_000, 1_300_000, 6_000_000], now: start) == .some(1174))
+        // Only slow viewers: the best of them decides ((500 − 64) × 0.95 = 414), nobody gains from more.
+        #expect(policy.update(estimates: [500_000, 300_000], now: start + .seconds(2)) == .some(414))
         // One viewer alone on a weak link is followed all the way down (to 100 kb/s at the least).
         #expect(policy.update(estimates: [100_000], now: start + .seconds(2)) == .some(100))
         // Viewers without an estimate (no transport-cc, no REMB) do not count; nobody left: no cap.
@@ -143,10 +143,10 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
     @Test("a new configured bitrate below the cap removes it; nobody watching resets it")
     func settingsAndReset() {
         var policy = EncoderBitratePolicy(configuredKbps: 4000)
-        #expect(policy.update(estimates: [3_000_000], now: start) == .some(2642))
+        #expect(policy.update(estimates: [3_000_000], now: start) == .some(2789))
         #expect(policy.configure(kbps: 3000) == nil)          // still under the new ceiling
         #expect(policy.configure(kbps: 2000) == .some(nil))   // the ceiling is lower: no cap needed
-        #expect(policy.update(estimates: [1_500_000], now: start + .seconds(2)) == .some(1292))
+        #expect(policy.update(estimates: [1_500_000], now: start + .seconds(2)) == .some(1364))
         #expect(policy.reset() == .some(nil))
         #expect(policy.reset() == nil)
     }
