@@ -109,9 +109,19 @@ def test_the_settings_page_says_what_the_encoder_makes(rtcam_factory, chromium):
 
     def page_line():
         page.wait_for("document.querySelector('#encoder-load').textContent.includes('Encoding takes')", timeout=10)
+        # "Watching now" (issues 19 and 24): the viewer's ICE pair and, once its first REMB came
+        # (aiortc's, about 3 s in), the link's estimate; the encoder's bitrate line.
+        page.wait_for("document.querySelector('#watching').textContent.includes('link ≈')", timeout=15)
+        watching.append(page.evaluate("document.querySelector('#watching').textContent"))
+        watching.append(page.evaluate("document.querySelector('#bitrate-line').textContent"))
         return page.evaluate("document.querySelector('#encoder-load').textContent")
+
+    watching: list[str] = []
 
     assert json.loads((daemon.state_dir / "config.json").read_text())["viewingRequiresPassword"] is False
     line = asyncio.run(asyncio.wait_for(watch_while(page_line), timeout=30))
     assert line.startswith("Encoding 640×480 at 30 fps as configured"), line
+    viewer_line, bitrate_line = watching
+    assert "path host → host" in viewer_line and "connected" in viewer_line, viewer_line
+    assert bitrate_line.startswith("Video at"), bitrate_line
     assert not [e for e in page.errors() if "Content Security Policy" in e.text], page.errors()

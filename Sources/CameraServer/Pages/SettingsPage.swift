@@ -110,6 +110,10 @@ enum SettingsPage {
     <button>Save and apply</button>
   </form>
 
+  <h2>Watching now</h2>
+  <p id="bitrate-line" class="hint"></p>
+  <ul id="watching"></ul>
+
   <h2>Viewing tokens</h2>
   <p class="hint">A token lets a third-party WHEP player watch a protected camera (<code>Authorization: Bearer &lt;token&gt;</code>). It is shown once, when made; revoking it ends its viewers at once.</p>
   <ul id="token-list"></ul>
@@ -256,7 +260,33 @@ async function showEncoderLoad() {
       ? "The CPU cannot keep up with " + f(a.configured) + ": encoding " + f(a.current) + " (" + a.reason + ")."
       : "Encoding " + f(a.current) + " as configured" + (a.reason ? " (last change: " + a.reason + ")." : ".")) + usage;
   }
+  showWatching(status === 200 ? data : null);
   encoderLoadTimer = setTimeout(showEncoderLoad, 2000);
+}
+
+// Each viewer's path (ICE pair, round trip) and link (the congestion controller's estimate, what
+// waits in its pacer, loss), and the one encoder's bitrate (issues 19 and 24). Text only.
+function showWatching(data) {
+  const list = $("#watching");
+  list.textContent = "";
+  const b = data && data.bitrateControl;
+  $("#bitrate-line").textContent = !b ? "" : (b.capped
+    ? "Video at " + b.encoderTargetKbps + " kb/s: the slowest viewer's link (configured " + b.configuredKbps + " kb/s, floor " + b.floorKbps + " kb/s)."
+    : "Video at the configured " + b.configuredKbps + " kb/s.") +
+    (b && b.viewersBelowFloor ? " " + b.viewersBelowFloor + " viewer(s) below the floor get fewer pictures." : "");
+  for (const v of (data && data.viewers) || []) {
+    const li = document.createElement("li");
+    const pair = v.icePair ? v.icePair.local + " → " + v.icePair.remote : "";
+    const parts = [v.address || "(connecting)", v.state];
+    if (pair) parts.push("path " + pair);
+    if (v.rttMs != null) parts.push("round trip " + v.rttMs.toFixed(1) + " ms");
+    if (v.estimateKbps != null) parts.push("link ≈ " + Math.round(v.estimateKbps) + " kb/s" + (v.belowFloor ? " (below the floor)" : ""));
+    if (v.pacerQueueMs != null) parts.push("queued " + Math.round(v.pacerQueueMs) + " ms");
+    if (v.fractionLost) parts.push("lost " + (v.fractionLost * 100).toFixed(1) + " %");
+    li.textContent = parts.join(" · ");
+    list.appendChild(li);
+  }
+  if (!list.children.length) { const li = document.createElement("li"); li.textContent = "Nobody."; list.appendChild(li); }
 }
 
 async function loadTokens() {
