@@ -5,7 +5,9 @@ import Glibc
 import NIOCore
 import NIOHTTP1
 import RTCBase
+import SDP
 import Testing
+import WebRTCSession
 
 private func ip(_ text: String) -> TransportAddress.IP { TransportAddress.IP(parsing: text)! }
 
@@ -137,5 +139,27 @@ private func ip(_ text: String) -> TransportAddress.IP { TransportAddress.IP(par
         #expect(HostCandidateAddresses.interleaved(given) == [ip("2001:db8::1"), ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")])
         #expect(HostCandidateAddresses.interleaved([ip("10.0.0.1")]) == [ip("10.0.0.1")])
         #expect(HostCandidateAddresses.interleaved([]) == [])
+    }
+
+    @Test("the answer: host candidates in the hub's order with falling priority; srflx based on the host of its family")
+    func answerCandidatesPerFamily() throws {
+        var random = SeededRandom(seed: 19)
+        let factory = WHEPSessionFactory(certificate: StreamHubTests.certificate, packetizer: MediaPacketizer(random: &random),
+                                         ntpNanosecondsAtMonotonicZero: 0)
+        var settings = HubSettings(maximumViewers: 2, candidateAddresses: [ip("2001:db8::1"), ip("192.0.2.1")], mediaPort: 8189,
+                                   h264ProfileLevelID: "42e01f", hasVideo: true, hasAudio: true)
+        settings.iceMode = .full
+        settings.serverReflexiveAddresses = [TransportAddress(host: "203.0.113.9", port: 41234)!]
+        let made = try factory.makeSession(offer: StreamHubTests.offer(), settings: settings, now: MonotonicTime(seconds: 1),
+                                           random: &random)
+        let lines = made.answer.split(separator: "\r\n").filter { $0.hasPrefix("a=candidate:") }
+        #expect(lines.prefix(3) == ["a=candidate:1 1 udp 2130706431 2001:db8::1 8189 typ host",
+                                    "a=candidate:2 1 udp 2130706175 192.0.2.1 8189 typ host",
+                                    "a=candidate:s1 1 udp 1694498815 203.0.113.9 41234 typ srflx raddr 192.0.2.1 rport 8189"])
+        // No IPv4 host candidate: no base for an IPv4 server-reflexive address, so none is offered.
+        settings.candidateAddresses = [ip("2001:db8::1")]
+        let v6Only = try factory.makeSession(offer: StreamHubTests.offer(), settings: settings, now: MonotonicTime(seconds: 1),
+                                             random: &random)
+        #expect(!v6Only.answer.contains("typ srflx"))
     }
 }
