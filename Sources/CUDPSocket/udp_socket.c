@@ -12,27 +12,50 @@
 #define UDP_SEGMENT 103  /* linux/udp.h, for headers older than the running kernel */
 #endif
 
+static int configure(int fd, int receive_buffer_bytes, int send_buffer_bytes) {
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) return -1;
+    /* Buffer sizes are wishes: the kernel caps them at net.core.[rw]mem_max without an error. */
+    if (receive_buffer_bytes > 0
+        && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof receive_buffer_bytes) != 0) return -1;
+    if (send_buffer_bytes > 0
+        && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer_bytes, sizeof send_buffer_bytes) != 0) return -1;
+    return 0;
+}
+
+static int fail_closing(int fd) {
+    int error = errno;
+    close(fd);
+    return -error;
+}
+
 int rtcam_udp_bind_ipv4(uint16_t port, int receive_buffer_bytes, int send_buffer_bytes) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    int one = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) goto fail;
-    /* Buffer sizes are wishes: the kernel caps them at net.core.[rw]mem_max without an error. */
-    if (receive_buffer_bytes > 0
-        && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer_bytes, sizeof receive_buffer_bytes) != 0) goto fail;
-    if (send_buffer_bytes > 0
-        && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer_bytes, sizeof send_buffer_bytes) != 0) goto fail;
+    if (configure(fd, receive_buffer_bytes, send_buffer_bytes) != 0) return fail_closing(fd);
     struct sockaddr_in any;
     memset(&any, 0, sizeof any);
     any.sin_family = AF_INET;
     any.sin_port = htons(port);
     any.sin_addr.s_addr = htonl(INADDR_ANY);
-    if (bind(fd, (const struct sockaddr *)&any, sizeof any) != 0) goto fail;
+    if (bind(fd, (const struct sockaddr *)&any, sizeof any) != 0) return fail_closing(fd);
     return fd;
-fail:;
-    int error = errno;
-    close(fd);
-    return -error;
+}
+
+int rtcam_udp_bind_dual_stack(uint16_t port, int receive_buffer_bytes, int send_buffer_bytes) {
+    int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    /* Explicitly off: net.ipv6.bindv6only=1 would otherwise make this socket deaf to IPv4. */
+    int zero = 0;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) != 0) return fail_closing(fd);
+    if (configure(fd, receive_buffer_bytes, send_buffer_bytes) != 0) return fail_closing(fd);
+    struct sockaddr_in6 any;
+    memset(&any, 0, sizeof any);
+    any.sin6_family = AF_INET6;
+    any.sin6_port = htons(port);
+    any.sin6_addr = in6addr_any;
+    if (bind(fd, (const struct sockaddr *)&any, sizeof any) != 0) return fail_closing(fd);
+    return fd;
 }
 
 ssize_t rtcam_udp_send(int fd, const struct sockaddr *address, socklen_t address_length,

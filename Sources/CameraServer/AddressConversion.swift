@@ -18,8 +18,12 @@ func interfaceAddresses() -> [TransportAddress.IP] {
     return found
 }
 
-/// The core's TransportAddress from NIO's SocketAddress (received datagrams) and as a sockaddr
-/// (MediaSocket's sends), straight from and to the bytes (this runs for every datagram: no strings).
+/// The core's TransportAddress from NIO's SocketAddress (received datagrams, HTTP clients) and as a
+/// sockaddr (MediaSocket's sends), straight from and to the bytes (this runs for every datagram: no
+/// strings). This is the socket boundary of the dual-stack sockets: an IPv4 peer they report as
+/// ::ffff:a.b.c.d becomes the plain IPv4 address here, and becomes v4-mapped again only in
+/// `withSocketAddress(ipv4Mapped: true)`, so ICE, the hub, the access checks and /api/status only
+/// ever see plain IPv4.
 extension TransportAddress {
     init?(_ address: SocketAddress) {
         switch address {
@@ -32,15 +36,17 @@ extension TransportAddress {
         case let .v6(v6):
             var raw = v6.address
             let bytes = withUnsafeBytes(of: &raw.sin6_addr) { Array($0) }
-            self.init(ip: .v6(bytes), port: UInt16(bigEndian: raw.sin6_port))
+            self.init(ip: TransportAddress.IP.v6(bytes).unmappingIPv4, port: UInt16(bigEndian: raw.sin6_port))
         default:
             return nil
         }
     }
 
     /// `body` gets this address as a sockaddr_in or sockaddr_in6 and its length (MediaSocket's sends).
-    func withSocketAddress<Result>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
-        switch ip {
+    /// `ipv4Mapped`: an IPv4 address comes as a sockaddr_in6 of its v4-mapped form (what an AF_INET6
+    /// dual-stack socket is portably given).
+    func withSocketAddress<Result>(ipv4Mapped: Bool = false, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result) -> Result {
+        switch ipv4Mapped ? ip.ipv4Mapped : ip {
         case let .v4(a, b, c, d):
             var raw = sockaddr_in()
             raw.sin_family = sa_family_t(AF_INET)

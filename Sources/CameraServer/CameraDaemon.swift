@@ -16,7 +16,9 @@ import SystemSupport
 
 /// Everything the daemon is started with (the CLI fills it; the settings page changes parts later).
 public struct DaemonConfiguration: Sendable {
-    public var httpAddress = "0.0.0.0"
+    /// "::" (the default) listens on IPv6 and IPv4 alike (IPV6_V6ONLY off), or on 0.0.0.0 where the
+    /// kernel has no IPv6.
+    public var httpAddress = "::"
     public var httpPort = 8080
     /// HTTPS (TLS by mbedTLS) on its own port; nil: off (then the settings and the API are served on
     /// plain HTTP too).
@@ -86,7 +88,11 @@ public enum DaemonError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .invalidCandidateAddress(text): return "not an IP address: \(text)"
+        case let .invalidCandidateAddress(text):
+            if let ip = TransportAddress.IP(parsing: text), ip.isIPv6LinkLocal {
+                return "--candidate-address \(text): an IPv6 link-local address needs an interface scope, which rtcam's one socket and a candidate line cannot carry; give a global or unique-local address"
+            }
+            return "not an IP address: \(text)"
         case let .invalidSTUNServer(text): return "--stun wants HOST:PORT: \(text)"
         case let .stateDirectory(reason): return "state directory: \(reason)"
         case let .certificate(reason): return "DTLS certificate: \(reason)"
@@ -232,7 +238,7 @@ public final class CameraDaemon: @unchecked Sendable {
                 hasAudio: { media.current.hasAudio },
                 maximumClients: { settingsController.current.maximumViewers }), logger: logger)
             do {
-                try server.start(group: group, host: configuration.httpAddress, port: rtspPort)
+                try server.start(group: group, host: listenAddress, port: rtspPort)
                 router.rtspCredentials = credentials
                 router.rtsp = server
                 rtsp = server
@@ -251,18 +257,19 @@ public final class CameraDaemon: @unchecked Sendable {
         let https = try startHTTPS(group: group, router: router, limiter: httpLimiter)
         let http = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
+            .dualStack(listenAddress == "::")
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try HTTPServerPipeline.configure(channel, router: router, limiter: httpLimiter)
                 }
             }
-            .bind(host: configuration.httpAddress, port: configuration.httpPort).wait()
+            .bind(host: listenAddress, port: configuration.httpPort).wait()
 
         media.start(delivering: rtsp.map { MediaFanout(hub: hub, rtsp: $0) } ?? hub)
         talkback.start()
         let candidateList = candidates.map { "\($0)" }.joined(separator: ", ")
-        logger.info("rtcam serving http://\(configuration.httpAddress):\(configuration.httpPort)/ — media on UDP \(configuration.mediaPort), candidates \(candidateList), \(media.current.summary)")
+        logger.info("rtcam serving http://\(listenAddress.contains(":") ? "[\(listenAddress)]" : listenAddress):\(configuration.httpPort)/ — media on UDP \(configuration.mediaPort), candidates \(candidateList), \(media.current.summary)")
 
         // systemd (Type=notify): READY once serving, STATUS every few seconds, and WATCHDOG=1 from
         // the event loop itself, so a hung loop stops the pings and gets the service restarted.
@@ -329,6 +336,7 @@ public final class CameraDaemon: @unchecked Sendable {
         let fingerprint = try loop.submit { certificates.value.fingerprint }.wait()
         let channel = try ServerBootstrap(group: loop)
             .serverChannelOption(.backlog, value: 256)
+            .dualStack(listenAddress == "::")
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -337,7 +345,7 @@ public final class CameraDaemon: @unchecked Sendable {
                     }
                 }
             }
-            .bind(host: configuration.httpAddress, port: httpsPort).wait()
+            .bind(host: listenAddress, port: httpsPort).wait()
         logger.info("HTTPS on port \(httpsPort): \(identity.origin); certificate SHA-256 \(fingerprint)")
         router.httpsFingerprint.withLockedValue { $0 = fingerprint }
         router.httpsCertificates.withLockedValue { $0 = certificates }
@@ -392,17 +400,31 @@ public final class CameraDaemon: @unchecked Sendable {
         return (String(host), port)
     }
 
+    /// `--candidate-address` as given (IPv6 literals too, temporary ones included: asked for is
+    /// asked for), else this machine's addresses as HostCandidateAddresses chooses them; in both
+    /// cases the families interleaved, IPv6 first (RFC 8421).
+    /// What HTTP, HTTPS and RTSP listen on: --http-address, except that "::" becomes 0.0.0.0 where
+    /// the kernel has no IPv6 (ipv6.disable=1), so the default works there too.
+    private var listenAddress: String {
+        guard configuration.httpAddress == "::" else { return configuration.httpAddress }
+        let probe = socket(AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { return "0.0.0.0" }
+        _ = close(probe)
+        return "::"
+    }
+
     private func candidateAddresses() throws -> [TransportAddress.IP] {
         if !configuration.candidateAddresses.isEmpty {
-            return try configuration.candidateAddresses.map { text in
-                guard let ip = TransportAddress.IP(parsing: text) else { throw DaemonError.invalidCandidateAddress(text) }
+            let given = try configuration.candidateAddresses.map { text in
+                guard let ip = TransportAddress.IP(parsing: text)?.unmappingIPv4, !ip.isIPv6LinkLocal else {
+                    throw DaemonError.invalidCandidateAddress(text)
+                }
                 return ip
             }
+            return HostCandidateAddresses.interleaved(given)
         }
-        let found = interfaceAddresses().filter { ip in
-            if case .v4 = ip { return !ip.isLoopback }
-            return false
-        }
+        let listing = StateFiles.read(HostCandidateAddresses.ipv6ListingPath).map(HostCandidateAddresses.parseIPv6Listing)
+        let found = HostCandidateAddresses.defaults(interfaceIPs: interfaceAddresses(), ipv6Listing: listing)
         // A network namespace holding only `lo` (how tests isolate themselves) still works.
         return found.isEmpty ? [.v4(127, 0, 0, 1)] : found
     }
@@ -536,6 +558,7 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("datagramsDropped", socket.datagramsDropped)
         json.field("sendErrors", socket.sendErrors)
         json.field("udpSegmentationOffload", socket.segmentationOffload)
+        json.field("dualStack", socket.dualStack)
         json.endObject()
         if let http = httpLimiter.withLockedValue({ $0 })?.counters {
             json.key("http")
@@ -599,5 +622,14 @@ public final class CameraDaemon: @unchecked Sendable {
         json.endObject()
         json.endObject()
         return json.text
+    }
+}
+
+extension ServerBootstrap {
+    /// On an IPv6 wildcard listener: IPV6_V6ONLY off, so IPv4 clients connect too (as ::ffff:a.b.c.d,
+    /// unmapped at once by TransportAddress(SocketAddress)), whatever net.ipv6.bindv6only says.
+    func dualStack(_ enabled: Bool) -> ServerBootstrap {
+        guard enabled else { return self }
+        return serverChannelOption(ChannelOptions.Types.SocketOption(level: .ipv6, name: .init(rawValue: IPV6_V6ONLY)), value: 0)
     }
 }

@@ -221,7 +221,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         } catch {
             return loop.makeSucceededFuture(.json(.badRequest, errorJSON("\(error)")))
         }
-        let address = remote?.ipAddress ?? "unknown"
+        let address = remote.flatMap(TransportAddress.init)?.ip.description ?? "unknown"   // v4-mapped as IPv4
         let access = access
         // A request that already has a session is never throttled: the owner cannot be locked out.
         let authenticated = isAuthenticated(request)

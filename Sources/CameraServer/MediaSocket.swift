@@ -26,6 +26,9 @@ struct MediaSocketCounters: Sendable, Equatable {
     /// Refused for another reason (no route, a firewall's EPERM, ...), each reason logged once.
     var sendErrors = 0
     var segmentationOffload = false
+    /// Both IPv4 and IPv6 (one AF_INET6 socket with IPV6_V6ONLY off); false: IPv4 only, where the
+    /// kernel has IPv6 disabled.
+    var dualStack = false
 }
 
 /// The one UDP socket (default port 8189) every viewer's ICE, DTLS, RTCP and media share, and its
@@ -48,12 +51,24 @@ final class MediaSocket: @unchecked Sendable {
     static let maximumSegmentsPerWrite = 32
     static let maximumBytesPerWrite = 60_000
 
-    /// Binds 0.0.0.0:`port`. `segmentationOffload` false never tries UDP GSO (RTCAM_UDP_GSO=0).
-    init(port: UInt16, segmentationOffload: Bool, logger: Logger) throws(MediaSocketError) {
-        let result = rtcam_udp_bind_ipv4(port, 1 << 20, 1 << 21)
+    /// Binds [::]:`port` dual-stack (IPv4 peers are v4-mapped inside the kernel only: addresses are
+    /// converted at this boundary, AddressConversion.swift), or 0.0.0.0:`port` where IPv6 is off or
+    /// `dualStack` is false. `segmentationOffload` false never tries UDP GSO (RTCAM_UDP_GSO=0).
+    ///
+    /// One socket rather than one per family: one port in every candidate, one reading channel, one
+    /// owner and one send path; the kernel takes the same UDP path for a v4-mapped destination as for
+    /// an AF_INET socket (udpv6_sendmsg hands it to udp_sendmsg), GSO and sendmmsg included.
+    init(port: UInt16, segmentationOffload: Bool, dualStack: Bool = true, logger: Logger) throws(MediaSocketError) {
+        var result = dualStack ? rtcam_udp_bind_dual_stack(port, 1 << 20, 1 << 21) : -EAFNOSUPPORT
+        let isDualStack = result >= 0
+        if result == -EAFNOSUPPORT {
+            if dualStack { logger.notice("IPv6 is unavailable here (\(String(cString: strerror(EAFNOSUPPORT)))): the media socket is IPv4 only") }
+            result = rtcam_udp_bind_ipv4(port, 1 << 20, 1 << 21)
+        }
         guard result >= 0 else { throw .bind(port: port, errno: -result) }
         descriptor = result
         self.logger = logger
+        counters.dualStack = isDualStack
         segmentationEnabled = segmentationOffload
         counters.segmentationOffload = segmentationOffload
         ioVectors.reserveCapacity(Int(RTCAM_UDP_MAX_BATCH))
@@ -70,13 +85,17 @@ final class MediaSocket: @unchecked Sendable {
 
     /// The port the kernel bound (the one asked for, or the one it chose for port 0).
     var localPort: UInt16 {
-        var address = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        // sin_port and sin6_port sit at the same offset, right after the family.
+        var address = sockaddr_in6()
+        var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
         let result = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
         }
-        return result == 0 ? UInt16(bigEndian: address.sin_port) : 0
+        return result == 0 ? UInt16(bigEndian: address.sin6_port) : 0
     }
+
+    /// Whether IPv6 peers can be reached (false: an IPv4-only socket; their datagrams count as errors).
+    var isDualStack: Bool { counters.dualStack }
 
     func close() {
         guard descriptor >= 0 else { return }
@@ -90,8 +109,12 @@ final class MediaSocket: @unchecked Sendable {
     /// sendmmsg. Never blocks: a full send buffer drops datagrams, as a full queue on the wire would.
     func send(_ batch: DatagramBatch, to address: TransportAddress) {
         guard descriptor >= 0, !batch.isEmpty else { return }
+        if !counters.dualStack, case .v6 = address.ip {
+            failed(EAFNOSUPPORT, datagrams: batch.count, to: address)
+            return
+        }
         batch.storage.withUnsafeBytes { bytes in
-            address.withSocketAddress { socketAddress, length in
+            address.withSocketAddress(ipv4Mapped: counters.dualStack) { socketAddress, length in
                 let destination = Destination(address: socketAddress, length: length, remote: address)
                 var index = 0
                 while index < batch.count {

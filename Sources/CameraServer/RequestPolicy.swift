@@ -1,4 +1,5 @@
 import NIOHTTP1
+import RTCBase
 
 #if canImport(Glibc)
 import Glibc
@@ -122,8 +123,15 @@ struct RequestPolicy: Sendable {
         guard let theirs = split(host: String(text.dropFirst(scheme.count + 3))),
               let ours = split(host: host) else { return false }
         let defaultPort = scheme == "https" ? 443 : 80
-        return Self.withoutTrailingDot(theirs.name) == Self.withoutTrailingDot(ours.name)
-            && (theirs.port ?? defaultPort) == (ours.port ?? defaultPort)
+        // Two spellings of one IPv6 literal ("[2001:db8::1]", "[2001:DB8:0::1]") are the same host.
+        let sameHost: Bool
+        if theirs.name.contains(":"), let theirIP = TransportAddress.IP(parsing: theirs.name),
+           let ourIP = TransportAddress.IP(parsing: ours.name) {
+            sameHost = theirIP == ourIP
+        } else {
+            sameHost = Self.withoutTrailingDot(theirs.name) == Self.withoutTrailingDot(ours.name)
+        }
+        return sameHost && (theirs.port ?? defaultPort) == (ours.port ?? defaultPort)
     }
 
     static func withoutTrailingDot(_ name: String) -> String {

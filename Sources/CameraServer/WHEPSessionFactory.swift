@@ -55,12 +55,12 @@ struct WHEPSessionFactory: Sendable {
         let fullICE = settings.iceMode == .full
         if fullICE {
             local.isICELite = false
-            // The base of a server-reflexive address is the socket: the first host candidate names it.
-            if let base = candidates.first?.address {
-                local.serverReflexiveCandidates = settings.serverReflexiveAddresses.enumerated().map { index, address in
-                    ServerReflexiveCandidate(address: address, base: base, foundation: "s\(index + 1)",
-                                             localPreference: UInt16(clamping: 65_535 - index))
-                }
+            // The base of a server-reflexive address is the socket: the first host candidate of its
+            // family names it (a STUN server over IPv4 maps an IPv4 base).
+            local.serverReflexiveCandidates = settings.serverReflexiveAddresses.enumerated().compactMap { index, address in
+                guard let base = candidates.first(where: { $0.address.ip.isIPv6 == address.ip.isIPv6 })?.address else { return nil }
+                return ServerReflexiveCandidate(address: address, base: base, foundation: "s\(index + 1)",
+                                                localPreference: UInt16(clamping: 65_535 - index))
             }
         }
         let capabilities = LocalCapabilities(h264ProfileLevelIDs: [settings.h264ProfileLevelID],

@@ -21,7 +21,7 @@ public enum RTCamCommandLine {
         abstract: "Serve the camera: viewer page, settings page, WHEP and the JSON API.",
         options: [
             OptionDefinition("http-port", value: "port", help: "HTTP port for the pages, the API and WHEP.", default: "8080"),
-            OptionDefinition("http-address", value: "address", help: "Address the HTTP and HTTPS servers listen on.", default: "0.0.0.0"),
+            OptionDefinition("http-address", value: "address", help: "Address the HTTP, HTTPS and RTSP servers listen on (:: is IPv6 and IPv4 alike).", default: "::"),
             OptionDefinition("https-port", value: "port",
                              help: "HTTPS port (TLS 1.2+, a self-signed certificate made on first start unless --tls-cert is given); 0 turns HTTPS off.",
                              default: "8443"),

@@ -71,4 +71,31 @@ import SystemSupport
         try reader.close().wait()
         try group.syncShutdownGracefully()
     }
+
+    @Test("datagrams from IPv4 and IPv6 peers reach the hub with plain addresses (no ::ffff:)", .timeLimit(.minutes(1)))
+    func receivedSourcesAreUnmapped() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let socket = try MediaSocket(port: 0, segmentationOffload: false, logger: Logger(label: "test"))
+        let received = NIOLockedValueBox<[([UInt8], TransportAddress)]>([])
+        let reader = MediaSocketReader(socket: socket, group: group, logger: Logger(label: "test"),
+                                       receive: { datagram, source in received.withLockedValue { $0.append((datagram, source)) } })
+        try reader.start()
+        let ipv4 = try LoopbackReceiver(), ipv6 = try LoopbackReceiver(ipv6: true)
+        let port = socket.localPort
+        func send(from receiver: LoopbackReceiver, _ payload: [UInt8]) {
+            TransportAddress(ip: receiver.isIPv6 ? .v6(Array(repeating: 0, count: 15) + [1]) : .v4(127, 0, 0, 1), port: port)
+                .withSocketAddress { target, length in
+                    _ = payload.withUnsafeBytes { sendto(receiver.descriptor, $0.baseAddress, $0.count, 0, target, length) }
+                }
+        }
+        send(from: ipv4, [0x80, 4])
+        send(from: ipv6, [0x80, 6])
+        let deadline = MonotonicClock.now() + .seconds(5)
+        while received.withLockedValue({ $0.count < 2 }), MonotonicClock.now() < deadline { usleep(10_000) }
+        let sources = received.withLockedValue { $0.map { ($0.0, $0.1) } }.sorted { $0.0[1] < $1.0[1] }.map(\.1)
+        #expect(sources == [TransportAddress(ip: .v4(127, 0, 0, 1), port: ipv4.port),
+                            TransportAddress(ip: .v6(Array(repeating: 0, count: 15) + [1]), port: ipv6.port)])
+        try reader.close().wait()
+        try group.syncShutdownGracefully()
+    }
 }

@@ -458,3 +458,56 @@ struct ICEScenario {
         #expect(camera.selectedPair == nil)
     }
 }
+
+/// Issue 19, IPv6: one dual-stack socket, host candidates of both families; a pair is only ever
+/// formed between candidates of one family (RFC 8445 §6.1.2.2), with that family's host candidate.
+@Suite struct ICEFullAgentDualStackTests {
+    static let cameraV6 = TransportAddress(host: "2001:db8::1", port: 50000)!
+    static let cameraV4 = TransportAddress(host: "10.0.0.2", port: 50000)!
+
+    func camera(localCandidates: [ICECandidate]) -> ICEFullAgent {
+        ICEFullAgent(role: .controlled, local: ICEParty.cameraCredentials, remote: ICEParty.viewerCredentials,
+                     localCandidates: localCandidates, tieBreaker: 5, now: MonotonicTime(seconds: 1000), random: SeededRandom(seed: 3))
+    }
+
+    @Test func pairsOnlyWithinAFamily() throws {
+        // Interleaved as rtcam orders them (RFC 8421): IPv6 first.
+        var agent = camera(localCandidates: [
+            ICECandidate(address: Self.cameraV6, kind: .host, localPreference: 65535, foundation: "1"),
+            ICECandidate(address: Self.cameraV4, kind: .host, localPreference: 65534, foundation: "2"),
+        ])
+        let now = MonotonicTime(seconds: 1000)
+        let viewerV4 = TransportAddress(host: "10.0.0.3", port: 61000)!, viewerV6 = TransportAddress(host: "2001:db8::2", port: 61001)!
+        var checked: [TransportAddress: UInt32] = [:]   // destination → PRIORITY the check announced
+        func note(_ actions: [ICEAction]) {
+            for case let .send(bytes, to) in actions {
+                if let request = try? STUNMessage(parsing: bytes), request.messageClass == .request { checked[to] = request.priority }
+            }
+        }
+        note(agent.addRemoteCandidate(ICECandidate(address: viewerV4, kind: .host, localPreference: 65535, foundation: "a"), now: now))
+        note(agent.addRemoteCandidate(ICECandidate(address: viewerV6, kind: .host, localPreference: 65534, foundation: "b"), now: now))
+        var time = now
+        while let deadline = agent.nextDeadline, deadline < now + .milliseconds(200) {
+            time = deadline
+            note(agent.handleTimeout(now: time))
+        }
+        #expect(agent.pairs.count == 2)
+        for pair in agent.pairs {
+            #expect(pair.local.address.ip.isIPv6 == pair.remote.address.ip.isIPv6, "\(pair.local.address) ↔ \(pair.remote.address)")
+        }
+        #expect(agent.pairs.first { $0.remote.address == viewerV6 }?.local.address == Self.cameraV6)
+        #expect(agent.pairs.first { $0.remote.address == viewerV4 }?.local.address == Self.cameraV4)
+        // Each check announces the peer-reflexive priority of its own family's host candidate.
+        #expect(checked[viewerV6] == ICECandidate.priority(kind: .peerReflexive, localPreference: 65535))
+        #expect(checked[viewerV4] == ICECandidate.priority(kind: .peerReflexive, localPreference: 65534))
+    }
+
+    @Test func aCandidateOfAFamilyWithoutLocalCandidateIsRefused() {
+        var agent = camera(localCandidates: [ICECandidate(address: Self.cameraV4, kind: .host, localPreference: 65535, foundation: "1")])
+        let actions = agent.addRemoteCandidate(ICECandidate(address: TransportAddress(host: "2001:db8::2", port: 9)!, kind: .host,
+                                                            localPreference: 65535, foundation: "a"),
+                                               now: MonotonicTime(seconds: 1000))
+        #expect(actions.contains { if case .rejected = $0 { return true } else { return false } })
+        #expect(agent.pairs.isEmpty)
+    }
+}

@@ -28,7 +28,18 @@ import Testing
     @Test func parsesAddresses() {
         #expect(TransportAddress(host: "127.0.0.1", port: 9)?.description == "127.0.0.1:9")
         #expect(TransportAddress.IP(parsing: "::1")?.isLoopback == true)
-        #expect(TransportAddress.IP(parsing: "fe80::1:2")?.description == "fe80:0:0:0:0:0:1:2")
+        #expect(TransportAddress.IP(parsing: "fe80::1:2")?.description == "fe80::1:2")
+        // RFC 5952 §4: the longest zero run (the first of equals, never a single group) as "::".
+        for (given, canonical) in [("2001:DB8:0:0:0:0:0:1", "2001:db8::1"), ("::", "::"), ("0:0:0:0:0:0:0:1", "::1"),
+                                   ("2001:db8:0:1:0:0:0:1", "2001:db8:0:1::1"), ("2001:0:0:1:0:0:1:1", "2001::1:0:0:1:1"),
+                                   ("2001:db8:1:2:3:4:5:0", "2001:db8:1:2:3:4:5:0"), ("1:0:2:3:4:5:6:7", "1:0:2:3:4:5:6:7"),
+                                   ("fe80::", "fe80::"), ("::ffff:192.0.2.1", "::ffff:c000:201"), ("1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:102:304")] {
+            #expect(TransportAddress.IP(parsing: given)?.description == canonical, "\(given)")
+        }
+        #expect(TransportAddress(host: "2001:db8::1", port: 9)?.description == "[2001:db8::1]:9")
+        for malformed in ["::ffff:1.2.3", "1.2.3.4::", "::1.2.3.4:5", "1:2:3:4:5:6:7:1.2.3.4", "::ffff:1.2.3.256"] {
+            #expect(TransportAddress.IP(parsing: malformed) == nil, "\(malformed)")
+        }
         #expect(TransportAddress.IP(parsing: "1.2.3") == nil)
         #expect(TransportAddress.IP(parsing: "1.2.3.256") == nil)
         #expect(TransportAddress.IP(parsing: "1::2::3") == nil)

@@ -27,7 +27,7 @@ import Testing
     @Test func noArgumentsServeWithTheDefaults() throws {
         let (configuration, level) = try serve([])
         #expect(configuration.httpPort == 8080)
-        #expect(configuration.httpAddress == "0.0.0.0")
+        #expect(configuration.httpAddress == "::")
         #expect(configuration.mediaPort == 8189)
         #expect(configuration.stateDirectory == "/var/lib/rtcam")
         #expect(configuration.candidateAddresses.isEmpty)

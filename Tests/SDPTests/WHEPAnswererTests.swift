@@ -96,7 +96,7 @@ struct WHEPAnswererTests {
             "a=ssrc-group:FID 286331153 572662306",
             "a=ssrc:286331153 cname:rtcamcname", "a=ssrc:572662306 cname:rtcamcname", "a=ssrc:858993459 cname:rtcamcname",
             "a=candidate:1 1 udp 2130706431 192.0.2.10 50000 typ host",
-            "a=candidate:2 1 udp 2130706175 2001:db8:0:0:0:0:0:10 50000 typ host",
+            "a=candidate:2 1 udp 2130706175 2001:db8::10 50000 typ host",
             "a=end-of-candidates",
         ] {
             #expect(lines.contains(required), "answer lacks \(required)")
@@ -455,7 +455,7 @@ struct WHEPAnswererTests {
         #expect(answer.media[0].connection == SDPConnection())
         local.candidates = [HostCandidate(address: TransportAddress(host: "::1", port: 4000)!)]
         let v6 = try WHEPAnswerer.answer(offer: offer, capabilities: LocalCapabilities(), local: local).answer
-        #expect(v6.media[0].connection == SDPConnection(addressType: "IP6", address: "0:0:0:0:0:0:0:1"))
+        #expect(v6.media[0].connection == SDPConnection(addressType: "IP6", address: "::1"))
         #expect(v6.media[0].port == 4000)
     }
 

@@ -13,6 +13,11 @@
 /// given receive and send buffer sizes (0 keeps the kernel's).
 int rtcam_udp_bind_ipv4(uint16_t port, int receive_buffer_bytes, int send_buffer_bytes);
 
+/// The same bound to [::]:port with IPV6_V6ONLY off: one socket for both families. IPv4 peers
+/// appear as v4-mapped addresses (::ffff:a.b.c.d) and are sent to as such. Fails with
+/// -EAFNOSUPPORT where IPv6 is disabled (ipv6.disable=1); the caller then falls back to IPv4.
+int rtcam_udp_bind_dual_stack(uint16_t port, int receive_buffer_bytes, int send_buffer_bytes);
+
 /// One sendmsg to `address` of the bytes of `iov`: one datagram, or with segment_size > 0 the
 /// kernel cuts them into datagrams of segment_size bytes, the last possibly shorter (UDP_SEGMENT,
 /// Linux 4.18). Never blocks. Returns the bytes sent.
