@@ -7,7 +7,8 @@ import Testing
 /// The client against Debian's coturn, over real sockets, in a network namespace this test makes
 /// (only its loopback exists there): allocate, permission, a Send indication to a peer socket and its
 /// answer back in a Data indication, a channel and ChannelData both ways, release. With `--user`
-/// long-term credentials over UDP and TCP, and with `--use-auth-secret` REST credentials over UDP.
+/// long-term credentials over UDP and TCP, and with `--use-auth-secret` REST credentials over UDP;
+/// then coturn's 401 (wrong password), 486 (`--user-quota 1`) and 438 (`--stale-nonce=2`).
 @Suite(.serialized) struct CoturnTests {
     static let turnserver: String? = ["/usr/bin/turnserver", "/usr/sbin/turnserver"].first { (path: String) in access(path, X_OK) == 0 }
 
@@ -19,9 +20,9 @@ import Testing
         let restCredentials = TURNCredentials.sharedSecret("north-secret", user: "camera",
                                                             expiresAtUnixSeconds: UInt64(time(nil)) + 3600)
         let cases: [(String, TransportAddress, TURNClient.Transport, TURNCredentials, Int32)] = [
-            ("UDP, --user", LoopbackNamespace.longTermServer, .udp, longTerm, namespace.udpClient),
-            ("UDP, --use-auth-secret", LoopbackNamespace.sharedSecretServer, .udp, restCredentials, namespace.udpClient2),
-            ("TCP, --user", LoopbackNamespace.longTermServer, .tcp, longTerm, -1),
+            ("UDP, --user", LoopbackNamespace.longTermServer, .udp, longTerm, namespace.udpClients[0]),
+            ("UDP, --use-auth-secret", LoopbackNamespace.sharedSecretServer, .udp, restCredentials, namespace.udpClients[1]),
+            ("TCP, --user", LoopbackNamespace.longTermServer, .tcp, TURNCredentials(username: "carol", password: "singer"), -1),
         ]
         for (name, server, transport, credentials, udpSocket) in cases {
             let socket = transport == .udp ? udpSocket : try namespace.connectTCP(to: server)
@@ -33,8 +34,31 @@ import Testing
         var wrong = Driver(client: TURNClient(server: LoopbackNamespace.longTermServer,
                                               credentials: TURNCredentials(username: "alice", password: "looking-glass"),
                                               now: Clock.now, random: SeededRandom(seed: 8)),
-                           socket: namespace.udpClient3)
+                           socket: namespace.udpClients[2])
         try wrong.run(seconds: 5) { (driver: Driver) in driver.events.contains(TURNClient.Action.allocationFailed(.unauthorized)) }
+
+        // 486: a user may hold one allocation at a time (--user-quota 1; each case above has its own
+        // user, as coturn counts a released allocation a moment longer).
+        let bob = TURNCredentials(username: "bob", password: "builder")
+        var first = Driver(client: TURNClient(server: LoopbackNamespace.longTermServer, credentials: bob, now: Clock.now,
+                                              random: SeededRandom(seed: 9)), socket: namespace.udpClients[3])
+        try first.run(seconds: 5) { $0.client.relayedAddress != nil }
+        var second = Driver(client: TURNClient(server: LoopbackNamespace.longTermServer, credentials: bob, now: Clock.now,
+                                               random: SeededRandom(seed: 10)), socket: namespace.udpClients[4])
+        try second.run(seconds: 5) { (driver: Driver) in
+            driver.events.contains { if case .allocationFailed(.errorResponse(code: 486, _)) = $0 { true } else { false } }
+        }
+        #expect(second.client.relayedAddress == nil && second.client.state == .idle)
+
+        // 438: coturn's nonces last 2 s here (--stale-nonce=2); a CreatePermission made after that is
+        // answered 438 with a new nonce and sent again with it.
+        let stale = Clock.now + .milliseconds(2500)
+        try first.run(seconds: 4) { _ in Clock.now >= stale }
+        let sentBefore = first.sentCount
+        first.perform(first.client.createPermission(for: namespace.peer.address.ip, now: Clock.now))
+        try first.run(seconds: 3) { $0.client.hasPermission(for: namespace.peer.address.ip) }
+        #expect(first.sentCount - sentBefore == 2)
+        #expect(first.client.relayedAddress != nil && first.events.count == 1, "\(first.events)")
     }
 
     func exercise(name: String, server: TransportAddress, transport: TURNClient.Transport, credentials: TURNCredentials,
@@ -109,13 +133,16 @@ struct Driver {
     let socket: Int32
     var framer = TURNStreamFramer()
     var events: [TURNClient.Action] = []
+    /// Messages sent to the server.
+    var sentCount = 0
 
     init(client: TURNClient, socket: Int32) {
         self.client = client
         self.socket = socket
     }
 
-    func send(_ bytes: [UInt8]) {
+    mutating func send(_ bytes: [UInt8]) {
+        sentCount += 1
         if client.transport == .udp {
             _ = sendDatagram(socket, bytes, to: client.server)
         } else {
@@ -217,9 +244,7 @@ final class LoopbackNamespace: @unchecked Sendable {
     static let longTermServer = TransportAddress(host: "127.0.0.1", port: 3478)!
     static let sharedSecretServer = TransportAddress(host: "127.0.0.1", port: 3479)!
 
-    private(set) var udpClient: Int32 = -1
-    private(set) var udpClient2: Int32 = -1
-    private(set) var udpClient3: Int32 = -1
+    private(set) var udpClients: [Int32] = []
     private(set) var peer = UDPEndpoint(socket: -1, address: TransportAddress(ip: .v4(0, 0, 0, 0), port: 0))
     private var tcpSockets: [Int32] = []
     private var processes: [pid_t] = []
@@ -250,6 +275,8 @@ final class LoopbackNamespace: @unchecked Sendable {
                       "--realm", "rtcam.test", "--allow-loopback-peers", "--simple-log", "--no-stdout-log"]
         let instances: [[String]] = [
             ["--listening-port", "3478", "--min-port", "50000", "--max-port", "50099", "--lt-cred-mech", "--user", "alice:wonderland",
+             "--user", "bob:builder", "--user", "carol:singer",
+             "--user-quota", "1", "--stale-nonce=2",
              "--userdb", "\(directory)/long-term.db", "--pidfile", "\(directory)/long-term.pid", "--log-file", "\(directory)/long-term.log"],
             ["--listening-port", "3479", "--min-port", "50100", "--max-port", "50199", "--use-auth-secret",
              "--static-auth-secret", "north-secret",
@@ -259,9 +286,7 @@ final class LoopbackNamespace: @unchecked Sendable {
             guard let pid = spawn([turnserver] + common + arguments, log: "/dev/null") else { failure = "cannot start coturn"; return }
             processes.append(pid)
         }
-        udpClient = udpSocket().socket
-        udpClient2 = udpSocket().socket
-        udpClient3 = udpSocket().socket
+        udpClients = (0..<5).map { _ in udpSocket().socket }
         peer = udpSocket()
         // TCP sockets are made here too (connected later, once coturn listens).
         for _ in 0..<1 { tcpSockets.append(Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)) }
@@ -301,7 +326,7 @@ final class LoopbackNamespace: @unchecked Sendable {
             _ = wait(for: pid)
         }
         processes = []
-        for socket in [udpClient, udpClient2, udpClient3, peer.socket] + tcpSockets where socket >= 0 { close(socket) }
+        for socket in udpClients + [peer.socket] + tcpSockets where socket >= 0 { close(socket) }
         if let rm = spawn(["rm", "-rf", directory], log: "/dev/null") { _ = wait(for: rm) }
     }
 }
