@@ -50,9 +50,10 @@ import Testing
         }
         #expect(second.client.relayedAddress == nil && second.client.state == .idle)
 
-        // 438: coturn's nonces last 2 s here (--stale-nonce=2); a CreatePermission made after that is
-        // answered 438 with a new nonce and sent again with it.
-        let stale = Clock.now + .milliseconds(2500)
+        // 438: coturn's nonces last 2 s here (--stale-nonce=2, counted in whole seconds: stale 3 s
+        // after it was given at the latest); a CreatePermission made after that is answered 438
+        // with a new nonce and sent again with it.
+        let stale = Clock.now + .milliseconds(3200)
         try first.run(seconds: 4) { _ in Clock.now >= stale }
         let sentBefore = first.sentCount
         first.perform(first.client.createPermission(for: namespace.peer.address.ip, now: Clock.now))
