@@ -34,6 +34,9 @@ let package = Package(
         .target(name: "RTCBase"),
         .target(name: "STUN", dependencies: ["RTCBase"]),
         .target(name: "ICE", dependencies: ["STUN", "RTCBase"]),
+        // A TURN client (RFC 8656) for one allocation: long-term and REST credentials, refreshes,
+        // permissions, channels, ChannelData; sans-IO (issue 19).
+        .target(name: "TURN", dependencies: ["STUN", "RTCBase"]),
         .target(name: "SDP", dependencies: ["RTCBase"]),
         .target(name: "RTP", dependencies: ["RTCBase"]),
         // Per-viewer send-side bandwidth estimation (draft-ietf-rmcat-gcc-02 from transport-wide
@@ -117,6 +120,7 @@ let package = Package(
         ]),
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "ICETests", dependencies: ["ICE", "STUN"]),
+        .testTarget(name: "TURNTests", dependencies: ["TURN", "STUN", "RTCBase"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"]),
         .testTarget(name: "SCTPTests", dependencies: ["SCTP", "DataChannel", "RTCBase", "STUN"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),

@@ -116,6 +116,17 @@ public enum STUNAttribute: Equatable, Sendable {
         return TransportAddress(ip: ip, port: port ^ UInt16(STUNMessage.magicCookie >> 16))
     }
 
+    /// The XOR-MAPPED-ADDRESS encoding as a value of its own: TURN's XOR-PEER-ADDRESS and
+    /// XOR-RELAYED-ADDRESS use it unchanged (RFC 8656 §18.3, §18.5) and travel as `.unknown` here.
+    public static func xorAddressValue(_ address: TransportAddress, transactionID: [UInt8]) -> [UInt8] {
+        STUNAttribute.xorMappedAddress(address).encodedValue(transactionID: transactionID)
+    }
+
+    /// Decodes a value in the XOR-MAPPED-ADDRESS encoding; nil when malformed.
+    public static func xorAddress(fromValue value: [UInt8], transactionID: [UInt8]) -> TransportAddress? {
+        try? decodeXORAddress(value[...], transactionID: transactionID[...])
+    }
+
     static func xorMask(transactionID: some Collection<UInt8>) -> [UInt8] {
         let cookie = STUNMessage.magicCookie
         return [UInt8(cookie >> 24), UInt8(truncatingIfNeeded: cookie >> 16),

@@ -1,3 +1,4 @@
+import RTCBase
 import Testing
 
 @testable import RTSP
