@@ -511,14 +511,19 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         for action in actions {
             switch action {
             case let .send(bytes, to):
-                var batch = DatagramBatch()
-                batch.append(bytes)
-                socket?.send(batch, to: to)
+                sendOne(bytes, to: to)
             case let .addressesChanged(addresses):
                 serverReflexiveAddresses = addresses
                 logger.info("server-reflexive address: \(addresses.isEmpty ? "none" : addresses.map(\.description).joined(separator: ", "))")
             }
         }
+    }
+
+    /// One datagram of the hub's own (STUN, mDNS) from the media socket.
+    private func sendOne(_ bytes: [UInt8], to address: TransportAddress) {
+        var batch = DatagramBatch()
+        batch.append(bytes)
+        socket?.send(batch, to: address)
     }
 
     private func armServiceTimer() {
@@ -557,9 +562,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         for action in actions {
             switch action {
             case let .send(bytes, to):
-                var batch = DatagramBatch()
-                batch.append(bytes)
-                socket?.send(batch, to: to)
+                sendOne(bytes, to: to)
             case let .resolved(name, ip):
                 for (id, candidate) in waitingForName.removeValue(forKey: name) ?? [] {
                     guard let viewer = viewers[id] else { continue }

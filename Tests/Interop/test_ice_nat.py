@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+import chromium_whep
+from chromium_whep import whep_script
 from conftest import attach
 from rtcam_process import RtcamProcess
 
@@ -271,43 +273,8 @@ def test_ice_lite_cannot_cross_the_nats(nat_topology, tmp_path, request):
     assert not ice_pairs(statuses)
 
 
-CHROMIUM_WHEP = """(async () => {
-  const pc = new RTCPeerConnection({iceServers: [{urls: "stun:%(stun)s"}], bundlePolicy: "max-bundle"});
-  window.pc = pc;
-  pc.addTransceiver("video", {direction: "recvonly"});
-  pc.addTransceiver("audio", {direction: "recvonly"});
-  const video = document.createElement("video");
-  video.muted = true; video.autoplay = true; video.playsInline = true;
-  document.body.appendChild(video);
-  pc.ontrack = (event) => {
-    if (event.track.kind === "video") { video.srcObject = new MediaStream([event.track]); video.play().catch(() => {}); }
-  };
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((done) => {
-    if (pc.iceGatheringState === "complete") done();
-    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === "complete") done(); };
-    setTimeout(done, 8000);
-  });
-  const response = await fetch("/whep", {method: "POST", headers: {"Content-Type": "application/sdp"},
-                                         body: pc.localDescription.sdp});
-  if (response.status !== 201) throw new Error("POST /whep answered " + response.status);
-  await pc.setRemoteDescription({type: "answer", sdp: await response.text()});
-  return pc.localDescription.sdp;
-})()"""
-
-CHROMIUM_STATS = """(async () => {
-  const stats = await window.pc.getStats();
-  let frames = 0, pairId = null;
-  stats.forEach((report) => {
-    if (report.type === "inbound-rtp" && report.kind === "video") frames = report.framesDecoded || 0;
-    if (report.type === "transport" && report.selectedCandidatePairId) pairId = report.selectedCandidatePairId;
-  });
-  const pair = pairId && stats.get(pairId);
-  const local = pair && stats.get(pair.localCandidateId), remote = pair && stats.get(pair.remoteCandidateId);
-  return {frames, state: window.pc.connectionState, at: performance.now(),
-          local: local ? local.candidateType : null, remote: remote ? remote.candidateType : null,
-          remoteAddress: remote ? remote.address + ":" + remote.port : null};
-})()"""
+CHROMIUM_WHEP = whep_script([f"stun:{STUN_ADDRESS}:{STUN_PORT}"], gather_timeout_ms=8000)
+CHROMIUM_STATS = chromium_whep.STATS
 
 
 def test_chromium_connects_through_two_nats_with_stun(nat_topology, tmp_path, request):
@@ -322,7 +289,7 @@ def test_chromium_connects_through_two_nats_with_stun(nat_topology, tmp_path, re
         page = browser.new_page()
         attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
         page.navigate(f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/healthz")
-        page.evaluate(CHROMIUM_WHEP % {"stun": f"{STUN_ADDRESS}:{STUN_PORT}"}, timeout=20)
+        page.evaluate(CHROMIUM_WHEP, timeout=20)
         page.wait_for("window.pc.connectionState === 'connected'", timeout=15)
         page.wait_for(f"(async () => (await {CHROMIUM_STATS}).frames > 0)()", timeout=15)
         first = page.evaluate(CHROMIUM_STATS)

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+import chromium_whep
+from chromium_whep import whep_script
 from conftest import attach
 from rtcam_process import RtcamProcess, http_request
 
@@ -177,42 +179,8 @@ def test_aiortc_on_an_ipv6_only_lan_plays_over_an_ipv6_host_pair(ipv6_viewer_lan
 
 # WHEP from a page of the camera's origin, with the offer sent once gathering is complete: the
 # offer carries Chromium's IPv6 host candidate, so both sides name the pair host/host.
-CHROMIUM_WHEP = """(async () => {
-  const pc = new RTCPeerConnection({bundlePolicy: "max-bundle"});
-  window.pc = pc;
-  pc.addTransceiver("video", {direction: "recvonly"});
-  pc.addTransceiver("audio", {direction: "recvonly"});
-  const video = document.createElement("video");
-  video.muted = true; video.autoplay = true;
-  document.body.appendChild(video);
-  pc.ontrack = (event) => {
-    if (event.track.kind === "video") { video.srcObject = new MediaStream([event.track]); video.play().catch(() => {}); }
-  };
-  await pc.setLocalDescription(await pc.createOffer());
-  await new Promise((done) => {
-    if (pc.iceGatheringState === "complete") done();
-    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === "complete") done(); };
-    setTimeout(done, 5000);
-  });
-  const response = await fetch("/whep", {method: "POST", headers: {"Content-Type": "application/sdp"},
-                                         body: pc.localDescription.sdp});
-  if (response.status !== 201) throw new Error("POST /whep answered " + response.status);
-  await pc.setRemoteDescription({type: "answer", sdp: await response.text()});
-  return pc.localDescription.sdp;
-})()"""
-
-CHROMIUM_STATS = """(async () => {
-  const stats = await window.pc.getStats();
-  let frames = 0, pairId = null;
-  stats.forEach((report) => {
-    if (report.type === "inbound-rtp" && report.kind === "video") frames = report.framesDecoded || 0;
-    if (report.type === "transport" && report.selectedCandidatePairId) pairId = report.selectedCandidatePairId;
-  });
-  const pair = pairId && stats.get(pairId);
-  const local = pair && stats.get(pair.localCandidateId), remote = pair && stats.get(pair.remoteCandidateId);
-  return {frames, at: performance.now(), local: local ? local.candidateType : null,
-          remote: remote ? remote.candidateType : null, remoteAddress: remote ? remote.address : null};
-})()"""
+CHROMIUM_WHEP = whep_script(gather_timeout_ms=5000)
+CHROMIUM_STATS = chromium_whep.STATS
 
 
 def chromium_in_viewer_lan(lan: IPv6ViewerLAN, tmp_path: Path, request, name: str):
@@ -247,10 +215,10 @@ def test_chromium_whep_on_an_ipv6_only_lan_uses_an_ipv6_host_pair(ipv6_viewer_la
         browser.close()
     fps = (last["frames"] - first["frames"]) / ((last["at"] - first["at"]) / 1000)
     print(f"\nChromium WHEP over IPv6: {fps:.1f} fps, its pair {last['local']} → {last['remote']} "
-          f"{last['remoteAddress']}; rtcam's {pairs}")
+          f"{last['remoteIP']}; rtcam's {pairs}")
     assert f" {VIEWER_IPV6} " in offer, "Chromium's offer has no IPv6 host candidate"
     assert fps >= MIN_FPS, f"Chromium decoded {fps:.1f} fps"
-    assert last["local"] == "host" and last["remote"] == "host" and last["remoteAddress"] == CAMERA_IPV6, last
+    assert last["local"] == "host" and last["remote"] == "host" and last["remoteIP"] == CAMERA_IPV6, last
     assert pairs, "rtcam's /api/status showed no selected pair"
     assert_ipv6_host_pair(pairs[-1])
 

@@ -1,0 +1,53 @@
+"""WHEP from a Chromium page of the camera's origin with the page's own RTCPeerConnection (not the
+viewer page), for the ICE tests: the offer goes once gathering is complete (or after a timeout), so
+it carries every candidate Chromium found, and the stats name the selected pair."""
+
+from __future__ import annotations
+
+import json
+
+
+def whep_script(ice_servers: list[str] = (), gather_timeout_ms: int = 5000) -> str:
+    """The page's WHEP viewer, kept in window.pc; evaluates to the offer it sent."""
+    servers = json.dumps([{"urls": url} for url in ice_servers])
+    return """(async () => {
+  const pc = new RTCPeerConnection({iceServers: %(servers)s, bundlePolicy: "max-bundle"});
+  window.pc = pc;
+  pc.addTransceiver("video", {direction: "recvonly"});
+  pc.addTransceiver("audio", {direction: "recvonly"});
+  const video = document.createElement("video");
+  video.muted = true; video.autoplay = true; video.playsInline = true;
+  document.body.appendChild(video);
+  pc.ontrack = (event) => {
+    if (event.track.kind === "video") { video.srcObject = new MediaStream([event.track]); video.play().catch(() => {}); }
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await new Promise((done) => {
+    if (pc.iceGatheringState === "complete") done();
+    pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === "complete") done(); };
+    setTimeout(done, %(timeout)d);
+  });
+  const response = await fetch("/whep", {method: "POST", headers: {"Content-Type": "application/sdp"},
+                                         body: pc.localDescription.sdp});
+  if (response.status !== 201) throw new Error("POST /whep answered " + response.status);
+  await pc.setRemoteDescription({type: "answer", sdp: await response.text()});
+  return pc.localDescription.sdp;
+})()""" % {"servers": servers, "timeout": gather_timeout_ms}
+
+
+# Frames decoded so far and the selected pair as Chromium sees it (candidate types, the remote
+# candidate's address and port).
+STATS = """(async () => {
+  const stats = await window.pc.getStats();
+  let frames = 0, pairId = null;
+  stats.forEach((report) => {
+    if (report.type === "inbound-rtp" && report.kind === "video") frames = report.framesDecoded || 0;
+    if (report.type === "transport" && report.selectedCandidatePairId) pairId = report.selectedCandidatePairId;
+  });
+  const pair = pairId && stats.get(pairId);
+  const local = pair && stats.get(pair.localCandidateId), remote = pair && stats.get(pair.remoteCandidateId);
+  return {frames, state: window.pc.connectionState, at: performance.now(),
+          local: local ? local.candidateType : null, remote: remote ? remote.candidateType : null,
+          remoteIP: remote ? remote.address : null,
+          remoteAddress: remote ? remote.address + ":" + remote.port : null};
+})()"""
