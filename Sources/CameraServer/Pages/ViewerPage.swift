@@ -500,6 +500,10 @@ enum ViewerPage {
         guard let start = (0...(page.count - marker.count)).first(where: { page[$0..<$0 + marker.count].elementsEqual(marker) })
         else { return html }
         let filled = Array((#"<meta name="rtcam-stun" content=""# + escaped + #"">"#).utf8)
-        return String(decoding: page[..<start] + filled + page[(start + marker.count)...], as: UTF8.self)
+        // One array built step by step: Swift 6.2 (the arm64 toolchain) cannot type `slice + array + slice`.
+        var joined = Array(page[..<start])
+        joined += filled
+        joined += page[(start + marker.count)...]
+        return String(decoding: joined, as: UTF8.self)
     }
 }
