@@ -1,13 +1,17 @@
 """aiortc as a WHEP *sender*: the peer rtcam is compared with in `bench.py peers`.
 
     python peer_aiortc.py --port 8090 [--size 1280x720 --fps 30 --bitrate 2000]
+    python peer_aiortc.py --port 8090 --bind 192.0.2.1 --candidate-address 192.0.2.1 --follow-remb
 
 POST /whep (application/sdp offer) → 201 + answer + Location; DELETE /whep/ID; GET /healthz.
 Each viewer gets its own RTCPeerConnection with a synthetic 720p video track (moving colour bars
 over a noisy ramp, like rtcam's test pattern, so x264 does comparable work) encoded by aiortc's
 H.264 encoder (PyAV/libx264, its own zerolatency settings) pinned at the requested bitrate, and
 aiortc's audio track (silence through its Opus encoder), so both servers send video and audio.
-Binds 127.0.0.1 only.
+Binds 127.0.0.1 unless told `--bind`; `--candidate-address` makes that address its only ICE host
+candidate (`bench.py shaped`: the camera end of a shaped link). `--follow-remb` leaves aiortc's
+congestion control on: the encoder starts at --bitrate and follows the viewer's REMB between
+aiortc's own floor and --bitrate (GET /status shows where it is).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import asyncio
 import fractions
 import itertools
+import json
 import logging
 import sys
 from pathlib import Path
@@ -98,6 +103,32 @@ def pin_bitrate(bits_per_second: int) -> None:
     h264.MAX_BITRATE = bits_per_second
 
 
+def follow_remb(bits_per_second: int) -> None:
+    """aiortc's own behaviour (its sender sets the encoder's target from each REMB, clamped to
+    h264.MIN_BITRATE..MAX_BITRATE), started at and capped by the benchmark's rate."""
+    h264.DEFAULT_BITRATE = bits_per_second
+    h264.MAX_BITRATE = bits_per_second
+    h264.MIN_BITRATE = min(h264.MIN_BITRATE, bits_per_second)
+
+
+def only_host_candidate(address: str) -> None:
+    """aioice gathers every interface's address; offer only `address` (the camera end of the link)."""
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [address]
+
+
+def video_encoder_target_kbps(pc: RTCPeerConnection) -> int | None:
+    """The target aiortc's H.264 encoder has now (None before its first frame); a private field of
+    RTCRtpSender, read for the benchmark's report only."""
+    for sender in pc.getSenders():
+        if sender.kind == "video":
+            encoder = getattr(sender, "_RTCRtpSender__encoder", None)
+            if encoder is not None and hasattr(encoder, "target_bitrate"):
+                return encoder.target_bitrate // 1000
+    return None
+
+
 def match_rtcam_encoder(preset: str, keyframe_interval: int) -> None:
     """aiortc opens libx264 with only tune=zerolatency (so x264's default preset, medium). Give it
     rtcam's settings instead — the preset, one thread, a keyframe every 2 s, no scene cuts — so the
@@ -161,6 +192,9 @@ class WHEPServer:
     async def route(self, method: str, path: str, body: bytes):
         if method == "GET" and path == "/healthz":
             return 200, {"Content-Type": "text/plain"}, b"ok"
+        if method == "GET" and path == "/status":
+            targets = {session: video_encoder_target_kbps(pc) for session, pc in self.sessions.items()}
+            return 200, {"Content-Type": "application/json"}, json.dumps({"encoderTargetKbps": targets}).encode()
         if method == "POST" and path == "/whep":
             pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             await pc.setRemoteDescription(RTCSessionDescription(sdp=body.decode(), type="offer"))
@@ -186,9 +220,9 @@ class WHEPServer:
         return 404, {}, b""
 
 
-async def serve(port: int, width: int, height: int, fps: int) -> None:
+async def serve(address: str, port: int, width: int, height: int, fps: int) -> None:
     server = WHEPServer(width, height, fps)
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", port)
+    listener = await asyncio.start_server(server.handle, address, port)
     async with listener:
         await listener.serve_forever()
 
@@ -203,6 +237,10 @@ def main() -> int:
     parser.add_argument("--bitrate", type=int, default=2000, help="kbit/s")
     parser.add_argument("--x264-preset", default="ultrafast",
                         help="x264 preset (rtcam's: ultrafast); 'aiortc' keeps aiortc's own settings (x264 default: medium)")
+    parser.add_argument("--bind", default="127.0.0.1", help="the HTTP listener's address (0.0.0.0: all)")
+    parser.add_argument("--candidate-address", help="the only ICE host candidate to offer")
+    parser.add_argument("--follow-remb", action="store_true",
+                        help="the encoder follows the viewer's REMB (aiortc's congestion control) up to --bitrate")
     parser.add_argument("--log-level", default="WARNING", help="Python logging level (DEBUG shows ICE/DTLS)")
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
@@ -210,12 +248,18 @@ def main() -> int:
     if args.measure_synthesis:
         print(f"{synthesis_cpu_ms(width, height, args.fps):.3f}")
         return 0
-    allow_loopback_host_candidates()
-    pin_bitrate(args.bitrate * 1000)
+    if args.candidate_address:
+        only_host_candidate(args.candidate_address)
+    else:
+        allow_loopback_host_candidates()
+    if args.follow_remb:
+        follow_remb(args.bitrate * 1000)
+    else:
+        pin_bitrate(args.bitrate * 1000)
     if args.x264_preset != "aiortc":
         match_rtcam_encoder(args.x264_preset, keyframe_interval=2 * args.fps)
     try:
-        asyncio.run(serve(args.port, width, height, args.fps))
+        asyncio.run(serve(args.bind, args.port, width, height, args.fps))
     except KeyboardInterrupt:
         pass
     return 0
