@@ -728,10 +728,14 @@ def bench_shaped(args) -> dict:
     command = "bash Tests/Benchmarks/run.sh " + " ".join(sys.argv[1:])
     table(f"shaped link, {shaped_bench.SIZE}@{shaped_bench.FPS} configured {shaped_bench.CONFIGURED_KBPS} kb/s, "
           f"Chromium behind tbf (queue {shaped_bench.QUEUE_MS} ms); step: 5 Mb/s 8 s, 800 kb/s 15 s, 5 Mb/s 15 s; "
-          f"bufferbloat: 1.5 Mb/s 15 s\n$ {command}", shaped_bench.HEADER, shaped_bench.rows_for(runs))
-    print("  fps, freezes, froze s, kb/s, lost, jitter buf ms: Chromium's getStats over the phase; queue: the tbf "
-          "backlog as time at the link's rate, every 200 ms; target: rtcam's /api/status encoderTargetKbps, "
-          "aiortc's encoder target_bitrate (webrtcbin has no congestion control: fixed 2.5 Mb/s)")
+          f"bufferbloat: 1.5 Mb/s 20 s\n$ {command}", shaped_bench.HEADER, shaped_bench.rows_for(runs))
+    print("  fps, freezes, froze s, recv kb/s, lost, jitter buf ms: Chromium's getStats over the phase (a freeze counts "
+          "where it ends; stalled s: time with no frame decoded, where it happened); sent kb/s: what the sender offered "
+          "the link (tbf's sent bytes + its drops); queue: the tbf backlog as time at the link's rate, every 200 ms; "
+          "target: rtcam's /api/status encoderTargetKbps, aiortc's encoder target_bitrate (webrtcbin has no "
+          "congestion control: x264enc stays at 2.5 Mb/s)")
+    table("rtcam's own counters for the viewer over each phase (/api/status viewers[0])", shaped_bench.COUNTER_HEADER,
+          shaped_bench.counter_rows(runs))
     result = {"command": command, "runs": runs}
     write_json("shaped", result)
     return result

@@ -4,12 +4,13 @@ link (Tests/Interop/shaped_link.py: a tbf-shaped veth into a viewer namespace th
 
 Scenarios (each sender in turn, one Chromium and one link for the whole run):
 - `step`: 5 Mb/s for 8 s, 800 kb/s for 15 s, 5 Mb/s again for 15 s (tbf queue: 200 ms).
-- `bufferbloat`: a steady 1.5 Mb/s link with a 200 ms queue, 15 s.
+- `bufferbloat`: a steady 1.5 Mb/s link with a 200 ms queue, 20 s (the first 5 s, and the rest).
 
 Per sender and phase: Chromium's decoded fps, freeze count and time, received kb/s, packets lost and
 jitter buffer delay (getStats, shaped_link.VIEWER_JS); the link's queueing delay
 (ShapedLink.queue_delay_ms every 200 ms: p50/p95); the encoder's target where the sender says it
-(rtcam: /api/status bitrateControl.encoderTargetKbps; aiortc: the peer's GET /status).
+(rtcam: /api/status bitrateControl.encoderTargetKbps; aiortc: the peer's GET /status); what the
+sender offered the link (tbf's sent bytes plus its drops at the mean packet size) and tbf's drops.
 
 Run through `bash Tests/Benchmarks/run.sh shaped` (bench.py): root, a namespace holding only `lo`.
 """
@@ -26,24 +27,29 @@ import urllib.request
 from typing import Callable, Optional
 
 import common
-from common import out_dir, percentiles, rtcam_binary, start_daemon
+from common import out_dir, percentiles, start_daemon
 
 from shaped_link import CAMERA_ADDRESS, VIEWER_JS, ShapedLink, window  # Tests/Interop (common put it on the path)
 
 SIZE, FPS, CONFIGURED_KBPS = "1280x720", 30, 2500
 QUEUE_MS = 200
 STEP_PHASES = (("5 Mb/s", 5000, 8.0), ("800 kb/s", 800, 15.0), ("5 Mb/s again", 5000, 15.0))
-BUFFERBLOAT_PHASES = (("1.5 Mb/s, 200 ms queue", 1500, 15.0),)
+BUFFERBLOAT_PHASES = (("1.5 Mb/s: first 5 s", 1500, 5.0), ("1.5 Mb/s: 5-20 s", 1500, 15.0))
 SCENARIOS = {"step": STEP_PHASES, "bufferbloat": BUFFERBLOAT_PHASES}
 SENDERS = ("rtcam", "aiortc", "webrtcbin")
 SAMPLE_INTERVAL_S = 0.2
 
 
-class Sender:
-    """One running sender: where the viewer page loads from, and its encoder's target if it says."""
+VIEWER_FIELDS = ("packetsSent", "retransmittedPackets", "redundantRetransmissions", "retransmissionsRefused",
+                 "keyframeRequests", "probeClusters", "staleVideoPacketsDropped", "estimateKbps", "pacerQueueMs")
 
-    def __init__(self, url: str, stop: Callable[[], None], target_kbps: Callable[[], Optional[int]]):
-        self.url, self.stop, self.target_kbps = url, stop, target_kbps
+
+class Sender:
+    """One running sender: where the viewer page loads from, and what it says about itself now:
+    {"target_kbps": its encoder's target or None, "viewer": rtcam's figures for the viewer or None}."""
+
+    def __init__(self, url: str, stop: Callable[[], None], status: Callable[[], dict]):
+        self.url, self.stop, self.status = url, stop, status
 
 
 def start_rtcam(scenario: str) -> Sender:
@@ -51,11 +57,14 @@ def start_rtcam(scenario: str) -> Sender:
                           extra=("--candidate-address", CAMERA_ADDRESS))
     daemon.log_in()   # /api/status; viewing stays open (the harness's first-run choice)
 
-    def target() -> Optional[int]:
-        control = daemon.status().get("bitrateControl") or {}
-        return control.get("encoderTargetKbps") or CONFIGURED_KBPS
+    def status() -> dict:
+        answer = daemon.status()
+        control = answer.get("bitrateControl") or {}
+        viewers = answer.get("viewers") or []
+        return {"target_kbps": control.get("encoderTargetKbps") or CONFIGURED_KBPS,
+                "viewer": {field: viewers[0].get(field) for field in VIEWER_FIELDS} if viewers else None}
 
-    return Sender(f"http://{CAMERA_ADDRESS}:{daemon.http_port}", daemon.stop, target)
+    return Sender(f"http://{CAMERA_ADDRESS}:{daemon.http_port}", daemon.stop, status)
 
 
 def start_peer(name: str, scenario: str) -> Sender:
@@ -100,14 +109,14 @@ def start_peer(name: str, scenario: str) -> Sender:
             raise RuntimeError(f"{name} did not answer /healthz within 30 s")
         time.sleep(0.2)
 
-    def target() -> Optional[int]:
+    def status() -> dict:
         if name != "aiortc":
-            return None     # webrtcbin's x264enc keeps its configured bitrate
+            return {"target_kbps": None, "viewer": None}    # webrtcbin's x264enc keeps its configured bitrate
         with urllib.request.urlopen(url + "/status", timeout=1) as response:
             targets = [t for t in json.load(response)["encoderTargetKbps"].values() if t is not None]
-        return targets[-1] if targets else None
+        return {"target_kbps": targets[-1] if targets else None, "viewer": None}
 
-    return Sender(url, stop, target)
+    return Sender(url, stop, status)
 
 
 def stalled_seconds(samples: list[dict], start_ms: float, end_ms: float) -> float:
@@ -134,11 +143,11 @@ class Sampler(threading.Thread):
             phase = self.phase
             queue = self.link.queue_delay_ms()
             try:
-                target = self.sender.target_kbps()
+                status = self.sender.status()
             except Exception:  # noqa: BLE001 — a slow status answer loses one sample, not the run
-                target = None
+                status = {"target_kbps": None, "viewer": None}
             if phase is not None:
-                self.samples.append({"t": time.monotonic(), "phase": phase, "queue_ms": queue, "target_kbps": target})
+                self.samples.append({"t": time.monotonic(), "phase": phase, "queue_ms": queue, **status})
             next_at += SAMPLE_INTERVAL_S
             self.finished.wait(max(0.0, next_at - time.monotonic()))
 
@@ -163,13 +172,16 @@ def run_one(name: str, scenario: str, link: ShapedLink, browser) -> dict:
             raise RuntimeError(error)
         sampler.start()
         boundaries = []     # (label, page ms at its start)
+        shaper = []         # (monotonic s, tbf statistics) at each boundary
         for label, rate, seconds in phases:
             if link.rate_kbit != rate:
                 link.set_rate(rate)
             boundaries.append((label, page.evaluate("performance.now()")))
+            shaper.append((time.monotonic(), link.qdisc_statistics()))
             sampler.phase = label
             time.sleep(seconds)
         end_ms = page.evaluate("performance.now()")
+        shaper.append((time.monotonic(), link.qdisc_statistics()))
         sampler.finished.set()
         sampler.join()
         viewer_samples = page.evaluate("window.shaped.samples")
@@ -188,18 +200,38 @@ def run_one(name: str, scenario: str, link: ShapedLink, browser) -> dict:
         stop_ms = boundaries[index + 1][1] if index + 1 < len(boundaries) else end_ms
         viewer = window(viewer_samples, start_ms, stop_ms)
         viewer["stalled_s"] = stalled_seconds(viewer_samples, start_ms, stop_ms)
+        (t0, before), (t1, after) = shaper[index], shaper[index + 1]
+        sent_bytes = after.get("bytes", 0) - before.get("bytes", 0)
+        sent_packets = after.get("packets", 0) - before.get("packets", 0)
+        dropped = after.get("drops", 0) - before.get("drops", 0)
+        offered_bytes = sent_bytes + dropped * (sent_bytes / sent_packets if sent_packets else 1200)
         inside = [s for s in sampler.samples if s["phase"] == label]
         queue = percentiles([s["queue_ms"] for s in inside])
         targets = [s["target_kbps"] for s in inside if s["target_kbps"] is not None]
         result["phases"].append({
             "phase": label, "link_kbps": rate, "seconds": seconds, "viewer": viewer,
-            "queue_ms": queue,
+            "queue_ms": queue, "offered_kbps": offered_bytes * 8 / (t1 - t0) / 1000, "tbf_dropped_packets": dropped,
             "encoder_target_kbps": ({"median": statistics.median(targets), "min": min(targets), "max": max(targets),
                                      "last": targets[-1]} if targets else None),
+            "sender_counters": counters_over([s["viewer"] for s in inside if s["viewer"]]),
             "timeline": [{"t": round(s["t"] - inside[0]["t"], 2), "queue_ms": round(s["queue_ms"], 1),
-                          "target_kbps": s["target_kbps"]} for s in inside],
+                          "target_kbps": s["target_kbps"], "viewer": s["viewer"]} for s in inside],
         })
     return result
+
+
+def counters_over(viewers: list[dict]) -> Optional[dict]:
+    """rtcam's per-viewer counters over a phase (last sample less first), and its estimate's range."""
+    if len(viewers) < 2:
+        return None
+    first, last = viewers[0], viewers[-1]
+    counters = {field: (last.get(field) or 0) - (first.get(field) or 0)
+                for field in VIEWER_FIELDS if field not in ("estimateKbps", "pacerQueueMs")}
+    estimates = [v["estimateKbps"] for v in viewers if v.get("estimateKbps") is not None]
+    pacer = [v["pacerQueueMs"] for v in viewers if v.get("pacerQueueMs") is not None]
+    counters["estimate_kbps_median"] = statistics.median(estimates) if estimates else None
+    counters["pacer_queue_ms_max"] = max(pacer) if pacer else None
+    return counters
 
 
 def run(scenarios: list[str], senders: list[str]) -> list[dict]:
@@ -233,21 +265,36 @@ def rows_for(runs: list[dict]) -> list[list]:
     rows = []
     for r in runs:
         if "error" in r:
-            rows.append([r["scenario"], r["sender"], "failed", None, None, None, None, None, None, None, None, None,
+            rows.append([r["scenario"], r["sender"], "failed", None, None, None, None, None, None, None, None, None, None, None,
                          r["error"][:60]])
             continue
         for phase in r["phases"]:
             viewer, queue, target = phase["viewer"], phase["queue_ms"], phase["encoder_target_kbps"]
             rows.append([r["scenario"], r["sender"], phase["phase"], viewer["fps"], viewer.get("freezes"),
-                         viewer["freeze_s"], viewer["stalled_s"], viewer["kbps"], viewer["lost"], viewer["jitter_buffer_ms"],
+                         viewer["freeze_s"], viewer["stalled_s"], phase["offered_kbps"], phase["tbf_dropped_packets"],
+                         viewer["kbps"], viewer["lost"], viewer["jitter_buffer_ms"],
                          queue.get("p50"), queue.get("p95"),
                          f"{target['median']:.0f} ({target['min']:.0f}-{target['max']:.0f})" if target else "-"])
     return rows
 
 
-HEADER = ["scenario", "sender", "phase", "fps", "freezes", "froze s", "stalled s", "kb/s", "lost", "jitter buf ms",
+HEADER = ["scenario", "sender", "phase", "fps", "freezes", "froze s", "stalled s", "sent kb/s", "tbf drops", "recv kb/s", "lost", "jitter buf ms",
           "queue p50 ms", "queue p95 ms", "target kb/s med (min-max)"]
 
 
-def machine_note() -> str:
-    return f"rtcam {rtcam_binary()}; machine {common.machine_load()}"
+
+def counter_rows(runs: list[dict]) -> list[list]:
+    rows = []
+    for r in runs:
+        for phase in r.get("phases", []):
+            c = phase.get("sender_counters")
+            if c:
+                rows.append([r["scenario"], r["sender"], phase["phase"], c["packetsSent"], c["retransmittedPackets"],
+                             c["redundantRetransmissions"], c["retransmissionsRefused"], c["keyframeRequests"],
+                             c["probeClusters"], c["staleVideoPacketsDropped"], c["estimate_kbps_median"],
+                             c["pacer_queue_ms_max"]])
+    return rows
+
+
+COUNTER_HEADER = ["scenario", "sender", "phase", "packets sent", "resent", "redundant resends", "resends refused",
+                  "keyframe requests", "probe clusters", "stale video dropped", "estimate kb/s med", "pacer max ms"]
