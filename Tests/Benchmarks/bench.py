@@ -736,6 +736,8 @@ def bench_shaped(args) -> dict:
           "congestion control: x264enc stays at 2.5 Mb/s)")
     table("rtcam's own counters for the viewer over each phase (/api/status viewers[0])", shaped_bench.COUNTER_HEADER,
           shaped_bench.counter_rows(runs))
+    table("aiortc's video sender over each phase (peer_aiortc.py GET /status)", shaped_bench.AIORTC_HEADER,
+          shaped_bench.aiortc_rows(runs))
     result = {"command": command, "runs": runs}
     write_json("shaped", result)
     return result

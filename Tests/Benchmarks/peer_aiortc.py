@@ -11,7 +11,8 @@ aiortc's audio track (silence through its Opus encoder), so both servers send vi
 Binds 127.0.0.1 unless told `--bind`; `--candidate-address` makes that address its only ICE host
 candidate (`bench.py shaped`: the camera end of a shaped link). `--follow-remb` leaves aiortc's
 congestion control on: the encoder starts at --bitrate and follows the viewer's REMB between
-aiortc's own floor and --bitrate (GET /status shows where it is).
+aiortc's own floor and --bitrate. GET /status: the video sender's encoder target, media bytes sent,
+resends and forced keyframes.
 """
 
 from __future__ import annotations
@@ -118,15 +119,47 @@ def only_host_candidate(address: str) -> None:
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [address]
 
 
-def video_encoder_target_kbps(pc: RTCPeerConnection) -> int | None:
-    """The target aiortc's H.264 encoder has now (None before its first frame); a private field of
-    RTCRtpSender, read for the benchmark's report only."""
+def count_resends_and_keyframes() -> None:
+    """Counts, per RTCRtpSender, the packets it resent for NACKs (those still in its history) and the
+    keyframes PLI/FIR made it force, in `sender.benchmark_counters` (for GET /status)."""
+    from aiortc import rtcrtpsender
+
+    original_retransmit = rtcrtpsender.RTCRtpSender._retransmit
+    original_keyframe = rtcrtpsender.RTCRtpSender._send_keyframe
+
+    def counters(sender) -> dict:
+        if not hasattr(sender, "benchmark_counters"):
+            sender.benchmark_counters = {"nackedPackets": 0, "resentPackets": 0, "resentBytes": 0, "keyframesForced": 0}
+        return sender.benchmark_counters
+
+    async def retransmit(self, sequence_number: int) -> None:
+        counts = counters(self)
+        counts["nackedPackets"] += 1
+        packet = self._RTCRtpSender__rtp_history.get(sequence_number % rtcrtpsender.RTP_HISTORY_SIZE)
+        if packet and packet.sequence_number == sequence_number:
+            counts["resentPackets"] += 1
+            counts["resentBytes"] += len(packet.payload) + 12
+        await original_retransmit(self, sequence_number)
+
+    def send_keyframe(self) -> None:
+        counters(self)["keyframesForced"] += 1
+        original_keyframe(self)
+
+    rtcrtpsender.RTCRtpSender._retransmit = retransmit
+    rtcrtpsender.RTCRtpSender._send_keyframe = send_keyframe
+
+
+def video_sender_status(pc: RTCPeerConnection) -> dict:
+    """What aiortc's video sender did: its H.264 encoder's target now (None before its first frame),
+    the media payload bytes it sent (not resends), and count_resends_and_keyframes' counters; private
+    fields of RTCRtpSender, read for the benchmark's report only."""
     for sender in pc.getSenders():
         if sender.kind == "video":
             encoder = getattr(sender, "_RTCRtpSender__encoder", None)
-            if encoder is not None and hasattr(encoder, "target_bitrate"):
-                return encoder.target_bitrate // 1000
-    return None
+            target = encoder.target_bitrate // 1000 if encoder is not None and hasattr(encoder, "target_bitrate") else None
+            return {"encoderTargetKbps": target, "mediaBytesSent": getattr(sender, "_RTCRtpSender__octet_count", None),
+                    **getattr(sender, "benchmark_counters", {})}
+    return {}
 
 
 def match_rtcam_encoder(preset: str, keyframe_interval: int) -> None:
@@ -193,8 +226,8 @@ class WHEPServer:
         if method == "GET" and path == "/healthz":
             return 200, {"Content-Type": "text/plain"}, b"ok"
         if method == "GET" and path == "/status":
-            targets = {session: video_encoder_target_kbps(pc) for session, pc in self.sessions.items()}
-            return 200, {"Content-Type": "application/json"}, json.dumps({"encoderTargetKbps": targets}).encode()
+            senders = {session: video_sender_status(pc) for session, pc in self.sessions.items()}
+            return 200, {"Content-Type": "application/json"}, json.dumps({"videoSenders": senders}).encode()
         if method == "POST" and path == "/whep":
             pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             await pc.setRemoteDescription(RTCSessionDescription(sdp=body.decode(), type="offer"))
@@ -252,6 +285,7 @@ def main() -> int:
         only_host_candidate(args.candidate_address)
     else:
         allow_loopback_host_candidates()
+    count_resends_and_keyframes()
     if args.follow_remb:
         follow_remb(args.bitrate * 1000)
     else:

@@ -40,6 +40,7 @@ SENDERS = ("rtcam", "aiortc", "webrtcbin")
 SAMPLE_INTERVAL_S = 0.2
 
 
+AIORTC_FIELDS = ("mediaBytesSent", "nackedPackets", "resentPackets", "resentBytes", "keyframesForced")
 VIEWER_FIELDS = ("packetsSent", "retransmittedPackets", "redundantRetransmissions", "retransmissionsRefused",
                  "keyframeRequests", "probeClusters", "staleVideoPacketsDropped", "estimateKbps", "pacerQueueMs")
 
@@ -113,8 +114,10 @@ def start_peer(name: str, scenario: str) -> Sender:
         if name != "aiortc":
             return {"target_kbps": None, "viewer": None}    # webrtcbin's x264enc keeps its configured bitrate
         with urllib.request.urlopen(url + "/status", timeout=1) as response:
-            targets = [t for t in json.load(response)["encoderTargetKbps"].values() if t is not None]
-        return {"target_kbps": targets[-1] if targets else None, "viewer": None}
+            senders = list(json.load(response)["videoSenders"].values())
+        video = senders[-1] if senders else {}
+        return {"target_kbps": video.get("encoderTargetKbps"),
+                "viewer": {field: video.get(field) for field in AIORTC_FIELDS} if video else None}
 
     return Sender(url, stop, status)
 
@@ -213,18 +216,26 @@ def run_one(name: str, scenario: str, link: ShapedLink, browser) -> dict:
             "queue_ms": queue, "offered_kbps": offered_bytes * 8 / (t1 - t0) / 1000, "tbf_dropped_packets": dropped,
             "encoder_target_kbps": ({"median": statistics.median(targets), "min": min(targets), "max": max(targets),
                                      "last": targets[-1]} if targets else None),
-            "sender_counters": counters_over([s["viewer"] for s in inside if s["viewer"]]),
+            "sender_counters": counters_over([s["viewer"] for s in inside if s["viewer"]],
+                                             inside[-1]["t"] - inside[0]["t"] if inside else 0),
             "timeline": [{"t": round(s["t"] - inside[0]["t"], 2), "queue_ms": round(s["queue_ms"], 1),
                           "target_kbps": s["target_kbps"], "viewer": s["viewer"]} for s in inside],
         })
     return result
 
 
-def counters_over(viewers: list[dict]) -> Optional[dict]:
-    """rtcam's per-viewer counters over a phase (last sample less first), and its estimate's range."""
+def counters_over(viewers: list[dict], seconds: float) -> Optional[dict]:
+    """The sender's own counters over a phase (last sample less first): rtcam's per-viewer ones and
+    its estimate's median, or aiortc's video sender's (media and resent kb/s, forced keyframes)."""
     if len(viewers) < 2:
         return None
     first, last = viewers[0], viewers[-1]
+    if "mediaBytesSent" in first:
+        delta = {field: (last.get(field) or 0) - (first.get(field) or 0) for field in AIORTC_FIELDS}
+        return {"media_kbps": delta["mediaBytesSent"] * 8 / seconds / 1000,
+                "resent_kbps": delta["resentBytes"] * 8 / seconds / 1000,
+                "nacked_packets": delta["nackedPackets"], "resent_packets": delta["resentPackets"],
+                "keyframes_forced": delta["keyframesForced"]}
     counters = {field: (last.get(field) or 0) - (first.get(field) or 0)
                 for field in VIEWER_FIELDS if field not in ("estimateKbps", "pacerQueueMs")}
     estimates = [v["estimateKbps"] for v in viewers if v.get("estimateKbps") is not None]
@@ -288,7 +299,7 @@ def counter_rows(runs: list[dict]) -> list[list]:
     for r in runs:
         for phase in r.get("phases", []):
             c = phase.get("sender_counters")
-            if c:
+            if c and "packetsSent" in c:
                 rows.append([r["scenario"], r["sender"], phase["phase"], c["packetsSent"], c["retransmittedPackets"],
                              c["redundantRetransmissions"], c["retransmissionsRefused"], c["keyframeRequests"],
                              c["probeClusters"], c["staleVideoPacketsDropped"], c["estimate_kbps_median"],
@@ -298,3 +309,18 @@ def counter_rows(runs: list[dict]) -> list[list]:
 
 COUNTER_HEADER = ["scenario", "sender", "phase", "packets sent", "resent", "redundant resends", "resends refused",
                   "keyframe requests", "probe clusters", "stale video dropped", "estimate kb/s med", "pacer max ms"]
+
+
+def aiortc_rows(runs: list[dict]) -> list[list]:
+    rows = []
+    for r in runs:
+        for phase in r.get("phases", []):
+            c = phase.get("sender_counters")
+            if c and "media_kbps" in c:
+                rows.append([r["scenario"], phase["phase"], c["media_kbps"], c["resent_kbps"], c["nacked_packets"],
+                             c["resent_packets"], c["keyframes_forced"], phase["offered_kbps"]])
+    return rows
+
+
+AIORTC_HEADER = ["scenario", "phase", "media kb/s (RTP payload)", "resent kb/s", "NACKed packets", "resent packets",
+                 "keyframes forced (PLI/FIR)", "link offered kb/s"]
