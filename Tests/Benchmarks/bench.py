@@ -2,7 +2,7 @@
 run.sh, inside a network namespace that holds only `lo`. Each prints a table, compares against the
 goal, and writes JSON under out/bench/.
 
-    python Tests/Benchmarks/bench.py overhead | fanout | footprint | latency | firstframe | peers | srtp | cpuadapt | all
+    python Tests/Benchmarks/bench.py overhead | fanout | footprint | latency | firstframe | peers | shaped | srtp | cpuadapt | all
 
 Numbers come from release builds (RTCAM_BIN, RTCAM_BENCH_BIN; default .build/release/). The machine
 is shared and noisy, so the comparisons run side by side in one command and repeat; medians and
@@ -716,6 +716,33 @@ def bench_peers(args) -> dict:
     return result
 
 
+# ---- congestion control side by side on a shaped link (issue 24) --------------------------------------
+
+def bench_shaped(args) -> dict:
+    """rtcam, aiortc (REMB-driven) and webrtcbin, each 720p30 configured at 2.5 Mb/s, to a Chromium
+    behind the same tbf-shaped link: the 5 Mb/s -> 800 kb/s -> 5 Mb/s step, then a steady 1.5 Mb/s
+    link with a 200 ms queue (shaped_bench.py)."""
+    import shaped_bench
+
+    runs = shaped_bench.run(args.scenarios, args.senders)
+    command = "bash Tests/Benchmarks/run.sh " + " ".join(sys.argv[1:])
+    table(f"shaped link, {shaped_bench.SIZE}@{shaped_bench.FPS} configured {shaped_bench.CONFIGURED_KBPS} kb/s, "
+          f"Chromium behind tbf (queue {shaped_bench.QUEUE_MS} ms); step: 5 Mb/s 8 s, 800 kb/s 15 s, 5 Mb/s 15 s; "
+          f"bufferbloat: 1.5 Mb/s 20 s\n$ {command}", shaped_bench.HEADER, shaped_bench.rows_for(runs))
+    print("  fps, freezes, froze s, recv kb/s, lost, jitter buf ms: Chromium's getStats over the phase (a freeze counts "
+          "where it ends; stalled s: time with no frame decoded, where it happened); sent kb/s: what the sender offered "
+          "the link (tbf's sent bytes + its drops); queue: the tbf backlog as time at the link's rate, every 200 ms; "
+          "target: rtcam's /api/status encoderTargetKbps, aiortc's encoder target_bitrate (webrtcbin has no "
+          "congestion control: x264enc stays at 2.5 Mb/s)")
+    table("rtcam's own counters for the viewer over each phase (/api/status viewers[0])", shaped_bench.COUNTER_HEADER,
+          shaped_bench.counter_rows(runs))
+    table("aiortc's video sender over each phase (peer_aiortc.py GET /status)", shaped_bench.AIORTC_HEADER,
+          shaped_bench.aiortc_rows(runs))
+    result = {"command": command, "runs": runs}
+    write_json("shaped", result)
+    return result
+
+
 VETH = ("rtcb0", "10.203.0.1/24", "rtcb1", "10.203.0.2/24")
 
 
@@ -1070,7 +1097,7 @@ def only_loopback() -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "srtp", "tls",
+    parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "shaped", "srtp", "tls",
                                               "talkback", "datachannel", "ecosystem", "soak", "cpuadapt", "all"])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="overhead/peers: repeat and take medians")
@@ -1080,6 +1107,10 @@ def main() -> int:
                         help="fanout: nice value of the load generator, so that the daemon gets the CPU first")
     parser.add_argument("--peers", nargs="+", default=["rtcam", "aiortc", "aiortc-own-x264", "gstreamer"],
                         help="peers: which servers (aiortc = rtcam's x264 settings; aiortc-own-x264 = aiortc's)")
+    parser.add_argument("--scenarios", nargs="+", default=["step", "bufferbloat"], choices=["step", "bufferbloat"],
+                        help="shaped: which scenarios")
+    parser.add_argument("--senders", nargs="+", default=["rtcam", "aiortc", "webrtcbin"],
+                        choices=["rtcam", "aiortc", "webrtcbin"], help="shaped: which senders")
     parser.add_argument("--spacing", type=float, default=1.0, help="firstframe: seconds between runs")
     parser.add_argument("--settle", type=float, default=15,
                         help="footprint: seconds before reading idle RSS (the daemon keeps x264 10 s after its last viewer)")
@@ -1091,12 +1122,13 @@ def main() -> int:
     if not only_loopback() and not args.allow_network:
         print("run me inside a network namespace holding only lo: bash Tests/Benchmarks/run.sh", file=sys.stderr)
         return 2
-    for binary in (rtcam_binary(), bench_binary()):
+    needed = (rtcam_binary(),) if args.benchmark == "shaped" else (rtcam_binary(), bench_binary())
+    for binary in needed:
         if not os.access(binary, os.X_OK):
             print(f"missing {binary}: swift build -c release --static-swift-stdlib", file=sys.stderr)
             return 2
     print(f"rtcam {rtcam_binary()}\nrtcam-bench {bench_binary()}\nload before: {common.machine_load()}")
-    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers", "datachannel", "talkback", "ecosystem", "cpuadapt"] \
+    chosen = ["srtp", "tls", "footprint", "overhead", "latency", "firstframe", "fanout", "peers", "shaped", "datachannel", "talkback", "ecosystem", "cpuadapt"] \
         if args.benchmark == "all" else [args.benchmark]
     failures = []
     for name in chosen:

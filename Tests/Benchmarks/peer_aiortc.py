@@ -1,13 +1,18 @@
 """aiortc as a WHEP *sender*: the peer rtcam is compared with in `bench.py peers`.
 
     python peer_aiortc.py --port 8090 [--size 1280x720 --fps 30 --bitrate 2000]
+    python peer_aiortc.py --port 8090 --bind 192.0.2.1 --candidate-address 192.0.2.1 --follow-remb
 
 POST /whep (application/sdp offer) → 201 + answer + Location; DELETE /whep/ID; GET /healthz.
 Each viewer gets its own RTCPeerConnection with a synthetic 720p video track (moving colour bars
 over a noisy ramp, like rtcam's test pattern, so x264 does comparable work) encoded by aiortc's
 H.264 encoder (PyAV/libx264, its own zerolatency settings) pinned at the requested bitrate, and
 aiortc's audio track (silence through its Opus encoder), so both servers send video and audio.
-Binds 127.0.0.1 only.
+Binds 127.0.0.1 unless told `--bind`; `--candidate-address` makes that address its only ICE host
+candidate (`bench.py shaped`: the camera end of a shaped link). `--follow-remb` leaves aiortc's
+congestion control on: the encoder starts at --bitrate and follows the viewer's REMB between
+aiortc's own floor and --bitrate. GET /status: the video sender's encoder target, media bytes sent,
+resends and forced keyframes.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import argparse
 import asyncio
 import fractions
 import itertools
+import json
 import logging
 import sys
 from pathlib import Path
@@ -98,6 +104,64 @@ def pin_bitrate(bits_per_second: int) -> None:
     h264.MAX_BITRATE = bits_per_second
 
 
+def follow_remb(bits_per_second: int) -> None:
+    """aiortc's own behaviour (its sender sets the encoder's target from each REMB, clamped to
+    h264.MIN_BITRATE..MAX_BITRATE), started at and capped by the benchmark's rate."""
+    h264.DEFAULT_BITRATE = bits_per_second
+    h264.MAX_BITRATE = bits_per_second
+    h264.MIN_BITRATE = min(h264.MIN_BITRATE, bits_per_second)
+
+
+def only_host_candidate(address: str) -> None:
+    """aioice gathers every interface's address; offer only `address` (the camera end of the link)."""
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [address]
+
+
+def count_resends_and_keyframes() -> None:
+    """Counts, per RTCRtpSender, the packets it resent for NACKs (those still in its history) and the
+    keyframes PLI/FIR made it force, in `sender.benchmark_counters` (for GET /status)."""
+    from aiortc import rtcrtpsender
+
+    original_retransmit = rtcrtpsender.RTCRtpSender._retransmit
+    original_keyframe = rtcrtpsender.RTCRtpSender._send_keyframe
+
+    def counters(sender) -> dict:
+        if not hasattr(sender, "benchmark_counters"):
+            sender.benchmark_counters = {"nackedPackets": 0, "resentPackets": 0, "resentBytes": 0, "keyframesForced": 0}
+        return sender.benchmark_counters
+
+    async def retransmit(self, sequence_number: int) -> None:
+        counts = counters(self)
+        counts["nackedPackets"] += 1
+        packet = self._RTCRtpSender__rtp_history.get(sequence_number % rtcrtpsender.RTP_HISTORY_SIZE)
+        if packet and packet.sequence_number == sequence_number:
+            counts["resentPackets"] += 1
+            counts["resentBytes"] += len(packet.payload) + 12
+        await original_retransmit(self, sequence_number)
+
+    def send_keyframe(self) -> None:
+        counters(self)["keyframesForced"] += 1
+        original_keyframe(self)
+
+    rtcrtpsender.RTCRtpSender._retransmit = retransmit
+    rtcrtpsender.RTCRtpSender._send_keyframe = send_keyframe
+
+
+def video_sender_status(pc: RTCPeerConnection) -> dict:
+    """What aiortc's video sender did: its H.264 encoder's target now (None before its first frame),
+    the media payload bytes it sent (not resends), and count_resends_and_keyframes' counters; private
+    fields of RTCRtpSender, read for the benchmark's report only."""
+    for sender in pc.getSenders():
+        if sender.kind == "video":
+            encoder = getattr(sender, "_RTCRtpSender__encoder", None)
+            target = encoder.target_bitrate // 1000 if encoder is not None and hasattr(encoder, "target_bitrate") else None
+            return {"encoderTargetKbps": target, "mediaBytesSent": getattr(sender, "_RTCRtpSender__octet_count", None),
+                    **getattr(sender, "benchmark_counters", {})}
+    return {}
+
+
 def match_rtcam_encoder(preset: str, keyframe_interval: int) -> None:
     """aiortc opens libx264 with only tune=zerolatency (so x264's default preset, medium). Give it
     rtcam's settings instead — the preset, one thread, a keyframe every 2 s, no scene cuts — so the
@@ -161,6 +225,9 @@ class WHEPServer:
     async def route(self, method: str, path: str, body: bytes):
         if method == "GET" and path == "/healthz":
             return 200, {"Content-Type": "text/plain"}, b"ok"
+        if method == "GET" and path == "/status":
+            senders = {session: video_sender_status(pc) for session, pc in self.sessions.items()}
+            return 200, {"Content-Type": "application/json"}, json.dumps({"videoSenders": senders}).encode()
         if method == "POST" and path == "/whep":
             pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             await pc.setRemoteDescription(RTCSessionDescription(sdp=body.decode(), type="offer"))
@@ -186,9 +253,9 @@ class WHEPServer:
         return 404, {}, b""
 
 
-async def serve(port: int, width: int, height: int, fps: int) -> None:
+async def serve(address: str, port: int, width: int, height: int, fps: int) -> None:
     server = WHEPServer(width, height, fps)
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", port)
+    listener = await asyncio.start_server(server.handle, address, port)
     async with listener:
         await listener.serve_forever()
 
@@ -203,6 +270,10 @@ def main() -> int:
     parser.add_argument("--bitrate", type=int, default=2000, help="kbit/s")
     parser.add_argument("--x264-preset", default="ultrafast",
                         help="x264 preset (rtcam's: ultrafast); 'aiortc' keeps aiortc's own settings (x264 default: medium)")
+    parser.add_argument("--bind", default="127.0.0.1", help="the HTTP listener's address (0.0.0.0: all)")
+    parser.add_argument("--candidate-address", help="the only ICE host candidate to offer")
+    parser.add_argument("--follow-remb", action="store_true",
+                        help="the encoder follows the viewer's REMB (aiortc's congestion control) up to --bitrate")
     parser.add_argument("--log-level", default="WARNING", help="Python logging level (DEBUG shows ICE/DTLS)")
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
@@ -210,12 +281,19 @@ def main() -> int:
     if args.measure_synthesis:
         print(f"{synthesis_cpu_ms(width, height, args.fps):.3f}")
         return 0
-    allow_loopback_host_candidates()
-    pin_bitrate(args.bitrate * 1000)
+    if args.candidate_address:
+        only_host_candidate(args.candidate_address)
+    else:
+        allow_loopback_host_candidates()
+    count_resends_and_keyframes()
+    if args.follow_remb:
+        follow_remb(args.bitrate * 1000)
+    else:
+        pin_bitrate(args.bitrate * 1000)
     if args.x264_preset != "aiortc":
         match_rtcam_encoder(args.x264_preset, keyframe_interval=2 * args.fps)
     try:
-        asyncio.run(serve(args.port, width, height, args.fps))
+        asyncio.run(serve(args.bind, args.port, width, height, args.fps))
     except KeyboardInterrupt:
         pass
     return 0

@@ -6,7 +6,10 @@ Runs with Debian's python3 + python3-gi (gstreamer1.0-plugins-bad/-good/-ugly, g
 POST /whep (offer) → 201 + answer (non-trickle: after ICE gathering) + Location; DELETE /whep/ID;
 GET /healthz. Each viewer gets a pipeline: videotestsrc (moving SMPTE bars) → x264enc (ultrafast,
 zerolatency, the requested bitrate, keyframe every 2 s, Constrained Baseline) → rtph264pay, and
-audiotestsrc → opusenc → rtpopuspay, into webrtcbin. Binds 127.0.0.1 only.
+audiotestsrc → opusenc → rtpopuspay, into webrtcbin. Binds 127.0.0.1 unless told `--bind`;
+`--candidate-address` keeps only that address's candidates in the answer (`bench.py shaped`). The
+x264enc bitrate stays fixed: webrtcbin itself has no congestion control (GStreamer's is the
+rtpgccbwe element of gst-plugins-rs, which Debian 12 does not ship).
 """
 
 from __future__ import annotations
@@ -30,17 +33,39 @@ PIPELINE = (
     "! video/x-raw,width={width},height={height},framerate={fps}/1,format=I420 "
     "! x264enc tune=zerolatency speed-preset=ultrafast bitrate={bitrate} key-int-max={keyint} threads=1 "
     "! video/x-h264,profile=constrained-baseline "
-    "! rtph264pay config-interval=-1 aggregate-mode=zero-latency pt=96 "
-    "! application/x-rtp,media=video,encoding-name=H264,payload=96,clock-rate=90000 ! webrtc. "
-    "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=111 "
-    "! application/x-rtp,media=audio,encoding-name=OPUS,payload=111,clock-rate=48000 ! webrtc. "
+    "! rtph264pay config-interval=-1 aggregate-mode=zero-latency pt={{video_pt}} "
+    "! application/x-rtp,media=video,encoding-name=H264,payload={{video_pt}},clock-rate=90000 ! webrtc. "
+    "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt={{audio_pt}} "
+    "! application/x-rtp,media=audio,encoding-name=OPUS,payload={{audio_pt}},clock-rate=48000 ! webrtc. "
 )
 
 
+def offered_payload_types(offer_sdp: str) -> dict:
+    """The offer's payload types for H.264 (packetization-mode=1, Constrained Baseline first, then any)
+    and Opus: webrtcbin (1.22) answers a pad whose payload type means another codec in the offer with
+    a new transceiver and then aborts (`_connect_input_stream: assertion failed: (trans->stream)`);
+    Chromium offers VP8 as 96, where rtcam-bench's loadgen offers H.264."""
+    names, parameters = {}, {}
+    for line in offer_sdp.splitlines():
+        if line.startswith("a=rtpmap:"):
+            pt, _, codec = line[len("a=rtpmap:"):].partition(" ")
+            names[pt] = codec.split("/")[0].upper()
+        elif line.startswith("a=fmtp:"):
+            pt, _, value = line[len("a=fmtp:"):].partition(" ")
+            parameters[pt] = value
+    h264 = [pt for pt, name in names.items() if name == "H264" and "packetization-mode=1" in parameters.get(pt, "")]
+    constrained = [pt for pt in h264 if "profile-level-id=42e0" in parameters.get(pt, "")]
+    opus = [pt for pt, name in names.items() if name == "OPUS"]
+    return {"video_pt": (constrained or h264 or ["96"])[0], "audio_pt": (opus or ["111"])[0]}
+
+
 class Session:
-    def __init__(self, description: str, offer_sdp: str):
-        self.pipeline = Gst.parse_launch(description)
+    def __init__(self, description: str, offer_sdp: str, candidate_address: str | None = None):
+        self.pipeline = Gst.parse_launch(description.format(**offered_payload_types(offer_sdp)))
         self.webrtc = self.pipeline.get_by_name("webrtc")
+        # Not libnice's add-local-ip-address: PyGObject (Debian 12) takes webrtcbin's only reference
+        # to the ice-agent property's object and frees it; the answer's candidate lines are filtered.
+        self.candidate_address = candidate_address
         self.done = threading.Event()
         self.answer: str | None = None
         self.error: str | None = None
@@ -74,17 +99,27 @@ class Session:
         if self.webrtc.get_property("ice-gathering-state") == GstWebRTC.WebRTCICEGatheringState.COMPLETE:
             local = self.webrtc.get_property("local-description")
             if local is not None and not self.done.is_set():
-                self.answer = local.sdp.as_text()
+                self.answer = only_candidates_on(local.sdp.as_text(), self.candidate_address)
                 self.done.set()
 
     def stop(self) -> None:
         self.pipeline.set_state(Gst.State.NULL)
 
 
+def only_candidates_on(sdp: str, address: str | None) -> str:
+    """The SDP without the a=candidate lines of other addresses (all kept when `address` is None)."""
+    if not address:
+        return sdp
+    kept = [line for line in sdp.split("\r\n")
+            if not line.startswith("a=candidate:") or line.split()[4] == address]
+    return "\r\n".join(kept)
+
+
 class Handler(BaseHTTPRequestHandler):
     sessions: dict[str, Session] = {}
     ids = itertools.count(1)
     description = ""
+    candidate_address: str | None = None
 
     def log_message(self, *args) -> None:  # quiet
         pass
@@ -104,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != "/whep":
             return self._reply(404)
         offer = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
-        session = Session(self.description, offer)
+        session = Session(self.description, offer, self.candidate_address)
         GLib.idle_add(lambda: (session.start(), False)[1])
         if not session.done.wait(8) or session.answer is None:
             GLib.idle_add(lambda: (session.stop(), False)[1])
@@ -132,12 +167,15 @@ def main() -> int:
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--bitrate", type=int, default=2000, help="kbit/s")
+    parser.add_argument("--bind", default="127.0.0.1", help="the HTTP listener's address (0.0.0.0: all)")
+    parser.add_argument("--candidate-address", help="answer with this address's candidates only")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     Gst.init(None)
     Handler.description = PIPELINE.format(width=width, height=height, fps=args.fps, bitrate=args.bitrate,
                                           keyint=args.fps * 2)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    Handler.candidate_address = args.candidate_address
+    server = ThreadingHTTPServer((args.bind, args.port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     loop = GLib.MainLoop()
     try:
