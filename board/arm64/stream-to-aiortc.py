@@ -41,8 +41,12 @@ def main() -> int:
     options = parser.parse_args()
     width, height = (int(v) for v in options.size.split("x"))
 
+    # CPU adaptation off: qemu-user runs aarch64 code several times slower than a Pi would, and
+    # the daemon would rightly make the picture smaller for it (212x160 was seen); this stage checks
+    # that the aarch64 code paths stream, not how fast the emulator is.
     daemon = EmulatedRtcam(state_dir=options.work / "state", log_path=options.work / "rtcam.log",
-                          size=options.size, fps=options.fps, bitrate_kbps=500, startup_timeout=60.0)
+                          size=options.size, fps=options.fps, bitrate_kbps=500, startup_timeout=60.0,
+                          extra_args=("--degradation", "off"))
     daemon.start()
     try:
         daemon.log_in()  # before the stream: the password hash would take the CPU from it

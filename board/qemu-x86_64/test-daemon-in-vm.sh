@@ -167,7 +167,7 @@ fi
 mkdir -p /tmp/rtcam-state
 # HTTPS off: the settings API is then served on plain HTTP, where the host changes a setting below.
 ./rtcam serve --source "$source" --audio "$audio" --size $size --fps $fps --bitrate $bitrate $speaker \
-  --encoder "$encoder" --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state $https $extra > rtcam.log 2>&1 &
+  --encoder "$encoder" --degradation off --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state $https $extra > rtcam.log 2>&1 &
 pid=$!
 # The host asks (--unplug) for the camera to go (file `unplug`) and come back (`replug`); the guest
 # unbinds and binds vivid's platform device, as a USB unplug looks to rtcam, and says when done.
