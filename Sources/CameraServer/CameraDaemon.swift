@@ -404,12 +404,15 @@ public final class CameraDaemon: @unchecked Sendable {
     /// asked for), else this machine's addresses as HostCandidateAddresses chooses them; in both
     /// cases the families interleaved, IPv6 first (RFC 8421).
     /// What HTTP, HTTPS and RTSP listen on: --http-address, except that "::" becomes 0.0.0.0 where
-    /// the kernel has no IPv6 (ipv6.disable=1), so the default works there too.
+    /// the kernel has no IPv6 (ipv6.disable=1), or where getaddrinfo will not take "::" (no IPv6
+    /// address on any interface, net.ipv6.conf.all.disable_ipv6=1: EAI_ADDRFAMILY, seen in the
+    /// test VM), so the default works there too.
     private var listenAddress: String {
         guard configuration.httpAddress == "::" else { return configuration.httpAddress }
         let probe = socket(AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard probe >= 0 else { return "0.0.0.0" }
         _ = close(probe)
+        guard (try? SocketAddress.makeAddressResolvingHost("::", port: 0)) != nil else { return "0.0.0.0" }
         return "::"
     }
 
