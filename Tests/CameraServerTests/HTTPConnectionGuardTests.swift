@@ -127,8 +127,11 @@ import Glibc
             try? Self.send("X-\(header): a\r\n", on: slow)
             Self.sleepMilliseconds(50)
         }
-        let seconds = try #require(closedAfter ?? Self.secondsUntilClosed(slow, limit: 3))
-        #expect(seconds >= 0.35 && seconds < 3)
+        // Up to 20 s: the server and client share one event loop thread, which the parallel suites
+        // starved for seconds in a CI rehearsal (the connection was still open 5 s in); what matters
+        // is that it is closed, not how soon a starved timer fires.
+        let seconds = try #require(closedAfter ?? Self.secondsUntilClosed(slow, limit: 20))
+        #expect(seconds >= 0.35 && seconds < 20)
         #expect(server.limiter.counters.requestTimeouts == 1)
 
         let (good, collector) = try server.connect()
