@@ -779,21 +779,11 @@ def measure_peer(name: str, seconds: float) -> dict:
                                     "--bitrate", str(BITRATE), *extra], stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         url = f"http://127.0.0.1:{http_port}"
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}; see {logs / (name + '.log')}")
-            try:
-                import urllib.request
-                with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
+        problem = common.wait_for_healthz(process, url, name)
+        if problem:
+            if process.poll() is None:
                 process.kill()
-                raise RuntimeError(f"{name} did not answer /healthz within 30 s")
-            time.sleep(0.2)
+            raise RuntimeError(f"{problem}; see {logs / (name + '.log')}")
         pid = process.pid
 
         def stop():

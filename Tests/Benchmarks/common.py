@@ -226,3 +226,21 @@ def goal(value: Optional[float], limit: float, lower_is_better: bool = True) -> 
         return "n/a"
     ok = value <= limit if lower_is_better else value >= limit
     return "meets" if ok else "MISSES"
+
+
+def wait_for_healthz(process: subprocess.Popen, url: str, name: str, seconds: float = 30.0) -> Optional[str]:
+    """Waits until `url`/healthz answers 200; the problem when the process exits first or the time runs out."""
+    import urllib.request
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            return f"{name} exited with {process.returncode}"
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return None
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            return f"{name} did not answer /healthz within {seconds:.0f} s"
+        time.sleep(0.1)

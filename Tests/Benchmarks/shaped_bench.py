@@ -94,21 +94,10 @@ def start_peer(name: str, scenario: str) -> Sender:
             process.wait()
         log.close()
 
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            log.close()
-            raise RuntimeError(f"{name} exited with {process.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            stop()
-            raise RuntimeError(f"{name} did not answer /healthz within 30 s")
-        time.sleep(0.2)
+    problem = common.wait_for_healthz(process, url, name)
+    if problem:
+        stop()
+        raise RuntimeError(f"{problem}; see {log_path}")
 
     def status() -> dict:
         if name != "aiortc":

@@ -108,6 +108,21 @@ class RtcamProcess:
         return args + self.extra_args
 
     def start(self) -> "RtcamProcess":
+        """Starts the daemon on free ports. A port found free can be taken by another process before
+        rtcam binds it (rtcam binds [::], both families; free_port probes 127.0.0.1): that start is
+        tried again on other ports, twice at most."""
+        for attempt in range(3):
+            logged_before = len(self.log_text())
+            try:
+                return self._start_once()
+            except RtcamError:
+                this_attempt = self.log_text()[logged_before:]
+                if attempt == 2 or self.exit_code is None or "Address already in use" not in this_attempt:
+                    raise
+                self.exit_code = None
+        raise RtcamError("unreachable")
+
+    def _start_once(self) -> "RtcamProcess":
         if not os.path.isfile(self.binary) or not os.access(self.binary, os.X_OK):
             raise RtcamError(f"rtcam binary not found or not executable: {self.binary} "
                              "(build it with `swift build`, or point RTCAM_BIN at it)")
@@ -258,3 +273,15 @@ def viewer_count(status: dict) -> int:
                 if isinstance(value.get(inner), int):
                     return value[inner]
     raise RtcamError(f"/api/status has no viewer count (looked for viewers/viewerCount/sessions): {status}")
+
+
+def stop_processes(processes: list[subprocess.Popen], timeout: float = 5.0) -> None:
+    """SIGTERM to each still running, then SIGKILL to whichever is not gone within `timeout`."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

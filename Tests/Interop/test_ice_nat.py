@@ -31,7 +31,7 @@ import pytest
 import chromium_whep
 from chromium_whep import whep_script
 from conftest import attach
-from rtcam_process import RtcamProcess
+from rtcam_process import RtcamProcess, stop_processes
 
 INTEROP_DIR = Path(__file__).resolve().parent
 CLONE_NEWNET = 0x40000000
@@ -182,14 +182,7 @@ def _nat_topology(request, tmp_path, symmetric_viewer_nat: bool):
         topology.processes = started
         yield topology
     finally:
-        for process in started:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        stop_processes(started)
         problems = topology.destroy()
         assert not problems, problems
 

@@ -26,7 +26,7 @@ import pytest
 import chromium_whep
 from chromium_whep import whep_script
 from conftest import attach
-from rtcam_process import RtcamProcess, http_request
+from rtcam_process import RtcamProcess, stop_processes, http_request
 
 INTEROP_DIR = Path(__file__).resolve().parent
 CAMERA_IPV6 = "2001:db8::1"
@@ -96,14 +96,7 @@ def ipv6_viewer_lan(request, tmp_path):
         lan.create()
         yield lan
     finally:
-        for process in started:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        stop_processes(started)
         problems = lan.destroy()
         assert not problems, problems
 
