@@ -29,6 +29,9 @@ struct LoadGeneratorConfiguration: Sendable {
     var receiveBufferBytes: Int
     var jsonPath: String
     var quiet: Bool
+    /// During the window, print an `INTERVAL` line every so many seconds (0: none): each connected
+    /// viewer's frame rate over that interval (the soak's "never below" figure).
+    var reportEverySeconds: Double = 0
 }
 
 extension HTTPEndpoint: @unchecked Sendable {}
@@ -87,6 +90,12 @@ final class LoadGeneratorShared: Sendable {
     let connected = Atomic<Int>(0)
     let settled = Atomic<Int>(0)          // connected or given up
     let results = Mutex<[ViewerResult]>([])
+    /// Access units received so far per viewer index, and whether it connected (for INTERVAL lines).
+    let progress: Mutex<(frames: [Int], connected: [Bool])>
+
+    init(viewers: Int) {
+        progress = Mutex((frames: [Int](repeating: 0, count: viewers), connected: [Bool](repeating: false, count: viewers)))
+    }
 }
 
 enum LoadGenerator {
@@ -105,14 +114,15 @@ enum LoadGenerator {
             connectRate: options.double("connect-rate", default: 50),
             receiveBufferBytes: options.int("rcvbuf", default: 1 << 20),
             jsonPath: options.string("json", default: "out/bench/loadgen.json"),
-            quiet: options.flag("quiet"))
+            quiet: options.flag("quiet"),
+            reportEverySeconds: options.double("report-every", default: 0))
 
         var random = SystemRandomNumberGenerator()
         let certificate: DTLSCertificate
         do { certificate = try DTLSCertificate.generate(commonName: "rtcam-loadgen", random: &random) } catch {
             fail("certificate: \(error)")
         }
-        let shared = LoadGeneratorShared()
+        let shared = LoadGeneratorShared(viewers: viewers)
         let cpuStart = BenchClock.processCPU()
         let started = MonotonicClock.now()
         var workers: [DedicatedThread] = []
@@ -139,7 +149,11 @@ enum LoadGenerator {
         print("READY \(connectedCount)/\(viewers) connected in \(format(connectSeconds)) s")
         flushOutput()
         let windowStart = MonotonicClock.now()
-        MonotonicClock.sleep(until: windowStart + .nanoseconds(Int64(configuration.seconds * 1e9)))
+        let windowEnd = windowStart + .nanoseconds(Int64(configuration.seconds * 1e9))
+        if configuration.reportEverySeconds > 0 {
+            reportIntervals(every: configuration.reportEverySeconds, from: windowStart, until: windowEnd, shared: shared)
+        }
+        MonotonicClock.sleep(until: windowEnd)
         shared.phase.store(2, ordering: .relaxed)
         let windowSeconds = Double((MonotonicClock.now() - windowStart).nanosecondsClamped) / 1e9
         let cpuDone = BenchClock.processCPU()
@@ -151,6 +165,34 @@ enum LoadGenerator {
                connectSeconds: connectSeconds, windowSeconds: windowSeconds,
                loadgenCPU: Double(cpuDone.user + cpuDone.system - cpuReady.user - cpuReady.system) / 1e9,
                loadgenConnectCPU: Double(cpuReady.user + cpuReady.system - cpuStart.user - cpuStart.system) / 1e9)
+    }
+
+    /// One `INTERVAL <seconds into the window> viewers <n> fps min <x> p50 <y> total-frames <f>`
+    /// line per interval, over the viewers connected at its start (a viewer that stopped receiving
+    /// shows as a low minimum, not as a smaller count).
+    private static func reportIntervals(every seconds: Double, from start: MonotonicTime, until end: MonotonicTime,
+                                        shared: LoadGeneratorShared) {
+        let step = Duration.nanoseconds(Int64(seconds * 1e9))
+        var previous = shared.progress.withLock { $0 }
+        var intervalStart = start
+        while intervalStart + step <= end {
+            MonotonicClock.sleep(until: intervalStart + step)
+            let now = MonotonicClock.now()
+            let current = shared.progress.withLock { $0 }
+            let elapsed = Double((now - intervalStart).nanosecondsClamped) / 1e9
+            let rates = current.frames.indices.filter { previous.connected[$0] }
+                .map { Double(current.frames[$0] - previous.frames[$0]) / elapsed }.sorted()
+            let intoWindow = Double((now - start).nanosecondsClamped) / 1e9
+            if let minimum = rates.first {
+                print("INTERVAL \(format(intoWindow)) viewers \(rates.count) fps min \(format(minimum, decimals: 1)) "
+                      + "p50 \(format(rates[rates.count / 2], decimals: 1)) total-frames \(current.frames.reduce(0, +))")
+            } else {
+                print("INTERVAL \(format(intoWindow)) viewers 0")
+            }
+            flushOutput()
+            previous = current
+            intervalStart = now
+        }
     }
 
     private static func report(_ configuration: LoadGeneratorConfiguration, results: [ViewerResult],
@@ -304,12 +346,18 @@ struct LoadWorker {
             }
             if !pending.isEmpty, now >= nextConnect, phase == 0 {
                 let slot = pending.removeFirst()
-                connect(slot, now: now)
-                if slot.fd >= 0 {
-                    pollDescriptors.append(pollfd(fd: slot.fd, events: Int16(POLLIN), revents: 0))
-                    descriptorSlots.append(slot)
+                if connect(slot, now: now) {
+                    if slot.fd >= 0 {
+                        pollDescriptors.append(pollfd(fd: slot.fd, events: Int16(POLLIN), revents: 0))
+                        descriptorSlots.append(slot)
+                    }
+                    nextConnect = nextConnect + connectInterval
+                } else {
+                    // 429: the daemon admits only a few sessions per address while they connect
+                    // (ViewerAdmission); like a browser's retry, try this viewer again shortly.
+                    pending.insert(slot, at: 0)
+                    nextConnect = MonotonicClock.now() + .milliseconds(100)
                 }
-                nextConnect = nextConnect + connectInterval
                 now = MonotonicClock.now()
             }
             // Viewers that did not connect in time give up (counted once).
@@ -362,22 +410,27 @@ struct LoadWorker {
         return earliestTime
     }
 
-    private mutating func connect(_ slot: Slot, now: MonotonicTime) {
-        slots.append(slot)
-        slot.postedAt = now
+    /// False when the daemon answered 429 (too many sessions from this address still connecting):
+    /// the slot is left as it was, to be tried again.
+    private mutating func connect(_ slot: Slot, now: MonotonicTime) -> Bool {
         let negotiation: WHEPNegotiation
         do {
             negotiation = try WHEPNegotiation.negotiate(endpoint: configuration.endpoint, certificate: certificate,
                                                         random: &random)
         } catch {
+            if case .status(429, _) = error { return false }
+            slots.append(slot)
+            slot.postedAt = now
             settle(slot, failure: error.description)
-            return
+            return true
         }
+        slots.append(slot)
+        slot.postedAt = now
         slot.sessionPath = negotiation.sessionPath
         slot.videoSSRC = negotiation.videoSSRC
         guard let fd = openSocket(to: negotiation.configuration.remoteAddress) else {
             settle(slot, failure: "UDP socket: errno \(errno)")
-            return
+            return true
         }
         slot.fd = fd
         do {
@@ -388,6 +441,7 @@ struct LoadWorker {
         } catch {
             settle(slot, failure: "ViewerSession: \(error)")
         }
+        return true
     }
 
     private func settle(_ slot: Slot, failure: String?) {
@@ -395,7 +449,10 @@ struct LoadWorker {
         guard !slot.settled else { return }
         slot.settled = true
         shared.settled.add(1, ordering: .relaxed)
-        if failure == nil { shared.connected.add(1, ordering: .relaxed) }
+        if failure == nil {
+            shared.connected.add(1, ordering: .relaxed)
+            shared.progress.withLock { $0.connected[slot.index] = true }
+        }
     }
 
     /// A UDP socket (any port) connected to the server's media port, non-blocking.
@@ -489,6 +546,7 @@ struct LoadWorker {
             settle(slot, failure: nil)
         case let .videoAccessUnit(_, rtpTimestamp):
             slot.result.framesInWindow += 1
+            shared.progress.withLock { $0.frames[slot.index] += 1 }
             if slot.result.firstFrameMilliseconds == nil, let posted = slot.postedAt {
                 slot.result.firstFrameMilliseconds = (now - posted).millisecondsDouble
             }

@@ -13,6 +13,7 @@ usage: rtcam-bench <command> [options]
   loadgen   N real WebRTC viewers (ICE, DTLS client, SRTP, RTP/RTCP with NACK) against a daemon.
             --url http://127.0.0.1:8080 --viewers N --seconds S [--threads T] [--connect-rate 50]
             [--connect-timeout 30] [--rcvbuf 1048576] [--json out/bench/loadgen.json] [--quiet]
+            [--report-every SECONDS: an INTERVAL line with the viewers' lowest and median fps]
   srtp      SRTP protect/unprotect throughput on one core (AES-GCM and AES-CM/HMAC-SHA1-80).
             --seconds 2 [--payload 1172] [--json out/bench/srtp.json]
   floor     What this machine's kernel charges any streamer per frame: a thread's CPU to sleep and

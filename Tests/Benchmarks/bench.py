@@ -910,6 +910,144 @@ def bench_soak(args) -> dict:
     return result
 
 
+# ---- churn: viewers joining and leaving for an hour beside steady viewers (issue 20) ---------------
+
+def open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def bench_churn(args) -> dict:
+    """`--viewers N` steady viewers (one `rtcam-bench loadgen` for the whole run, an INTERVAL line
+    every 10 s with each one's frame rate) while a new viewer joins every second and leaves after
+    about a second: nine in ten with a DELETE, one in ten killed without one (consent expiry ends
+    it 30 s later). Every minute the daemon's RSS, descriptors and threads are sampled; at the end
+    the joiners stop, the daemon is given 40 s to end what is left, and the same are read again.
+    Goals (issue 20): RSS growth <= 1 MB, no descriptor growth, steady viewers never below 25 fps.
+    `--seconds` is the churn's length (default here 3600)."""
+    seconds = args.seconds if args.seconds != 10 else 3600
+    steady = args.viewers[0] if args.viewers != [1, 10, 50, 100, 200] else 10
+    size, fps, bitrate = args.churn_size, FPS, 1500
+    daemon = start_daemon("churn", size, fps, bitrate, max_viewers=steady + 20)
+    pid = daemon.process.pid
+    intervals: list[dict] = []
+    samples: list[dict] = []
+    joins = {"started": 0, "connected": 0, "failed": 0, "killed": 0}
+    stop = threading.Event()
+    ready = threading.Event()
+
+    def sample(label: str) -> dict:
+        memory = common.memory_kb(pid)
+        with open(f"/proc/{pid}/status") as status:
+            threads = next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+        entry = {"label": label, "t": round(time.monotonic() - started, 1), "rss_kb": memory.get("VmRSS"),
+                 "anon_kb": memory.get("RssAnon"), "fds": open_descriptors(pid), "threads": threads,
+                 "viewers": common.viewer_count(daemon.status())}
+        samples.append(entry)
+        print(f"  [{entry['t']:7.1f} s] {label}: rss {entry['rss_kb']} kB (anon {entry['anon_kb']}), "
+              f"fds {entry['fds']}, threads {threads}, viewers {entry['viewers']}, joins {joins}", flush=True)
+        return entry
+
+    def on_line(line: str) -> None:
+        if line.startswith("INTERVAL"):
+            words = line.split()
+            try:
+                intervals.append({"t": float(words[1]), "viewers": int(words[3]),
+                                  "min": float(words[6]) if len(words) > 6 else 0.0,
+                                  "p50": float(words[8]) if len(words) > 8 else 0.0})
+            except (IndexError, ValueError):
+                pass
+
+    def churn() -> None:
+        ready.wait()
+        running: list[subprocess.Popen] = []
+        index = 0
+        next_join = time.monotonic()
+        while not stop.is_set():
+            index += 1
+            joins["started"] += 1
+            command = [bench_binary(), "loadgen", "--url", daemon.base_url, "--viewers", "1", "--seconds", "1",
+                       "--connect-timeout", "10", "--quiet", "--json", str(out_dir() / "churn-joiner.json")]
+            process = subprocess.Popen(["nice", "-n", "10", *command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       text=True)
+            process.churn_kill = index % 10 == 0  # type: ignore[attr-defined]
+            process.churn_started = time.monotonic()  # type: ignore[attr-defined]
+            running.append(process)
+            for other in list(running):
+                if other.poll() is not None:
+                    output = other.stdout.read() if other.stdout else ""
+                    joins["connected" if "READY 1/1" in output else "failed"] += 1
+                    running.remove(other)
+                elif other.churn_kill and time.monotonic() - other.churn_started > 0.9:  # type: ignore[attr-defined]
+                    other.kill()  # gone without a DELETE, as a phone losing its network
+                    other.wait()
+                    joins["killed"] += 1
+                    running.remove(other)
+            next_join += 1.0
+            stop.wait(max(0.0, next_join - time.monotonic()))
+        for other in running:
+            other.wait(timeout=30)
+
+    started = time.monotonic()
+    steady_result: dict = {}
+
+    def run_steady() -> None:
+        steady_result.update(run_loadgen(daemon.base_url, steady, seconds + 60, out_dir() / "churn-steady.json",
+                                         on_ready=ready.set, extra=("--quiet", "--report-every", "10"),
+                                         echo=False, niceness=args.loadgen_nice, on_line=on_line))
+
+    steady_thread = threading.Thread(target=run_steady)
+    churn_thread = threading.Thread(target=churn)
+    try:
+        steady_thread.start()
+        churn_thread.start()
+        if not ready.wait(60):
+            raise RuntimeError("the steady viewers did not connect")
+        time.sleep(30)
+        first = sample("30 s into the churn")
+        next_sample = time.monotonic() + 60
+        end = time.monotonic() + seconds - 30
+        while time.monotonic() < end:
+            time.sleep(max(0.0, min(next_sample, end) - time.monotonic()))
+            if time.monotonic() >= next_sample:
+                sample("churning")
+                next_sample += 60
+        stop.set()
+        churn_thread.join()
+        time.sleep(40)
+        last = sample("40 s after the last join (steady viewers only)")
+        steady_thread.join()
+        time.sleep(15)
+        after = sample("15 s after the steady viewers left")
+    finally:
+        stop.set()
+        daemon.stop()
+    churned = [interval for interval in intervals if interval["t"] <= seconds]
+    lowest = min((interval["min"] for interval in churned), default=0.0)
+    below = sum(1 for interval in churned if interval["min"] < 25)
+    growth = last["rss_kb"] - first["rss_kb"]
+    table(f"churn: {steady} steady viewers, a join every second for {seconds:.0f} s, {size}@{fps} "
+          f"({bench_command()})",
+          ["", "value", "goal"],
+          [["joins started / connected / failed / killed",
+            f"{joins['started']} / {joins['connected']} / {joins['failed']} / {joins['killed']}", ""],
+           ["RSS growth, 30 s in -> end (kB)", growth, goal(growth / 1024, 1.0)],
+           ["RSS 30 s in / end / after (kB)", f"{first['rss_kb']} / {last['rss_kb']} / {after['rss_kb']}", ""],
+           ["descriptors 30 s in / end / after", f"{first['fds']} / {last['fds']} / {after['fds']}",
+            "no growth" if last["fds"] <= first["fds"] else "GREW"],
+           ["threads 30 s in / end", f"{first['threads']} / {last['threads']}", ""],
+           ["steady viewers' lowest 10 s fps", f"{lowest:.1f}", goal(lowest, 25, lower_is_better=False)],
+           ["10 s intervals below 25 fps", f"{below} of {len(churned)}", ""],
+           ["steady fps p50 over the run", f"{steady_result.get('fps_per_viewer', {}).get('p50')}", ""]])
+    result = {"steady": steady, "seconds": seconds, "size": size, "joins": joins, "samples": samples,
+              "intervals": intervals, "rss_growth_kb": growth, "lowest_fps": lowest, "intervals_below_25": below}
+    write_json("churn", result)
+    return result
+
+
+def bench_command() -> str:
+    return "bash Tests/Benchmarks/run.sh " + " ".join(sys.argv[1:])
+
+
 # ---- data channels (issue 18) -------------------------------------------------------------------
 
 def bench_datachannel(args) -> dict:
@@ -1088,7 +1226,7 @@ def only_loopback() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "shaped", "srtp", "tls",
-                                              "talkback", "datachannel", "ecosystem", "soak", "cpuadapt", "all"])
+                                              "talkback", "datachannel", "ecosystem", "soak", "churn", "cpuadapt", "all"])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="overhead/peers: repeat and take medians")
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 10, 50, 100, 200])
@@ -1106,6 +1244,7 @@ def main() -> int:
                         help="footprint: seconds before reading idle RSS (the daemon keeps x264 10 s after its last viewer)")
     parser.add_argument("--quota-percent", type=float, nargs="+", default=[10, 5],
                         help="cpuadapt: the daemon's cgroup CPU quotas, in percent of one core")
+    parser.add_argument("--churn-size", default="1280x720", help="churn: the camera size")
     parser.add_argument("--allow-network", action="store_true",
                         help="run even though interfaces other than lo exist (everything still uses 127.0.0.1)")
     args = parser.parse_args()

@@ -16,7 +16,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "Tests" / "Interop"))
 
-from rtcam_process import RtcamProcess  # noqa: E402  (Tests/Interop)
+from rtcam_process import RtcamProcess, viewer_count  # noqa: E402,F401  (Tests/Interop)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -139,7 +139,8 @@ def start_daemon(name: str, size: str = "1280x720", fps: int = 30, bitrate: int 
 
 def run_loadgen(url: str, viewers: int, seconds: float, json_path: Path,
                 on_ready: Optional[Callable[[], None]] = None, on_done: Optional[Callable[[], None]] = None,
-                extra: tuple[str, ...] = (), echo: bool = True, niceness: int = 0) -> dict:
+                extra: tuple[str, ...] = (), echo: bool = True, niceness: int = 0,
+                on_line: Optional[Callable[[str], None]] = None) -> dict:
     """`rtcam-bench loadgen`; calls on_ready when every viewer is connected (the measured window
     starts) and on_done when the window ends, then returns the load generator's JSON."""
     # niceness > 0: the load generator yields the CPU to the daemon under test (2 shared cores).
@@ -150,6 +151,8 @@ def run_loadgen(url: str, viewers: int, seconds: float, json_path: Path,
     output = []
     for line in process.stdout:
         output.append(line)
+        if on_line:
+            on_line(line)
         if line.startswith("READY") and on_ready:
             on_ready()
         elif line.startswith("DONE") and on_done:

@@ -329,3 +329,63 @@ def test_a_viewer_that_vanishes_is_freed_within_30_s(rtcam_factory):
     assert status["framesEncoded"] == frames, "the encoder still runs with nobody watching"
     assert descriptors_after[1] == descriptors_idle[1], (descriptors_idle, descriptors_after)
     assert descriptors_after[0] <= descriptors_idle[0] + 1, (descriptors_idle, descriptors_after)
+
+
+def test_viewers_joining_and_leaving_every_second_beside_a_steady_one(rtcam_factory):
+    """The one-hour churn (`bash Tests/Benchmarks/run.sh churn`) in short: a steady aiortc viewer
+    watches while another viewer joins every second and leaves (DELETE) about a second later, for
+    CHURN_SECONDS. The steady one keeps its frame rate; afterwards rtcam holds the steady viewer only,
+    the same descriptors as before the churn, and no joiner's session."""
+    from rtcam_process import viewer_count
+
+    churn_seconds = float(os.environ.get("CHURN_SECONDS", "20"))
+    daemon = rtcam_factory()
+    pid = daemon.process.pid
+
+    def descriptors() -> int:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+
+    def resident_kb() -> int:
+        with open(f"/proc/{pid}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+    async def joiner(results: list) -> None:
+        try:
+            async with WhepClient(daemon.url("/whep")) as client:
+                await client.wait_for_media(timeout=10)
+                await asyncio.sleep(0.8)
+            results.append(client.delete_status)
+        except Exception as error:  # noqa: BLE001 — counted, then asserted on
+            results.append(repr(error))
+
+    async def scenario():
+        async with WhepClient(daemon.url("/whep")) as steady:
+            await steady.wait_for_media(timeout=10)
+            await asyncio.sleep(1)
+            before = (descriptors(), resident_kb())
+            results: list = []
+            joiners = []
+            window = asyncio.ensure_future(steady.measure(seconds=churn_seconds))
+            started = time.monotonic()
+            while time.monotonic() - started < churn_seconds:
+                joiners.append(asyncio.ensure_future(joiner(results)))
+                await asyncio.sleep(1)
+            measurement = await window
+            await asyncio.gather(*joiners)
+            # Joiners that left: their sessions end at the DELETE; the last one's sockets close at once.
+            deadline = time.monotonic() + 5
+            while viewer_count(daemon.status()) > 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)
+            after = (descriptors(), resident_kb(), viewer_count(daemon.status()))
+            return measurement, results, before, after
+
+    measurement, results, before, after = asyncio.run(asyncio.wait_for(scenario(), timeout=churn_seconds + 60))
+    left = results.count(200)
+    print(f"churn: {len(results)} joiners, {left} left with 200, others {[r for r in results if r != 200][:3]}; "
+          f"steady viewer {measurement.fps:.1f} fps; descriptors {before[0]} -> {after[0]}; "
+          f"RSS {before[1]} -> {after[1]} kB; viewers after {after[2]}")
+    assert len(results) >= churn_seconds - 1 and left == len(results), results
+    assert measurement.fps >= MIN_FPS, measurement
+    assert after[2] == 1, f"{after[2]} viewers after the churn (the steady one only expected)"
+    assert after[0] <= before[0] + 1, f"descriptors {before[0]} before the churn, {after[0]} after"
