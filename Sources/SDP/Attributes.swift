@@ -106,7 +106,9 @@ public enum RTPHeaderExtensionURI {
     public static let transportWideCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
     /// min/max playout delay in 10 ms units; rtcam sends 0/0 (render at once).
     public static let playoutDelay = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
-    public static let supported: [String] = [mid, absSendTime, transportWideCC, playoutDelay]
+    /// The capture instant (NTP, 64 bits) on some packets: a receiver learns how old a frame is.
+    public static let absCaptureTime = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
+    public static let supported: [String] = [mid, absSendTime, transportWideCC, playoutDelay, absCaptureTime]
 }
 
 /// The attribute grammars, shared by the parser's validation and the accessors.

@@ -217,6 +217,10 @@ public final class PeerSession {
     private var extensionBlock: [UInt8] = []
     /// The next transport-wide sequence number (one series for every stream to this viewer).
     private var transportSequenceNumber: UInt16 = 1
+    /// When each stream last carried abs-capture-time (capture clock): once a second is enough, as
+    /// the RTP timestamps follow the same clock exactly and a receiver extrapolates between.
+    private var videoCaptureTimeSentAt: MonotonicTime?
+    private var audioCaptureTimeSentAt: MonotonicTime?
     /// Issue 24 (PeerSession+Congestion.swift): the send-side estimate (nil: the viewer sends no
     /// feedback to estimate from), whether any feedback came yet, the last estimate surfaced, the
     /// pacer, and the latest video packets (what probes resend).
@@ -356,7 +360,8 @@ public final class PeerSession {
         }
         let transportSequence = extensions.transportSequenceNumberID == nil ? nil : nextTransportSequenceNumber()
         extensions.write(into: &extensionBlock, transportSequenceNumber: transportSequence,
-                         sendTimeNanoseconds: now.nanoseconds, playoutDelay: packet.kind == .video)
+                         sendTimeNanoseconds: now.nanoseconds, playoutDelay: packet.kind == .video,
+                         absoluteCaptureTime: absoluteCaptureTimeIfDue(packet, extensions: extensions))
         let before = batch.storage.count
         do {
             try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
@@ -406,6 +411,17 @@ public final class PeerSession {
         return protected
     }
 
+    /// The packet's capture time in NTP when abs-capture-time was answered, a second has passed on
+    /// this stream since it last carried one (or none has) and the packet has room for it.
+    private func absoluteCaptureTimeIfDue(_ packet: OutgoingPacket, extensions: SendHeaderExtensions) -> UInt64? {
+        guard extensions.absoluteCaptureTimeID != nil,
+              SendHeaderExtensions.fitsAbsoluteCaptureTime(packetBytes: packet.bytes.count) else { return nil }
+        let last = packet.kind == .video ? videoCaptureTimeSentAt : audioCaptureTimeSentAt
+        if let last, packet.captureTime >= last, packet.captureTime - last < .seconds(1) { return nil }
+        if packet.kind == .video { videoCaptureTimeSentAt = packet.captureTime } else { audioCaptureTimeSentAt = packet.captureTime }
+        return ntpTime(at: packet.captureTime).value
+    }
+
     func nextRTXSequenceNumber() -> UInt16 {
         defer { rtxSequence &+= 1 }
         return rtxSequence
@@ -413,12 +429,14 @@ public final class PeerSession {
 
     /// The extensions written on one stream: the transport-wide sequence number where the extension
     /// was answered and the viewer sends transport-cc feedback (an id without the feedback would cost
-    /// 4 bytes a packet for nothing), abs-send-time, and for video playout-delay 0 (live: show at once).
+    /// 4 bytes a packet for nothing), abs-send-time, for video playout-delay 0 (live: show at once),
+    /// and abs-capture-time where answered.
     private static func sendExtensions(_ ids: [String: UInt8], transportCC: Bool, video: Bool) -> SendHeaderExtensions {
         SendHeaderExtensions(
             transportSequenceNumberID: transportCC ? ids[RTPHeaderExtensionURI.transportWideCC] : nil,
             absoluteSendTimeID: ids[RTPHeaderExtensionURI.absSendTime],
-            playoutDelayID: video ? ids[RTPHeaderExtensionURI.playoutDelay] : nil)
+            playoutDelayID: video ? ids[RTPHeaderExtensionURI.playoutDelay] : nil,
+            absoluteCaptureTimeID: ids[RTPHeaderExtensionURI.absCaptureTime])
     }
 
     private func nextTransportSequenceNumber() -> UInt16 {

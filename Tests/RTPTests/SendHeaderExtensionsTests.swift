@@ -40,6 +40,25 @@ struct SendHeaderExtensionsTests {
         #expect(try parsed(block).extensionData(id: 3) == [1, 2])
     }
 
+    @Test("abs-capture-time: 8 bytes of NTP time (L = 7), the block padded to 24 at most, and only on packets that have room")
+    func absoluteCaptureTime() throws {
+        let extensions = SendHeaderExtensions(transportSequenceNumberID: 4, absoluteSendTimeID: 2, playoutDelayID: 14,
+                                              absoluteCaptureTimeID: 6)
+        var block: [UInt8] = []
+        let ntp: UInt64 = 0xE9AB_CDEF_8000_0001
+        extensions.write(into: &block, transportSequenceNumber: 7, sendTimeNanoseconds: 0, playoutDelay: true, absoluteCaptureTime: ntp)
+        #expect(block.count == SendHeaderExtensions.maximumBlockSize)
+        let packet = try parsed(block)
+        #expect(packet.extensionData(id: 6) == [0xE9, 0xAB, 0xCD, 0xEF, 0x80, 0x00, 0x00, 0x01])
+        #expect(packet.extensionData(id: 4) == [0, 7] && packet.extensionData(id: 14) == [0, 0, 0])
+        // Not due on this packet: the block stays at its usual size.
+        extensions.write(into: &block, transportSequenceNumber: 7, sendTimeNanoseconds: 0, playoutDelay: true)
+        #expect(block.count == SendHeaderExtensions.maximumBlockSizeWithoutCaptureTime)
+        // 1162 bytes (a full fragment: 12 + 1150) + 24 + 16 > 1200; a shorter one fits.
+        #expect(!SendHeaderExtensions.fitsAbsoluteCaptureTime(packetBytes: 12 + 1150))
+        #expect(SendHeaderExtensions.fitsAbsoluteCaptureTime(packetBytes: 1160))
+    }
+
     @Test("ids outside the one-byte form's 1...14 are not written")
     func invalidIDs() {
         let extensions = SendHeaderExtensions(transportSequenceNumberID: 15, absoluteSendTimeID: 0, playoutDelayID: 200)

@@ -42,7 +42,8 @@ final class TwoPeerHarness {
     ///   certificate than the one it really uses makes rtcam's DTLS check fail.
     /// - Parameter talk: the viewer offers its audio sendrecv and the camera has a speaker (issue 17).
     init(seed: UInt64, lossRate: Double = 0, offerSetup: String = "actpass", lieAboutViewerFingerprint: Bool = false,
-         talk: Bool = false, configure: (inout PeerSessionConfiguration) -> Void = { _ in }) throws {
+         talk: Bool = false, extraOfferedExtensions: [String: UInt8] = [:],
+         configure: (inout PeerSessionConfiguration) -> Void = { _ in }) throws {
         random = SeededRandom(seed: seed)
         network = SimulatedNetwork(seed: seed &+ 1)
         network.lossRate = lossRate
@@ -60,6 +61,11 @@ final class TwoPeerHarness {
         if talk, let audio = offer.media.firstIndex(where: { $0.kind == "audio" }) {
             offer.media[audio].attributes = offer.media[audio].attributes.map {
                 $0.name == "recvonly" ? SDPAttribute("sendrecv") : $0
+            }
+        }
+        for index in offer.media.indices {
+            for (uri, id) in extraOfferedExtensions.sorted(by: { $0.value < $1.value }) {
+                offer.media[index].attributes.append(SDPAttribute("extmap", "\(id) \(uri)"))
             }
         }
         if offerSetup != "actpass" {

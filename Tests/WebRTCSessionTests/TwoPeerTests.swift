@@ -1,5 +1,6 @@
 import ICE
 import RTCBase
+import RTP
 import SDP
 import Testing
 import WebRTCSession
@@ -66,6 +67,53 @@ import WebRTCViewer
         // One series per viewer, in send order, with no gap.
         #expect(transportSequenceNumbers.count == 3)
         #expect(zip(transportSequenceNumbers, transportSequenceNumbers.dropFirst()).allSatisfy { $1 == $0 &+ 1 })
+    }
+
+    @Test("abs-capture-time, where answered: the capture instant in NTP once a second per stream, only on packets with room")
+    func absoluteCaptureTime() throws {
+        let id: UInt8 = 9
+        let harness = try TwoPeerHarness(seed: 5, extraOfferedExtensions: [RTPHeaderExtensionURI.absCaptureTime: id])
+        #expect(harness.negotiated.video?.extensionIDs[RTPHeaderExtensionURI.absCaptureTime] == id)
+        harness.start()
+        #expect(harness.run(upTo: .seconds(5)) { !harness.receivedAccessUnits.isEmpty })
+        harness.stopMedia()
+        func captureTimes(_ packets: [OutgoingPacket], at now: MonotonicTime) throws -> [UInt64?] {
+            var batch = DatagramBatch()
+            _ = harness.camera.protectMedia(packets, now: now, into: &batch)
+            return try (0 ..< batch.count).map { index in
+                // The block's elements, RFC 8285 one-byte form, after the 12-byte fixed header.
+                let datagram = Array(batch[index])
+                let words = Int(datagram[14]) << 8 | Int(datagram[15])
+                var position = 16
+                while position < 16 + 4 * words {
+                    let element = datagram[position]
+                    if element == 0 { position += 1; continue }
+                    let length = Int(element & 0x0F) + 1
+                    if element >> 4 == id {
+                        try #require(length == 8)
+                        return datagram[(position + 1)...(position + 8)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                    }
+                    position += 1 + length
+                }
+                return nil
+            }
+        }
+        // A full-size packet (a 1150-byte NAL unit alone) has no room for the 9 more bytes; the next one has.
+        let capture = harness.now + .seconds(10)
+        let full = harness.fanout.packetizeVideo(accessUnit: [0, 0, 0, 1, 0x41] + Array(repeating: 0x22, count: 1149),
+                                                 isKeyframe: false, captureTime: capture)
+        #expect(full.count == 1 && full[0].bytes.count == 12 + 1150)
+        #expect(try captureTimes(full, at: capture) == [nil])
+        func small(_ offset: Duration) -> [OutgoingPacket] {
+            harness.fanout.packetizeVideo(accessUnit: [0, 0, 0, 1, 0x41, 1, 2, 3], isKeyframe: false, captureTime: capture + offset)
+        }
+        let expected = NTPTime(monotonic: capture + .milliseconds(33),
+                               ntpNanosecondsAtMonotonicZero: harness.camera.configuration.ntpNanosecondsAtMonotonicZero)
+        #expect(try captureTimes(small(.milliseconds(33)), at: capture + .milliseconds(33)) == [expected.value])
+        // Within the second: none; a second after the last one: again.
+        #expect(try captureTimes(small(.milliseconds(500)), at: capture + .milliseconds(500)) == [nil])
+        #expect(try captureTimes(small(.milliseconds(1033)), at: capture + .milliseconds(1033)).first! != nil)
+        #expect(harness.network.largestDatagram <= 1200)
     }
 
     @Test func recoversEveryLostVideoPacketWithNACKAt5PercentLoss() throws {
