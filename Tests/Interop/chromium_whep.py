@@ -7,14 +7,22 @@ from __future__ import annotations
 import json
 
 
-def whep_script(ice_servers: list[str] = (), gather_timeout_ms: int = 5000) -> str:
-    """The page's WHEP viewer, kept in window.pc; evaluates to the offer it sent."""
+def whep_script(ice_servers: list[str] = (), gather_timeout_ms: int = 5000, extensions: list[str] = ()) -> str:
+    """The page's WHEP viewer, kept in window.pc; evaluates to the offer it sent. `extensions`: RTP
+    header extension URIs Chromium implements but does not offer by default, offered through
+    RTCRtpTransceiver.setHeaderExtensionsToNegotiate where this Chromium has it."""
     servers = json.dumps([{"urls": url} for url in ice_servers])
     return """(async () => {
   const pc = new RTCPeerConnection({iceServers: %(servers)s, bundlePolicy: "max-bundle"});
   window.pc = pc;
   pc.addTransceiver("video", {direction: "recvonly"});
   pc.addTransceiver("audio", {direction: "recvonly"});
+  const wanted = %(extensions)s;
+  for (const transceiver of pc.getTransceivers()) {
+    if (!wanted.length || !transceiver.setHeaderExtensionsToNegotiate) break;
+    transceiver.setHeaderExtensionsToNegotiate(transceiver.getHeaderExtensionsToNegotiate().map(
+      (extension) => wanted.includes(extension.uri) ? {uri: extension.uri, direction: "recvonly"} : extension));
+  }
   const video = document.createElement("video");
   video.muted = true; video.autoplay = true; video.playsInline = true;
   document.body.appendChild(video);
@@ -32,7 +40,7 @@ def whep_script(ice_servers: list[str] = (), gather_timeout_ms: int = 5000) -> s
   if (response.status !== 201) throw new Error("POST /whep answered " + response.status);
   await pc.setRemoteDescription({type: "answer", sdp: await response.text()});
   return pc.localDescription.sdp;
-})()""" % {"servers": servers, "timeout": gather_timeout_ms}
+})()""" % {"servers": servers, "timeout": gather_timeout_ms, "extensions": json.dumps(list(extensions))}
 
 
 # Frames decoded so far and the selected pair as Chromium sees it (candidate types, the remote

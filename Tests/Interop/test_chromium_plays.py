@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from conftest import attach, wait_for_viewers
 
 EXPECTED_WIDTH, EXPECTED_HEIGHT = 640, 480
@@ -108,3 +110,38 @@ def test_chromium_autoplay_blocked_plays_muted_until_clicked(rtcam, tmp_path, re
         page.wait_for("!window.rtcam.muted", timeout=3)
         muted, paused, overlay_hidden = page.evaluate(state)
         assert (muted, paused, overlay_hidden) == (False, False, True), "the click should unmute and hide the overlay"
+
+
+ABS_CAPTURE_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
+# The NTP era (1900) is this many milliseconds before the Unix epoch.
+NTP_UNIX_OFFSET_MS = 2_208_988_800_000
+
+
+def test_chromium_receives_abs_capture_time_when_it_offers_it(rtcam, chromium, request):
+    """Chromium does not offer abs-capture-time by default; a page can ask for it
+    (setHeaderExtensionsToNegotiate). rtcam answers it and puts the capture instant (NTP) on a packet
+    a second per stream; Chromium then reports it in getSynchronizationSources() as captureTimestamp
+    (milliseconds in the sender's NTP clock). Its age against this machine's clock (the same clock:
+    loopback) is the capture-to-now time of the newest frame."""
+    from chromium_whep import STATS, whep_script
+
+    page = chromium.new_page()
+    attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+    page.navigate(rtcam.url("/healthz"))
+    offer = page.evaluate(whep_script(gather_timeout_ms=500, extensions=[ABS_CAPTURE_TIME]), timeout=20)
+    if ABS_CAPTURE_TIME not in offer:
+        pytest.skip("this Chromium cannot offer abs-capture-time (no setHeaderExtensionsToNegotiate)")
+    page.wait_for(f"(async () => (await {STATS}).frames > 0)()", timeout=15)
+    time.sleep(2.5)   # at least two of rtcam's once-a-second capture times
+    sources = page.evaluate("""(() => {
+      const receiver = window.pc.getReceivers().find((r) => r.track.kind === "video");
+      return {sources: receiver.getSynchronizationSources().map((s) => ({capture: s.captureTimestamp,
+              offset: s.senderCaptureTimeOffset, timestamp: s.timestamp, rtp: s.rtpTimestamp})),
+              nowNTP: Date.now() + %d};
+    })()""" % NTP_UNIX_OFFSET_MS)
+    print(f"\nabs-capture-time in Chromium: {sources}")
+    assert sources["sources"], sources
+    capture = sources["sources"][0]["capture"]
+    assert isinstance(capture, (int, float)) and capture > 0, f"no captureTimestamp: {sources}"
+    age = sources["nowNTP"] - capture
+    assert -50 < age < 2000, f"the capture time is {age:.0f} ms old (expected tens of milliseconds)"
