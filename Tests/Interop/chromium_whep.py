@@ -59,3 +59,22 @@ STATS = """(async () => {
           remoteIP: remote ? remote.address : null,
           remoteAddress: remote ? remote.address + ":" + remote.port : null};
 })()"""
+
+
+def play_viewer_page(page, url: str, read_status, seconds: float = 4.0, timeout: float = 20) -> dict:
+    """rtcam's own viewer page at `url`: navigate, wait for its first decoded frame while connected,
+    then sample window.rtcam twice `seconds` apart and call read_status() (rtcam's /api/status, while
+    the page still plays). Returns first_frame_s (from navigating), fps over the window, the last
+    window.rtcam sample and the status."""
+    import time
+
+    started = time.monotonic()
+    page.navigate(url)
+    page.wait_for("window.rtcam && window.rtcam.framesDecoded > 0 && window.rtcam.state === 'connected'", timeout=timeout)
+    first_frame = time.monotonic() - started
+    first = page.evaluate("JSON.parse(JSON.stringify(window.rtcam))")
+    time.sleep(seconds)
+    last = page.evaluate("JSON.parse(JSON.stringify(window.rtcam))")
+    status = read_status()
+    fps = (last["framesDecoded"] - first["framesDecoded"]) / ((last["updatedAt"] - first["updatedAt"]) / 1000)
+    return {"first_frame_s": first_frame, "fps": fps, "last": last, "status": status}

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 import chromium_whep
-from chromium_whep import whep_script
+from chromium_whep import play_viewer_page, whep_script
 from conftest import attach
 from rtcam_process import RtcamProcess, stop_processes
 
@@ -340,18 +340,12 @@ def test_viewer_page_plays_through_two_nats(nat_topology, tmp_path, request):
         nat_topology.processes.append(browser.process)
         page = browser.new_page()
         attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
-        started = time.monotonic()
-        page.navigate(f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/")
-        page.wait_for("window.rtcam && window.rtcam.framesDecoded > 0 && window.rtcam.state === 'connected'", timeout=20)
-        first_frame = time.monotonic() - started
-        first = page.evaluate("JSON.parse(JSON.stringify(window.rtcam))")
-        time.sleep(4)
-        last = page.evaluate("JSON.parse(JSON.stringify(window.rtcam))")
-        pairs = ice_pairs([in_namespace(nat_topology["cam"], camera.status)])
+        played = play_viewer_page(page, f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/",
+                                  lambda: in_namespace(nat_topology["cam"], camera.status))
     finally:
         browser.close()
-    fps = (last["framesDecoded"] - first["framesDecoded"]) / ((last["updatedAt"] - first["updatedAt"]) / 1000)
-    print(f"\nviewer page: first frame {first_frame:.2f} s after navigating, {fps:.1f} fps; rtcam's pair {pairs}")
+    fps, last, pairs = played["fps"], played["last"], ice_pairs([played["status"]])
+    print(f"\nviewer page: first frame {played['first_frame_s']:.2f} s after navigating, {fps:.1f} fps; rtcam's pair {pairs}")
     assert fps >= MIN_FPS, f"the page decoded {fps:.1f} fps"
     assert last["reconnects"] == 0, last
     assert pairs and pairs[-1]["local"] in ("srflx", "prflx") and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs

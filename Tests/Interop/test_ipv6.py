@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import chromium_whep
-from chromium_whep import whep_script
+from chromium_whep import play_viewer_page, whep_script
 from conftest import attach
 from rtcam_process import RtcamProcess, stop_processes, http_request
 
@@ -226,18 +226,11 @@ def test_chromium_on_an_ipv6_only_lan_plays_the_viewer_page(ipv6_viewer_lan, tmp
     try:
         page = browser.new_page()
         attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
-        started = time.monotonic()
-        page.navigate(f"http://[{CAMERA_IPV6}]:{camera.http_port}/")
-        page.wait_for("window.rtcam && window.rtcam.framesDecoded > 0 && window.rtcam.state === 'connected'", timeout=20)
-        first_frame = time.monotonic() - started
-        first = page.evaluate("JSON.parse(JSON.stringify(window.rtcam))")
-        time.sleep(4)
-        last = page.evaluate("JSON.parse(JSON.stringify(window.rtcam))")
-        pairs = selected_pairs([camera.status()])
+        played = play_viewer_page(page, f"http://[{CAMERA_IPV6}]:{camera.http_port}/", camera.status)
     finally:
         browser.close()
-    fps = (last["framesDecoded"] - first["framesDecoded"]) / ((last["updatedAt"] - first["updatedAt"]) / 1000)
-    print(f"\nviewer page over IPv6: first frame {first_frame:.2f} s after navigating, {fps:.1f} fps; rtcam's pair {pairs}")
+    fps, pairs = played["fps"], selected_pairs([played["status"]])
+    print(f"\nviewer page over IPv6: first frame {played['first_frame_s']:.2f} s after navigating, {fps:.1f} fps; rtcam's pair {pairs}")
     assert fps >= MIN_FPS, f"the page decoded {fps:.1f} fps"
     assert pairs, "rtcam's /api/status showed no selected pair"
     pair = pairs[-1]
