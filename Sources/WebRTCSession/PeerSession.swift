@@ -422,9 +422,14 @@ public final class PeerSession {
         return ntpTime(at: packet.captureTime).value
     }
 
-    func nextRTXSequenceNumber() -> UInt16 {
-        defer { rtxSequence &+= 1 }
-        return rtxSequence
+    /// `original` (its payload type already this viewer's) as an RTX packet on `rtxSSRC` with the
+    /// next RTX sequence number, which advances only when a packet was made: resends and probes
+    /// share one gapless series, so the viewer's RTX loss figures stay true.
+    func wrapForRTX(_ original: [UInt8], rtxPayloadType: UInt8, rtxSSRC: UInt32) -> [UInt8]? {
+        guard let wrapped = RTXPacket.wrap(original: original, rtxPayloadType: rtxPayloadType, rtxSSRC: rtxSSRC,
+                                           rtxSequenceNumber: rtxSequence) else { return nil }
+        rtxSequence &+= 1
+        return wrapped
     }
 
     /// The extensions written on one stream: the transport-wide sequence number where the extension
@@ -788,10 +793,8 @@ public final class PeerSession {
                 if copy > 0, !budgetWindow.allows(share: configuration.retransmissionBudgetShare / 2) { break }
                 let packet: [UInt8]
                 if let rtxPayloadType = video.rtxPayloadType {
-                    guard let wrapped = RTXPacket.wrap(original: original, rtxPayloadType: rtxPayloadType,
-                                                       rtxSSRC: media.videoRTXSSRC, rtxSequenceNumber: rtxSequence)
+                    guard let wrapped = wrapForRTX(original, rtxPayloadType: rtxPayloadType, rtxSSRC: media.videoRTXSSRC)
                     else { break }
-                    rtxSequence &+= 1
                     packet = wrapped
                 } else {
                     packet = original
