@@ -374,11 +374,17 @@ def bench_latency(args) -> dict:
     wire = load["capture_to_receive_ms"]
     g2g = percentiles([float(v) for v in glass["latencies_ms"]])
     chromium = percentiles(browser_glass["latencies_ms"])
+    chromium_received = percentiles(browser_glass["received_ms"])
+    chromium_decoded = percentiles(browser_glass["decoded_ms"])
     table(f"latency on loopback, {SIZE}@{FPS} {BITRATE} kb/s (goal: glass-to-glass p95 <= 60 ms -> {goal(g2g.get('p95'), 60)})",
           ["what", "frames", "p50 ms", "p95 ms", "p99 ms", "max ms"],
           [["capture -> last packet at a viewer (loadgen)", wire["count"], wire["p50"], wire["p95"], wire["p99"], wire["max"]],
            ["glass-to-glass (aiortc decode, pattern clock)", g2g.get("count"), g2g.get("p50"), g2g.get("p95"),
             g2g.get("p99"), g2g.get("max")],
+           ["Chromium: capture -> frame's last packet received", chromium_received.get("count"), chromium_received.get("p50"),
+            chromium_received.get("p95"), chromium_received.get("p99"), chromium_received.get("max")],
+           ["Chromium: capture -> frame decoded (received + decode)", chromium_decoded.get("count"), chromium_decoded.get("p50"),
+            chromium_decoded.get("p95"), chromium_decoded.get("p99"), chromium_decoded.get("max")],
            ["glass-to-glass (Chromium: frame shown, canvas read)", chromium.get("count"), chromium.get("p50"),
             chromium.get("p95"), chromium.get("p99"), chromium.get("max")]])
     if glass.get("unreadable_frames"):
@@ -387,7 +393,9 @@ def bench_latency(args) -> dict:
         print(f"  Chromium: {browser_glass['unreadable_frames']} presented frames had no readable timestamp")
     print(f"  Chromium's clock against CLOCK_MONOTONIC: offset drifted {browser_glass['offset_drift_ms']:.2f} ms over the run")
     result = {"capture_to_receive_ms": wire, "glass_to_glass_ms": g2g, "unreadable_frames": glass.get("unreadable_frames"),
-              "chromium_glass_to_glass_ms": chromium, "chromium": {k: v for k, v in browser_glass.items() if k != "latencies_ms"},
+              "chromium_glass_to_glass_ms": chromium, "chromium_received_ms": chromium_received,
+              "chromium_decoded_ms": chromium_decoded,
+              "chromium": {k: v for k, v in browser_glass.items() if k not in ("latencies_ms", "received_ms", "decoded_ms")},
               "aiortc_first_frame_s": glass.get("first_frame_s"), "errors": glass.get("errors"), "goal_p95_ms": 60}
     write_json("latency", result)
     return result
@@ -468,7 +476,11 @@ CHROMIUM_GLASS_JS = r"""
       }
       bits += sum / count >= 128 ? '1' : '0';
     }
-    samples.push({shown, presented, bits, width: meta.width, height: meta.height});
+    // WebRTC frames also say when their last packet arrived and how long decoding took: the
+    // frame was ready to show at received + processing; what follows is the compositor's wait.
+    const received = meta.receiveTime === undefined ? null : performance.timeOrigin + meta.receiveTime;
+    const processing = meta.processingDuration === undefined ? null : meta.processingDuration * 1000;
+    samples.push({shown, presented, received, processing, bits, width: meta.width, height: meta.height});
     if (end === Infinity) end = performance.now() + SECONDS * 1000;
     if (performance.now() < end) video.requestVideoFrameCallback(onFrame); else finished();
   };
@@ -513,7 +525,7 @@ def chromium_glass_to_glass(daemon, seconds: float) -> dict:
         offset_after = wall_minus_monotonic_ms()
     offset = (offset_before + offset_after) / 2
     now_ms = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1_000_000
-    latencies, unreadable = [], 0
+    latencies, unreadable, received, decoded = [], 0, [], []
     for sample in samples:
         stamp = pattern.decode_bits(int(bit) for bit in sample["bits"])
         if stamp is None:
@@ -521,7 +533,12 @@ def chromium_glass_to_glass(daemon, seconds: float) -> dict:
             continue
         captured_wall_ms = pattern.unwrap_milliseconds(stamp, now_ms) + offset
         latencies.append(sample["shown"] - captured_wall_ms)
-    return {"latencies_ms": latencies, "frames": len(samples), "unreadable_frames": unreadable,
+        if sample.get("received") is not None:
+            received.append(sample["received"] - captured_wall_ms)
+            if sample.get("processing") is not None:
+                decoded.append(sample["received"] + sample["processing"] - captured_wall_ms)
+    return {"latencies_ms": latencies, "received_ms": received, "decoded_ms": decoded,
+            "frames": len(samples), "unreadable_frames": unreadable,
             "offset_drift_ms": abs(offset_after - offset_before),
             "size": f"{samples[0]['width']}x{samples[0]['height']}" if samples else None}
 
