@@ -44,7 +44,7 @@ struct StillFramesTests {
         let frame = try RawVideoFrame(width: 32, height: 16, pixelFormat: .i420, bytes: [UInt8](repeating: 0, count: 32 * 16 * 3 / 2),
                                       captureTime: now, sequenceNumber: 9)
         var encodes = 0
-        stills.offer(frame, now: now) { frame, width in
+        stills.offer(now: now) { width in
             encodes += 1
             return .success(StillImage(jpeg: [0xFF, 0xD8], width: 32, height: 16, captureTime: frame.captureTime, frameSequence: 9))
         }
