@@ -259,6 +259,7 @@ struct JPEGStage {
             return
         }
         var copy: [UInt8]?
+        var decoded: RawVideoFrame??   // decoded at most once, however many smaller widths are asked for
         stills.offer(now: now) { requested in
             if requested == 0 || requested >= width {
                 _ = passedThrough.use(at: now) { true }
@@ -267,7 +268,8 @@ struct JPEGStage {
                 return .success(StillImage(jpeg: bytes, width: width, height: height, captureTime: captureTime,
                                            frameSequence: sequenceNumber))
             }
-            guard let frame = decode() else { return .failure(.failed("the camera's JPEG could not be decoded")) }
+            if decoded == nil { decoded = .some(decode()) }
+            guard let frame = decoded ?? nil else { return .failure(.failed("the camera's JPEG could not be decoded")) }
             return coded(frame, width: requested, at: now)
         }
     }

@@ -54,8 +54,12 @@ struct X264Stage {
     /// The bitrate last asked for while running (congestion control, the settings): an x264 made
     /// for a new format starts at it, not at the configured one.
     private var requestedBitrateKbps: Int?
+    /// The pictures are full-range BT.601 (a camera's JPEGs decoded): x264's VUI says so.
+    let fullRangeBT601: Bool
 
-    init(width: Int, height: Int, profileLevelID: String, idleRelease: Duration, configuration: @escaping CurrentConfiguration) {
+    init(width: Int, height: Int, profileLevelID: String, idleRelease: Duration, fullRangeBT601: Bool = false,
+         configuration: @escaping CurrentConfiguration) {
+        self.fullRangeBT601 = fullRangeBT601
         self.width = width
         self.height = height
         self.profileLevelID = profileLevelID
@@ -89,6 +93,7 @@ struct X264Stage {
             let profileLevelID = profileLevelID
             let configuration = configuration
             let requestedBitrateKbps = requestedBitrateKbps
+            let fullRangeBT601 = fullRangeBT601
             guard let made = try encoder.use(at: now, make: { () throws -> X264Encoder in
                 let current = configuration()   // the bitrate as last changed
                 let made = try X264Encoder(width: format.width, height: format.height, fps: format.framesPerSecond,
@@ -97,7 +102,7 @@ struct X264Stage {
                                            keyframeInterval: format.framesPerSecond * current.keyframeIntervalSeconds,
                                            vbvBufferMilliseconds: X264Encoder.vbvBufferMilliseconds(framesPerSecond: format.framesPerSecond,
                                                                                                     intraRefresh: current.intraRefresh),
-                                           intraRefresh: current.intraRefresh)
+                                           intraRefresh: current.intraRefresh, fullRangeBT601: fullRangeBT601)
                 controls.counters.withLock { $0.encodersOpened += 1 }
                 return made
             }) else { return nil }   // refused a moment ago: tried again in 5 s
@@ -372,7 +377,7 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
         controls.stills.setUnavailable(nil)
         controls.counters.withLock { $0.cameraJPEG = CameraJPEGCounters() }
         var x264 = X264Stage(width: width, height: height, profileLevelID: profileLevelID,
-                             idleRelease: controls.idleRelease, configuration: configuration)
+                             idleRelease: controls.idleRelease, fullRangeBT601: true, configuration: configuration)
         var stills = JPEGStage(idleRelease: controls.idleRelease)
         var decoder = WhileWatched<JPEGDecoder>(keepFor: controls.idleRelease)
         let (width, height, path) = (width, height, camera.path)
