@@ -179,6 +179,8 @@ public final class JPEGDecoder {
         var status: Int32 = 0
         var warning: String?
         let api = self.api, handle = self.handle
+        // The fast integer inverse DCT: x264 codes the picture again right after, lossy anyway.
+        let flags = rtcam_tj_flag_fastdct()
         let output = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
             let out = buffer.baseAddress!
             let source = jpeg.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -186,7 +188,7 @@ public final class JPEGDecoder {
                 var planes: [UnsafeMutablePointer<UInt8>?] = [out, out + lumaBytes, out + lumaBytes + chromaStride * chromaRows]
                 var strides: [Int32] = [Int32(lumaStride), Int32(chromaStride), Int32(chromaStride)]
                 status = api.pointee.decompress_to_yuv_planes!(handle, source, UInt(jpeg.count), &planes,
-                                                               Int32(header.width), &strides, Int32(header.height), 0)
+                                                               Int32(header.width), &strides, Int32(header.height), flags)
                 if sampling == .gray {
                     (out + lumaBytes).initialize(repeating: 128, count: 2 * chromaStride * chromaRows)
                 }
@@ -196,7 +198,7 @@ public final class JPEGDecoder {
                     var planes: [UnsafeMutablePointer<UInt8>?] = [out, u, v]
                     var strides: [Int32] = [Int32(lumaStride), Int32(jpegChromaWidth), Int32(jpegChromaWidth)]
                     status = api.pointee.decompress_to_yuv_planes!(handle, source, UInt(jpeg.count), &planes,
-                                                                   Int32(header.width), &strides, Int32(header.height), 0)
+                                                                   Int32(header.width), &strides, Int32(header.height), flags)
                     guard status == 0 || api.pointee.error_code!(handle) == rtcam_tj_error_warning() else { return }
                     let factors = sampling.factors
                     for (index, plane) in [u, v].enumerated() {

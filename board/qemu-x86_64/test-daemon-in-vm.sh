@@ -317,8 +317,8 @@ PY
   echo idle > "$share/phase"
   [ "$mode" = mjpeg ] || sleep 5
   echo viewer > "$share/phase"
-  "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --seconds 6 --connect-timeout 60 \
-      > "$share/summary.json"
+  "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --seconds "$([ "$mode" = mjpeg ] && echo 5 || echo 6)" \
+      --connect-timeout 60 > "$share/summary.json"
   client=$?
   echo after-viewer > "$share/phase"
   if [ $client = 0 ]; then
