@@ -263,7 +263,9 @@ struct JPEGStage {
         stills.offer(now: now) { requested in
             if requested == 0 || requested >= width {
                 _ = passedThrough.use(at: now) { true }
-                let bytes = copy ?? Array(jpeg)   // out of the driver's buffer, which goes back to it
+                // Out of the driver's buffer, which goes back to it; with the standard Huffman
+                // tables put in when the camera left them out (MJPEG's convention), so any decoder takes it.
+                let bytes = copy ?? MotionJPEGTables.completed(jpeg) ?? Array(jpeg)
                 copy = bytes
                 return .success(StillImage(jpeg: bytes, width: width, height: height, captureTime: captureTime,
                                            frameSequence: sequenceNumber))

@@ -214,6 +214,38 @@ struct JPEGDecoderTests {
         #expect(after.warning == nil && Self.differences(after.frame, source).lumaMean < 1.5)
     }
 
+    /// A webcam's MJPEG without Huffman tables: the T.81 K.3 tables put back before the scan give
+    /// exactly the JPEG libjpeg-turbo made (it writes the same four tables there), and a JPEG that
+    /// has them is left alone.
+    @Test(arguments: [JPEGSubsampling.yuv422, .yuv420, .yuv444])
+    func missingHuffmanTablesPutBack(subsampling: JPEGSubsampling) throws {
+        let jpeg = try Planes(width: 96, height: 64, subsampling: subsampling).jpeg()
+        #expect(MotionJPEGTables.completed(jpeg) == nil)
+        // Drop every DHT segment, as such cameras send it.
+        var stripped: [UInt8] = [0xFF, 0xD8]
+        var index = 2
+        var dropped = 0
+        while index + 4 <= jpeg.count {
+            let marker = jpeg[index + 1]
+            let length = Int(jpeg[index + 2]) << 8 | Int(jpeg[index + 3])
+            if marker == 0xDA {
+                stripped += jpeg[index...]
+                break
+            }
+            if marker == 0xC4 { dropped += 1 } else { stripped += jpeg[index ..< index + 2 + length] }
+            index += 2 + length
+        }
+        #expect(dropped >= 1 && stripped.count < jpeg.count)
+        #expect(MotionJPEGTables.completed(stripped) == jpeg)
+        // libjpeg-turbo decodes the stripped one too (its own fallback): the same picture.
+        let decoder = try JPEGDecoder()
+        let original = try jpeg.withUnsafeBytes { try decoder.decodeI420($0, captureTime: .zero, sequenceNumber: 0) }.frame.packedBytes()
+        let fromStripped = try stripped.withUnsafeBytes { try decoder.decodeI420($0, captureTime: .zero, sequenceNumber: 0) }.frame.packedBytes()
+        #expect(original == fromStripped)
+        #expect(MotionJPEGTables.completed([0xFF, 0xD8, 0x12]) == nil)
+        #expect(MotionJPEGTables.completed(Array(stripped.prefix(20))) == nil)
+    }
+
     /// A benchmark line: one 1280x720 4:2:2 frame (a UVC webcam's MJPEG) decoded to I420 (run with
     /// `swift test -c release --filter JPEGDecoderTests` for the release figure).
     @Test func decodeCostAt720p() throws {
