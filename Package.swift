@@ -107,9 +107,9 @@ let package = Package(
                           "-Xlinker", "--no-warn-symbol-ordering"]),
         ]),
 
-        // Benchmarks: `rtcam-bench x264 | loadgen | srtp | floor`, driven by Tests/Benchmarks (`make bench`).
+        // Benchmarks: `rtcam-bench x264 | loadgen | srtp | mjpeg | floor`, driven by Tests/Benchmarks (`make bench`).
         .executableTarget(name: "rtcam-bench", dependencies: [
-            "X264", "MediaSources", "Opus", "SRTP", "RTP", "STUN", "WebRTCSession", "WebRTCViewer",
+            "X264", "MediaSources", "Opus", "SRTP", "RTP", "STUN", "WebRTCSession", "WebRTCViewer", "JPEG",
             "SDP", "ICE", "DTLS", "RTCBase", "CUDPSocket", "SystemSupport",
         ]),
 
@@ -130,7 +130,7 @@ let package = Package(
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase", "SCTP", "DataChannel", "CongestionControl", "RTP"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
         .testTarget(name: "CameraServerTests", dependencies: [
-            "CameraServer", "RTCBase", "SystemSupport", "V4L2", "MediaSources", "DTLS", "SDP", .product(name: "Logging", package: "swift-log"),
+            "CameraServer", "RTCBase", "SystemSupport", "V4L2", "MediaSources", "DTLS", "SDP", "JPEG", .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),

@@ -55,6 +55,7 @@ public struct SettingsOverrides: Sendable {
     public var bitrateKbps: Int?
     public var encoder: EncoderPreference?
     public var degradation: DegradationPreference?
+    public var cameraFormat: CameraFormatPreference?
     public var intraRefresh: Bool?
     public var maximumViewers: Int?
     public var speaker: SpeakerSetting?
@@ -70,6 +71,7 @@ public struct SettingsOverrides: Sendable {
         if let height { result.media.height = height }
         if let encoder { result.media.encoder = encoder }
         if let degradation { result.media.degradation = degradation }
+        if let cameraFormat { result.media.cameraFormat = cameraFormat }
         if let intraRefresh { result.media.intraRefresh = intraRefresh }
         if let framesPerSecond { result.media.framesPerSecond = framesPerSecond }
         if let bitrateKbps { result.media.bitrateKbps = bitrateKbps }
@@ -501,6 +503,20 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("testPatternCPUSeconds", mediaStatus.testPatternCPUSeconds)
         json.field("audioEncoderCPUSeconds", mediaStatus.audioEncoderCPUSeconds)
         json.field("framesDropped", mediaStatus.framesDropped)
+        json.field("pixelFormat", mediaStatus.cameraPixelFormat)
+        json.field("pixelFormatReason", mediaStatus.cameraFormatReason)
+        if let jpeg = mediaStatus.cameraJPEG {
+            // The camera's own JPEGs (MJPEG): stills pass them through, x264 gets them decoded.
+            json.key("cameraJPEG")
+            json.beginObject()
+            json.field("decoded", jpeg.decoded)
+            json.field("decodedWithWarnings", jpeg.decodedWithWarnings)
+            json.field("badFrames", jpeg.badFrames)
+            json.field("lastProblem", jpeg.lastProblem)
+            json.field("subsampling", jpeg.subsampling)
+            json.field("decodeCPUSeconds", mediaStatus.jpegDecodeCPUSeconds)
+            json.endObject()
+        }
         json.field("sourceProblem", mediaStatus.sourceProblem)
         json.field("sourceRestarts", mediaStatus.sourceRestarts)
         json.key("camera")

@@ -45,6 +45,7 @@ public struct CameraSettings: Equatable, Sendable {
         writer.field("bitrateKbps", media.bitrateKbps)
         writer.field("encoder", media.encoder.rawValue)
         writer.field("degradation", media.degradation.rawValue)
+        writer.field("cameraFormat", media.cameraFormat.rawValue)
         writer.field("intraRefresh", media.intraRefresh)
         writer.field("maxViewers", maximumViewers)
         writer.field("viewingRequiresPassword", viewingRequiresPassword)
@@ -92,6 +93,11 @@ public struct CameraSettings: Equatable, Sendable {
                     throw InvalidField(field: key, message: "degradation must be one of " + DegradationPreference.allCases.map(\.rawValue).joined(separator: ", "))
                 }
                 result.media.degradation = preference
+            case "cameraFormat":
+                guard let text = value.stringValue, let preference = CameraFormatPreference(rawValue: text) else {
+                    throw InvalidField(field: key, message: "cameraFormat must be one of " + CameraFormatPreference.allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                result.media.cameraFormat = preference
             case "intraRefresh":
                 guard let flag = value.boolValue else { throw InvalidField(field: key, message: "must be true or false") }
                 result.media.intraRefresh = flag

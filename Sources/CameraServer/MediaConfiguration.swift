@@ -72,6 +72,18 @@ public enum EncoderPreference: String, Equatable, Sendable, CaseIterable {
     case passthrough
 }
 
+/// Which of a V4L2 camera's pixel formats to capture (`--format`) when the encoder is x264.
+/// `auto`: raw pictures (NV12, YU12, YUYV) when the camera gives them at the size and rate asked
+/// for, else its MJPEG when that reaches a higher rate there (most USB webcams give 720p and 1080p
+/// at 30 fps only as MJPEG: USB 2.0 cannot carry raw YUYV that fast), else raw at what it can do.
+public enum CameraFormatPreference: String, Equatable, Sendable, CaseIterable {
+    case automatic = "auto"
+    /// Raw pictures only (the behaviour before MJPEG capture).
+    case raw
+    /// The camera's own JPEGs: passed through to /snapshot.jpg and /stream.mjpg, decoded for x264.
+    case mjpeg
+}
+
 public struct MediaConfiguration: Equatable, Sendable {
     public var video: VideoSourceSetting = .automatic
     public var audio: AudioSourceSetting = .automatic
@@ -82,6 +94,8 @@ public struct MediaConfiguration: Equatable, Sendable {
     /// Seconds between regular keyframes (viewers joining or losing packets ask for more).
     public var keyframeIntervalSeconds = 2
     public var encoder = EncoderPreference.automatic
+    /// Which of a camera's pixel formats to capture for x264 (raw or MJPEG).
+    public var cameraFormat = CameraFormatPreference.automatic
     /// What gives way when x264 cannot keep up on this CPU (EncoderLoadAdaptation).
     public var degradation = DegradationPreference.resolution
     /// x264's periodic intra refresh instead of periodic IDR keyframes (no keyframe burst on the

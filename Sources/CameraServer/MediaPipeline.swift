@@ -40,6 +40,13 @@ struct MediaStatus: Sendable {
     var camera = CameraRecoveryStatus(state: "streaming", lostSeconds: 0, losses: 0, failedReopens: 0)
     /// x264's CPU adaptation: configured and current encoded size and rate, and why.
     var adaptation: EncoderAdaptationStatus? = nil
+    /// The pixel format the camera gives ("NV12", "YUYV", "MJPG", "H264"; nil: not a V4L2 camera),
+    /// and why it was chosen.
+    var cameraPixelFormat: String? = nil
+    var cameraFormatReason: String? = nil
+    /// A camera's own JPEGs (MJPEG capture) and the CPU their decoding took.
+    var cameraJPEG: CameraJPEGCounters? = nil
+    var jpegDecodeCPUSeconds = 0.0
 }
 
 /// Capture and encoding, once for every viewer: a video thread (source → H.264) and an audio thread
@@ -57,6 +64,8 @@ final class MediaPipeline: @unchecked Sendable {
     let hasAudio: Bool
     /// How pictures become H.264 (decided at start; a hardware encoder that fails falls back to x264).
     let encoderPlan: VideoEncoderPlan
+    /// Why the camera gives the pixel format it does (x264: raw or MJPEG, CameraFormatChoice).
+    let cameraFormatReason: String?
     private let logger: Logger
     private let video: any VideoProducer
     private let audio: (any AudioProducer)?
@@ -99,6 +108,7 @@ final class MediaPipeline: @unchecked Sendable {
         let microphones = DeviceListing.microphones().compactMap { $0.source.hasPrefix("alsa:") ? String($0.source.dropFirst(5)) : nil }
         let plan = try MediaSourcePlan.choose(configuration, devices: devices, microphones: microphones)
         for reason in plan.fallbacks { logger.notice("auto: \(reason)") }
+        cameraFormatReason = plan.cameraFormatReason
         let box = configurationBox
         let current: CurrentConfiguration = { box.withLockedValue { $0 } }
         let encodedProfileLevelID = { (width: Int, height: Int) in
@@ -110,7 +120,7 @@ final class MediaPipeline: @unchecked Sendable {
             let source: V4L2VideoSource?
             do {
                 source = try V4L2VideoSource(path: camera.path, width: configuration.width, height: configuration.height,
-                                             framesPerSecond: configuration.framesPerSecond, formats: chosen.cameraFormats)
+                                             framesPerSecond: configuration.framesPerSecond, formats: plan.cameraFormats)
             } catch {
                 guard configuration.video == .automatic else {
                     throw MediaPipelineError.unsupportedSource("cannot capture from \(camera.path): \(error)")
@@ -119,6 +129,9 @@ final class MediaPipeline: @unchecked Sendable {
                 source = nil
             }
             if let source {
+                if let reason = plan.cameraFormatReason {
+                    logger.info("\(camera.path): \(source.negotiatedFormat) \(source.width)x\(source.height) (\(reason))")
+                }
                 var stream = CameraH264Stream()
                 var profileLevelID = encodedProfileLevelID(source.width, source.height)
                 if chosen == .passthrough {
@@ -309,7 +322,10 @@ final class MediaPipeline: @unchecked Sendable {
                         framesDropped: counters.framesDropped, microphone: counters.microphone,
                         sourceProblem: counters.sourceProblem, sourceRestarts: counters.sourceRestarts,
                         framesCaptured: counters.framesCaptured, camera: counters.camera.status(at: MonotonicClock.now()),
-                        adaptation: counters.adaptation)
+                        adaptation: counters.adaptation,
+                        cameraPixelFormat: (video as? CameraProducer)?.camera.negotiatedFormat.description,
+                        cameraFormatReason: cameraFormatReason, cameraJPEG: counters.cameraJPEG,
+                        jpegDecodeCPUSeconds: Double(counters.jpegDecodeCPUNanoseconds) / 1e9)
         }
     }
 

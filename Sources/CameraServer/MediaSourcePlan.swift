@@ -24,6 +24,9 @@ struct MediaSourcePlan: Equatable, Sendable {
 
     var video: Video
     var audio: Audio
+    /// A camera's pixel formats to ask for, best first (CameraFormatChoice under x264), and why.
+    var cameraFormats: [V4L2PixelFormat] = []
+    var cameraFormatReason: String?
     /// Why `auto` settled for a synthetic source, one line each (logged at start).
     var fallbacks: [String] = []
 
@@ -37,8 +40,7 @@ struct MediaSourcePlan: Equatable, Sendable {
         case .automatic:
             if let camera = V4L2VideoSource.firstUsableCamera(in: devices) {
                 do {
-                    plan.video = .camera(camera, try VideoEncoderPlan.choose(preference: configuration.encoder,
-                                                                             camera: camera, devices: devices))
+                    try plan.useCamera(camera, configuration, devices: devices)
                 } catch {
                     plan.fallbacks.append("test pattern: \(camera.path) cannot be used with encoder \(configuration.encoder.rawValue): \(error)")
                 }
@@ -46,7 +48,7 @@ struct MediaSourcePlan: Equatable, Sendable {
                 let seen = devices.filter { $0.kind == .videoCapture }.map(\.path)
                 plan.fallbacks.append("test pattern: " + (seen.isEmpty
                     ? "no V4L2 camera found"
-                    : "no V4L2 camera offers NV12, YU12, YUYV or H.264 (\(seen.joined(separator: ", ")))"))
+                    : "no V4L2 camera offers NV12, YU12, YUYV, MJPEG or H.264 (\(seen.joined(separator: ", ")))"))
             }
         case .testPattern:
             do {
@@ -59,8 +61,7 @@ struct MediaSourcePlan: Equatable, Sendable {
                 throw .unsupportedSource("cannot capture from \(path): no such V4L2 device")
             }
             do {
-                plan.video = .camera(camera, try VideoEncoderPlan.choose(preference: configuration.encoder,
-                                                                         camera: camera, devices: devices))
+                try plan.useCamera(camera, configuration, devices: devices)
             } catch {
                 throw .unsupportedSource(error.description)
             }
@@ -81,5 +82,28 @@ struct MediaSourcePlan: Equatable, Sendable {
         case let .alsa(name): plan.audio = .microphone(name: name)
         }
         return plan
+    }
+
+    /// `camera` with the encoder the settings and the board give, and the pixel formats to ask it
+    /// for: `--format mjpeg` makes x264 the encoder under `--encoder auto` (the hardware encoder
+    /// imports the camera's raw buffers, passthrough wants its H.264).
+    private mutating func useCamera(_ camera: CameraDescription, _ configuration: MediaConfiguration,
+                                    devices: [CameraDescription]) throws(VideoEncoderPlanError) {
+        var preference = configuration.encoder
+        if configuration.cameraFormat == .mjpeg {
+            guard preference == .automatic || preference == .x264 else { throw .mjpegNeedsX264(preference) }
+            preference = .x264
+        }
+        let encoder = try VideoEncoderPlan.choose(preference: preference, camera: camera, devices: devices)
+        if encoder == .x264 {
+            let choice = try CameraFormatChoice.choose(configuration.cameraFormat, camera: camera, width: configuration.width,
+                                                       height: configuration.height, framesPerSecond: configuration.framesPerSecond)
+            cameraFormats = choice.formats
+            cameraFormatReason = choice.reason
+        } else {
+            cameraFormats = encoder.cameraFormats
+            cameraFormatReason = nil
+        }
+        video = .camera(camera, encoder)
     }
 }

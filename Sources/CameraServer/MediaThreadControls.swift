@@ -164,11 +164,15 @@ struct MediaCounters: Sendable {
     var bitrateKbps = 0.0
     var encoderCPUNanoseconds: UInt64 = 0
     var testPatternCPUNanoseconds: UInt64 = 0
+    /// The video thread inside libjpeg-turbo's decoder (a camera's MJPEG for x264).
+    var jpegDecodeCPUNanoseconds: UInt64 = 0
     var audioEncoderCPUNanoseconds: UInt64 = 0
     /// What the microphone's capture read, recovered and dropped (nil: no microphone).
     var microphone: ALSACaptureStatistics?
     /// x264's CPU adaptation (nil: no x264 running, e.g. passthrough or a hardware encoder).
     var adaptation: EncoderAdaptationStatus?
+    /// A camera's own JPEGs (MJPEG capture): decoded, refused, passed through (nil: not MJPEG).
+    var cameraJPEG: CameraJPEGCounters?
     private var windowStart: MonotonicTime?
     private var windowFrames = 0
     private var windowBytes = 0
@@ -237,4 +241,18 @@ struct EncoderAdaptationStatus: Sendable, Equatable {
     var cpuLimitUsed: Double? = nil
     /// Mean time from capture to x264's output over the last two seconds.
     var captureToEncoded: Duration? = nil
+}
+
+/// What the video thread did with a camera's own JPEGs (MJPEG capture): /api/status, /metrics.
+struct CameraJPEGCounters: Sendable, Equatable {
+    /// Decoded to I420 for x264 (only while someone watches over WebRTC or RTSP, or for a scaled still).
+    var decoded = 0
+    /// Decoded, with libjpeg-turbo's warning (the picture was used).
+    var decodedWithWarnings = 0
+    /// Refused and skipped: truncated, not a JPEG, corrupt, or not the negotiated size.
+    var badFrames = 0
+    /// The last refusal's reason.
+    var lastProblem: String?
+    /// The JPEGs' sampling as the last decoded one had it ("4:2:2" from most webcams).
+    var subsampling: String?
 }

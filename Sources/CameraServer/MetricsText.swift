@@ -48,6 +48,11 @@ enum MetricsText {
         text.metric("rtcam_video_bitrate_bits_per_second", .gauge, help: "Encoded video bitrate over the last second.", status.bitrateKbps * 1000)
         text.metric("rtcam_encoder_cpu_seconds_total", .counter, help: "CPU time of the video encoder (x264 calls).", status.encoderCPUSeconds)
         text.metric("rtcam_audio_encoder_cpu_seconds_total", .counter, help: "CPU time of the Opus encoder.", status.audioEncoderCPUSeconds)
+        if let jpeg = status.cameraJPEG {
+            text.metric("rtcam_camera_jpeg_decoded_total", .counter, help: "The camera's JPEGs (MJPEG) decoded for the H.264 encoder or a scaled still.", jpeg.decoded)
+            text.metric("rtcam_camera_jpeg_bad_total", .counter, help: "The camera's JPEGs refused and skipped (truncated, corrupt, wrong size).", jpeg.badFrames)
+            text.metric("rtcam_jpeg_decode_cpu_seconds_total", .counter, help: "CPU time decoding the camera's JPEGs.", status.jpegDecodeCPUSeconds)
+        }
         if let microphone = status.microphone {
             text.metric("rtcam_audio_frames_captured_total", .counter, help: "Audio frames read from the microphone.",
                         Int(clamping: microphone.framesRead))

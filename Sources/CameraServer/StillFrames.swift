@@ -187,10 +187,10 @@ final class StillFrames: @unchecked Sendable {  // state under `lock`
         for completion in failed { completion(.failure(.unavailable(reason ?? ""))) }
     }
 
-    /// The video thread has `frame`: codes (with `encode`) each width someone waits for, answers the
-    /// waiting requests and the due subscribers. Called only while `isWanted`.
-    func offer(_ frame: RawVideoFrame, now: MonotonicTime,
-               encode: (RawVideoFrame, Int) -> Result<StillImage, StillFailure>) {
+    /// The video thread has a frame: makes (with `encode`) the still of each width someone waits for
+    /// (a raw frame coded, or a camera's own JPEG passed through), answers the waiting requests and
+    /// the due subscribers. Called only while `isWanted`.
+    func offer(now: MonotonicTime, encode: (Int) -> Result<StillImage, StillFailure>) {
         let (plan, waiting, subscribed): ((widths: Set<Int>, requests: [Int: Int], subscribers: [Int]), [Int: (width: Int, completion: Completion)], [Int: @Sendable (StillImage) -> Void]) = lock.withLock {
             let plan = demand.frameArrived(now: now)
             let waiting = waiters
@@ -199,7 +199,7 @@ final class StillFrames: @unchecked Sendable {  // state under `lock`
             return (plan, waiting, subscribed)
         }
         var made: [Int: Result<StillImage, StillFailure>] = [:]
-        for width in plan.widths.sorted() { made[width] = encode(frame, width) }
+        for width in plan.widths.sorted() { made[width] = encode(width) }
         let listener: (@Sendable () -> Void)? = lock.withLock {
             for (width, result) in made {
                 if case let .success(image) = result { cache[width] = image; encodeCount += 1 }
@@ -230,9 +230,12 @@ final class StillFrames: @unchecked Sendable {  // state under `lock`
 struct JPEGStage {
     static let quality = 80
     private var encoder: WhileWatched<JPEGEncoder>
+    /// A camera's own JPEGs handed out (no coder involved): the cache goes after `idleRelease` too.
+    private var passedThrough: WhileWatched<Bool>
 
     init(idleRelease: Duration) {
         encoder = WhileWatched(keepFor: idleRelease)
+        passedThrough = WhileWatched(keepFor: idleRelease)
     }
 
     /// Offers `frame` to the stills clients when any wait; else counts toward closing the coder.
@@ -241,28 +244,61 @@ struct JPEGStage {
             idle(at: now, stills)
             return
         }
-        stills.offer(frame, now: now) { frame, width in
-            do {
-                guard let jpeg = try encoder.use(at: now, make: { try JPEGEncoder() }) else {
-                    return .failure(.failed("libjpeg-turbo could not be set up; trying again in 5 s"))
-                }
-                let size = try StillPicture.outputSize(sourceWidth: frame.width, sourceHeight: frame.height,
-                                                       requestedWidth: width == 0 ? nil : width)
-                let picture = try StillPicture.i420(from: frame, width: size.width, height: size.height)
-                let bytes = try jpeg.encode(picture, quality: Self.quality)
-                return .success(StillImage(jpeg: bytes, width: size.width, height: size.height,
-                                           captureTime: frame.captureTime, frameSequence: frame.sequenceNumber))
-            } catch let error as JPEGError {
-                return .failure(.failed(error.description))
-            } catch {
-                return .failure(.failed("\(error)"))
+        stills.offer(now: now) { width in coded(frame, width: width, at: now) }
+    }
+
+    /// A camera's own JPEG (MJPEG capture, `jpeg` is its whole image, SOI to EOI, valid during the
+    /// call): the stills of the camera's size are these bytes as they are (no re-encode); a smaller
+    /// `?width=` is decoded (`decode`, shared with the H.264 path: at most once per frame), scaled
+    /// and coded. Offered when any still is wanted; else counts toward closing the coder.
+    mutating func cameraJPEG(_ jpeg: UnsafeRawBufferPointer, width: Int, height: Int, captureTime: MonotonicTime,
+                             sequenceNumber: UInt64, at now: MonotonicTime, _ stills: StillFrames,
+                             decode: () -> RawVideoFrame?) {
+        guard stills.isWanted else {
+            idle(at: now, stills)
+            return
+        }
+        var copy: [UInt8]?
+        var decoded: RawVideoFrame??   // decoded at most once, however many smaller widths are asked for
+        stills.offer(now: now) { requested in
+            if requested == 0 || requested >= width {
+                _ = passedThrough.use(at: now) { true }
+                // Out of the driver's buffer, which goes back to it; with the standard Huffman
+                // tables put in when the camera left them out (MJPEG's convention), so any decoder takes it.
+                let bytes = copy ?? MotionJPEGTables.completed(jpeg) ?? Array(jpeg)
+                copy = bytes
+                return .success(StillImage(jpeg: bytes, width: width, height: height, captureTime: captureTime,
+                                           frameSequence: sequenceNumber))
             }
+            if decoded == nil { decoded = .some(decode()) }
+            guard let frame = decoded ?? nil else { return .failure(.failed("the camera's JPEG could not be decoded")) }
+            return coded(frame, width: requested, at: now)
+        }
+    }
+
+    private mutating func coded(_ frame: RawVideoFrame, width: Int, at now: MonotonicTime) -> Result<StillImage, StillFailure> {
+        do {
+            guard let jpeg = try encoder.use(at: now, make: { try JPEGEncoder() }) else {
+                return .failure(.failed("libjpeg-turbo could not be set up; trying again in 5 s"))
+            }
+            let size = try StillPicture.outputSize(sourceWidth: frame.width, sourceHeight: frame.height,
+                                                   requestedWidth: width == 0 ? nil : width)
+            let picture = try StillPicture.i420(from: frame, width: size.width, height: size.height)
+            let bytes = try jpeg.encode(picture, quality: Self.quality)
+            return .success(StillImage(jpeg: bytes, width: size.width, height: size.height,
+                                       captureTime: frame.captureTime, frameSequence: frame.sequenceNumber))
+        } catch let error as JPEGError {
+            return .failure(.failed(error.description))
+        } catch {
+            return .failure(.failed("\(error)"))
         }
     }
 
     /// No frame this tick (nobody watches): the coder goes after `idleRelease`.
     mutating func idle(at now: MonotonicTime, _ stills: StillFrames) {
-        if encoder.unwatched(at: now) { stills.dropCache() }
+        let coderClosed = encoder.unwatched(at: now)
+        let passthroughEnded = passedThrough.unwatched(at: now)
+        if coderClosed || passthroughEnded { stills.dropCache() }
     }
 }
 

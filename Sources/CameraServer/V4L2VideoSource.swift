@@ -9,7 +9,7 @@ import SystemSupport
 
 /// A V4L2 camera as a source of frames: raw pictures for an encoder (a 4:2:0 format when the
 /// camera has one: x264 takes NV12 and I420 as they are, DESIGN.md; else YUYV, converted once per
-/// frame), or the camera's own H.264 for passthrough. Frames are the driver's mmap'd buffers (with
+/// frame), the camera's own JPEGs (MJPEG: decoded for x264), or its own H.264 for passthrough. Frames are the driver's mmap'd buffers (with
 /// their DMABUF fds for a hardware encoder), wrapped without a copy and handed back after use.
 /// Runs on the video thread only.
 final class V4L2VideoSource: @unchecked Sendable {
@@ -71,7 +71,7 @@ final class V4L2VideoSource: @unchecked Sendable {
             pixelFormat = .yuyv
             planeLayouts = [VideoPlaneLayout(offset: 0, stride: max(stride, self.width * 2), rowBytes: self.width * 2,
                                              rowCount: self.height)]
-        case .h264:
+        case .h264, .mjpeg, .jpeg:
             pixelFormat = nil
             planeLayouts = []
         default:
@@ -83,6 +83,8 @@ final class V4L2VideoSource: @unchecked Sendable {
     var description: String { "v4l2:\(path) \(negotiatedFormat)" }
     var statistics: V4L2CaptureStatistics { capture.statistics }
     var deliversH264: Bool { negotiatedFormat == .h264 }
+    /// The camera sends its own JPEGs (MJPEG): passed through for stills, decoded for x264.
+    var deliversJPEG: Bool { negotiatedFormat == .mjpeg || negotiatedFormat == .jpeg }
 
     /// Waits up to `timeoutMilliseconds` for a frame and passes the driver's buffer itself (mapped
     /// planes and DMABUF fds: a hardware encoder imports it, passthrough reads the H.264 in it) to
@@ -157,9 +159,9 @@ final class V4L2VideoSource: @unchecked Sendable {
 
     func stop() { capture.stop() }
 
-    /// A format rtcam can encode (a raw one) or pass through (H.264 the camera encodes itself).
+    /// A format rtcam can encode (a raw one, or MJPEG decoded) or pass through (H.264 the camera encodes itself).
     static func canStream(_ format: V4L2PixelFormat) -> Bool {
-        preferredFormats.contains(format) || format == .h264
+        preferredFormats.contains(format) || format == .h264 || format == .mjpeg
     }
 
     /// The first V4L2 device that captures video in a format rtcam can encode or pass through.

@@ -46,7 +46,8 @@ enum VideoEncoderPlan: Equatable, Sendable, CustomStringConvertible {
         let hardware = Self.hardwareEncoder(for: rawOffered, among: devices)
         switch preference {
         case .x264:
-            guard !rawOffered.isEmpty else { throw .noRawFormat(camera.path, offered: offered.map(\.description)) }
+            // Raw pictures, or the camera's MJPEG decoded (CameraFormatChoice picks between them).
+            guard !rawOffered.isEmpty || offered.contains(.mjpeg) else { throw .noRawFormat(camera.path, offered: offered.map(\.description)) }
             return .x264
         case .hardware:
             guard let hardware else {
@@ -60,7 +61,7 @@ enum VideoEncoderPlan: Equatable, Sendable, CustomStringConvertible {
         case .automatic:
             if offered.contains(.h264) { return .passthrough }
             if let hardware { return hardware }
-            guard !rawOffered.isEmpty else { throw .noRawFormat(camera.path, offered: offered.map(\.description)) }
+            guard !rawOffered.isEmpty || offered.contains(.mjpeg) else { throw .noRawFormat(camera.path, offered: offered.map(\.description)) }
             return .x264
         }
     }
@@ -82,6 +83,9 @@ enum VideoEncoderPlanError: Error, Equatable, CustomStringConvertible {
     case noRawFormat(String, offered: [String])
     case noHardwareEncoder(cameraFormats: [String], encoders: [String])
     case cameraHasNoH264(String, offered: [String])
+    case cameraHasNoMJPEG(String, offered: [String])
+    /// `--format mjpeg` with an encoder that takes no decoded pictures (hardware, passthrough).
+    case mjpegNeedsX264(EncoderPreference)
 
     var description: String {
         switch self {
@@ -90,12 +94,16 @@ enum VideoEncoderPlanError: Error, Equatable, CustomStringConvertible {
         case .passthroughNeedsCamera:
             return "passthrough sends a camera's own H.264; this source is not a V4L2 camera (choose auto or x264)"
         case let .noRawFormat(path, offered):
-            return "\(path) delivers no raw format x264 takes (offers \(offered.joined(separator: ", ")); NV12, YU12 or YUYV needed)"
+            return "\(path) delivers no format x264 takes (offers \(offered.joined(separator: ", ")); NV12, YU12, YUYV or MJPEG needed)"
         case let .noHardwareEncoder(formats, encoders):
             let found = encoders.isEmpty ? "no V4L2 memory-to-memory device" : "M2M devices \(encoders.joined(separator: ", "))"
             return "no V4L2 H.264 encoder takes the camera's formats (\(formats.joined(separator: ", "))); found \(found)"
         case let .cameraHasNoH264(path, offered):
             return "\(path) does not encode H.264 itself (offers \(offered.joined(separator: ", ")))"
+        case let .cameraHasNoMJPEG(path, offered):
+            return "\(path) gives no MJPEG (offers \(offered.joined(separator: ", ")))"
+        case let .mjpegNeedsX264(encoder):
+            return "--format mjpeg decodes the camera's JPEGs for x264; encoder \(encoder.rawValue) cannot take them (choose auto or x264)"
         }
     }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CMalloc
+import JPEG
 import MediaSources
 import RTCBase
 import SystemSupport
@@ -53,8 +54,12 @@ struct X264Stage {
     /// The bitrate last asked for while running (congestion control, the settings): an x264 made
     /// for a new format starts at it, not at the configured one.
     private var requestedBitrateKbps: Int?
+    /// The pictures are full-range BT.601 (a camera's JPEGs decoded): x264's VUI says so.
+    let fullRangeBT601: Bool
 
-    init(width: Int, height: Int, profileLevelID: String, idleRelease: Duration, configuration: @escaping CurrentConfiguration) {
+    init(width: Int, height: Int, profileLevelID: String, idleRelease: Duration, fullRangeBT601: Bool = false,
+         configuration: @escaping CurrentConfiguration) {
+        self.fullRangeBT601 = fullRangeBT601
         self.width = width
         self.height = height
         self.profileLevelID = profileLevelID
@@ -88,6 +93,7 @@ struct X264Stage {
             let profileLevelID = profileLevelID
             let configuration = configuration
             let requestedBitrateKbps = requestedBitrateKbps
+            let fullRangeBT601 = fullRangeBT601
             guard let made = try encoder.use(at: now, make: { () throws -> X264Encoder in
                 let current = configuration()   // the bitrate as last changed
                 let made = try X264Encoder(width: format.width, height: format.height, fps: format.framesPerSecond,
@@ -96,7 +102,7 @@ struct X264Stage {
                                            keyframeInterval: format.framesPerSecond * current.keyframeIntervalSeconds,
                                            vbvBufferMilliseconds: X264Encoder.vbvBufferMilliseconds(framesPerSecond: format.framesPerSecond,
                                                                                                     intraRefresh: current.intraRefresh),
-                                           intraRefresh: current.intraRefresh)
+                                           intraRefresh: current.intraRefresh, fullRangeBT601: fullRangeBT601)
                 controls.counters.withLock { $0.encodersOpened += 1 }
                 return made
             }) else { return nil }   // refused a moment ago: tried again in 5 s
@@ -319,7 +325,10 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
             guard camera.pixelFormat != nil, controls.isRunning else { return }
             controls.logger.warning("falling back to x264 for \(camera.path)")
         case .x264:
-            break
+            if camera.deliversJPEG {
+                runMJPEG(controls, deliver: deliver)
+                return
+            }
         }
         controls.setRunningEncoder("x264")
         controls.stills.setUnavailable(nil)
@@ -354,6 +363,107 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
             } catch {
                 waitForCameraToReturn(controls, after: error)
             }
+        }
+    }
+
+    /// A camera that sends its own JPEGs (MJPEG): each frame goes as it is to the stills clients
+    /// (/snapshot.jpg, /stream.mjpg at the camera's size: no re-encode) and is decoded to I420 only
+    /// when x264 needs it (a WebRTC or RTSP viewer) or a smaller still is asked for, at most once per
+    /// frame. The decoder is made on the first such frame and closed `idleRelease` after the last,
+    /// like x264. A frame that is no whole JPEG (cut short, garbage) or does not decode is counted
+    /// (`cameraJPEG.badFrames`, /api/status and /metrics) and skipped.
+    private func runMJPEG(_ controls: MediaThreadControls, deliver: (EncodedVideoFrame) -> Void) {
+        controls.setRunningEncoder("x264")
+        controls.stills.setUnavailable(nil)
+        controls.counters.withLock { $0.cameraJPEG = CameraJPEGCounters() }
+        var x264 = X264Stage(width: width, height: height, profileLevelID: profileLevelID,
+                             idleRelease: controls.idleRelease, fullRangeBT601: true, configuration: configuration)
+        var stills = JPEGStage(idleRelease: controls.idleRelease)
+        var decoder = WhileWatched<JPEGDecoder>(keepFor: controls.idleRelease)
+        let (width, height, path) = (width, height, camera.path)
+        while controls.isRunning {
+            do {
+                try camera.withNextCapturedFrame(timeoutMilliseconds: 500) { frame in
+                    let now = MonotonicClock.now()
+                    controls.countCapturedFrame()
+                    guard controls.wantsPictures else {
+                        stills.idle(at: now, controls.stills)
+                        x264.unwatched(at: now, controls)
+                        decoder.unwatched(at: now)
+                        return
+                    }
+                    let jpeg: UnsafeRawBufferPointer
+                    switch JPEGBounds.wholeImage(in: frame.data) {
+                    case let .success(range): jpeg = UnsafeRawBufferPointer(rebasing: frame.data[range])
+                    case let .failure(problem):
+                        countBadJPEG(problem.description, controls)
+                        return
+                    }
+                    let sequenceNumber = UInt64(frame.sequence)
+                    var decoded: RawVideoFrame?
+                    var triedDecoding = false
+                    /// The frame as I420, decoded on first use.
+                    func picture() -> RawVideoFrame? {
+                        if triedDecoding { return decoded }
+                        triedDecoding = true
+                        let made: JPEGDecoder
+                        do {
+                            guard let existing = try decoder.use(at: now, make: { try JPEGDecoder() }) else { return nil }
+                            made = existing
+                        } catch {
+                            controls.logger.error("\(path): the JPEG decoder could not be made: \(error); trying again in 5 s")
+                            return nil
+                        }
+                        let result = controls.measuringCPU(\.jpegDecodeCPUNanoseconds) { () -> Result<DecodedJPEG, JPEGDecodeError> in
+                            do throws(JPEGDecodeError) {
+                                return .success(try made.decodeI420(jpeg, captureTime: frame.captureTime, sequenceNumber: sequenceNumber))
+                            } catch {
+                                return .failure(error)
+                            }
+                        }
+                        switch result {
+                        case let .success(image):
+                            guard image.frame.width == width & ~1, image.frame.height == height & ~1 else {
+                                countBadJPEG("a \(image.frame.width)x\(image.frame.height) JPEG from a camera set to \(width)x\(height)", controls)
+                                return nil
+                            }
+                            controls.counters.withLock { counters in
+                                counters.cameraJPEG?.decoded += 1
+                                if image.warning != nil { counters.cameraJPEG?.decodedWithWarnings += 1 }
+                                counters.cameraJPEG?.subsampling = image.subsampling.rawValue
+                            }
+                            decoded = image.frame
+                            return image.frame
+                        case let .failure(problem):
+                            countBadJPEG(problem.description, controls)
+                            return nil
+                        }
+                    }
+                    stills.cameraJPEG(jpeg, width: width, height: height, captureTime: frame.captureTime,
+                                      sequenceNumber: sequenceNumber, at: now, controls.stills, decode: picture)
+                    guard controls.isWatched else {
+                        x264.unwatched(at: now, controls)
+                        if !triedDecoding { decoder.unwatched(at: now) }
+                        return
+                    }
+                    guard let raw = picture() else { return }
+                    if let encoded = x264.encode(raw, at: now, controls) { deliver(encoded) }
+                }
+            } catch {
+                waitForCameraToReturn(controls, after: error)
+            }
+        }
+    }
+
+    /// A camera JPEG refused: counted, logged the first time and every 100th.
+    private func countBadJPEG(_ problem: String, _ controls: MediaThreadControls) {
+        let count: Int = controls.counters.withLock { counters in
+            counters.cameraJPEG?.badFrames += 1
+            counters.cameraJPEG?.lastProblem = problem
+            return counters.cameraJPEG?.badFrames ?? 0
+        }
+        if count == 1 || count % 100 == 0 {
+            controls.logger.warning("\(camera.path): skipped a bad JPEG from the camera (\(problem)); \(count) so far")
         }
     }
 

@@ -46,6 +46,8 @@ public enum RTCamCommandLine {
             OptionDefinition("bitrate", value: "kbit/s", help: "Video bitrate in kbit/s. Default: saved setting, else 2000."),
             OptionDefinition("encoder", value: "encoder",
                              help: "H.264 encoder: auto (the camera's own H.264, else a V4L2 M2M encoder, else x264), hardware, x264, passthrough. Default: saved setting, else auto."),
+            OptionDefinition("format", value: "format",
+                             help: "The camera's pixel format for x264: auto (raw pictures when the camera gives them at the size and rate asked for, else its MJPEG when that is faster there), raw, mjpeg (the camera's JPEGs go to /snapshot.jpg and /stream.mjpg as they are and are decoded for x264). Default: saved setting, else auto."),
             OptionDefinition("degradation", value: "preference",
                              help: "When x264 cannot keep up on this CPU (encode time over 85 % of the frame interval): resolution (encode a smaller picture), framerate (fewer frames), balanced (both in turn) or off. Back up when there is room again. Default: saved setting, else resolution."),
             OptionDefinition("intra-refresh", value: "on|off",
@@ -204,6 +206,13 @@ public enum RTCamCommandLine {
                 throw .invalidValue(option: "encoder", reason: "--encoder must be one of \(names) (got '\(encoder)')")
             }
             configuration.overrides.encoder = preference
+        }
+        if let format = options.value("format") {
+            guard let preference = CameraFormatPreference(rawValue: format) else {
+                let names = CameraFormatPreference.allCases.map(\.rawValue).joined(separator: ", ")
+                throw .invalidValue(option: "format", reason: "--format must be one of \(names) (got '\(format)')")
+            }
+            configuration.overrides.cameraFormat = preference
         }
         if let degradation = options.value("degradation") {
             guard let preference = DegradationPreference(rawValue: degradation) else {

@@ -67,9 +67,12 @@ public final class X264Encoder: @unchecked Sendable {
     ///     `keyframeInterval`, so no frame is much larger than the others (no keyframe burst on the
     ///     link). Only the first picture is an IDR on its own; `encode(_:forceKeyframe: true)` still
     ///     makes a whole IDR, which a joining viewer's decoder needs (a browser starts at an IDR).
+    ///   - fullRangeBT601: the pictures are full-range BT.601 YCbCr, as JPEG (JFIF) codes them (a
+    ///     camera's MJPEG decoded): the SPS's VUI says so (video_full_range_flag, matrix SMPTE 170M),
+    ///     so a decoder does not stretch 0–255 as if it were 16–235. Raw camera formats are limited range.
     public init(width: Int, height: Int, fps: Int, bitrateKbps: Int, profileLevelID: String, keyframeInterval: Int,
                 preset: X264Preset = .ultrafast, threads: Int = 1, vbvBufferMilliseconds: Int = 500,
-                maxSliceBytes: Int? = nil, intraRefresh: Bool = false) throws(X264Error) {
+                maxSliceBytes: Int? = nil, intraRefresh: Bool = false, fullRangeBT601: Bool = false) throws(X264Error) {
         guard width > 0, height > 0, width % 2 == 0, height % 2 == 0 else {
             throw .invalidParameters("size \(width)x\(height) (4:2:0 needs even width and height)")
         }
@@ -102,6 +105,10 @@ public final class X264Encoder: @unchecked Sendable {
         param.b_aud = 0
         param.i_level_idc = Int32(requested.x264LevelIDC)
         if let maxSliceBytes { param.i_slice_max_size = Int32(maxSliceBytes) }
+        if fullRangeBT601 {
+            param.vui.b_fullrange = 1
+            param.vui.i_colmatrix = 6                // SMPTE 170M (BT.601), JFIF's YCbCr (H.264 Table E-5)
+        }
         Self.applyRateControl(&param, kbps: bitrateKbps, vbvMilliseconds: vbvBufferMilliseconds)
 
         if requested.toolSet == .high {

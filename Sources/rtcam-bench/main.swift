@@ -16,6 +16,9 @@ usage: rtcam-bench <command> [options]
             [--report-every SECONDS: an INTERVAL line with the viewers' lowest and median fps]
   srtp      SRTP protect/unprotect throughput on one core (AES-GCM and AES-CM/HMAC-SHA1-80).
             --seconds 2 [--payload 1172] [--json out/bench/srtp.json]
+  mjpeg     A USB webcam's MJPEG for a viewer: 4:2:2 JPEGs (libjpeg-turbo, quality 85) decoded to I420
+            by the daemon's JPEGDecoder, then x264 with the daemon's settings, paced; thread CPU per step.
+            --size 1280x720 --fps 30 --seconds 10 [--quality 85] [--no-x264] [--json out/bench/mjpeg.json]
   floor     What this machine's kernel charges any streamer per frame: a thread's CPU to sleep and
             wake at the frame rate, to send one frame's datagrams (one UDP GSO sendmsg to a viewer
             on loopback) and one 20 ms audio packet.
@@ -32,6 +35,7 @@ switch arguments[1] {
 case "x264": EncoderBench.run(options)
 case "loadgen": LoadGenerator.run(options)
 case "srtp": SRTPBench.run(options)
+case "mjpeg": MJPEGBench.run(options)
 case "floor": MachineFloorBench.run(options)
 case "-h", "--help", "help": print(usage)
 default:

@@ -34,7 +34,7 @@ import V4L2
 
         let bayer = try MediaSourcePlan.choose(Self.configuration(), devices: [Self.bayerCamera], microphones: ["pulse"])
         #expect(bayer.video == .testPattern && bayer.audio == .microphone(name: "pulse"))
-        #expect(bayer.fallbacks == ["test pattern: no V4L2 camera offers NV12, YU12, YUYV or H.264 (/dev/video0)"])
+        #expect(bayer.fallbacks == ["test pattern: no V4L2 camera offers NV12, YU12, YUYV, MJPEG or H.264 (/dev/video0)"])
 
         // A usable camera but an encoder preference it cannot honour.
         let noHardware = try MediaSourcePlan.choose(Self.configuration(encoder: .hardware), devices: [Board.uvcH264], microphones: [])

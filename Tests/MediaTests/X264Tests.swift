@@ -125,6 +125,32 @@ struct EncodedTestStream {
         #expect(throws: X264Error.self) { try encoder.setBitrate(kbps: 0) }
     }
 
+    /// A camera's JPEGs decoded are full-range BT.601 (JFIF): the SPS's VUI says so, and FFmpeg reads
+    /// it back (a stream from raw camera formats says nothing: limited range, the default).
+    @Test func fullRangeVUIForDecodedJPEGs() throws {
+        let ffprobe = try ExternalTools.require("ffprobe")
+        for fullRange in [true, false] {
+            let encoder = try X264Encoder(width: 320, height: 240, fps: 30, bitrateKbps: 500, profileLevelID: "42e01f",
+                                          keyframeInterval: 60, fullRangeBT601: fullRange)
+            var stream: [UInt8] = []
+            let source = try TestPatternSource(width: 320, height: 240)
+            for index in 0 ..< 3 {
+                if let frame = try encoder.encode(source.frame(at: MonotonicTime(milliseconds: UInt64(index) * 33), index: UInt64(index)),
+                                                  forceKeyframe: index == 0) { stream += frame.accessUnit }
+            }
+            let path = try ExternalTools.writeTemporaryFile(stream, suffix: ".h264")
+            defer { ExternalTools.remove(path) }
+            let info = ExternalTools.keyValues(try ExternalTools.run(
+                "\(ffprobe) -v error -select_streams v:0 -show_entries stream=color_range,color_space,profile -of default=noprint_wrappers=1 \(path)"))
+            #expect(info["profile"] == "Constrained Baseline", "\(info)")
+            if fullRange {
+                #expect(info["color_range"] == "pc" && info["color_space"] == "smpte170m", "\(info)")
+            } else {
+                #expect(info["color_range"] != "pc", "\(info)")
+            }
+        }
+    }
+
     /// The independent check: FFmpeg decodes our stream, and the timestamp strip survives 500 kb/s.
     @Test func ffmpegDecodesTheStreamAndTheTimestampsSurvive() throws {
         let ffprobe = try ExternalTools.require("ffprobe")

@@ -2,7 +2,8 @@
 # The VM stage of `make test` (issue 7), one command: rtcam's own V4L2, V4L2-M2M and ALSA code on
 # the real vivid, vicodec and snd-aloop drivers (test-kernel-drivers.sh: the KernelDriverTests
 # suites in one boot), then the whole daemon in the VM streaming to aiortc on the host
-# (test-daemon-in-vm.sh): vivid → x264, and a camera's own H.264 (v4l2loopback) → passthrough;
+# (test-daemon-in-vm.sh): vivid → x264, a camera's own H.264 (v4l2loopback) → passthrough, and a
+# webcam's MJPEG (v4l2loopback) passed through to the stills and decoded for x264 (--mjpeg, issue 21);
 # then the faults of issue 20: vivid unplugged and back while Chromium watches (--unplug), and 10 % loss
 # at 50 ms RTT through the guest's netem while Chromium watches (--lossy); and talkback (issue 17):
 # aiortc talks a tone that rtcam plays into snd-aloop, recorded in the guest (--talkback).
@@ -24,6 +25,9 @@ bash "$here/test-daemon-in-vm.sh" --passthrough "$repo/.build/debug/rtcam"
 passthrough=$?
 passthrough_s=$((SECONDS - started - drivers_s - daemon_s))
 mark=$SECONDS
+bash "$here/test-daemon-in-vm.sh" --mjpeg "$repo/.build/debug/rtcam"
+mjpeg=$?
+mjpeg_s=$((SECONDS - mark)); mark=$SECONDS
 bash "$here/test-daemon-in-vm.sh" --unplug "$repo/.build/debug/rtcam"
 unplug=$?
 unplug_s=$((SECONDS - mark)); mark=$SECONDS
@@ -34,7 +38,7 @@ bash "$here/test-daemon-in-vm.sh" --talkback "$repo/.build/debug/rtcam"
 talkback=$?
 talkback_s=$((SECONDS - mark))
 echo "== VM stage: kernel-driver suites exit $drivers (${drivers_s} s); daemon → aiortc, vivid + x264: exit $daemon (${daemon_s} s);" \
-     "camera H.264 passthrough: exit $passthrough (${passthrough_s} s); camera unplugged and back: exit $unplug (${unplug_s} s);" \
+     "camera H.264 passthrough: exit $passthrough (${passthrough_s} s); camera MJPEG: exit $mjpeg (${mjpeg_s} s); camera unplugged and back: exit $unplug (${unplug_s} s);" \
      "10 % loss, 50 ms RTT into Chromium: exit $lossy (${lossy_s} s); talkback into snd-aloop: exit $talkback (${talkback_s} s);" \
      "$((SECONDS - started)) s in all"
-((drivers == 0 && daemon == 0 && passthrough == 0 && unplug == 0 && lossy == 0 && talkback == 0))
+((drivers == 0 && daemon == 0 && passthrough == 0 && mjpeg == 0 && unplug == 0 && lossy == 0 && talkback == 0))

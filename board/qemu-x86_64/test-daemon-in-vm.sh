@@ -10,6 +10,11 @@
 #   --passthrough:   a camera that encodes H.264 itself: v4l2loopback (exclusive_caps=1) fed by FFmpeg
 #                    in the guest with an H.264 file made here (640x480, 25 fps, an IDR every 2 s),
 #                    rtcam --encoder passthrough (no encoder in rtcam); snd-aloop → Opus.
+#   --mjpeg:         (issue 21) a USB webcam's MJPEG: v4l2loopback fed by FFmpeg in the guest with
+#                    JPEGs made here (640x480 4:2:2, 25 fps, each with FFmpeg's own COM marker);
+#                    rtcam --format auto must capture MJPG (the camera has no raw format), serve the
+#                    camera's own JPEGs as /snapshot.jpg and /stream.mjpg parts (byte for byte one of
+#                    the frames made here), a smaller ?width= re-encoded, and decode them for x264 to aiortc.
 #   --unplug:        (issue 20) vivid → x264 to headless Chromium; the guest unbinds vivid for 3 s (a
 #                    USB unplug as rtcam sees it) and binds it again: /api/status and /metrics must
 #                    say the camera is lost, the picture must be back within 2 s of the return, rtcam
@@ -29,7 +34,7 @@
 #                    records Loopback,1,1, what the speaker played; the recording must hold the tone at
 #                    its pitch and level for the talk's length, and the longest gap is reported.
 #
-#   bash board/qemu-x86_64/test-daemon-in-vm.sh [--passthrough|--unplug|--lossy|--talkback|--footprint-pattern|--footprint-file] [RTCAM_BINARY]   (default .build/debug/rtcam)
+#   bash board/qemu-x86_64/test-daemon-in-vm.sh [--passthrough|--mjpeg|--unplug|--lossy|--talkback|--footprint-pattern|--footprint-file] [RTCAM_BINARY]   (default .build/debug/rtcam)
 #   bash board/qemu-aarch64/test-daemon-in-vm.sh [--passthrough] [RTCAM_BINARY]  (RTCAM_VM_ARCH=arm64;
 #        default out/arm64/rtcam from `make arm64`; its libraries are board/arm64's sysroot's)
 #
@@ -46,6 +51,7 @@ arch=${RTCAM_VM_ARCH:-amd64}
 mode=x264
 case "${1:-}" in
   --passthrough) mode=passthrough; shift ;;
+  --mjpeg) mode=mjpeg; shift ;;
   --unplug) mode=unplug; shift ;;
   --lossy) mode=lossy; shift ;;
   --talkback) mode=talkback; shift ;;
@@ -79,6 +85,17 @@ if [ "$mode" = passthrough ]; then
   # What a UVC H.264 camera sends: Constrained Baseline, no B-frames, an IDR every 50 frames.
   "$ffmpeg" -v error -y -f lavfi -i testsrc=size=640x480:rate=25 -t 8 -pix_fmt yuv420p -c:v libx264 \
     -profile:v baseline -preset ultrafast -tune zerolatency -g 50 -f mpegts "$share/camera.ts"
+fi
+if [ "$mode" = mjpeg ]; then
+  ffmpeg=$(command -v ffmpeg) || { echo "test-daemon-in-vm: ffmpeg is needed (apt-get install ffmpeg)" >&2; exit 2; }
+  [ "$arch" = amd64 ] && extra_bins+=(--bin "$ffmpeg")
+  # What a UVC webcam sends: baseline JPEGs, 4:2:2 (yuvj422p), each frame different (testsrc's counter).
+  # FFmpeg's MJPEG encoder writes a COM marker with its name in each: libjpeg-turbo (rtcam's own
+  # encoder) writes none, so a still that has it is the camera's JPEG passed through.
+  "$ffmpeg" -v error -y -f lavfi -i testsrc=size=640x480:rate=25 -t 4 -pix_fmt yuvj422p -c:v mjpeg -q:v 5 \
+    -f matroska "$share/camera.mkv"
+  mkdir -p "$share/frames"
+  "$ffmpeg" -v error -y -i "$share/camera.mkv" -c:v copy -f image2 "$share/frames/%04d.jpg"
 fi
 if [ "$mode" = footprint-file ]; then
   # What the host's footprint benchmark plays: 1280x720 at 30 fps, 2 Mb/s, 4 s, Constrained Baseline.
@@ -130,6 +147,16 @@ if [ "$mode" = passthrough ]; then
   done
   echo "guest: $camera delivers $(cat "/sys/class/video4linux/${camera#/dev/}/format" 2>/dev/null)"
   encoder=passthrough
+elif [ "$mode" = mjpeg ]; then
+  modprobe v4l2loopback exclusive_caps=1 card_label=rtcam-mjpeg-camera max_buffers=4 || exit 3
+  camera=$(node_named rtcam-mjpeg-camera) || { echo "guest: no v4l2loopback node"; exit 3; }
+  ffmpeg -nostdin -v error -re -stream_loop -1 -i camera.mkv -c:v copy -f v4l2 "$camera" > ffmpeg.log 2>&1 &
+  for i in $(seq 150); do
+    grep -q MJPG "/sys/class/video4linux/${camera#/dev/}/format" 2>/dev/null && break
+    sleep 0.2
+  done
+  echo "guest: $camera delivers $(cat "/sys/class/video4linux/${camera#/dev/}/format" 2>/dev/null)"
+  encoder=auto
 else
   camera=$(node_named vivid-000-vid-cap) || { echo "guest: no vivid capture node"; exit 3; }
   encoder=x264
@@ -285,12 +312,13 @@ PY
     sleep 2   # the jitter buffer and the device buffer play out into the recording
     finish "talker"
   fi
-  # Idle: up, nobody watching (5 s of samples), then one viewer.
+  # Idle: up, nobody watching (5 s of samples), then one viewer. (--mjpeg: no idle phase, which
+  # keeps it under 40 s in the VM stage; the x264 run measures the idle footprint.)
   echo idle > "$share/phase"
-  sleep 5
+  [ "$mode" = mjpeg ] || sleep 5
   echo viewer > "$share/phase"
-  "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --seconds 6 --connect-timeout 60 \
-      > "$share/summary.json"
+  "$python" "$here/../../Tests/Interop/whep_client.py" http://127.0.0.1:18080/whep --seconds "$([ "$mode" = mjpeg ] && echo 5 || echo 6)" \
+      --connect-timeout 60 > "$share/summary.json"
   client=$?
   echo after-viewer > "$share/phase"
   if [ $client = 0 ]; then
@@ -317,6 +345,53 @@ if sys.argv[1] == "passthrough":
 elif status != 200 or size(body) != (640, 480):
     raise SystemExit(f"FAIL: wanted a 640x480 JPEG, got {status} {size(body)}")
 PY
+  fi
+  if [ $client = 0 ] && [ "$mode" = mjpeg ]; then
+    # The JPEGs of the camera itself: the snapshot and the MJPEG parts are frames FFmpeg made (byte
+    # for byte); a smaller width is decoded, scaled and coded by rtcam (no FFmpeg marker in it).
+    "$python" - "$share/frames" > "$share/mjpeg.out" 2>&1 <<PY || client=11
+import os, sys, time, urllib.request
+frames = {open(os.path.join(sys.argv[1], name), "rb").read() for name in os.listdir(sys.argv[1])}
+def get(path):
+    started = time.monotonic()
+    with urllib.request.urlopen("http://127.0.0.1:18080" + path, timeout=$http_timeout) as reply:
+        body = reply.read()
+    return reply.status, body, time.monotonic() - started
+status, body, seconds = get("/snapshot.jpg")
+marked = b"Lavc" in body
+print(f"GET /snapshot.jpg: {status}, {len(body)} bytes in {seconds * 1000:.0f} ms; one of the {len(frames)} camera JPEGs: {body in frames}; "
+      f"FFmpeg COM marker: {marked}")
+if body not in frames: raise SystemExit("FAIL: the snapshot is not one of the camera JPEGs")
+# Snapshot latency with passthrough: 10 more, 50 ms apart (TCG: the guest runs several times slower).
+latencies = []
+for _ in range(10):
+    time.sleep(0.05)
+    status, again, seconds = get("/snapshot.jpg")
+    if again not in frames: raise SystemExit("FAIL: a later snapshot is not one of the camera JPEGs")
+    latencies.append(seconds * 1000)
+latencies.sort()
+print(f"snapshot latency over 10 (passthrough, in the TCG guest): p50 {latencies[4]:.0f} ms, max {latencies[-1]:.0f} ms")
+status, small, seconds = get("/snapshot.jpg?width=320")
+marked = b"Lavc" in small
+print(f"GET /snapshot.jpg?width=320: {status}, {len(small)} bytes in {seconds * 1000:.0f} ms; FFmpeg marker: {marked}")
+if status != 200 or b"Lavc" in small or small[:2] != b"\xff\xd8": raise SystemExit("FAIL: wanted a smaller JPEG coded by rtcam")
+# Three parts of /stream.mjpg at 5 fps.
+reply = urllib.request.urlopen("http://127.0.0.1:18080/stream.mjpg?fps=5", timeout=$http_timeout)
+parts, buffer, started = [], b"", time.monotonic()
+while len(parts) < 3 and time.monotonic() - started < 30:
+    buffer += reply.read1(65536)
+    while True:
+        head = buffer.find(b"\r\n\r\n")
+        if head < 0 or b"Content-Length" not in buffer[:head]: break
+        length = int(buffer[:head].split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        if len(buffer) < head + 4 + length: break
+        parts.append(buffer[head + 4:head + 4 + length])
+        buffer = buffer[head + 4 + length:]
+reply.close()
+print(f"GET /stream.mjpg?fps=5: {len(parts)} parts in {time.monotonic() - started:.1f} s, each one of the camera JPEGs: {[p in frames for p in parts]}, distinct: {len(set(parts))}")
+if len(parts) < 3 or not all(p in frames for p in parts) or len(set(parts)) < 2: raise SystemExit("FAIL: the MJPEG parts are not the camera JPEGs")
+PY
+    grep -q "MJPG 640x480 (MJPEG: the camera gives no raw format)" "$share/rtcam.log" || { echo "FAIL: rtcam did not log MJPEG capture" >> "$share/mjpeg.out"; client=11; }
   fi
   if [ $client = 0 ] && [ "$mode" = x264 ]; then
     # A camera control through the "rtcam" data channel (issue 18): the Brightness of vivid set and read back.
@@ -361,6 +436,7 @@ echo "----- rtcam log (guest)"; cat "$share/rtcam.log" 2>/dev/null || true
 [ -f "$share/resize.out" ] && { echo "----- settings change (host)"; cat "$share/resize.out"; }
 [ -f "$share/controls.json" ] && { echo "----- camera control over the data channel (host)"; cat "$share/controls.json"; }
 [ -f "$share/snapshot.out" ] && { echo "----- snapshot (host)"; cat "$share/snapshot.out"; }
+[ -f "$share/mjpeg.out" ] && { echo "----- the camera's own JPEGs (host)"; cat "$share/mjpeg.out"; }
 if [ -s "$share/rss.log" ]; then
   # VmRSS per phase: idle = the last idle sample (settled), viewer = the largest while watched; with
   # its anonymous (heap, stacks, buffers) and file-backed (the binary's touched pages) parts.
@@ -388,6 +464,7 @@ if m["fps"] < float(sys.argv[2]): problems.append(f"only {m['fps']:.1f} fps, wan
 if m["audio_frames"] == 0: problems.append("no audio frames")
 if problems: raise SystemExit("FAIL: " + "; ".join(problems))
 print("ok: rtcam in the VM streamed " + ("a camera's own H.264 (v4l2loopback) through passthrough" if sys.argv[3] == "passthrough"
+      else "a camera's MJPEG (v4l2loopback), decoded, through x264" if sys.argv[3] == "mjpeg"
       else "vivid through x264") + " to aiortc on the host")
 PY
 fi

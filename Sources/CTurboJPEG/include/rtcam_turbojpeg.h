@@ -1,7 +1,7 @@
 #ifndef RTCAM_TURBOJPEG_H
 #define RTCAM_TURBOJPEG_H
 
-// libjpeg-turbo's TurboJPEG compressor, opened with dlopen the first time a still is asked for
+// libjpeg-turbo's TurboJPEG compressor and decompressor, opened with dlopen the first time a still is asked for
 // instead of linked: an idle camera (nobody asked for a snapshot or MJPEG) maps none of it
 // (issue 21: the JPEG library must not cost at idle; linked, the loader's work on it kept ~90 KB
 // resident). The .deb still depends on libturbojpeg0 (board/debian-package/build-deb.sh); the
@@ -14,6 +14,13 @@ typedef struct {
                                     unsigned char **, unsigned long *, int, int);
     void (*free_buffer)(unsigned char *);
     char *(*error_string)(void *);
+    // The decompressor (a camera's own MJPEG decoded for the H.264 encoder).
+    void *(*init_decompress)(void);
+    int (*decompress_header)(void *, const unsigned char *, unsigned long, int *, int *, int *, int *);
+    int (*decompress_to_yuv_planes)(void *, const unsigned char *, unsigned long, unsigned char **, int, int *, int, int);
+    int (*error_code)(void *);
+    int (*plane_width)(int, int, int);
+    int (*plane_height)(int, int, int);
     const char *load_error;
 } rtcam_turbojpeg;
 
@@ -21,6 +28,12 @@ typedef struct {
 const rtcam_turbojpeg *rtcam_turbojpeg_get(void);
 
 int rtcam_tj_samp_420(void);
+int rtcam_tj_samp_422(void);
+int rtcam_tj_samp_444(void);
+int rtcam_tj_samp_440(void);
+int rtcam_tj_samp_411(void);
+int rtcam_tj_samp_gray(void);
 int rtcam_tj_flag_fastdct(void);
+int rtcam_tj_error_warning(void);
 
 #endif

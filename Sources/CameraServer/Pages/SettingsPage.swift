@@ -80,7 +80,13 @@ enum SettingsPage {
         <option value="x264">Software (x264)</option>
         <option value="passthrough">The camera's own H.264 (passthrough)</option>
       </select><span class="error" data-for="encoder"></span></label>
+      <label>Camera format <select name="cameraFormat">
+        <option value="auto">Automatic (raw, else MJPEG where only it reaches the size and rate)</option>
+        <option value="raw">Raw pictures (NV12, YU12, YUYV)</option>
+        <option value="mjpeg">The camera's MJPEG (snapshots as it sends them, decoded for H.264)</option>
+      </select><span class="error" data-for="cameraFormat"></span></label>
     </div>
+    <p id="camera-format" class="note"></p>
     <div class="row">
       <label>When the CPU cannot keep up <select name="degradation">
         <option value="resolution">Encode a smaller picture</option>
@@ -226,6 +232,7 @@ function fillForm() {
   form.bitrateKbps.value = settings.bitrateKbps;
   form.encoder.value = settings.encoder;
   form.degradation.value = settings.degradation;
+  form.cameraFormat.value = settings.cameraFormat;
   form.intraRefresh.checked = settings.intraRefresh;
   form.maxViewers.value = settings.maxViewers;
   form.viewingRequiresPassword.checked = settings.viewingRequiresPassword;
@@ -260,8 +267,22 @@ async function showEncoderLoad() {
       ? "The CPU cannot keep up with " + f(a.configured) + ": encoding " + f(a.current) + " (" + a.reason + ")."
       : "Encoding " + f(a.current) + " as configured" + (a.reason ? " (last change: " + a.reason + ")." : ".")) + usage;
   }
+  showCameraFormat(status === 200 ? data : null);
   showWatching(status === 200 ? data : null);
   encoderLoadTimer = setTimeout(showEncoderLoad, 2000);
+}
+
+// Which pixel format the camera gives, why, and what became of its own JPEGs (MJPEG).
+function showCameraFormat(data) {
+  const line = $("#camera-format");
+  if (!data || !data.pixelFormat) { line.textContent = ""; return; }
+  let text = "The camera gives " + data.pixelFormat + (data.pixelFormatReason ? " (" + data.pixelFormatReason + ")." : ".");
+  const j = data.cameraJPEG;
+  if (j) {
+    text += " Snapshots and MJPEG are its own JPEGs; " + j.decoded + " decoded for H.264" + (j.subsampling ? " (" + j.subsampling + ")" : "") +
+      ", " + j.badFrames + " bad ones skipped" + (j.lastProblem ? " (last: " + j.lastProblem + ")" : "") + ".";
+  }
+  line.textContent = text;
 }
 
 // Each viewer's path (ICE pair, round trip) and link (the congestion controller's estimate, what
@@ -362,7 +383,7 @@ $("#settings-form").addEventListener("submit", async (e) => {
     source: f.source.value === "exec" ? "exec:" + f.execCommand.value.trim() : f.source.value,
     audio: f.audio.value, width, height, fps: Number(f.fps.value),
     bitrateKbps: Number(f.bitrateKbps.value), encoder: f.encoder.value,
-    degradation: f.degradation.value, intraRefresh: f.intraRefresh.checked,
+    degradation: f.degradation.value, cameraFormat: f.cameraFormat.value, intraRefresh: f.intraRefresh.checked,
     maxViewers: Number(f.maxViewers.value), viewingRequiresPassword: f.viewingRequiresPassword.checked,
     speaker: f.speaker.value, speakerVolume: Number(f.speakerVolume.value), whoMayTalk: f.whoMayTalk.value, echo: f.echo.value,
   };
