@@ -21,7 +21,7 @@ import pytest
 from conftest import attach
 from home_assistant import HomeAssistant, HomeAssistantError
 from rtcam_process import HOST
-from test_ecosystem import jpeg_size
+from test_ecosystem import jpeg_size, read_mjpeg
 
 INTEROP_DIR = Path(__file__).resolve().parent
 SIZE = (640, 480)
@@ -214,29 +214,12 @@ def test_mjpeg_integration_on_stream_mjpg(rtcam_factory, home_assistant, request
     assert status == 200, still[:300]
     assert jpeg_size(still) == SIZE
 
-    # The stream as the frontend shows it, read for 3 s: rtcam's parts at its default 10 per second.
-    import socket
+    # The stream as the frontend shows it, read for 3 s: Home Assistant passes rtcam's multipart
+    # through (its boundary, each part's Content-Length), at rtcam's default 10 parts a second.
     seconds = 3.0
-    data = b""
-    with socket.create_connection((HOST, home.port), timeout=10) as connection:
-        connection.sendall(f"GET /api/camera_proxy_stream/{camera} HTTP/1.1\r\nHost: {HOST}\r\n"
-                           f"Authorization: Bearer {home.token}\r\n\r\n".encode())
-        deadline = time.monotonic() + seconds
-        first_part_at = None
-        while time.monotonic() < deadline:
-            connection.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                chunk = connection.recv(65536)
-            except TimeoutError:
-                break
-            if not chunk:
-                break
-            data += chunk
-    head = data.split(b"\r\n\r\n", 1)[0]
-    assert b" 200 " in head.split(b"\r\n")[0], head[:300]
-    assert b"multipart/x-mixed-replace" in head.lower(), head
-    jpegs = [part for part in re.split(rb"--rtcamframe", data) if b"\xff\xd8" in part and b"\xff\xd9" in part]
-    sizes = {jpeg_size(part[part.index(b"\xff\xd8"):]) for part in jpegs}
-    print(f"Home Assistant's MJPEG proxy: {len(jpegs)} JPEGs in {seconds:.0f} s, sizes {sizes}")
+    parts = read_mjpeg(home.port, f"/api/camera_proxy_stream/{camera}", seconds,
+                       f"Authorization: Bearer {home.token}\r\n")
+    sizes = {jpeg_size(part) for part in parts}
+    print(f"Home Assistant's MJPEG proxy: {len(parts)} JPEGs in {seconds:.0f} s, sizes {sizes}")
     assert sizes == {SIZE}, sizes
-    assert 10 * seconds - 8 <= len(jpegs) <= 10 * seconds + 2, len(jpegs)
+    assert 10 * seconds - 8 <= len(parts) <= 10 * seconds + 2, len(parts)
