@@ -56,10 +56,12 @@ run: release
 # --quick): the release aarch64 binary and its .deb built, the .deb installed in a plain Debian 13
 # arm64 root, and the aarch64 daemon streaming to aiortc and Chromium under qemu-user (SRTP on the ARMv8
 # instructions, HTTPS on Debian 13's mbedTLS 3.6). The arm64 roots are made in the background while
-# the amd64 build and unit tests run. The whole Swift suite as aarch64 (20+ minutes under qemu on
+# the amd64 build and unit tests run, and so is the Home Assistant venv of the interop tests
+# (Tests/Interop/homeassistant-venv.sh, in /var/cache/rtcam-homeassistant). The whole Swift suite as aarch64 (20+ minutes under qemu on
 # 2 cores) is `make test-arm64`.
 test: test-deps
 	bash board/arm64/roots-in-background.sh start
+	bash Tests/Interop/homeassistant-venv.sh start
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	RTCAM_CPU_CRYPTO=none RTCAM_EXPECT_CPU_CRYPTO=none $(SWIFT) test --skip-build --filter 'SRTPCrypto|CPUCryptoPath'

@@ -10,6 +10,9 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$repo"
 python="$(bash "$here/venv.sh")"
+# Home Assistant's own venv for test_home_assistant.py, made here while PyPI is still reachable (the
+# run below has no network); `make test` started its install in the background long before.
+export RTCAM_HASS="$(bash "$here/homeassistant-venv.sh" ensure || true)"
 
 # Browsers come from Debian. Install what is missing (root only; otherwise the tests say what is missing).
 missing=()
