@@ -26,7 +26,7 @@ let package = Package(
         // first still is asked for, so an idle camera maps none of it (CTurboJPEG/turbojpeg_loader.c).
         .target(name: "CTurboJPEG", linkerSettings: [.linkedLibrary("dl")]),  // needs libturbojpeg0-dev's turbojpeg.h
         .target(name: "CV4L2"),
-        .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (malloc_trim)
+        .systemLibrary(name: "CProcessMemory"),  // glibc's malloc.h (malloc_trim) and prctl's THP switch (issue 23)
         .target(name: "CCPUCrypto"),  // AES-128 and HMAC-SHA1 on AES-NI / SHA-NI (SRTP), our own C
         .target(name: "CUDPSocket"),  // the kernel's UDP_SEGMENT and sendmmsg, which Swift cannot spell
 
@@ -78,7 +78,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "SystemSupport", "STUN", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "CongestionControl", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CMalloc", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
+            "RTCBase", "SystemSupport", "STUN", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "CongestionControl", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CProcessMemory", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
