@@ -93,7 +93,7 @@ let package = Package(
         .executableTarget(name: "rtcam", dependencies: [
             "RTCamCommandLine", "CameraServer",
             .product(name: "Logging", package: "swift-log"),
-        ], exclude: ["symbol-order.txt"], linkerSettings: [
+        ], exclude: ["symbol-order.txt", "static-libstdc++"], linkerSettings: [
             // Footprint (issue 6; README, Performance): the toolchain's lld packs the ~54,000
             // relative relocations of Swift metadata as DT_RELR (glibc >= 2.36: Debian 12, Raspberry
             // Pi OS bookworm) instead of 1.3 MB of RELA that the loader reads at every start, and
@@ -102,9 +102,16 @@ let package = Package(
             // And the functions rtcam runs (start, idle, a viewer) are packed first in .text, so the
             // pages the kernel maps around them hold code that runs: idle RSS -1.9 MiB
             // (Tests/Benchmarks/symbol_order.py writes the list; names it no longer finds are skipped).
+            // And libstdc++ (the Swift runtime's only C++ dependency) is linked in statically: the
+            // toolchain's static-stdlib arguments ask for `-lstdc++`, which finds the linker script
+            // Sources/rtcam/static-libstdc++/libstdc++.so first (`-L` directories are searched in
+            // order, before the compiler's own): it names libstdc++.a. The shared library cost ~1 MiB
+            // resident for the ~100 KiB of it rtcam uses (its symbol tables, which the dynamic loader
+            // reads, and its relocated data): issue 23, idle RSS 12032 -> 11076 KiB on amd64.
             .unsafeFlags(["-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                           "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/rtcam/symbol-order.txt",
-                          "-Xlinker", "--no-warn-symbol-ordering"]),
+                          "-Xlinker", "--no-warn-symbol-ordering",
+                          "-L\(Context.packageDirectory)/Sources/rtcam/static-libstdc++"]),
         ]),
 
         // Benchmarks: `rtcam-bench x264 | loadgen | srtp | floor`, driven by Tests/Benchmarks (`make bench`).
