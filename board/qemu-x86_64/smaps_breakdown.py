@@ -35,7 +35,11 @@ def parse(path):
 def group_of(mappings, index):
     start, end, perms, name, _ = mappings[index]
     if name.startswith("/"):
-        return name.rsplit("/", 1)[-1] + (" (text)" if "x" in perms else " (data)" if "w" in perms else " (ro)")
+        # One name for a file whatever path or version (the host's libstdc++.so.6.0.30 is the
+        # guest's libstdc++.so.6; a copy of the daemon may be called rtcam-something).
+        base = re.sub(r"\.so(\.[0-9.]*)?$", ".so", name.rsplit("/", 1)[-1])
+        base = "rtcam" if base.startswith("rtcam") else base
+        return base + (" (text)" if "x" in perms else " (data)" if "w" in perms else " (ro)")
     if name:
         return name
     # Anonymous: a thread stack is an 8 MiB-ish read-write mapping right above a guard page
