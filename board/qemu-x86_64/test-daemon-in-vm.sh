@@ -22,7 +22,11 @@
 #                    measures it on the host (Tests/Benchmarks: `footprint`), for a like-for-like
 #                    figure on each board: HTTPS on as shipped, 1280x720 at 30 fps, 2 Mb/s; idle 15 s
 #                    with the test pattern (nothing encoded), or a file source (no encoder, audio
-#                    none) idle 15 s, then one aiortc viewer for 6 s; prints the `rss:` line.
+#                    none) idle 15 s, then one aiortc viewer for 6 s; prints the `rss:` line, the
+#                    guest's THP mode and each phase's smaps by mapping (smaps_breakdown.py; the smaps
+#                    sum is exact, VmRSS of the 6.1 guest is not). RTCAM_VM_THP=never|madvise|always
+#                    sets the guest's THP mode; RTCAM_VM_BINARY_ON=tmpfs runs a copy of rtcam from
+#                    the guest's /tmp (not 9p); RTCAM_VM_KEEP_SMAPS=DIR keeps the smaps.
 #   --talkback:      (issue 17) rtcam with --speaker alsa:hw:Loopback,0,1 (the test pattern, small, so
 #                    TCG's CPU goes to the sound); aiortc on the host talks a 600 Hz tone for 12 s
 #                    (whep_client.py --talk: sendrecv audio, POST .../talk); arecord in the guest
