@@ -26,7 +26,7 @@ let package = Package(
         // first still is asked for, so an idle camera maps none of it (CTurboJPEG/turbojpeg_loader.c).
         .target(name: "CTurboJPEG", linkerSettings: [.linkedLibrary("dl")]),  // needs libturbojpeg0-dev's turbojpeg.h
         .target(name: "CV4L2"),
-        .systemLibrary(name: "CMalloc"),  // glibc's malloc.h (malloc_trim)
+        .systemLibrary(name: "CProcessMemory"),  // glibc's malloc.h (malloc_trim) and prctl's THP switch (issue 23)
         .target(name: "CCPUCrypto"),  // AES-128 and HMAC-SHA1 on AES-NI / SHA-NI (SRTP), our own C
         .target(name: "CUDPSocket"),  // the kernel's UDP_SEGMENT and sendmmsg, which Swift cannot spell
 
@@ -78,7 +78,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "SystemSupport", "STUN", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "CongestionControl", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CMalloc", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
+            "RTCBase", "SystemSupport", "STUN", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "CongestionControl", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CProcessMemory", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -93,7 +93,7 @@ let package = Package(
         .executableTarget(name: "rtcam", dependencies: [
             "RTCamCommandLine", "CameraServer",
             .product(name: "Logging", package: "swift-log"),
-        ], exclude: ["symbol-order.txt"], linkerSettings: [
+        ], exclude: ["symbol-order.txt", "static-libstdc++"], linkerSettings: [
             // Footprint (issue 6; README, Performance): the toolchain's lld packs the ~54,000
             // relative relocations of Swift metadata as DT_RELR (glibc >= 2.36: Debian 12, Raspberry
             // Pi OS bookworm) instead of 1.3 MB of RELA that the loader reads at every start, and
@@ -102,9 +102,16 @@ let package = Package(
             // And the functions rtcam runs (start, idle, a viewer) are packed first in .text, so the
             // pages the kernel maps around them hold code that runs: idle RSS -1.9 MiB
             // (Tests/Benchmarks/symbol_order.py writes the list; names it no longer finds are skipped).
+            // And libstdc++ (the Swift runtime's only C++ dependency) is linked in statically: the
+            // toolchain's static-stdlib arguments ask for `-lstdc++`, which finds the linker script
+            // Sources/rtcam/static-libstdc++/libstdc++.so first (`-L` directories are searched in
+            // order, before the compiler's own): it names libstdc++.a. The shared library cost ~1 MiB
+            // resident for the ~100 KiB of it rtcam uses (its symbol tables, which the dynamic loader
+            // reads, and its relocated data): issue 23, idle RSS 12032 -> 11076 KiB on amd64.
             .unsafeFlags(["-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
                           "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Sources/rtcam/symbol-order.txt",
-                          "-Xlinker", "--no-warn-symbol-ordering"]),
+                          "-Xlinker", "--no-warn-symbol-ordering",
+                          "-L\(Context.packageDirectory)/Sources/rtcam/static-libstdc++"]),
         ]),
 
         // Benchmarks: `rtcam-bench x264 | loadgen | srtp | mjpeg | floor`, driven by Tests/Benchmarks (`make bench`).

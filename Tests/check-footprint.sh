@@ -52,4 +52,11 @@ else
     echo "      regenerate it with bash Tests/Benchmarks/make-symbol-order.sh"
     failed=1
 fi
+# libstdc++ is linked in statically (Package.swift: Sources/rtcam/static-libstdc++): the shared one
+# costs ~1 MiB resident (issue 23).
+if readelf -d "$binary" | grep -q 'NEEDED.*libstdc++'; then
+    echo "FAIL  $binary needs libstdc++.so: the -L of Sources/rtcam/static-libstdc++ no longer comes first"; failed=1
+else
+    echo "ok    libstdc++ linked in statically"
+fi
 exit $failed

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CMalloc
 import JPEG
 import MediaSources
 import RTCBase
@@ -198,7 +197,7 @@ struct X264Stage {
         if encoder.unwatched(at: now) {
             // x264's freed buffers (and the test pattern's, dropped in the same tick) would stay in
             // this thread's malloc arena; hand the pages back to the system.
-            malloc_trim(0)
+            ProcessMemory.releaseFreedHeap()
             controls.logger.debug("nobody has watched for \(controls.idleRelease): x264 closed")
         }
     }

@@ -23,12 +23,15 @@ case let .showHelp(text):
 case .listDevices:
     print(DeviceListing.report())
 case let .serve(configuration, level):
+    // Before the first thread starts: no transparent huge pages (issue 23, ProcessMemory says why).
+    let hugePagesRefused = ProcessMemory.disableTransparentHugePages()
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = level
         return handler
     }
     let logger = Logger(label: "rtcam")
+    if let error = hugePagesRefused { logger.debug("transparent huge pages stay on: prctl refused (errno \(error))") }
     do {
         try CameraDaemon(configuration: configuration, logger: logger).run()
     } catch {

@@ -27,7 +27,11 @@
 #                    measures it on the host (Tests/Benchmarks: `footprint`), for a like-for-like
 #                    figure on each board: HTTPS on as shipped, 1280x720 at 30 fps, 2 Mb/s; idle 15 s
 #                    with the test pattern (nothing encoded), or a file source (no encoder, audio
-#                    none) idle 15 s, then one aiortc viewer for 6 s; prints the `rss:` line.
+#                    none) idle 15 s, then one aiortc viewer for 6 s; prints the `rss:` line, the
+#                    guest's THP mode and each phase's smaps by mapping (smaps_breakdown.py; the smaps
+#                    sum is exact, VmRSS of the 6.1 guest is not). RTCAM_VM_THP=never|madvise|always
+#                    sets the guest's THP mode; RTCAM_VM_BINARY_ON=tmpfs runs a copy of rtcam from
+#                    the guest's /tmp (not 9p); RTCAM_VM_KEEP_SMAPS=DIR keeps the smaps.
 #   --talkback:      (issue 17) rtcam with --speaker alsa:hw:Loopback,0,1 (the test pattern, small, so
 #                    TCG's CPU goes to the sound); aiortc on the host talks a 600 Hz tone for 12 s
 #                    (whep_client.py --talk: sendrecv audio, POST .../talk); arecord in the guest
@@ -126,6 +130,7 @@ fi
 # RTCAM_VM_DAEMON_ARGS: more rtcam options in the guest (e.g. --log-level debug).
 # RTCAM_VM_NETEM_EGRESS / _INGRESS (--lossy): netem's parameters for the guest's eth0 each way.
 { echo "mode=$mode"; echo "extra='${RTCAM_VM_DAEMON_ARGS:-}'"
+  echo "thp='${RTCAM_VM_THP:-}'"; echo "binary_on='${RTCAM_VM_BINARY_ON:-share}'"
   echo "tc='${tc:-}'"   # the host's iproute2 tc at its host path (busybox's tc comes first in PATH)
   echo "netem_egress='${RTCAM_VM_NETEM_EGRESS:-delay 25ms loss 10%}'"; echo "netem_ingress='${RTCAM_VM_NETEM_INGRESS:-delay 25ms}'"
   cat <<'GUEST'; } > "$share/guest-daemon.sh"
@@ -192,8 +197,17 @@ if [ "$mode" = talkback ]; then
   recorder=$!
 fi
 mkdir -p /tmp/rtcam-state
+# Issue 23's diagnostics (footprint modes): the guest's THP mode as the kernel booted it, or as
+# RTCAM_VM_THP sets it (always, madvise, never); RTCAM_VM_BINARY_ON=tmpfs runs a copy of rtcam from
+# the guest's own /tmp instead of the 9p share.
+thp_file=/sys/kernel/mm/transparent_hugepage/enabled
+[ -n "$thp" ] && [ -w "$thp_file" ] && echo "$thp" > "$thp_file"
+echo "guest: transparent_hugepage/enabled: $(cat "$thp_file" 2>/dev/null || echo absent)," \
+  "defrag: $(cat /sys/kernel/mm/transparent_hugepage/defrag 2>/dev/null || echo absent)"
+rtcam_binary=./rtcam
+if [ "$binary_on" = tmpfs ]; then cp rtcam /tmp/rtcam && rtcam_binary=/tmp/rtcam; fi
 # HTTPS off: the settings API is then served on plain HTTP, where the host changes a setting below.
-./rtcam serve --source "$source" --audio "$audio" --size $size --fps $fps --bitrate $bitrate $speaker \
+"$rtcam_binary" serve --source "$source" --audio "$audio" --size $size --fps $fps --bitrate $bitrate $speaker \
   --encoder "$encoder" --degradation off --candidate-address 127.0.0.1 --state-dir /tmp/rtcam-state $https $extra > rtcam.log 2>&1 &
 pid=$!
 # The host asks (--unplug) for the camera to go (file `unplug`) and come back (`replug`); the guest
@@ -212,6 +226,12 @@ while [ ! -f done ] && kill -0 "$pid" 2>/dev/null; do
   if [ $((tick % 10)) = 0 ]; then
     # "uptime phase VmRSS RssAnon RssFile" (KiB)
     echo "$(cut -d' ' -f1 /proc/uptime) $(cat phase 2>/dev/null || echo starting) $(sed -n 's/^\(VmRSS\|RssAnon\|RssFile\):[^0-9]*\([0-9]*\).*/\2/p' "/proc/$pid/status" 2>/dev/null | tr '\n' ' ')" >> rss.log
+    # Footprint modes: the whole map of each phase's last sample (smaps_breakdown.py reads it).
+    case $mode in footprint-*)
+      phase_now=$(cat phase 2>/dev/null || echo starting)
+      cat "/proc/$pid/smaps" > "smaps-$phase_now" 2>/dev/null
+      ls "/proc/$pid/task" 2>/dev/null | wc -l > "threads-$phase_now" ;;
+    esac
   fi
   tick=$((tick + 1))
   sleep 0.05
@@ -470,6 +490,13 @@ PY
 fi
 if [ "$mode" = footprint-pattern ] || [ "$mode" = footprint-file ]; then
   echo "----- viewer (host)"; cat "$share/footprint.json" 2>/dev/null
+  if [ -s "$share/smaps-idle" ]; then
+    # By mapping: Rss / anonymous / of that THP, KiB (the last sample of each phase); threads.
+    echo "----- rtcam's mappings in the guest, idle and viewer (threads: $(cat "$share/threads-idle" 2>/dev/null) idle, $(cat "$share/threads-viewer" 2>/dev/null) viewer)"
+    python3 "$here/smaps_breakdown.py" "$share/smaps-idle" $([ -s "$share/smaps-viewer" ] && echo "$share/smaps-viewer")
+    # RTCAM_VM_KEEP_SMAPS=DIR keeps the maps for a closer look.
+    [ -n "${RTCAM_VM_KEEP_SMAPS:-}" ] && mkdir -p "$RTCAM_VM_KEEP_SMAPS" && cp "$share"/smaps-* "$RTCAM_VM_KEEP_SMAPS/"
+  fi
   [ -s "$share/rss.log" ] || { echo "FAIL: no resident-set samples"; status=6; }
 fi
 if [ "$mode" = talkback ]; then
