@@ -144,6 +144,49 @@ import WebRTCViewer
         }
     }
 
+    @Test("10 % loss camera → viewer, 50 ms RTT, ~1.5 Mb/s: every first resend goes out with its two copies, so no access unit needs a second round trip")
+    func resendCopiesAtTenPercentLoss() throws {
+        let harness = try TwoPeerHarness(seed: 51)
+        harness.videoFrameScale = 3
+        harness.network.jitter = .zero
+        harness.network.baseDelay = .milliseconds(25)
+        harness.start()
+        #expect(harness.run(upTo: .seconds(5)) { !harness.receivedAccessUnits.isEmpty })
+        // What the camera sends is lost (all of it: media, resends, reports, answers to checks); what
+        // the viewer sends is not, as with the VM test's netem on the guest's egress.
+        var loss = SeededRandom(seed: 52)
+        harness.network.dropRule = { datagram in
+            datagram.from == TwoPeerHarness.cameraAddress && loss.next() % 1_000 < 100
+        }
+        harness.run(for: .seconds(2))     // the NACKed share reaches 10 %: copies from here on
+        let before = harness.camera.statistics
+        let firstMeasured = harness.sentAccessUnits.count
+        harness.run(for: .seconds(10))
+        harness.stopMedia()
+        harness.network.dropRule = nil
+        harness.run(for: .seconds(1))
+        let after = harness.camera.statistics
+        #expect(harness.receivedAccessUnits == harness.sentAccessUnits, "access units lost or out of order")
+        let delays = zip(harness.sentAccessUnitTimes, harness.receivedAccessUnitTimes).dropFirst(firstMeasured)
+            .map { $1 - $0 }
+        let longest = try #require(delays.max())
+        let resent = after.retransmittedPackets - before.retransmittedPackets
+        let copies = after.redundantRetransmissions - before.redundantRetransmissions
+        let withheld = after.redundantRetransmissionsWithheld - before.redundantRetransmissionsWithheld
+        print("10 % loss: \(delays.count) access units, the longest \(longest); resent \(resent), copies \(copies), "
+              + "withheld \(withheld), in flight \(after.retransmissionsInFlight - before.retransmissionsInFlight)")
+        #expect(delays.count > 280 && resent > 150)
+        // Three copies cost 30 % of the media at 10 % loss: within what the first resends leave of
+        // the budget (with half the budget for copies, as before, 46 copies went unsent here and
+        // an access unit waited 143 ms, for the next NACK).
+        #expect(withheld == 0)
+        #expect(Double(copies) >= 1.9 * Double(resent), "copies \(copies) for \(resent) resends")
+        // One way 25 ms, a lost packet seen at the next one, a NACK every 20 ms, the resend 50 ms:
+        // under 130 ms unless all three copies were lost too.
+        #expect(longest < .milliseconds(130), "an access unit waited \(longest)")
+        #expect(after.retransmissionsRefused == before.retransmissionsRefused)
+    }
+
     @Test("the NACKed share: first NACKs of packets over video packets sent, over this second and the last")
     func nackedShare() {
         var share = NACKedShare()
