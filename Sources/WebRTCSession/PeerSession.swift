@@ -143,6 +143,9 @@ public struct PeerSessionStatistics: Equatable, Sendable {
     public var redundantRetransmissions = 0
     /// Extra copies the loss called for but the byte budget did not leave room for (not sent).
     public var redundantRetransmissionsWithheld = 0
+    /// Extra copies the loss called for but not sent because the estimator saw congestion (its
+    /// delay detector overusing, or its estimate under half the start).
+    public var redundantRetransmissionsHeldForCongestion = 0
     /// NACKs for a packet resent less than a round trip ago (the resend is on its way): not answered.
     public var retransmissionsInFlight = 0
     /// Checks from an IP that is neither the WHEP client's nor one of its candidates' (not answered).
@@ -744,12 +747,13 @@ public final class PeerSession {
         let roundTrip = max(statistics.roundTripTime ?? .zero, bandwidth?.roundTripTime ?? .zero)
         let inFlight = min(roundTrip, .milliseconds(250))
         // Copies may use the budget the first resends leave: at loss L these cost about L of what
-        // is sent, so copies stop at (share − L). Half the budget, as before, was less than three
+        // is sent, so copies stop at (share − L), L the NACKed share (a receiver report's fraction
+        // lost is no measure here: Chromium puts one before every NACK, each over a few packets,
+        // and says 0.3 to 0.7 at 10 % loss). Half the budget, as before, was less than three
         // copies cost at 10 % loss (30 % of the media, 23 % of all sent with the resends) whenever
-        // a second's loss ran above average, e.g. over a keyframe: its resends then went out once,
-        // a lost one waited for the next NACK, and Chromium froze 200-250 ms at 50 ms RTT (README,
-        // Reliability).
-        let copyShare = max(0, configuration.retransmissionBudgetShare - viewerLoss)
+        // a second's loss ran above average, e.g. over a keyframe: those resends went out once,
+        // and a lost one waited for the viewer's next NACK.
+        let copyShare = max(0, configuration.retransmissionBudgetShare - nackedShare.share)
         for sequence in sequenceNumbers {
             statistics.nackedPackets += 1
             let previous = retransmissions[sequence]
@@ -775,7 +779,7 @@ public final class PeerSession {
             var sent = 0
             // Copies for a packet's first resend only, and only while resends stay within what the
             // first resends at this loss leave of the budget (copyShare).
-            let wanted = video.rtxPayloadType == nil || previous != nil ? 1 : copies
+            let wanted = video.rtxPayloadType == nil || previous != nil ? 1 : copiesForFirstResend()
             for copy in 0 ..< wanted {
                 if copy > 0, !budgetWindow.allows(share: copyShare) {
                     statistics.redundantRetransmissionsWithheld += wanted - copy
@@ -810,15 +814,24 @@ public final class PeerSession {
     /// receiver report said and the share of video packets it NACKed over the last second or two
     /// (libwebrtc counts packets recovered by RTX as received, so its reports understate the link's
     /// loss once resends work).
-    private var copies: Int {
+    private func copiesForFirstResend() -> Int {
+        let loss = viewerLoss
+        let wanted = configuration.redundantRetransmissions.first { loss >= $0.lossAtLeast }.map { max(1, $0.copies) } ?? 1
         // Loss from a queue that overflows (the estimator sees the delay grow) is cured by sending
         // less, not more: no extra copies then (issue 24).
-        if let usage = bandwidth?.diagnostics.usage, usage == .overusing { return 1 }
-        if let bandwidth, bandwidthInformed, bandwidth.targetBitsPerSecond < configuration.bandwidth.startBitsPerSecond / 2 {
+        if wanted > 1, congested {
+            statistics.redundantRetransmissionsHeldForCongestion += wanted - 1
             return 1
         }
-        let loss = viewerLoss
-        return configuration.redundantRetransmissions.first { loss >= $0.lossAtLeast }.map { max(1, $0.copies) } ?? 1
+        return wanted
+    }
+
+    private var congested: Bool {
+        if let usage = bandwidth?.diagnostics.usage, usage == .overusing { return true }
+        if let bandwidth, bandwidthInformed, bandwidth.targetBitsPerSecond < configuration.bandwidth.startBitsPerSecond / 2 {
+            return true
+        }
+        return false
     }
 
     /// The loss on the way to the viewer: the larger of what its last receiver report said and the

@@ -89,6 +89,7 @@ STATS = """
 """
 
 VIEWER_COUNTERS = ("packetsSent", "retransmittedPackets", "retransmissionsRefused", "redundantRetransmissions",
+                   "redundantRetransmissionsWithheld", "redundantRetransmissionsHeldForCongestion",
                    "retransmissionsInFlight", "keyframeRequests", "staleVideoPacketsDropped")
 
 

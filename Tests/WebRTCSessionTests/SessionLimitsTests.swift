@@ -166,7 +166,8 @@ import WebRTCViewer
         harness.network.dropRule = nil
         harness.run(for: .seconds(1))
         let after = harness.camera.statistics
-        #expect(harness.receivedAccessUnits == harness.sentAccessUnits, "access units lost or out of order")
+        let allArrived = harness.receivedAccessUnits == harness.sentAccessUnits
+        #expect(allArrived, "access units lost or out of order")
         let delays = zip(harness.sentAccessUnitTimes, harness.receivedAccessUnitTimes).dropFirst(firstMeasured)
             .map { $1 - $0 }
         let longest = try #require(delays.max())
