@@ -31,7 +31,7 @@ LOSS, DELAY_MS, SEED = 0.10, 25.0, 20
 SETTLE_SECONDS, LOSSY_SECONDS, CONTROL_SECONDS = 3.0, 15.0, 8.0
 MAX_GAP_MS = 200.0
 MIN_FPS_SHARE = 0.9
-RELAY_LATE_P99_MS = 5.0     # the line's own timing error beyond which a window says nothing
+RELAY_STALL_MS = 40.0       # a datagram this late (the relay itself unscheduled) and the window says nothing
 
 
 def measure(page, daemon, relay: LossRelay, seconds: float) -> dict:
@@ -57,7 +57,7 @@ def shortfalls(window: dict, lossy: bool) -> list[str]:
 
 
 def relay_late(window: dict) -> bool:
-    return (window["relay"]["lateP99Ms"] or 0) > RELAY_LATE_P99_MS
+    return (window["relay"]["lateMaxMs"] or 0) > RELAY_STALL_MS
 
 
 def excused(lossy: dict, control: dict) -> bool:
@@ -73,7 +73,7 @@ def test_loss_rtt_chromium_freezes_stay_under_200_ms(rtcam_factory, chromium, tm
     windows: list[dict] = []
     attach(request, "windows", lambda: json.dumps(windows, indent=1))
     with LossRelay(("127.0.0.1", daemon.media_port), delay_ms=DELAY_MS, loss=LOSS, seed=SEED,
-                   log_path=str(tmp_path / "relay.log")) as relay:
+                   log_path=str(tmp_path / "relay.log"), trace_path=str(tmp_path / "relay-trace.txt")) as relay:
         page = chromium.new_page()
         attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
         page.navigate(daemon.url("/healthz"))
