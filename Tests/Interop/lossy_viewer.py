@@ -106,6 +106,12 @@ def make_stream(path: str, seconds: int = 10) -> str:
     return path
 
 
+def rtx_payload_type(page) -> Optional[int]:
+    """The video RTX payload type of the answer the page applied (a=rtpmap:N rtx/90000)."""
+    found = page.evaluate("(/a=rtpmap:(\\d+) rtx\\/90000/.exec(window.lossy.answer || '') || [])[1] || null")
+    return int(found) if found else None
+
+
 def start_watching(page, relay_candidate: str, timeout: float = 30) -> None:
     """The page must be at rtcam's origin already. Returns once a frame was presented."""
     page.evaluate(PLAYER % {"candidate": json.dumps(relay_candidate)}, timeout=timeout)

@@ -12,8 +12,10 @@ stops dropping). The lossy window must show: NACKs and RTX received, no resend r
 at least 90 % of what rtcam sent, no gap between presented frames of 200 ms or more and Chromium's
 freezes (gaps over max(3 × mean frame time, mean + 150 ms)) under 200 ms on average. On a busy shared
 machine Chromium itself may stall: a lossy window that misses the bound while the control without
-loss stalled too (or the relay was late) is measured again, once; when that happens twice the test
-is an expected failure with the figures, never a pass.
+loss stalled too (or the relay was over 40 ms late, or dropped all three or four copies of a resend:
+one resend in ten thousand at 10 %, and a second NACK round trip whatever the sender does) is
+measured again, once; when that happens twice the test is an expected failure with the figures,
+never a pass. A sender that resends once (no copies) is not excused by the last rule.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import time
 import pytest
 
 from conftest import attach
-from loss_relay import LossRelay
-from lossy_viewer import make_stream, relay_window, sample, start_watching, summarize
+from loss_relay import LossRelay, resends_lost_whole
+from lossy_viewer import make_stream, relay_window, rtx_payload_type, sample, start_watching, summarize
 
 LOSS, DELAY_MS, SEED = 0.10, 25.0, 20
 SETTLE_SECONDS, LOSSY_SECONDS, CONTROL_SECONDS = 3.0, 15.0, 8.0
@@ -34,12 +36,15 @@ MIN_FPS_SHARE = 0.9
 RELAY_STALL_MS = 40.0       # a datagram this late (the relay itself unscheduled) and the window says nothing
 
 
-def measure(page, daemon, relay: LossRelay, seconds: float) -> dict:
+def measure(page, daemon, relay: LossRelay, seconds: float, trace: str, rtx: int) -> dict:
     relay_before = relay.stats()
+    whole_before = resends_lost_whole(trace, rtx)
     first = sample(page, daemon.status())
     time.sleep(seconds)
     last = sample(page, daemon.status())
-    return summarize(page, first, last, relay_window(relay_before, relay.stats()))
+    window = summarize(page, first, last, relay_window(relay_before, relay.stats()))
+    window["relay"]["resendsLostWhole"] = resends_lost_whole(trace, rtx) - whole_before
+    return window
 
 
 def shortfalls(window: dict, lossy: bool) -> list[str]:
@@ -61,9 +66,11 @@ def relay_late(window: dict) -> bool:
 
 
 def excused(lossy: dict, control: dict) -> bool:
-    """The machine, not rtcam, may explain a lossy window that missed the bound: the control window
-    without loss right after it missed the bound too, or the relay was late in either."""
-    return bool(shortfalls(control, lossy=False)) or relay_late(control) or relay_late(lossy)
+    """The machine or the line's luck, not rtcam, may explain a lossy window that missed the bound:
+    the control window without loss right after it missed the bound too, or the relay was late in
+    either, or the relay dropped every copy (three or more) of a resend."""
+    return bool(shortfalls(control, lossy=False)) or relay_late(control) or relay_late(lossy) \
+        or lossy["relay"]["resendsLostWhole"] > 0
 
 
 def test_loss_rtt_chromium_freezes_stay_under_200_ms(rtcam_factory, chromium, tmp_path, request, machine_load):
@@ -78,14 +85,17 @@ def test_loss_rtt_chromium_freezes_stay_under_200_ms(rtcam_factory, chromium, tm
         attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
         page.navigate(daemon.url("/healthz"))
         start_watching(page, relay.candidate)
+        rtx = rtx_payload_type(page)
+        assert rtx is not None, "rtcam's answer has no video RTX"
+        trace = str(tmp_path / "relay-trace.txt")
         time.sleep(SETTLE_SECONDS)
         attempts: list[tuple[dict, dict]] = []
         for attempt in range(2):
             relay.set_loss(LOSS)
-            lossy = measure(page, daemon, relay, LOSSY_SECONDS) | {"window": f"lossy {attempt + 1}"}
+            lossy = measure(page, daemon, relay, LOSSY_SECONDS, trace, rtx) | {"window": f"lossy {attempt + 1}"}
             windows.append(lossy)
             relay.set_loss(0.0)
-            control = measure(page, daemon, relay, CONTROL_SECONDS) | {"window": f"control {attempt + 1}"}
+            control = measure(page, daemon, relay, CONTROL_SECONDS, trace, rtx) | {"window": f"control {attempt + 1}"}
             windows.append(control)
             attempts.append((lossy, control))
             if not shortfalls(lossy, lossy=True) or not excused(lossy, control):
@@ -113,6 +123,6 @@ def test_loss_rtt_chromium_freezes_stay_under_200_ms(rtcam_factory, chromium, tm
     problems = shortfalls(judged, lossy=True)
     if problems and all(excused(lossy, control) for lossy, control in attempts):
         pytest.xfail(f"the lossy windows missed the bound ({'; '.join(problems)}) but the control windows "
-                     f"without loss stalled too or the relay was late ({machine_load.describe()}): the machine, "
-                     "not rtcam; figures above")
+                     f"without loss stalled too, the relay was late or dropped every copy of a resend "
+                     f"({machine_load.describe()}): the machine or the line's luck, not rtcam; figures above")
     assert not problems, f"at 10 % loss and 50 ms RTT: {'; '.join(problems)} ({machine_load.describe()})"
