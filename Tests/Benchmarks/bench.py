@@ -730,8 +730,9 @@ def bench_lossy(args) -> dict:
           lossy_bench.rows_for(result))
     print("  fps sent: rtcam's framesEncoded; decoded, freezes (Chromium: a gap over max(3 x mean frame time, mean + "
           "150 ms)), NACKs, lost, RTX: getStats; longest gap: between presented frames (requestVideoFrameCallback); "
-          "refused / redundant: rtcam's retransmissionsRefused / redundantRetransmissions; RTT: Chromium's STUN mean; "
-          "relay late: the line's own send time after due time (p99; in 'all' the worst slice's)")
+          "refused / redundant / withheld / stale: rtcam's retransmissionsRefused / redundantRetransmissions / "
+          "redundantRetransmissionsWithheld / staleVideoPacketsDropped (its pacer's video that waited over 400 ms); RTT: "
+          "Chromium's STUN mean; relay late: the line's own send time after due time (p99, max; in 'all' the worst slice's)")
     result["command"] = command
     write_json("lossy", result)
     return result

@@ -55,7 +55,8 @@ def combined(slices: list[dict]) -> dict:
         "meanRttMs": round(sum((s["meanRttMs"] or 0) * s["seconds"] for s in slices) / seconds, 1),
         "rtcam": {key: sum(s["rtcam"][key] for s in slices) for key in
                   ("retransmittedPackets", "retransmissionsRefused", "redundantRetransmissions",
-                   "retransmissionsInFlight", "keyframeRequests")},
+                   "redundantRetransmissionsWithheld", "retransmissionsInFlight", "keyframeRequests",
+                   "staleVideoPacketsDropped")},
         "relay": {"toViewer": sum(s["relay"]["toViewer"] for s in slices),
                   "dropped": sum(s["relay"]["dropped"] for s in slices),
                   "lateP99MsWorstSlice": max(late) if late else None,
@@ -99,7 +100,8 @@ def run(seconds: float) -> dict:
 
 
 HEADER = ["condition", "window", "fps sent", "fps decoded", "fps presented", "freezes (s)", "longest gap ms",
-          "gaps >200 ms", "NACKs / lost / RTX", "refused", "redundant", "RTT ms", "relay late p99 ms"]
+          "gaps >200 ms", "NACKs / lost / RTX", "refused", "redundant", "withheld", "stale", "RTT ms",
+          "relay late p99 / max ms"]
 
 
 def rows_for(result: dict) -> list[list]:
@@ -115,5 +117,6 @@ def rows_for(result: dict) -> list[list]:
                          w["frameGapsOver200Ms"],
                          f"{w['nackCount']} / {w['packetsLost']} / {w['retransmittedPacketsReceived']}",
                          w["rtcam"]["retransmissionsRefused"], w["rtcam"]["redundantRetransmissions"],
-                         w["meanRttMs"], late])
+                         w["rtcam"]["redundantRetransmissionsWithheld"], w["rtcam"]["staleVideoPacketsDropped"],
+                         w["meanRttMs"], f"{late or 0:.1f} / {w['relay']['lateMaxMs'] or 0:.0f}"])
     return rows
