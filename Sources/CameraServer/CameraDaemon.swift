@@ -605,6 +605,8 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("retransmittedPackets", viewer.retransmittedPackets)
             json.field("retransmissionsRefused", viewer.retransmissionsRefused)
             json.field("redundantRetransmissions", viewer.redundantRetransmissions)
+            json.field("redundantRetransmissionsWithheld", viewer.redundantRetransmissionsWithheld)
+            json.field("redundantRetransmissionsHeldForCongestion", viewer.redundantRetransmissionsHeldForCongestion)
             json.field("retransmissionsInFlight", viewer.retransmissionsInFlight)
             json.field("keyframeRequests", viewer.keyframeRequests)
             json.field("estimateKbps", viewer.estimateKbps.map(Double.init))

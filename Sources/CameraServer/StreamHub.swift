@@ -96,6 +96,10 @@ struct ViewerStatus: Sendable {
     var rejectedDatagrams = 0
     /// Extra copies of resends sent while the viewer reported heavy loss.
     var redundantRetransmissions = 0
+    /// Copies the viewer's loss called for that its resend budget had no room for.
+    var redundantRetransmissionsWithheld = 0
+    /// Copies the viewer's loss called for, not sent while its estimator saw congestion.
+    var redundantRetransmissionsHeldForCongestion = 0
     /// NACKs for packets whose resend was still on its way (less than a round trip ago).
     var retransmissionsInFlight = 0
     /// Full ICE: the selected pair (issue 19): candidate types both sides, the round trip of its checks.
@@ -830,6 +834,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     bytesSent: statistics.bytesSent, srtpProtectFailures: statistics.srtpProtectFailures,
                     srtcpFailures: statistics.srtcpFailures, rejectedDatagrams: statistics.rejectedDatagrams,
                     redundantRetransmissions: statistics.redundantRetransmissions,
+                    redundantRetransmissionsWithheld: statistics.redundantRetransmissionsWithheld,
+                    redundantRetransmissionsHeldForCongestion: statistics.redundantRetransmissionsHeldForCongestion,
                     retransmissionsInFlight: statistics.retransmissionsInFlight,
                     icePair: viewer.session.selectedICEPair,
                     estimateKbps: viewer.session.estimatedBitsPerSecond.map { $0 / 1000 },

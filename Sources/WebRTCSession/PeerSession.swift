@@ -46,9 +46,12 @@ public struct PeerSessionConfiguration: Sendable {
     /// reported: the first copy count whose threshold the loss reaches, else one. At 10 % loss a
     /// single resend is itself lost one time in ten, and the viewer asks again only after its RTT
     /// estimate, so the frame waits two round trips and more (a freeze over 200 ms at 70 ms RTT);
-    /// with three copies one resend in a thousand is lost. Without RTX a copy would be an SRTP
-    /// replay to the viewer: one resend then.
-    public var redundantRetransmissions: [(lossAtLeast: Double, copies: Int)] = [(0.05, 3), (0.02, 2)]
+    /// with three copies one resend in a thousand is lost: at 1 Mb/s and 10 % loss (~800 first
+    /// resends a minute) still about one ~200 ms freeze a minute in Chromium, measured at 50 ms RTT
+    /// on the host (Chromium asks again ~100 ms after its first NACK); four copies from 8 % loss
+    /// make it one in ten thousand, for 40 % of the media in resends. Without RTX a copy would be
+    /// an SRTP replay to the viewer: one resend then.
+    public var redundantRetransmissions: [(lossAtLeast: Double, copies: Int)] = [(0.08, 4), (0.05, 3), (0.02, 2)]
     public var retransmissionBudgetShare = 0.5
     /// Congestion control (issue 24): the viewer's estimate starts at, and stays within, this; the
     /// owner sets it from the configured bitrate. Used where the viewer sends transport-cc feedback
@@ -141,6 +144,11 @@ public struct PeerSessionStatistics: Equatable, Sendable {
     public var retransmissionsRefused = 0
     /// Extra copies of resends sent because the viewer reported heavy loss (redundantRetransmissions).
     public var redundantRetransmissions = 0
+    /// Extra copies the loss called for but the byte budget did not leave room for (not sent).
+    public var redundantRetransmissionsWithheld = 0
+    /// Extra copies the loss called for but not sent because the estimator saw congestion (its
+    /// delay detector overusing, or its estimate under half the start).
+    public var redundantRetransmissionsHeldForCongestion = 0
     /// NACKs for a packet resent less than a round trip ago (the resend is on its way): not answered.
     public var retransmissionsInFlight = 0
     /// Checks from an IP that is neither the WHEP client's nor one of its candidates' (not answered).
@@ -764,6 +772,16 @@ public final class PeerSession {
         // measures: reports are sparse and miss a queue that just built up (issue 24).
         let roundTrip = max(statistics.roundTripTime ?? .zero, bandwidth?.roundTripTime ?? .zero)
         let inFlight = min(roundTrip, .milliseconds(250))
+        // Copies may use the budget the first resends leave. At a NACKed share L with c copies a
+        // resend, first resends are L of the media and all resends c × L, so of all bytes sent the
+        // first resends take L / (1 + c × L); copies stop where that would no longer fit. (A
+        // receiver report's fraction lost is no measure of L: Chromium puts one before every NACK,
+        // each over a few packets, and says 0.3 to 0.7 at 10 % loss.) Half the budget for copies,
+        // as before, was less than three copies cost at 10 % loss whenever a second's loss ran
+        // above average, e.g. over a keyframe: those resends went out once, and a lost one waited
+        // for the viewer's next NACK (a ~200 ms freeze in Chromium at 50 ms RTT).
+        let loss = nackedShare.share
+        let copyShare = max(0, configuration.retransmissionBudgetShare - loss / (1 + Double(maximumCopies) * loss))
         for sequence in sequenceNumbers {
             statistics.nackedPackets += 1
             let previous = retransmissions[sequence]
@@ -787,10 +805,14 @@ public final class PeerSession {
             }
             RTPFixedHeader.setPayloadType(video.payloadType, in: &original)
             var sent = 0
-            // Copies for a packet's first resend only, and only while resends stay within half the
-            // budget: copies must not use up what later first resends need.
-            for copy in 0 ..< (video.rtxPayloadType == nil || previous != nil ? 1 : copies) {
-                if copy > 0, !budgetWindow.allows(share: configuration.retransmissionBudgetShare / 2) { break }
+            // Copies for a packet's first resend only, and only while resends stay within what the
+            // first resends at this loss leave of the budget (copyShare).
+            let wanted = video.rtxPayloadType == nil || previous != nil ? 1 : copiesForFirstResend()
+            for copy in 0 ..< wanted {
+                if copy > 0, !budgetWindow.allows(share: copyShare) {
+                    statistics.redundantRetransmissionsWithheld += wanted - copy
+                    break
+                }
                 let packet: [UInt8]
                 if let rtxPayloadType = video.rtxPayloadType {
                     guard let wrapped = wrapForRTX(original, rtxPayloadType: rtxPayloadType, rtxSSRC: media.videoRTXSSRC)
@@ -818,16 +840,37 @@ public final class PeerSession {
     /// receiver report said and the share of video packets it NACKed over the last second or two
     /// (libwebrtc counts packets recovered by RTX as received, so its reports understate the link's
     /// loss once resends work).
-    private var copies: Int {
+    private func copiesForFirstResend() -> Int {
+        let loss = viewerLoss
+        let wanted = configuration.redundantRetransmissions.first { loss >= $0.lossAtLeast }.map { max(1, $0.copies) } ?? 1
         // Loss from a queue that overflows (the estimator sees the delay grow) is cured by sending
         // less, not more: no extra copies then (issue 24).
-        if let usage = bandwidth?.diagnostics.usage, usage == .overusing { return 1 }
-        if let bandwidth, bandwidthInformed, bandwidth.targetBitsPerSecond < configuration.bandwidth.startBitsPerSecond / 2 {
+        if wanted > 1, congested {
+            statistics.redundantRetransmissionsHeldForCongestion += wanted - 1
             return 1
         }
-        let loss = max(statistics.fractionLost, nackedShare.share)
-        return configuration.redundantRetransmissions.first { loss >= $0.lossAtLeast }.map { max(1, $0.copies) } ?? 1
+        return wanted
     }
+
+    /// Whether the estimator sees a queue (its delay detector overusing) or a link under half the
+    /// start, measured by delay or REMB. Not the loss-based bound: random loss of 10 % keeps pushing
+    /// that down (gcc-02 §6 cuts above 10 % and grows only under 2 %), and it fell under half the
+    /// start within a minute on a link with no queue at all, which took the copies away exactly
+    /// where they were needed (62 copies held in a 15 s window, freezes of 275 ms in Chromium).
+    private var congested: Bool {
+        guard let bandwidth else { return false }
+        let diagnostics = bandwidth.diagnostics
+        if diagnostics.usage == .overusing { return true }
+        let measured = [diagnostics.delayBasedBitsPerSecond, diagnostics.rembBitsPerSecond].compactMap { $0 }.min()
+        if bandwidthInformed, let measured, measured < configuration.bandwidth.startBitsPerSecond / 2 { return true }
+        return false
+    }
+
+    private var maximumCopies: Int { configuration.redundantRetransmissions.map(\.copies).max() ?? 1 }
+
+    /// The loss on the way to the viewer: the larger of what its last receiver report said and the
+    /// share of video packets it NACKed over the last second or two.
+    private var viewerLoss: Double { max(statistics.fractionLost, nackedShare.share) }
 
     // MARK: - Timers
 

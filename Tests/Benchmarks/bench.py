@@ -2,7 +2,7 @@
 run.sh, inside a network namespace that holds only `lo`. Each prints a table, compares against the
 goal, and writes JSON under out/bench/.
 
-    python Tests/Benchmarks/bench.py overhead | fanout | footprint | latency | firstframe | peers | shaped | srtp | cpuadapt | all
+    python Tests/Benchmarks/bench.py overhead | fanout | footprint | latency | firstframe | peers | shaped | lossy | srtp | cpuadapt | all
 
 Numbers come from release builds (RTCAM_BIN, RTCAM_BENCH_BIN; default .build/release/). The machine
 is shared and noisy, so the comparisons run side by side in one command and repeat; medians and
@@ -733,6 +733,28 @@ def bench_peers(args) -> dict:
     return result
 
 
+# ---- 10 % loss at 50 ms RTT into Chromium, beside a control without loss (issue 20) ----------------
+
+def bench_lossy(args) -> dict:
+    """Chromium watches rtcam through a user-space delay/loss line (25 ms each way, 10 % of rtcam's
+    datagrams dropped), then through the same line without loss (lossy_bench.py)."""
+    import lossy_bench
+
+    result = lossy_bench.run(args.seconds)
+    command = "bash Tests/Benchmarks/run.sh " + " ".join(sys.argv[1:])
+    table(f"10 % loss, 50 ms RTT (Tests/Interop/loss_relay.py), Chromium watching rtcam's 640x480 25 fps ~1 Mb/s "
+          f"clip; {args.seconds:.0f} s each condition, one session\n$ {command}", lossy_bench.HEADER,
+          lossy_bench.rows_for(result))
+    print("  fps sent: rtcam's framesEncoded; decoded, freezes (Chromium: a gap over max(3 x mean frame time, mean + "
+          "150 ms)), NACKs, lost, RTX: getStats; longest gap: between presented frames (requestVideoFrameCallback); "
+          "refused / redundant / withheld / stale: rtcam's retransmissionsRefused / redundantRetransmissions / "
+          "redundantRetransmissionsWithheld / staleVideoPacketsDropped (its pacer's video that waited over 400 ms); RTT: "
+          "Chromium's STUN mean; relay late: the line's own send time after due time (p99, max; in 'all' the worst slice's)")
+    result["command"] = command
+    write_json("lossy", result)
+    return result
+
+
 # ---- congestion control side by side on a shaped link (issue 24) --------------------------------------
 
 def bench_shaped(args) -> dict:
@@ -1247,7 +1269,7 @@ def only_loopback() -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "shaped", "srtp", "tls",
+    parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "shaped", "lossy", "srtp", "tls",
                                               "talkback", "datachannel", "ecosystem", "soak", "churn", "cpuadapt", "all"])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="overhead/peers: repeat and take medians")
@@ -1275,7 +1297,7 @@ def main() -> int:
     if not only_loopback() and not args.allow_network:
         print("run me inside a network namespace holding only lo: bash Tests/Benchmarks/run.sh", file=sys.stderr)
         return 2
-    needed = (rtcam_binary(),) if args.benchmark == "shaped" else (rtcam_binary(), bench_binary())
+    needed = (rtcam_binary(),) if args.benchmark in ("shaped", "lossy") else (rtcam_binary(), bench_binary())
     for binary in needed:
         if not os.access(binary, os.X_OK):
             print(f"missing {binary}: swift build -c release --static-swift-stdlib", file=sys.stderr)

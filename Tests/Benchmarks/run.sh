@@ -2,7 +2,7 @@
 # Runs the benchmarks (Tests/Benchmarks/bench.py) inside a fresh network namespace that holds only
 # `lo`, with the interop tests' Python venv (aiortc, PyAV) and Debian's python3-gi for GStreamer.
 #
-#   bash Tests/Benchmarks/run.sh [all|overhead|fanout|footprint|latency|firstframe|peers|shaped|srtp|tls|datachannel|ecosystem|soak|churn|cpuadapt] [options]
+#   bash Tests/Benchmarks/run.sh [all|overhead|fanout|footprint|latency|firstframe|peers|shaped|lossy|srtp|tls|datachannel|ecosystem|soak|churn|cpuadapt] [options]
 #
 # RTCAM_BIN / RTCAM_BENCH_BIN pick the binaries (default .build/release/); JSON goes to out/bench/.
 # Needs root (unshare --net). Benchmarks are not tests: nothing here fails on a slow number.

@@ -24,6 +24,12 @@ final class TwoPeerHarness {
     private(set) var cameraEvents: [(MonotonicTime, PeerSessionEvent)] = []
     private(set) var viewerEvents: [(MonotonicTime, ViewerEvent)] = []
     private(set) var sentAccessUnits: [[UInt8]] = []
+    /// When each of `sentAccessUnits` was packetized, and when each of `receivedAccessUnits` came out
+    /// of the viewer's depacketizer.
+    private(set) var sentAccessUnitTimes: [MonotonicTime] = []
+    private(set) var receivedAccessUnitTimes: [MonotonicTime] = []
+    /// Multiplies the size of every non-IDR slice (1: ~0.5 Mb/s of video; 3: ~1.5 Mb/s).
+    var videoFrameScale = 1
     private(set) var receivedAccessUnits: [[UInt8]] = []
     private(set) var receivedAudioFrames = 0
     private var random: SeededRandom
@@ -173,11 +179,15 @@ final class TwoPeerHarness {
     private func sendVideoFrame() {
         let isKeyframe = frameIndex % 60 == 0 || keyframeRequested
         keyframeRequested = false
-        let accessUnit = SyntheticH264.accessUnit(index: frameIndex, keyframe: isKeyframe, random: &random)
+        let accessUnit = SyntheticH264.accessUnit(index: frameIndex, keyframe: isKeyframe, scale: videoFrameScale,
+                                                  random: &random)
         frameIndex += 1
         let packets = fanout.packetizeVideo(accessUnit: accessUnit, isKeyframe: isKeyframe, captureTime: now)
         if camera.state == .connected {
-            if isKeyframe || camera.hasSentKeyframe { sentAccessUnits.append(accessUnit) }
+            if isKeyframe || camera.hasSentKeyframe {
+                sentAccessUnits.append(accessUnit)
+                sentAccessUnitTimes.append(now)
+            }
             sendMedia(packets)
         }
     }
@@ -225,7 +235,9 @@ final class TwoPeerHarness {
             case let .event(event):
                 viewerEvents.append((now, event))
                 switch event {
-                case let .videoAccessUnit(accessUnit, _): receivedAccessUnits.append(accessUnit)
+                case let .videoAccessUnit(accessUnit, _):
+                    receivedAccessUnits.append(accessUnit)
+                    receivedAccessUnitTimes.append(now)
                 case .audioFrame: receivedAudioFrames += 1
                 default: break
                 }
@@ -239,7 +251,7 @@ final class TwoPeerHarness {
 /// Access units shaped like an encoder's: Annex-B, SPS+PPS+IDR on keyframes, sizes from a few
 /// hundred bytes to tens of kilobytes so single NAL, STAP-A and FU-A packets all occur.
 enum SyntheticH264 {
-    static func accessUnit(index: Int, keyframe: Bool, random: inout SeededRandom) -> [UInt8] {
+    static func accessUnit(index: Int, keyframe: Bool, scale: Int = 1, random: inout SeededRandom) -> [UInt8] {
         var au: [UInt8] = []
         func nal(_ header: UInt8, _ size: Int) {
             au += [0, 0, 0, 1, header]
@@ -253,7 +265,7 @@ enum SyntheticH264 {
             nal(0x68, 4)   // PPS
             nal(0x65, 20_000 + Int(random.next() % 20_000))  // IDR slice
         } else {
-            nal(0x41, 200 + Int(random.next() % 4_000))      // non-IDR slice
+            nal(0x41, (200 + Int(random.next() % 4_000)) * scale)      // non-IDR slice
         }
         return au
     }
