@@ -52,12 +52,12 @@ run: release
 
 # Every test: Swift unit and in-process tests, real peers (Chromium, Firefox, aiortc) against the
 # daemon, rtcam on real kernel drivers (vivid, vicodec, snd-aloop) in board/qemu-x86_64's VM, and
-# the .deb installed and run by systemd in that VM; then the arm64 stage (board/arm64/test-arm64.sh
-# --quick): the release aarch64 binary and its .deb built, the .deb installed in a plain Debian 13
-# arm64 root, and the aarch64 daemon streaming to aiortc and Chromium under qemu-user (SRTP on the ARMv8
-# instructions, HTTPS on Debian 13's mbedTLS 3.6). The arm64 roots are made in the background while
-# the amd64 build and unit tests run. The whole Swift suite as aarch64 (20+ minutes under qemu on
-# 2 cores) is `make test-arm64`.
+# the .deb installed and run by systemd in that VM; then the arm64 stage (board/arm64/test-arm64.sh):
+# the release aarch64 binary, its .deb and the optimized aarch64 test bundle built, the .deb installed
+# in a plain Debian 13 arm64 root, the whole Swift suite as aarch64 under qemu-user (two processes),
+# and the aarch64 daemon streaming to aiortc and Chromium under qemu-user (SRTP on the ARMv8
+# instructions, HTTPS on Debian 13's mbedTLS 3.6). The arm64 roots (with the sysroot's ffmpeg for
+# the tests) are made in the background while the amd64 build and unit tests run.
 test: test-deps
 	bash board/arm64/roots-in-background.sh start
 	$(SWIFT) build --build-tests
@@ -71,10 +71,10 @@ test: test-deps
 	$(MAKE) deb
 	bash Tests/check-footprint.sh
 	bash systemd/test-in-vm.sh --deb "$$(ls -t out/rtcam_*_amd64.deb | head -n 1)"
-	bash board/arm64/test-arm64.sh --quick
+	bash board/arm64/test-arm64.sh
 
-# The whole arm64 stage: make arm64 with the test bundle, the .deb, the whole Swift suite as aarch64
-# (both SRTP crypto paths), and the daemon to aiortc and Chromium.
+# make test's arm64 stage alone: make arm64 with the test bundle, the .deb, the whole Swift suite as
+# aarch64 (both SRTP crypto paths), and the daemon to aiortc and Chromium.
 test-arm64: test-deps
 	bash board/arm64/test-arm64.sh
 
