@@ -57,8 +57,9 @@ run: release
 # arm64 root, and the aarch64 daemon streaming to aiortc and Chromium under qemu-user (SRTP on the ARMv8
 # instructions, HTTPS on Debian 13's mbedTLS 3.6). The arm64 roots are made in the background while
 # the amd64 build and unit tests run, and so is the Home Assistant venv of the interop tests
-# (Tests/Interop/homeassistant-venv.sh, in /var/cache/rtcam-homeassistant). The whole Swift suite as aarch64 (20+ minutes under qemu on
-# 2 cores) is `make test-arm64`.
+# (Tests/Interop/homeassistant-venv.sh, in /var/cache/rtcam-homeassistant). The whole Swift suite as
+# aarch64 (its optimized test bundle built, then run under qemu-user in two processes: about 15 minutes
+# more on 2 cores, which would take CI past 30) is `make test-arm64`.
 test: test-deps
 	bash board/arm64/roots-in-background.sh start
 	bash Tests/Interop/homeassistant-venv.sh start
@@ -75,8 +76,8 @@ test: test-deps
 	bash systemd/test-in-vm.sh --deb "$$(ls -t out/rtcam_*_amd64.deb | head -n 1)"
 	bash board/arm64/test-arm64.sh --quick
 
-# The whole arm64 stage: make arm64 with the test bundle, the .deb, the whole Swift suite as aarch64
-# (both SRTP crypto paths), and the daemon to aiortc and Chromium.
+# The whole arm64 stage: make arm64 with the optimized test bundle, the .deb, the whole Swift suite as
+# aarch64 in two processes (both SRTP crypto paths), and the daemon to aiortc and Chromium.
 test-arm64: test-deps
 	bash board/arm64/test-arm64.sh
 

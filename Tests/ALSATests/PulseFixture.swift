@@ -19,8 +19,9 @@ final class TemporaryDirectory {
 
     init() throws {
         var template = Array("/tmp/rtcam-alsa-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw FixtureError(description: "mkdtemp failed: errno \(errno)") }
-        path = String(cString: made)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!).map { String(cString: $0) } }
+        guard let made else { throw FixtureError(description: "mkdtemp failed: errno \(errno)") }
+        path = made
     }
 
     func write(_ name: String, bytes: [UInt8]) throws -> String {

@@ -84,7 +84,9 @@ import V4L2
                      #"{"type":"listControls"}"#]
         let alphabet = Array(#"{}[]":,-.0123456789eE+ \"#.utf8) + [0x00, 0xFF, 0xC3, 0xA9]
         var parsed = 0, refused = 0
-        for iteration in 0..<20_000 {
+        // 20 s under qemu for 20,000; 4,000 there (each seed's mutations 1,333 times).
+        let iterations = emulatedRounds(native: 20_000, emulated: 4_000)
+        for iteration in 0..<iterations {
             var bytes = Array(seeds[iteration % seeds.count].utf8)
             for _ in 0...(random.next() % 6) {
                 let position = Int(random.next() % UInt64(bytes.count + 1))
@@ -102,6 +104,6 @@ import V4L2
                 refused += 1
             }
         }
-        #expect(parsed > 100 && refused > 1000, "\(parsed) parsed, \(refused) refused")
+        #expect(parsed > iterations / 200 && refused > iterations / 20, "\(parsed) parsed, \(refused) refused")
     }
 }

@@ -23,8 +23,10 @@ import Glibc
                 notifySocket = "@" + unique
             } else {
                 var template = Array("/tmp/rtcam-notify-test-XXXXXX".utf8CString)
-                let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-                let directory = try #require(made.map { String(cString: $0) })
+                // The name is read inside the closure: mkdtemp returns a pointer into the array's buffer,
+                // which is valid only there (an optimized build reused it: a crash as aarch64).
+                let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!).map { String(cString: $0) } }
+                let directory = try #require(made)
                 self.directory = directory
                 notifySocket = directory + "/notify"
             }

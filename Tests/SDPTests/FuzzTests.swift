@@ -125,7 +125,8 @@ struct FuzzTests {
     func randomBytes() {
         var random = SeededRandom(seed: 42)
         let header = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
-        for iteration in 0..<1500 {
+        // 14 s under qemu for 1500; 300 still alternate with and without the header.
+        for iteration in 0..<emulatedRounds(native: 1500, emulated: 300) {
             let bytes = random.bytes(Int(random.next() % 300))
             let body = String(decoding: bytes, as: UTF8.self)
             Self.exercise(iteration % 2 == 0 ? body : header + body)

@@ -254,8 +254,9 @@ final class LoopbackNamespace: @unchecked Sendable {
 
     init(turnserver: String) throws {
         var template = Array("/tmp/rtcam-turn-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw TestFailure(description: "mkdtemp failed") }
-        directory = String(cString: made)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!).map { String(cString: $0) } }
+        guard let made else { throw TestFailure(description: "mkdtemp failed") }
+        directory = made
         runOnNewThread { self.setUp(turnserver: turnserver) }
         if let failure {
             stop()

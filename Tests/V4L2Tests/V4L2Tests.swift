@@ -46,7 +46,8 @@ struct V4L2KernelSideTests {
     @Test("devicePaths lists video<N> nodes only, in numeric order")
     func devicePaths() throws {
         var template = Array("/tmp/rtcam-v4l2-XXXXXX".utf8CString)
-        let directory = String(cString: try #require(mkdtemp(&template)))
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!).map { String(cString: $0) } }
+        let directory = try #require(made)
         let names = ["video10", "video2", "video0", "videoX", "media0", "video"]
         for name in names { close(open(directory + "/" + name, O_CREAT | O_WRONLY, 0o644)) }
         defer {

@@ -27,8 +27,9 @@ make_all_roots
 
 build_root=$cache/build-amd64
 scratch=$cache/scratch
-mkdir -p "$scratch"
-mounts=("$repo:/src" "$cache/sysroot-arm64:/sysroot" "$cache/sdk:/sdk" "$scratch:/scratch")
+test_scratch=$cache/scratch-tests
+mkdir -p "$scratch" "$test_scratch"
+mounts=("$repo:/src" "$cache/sysroot-arm64:/sysroot" "$cache/sdk:/sdk" "$scratch:/scratch" "$test_scratch:/scratch-tests")
 for dir in $(git_mirror_dirs); do mounts+=("$dir:$dir"); done
 trap 'unmount_all_under "$build_root"' EXIT
 chroot_mount "$build_root" "${mounts[@]}"
@@ -53,10 +54,14 @@ binary=$repo/out/arm64/rtcam
 cp "$scratch/$triple/release/rtcam" "$binary"
 
 if [ "$build_tests" = yes ]; then
+    # The test bundle is optimized (-c release): under qemu-user, debug Swift runs the suite several
+    # times slower. @testable imports need -enable-testing. Its own scratch directory: the same
+    # release directory with other flags would rebuild the shipped binary's modules every time.
     # Debian's swiftlang 6.2.3 ships the _Testing_Foundation overlay's module but not its library;
     # SwiftPM's generated test runner imports Testing and Foundation, which would pull it in.
-    timed "swift build --build-tests (aarch64)" \
-        cross_build "${swift_build[*]} --build-tests -Xswiftc -Xfrontend -Xswiftc -disable-cross-import-overlays"
+    timed "swift build -c release --build-tests (aarch64)" \
+        cross_build "swift build --swift-sdks-path /sdk --swift-sdk rtcam-arm64 --scratch-path /scratch-tests" \
+            "-c release --build-tests -Xswiftc -enable-testing -Xswiftc -Xfrontend -Xswiftc -disable-cross-import-overlays"
 fi
 unmount_all_under "$build_root"
 trap - EXIT

@@ -17,9 +17,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # runtime the Swift runtime needs; dpkg-dev for dpkg-shlibdeps (the .deb's Depends).
 sysroot_packages=(libc6-dev libstdc++-14-dev linux-libc-dev libmbedtls-dev libsrtp2-dev libx264-dev
                   libopus-dev libspeexdsp-dev libasound2-dev libv4l-dev libturbojpeg0-dev dpkg-dev)
-# The sysroot is also where test-arm64.sh (not --quick) runs the aarch64 Swift tests: ffmpeg
-# (ffprobe) for the tests that decode the H.264 they encode, as on amd64. Added only then: its
-# hundred-odd dependencies take about ten minutes of dpkg under qemu.
+# The sysroot is also where test-arm64.sh runs the aarch64 Swift tests: ffmpeg (ffprobe) for the
+# tests that decode the H.264 they encode, as on amd64. Its hundred-odd dependencies take about ten
+# minutes of dpkg under qemu on a fresh machine: make test has them added with the roots, in the
+# background (roots-in-background.sh), while the amd64 build and tests run.
 sysroot_test_packages=(ffmpeg)
 
 make_build_root() {
@@ -190,6 +191,7 @@ make_all_roots_locked() {
     [ -e "$cache/base-arm64/.rtcam-complete" ] || fail "debootstrap arm64 failed (log: $cache/logs/debootstrap-arm64.log)"
     timed "apt lists of the plain arm64 root" update_base_lists
     timed "sysroot (arm64)" make_sysroot
+    timed "sysroot test packages (${sysroot_test_packages[*]})" add_missing_sysroot_packages "$cache/sysroot-arm64" "${sysroot_test_packages[@]}"
     make_sdk
 }
 

@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # `make test` starts the arm64 roots (make-roots.sh: two Debian 13 debootstraps, unstable's
-# swiftlang, the sysroot; about 10 minutes on a fresh machine, nothing when they are cached) while
-# the amd64 build and unit tests run, and waits for them before the timing-sensitive interop tests.
+# swiftlang, the sysroot with ffmpeg for the aarch64 tests; about 15 minutes on a fresh machine,
+# nothing when they are cached) while the amd64 build and unit tests run, and waits for them before
+# the timing-sensitive interop tests.
 #
 #   bash board/arm64/roots-in-background.sh start|wait
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/make-roots.sh"   # common.sh, and the sysroot package lists
 
 state=$cache/logs/roots-in-background
+sysroot_has_packages() {
+    local package
+    for package in "$@"; do
+        dpkg-query --admindir="$cache/sysroot-arm64/var/lib/dpkg" -W -f='${Status}\n' "$package" 2>/dev/null |
+            grep -q '^install ok installed' || return 1
+    done
+}
 mkdir -p "$cache/logs"
 case ${1:-} in
     start)
-        if [ -e "$cache/sysroot-arm64/.rtcam-sysroot-$swift_version" ] && [ -e "$cache/build-amd64/.rtcam-swiftlang-$swift_version" ]; then
+        if [ -e "$cache/sysroot-arm64/.rtcam-sysroot-$swift_version" ] && [ -e "$cache/build-amd64/.rtcam-swiftlang-$swift_version" ] &&
+            sysroot_has_packages "${sysroot_test_packages[@]}"; then
             echo "arm64 roots: cached in $cache" >&2
             rm -f "$state.pid" "$state.status"
             exit 0

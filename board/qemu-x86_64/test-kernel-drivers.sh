@@ -7,9 +7,9 @@
 #   board/qemu-x86_64/test-kernel-drivers.sh [PATH/TO/Foo.xctest]
 #   board/qemu-aarch64/test-kernel-drivers.sh [PATH/TO/Foo.xctest]    (RTCAM_VM_ARCH=arm64)
 #
-# The debug test bundle must be built already: amd64 `swift build --build-tests` (default
+# The test bundle must be built already: amd64 `swift build --build-tests` (default, debug:
 # .build/debug/rtcamPackageTests.xctest at the repo root); arm64 `board/arm64/build-arm64.sh --tests`
-# (default $RTCAM_CACHE/scratch/aarch64-unknown-linux-gnu/debug/rtcamPackageTests.xctest, run with
+# (default, optimized: $RTCAM_CACHE/scratch-tests/aarch64-unknown-linux-gnu/release/rtcamPackageTests.xctest, run with
 # the aarch64 Swift runtime of board/arm64's sysroot). Host packages come from
 # install-host-packages.sh (idempotent). RTCAM_VM_TIMEOUT overrides the VM's time limit (280 s;
 # arm64 600 s).
@@ -25,7 +25,7 @@ if [ "$arch" = amd64 ]; then
   board=qemu-x86_64
   timeout_s=${RTCAM_VM_TIMEOUT:-280}
 else
-  bundle=${1:-${RTCAM_CACHE:-/var/cache/rtcam-arm64}/scratch/aarch64-unknown-linux-gnu/debug/rtcamPackageTests.xctest}
+  bundle=${1:-${RTCAM_CACHE:-/var/cache/rtcam-arm64}/scratch-tests/aarch64-unknown-linux-gnu/release/rtcamPackageTests.xctest}
   board=qemu-aarch64
   timeout_s=${RTCAM_VM_TIMEOUT:-600}
   # Debian's swiftlang puts the shared runtime (libswiftCore, libTesting ...) outside the loader's path.
