@@ -78,3 +78,42 @@ def play_viewer_page(page, url: str, read_status, seconds: float = 4.0, timeout:
     status = read_status()
     fps = (last["framesDecoded"] - first["framesDecoded"]) / ((last["updatedAt"] - first["updatedAt"]) / 1000)
     return {"first_frame_s": first_frame, "fps": fps, "last": last, "status": status}
+
+
+def window_figures(first: dict, last: dict, presented_times: list) -> dict:
+    """What Chromium saw between two samples of its inbound video stats (`framesDecoded`,
+    `freezeCount`, `totalFreezesDuration`, NACK/PLI/loss/RTX counters, the jitter buffer, the
+    candidate pair's `totalRoundTripTime`/`responsesReceived`, plus the page's own `now` in ms and
+    `presented` frame count), and the gaps between the presented frames' times (ms): the figures
+    the loss tests judge, in the VM's fault viewer and on the host's relay line alike."""
+    elapsed = (last["now"] - first["now"]) / 1000
+    gaps = sorted((later - earlier for earlier, later in zip(presented_times, presented_times[1:])), reverse=True)
+
+    def delta(key):
+        return (last.get(key) or 0) - (first.get(key) or 0)
+
+    responses = delta("responsesReceived")
+    freezes = delta("freezeCount")
+    return {
+        "seconds": round(elapsed, 2),
+        "fpsDecoded": round(delta("framesDecoded") / elapsed, 2),
+        "fpsPresented": round(delta("presented") / elapsed, 2),
+        "freezeCount": freezes,
+        "totalFreezesSeconds": round(delta("totalFreezesDuration"), 3),
+        "meanFreezeMs": round(1000 * delta("totalFreezesDuration") / freezes, 1) if freezes else None,
+        "longestFrameGapMs": round(gaps[0], 1) if gaps else None,
+        "frameGapsOver200Ms": sum(1 for gap in gaps if gap > 200),
+        "frameGapsOver150Ms": sum(1 for gap in gaps if gap > 150),
+        "frameGapsOver100Ms": sum(1 for gap in gaps if gap > 100),
+        "nackCount": delta("nackCount"),
+        "pliCount": delta("pliCount"),
+        "packetsReceived": delta("packetsReceived"),
+        "packetsLost": delta("packetsLost"),
+        "retransmittedPacketsReceived": delta("retransmittedPacketsReceived"),
+        "framesDropped": delta("framesDropped"),
+        "keyFramesDecoded": delta("keyFramesDecoded"),
+        "jitterBufferMs": round(1000 * delta("jitterBufferDelay") / max(1, delta("jitterBufferEmittedCount")), 1),
+        "meanRttMs": round(1000 * delta("totalRoundTripTime") / responses, 1) if responses else None,
+        "size": [last.get("frameWidth"), last.get("frameHeight")],
+        "state": last.get("state"),
+    }

@@ -19,6 +19,8 @@ import os
 import subprocess
 from typing import Optional
 
+from chromium_whep import window_figures
+
 # Where the page keeps its peer connection and the presented frames: window.lossy.
 PLAYER = """
 (async () => {
@@ -127,49 +129,23 @@ def summarize(page, first: dict, last: dict, relay: Optional[dict] = None) -> di
     """One window between two samples: fps decoded and presented against what rtcam sent, Chromium's
     freezes, the longest gap between presented frames, NACKs, losses, RTX, and rtcam's counters."""
     a, b = first["chromium"], last["chromium"]
-    elapsed = (b["now"] - a["now"]) / 1000
     start = max(0, a["presented"] - 1)
     times = page.evaluate(f"window.lossy.presented.slice({start}, {b['presented']})")
     timestamps = page.evaluate(f"window.lossy.rtpTimestamps.slice({start}, {b['presented']})")
-    gaps = sorted((later - earlier for earlier, later in zip(times, times[1:])), reverse=True)
     # The frames after the longest gaps (RTP timestamps: a relay trace shows what became of their packets).
     long_gaps = sorted(((later - earlier, index + 1) for index, (earlier, later) in enumerate(zip(times, times[1:]))
                         if later - earlier > 150), reverse=True)[:10]
-
-    def delta(key):
-        return (b.get(key) or 0) - (a.get(key) or 0)
 
     def viewer(status):
         return next(iter(status.get("viewers") or []), {})
 
     before, after = viewer(first["status"]), viewer(last["status"])
+    figures = window_figures(a, b, times)
     frames_sent = (last["status"].get("framesEncoded") or 0) - (first["status"].get("framesEncoded") or 0)
-    responses = delta("responsesReceived")
-    freezes = delta("freezeCount")
-    return {
-        "seconds": round(elapsed, 2),
-        "fpsSent": round(frames_sent / elapsed, 2),
-        "fpsDecoded": round(delta("framesDecoded") / elapsed, 2),
-        "fpsPresented": round(delta("presented") / elapsed, 2),
-        "freezeCount": freezes,
-        "totalFreezesSeconds": round(delta("totalFreezesDuration"), 3),
-        "meanFreezeMs": round(1000 * delta("totalFreezesDuration") / freezes, 1) if freezes else None,
-        "longestFrameGapMs": round(gaps[0], 1) if gaps else None,
-        "frameGapsOver200Ms": sum(1 for gap in gaps if gap > 200),
-        "frameGapsOver150Ms": sum(1 for gap in gaps if gap > 150),
+    return figures | {
+        "fpsSent": round(frames_sent / figures["seconds"], 2),
         "longGaps": [{"ms": round(gap, 1), "atMs": round(times[index], 1), "rtpTimestamp": timestamps[index],
                       "previousRtpTimestamp": timestamps[index - 1]} for gap, index in long_gaps],
-        "nackCount": delta("nackCount"),
-        "pliCount": delta("pliCount"),
-        "packetsReceived": delta("packetsReceived"),
-        "packetsLost": delta("packetsLost"),
-        "retransmittedPacketsReceived": delta("retransmittedPacketsReceived"),
-        "framesDropped": delta("framesDropped"),
-        "keyFramesDecoded": delta("keyFramesDecoded"),
-        "jitterBufferMs": round(1000 * delta("jitterBufferDelay") / max(1, delta("jitterBufferEmittedCount")), 1),
-        "meanRttMs": round(1000 * delta("totalRoundTripTime") / responses, 1) if responses else None,
-        "size": [b.get("frameWidth"), b.get("frameHeight")],
-        "state": b.get("state"),
         "chromiumRemote": b.get("remoteAddress"),
         "rtcam": {key: (after.get(key) or 0) - (before.get(key) or 0) for key in VIEWER_COUNTERS}
         | {"rttMs": after.get("rttMs"), "icePair": after.get("icePair")},

@@ -332,42 +332,16 @@ def lossy(args) -> dict:
 
 def summarize(first: dict, last: dict, times: list, before_status: dict, after_status: dict) -> dict:
     """One window: Chromium's getStats differences, gaps between presented frames, the daemon's counts."""
-    elapsed = (last["now"] - first["now"]) / 1000
-    gaps = sorted((b - a for a, b in zip(times, times[1:])), reverse=True)
-
-    def delta(key):
-        return (last.get(key) or 0) - (first.get(key) or 0)
+    from chromium_whep import window_figures
 
     def viewer(status):
         return next(iter(status.get("viewers") or []), {})
 
-    responses = delta("responsesReceived")
     counts = ("retransmittedPackets", "retransmissionsRefused", "redundantRetransmissions", "retransmissionsInFlight",
               "keyframeRequests", "packetsSent")
     daemon = {key: viewer(after_status).get(key, 0) - viewer(before_status).get(key, 0) for key in counts}
     daemon["rttMs"] = viewer(after_status).get("rttMs")
-    return {
-        "seconds": round(elapsed, 2),
-        "fpsDecoded": round(delta("framesDecoded") / elapsed, 2),
-        "fpsPresented": round(delta("presented") / elapsed, 2),
-        "freezeCount": delta("freezeCount"),
-        "totalFreezesSeconds": round(delta("totalFreezesDuration"), 3),
-        "longestFrameGapMs": round(gaps[0], 1) if gaps else None,
-        "frameGapsOver200Ms": sum(1 for g in gaps if g > 200),
-        "frameGapsOver100Ms": sum(1 for g in gaps if g > 100),
-        "nackCount": delta("nackCount"),
-        "pliCount": delta("pliCount"),
-        "packetsReceived": delta("packetsReceived"),
-        "packetsLost": delta("packetsLost"),
-        "retransmittedPacketsReceived": delta("retransmittedPacketsReceived"),
-        "framesDropped": delta("framesDropped"),
-        "keyFramesDecoded": delta("keyFramesDecoded"),
-        "jitterBufferMs": round(1000 * delta("jitterBufferDelay") / max(1, delta("jitterBufferEmittedCount")), 1),
-        "meanRttMs": round(1000 * delta("totalRoundTripTime") / responses, 1) if responses else None,
-        "size": [last.get("frameWidth"), last.get("frameHeight")],
-        "state": last.get("state"),
-        "daemon": daemon,
-    }
+    return window_figures(first, last, times) | {"daemon": daemon}
 
 
 def main() -> int:
