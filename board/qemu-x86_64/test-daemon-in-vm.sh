@@ -140,27 +140,24 @@ node_named() {
   done
   return 1
 }
-if [ "$mode" = passthrough ]; then
-  modprobe v4l2loopback exclusive_caps=1 card_label=rtcam-h264-camera max_buffers=4 || exit 3
-  camera=$(node_named rtcam-h264-camera) || { echo "guest: no v4l2loopback node"; exit 3; }
-  # In MPEG-TS (Annex-B inside, and seekable: FFmpeg cannot loop a raw .h264 file, EPERM).
-  ffmpeg -nostdin -v error -re -stream_loop -1 -i camera.ts -c:v copy -f v4l2 "$camera" > ffmpeg.log 2>&1 &
-  # With exclusive_caps=1 the node turns into a capture device once the writer streams.
+# A USB camera that sends compressed video: v4l2loopback fed by FFmpeg copying FILE's stream (TS or
+# MKV: FFmpeg cannot loop a raw elementary stream, EPERM). With exclusive_caps=1 the node turns into a
+# capture device once the writer streams, showing FOURCC in its format.
+loopback_camera() {  # LABEL FILE FOURCC
+  modprobe v4l2loopback exclusive_caps=1 card_label="$1" max_buffers=4 || exit 3
+  camera=$(node_named "$1") || { echo "guest: no v4l2loopback node"; exit 3; }
+  ffmpeg -nostdin -v error -re -stream_loop -1 -i "$2" -c:v copy -f v4l2 "$camera" > ffmpeg.log 2>&1 &
   for i in $(seq 150); do
-    grep -q H264 "/sys/class/video4linux/${camera#/dev/}/format" 2>/dev/null && break
+    grep -q "$3" "/sys/class/video4linux/${camera#/dev/}/format" 2>/dev/null && break
     sleep 0.2
   done
   echo "guest: $camera delivers $(cat "/sys/class/video4linux/${camera#/dev/}/format" 2>/dev/null)"
+}
+if [ "$mode" = passthrough ]; then
+  loopback_camera rtcam-h264-camera camera.ts H264   # Annex-B inside MPEG-TS
   encoder=passthrough
 elif [ "$mode" = mjpeg ]; then
-  modprobe v4l2loopback exclusive_caps=1 card_label=rtcam-mjpeg-camera max_buffers=4 || exit 3
-  camera=$(node_named rtcam-mjpeg-camera) || { echo "guest: no v4l2loopback node"; exit 3; }
-  ffmpeg -nostdin -v error -re -stream_loop -1 -i camera.mkv -c:v copy -f v4l2 "$camera" > ffmpeg.log 2>&1 &
-  for i in $(seq 150); do
-    grep -q MJPG "/sys/class/video4linux/${camera#/dev/}/format" 2>/dev/null && break
-    sleep 0.2
-  done
-  echo "guest: $camera delivers $(cat "/sys/class/video4linux/${camera#/dev/}/format" 2>/dev/null)"
+  loopback_camera rtcam-mjpeg-camera camera.mkv MJPG
   encoder=auto
 else
   camera=$(node_named vivid-000-vid-cap) || { echo "guest: no vivid capture node"; exit 3; }
