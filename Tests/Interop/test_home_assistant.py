@@ -105,6 +105,22 @@ def hls_segments(home: HomeAssistant, playlist_url: str, count: int, timeout: fl
         time.sleep(0.5)
 
 
+def camera_of_entry(home: HomeAssistant, entry: dict) -> str:
+    """The one camera entity a finished config flow made."""
+    assert entry["type"] == "create_entry", entry
+    entities = home.entities_of_entry(entry["result"]["entry_id"])
+    assert len(entities) == 1, entities
+    return entities[0]
+
+
+def still_of(home: HomeAssistant, camera: str) -> tuple[dict, bytes]:
+    """The still Home Assistant shows for `camera` (/api/camera_proxy): rtcam's JPEG at SIZE."""
+    status, headers, still = home.request("GET", f"/api/camera_proxy/{camera}")
+    assert status == 200, still[:300]
+    assert jpeg_size(still) == SIZE
+    return headers, still
+
+
 def test_generic_camera_recipe_still_and_hls_stream(rtcam_factory, home_assistant, request, tmp_path):
     """README: Generic Camera, Still image URL /snapshot.jpg?token=…, Stream source
     rtsp://rtcam:<token>@…:8554/, RTSP transport TCP."""
@@ -134,17 +150,11 @@ def test_generic_camera_recipe_still_and_hls_stream(rtcam_factory, home_assistan
     # The preview the dialog shows before the person confirms.
     status, headers, preview = home.request("GET", f"/api/generic/preview_flow_image/{form['flow_id']}")
     assert status == 200 and jpeg_size(preview) == SIZE, (status, preview[:200])
-    entry = home.flow_step(form["flow_id"], {"confirmed_ok": True})
-    assert entry["type"] == "create_entry", entry
-    entities = home.entities_of_entry(entry["result"]["entry_id"])
-    assert len(entities) == 1, entities
-    camera = entities[0]
+    camera = camera_of_entry(home, home.flow_step(form["flow_id"], {"confirmed_ok": True}))
 
     # The still Home Assistant shows: rtcam's JPEG through /api/camera_proxy.
-    status, headers, still = home.request("GET", f"/api/camera_proxy/{camera}")
-    assert status == 200, still[:300]
+    headers, _ = still_of(home, camera)
     assert headers["Content-Type"] == "image/jpeg"
-    assert jpeg_size(still) == SIZE
 
     # The stream Home Assistant shows: its HLS (the frontend asks camera/stream over the websocket).
     with home.websocket() as socket_api:
@@ -205,14 +215,8 @@ def test_mjpeg_integration_on_stream_mjpg(rtcam_factory, home_assistant, request
     entry = home.flow_step(form["flow_id"], {"name": "rtcam mjpeg",
                                              "mjpeg_url": f"http://{HOST}:{daemon.http_port}/stream.mjpg?token={token}",
                                              "password": "", "verify_ssl": True})
-    assert entry["type"] == "create_entry", entry
-    entities = home.entities_of_entry(entry["result"]["entry_id"])
-    assert len(entities) == 1, entities
-    camera = entities[0]
-
-    status, headers, still = home.request("GET", f"/api/camera_proxy/{camera}")
-    assert status == 200, still[:300]
-    assert jpeg_size(still) == SIZE
+    camera = camera_of_entry(home, entry)
+    still_of(home, camera)
 
     # The stream as the frontend shows it, read for 3 s: Home Assistant passes rtcam's multipart
     # through (its boundary, each part's Content-Length), at rtcam's default 10 parts a second.
