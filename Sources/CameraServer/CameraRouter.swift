@@ -221,7 +221,8 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         } catch {
             return loop.makeSucceededFuture(.json(.badRequest, errorJSON("\(error)")))
         }
-        let address = remote.flatMap(TransportAddress.init)?.ip.description ?? "unknown"   // v4-mapped as IPv4
+        // Failed logins are counted per host: IPv4 as itself (v4-mapped too), IPv6 by its /64.
+        let address = remote.flatMap(TransportAddress.init)?.ip.hostLimitKey.description ?? "unknown"
         let access = access
         // A request that already has a session is never throttled: the owner cannot be locked out.
         let authenticated = isAuthenticated(request)

@@ -14,7 +14,8 @@ struct HTTPLimits: Sendable, Equatable {
     var maximumHeaderBytes = 16 * 1024
     /// Connections open at once, both listeners together (the unit's LimitNOFILE is 4096).
     var maximumConnections = 512
-    /// Connections one IP address may hold (a browser opens about 6 per origin).
+    /// Connections one host may hold (an IPv4 address, an IPv6 /64: `hostLimitKey`; a browser opens
+    /// about 6 per origin).
     var maximumConnectionsPerAddress = 32
     /// The last connections under `maximumConnections` go only to an address that holds fewer than
     /// `reservedForAddressesBelow`: many hosts together cannot keep a new viewer out either.
@@ -44,6 +45,7 @@ struct ConnectionAdmission: Equatable {
 
     /// Whether a connection from `address` may open; if so it is counted (give it back with `closed`).
     mutating func open(from address: TransportAddress.IP?) -> Decision {
+        let address = address?.hostLimitKey
         let held = byAddress[address, default: 0]
         if held >= limits.maximumConnectionsPerAddress { return .tooManyFromAddress }
         if total >= limits.maximumConnections { return .full }
@@ -56,6 +58,7 @@ struct ConnectionAdmission: Equatable {
     }
 
     mutating func closed(from address: TransportAddress.IP?) {
+        let address = address?.hostLimitKey
         guard let held = byAddress[address] else { return }
         total -= 1
         byAddress[address] = held > 1 ? held - 1 : nil

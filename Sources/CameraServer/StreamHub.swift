@@ -324,7 +324,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                 connected += 1
             } else {
                 pending += 1
-                if client != nil, viewer.client == client { pendingFromClient += 1 }
+                if let client, viewer.client?.hostLimitKey == client.hostLimitKey { pendingFromClient += 1 }
             }
         }
         switch admission.decide(connected: connected, pending: pending, pendingFromAddress: client == nil ? nil : pendingFromClient,

@@ -88,6 +88,19 @@ extension TransportAddress.IP: CustomStringConvertible {
         return .v4(bytes[12], bytes[13], bytes[14], bytes[15])
     }
 
+    /// What one host can hold of the address space, for limits that count per host: an IPv4 address
+    /// itself (v4-mapped IPv6 as IPv4), an IPv6 address's /64. A single IPv6 host forms as many
+    /// addresses in its /64 as it likes (RFC 8981 temporary addresses, RFC 7217), so a cap per
+    /// IPv6 address would be a cap on nothing.
+    public var hostLimitKey: TransportAddress.IP {
+        switch unmappingIPv4 {
+        case let .v6(bytes) where bytes.count == 16:
+            return .v6(Array(bytes[0 ..< 8]) + [UInt8](repeating: 0, count: 8))
+        case let other:
+            return other
+        }
+    }
+
     /// fe80::/10: usable only with an interface scope, which one unscoped socket cannot give.
     public var isIPv6LinkLocal: Bool {
         guard case let .v6(bytes) = self, bytes.count == 16 else { return false }

@@ -34,6 +34,26 @@ import Glibc
         admission.closed(from: .v4(203, 0, 113, 1))  // never opened: nothing changes
         #expect(admission.total == 10)
     }
+
+    @Test("an IPv6 host is its /64: new addresses in the same /64 share one cap, another /64 has its own")
+    func ipv6HostsAreTheirSlash64() throws {
+        var limits = HTTPLimits()
+        limits.maximumConnectionsPerAddress = 3
+        var admission = ConnectionAdmission(limits: limits)
+        let sameHost = try (1...4).map { try #require(TransportAddress.IP(parsing: "2001:db8:1:2:aaaa:bbbb:cccc:\($0)")) }
+        for address in sameHost.prefix(3) { #expect(admission.open(from: address) == .admit) }
+        #expect(admission.open(from: sameHost[3]) == .tooManyFromAddress, "a fourth address of the same /64")
+        let neighbour = try #require(TransportAddress.IP(parsing: "2001:db8:1:3::1"))
+        #expect(admission.open(from: neighbour) == .admit, "the next /64 is another host")
+        admission.closed(from: sameHost[3])   // closing under any of its addresses gives the host's back
+        #expect(admission.open(from: sameHost[0]) == .admit)
+        // IPv4 through the dual-stack socket (v4-mapped) is the IPv4 address, not a /64 of ::ffff:0:0/96.
+        let mapped = try #require(TransportAddress.IP(parsing: "::ffff:192.0.2.1"))
+        let other = try #require(TransportAddress.IP(parsing: "::ffff:192.0.2.2"))
+        for _ in 0..<3 { #expect(admission.open(from: mapped) == .admit) }
+        #expect(admission.open(from: .v4(192, 0, 2, 1)) == .tooManyFromAddress)
+        #expect(admission.open(from: other) == .admit)
+    }
 }
 
 /// The guard on real sockets (loopback), with short timeouts: slow requests and idle connections are

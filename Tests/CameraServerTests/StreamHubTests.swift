@@ -96,6 +96,25 @@ final class RecordingEncoderControl: EncoderControl, Sendable {
         #expect(fixture.hub.sessionExists(id: viewer))
     }
 
+    @Test("offers from many addresses of one IPv6 /64 count as one host's; another /64 still gets in")
+    func pendingPerIPv6Host() throws {
+        let fixture = Fixture(maximumViewers: 1)
+        var refused = 0
+        for index in 0..<6 {
+            do {
+                let address = try #require(TransportAddress.IP(parsing: "2001:db8:0:66::\(index + 1)"))
+                _ = try fixture.hub.createSession(offer: Self.offer(ufrag: "six\(index)"), from: address)
+            } catch let error as WHEPError {
+                #expect(error == .tooManyPending(limit: 2))
+                refused += 1
+            }
+        }
+        #expect(refused == 4 && fixture.hub.viewerCount == 2)
+        let neighbour = try #require(TransportAddress.IP(parsing: "2001:db8:0:67::1"))
+        let (viewer, _) = try fixture.hub.createSession(offer: Self.offer(ufrag: "good"), from: neighbour)
+        #expect(fixture.hub.sessionExists(id: viewer))
+    }
+
     @Test("PATCH: trickle is acknowledged; an ICE restart gives new credentials and a new ETag; If-Match is checked")
     func patch() throws {
         let fixture = Fixture()
