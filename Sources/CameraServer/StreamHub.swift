@@ -168,7 +168,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private var packetizer: MediaPacketizer
     private(set) var viewers: [String: Viewer] = [:]
     private var viewerIDByUfrag: [String: String] = [:]
-    private var viewerIDByAddress: [TransportAddress: String] = [:]
+    /// Which session each verified path (remote address, straight or via the relay) belongs to.
+    private var viewerIDByPath: [TransportPath: String] = [:]
     /// Full ICE: the sessions' checks out, so that their responses find them.
     private var outstandingChecks = OutstandingChecks()
     /// `--stun`: asks the servers for the media socket's public address, offered in new answers.
@@ -212,8 +213,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         var credential: ViewerCredential
         /// The IP the WHEP POST came from (nil: an in-process caller).
         var client: TransportAddress.IP?
-        /// The addresses the session verified (bounded by the session), mapped to it in viewerIDByAddress.
-        var addresses: Set<TransportAddress> = []
+        /// The paths the session verified (bounded by the session), mapped to it in viewerIDByPath.
+        var paths: Set<TransportPath> = []
     }
 
     /// The SRTP crypto the daemon chose, installed when the first viewer comes: installing runs
@@ -450,37 +451,47 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     func receive(_ datagram: [UInt8], from address: TransportAddress) {
         lock.withLock {
-            // A Binding request names its session by our ufrag; its source address is taken for the
-            // session only once the session's ICE agent found the check valid (.addressVerified), so a
-            // spoofed request cannot reroute a viewer's DTLS and RTCP. Everything else goes by address.
-            let id: String?
-            // A Binding response (to a full agent's check) names it by its transaction ID.
-            let isSTUN = DatagramKind(classifying: datagram) == .stun
-            if isSTUN, var client = stunClient, client.isResponse(datagram) {
-                let actions = client.receive(datagram, from: address, now: MonotonicClock.now())
-                stunClient = client
-                performSTUN(actions)
-                armServiceTimer()
-                return
-            }
-            if !isSTUN, var resolver = multicastDNS, resolver.isResponse(datagram, from: address) {
-                let actions = resolver.receive(datagram, from: address)
-                multicastDNS = resolver
-                performMulticastDNS(actions)
-                armServiceTimer()
-                return
-            }
-            if isSTUN, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
-                id = viewerIDByUfrag[ufrag]
-            } else if isSTUN, let session = outstandingChecks.session(answeredBy: datagram) {
-                id = session
-            } else {
-                id = viewerIDByAddress[address]
-            }
-            guard let id, let viewer = viewers[id] else { return }
-            viewer.session.handle(.receive(datagram, from: address, now: MonotonicClock.now()), media: packetizer)
-            takeOutputs(of: id)
+            receiveLocked(datagram, from: address)
         }
+    }
+
+    private func receiveLocked(_ datagram: [UInt8], from address: TransportAddress) {
+        let isSTUN = DatagramKind(classifying: datagram) == .stun
+        if isSTUN, var client = stunClient, client.isResponse(datagram) {
+            let actions = client.receive(datagram, from: address, now: MonotonicClock.now())
+            stunClient = client
+            performSTUN(actions)
+            armServiceTimer()
+            return
+        }
+        if !isSTUN, var resolver = multicastDNS, resolver.isResponse(datagram, from: address) {
+            let actions = resolver.receive(datagram, from: address)
+            multicastDNS = resolver
+            performMulticastDNS(actions)
+            armServiceTimer()
+            return
+        }
+        demultiplex(datagram, on: .host(address))
+    }
+
+    /// A peer's datagram, straight to the socket or unwrapped from the relay, to its session.
+    private func demultiplex(_ datagram: [UInt8], on path: TransportPath) {
+        // A Binding request names its session by our ufrag; its path is taken for the session only
+        // once the session's ICE agent found the check valid (.addressVerified), so a spoofed request
+        // cannot reroute a viewer's DTLS and RTCP. A Binding response (to a full agent's check) names
+        // it by its transaction ID. Everything else goes by path.
+        let isSTUN = DatagramKind(classifying: datagram) == .stun
+        let id: String?
+        if isSTUN, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
+            id = viewerIDByUfrag[ufrag]
+        } else if isSTUN, let session = outstandingChecks.session(answeredBy: datagram) {
+            id = session
+        } else {
+            id = viewerIDByPath[path]
+        }
+        guard let id, let viewer = viewers[id] else { return }
+        viewer.session.handle(.receive(datagram, on: path, now: MonotonicClock.now()), media: packetizer)
+        takeOutputs(of: id)
     }
 
     // MARK: - Server-reflexive address (--stun)
@@ -617,8 +628,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         let now = MonotonicClock.now()
         for viewer in viewers.values where viewer.session.state == .connected {
             mediaBatch.removeAll()
-            guard let address = viewer.session.protectMedia(packets, now: now, into: &mediaBatch) else { continue }
-            if !mediaBatch.isEmpty { socket.send(mediaBatch, to: address) }
+            guard let path = viewer.session.protectMedia(packets, now: now, into: &mediaBatch) else { continue }
+            if !mediaBatch.isEmpty { send(mediaBatch, on: path, through: socket) }
             // What the pacer holds back leaves at the session's next deadline.
             if let arm = timers.setDeadline(viewer.session.nextDeadline, of: viewer.id) { armTimer(for: arm) }
         }
@@ -655,17 +666,17 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         var index = 0
         while index < outputs.count {
             switch outputs[index] {
-            case let .transmit(bytes, to):
+            case let .transmit(bytes, path):
                 controlBatch.removeAll()
                 controlBatch.append(bytes)
                 outstandingChecks.recordRequest(bytes, of: id)
                 index += 1
-                while index < outputs.count, case let .transmit(next, nextTo) = outputs[index], nextTo == to {
+                while index < outputs.count, case let .transmit(next, nextPath) = outputs[index], nextPath == path {
                     controlBatch.append(next)
                     outstandingChecks.recordRequest(next, of: id)
                     index += 1
                 }
-                socket?.send(controlBatch, to: to)
+                if let socket { send(controlBatch, on: path, through: socket) }
             case let .event(event):
                 handle(event, of: id)
                 index += 1
@@ -682,18 +693,18 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     private func handle(_ event: PeerSessionEvent, of id: String) {
         switch event {
-        case let .iceSelected(address):
-            logger.debug("viewer \(id): ICE selected \(address)")
-        case let .addressVerified(address):
+        case let .iceSelected(path):
+            logger.debug("viewer \(id): ICE selected \(path)")
+        case let .addressVerified(path):
             // A session removed by an earlier event of the same batch maps nothing any more.
             guard viewers[id] != nil else { break }
-            // Another session's address before (a NAT reusing a port): it is this one's now.
-            if let previous = viewerIDByAddress[address], previous != id { viewers[previous]?.addresses.remove(address) }
-            viewerIDByAddress[address] = id
-            viewers[id]?.addresses.insert(address)
-        case let .addressForgotten(address):
-            if viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
-            viewers[id]?.addresses.remove(address)
+            // Another session's path before (a NAT reusing a port): it is this one's now.
+            if let previous = viewerIDByPath[path], previous != id { viewers[previous]?.paths.remove(path) }
+            viewerIDByPath[path] = id
+            viewers[id]?.paths.insert(path)
+        case let .addressForgotten(path):
+            if viewerIDByPath[path] == id { viewerIDByPath[path] = nil }
+            viewers[id]?.paths.remove(path)
         case let .connected(profile):
             let others = viewers.values.filter { $0.id != id && $0.session.state == .connected }.count
             guard admission.keepsConnected(connectedOthers: others) else {
@@ -726,8 +737,18 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private func sendPacedMedia(of session: PeerSession, now: MonotonicTime) {
         guard let socket, session.state == .connected else { return }
         mediaBatch.removeAll()
-        guard let address = session.protectDueMedia(now: now, into: &mediaBatch), !mediaBatch.isEmpty else { return }
-        socket.send(mediaBatch, to: address)
+        guard let path = session.protectDueMedia(now: now, into: &mediaBatch), !mediaBatch.isEmpty else { return }
+        send(mediaBatch, on: path, through: socket)
+    }
+
+    /// A session's datagrams on `path`: straight from the socket, or each wrapped for the TURN server.
+    private func send(_ batch: DatagramBatch, on path: TransportPath, through socket: MediaSocket) {
+        switch path.base {
+        case .host:
+            socket.send(batch, to: path.remote)
+        case .relay:
+            break  // no relay yet
+        }
     }
 
     // MARK: - Bitrate (issue 24)
@@ -774,7 +795,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         guard let viewer = viewers.removeValue(forKey: id) else { return }
         viewerIDByUfrag[viewer.localUfrag] = nil
         outstandingChecks.removeSession(id)
-        for address in viewer.addresses where viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
+        for path in viewer.paths where viewerIDByPath[path] == id { viewerIDByPath[path] = nil }
         timers.remove(id)
         talkback?.viewerLeft(id)
         dataChannelsViewerLeft(id)
@@ -824,7 +845,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             return viewers.values.sorted { $0.createdAt < $1.createdAt }.map { viewer in
                 let statistics = viewer.session.statistics
                 return ViewerStatus(
-                    id: viewer.id, remoteAddress: viewer.session.remoteAddress?.description,
+                    id: viewer.id, remoteAddress: viewer.session.remotePath?.description,
                     state: "\(viewer.session.state)", connectedForSeconds: (now - viewer.createdAt).millisecondsDouble / 1000,
                     roundTripTimeMilliseconds: statistics.roundTripTime.map { $0.millisecondsDouble },
                     fractionLost: statistics.fractionLost,
