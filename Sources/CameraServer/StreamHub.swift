@@ -7,6 +7,7 @@ import NIOCore
 import RTCBase
 import SDP
 import STUN
+import TURN
 import WebRTCSession
 import SystemSupport
 
@@ -57,6 +58,9 @@ struct HubSettings: Sendable {
     var iceMode = ICEMode.lite
     /// The media socket as STUN servers see it (`--stun`), offered by full-ICE answers.
     var serverReflexiveAddresses: [TransportAddress] = []
+    /// The TURN allocation's relayed address and the address the server saw rtcam at (`--turn`),
+    /// offered by full-ICE answers as a relayed candidate while the allocation is live.
+    var relayedCandidate: (relayed: TransportAddress, mapped: TransportAddress)?
     /// Where mDNS queries for browsers' `.local` candidates go (a test points it at loopback).
     var multicastDNSGroup = MulticastDNSResolver.multicastGroup
 }
@@ -174,11 +178,15 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private var outstandingChecks = OutstandingChecks()
     /// `--stun`: asks the servers for the media socket's public address, offered in new answers.
     private var stunClient: STUNBindingClient?
+    /// `--turn`: the allocation on the media socket whose relayed address new answers offer.
+    private var relay: MediaRelay?
+    /// A session's datagrams on a relay path, each wrapped for the TURN server (reused).
+    private var relayBatch = DatagramBatch()
     /// Full ICE: resolves the `.local` names of viewers' candidates (RFC 6762 one-shot queries).
     private var multicastDNS: MulticastDNSResolver?
     /// The candidates (a=candidate values) waiting for each name, and whose they are.
     private var waitingForName: [String: [(viewer: String, candidate: String)]] = [:]
-    /// One timer for the STUN client and the mDNS resolver.
+    /// One timer for the STUN client, the TURN client and the mDNS resolver.
     private var serviceTimer: Scheduled<Void>?
     private(set) var serverReflexiveAddresses: [TransportAddress] = []
     private var socket: MediaSocket?
@@ -285,8 +293,11 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             }
             return self.settings
         }
-        // Whatever the STUN servers said by now: an answer never waits for them.
-        settings.serverReflexiveAddresses = lock.withLock { serverReflexiveAddresses }
+        // Whatever the STUN and TURN servers said by now: an answer never waits for them.
+        lock.withLock {
+            settings.serverReflexiveAddresses = serverReflexiveAddresses
+            settings.relayedCandidate = relay?.relayedCandidate
+        }
         // Talkback: only a viewer who may talk gets its sendrecv audio answered sendrecv.
         if settings.whoMayTalk == .owner, !credential.isOwnerSession { settings.hasSpeaker = false }
         var random = SystemRandomNumberGenerator()
@@ -300,6 +311,11 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                              credential: credential, client: client)
         viewerIDByUfrag[made.localICE.ufrag] = id
         logger.info("viewer \(id) joined (\(viewers.count) watching)")
+        if settings.relayedCandidate != nil, let allowed = made.session.configuration.allowedRemoteIPs {
+            // The viewer's checks to the relayed address get through only from IPs with a
+            // permission (RFC 8656 §9): its own and its candidates', asked for before it checks.
+            for ip in allowed { permitThroughRelay(ip, for: id) }
+        }
         resolveMulticastDNS(made.multicastDNSCandidates, of: id)
         if viewers.count == 1 { encoders.setViewersPresent(true) }
         takeOutputs(of: id)
@@ -438,9 +454,14 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         }
     }
 
-    /// Stops sending (shutdown, after `closeAll`); the socket is closed by its owner.
+    /// Stops sending (shutdown, after `closeAll`); the socket is closed by its owner. The TURN
+    /// allocation is given back first (a Refresh with lifetime 0, not waited for).
     func detachSocket() {
         lock.withLock {
+            if var old = relay {
+                performTURN(old.client.release(now: MonotonicClock.now()))
+                relay = nil
+            }
             stopping = true
             socket = nil
             serviceTimer?.cancel()
@@ -456,6 +477,13 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     }
 
     private func receiveLocked(_ datagram: [UInt8], from address: TransportAddress) {
+        if let server = relay?.configuration.server, address == server, relay?.client.isFromServer(datagram) == true {
+            // The TURN server: responses, and peers' data in Data indications or ChannelData.
+            let actions = relay!.client.receive(datagram, now: MonotonicClock.now())
+            performTURN(actions)
+            armServiceTimer()
+            return
+        }
         let isSTUN = DatagramKind(classifying: datagram) == .stun
         if isSTUN, var client = stunClient, client.isResponse(datagram) {
             let actions = client.receive(datagram, from: address, now: MonotonicClock.now())
@@ -497,18 +525,103 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     // MARK: - Server-reflexive address (--stun)
 
     /// Starts asking `servers` (RFC 8489 Binding from the media socket, after `attach(socket:)`):
-    /// at once, then every minute, sooner after a failure.
+    /// at once, then every minute, sooner after a failure. Other servers than before (the settings
+    /// changed) start afresh; none stops asking.
     func startServerReflexiveDiscovery(servers: [TransportAddress]) {
-        guard !servers.isEmpty else { return }
         lock.withLock {
+            guard stunClient?.serverAddresses != servers else { return }
+            guard !servers.isEmpty else {
+                stunClient = nil
+                serverReflexiveAddresses = []
+                return
+            }
             stunClient = STUNBindingClient(servers: servers, now: MonotonicClock.now(), random: SystemRandomNumberGenerator())
             serviceTimerFired()
         }
     }
 
+    // MARK: - Relayed address (--turn)
+
+    /// Keeps an allocation on `server` (RFC 8656; after `attach(socket:)`): asked for at once,
+    /// refreshed, asked for again with a backoff when it fails or is lost. Another server or other
+    /// credentials than before give the old allocation back first; nil gives it back.
+    func configureRelay(_ configuration: RelayServerConfiguration?) {
+        lock.withLock {
+            guard relay?.configuration != configuration else { return }
+            if var old = relay {
+                performTURN(old.client.release(now: MonotonicClock.now()))
+                relay = nil
+                logger.info("TURN: gave back the allocation on \(old.configuration.spelled)")
+            }
+            guard let configuration, !stopping else { return }
+            relay = MediaRelay(configuration: configuration, now: MonotonicClock.now())
+            logger.info("TURN: asking \(configuration.spelled) (\(configuration.server)) for a relayed address")
+            serviceTimerFired()
+        }
+    }
+
+    /// The relay as /api/status shows it: the server, whether an allocation is live and its address.
+    var relayStatus: (server: String, relayed: TransportAddress?, mapped: TransportAddress?, permissions: Int)? {
+        lock.withLock {
+            relay.map { ($0.configuration.spelled, $0.client.relayedAddress, $0.client.mappedAddress, $0.client.permissionCount) }
+        }
+    }
+
+    private func performTURN(_ actions: [TURNClient.Action]) {
+        guard let server = relay?.configuration.server else { return }
+        for action in actions {
+            switch action {
+            case let .send(bytes):
+                sendOne(bytes, to: server)
+            case let .allocated(relayed, mapped, lifetime):
+                logger.info("TURN: relayed address \(relayed) (the server sees rtcam at \(mapped.map(\.description) ?? "?"), \(lifetime))")
+            case let .allocationFailed(failure):
+                logger.warning("TURN: no allocation from \(relay?.configuration.spelled ?? "?"): \(failure); asking again later")
+                relay?.renewCredentialsIfTimeLimited()
+            case let .allocationLost(failure):
+                logger.warning("TURN: the allocation was lost (\(failure)); asking for a new one")
+                relay?.renewCredentialsIfTimeLimited()
+            case let .permissionFailed(ip, failure):
+                logger.debug("TURN: no permission for \(ip): \(failure)")
+            case let .channelBound(number, peer):
+                logger.debug("TURN: channel \(number) bound to \(peer)")
+            case let .channelFailed(number, peer, failure):
+                logger.debug("TURN: channel \(number) to \(peer) not bound: \(failure)")
+            case let .received(payload, peer):
+                // A peer's datagram to the relayed address: demultiplexed like one to the socket.
+                demultiplex(payload, on: .relay(peer))
+            case .released:
+                logger.debug("TURN: allocation released")
+            }
+        }
+    }
+
+    /// A permission for `ip` on behalf of viewer `id` (the relay forwards nothing from other IPs).
+    private func permitThroughRelay(_ ip: TransportAddress.IP, for id: String) {
+        guard relay != nil else { return }
+        performTURN(relay!.permit(ip, for: id, now: MonotonicClock.now()))
+        armServiceTimer()
+    }
+
+    /// Datagrams of a session on a relay path: each wrapped for the TURN server (ChannelData once
+    /// the path's channel is bound, a Send indication before), with the permission asked for first.
+    private func sendThroughRelay(_ batch: DatagramBatch, to peer: TransportAddress, of id: String, through socket: MediaSocket) {
+        guard relay != nil else { return }
+        permitThroughRelay(peer.ip, for: id)
+        guard let server = relay?.configuration.server else { return }
+        relayBatch.removeAll()
+        for index in 0 ..< batch.count {
+            if let wrapped = relay!.client.wrap(Array(batch[index]), to: peer) { relayBatch.append(wrapped) }
+        }
+        socket.send(relayBatch, to: server)
+    }
+
     private func serviceTimerFired() {
         guard !stopping else { return }
         let now = MonotonicClock.now()
+        if let due = relay?.client.nextDeadline, due <= now {
+            performTURN(relay!.client.handleTimeout(now: now))
+        }
         if var client = stunClient, let due = client.nextDeadline, due <= now {
             let actions = client.handleTimeout(now: now)
             stunClient = client
@@ -543,7 +656,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     private func armServiceTimer() {
         serviceTimer?.cancel()
-        guard let deadline = earliest(stunClient?.nextDeadline, multicastDNS?.nextDeadline), !stopping else { return }
+        guard let deadline = earliest(stunClient?.nextDeadline, multicastDNS?.nextDeadline, relay?.client.nextDeadline),
+              !stopping else { return }
         let delay = deadline - MonotonicClock.now()
         serviceTimer = loop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) { [self] in
             lock.withLock { serviceTimerFired() }
@@ -629,7 +743,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         for viewer in viewers.values where viewer.session.state == .connected {
             mediaBatch.removeAll()
             guard let path = viewer.session.protectMedia(packets, now: now, into: &mediaBatch) else { continue }
-            if !mediaBatch.isEmpty { send(mediaBatch, on: path, through: socket) }
+            if !mediaBatch.isEmpty { send(mediaBatch, on: path, of: viewer.id, through: socket) }
             // What the pacer holds back leaves at the session's next deadline.
             if let arm = timers.setDeadline(viewer.session.nextDeadline, of: viewer.id) { armTimer(for: arm) }
         }
@@ -676,7 +790,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     outstandingChecks.recordRequest(next, of: id)
                     index += 1
                 }
-                if let socket { send(controlBatch, on: path, through: socket) }
+                if let socket { send(controlBatch, on: path, of: id, through: socket) }
             case let .event(event):
                 handle(event, of: id)
                 index += 1
@@ -695,6 +809,13 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         switch event {
         case let .iceSelected(path):
             logger.debug("viewer \(id): ICE selected \(path)")
+            if path.base == .relay, relay != nil {
+                // Media goes this way now: ChannelData (4 bytes a packet) instead of Send
+                // indications (36 and more) once the channel is bound (RFC 8656 §12).
+                permitThroughRelay(path.remote.ip, for: id)
+                performTURN(relay!.client.bindChannel(to: path.remote, now: MonotonicClock.now()))
+                armServiceTimer()
+            }
         case let .addressVerified(path):
             // A session removed by an earlier event of the same batch maps nothing any more.
             guard viewers[id] != nil else { break }
@@ -734,20 +855,20 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     }
 
     /// Media a viewer's pacer lets go now (its deadline came).
-    private func sendPacedMedia(of session: PeerSession, now: MonotonicTime) {
+    private func sendPacedMedia(of id: String, session: PeerSession, now: MonotonicTime) {
         guard let socket, session.state == .connected else { return }
         mediaBatch.removeAll()
         guard let path = session.protectDueMedia(now: now, into: &mediaBatch), !mediaBatch.isEmpty else { return }
-        send(mediaBatch, on: path, through: socket)
+        send(mediaBatch, on: path, of: id, through: socket)
     }
 
     /// A session's datagrams on `path`: straight from the socket, or each wrapped for the TURN server.
-    private func send(_ batch: DatagramBatch, on path: TransportPath, through socket: MediaSocket) {
+    private func send(_ batch: DatagramBatch, on path: TransportPath, of id: String, through socket: MediaSocket) {
         switch path.base {
         case .host:
             socket.send(batch, to: path.remote)
         case .relay:
-            break  // no relay yet
+            sendThroughRelay(batch, to: path.remote, of: id, through: socket)
         }
     }
 
@@ -797,6 +918,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         outstandingChecks.removeSession(id)
         for path in viewer.paths where viewerIDByPath[path] == id { viewerIDByPath[path] = nil }
         timers.remove(id)
+        relay?.viewerLeft(id)
         talkback?.viewerLeft(id)
         dataChannelsViewerLeft(id)
         logger.info("viewer \(id) left: \(reason) (\(viewers.count) watching)")
@@ -805,6 +927,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             // hundred kB); with nobody watching it goes back, like the encoders' (idle RSS).
             mediaBatch = DatagramBatch()
             controlBatch = DatagramBatch()
+            relayBatch = DatagramBatch()
             outputs = []
             encoders.setViewersPresent(false)
             applyBitrateCap(bitratePolicy.reset(), reason: "nobody watches")
@@ -831,7 +954,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         for id in timers.fire(now: now) {
             guard let session = viewers[id]?.session else { continue }
             session.handle(.timeout(now: now), media: packetizer)
-            sendPacedMedia(of: session, now: now)
+            sendPacedMedia(of: id, session: session, now: now)
             takeOutputs(of: id)
         }
         if let next = timers.rearm() { armTimer(for: next) }

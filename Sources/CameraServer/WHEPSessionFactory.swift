@@ -62,6 +62,11 @@ struct WHEPSessionFactory: Sendable {
                 return ServerReflexiveCandidate(address: address, base: base, foundation: "s\(index + 1)",
                                                 localPreference: UInt16(clamping: 65_535 - index))
             }
+            // The TURN allocation's relayed address (RFC 8445 §5.1.1.2), its related address the one
+            // the server saw (RFC 8839 §5.1 raddr/rport).
+            if let relayed = settings.relayedCandidate {
+                local.relayedCandidates = [RelayedCandidate(address: relayed.relayed, related: relayed.mapped, foundation: "r1")]
+            }
         }
         let capabilities = LocalCapabilities(h264ProfileLevelIDs: [settings.h264ProfileLevelID],
                                              audio: settings.hasAudio, video: settings.hasVideo,
@@ -92,6 +97,9 @@ struct WHEPSessionFactory: Sendable {
             } + local.serverReflexiveCandidates.map {
                 ICECandidate(address: $0.address, kind: .serverReflexive, priority: $0.priority, foundation: $0.foundation,
                              relatedAddress: $0.base)
+            } + local.relayedCandidates.map {
+                ICECandidate(address: $0.address, kind: .relayed, priority: $0.priority, foundation: $0.foundation,
+                             relatedAddress: $0.related)
             }
             configuration.remoteCandidates = Self.candidateValues(in: offer)
             configuration.remoteCandidatesComplete = offer.media.contains { $0.hasEndOfCandidates }
