@@ -180,6 +180,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private var stunClient: STUNBindingClient?
     /// `--turn`: the allocation on the media socket whose relayed address new answers offer.
     private var relay: MediaRelay?
+    /// How long after its answer a viewer's IPs get relay permissions whether or not rtcam checked
+    /// through the relay yet (see createSession).
+    static let relayPermissionDelay: Duration = .milliseconds(250)
     /// A session's datagrams on a relay path, each wrapped for the TURN server (reused).
     private var relayBatch = DatagramBatch()
     /// Full ICE: resolves the `.local` names of viewers' candidates (RFC 6762 one-shot queries).
@@ -313,8 +316,18 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         logger.info("viewer \(id) joined (\(viewers.count) watching)")
         if settings.relayedCandidate != nil, let allowed = made.session.configuration.allowedRemoteIPs {
             // The viewer's checks to the relayed address get through only from IPs with a
-            // permission (RFC 8656 §9): its own and its candidates', asked for before it checks.
-            for ip in allowed { permitThroughRelay(ip, for: id) }
+            // permission (RFC 8656 §9). rtcam's own checks through the relay make them (they come
+            // last: a relay pair has the lowest priority); the WHEP client's IP and its candidates'
+            // get one a little later in any case (a viewer that offered only private addresses is
+            // checked through the relay never). Not at once: a viewer that nominates the first pair
+            // that works (aiortc) would otherwise take the relay before the direct checks, which
+            // need both sides' first packets to open the routers, have had their chance.
+            loop.scheduleTask(in: .nanoseconds(Self.relayPermissionDelay.nanosecondsClamped)) { [self] in
+                lock.withLock {
+                    guard let viewer = viewers[id], viewer.session.remotePath?.base != .host else { return }
+                    for ip in allowed { permitThroughRelay(ip, for: id) }
+                }
+            }
         }
         resolveMulticastDNS(made.multicastDNSCandidates, of: id)
         if viewers.count == 1 { encoders.setViewersPresent(true) }

@@ -197,10 +197,14 @@ public struct ICEFullAgent: Sendable {
         return nil
     }
 
-    /// The pair of `remote` on `base`, unless there is one or the base has no candidate of its family.
+    /// The pair of `remote` on `base`, unless there is one, the base has no candidate of its family,
+    /// or the base is a relay on a public address and the remote address a private one: no relay on
+    /// the internet reaches another site's LAN, and a send it cannot route may even end the
+    /// allocation (coturn 4.6 closes one whose relay socket gets ENETUNREACH).
     private mutating func addPair(base: TransportPath.LocalBase, remote candidate: ICECandidate) {
         guard pairIndex(TransportPath(base: base, remote: candidate.address)) == nil,
               let localCandidate = baseCandidate(base, for: candidate.address.ip) else { return }
+        if base == .relay, !localCandidate.address.ip.isPrivate, candidate.address.ip.isPrivate { return }
         var pair = Pair(local: localCandidate, remote: candidate, state: .waiting)
         // RFC 8445 §6.1.2.6: one pair per foundation starts Waiting, the others Frozen.
         if pairs.contains(where: { $0.foundation == pair.foundation && $0.state != .failed }) { pair.state = .frozen }

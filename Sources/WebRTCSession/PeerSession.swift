@@ -33,6 +33,8 @@ public struct PeerSessionConfiguration: Sendable {
     public var localCandidates: [ICECandidate] = []
     public var remoteCandidates: [String] = []
     public var remoteCandidatesComplete = false
+    /// Full ICE: Ta, the pacing of new checks (RFC 8445 §14.2: 50 ms by default, never under 5 ms).
+    public var icePacingInterval: Duration = .milliseconds(50)
     /// Most addresses one session keeps as checked (the oldest but the selected one is forgotten).
     public var maximumCheckedAddresses = 4
     /// Retransmissions a viewer may ask for: each packet at most this many times, and at most this
@@ -260,6 +262,7 @@ public final class PeerSession {
         case .full:
             var iceConfiguration = ICEFullAgent.Configuration()
             iceConfiguration.allowedRemoteIPs = configuration.allowedRemoteIPs
+            iceConfiguration.pacingInterval = configuration.icePacingInterval
             ice = .full(ICEFullAgent(role: .controlled, local: configuration.localICE, remote: remoteICE,
                                      localCandidates: configuration.localCandidates, tieBreaker: random.next(),
                                      configuration: iceConfiguration, now: now, random: SeededRandom(seed: random.next())))

@@ -51,6 +51,10 @@ import Testing
         #expect(scenario.cameraAgent.pairState(on: .host(viewerReflexive.address)) != nil)
         #expect(scenario.cameraAgent.pairState(on: .relay(viewerReflexive.address)) != nil)
         #expect(scenario.cameraAgent.pairs.filter { $0.path.base == .relay }.count >= 2)
+        // Not the viewer's private host address, though: no relay on the internet reaches a LAN.
+        #expect(scenario.cameraAgent.pairState(on: .relay(ICEScenario.viewerHost)) == nil)
+        #expect(scenario.cameraAgent.pairState(on: .host(ICEScenario.viewerHost)) != nil)
+        #expect(!scenario.net.requestsSentOnPaths(by: scenario.camera).contains { $0.2 == .relay(ICEScenario.viewerHost) })
         // The camera's checks went out on the relay too, with the relay's (lowest) local preference.
         let relayedChecks = scenario.net.requestsSentOnPaths(by: scenario.camera).filter { $0.2.base == .relay }
         #expect(relayedChecks.count >= 2)
