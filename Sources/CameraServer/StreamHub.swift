@@ -316,12 +316,13 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         logger.info("viewer \(id) joined (\(viewers.count) watching)")
         if settings.relayedCandidate != nil, let allowed = made.session.configuration.allowedRemoteIPs {
             // The viewer's checks to the relayed address get through only from IPs with a
-            // permission (RFC 8656 §9). rtcam's own checks through the relay make them (they come
-            // last: a relay pair has the lowest priority); the WHEP client's IP and its candidates'
-            // get one a little later in any case (a viewer that offered only private addresses is
-            // checked through the relay never). Not at once: a viewer that nominates the first pair
-            // that works (aiortc) would otherwise take the relay before the direct checks, which
-            // need both sides' first packets to open the routers, have had their chance.
+            // permission (RFC 8656 §9). One is made when rtcam's first check straight to a public
+            // address of the viewer has left (takeOutputs) and when rtcam checks through the relay;
+            // the WHEP client's IP and its candidates' get one a little later in any case (a viewer
+            // that offered only private addresses is checked through the relay never). Not at once:
+            // a viewer that nominates the first pair that works (aiortc) would otherwise take the
+            // relay before the direct checks, which need both sides' first packets to open the
+            // routers, have had their chance.
             loop.scheduleTask(in: .nanoseconds(Self.relayPermissionDelay.nanosecondsClamped)) { [self] in
                 lock.withLock {
                     guard let viewer = viewers[id], viewer.session.remotePath?.base != .host else { return }
@@ -612,7 +613,10 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     /// A permission for `ip` on behalf of viewer `id` (the relay forwards nothing from other IPs).
     private func permitThroughRelay(_ ip: TransportAddress.IP, for id: String) {
         guard relay != nil else { return }
-        performTURN(relay!.permit(ip, for: id, now: MonotonicClock.now()))
+        // Called for every relayed send: a permission already asked for costs no timer.
+        let actions = relay!.permit(ip, for: id, now: MonotonicClock.now())
+        guard !actions.isEmpty else { return }
+        performTURN(actions)
         armServiceTimer()
     }
 
@@ -794,6 +798,12 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         while index < outputs.count {
             switch outputs[index] {
             case let .transmit(bytes, path):
+                if path.base == .host, relay != nil, bytes.count >= 2, bytes[0] == 0x00, bytes[1] == 0x01,
+                   !path.remote.ip.isPrivate {
+                    // rtcam's first check straight to a public address has left (it opens the
+                    // camera's router toward it): the relay may now let that address's checks in.
+                    permitThroughRelay(path.remote.ip, for: id)
+                }
                 controlBatch.removeAll()
                 controlBatch.append(bytes)
                 outstandingChecks.recordRequest(bytes, of: id)

@@ -199,28 +199,35 @@ def _nat_topology(request, tmp_path, symmetric_viewer_nat: bool, symmetric_camer
     attach(request, "coturn (shared secret) log", lambda: secret_log.read_text()[-3000:] if secret_log.exists() else "")
     try:
         topology.create()
-        # STUN for everyone and TURN for rtcam: a long-term user on 3478, coturn's REST API (shared
-        # secret) on 3479; relayed addresses on the internet side, ports of their own each.
-        low, high = TURN_RELAY_PORTS
-        middle = (low + high) // 2
-        common = ["turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls", "--listening-ip", STUN_ADDRESS,
-                  "--relay-ip", STUN_ADDRESS, "--realm", "rtcam.test", "--simple-log", "--no-stdout-log", "--verbose"]
-        for arguments in (["--listening-port", str(STUN_PORT), "--min-port", str(low), "--max-port", str(middle - 1),
-                           "--lt-cred-mech", "--user", f"{TURN_USER}:{TURN_PASSWORD}",
-                           "--userdb", str(tmp_path / "coturn.db"), "--pidfile", str(tmp_path / "coturn.pid"),
-                           "--log-file", str(log)],
-                          ["--listening-port", str(TURN_SECRET_PORT), "--min-port", str(middle), "--max-port", str(high),
-                           "--use-auth-secret", "--static-auth-secret", TURN_SECRET,
-                           "--userdb", str(tmp_path / "coturn-secret.db"), "--pidfile", str(tmp_path / "coturn-secret.pid"),
-                           "--log-file", str(secret_log)]):
-            started.append(in_namespace(topology["inet"], lambda: subprocess.Popen(
-                common + arguments, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)))
+        started += start_coturn(topology, tmp_path, log, secret_log)
         topology.processes = started
         yield topology
     finally:
         stop_processes(started)
         problems = topology.destroy()
         assert not problems, problems
+
+
+def start_coturn(topology: NATTopology, directory: Path, log: Path, secret_log: Path) -> list[subprocess.Popen]:
+    """STUN for everyone and TURN for rtcam on the internet namespace: a long-term user on 3478,
+    coturn's REST API (shared secret) on 3479; relayed addresses on the internet side, ports of
+    their own each. (The TURN first-frame benchmark uses this too.)"""
+    low, high = TURN_RELAY_PORTS
+    middle = (low + high) // 2
+    common = ["turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls", "--listening-ip", STUN_ADDRESS,
+              "--relay-ip", STUN_ADDRESS, "--realm", "rtcam.test", "--simple-log", "--no-stdout-log", "--verbose"]
+    started = []
+    for arguments in (["--listening-port", str(STUN_PORT), "--min-port", str(low), "--max-port", str(middle - 1),
+                       "--lt-cred-mech", "--user", f"{TURN_USER}:{TURN_PASSWORD}",
+                       "--userdb", str(directory / "coturn.db"), "--pidfile", str(directory / "coturn.pid"),
+                       "--log-file", str(log)],
+                      ["--listening-port", str(TURN_SECRET_PORT), "--min-port", str(middle), "--max-port", str(high),
+                       "--use-auth-secret", "--static-auth-secret", TURN_SECRET,
+                       "--userdb", str(directory / "coturn-secret.db"), "--pidfile", str(directory / "coturn-secret.pid"),
+                       "--log-file", str(secret_log)]):
+        started.append(in_namespace(topology["inet"], lambda: subprocess.Popen(
+            common + arguments, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)))
+    return started
 
 
 def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str, turn: str | None = None) -> RtcamProcess:
@@ -234,7 +241,8 @@ def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str, turn:
     camera = RtcamProcess(state_dir=tmp_path / f"rtcam-{ice}", log_path=tmp_path / f"rtcam-{ice}.log",
                           candidate_addresses=(CAMERA_LAN_ADDRESS,),
                           extra_args=("--ice", ice, "--stun", f"{STUN_ADDRESS}:{STUN_PORT}", "--log-level", "debug") + relay_args)
-    attach(request, f"rtcam --ice {ice}", lambda: camera.log_tail(120))
+    if request is not None:
+        attach(request, f"rtcam --ice {ice}", lambda: camera.log_tail(120))
     in_namespace(topology["cam"], camera.start)
     topology.processes.append(camera.process)
     if ice == "full":
