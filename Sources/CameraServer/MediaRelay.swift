@@ -128,8 +128,11 @@ struct MediaRelay {
 
     /// A permission for `ip` on behalf of `viewer` (RFC 8656 §9); the CreatePermission to send, if new.
     mutating func permit(_ ip: TransportAddress.IP, for viewer: String, now: MonotonicTime) -> [TURNClient.Action] {
-        // The relayed address is IPv4 unless asked otherwise (RFC 8656 §7.1): it relays to its family only.
+        // The relayed address is IPv4 unless asked otherwise (RFC 8656 §7.1): it relays to its family
+        // only. A relay on a public address reaches no private one (and a server that denies them
+        // would answer 403, asked again every retry interval): none for those.
         guard ip.isIPv6 == (client.relayedAddress?.ip.isIPv6 ?? false) else { return [] }
+        if ip.isPrivate, !(client.relayedAddress ?? configuration.server).ip.isPrivate { return [] }
         peersByViewer[viewer, default: []].insert(ip)
         return client.createPermission(for: ip, now: now)
     }

@@ -35,6 +35,28 @@ import TURN
         init(_ description: String) { self.description = description }
     }
 
+    /// A relay on a public address gets no permission for a viewer's private addresses (it could
+    /// not reach them; a server that denies them answers 403), nor for the other family; a viewer
+    /// that leaves takes its permissions with it, unless another viewer has the same address.
+    @Test func permissionsOnlyWhereTheRelayReaches() {
+        var relay = MediaRelay(configuration: RelayServerConfiguration(
+            server: TransportAddress(host: "192.0.2.10", port: 3478)!, spelled: "turn:192.0.2.10",
+            credentials: .sharedSecret("s", user: "cam")), now: MonotonicTime(seconds: 10))
+        let now = MonotonicTime(seconds: 10)
+        for ip in ["192.168.1.20", "10.0.0.3", "2001:db8::2"] {
+            _ = relay.permit(TransportAddress.IP(parsing: ip)!, for: "a", now: now)
+        }
+        #expect(relay.client.permissionCount == 0)
+        _ = relay.permit(.v4(198, 51, 100, 7), for: "a", now: now)
+        _ = relay.permit(.v4(198, 51, 100, 7), for: "b", now: now)
+        _ = relay.permit(.v4(198, 51, 100, 8), for: "a", now: now)
+        #expect(relay.client.permissionCount == 2 && relay.viewersWithPermissions == 2)
+        relay.viewerLeft("a")
+        #expect(relay.client.permissionCount == 1 && relay.viewersWithPermissions == 1)   // 198.51.100.7 is b's too
+        relay.viewerLeft("b")
+        #expect(relay.client.permissionCount == 0)
+    }
+
     @Test func viewerThroughTheRelay() throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
