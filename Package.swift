@@ -78,7 +78,7 @@ let package = Package(
 
         // The daemon.
         .target(name: "CameraServer", dependencies: [
-            "RTCBase", "SystemSupport", "STUN", "ICE", "SDP", "RTP", "DTLS", "WebRTCSession", "CongestionControl", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CProcessMemory", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
+            "RTCBase", "SystemSupport", "STUN", "ICE", "TURN", "SDP", "RTP", "DTLS", "WebRTCSession", "CongestionControl", "MediaSources", "X264", "Opus", "V4L2", "ALSA", "Talkback", "EchoCanceller", "CProcessMemory", "CUDPSocket", "JPEG", "RTSP", "OutputFormats",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(name: "WebRTCSessionTests", dependencies: ["WebRTCSession", "WebRTCViewer", "SDP", "ICE", "DTLS", "RTCBase", "SCTP", "DataChannel", "CongestionControl", "RTP"]),
         .testTarget(name: "MediaTests", dependencies: ["X264", "Opus", "MediaSources"]),
         .testTarget(name: "CameraServerTests", dependencies: [
-            "CameraServer", "RTCBase", "SystemSupport", "V4L2", "MediaSources", "DTLS", "SDP", "JPEG", .product(name: "Logging", package: "swift-log"),
+            "CameraServer", "RTCBase", "TURN", "STUN", "SystemSupport", "V4L2", "MediaSources", "DTLS", "SDP", "JPEG", .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),

@@ -37,8 +37,6 @@ public struct DaemonConfiguration: Sendable {
     public var candidateAddresses: [String] = []
     /// Full ICE (checks both ways, through NATs) or ICE-lite (answers checks only; issue 19).
     public var iceMode = ICEMode.full
-    /// STUN servers ("HOST:PORT") asked for rtcam's server-reflexive address (full ICE).
-    public var stunServers: [String] = []
     /// Explicit command-line settings: they win over the saved ones for this run.
     public var overrides = SettingsOverrides()
 
@@ -60,6 +58,13 @@ public struct SettingsOverrides: Sendable {
     public var maximumViewers: Int?
     public var speaker: SpeakerSetting?
     public var echo: EchoHandling?
+    /// `--stun` (all of them replace the saved list), `--turn`, `--turn-user`, `--turn-password`,
+    /// `--turn-secret` (issue 19).
+    public var stunServers: [String]?
+    public var turnServer: String?
+    public var turnUser: String?
+    public var turnPassword: String?
+    public var turnSecret: String?
 
     public init() {}
 
@@ -78,6 +83,11 @@ public struct SettingsOverrides: Sendable {
         if let maximumViewers { result.maximumViewers = maximumViewers }
         if let speaker { result.talkback.speaker = speaker }
         if let echo { result.talkback.echo = echo }
+        if let stunServers { result.traversal.stunServers = stunServers }
+        if let turnServer { result.traversal.turnServer = turnServer }
+        if let turnUser { result.traversal.turnUser = turnUser }
+        if let turnPassword { result.traversal.turnPassword = turnPassword }
+        if let turnSecret { result.traversal.turnSecret = turnSecret }
         return result
     }
 }
@@ -85,6 +95,7 @@ public struct SettingsOverrides: Sendable {
 public enum DaemonError: Error, CustomStringConvertible {
     case invalidCandidateAddress(String)
     case invalidSTUNServer(String)
+    case invalidTURNServer(String)
     case stateDirectory(String)
     case certificate(String)
 
@@ -96,6 +107,7 @@ public enum DaemonError: Error, CustomStringConvertible {
             }
             return "not an IP address: \(text)"
         case let .invalidSTUNServer(text): return "--stun wants HOST:PORT: \(text)"
+        case let .invalidTURNServer(reason): return reason
         case let .stateDirectory(reason): return "state directory: \(reason)"
         case let .certificate(reason): return "DTLS certificate: \(reason)"
         }
@@ -113,6 +125,8 @@ public final class CameraDaemon: @unchecked Sendable {
     private let httpLimiter = NIOLockedValueBox<HTTPConnectionLimiter?>(nil)
     /// Set in `run` before the hub's settings are first made.
     private var talkback: TalkbackController?
+    /// Set in `run` once made (the settings change the viewer page's STUN servers).
+    private var router: CameraRouter?
 
     public init(configuration: DaemonConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -175,9 +189,14 @@ public final class CameraDaemon: @unchecked Sendable {
             return applied.map { [self] reason in
                 guard reason == nil else { return reason }
                 if old.talkback != new.talkback { talkback.apply(new.talkback) }
+                if old.traversal != new.traversal, configuration.iceMode == .full {
+                    // Names are resolved off the event loop; the hub takes the servers when they are.
+                    threadPool.submit { _ in self.configureTraversal(new.traversal, hub: hub) }
+                    self.router?.viewerPageHTML = ViewerPage.html(stunServers: new.traversal.stunServers)
+                }
                 hub.update(settings: hubSettings(new, candidates: candidates, media: media.current))
                 hub.requestKeyframe()
-                logger.info("settings changed: \(new.json())")
+                logger.info("settings changed: \(new.json(revealingSecrets: false))")
                 return nil
             }
         }
@@ -192,9 +211,10 @@ public final class CameraDaemon: @unchecked Sendable {
                                           logger: logger)
         hub.attach(socket: mediaSocket)
         if configuration.iceMode == .full {
-            hub.startServerReflexiveDiscovery(servers: try stunServers())
-        } else if !configuration.stunServers.isEmpty {
-            logger.warning("--stun is not used with --ice lite (an ICE-lite answer offers host candidates only)")
+            try validateTraversal(settings.traversal)
+            configureTraversal(settings.traversal, hub: hub)
+        } else if !settings.traversal.stunServers.isEmpty || !settings.traversal.turnServer.isEmpty {
+            logger.warning("STUN and TURN servers are not used with --ice lite (an ICE-lite answer offers host candidates only)")
         }
         let reader = MediaSocketReader(socket: mediaSocket, group: group, logger: logger,
                                        receive: { datagram, from in hub.receive(datagram, from: from) })
@@ -209,8 +229,9 @@ public final class CameraDaemon: @unchecked Sendable {
         if configuration.iceMode == .full {
             // The page's browser asks the same STUN servers, so that a viewer behind a NAT offers its
             // public address too (issue 19).
-            router.viewerPageHTML = ViewerPage.html(stunServers: configuration.stunServers.filter { Self.hostAndPort($0) != nil })
+            router.viewerPageHTML = ViewerPage.html(stunServers: settings.traversal.stunServers.filter { Self.hostAndPort($0) != nil })
         }
+        self.router = router
         let startedAt = self.startedAt
         router.outputs = OutputEndpoints(
             loop: loop, stills: media.stills,
@@ -378,19 +399,48 @@ public final class CameraDaemon: @unchecked Sendable {
         sources.forEach { $0.cancel() }
     }
 
-    /// `--stun HOST:PORT` resolved (IPv4: the media socket's family). A name that does not resolve
-    /// now is left out with a warning (the camera still serves its LAN); a malformed one is an error.
-    private func stunServers() throws -> [TransportAddress] {
-        try configuration.stunServers.compactMap { text in
-            guard let (host, port) = Self.hostAndPort(text) else { throw DaemonError.invalidSTUNServer(text) }
-            if let ip = TransportAddress.IP(parsing: host) { return TransportAddress(ip: ip, port: port) }
-            guard let resolved = try? SocketAddress.makeAddressResolvingHost(host, port: Int(port)),
-                  let address = TransportAddress(resolved), case .v4 = address.ip else {
+    /// A malformed STUN or TURN server on the command line (or in an old config.json) stops the
+    /// start with a message; the settings page refuses them field by field.
+    private func validateTraversal(_ traversal: TraversalSettings) throws {
+        if let server = traversal.stunServers.first(where: { Self.hostAndPort($0) == nil }) {
+            throw DaemonError.invalidSTUNServer(server)
+        }
+        if let problem = traversal.validationErrors().first {
+            throw DaemonError.invalidTURNServer("\(problem.field): \(problem.message)")
+        }
+    }
+
+    /// The STUN servers and the TURN server resolved (IPv4: the media socket's family reaches them)
+    /// and given to the hub, which asks them from the media socket. A name that does not resolve
+    /// now is left out with a warning (the camera still serves its LAN). May block on DNS.
+    private func configureTraversal(_ traversal: TraversalSettings, hub: StreamHub) {
+        let stun = traversal.stunServers.compactMap { text -> TransportAddress? in
+            guard let (host, port) = Self.hostAndPort(text), let address = resolveIPv4(host, port: port) else {
                 logger.warning("STUN server \(text): no IPv4 address found; not used")
                 return nil
             }
             return address
         }
+        hub.startServerReflexiveDiscovery(servers: stun)
+        var relay: RelayServerConfiguration?
+        if !traversal.turnServer.isEmpty, let spelled = try? TURNServerSpelling.parse(traversal.turnServer) {
+            if let server = resolveIPv4(spelled.host, port: spelled.port) {
+                let credentials: RelayServerConfiguration.Credentials = traversal.turnSecret.isEmpty
+                    ? .longTerm(user: traversal.turnUser, password: traversal.turnPassword)
+                    : .sharedSecret(traversal.turnSecret, user: traversal.turnUser)
+                relay = RelayServerConfiguration(server: server, spelled: traversal.turnServer, credentials: credentials)
+            } else {
+                logger.warning("TURN server \(traversal.turnServer): no IPv4 address found; no relayed candidates")
+            }
+        }
+        hub.configureRelay(relay)
+    }
+
+    private func resolveIPv4(_ host: String, port: UInt16) -> TransportAddress? {
+        if let ip = TransportAddress.IP(parsing: host) { return TransportAddress(ip: ip, port: port) }
+        guard let resolved = try? SocketAddress.makeAddressResolvingHost(host, port: Int(port)),
+              let address = TransportAddress(resolved), case .v4 = address.ip else { return nil }
+        return address
     }
 
     /// "host:port", "192.0.2.1:3478" or "[2001:db8::1]:3478".
@@ -589,6 +639,16 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("requestTimeouts", http.requestTimeouts)
             json.field("idleTimeouts", http.idleTimeouts)
             json.field("requestsTooLarge", http.requestsTooLarge)
+            json.endObject()
+        }
+        if let relay = hub.relayStatus {
+            // Issue 19: the TURN allocation new answers offer a relayed candidate on (null: none yet).
+            json.key("turn")
+            json.beginObject()
+            json.field("server", relay.server)
+            json.field("relayedAddress", relay.relayed?.description)
+            json.field("mappedAddress", relay.mapped?.description)
+            json.field("permissions", relay.permissions)
             json.endObject()
         }
         json.key("viewers")

@@ -7,6 +7,8 @@ public struct CameraSettings: Equatable, Sendable {
     public var viewingRequiresPassword = true
     /// Talkback (issue 17): the speaker, its volume, who may talk.
     public var talkback = TalkbackSettings()
+    /// Watching from outside the camera's network (issue 19): STUN and TURN servers (full ICE).
+    public var traversal = TraversalSettings()
 
     public init() {}
 
@@ -29,12 +31,15 @@ public struct CameraSettings: Equatable, Sendable {
         if !(50...50_000).contains(media.bitrateKbps) { errors.append(("bitrateKbps", "bitrate must be 50 to 50000 kbit/s")) }
         if !(1...1000).contains(maximumViewers) { errors.append(("maxViewers", "viewer limit must be 1 to 1000")) }
         if !(0...100).contains(talkback.volumePercent) { errors.append(("speakerVolume", "speaker volume must be 0 to 100 %")) }
+        errors += traversal.validationErrors()
         return errors
     }
 
     // MARK: - JSON (the file and the API share one form)
 
-    func json() -> String {
+    /// `revealingSecrets`: the file keeps the TURN password and shared secret; the API only says
+    /// whether they are set (`turnPasswordSet`, `turnSecretSet`), never their value.
+    func json(revealingSecrets: Bool = true) -> String {
         var writer = JSONWriter()
         writer.beginObject()
         writer.field("source", media.video.description)
@@ -53,6 +58,16 @@ public struct CameraSettings: Equatable, Sendable {
         writer.field("speakerVolume", talkback.volumePercent)
         writer.field("whoMayTalk", talkback.whoMayTalk.rawValue)
         writer.field("echo", talkback.echo.rawValue)
+        writer.field("stun", traversal.stunServers.joined(separator: " "))
+        writer.field("turn", traversal.turnServer)
+        writer.field("turnUser", traversal.turnUser)
+        if revealingSecrets {
+            writer.field("turnPassword", traversal.turnPassword)
+            writer.field("turnSecret", traversal.turnSecret)
+        } else {
+            writer.field("turnPasswordSet", !traversal.turnPassword.isEmpty)
+            writer.field("turnSecretSet", !traversal.turnSecret.isEmpty)
+        }
         writer.endObject()
         return writer.text
     }
@@ -121,6 +136,28 @@ public struct CameraSettings: Equatable, Sendable {
                     throw InvalidField(field: key, message: "whoMayTalk must be viewers or owner")
                 }
                 result.talkback.whoMayTalk = permission
+            case "stun":
+                guard let text = value.stringValue else { throw InvalidField(field: key, message: "stun must be a string of HOST:PORT") }
+                result.traversal.stunServers = text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
+            case "turn":
+                guard let text = value.stringValue else { throw InvalidField(field: key, message: "turn must be a string") }
+                result.traversal.turnServer = text.trimmingSpaces
+            case "turnUser":
+                guard let text = value.stringValue else { throw InvalidField(field: key, message: "turnUser must be a string") }
+                result.traversal.turnUser = text
+            case "turnPassword", "turnSecret":
+                // The API never shows these: "" (what the page's empty field sends) keeps the saved
+                // one, null removes it, anything else replaces it.
+                let secret: String
+                switch value {
+                case .null: secret = ""
+                case let .string(text) where text.isEmpty: continue
+                case let .string(text): secret = text
+                default: throw InvalidField(field: key, message: "\(key) must be a string or null")
+                }
+                if key == "turnPassword" { result.traversal.turnPassword = secret } else { result.traversal.turnSecret = secret }
+            case "turnPasswordSet", "turnSecretSet":
+                continue   // what GET /api/config shows instead of the secrets: read only
             default:
                 throw InvalidField(field: key, message: "unknown setting '\(key)'")
             }
@@ -133,3 +170,38 @@ public struct CameraSettings: Equatable, Sendable {
         return number
     }
 }
+
+/// STUN and TURN servers (issue 19), saved with the other settings; `--stun` and `--turn*` win for a run.
+public struct TraversalSettings: Equatable, Sendable {
+    /// "HOST:PORT" each.
+    public var stunServers: [String] = []
+    /// "turn:HOST[:PORT][?transport=udp]", or "" for none.
+    public var turnServer = ""
+    public var turnUser = ""
+    /// Long-term credentials (coturn `user=`), or coturn's shared secret (`static-auth-secret`).
+    public var turnPassword = ""
+    public var turnSecret = ""
+
+    public init() {}
+
+    func validationErrors() -> [(field: String, message: String)] {
+        var errors: [(String, String)] = []
+        for server in stunServers where CameraDaemon.hostAndPort(server) == nil {
+            errors.append(("stun", "a STUN server is HOST:PORT, like stun.example.org:3478 (got '\(server)')"))
+        }
+        if !turnServer.isEmpty {
+            do {
+                _ = try TURNServerSpelling.parse(turnServer)
+            } catch {
+                errors.append(("turn", "\(error)"))
+            }
+            if turnPassword.isEmpty, turnSecret.isEmpty {
+                errors.append(("turnPassword", "a TURN server needs a password (with a user) or a shared secret"))
+            } else if turnSecret.isEmpty, turnUser.isEmpty {
+                errors.append(("turnUser", "a TURN password goes with a user name"))
+            }
+        }
+        return errors
+    }
+}
+

@@ -35,7 +35,7 @@ final class SettingsController: @unchecked Sendable {  // confined to the hub's 
         var json = JSONWriter()
         json.beginObject()
         json.key("settings")
-        json.raw(current.json())
+        json.raw(current.json(revealingSecrets: false))
         json.field("problem", store.loadProblem)
         json.endObject()
         return json.text

@@ -7,6 +7,7 @@ import NIOCore
 import RTCBase
 import SDP
 import STUN
+import TURN
 import WebRTCSession
 import SystemSupport
 
@@ -57,6 +58,9 @@ struct HubSettings: Sendable {
     var iceMode = ICEMode.lite
     /// The media socket as STUN servers see it (`--stun`), offered by full-ICE answers.
     var serverReflexiveAddresses: [TransportAddress] = []
+    /// The TURN allocation's relayed address and the address the server saw rtcam at (`--turn`),
+    /// offered by full-ICE answers as a relayed candidate while the allocation is live.
+    var relayedCandidate: (relayed: TransportAddress, mapped: TransportAddress)?
     /// Where mDNS queries for browsers' `.local` candidates go (a test points it at loopback).
     var multicastDNSGroup = MulticastDNSResolver.multicastGroup
 }
@@ -168,16 +172,24 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private var packetizer: MediaPacketizer
     private(set) var viewers: [String: Viewer] = [:]
     private var viewerIDByUfrag: [String: String] = [:]
-    private var viewerIDByAddress: [TransportAddress: String] = [:]
+    /// Which session each verified path (remote address, straight or via the relay) belongs to.
+    private var viewerIDByPath: [TransportPath: String] = [:]
     /// Full ICE: the sessions' checks out, so that their responses find them.
     private var outstandingChecks = OutstandingChecks()
     /// `--stun`: asks the servers for the media socket's public address, offered in new answers.
     private var stunClient: STUNBindingClient?
+    /// `--turn`: the allocation on the media socket whose relayed address new answers offer.
+    private var relay: MediaRelay?
+    /// How long after its answer a viewer's IPs get relay permissions whether or not rtcam checked
+    /// through the relay yet (see createSession).
+    static let relayPermissionDelay: Duration = .milliseconds(250)
+    /// A session's datagrams on a relay path, each wrapped for the TURN server (reused).
+    private var relayBatch = DatagramBatch()
     /// Full ICE: resolves the `.local` names of viewers' candidates (RFC 6762 one-shot queries).
     private var multicastDNS: MulticastDNSResolver?
     /// The candidates (a=candidate values) waiting for each name, and whose they are.
     private var waitingForName: [String: [(viewer: String, candidate: String)]] = [:]
-    /// One timer for the STUN client and the mDNS resolver.
+    /// One timer for the STUN client, the TURN client and the mDNS resolver.
     private var serviceTimer: Scheduled<Void>?
     private(set) var serverReflexiveAddresses: [TransportAddress] = []
     private var socket: MediaSocket?
@@ -212,8 +224,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         var credential: ViewerCredential
         /// The IP the WHEP POST came from (nil: an in-process caller).
         var client: TransportAddress.IP?
-        /// The addresses the session verified (bounded by the session), mapped to it in viewerIDByAddress.
-        var addresses: Set<TransportAddress> = []
+        /// The paths the session verified (bounded by the session), mapped to it in viewerIDByPath.
+        var paths: Set<TransportPath> = []
     }
 
     /// The SRTP crypto the daemon chose, installed when the first viewer comes: installing runs
@@ -284,8 +296,11 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             }
             return self.settings
         }
-        // Whatever the STUN servers said by now: an answer never waits for them.
-        settings.serverReflexiveAddresses = lock.withLock { serverReflexiveAddresses }
+        // Whatever the STUN and TURN servers said by now: an answer never waits for them.
+        lock.withLock {
+            settings.serverReflexiveAddresses = serverReflexiveAddresses
+            settings.relayedCandidate = relay?.relayedCandidate
+        }
         // Talkback: only a viewer who may talk gets its sendrecv audio answered sendrecv.
         if settings.whoMayTalk == .owner, !credential.isOwnerSession { settings.hasSpeaker = false }
         var random = SystemRandomNumberGenerator()
@@ -299,6 +314,22 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                              credential: credential, client: client)
         viewerIDByUfrag[made.localICE.ufrag] = id
         logger.info("viewer \(id) joined (\(viewers.count) watching)")
+        if settings.relayedCandidate != nil, let allowed = made.session.configuration.allowedRemoteIPs {
+            // The viewer's checks to the relayed address get through only from IPs with a
+            // permission (RFC 8656 §9). One is made when rtcam's first check straight to a public
+            // address of the viewer has left (takeOutputs) and when rtcam checks through the relay;
+            // the WHEP client's IP and its candidates' get one a little later in any case (a viewer
+            // that offered only private addresses is checked through the relay never). Not at once:
+            // a viewer that nominates the first pair that works (aiortc) would otherwise take the
+            // relay before the direct checks, which need both sides' first packets to open the
+            // routers, have had their chance.
+            loop.scheduleTask(in: .nanoseconds(Self.relayPermissionDelay.nanosecondsClamped)) { [self] in
+                lock.withLock {
+                    guard let viewer = viewers[id], viewer.session.remotePath?.base != .host else { return }
+                    for ip in allowed { permitThroughRelay(ip, for: id) }
+                }
+            }
+        }
         resolveMulticastDNS(made.multicastDNSCandidates, of: id)
         if viewers.count == 1 { encoders.setViewersPresent(true) }
         takeOutputs(of: id)
@@ -437,9 +468,14 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         }
     }
 
-    /// Stops sending (shutdown, after `closeAll`); the socket is closed by its owner.
+    /// Stops sending (shutdown, after `closeAll`); the socket is closed by its owner. The TURN
+    /// allocation is given back first (a Refresh with lifetime 0, not waited for).
     func detachSocket() {
         lock.withLock {
+            if var old = relay {
+                performTURN(old.client.release(now: MonotonicClock.now()))
+                relay = nil
+            }
             stopping = true
             socket = nil
             serviceTimer?.cancel()
@@ -450,54 +486,159 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     func receive(_ datagram: [UInt8], from address: TransportAddress) {
         lock.withLock {
-            // A Binding request names its session by our ufrag; its source address is taken for the
-            // session only once the session's ICE agent found the check valid (.addressVerified), so a
-            // spoofed request cannot reroute a viewer's DTLS and RTCP. Everything else goes by address.
-            let id: String?
-            // A Binding response (to a full agent's check) names it by its transaction ID.
-            let isSTUN = DatagramKind(classifying: datagram) == .stun
-            if isSTUN, var client = stunClient, client.isResponse(datagram) {
-                let actions = client.receive(datagram, from: address, now: MonotonicClock.now())
-                stunClient = client
-                performSTUN(actions)
-                armServiceTimer()
-                return
-            }
-            if !isSTUN, var resolver = multicastDNS, resolver.isResponse(datagram, from: address) {
-                let actions = resolver.receive(datagram, from: address)
-                multicastDNS = resolver
-                performMulticastDNS(actions)
-                armServiceTimer()
-                return
-            }
-            if isSTUN, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
-                id = viewerIDByUfrag[ufrag]
-            } else if isSTUN, let session = outstandingChecks.session(answeredBy: datagram) {
-                id = session
-            } else {
-                id = viewerIDByAddress[address]
-            }
-            guard let id, let viewer = viewers[id] else { return }
-            viewer.session.handle(.receive(datagram, from: address, now: MonotonicClock.now()), media: packetizer)
-            takeOutputs(of: id)
+            receiveLocked(datagram, from: address)
         }
+    }
+
+    private func receiveLocked(_ datagram: [UInt8], from address: TransportAddress) {
+        if let server = relay?.configuration.server, address == server, relay?.client.isFromServer(datagram) == true {
+            // The TURN server: responses, and peers' data in Data indications or ChannelData.
+            let actions = relay!.client.receive(datagram, now: MonotonicClock.now())
+            performTURN(actions)
+            armServiceTimer()
+            return
+        }
+        let isSTUN = DatagramKind(classifying: datagram) == .stun
+        if isSTUN, var client = stunClient, client.isResponse(datagram) {
+            let actions = client.receive(datagram, from: address, now: MonotonicClock.now())
+            stunClient = client
+            performSTUN(actions)
+            armServiceTimer()
+            return
+        }
+        if !isSTUN, var resolver = multicastDNS, resolver.isResponse(datagram, from: address) {
+            let actions = resolver.receive(datagram, from: address)
+            multicastDNS = resolver
+            performMulticastDNS(actions)
+            armServiceTimer()
+            return
+        }
+        demultiplex(datagram, on: .host(address))
+    }
+
+    /// A peer's datagram, straight to the socket or unwrapped from the relay, to its session.
+    private func demultiplex(_ datagram: [UInt8], on path: TransportPath) {
+        // A Binding request names its session by our ufrag; its path is taken for the session only
+        // once the session's ICE agent found the check valid (.addressVerified), so a spoofed request
+        // cannot reroute a viewer's DTLS and RTCP. A Binding response (to a full agent's check) names
+        // it by its transaction ID. Everything else goes by path.
+        let isSTUN = DatagramKind(classifying: datagram) == .stun
+        let id: String?
+        if isSTUN, let ufrag = ICELiteAgent.localUfrag(inBindingRequest: datagram) {
+            id = viewerIDByUfrag[ufrag]
+        } else if isSTUN, let session = outstandingChecks.session(answeredBy: datagram) {
+            id = session
+        } else {
+            id = viewerIDByPath[path]
+        }
+        guard let id, let viewer = viewers[id] else { return }
+        viewer.session.handle(.receive(datagram, on: path, now: MonotonicClock.now()), media: packetizer)
+        takeOutputs(of: id)
     }
 
     // MARK: - Server-reflexive address (--stun)
 
     /// Starts asking `servers` (RFC 8489 Binding from the media socket, after `attach(socket:)`):
-    /// at once, then every minute, sooner after a failure.
+    /// at once, then every minute, sooner after a failure. Other servers than before (the settings
+    /// changed) start afresh; none stops asking.
     func startServerReflexiveDiscovery(servers: [TransportAddress]) {
-        guard !servers.isEmpty else { return }
         lock.withLock {
+            guard stunClient?.serverAddresses != servers else { return }
+            guard !servers.isEmpty else {
+                stunClient = nil
+                serverReflexiveAddresses = []
+                return
+            }
             stunClient = STUNBindingClient(servers: servers, now: MonotonicClock.now(), random: SystemRandomNumberGenerator())
             serviceTimerFired()
         }
     }
 
+    // MARK: - Relayed address (--turn)
+
+    /// Keeps an allocation on `server` (RFC 8656; after `attach(socket:)`): asked for at once,
+    /// refreshed, asked for again with a backoff when it fails or is lost. Another server or other
+    /// credentials than before give the old allocation back first; nil gives it back.
+    func configureRelay(_ configuration: RelayServerConfiguration?) {
+        lock.withLock {
+            guard relay?.configuration != configuration else { return }
+            if var old = relay {
+                performTURN(old.client.release(now: MonotonicClock.now()))
+                relay = nil
+                logger.info("TURN: gave back the allocation on \(old.configuration.spelled)")
+            }
+            guard let configuration, !stopping else { return }
+            relay = MediaRelay(configuration: configuration, now: MonotonicClock.now())
+            logger.info("TURN: asking \(configuration.spelled) (\(configuration.server)) for a relayed address")
+            serviceTimerFired()
+        }
+    }
+
+    /// The relay as /api/status shows it: the server, whether an allocation is live and its address.
+    var relayStatus: (server: String, relayed: TransportAddress?, mapped: TransportAddress?, permissions: Int)? {
+        lock.withLock {
+            relay.map { ($0.configuration.spelled, $0.client.relayedAddress, $0.client.mappedAddress, $0.client.permissionCount) }
+        }
+    }
+
+    private func performTURN(_ actions: [TURNClient.Action]) {
+        guard let server = relay?.configuration.server else { return }
+        for action in actions {
+            switch action {
+            case let .send(bytes):
+                sendOne(bytes, to: server)
+            case let .allocated(relayed, mapped, lifetime):
+                logger.info("TURN: relayed address \(relayed) (the server sees rtcam at \(mapped.map(\.description) ?? "?"), \(lifetime))")
+            case let .allocationFailed(failure):
+                logger.warning("TURN: no allocation from \(relay?.configuration.spelled ?? "?"): \(failure); asking again later")
+                relay?.renewCredentialsIfTimeLimited()
+            case let .allocationLost(failure):
+                logger.warning("TURN: the allocation was lost (\(failure)); asking for a new one")
+                relay?.renewCredentialsIfTimeLimited()
+            case let .permissionFailed(ip, failure):
+                logger.debug("TURN: no permission for \(ip): \(failure)")
+            case let .channelBound(number, peer):
+                logger.debug("TURN: channel \(number) bound to \(peer)")
+            case let .channelFailed(number, peer, failure):
+                logger.debug("TURN: channel \(number) to \(peer) not bound: \(failure)")
+            case let .received(payload, peer):
+                // A peer's datagram to the relayed address: demultiplexed like one to the socket.
+                demultiplex(payload, on: .relay(peer))
+            case .released:
+                logger.debug("TURN: allocation released")
+            }
+        }
+    }
+
+    /// A permission for `ip` on behalf of viewer `id` (the relay forwards nothing from other IPs).
+    private func permitThroughRelay(_ ip: TransportAddress.IP, for id: String) {
+        guard relay != nil else { return }
+        // Called for every relayed send: a permission already asked for costs no timer.
+        let actions = relay!.permit(ip, for: id, now: MonotonicClock.now())
+        guard !actions.isEmpty else { return }
+        performTURN(actions)
+        armServiceTimer()
+    }
+
+    /// Datagrams of a session on a relay path: each wrapped for the TURN server (ChannelData once
+    /// the path's channel is bound, a Send indication before), with the permission asked for first.
+    private func sendThroughRelay(_ batch: DatagramBatch, to peer: TransportAddress, of id: String, through socket: MediaSocket) {
+        guard relay != nil else { return }
+        permitThroughRelay(peer.ip, for: id)
+        guard let server = relay?.configuration.server else { return }
+        relayBatch.removeAll()
+        for index in 0 ..< batch.count {
+            if let wrapped = relay!.client.wrap(Array(batch[index]), to: peer) { relayBatch.append(wrapped) }
+        }
+        socket.send(relayBatch, to: server)
+    }
+
     private func serviceTimerFired() {
         guard !stopping else { return }
         let now = MonotonicClock.now()
+        if let due = relay?.client.nextDeadline, due <= now {
+            performTURN(relay!.client.handleTimeout(now: now))
+        }
         if var client = stunClient, let due = client.nextDeadline, due <= now {
             let actions = client.handleTimeout(now: now)
             stunClient = client
@@ -532,7 +673,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     private func armServiceTimer() {
         serviceTimer?.cancel()
-        guard let deadline = earliest(stunClient?.nextDeadline, multicastDNS?.nextDeadline), !stopping else { return }
+        guard let deadline = earliest(stunClient?.nextDeadline, multicastDNS?.nextDeadline, relay?.client.nextDeadline),
+              !stopping else { return }
         let delay = deadline - MonotonicClock.now()
         serviceTimer = loop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) { [self] in
             lock.withLock { serviceTimerFired() }
@@ -617,8 +759,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         let now = MonotonicClock.now()
         for viewer in viewers.values where viewer.session.state == .connected {
             mediaBatch.removeAll()
-            guard let address = viewer.session.protectMedia(packets, now: now, into: &mediaBatch) else { continue }
-            if !mediaBatch.isEmpty { socket.send(mediaBatch, to: address) }
+            guard let path = viewer.session.protectMedia(packets, now: now, into: &mediaBatch) else { continue }
+            if !mediaBatch.isEmpty { send(mediaBatch, on: path, of: viewer.id, through: socket) }
             // What the pacer holds back leaves at the session's next deadline.
             if let arm = timers.setDeadline(viewer.session.nextDeadline, of: viewer.id) { armTimer(for: arm) }
         }
@@ -655,17 +797,23 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         var index = 0
         while index < outputs.count {
             switch outputs[index] {
-            case let .transmit(bytes, to):
+            case let .transmit(bytes, path):
+                if path.base == .host, relay != nil, bytes.count >= 2, bytes[0] == 0x00, bytes[1] == 0x01,
+                   !path.remote.ip.isPrivate {
+                    // rtcam's first check straight to a public address has left (it opens the
+                    // camera's router toward it): the relay may now let that address's checks in.
+                    permitThroughRelay(path.remote.ip, for: id)
+                }
                 controlBatch.removeAll()
                 controlBatch.append(bytes)
                 outstandingChecks.recordRequest(bytes, of: id)
                 index += 1
-                while index < outputs.count, case let .transmit(next, nextTo) = outputs[index], nextTo == to {
+                while index < outputs.count, case let .transmit(next, nextPath) = outputs[index], nextPath == path {
                     controlBatch.append(next)
                     outstandingChecks.recordRequest(next, of: id)
                     index += 1
                 }
-                socket?.send(controlBatch, to: to)
+                if let socket { send(controlBatch, on: path, of: id, through: socket) }
             case let .event(event):
                 handle(event, of: id)
                 index += 1
@@ -682,18 +830,25 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     private func handle(_ event: PeerSessionEvent, of id: String) {
         switch event {
-        case let .iceSelected(address):
-            logger.debug("viewer \(id): ICE selected \(address)")
-        case let .addressVerified(address):
+        case let .iceSelected(path):
+            logger.debug("viewer \(id): ICE selected \(path)")
+            if path.base == .relay, relay != nil {
+                // Media goes this way now: ChannelData (4 bytes a packet) instead of Send
+                // indications (36 and more) once the channel is bound (RFC 8656 §12).
+                permitThroughRelay(path.remote.ip, for: id)
+                performTURN(relay!.client.bindChannel(to: path.remote, now: MonotonicClock.now()))
+                armServiceTimer()
+            }
+        case let .addressVerified(path):
             // A session removed by an earlier event of the same batch maps nothing any more.
             guard viewers[id] != nil else { break }
-            // Another session's address before (a NAT reusing a port): it is this one's now.
-            if let previous = viewerIDByAddress[address], previous != id { viewers[previous]?.addresses.remove(address) }
-            viewerIDByAddress[address] = id
-            viewers[id]?.addresses.insert(address)
-        case let .addressForgotten(address):
-            if viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
-            viewers[id]?.addresses.remove(address)
+            // Another session's path before (a NAT reusing a port): it is this one's now.
+            if let previous = viewerIDByPath[path], previous != id { viewers[previous]?.paths.remove(path) }
+            viewerIDByPath[path] = id
+            viewers[id]?.paths.insert(path)
+        case let .addressForgotten(path):
+            if viewerIDByPath[path] == id { viewerIDByPath[path] = nil }
+            viewers[id]?.paths.remove(path)
         case let .connected(profile):
             let others = viewers.values.filter { $0.id != id && $0.session.state == .connected }.count
             guard admission.keepsConnected(connectedOthers: others) else {
@@ -723,11 +878,21 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     }
 
     /// Media a viewer's pacer lets go now (its deadline came).
-    private func sendPacedMedia(of session: PeerSession, now: MonotonicTime) {
+    private func sendPacedMedia(of id: String, session: PeerSession, now: MonotonicTime) {
         guard let socket, session.state == .connected else { return }
         mediaBatch.removeAll()
-        guard let address = session.protectDueMedia(now: now, into: &mediaBatch), !mediaBatch.isEmpty else { return }
-        socket.send(mediaBatch, to: address)
+        guard let path = session.protectDueMedia(now: now, into: &mediaBatch), !mediaBatch.isEmpty else { return }
+        send(mediaBatch, on: path, of: id, through: socket)
+    }
+
+    /// A session's datagrams on `path`: straight from the socket, or each wrapped for the TURN server.
+    private func send(_ batch: DatagramBatch, on path: TransportPath, of id: String, through socket: MediaSocket) {
+        switch path.base {
+        case .host:
+            socket.send(batch, to: path.remote)
+        case .relay:
+            sendThroughRelay(batch, to: path.remote, of: id, through: socket)
+        }
     }
 
     // MARK: - Bitrate (issue 24)
@@ -774,8 +939,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         guard let viewer = viewers.removeValue(forKey: id) else { return }
         viewerIDByUfrag[viewer.localUfrag] = nil
         outstandingChecks.removeSession(id)
-        for address in viewer.addresses where viewerIDByAddress[address] == id { viewerIDByAddress[address] = nil }
+        for path in viewer.paths where viewerIDByPath[path] == id { viewerIDByPath[path] = nil }
         timers.remove(id)
+        relay?.viewerLeft(id)
         talkback?.viewerLeft(id)
         dataChannelsViewerLeft(id)
         logger.info("viewer \(id) left: \(reason) (\(viewers.count) watching)")
@@ -784,6 +950,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             // hundred kB); with nobody watching it goes back, like the encoders' (idle RSS).
             mediaBatch = DatagramBatch()
             controlBatch = DatagramBatch()
+            relayBatch = DatagramBatch()
             outputs = []
             encoders.setViewersPresent(false)
             applyBitrateCap(bitratePolicy.reset(), reason: "nobody watches")
@@ -810,7 +977,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         for id in timers.fire(now: now) {
             guard let session = viewers[id]?.session else { continue }
             session.handle(.timeout(now: now), media: packetizer)
-            sendPacedMedia(of: session, now: now)
+            sendPacedMedia(of: id, session: session, now: now)
             takeOutputs(of: id)
         }
         if let next = timers.rearm() { armTimer(for: next) }
@@ -824,7 +991,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             return viewers.values.sorted { $0.createdAt < $1.createdAt }.map { viewer in
                 let statistics = viewer.session.statistics
                 return ViewerStatus(
-                    id: viewer.id, remoteAddress: viewer.session.remoteAddress?.description,
+                    id: viewer.id, remoteAddress: viewer.session.remotePath?.description,
                     state: "\(viewer.session.state)", connectedForSeconds: (now - viewer.createdAt).millisecondsDouble / 1000,
                     roundTripTimeMilliseconds: statistics.roundTripTime.map { $0.millisecondsDouble },
                     fractionLost: statistics.fractionLost,

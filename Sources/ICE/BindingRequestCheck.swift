@@ -15,7 +15,7 @@ enum BindingRequestCheck {
     /// `datagram` must already be known to be a STUN request (class and method are checked here too).
     /// `remote` may be nil until the peer's credentials are known (the remote half of USERNAME is then
     /// not compared).
-    static func verify(_ datagram: [UInt8], from source: TransportAddress, local: ICECredentials,
+    static func verify(_ datagram: [UInt8], on path: TransportPath, local: ICECredentials,
                        remote: ICECredentials?) -> Verdict {
         let request: STUNMessage
         do { request = try STUNMessage(parsing: datagram) } catch {
@@ -30,30 +30,30 @@ enum BindingRequestCheck {
         }
         // RFC 8489 §9.1.3: without USERNAME and MESSAGE-INTEGRITY → 400.
         guard let username = request.username, request.messageIntegrity != nil else {
-            return .refused(errorResponse(to: request, from: source, code: 400, phrase: "Bad Request", key: nil,
+            return .refused(errorResponse(to: request, on: path, code: 400, phrase: "Bad Request", key: nil,
                                           reason: "missing USERNAME or MESSAGE-INTEGRITY"))
         }
         // RFC 8445 §7.3: USERNAME is "localUfrag:remoteUfrag" from our point of view.
         let parts = username.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2, parts[0] == local.ufrag else {
-            return .refused(errorResponse(to: request, from: source, code: 401, phrase: "Unauthenticated", key: nil,
+            return .refused(errorResponse(to: request, on: path, code: 401, phrase: "Unauthenticated", key: nil,
                                           reason: "unknown username \(username)"))
         }
         // RFC 8489 §9.1.3: an integrity failure gets a 401 without MESSAGE-INTEGRITY.
         guard STUNMessage.hasValidIntegrity(datagram, key: local.integrityKey) else {
-            return .refused(errorResponse(to: request, from: source, code: 401, phrase: "Unauthenticated", key: nil,
+            return .refused(errorResponse(to: request, on: path, code: 401, phrase: "Unauthenticated", key: nil,
                                           reason: "bad MESSAGE-INTEGRITY from \(username)"))
         }
         // Authenticated, so from here on our answers carry MESSAGE-INTEGRITY.
         if let remote, parts[1] != remote.ufrag {
-            return .refused(errorResponse(to: request, from: source, code: 401, phrase: "Unauthenticated",
+            return .refused(errorResponse(to: request, on: path, code: 401, phrase: "Unauthenticated",
                                           key: local.integrityKey, reason: "remote ufrag \(parts[1]) is not \(remote.ufrag)"))
         }
         // RFC 8489 §6.3.1: unknown comprehension-required attributes → 420 listing them.
         let unknownTypes = request.unknownComprehensionRequiredTypes
         if !unknownTypes.isEmpty {
             let list = unknownTypes.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
-            return .refused(errorResponse(to: request, from: source, code: 420, phrase: "Unknown Attribute",
+            return .refused(errorResponse(to: request, on: path, code: 420, phrase: "Unknown Attribute",
                                           key: local.integrityKey,
                                           extra: [.unknown(type: STUNAttribute.TypeCode.unknownAttributes, value: list)],
                                           reason: "unknown comprehension-required attributes \(unknownTypes)"))
@@ -69,11 +69,11 @@ enum BindingRequestCheck {
             .serialized(integrityKey: key, fingerprint: true)
     }
 
-    static func errorResponse(to request: STUNMessage, from source: TransportAddress, code: Int, phrase: String,
+    static func errorResponse(to request: STUNMessage, on path: TransportPath, code: Int, phrase: String,
                               key: [UInt8]?, extra: [STUNAttribute] = [], reason: String) -> [ICEAction] {
         let response = STUNMessage(messageClass: .errorResponse, transactionID: request.transactionID,
                                    attributes: [.errorCode(code: code, reason: phrase)] + extra)
-        return [.send(response.serialized(integrityKey: key, fingerprint: true), to: source),
+        return [.send(response.serialized(integrityKey: key, fingerprint: true), on: path),
                 .rejected(reason: "\(code): \(reason)")]
     }
 }

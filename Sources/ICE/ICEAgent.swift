@@ -14,14 +14,14 @@ public enum ICEAgent: Sendable {
         }
     }
 
-    public mutating func receive(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) -> [ICEAction] {
+    public mutating func receive(_ datagram: [UInt8], on path: TransportPath, now: MonotonicTime) -> [ICEAction] {
         switch self {
         case var .lite(agent):
             defer { self = .lite(agent) }
-            return agent.receive(datagram, from: source, now: now)
+            return agent.receive(datagram, on: path, now: now)
         case var .full(agent):
             defer { self = .full(agent) }
-            return agent.receive(datagram, from: source, now: now)
+            return agent.receive(datagram, on: path, now: now)
         }
     }
 

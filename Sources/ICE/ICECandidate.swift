@@ -62,6 +62,10 @@ public struct ICECandidate: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(kind.rawValue) \(address)" }
 
+    /// Where datagrams of this candidate really leave from: the relay for a relayed candidate, the
+    /// socket for the others (a reflexive candidate's base is the socket, RFC 8445 §5.1.1.2).
+    public var base: TransportPath.LocalBase { kind == .relayed ? .relay : .host }
+
     /// What an a=candidate value (RFC 8839 §5.1) names, for component 1 over UDP.
     public enum Parsed: Equatable, Sendable {
         case candidate(ICECandidate)

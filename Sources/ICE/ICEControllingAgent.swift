@@ -57,7 +57,7 @@ public struct ICEControllingAgent: Sendable {
         consentExpiry = now + consentTimeout
         pendingCheck = makeCheck()
         nextTransmission = now + retransmissionTimeout
-        return [.send(pendingCheck, to: remoteAddress)]
+        return [.send(pendingCheck, on: .host(remoteAddress))]
     }
 
     public mutating func handleTimeout(now: MonotonicTime) -> [ICEAction] {
@@ -71,12 +71,12 @@ public struct ICEControllingAgent: Sendable {
         if isConnected {
             // RFC 7675 §5.1: each consent check is a new transaction.
             nextTransmission = now + jitteredConsentInterval()
-            return [.send(makeCheck(), to: remoteAddress)]
+            return [.send(makeCheck(), on: .host(remoteAddress))]
         }
         // RFC 8489 §6.2.1: retransmit the same request with a doubled timeout.
         retransmissionTimeout = min(retransmissionTimeout * 2, Self.maximumRetransmissionTimeout)
         nextTransmission = now + retransmissionTimeout
-        return [.send(pendingCheck, to: remoteAddress)]
+        return [.send(pendingCheck, on: .host(remoteAddress))]
     }
 
     public mutating func receive(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) -> [ICEAction] {
@@ -113,18 +113,18 @@ public struct ICEControllingAgent: Sendable {
         isConnected = true
         pendingCheck = []
         nextTransmission = now + jitteredConsentInterval()
-        return [.selected(remoteAddress)]
+        return [.selected(.host(remoteAddress))]
     }
 
     /// A full peer's check (its triggered check, then its consent checks): answered when valid and
     /// from the one address this agent checks; it changes nothing here (this agent always nominates).
     private func answer(_ datagram: [UInt8], from source: TransportAddress) -> [ICEAction] {
         guard source == remoteAddress else { return [.rejected(reason: "check from \(source), not \(remoteAddress)")] }
-        switch BindingRequestCheck.verify(datagram, from: source, local: local, remote: remote) {
+        switch BindingRequestCheck.verify(datagram, on: .host(source), local: local, remote: remote) {
         case let .refused(actions):
             return actions
         case let .valid(request):
-            return [.send(BindingRequestCheck.successResponse(to: request, from: source, key: local.integrityKey), to: source)]
+            return [.send(BindingRequestCheck.successResponse(to: request, from: source, key: local.integrityKey), on: .host(source))]
         }
     }
 

@@ -12,19 +12,25 @@ public struct ICESelectedPair: Equatable, Sendable {
     /// the success response's XOR-MAPPED-ADDRESS named.
     public var local: ICECandidate
     public var remote: ICECandidate
+    /// Which base media leaves from (the media socket or the relay) and to which remote address.
+    public var path: TransportPath
     /// The last round trip of a check or consent check on the pair that was not retransmitted.
     public var roundTripTime: Duration?
 }
 
 /// A full ICE agent (RFC 8445) for one data stream with one component (RTP and RTCP muxed, RFC 8843
-/// BUNDLE), over the owner's one UDP socket. Sans-IO: datagrams, candidates and time in, `ICEAction`s
-/// and the next deadline out. rtcam runs it controlled (browsers and WHEP players control); the tests
-/// also run it controlling, as the viewer.
+/// BUNDLE), over the owner's one UDP socket and, when it has a relayed candidate, that TURN
+/// allocation. Sans-IO: datagrams, candidates and time in, `ICEAction`s and the next deadline out.
+/// rtcam runs it controlled (browsers and WHEP players control); the tests also run it controlling,
+/// as the viewer.
 ///
-/// One socket means one base: every check leaves from the same socket whatever local candidate it is
-/// paired for, so a remote candidate makes one pair, with the best host candidate of its address
-/// family as local candidate (the one whose priority the pair gets; server-reflexive local candidates
-/// are replaced by their base, §6.1.2.4). Pairs are named by their remote address.
+/// Two bases at most (`TransportPath.LocalBase`): the socket (host candidates; server-reflexive ones
+/// are replaced by it, §6.1.2.4) and the relay (the relayed candidate, §5.1.1.2). A remote candidate
+/// makes one pair per base of its address family, with the best candidate of that base as local
+/// candidate (the one whose priority the pair gets: a relayed pair has type preference 0, the lowest,
+/// so a working direct pair always ranks above it). Pairs are named by their path: base and remote
+/// address. A peer-reflexive remote candidate learned from a check is paired with the base the check
+/// came in on only (§7.3.1.4).
 ///
 /// Security, as the lite agent: a remote candidate outside `allowedRemoteIPs` is never checked and its
 /// checks are not answered; `.checked` is reported for an address only after its valid check was
@@ -73,12 +79,13 @@ public struct ICEFullAgent: Sendable {
         var transaction: [UInt8]?
 
         var foundation: String { local.foundation + ":" + remote.foundation }
+        var path: TransportPath { TransportPath(base: local.base, remote: remote.address) }
     }
 
     struct Transaction {
         enum Purpose: Equatable { case check(nominating: Bool), consent }
         var id: [UInt8]
-        var remote: TransportAddress
+        var path: TransportPath
         var request: [UInt8]
         var purpose: Purpose
         /// Whether the request carried ICE-CONTROLLING (for a 487, §7.2.5.1).
@@ -102,10 +109,10 @@ public struct ICEFullAgent: Sendable {
     /// The peer said a=end-of-candidates (RFC 8838 §13).
     public private(set) var remoteCandidatesComplete = false
     public private(set) var selectedPair: ICESelectedPair?
-    public var selectedAddress: TransportAddress? { selectedPair?.remote.address }
+    public var selectedPath: TransportPath? { selectedPair?.path }
 
     private(set) var pairs: [Pair] = []
-    private var triggeredQueue: [TransportAddress] = []
+    private var triggeredQueue: [TransportPath] = []
     private var transactions: [Transaction] = []
     private var random: SeededRandom
     private var lastPacedCheck: MonotonicTime?
@@ -115,8 +122,8 @@ public struct ICEFullAgent: Sendable {
     /// Controlling role: when the first pair became valid (the nomination clock).
     private var firstValidAt: MonotonicTime?
     private var peerReflexiveCount = 0
-    /// The last round trip of an unrepeated check per remote address.
-    private var lastRoundTrip: [TransportAddress: Duration] = [:]
+    /// The last round trip of an unrepeated check per path.
+    private var lastRoundTrip: [TransportPath: Duration] = [:]
 
     /// The generator seeds the agent's own deterministic one (transaction IDs, consent jitter): a
     /// `SeededRandom` makes a test reproducible, `SystemRandomNumberGenerator` makes it unpredictable.
@@ -139,11 +146,16 @@ public struct ICEFullAgent: Sendable {
 
     /// A candidate of ours learned after start (a server-reflexive address from the STUN client).
     /// It forms no pair of its own (its base, the socket, is already paired, §6.1.2.4); it names
-    /// what the peer sees and what our checks' mapped addresses are matched against.
+    /// what the peer sees and what our checks' mapped addresses are matched against. A relayed
+    /// candidate is a base of its own: the known remote candidates of its family are paired with it.
     public mutating func addLocalCandidate(_ candidate: ICECandidate) {
         guard !localCandidates.contains(where: { $0.address == candidate.address }),
               localCandidates.count < configuration.maximumLocalCandidates else { return }
         localCandidates.append(candidate)
+        guard candidate.kind == .relayed else { return }
+        for remoteCandidate in remoteCandidates where remoteCandidate.kind != .peerReflexive {
+            addPair(base: .relay, remote: remoteCandidate)
+        }
     }
 
     /// A remote candidate from the offer or trickled (RFC 8838). Refused (`.rejected`) when its IP is
@@ -155,32 +167,48 @@ public struct ICEFullAgent: Sendable {
         return runPacing(now: now)
     }
 
-    /// Adds a remote candidate and its pair; the reason when it is refused.
-    private mutating func insertRemote(_ candidate: ICECandidate) -> String? {
+    /// Adds a remote candidate and its pairs (one per base, or only `learnedOn` for a peer-reflexive
+    /// one a check revealed); the reason when it is refused.
+    private mutating func insertRemote(_ candidate: ICECandidate, learnedOn: TransportPath.LocalBase? = nil) -> String? {
         if let allowed = configuration.allowedRemoteIPs, !allowed.contains(candidate.address.ip) {
             return "remote candidate \(candidate.address) is not an allowed address"
         }
         if let index = remoteCandidates.firstIndex(where: { $0.address == candidate.address }) {
             if remoteCandidates[index].kind == .peerReflexive, candidate.kind != .peerReflexive {
                 remoteCandidates[index] = candidate
-                if let pair = pairIndex(candidate.address) {
+                for pair in pairs.indices where pairs[pair].remote.address == candidate.address {
                     pairs[pair].remote = candidate
                 }
             }
+            // Known, but perhaps not yet on this base (signalled after a check from another base
+            // revealed it, or revealed on a second base).
+            for base in learnedOn.map({ [$0] }) ?? [.host, .relay] { addPair(base: base, remote: remoteCandidates[index]) }
             return nil
         }
         guard remoteCandidates.count < configuration.maximumRemoteCandidates else {
             return "more than \(configuration.maximumRemoteCandidates) remote candidates"
         }
-        guard let localCandidate = baseCandidate(for: candidate.address.ip) else {
+        let bases = (learnedOn.map { [$0] } ?? [.host, .relay]).filter { baseCandidate($0, for: candidate.address.ip) != nil }
+        guard !bases.isEmpty else {
             return "no local candidate of the family of \(candidate.address)"
         }
         remoteCandidates.append(candidate)
+        for base in bases { addPair(base: base, remote: candidate) }
+        return nil
+    }
+
+    /// The pair of `remote` on `base`, unless there is one, the base has no candidate of its family,
+    /// or the base is a relay on a public address and the remote address a private one: no relay on
+    /// the internet reaches another site's LAN, and a send it cannot route may even end the
+    /// allocation (coturn 4.6 closes one whose relay socket gets ENETUNREACH).
+    private mutating func addPair(base: TransportPath.LocalBase, remote candidate: ICECandidate) {
+        guard pairIndex(TransportPath(base: base, remote: candidate.address)) == nil,
+              let localCandidate = baseCandidate(base, for: candidate.address.ip) else { return }
+        if base == .relay, !localCandidate.address.ip.isPrivate, candidate.address.ip.isPrivate { return }
         var pair = Pair(local: localCandidate, remote: candidate, state: .waiting)
         // RFC 8445 §6.1.2.6: one pair per foundation starts Waiting, the others Frozen.
         if pairs.contains(where: { $0.foundation == pair.foundation && $0.state != .failed }) { pair.state = .frozen }
         pairs.append(pair)
-        return nil
     }
 
     /// Lets checks to and from `ip` through from now on (a candidate trickled by the peer that
@@ -192,10 +220,13 @@ public struct ICEFullAgent: Sendable {
     /// The peer has no more candidates (a=end-of-candidates).
     public mutating func endOfRemoteCandidates() { remoteCandidatesComplete = true }
 
-    /// The state of the pair whose remote candidate is at `address` (for tests and status).
-    public func pairState(remote address: TransportAddress) -> PairState? {
-        pairIndex(address).map { pairs[$0].state }
+    /// The state of the pair on `path` (for tests and status).
+    public func pairState(on path: TransportPath) -> PairState? {
+        pairIndex(path).map { pairs[$0].state }
     }
+
+    /// The state of the host-base pair whose remote candidate is at `address`.
+    public func pairState(remote address: TransportAddress) -> PairState? { pairState(on: .host(address)) }
 
     // MARK: - Restart
 
@@ -241,7 +272,7 @@ public struct ICEFullAgent: Sendable {
         actions += runPacing(now: now)
         if let due = nextConsentCheck, now >= due, let selected = selectedPair {
             // RFC 7675 §5.1: each consent check is a new transaction.
-            actions.append(sendRequest(to: selected.remote.address, purpose: .consent, local: selected.local, now: now))
+            actions.append(sendRequest(on: selected.path, purpose: .consent, local: selected.local, now: now))
             nextConsentCheck = now + jittered(configuration.consentInterval)
         }
         return actions
@@ -249,23 +280,33 @@ public struct ICEFullAgent: Sendable {
 
     // MARK: - Receive
 
-    public mutating func receive(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) -> [ICEAction] {
+    /// A datagram that came in on `path`: from `path.remote`, to the socket or through the relay.
+    public mutating func receive(_ datagram: [UInt8], on path: TransportPath, now: MonotonicTime) -> [ICEAction] {
         guard !consentLost else { return [.rejected(reason: "consent already lost")] }
         guard datagram.count >= STUNMessage.headerLength else { return [.rejected(reason: "too short for STUN")] }
         // RFC 8489 §5: the class bits are 0x0110 of the type; a request has neither.
         if datagram[0] & 0x01 == 0, datagram[1] & 0x10 == 0 {
-            return receiveRequest(datagram, from: source, now: now)
+            return receiveRequest(datagram, on: path, now: now)
         }
-        return receiveResponse(datagram, from: source, now: now)
+        return receiveResponse(datagram, on: path, now: now)
+    }
+
+    /// A datagram from `source` straight to the socket (the host base).
+    public mutating func receive(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) -> [ICEAction] {
+        receive(datagram, on: .host(source), now: now)
     }
 
     /// RFC 8445 §7.3: answer a valid check, learn a peer-reflexive candidate, trigger a check back.
-    private mutating func receiveRequest(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) -> [ICEAction] {
+    private mutating func receiveRequest(_ datagram: [UInt8], on path: TransportPath, now: MonotonicTime) -> [ICEAction] {
+        let source = path.remote
         if let allowed = configuration.allowedRemoteIPs, !allowed.contains(source.ip) {
-            return [.rejected(reason: "check from \(source), not an allowed address")]
+            return [.rejected(reason: "check from \(path), not an allowed address")]
+        }
+        if path.base == .relay, baseCandidate(.relay, for: source.ip) == nil {
+            return [.rejected(reason: "check via a relay we have no candidate on")]
         }
         let request: STUNMessage
-        switch BindingRequestCheck.verify(datagram, from: source, local: local, remote: remote) {
+        switch BindingRequestCheck.verify(datagram, on: path, local: local, remote: remote) {
         case let .valid(valid): request = valid
         case let .refused(actions): return actions
         }
@@ -274,31 +315,33 @@ public struct ICEFullAgent: Sendable {
         case .controlled:
             if let theirs = request.iceControlled {
                 if tieBreaker >= theirs { switchRole(to: .controlling) } else {
-                    return BindingRequestCheck.errorResponse(to: request, from: source, code: 487, phrase: "Role Conflict",
+                    return BindingRequestCheck.errorResponse(to: request, on: path, code: 487, phrase: "Role Conflict",
                                                              key: local.integrityKey, reason: "peer is controlled too")
                 }
             }
         case .controlling:
             if let theirs = request.iceControlling {
                 if tieBreaker >= theirs {
-                    return BindingRequestCheck.errorResponse(to: request, from: source, code: 487, phrase: "Role Conflict",
+                    return BindingRequestCheck.errorResponse(to: request, on: path, code: 487, phrase: "Role Conflict",
                                                              key: local.integrityKey, reason: "peer is controlling too")
                 }
                 switchRole(to: .controlled)
             }
         }
         var actions: [ICEAction] = [.send(BindingRequestCheck.successResponse(to: request, from: source, key: local.integrityKey),
-                                          to: source)]
-        reportChecked(source, into: &actions)
-        // RFC 8445 §7.3.1.3: an unknown source is a peer-reflexive candidate with the request's PRIORITY.
-        if pairIndex(source) == nil {
-            peerReflexiveCount += 1
+                                          on: path)]
+        reportChecked(path, into: &actions)
+        // RFC 8445 §7.3.1.3: an unknown source is a peer-reflexive candidate with the request's PRIORITY,
+        // paired with the base the check came in on (§7.3.1.4); a known one gets a pair on this base.
+        if pairIndex(path) == nil {
+            let known = remoteCandidates.first { $0.address == source }
+            if known == nil { peerReflexiveCount += 1 }
             let priority = request.priority ?? ICECandidate.priority(kind: .peerReflexive, localPreference: 65535)
-            let learned = ICECandidate(address: source, kind: .peerReflexive, priority: priority,
-                                       foundation: "prflx\(peerReflexiveCount)")
-            if let refusal = insertRemote(learned) { actions.append(.rejected(reason: refusal)) }
+            let learned = known ?? ICECandidate(address: source, kind: .peerReflexive, priority: priority,
+                                                foundation: "prflx\(peerReflexiveCount)")
+            if let refusal = insertRemote(learned, learnedOn: path.base) { actions.append(.rejected(reason: refusal)) }
         }
-        guard let index = pairIndex(source) else { return actions }
+        guard let index = pairIndex(path) else { return actions }
         // RFC 8445 §7.3.1.4: a triggered check back, unless the pair already works.
         switch pairs[index].state {
         case .succeeded:
@@ -308,10 +351,10 @@ public struct ICEFullAgent: Sendable {
                 transactions[transaction].cancelled = true
             }
             pairs[index].state = .waiting
-            enqueueTriggered(source)
+            enqueueTriggered(path)
         case .waiting, .frozen, .failed:
             pairs[index].state = .waiting
-            enqueueTriggered(source)
+            enqueueTriggered(path)
         }
         // RFC 8445 §7.3.1.5: the controlling side nominates; the pair is selected once it is valid too.
         if role == .controlled, request.hasUseCandidate {
@@ -322,7 +365,7 @@ public struct ICEFullAgent: Sendable {
     }
 
     /// RFC 8445 §7.2.5: a response to one of our checks or consent checks.
-    private mutating func receiveResponse(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) -> [ICEAction] {
+    private mutating func receiveResponse(_ datagram: [UInt8], on path: TransportPath, now: MonotonicTime) -> [ICEAction] {
         guard let response = try? STUNMessage(parsing: datagram),
               response.messageClass == .successResponse || response.messageClass == .errorResponse,
               response.method == STUNMessage.bindingMethod
@@ -331,9 +374,10 @@ public struct ICEFullAgent: Sendable {
             return [.rejected(reason: "unknown transaction")]
         }
         let transaction = transactions[index]
-        // RFC 8445 §7.2.5.2.1: only from where the request went; anything else is not its answer.
-        guard source == transaction.remote else {
-            return [.rejected(reason: "response from \(source), not \(transaction.remote)")]
+        // RFC 8445 §7.2.5.2.1: only from where the request went, on the base it left from; anything
+        // else is not its answer.
+        guard path == transaction.path else {
+            return [.rejected(reason: "response from \(path), not \(transaction.path)")]
         }
         if response.fingerprint != nil, !STUNMessage.hasValidFingerprint(datagram) {
             return [.rejected(reason: "bad FINGERPRINT")]
@@ -341,10 +385,10 @@ public struct ICEFullAgent: Sendable {
         // RFC 8445 §7.2.5.2: signed with the peer's password; an unsigned error (a 400 or 401) proves
         // nothing and changes nothing: the check goes on until it times out.
         guard STUNMessage.hasValidIntegrity(datagram, key: remote.integrityKey) else {
-            return [.rejected(reason: "\(response.messageClass == .errorResponse ? "unsigned error" : "bad MESSAGE-INTEGRITY") from \(source)")]
+            return [.rejected(reason: "\(response.messageClass == .errorResponse ? "unsigned error" : "bad MESSAGE-INTEGRITY") from \(path)")]
         }
         transactions.remove(at: index)
-        let pair = pairIndex(source)
+        let pair = pairIndex(path)
         if response.messageClass == .errorResponse {
             let code = response.errorCode?.code ?? 0
             guard let pair else { return [.rejected(reason: "error response \(code)")] }
@@ -353,18 +397,18 @@ public struct ICEFullAgent: Sendable {
                 switchRole(to: transaction.sentControlling ? .controlled : .controlling)
                 pairs[pair].state = .waiting
                 pairs[pair].transaction = nil
-                enqueueTriggered(source)
+                enqueueTriggered(path)
                 return [.rejected(reason: "487 Role Conflict: now \(role)")] + runPacing(now: now)
             }
             if pairs[pair].transaction == transaction.id {
                 pairs[pair].state = .failed
                 pairs[pair].transaction = nil
             }
-            return [.rejected(reason: "error response \(code) from \(source)")]
+            return [.rejected(reason: "error response \(code) from \(path)")]
         }
         var actions: [ICEAction] = []
         let roundTrip = transaction.transmissions == 1 ? now - transaction.firstSent : nil
-        if let selected = selectedPair, selected.remote.address == source {
+        if let selected = selectedPair, selected.path == path {
             consentExpiry = now + configuration.consentTimeout  // RFC 7675 §5.1
             if let roundTrip { selectedPair?.roundTripTime = roundTrip }
         }
@@ -377,13 +421,13 @@ public struct ICEFullAgent: Sendable {
         pairs[pair].validLocal = localCandidate
         if firstValidAt == nil { firstValidAt = now }
         if selectedPair == nil { consentExpiry = now + configuration.consentTimeout }
-        lastRoundTrip[source] = roundTrip ?? lastRoundTrip[source]
+        lastRoundTrip[path] = roundTrip ?? lastRoundTrip[path]
         // RFC 8445 §7.2.5.3.3: pairs of the same foundation may go now.
         let foundation = pairs[pair].foundation
         for other in pairs.indices where pairs[other].state == .frozen && pairs[other].foundation == foundation {
             pairs[other].state = .waiting
         }
-        reportChecked(source, into: &actions)
+        reportChecked(path, into: &actions)
         // RFC 8445 §7.2.5.3.4 (controlled: the peer nominated it) and §8.1.1 (controlling: our
         // USE-CANDIDATE check succeeded).
         if (role == .controlled && pairs[pair].nominationRequested) || (role == .controlling && nominating) {
@@ -400,11 +444,11 @@ public struct ICEFullAgent: Sendable {
     private mutating func runPacing(now: MonotonicTime) -> [ICEAction] {
         guard hasPacedWork, now >= nextPacingSlot else { return [] }
         let index: Int
-        if let address = triggeredQueue.first {
+        if let path = triggeredQueue.first {
             triggeredQueue.removeFirst()
             // A pair whose cancelled check was answered meanwhile needs no new one (else two agents
             // whose checks cross would trigger each other forever).
-            guard let found = pairIndex(address), pairs[found].state != .succeeded else { return runPacing(now: now) }
+            guard let found = pairIndex(path), pairs[found].state != .succeeded else { return runPacing(now: now) }
             index = found
         } else if let waiting = bestPair(in: .waiting) {
             index = waiting
@@ -415,8 +459,8 @@ public struct ICEFullAgent: Sendable {
         }
         lastPacedCheck = now
         pairs[index].state = .inProgress
-        let action = sendRequest(to: pairs[index].remote.address, purpose: .check(nominating: pairs[index].nominationRequested
-                                                                                   && role == .controlling),
+        let action = sendRequest(on: pairs[index].path, purpose: .check(nominating: pairs[index].nominationRequested
+                                                                         && role == .controlling),
                                  local: pairs[index].local, now: now)
         pairs[index].transaction = transactions.last?.id
         return [action]
@@ -449,14 +493,14 @@ public struct ICEFullAgent: Sendable {
         guard let best = bestValidPair else { return }
         pairs[best].nominationRequested = true
         pairs[best].state = .waiting
-        enqueueTriggered(pairs[best].remote.address)
+        enqueueTriggered(pairs[best].path)
     }
 
     private var bestValidPair: Int? {
         pairs.indices.filter { pairs[$0].state == .succeeded }.max { pairPriority(pairs[$0]) < pairPriority(pairs[$1]) }
     }
 
-    private mutating func sendRequest(to address: TransportAddress, purpose: Transaction.Purpose, local localCandidate: ICECandidate,
+    private mutating func sendRequest(on path: TransportPath, purpose: Transaction.Purpose, local localCandidate: ICECandidate,
                                       now: MonotonicTime) -> ICEAction {
         let id = random.bytes(12)
         // RFC 8445 §7.2.2 / §7.1: USERNAME "remoteUfrag:localUfrag", PRIORITY of a peer-reflexive
@@ -473,10 +517,10 @@ public struct ICEFullAgent: Sendable {
         // RFC 8445 §14.3: RTO = max(500 ms, Ta × pairs waiting or in progress).
         let active = pairs.filter { $0.state == .waiting || $0.state == .inProgress }.count
         let timeout = max(configuration.minimumRetransmissionTimeout, configuration.pacingInterval * active)
-        transactions.append(Transaction(id: id, remote: address, request: request, purpose: purpose,
+        transactions.append(Transaction(id: id, path: path, request: request, purpose: purpose,
                                         sentControlling: role == .controlling, firstSent: now, timeout: timeout,
                                         due: now + (purpose == .consent ? configuration.consentTimeout : timeout)))
-        return .send(request, to: address)
+        return .send(request, on: path)
     }
 
     /// RFC 8489 §6.2.1: the same request again after RTO, 2·RTO, 4·RTO…; after the last one Rm × RTO
@@ -494,12 +538,12 @@ public struct ICEFullAgent: Sendable {
                     : transaction.timeout * (1 << (transaction.transmissions - 1))
                 transaction.due = now + wait
                 transactions[index] = transaction
-                actions.append(.send(transaction.request, to: transaction.remote))
+                actions.append(.send(transaction.request, on: transaction.path))
                 index += 1
                 continue
             }
             transactions.remove(at: index)
-            if let pair = pairIndex(transaction.remote), pairs[pair].transaction == transaction.id,
+            if let pair = pairIndex(transaction.path), pairs[pair].transaction == transaction.id,
                pairs[pair].state == .inProgress {
                 pairs[pair].state = .failed
                 pairs[pair].transaction = nil
@@ -512,21 +556,21 @@ public struct ICEFullAgent: Sendable {
 
     private mutating func select(_ index: Int, now: MonotonicTime, into actions: inout [ICEAction]) {
         let pair = pairs[index]
-        guard selectedPair?.remote.address != pair.remote.address else { return }
-        selectedPair = ICESelectedPair(local: pair.validLocal ?? pair.local, remote: pair.remote,
-                                       roundTripTime: lastRoundTrip[pair.remote.address])
+        guard selectedPair?.path != pair.path else { return }
+        selectedPair = ICESelectedPair(local: pair.validLocal ?? pair.local, remote: pair.remote, path: pair.path,
+                                       roundTripTime: lastRoundTrip[pair.path])
         consentExpiry = now + configuration.consentTimeout
         nextConsentCheck = now + jittered(configuration.consentInterval)
-        actions.append(.selected(pair.remote.address))
+        actions.append(.selected(pair.path))
     }
 
-    private mutating func reportChecked(_ address: TransportAddress, into actions: inout [ICEAction]) {
+    private mutating func reportChecked(_ path: TransportPath, into actions: inout [ICEAction]) {
         // Reported every time, as the lite agent does: the owner keeps the most recent ones.
-        actions.append(.checked(address))
+        actions.append(.checked(path))
     }
 
-    private mutating func enqueueTriggered(_ address: TransportAddress) {
-        if !triggeredQueue.contains(address) { triggeredQueue.append(address) }
+    private mutating func enqueueTriggered(_ path: TransportPath) {
+        if !triggeredQueue.contains(path) { triggeredQueue.append(path) }
     }
 
     /// RFC 8445 §7.2.5.1 / §6.1.2.3: priorities depend on the role.
@@ -546,13 +590,15 @@ public struct ICEFullAgent: Sendable {
         pairs.indices.filter { pairs[$0].state == state }.max { pairPriority(pairs[$0]) < pairPriority(pairs[$1]) }
     }
 
-    private func pairIndex(_ address: TransportAddress) -> Int? {
-        pairs.firstIndex { $0.remote.address == address }
+    private func pairIndex(_ path: TransportPath) -> Int? {
+        pairs.firstIndex { $0.path == path }
     }
 
-    /// The host candidate a check to this family leaves from (the socket's; see the type's comment).
-    private func baseCandidate(for ip: TransportAddress.IP) -> ICECandidate? {
-        localCandidates.filter { $0.kind == .host && $0.address.ip.isSameFamily(as: ip) }.max { $0.priority < $1.priority }
+    /// The candidate a check to this family leaves from on `base`: the best host candidate (the
+    /// socket's), or the relayed one (see the type's comment).
+    private func baseCandidate(_ base: TransportPath.LocalBase, for ip: TransportAddress.IP) -> ICECandidate? {
+        let kind: ICECandidate.Kind = base == .relay ? .relayed : .host
+        return localCandidates.filter { $0.kind == kind && $0.address.ip.isSameFamily(as: ip) }.max { $0.priority < $1.priority }
     }
 
     /// RFC 8445 §7.2.5.3.1: a mapped address that is none of our candidates is a new peer-reflexive

@@ -6,7 +6,8 @@ import STUN
 public struct ICELiteAgent: Sendable {
     public private(set) var local: ICECredentials
     public private(set) var remote: ICECredentials?
-    public private(set) var selectedAddress: TransportAddress?
+    public private(set) var selectedPath: TransportPath?
+    public var selectedAddress: TransportAddress? { selectedPath?.remote }
     private var consentExpiry: MonotonicTime
     private var consentLost = false
 
@@ -30,34 +31,40 @@ public struct ICELiteAgent: Sendable {
         return [.consentLost]
     }
 
-    public mutating func receive(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) -> [ICEAction] {
+    /// A datagram that came in on `path` (for a lite agent, the host base: it offers no relay).
+    public mutating func receive(_ datagram: [UInt8], on path: TransportPath, now: MonotonicTime) -> [ICEAction] {
         guard !consentLost else { return [.rejected(reason: "consent already lost")] }
         let request: STUNMessage
-        switch BindingRequestCheck.verify(datagram, from: source, local: local, remote: remote) {
+        switch BindingRequestCheck.verify(datagram, on: path, local: local, remote: remote) {
         case let .valid(valid): request = valid
         case let .refused(actions): return actions
         }
         // RFC 8445 §7.3.1.1: a lite agent is always controlled; a peer that also claims the controlled
         // role is told to switch (as if our tie-breaker were the larger one).
         if request.iceControlled != nil {
-            return reject(request, from: source, code: 487, phrase: "Role Conflict", key: local.integrityKey,
+            return reject(request, on: path, code: 487, phrase: "Role Conflict", key: local.integrityKey,
                           reason: "peer is controlled too")
         }
 
         // RFC 8445 §7.3.1.2: success response with the source as XOR-MAPPED-ADDRESS (RFC 8489 §14.2).
-        var actions: [ICEAction] = [.send(BindingRequestCheck.successResponse(to: request, from: source, key: local.integrityKey),
-                                          to: source),
-                                    .checked(source)]
+        var actions: [ICEAction] = [.send(BindingRequestCheck.successResponse(to: request, from: path.remote, key: local.integrityKey),
+                                          on: path),
+                                    .checked(path)]
         // RFC 7675 §5.1: a valid check on the selected pair (or any, before selection) renews consent.
-        if selectedAddress == nil || selectedAddress == source { consentExpiry = now + consentTimeout }
+        if selectedPath == nil || selectedPath == path { consentExpiry = now + consentTimeout }
         // RFC 8445 §7.3.1.5 + §8.2 (lite): USE-CANDIDATE nominates the pair of this check. A later
         // nominated check from another address means the peer moved (e.g. a network change).
-        if request.hasUseCandidate, selectedAddress != source {
-            selectedAddress = source
+        if request.hasUseCandidate, selectedPath != path {
+            selectedPath = path
             consentExpiry = now + consentTimeout
-            actions.append(.selected(source))
+            actions.append(.selected(path))
         }
         return actions
+    }
+
+    /// A datagram from `source` straight to the media socket.
+    public mutating func receive(_ datagram: [UInt8], from source: TransportAddress, now: MonotonicTime) -> [ICEAction] {
+        receive(datagram, on: .host(source), now: now)
     }
 
     /// For the server's demultiplexer: the local ufrag of a Binding request's USERNAME
@@ -83,8 +90,8 @@ public struct ICELiteAgent: Sendable {
         return nil
     }
 
-    private func reject(_ request: STUNMessage, from source: TransportAddress, code: Int, phrase: String,
+    private func reject(_ request: STUNMessage, on path: TransportPath, code: Int, phrase: String,
                         key: [UInt8]?, reason: String) -> [ICEAction] {
-        BindingRequestCheck.errorResponse(to: request, from: source, code: code, phrase: phrase, key: key, reason: reason)
+        BindingRequestCheck.errorResponse(to: request, on: path, code: code, phrase: phrase, key: key, reason: reason)
     }
 }

@@ -36,14 +36,16 @@ public struct ICECredentials: Equatable, Sendable {
     }
 }
 
-/// What an agent asks its owner to do, in order.
+/// What an agent asks its owner to do, in order. Every address comes with the base it belongs to
+/// (`TransportPath`): a check, a response or a selected pair on the relay base goes through the TURN
+/// allocation, one on the host base straight from the media socket.
 public enum ICEAction: Equatable, Sendable {
-    case send([UInt8], to: TransportAddress)
-    /// A valid check from this address was answered with success (RFC 8445 §7.3.1.4): the address is
-    /// a working pair, the only kind DTLS and RTCP may come from (RFC 8445 §7.3, RFC 7675 §5.1).
-    case checked(TransportAddress)
+    case send([UInt8], on: TransportPath)
+    /// A valid check on this path was answered with success (RFC 8445 §7.3.1.4): the path is a
+    /// working pair, the only kind DTLS and RTCP may come from (RFC 8445 §7.3, RFC 7675 §5.1).
+    case checked(TransportPath)
     /// The nominated pair (USE-CANDIDATE), or the peer's address changed.
-    case selected(TransportAddress)
+    case selected(TransportPath)
     /// No valid check (lite side) or no answered check (controlling side) for 30 s (RFC 7675 §5.1).
     case consentLost
     /// A message we answered with an error or dropped (for logging/counting).

@@ -107,6 +107,20 @@ extension TransportAddress.IP: CustomStringConvertible {
         return bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80
     }
 
+    /// An address no router on the internet forwards to (RFC 1918, RFC 6598 shared address space,
+    /// link-local RFC 3927 / RFC 4291, unique-local RFC 4193, loopback): a relay on a public
+    /// address cannot reach it.
+    public var isPrivate: Bool {
+        switch unmappingIPv4 {
+        case let .v4(a, b, _, _):
+            return a == 10 || (a == 172 && b & 0xF0 == 16) || (a == 192 && b == 168) || (a == 100 && b & 0xC0 == 64)
+                || (a == 169 && b == 254) || a == 127
+        case let .v6(bytes):
+            guard bytes.count == 16 else { return false }
+            return bytes[0] & 0xFE == 0xFC || isIPv6LinkLocal || isLoopback
+        }
+    }
+
     public var isIPv6: Bool {
         if case .v6 = self { return true }
         return false

@@ -60,8 +60,15 @@ public enum RTCamCommandLine {
                              help: "ICE: full (rtcam checks too, so viewers behind NATs reach it) or lite (answers checks only: a camera on a public address).",
                              default: "full"),
             OptionDefinition("stun", value: "HOST:PORT",
-                             help: "A STUN server to learn rtcam's public address from, offered as a server-reflexive candidate (repeatable; full ICE).",
+                             help: "A STUN server to learn rtcam's public address from, offered as a server-reflexive candidate (repeatable; full ICE). Default: saved setting, else none.",
                              repeatable: true),
+            OptionDefinition("turn", value: "turn:HOST[:PORT][?transport=udp]",
+                             help: "A TURN server (coturn, RFC 8656) to keep a relayed address on, offered as a relay candidate: viewers behind NATs no direct path crosses watch through it (full ICE; UDP). Default: saved setting, else none."),
+            OptionDefinition("turn-user", value: "name", help: "The TURN user name (with --turn-password; with --turn-secret the name in the REST credentials)."),
+            OptionDefinition("turn-password", value: "password",
+                             help: "The TURN user's password (coturn user=NAME:PASSWORD). Visible to other local users in the process list: the settings page keeps it in the state directory instead."),
+            OptionDefinition("turn-secret", value: "secret",
+                             help: "coturn's shared secret (use-auth-secret, static-auth-secret=): rtcam makes time-limited REST credentials from it."),
             OptionDefinition("host-name", value: "name",
                              help: "A DNS name the camera is reached by, accepted in Host besides IP addresses, its host name, <host name>.local and localhost (repeatable).",
                              repeatable: true),
@@ -166,7 +173,12 @@ public enum RTCamCommandLine {
             }
             configuration.iceMode = mode
         }
-        configuration.stunServers = options.all("stun")
+        let stun = options.all("stun")
+        if !stun.isEmpty { configuration.overrides.stunServers = stun }
+        configuration.overrides.turnServer = options.value("turn")
+        configuration.overrides.turnUser = options.value("turn-user")
+        configuration.overrides.turnPassword = options.value("turn-password")
+        configuration.overrides.turnSecret = options.value("turn-secret")
         if let source = options.value("source") {
             guard let setting = VideoSourceSetting(parsing: source) else {
                 throw .invalidValue(option: "source", reason: "--source must be auto, v4l2:/dev/videoN, test-pattern, file:PATH or exec:COMMAND (got '\(source)')")

@@ -69,6 +69,29 @@ public struct ServerReflexiveCandidate: Equatable, Sendable {
     }
 }
 
+/// A relayed candidate (RFC 8445 §5.1.1.2, RFC 8656): the TURN allocation's relayed address, with
+/// the server-reflexive address the TURN server saw rtcam at as related address.
+public struct RelayedCandidate: Equatable, Sendable {
+    public var address: TransportAddress
+    public var related: TransportAddress
+    public var foundation: String
+    public var priority: UInt32
+
+    /// RFC 8445 §5.1.2.1 with the relayed type preference 0 (§5.1.2.2: the lowest, so any working
+    /// direct pair ranks above it).
+    public init(address: TransportAddress, related: TransportAddress, foundation: String, localPreference: UInt16 = 65535) {
+        self.address = address
+        self.related = related
+        self.foundation = foundation
+        priority = (1 << 8) * UInt32(localPreference) + 255
+    }
+
+    /// "<foundation> 1 udp <priority> <address> <port> typ relay raddr <mapped> rport <port>" (RFC 8839 §5.1).
+    public var sdpValue: String {
+        "\(foundation) 1 udp \(priority) \(address.ip) \(address.port) typ relay raddr \(related.ip) rport \(related.port)"
+    }
+}
+
 /// rtcam's side of the transport and its send streams, as the answer announces them.
 public struct LocalTransport: Sendable {
     public var iceUfrag: String
@@ -78,6 +101,8 @@ public struct LocalTransport: Sendable {
     public var candidates: [HostCandidate]
     /// Announced after the host candidates (full ICE, issue 19).
     public var serverReflexiveCandidates: [ServerReflexiveCandidate] = []
+    /// Announced last: the TURN allocation's relayed address (full ICE with `--turn`).
+    public var relayedCandidates: [RelayedCandidate] = []
     /// The answer says a=ice-lite (RFC 8839 §5.3): rtcam answers checks but sends none.
     public var isICELite = true
     public var videoSSRC: UInt32

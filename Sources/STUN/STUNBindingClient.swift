@@ -40,6 +40,8 @@ public struct STUNBindingClient: Sendable {
 
     public let configuration: Configuration
     private var servers: [Server]
+    /// The servers asked, in the order given.
+    public var serverAddresses: [TransportAddress] { servers.map(\.address) }
     private var random: SeededRandom
 
     /// Servers are asked from the first `handleTimeout` on (`nextDeadline` is `now`).

@@ -30,8 +30,11 @@ public struct TURNClient: Sendable {
         /// Permissions last 300 s (RFC 8656 §9), channels 600 s (§12): refreshed well before.
         public var permissionRefreshInterval: Duration = .seconds(240)
         public var channelRefreshInterval: Duration = .seconds(540)
-        /// After a failed Allocate (timeout, 486, 508, 437, bad credentials): ask again this much later.
+        /// After a failed Allocate (timeout, 486, 508, 437, bad credentials): ask again this much later,
+        /// doubled after each further failure in a row up to `maximumRetryInterval` (equal by
+        /// default: a fixed interval).
         public var retryInterval: Duration = .seconds(30)
+        public var maximumRetryInterval: Duration = .seconds(30)
         /// 438 (stale nonce) answers in a row that a request is sent again for.
         public var maximumNonceRetries = 3
         public var software: String? = "rtcam"
@@ -112,7 +115,7 @@ public struct TURNClient: Sendable {
     public let server: TransportAddress
     public let transport: Transport
     public let configuration: Configuration
-    private let credentials: TURNCredentials
+    private var credentials: TURNCredentials
     private var random: SeededRandom
     public private(set) var state: State = .idle
     private var realm: String?
@@ -121,6 +124,11 @@ public struct TURNClient: Sendable {
     private var transactions: [Transaction] = []
     private var permissions: [TransportAddress.IP: Permission] = [:]
     private var channels: [Channel] = []
+    /// The next channel number to bind: never one used before by this client (a forgotten channel
+    /// stays bound on the server until it expires, RFC 8656 §12).
+    private var nextChannelNumber = ChannelData.channelNumbers.lowerBound
+    /// Allocate requests that failed in a row (the backoff's exponent).
+    private var allocationFailuresInARow = 0
     /// While idle: when to ask for an allocation. While allocated: when to refresh it.
     private var allocationDue: MonotonicTime?
     private var expiry: MonotonicTime?
@@ -182,8 +190,9 @@ public struct TURNClient: Sendable {
     /// Binds the next free channel to `peer` (RFC 8656 §12), which also installs its permission.
     public mutating func bindChannel(to peer: TransportAddress, now: MonotonicTime) -> [Action] {
         guard !channels.contains(where: { $0.peer == peer }) else { return [] }
-        let number = ChannelData.channelNumbers.lowerBound + UInt16(channels.count)
-        guard ChannelData.channelNumbers.contains(number) else { return [] }
+        let number = nextChannelNumber
+        guard ChannelData.channelNumbers.contains(number) else { return [] }   // all used: Send indications
+        nextChannelNumber &+= 1
         channels.append(Channel(number: number, peer: peer, due: isAllocated ? now : nil))
         if permissions[peer.ip] == nil { permissions[peer.ip] = Permission(installed: false, due: isAllocated ? now : nil) }
         return handleTimeout(now: now)
@@ -202,6 +211,31 @@ public struct TURNClient: Sendable {
                            attributes: [.xorPeerAddress(peer, transactionID: id), .data(payload)])
             .serialized(integrityKey: nil, fingerprint: false)
     }
+
+    /// Stops refreshing the permission for `ip` and the channels to peers at it (a viewer that left):
+    /// the server drops them when they expire (RFC 8656 §9: 5 minutes, §12: 10 minutes). A channel
+    /// number is not used again by this client.
+    public mutating func forget(_ ip: TransportAddress.IP) {
+        permissions[ip] = nil
+        channels.removeAll { $0.peer.ip == ip }
+        transactions.removeAll {
+            switch $0.request {
+            case let .createPermission(target): return target == ip
+            case let .channelBind(_, peer): return peer.ip == ip
+            case .allocate, .refresh: return false
+            }
+        }
+    }
+
+    /// Credentials for the requests from now on (coturn's REST credentials expire: the owner makes
+    /// new ones before an allocation is asked for again).
+    public mutating func replaceCredentials(_ new: TURNCredentials) {
+        credentials = new
+        if let realm { key = new.integrityKey(realm: realm) }
+    }
+
+    /// Permissions asked for or installed (for status and tests).
+    public var permissionCount: Int { permissions.count }
 
     /// Gives the allocation back (a Refresh with lifetime 0, RFC 8656 §8); `.released` follows.
     public mutating func release(now: MonotonicTime) -> [Action] {
@@ -352,6 +386,7 @@ public struct TURNClient: Sendable {
             }
             let lifetime = Duration.seconds(response.lifetimeSeconds ?? requestedLifetimeSeconds)
             state = .allocated(relayed: relayed, mapped: response.xorMappedAddress)
+            allocationFailuresInARow = 0
             scheduleRefresh(lifetime: lifetime, now: now)
             // Permissions and channels asked for before (or on a lost allocation) go in now.
             for ip in permissions.keys { permissions[ip] = Permission(installed: false, due: now) }
@@ -424,7 +459,11 @@ public struct TURNClient: Sendable {
         case .allocate:
             guard state == .allocating else { return [] }
             state = .idle
-            allocationDue = now + configuration.retryInterval
+            // Backoff: retryInterval, then doubled per failure in a row up to the maximum.
+            var wait = configuration.retryInterval
+            for _ in 0 ..< min(allocationFailuresInARow, 16) where wait < configuration.maximumRetryInterval { wait = wait * 2 }
+            allocationDue = now + min(wait, max(configuration.retryInterval, configuration.maximumRetryInterval))
+            allocationFailuresInARow += 1
             return [.allocationFailed(failure)]
         case .refresh:
             if state == .releasing {

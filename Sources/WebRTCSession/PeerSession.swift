@@ -33,6 +33,8 @@ public struct PeerSessionConfiguration: Sendable {
     public var localCandidates: [ICECandidate] = []
     public var remoteCandidates: [String] = []
     public var remoteCandidatesComplete = false
+    /// Full ICE: Ta, the pacing of new checks (RFC 8445 §14.2: 50 ms by default, never under 5 ms).
+    public var icePacingInterval: Duration = .milliseconds(50)
     /// Most addresses one session keeps as checked (the oldest but the selected one is forgotten).
     public var maximumCheckedAddresses = 4
     /// Retransmissions a viewer may ask for: each packet at most this many times, and at most this
@@ -80,17 +82,19 @@ public struct PeerSessionConfiguration: Sendable {
 }
 
 public enum PeerSessionInput: Sendable {
-    case receive([UInt8], from: TransportAddress, now: MonotonicTime)
+    /// A datagram that came in on `path`: from `path.remote`, straight to the media socket or
+    /// unwrapped from the TURN allocation (the owner's job, RFC 8656).
+    case receive([UInt8], on: TransportPath, now: MonotonicTime)
     case timeout(now: MonotonicTime)
 }
 
 public enum PeerSessionEvent: Equatable, Sendable {
-    /// ICE chose (or moved to) this address of the viewer.
-    case iceSelected(TransportAddress)
-    /// A check from this address was valid: datagrams from it belong to this session from now on.
-    case addressVerified(TransportAddress)
-    /// The session no longer takes datagrams from this address (more checked addresses than it keeps).
-    case addressForgotten(TransportAddress)
+    /// ICE chose (or moved to) this path to the viewer.
+    case iceSelected(TransportPath)
+    /// A check on this path was valid: datagrams on it belong to this session from now on.
+    case addressVerified(TransportPath)
+    /// The session no longer takes datagrams on this path (more checked paths than it keeps).
+    case addressForgotten(TransportPath)
     /// DTLS finished and SRTP is keyed: media flows from now on.
     case connected(SRTPProfile)
     /// The viewer asked for a keyframe: PLI (RFC 4585 §6.3.1) or a new FIR (RFC 5104 §4.3.1).
@@ -111,7 +115,8 @@ public enum PeerSessionEvent: Equatable, Sendable {
 }
 
 public enum PeerSessionOutput: Sendable {
-    case transmit([UInt8], to: TransportAddress)
+    /// A datagram for `path.remote`, sent from the path's base (the relay's: wrapped for the TURN server).
+    case transmit([UInt8], on: TransportPath)
     case event(PeerSessionEvent)
     /// Nothing more to do now; call `handle(.timeout)` at this time (nil: only input wakes the session).
     case timeout(MonotonicTime?)
@@ -190,8 +195,8 @@ public final class PeerSession {
     private let dtlsRole: DTLSRole
     private var dtlsStarted = false
     private var srtp: SRTPSession?
-    /// Addresses that passed an ICE check (RFC 8445 §7.3): the only ones DTLS and RTCP are taken from.
-    private var checkedAddresses: [TransportAddress] = []
+    /// Paths that passed an ICE check (RFC 8445 §7.3): the only ones DTLS and RTCP are taken from.
+    private var checkedPaths: [TransportPath] = []
     /// When the session must be connected (nil once it is).
     private var connectDeadline: MonotonicTime?
     /// Resends per sequence number, for the packets still in the shared history.
@@ -200,8 +205,10 @@ public final class PeerSession {
     /// Bytes sent and resent in the current and the previous one-second window (the budget).
     private var budgetWindow = RetransmissionBudget()
     private var nackedShare = NACKedShare()
-    /// Where media goes: the nominated address, else the last address that passed a check.
-    public private(set) var remoteAddress: TransportAddress?
+    /// Where media goes: the nominated path, else the first path that passed a check.
+    public private(set) var remotePath: TransportPath?
+    /// The viewer's address media goes to (through the relay when `remotePath` is relayed).
+    public var remoteAddress: TransportAddress? { remotePath?.remote }
     var outputs: [PeerSessionOutput] = []
     var sentVideoKeyframe = false
     private var rtxSequence: UInt16
@@ -255,6 +262,7 @@ public final class PeerSession {
         case .full:
             var iceConfiguration = ICEFullAgent.Configuration()
             iceConfiguration.allowedRemoteIPs = configuration.allowedRemoteIPs
+            iceConfiguration.pacingInterval = configuration.icePacingInterval
             ice = .full(ICEFullAgent(role: .controlled, local: configuration.localICE, remote: remoteICE,
                                      localCandidates: configuration.localCandidates, tieBreaker: random.next(),
                                      configuration: iceConfiguration, now: now, random: SeededRandom(seed: random.next())))
@@ -291,8 +299,8 @@ public final class PeerSession {
 
     public func handle(_ input: PeerSessionInput, media: MediaPacketizer) {
         switch input {
-        case let .receive(datagram, from, now):
-            receive(datagram, from: from, now: now, media: media)
+        case let .receive(datagram, path, now):
+            receive(datagram, on: path, now: now, media: media)
             if retireDTLSPending { retireDTLS() }
         case let .timeout(now):
             handleTimeout(now: now, media: media)
@@ -305,8 +313,8 @@ public final class PeerSession {
     /// Media goes out this way only, never through `pollOutput`: a frame reaches each viewer as one
     /// batch, which the server hands to the kernel with as few writes as it can.
     public func protectMedia(_ packets: [OutgoingPacket], now: MonotonicTime,
-                             into batch: inout DatagramBatch) -> TransportAddress? {
-        guard state == .connected, srtp != nil, let remoteAddress else { return nil }
+                             into batch: inout DatagramBatch) -> TransportPath? {
+        guard state == .connected, srtp != nil, let remotePath else { return nil }
         let negotiated = configuration.negotiated
         for (index, packet) in packets.enumerated() {
             switch packet.kind {
@@ -328,15 +336,15 @@ public final class PeerSession {
             }
         }
         sendDue(now: now, into: &batch)
-        return remoteAddress
+        return remotePath
     }
 
     /// What the pacer lets go at `now` (called at the session's deadline, after `handle(.timeout)`),
     /// appended to `batch`; nil before the session is connected.
-    public func protectDueMedia(now: MonotonicTime, into batch: inout DatagramBatch) -> TransportAddress? {
-        guard state == .connected, srtp != nil, let remoteAddress else { return nil }
+    public func protectDueMedia(now: MonotonicTime, into batch: inout DatagramBatch) -> TransportPath? {
+        guard state == .connected, srtp != nil, let remotePath else { return nil }
         sendDue(now: now, into: &batch)
-        return remoteAddress
+        return remotePath
     }
 
     private func rememberForProbes(_ packet: OutgoingPacket) {
@@ -492,10 +500,10 @@ public final class PeerSession {
     /// Ends the session: RTCP BYE (RFC 3550 §6.6) and DTLS close_notify.
     public func close(now: MonotonicTime, media: MediaPacketizer) {
         guard !state.isFinished else { return }
-        if state == .connected, let srtp, let remoteAddress {
+        if state == .connected, let srtp, let remotePath {
             let bye = RTCPPacket.goodbye(ssrcs: [media.videoSSRC, media.audioSSRC], reason: nil).serialized()
             if let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTCP(bye) }) {
-                outputs.append(.transmit(protected, to: remoteAddress))
+                outputs.append(.transmit(protected, on: remotePath))
             }
         }
         if let dtls {
@@ -534,17 +542,17 @@ public final class PeerSession {
 
     // MARK: - Receive path
 
-    private func receive(_ datagram: [UInt8], from: TransportAddress, now: MonotonicTime, media: MediaPacketizer) {
+    private func receive(_ datagram: [UInt8], on path: TransportPath, now: MonotonicTime, media: MediaPacketizer) {
         guard !state.isFinished else { return }
         switch DatagramKind(classifying: datagram) {
         case .stun:
-            if let allowed = allowedRemoteIPs, !allowed.contains(from.ip) {
+            if let allowed = allowedRemoteIPs, !allowed.contains(path.remote.ip) {
                 statistics.checksFromForeignAddresses += 1   // not answered: ICE looks for another pair
                 return
             }
-            apply(ice.receive(datagram, from: from, now: now), now: now)
+            apply(ice.receive(datagram, on: path, now: now), now: now)
         case .dtls:
-            guard checkedAddresses.contains(from) else { statistics.rejectedDatagrams += 1; return }
+            guard checkedPaths.contains(path) else { statistics.rejectedDatagrams += 1; return }
             guard let dtls else {
                 // The endpoint was retired after the handshake. What a peer sends then is a
                 // close_notify or a retransmission we no longer need; without the record keys
@@ -557,7 +565,7 @@ public final class PeerSession {
             dtls.receive(datagram, now: now)
             drainDTLS(now: now)
         case .rtcp:
-            guard checkedAddresses.contains(from), let srtp else { statistics.rejectedDatagrams += 1; return }
+            guard checkedPaths.contains(path), let srtp else { statistics.rejectedDatagrams += 1; return }
             do {
                 let plain = try srtp.unprotectRTCP(datagram)
                 // Authenticated SRTCP proves the peer has its keys, so its side of the handshake
@@ -571,7 +579,7 @@ public final class PeerSession {
         case .rtp:
             // Only a viewer whose audio was answered sendrecv may send media (talkback, issue 17);
             // a recvonly viewer sends none.
-            guard let audio = configuration.negotiated.audio, audio.receive, checkedAddresses.contains(from),
+            guard let audio = configuration.negotiated.audio, audio.receive, checkedPaths.contains(path),
                   let srtp else { statistics.rejectedDatagrams += 1; return }
             let plain: [UInt8]
             do {
@@ -598,15 +606,15 @@ public final class PeerSession {
     private func apply(_ actions: [ICEAction], now: MonotonicTime) {
         for action in actions {
             switch action {
-            case let .send(bytes, to):
-                outputs.append(.transmit(bytes, to: to))
-            case let .checked(address):
-                remember(address)
-                if remoteAddress == nil { remoteAddress = address }
-            case let .selected(address):
-                remember(address)
-                remoteAddress = address
-                outputs.append(.event(.iceSelected(address)))
+            case let .send(bytes, path):
+                outputs.append(.transmit(bytes, on: path))
+            case let .checked(path):
+                remember(path)
+                if remotePath == nil { remotePath = path }
+            case let .selected(path):
+                remember(path)
+                remotePath = path
+                outputs.append(.event(.iceSelected(path)))
                 if state == .checking { state = .securing }
                 if dtlsRole == .client && !dtlsStarted {
                     // RFC 5763 §5: the DTLS client starts once ICE has a working pair.
@@ -623,19 +631,19 @@ public final class PeerSession {
         }
     }
 
-    /// Keeps `address` as checked (most recent last), forgetting the oldest beyond the bound; never
+    /// Keeps `path` as checked (most recent last), forgetting the oldest beyond the bound; never
     /// the one media goes to.
-    private func remember(_ address: TransportAddress) {
-        if let index = checkedAddresses.firstIndex(of: address) {
-            checkedAddresses.remove(at: index)
-            checkedAddresses.append(address)
+    private func remember(_ path: TransportPath) {
+        if let index = checkedPaths.firstIndex(of: path) {
+            checkedPaths.remove(at: index)
+            checkedPaths.append(path)
             return
         }
-        checkedAddresses.append(address)
-        outputs.append(.event(.addressVerified(address)))
-        while checkedAddresses.count > max(1, configuration.maximumCheckedAddresses),
-              let index = checkedAddresses.firstIndex(where: { $0 != remoteAddress }) {
-            outputs.append(.event(.addressForgotten(checkedAddresses.remove(at: index))))
+        checkedPaths.append(path)
+        outputs.append(.event(.addressVerified(path)))
+        while checkedPaths.count > max(1, configuration.maximumCheckedAddresses),
+              let index = checkedPaths.firstIndex(where: { $0 != remotePath }) {
+            outputs.append(.event(.addressForgotten(checkedPaths.remove(at: index))))
         }
     }
 
@@ -665,7 +673,7 @@ public final class PeerSession {
     func drainDTLS(now: MonotonicTime? = nil) {
         guard let dtls else { return }
         while let datagram = dtls.pollTransmit() {
-            if let remoteAddress { outputs.append(.transmit(datagram, to: remoteAddress)) }
+            if let remotePath { outputs.append(.transmit(datagram, on: remotePath)) }
         }
         while let event = dtls.pollEvent() {
             switch event {
@@ -759,7 +767,7 @@ public final class PeerSession {
     /// `maximumRetransmissionsPerPacket` times, and resends stay within `retransmissionBudgetShare`
     /// of what the viewer was sent over the last second (one NACK may name thousands of packets).
     private func retransmit(_ sequenceNumbers: [UInt16], media: MediaPacketizer, now: MonotonicTime) {
-        guard state == .connected, srtp != nil, let remoteAddress, let video = configuration.negotiated.video,
+        guard state == .connected, srtp != nil, let remotePath, let video = configuration.negotiated.video,
               video.nack else { return }
         var seen = Set<UInt16>()
         budgetWindow.advance(to: now, sentBytes: statistics.bytesSent)
@@ -824,7 +832,7 @@ public final class PeerSession {
                 guard let protected = protectWithExtensions(packet, video: true, kind: .retransmission, now: now) else { break }
                 budgetWindow.resent(bytes: protected.count)
                 statistics.bytesSent += protected.count
-                outputs.append(.transmit(protected, to: remoteAddress))
+                outputs.append(.transmit(protected, on: remotePath))
                 sent += 1
             }
             guard sent > 0 else { continue }
@@ -904,7 +912,7 @@ public final class PeerSession {
 
     /// RFC 3550 §6.4.1 SR per sending stream, compounded with SDES CNAME (§6.5.1, §6.1).
     private func sendSenderReports(now: MonotonicTime, media: MediaPacketizer) {
-        guard let srtp, let remoteAddress else { return }
+        guard let srtp, let remotePath else { return }
         var reports: [RTCPPacket] = []
         let ntp = ntpTime(at: now).value
         if configuration.negotiated.video != nil, videoPacketCount > 0 {
@@ -938,7 +946,7 @@ public final class PeerSession {
         }
         reports.append(.sourceDescription([SDESChunk(ssrc: senderSSRC, cname: configuration.cname)]))
         if let protected = protectCounting({ () throws(SRTPError) in try srtp.protectRTCP(RTCPPacket.compound(reports)) }) {
-            outputs.append(.transmit(protected, to: remoteAddress))
+            outputs.append(.transmit(protected, on: remotePath))
         }
     }
 

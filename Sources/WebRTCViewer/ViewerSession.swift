@@ -256,7 +256,7 @@ public final class ViewerSession {
 
     private func translate(_ action: ICEAction) -> ViewerOutput? {
         switch action {
-        case let .send(bytes, to): return .transmit(bytes, to: to)
+        case let .send(bytes, path): return .transmit(bytes, to: path.remote)
         case .consentLost:
             isFinished = true
             return .event(.failed(reason: "ICE consent lost"))

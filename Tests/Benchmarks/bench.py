@@ -682,6 +682,12 @@ def bench_firstframe(args) -> dict:
     return result
 
 
+def bench_turnfirstframe(args) -> dict:
+    from turn_first_frame import bench_turn_first_frame   # the NAT topology of Tests/Interop/test_ice_nat.py
+
+    return bench_turn_first_frame(args)
+
+
 # ---- peers on the same stream --------------------------------------------------------------------
 
 def bench_peers(args) -> dict:
@@ -1270,11 +1276,11 @@ def only_loopback() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("benchmark", choices=["overhead", "fanout", "footprint", "latency", "firstframe", "peers", "shaped", "lossy", "srtp", "tls",
-                                              "talkback", "datachannel", "ecosystem", "soak", "churn", "cpuadapt", "all"])
+                                              "talkback", "datachannel", "ecosystem", "soak", "churn", "cpuadapt", "turnfirstframe", "all"])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3, help="overhead/peers: repeat and take medians")
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 10, 50, 100, 200])
-    parser.add_argument("--runs", type=int, default=20, help="firstframe: runs")
+    parser.add_argument("--runs", type=int, default=20, help="firstframe, turnfirstframe: runs")
     parser.add_argument("--loadgen-nice", type=int, default=10,
                         help="fanout: nice value of the load generator, so that the daemon gets the CPU first")
     parser.add_argument("--peers", nargs="+", default=["rtcam", "aiortc", "aiortc-own-x264", "gstreamer"],
@@ -1297,7 +1303,7 @@ def main() -> int:
     if not only_loopback() and not args.allow_network:
         print("run me inside a network namespace holding only lo: bash Tests/Benchmarks/run.sh", file=sys.stderr)
         return 2
-    needed = (rtcam_binary(),) if args.benchmark in ("shaped", "lossy") else (rtcam_binary(), bench_binary())
+    needed = (rtcam_binary(),) if args.benchmark in ("shaped", "lossy", "turnfirstframe") else (rtcam_binary(), bench_binary())
     for binary in needed:
         if not os.access(binary, os.X_OK):
             print(f"missing {binary}: swift build -c release --static-swift-stdlib", file=sys.stderr)

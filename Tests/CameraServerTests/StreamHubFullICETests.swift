@@ -61,9 +61,9 @@ import Testing
         let elsewhere = TransportAddress(ip: .v4(127, 0, 0, 1), port: viewer.port &+ 1)
         hub.receive(genuine, from: elsewhere)        // right transaction, wrong source
         hub.receive(unknown, from: viewer.address)   // no such check
-        #expect(hub.lock.withLock { hub.viewers[id]?.addresses.isEmpty } == true)
+        #expect(hub.lock.withLock { hub.viewers[id]?.paths.isEmpty } == true)
         hub.receive(genuine, from: viewer.address)
-        #expect(hub.lock.withLock { hub.viewers[id]?.addresses } == [viewer.address])
+        #expect(hub.lock.withLock { hub.viewers[id]?.paths } == [.host(viewer.address)])
         // The viewer nominates (USE-CANDIDATE): the pair is valid already, so it is selected, and
         // /api/status shows it.
         let answer = try SessionDescription(parsing: answerText)

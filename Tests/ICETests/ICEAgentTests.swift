@@ -10,8 +10,8 @@ import Testing
     @Test func connectsAndNominates() throws {
         var link = ICELink()
         link.start()
-        #expect(link.liteEvents.map(\.1) == [.selected(viewerAddress)])
-        #expect(link.viewerEvents.map(\.1) == [.selected(lite)])
+        #expect(link.liteEvents.map(\.1) == [.selected(.host(viewerAddress))])
+        #expect(link.viewerEvents.map(\.1) == [.selected(.host(lite))])
         #expect(link.lite.selectedAddress == viewerAddress)
         #expect(link.viewer.isConnected)
 
@@ -77,7 +77,7 @@ import Testing
         let moved = TransportAddress(host: "10.0.0.99", port: 40000)!
         link.viewerAddress = moved
         link.run(for: .seconds(60))
-        #expect(link.liteEvents.map(\.1) == [.selected(viewerAddress), .selected(moved)])
+        #expect(link.liteEvents.map(\.1) == [.selected(.host(viewerAddress)), .selected(.host(moved))])
         #expect(link.lite.selectedAddress == moved)
         #expect(!link.viewerEvents.contains { $0.1 == .consentLost })
         #expect(link.viewer.isConnected)
@@ -135,7 +135,7 @@ import Testing
     @Test func liteAgentWithoutRemoteCredentialsStillConnects() {
         var link = ICELink(liteKnowsRemote: false)
         link.start()
-        #expect(link.liteEvents.map(\.1) == [.selected(viewerAddress)])
+        #expect(link.liteEvents.map(\.1) == [.selected(.host(viewerAddress))])
         #expect(link.viewer.isConnected)
     }
 }
@@ -162,7 +162,7 @@ import Testing
 
     /// The single `.send` of `actions`, parsed.
     func sentResponse(_ actions: [ICEAction]) throws -> (message: STUNMessage, bytes: [UInt8]) {
-        let sends = actions.compactMap { if case let .send(bytes, to) = $0, to == browser { bytes } else { nil } }
+        let sends = actions.compactMap { if case let .send(bytes, path) = $0, path == .host(browser) { bytes } else { nil } }
         let bytes = try #require(sends.count == 1 ? sends[0] : nil)
         return (try STUNMessage(parsing: bytes), bytes)
     }
@@ -176,17 +176,17 @@ import Testing
             #expect(actions.count == 2)
             #expect(try sentResponse(actions).message.messageClass == .successResponse)
             // Every check answered with success says so: the session learns its working pairs here.
-            #expect(actions.last == .checked(browser))
+            #expect(actions.last == .checked(.host(browser)))
         }
         #expect(agent.selectedAddress == nil)
         let nominated = agent.receive(check(key: key, useCandidate: true, id: 4), from: browser, now: now)
-        #expect(nominated.last == .selected(browser))
+        #expect(nominated.last == .selected(.host(browser)))
         #expect(agent.receive(check(key: key, useCandidate: true, id: 5), from: browser, now: now).count == 2)
         // A valid but unnominated check from elsewhere changes nothing; a nominated one does.
         let other = TransportAddress(host: "10.9.8.7", port: 1)!
         #expect(agent.receive(check(key: key, id: 6), from: other, now: now).count == 2)
         #expect(agent.selectedAddress == browser)
-        #expect(agent.receive(check(key: key, useCandidate: true, id: 7), from: other, now: now).last == .selected(other))
+        #expect(agent.receive(check(key: key, useCandidate: true, id: 7), from: other, now: now).last == .selected(.host(other)))
     }
 
     @Test func unknownLocalUfragGets401WithoutIntegrity() throws {
@@ -196,7 +196,7 @@ import Testing
             let response = try sentResponse(actions).message
             #expect(response.errorCode?.code == 401 && response.messageIntegrity == nil, "\(username)")
             #expect(actions.last.map { if case .rejected = $0 { true } else { false } } == true)
-            #expect(!actions.contains(.checked(browser)))  // an error response is no working pair
+            #expect(!actions.contains(.checked(.host(browser))))  // an error response is no working pair
         }
         #expect(agent.selectedAddress == nil)
     }
@@ -214,14 +214,14 @@ import Testing
     @Test func remoteUfragCheckedOnlyWhenKnown() throws {
         var agent = agent(remote: nil)
         #expect(agent.receive(check(username: "rtcm:anything", key: key, useCandidate: true), from: browser, now: now).last
-                == .selected(browser))
+                == .selected(.host(browser)))
         agent.setRemoteCredentials(ICECredentials(ufrag: "brow", password: "browserPassword012345678"))
         let (response, bytes) = try sentResponse(agent.receive(check(username: "rtcm:anything", key: key, id: 2), from: browser, now: now))
         #expect(response.errorCode?.code == 401)
         #expect(STUNMessage.hasValidIntegrity(bytes, key: key))
         let matching = agent.receive(check(key: key, id: 3), from: browser, now: now)
         #expect(try sentResponse(matching).message.messageClass == .successResponse)
-        #expect(matching.count == 2 && matching.last == .checked(browser))
+        #expect(matching.count == 2 && matching.last == .checked(.host(browser)))
     }
 
     @Test func missingUsernameOrIntegrityGets400() throws {
@@ -240,7 +240,7 @@ import Testing
         let actions = agent.receive(datagram, from: browser, now: now)
         #expect(actions == [.rejected(reason: "bad FINGERPRINT")])
         // Without FINGERPRINT at all the check is fine (it is optional in RFC 8489).
-        #expect(agent.receive(check(key: key, useCandidate: true, fingerprint: false), from: browser, now: now).last == .selected(browser))
+        #expect(agent.receive(check(key: key, useCandidate: true, fingerprint: false), from: browser, now: now).last == .selected(.host(browser)))
     }
 
     /// RFC 8445 §7.3.1.1: the lite agent stays controlled; a peer claiming the controlled role gets 487.
@@ -262,7 +262,7 @@ import Testing
         #expect(response.errorCode?.code == 420)
         #expect(response.attributes.contains(.unknown(type: 0x000A, value: [0x00, 0x77])))
         let optional = check(key: key, useCandidate: true, extra: [.iceControlling(1), .unknown(type: 0xC057, value: [0, 1, 0, 0])])
-        #expect(agent.receive(optional, from: browser, now: now).last == .selected(browser))
+        #expect(agent.receive(optional, from: browser, now: now).last == .selected(.host(browser)))
     }
 
     @Test func nonRequestsAreDroppedWithoutAnswer() {
@@ -363,7 +363,7 @@ import Testing
         #expect(agent.receive(answer(otherTransaction), from: liteAddress, now: .zero)
                 == [.rejected(reason: "unknown transaction")])
         #expect(!agent.isConnected)
-        #expect(agent.receive(answer(check), from: liteAddress, now: MonotonicTime(milliseconds: 10)) == [.selected(liteAddress)])
+        #expect(agent.receive(answer(check), from: liteAddress, now: MonotonicTime(milliseconds: 10)) == [.selected(.host(liteAddress))])
         #expect(agent.isConnected)
         #expect(agent.receive(answer(check), from: liteAddress, now: MonotonicTime(milliseconds: 20)) == [.rejected(reason: "unknown transaction")])
     }

@@ -177,7 +177,7 @@ struct ICEScenario {
         var sent: [(MonotonicTime, TransportAddress)] = []
         func note(_ actions: [ICEAction], at time: MonotonicTime) {
             for case let .send(bytes, to) in actions where (try? STUNMessage(parsing: bytes))?.messageClass == .request {
-                sent.append((time, to))
+                sent.append((time, to.remote))
             }
         }
         note(camera.addRemoteCandidate(candidate(1, preference: 10), now: now), at: now)
@@ -303,7 +303,7 @@ struct ICEScenario {
         scenario.net.endpoints[scenario.viewer].agent.restart(local: newViewer, remote: newCamera, now: restartAt)
         scenario.connect(within: .seconds(3))
         #expect(scenario.net.selections(of: scenario.camera) == [ICEScenario.lanViewerHost, ICEScenario.lanViewerHost])
-        #expect(try #require(scenario.net.endpoints[scenario.camera].events.last { $0.1 == .selected(ICEScenario.lanViewerHost) }?.0)
+        #expect(try #require(scenario.net.endpoints[scenario.camera].events.last { $0.1 == .selected(.host(ICEScenario.lanViewerHost)) }?.0)
                 - restartAt < .milliseconds(400))
     }
 }
@@ -344,7 +344,7 @@ struct ICEScenario {
         let sends = camera.addRemoteCandidate(ICECandidate(address: Self.allowedViewer, kind: .host, localPreference: 1, foundation: "1"),
                                               now: now)
         guard case let .send(check, to) = sends.first else { Issue.record("the camera sent no check"); return }
-        #expect(to == Self.allowedViewer)
+        #expect(to == .host(Self.allowedViewer))
         let request = try STUNMessage(parsing: check)
         let key = Array(ICEParty.viewerCredentials.password.utf8)
         let signed = STUNMessage(messageClass: .successResponse, transactionID: request.transactionID,
@@ -364,7 +364,7 @@ struct ICEScenario {
         #expect(camera.pairState(remote: Self.allowedViewer) == .inProgress)
         // The genuine answer from the right address makes the pair valid.
         let actions = camera.receive(signed, from: Self.allowedViewer, now: now + .milliseconds(40))
-        #expect(actions == [.checked(Self.allowedViewer)])
+        #expect(actions == [.checked(.host(Self.allowedViewer))])
         #expect(camera.pairState(remote: Self.allowedViewer) == .succeeded)
     }
 
@@ -381,15 +381,15 @@ struct ICEScenario {
         ]).serialized(integrityKey: Array(ICEParty.cameraCredentials.password.utf8), fingerprint: true)
         let actions = camera.receive(nominating, from: Self.allowedViewer, now: now)
         #expect(!actions.contains { if case .selected = $0 { true } else { false } })
-        #expect(actions.contains(.checked(Self.allowedViewer)))
+        #expect(actions.contains(.checked(.host(Self.allowedViewer))))
         // Its triggered check back goes out in the same breath (nothing paced before it).
-        let triggered = actions.compactMap { if case let .send(bytes, to) = $0, to == Self.allowedViewer,
+        let triggered = actions.compactMap { if case let .send(bytes, path) = $0, path == .host(Self.allowedViewer),
                                              (try? STUNMessage(parsing: bytes))?.messageClass == .request { bytes } else { nil } }
         #expect(triggered.count == 1)
         let answer = viewer.receive(try #require(triggered.first), from: ICEScenario.cameraHost, now: now + .milliseconds(10))
         let response = try #require(answer.compactMap { if case let .send(bytes, _) = $0 { bytes } else { nil } }.first)
         #expect(camera.receive(response, from: Self.allowedViewer, now: now + .milliseconds(20))
-                == [.checked(Self.allowedViewer), .selected(Self.allowedViewer)])
+                == [.checked(.host(Self.allowedViewer)), .selected(.host(Self.allowedViewer))])
     }
 }
 
@@ -481,7 +481,7 @@ struct ICEScenario {
         var checked: [TransportAddress: UInt32] = [:]   // destination → PRIORITY the check announced
         func note(_ actions: [ICEAction]) {
             for case let .send(bytes, to) in actions {
-                if let request = try? STUNMessage(parsing: bytes), request.messageClass == .request { checked[to] = request.priority }
+                if let request = try? STUNMessage(parsing: bytes), request.messageClass == .request { checked[to.remote] = request.priority }
             }
         }
         note(agent.addRemoteCandidate(ICECandidate(address: viewerV4, kind: .host, localPreference: 65535, foundation: "a"), now: now))

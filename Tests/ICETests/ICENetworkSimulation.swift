@@ -70,6 +70,19 @@ struct SimulatedSite {
     var droppedUnsolicited = 0
 }
 
+/// A TURN server's allocation for one endpoint (RFC 8656), as the agent sees it once the owner has
+/// done the wrapping: what the agent sends on a relay path leaves from `relayedAddress`, and what
+/// comes to `relayedAddress` from an IP with a permission reaches the agent on a relay path. Sending
+/// to a peer installs its permission (the owner's CreatePermission, §9), as rtcam's hub does.
+struct SimulatedRelay {
+    var relayedAddress: TransportAddress
+    var owner: Int
+    var permissions: Set<TransportAddress.IP> = []
+    var relayedOut = 0
+    var relayedIn = 0
+    var droppedWithoutPermission = 0
+}
+
 /// Agents on sites joined by an internet, on a virtual clock: datagrams take `oneWayDelay` (LAN or
 /// internet alike), may be dropped by a seeded loss rate or a rule, and pass NATs on the way.
 struct ICENetwork {
@@ -80,8 +93,8 @@ struct ICENetwork {
         var agent: ICEFullAgent
         /// Everything but `.send`, with the time.
         var events: [(MonotonicTime, ICEAction)] = []
-        var sent: [(MonotonicTime, [UInt8], TransportAddress)] = []
-        var received: [(MonotonicTime, [UInt8], TransportAddress)] = []
+        var sent: [(MonotonicTime, [UInt8], TransportPath)] = []
+        var received: [(MonotonicTime, [UInt8], TransportPath)] = []
     }
 
     struct InFlight {
@@ -89,12 +102,13 @@ struct ICENetwork {
         var order: Int
         var endpoint: Int
         var datagram: [UInt8]
-        var source: TransportAddress
+        var path: TransportPath
     }
 
     var now = MonotonicTime(seconds: 1000)
     var sites: [SimulatedSite] = []
     var endpoints: [Endpoint] = []
+    var relays: [SimulatedRelay] = []
     var oneWayDelay: Duration = .milliseconds(20)
     var lossRate = 0.0
     var random = SeededRandom(seed: 7)
@@ -112,6 +126,13 @@ struct ICENetwork {
     mutating func addEndpoint(name: String, address: TransportAddress, site: Int, agent: ICEFullAgent) -> Int {
         endpoints.append(Endpoint(name: name, address: address, site: site, agent: agent))
         return endpoints.count - 1
+    }
+
+    /// An allocation for `endpoint` at `relayedAddress` (a public address of the simulated internet);
+    /// the caller gives the agent its relayed candidate.
+    mutating func addRelay(for endpoint: Int, relayedAddress: TransportAddress) -> Int {
+        relays.append(SimulatedRelay(relayedAddress: relayedAddress, owner: endpoint))
+        return relays.count - 1
     }
 
     /// What a STUN server on the internet would tell this endpoint (RFC 8489 Binding): the mapping
@@ -142,8 +163,8 @@ struct ICENetwork {
             now = max(now, next)
             if let arrival = nextArrival, arrival.arrival <= now {
                 inFlight.removeAll { $0.order == arrival.order }
-                endpoints[arrival.endpoint].received.append((now, arrival.datagram, arrival.source))
-                apply(endpoints[arrival.endpoint].agent.receive(arrival.datagram, from: arrival.source, now: now),
+                endpoints[arrival.endpoint].received.append((now, arrival.datagram, arrival.path))
+                apply(endpoints[arrival.endpoint].agent.receive(arrival.datagram, on: arrival.path, now: now),
                       at: arrival.endpoint)
             } else if let (_, index) = nextTimer {
                 apply(endpoints[index].agent.handleTimeout(now: now), at: index)
@@ -154,30 +175,51 @@ struct ICENetwork {
 
     mutating func apply(_ actions: [ICEAction], at index: Int) {
         for action in actions {
-            guard case let .send(datagram, to) = action else { endpoints[index].events.append((now, action)); continue }
-            endpoints[index].sent.append((now, datagram, to))
-            send(datagram, from: index, to: to)
+            guard case let .send(datagram, path) = action else { endpoints[index].events.append((now, action)); continue }
+            endpoints[index].sent.append((now, datagram, path))
+            send(datagram, from: index, on: path)
         }
     }
 
     /// Routes one datagram: on the LAN to a neighbour, else out through the site's NAT, across the
-    /// internet to a public endpoint or into another site's NAT. Private addresses of other sites
-    /// have no route.
-    private mutating func send(_ datagram: [UInt8], from index: Int, to destination: TransportAddress) {
+    /// internet to a public endpoint, a relay or into another site's NAT; on a relay path, out of
+    /// the endpoint's relayed address. Private addresses of other sites have no route.
+    private mutating func send(_ datagram: [UInt8], from index: Int, on path: TransportPath) {
+        let destination = path.remote
         if dropRule(now, index, destination) { return }
         if lossRate > 0, Double.random(in: 0..<1, using: &random) < lossRate { droppedByLoss += 1; return }
+        if path.base == .relay {
+            // The leg to the TURN server is the owner's (wrapped, through its NAT): not modelled.
+            guard let relay = relays.firstIndex(where: { $0.owner == index }) else { return }
+            relays[relay].permissions.insert(destination.ip)
+            relays[relay].relayedOut += 1
+            acrossInternet(datagram, from: relays[relay].relayedAddress, leaving: nil, to: destination)
+            return
+        }
         let siteIndex = endpoints[index].site
         var source = endpoints[index].address
         if let neighbour = endpoints.indices.first(where: {
             $0 != index && endpoints[$0].site == siteIndex && endpoints[$0].address == destination
         }) {
-            deliver(datagram, to: neighbour, from: source)
+            deliver(datagram, to: neighbour, on: .host(source))
             return
         }
         if sites[siteIndex].blocksOutbound { return }
         if sites[siteIndex].nat != nil { source = sites[siteIndex].nat!.outbound(from: source, to: destination) }
         if sites[siteIndex].blocksUnsolicitedInbound { sites[siteIndex].contacted.insert([source, destination]) }
-        // Across the internet: a public endpoint, or a NAT's public address.
+        acrossInternet(datagram, from: source, leaving: siteIndex, to: destination)
+    }
+
+    /// From a public `source` (a NAT's mapping, a public endpoint, a relayed address) to `destination`.
+    private mutating func acrossInternet(_ datagram: [UInt8], from source: TransportAddress, leaving siteIndex: Int?,
+                                         to destination: TransportAddress) {
+        if let relay = relays.firstIndex(where: { $0.relayedAddress == destination }) {
+            // RFC 8656 §9: only from an IP the owner made a permission for.
+            guard relays[relay].permissions.contains(source.ip) else { relays[relay].droppedWithoutPermission += 1; return }
+            relays[relay].relayedIn += 1
+            deliver(datagram, to: relays[relay].owner, on: .relay(source))
+            return
+        }
         for site in sites.indices where site != siteIndex {
             if sites[site].nat == nil {
                 guard let target = endpoints.indices.first(where: { endpoints[$0].site == site && endpoints[$0].address == destination })
@@ -187,7 +229,7 @@ struct ICENetwork {
                     sites[site].droppedUnsolicited += 1
                     return
                 }
-                deliver(datagram, to: target, from: source)
+                deliver(datagram, to: target, on: .host(source))
                 return
             }
             guard sites[site].nat!.publicIP == destination.ip else { continue }
@@ -195,18 +237,20 @@ struct ICENetwork {
             guard let inside = sites[site].nat!.inbound(from: source, to: destination),
                   let target = endpoints.indices.first(where: { endpoints[$0].site == site && endpoints[$0].address == inside })
             else { return }
-            deliver(datagram, to: target, from: source)
+            deliver(datagram, to: target, on: .host(source))
             return
         }
     }
 
-    private mutating func deliver(_ datagram: [UInt8], to endpoint: Int, from source: TransportAddress) {
+    private mutating func deliver(_ datagram: [UInt8], to endpoint: Int, on path: TransportPath) {
         order += 1
-        inFlight.append(InFlight(arrival: now + oneWayDelay, order: order, endpoint: endpoint, datagram: datagram, source: source))
+        inFlight.append(InFlight(arrival: now + oneWayDelay, order: order, endpoint: endpoint, datagram: datagram, path: path))
     }
 
-    func selections(of endpoint: Int) -> [TransportAddress] {
-        endpoints[endpoint].events.compactMap { if case let .selected(address) = $0.1 { address } else { nil } }
+    func selections(of endpoint: Int) -> [TransportAddress] { selectedPaths(of: endpoint).map(\.remote) }
+
+    func selectedPaths(of endpoint: Int) -> [TransportPath] {
+        endpoints[endpoint].events.compactMap { if case let .selected(path) = $0.1 { path } else { nil } }
     }
 
     func firstSelection(of endpoint: Int) -> MonotonicTime? {
@@ -219,9 +263,13 @@ struct ICENetwork {
 
     /// The requests an endpoint sent (checks and consent checks), with time and destination.
     func requestsSent(by endpoint: Int) -> [(MonotonicTime, STUNMessage, TransportAddress)] {
-        endpoints[endpoint].sent.compactMap { time, datagram, to in
+        requestsSentOnPaths(by: endpoint).map { ($0.0, $0.1, $0.2.remote) }
+    }
+
+    func requestsSentOnPaths(by endpoint: Int) -> [(MonotonicTime, STUNMessage, TransportPath)] {
+        endpoints[endpoint].sent.compactMap { time, datagram, path in
             guard let message = try? STUNMessage(parsing: datagram), message.messageClass == .request else { return nil }
-            return (time, message, to)
+            return (time, message, path)
         }
     }
 }

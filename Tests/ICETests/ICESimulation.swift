@@ -53,9 +53,9 @@ struct ICELink {
 
     private mutating func handleViewer(_ actions: [ICEAction]) {
         for action in actions {
-            guard case let .send(datagram, to) = action else { viewerEvents.append((now, action)); continue }
+            guard case let .send(datagram, path) = action else { viewerEvents.append((now, action)); continue }
             viewerSends.append((now, datagram))
-            guard to == Self.liteAddress, !dropRequest(now) else { continue }
+            guard path == .host(Self.liteAddress), !dropRequest(now) else { continue }
             checksDeliveredToLite.append(now)
             handleLite(lite.receive(datagram, from: viewerAddress, now: now))
         }
@@ -63,11 +63,11 @@ struct ICELink {
 
     private mutating func handleLite(_ actions: [ICEAction]) {
         for action in actions {
-            if case let .checked(address) = action { liteCheckedAddresses.insert(address); continue }
-            guard case let .send(datagram, to) = action else { liteEvents.append((now, action)); continue }
+            if case let .checked(path) = action { liteCheckedAddresses.insert(path.remote); continue }
+            guard case let .send(datagram, path) = action else { liteEvents.append((now, action)); continue }
             liteSends.append((now, datagram))
             // Only the viewer's current address reaches it (the old NAT binding is gone).
-            guard to == viewerAddress, !dropResponse(now) else { continue }
+            guard path == .host(viewerAddress), !dropResponse(now) else { continue }
             handleViewer(viewer.receive(datagram, from: Self.liteAddress, now: now))
         }
     }

@@ -1,5 +1,7 @@
 """Full ICE across two NATs (issue 19): rtcam on a camera LAN behind one NAT router, aiortc (and
-Chromium) on a viewer LAN behind another, an "internet" between them with Debian's coturn as the STUN server.
+Chromium) on a viewer LAN behind another, an "internet" between them with Debian's coturn as the
+STUN server and, given `--turn`, rtcam's TURN server (its relayed address is offered as a relay
+candidate: the only path when the viewer's NAT is symmetric and no port is forwarded).
 
     camera LAN 10.0.1.0/24 ── NAT 203.0.113.2 ── internet (coturn 203.0.113.1:3478) ── 198.51.100.2 NAT ── viewer LAN 192.168.50.0/24
 
@@ -40,6 +42,10 @@ STUN_PORT = 3478
 CAMERA_LAN_ADDRESS = "10.0.1.2"
 CAMERA_PUBLIC_ADDRESS = "203.0.113.2"
 MIN_FPS = 25.0
+# coturn's accounts: a long-term user and, on a second port, the REST API's shared secret.
+TURN_USER, TURN_PASSWORD = "camera", "relay-password-7"
+TURN_SECRET_PORT, TURN_SECRET = 3479, "north-secret-19"
+TURN_RELAY_PORTS = (49160, 49260)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -81,9 +87,10 @@ class NATTopology:
 
     ROLES = ("cam", "rcam", "inet", "rview", "view")
 
-    def __init__(self, symmetric_viewer_nat: bool = False):
+    def __init__(self, symmetric_viewer_nat: bool = False, symmetric_camera_nat: bool = False):
         # `masquerade random`: a new random port per destination (address-and-port-dependent mapping).
         self.symmetric_viewer_nat = symmetric_viewer_nat
+        self.symmetric_camera_nat = symmetric_camera_nat
         prefix = f"rtice{os.getpid()}"
         self.names = {role: f"{prefix}-{role}" for role in self.ROLES}
         self.made: list[str] = []
@@ -104,12 +111,25 @@ class NATTopology:
         run("ip", "-n", self["rcam"], "route", "add", "default", "via", "203.0.113.1")
         run("ip", "-n", self["rview"], "route", "add", "default", "via", "198.51.100.1")
         run("ip", "-n", self["view"], "route", "add", "default", "via", "192.168.50.1")
+        # The internet has no route to anyone's LAN, and drops what is sent there silently (as an
+        # upstream router does) rather than failing the send: coturn ends an allocation whose relay
+        # socket gets ENETUNREACH, which a viewer's private host candidate would otherwise cause.
+        # (A veth pair inside the internet namespace, the default route's gateway a permanent
+        # neighbour whose MAC no interface has: what goes there is sent, then dropped by the other end.)
+        inet = self["inet"]
+        run("ip", "-n", inet, "link", "add", "void", "type", "veth", "peer", "name", "voidend")
+        run("ip", "-n", inet, "addr", "add", "100.64.0.1/30", "dev", "void")
+        run("ip", "-n", inet, "link", "set", "void", "up")
+        run("ip", "-n", inet, "link", "set", "voidend", "up")
+        run("ip", "-n", inet, "neigh", "add", "100.64.0.2", "lladdr", "02:00:00:00:00:99", "dev", "void", "nud", "permanent")
+        run("ip", "-n", inet, "route", "add", "default", "via", "100.64.0.2", "dev", "void")
         for role in ("rcam", "inet", "rview"):
             run("ip", "netns", "exec", self[role], "sysctl", "-qw", "net.ipv4.ip_forward=1")
         # Both routers: masquerade out of the WAN, drop unsolicited UDP from it; the camera's also
         # forwards TCP (the WHEP POST) to the camera.
         viewer_masquerade = "masquerade random" if self.symmetric_viewer_nat else "masquerade"
-        for role, forward, masquerade in (("rcam", f'iifname "wan" meta l4proto tcp dnat to {CAMERA_LAN_ADDRESS}', "masquerade"),
+        camera_masquerade = "masquerade random" if self.symmetric_camera_nat else "masquerade"
+        for role, forward, masquerade in (("rcam", f'iifname "wan" meta l4proto tcp dnat to {CAMERA_LAN_ADDRESS}', camera_masquerade),
                                           ("rview", "", viewer_masquerade)):
             run("ip", "netns", "exec", self[role], "nft", "-f", "-", stdin=f"""
 table ip nat {{
@@ -163,22 +183,23 @@ def symmetric_viewer_topology(request, tmp_path):
     yield from _nat_topology(request, tmp_path, symmetric_viewer_nat=True)
 
 
-def _nat_topology(request, tmp_path, symmetric_viewer_nat: bool):
+@pytest.fixture
+def both_symmetric_topology(request, tmp_path):
+    yield from _nat_topology(request, tmp_path, symmetric_viewer_nat=True, symmetric_camera_nat=True)
+
+
+def _nat_topology(request, tmp_path, symmetric_viewer_nat: bool, symmetric_camera_nat: bool = False):
     for tool in ("ip", "nft", "turnserver"):
         if subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True).returncode != 0:
             pytest.fail(f"{tool} is missing (make install-test-packages: iproute2, nftables, coturn)", pytrace=False)
-    topology = NATTopology(symmetric_viewer_nat=symmetric_viewer_nat)
+    topology = NATTopology(symmetric_viewer_nat=symmetric_viewer_nat, symmetric_camera_nat=symmetric_camera_nat)
     started: list[subprocess.Popen] = []
-    log = tmp_path / "coturn.log"
+    log, secret_log = tmp_path / "coturn.log", tmp_path / "coturn-secret.log"
     attach(request, "coturn log", lambda: log.read_text()[-3000:] if log.exists() else "")
+    attach(request, "coturn (shared secret) log", lambda: secret_log.read_text()[-3000:] if secret_log.exists() else "")
     try:
         topology.create()
-        coturn = in_namespace(topology["inet"], lambda: subprocess.Popen(
-            ["turnserver", "-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls",
-             "--listening-ip", STUN_ADDRESS, "--listening-port", str(STUN_PORT),
-             "--log-file", str(log), "--simple-log", "--no-stdout-log"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
-        started.append(coturn)
+        started += start_coturn(topology, tmp_path, log, secret_log)
         topology.processes = started
         yield topology
     finally:
@@ -187,11 +208,41 @@ def _nat_topology(request, tmp_path, symmetric_viewer_nat: bool):
         assert not problems, problems
 
 
-def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str) -> RtcamProcess:
+def start_coturn(topology: NATTopology, directory: Path, log: Path, secret_log: Path) -> list[subprocess.Popen]:
+    """STUN for everyone and TURN for rtcam on the internet namespace: a long-term user on 3478,
+    coturn's REST API (shared secret) on 3479; relayed addresses on the internet side, ports of
+    their own each. (The TURN first-frame benchmark uses this too.)"""
+    low, high = TURN_RELAY_PORTS
+    middle = (low + high) // 2
+    common = ["turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls", "--listening-ip", STUN_ADDRESS,
+              "--relay-ip", STUN_ADDRESS, "--realm", "rtcam.test", "--simple-log", "--no-stdout-log", "--verbose"]
+    started = []
+    for arguments in (["--listening-port", str(STUN_PORT), "--min-port", str(low), "--max-port", str(middle - 1),
+                       "--lt-cred-mech", "--user", f"{TURN_USER}:{TURN_PASSWORD}",
+                       "--userdb", str(directory / "coturn.db"), "--pidfile", str(directory / "coturn.pid"),
+                       "--log-file", str(log)],
+                      ["--listening-port", str(TURN_SECRET_PORT), "--min-port", str(middle), "--max-port", str(high),
+                       "--use-auth-secret", "--static-auth-secret", TURN_SECRET,
+                       "--userdb", str(directory / "coturn-secret.db"), "--pidfile", str(directory / "coturn-secret.pid"),
+                       "--log-file", str(secret_log)]):
+        started.append(in_namespace(topology["inet"], lambda: subprocess.Popen(
+            common + arguments, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)))
+    return started
+
+
+def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str, turn: str | None = None) -> RtcamProcess:
+    """`turn`: None, "password" (the long-term user) or "secret" (coturn's REST API)."""
+    relay_args: tuple[str, ...] = ()
+    if turn == "password":
+        relay_args = ("--turn", f"turn:{STUN_ADDRESS}:{STUN_PORT}?transport=udp", "--turn-user", TURN_USER,
+                      "--turn-password", TURN_PASSWORD)
+    elif turn == "secret":
+        relay_args = ("--turn", f"turn:{STUN_ADDRESS}:{TURN_SECRET_PORT}", "--turn-secret", TURN_SECRET, "--turn-user", "rtcam")
     camera = RtcamProcess(state_dir=tmp_path / f"rtcam-{ice}", log_path=tmp_path / f"rtcam-{ice}.log",
                           candidate_addresses=(CAMERA_LAN_ADDRESS,),
-                          extra_args=("--ice", ice, "--stun", f"{STUN_ADDRESS}:{STUN_PORT}", "--log-level", "debug"))
-    attach(request, f"rtcam --ice {ice}", lambda: camera.log_tail(120))
+                          extra_args=("--ice", ice, "--stun", f"{STUN_ADDRESS}:{STUN_PORT}", "--log-level", "debug") + relay_args)
+    if request is not None:
+        attach(request, f"rtcam --ice {ice}", lambda: camera.log_tail(120))
     in_namespace(topology["cam"], camera.start)
     topology.processes.append(camera.process)
     if ice == "full":
@@ -201,6 +252,12 @@ def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str) -> Rt
         while time.monotonic() < deadline and "server-reflexive address: 203.0.113.2:" not in camera.log_text():
             time.sleep(0.05)
         assert "server-reflexive address: 203.0.113.2:" in camera.log_text(), "no srflx address from coturn"
+    if turn:
+        # Likewise the relayed address: an answer offers it once the allocation is live.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and f"TURN: relayed address {STUN_ADDRESS}:" not in camera.log_text():
+            time.sleep(0.05)
+        assert f"TURN: relayed address {STUN_ADDRESS}:" in camera.log_text(), "no relayed address from coturn"
     return camera
 
 
@@ -232,8 +289,10 @@ def ice_pairs(statuses: list) -> list:
 
 
 def test_full_ice_connects_through_two_nats_with_stun(nat_topology, tmp_path, request):
+    """Both routers endpoint-independent: a direct reflexive pair, although rtcam offers its relayed
+    address too (a relay pair ranks lowest: it is never chosen while a direct one works)."""
     started = time.monotonic()
-    camera = start_camera(nat_topology, tmp_path, request, "full")
+    camera = start_camera(nat_topology, tmp_path, request, "full", turn="password")
 
     summary, statuses = watch(nat_topology, camera, seconds=5, connect_timeout=10)
     attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
@@ -250,6 +309,8 @@ def test_full_ice_connects_through_two_nats_with_stun(nat_topology, tmp_path, re
     assert pair["localAddress"].startswith(f"{CAMERA_PUBLIC_ADDRESS}:"), pair
     assert pair["remoteAddress"].startswith("198.51.100.2:"), pair
     assert pair["rttMs"] is not None and pair["rttMs"] < 100, pair
+    assert all(p["local"] != "relay" for p in pairs), pairs
+    assert statuses[-1]["turn"]["relayedAddress"].startswith(f"{STUN_ADDRESS}:"), statuses[-1].get("turn")
 
 
 def test_ice_lite_cannot_cross_the_nats(nat_topology, tmp_path, request):
@@ -268,12 +329,25 @@ def test_ice_lite_cannot_cross_the_nats(nat_topology, tmp_path, request):
 
 CHROMIUM_WHEP = whep_script([f"stun:{STUN_ADDRESS}:{STUN_PORT}"], gather_timeout_ms=8000)
 CHROMIUM_STATS = chromium_whep.STATS
+# Every candidate pair Chromium formed, for a failure's report.
+CHROMIUM_PAIRS = """(async () => {
+  const stats = await window.pc.getStats(), pairs = [];
+  stats.forEach((report) => {
+    if (report.type !== "candidate-pair") return;
+    const local = stats.get(report.localCandidateId), remote = stats.get(report.remoteCandidateId);
+    pairs.push([local && (local.candidateType + " " + local.address + ":" + local.port),
+                remote && (remote.candidateType + " " + remote.address + ":" + remote.port),
+                report.state, report.requestsSent, report.responsesReceived, report.requestsReceived, report.nominated]);
+  });
+  return JSON.stringify(pairs);
+})()"""
 
 
 def test_chromium_connects_through_two_nats_with_stun(nat_topology, tmp_path, request):
+    """Chromium, both routers endpoint-independent, rtcam offering its relayed address: direct."""
     from cdp import Chromium
 
-    camera = start_camera(nat_topology, tmp_path, request, "full")
+    camera = start_camera(nat_topology, tmp_path, request, "full", turn="password")
     browser = Chromium(log_path=str(tmp_path / "chromium.log"), user_data_dir=str(tmp_path / "chromium-profile"))
     attach(request, "chromium log", lambda: (tmp_path / "chromium.log").read_text()[-3000:])
     try:
@@ -297,12 +371,14 @@ def test_chromium_connects_through_two_nats_with_stun(nat_topology, tmp_path, re
     assert last["local"] in ("srflx", "prflx") and last["remote"] in ("srflx", "prflx"), last
     assert last["remoteAddress"].startswith(f"{CAMERA_PUBLIC_ADDRESS}:"), last
     assert pairs and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
+    assert pairs[-1]["local"] != "relay", pairs
 
 
 def test_symmetric_viewer_nat_needs_a_relay_or_a_port_forward(symmetric_viewer_topology, tmp_path, request):
     """The viewer's router maps each destination to a new random port (symmetric): its srflx
     address from coturn is useless toward the camera, and the camera's router lets nothing in that
-    the camera did not send to first, so no direct path exists (only TURN would help: not done)."""
+    the camera did not send to first, so no direct path exists: without --turn (or a port
+    forward, below) nothing connects."""
     camera = start_camera(symmetric_viewer_topology, tmp_path, request, "full")
     summary, statuses = watch(symmetric_viewer_topology, camera, seconds=1, connect_timeout=6)
     attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
@@ -349,3 +425,77 @@ def test_viewer_page_plays_through_two_nats(nat_topology, tmp_path, request):
     assert fps >= MIN_FPS, f"the page decoded {fps:.1f} fps"
     assert last["reconnects"] == 0, last
     assert pairs and pairs[-1]["local"] in ("srflx", "prflx") and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
+
+
+def relay_watch(topology: NATTopology, tmp_path: Path, request, turn: str) -> None:
+    """aiortc behind `topology` against rtcam with `--turn`: media through coturn's relayed address."""
+    started = time.monotonic()
+    camera = start_camera(topology, tmp_path, request, "full", turn=turn)
+    summary, statuses = watch(topology, camera, seconds=5, connect_timeout=10)
+    attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
+    pairs = ice_pairs(statuses)
+    relay = statuses[-1].get("turn") if statuses else None
+    print(f"\naiortc: ok={summary['ok']} {summary.get('measurement', {}).get('fps')} fps, first frame "
+          f"{summary.get('time_to_first_frame_s')} s after the POST; rtcam's pair: {pairs[-1:]}; relay {relay}; "
+          f"took {time.monotonic() - started:.1f} s")
+    assert summary["ok"], summary.get("error")
+    assert summary["measurement"]["fps"] >= MIN_FPS, summary["measurement"]
+    assert pairs, "rtcam's /api/status never showed a selected pair"
+    pair = pairs[-1]
+    # rtcam's end of the path is the relayed address on coturn; the viewer's is its router's
+    # mapping toward that address (peer-reflexive: the symmetric NAT made it for the relay).
+    assert pair["local"] == "relay" and pair["localAddress"].startswith(f"{STUN_ADDRESS}:"), pair
+    assert pair["remoteAddress"].startswith("198.51.100.2:"), pair
+    assert relay and relay["relayedAddress"] == pair["localAddress"], relay
+    # Permissions for the viewer's IPs while it watched (given up once it left).
+    assert max(status.get("turn", {}).get("permissions", 0) for status in statuses) >= 1, statuses[-1]
+
+
+def test_symmetric_viewer_nat_connects_through_the_turn_relay(symmetric_viewer_topology, tmp_path, request):
+    """The case above with `--turn` (a long-term user): no direct path, so the relay pair."""
+    relay_watch(symmetric_viewer_topology, tmp_path, request, turn="password")
+
+
+def test_both_symmetric_nats_connect_through_the_turn_relay(both_symmetric_topology, tmp_path, request):
+    """Both routers symmetric, coturn's REST API (`--turn-secret`): through the relay."""
+    relay_watch(both_symmetric_topology, tmp_path, request, turn="secret")
+
+
+def test_chromium_both_symmetric_nats_through_the_turn_relay(both_symmetric_topology, tmp_path, request):
+    """Chromium behind a symmetric NAT, rtcam behind another: it checks rtcam's relayed candidate
+    (its own srflx and host ones lead nowhere), nominates that pair and plays through coturn."""
+    from cdp import Chromium
+
+    camera = start_camera(both_symmetric_topology, tmp_path, request, "full", turn="password")
+    browser = Chromium(log_path=str(tmp_path / "chromium.log"), user_data_dir=str(tmp_path / "chromium-profile"))
+    attach(request, "chromium log", lambda: (tmp_path / "chromium.log").read_text()[-3000:])
+    try:
+        in_namespace(both_symmetric_topology["view"], browser.start)
+        both_symmetric_topology.processes.append(browser.process)
+        page = browser.new_page()
+        attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+        page.navigate(f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/healthz")
+        offered = time.monotonic()
+        page.evaluate(CHROMIUM_WHEP, timeout=20)
+        try:
+            page.wait_for("window.pc.connectionState === 'connected'", timeout=15)
+        except Exception:
+            print(f"\nChromium's candidate pairs: {page.evaluate(CHROMIUM_PAIRS)}; offer/answer: "
+                  f"{page.evaluate('window.pc.localDescription.sdp + window.pc.remoteDescription.sdp + window.pc.iceConnectionState')}")
+            raise
+        page.wait_for(f"(async () => (await {CHROMIUM_STATS}).frames > 0)()", timeout=15)
+        first_frame = time.monotonic() - offered
+        first = page.evaluate(CHROMIUM_STATS)
+        time.sleep(5)
+        last = page.evaluate(CHROMIUM_STATS)
+        status = in_namespace(both_symmetric_topology["cam"], camera.status)
+        pairs = ice_pairs([status])
+    finally:
+        browser.close()
+    fps = (last["frames"] - first["frames"]) / ((last["at"] - first["at"]) / 1000)
+    print(f"\nChromium: {fps:.1f} fps, first frame {first_frame:.2f} s after the offer (its gathering wait "
+          f"included), its pair {last['local']} → {last['remote']} {last['remoteAddress']}; rtcam's {pairs}; relay {status.get('turn')}")
+    assert fps >= MIN_FPS, f"Chromium decoded {fps:.1f} fps"
+    assert last["remote"] == "relay" and last["remoteAddress"].startswith(f"{STUN_ADDRESS}:"), last
+    assert pairs and pairs[-1]["local"] == "relay" and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
+    assert status["turn"]["relayedAddress"] == last["remoteAddress"], status.get("turn")

@@ -25,6 +25,17 @@ import Testing
         #expect(throws: ParseError.self) { try sub.readUInt8() }
     }
 
+    /// What a relay on the internet cannot reach (ICE pairs no relayed candidate with these).
+    @Test func privateAddresses() {
+        for text in ["10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.50.2", "100.64.0.1", "169.254.1.1", "127.0.0.1",
+                     "fd00::1", "fe80::1", "::1", "::ffff:192.168.1.1"] {
+            #expect(TransportAddress.IP(parsing: text)?.isPrivate == true, "\(text)")
+        }
+        for text in ["172.32.0.1", "192.0.2.1", "198.51.100.2", "203.0.113.1", "100.128.0.1", "8.8.8.8", "2001:db8::1"] {
+            #expect(TransportAddress.IP(parsing: text)?.isPrivate == false, "\(text)")
+        }
+    }
+
     @Test func parsesAddresses() {
         #expect(TransportAddress(host: "127.0.0.1", port: 9)?.description == "127.0.0.1:9")
         #expect(TransportAddress.IP(parsing: "::1")?.isLoopback == true)

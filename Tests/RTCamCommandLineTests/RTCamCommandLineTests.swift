@@ -85,11 +85,23 @@ import Testing
 
     /// Issue 19: full ICE unless `--ice lite`; STUN servers repeatable.
     @Test func iceModeAndSTUNServers() throws {
-        #expect(try serve([]).0.iceMode == .full && serve([]).0.stunServers.isEmpty)
+        #expect(try serve([]).0.iceMode == .full && serve([]).0.overrides.stunServers == nil)
         #expect(try serve(["--ice", "lite"]).0.iceMode == .lite)
         let (configuration, _) = try serve(["--ice=full", "--stun", "stun.example.org:3478", "--stun", "192.0.2.1:19302"])
-        #expect(configuration.iceMode == .full && configuration.stunServers == ["stun.example.org:3478", "192.0.2.1:19302"])
+        #expect(configuration.iceMode == .full && configuration.overrides.stunServers == ["stun.example.org:3478", "192.0.2.1:19302"])
         #expect(error(["--ice", "half"]) == .invalidValue(option: "ice", reason: "--ice must be full or lite (got 'half')"))
+    }
+
+    /// Issue 19: a TURN server and its credentials override the saved ones for the run; without
+    /// them the saved settings stand (nil overrides).
+    @Test func turnServerAndCredentials() throws {
+        let (configuration, _) = try serve(["--turn", "turn:turn.example.org:3478?transport=udp", "--turn-user", "cam",
+                                            "--turn-password", "pw", "--turn-secret", "s3cret"])
+        #expect(configuration.overrides.turnServer == "turn:turn.example.org:3478?transport=udp")
+        #expect(configuration.overrides.turnUser == "cam" && configuration.overrides.turnPassword == "pw")
+        #expect(configuration.overrides.turnSecret == "s3cret")
+        let plain = try serve([]).0.overrides
+        #expect(plain.turnServer == nil && plain.turnUser == nil && plain.turnPassword == nil && plain.turnSecret == nil)
     }
 
     @Test func serveIsTheDefaultSubcommand() throws {

@@ -261,3 +261,56 @@ func hex(_ text: String) -> [UInt8] {
     }
     return out
 }
+
+/// What the daemon's relay needs beyond one allocation: a backoff between failed Allocates, peers
+/// forgotten when their viewer leaves, and new REST credentials for the next Allocate.
+@Suite struct TURNClientOwnerTests {
+    let start = MonotonicTime(seconds: 1000)
+
+    /// 2 s, 4 s, 8 s, then 10 s (the maximum) between failed Allocates; after a success, the next
+    /// failure waits 2 s again.
+    @Test func failedAllocatesBackOffUpToTheMaximum() {
+        var configuration = TURNClient.Configuration()
+        configuration.retryInterval = .seconds(2)
+        configuration.maximumRetryInterval = .seconds(10)
+        var h = Harness(configuration: configuration, start: start)
+        h.server.allocateErrors = [508, 508, 508, 508, 508]
+        h.run(until: start + .seconds(60))
+        let times = h.events.map(\.time)
+        #expect(times == [start, start + .seconds(2), start + .seconds(6), start + .seconds(14), start + .seconds(24),
+                          start + .seconds(34)])
+        #expect(h.events.last.map { if case .allocated = $0.action { true } else { false } } == true)
+    }
+
+    /// A forgotten peer's permission and channel are no longer refreshed; the other peer's are, and a
+    /// new channel gets a number never used before.
+    @Test func forgottenPeersAreNotRefreshed() {
+        let peer = TransportAddress(host: "203.0.113.9", port: 61000)!, other = TransportAddress(host: "203.0.113.10", port: 62000)!
+        var h = Harness(start: start)
+        h.run(until: start)
+        h.deliver(h.client.bindChannel(to: peer, now: start))
+        h.deliver(h.client.bindChannel(to: other, now: start))
+        #expect(h.client.boundChannel(for: peer) == 0x4000 && h.client.boundChannel(for: other) == 0x4001)
+        h.client.forget(peer.ip)
+        #expect(h.client.boundChannel(for: peer) == nil && h.client.permissionCount == 1)
+        let before = h.server.requests.count
+        h.run(until: start + .seconds(600))
+        let refreshed = h.server.requests[before...].filter { $0.method == TURNMethod.channelBind }
+        #expect(refreshed.count == 1)   // the other peer's channel at 540 s, not the forgotten one's
+        #expect(h.client.wrap([1], to: peer) == nil)   // no permission any more: the server would drop it
+        h.deliver(h.client.bindChannel(to: peer, now: h.now))
+        #expect(h.client.boundChannel(for: peer) == 0x4002)
+    }
+
+    /// New credentials are used by the requests after the change (and keyed with the known realm).
+    @Test func replacedCredentialsSignTheNextRequests() throws {
+        var h = Harness(start: start)
+        h.run(until: start)
+        h.client.replaceCredentials(TURNCredentials(username: "bob", password: "builder"))
+        h.deliver(h.client.createPermission(for: .v4(203, 0, 113, 9), now: start))
+        let request = try STUNMessage(parsing: h.sent.last!)
+        #expect(request.username == "bob")
+        #expect(STUNMessage.hasValidIntegrity(h.sent.last!, key: TURNCredentials(username: "bob", password: "builder")
+            .integrityKey(realm: "rtcam.test")))
+    }
+}

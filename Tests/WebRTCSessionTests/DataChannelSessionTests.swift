@@ -95,7 +95,7 @@ final class DataChannelHarness {
             now = max(now, next)
             for datagram in network.deliverDue(now: now) {
                 if datagram.to == Self.cameraAddress {
-                    camera.handle(.receive(datagram.bytes, from: datagram.from, now: now), media: media)
+                    camera.handle(.receive(datagram.bytes, on: .host(datagram.from), now: now), media: media)
                 } else {
                     viewer.handle(datagram.bytes, from: datagram.from, now: now)
                 }
@@ -143,7 +143,7 @@ final class DataChannelHarness {
             camera.drainOutputs(into: &cameraOutputs)
             for output in cameraOutputs {
                 switch output {
-                case let .transmit(bytes, to): network.send(bytes, from: Self.cameraAddress, to: to, now: now)
+                case let .transmit(bytes, to): network.send(bytes, from: Self.cameraAddress, to: to.remote, now: now)
                 case let .event(.dataChannel(event)):
                     cameraEvents.append(event)
                     if echo, case let .message(channel, message) = event {

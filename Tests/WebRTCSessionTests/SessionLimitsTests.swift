@@ -55,7 +55,7 @@ import WebRTCViewer
         client.start()
         client.run(for: .seconds(3))
         #expect(client.cameraConnected && client.camera.statistics.checksFromForeignAddresses == 0)
-        #expect(client.cameraEvents.contains { $0.1 == .addressVerified(TwoPeerHarness.viewerAddress) })
+        #expect(client.cameraEvents.contains { $0.1 == .addressVerified(.host(TwoPeerHarness.viewerAddress)) })
     }
 
     @Test("a session keeps at most 4 checked addresses, never forgetting the one media goes to")
@@ -71,7 +71,7 @@ import WebRTCViewer
         let verified = harness.cameraEvents.filter { if case .addressVerified = $0.1 { true } else { false } }.count
         let forgotten = harness.cameraEvents.filter { if case .addressForgotten = $0.1 { true } else { false } }.count
         #expect(verified == 7 && verified - forgotten == 4, "verified \(verified), forgotten \(forgotten)")
-        #expect(!harness.cameraEvents.contains { $0.1 == .addressForgotten(harness.viewerAddress) })
+        #expect(!harness.cameraEvents.contains { $0.1 == .addressForgotten(.host(harness.viewerAddress)) })
         #expect(harness.camera.remoteAddress == harness.viewerAddress)
     }
 

@@ -126,7 +126,7 @@ final class TwoPeerHarness {
             now = max(now, next)
             for datagram in network.deliverDue(now: now) {
                 if datagram.to == Self.cameraAddress {
-                    camera.handle(.receive(datagram.bytes, from: datagram.from, now: now), media: fanout)
+                    camera.handle(.receive(datagram.bytes, on: .host(datagram.from), now: now), media: fanout)
                 } else if datagram.to == viewerAddress, viewerAlive {
                     viewer.handle(datagram.bytes, from: datagram.from, now: now)
                 }
@@ -196,14 +196,14 @@ final class TwoPeerHarness {
     private func sendPacedMedia() {
         var batch = DatagramBatch()
         guard let to = camera.protectDueMedia(now: now, into: &batch) else { return }
-        for datagram in batch.datagrams { network.send(datagram, from: Self.cameraAddress, to: to, now: now) }
+        for datagram in batch.datagrams { network.send(datagram, from: Self.cameraAddress, to: to.remote, now: now) }
     }
 
     /// The server's media path: the viewer's batch, sent datagram by datagram.
     private func sendMedia(_ packets: [OutgoingPacket]) {
         var batch = DatagramBatch()
         guard let to = camera.protectMedia(packets, now: now, into: &batch) else { return }
-        for datagram in batch.datagrams { network.send(datagram, from: Self.cameraAddress, to: to, now: now) }
+        for datagram in batch.datagrams { network.send(datagram, from: Self.cameraAddress, to: to.remote, now: now) }
     }
 
     /// Takes both sessions' outputs the way the daemon does: transmit, act on events, and keep the
@@ -214,7 +214,7 @@ final class TwoPeerHarness {
         for output in cameraOutputs {
             switch output {
             case let .transmit(bytes, to):
-                network.send(bytes, from: Self.cameraAddress, to: to, now: now)
+                network.send(bytes, from: Self.cameraAddress, to: to.remote, now: now)
             case let .event(event):
                 cameraEvents.append((now, event))
                 switch event {

@@ -45,7 +45,7 @@ import WebRTCViewer
         let packets = harness.fanout.packetizeVideo(accessUnit: slice, isKeyframe: false, captureTime: harness.now)
         let sentBefore = harness.camera.statistics.bytesSent
         let videoPacketsBefore = harness.camera.statistics.videoPacketsSent
-        #expect(harness.camera.protectMedia(packets, now: harness.now, into: &batch) == TwoPeerHarness.viewerAddress)
+        #expect(harness.camera.protectMedia(packets, now: harness.now, into: &batch) == .host(TwoPeerHarness.viewerAddress))
         #expect(packets.count == 3 && batch.count == 1 + packets.count)
         #expect(Array(batch[0]) == [1, 2, 3])
         #expect(harness.camera.statistics.bytesSent - sentBefore == batch.storage.count - 3)
@@ -212,7 +212,7 @@ import WebRTCViewer
         #expect(harness.run(upTo: .seconds(3)) { !harness.camera.holdsDTLSEndpoint })
         // Afterwards DTLS records (here a fake epoch-1 close_notify) are counted and ignored.
         let alert: [UInt8] = [21, 0xFE, 0xFD, 0, 1, 0, 0, 0, 0, 0, 9, 0, 26] + [UInt8](repeating: 7, count: 26)
-        harness.camera.handle(.receive(alert, from: harness.viewerAddress, now: harness.now), media: harness.fanout)
+        harness.camera.handle(.receive(alert, on: .host(harness.viewerAddress), now: harness.now), media: harness.fanout)
         #expect(harness.camera.statistics.ignoredDTLSAfterHandshake == 1)
         let before = harness.receivedAccessUnits.count
         harness.run(for: .seconds(2))
@@ -231,7 +231,7 @@ import WebRTCViewer
         // The viewer's next consent check comes from the new address and nominates it.
         harness.run(for: .seconds(8))
         #expect(harness.camera.remoteAddress == moved)
-        #expect(harness.cameraEvents.contains { $0.1 == .iceSelected(moved) })
+        #expect(harness.cameraEvents.contains { $0.1 == .iceSelected(.host(moved)) })
         let before = harness.receivedAccessUnits.count
         harness.run(for: .seconds(1))
         #expect(harness.receivedAccessUnits.count > before + 20)
@@ -271,7 +271,7 @@ import WebRTCViewer
             if !datagram.isEmpty { datagram[0] = firstBytes[Int(random.next() % UInt64(firstBytes.count))] }
             if datagram.count > 1, random.next() % 2 == 0 { datagram[1] = UInt8(200 + random.next() % 7) }  // RTCP types
             let from = index % 2 == 0 ? harness.viewerAddress : stranger
-            harness.camera.handle(.receive(datagram, from: from, now: harness.now), media: harness.fanout)
+            harness.camera.handle(.receive(datagram, on: .host(from), now: harness.now), media: harness.fanout)
         }
         let before = harness.receivedAccessUnits.count
         harness.run(for: .seconds(2))

@@ -113,6 +113,13 @@ enum SettingsPage {
     <h2>Viewers</h2>
     <label>Most viewers at once <input type="number" name="maxViewers" min="1" max="1000"><span class="error" data-for="maxViewers"></span></label>
     <label class="check"><input type="checkbox" name="viewingRequiresPassword"> Viewing needs the password (or a viewing token); turning this on ends the sessions of viewers without one at once</label>
+    <h2>Watching from outside</h2>
+    <p class="hint">A STUN server tells the camera its public address; a TURN server (e.g. coturn) relays the video when no direct path crosses the two networks' routers. New viewers get them; the passwords are kept on the camera and never shown here.</p>
+    <label>STUN servers <input name="stun" placeholder="stun.example.org:3478 (several: separated by spaces)"><span class="error" data-for="stun"></span></label>
+    <label>TURN server <input name="turn" placeholder="turn:turn.example.org:3478?transport=udp"><span class="error" data-for="turn"></span></label>
+    <label>TURN user <input name="turnUser" autocomplete="off"><span class="error" data-for="turnUser"></span></label>
+    <label>TURN password <input type="password" name="turnPassword" autocomplete="new-password"><span class="error" data-for="turnPassword"></span></label>
+    <label>TURN shared secret (coturn static-auth-secret, instead of a password) <input type="password" name="turnSecret" autocomplete="new-password"><span class="error" data-for="turnSecret"></span></label>
     <button>Save and apply</button>
   </form>
 
@@ -236,6 +243,14 @@ function fillForm() {
   form.intraRefresh.checked = settings.intraRefresh;
   form.maxViewers.value = settings.maxViewers;
   form.viewingRequiresPassword.checked = settings.viewingRequiresPassword;
+  form.stun.value = settings.stun || "";
+  form.turn.value = settings.turn || "";
+  form.turnUser.value = settings.turnUser || "";
+  // The secrets never come back: an empty field keeps the saved one.
+  form.turnPassword.value = "";
+  form.turnPassword.placeholder = settings.turnPasswordSet ? "saved (type to replace)" : "";
+  form.turnSecret.value = "";
+  form.turnSecret.placeholder = settings.turnSecretSet ? "saved (type to replace)" : "";
   fillSizes();
 }
 
@@ -297,7 +312,7 @@ function showWatching(data) {
     (b && b.viewersBelowFloor ? " " + b.viewersBelowFloor + " viewer(s) below the floor get fewer pictures." : "");
   for (const v of (data && data.viewers) || []) {
     const li = document.createElement("li");
-    const pair = v.icePair ? v.icePair.local + " → " + v.icePair.remote : "";
+    const pair = v.icePair ? v.icePair.local + " → " + v.icePair.remote + (v.icePair.local === "relay" ? " (through the TURN relay)" : "") : "";
     const parts = [v.address || "(connecting)", v.state];
     if (pair) parts.push("path " + pair);
     if (v.rttMs != null) parts.push("round trip " + v.rttMs.toFixed(1) + " ms");
@@ -386,6 +401,8 @@ $("#settings-form").addEventListener("submit", async (e) => {
     degradation: f.degradation.value, cameraFormat: f.cameraFormat.value, intraRefresh: f.intraRefresh.checked,
     maxViewers: Number(f.maxViewers.value), viewingRequiresPassword: f.viewingRequiresPassword.checked,
     speaker: f.speaker.value, speakerVolume: Number(f.speakerVolume.value), whoMayTalk: f.whoMayTalk.value, echo: f.echo.value,
+    stun: f.stun.value.trim(), turn: f.turn.value.trim(), turnUser: f.turnUser.value,
+    turnPassword: f.turnPassword.value, turnSecret: f.turnSecret.value,
   };
   const r = await api("PUT", "/api/config", body);
   if (r.status === 200) { settings = r.data.settings; fillForm(); show("Saved and applied. Viewers stay connected.", true); return; }

@@ -1,0 +1,149 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RTCBase
+import TURN
+
+/// `--turn turn:HOST:PORT[?transport=udp]` and its credentials, as the daemon resolved them.
+struct RelayServerConfiguration: Equatable, Sendable {
+    enum Credentials: Equatable, Sendable {
+        /// A long-term username and password (coturn `user=NAME:PASSWORD`).
+        case longTerm(user: String, password: String)
+        /// coturn's shared secret (`use-auth-secret`, `static-auth-secret=`): time-limited REST
+        /// credentials are made from it (TURNCredentials.sharedSecret), `user` named in them.
+        case sharedSecret(String, user: String)
+    }
+
+    /// The server's address (IPv4: the media socket's family the server is reached in).
+    var server: TransportAddress
+    /// As configured, for the log and /api/status.
+    var spelled: String
+    var credentials: Credentials
+}
+
+/// The spelling of a TURN server: `turn:HOST:PORT` or `turn:HOST` (3478), with an optional
+/// `?transport=udp` (RFC 7065 §3.1). TCP and `turns:` are not done (UDP relays only).
+enum TURNServerSpelling {
+    struct Parsed: Equatable {
+        var host: String
+        var port: UInt16
+    }
+
+    enum Problem: Error, Equatable, CustomStringConvertible {
+        case malformed(String)
+        case unsupported(String)
+
+        var description: String {
+            switch self {
+            case let .malformed(text): return "--turn wants turn:HOST[:PORT][?transport=udp]: \(text)"
+            case let .unsupported(text): return "\(text): only UDP to the TURN server is done (turn:...?transport=udp)"
+            }
+        }
+    }
+
+    static func parse(_ text: String) throws(Problem) -> Parsed {
+        var rest = Substring(text)
+        if rest.lowercased().hasPrefix("turns:") { throw .unsupported(text) }
+        guard rest.lowercased().hasPrefix("turn:") else { throw .malformed(text) }
+        rest = rest.dropFirst(5)
+        if let question = rest.firstIndex(of: "?") {
+            let query = rest[rest.index(after: question)...].lowercased()
+            guard query == "transport=udp" else {
+                if query == "transport=tcp" { throw .unsupported(text) }
+                throw .malformed(text)
+            }
+            rest = rest[..<question]
+        }
+        var host = rest
+        var port: UInt16 = 3478
+        if rest.hasPrefix("[") {
+            // [IPv6]:port or [IPv6]
+            guard let close = rest.firstIndex(of: "]") else { throw .malformed(text) }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":"), let value = UInt16(after.dropFirst()), value > 0 else { throw .malformed(text) }
+                port = value
+            }
+        } else if let colon = rest.lastIndex(of: ":") {
+            guard rest.firstIndex(of: ":") == colon, let value = UInt16(rest[rest.index(after: colon)...]), value > 0 else {
+                throw .malformed(text)
+            }
+            host = rest[..<colon]
+            port = value
+        }
+        guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "/" || $0 == "@" }) else { throw .malformed(text) }
+        return Parsed(host: String(host), port: port)
+    }
+}
+
+/// The hub's TURN allocation on the media socket (issue 19): made at start and kept (refreshed,
+/// asked for again with a backoff when lost), so an answer never waits for it; its relayed address
+/// is offered as a `typ relay` candidate while it is live. Owned by the hub, under its lock; the
+/// protocol is TURNClient's (sans-IO), the wall clock for REST credentials is read here.
+struct MediaRelay {
+    let configuration: RelayServerConfiguration
+    var client: TURNClient
+    /// The IPs each viewer has a permission for (so a viewer leaving forgets only its own).
+    private var peersByViewer: [String: Set<TransportAddress.IP>] = [:]
+
+    /// REST credentials are made valid for a day and made again before each new Allocate.
+    static let sharedSecretLifetimeSeconds: UInt64 = 24 * 3600
+
+    init(configuration: RelayServerConfiguration, now: MonotonicTime) {
+        self.configuration = configuration
+        var turn = TURNClient.Configuration()
+        // An answer never waits for the relay, so a failed Allocate is asked again soon, then less
+        // and less often (a server that is down is not hammered).
+        turn.retryInterval = .seconds(2)
+        turn.maximumRetryInterval = .seconds(60)
+        client = TURNClient(server: configuration.server, credentials: Self.credentials(for: configuration.credentials),
+                            configuration: turn, now: now, random: SystemRandomNumberGenerator())
+    }
+
+    static func credentials(for credentials: RelayServerConfiguration.Credentials) -> TURNCredentials {
+        switch credentials {
+        case let .longTerm(user, password):
+            return TURNCredentials(username: user, password: password)
+        case let .sharedSecret(secret, user):
+            var wall = timespec()
+            clock_gettime(CLOCK_REALTIME, &wall)
+            return TURNCredentials.sharedSecret(secret, user: user,
+                                                expiresAtUnixSeconds: UInt64(max(0, wall.tv_sec)) + sharedSecretLifetimeSeconds)
+        }
+    }
+
+    /// The relayed address and what the server saw rtcam at, while the allocation is live.
+    var relayedCandidate: (relayed: TransportAddress, mapped: TransportAddress)? {
+        guard let relayed = client.relayedAddress else { return nil }
+        return (relayed, client.mappedAddress ?? relayed)
+    }
+
+    /// An Allocate failed or the allocation was lost: REST credentials are made afresh for the next.
+    mutating func renewCredentialsIfTimeLimited() {
+        if case .sharedSecret = configuration.credentials {
+            client.replaceCredentials(Self.credentials(for: configuration.credentials))
+        }
+    }
+
+    /// A permission for `ip` on behalf of `viewer` (RFC 8656 §9); the CreatePermission to send, if new.
+    mutating func permit(_ ip: TransportAddress.IP, for viewer: String, now: MonotonicTime) -> [TURNClient.Action] {
+        // The relayed address is IPv4 unless asked otherwise (RFC 8656 §7.1): it relays to its family
+        // only. A relay on a public address reaches no private one (and a server that denies them
+        // would answer 403, asked again every retry interval): none for those.
+        guard ip.isIPv6 == (client.relayedAddress?.ip.isIPv6 ?? false) else { return [] }
+        if ip.isPrivate, !(client.relayedAddress ?? configuration.server).ip.isPrivate { return [] }
+        peersByViewer[viewer, default: []].insert(ip)
+        return client.createPermission(for: ip, now: now)
+    }
+
+    /// The viewer left: the permissions and channels no other viewer uses are no longer refreshed.
+    mutating func viewerLeft(_ viewer: String) {
+        guard let peers = peersByViewer.removeValue(forKey: viewer) else { return }
+        let stillUsed = peersByViewer.values.reduce(into: Set<TransportAddress.IP>()) { $0.formUnion($1) }
+        for ip in peers where !stillUsed.contains(ip) { client.forget(ip) }
+    }
+
+    /// How many viewers' permissions the relay keeps (status and tests).
+    var viewersWithPermissions: Int { peersByViewer.count }
+}
