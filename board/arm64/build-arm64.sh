@@ -8,10 +8,13 @@
 #             linux-gnu/debug/rtcamPackageTests.xctest) for board/arm64/test-arm64.sh
 #
 # make-roots.sh makes the compiler root and the arm64 sysroot first (cached in $RTCAM_CACHE). The
-# source tree is bind-mounted into the build root at /src and built there with unstable's Swift
-# 6.2.3 against the sysroot (mbedTLS 3.6, glibc 2.41); the Swift standard library is linked in
+# source tree (a copy, see below) is bind-mounted into the build root at /src and built there with
+# unstable's Swift 6.2.3 against the sysroot (mbedTLS 3.6, glibc 2.41); the Swift standard library is linked in
 # statically, as on amd64. SwiftPM's scratch directory is $RTCAM_CACHE/scratch (at /scratch in the
-# build root), outside the clone: a fresh clone then recompiles rtcam's own code, not SwiftNIO.
+# build root), outside the clone, and the sources are compiled from a copy in $RTCAM_CACHE/src that
+# keeps the times of files that did not change (sync_sources_to_cache): a fresh clone then recompiles
+# only the modules its changes touch, not SwiftNIO and not every rtcam module. One build at a time
+# ($RTCAM_CACHE/.build.lock): the copy and the scratch directories are shared by every clone.
 # Output: out/arm64/rtcam (release, with symbols) and out/rtcam_<version>_arm64.deb (stripped).
 source "$(dirname "$0")/make-roots.sh"
 
@@ -25,11 +28,15 @@ done
 
 make_all_roots
 
+exec 9>"$cache/.build.lock"
+flock 9
+timed "sources copied to $cache/src" sync_sources_to_cache
+
 build_root=$cache/build-amd64
 scratch=$cache/scratch
 test_scratch=$cache/scratch-tests
 mkdir -p "$scratch" "$test_scratch"
-mounts=("$repo:/src" "$cache/sysroot-arm64:/sysroot" "$cache/sdk:/sdk" "$scratch:/scratch" "$test_scratch:/scratch-tests")
+mounts=("$cache/src:/src" "$cache/sysroot-arm64:/sysroot" "$cache/sdk:/sdk" "$scratch:/scratch" "$test_scratch:/scratch-tests")
 for dir in $(git_mirror_dirs); do mounts+=("$dir:$dir"); done
 trap 'unmount_all_under "$build_root"' EXIT
 chroot_mount "$build_root" "${mounts[@]}"
