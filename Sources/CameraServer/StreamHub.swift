@@ -892,6 +892,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             socket.send(batch, to: path.remote)
         case .relay:
             sendThroughRelay(batch, to: path.remote, of: id, through: socket)
+        case .tcp:
+            break
         }
     }
 
