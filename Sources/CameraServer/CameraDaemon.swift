@@ -728,6 +728,7 @@ public final class CameraDaemon: @unchecked Sendable {
                 json.field("localAddress", pair.local.address.description)
                 json.field("remote", pair.remote.kind.rawValue)
                 json.field("remoteAddress", pair.remote.address.description)
+                json.field("protocol", pair.path.base == .tcp ? "tcp" : "udp")   // ICE-TCP (RFC 6544) or UDP
                 json.field("rttMs", pair.roundTripTime.map(\.millisecondsDouble))
                 json.endObject()
             }
