@@ -160,7 +160,9 @@ final class ICETCPListener: @unchecked Sendable {
                     counters.connectionsOpen = connections.count
                 }
             }
-            closed(path)
+            // On a later turn of the loop: a write that fails inside the hub's send (its lock held)
+            // closes the channel at once, and the hub's lock is not reentrant.
+            channel.eventLoop.execute { self.closed(path) }
         }
         // Issue 20: a connection must carry a valid check within the interval, and stay in use.
         let check = channel.eventLoop.scheduleRepeatedTask(initialDelay: timeAmount(limits.checkInterval),

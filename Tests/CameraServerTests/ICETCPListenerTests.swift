@@ -8,6 +8,7 @@ import NIOPosix
 import RTCBase
 import SDP
 import STUN
+import SystemSupport
 import Testing
 
 /// A blocking TCP client on loopback: what a browser's active ICE-TCP candidate does, by hand.
@@ -79,6 +80,37 @@ final class LoopbackTCPClient {
     }
 
     static let viewerPassword = "viewerPasswordOf24Chars0"
+
+    /// A viewer that never reads: the hub's sends return at once whatever the connection does; past
+    /// the queue bound media is dropped while ICE/DTLS/RTCP still get in.
+    @Test func aStalledConnectionDropsMediaAndNeverBlocks() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        var limits = ICETCPLimits()
+        limits.maximumQueuedBytes = 64 * 1024
+        let listener = ICETCPListener(limits: limits, logger: Logger(label: "test"), receive: { _, _ in },
+                                      inUse: { _ in true }, closed: { _ in })
+        let port = try listener.start(group: group, host: "127.0.0.1", port: 0)
+        defer { listener.close() }
+        let client = try LoopbackTCPClient(port: port)
+        for _ in 0..<200 where listener.status.connectionsOpen == 0 { usleep(5000) }
+        #expect(listener.status.connectionsOpen == 1)
+        var media = DatagramBatch()
+        for sequence in 0..<20 { media.append([0x80, 96, 0, UInt8(sequence)] + [UInt8](repeating: 0xAB, count: 1196)) }
+        let start = MonotonicClock.now()
+        for _ in 0..<1000 { listener.send(media, to: client.localAddress) }   // 24 MB offered
+        let elapsed = MonotonicClock.now() - start
+        let afterMedia = listener.status
+        #expect(elapsed < .seconds(5), "sending took \(elapsed)")
+        #expect(afterMedia.framesDropped > 10_000, "\(afterMedia)")
+        #expect(afterMedia.framesSent + afterMedia.framesDropped == 20_000)
+        var control = DatagramBatch()
+        control.append([0, 1, 0, 8] + [UInt8](repeating: 0, count: 16))   // a STUN request's worth
+        control.append([0x80, 200, 0, 6] + [UInt8](repeating: 0, count: 24)) // RTCP
+        listener.send(control, to: client.localAddress)
+        #expect(listener.status.framesSent == afterMedia.framesSent + 2)
+        _ = client
+    }
 
     /// The daemon's wiring on loopback: the answer offers the passive candidate; a check over a
     /// connection is answered on it and followed by the camera's own check on the same connection;
