@@ -37,6 +37,10 @@ public struct DaemonConfiguration: Sendable {
     public var candidateAddresses: [String] = []
     /// Full ICE (checks both ways, through NATs) or ICE-lite (answers checks only; issue 19).
     public var iceMode = ICEMode.full
+    /// ICE-TCP (RFC 6544, full ICE only): a TCP listener offered as a passive candidate, for viewers
+    /// whose networks block UDP; on the media port's number unless `iceTCPPort` says otherwise.
+    public var iceTCP = true
+    public var iceTCPPort: Int?
     /// Explicit command-line settings: they win over the saved ones for this run.
     public var overrides = SettingsOverrides()
 
@@ -123,6 +127,8 @@ public final class CameraDaemon: @unchecked Sendable {
     private let startedAt = MonotonicClock.now()
     /// The HTTP listeners' admission and counters, once they run (/api/status).
     private let httpLimiter = NIOLockedValueBox<HTTPConnectionLimiter?>(nil)
+    /// The ICE-TCP listener, once it runs (/api/status).
+    private let iceTCPStatus = NIOLockedValueBox<ICETCPListener?>(nil)
     /// Set in `run` before the hub's settings are first made.
     private var talkback: TalkbackController?
     /// Set in `run` once made (the settings change the viewer page's STUN servers).
@@ -219,6 +225,7 @@ public final class CameraDaemon: @unchecked Sendable {
         let reader = MediaSocketReader(socket: mediaSocket, group: group, logger: logger,
                                        receive: { datagram, from in hub.receive(datagram, from: from) })
         try reader.start()
+        let iceTCP = startICETCP(hub: hub)
 
         let router = CameraRouter(
             hub: hub, access: access, tokens: tokens, talkback: talkback,
@@ -324,6 +331,7 @@ public final class CameraDaemon: @unchecked Sendable {
         try? https?.close().wait()
         hub.detachSocket()
         try? reader.close().wait()
+        iceTCP?.close()
         try? threadPool.syncShutdownGracefully()
         try? group.syncShutdownGracefully()
         logger.info("stopped")
@@ -373,6 +381,25 @@ public final class CameraDaemon: @unchecked Sendable {
         router.httpsFingerprint.withLockedValue { $0 = fingerprint }
         router.httpsCertificates.withLockedValue { $0 = certificates }
         return channel
+    }
+
+    /// The ICE-TCP listener (full ICE, unless `--ice-tcp off`); nil when off or its port is taken
+    /// (rtcam then serves UDP only, and says so).
+    private func startICETCP(hub: StreamHub) -> ICETCPListener? {
+        guard configuration.iceMode == .full, configuration.iceTCP else { return nil }
+        let listener = ICETCPListener(logger: logger, receive: { datagram, path in hub.receive(datagram, on: path) },
+                                      inUse: { hub.holdsPath($0) }, closed: { hub.transportClosed($0) })
+        let port = configuration.iceTCPPort ?? configuration.mediaPort
+        do {
+            let bound = try listener.start(group: group, host: listenAddress, port: port)
+            hub.attach(iceTCP: listener, port: UInt16(bound))
+            iceTCPStatus.withLockedValue { $0 = listener }
+            logger.info("ICE-TCP: passive candidates on TCP port \(bound)")
+            return listener
+        } catch {
+            logger.warning("ICE-TCP is off: cannot listen on TCP port \(port): \(error)")
+            return nil
+        }
     }
 
     private func hubSettings(_ settings: CameraSettings, candidates: [TransportAddress.IP], media: MediaPipeline) -> HubSettings {
@@ -629,6 +656,21 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("udpSegmentationOffload", socket.segmentationOffload)
         json.field("dualStack", socket.dualStack)
         json.endObject()
+        if let iceTCP = iceTCPStatus.withLockedValue({ $0 })?.status {
+            json.key("iceTCP")
+            json.beginObject()
+            json.field("port", iceTCP.port)
+            json.field("connectionsOpen", iceTCP.connectionsOpen)
+            json.field("connectionsAccepted", iceTCP.connectionsAccepted)
+            json.field("refusedPerAddress", iceTCP.refusedPerAddress)
+            json.field("refusedFull", iceTCP.refusedFull)
+            json.field("closedUnused", iceTCP.closedUnused)
+            json.field("framingErrors", iceTCP.framingErrors)
+            json.field("framesReceived", iceTCP.framesReceived)
+            json.field("framesSent", iceTCP.framesSent)
+            json.field("framesDropped", iceTCP.framesDropped)
+            json.endObject()
+        }
         if let http = httpLimiter.withLockedValue({ $0 })?.counters {
             json.key("http")
             json.beginObject()
@@ -686,6 +728,7 @@ public final class CameraDaemon: @unchecked Sendable {
                 json.field("localAddress", pair.local.address.description)
                 json.field("remote", pair.remote.kind.rawValue)
                 json.field("remoteAddress", pair.remote.address.description)
+                json.field("protocol", pair.path.base == .tcp ? "tcp" : "udp")   // ICE-TCP (RFC 6544) or UDP
                 json.field("rttMs", pair.roundTripTime.map(\.millisecondsDouble))
                 json.endObject()
             }

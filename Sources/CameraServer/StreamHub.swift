@@ -56,6 +56,9 @@ struct HubSettings: Sendable {
     var bitrateFloorShare = 0.4
     /// The ICE agent of new sessions (`--ice`; issue 19). Lite unless the daemon says otherwise.
     var iceMode = ICEMode.lite
+    /// The ICE-TCP listener's port (`--ice-tcp-port`), offered as a passive candidate by full-ICE
+    /// answers; nil: no ICE-TCP.
+    var iceTCPPort: UInt16?
     /// The media socket as STUN servers see it (`--stun`), offered by full-ICE answers.
     var serverReflexiveAddresses: [TransportAddress] = []
     /// The TURN allocation's relayed address and the address the server saw rtcam at (`--turn`),
@@ -193,6 +196,9 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private var serviceTimer: Scheduled<Void>?
     private(set) var serverReflexiveAddresses: [TransportAddress] = []
     private var socket: MediaSocket?
+    /// ICE-TCP (RFC 6544): the passive candidate's connections (ICETCPListener).
+    private var iceTCP: ICETCPListener?
+    private var iceTCPPort: UInt16?
     private var stopping = false
     /// The media pipeline whose frames are sent; others' are dropped.
     private var mediaGeneration = 0
@@ -259,6 +265,34 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         lock.withLock { self.socket = socket }
     }
 
+    /// Sends on the ICE-TCP listener's connections from now on (paths `.tcp(remote)`); full-ICE
+    /// answers offer its `port` as a passive candidate.
+    func attach(iceTCP listener: ICETCPListener, port: UInt16) {
+        lock.withLock {
+            iceTCP = listener
+            iceTCPPort = port
+        }
+    }
+
+    /// A datagram read from the ICE-TCP connection with `remote` at its other end.
+    func receive(_ datagram: [UInt8], on path: TransportPath) {
+        lock.withLock { demultiplex(datagram, on: path) }
+    }
+
+    /// The ICE-TCP connection on `path` closed: its session's pair on it failed.
+    func transportClosed(_ path: TransportPath) {
+        lock.withLock {
+            guard let id = viewerIDByPath[path], let viewer = viewers[id] else { return }
+            viewer.session.transportClosed(path)
+        }
+    }
+
+    /// Whether a session verified `path` and still uses it (the ICE-TCP listener closes connections
+    /// nobody does).
+    func holdsPath(_ path: TransportPath) -> Bool {
+        lock.withLock { viewerIDByPath[path] != nil }
+    }
+
     /// What the media socket did since start (GET /api/status).
     var mediaSocketCounters: MediaSocketCounters {
         lock.withLock { socket?.counters ?? MediaSocketCounters() }
@@ -300,6 +334,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         lock.withLock {
             settings.serverReflexiveAddresses = serverReflexiveAddresses
             settings.relayedCandidate = relay?.relayedCandidate
+            settings.iceTCPPort = iceTCPPort
         }
         // Talkback: only a viewer who may talk gets its sendrecv audio answered sendrecv.
         if settings.whoMayTalk == .owner, !credential.isOwnerSession { settings.hasSpeaker = false }
@@ -478,6 +513,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             }
             stopping = true
             socket = nil
+            iceTCP = nil
             serviceTimer?.cancel()
         }
     }
@@ -892,6 +928,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             socket.send(batch, to: path.remote)
         case .relay:
             sendThroughRelay(batch, to: path.remote, of: id, through: socket)
+        case .tcp:
+            iceTCP?.send(batch, to: path.remote)
         }
     }
 

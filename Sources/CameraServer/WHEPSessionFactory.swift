@@ -67,6 +67,14 @@ struct WHEPSessionFactory: Sendable {
             if let relayed = settings.relayedCandidate {
                 local.relayedCandidates = [RelayedCandidate(address: relayed.relayed, related: relayed.mapped, foundation: "r1")]
             }
+            // ICE-TCP (RFC 6544): the TCP listener at each host address, for viewers without UDP.
+            if let port = settings.iceTCPPort {
+                local.passiveTCPCandidates = settings.candidateAddresses.enumerated().map { index, ip in
+                    let candidate = ICECandidate.tcp(address: TransportAddress(ip: ip, port: port), tcpType: .passive,
+                                                     otherPreference: UInt16(clamping: 8191 - index), foundation: "t\(index + 1)")
+                    return PassiveTCPCandidate(address: candidate.address, foundation: candidate.foundation, priority: candidate.priority)
+                }
+            }
         }
         let capabilities = LocalCapabilities(h264ProfileLevelIDs: [settings.h264ProfileLevelID],
                                              audio: settings.hasAudio, video: settings.hasVideo,
@@ -100,6 +108,8 @@ struct WHEPSessionFactory: Sendable {
             } + local.relayedCandidates.map {
                 ICECandidate(address: $0.address, kind: .relayed, priority: $0.priority, foundation: $0.foundation,
                              relatedAddress: $0.related)
+            } + local.passiveTCPCandidates.map {
+                ICECandidate(address: $0.address, kind: .host, priority: $0.priority, foundation: $0.foundation, tcpType: .passive)
             }
             configuration.remoteCandidates = Self.candidateValues(in: offer)
             configuration.remoteCandidatesComplete = offer.media.contains { $0.hasEndOfCandidates }

@@ -25,6 +25,13 @@ public enum ICEAgent: Sendable {
         }
     }
 
+    /// The TCP connection with `remote` at its other end closed (ICE-TCP; a lite agent has no pairs).
+    public mutating func tcpConnectionClosed(remote: TransportAddress) {
+        guard case var .full(agent) = self else { return }
+        agent.tcpConnectionClosed(remote: remote)
+        self = .full(agent)
+    }
+
     public mutating func handleTimeout(now: MonotonicTime) -> [ICEAction] {
         switch self {
         case var .lite(agent):

@@ -32,6 +32,16 @@ public struct ICESelectedPair: Equatable, Sendable {
 /// address. A peer-reflexive remote candidate learned from a check is paired with the base the check
 /// came in on only (§7.3.1.4).
 ///
+/// ICE-TCP (RFC 6544): a TCP candidate of ours is a third base (`.tcp`), each connection a path
+/// named by the address at its other end. rtcam's candidate is passive: a peer's active candidates
+/// (port 9) are recorded but form no pair we could check; a check arriving over an accepted
+/// connection is answered on it and makes a pair on that connection (its remote candidate
+/// peer-reflexive, the connection's source port being the peer's ephemeral one), followed by a
+/// triggered check on the same connection, then nomination and consent as on UDP. An active TCP
+/// candidate of ours (the tests' viewer) pairs with the peer's passive ones, the connection named
+/// by the passive address. Checks over TCP are not retransmitted (RFC 6544 §7.1: the transport is
+/// reliable); TCP candidates' type preferences are below UDP's, so a working UDP pair wins.
+///
 /// Security, as the lite agent: a remote candidate outside `allowedRemoteIPs` is never checked and its
 /// checks are not answered; `.checked` is reported for an address only after its valid check was
 /// answered or our check to it succeeded; `.selected` only for a pair that is both nominated and
@@ -149,11 +159,11 @@ public struct ICEFullAgent: Sendable {
     /// what the peer sees and what our checks' mapped addresses are matched against. A relayed
     /// candidate is a base of its own: the known remote candidates of its family are paired with it.
     public mutating func addLocalCandidate(_ candidate: ICECandidate) {
-        guard !localCandidates.contains(where: { $0.address == candidate.address }),
+        guard !localCandidates.contains(where: { $0.address == candidate.address && $0.isTCP == candidate.isTCP }),
               localCandidates.count < configuration.maximumLocalCandidates else { return }
         localCandidates.append(candidate)
         guard candidate.kind == .relayed else { return }
-        for remoteCandidate in remoteCandidates where remoteCandidate.kind != .peerReflexive {
+        for remoteCandidate in remoteCandidates where remoteCandidate.kind != .peerReflexive && !remoteCandidate.isTCP {
             addPair(base: .relay, remote: remoteCandidate)
         }
     }
@@ -173,22 +183,35 @@ public struct ICEFullAgent: Sendable {
         if let allowed = configuration.allowedRemoteIPs, !allowed.contains(candidate.address.ip) {
             return "remote candidate \(candidate.address) is not an allowed address"
         }
-        if let index = remoteCandidates.firstIndex(where: { $0.address == candidate.address }) {
+        // A TCP and a UDP candidate may share an address (one port number for both): two candidates.
+        if let index = remoteCandidates.firstIndex(where: { $0.address == candidate.address && $0.isTCP == candidate.isTCP }) {
             if remoteCandidates[index].kind == .peerReflexive, candidate.kind != .peerReflexive {
                 remoteCandidates[index] = candidate
-                for pair in pairs.indices where pairs[pair].remote.address == candidate.address {
+                for pair in pairs.indices where pairs[pair].remote.address == candidate.address && pairs[pair].remote.isTCP == candidate.isTCP {
                     pairs[pair].remote = candidate
                 }
             }
             // Known, but perhaps not yet on this base (signalled after a check from another base
             // revealed it, or revealed on a second base).
-            for base in learnedOn.map({ [$0] }) ?? [.host, .relay] { addPair(base: base, remote: remoteCandidates[index]) }
+            for base in pairedBases(of: remoteCandidates[index], learnedOn: learnedOn) { addPair(base: base, remote: remoteCandidates[index]) }
             return nil
         }
         guard remoteCandidates.count < configuration.maximumRemoteCandidates else {
             return "more than \(configuration.maximumRemoteCandidates) remote candidates"
         }
-        let bases = (learnedOn.map { [$0] } ?? [.host, .relay]).filter { baseCandidate($0, for: candidate.address.ip) != nil }
+        if learnedOn == nil, candidate.tcpType == .active || candidate.tcpType == .simultaneousOpen {
+            // RFC 6544 §6.2: an active candidate pairs with our passive one, but its connection (from
+            // a port it has not told) is the peer's to open: its checks, once they come over it, make
+            // the pair (receiveRequest). Recorded only if we have a passive candidate to offer it.
+            guard localCandidates.contains(where: { $0.tcpType == .passive && $0.address.ip.isSameFamily(as: candidate.address.ip) }) else {
+                return "no passive TCP candidate of the family of \(candidate.address)"
+            }
+            remoteCandidates.append(candidate)
+            return nil
+        }
+        let bases = pairedBases(of: candidate, learnedOn: learnedOn).filter {
+            baseCandidate($0, for: candidate.address.ip, remoteTCPType: candidate.tcpType) != nil
+        }
         guard !bases.isEmpty else {
             return "no local candidate of the family of \(candidate.address)"
         }
@@ -197,13 +220,26 @@ public struct ICEFullAgent: Sendable {
         return nil
     }
 
+    /// The bases a remote candidate is paired on: the one its check came in on, or for a signalled
+    /// UDP candidate the socket and the relay, for a passive TCP one an active TCP candidate's
+    /// connection (an active TCP candidate of the peer's is paired only once a check comes over a
+    /// connection it opened).
+    private func pairedBases(of candidate: ICECandidate, learnedOn: TransportPath.LocalBase?) -> [TransportPath.LocalBase] {
+        if let learnedOn { return [learnedOn] }
+        switch candidate.tcpType {
+        case nil: return [.host, .relay]
+        case .passive: return localCandidates.contains { $0.tcpType == .active } ? [.tcp] : []
+        case .active, .simultaneousOpen: return []
+        }
+    }
+
     /// The pair of `remote` on `base`, unless there is one, the base has no candidate of its family,
     /// or the base is a relay on a public address and the remote address a private one: no relay on
     /// the internet reaches another site's LAN, and a send it cannot route may even end the
     /// allocation (coturn 4.6 closes one whose relay socket gets ENETUNREACH).
     private mutating func addPair(base: TransportPath.LocalBase, remote candidate: ICECandidate) {
         guard pairIndex(TransportPath(base: base, remote: candidate.address)) == nil,
-              let localCandidate = baseCandidate(base, for: candidate.address.ip) else { return }
+              let localCandidate = baseCandidate(base, for: candidate.address.ip, remoteTCPType: candidate.tcpType) else { return }
         if base == .relay, !localCandidate.address.ip.isPrivate, candidate.address.ip.isPrivate { return }
         var pair = Pair(local: localCandidate, remote: candidate, state: .waiting)
         // RFC 8445 §6.1.2.6: one pair per foundation starts Waiting, the others Frozen.
@@ -219,6 +255,19 @@ public struct ICEFullAgent: Sendable {
 
     /// The peer has no more candidates (a=end-of-candidates).
     public mutating func endOfRemoteCandidates() { remoteCandidatesComplete = true }
+
+    /// The TCP connection with `remote` at its other end closed: its pair failed and its checks are
+    /// void (a new connection from the same address starts again from the peer's check). A selected
+    /// pair on it loses its consent in due course, as a silent UDP one does.
+    public mutating func tcpConnectionClosed(remote: TransportAddress) {
+        let path = TransportPath.tcp(remote)
+        transactions.removeAll { $0.path == path }
+        triggeredQueue.removeAll { $0 == path }
+        if let index = pairIndex(path) {
+            pairs[index].state = .failed
+            pairs[index].transaction = nil
+        }
+    }
 
     /// The state of the pair on `path` (for tests and status).
     public func pairState(on path: TransportPath) -> PairState? {
@@ -305,6 +354,9 @@ public struct ICEFullAgent: Sendable {
         if path.base == .relay, baseCandidate(.relay, for: source.ip) == nil {
             return [.rejected(reason: "check via a relay we have no candidate on")]
         }
+        if path.base == .tcp, !localCandidates.contains(where: { $0.isTCP && $0.address.ip.isSameFamily(as: source.ip) }) {
+            return [.rejected(reason: "check over TCP, and we have no TCP candidate")]
+        }
         let request: STUNMessage
         switch BindingRequestCheck.verify(datagram, on: path, local: local, remote: remote) {
         case let .valid(valid): request = valid
@@ -334,11 +386,12 @@ public struct ICEFullAgent: Sendable {
         // RFC 8445 §7.3.1.3: an unknown source is a peer-reflexive candidate with the request's PRIORITY,
         // paired with the base the check came in on (§7.3.1.4); a known one gets a pair on this base.
         if pairIndex(path) == nil {
-            let known = remoteCandidates.first { $0.address == source }
+            let known = remoteCandidates.first { $0.address == source && $0.isTCP == (path.base == .tcp) }
             if known == nil { peerReflexiveCount += 1 }
             let priority = request.priority ?? ICECandidate.priority(kind: .peerReflexive, localPreference: 65535)
             let learned = known ?? ICECandidate(address: source, kind: .peerReflexive, priority: priority,
-                                                foundation: "prflx\(peerReflexiveCount)")
+                                                foundation: "prflx\(peerReflexiveCount)",
+                                                tcpType: path.base == .tcp ? .active : nil)
             if let refusal = insertRemote(learned, learnedOn: path.base) { actions.append(.rejected(reason: refusal)) }
         }
         guard let index = pairIndex(path) else { return actions }
@@ -508,7 +561,7 @@ public struct ICEFullAgent: Sendable {
         // MESSAGE-INTEGRITY with the peer's password and FINGERPRINT.
         var attributes: [STUNAttribute] = [
             .username("\(remote.ufrag):\(local.ufrag)"),
-            .priority(ICECandidate.priority(kind: .peerReflexive, localPreference: localCandidate.localPreference)),
+            .priority(ICECandidate.peerReflexivePriority(like: localCandidate)),
             role == .controlling ? .iceControlling(tieBreaker) : .iceControlled(tieBreaker),
         ]
         if purpose == .check(nominating: true) { attributes.append(.useCandidate) }
@@ -517,9 +570,12 @@ public struct ICEFullAgent: Sendable {
         // RFC 8445 §14.3: RTO = max(500 ms, Ta × pairs waiting or in progress).
         let active = pairs.filter { $0.state == .waiting || $0.state == .inProgress }.count
         let timeout = max(configuration.minimumRetransmissionTimeout, configuration.pacingInterval * active)
+        // Over TCP the request is sent once (RFC 6544 §7.1): its answer may take the whole Rm × RTO.
+        let firstWait = purpose == .consent ? configuration.consentTimeout
+            : path.base == .tcp ? timeout * configuration.lastResponseWaitFactor : timeout
         transactions.append(Transaction(id: id, path: path, request: request, purpose: purpose,
                                         sentControlling: role == .controlling, firstSent: now, timeout: timeout,
-                                        due: now + (purpose == .consent ? configuration.consentTimeout : timeout)))
+                                        due: now + firstWait))
         return .send(request, on: path)
     }
 
@@ -530,7 +586,7 @@ public struct ICEFullAgent: Sendable {
         while index < transactions.count {
             var transaction = transactions[index]
             guard transaction.due <= now else { index += 1; continue }
-            if transaction.purpose != .consent, !transaction.cancelled,
+            if transaction.purpose != .consent, !transaction.cancelled, transaction.path.base != .tcp,
                transaction.transmissions < configuration.maximumTransmissions {
                 transaction.transmissions += 1
                 let wait = transaction.transmissions == configuration.maximumTransmissions
@@ -595,19 +651,28 @@ public struct ICEFullAgent: Sendable {
     }
 
     /// The candidate a check to this family leaves from on `base`: the best host candidate (the
-    /// socket's), or the relayed one (see the type's comment).
-    private func baseCandidate(_ base: TransportPath.LocalBase, for ip: TransportAddress.IP) -> ICECandidate? {
-        let kind: ICECandidate.Kind = base == .relay ? .relayed : .host
-        return localCandidates.filter { $0.kind == kind && $0.address.ip.isSameFamily(as: ip) }.max { $0.priority < $1.priority }
+    /// socket's), the relayed one (see the type's comment), or the TCP host candidate that pairs with
+    /// the remote one's type: our active one with a passive one, else (a connection the peer opened)
+    /// our passive one.
+    private func baseCandidate(_ base: TransportPath.LocalBase, for ip: TransportAddress.IP,
+                               remoteTCPType: ICECandidate.TCPType? = nil) -> ICECandidate? {
+        let matching: (ICECandidate) -> Bool
+        switch base {
+        case .host: matching = { $0.kind == .host && !$0.isTCP }
+        case .relay: matching = { $0.kind == .relayed }
+        case .tcp:
+            let wanted: ICECandidate.TCPType = remoteTCPType == .passive ? .active : .passive
+            matching = { $0.kind == .host && $0.tcpType == wanted }
+        }
+        return localCandidates.filter { matching($0) && $0.address.ip.isSameFamily(as: ip) }.max { $0.priority < $1.priority }
     }
 
     /// RFC 8445 §7.2.5.3.1: a mapped address that is none of our candidates is a new peer-reflexive
     /// one, with the priority our check announced.
     private mutating func localCandidate(mappedTo mapped: TransportAddress, sentFrom base: ICECandidate) -> ICECandidate {
-        if let known = localCandidates.first(where: { $0.address == mapped }) { return known }
-        let learned = ICECandidate(address: mapped, kind: .peerReflexive,
-                                   priority: ICECandidate.priority(kind: .peerReflexive, localPreference: base.localPreference),
-                                   foundation: "prflx-\(mapped)", relatedAddress: base.address)
+        if let known = localCandidates.first(where: { $0.address == mapped && $0.isTCP == base.isTCP }) { return known }
+        let learned = ICECandidate(address: mapped, kind: .peerReflexive, priority: ICECandidate.peerReflexivePriority(like: base),
+                                   foundation: "prflx-\(mapped)", relatedAddress: base.address, tcpType: base.tcpType)
         addLocalCandidate(learned)
         return learned
     }

@@ -11,6 +11,11 @@ public struct TransportPath: Hashable, Sendable, CustomStringConvertible {
         /// The TURN allocation's relayed address: datagrams go to the TURN server wrapped (Send
         /// indication or ChannelData) and come back unwrapped from Data indications or ChannelData.
         case relay
+        /// A TCP connection (ICE-TCP, RFC 6544) whose other end is the path's remote address: for
+        /// rtcam one accepted on its passive candidate's listening port (the remote address is the
+        /// viewer's ephemeral one); for an active agent (the tests' viewer) the one it opened to the
+        /// remote passive candidate. Datagrams on it are framed by their length (RFC 4571).
+        case tcp
     }
 
     public var base: LocalBase
@@ -27,7 +32,16 @@ public struct TransportPath: Hashable, Sendable, CustomStringConvertible {
     /// Through the TURN allocation to `remote`.
     public static func relay(_ remote: TransportAddress) -> TransportPath { TransportPath(base: .relay, remote: remote) }
 
+    /// Over the TCP connection with `remote` at its other end.
+    public static func tcp(_ remote: TransportAddress) -> TransportPath { TransportPath(base: .tcp, remote: remote) }
+
     public var isRelayed: Bool { base == .relay }
 
-    public var description: String { base == .relay ? "\(remote) via relay" : "\(remote)" }
+    public var description: String {
+        switch base {
+        case .host: "\(remote)"
+        case .relay: "\(remote) via relay"
+        case .tcp: "\(remote) over TCP"
+        }
+    }
 }

@@ -69,6 +69,10 @@ public enum RTCamCommandLine {
                              help: "The TURN user's password (coturn user=NAME:PASSWORD). Visible to other local users in the process list: the settings page keeps it in the state directory instead."),
             OptionDefinition("turn-secret", value: "secret",
                              help: "coturn's shared secret (use-auth-secret, static-auth-secret=): rtcam makes time-limited REST credentials from it."),
+            OptionDefinition("ice-tcp", value: "on|off",
+                             help: "ICE-TCP (RFC 6544): offer a passive TCP candidate, for viewers whose networks block UDP (full ICE; Chromium uses it, Firefox does not).",
+                             default: "on"),
+            OptionDefinition("ice-tcp-port", value: "port", help: "TCP port of the ICE-TCP candidate.", default: "the media port"),
             OptionDefinition("host-name", value: "name",
                              help: "A DNS name the camera is reached by, accepted in Host besides IP addresses, its host name, <host name>.local and localhost (repeatable).",
                              repeatable: true),
@@ -179,6 +183,13 @@ public enum RTCamCommandLine {
         configuration.overrides.turnUser = options.value("turn-user")
         configuration.overrides.turnPassword = options.value("turn-password")
         configuration.overrides.turnSecret = options.value("turn-secret")
+        if let iceTCP = options.value("ice-tcp") {
+            guard iceTCP == "on" || iceTCP == "off" else {
+                throw .invalidValue(option: "ice-tcp", reason: "--ice-tcp must be on or off (got '\(iceTCP)')")
+            }
+            configuration.iceTCP = iceTCP == "on"
+        }
+        configuration.iceTCPPort = try integer(options, "ice-tcp-port", in: 1...65535, reason: "--ice-tcp-port must be 1 to 65535")
         if let source = options.value("source") {
             guard let setting = VideoSourceSetting(parsing: source) else {
                 throw .invalidValue(option: "source", reason: "--source must be auto, v4l2:/dev/videoN, test-pattern, file:PATH or exec:COMMAND (got '\(source)')")

@@ -92,6 +92,25 @@ public struct RelayedCandidate: Equatable, Sendable {
     }
 }
 
+/// rtcam's passive ICE-TCP candidate (RFC 6544): its TCP listener, which accepts the viewer's
+/// connections. The priority is the ICE agent's (RFC 6544 §4.2), given as is.
+public struct PassiveTCPCandidate: Equatable, Sendable {
+    public var address: TransportAddress
+    public var foundation: String
+    public var priority: UInt32
+
+    public init(address: TransportAddress, foundation: String, priority: UInt32) {
+        self.address = address
+        self.foundation = foundation
+        self.priority = priority
+    }
+
+    /// "<foundation> 1 tcp <priority> <address> <port> typ host tcptype passive" (RFC 6544 §4.5).
+    public var sdpValue: String {
+        "\(foundation) 1 tcp \(priority) \(address.ip) \(address.port) typ host tcptype passive"
+    }
+}
+
 /// rtcam's side of the transport and its send streams, as the answer announces them.
 public struct LocalTransport: Sendable {
     public var iceUfrag: String
@@ -103,6 +122,8 @@ public struct LocalTransport: Sendable {
     public var serverReflexiveCandidates: [ServerReflexiveCandidate] = []
     /// Announced last: the TURN allocation's relayed address (full ICE with `--turn`).
     public var relayedCandidates: [RelayedCandidate] = []
+    /// Announced after the relayed one (full ICE with ICE-TCP on): the TCP listener, for viewers whose UDP is blocked.
+    public var passiveTCPCandidates: [PassiveTCPCandidate] = []
     /// The answer says a=ice-lite (RFC 8839 §5.3): rtcam answers checks but sends none.
     public var isICELite = true
     public var videoSSRC: UInt32

@@ -382,6 +382,9 @@ public enum WHEPAnswerer {
         for candidate in local.relayedCandidates {
             section.attributes.append(SDPAttribute("candidate", candidate.sdpValue))
         }
+        for candidate in local.passiveTCPCandidates {
+            section.attributes.append(SDPAttribute("candidate", candidate.sdpValue))
+        }
         // RFC 8840 §8.2: all candidates are given (rtcam trickles none: a server-reflexive address
         // found later waits for the next answer).
         section.attributes.append(SDPAttribute("end-of-candidates"))

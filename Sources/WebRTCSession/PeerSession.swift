@@ -465,6 +465,13 @@ public final class PeerSession {
         return transportSequenceNumber
     }
 
+    /// The ICE-TCP connection on `path` closed: its candidate pair failed (a selected one loses
+    /// consent unless the viewer nominates another).
+    public func transportClosed(_ path: TransportPath) {
+        guard path.base == .tcp else { return }
+        ice.tcpConnectionClosed(remote: path.remote)
+    }
+
     /// ICE restart (RFC 8445 §9, RFC 9725 §4.3.2): new credentials on both sides; checks start over
     /// while DTLS and SRTP carry on, and media keeps going to the last address until a new one is
     /// nominated.

@@ -406,7 +406,7 @@ struct ICEScenario {
         #expect(ICECandidate.parse(sdpValue: "3 1 udp 2122260223 0b1e0b4c-8c3e-4a8e-9d4b-2f1f1f1f1f1f.local 5000 typ host")
                 == .multicastDNSName("0b1e0b4c-8c3e-4a8e-9d4b-2f1f1f1f1f1f.local", port: 5000, kind: .host, priority: 2_122_260_223,
                                      foundation: "3"))
-        for unusable in ["4 1 tcp 1518280447 192.168.1.20 9 typ host tcptype active", "5 2 udp 1 192.168.1.20 61001 typ host",
+        for unusable in ["4 1 tcp 1518280447 192.168.1.20 9000 typ host tcptype passive", "5 2 udp 1 192.168.1.20 61001 typ host",
                          "6 1 udp 1 192.168.1.20 61000 typ weird", "nonsense"] {
             if case .unusable = ICECandidate.parse(sdpValue: unusable) {} else { Issue.record("\(unusable) accepted") }
         }
