@@ -283,6 +283,10 @@ final class MediaPipeline: @unchecked Sendable {
 
     func setBitrateCap(kbps: Int?) { controls.setBitrateCap(kbps: kbps ?? 0) }
 
+    func requestReducedKeyframe() { controls.requestReducedKeyframe() }
+
+    func setReducedLayer(kbps: Int?) { controls.setReducedLayer(kbps: kbps ?? 0) }
+
     func setViewersPresent(_ present: Bool) { controls.setWatched(present) }
 
     /// Snapshot or MJPEG clients came or went (StillFrames' listener).
