@@ -500,6 +500,8 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("framesEncoded", mediaStatus.framesEncoded)
         json.field("keyframesForced", mediaStatus.keyframesForced)
         json.field("encoderCPUSeconds", mediaStatus.encoderCPUSeconds)
+        json.field("reducedLayerFrames", mediaStatus.reducedLayerFrames)
+        json.field("reducedLayerCPUSeconds", mediaStatus.reducedLayerCPUSeconds)
         json.field("testPatternCPUSeconds", mediaStatus.testPatternCPUSeconds)
         json.field("audioEncoderCPUSeconds", mediaStatus.audioEncoderCPUSeconds)
         json.field("framesDropped", mediaStatus.framesDropped)

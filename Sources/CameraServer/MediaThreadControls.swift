@@ -182,6 +182,8 @@ struct MediaCounters: Sendable {
     var framesPerSecond = 0.0
     var bitrateKbps = 0.0
     var encoderCPUNanoseconds: UInt64 = 0
+    /// The reduced encoding's part of `encoderCPUNanoseconds` (scaling and x264).
+    var reducedLayerCPUNanoseconds: UInt64 = 0
     var testPatternCPUNanoseconds: UInt64 = 0
     /// The video thread inside libjpeg-turbo's decoder (a camera's MJPEG for x264).
     var jpegDecodeCPUNanoseconds: UInt64 = 0

@@ -14,6 +14,7 @@ rtcam achieves today is 1.3 to 2.7 s (one to three freezes while the first resen
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -117,6 +118,15 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
     assert recovered is not None and recovered <= 10, f"configured bitrate back after {recovered} s (goal 10 s)"
 
 
+def cpu_figures(rtcam) -> dict:
+    """The daemon's CPU seconds (utime + stime from /proc), the encoders' and the reduced layer's (status)."""
+    status = rtcam.status()
+    fields = open(f"/proc/{rtcam.process.pid}/stat").read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {"at": time.monotonic(), "process": (int(fields[11]) + int(fields[12])) / ticks,
+            "encoders": status.get("encoderCPUSeconds") or 0.0, "reduced": status.get("reducedLayerCPUSeconds") or 0.0}
+
+
 def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chromium, chromium, request):
     """Two viewers, one behind 500 kb/s, one on loopback (the issue's figures): the fast one keeps
     >= 25 fps at >= 1.5 Mb/s (the encoder stays at or above its floor, 40 % of the configured
@@ -146,19 +156,25 @@ def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chrom
         f"no viewer moved to the reduced layer within 20 s (layers {layers()})"
     reduced_after = time.monotonic() - began
     time.sleep(2)   # the slow viewer's jitter buffer settles on the new stream
+    cpu_start = cpu_figures(rtcam)
     fast_start, slow_start = fast.evaluate("performance.now()"), slow.evaluate("performance.now()")
     targets = []
     for _ in range(int(SLOW_WINDOW_S * 2)):
         targets.append(target_kbps(rtcam))
         time.sleep(0.5)
     fast_end, slow_end = fast.evaluate("performance.now()"), slow.evaluate("performance.now()")
+    cpu_end = cpu_figures(rtcam)
     fast_window = window(fast.evaluate("window.shaped.samples"), fast_start, fast_end)
     slow_window = window(slow.evaluate("window.shaped.samples"), slow_start, slow_end)
     status = rtcam.status()
+    seconds = cpu_end["at"] - cpu_start["at"]
+    cost = {name: round((cpu_end[name] - cpu_start[name]) / seconds * 100, 1) for name in ("process", "encoders", "reduced")}
     viewers = status.get("viewers", [])
     print(f"slow viewer on the reduced layer {reduced_after:.1f} s after the fast one decoded 30 frames")
     print(f"fast viewer: {fast_window}\nslow viewer (500 kb/s): {slow_window}\nencoder target: {targets}")
     print(f"reduced layer: {(status.get('bitrateControl') or {}).get('reducedLayerKbps')} kb/s")
+    print(f"CPU, % of a core over the window: daemon {cost['process']}, both encoders {cost['encoders']}, "
+          f"of which the reduced one {cost['reduced']}")
     print("viewers: " + "; ".join(f"{v.get('address')}: {v.get('layer')} layer ({v.get('layerSwitches')} switches), "
                                    f"estimate {v.get('estimateKbps')} kb/s, below floor {v.get('belowFloor')}, "
                                    f"stale video dropped {v.get('staleVideoPacketsDropped')}, "
