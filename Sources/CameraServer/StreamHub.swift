@@ -218,6 +218,10 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private var reducedLayer = ReducedLayerPolicy<String>()
     private var reducedKeyframes: KeyframeRequestPolicy
     private var reducedLayerStopScheduled = false
+    /// The reduced encoding's frames have begun to arrive since it was asked for: viewers are moved
+    /// to it only then. A source that cannot make it (passthrough, a hardware encoder, a file, a
+    /// command's stream) never sends one, and its slow viewers stay on the one stream there is.
+    private var reducedLayerArrived = false
 
     struct Viewer {
         var id: String
@@ -614,6 +618,11 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             guard generation == mediaGeneration, !viewers.isEmpty, !stopping else { return }
             // The reduced encoding's last frames after it was stopped go nowhere.
             guard frame.layer == .full || reducedLayer.isRunning else { return }
+            if frame.layer == .reduced, !reducedLayerArrived {
+                // Its first frame (an IDR): the slow viewers move to it now, and switch at this frame.
+                reducedLayerArrived = true
+                assignLayers()
+            }
             let packets = packetizer.packetizeVideo(accessUnit: frame.accessUnit, isKeyframe: frame.isKeyframe,
                                                 captureTime: frame.captureTime, layer: frame.layer)
             if frame.layer == .full { framesPacketized += 1 }
@@ -823,13 +832,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         let changes = reducedLayer.update(videoKbps: videoKbps, connectedViewers: connected,
                                           floorKbps: bitratePolicy.floorKbps, ceilingKbps: ceiling, now: now)
         applyReducedLayer(changes)
-        for viewer in viewers.values where viewer.session.state == .connected {
-            let wanted = reducedLayer.layer(of: viewer.id)
-            guard viewer.session.wantedVideoLayer != wanted else { continue }
-            viewer.session.wantedVideoLayer = wanted
-            logger.info("viewer \(viewer.id): to the \(wanted.rawValue) video layer (estimate \((viewer.session.estimatedBitsPerSecond ?? 0) / 1000) kb/s, floor \(bitratePolicy.floorKbps) kb/s of video)")
-            requestKeyframe(of: wanted)
-        }
+        assignLayers()
         // The stop waits for its linger; nothing else may come to prompt it.
         if let due = reducedLayer.stopDue, !reducedLayerStopScheduled {
             reducedLayerStopScheduled = true
@@ -839,6 +842,17 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     if !stopping { updateBitrateCap() }
                 }
             }
+        }
+    }
+
+    /// Each connected viewer on the layer the policy says, once the reduced encoding's frames come.
+    private func assignLayers() {
+        for viewer in viewers.values where viewer.session.state == .connected {
+            let wanted = reducedLayerArrived ? reducedLayer.layer(of: viewer.id) : .full
+            guard viewer.session.wantedVideoLayer != wanted else { continue }
+            viewer.session.wantedVideoLayer = wanted
+            logger.info("viewer \(viewer.id): to the \(wanted.rawValue) video layer (estimate \((viewer.session.estimatedBitsPerSecond ?? 0) / 1000) kb/s, floor \(bitratePolicy.floorKbps) kb/s of video)")
+            requestKeyframe(of: wanted)
         }
     }
 
@@ -855,6 +869,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                 logger.info("reduced video layer stopped (no viewer below the floor for \(reducedLayer.lingerAfterLastViewer))")
                 encoders.setReducedLayer(kbps: nil)
                 packetizer.forgetReducedLayer()
+                reducedLayerArrived = false
             }
         }
     }
@@ -877,7 +892,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             return BitrateControlStatus(configuredKbps: bitratePolicy.configuredKbps, floorKbps: bitratePolicy.floorKbps,
                                         encoderTargetKbps: bitratePolicy.capKbps ?? bitratePolicy.configuredKbps,
                                         capped: bitratePolicy.capKbps != nil, viewersBelowFloor: below,
-                                        reducedLayerKbps: reducedLayer.runningKbps)
+                                        reducedLayerKbps: reducedLayerArrived ? reducedLayer.runningKbps : nil)
         }
     }
 
