@@ -148,8 +148,9 @@ struct ViewerAdmission: Equatable {
 /// One encoder for every viewer (issue 24): it follows the weakest viewer's bandwidth estimate down
 /// to a floor (a share of the configured bitrate) and back up. A viewer whose link is below the
 /// floor does not drag the others down: it is left out of the choice while another viewer is above
-/// the floor (its own pacer drops what waits too long and it restarts at keyframes), and reported
-/// as such. When every viewer is below the floor, the best of them decides.
+/// the floor (it gets the reduced layer, ReducedLayerPolicy; where the source cannot make one, its
+/// own pacer drops what waits too long and it restarts at keyframes), and reported as such. When
+/// every viewer is below the floor, the best of them decides.
 struct EncoderBitratePolicy: Equatable {
     /// The configured video bitrate: the ceiling.
     var configuredKbps: Int

@@ -19,8 +19,10 @@ enum EncoderBench {
         let seconds = options.double("seconds", default: 10)
         let withOpus = options.flag("opus")
         // --reduced-layer KBPS: also the daemon's second encoding for viewers on slow links (issue 24):
-        // the same picture scaled to half each side (PictureScaling) and encoded by a second x264.
+        // the same picture scaled to half each side (PictureScaling) and encoded by a second x264, every
+        // second picture from 20 fps up (as CameraServer's ReducedLayerStage does).
         let reducedKbps = options.int("reduced-layer", default: 0)
+        let reducedInterval = fps >= 20 ? 2 : 1
         let jsonPath = options.string("json", default: "out/bench/x264.json")
         // --output PATH also writes the stream (Annex-B), e.g. for the daemon's `--source file:PATH`.
         let outputPath = options.optionalString("output")
@@ -37,8 +39,9 @@ enum EncoderBench {
                                       profileLevelID: profileLevelID, keyframeInterval: fps * 2)
             source = try TestPatternSource(width: width, height: height)
             if reducedKbps > 0 {
-                reduced = try X264Encoder(width: width / 4 * 2, height: height / 4 * 2, fps: fps, bitrateKbps: reducedKbps,
-                                          profileLevelID: profileLevelID, keyframeInterval: fps * 2)
+                reduced = try X264Encoder(width: width / 4 * 2, height: height / 4 * 2, fps: fps / reducedInterval,
+                                          bitrateKbps: reducedKbps, profileLevelID: profileLevelID,
+                                          keyframeInterval: fps * 2 / reducedInterval)
             }
         } catch {
             fail("cannot set up the encoder: \(error)")
@@ -89,7 +92,7 @@ enum EncoderBench {
                 fail("encoding failed: \(error)")
             }
             let cpu2 = MonotonicClock.threadCPUNanoseconds()
-            if let reduced {
+            if let reduced, index % reducedInterval == 0 {
                 do {
                     let smaller = try PictureScaling.i420(scaling: frame, toWidth: reduced.width, height: reduced.height)
                     scalingCPU += MonotonicClock.threadCPUNanoseconds() - cpu2
@@ -130,7 +133,7 @@ enum EncoderBench {
                            format(kbps, decimals: 0), String(keyframes), String(skipped)]])
         if let reduced {
             let reducedSeconds = Double(reducedCPU) / 1e9
-            printTable("the reduced layer beside it: \(reduced.width)x\(reduced.height), \(reducedKbps) kb/s (scaling + x264)",
+            printTable("the reduced layer beside it: \(reduced.width)x\(reduced.height)@\(reduced.frameRate), \(reducedKbps) kb/s (scaling + x264)",
                        header: ["full encode cpu s", "reduced cpu s", "of which scaling", "reduced / full", "% core added", "reduced kb/s out"],
                        rows: [[format(Double(encodeCPU) / 1e9, decimals: 3), format(reducedSeconds, decimals: 3),
                                format(Double(scalingCPU) / 1e9, decimals: 3),
