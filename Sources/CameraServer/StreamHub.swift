@@ -856,7 +856,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         }
     }
 
-    private func applyReducedLayer(_ changes: [ReducedLayerPolicy<String>.Change]) {
+    private func applyReducedLayer(_ changes: [ReducedLayerPolicy<String>.Change],
+                                   stopReason: @autoclosure () -> String = "") {
         for change in changes {
             switch change {
             case let .start(kbps):
@@ -866,7 +867,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                 logger.debug("reduced video layer now \(kbps) kb/s")
                 encoders.setReducedLayer(kbps: kbps)
             case .stop:
-                logger.info("reduced video layer stopped (no viewer below the floor for \(reducedLayer.lingerAfterLastViewer))")
+                let reason = stopReason()
+                logger.info("reduced video layer stopped (\(reason.isEmpty ? "no viewer below the floor for \(reducedLayer.lingerAfterLastViewer)" : reason))")
                 encoders.setReducedLayer(kbps: nil)
                 packetizer.forgetReducedLayer()
                 reducedLayerArrived = false
@@ -913,7 +915,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             outputs = []
             encoders.setViewersPresent(false)
             applyBitrateCap(bitratePolicy.reset(), reason: "nobody watches")
-            applyReducedLayer(reducedLayer.reset())
+            applyReducedLayer(reducedLayer.reset(), stopReason: "nobody watches")
         } else {
             updateBitrateCap()
         }

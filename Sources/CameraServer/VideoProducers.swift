@@ -244,6 +244,18 @@ struct ReducedLayerStage {
     /// Every second picture from 20 fps up (never under 10 fps), else every one.
     static func frameInterval(ofFull framesPerSecond: Int) -> Int { framesPerSecond >= 20 ? 2 : 1 }
 
+    /// Its VBV buffer: a keyframe (the one a viewer switches at, or a new encoder's) is at most
+    /// 200 ms of its bitrate, so on the slow link it is not a freeze (at 500 kb/s ~120 ms in all).
+    static let vbvBufferMilliseconds = 200
+
+    /// Whether a running reduced encoder of `running` width may go on beside a full encoding of
+    /// `fullWidth` that wants `wanted`: a new x264 is a new IDR on the slow link, so a CPU
+    /// adaptation step keeps it while it stays clearly smaller than the full picture (at most 4/5
+    /// of its width) and not under half what is wanted.
+    static func keeps(runningWidth running: Int, fullWidth: Int, wantedWidth wanted: Int) -> Bool {
+        running * 5 <= fullWidth * 4 && running * 2 >= wanted
+    }
+
     /// `picture` (I420/NV12 at the source's size) as the reduced layer's next frame, or nil (not
     /// wanted, x264 refused).
     mutating func encode(_ picture: RawVideoFrame, fullFormat: EncodedFormat, profileLevelID: String, keyframeInterval: Int,
@@ -252,12 +264,17 @@ struct ReducedLayerStage {
             close(controls)
             return nil
         }
-        let (width, height) = Self.size(ofFull: fullFormat)
+        var (width, height) = Self.size(ofFull: fullFormat)
         let interval = Self.frameInterval(ofFull: fullFormat.framesPerSecond)
         let framesPerSecond = max(1, fullFormat.framesPerSecond / interval)
-        if let running = encoder, running.width != width || running.height != height || running.frameRate != framesPerSecond {
-            encoder = nil
-            frameCount = 0
+        if let running = encoder {
+            if running.frameRate == framesPerSecond,
+               Self.keeps(runningWidth: running.width, fullWidth: fullFormat.width, wantedWidth: width) {
+                (width, height) = (running.width, running.height)
+            } else {
+                encoder = nil
+                frameCount = 0
+            }
         }
         // A new encoder takes the next picture (its IDR goes out at once); then every interval-th.
         defer { frameCount += 1 }
@@ -277,8 +294,7 @@ struct ReducedLayerStage {
             do {
                 x264 = try X264Encoder(width: width, height: height, fps: framesPerSecond, bitrateKbps: kbps,
                                        profileLevelID: profileLevelID, keyframeInterval: max(1, keyframeInterval / interval),
-                                       vbvBufferMilliseconds: X264Encoder.vbvBufferMilliseconds(framesPerSecond: framesPerSecond,
-                                                                                                intraRefresh: false),
+                                       vbvBufferMilliseconds: Self.vbvBufferMilliseconds,
                                        fullRangeBT601: fullRangeBT601)
             } catch {
                 controls.logger.error("reduced layer: x264 refused \(width)x\(height) at \(kbps) kb/s: \(error)")
