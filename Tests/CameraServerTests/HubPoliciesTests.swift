@@ -185,15 +185,15 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
         var policy = ReducedLayerPolicy<String>()
         #expect(Self.update(&policy, ["fast": 3000, "slow": 2000], at: 1_000) == [])
         #expect(policy.layer(of: "slow") == .full)
-        // The slow viewer's link falls to 500 kb/s (~400 of video): the layer starts at its rate.
-        #expect(Self.update(&policy, ["fast": 3000, "slow": 400], at: 2_000) == [.start(kbps: 400)])
+        // The slow viewer's link falls to 500 kb/s (~400 of video): the layer starts at 3/4 of it.
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 400], at: 2_000) == [.start(kbps: 300)])
         #expect(policy.layer(of: "slow") == .reduced)
         #expect(policy.layer(of: "fast") == .full)
         // Its bitrate follows the slow link down at once, up only after a second, never above the ceiling.
-        #expect(Self.update(&policy, ["fast": 3000, "slow": 300], at: 2_100) == [.retarget(kbps: 300)])
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 300], at: 2_100) == [.retarget(kbps: 225)])
         #expect(Self.update(&policy, ["fast": 3000, "slow": 305], at: 2_200) == [], "a 2 % change is not worth it")
-        #expect(Self.update(&policy, ["fast": 3000, "slow": 800], at: 2_500) == [], "a raise waits")
-        #expect(Self.update(&policy, ["fast": 3000, "slow": 800], at: 3_200) == [.retarget(kbps: 625)])
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 900], at: 2_500) == [], "a raise waits")
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 900], at: 3_200) == [.retarget(kbps: 625)])
         // A link under the minimum: still the minimum a picture needs.
         #expect(Self.update(&policy, ["fast": 3000, "slow": 20], at: 3_300) == [.retarget(kbps: 100)])
     }
@@ -216,7 +216,7 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
 
     @Test func stopsAFewSecondsAfterTheLastSlowViewerIsGone() {
         var policy = ReducedLayerPolicy<String>()
-        #expect(Self.update(&policy, ["fast": 3000, "slow": 400], at: 1_000) == [.start(kbps: 400)])
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 400], at: 1_000) == [.start(kbps: 300)])
         // The slow viewer leaves: everyone is on the full layer at once, the encoder lingers 5 s.
         #expect(Self.update(&policy, ["fast": 3000], at: 2_000) == [])
         #expect(policy.stopDue == at(7_000))
@@ -225,7 +225,7 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
         #expect(Self.update(&policy, ["fast": 3000], at: 7_000) == [.stop])
         #expect(!policy.isRunning && policy.stopDue == nil)
         // A new slow viewer starts it again; one back within the linger keeps it (no stop, no new x264).
-        #expect(Self.update(&policy, ["fast": 3000, "slow": 400], at: 8_000) == [.start(kbps: 400)])
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 400], at: 8_000) == [.start(kbps: 300)])
         #expect(Self.update(&policy, ["fast": 3000], at: 9_000) == [])
         #expect(Self.update(&policy, ["fast": 3000, "slow": 395], at: 12_000) == [])
         #expect(Self.update(&policy, ["fast": 3000, "slow": 395], at: 15_000) == [], "no stop due any more")
@@ -240,6 +240,6 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
         #expect(Self.update(&policy, ["slow": 400, "slower": 300], at: 1_100) == [])
         #expect(policy.layer(of: "slow") == .full)
         // A viewer with no estimate (no feedback) is not slow: it is on the full layer.
-        #expect(Self.update(&policy, ["slow": 400], viewers: 2, at: 1_200) == [.start(kbps: 400)])
+        #expect(Self.update(&policy, ["slow": 400], viewers: 2, at: 1_200) == [.start(kbps: 300)])
     }
 }
