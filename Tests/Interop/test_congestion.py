@@ -24,8 +24,10 @@ from shaped_link import CAMERA_ADDRESS, VIEWER_JS, ShapedLink, wait_until, windo
 
 CONFIGURED_KBPS = 2500
 MAX_FREEZE_S = 4.0
-# How long the two-viewer test measures the slow viewer on the reduced layer.
-SLOW_WINDOW_S = 20
+# How long the two-viewer test measures the slow viewer on the reduced layer. The freeze budget is
+# pro rata (1 s per 60 s): over 20 s one freeze of 0.34 s failed it (two runs, each at a CPU
+# adaptation step of the loaded machine), though a minute may hold three; 30 s gives 0.5 s.
+SLOW_WINDOW_S = 30
 
 
 def target_kbps(rtcam) -> int:
@@ -134,7 +136,7 @@ def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chrom
     the floor), gets >= 10 fps with freezes under 1 s per minute.
 
     The window is SLOW_WINDOW_S long, after the slow viewer is on the reduced layer; the freeze
-    budget is scaled to it pro rata (1 s per 60 s: 0.33 s over 20 s), which is stricter than "per
+    budget is scaled to it pro rata (1 s per 60 s: 0.5 s over 30 s), which is stricter than "per
     minute" for one freeze that happens to fall in the window and never looser."""
     link, slow_browser = shaped_chromium
     link.set_rate(500)
