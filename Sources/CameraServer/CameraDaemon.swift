@@ -577,6 +577,8 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("framesEncoded", mediaStatus.framesEncoded)
         json.field("keyframesForced", mediaStatus.keyframesForced)
         json.field("encoderCPUSeconds", mediaStatus.encoderCPUSeconds)
+        json.field("reducedLayerFrames", mediaStatus.reducedLayerFrames)
+        json.field("reducedLayerCPUSeconds", mediaStatus.reducedLayerCPUSeconds)
         json.field("testPatternCPUSeconds", mediaStatus.testPatternCPUSeconds)
         json.field("audioEncoderCPUSeconds", mediaStatus.audioEncoderCPUSeconds)
         json.field("framesDropped", mediaStatus.framesDropped)
@@ -716,6 +718,9 @@ public final class CameraDaemon: @unchecked Sendable {
             json.field("lossBasedKbps", viewer.lossBasedKbps.map(Double.init))
             json.field("rembKbps", viewer.rembKbps.map(Double.init))
             json.field("belowFloor", viewer.belowFloor)
+            // Issue 24: the video layer it is on ("full", "reduced"; null before its first video).
+            json.field("layer", viewer.layer)
+            json.field("layerSwitches", viewer.layerSwitches)
             json.field("pacerQueueBytes", viewer.pacerQueueBytes)
             json.field("pacerQueueMs", viewer.pacerQueueMilliseconds)
             json.field("probeClusters", viewer.probeClusters)
@@ -743,6 +748,7 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("encoderTargetKbps", bitrate.encoderTargetKbps)
         json.field("capped", bitrate.capped)
         json.field("viewersBelowFloor", bitrate.viewersBelowFloor)
+        json.field("reducedLayerKbps", bitrate.reducedLayerKbps.map(Double.init))
         json.endObject()
         json.endObject()
         return json.text

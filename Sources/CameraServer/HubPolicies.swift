@@ -148,8 +148,9 @@ struct ViewerAdmission: Equatable {
 /// One encoder for every viewer (issue 24): it follows the weakest viewer's bandwidth estimate down
 /// to a floor (a share of the configured bitrate) and back up. A viewer whose link is below the
 /// floor does not drag the others down: it is left out of the choice while another viewer is above
-/// the floor (its own pacer drops what waits too long and it restarts at keyframes), and reported
-/// as such. When every viewer is below the floor, the best of them decides.
+/// the floor (it gets the reduced layer, ReducedLayerPolicy; where the source cannot make one, its
+/// own pacer drops what waits too long and it restarts at keyframes), and reported as such. When
+/// every viewer is below the floor, the best of them decides.
 struct EncoderBitratePolicy: Equatable {
     /// The configured video bitrate: the ceiling.
     var configuredKbps: Int
@@ -230,5 +231,111 @@ struct EncoderBitratePolicy: Equatable {
         capKbps = nil
         lastChange = nil
         return .some(nil)
+    }
+}
+
+/// The second, smaller encoding (issue 24): a viewer whose link is below the one encoder's floor
+/// gets it instead of what its link lets through of the full stream (1.9 fps behind 500 kb/s).
+///
+/// It exists only while such a viewer exists beside one that is not: a camera watched only from
+/// slow links has its one encoder follow the best of them down (EncoderBitratePolicy) and needs no
+/// second. A viewer goes to it when what video can take of its estimate is under the floor and
+/// comes back when that is at least `leaveAboveFloorFactor` times the floor (hysteresis: an
+/// estimate wandering around the floor does not flap between layers, each switch costing a
+/// keyframe). The encoding stops `lingerAfterLastViewer` after the last viewer left it (a viewer
+/// that comes back a moment later finds it still there, with no new x264 to open).
+///
+/// Its bitrate follows the weakest of its viewers (`linkShare` of what video can take of its
+/// estimate), up to `ceilingKbps` (a quarter of the pixels of the full size: a quarter of the
+/// configured bitrate, and never above the floor).
+struct ReducedLayerPolicy<ID: Hashable>: Equatable {
+    var leaveAboveFloorFactor = 1.25
+    /// A slow viewer sits at the edge of its link, where the delay-based estimate saws above it by
+    /// a fifth and more (a 500 kb/s link read as 635 kb/s): taking all of it filled the queue, and
+    /// the resends that followed made freezes of a second and more. Three quarters leave room.
+    var linkShare = 0.75
+    var lingerAfterLastViewer: Duration = .seconds(5)
+    /// Raising its bitrate waits this long after the last change; changes under this share are skipped.
+    var raiseInterval: Duration = .seconds(1)
+    var hysteresis = 0.05
+
+    enum Change: Equatable {
+        /// Start the reduced encoding at this bitrate (its first picture is an IDR).
+        case start(kbps: Int)
+        /// Its bitrate moves (x264 reconfigures, no new IDR).
+        case retarget(kbps: Int)
+        /// Free it: nobody has been on it for `lingerAfterLastViewer`.
+        case stop
+    }
+
+    /// Viewers whose link is below the floor (with the hysteresis above).
+    private(set) var slowViewers: Set<ID> = []
+    /// The reduced encoding runs, at this bitrate (nil: it does not).
+    private(set) var runningKbps: Int?
+    /// Nobody needs it: it stops then unless someone does again (the owner calls `update` at that time).
+    private(set) var stopDue: MonotonicTime?
+    private var lastChange: MonotonicTime?
+    private var wanted = false
+
+    var isRunning: Bool { runningKbps != nil }
+
+    /// Which layer a viewer should be on now.
+    func layer(of id: ID) -> VideoLayer {
+        wanted && isRunning && slowViewers.contains(id) ? .reduced : .full
+    }
+
+    /// Its bitrate at most: a quarter of the configured one, under the floor.
+    static func ceilingKbps(configuredKbps: Int, floorKbps: Int) -> Int {
+        max(EncoderBitratePolicy.minimumKbps, min(configuredKbps / 4, floorKbps))
+    }
+
+    /// The connected viewers with an estimate: what video can take of it (kb/s, keyed by viewer),
+    /// and how many viewers are connected (one without an estimate stays on the full layer). What
+    /// to tell the encoders.
+    mutating func update(videoKbps: [ID: Int], connectedViewers: Int, floorKbps: Int, ceilingKbps: Int,
+                         now: MonotonicTime) -> [Change] {
+        slowViewers = slowViewers.filter { videoKbps[$0] != nil }
+        for (id, kbps) in videoKbps {
+            if slowViewers.contains(id) {
+                if Double(kbps) >= Double(floorKbps) * leaveAboveFloorFactor { slowViewers.remove(id) }
+            } else if kbps < floorKbps {
+                slowViewers.insert(id)
+            }
+        }
+        wanted = !slowViewers.isEmpty && connectedViewers > slowViewers.count
+        guard wanted else {
+            guard isRunning else { return [] }
+            let due = stopDue ?? now + lingerAfterLastViewer
+            stopDue = due
+            guard now >= due else { return [] }
+            runningKbps = nil
+            stopDue = nil
+            lastChange = nil
+            return [.stop]
+        }
+        stopDue = nil
+        let weakest = slowViewers.compactMap { videoKbps[$0] }.min().map { Int(Double($0) * linkShare) } ?? ceilingKbps
+        let target = max(EncoderBitratePolicy.minimumKbps, min(ceilingKbps, weakest))
+        guard let running = runningKbps else {
+            runningKbps = target
+            lastChange = now
+            return [.start(kbps: target)]
+        }
+        guard target != running, Double(abs(target - running)) >= Double(running) * hysteresis else { return [] }
+        if target > running, let lastChange, now - lastChange < raiseInterval { return [] }
+        runningKbps = target
+        lastChange = now
+        return [.retarget(kbps: target)]
+    }
+
+    /// Nobody watches: it stops at once.
+    mutating func reset() -> [Change] {
+        slowViewers = []
+        wanted = false
+        stopDue = nil
+        lastChange = nil
+        guard isRunning else { return [] }
+        runningKbps = nil
+        return [.stop]
     }
 }

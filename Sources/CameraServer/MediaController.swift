@@ -14,6 +14,7 @@ final class MediaController: EncoderControl, @unchecked Sendable {
     private var generation = 0
     private var viewersPresent = false
     private var bitrateCap: Int?
+    private var reducedLayerKbps: Int?
     private var sink: EncodedFrameSink?
     /// Snapshot and MJPEG clients: one for the daemon, handed to every pipeline.
     let stills: StillFrames
@@ -80,6 +81,7 @@ final class MediaController: EncoderControl, @unchecked Sendable {
         let (newGeneration, sink): (Int, EncodedFrameSink?) = lock.withLock {
             replacement.setViewersPresent(viewersPresent)
             replacement.setBitrateCap(kbps: bitrateCap)
+            replacement.setReducedLayer(kbps: reducedLayerKbps)
             generation += 1
             pipeline = replacement
             return (generation, self.sink)
@@ -90,6 +92,17 @@ final class MediaController: EncoderControl, @unchecked Sendable {
     }
 
     func requestKeyframe() { current.requestKeyframe() }
+
+    func requestReducedKeyframe() { current.requestReducedKeyframe() }
+
+    /// Kept for the pipelines that replace this one, like the cap.
+    func setReducedLayer(kbps: Int?) {
+        let pipeline: MediaPipeline = lock.withLock {
+            reducedLayerKbps = kbps
+            return self.pipeline
+        }
+        pipeline.setReducedLayer(kbps: kbps)
+    }
 
     /// Kept for the pipelines that replace this one (settings changes keep the viewers and their links).
     func setBitrateCap(kbps: Int?) {

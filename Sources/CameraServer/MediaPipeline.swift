@@ -24,6 +24,9 @@ struct MediaStatus: Sendable {
     /// The video thread's CPU inside x264 (encode calls) and drawing the test pattern, since the
     /// pipeline started: the rest of the daemon's CPU is what streaming costs beyond encoding.
     var encoderCPUSeconds: Double
+    /// The reduced encoding (issue 24): its frames and its part of `encoderCPUSeconds`.
+    var reducedLayerFrames = 0
+    var reducedLayerCPUSeconds = 0.0
     var testPatternCPUSeconds: Double
     /// The audio thread's CPU inside Opus (and making the test tone's samples).
     var audioEncoderCPUSeconds: Double
@@ -283,6 +286,10 @@ final class MediaPipeline: @unchecked Sendable {
 
     func setBitrateCap(kbps: Int?) { controls.setBitrateCap(kbps: kbps ?? 0) }
 
+    func requestReducedKeyframe() { controls.requestReducedKeyframe() }
+
+    func setReducedLayer(kbps: Int?) { controls.setReducedLayer(kbps: kbps ?? 0) }
+
     func setViewersPresent(_ present: Bool) { controls.setWatched(present) }
 
     /// Snapshot or MJPEG clients came or went (StillFrames' listener).
@@ -317,6 +324,8 @@ final class MediaPipeline: @unchecked Sendable {
                         framesPerSecond: counters.framesPerSecond, bitrateKbps: counters.bitrateKbps,
                         framesEncoded: counters.framesEncoded, keyframesForced: counters.keyframesForced,
                         encoderCPUSeconds: Double(counters.encoderCPUNanoseconds) / 1e9,
+                        reducedLayerFrames: counters.reducedLayerFrames,
+                        reducedLayerCPUSeconds: Double(counters.reducedLayerCPUNanoseconds) / 1e9,
                         testPatternCPUSeconds: Double(counters.testPatternCPUNanoseconds) / 1e9,
                         audioEncoderCPUSeconds: Double(counters.audioEncoderCPUNanoseconds) / 1e9,
                         framesDropped: counters.framesDropped, microphone: counters.microphone,

@@ -29,6 +29,9 @@ final class MediaThreadControls: Sendable {
     /// A new bitrate for the running encoder (0: none pending); x264 reconfigures without a restart.
     private let pendingBitrateKbps = Atomic<Int>(0)
     private let bitrateCapKbps = Atomic<Int>(0)
+    /// The reduced encoding's bitrate (0: none wanted) and its own keyframe request (issue 24).
+    private let reducedLayerKbps = Atomic<Int>(0)
+    private let reducedKeyframeRequested = Atomic<Bool>(false)
     let counters = Mutex(MediaCounters())
     /// Snapshot and MJPEG clients (issue 21): raw frames are wanted while they wait, even with no
     /// viewer (then no H.264 is encoded).
@@ -68,6 +71,20 @@ final class MediaThreadControls: Sendable {
     /// The viewers' bandwidth estimate as a cap on the encoder's bitrate (issue 24; 0: no cap). An
     /// encoder that can retarget runs at the smaller of it and the configured bitrate (EncoderBitrate).
     func setBitrateCap(kbps: Int) { bitrateCapKbps.store(max(0, kbps), ordering: .relaxed) }
+
+    /// The second, smaller encoding for viewers on slow links (0: none; an x264 producer makes it).
+    func setReducedLayer(kbps: Int) { reducedLayerKbps.store(max(0, kbps), ordering: .relaxed) }
+
+    func requestReducedKeyframe() { reducedKeyframeRequested.store(true, ordering: .relaxed) }
+
+    /// The reduced encoding's bitrate while it is wanted (nil: it is not).
+    var reducedLayerBitrate: Int? {
+        let kbps = reducedLayerKbps.load(ordering: .relaxed)
+        return kbps > 0 ? kbps : nil
+    }
+
+    /// A keyframe request of the reduced encoding, taken once.
+    func takeReducedKeyframeRequest() -> Bool { reducedKeyframeRequested.exchange(false, ordering: .relaxed) }
 
     var bitrateCap: Int? {
         let kbps = bitrateCapKbps.load(ordering: .relaxed)
@@ -140,6 +157,8 @@ final class MediaThreadControls: Sendable {
 /// What the media threads counted since the pipeline started.
 struct MediaCounters: Sendable {
     var framesEncoded = 0
+    /// Frames of the reduced encoding (issue 24), counted apart from `framesEncoded`.
+    var reducedLayerFrames = 0
     /// Pictures the source gave (camera buffers dequeued, test-pattern frames drawn), used or not.
     var framesCaptured = 0
     var keyframesForced = 0
@@ -163,6 +182,8 @@ struct MediaCounters: Sendable {
     var framesPerSecond = 0.0
     var bitrateKbps = 0.0
     var encoderCPUNanoseconds: UInt64 = 0
+    /// The reduced encoding's part of `encoderCPUNanoseconds` (scaling and x264).
+    var reducedLayerCPUNanoseconds: UInt64 = 0
     var testPatternCPUNanoseconds: UInt64 = 0
     /// The video thread inside libjpeg-turbo's decoder (a camera's MJPEG for x264).
     var jpegDecodeCPUNanoseconds: UInt64 = 0

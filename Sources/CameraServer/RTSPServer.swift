@@ -20,6 +20,11 @@ final class ViewerPresence: EncoderControl, @unchecked Sendable {  // state unde
 
     func requestKeyframe() { media.requestKeyframe() }
 
+    /// The reduced encoding is the WebRTC hub's alone (RTSP clients get the full one).
+    func requestReducedKeyframe() { media.requestReducedKeyframe() }
+
+    func setReducedLayer(kbps: Int?) { media.setReducedLayer(kbps: kbps) }
+
     /// RTSP clients share the one encoder: they get what the weakest WebRTC viewer's link takes.
     func setBitrateCap(kbps: Int?) { media.setBitrateCap(kbps: kbps) }
 
@@ -55,7 +60,8 @@ final class MediaFanout: EncodedFrameSink, @unchecked Sendable {
 
     func deliver(_ frame: EncodedVideoFrame, generation: Int) {
         hub.deliver(frame, generation: generation)
-        rtsp.deliver(frame, generation: generation)
+        // RTSP clients get the full encoding only (the reduced one is for WebRTC viewers on slow links).
+        if frame.layer == .full { rtsp.deliver(frame, generation: generation) }
     }
 
     func deliver(_ frame: EncodedAudioFrame, generation: Int) {

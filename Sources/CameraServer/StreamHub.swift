@@ -115,6 +115,9 @@ struct ViewerStatus: Sendable {
     /// it is below the encoder's floor, what waits in its pacer, probes and dropped stale video.
     var estimateKbps: Int?
     var belowFloor = false
+    /// The video layer it is on ("full", "reduced"; nil: no video yet) and switches so far.
+    var layer: String?
+    var layerSwitches = 0
     var pacerQueueBytes = 0
     var pacerQueueMilliseconds: Double?
     var probeClusters = 0
@@ -132,12 +135,20 @@ struct BitrateControlStatus: Sendable {
     var encoderTargetKbps: Int
     var capped: Bool
     var viewersBelowFloor: Int
+    /// The reduced encoding's bitrate while it runs (issue 24; nil: it does not).
+    var reducedLayerKbps: Int? = nil
 }
 
 /// What the hub asks of the encoders (MediaController; a recording double in the hub's tests).
 protocol EncoderControl: AnyObject, Sendable {
     /// A viewer needs a keyframe soon (already merged by the hub: at most one per interval).
     func requestKeyframe()
+    /// The same of the reduced encoding (issue 24), for a viewer moving to it or on it.
+    func requestReducedKeyframe()
+    /// The second, smaller encoding for viewers below the floor (issue 24): made (its first picture
+    /// an IDR) or retargeted to this bitrate, or freed (nil). A source that cannot make it (a
+    /// passthrough camera, a hardware encoder, a command's stream) ignores it.
+    func setReducedLayer(kbps: Int?)
     /// The first viewer arrived (true) or the last one left (false): encoders run only while watched.
     func setViewersPresent(_ present: Bool)
     /// What the viewers' links take (issue 24): the encoder runs at no more than this (nil: the
@@ -221,6 +232,14 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     /// The encoder follows the weakest viewer's estimate down to a floor (issue 24).
     private var bitratePolicy: EncoderBitratePolicy
     private var bitrateRaiseScheduled = false
+    /// The second, smaller encoding for viewers below the floor, and its own keyframe merging.
+    private var reducedLayer = ReducedLayerPolicy<String>()
+    private var reducedKeyframes: KeyframeRequestPolicy
+    private var reducedLayerStopScheduled = false
+    /// The reduced encoding's frames have begun to arrive since it was asked for: viewers are moved
+    /// to it only then. A source that cannot make it (passthrough, a hardware encoder, a file, a
+    /// command's stream) never sends one, and its slow viewers stay on the one stream there is.
+    private var reducedLayerArrived = false
 
     struct Viewer {
         var id: String
@@ -251,6 +270,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         factory = WHEPSessionFactory(certificate: certificate, packetizer: packetizer,
                                      ntpNanosecondsAtMonotonicZero: MonotonicClock.ntpNanosecondsAtMonotonicZero())
         keyframes = KeyframeRequestPolicy(minimumInterval: settings.keyframeRequestInterval)
+        reducedKeyframes = KeyframeRequestPolicy(minimumInterval: settings.keyframeRequestInterval)
         bitratePolicy = EncoderBitratePolicy(configuredKbps: settings.videoBitrateKbps)
         bitratePolicy.floorShare = settings.bitrateFloorShare
     }
@@ -307,6 +327,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         lock.withLock {
             self.settings = settings
             keyframes.minimumInterval = settings.keyframeRequestInterval
+            reducedKeyframes.minimumInterval = settings.keyframeRequestInterval
             bitratePolicy.floorShare = settings.bitrateFloorShare
             if bitratePolicy.configuredKbps != settings.videoBitrateKbps {
                 applyBitrateCap(bitratePolicy.configure(kbps: settings.videoBitrateKbps), reason: "the configured bitrate changed")
@@ -773,13 +794,31 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     func deliver(_ frame: EncodedVideoFrame, generation: Int) {
         lock.withLock {
             guard generation == mediaGeneration, !viewers.isEmpty, !stopping else { return }
+            // The reduced encoding's last frames after it was stopped go nowhere.
+            guard frame.layer == .full || reducedLayer.isRunning else { return }
+            if frame.layer == .reduced, !reducedLayerArrived {
+                // Its first frame (an IDR): the slow viewers move to it now, and switch at this frame.
+                reducedLayerArrived = true
+                assignLayers()
+            }
             let packets = packetizer.packetizeVideo(accessUnit: frame.accessUnit, isKeyframe: frame.isKeyframe,
-                                                captureTime: frame.captureTime)
-            framesPacketized += 1
+                                                captureTime: frame.captureTime, layer: frame.layer)
+            if frame.layer == .full { framesPacketized += 1 }
             broadcast(packets)
-            let waiting = viewers.values.contains { $0.session.state == .connected && !$0.session.hasSentKeyframe }
-            perform(keyframes.frameSent(isKeyframe: frame.isKeyframe, viewerStillWaitsForKeyframe: waiting,
-                                        now: MonotonicClock.now()))
+            // A viewer still waiting for a keyframe of this layer (its first, or one to switch at).
+            let waiting = viewers.values.contains {
+                $0.session.state == .connected && $0.session.wantedVideoLayer == frame.layer
+                    && $0.session.waitsForKeyframeOfWantedLayer
+            }
+            let now = MonotonicClock.now()
+            switch frame.layer {
+            case .full:
+                perform(keyframes.frameSent(isKeyframe: frame.isKeyframe, viewerStillWaitsForKeyframe: waiting, now: now),
+                        layer: .full)
+            case .reduced:
+                perform(reducedKeyframes.frameSent(isKeyframe: frame.isKeyframe, viewerStillWaitsForKeyframe: waiting, now: now),
+                        layer: .reduced)
+            }
         }
     }
 
@@ -806,18 +845,39 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     /// A keyframe for every viewer soon (settings changed); merged with the viewers' own requests.
     func requestKeyframe() {
-        lock.withLock { perform(keyframes.request(now: MonotonicClock.now())) }
+        lock.withLock {
+            requestKeyframe(of: .full)
+            if reducedLayer.isRunning { requestKeyframe(of: .reduced) }
+        }
     }
 
-    private func perform(_ action: KeyframeRequestPolicy.Action) {
+    /// A keyframe of one layer, merged per layer (each layer's encoder has its own).
+    private func requestKeyframe(of layer: VideoLayer) {
+        let now = MonotonicClock.now()
+        switch layer {
+        case .full: perform(keyframes.request(now: now), layer: .full)
+        case .reduced: perform(reducedKeyframes.request(now: now), layer: .reduced)
+        }
+    }
+
+    private func perform(_ action: KeyframeRequestPolicy.Action, layer: VideoLayer) {
         switch action {
         case .none:
             break
         case .askEncoder:
-            encoders.requestKeyframe()
+            switch layer {
+            case .full: encoders.requestKeyframe()
+            case .reduced: encoders.requestReducedKeyframe()
+            }
         case let .retry(at):
             loop.scheduleTask(in: .nanoseconds(max(0, (at - MonotonicClock.now()).nanosecondsClamped))) { [self] in
-                lock.withLock { perform(keyframes.retryDue(now: MonotonicClock.now())) }
+                lock.withLock {
+                    let now = MonotonicClock.now()
+                    switch layer {
+                    case .full: perform(keyframes.retryDue(now: now), layer: .full)
+                    case .reduced: perform(reducedKeyframes.retryDue(now: now), layer: .reduced)
+                    }
+                }
             }
         }
     }
@@ -894,9 +954,11 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                 return
             }
             logger.info("viewer \(id): connected (SRTP \(profile))")
-            perform(keyframes.request(now: MonotonicClock.now()))  // a joining viewer gets a keyframe at once
+            // A joining viewer gets a keyframe at once (of the full layer: it has no estimate yet).
+            requestKeyframe(of: viewers[id]?.session.wantedVideoLayer ?? .full)
         case .keyframeRequested:
-            perform(keyframes.request(now: MonotonicClock.now()))
+            // PLI, FIR or stale video: a keyframe of the layer the viewer is on or going to.
+            requestKeyframe(of: viewers[id]?.session.wantedVideoLayer ?? .full)
         case let .bitrateEstimate(bitsPerSecond):
             if logger.logLevel <= .debug, let diagnostics = viewers[id]?.session.bandwidthDiagnostics {
                 logger.debug("viewer \(id): estimate \(bitsPerSecond / 1000) kb/s (delay-based \(diagnostics.delayBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), loss-based \(diagnostics.lossBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), acknowledged \(diagnostics.acknowledgedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), \(diagnostics.usage), \(diagnostics.rateControlState), loss \(diagnostics.lossFraction ?? 0))")
@@ -935,10 +997,15 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     // MARK: - Bitrate (issue 24)
 
-    /// A viewer's estimate moved, or a viewer came or went: the encoder's cap follows the weakest.
+    /// A viewer's estimate moved, or a viewer came or went: the reduced encoding starts, follows its
+    /// viewers or stops, viewers move between the layers, and the full encoder's cap follows the
+    /// weakest viewer on it.
     private func updateBitrateCap() {
-        let estimates = viewers.values.compactMap { $0.session.state == .connected ? $0.session.estimatedBitsPerSecond : nil }
         let now = MonotonicClock.now()
+        updateReducedLayer(now: now)
+        let estimates = viewers.values.compactMap {
+            $0.session.state == .connected && $0.session.wantedVideoLayer == .full ? $0.session.estimatedBitsPerSecond : nil
+        }
         applyBitrateCap(bitratePolicy.update(estimates: estimates, now: now), reason: "the weakest viewer's link")
         // A raise waits for the policy's interval; the estimates may not move again to prompt it.
         if let due = bitratePolicy.deferredRaise, !bitrateRaiseScheduled {
@@ -948,6 +1015,66 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     bitrateRaiseScheduled = false
                     if !stopping { updateBitrateCap() }
                 }
+            }
+        }
+    }
+
+    /// The reduced encoding (ReducedLayerPolicy) and which viewer is on which layer. A viewer to
+    /// move gets a keyframe of its new layer asked for; it switches at that keyframe (PeerSession).
+    private func updateReducedLayer(now: MonotonicTime) {
+        var videoKbps: [String: Int] = [:]
+        var connected = 0
+        for viewer in viewers.values where viewer.session.state == .connected {
+            connected += 1
+            if let estimate = viewer.session.estimatedBitsPerSecond {
+                videoKbps[viewer.id] = bitratePolicy.videoKbps(forEstimate: estimate)
+            }
+        }
+        let ceiling = ReducedLayerPolicy<String>.ceilingKbps(configuredKbps: bitratePolicy.configuredKbps,
+                                                             floorKbps: bitratePolicy.floorKbps)
+        let changes = reducedLayer.update(videoKbps: videoKbps, connectedViewers: connected,
+                                          floorKbps: bitratePolicy.floorKbps, ceilingKbps: ceiling, now: now)
+        applyReducedLayer(changes)
+        assignLayers()
+        // The stop waits for its linger; nothing else may come to prompt it.
+        if let due = reducedLayer.stopDue, !reducedLayerStopScheduled {
+            reducedLayerStopScheduled = true
+            loop.scheduleTask(in: .nanoseconds(max(0, (due - now).nanosecondsClamped) + 1_000_000)) { [self] in
+                lock.withLock {
+                    reducedLayerStopScheduled = false
+                    if !stopping { updateBitrateCap() }
+                }
+            }
+        }
+    }
+
+    /// Each connected viewer on the layer the policy says, once the reduced encoding's frames come.
+    private func assignLayers() {
+        for viewer in viewers.values where viewer.session.state == .connected {
+            let wanted = reducedLayerArrived ? reducedLayer.layer(of: viewer.id) : .full
+            guard viewer.session.wantedVideoLayer != wanted else { continue }
+            viewer.session.wantedVideoLayer = wanted
+            logger.info("viewer \(viewer.id): to the \(wanted.rawValue) video layer (estimate \((viewer.session.estimatedBitsPerSecond ?? 0) / 1000) kb/s, floor \(bitratePolicy.floorKbps) kb/s of video)")
+            requestKeyframe(of: wanted)
+        }
+    }
+
+    private func applyReducedLayer(_ changes: [ReducedLayerPolicy<String>.Change],
+                                   stopReason: @autoclosure () -> String = "") {
+        for change in changes {
+            switch change {
+            case let .start(kbps):
+                logger.info("reduced video layer started at \(kbps) kb/s (a viewer's link is below the floor of \(bitratePolicy.floorKbps) kb/s)")
+                encoders.setReducedLayer(kbps: kbps)
+            case let .retarget(kbps):
+                logger.debug("reduced video layer now \(kbps) kb/s")
+                encoders.setReducedLayer(kbps: kbps)
+            case .stop:
+                let reason = stopReason()
+                logger.info("reduced video layer stopped (\(reason.isEmpty ? "no viewer below the floor for \(reducedLayer.lingerAfterLastViewer)" : reason))")
+                encoders.setReducedLayer(kbps: nil)
+                packetizer.forgetReducedLayer()
+                reducedLayerArrived = false
             }
         }
     }
@@ -969,7 +1096,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             }.count
             return BitrateControlStatus(configuredKbps: bitratePolicy.configuredKbps, floorKbps: bitratePolicy.floorKbps,
                                         encoderTargetKbps: bitratePolicy.capKbps ?? bitratePolicy.configuredKbps,
-                                        capped: bitratePolicy.capKbps != nil, viewersBelowFloor: below)
+                                        capped: bitratePolicy.capKbps != nil, viewersBelowFloor: below,
+                                        reducedLayerKbps: reducedLayerArrived ? reducedLayer.runningKbps : nil)
         }
     }
 
@@ -992,6 +1120,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             outputs = []
             encoders.setViewersPresent(false)
             applyBitrateCap(bitratePolicy.reset(), reason: "nobody watches")
+            applyReducedLayer(reducedLayer.reset(), stopReason: "nobody watches")
         } else {
             updateBitrateCap()
         }
@@ -1045,6 +1174,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
                     icePair: viewer.session.selectedICEPair,
                     estimateKbps: viewer.session.estimatedBitsPerSecond.map { $0 / 1000 },
                     belowFloor: viewer.session.estimatedBitsPerSecond.map(bitratePolicy.isBelowFloor(estimate:)) ?? false,
+                    layer: viewer.session.videoLayer?.rawValue, layerSwitches: viewer.session.videoLayerSwitches,
                     pacerQueueBytes: viewer.session.pacerQueue(now: now).bytes,
                     pacerQueueMilliseconds: viewer.session.pacerQueue(now: now).oldest.map(\.millisecondsDouble),
                     probeClusters: statistics.probeClusters, pacedVideoPacketsDropped: statistics.pacedVideoPacketsDropped,

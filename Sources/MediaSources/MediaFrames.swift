@@ -231,13 +231,17 @@ public struct EncodedVideoFrame: Sendable, Equatable {
     public var captureTime: MonotonicTime
     public var width: Int
     public var height: Int
+    /// The full encoding, or the reduced one made for viewers on slow links (issue 24).
+    public var layer: VideoLayer
 
-    public init(accessUnit: [UInt8], isKeyframe: Bool, captureTime: MonotonicTime, width: Int, height: Int) {
+    public init(accessUnit: [UInt8], isKeyframe: Bool, captureTime: MonotonicTime, width: Int, height: Int,
+                layer: VideoLayer = .full) {
         self.accessUnit = accessUnit
         self.isKeyframe = isKeyframe
         self.captureTime = captureTime
         self.width = width
         self.height = height
+        self.layer = layer
     }
 }
 

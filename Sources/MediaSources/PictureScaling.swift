@@ -64,9 +64,35 @@ public enum PictureScaling {
         }
     }
 
+    /// Exactly half each side (the reduced video layer, issue 24): the bilinear taps above are then
+    /// 128/128 both ways, so each output sample is the rounded mean of its 2x2 source samples, the
+    /// same value the general path gives, in about a third of its time (no taps to look up).
+    static func halvePlane(source: UnsafePointer<UInt8>, sourceStride: Int, sampleStep: Int,
+                           destination: UnsafeMutablePointer<UInt8>, destinationStride: Int, width: Int, height: Int) {
+        let step = sampleStep
+        for row in 0 ..< height {
+            let top = source + 2 * row * sourceStride
+            let bottom = top + sourceStride
+            let line = destination + row * destinationStride
+            var column = 0
+            var at = 0
+            while column < width {
+                let sum = Int(top[at]) + Int(top[at + step]) + Int(bottom[at]) + Int(bottom[at + step])
+                line[column] = UInt8(truncatingIfNeeded: (sum + 2) >> 2)
+                column += 1
+                at += 2 * step
+            }
+        }
+    }
+
     static func scalePlane(source: UnsafePointer<UInt8>, sourceStride: Int, sourceWidth: Int, sourceHeight: Int,
                            sampleStep: Int, destination: UnsafeMutablePointer<UInt8>, destinationStride: Int,
                            width: Int, height: Int) {
+        if sourceWidth == 2 * width, sourceHeight == 2 * height {
+            halvePlane(source: source, sourceStride: sourceStride, sampleStep: sampleStep, destination: destination,
+                       destinationStride: destinationStride, width: width, height: height)
+            return
+        }
         let columns = taps(outputCount: width, sourceCount: sourceWidth)
         let firstColumn = columns.map { $0.first * sampleStep }
         let secondColumn = columns.map { $0.second * sampleStep }

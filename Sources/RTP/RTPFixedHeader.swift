@@ -38,6 +38,28 @@ public enum RTPFixedHeader {
         packet.withUnsafeMutableBytes { setPayloadType(payloadType, in: $0) }
     }
 
+    /// Replaces the sequence number, and adds `timestampShift` to the timestamp, of a serialized
+    /// packet's header: a viewer moved between two encodings sees one continuous stream (issue 24).
+    public static func setSequenceNumber(_ sequenceNumber: UInt16, shiftingTimestampBy timestampShift: UInt32,
+                                         in header: UnsafeMutableRawBufferPointer) {
+        header.storeBytes(of: sequenceNumber.bigEndian, toByteOffset: 2, as: UInt16.self)
+        guard timestampShift != 0 else { return }
+        let timestamp = UInt32(bigEndian: header.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        header.storeBytes(of: (timestamp &+ timestampShift).bigEndian, toByteOffset: 4, as: UInt32.self)
+    }
+
+    public static func setSequenceNumber(_ sequenceNumber: UInt16, shiftingTimestampBy timestampShift: UInt32,
+                                         in packet: inout [UInt8]) {
+        packet.withUnsafeMutableBytes { setSequenceNumber(sequenceNumber, shiftingTimestampBy: timestampShift, in: $0) }
+    }
+
+    /// The sequence number and timestamp of a serialized packet's header.
+    public static func sequenceNumberAndTimestamp(ofPacket packet: [UInt8]) -> (sequenceNumber: UInt16, timestamp: UInt32) {
+        precondition(packet.count >= size, "no RTP header")
+        return (UInt16(packet[2]) << 8 | UInt16(packet[3]),
+                UInt32(packet[4]) << 24 | UInt32(packet[5]) << 16 | UInt32(packet[6]) << 8 | UInt32(packet[7]))
+    }
+
     /// Payload bytes of a packet with this header (what Sender Reports count, RFC 3550 §6.4.1).
     public static func payloadSize(ofPacket packet: [UInt8]) -> Int { max(0, packet.count - size) }
 }

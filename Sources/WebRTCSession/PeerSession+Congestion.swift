@@ -113,6 +113,7 @@ extension PeerSession {
         guard let video = configuration.negotiated.video, let rtxPayloadType = video.rtxPayloadType else { return }
         var original = packet.bytes
         RTPFixedHeader.setPayloadType(video.payloadType, in: &original)
+        RTPFixedHeader.setSequenceNumber(packet.sequenceNumber, shiftingTimestampBy: packet.timestampShift, in: &original)
         guard let wrapped = wrapForRTX(original, rtxPayloadType: rtxPayloadType, rtxSSRC: rtxSSRCForProbes) else { return }
         guard let protected = protectWithExtensions(wrapped, video: true, kind: .probe(clusterID: clusterID), now: now)
         else { return }

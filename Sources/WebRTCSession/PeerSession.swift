@@ -211,6 +211,8 @@ public final class PeerSession {
     public var remoteAddress: TransportAddress? { remotePath?.remote }
     var outputs: [PeerSessionOutput] = []
     var sentVideoKeyframe = false
+    /// Which video layer this viewer is on, and its numbering across switches (issue 24).
+    var videoLayers = VideoLayerRewriter()
     private var rtxSequence: UInt16
     private var nextSenderReport: MonotonicTime?
     private var lastFIRSequenceNumber: UInt8?
@@ -320,10 +322,15 @@ public final class PeerSession {
             switch packet.kind {
             case .video:
                 guard negotiated.video != nil else { continue }
-                if !sentVideoKeyframe {
-                    guard packet.startsKeyframe else { continue }
-                    sentVideoKeyframe = true
-                }
+                // One layer at a time, switched at the target layer's keyframe, renumbered (issue 24).
+                let (sequence, timestamp) = RTPFixedHeader.sequenceNumberAndTimestamp(ofPacket: packet.bytes)
+                guard let rewritten = videoLayers.accept(layer: packet.layer, sequenceNumber: sequence, timestamp: timestamp,
+                                                         startsKeyframe: packet.startsKeyframe,
+                                                         restartsOnlyAtKeyframe: !sentVideoKeyframe) else { continue }
+                var packet = packet
+                packet.sequenceNumber = rewritten.sequenceNumber
+                packet.timestampShift = rewritten.timestampShift
+                if packet.startsKeyframe { sentVideoKeyframe = true }
                 if packet.startsKeyframe {
                     let bytes = packets[index...].reduce(0) { $0 + ($1.kind == .video ? $1.bytes.count + Self.wireOverhead : 0) }
                     keyframeQueued(bytes: bytes, now: now)
@@ -383,6 +390,10 @@ public final class PeerSession {
             try batch.append { (storage: inout [UInt8]) throws(SRTPError) in
                 try srtp.protectRTP(packet.bytes, headerExtension: extensionBlock, appendingTo: &storage) { header in
                     RTPFixedHeader.setPayloadType(payloadType, in: header)
+                    if packet.kind == .video {
+                        RTPFixedHeader.setSequenceNumber(packet.sequenceNumber, shiftingTimestampBy: packet.timestampShift,
+                                                         in: header)
+                    }
                 }
             }
         } catch {
@@ -503,6 +514,18 @@ public final class PeerSession {
 
     /// Whether video has started for this viewer (false until the first keyframe was sent to it).
     public var hasSentKeyframe: Bool { sentVideoKeyframe }
+
+    /// The video layer this viewer is on (nil: no video sent yet) and the one its owner wants it on
+    /// (issue 24): a change takes effect at the next keyframe of the wanted layer, which the owner
+    /// asks that layer's encoder for.
+    public var videoLayer: VideoLayer? { videoLayers.current }
+    public var wantedVideoLayer: VideoLayer {
+        get { videoLayers.target }
+        set { videoLayers.target = newValue }
+    }
+    /// The viewer waits for the wanted layer's keyframe: its first one, or one to switch at.
+    public var waitsForKeyframeOfWantedLayer: Bool { !sentVideoKeyframe || videoLayers.isSwitching }
+    public var videoLayerSwitches: Int { videoLayers.switches }
 
     /// Ends the session: RTCP BYE (RFC 3550 §6.6) and DTLS close_notify.
     public func close(now: MonotonicTime, media: MediaPacketizer) {
@@ -814,11 +837,14 @@ public final class PeerSession {
                 statistics.retransmissionsRefused += 1
                 continue
             }
-            guard var original = media.videoHistory.packet(sequenceNumber: sequence) else {
+            // The viewer's number → the layer and its number (they differ after a layer switch).
+            guard let source = videoLayers.original(of: sequence),
+                  var original = media.videoHistory(of: source.layer).packet(sequenceNumber: source.sequenceNumber) else {
                 statistics.retransmissionsMissingFromHistory += 1
                 continue
             }
             RTPFixedHeader.setPayloadType(video.payloadType, in: &original)
+            RTPFixedHeader.setSequenceNumber(sequence, shiftingTimestampBy: source.timestampShift, in: &original)
             var sent = 0
             // Copies for a packet's first resend only, and only while resends stay within what the
             // first resends at this loss leave of the budget (copyShare).

@@ -18,6 +18,11 @@ enum EncoderBench {
         let bitrate = options.int("bitrate", default: 2000)
         let seconds = options.double("seconds", default: 10)
         let withOpus = options.flag("opus")
+        // --reduced-layer KBPS: also the daemon's second encoding for viewers on slow links (issue 24):
+        // the same picture scaled to half each side (PictureScaling) and encoded by a second x264, every
+        // second picture from 20 fps up (as CameraServer's ReducedLayerStage does).
+        let reducedKbps = options.int("reduced-layer", default: 0)
+        let reducedInterval = fps >= 20 ? 2 : 1
         let jsonPath = options.string("json", default: "out/bench/x264.json")
         // --output PATH also writes the stream (Annex-B), e.g. for the daemon's `--source file:PATH`.
         let outputPath = options.optionalString("output")
@@ -28,10 +33,16 @@ enum EncoderBench {
         let profileLevelID = H264Level.constrainedBaselineProfileLevelID(width: width, height: height, framesPerSecond: fps)
         let encoder: X264Encoder
         let source: TestPatternSource
+        var reduced: X264Encoder?
         do {
             encoder = try X264Encoder(width: width, height: height, fps: fps, bitrateKbps: bitrate,
                                       profileLevelID: profileLevelID, keyframeInterval: fps * 2)
             source = try TestPatternSource(width: width, height: height)
+            if reducedKbps > 0 {
+                reduced = try X264Encoder(width: width / 4 * 2, height: height / 4 * 2, fps: fps / reducedInterval,
+                                          bitrateKbps: reducedKbps, profileLevelID: profileLevelID,
+                                          keyframeInterval: fps * 2 / reducedInterval)
+            }
         } catch {
             fail("cannot set up the encoder: \(error)")
         }
@@ -52,6 +63,9 @@ enum EncoderBench {
         var encodeNanoseconds: [Double] = []
         var renderCPU: UInt64 = 0
         var encodeCPU: UInt64 = 0
+        var reducedCPU: UInt64 = 0
+        var scalingCPU: UInt64 = 0
+        var reducedBytes = 0
         var bytes = 0
         var keyframes = 0
         var skipped = 0
@@ -78,9 +92,20 @@ enum EncoderBench {
                 fail("encoding failed: \(error)")
             }
             let cpu2 = MonotonicClock.threadCPUNanoseconds()
+            if let reduced, index % reducedInterval == 0 {
+                do {
+                    let smaller = try PictureScaling.i420(scaling: frame, toWidth: reduced.width, height: reduced.height)
+                    scalingCPU += MonotonicClock.threadCPUNanoseconds() - cpu2
+                    reducedBytes += try reduced.encode(smaller, forceKeyframe: false)?.accessUnit.count ?? 0
+                } catch {
+                    fail("the reduced layer failed: \(error)")
+                }
+            }
+            let cpu3 = MonotonicClock.threadCPUNanoseconds()
             let done = MonotonicClock.now()
             renderCPU += cpu1 - cpu0
             encodeCPU += cpu2 - cpu1
+            reducedCPU += cpu3 - cpu2
             renderNanoseconds.append(Double((rendered - now).nanosecondsClamped))
             encodeNanoseconds.append(Double((done - rendered).nanosecondsClamped))
             if let encoded {
@@ -106,6 +131,16 @@ enum EncoderBench {
                    rows: [[format(wall), format(cpuSeconds, decimals: 3), format(user, decimals: 3), format(system, decimals: 3),
                            format(100 * cpuSeconds / wall, decimals: 1), format(render.mean), format(encode.p50), format(encode.p95),
                            format(kbps, decimals: 0), String(keyframes), String(skipped)]])
+        if let reduced {
+            let reducedSeconds = Double(reducedCPU) / 1e9
+            printTable("the reduced layer beside it: \(reduced.width)x\(reduced.height)@\(reduced.frameRate), \(reducedKbps) kb/s (scaling + x264)",
+                       header: ["full encode cpu s", "reduced cpu s", "of which scaling", "reduced / full", "% core added", "reduced kb/s out"],
+                       rows: [[format(Double(encodeCPU) / 1e9, decimals: 3), format(reducedSeconds, decimals: 3),
+                               format(Double(scalingCPU) / 1e9, decimals: 3),
+                               format(reducedSeconds / max(Double(encodeCPU) / 1e9, 1e-9), decimals: 2),
+                               format(100 * reducedSeconds / wall, decimals: 1),
+                               format(Double(reducedBytes) * 8 / 1000 / wall, decimals: 0)]])
+        }
         let json = JSONValue.object([
             ("benchmark", .string("x264-alone")),
             ("width", .int(width)), ("height", .int(height)), ("fps", .int(fps)), ("bitrate_kbps", .int(bitrate)),
@@ -114,6 +149,8 @@ enum EncoderBench {
             ("wall_s", .double(wall)), ("cpu_s", .double(cpuSeconds)), ("user_s", .double(user)), ("system_s", .double(system)),
             ("cpu_percent_of_core", .double(100 * cpuSeconds / wall)),
             ("render_thread_cpu_s", .double(Double(renderCPU) / 1e9)), ("encode_thread_cpu_s", .double(Double(encodeCPU) / 1e9)),
+            ("reduced_layer_kbps", .int(reducedKbps)), ("reduced_layer_thread_cpu_s", .double(Double(reducedCPU) / 1e9)),
+            ("reduced_layer_scaling_cpu_s", .double(Double(scalingCPU) / 1e9)),
             ("render_ms", render.json), ("encode_ms", encode.json),
             ("output_kbps", .double(kbps)), ("peak_rss_kb", .int(BenchClock.peakRSSKilobytes())),
         ])

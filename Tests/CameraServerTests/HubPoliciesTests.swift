@@ -166,3 +166,80 @@ private func at(_ milliseconds: UInt64) -> MonotonicTime { MonotonicTime(millise
         #expect(bitrate.takeChange(configured: 3000, cap: 1000) == 1000)
     }
 }
+
+/// The second, smaller encoding (issue 24): made while a viewer is below the floor beside one that
+/// is not, with hysteresis, and freed a few seconds after the last slow viewer is gone.
+@Suite struct ReducedLayerPolicyTests {
+    // Configured 2,500 kb/s: floor 1,000 kb/s of video, the reduced layer's ceiling 625 kb/s.
+    static let floor = 1000
+    static let ceiling = ReducedLayerPolicy<String>.ceilingKbps(configuredKbps: 2500, floorKbps: 1000)
+
+    static func update(_ policy: inout ReducedLayerPolicy<String>, _ kbps: [String: Int], viewers: Int? = nil,
+                       at milliseconds: UInt64) -> [ReducedLayerPolicy<String>.Change] {
+        policy.update(videoKbps: kbps, connectedViewers: viewers ?? kbps.count, floorKbps: floor,
+                      ceilingKbps: ceiling, now: at(milliseconds))
+    }
+
+    @Test func startsForASlowViewerBesideAFastOneAndFollowsItsLink() {
+        #expect(Self.ceiling == 625)
+        var policy = ReducedLayerPolicy<String>()
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 2000], at: 1_000) == [])
+        #expect(policy.layer(of: "slow") == .full)
+        // The slow viewer's link falls to 500 kb/s (~400 of video): the layer starts at 3/4 of it.
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 400], at: 2_000) == [.start(kbps: 300)])
+        #expect(policy.layer(of: "slow") == .reduced)
+        #expect(policy.layer(of: "fast") == .full)
+        // Its bitrate follows the slow link down at once, up only after a second, never above the ceiling.
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 300], at: 2_100) == [.retarget(kbps: 225)])
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 305], at: 2_200) == [], "a 2 % change is not worth it")
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 900], at: 2_500) == [], "a raise waits")
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 900], at: 3_200) == [.retarget(kbps: 625)])
+        // A link under the minimum: still the minimum a picture needs.
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 20], at: 3_300) == [.retarget(kbps: 100)])
+    }
+
+    @Test func aViewerNearTheFloorDoesNotFlap() {
+        var policy = ReducedLayerPolicy<String>()
+        _ = Self.update(&policy, ["fast": 3000, "slow": 990], at: 1_000)
+        #expect(policy.layer(of: "slow") == .reduced)
+        // Wandering around the floor (±10 %): it stays where it is until 1.25 × the floor.
+        for (index, kbps) in [1010, 1090, 950, 1100, 1240].enumerated() {
+            _ = Self.update(&policy, ["fast": 3000, "slow": kbps], at: 1_100 + UInt64(index) * 100)
+            #expect(policy.layer(of: "slow") == .reduced, "at \(kbps) kb/s")
+        }
+        _ = Self.update(&policy, ["fast": 3000, "slow": 1250], at: 2_000)
+        #expect(policy.layer(of: "slow") == .full)
+        // And back only under the floor again.
+        _ = Self.update(&policy, ["fast": 3000, "slow": 1050], at: 2_100)
+        #expect(policy.layer(of: "slow") == .full)
+    }
+
+    @Test func stopsAFewSecondsAfterTheLastSlowViewerIsGone() {
+        var policy = ReducedLayerPolicy<String>()
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 400], at: 1_000) == [.start(kbps: 300)])
+        // The slow viewer leaves: everyone is on the full layer at once, the encoder lingers 5 s.
+        #expect(Self.update(&policy, ["fast": 3000], at: 2_000) == [])
+        #expect(policy.stopDue == at(7_000))
+        #expect(policy.isRunning)
+        #expect(Self.update(&policy, ["fast": 3000], at: 6_999) == [])
+        #expect(Self.update(&policy, ["fast": 3000], at: 7_000) == [.stop])
+        #expect(!policy.isRunning && policy.stopDue == nil)
+        // A new slow viewer starts it again; one back within the linger keeps it (no stop, no new x264).
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 400], at: 8_000) == [.start(kbps: 300)])
+        #expect(Self.update(&policy, ["fast": 3000], at: 9_000) == [])
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 395], at: 12_000) == [])
+        #expect(Self.update(&policy, ["fast": 3000, "slow": 395], at: 15_000) == [], "no stop due any more")
+        #expect(policy.stopDue == nil && policy.layer(of: "slow") == .reduced)
+        #expect(policy.reset() == [.stop])
+    }
+
+    @Test func noSecondEncodingWhenEveryViewerIsSlow() {
+        var policy = ReducedLayerPolicy<String>()
+        // One viewer, or only slow ones: the one encoder follows the best of them down instead.
+        #expect(Self.update(&policy, ["slow": 400], at: 1_000) == [])
+        #expect(Self.update(&policy, ["slow": 400, "slower": 300], at: 1_100) == [])
+        #expect(policy.layer(of: "slow") == .full)
+        // A viewer with no estimate (no feedback) is not slow: it is on the full layer.
+        #expect(Self.update(&policy, ["slow": 400], viewers: 2, at: 1_200) == [.start(kbps: 300)])
+    }
+}

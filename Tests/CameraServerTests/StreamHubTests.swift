@@ -11,8 +11,13 @@ import SystemSupport
 
 /// What the hub asked of the encoders.
 final class RecordingEncoderControl: EncoderControl, Sendable {
-    private let state = Mutex<(keyframes: Int, presence: [Bool], caps: [Int?])>((0, [], []))
+    private let state = Mutex<(keyframes: Int, presence: [Bool], caps: [Int?], reducedKeyframes: Int, reduced: [Int?])>(
+        (0, [], [], 0, []))
     func requestKeyframe() { state.withLock { $0.keyframes += 1 } }
+    func requestReducedKeyframe() { state.withLock { $0.reducedKeyframes += 1 } }
+    func setReducedLayer(kbps: Int?) { state.withLock { $0.reduced.append(kbps) } }
+    var reducedKeyframes: Int { state.withLock { $0.reducedKeyframes } }
+    var reducedLayer: [Int?] { state.withLock { $0.reduced } }
     func setViewersPresent(_ present: Bool) { state.withLock { $0.presence.append(present) } }
     func setBitrateCap(kbps: Int?) { state.withLock { $0.caps.append(kbps) } }
     var keyframes: Int { state.withLock { $0.keyframes } }

@@ -14,6 +14,7 @@ rtcam achieves today is 1.3 to 2.7 s (one to three freezes while the first resen
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -23,6 +24,10 @@ from shaped_link import CAMERA_ADDRESS, VIEWER_JS, ShapedLink, wait_until, windo
 
 CONFIGURED_KBPS = 2500
 MAX_FREEZE_S = 4.0
+# How long the two-viewer test measures the slow viewer on the reduced layer. The freeze budget is
+# pro rata (1 s per 60 s): over 20 s one freeze of 0.34 s failed it (two runs, each at a CPU
+# adaptation step of the loaded machine), though a minute may hold three; 30 s gives 0.5 s.
+SLOW_WINDOW_S = 30
 
 
 def target_kbps(rtcam) -> int:
@@ -115,11 +120,24 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
     assert recovered is not None and recovered <= 10, f"configured bitrate back after {recovered} s (goal 10 s)"
 
 
+def cpu_figures(rtcam) -> dict:
+    """The daemon's CPU seconds (utime + stime from /proc), the encoders' and the reduced layer's (status)."""
+    status = rtcam.status()
+    fields = open(f"/proc/{rtcam.process.pid}/stat").read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return {"at": time.monotonic(), "process": (int(fields[11]) + int(fields[12])) / ticks,
+            "encoders": status.get("encoderCPUSeconds") or 0.0, "reduced": status.get("reducedLayerCPUSeconds") or 0.0}
+
+
 def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chromium, chromium, request):
-    """Two viewers, one behind 500 kb/s, one on loopback: the fast one keeps >= 25 fps at >= 1.5 Mb/s
-    (the encoder stays at or above its floor, 40 % of the configured bitrate). The slow one's figures
-    are printed: with one encoder and no second, smaller encoding it gets what its link lets through
-    of a stream above it (the issue's >= 10 fps for it is not met yet: README, "Weak links")."""
+    """Two viewers, one behind 500 kb/s, one on loopback (the issue's figures): the fast one keeps
+    >= 25 fps at >= 1.5 Mb/s (the encoder stays at or above its floor, 40 % of the configured
+    bitrate); the slow one, moved to the second, smaller encoding (half the size each side, under
+    the floor), gets >= 10 fps with freezes under 1 s per minute.
+
+    The window is SLOW_WINDOW_S long, after the slow viewer is on the reduced layer; the freeze
+    budget is scaled to it pro rata (1 s per 60 s: 0.5 s over 30 s), which is stricter than "per
+    minute" for one freeze that happens to fall in the window and never looser."""
     link, slow_browser = shaped_chromium
     link.set_rate(500)
     rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
@@ -131,25 +149,47 @@ def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chrom
     for page in (fast, slow):
         page.evaluate(VIEWER_JS)
     fast.wait_for("window.shaped.samples.length > 0 && window.shaped.samples.at(-1).framesDecoded > 30", timeout=20)
-    time.sleep(3)   # the slow viewer's estimate settles
+
+    def layers() -> list:
+        return [viewer.get("layer") for viewer in rtcam.status().get("viewers", [])]
+
+    began = time.monotonic()
+    assert wait_until(lambda: "reduced" in layers(), timeout=20), \
+        f"no viewer moved to the reduced layer within 20 s (layers {layers()})"
+    reduced_after = time.monotonic() - began
+    time.sleep(2)   # the slow viewer's jitter buffer settles on the new stream
+    cpu_start = cpu_figures(rtcam)
     fast_start, slow_start = fast.evaluate("performance.now()"), slow.evaluate("performance.now()")
     targets = []
-    for _ in range(20):
+    for _ in range(int(SLOW_WINDOW_S * 2)):
         targets.append(target_kbps(rtcam))
         time.sleep(0.5)
     fast_end, slow_end = fast.evaluate("performance.now()"), slow.evaluate("performance.now()")
+    cpu_end = cpu_figures(rtcam)
     fast_window = window(fast.evaluate("window.shaped.samples"), fast_start, fast_end)
     slow_window = window(slow.evaluate("window.shaped.samples"), slow_start, slow_end)
-    viewers = rtcam.status().get("viewers", [])
+    status = rtcam.status()
+    seconds = cpu_end["at"] - cpu_start["at"]
+    cost = {name: round((cpu_end[name] - cpu_start[name]) / seconds * 100, 1) for name in ("process", "encoders", "reduced")}
+    viewers = status.get("viewers", [])
+    print(f"slow viewer on the reduced layer {reduced_after:.1f} s after the fast one decoded 30 frames")
     print(f"fast viewer: {fast_window}\nslow viewer (500 kb/s): {slow_window}\nencoder target: {targets}")
-    print("viewers: " + "; ".join(f"{v.get('address')}: estimate {v.get('estimateKbps')} kb/s, below floor "
-                                   f"{v.get('belowFloor')}, stale video dropped {v.get('staleVideoPacketsDropped')}"
-                                   for v in viewers))
+    print(f"reduced layer: {(status.get('bitrateControl') or {}).get('reducedLayerKbps')} kb/s")
+    print(f"CPU, % of a core over the window: daemon {cost['process']}, both encoders {cost['encoders']}, "
+          f"of which the reduced one {cost['reduced']}")
+    print("viewers: " + "; ".join(f"{v.get('address')}: {v.get('layer')} layer ({v.get('layerSwitches')} switches), "
+                                   f"estimate {v.get('estimateKbps')} kb/s, below floor {v.get('belowFloor')}, "
+                                   f"stale video dropped {v.get('staleVideoPacketsDropped')}, "
+                                   f"resent {v.get('retransmittedPackets')}" for v in viewers))
     floor = CONFIGURED_KBPS * 0.4
+    freeze_budget = 1.0 * slow_window["seconds"] / 60
     assert min(targets) >= floor, f"the encoder went to {min(targets)} kb/s, under its floor {floor:.0f}"
     assert fast_window["fps"] >= 25, f"the fast viewer decoded {fast_window['fps']:.1f} fps"
     assert fast_window["kbps"] >= 1500, f"the fast viewer received {fast_window['kbps']:.0f} kb/s"
-    assert slow_window["fps"] > 0, "the slow viewer decoded nothing at all"
+    assert slow_window["fps"] >= 10, f"the slow viewer decoded {slow_window['fps']:.1f} fps (before the reduced layer: 1.9)"
+    assert slow_window["freeze_s"] < freeze_budget, (
+        f"the slow viewer froze {slow_window['freeze_s']:.2f} s in {slow_window['seconds']:.1f} s "
+        f"(budget {freeze_budget:.2f} s: 1 s per minute)")
 
 
 def test_bufferbloat_and_random_loss(rtcam_factory, shaped_chromium, request):

@@ -63,6 +63,26 @@ import Testing
         #expect(throws: MediaSourceError.self) { try PictureScaling.i420(scaling: source, toWidth: 211, height: 120) }
     }
 
+    /// Exactly half each side (the reduced video layer) takes its own loop: still the rounded mean
+    /// of each 2x2 block in every plane, from I420 and from NV12.
+    @Test func halvingAWholePictureIsTheMeanOfEachBlock() throws {
+        let source = try TestPatternSource(width: 320, height: 180).frame(at: MonotonicTime(seconds: 3), index: 1)
+        let packed = source.packedBytes()
+        var expected: [UInt8] = []
+        for (offset, width, height) in [(0, 320, 180), (320 * 180, 160, 90), (320 * 180 * 5 / 4, 160, 90)] {
+            for y in 0 ..< height / 2 {
+                for x in 0 ..< width / 2 {
+                    let at = offset + 2 * y * width + 2 * x
+                    let sum = Int(packed[at]) + Int(packed[at + 1]) + Int(packed[at + width]) + Int(packed[at + width + 1])
+                    expected.append(UInt8((sum + 2) / 4))
+                }
+            }
+        }
+        #expect(try PictureScaling.i420(scaling: source, toWidth: 160, height: 90).packedBytes() == expected)
+        let nv12 = try PixelConversion.nv12(fromI420: source)
+        #expect(try PictureScaling.i420(scaling: nv12, toWidth: 160, height: 90).packedBytes() == expected)
+    }
+
     /// Cheap next to x264: 1080p → 360p must take well under the 33 ms of a frame (measured, not
     /// asserted tightly: the machine is shared, and this is a debug build).
     @Test func fullHDToNHDIsFast() throws {

@@ -38,6 +38,13 @@ final class TwoPeerHarness {
     private var frameIndex = 0
     /// Like the daemon's hub: a connecting viewer or a PLI/FIR makes the next frame a keyframe.
     private var keyframeRequested = false
+    /// Issue 24: each picture is also sent as a reduced layer (smaller access units, its own
+    /// keyframes, asked for when the camera's session wants that layer), and every access unit
+    /// packetized is recorded with its layer and its index in that layer.
+    var sendsReducedLayer = false
+    var reducedKeyframeRequested = false
+    private(set) var layeredAccessUnits: [(layer: VideoLayer, index: Int, keyframe: Bool, accessUnit: [UInt8])] = []
+    private var reducedFrameIndex = 0
     /// The sessions' last `.timeout` outputs: when each wants `handle(.timeout)` next.
     private(set) var cameraDeadline: MonotonicTime?
     private var viewerDeadline: MonotonicTime?
@@ -188,7 +195,20 @@ final class TwoPeerHarness {
                 sentAccessUnits.append(accessUnit)
                 sentAccessUnitTimes.append(now)
             }
+            layeredAccessUnits.append((.full, frameIndex - 1, isKeyframe, accessUnit))
             sendMedia(packets)
+        }
+        guard sendsReducedLayer else { return }
+        // The same picture, smaller, after the full one (as the daemon's x264 stage sends them).
+        let reducedKeyframe = reducedFrameIndex % 90 == 0 || reducedKeyframeRequested
+        reducedKeyframeRequested = false
+        let reduced = SyntheticH264.accessUnit(index: reducedFrameIndex, keyframe: reducedKeyframe, scale: 1, random: &random)
+        reducedFrameIndex += 1
+        let reducedPackets = fanout.packetizeVideo(accessUnit: reduced, isKeyframe: reducedKeyframe, captureTime: now,
+                                                   layer: .reduced)
+        if camera.state == .connected {
+            layeredAccessUnits.append((.reduced, reducedFrameIndex - 1, reducedKeyframe, reduced))
+            sendMedia(reducedPackets)
         }
     }
 
@@ -218,7 +238,9 @@ final class TwoPeerHarness {
             case let .event(event):
                 cameraEvents.append((now, event))
                 switch event {
-                case .connected, .keyframeRequested: keyframeRequested = true
+                case .connected: keyframeRequested = true
+                case .keyframeRequested:
+                    if camera.wantedVideoLayer == .reduced { reducedKeyframeRequested = true } else { keyframeRequested = true }
                 default: break
                 }
             case let .timeout(deadline):

@@ -309,11 +309,12 @@ function showWatching(data) {
   $("#bitrate-line").textContent = !b ? "" : (b.capped
     ? "Video at " + b.encoderTargetKbps + " kb/s: the slowest viewer's link (configured " + b.configuredKbps + " kb/s, floor " + b.floorKbps + " kb/s)."
     : "Video at the configured " + b.configuredKbps + " kb/s.") +
-    (b && b.viewersBelowFloor ? " " + b.viewersBelowFloor + " viewer(s) below the floor get fewer pictures." : "");
+    (b && b.reducedLayerKbps != null ? " A smaller picture at " + b.reducedLayerKbps + " kb/s for viewers below the floor." : "");
   for (const v of (data && data.viewers) || []) {
     const li = document.createElement("li");
     const pair = v.icePair ? v.icePair.local + " → " + v.icePair.remote + (v.icePair.local === "relay" ? " (through the TURN relay)" : "") : "";
     const parts = [v.address || "(connecting)", v.state];
+    if (v.layer) parts.push(v.layer);
     if (pair) parts.push("path " + pair);
     if (v.rttMs != null) parts.push("round trip " + v.rttMs.toFixed(1) + " ms");
     if (v.estimateKbps != null) parts.push("link ≈ " + Math.round(v.estimateKbps) + " kb/s" + (v.belowFloor ? " (below the floor)" : ""));
