@@ -131,13 +131,19 @@ def test_answer_offers_global_ipv6_first_then_ipv4(ipv6_viewer_lan, tmp_path, re
                                    headers={"Content-Type": "application/sdp"})
     assert status == 201, (status, body[:300])
     candidates = [line.split() for line in body.decode().splitlines() if line.startswith("a=candidate:")]
-    hosts = []   # once each, in the answer's order (every m-section repeats them)
+    hosts, tcp_hosts = [], []   # once each, in the answer's order (every m-section repeats them)
     for fields in candidates:
-        if fields[7] == "host" and (fields[4], int(fields[3])) not in hosts:
-            hosts.append((fields[4], int(fields[3])))
-    print(f"\nhost candidates: {hosts}")
+        if fields[7] != "host":
+            continue
+        found = hosts if fields[2].lower() == "udp" else tcp_hosts
+        if (fields[4], int(fields[3])) not in found:
+            found.append((fields[4], int(fields[3])))
+    print(f"\nUDP host candidates: {hosts}; ICE-TCP passive: {tcp_hosts}")
     assert [address for address, _ in hosts] == [CAMERA_IPV6, CAMERA_IPV4], hosts
     assert hosts[0][1] > hosts[1][1], hosts
+    # The passive TCP candidates at the same addresses, each below every UDP one (RFC 6544 §4.2).
+    assert [address for address, _ in tcp_hosts] == [CAMERA_IPV6, CAMERA_IPV4], tcp_hosts
+    assert max(priority for _, priority in tcp_hosts) < min(priority for _, priority in hosts), (hosts, tcp_hosts)
 
 
 def test_aiortc_on_an_ipv6_only_lan_plays_over_an_ipv6_host_pair(ipv6_viewer_lan, tmp_path, request):
