@@ -104,6 +104,8 @@ struct TrendlineFilter {
     private var smoothedDelay = 0.0
     private var firstArrival: Double?
     private var window: [(x: Double, y: Double)] = []
+    /// The accumulated delay (unsmoothed) of the groups in `window`.
+    private var accumulatedWindow: [Double] = []
     private(set) var trend = 0.0
     private(set) var deltaCount = 0
 
@@ -111,6 +113,14 @@ struct TrendlineFilter {
     var modifiedTrend: Double { Double(min(deltaCount, Self.deltaCap)) * trend * Self.gain }
 
     mutating func reset() { self = TrendlineFilter() }
+
+    /// How much the one-way delay grew (ms) from its lowest over the last `windowSize` groups to the
+    /// newest: the queue that built up meanwhile. A few ms from jitter; a rate step into a deep
+    /// queue shows tens of ms within one feedback interval.
+    var recentDelayRise: Double {
+        guard let last = accumulatedWindow.last, let lowest = accumulatedWindow.min() else { return 0 }
+        return last - lowest
+    }
 
     mutating func update(_ deltas: InterArrivalGrouper.Deltas) {
         let variation = deltas.arrivalDeltaMilliseconds - deltas.sendDeltaMilliseconds
@@ -121,6 +131,8 @@ struct TrendlineFilter {
         if firstArrival == nil { firstArrival = deltas.arrivalMilliseconds }
         window.append((deltas.arrivalMilliseconds - firstArrival!, smoothedDelay))
         if window.count > Self.windowSize { window.removeFirst(window.count - Self.windowSize) }
+        accumulatedWindow.append(accumulatedDelay)
+        if accumulatedWindow.count > Self.windowSize { accumulatedWindow.removeFirst(accumulatedWindow.count - Self.windowSize) }
         if window.count == Self.windowSize, let slope = Self.slope(window) { trend = slope }
     }
 
@@ -206,6 +218,28 @@ struct AcknowledgedBitrateEstimator {
     private var newestArrival: Int64?
     private var windowBytes = 0
     private(set) var bitsPerSecond: Double?
+
+    /// The newest `recentWindow` of arrivals alone, bits/s (nil under `recentMinimumSpan`). While a
+    /// queue builds at the bottleneck, packets leave it back to back: this is the link's rate, where
+    /// the half-second window still holds what arrived before a rate step.
+    static let recentWindow: Int64 = 200_000
+    static let recentMinimumSpan: Int64 = 80_000
+    var recentBitsPerSecond: Double? {
+        guard let newest = newestArrival, head < samples.count else { return nil }
+        var index = samples.count - 1
+        var bytes = 0
+        var oldest = newest
+        // Walk back from the newest; the oldest packet's bytes arrived before the span began.
+        while index >= head, samples[index].arrival >= newest - Self.recentWindow {
+            oldest = min(oldest, samples[index].arrival)
+            bytes += samples[index].bytes
+            index -= 1
+        }
+        let span = newest - oldest
+        guard span >= Self.recentMinimumSpan, let last = samples[(index + 1)...].min(by: { $0.arrival < $1.arrival })
+        else { return nil }
+        return Double(bytes - last.bytes) * 8 * 1_000_000 / Double(span)
+    }
 
     mutating func update(received: [PacketResult]) {
         for packet in received {
@@ -345,6 +379,19 @@ struct AIMDRateControl {
         }
         bitsPerSecond = min(max(bitsPerSecond, minimum), maximum)
         lastUpdate = now
+    }
+
+    /// Loss together with overuse (a bottleneck queue that overflowed): down to β × what the link
+    /// delivers now at once, without waiting for the next reduction's turn (gcc-02 §5.5's
+    /// decrease, with the rate measured over the queue's build-up only).
+    mutating func congestionCut(deliveredBitsPerSecond delivered: Double, at now: MonotonicTime) {
+        let decreased = Self.beta * delivered
+        guard decreased.isFinite, decreased < bitsPerSecond else { return }
+        linkCapacity.addOveruseSample(bitsPerSecond: delivered)
+        bitsPerSecond = max(minimum, decreased)
+        lastReduction = now
+        lastUpdate = now
+        state = .hold
     }
 
     /// Once per round trip (clamped 10…200 ms), or at once when the throughput fell below half.

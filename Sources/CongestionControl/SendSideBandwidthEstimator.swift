@@ -42,6 +42,8 @@ public struct BandwidthDiagnostics: Equatable, Sendable {
     public var probeClustersSent: Int
     public var lastProbeBitsPerSecond: Int?
     public var feedbackPacketsIgnored: Int
+    /// Loss and overuse together recently: pacing at the target (`SendSideBandwidthEstimator.isCongested`).
+    public var congested: Bool = false
 }
 
 /// A viewer's send-side bandwidth estimate (draft-ietf-rmcat-gcc-02) from transport-wide
@@ -68,8 +70,30 @@ public struct SendSideBandwidthEstimator {
     private var lastMissingFeedbackReduction: MonotonicTime?
     private var reportedRoundTripTime: Duration?
     private var feedbackRoundTripTime: Duration?
+    /// The newest feedback's sample alone (send → feedback), unsmoothed: it sees a queue build at once.
+    public private(set) var latestFeedbackRoundTripTime: Duration?
     private var ignoredFeedback = 0
     public private(set) var targetBitsPerSecond: Int
+    /// When feedback last showed congestion (see `isCongested`).
+    private var lastCongestionSign: MonotonicTime?
+    /// Whether the pacer should send at the link's delivery rate (see `pacingBitsPerSecond`).
+    public private(set) var isCongested = false
+    /// When the current congestion episode began (nil outside one).
+    public private(set) var congestedSince: MonotonicTime?
+    /// What the link delivered (bits/s) over the newest 200 ms of the latest feedback that showed
+    /// congestion; nil outside an episode.
+    public var congestedDeliveryBitsPerSecond: Int? { congestedDelivery.map { Int(clamping: Int64($0)) } }
+    private var congestedDelivery: Double?
+
+    /// Overuse with a queue grown by tens of ms, or with loss (a queue that overflowed, after a rate
+    /// step), is congestion, not noise or random loss; `isCongested` for this long after the last
+    /// such feedback (`CongestionResponse` acts on it).
+    public static let congestionHold: Duration = .seconds(1)
+    /// Overuse at most this long before loss is reported counts as "together": the loss of a
+    /// packet shows one feedback after the delay it met.
+    static let overuseBeforeLoss: Duration = .milliseconds(500)
+    /// A queue grown by this much (ms) with the trend over the threshold is congestion at once.
+    static let congestionDelayRise = 40.0
 
     /// Without feedback this long while sending, the estimate steps down (× 0.8 a second).
     static let feedbackTimeout: Duration = .milliseconds(1500)
@@ -109,6 +133,7 @@ public struct SendSideBandwidthEstimator {
         if let newest = received.max(by: { $0.sendTime < $1.sendTime }), now >= newest.sendTime {
             let sample = now - newest.sendTime
             if sample < .seconds(10) {
+                latestFeedbackRoundTripTime = sample
                 feedbackRoundTripTime = feedbackRoundTripTime.map { ($0 * 7 + sample) / 8 } ?? sample
             }
         }
@@ -117,6 +142,21 @@ public struct SendSideBandwidthEstimator {
         if !received.isEmpty {
             delayBased.update(received: received, acknowledged: acknowledged.bitsPerSecond, at: now)
         }
+        // Congestion, not noise: the delay's trend is over the detector's threshold and the queue
+        // already grew by tens of ms (a rate step: the queue fills within a feedback interval or
+        // two, before the detector's overuse has lasted long enough), or the detector overused and
+        // packets were lost (the queue overflowed; a loss shows one feedback after the delay).
+        let overusedRecently = delayBased.rateControl.lastOveruse.map { now - $0 <= Self.overuseBeforeLoss } ?? false
+        let queueGrew = delayBased.trendline.modifiedTrend > delayBased.detector.threshold
+            && delayBased.trendline.recentDelayRise >= Self.congestionDelayRise
+        if queueGrew || (overusedRecently && outcome.newlyLost > outcome.lateArrivals) {
+            lastCongestionSign = now
+            if let delivered = acknowledged.recentBitsPerSecond {
+                congestedDelivery = delivered
+                delayBased.rateControl.congestionCut(deliveredBitsPerSecond: delivered, at: now)
+            }
+        }
+        updateCongestion(now: now)
         lossBound.addFeedback(lost: outcome.newlyLost, received: outcome.newlyReceived, lateArrivals: outcome.lateArrivals,
                               at: now, target: Double(targetBitsPerSecond), otherLimits: limitWithoutLoss,
                               roundTripTime: roundTripTime ?? .milliseconds(200))
@@ -164,6 +204,7 @@ public struct SendSideBandwidthEstimator {
             lossBound.reduceForMissingFeedback(target: Double(targetBitsPerSecond))
             lastMissingFeedbackReduction = now
         }
+        updateCongestion(now: now)
         probes.handleTimeout(now: now, estimate: Double(targetBitsPerSecond), lastOveruse: delayBased.rateControl.lastOveruse,
                              usage: delayBased.detector.usage)
         updateTarget()
@@ -177,9 +218,11 @@ public struct SendSideBandwidthEstimator {
             let due = lastFeedback + Self.feedbackTimeout
             feedbackCheck = lastMissingFeedbackReduction.map { max(due, $0 + .seconds(1)) } ?? due
         }
-        return earliest(probes.nextPeriodicProbe, feedbackCheck)
+        return earliest(probes.nextPeriodicProbe, feedbackCheck, lastCongestionSign.map { $0 + Self.congestionHold })
     }
 
+    /// The target × `pacingFactor`: a frame leaves in a short burst (`CongestionResponse` paces
+    /// slower while the link is congested).
     public var pacingBitsPerSecond: Int {
         Int(clamping: Int64(Double(targetBitsPerSecond) * configuration.pacingFactor))
     }
@@ -204,10 +247,22 @@ public struct SendSideBandwidthEstimator {
             roundTripTime: roundTripTime,
             probeClustersSent: probes.clustersTaken,
             lastProbeBitsPerSecond: probes.lastResult.map { Int(clamping: Int64($0)) },
-            feedbackPacketsIgnored: ignoredFeedback)
+            feedbackPacketsIgnored: ignoredFeedback,
+            congested: isCongested)
     }
 
     // MARK: Combining
+
+    private mutating func updateCongestion(now: MonotonicTime) {
+        isCongested = lastCongestionSign.map { now - $0 < Self.congestionHold } ?? false
+        if isCongested {
+            if congestedSince == nil { congestedSince = now }
+        } else {
+            lastCongestionSign = nil
+            congestedSince = nil
+            congestedDelivery = nil
+        }
+    }
 
     public var roundTripTime: Duration? { reportedRoundTripTime ?? feedbackRoundTripTime }
 

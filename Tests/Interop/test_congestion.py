@@ -58,7 +58,10 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
     timeline = []
 
     def sample(label: str) -> None:
-        timeline.append((time.monotonic(), label, target_kbps(rtcam), link.queue_delay_ms()))
+        status = rtcam.status()
+        target = (status.get("bitrateControl") or {}).get("encoderTargetKbps") or CONFIGURED_KBPS
+        viewer = (status.get("viewers") or [{}])[0]
+        timeline.append((time.monotonic(), label, target, link.queue_delay_ms(), viewer))
 
     # 5 Mb/s: the configured bitrate flows.
     time.sleep(4)
@@ -104,8 +107,12 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
     print(f"after the step to 800 kb/s (8 s): {down}")
     print(f"encoder target <= 700 kb/s after {reached} s; queue < 150 ms from {queue_ok} s after the step; "
           f"back to {CONFIGURED_KBPS} kb/s {recovered} s after 5 Mb/s returned; tbf drops {link.dropped_packets()}")
-    for moment, label, target, queue in timeline:
-        print(f"  {moment - stepped:6.2f} s  {label:14}  target {target:5} kb/s  queue {queue:6.1f} ms")
+    for moment, label, target, queue, viewer in timeline:
+        print(f"  {moment - stepped:6.2f} s  {label:14}  target {target:5} kb/s  queue {queue:6.1f} ms  "
+              f"estimate {viewer.get('estimateKbps')}  pacer {viewer.get('pacerQueueBytes')} B "
+              f"{viewer.get('pacerQueueMs')} ms  resent {viewer.get('retransmittedPackets')} "
+              f"refused {viewer.get('retransmissionsRefused')} in flight {viewer.get('retransmissionsInFlight')} "
+              f"stale dropped {viewer.get('staleVideoPacketsDropped')} keyframes asked {viewer.get('keyframeRequests')}")
     assert steady["fps"] >= 25, f"at 5 Mb/s Chromium decoded {steady['fps']:.1f} fps"
     assert reached is not None and reached <= 3, f"encoder target reached <= 700 kb/s after {reached} s (goal 3 s)"
     assert queue_ok is not None and queue_ok <= 5, f"queue under 150 ms only from {queue_ok} s (goal 5 s)"
