@@ -117,10 +117,17 @@ struct TrendlineFilter {
     /// How much the one-way delay grew (ms) from its lowest over the last `windowSize` groups to the
     /// newest: the queue that built up meanwhile. A few ms from jitter; a rate step into a deep
     /// queue shows tens of ms within one feedback interval.
+    ///
+    /// Only while the newest group is at the top (within `risePeak` ms of the highest): a receiver
+    /// that stalled for a moment (a loaded machine) shows a spike that its next packets, arriving
+    /// together, take back at once; a queue keeps growing.
     var recentDelayRise: Double {
-        guard let last = accumulatedWindow.last, let lowest = accumulatedWindow.min() else { return 0 }
+        guard let last = accumulatedWindow.last, let lowest = accumulatedWindow.min(),
+              let highest = accumulatedWindow.max(), last >= highest - Self.risePeak else { return 0 }
         return last - lowest
     }
+
+    static let risePeak = 5.0
 
     mutating func update(_ deltas: InterArrivalGrouper.Deltas) {
         let variation = deltas.arrivalDeltaMilliseconds - deltas.sendDeltaMilliseconds

@@ -44,6 +44,8 @@ public struct BandwidthDiagnostics: Equatable, Sendable {
     public var feedbackPacketsIgnored: Int
     /// Loss and overuse together recently: pacing at the target (`SendSideBandwidthEstimator.isCongested`).
     public var congested: Bool = false
+    /// How much the one-way delay grew (ms) over the trendline's window: a queue building up.
+    public var delayRise: Double = 0
 }
 
 /// A viewer's send-side bandwidth estimate (draft-ietf-rmcat-gcc-02) from transport-wide
@@ -92,7 +94,7 @@ public struct SendSideBandwidthEstimator {
     /// Overuse at most this long before loss is reported counts as "together": the loss of a
     /// packet shows one feedback after the delay it met.
     static let overuseBeforeLoss: Duration = .milliseconds(500)
-    /// A queue grown by this much (ms) with the trend over the threshold is congestion at once.
+    /// A queue grown by this much (ms), and still growing, is congestion at once.
     static let congestionDelayRise = 40.0
 
     /// Without feedback this long while sending, the estimate steps down (× 0.8 a second).
@@ -142,13 +144,12 @@ public struct SendSideBandwidthEstimator {
         if !received.isEmpty {
             delayBased.update(received: received, acknowledged: acknowledged.bitsPerSecond, at: now)
         }
-        // Congestion, not noise: the delay's trend is over the detector's threshold and the queue
-        // already grew by tens of ms (a rate step: the queue fills within a feedback interval or
-        // two, before the detector's overuse has lasted long enough), or the detector overused and
-        // packets were lost (the queue overflowed; a loss shows one feedback after the delay).
+        // Congestion, not noise: the queue grew by tens of ms and is still growing (a rate step
+        // into a deep queue: the trendline's smoothed slope passes the detector's threshold only
+        // when the queue is nearly full, two or three feedbacks later), or the detector overused
+        // and packets were lost (the queue overflowed; a loss shows one feedback after the delay).
         let overusedRecently = delayBased.rateControl.lastOveruse.map { now - $0 <= Self.overuseBeforeLoss } ?? false
-        let queueGrew = delayBased.trendline.modifiedTrend > delayBased.detector.threshold
-            && delayBased.trendline.recentDelayRise >= Self.congestionDelayRise
+        let queueGrew = delayBased.trendline.recentDelayRise >= Self.congestionDelayRise
         if queueGrew || (overusedRecently && outcome.newlyLost > outcome.lateArrivals) {
             lastCongestionSign = now
             if let delivered = acknowledged.recentBitsPerSecond {
@@ -248,7 +249,8 @@ public struct SendSideBandwidthEstimator {
             probeClustersSent: probes.clustersTaken,
             lastProbeBitsPerSecond: probes.lastResult.map { Int(clamping: Int64($0)) },
             feedbackPacketsIgnored: ignoredFeedback,
-            congested: isCongested)
+            congested: isCongested,
+            delayRise: delayBased.trendline.recentDelayRise)
     }
 
     // MARK: Combining

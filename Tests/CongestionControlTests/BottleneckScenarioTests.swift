@@ -37,6 +37,49 @@ struct BottleneckScenarioTests {
         #expect(after >= 450_000 && after <= 800_000)
     }
 
+    /// Issue 24's interop step on the virtual clock: a 2.5 Mb/s stream, the link from 5 Mb/s to
+    /// 800 kb/s with a 200 ms drop-tail queue (the interop test's tbf), the receiver NACKing gaps
+    /// as Chromium does and counting freezes by its rule. Before (resends past the pacer, pacing at
+    /// 2.5 × the estimate throughout) against `CongestionResponse` with resends in the pacer.
+    @Test func stepIntoADeepQueueFreezesBriefly() {
+        let stepAt = 11 * Self.s
+        func run(_ handling: CallSimulation.CongestionHandling) -> CallSimulation {
+            let link = BottleneckLink(rateSteps: [(0, 5_000_000), (stepAt, 800_000)], queueLimit: 200 * Self.ms,
+                                      propagation: 2 * Self.ms)
+            var call = CallSimulation(configuration: BandwidthEstimatorConfiguration(
+                startBitsPerSecond: 2_500_000, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: 2_500_000), link: link)
+            call.feedbackInterval = 50 * Self.ms
+            call.congestionHandling = handling
+            call.nacks = true
+            // The daemon's pacer: it never speeds up to empty its queue (PeerSession drops stale video).
+            call.pacer = Pacer(configuration: PacerConfiguration(queueDelayLimit: .seconds(3600),
+                                                                 initialPacingBitsPerSecond: 6_250_000))
+            call.run(until: stepAt + 8 * Self.s)
+            return call
+        }
+        var figures: [String: Double] = [:]
+        for (name, handling) in [("before", CallSimulation.CongestionHandling.none), ("now", .respond)] {
+            let call = run(handling)
+            let freezes = call.freezes(from: stepAt, to: stepAt + 8 * Self.s)
+            let total = freezes.reduce(0, +)
+            let reached = call.firstTime(from: stepAt) { $0 <= 700_000 }
+            print("5 Mb/s -> 800 kb/s into a 200 ms queue, \(name): \(freezes.count) freezes, \(Int(total)) ms in all "
+                  + "(\(freezes.map { String(Int($0)) }.joined(separator: ", ")) ms); "
+                  + "\(Int(call.framesShownPerSecond(from: stepAt, to: stepAt + 8 * Self.s))) fps shown over 8 s; "
+                  + "target <= 700 kb/s after \(reached.map { seconds($0 - stepAt) } ?? "never"); link drops \(call.link.dropped), "
+                  + "resends \(call.resendsSent) (\(call.resendsRefused) refused); video waited in the pacer at most "
+                  + "\(call.longestVideoWait / Self.ms) ms")
+            figures[name] = total
+            if handling == .respond {
+                #expect(total < 500, "froze \(Int(total)) ms after the step")
+                #expect(reached != nil && reached! - stepAt <= 3 * Self.s)
+                #expect(call.longestVideoWait < 1500 * Self.ms, "video waited \(call.longestVideoWait / Self.ms) ms: the daemon drops it then")
+                #expect(call.framesShownPerSecond(from: stepAt, to: stepAt + 8 * Self.s) >= 25)
+            }
+        }
+        #expect(figures["before"]! > figures["now"]!)
+    }
+
     @Test func stepUpEightHundredKilobitsToFiveMegabits() {
         let stepAt = 1 * Self.s + 20 * Self.s
         let link = BottleneckLink(rateSteps: [(0, 800_000), (stepAt, 5_000_000)], queueLimit: 500 * Self.ms,

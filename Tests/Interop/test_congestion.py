@@ -101,6 +101,12 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
         part = window(samples, start, start + 500)
         print(f"  page {(start - step_ms) / 1000:5.1f} s: {part['fps']:5.1f} fps  {part['kbps']:6.0f} kb/s  "
               f"lost {part['lost']:4}  froze {part['freeze_s']:.2f} s  jitter buffer {part['jitter_buffer_ms']}")
+    # Chromium's freezes, each when it ended (getStats sampled every 250 ms), and its frame size then.
+    for previous, current in zip(samples, samples[1:]):
+        froze = current["totalFreezesDuration"] - previous["totalFreezesDuration"]
+        if froze > 0 and step_ms - 1000 <= current["t"] <= after_down_ms + 3000:
+            print(f"  freeze of {froze:.3f} s ended by {(current['t'] - step_ms) / 1000:5.2f} s "
+                  f"({current['width']}x{current['height']})")
     steady = window(samples, before - 3000, before)
     down = window(samples, step_ms, after_down_ms)
     print(f"5 Mb/s: {steady}")
