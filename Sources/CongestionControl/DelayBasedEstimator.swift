@@ -104,8 +104,8 @@ struct TrendlineFilter {
     private var smoothedDelay = 0.0
     private var firstArrival: Double?
     private var window: [(x: Double, y: Double)] = []
-    /// The accumulated delay (unsmoothed) of the groups in `window`.
-    private var accumulatedWindow: [Double] = []
+    /// The accumulated delay (unsmoothed) of the groups in `window`, with their arrival (ms, remote clock).
+    private var accumulatedWindow: [(arrival: Double, delay: Double)] = []
     private(set) var trend = 0.0
     private(set) var deltaCount = 0
 
@@ -121,10 +121,19 @@ struct TrendlineFilter {
     /// Only while the newest group is at the top (within `risePeak` ms of the highest): a receiver
     /// that stalled for a moment (a loaded machine) shows a spike that its next packets, arriving
     /// together, take back at once; a queue keeps growing.
-    var recentDelayRise: Double {
-        guard let last = accumulatedWindow.last, let lowest = accumulatedWindow.min(),
-              let highest = accumulatedWindow.max(), last >= highest - Self.risePeak else { return 0 }
-        return last - lowest
+    var recentDelayRise: Double { delayRise?.rise ?? 0 }
+
+    /// The rise, the arrival time (ms, remote clock) where it began (from then on the bottleneck
+    /// was busy, and what arrived since came at its rate), and its slope (ms of delay per ms: what
+    /// is sent over what the link passes, less one).
+    var delayRise: (rise: Double, since: Double, slope: Double)? {
+        guard let last = accumulatedWindow.last, let lowest = accumulatedWindow.min(by: { $0.delay < $1.delay }),
+              let highest = accumulatedWindow.map(\.delay).max(), last.delay >= highest - Self.risePeak,
+              last.delay > lowest.delay else { return nil }
+        // Where the rise began: the newest group still near the lowest delay.
+        let start = accumulatedWindow.last { $0.delay <= lowest.delay + Self.risePeak } ?? lowest
+        let rise = last.delay - lowest.delay
+        return (rise, start.arrival, rise / max(last.arrival - start.arrival, 1))
     }
 
     static let risePeak = 5.0
@@ -138,7 +147,7 @@ struct TrendlineFilter {
         if firstArrival == nil { firstArrival = deltas.arrivalMilliseconds }
         window.append((deltas.arrivalMilliseconds - firstArrival!, smoothedDelay))
         if window.count > Self.windowSize { window.removeFirst(window.count - Self.windowSize) }
-        accumulatedWindow.append(accumulatedDelay)
+        accumulatedWindow.append((deltas.arrivalMilliseconds, accumulatedDelay))
         if accumulatedWindow.count > Self.windowSize { accumulatedWindow.removeFirst(accumulatedWindow.count - Self.windowSize) }
         if window.count == Self.windowSize, let slope = Self.slope(window) { trend = slope }
     }
@@ -246,6 +255,23 @@ struct AcknowledgedBitrateEstimator {
         guard span >= Self.recentMinimumSpan, let last = samples[(index + 1)...].min(by: { $0.arrival < $1.arrival })
         else { return nil }
         return Double(bytes - last.bytes) * 8 * 1_000_000 / Double(span)
+    }
+
+    /// What arrived after `since` (µs, remote clock), bits/s: the link's rate while its queue
+    /// built up from then on. Nil over fewer than 4 packets or 30 ms.
+    func bitsPerSecond(arrivedAfter since: Int64) -> Double? {
+        guard let newest = newestArrival, newest - since >= 30_000 else { return nil }
+        // A rise that began before the newest 200 ms: all of those came at the link's rate.
+        if newest - since > Self.recentWindow { return recentBitsPerSecond }
+        var bytes = 0, packets = 0
+        var index = samples.count - 1
+        while index >= head, samples[index].arrival > since {
+            bytes += samples[index].bytes
+            packets += 1
+            index -= 1
+        }
+        guard packets >= 4 else { return nil }
+        return Double(bytes) * 8 * 1_000_000 / Double(newest - since)
     }
 
     mutating func update(received: [PacketResult]) {

@@ -94,8 +94,14 @@ public struct SendSideBandwidthEstimator {
     /// Overuse at most this long before loss is reported counts as "together": the loss of a
     /// packet shows one feedback after the delay it met.
     static let overuseBeforeLoss: Duration = .milliseconds(500)
-    /// A queue grown by this much (ms), and still growing, is congestion at once.
+    /// A queue grown by this much (ms), still growing, and fast (this many ms of delay per ms: the
+    /// sender at 1.5 × what the link passes or more, as after a rate step or cross traffic's
+    /// arrival) is congestion at once. AIMD's own probing above the link grows the queue at a
+    /// tenth of that, and its usual decrease answers it.
     static let congestionDelayRise = 40.0
+    static let congestionDelaySlope = 0.25
+    /// A feedback that reports at least this share of its packets lost is a loss burst.
+    static let congestionLossShare = 0.1
 
     /// Without feedback this long while sending, the estimate steps down (× 0.8 a second).
     static let feedbackTimeout: Duration = .milliseconds(1500)
@@ -146,14 +152,28 @@ public struct SendSideBandwidthEstimator {
         }
         // Congestion, not noise: the queue grew by tens of ms and is still growing (a rate step
         // into a deep queue: the trendline's smoothed slope passes the detector's threshold only
-        // when the queue is nearly full, two or three feedbacks later), or the detector overused
-        // and packets were lost (the queue overflowed; a loss shows one feedback after the delay).
+        // when the queue is nearly full, two or three feedbacks later), or a burst of loss while
+        // the delay grew (the queue overflowed; a loss shows one feedback after the delay). Random
+        // loss is neither: a few percent, spread out, whatever the delay does.
+        let delayRise = delayBased.trendline.delayRise
+        let rise = delayRise?.rise ?? 0
         let overusedRecently = delayBased.rateControl.lastOveruse.map { now - $0 <= Self.overuseBeforeLoss } ?? false
-        let queueGrew = delayBased.trendline.recentDelayRise >= Self.congestionDelayRise
-        if queueGrew || (overusedRecently && outcome.newlyLost > outcome.lateArrivals) {
+        let reported = outcome.newlyLost + outcome.newlyReceived
+        let lossBurst = reported >= 4
+            && Double(outcome.newlyLost - outcome.lateArrivals) >= Self.congestionLossShare * Double(reported)
+        let queueGrew = rise >= Self.congestionDelayRise && (delayRise?.slope ?? 0) >= Self.congestionDelaySlope
+        if queueGrew || (lossBurst && (overusedRecently || rise >= Self.congestionDelayRise / 2)) {
             lastCongestionSign = now
-            if let delivered = acknowledged.recentBitsPerSecond {
+            // The link's rate: what arrived since the queue began to grow (the bottleneck busy all
+            // along), else over the newest 200 ms.
+            let since = delayRise.map { Int64(($0.since * 1000).rounded()) }
+            let measured = queueGrew ? since.flatMap(acknowledged.bitsPerSecond(arrivedAfter:)) : nil
+            if let delivered = measured ?? (congestedDelivery == nil ? acknowledged.recentBitsPerSecond : nil) {
                 congestedDelivery = delivered
+            }
+            // Cut at every sign (AIMD's decrease, to β × the link's rate), as long as the queue
+            // grows or overflows.
+            if let delivered = congestedDelivery {
                 delayBased.rateControl.congestionCut(deliveredBitsPerSecond: delivered, at: now)
             }
         }
