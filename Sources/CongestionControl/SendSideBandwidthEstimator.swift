@@ -46,6 +46,8 @@ public struct BandwidthDiagnostics: Equatable, Sendable {
     public var congested: Bool = false
     /// How much the one-way delay grew (ms) over the trendline's window: a queue building up.
     public var delayRise: Double = 0
+    /// Congestion episodes so far (see `SendSideBandwidthEstimator.isCongested`).
+    public var congestionEpisodes: Int = 0
 }
 
 /// A viewer's send-side bandwidth estimate (draft-ietf-rmcat-gcc-02) from transport-wide
@@ -80,6 +82,7 @@ public struct SendSideBandwidthEstimator {
     private var lastCongestionSign: MonotonicTime?
     /// Whether the pacer should send at the link's delivery rate (see `pacingBitsPerSecond`).
     public private(set) var isCongested = false
+    public private(set) var congestionEpisodes = 0
     /// When the current congestion episode began (nil outside one).
     public private(set) var congestedSince: MonotonicTime?
     /// What the link delivered (bits/s) over the newest 200 ms of the latest feedback that showed
@@ -91,17 +94,17 @@ public struct SendSideBandwidthEstimator {
     /// step), is congestion, not noise or random loss; `isCongested` for this long after the last
     /// such feedback (`CongestionResponse` acts on it).
     public static let congestionHold: Duration = .seconds(1)
-    /// Overuse at most this long before loss is reported counts as "together": the loss of a
-    /// packet shows one feedback after the delay it met.
-    static let overuseBeforeLoss: Duration = .milliseconds(500)
     /// A queue grown by this much (ms), still growing, and fast (this many ms of delay per ms: the
     /// sender at 1.5 × what the link passes or more, as after a rate step or cross traffic's
     /// arrival) is congestion at once. AIMD's own probing above the link grows the queue at a
     /// tenth of that, and its usual decrease answers it.
     static let congestionDelayRise = 40.0
     static let congestionDelaySlope = 0.25
+    /// …and only while what was sent over `sendRateWindow` is this many times what the link passes.
+    static let congestionOvershoot = 1.25
+    static let sendRateWindow: Duration = .milliseconds(300)
     /// A feedback that reports at least this share of its packets lost is a loss burst.
-    static let congestionLossShare = 0.1
+    static let congestionLossShare = 0.2
 
     /// Without feedback this long while sending, the estimate steps down (× 0.8 a second).
     static let feedbackTimeout: Duration = .milliseconds(1500)
@@ -157,18 +160,23 @@ public struct SendSideBandwidthEstimator {
         // loss is neither: a few percent, spread out, whatever the delay does.
         let delayRise = delayBased.trendline.delayRise
         let rise = delayRise?.rise ?? 0
-        let overusedRecently = delayBased.rateControl.lastOveruse.map { now - $0 <= Self.overuseBeforeLoss } ?? false
         let reported = outcome.newlyLost + outcome.newlyReceived
         let lossBurst = reported >= 4
             && Double(outcome.newlyLost - outcome.lateArrivals) >= Self.congestionLossShare * Double(reported)
+        // The link's rate: what arrived since the queue began to grow (the bottleneck busy all
+        // along), else over the newest 200 ms.
+        let since = delayRise.map { Int64(($0.since * 1000).rounded()) }
+        let measured = since.flatMap(acknowledged.bitsPerSecond(arrivedAfter:))
+        // One big frame (a keyframe) grows the queue as fast for a moment, but what was sent over
+        // the last few hundred ms is about what the link passes: only more than that is congestion.
+        let window = Self.sendRateWindow
+        let sentRate = Double(history.bytesSent(after: now - window)) * 8 / (window.millisecondsDouble / 1000)
         let queueGrew = rise >= Self.congestionDelayRise && (delayRise?.slope ?? 0) >= Self.congestionDelaySlope
-        if queueGrew || (lossBurst && (overusedRecently || rise >= Self.congestionDelayRise / 2)) {
+            && measured.map { sentRate >= Self.congestionOvershoot * $0 } ?? false
+        let delayUp = delayBased.detector.usage == .overusing || rise >= Self.congestionDelayRise / 2
+        if queueGrew || (lossBurst && delayUp) {
             lastCongestionSign = now
-            // The link's rate: what arrived since the queue began to grow (the bottleneck busy all
-            // along), else over the newest 200 ms.
-            let since = delayRise.map { Int64(($0.since * 1000).rounded()) }
-            let measured = queueGrew ? since.flatMap(acknowledged.bitsPerSecond(arrivedAfter:)) : nil
-            if let delivered = measured ?? (congestedDelivery == nil ? acknowledged.recentBitsPerSecond : nil) {
+            if let delivered = (queueGrew ? measured : nil) ?? (congestedDelivery == nil ? acknowledged.recentBitsPerSecond : nil) {
                 congestedDelivery = delivered
             }
             // Cut at every sign (AIMD's decrease, to β × the link's rate), as long as the queue
@@ -270,7 +278,8 @@ public struct SendSideBandwidthEstimator {
             lastProbeBitsPerSecond: probes.lastResult.map { Int(clamping: Int64($0)) },
             feedbackPacketsIgnored: ignoredFeedback,
             congested: isCongested,
-            delayRise: delayBased.trendline.recentDelayRise)
+            delayRise: delayBased.trendline.recentDelayRise,
+            congestionEpisodes: congestionEpisodes)
     }
 
     // MARK: Combining
@@ -278,7 +287,10 @@ public struct SendSideBandwidthEstimator {
     private mutating func updateCongestion(now: MonotonicTime) {
         isCongested = lastCongestionSign.map { now - $0 < Self.congestionHold } ?? false
         if isCongested {
-            if congestedSince == nil { congestedSince = now }
+            if congestedSince == nil {
+                congestedSince = now
+                congestionEpisodes += 1
+            }
         } else {
             lastCongestionSign = nil
             congestedSince = nil

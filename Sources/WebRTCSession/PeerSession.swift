@@ -892,7 +892,7 @@ public final class PeerSession {
     private var congested: Bool {
         guard let bandwidth else { return false }
         let diagnostics = bandwidth.diagnostics
-        if diagnostics.usage == .overusing || diagnostics.congested { return true }
+        if diagnostics.usage == .overusing { return true }
         let measured = [diagnostics.delayBasedBitsPerSecond, diagnostics.rembBitsPerSecond].compactMap { $0 }.min()
         if bandwidthInformed, let measured, measured < configuration.bandwidth.startBitsPerSecond / 2 { return true }
         return false

@@ -70,6 +70,7 @@ struct BottleneckScenarioTests {
                   + "resends \(call.resendsSent) (\(call.resendsRefused) refused); video waited in the pacer at most "
                   + "\(call.longestVideoWait / Self.ms) ms")
             figures[name] = total
+            print("  congestion episodes: \(call.estimator.diagnostics.congestionEpisodes)")
             if handling == .respond {
                 #expect(total < 500, "froze \(Int(total)) ms after the step")
                 #expect(reached != nil && reached! - stepAt <= 3 * Self.s)
@@ -107,8 +108,12 @@ struct BottleneckScenarioTests {
         let loss = call.estimator.diagnostics.lossFraction ?? -1
         print("5 % loss, 50 ms RTT, 2 Mb/s link: mean target \(kbps(mean)) (\(Int(mean / rate * 100)) % of the link) over 10–30 s, "
               + "media delivered \(kbps(delivered)), measured loss \(Int(loss * 1000) / 10) %, random losses \(call.link.randomlyLost)")
+        let episodes = call.estimator.diagnostics.congestionEpisodes
+        print("5 % loss: \(episodes) congestion episodes in 30 s")
         #expect(mean >= 0.7 * rate)
         #expect(loss > 0.03 && loss < 0.08)
+        // Random loss is not congestion (a burst of it with the delay up is).
+        #expect(episodes <= 2)
     }
 
     @Test func bufferbloatQueueKeptShort() {
