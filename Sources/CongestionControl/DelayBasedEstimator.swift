@@ -239,6 +239,7 @@ struct AcknowledgedBitrateEstimator {
     /// queue builds at the bottleneck, packets leave it back to back: this is the link's rate, where
     /// the half-second window still holds what arrived before a rate step.
     static let recentWindow: Int64 = 200_000
+    static let reorderAllowance: Int64 = 50_000
     static let recentMinimumSpan: Int64 = 80_000
     var recentBitsPerSecond: Double? {
         guard let newest = newestArrival, head < samples.count else { return nil }
@@ -265,9 +266,13 @@ struct AcknowledgedBitrateEstimator {
         if newest - since > Self.recentWindow { return recentBitsPerSecond }
         var bytes = 0, packets = 0
         var index = samples.count - 1
-        while index >= head, samples[index].arrival > since {
-            bytes += samples[index].bytes
-            packets += 1
+        // Samples come in feedback (sequence) order: a resend or probe may have arrived out of
+        // order, so the walk goes on a little past `since`.
+        while index >= head, samples[index].arrival > since - Self.reorderAllowance {
+            if samples[index].arrival > since {
+                bytes += samples[index].bytes
+                packets += 1
+            }
             index -= 1
         }
         guard packets >= 4 else { return nil }

@@ -176,7 +176,11 @@ public struct SendSideBandwidthEstimator {
         let delayUp = delayBased.detector.usage == .overusing || rise >= Self.congestionDelayRise / 2
         if queueGrew || (lossBurst && delayUp) {
             lastCongestionSign = now
-            if let delivered = (queueGrew ? measured : nil) ?? (congestedDelivery == nil ? acknowledged.recentBitsPerSecond : nil) {
+            if var delivered = (queueGrew ? measured : nil) ?? (congestedDelivery == nil ? acknowledged.recentBitsPerSecond : nil) {
+                // One feedback never takes the rate below half of what arrived over the last half
+                // second: a receiver that stalled on a loaded machine can look like a queue with
+                // almost nothing delivered. A real step gets there by the next sign or two.
+                if let acknowledgedRate = acknowledged.bitsPerSecond { delivered = max(delivered, acknowledgedRate / 2) }
                 congestedDelivery = delivered
             }
             // Cut at every sign (AIMD's decrease, to β × the link's rate), as long as the queue
