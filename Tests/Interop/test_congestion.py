@@ -6,10 +6,14 @@ The figures the issue sets: after a 5 Mb/s -> 800 kb/s step the encoder's target
 within 3 s, the picture freezes < 500 ms in all, and the queueing delay is back under 150 ms within
 5 s; after 800 kb/s -> 5 Mb/s the configured bitrate is back within 10 s.
 
-All but the freeze are asserted as the issue states them. The freeze is asserted at < 4 s: what
-rtcam achieves today is 1.3 to 2.7 s (one to three freezes while the first resends wait behind the
-200 ms queue the step filled), against 8.1 s froze and 1.9 fps before congestion control
-(shared/DESIGN.md, "Shaping links here"); the issue's 0.5 s is not met yet (README, "Weak links").
+All but the freeze are asserted as the issue states them. With the congestion response
+(CongestionControl's CongestionResponse: the first feedback showing a fast-growing queue cuts to the
+link's rate, the pacer holds video and resends to it, the encoder stays under the estimate until the
+pacer's backlog is gone) the step leaves one freeze of 0.30-0.34 s in most runs here (the frames
+that wait for the resends of what the link's queue dropped before that feedback; before: 1.3 to
+2.7 s), two of ~0.3 s in one run of six. So the step's own freezes are asserted at < 0.8 s, not the
+issue's 0.5 s. A freeze that ends at a new frame size is the CPU adaptation's new encoder (an IDR)
+on a loaded machine, not the step: printed apart, and only the total bounds it (< 1.5 s).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from conftest import attach
 from shaped_link import CAMERA_ADDRESS, VIEWER_JS, ShapedLink, wait_until, window
 
 CONFIGURED_KBPS = 2500
-MAX_FREEZE_S = 4.0
+MAX_STEP_FREEZE_S = 0.8   # the issue's goal: 0.5
+MAX_FREEZE_S = 1.5
 
 
 def target_kbps(rtcam) -> int:
@@ -101,12 +106,17 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
         part = window(samples, start, start + 500)
         print(f"  page {(start - step_ms) / 1000:5.1f} s: {part['fps']:5.1f} fps  {part['kbps']:6.0f} kb/s  "
               f"lost {part['lost']:4}  froze {part['freeze_s']:.2f} s  jitter buffer {part['jitter_buffer_ms']}")
-    # Chromium's freezes, each when it ended (getStats sampled every 250 ms), and its frame size then.
+    # Chromium's freezes, each when it ended (getStats sampled every 250 ms), and its frame size then;
+    # one that ends at a new size is the encoder restarted by the CPU adaptation (an IDR).
+    step_freeze = 0.0
     for previous, current in zip(samples, samples[1:]):
         froze = current["totalFreezesDuration"] - previous["totalFreezesDuration"]
         if froze > 0 and step_ms - 1000 <= current["t"] <= after_down_ms + 3000:
+            resized = (current["width"], current["height"]) != (previous["width"], previous["height"])
             print(f"  freeze of {froze:.3f} s ended by {(current['t'] - step_ms) / 1000:5.2f} s "
-                  f"({current['width']}x{current['height']})")
+                  f"({current['width']}x{current['height']}{', a new size' if resized else ''})")
+            if step_ms < current["t"] <= after_down_ms and not resized:
+                step_freeze += froze
     steady = window(samples, before - 3000, before)
     down = window(samples, step_ms, after_down_ms)
     print(f"5 Mb/s: {steady}")
@@ -122,8 +132,11 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
     assert steady["fps"] >= 25, f"at 5 Mb/s Chromium decoded {steady['fps']:.1f} fps"
     assert reached is not None and reached <= 3, f"encoder target reached <= 700 kb/s after {reached} s (goal 3 s)"
     assert queue_ok is not None and queue_ok <= 5, f"queue under 150 ms only from {queue_ok} s (goal 5 s)"
+    print(f"the step's freezes (no new size): {step_freeze:.3f} s")
+    assert step_freeze < MAX_STEP_FREEZE_S, \
+        f"froze {step_freeze:.2f} s after the step (asserted < {MAX_STEP_FREEZE_S} s; the issue's goal is 0.5 s)"
     assert down["freeze_s"] < MAX_FREEZE_S, \
-        f"froze {down['freeze_s']:.2f} s after the step (asserted < {MAX_FREEZE_S} s; the issue's goal is 0.5 s)"
+        f"froze {down['freeze_s']:.2f} s in all after the step (asserted < {MAX_FREEZE_S} s, with the CPU adaptation's)"
     assert down["fps"] >= 15, f"{down['fps']:.1f} fps over the 8 s after the step (before congestion control: 1.9)"
     assert recovered is not None and recovered <= 10, f"configured bitrate back after {recovered} s (goal 10 s)"
 
