@@ -18,6 +18,7 @@ on a loaded machine, not the step: printed apart, and only the total bounds it (
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -28,6 +29,7 @@ from shaped_link import CAMERA_ADDRESS, VIEWER_JS, ShapedLink, wait_until, windo
 CONFIGURED_KBPS = 2500
 MAX_STEP_FREEZE_S = 0.8   # the issue's goal: 0.5
 MAX_FREEZE_S = 1.5
+MAX_RTT_STEP_FREEZE_S = 1.0
 
 
 def target_kbps(rtcam) -> int:
@@ -231,3 +233,68 @@ def test_bufferbloat_and_random_loss(rtcam_factory, shaped_chromium, request):
     assert on_the_link >= 0.5 * 2000, \
         f"about {on_the_link:.0f} kb/s sent into a 2 Mb/s link with 5 % loss ({lossy['kbps']:.0f} kb/s payload arrived)"
     assert lossy["fps"] >= 20, f"{lossy['fps']:.1f} fps with 5 % loss"
+
+
+def test_step_down_at_50_ms_rtt(rtcam_factory, shaped_chromium, request, tmp_path):
+    """The step above with a 50 ms round trip: loss_relay.py (25 ms each way, no loss; this kernel has
+    no netem) in front of the tbf link, so every NACK, resend and feedback takes the round trip too.
+    Chromium (in the viewer's namespace) is given only the relay's candidate; the relay sends to it
+    through the shaped link. Asserted: the encoder's target <= 700 kb/s within 3 s and the freeze
+    < MAX_RTT_STEP_FREEZE_S (1 s; three runs here: one freeze of 0.36, 0.38 and 0.39 s, the target
+    <= 700 kb/s after 0.2-0.4 s, 25-33 packets dropped by tbf). The relay's own lateness on a
+    loaded machine can read as a queue and keep the estimate down before the step: then the test
+    is an expected failure with the figures."""
+    from loss_relay import LossRelay
+    from lossy_viewer import PLAYER, sample, summarize
+
+    link, browser = shaped_chromium
+    rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
+                          extra_args=("--candidate-address", CAMERA_ADDRESS, "--ice", "full"))
+    rtcam.log_in()
+    with LossRelay(("127.0.0.1", rtcam.media_port), delay_ms=25.0, loss=0.0, listen=(CAMERA_ADDRESS, 0),
+                   log_path=str(tmp_path / "relay.log")) as relay:
+        page = browser.new_page(f"http://{CAMERA_ADDRESS}:{rtcam.http_port}/healthz")
+        attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+        # rtcam takes media destinations only from the WHEP client's address (192.0.2.2, which the
+        # relay is not) and the offer's candidates: the offer names the relay's side towards rtcam
+        # (loopback, port 9: rtcam's own checks there go nowhere).
+        offered = json.dumps("a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host")
+        stripped = 'filter((line) => !line.startsWith("a=candidate:"))'
+        assert stripped in PLAYER
+        player = PLAYER.replace(stripped, stripped + '.flatMap((line) => line.startsWith("a=ice-pwd:") ? '
+                                f'[line, {offered.replace("%", "%%")}] : [line])', 1)
+        page.evaluate(player % {"candidate": json.dumps(relay.candidate)}, timeout=30)
+        page.wait_for("window.lossy.presented.length > 0", timeout=30)
+        # The estimate must be well above the step's 800 kb/s first, or the step shows nothing.
+        settled = wait_until(lambda: target_kbps(rtcam) >= 2000, timeout=20, interval=0.5)
+        viewer = (rtcam.status().get("viewers") or [{}])[0]
+        print(f"before the step: encoder target {target_kbps(rtcam)} kb/s, estimate {viewer.get('estimateKbps')} "
+              f"(delay-based {viewer.get('delayBasedKbps')}, loss-based {viewer.get('lossBasedKbps')}), "
+              f"relay timing {relay.stats().get('timingSinceStart')}")
+        if not settled:
+            pytest.xfail("the estimate stayed under 2 Mb/s at 5 Mb/s behind the relay (its own lateness on a loaded "
+                         "machine reads as a queue): the step would show nothing; figures above")
+        steady_first = sample(page, rtcam.status())
+        time.sleep(3)
+        first = sample(page, rtcam.status())
+        steady = summarize(page, steady_first, first)
+        link.set_rate(800)
+        stepped = time.monotonic()
+        reached = None
+        while time.monotonic() - stepped < 8:
+            if reached is None and target_kbps(rtcam) <= 700:
+                reached = time.monotonic() - stepped
+            time.sleep(0.2)
+        last = sample(page, rtcam.status())
+        down = summarize(page, first, last)
+        relay_stats = relay.stats()
+    keys = ("fpsDecoded", "fpsPresented", "freezeCount", "totalFreezesSeconds", "longestFrameGapMs", "nackCount",
+            "packetsLost", "retransmittedPacketsReceived", "meanRttMs", "rtcam")
+    print(f"5 Mb/s, 50 ms RTT: {({key: steady.get(key) for key in keys})}")
+    print(f"after the step to 800 kb/s (8 s), 50 ms RTT: {({key: down.get(key) for key in keys})}")
+    print(f"encoder target <= 700 kb/s after {reached} s; tbf drops {link.dropped_packets()}; relay "
+          f"{({key: relay_stats.get(key) for key in ('toViewer', 'toRtcam', 'dropped')})}")
+    assert down["chromiumRemote"] == f"{CAMERA_ADDRESS}:{relay.port}", f"Chromium did not use the relay: {down['chromiumRemote']}"
+    assert reached is not None and reached <= 3, f"encoder target reached <= 700 kb/s after {reached} s (goal 3 s)"
+    assert down["totalFreezesSeconds"] < MAX_RTT_STEP_FREEZE_S, \
+        f"froze {down['totalFreezesSeconds']:.2f} s after the step at 50 ms RTT (asserted < {MAX_RTT_STEP_FREEZE_S} s)"
