@@ -81,6 +81,32 @@ struct BottleneckScenarioTests {
         #expect(figures["before"]! > figures["now"]!)
     }
 
+    /// A receiver that stalls now and then (packets timestamped late, then all at once) on a 5 Mb/s
+    /// link is no congestion: the target stays near the 2.5 Mb/s maximum.
+    @Test func receiverStallsAreNotCongestion() {
+        let link = BottleneckLink(rateSteps: [(0, 5_000_000)], queueLimit: 200 * Self.ms, propagation: 2 * Self.ms)
+        var call = CallSimulation(configuration: BandwidthEstimatorConfiguration(
+            startBitsPerSecond: 2_500_000, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: 2_500_000), link: link)
+        call.feedbackInterval = 50 * Self.ms
+        call.congestionHandling = .respond
+        var stalls: [(at: Int64, duration: Int64)] = []
+        for index in 0..<10 {
+            let at: Int64 = 6 * Self.s + Int64(index) * (2 * Self.s + 37 * Self.ms)
+            let duration: Int64 = (60 + Int64(index % 4) * 40) * Self.ms
+            stalls.append((at, duration))
+        }
+        call.receiverStalls = stalls
+        call.run(until: 27 * Self.s)
+        let lowest = call.samples.filter { $0.time >= 6 * Self.s }.map(\.target).min() ?? 0
+        let mean = call.meanTarget(from: 6 * Self.s, to: 27 * Self.s)
+        let episodes = call.estimator.diagnostics.congestionEpisodes
+        print("receiver stalls of 60-180 ms every 2 s on a 5 Mb/s link: target at least \(kbps(Double(lowest))), "
+              + "mean \(kbps(mean)); \(episodes) congestion episodes")
+        #expect(lowest >= 1_250_000)
+        #expect(mean >= 2_000_000)
+        #expect(episodes == 0)
+    }
+
     @Test func stepUpEightHundredKilobitsToFiveMegabits() {
         let stepAt = 1 * Self.s + 20 * Self.s
         let link = BottleneckLink(rateSteps: [(0, 800_000), (stepAt, 5_000_000)], queueLimit: 500 * Self.ms,

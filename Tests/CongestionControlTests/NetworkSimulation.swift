@@ -194,6 +194,15 @@ struct CallSimulation {
     var congestionHandling = CongestionHandling.none
     /// Whether the receiver NACKs and the sender resends (off: the estimate alone is tested).
     var nacks = false
+    /// Moments the receiver stalls (a loaded machine): what arrives meanwhile is timestamped when
+    /// the stall ends, all at once.
+    var receiverStalls: [(at: Int64, duration: Int64)] = []
+    private var stalledArrivals: [(stamp: Int64, sequence: UInt16)] = []
+
+    /// When the stall `time` falls in ends (nil: none).
+    private func stallEnd(at time: Int64) -> Int64? {
+        receiverStalls.first { time >= $0.at && time < $0.at + $0.duration }.map { $0.at + $0.duration }
+    }
     var congestion = CongestionResponse()
     /// The receiver asks again for a packet still missing after this (Chromium: its RTT estimate,
     /// about 100 ms on a path it has no RTT for), at most `maximumNACKs` times.
@@ -247,6 +256,7 @@ struct CallSimulation {
             if let arrival = inFlight.first?.arrival { next = min(next, arrival) }
             if let arrival = feedbackInFlight.map(\.arrival).min() { next = min(next, arrival) }
             if let arrival = nacksInFlight.map(\.arrival).min() { next = min(next, arrival) }
+            if let stamp = stalledArrivals.first?.stamp { next = min(next, stamp) }
             if !missing.isEmpty { next = min(next, max(nextNACKCheck, now)) }
             now = max(now, next)
             step()
@@ -274,7 +284,11 @@ struct CallSimulation {
         // Arrivals at the receiver.
         while let first = inFlight.first, first.arrival <= now {
             inFlight.removeFirst()
-            if useTransportFeedback { receiver.received(sequenceNumber: first.sequence, at: first.arrival) }
+            if let end = stallEnd(at: first.arrival) {
+                stalledArrivals.append((end, first.sequence))
+            } else if useTransportFeedback {
+                receiver.received(sequenceNumber: first.sequence, at: first.arrival)
+            }
             if first.isMedia { mediaDelays.append((first.sent, first.arrival - first.sent)) }
             if let media = first.media { mediaArrived(media) }
         }
@@ -292,9 +306,14 @@ struct CallSimulation {
                 nackIndex += 1
             }
         }
+        while let stalled = stalledArrivals.first, stalled.stamp <= now {
+            stalledArrivals.removeFirst()
+            if useTransportFeedback { receiver.received(sequenceNumber: stalled.sequence, at: stalled.stamp) }
+        }
         if now >= nextFeedback {
             nextFeedback += feedbackInterval
-            if useTransportFeedback, let datagram = receiver.feedback() {
+            // A stalled receiver sends no feedback either.
+            if useTransportFeedback, stallEnd(at: now) == nil, let datagram = receiver.feedback() {
                 let datagrams = feedbackFilter.map { $0(&filterRandom, datagram) } ?? [datagram]
                 let propagation = link.propagation
                 for (index, datagram) in datagrams.enumerated() {
