@@ -42,7 +42,7 @@ public struct BandwidthDiagnostics: Equatable, Sendable {
     public var probeClustersSent: Int
     public var lastProbeBitsPerSecond: Int?
     public var feedbackPacketsIgnored: Int
-    /// Loss and overuse together recently: pacing at the target (`SendSideBandwidthEstimator.isCongested`).
+    /// In a congestion episode (`SendSideBandwidthEstimator.isCongested`).
     public var congested: Bool = false
     /// How much the one-way delay grew (ms) over the trendline's window: a queue building up.
     public var delayRise: Double = 0
@@ -80,24 +80,26 @@ public struct SendSideBandwidthEstimator {
     public private(set) var targetBitsPerSecond: Int
     /// When feedback last showed congestion (see `isCongested`).
     private var lastCongestionSign: MonotonicTime?
-    /// Whether the pacer should send at the link's delivery rate (see `pacingBitsPerSecond`).
+    /// Whether the link is congested (see `congestionHold`): `CongestionResponse` then paces at the
+    /// link's delivery rate.
     public private(set) var isCongested = false
     public private(set) var congestionEpisodes = 0
     /// When the current congestion episode began (nil outside one).
     public private(set) var congestedSince: MonotonicTime?
-    /// What the link delivered (bits/s) over the newest 200 ms of the latest feedback that showed
-    /// congestion; nil outside an episode.
+    /// What the link delivered (bits/s) since its queue began to grow, measured at the latest sign
+    /// of congestion (at least half of what arrived over the last half second); nil outside an episode.
     public var congestedDeliveryBitsPerSecond: Int? { congestedDelivery.map { Int(clamping: Int64($0)) } }
     private var congestedDelivery: Double?
 
-    /// Overuse with a queue grown by tens of ms, or with loss (a queue that overflowed, after a rate
-    /// step), is congestion, not noise or random loss; `isCongested` for this long after the last
+    /// A queue that grows fast by tens of ms while more is sent than the link passes, or a loss
+    /// burst with the delay up (a queue that overflowed), is congestion (a rate step, cross traffic
+    /// arriving), not noise, a keyframe or random loss; `isCongested` for this long after the last
     /// such feedback (`CongestionResponse` acts on it).
     public static let congestionHold: Duration = .seconds(1)
     /// A queue grown by this much (ms), still growing, and fast (this many ms of delay per ms: the
-    /// sender at 1.5 × what the link passes or more, as after a rate step or cross traffic's
-    /// arrival) is congestion at once. AIMD's own probing above the link grows the queue at a
-    /// tenth of that, and its usual decrease answers it.
+    /// sender at 1.25 × what the link passes or more, as after a rate step or cross traffic's
+    /// arrival) is congestion at once. AIMD's own probing above the link grows the queue far
+    /// slower, and its usual decrease answers it.
     static let congestionDelayRise = 40.0
     static let congestionDelaySlope = 0.25
     /// …and only while what was sent over `sendRateWindow` is this many times what the link passes.

@@ -94,7 +94,8 @@ extension PeerSession {
         // then was tried (the link's queue drains sooner after a step) but a false overuse on a good
         // link (loopback, a loaded receiver) then holds every P-frame back by tens of milliseconds
         // (Chromium glass-to-glass p95 22.7 → 42.6 ms), and the step's freeze was no shorter within
-        // the noise (1.3-2.7 s either way).
+        // the noise (1.3-2.7 s either way). Only in a congestion episode (a rate step) does the pacer
+        // go slower: at the link's delivery rate, until its backlog is gone (CongestionResponse).
         congestion.update(congested: bandwidth.isCongested, deliveredBitsPerSecond: bandwidth.congestedDeliveryBitsPerSecond,
                           backlogBytes: mediaBacklogBytes, now: now)
         pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: bandwidth.targetBitsPerSecond,
