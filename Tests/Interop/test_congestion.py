@@ -240,8 +240,8 @@ def test_step_down_at_50_ms_rtt(rtcam_factory, shaped_chromium, request, tmp_pat
     no netem) in front of the tbf link, so every NACK, resend and feedback takes the round trip too.
     Chromium (in the viewer's namespace) is given only the relay's candidate; the relay sends to it
     through the shaped link. Asserted: the encoder's target <= 700 kb/s within 3 s and the freeze
-    < MAX_RTT_STEP_FREEZE_S (1 s; three runs here: one freeze of 0.36, 0.38 and 0.39 s, the target
-    <= 700 kb/s after 0.2-0.4 s, 25-33 packets dropped by tbf). The relay's own lateness on a
+    < MAX_RTT_STEP_FREEZE_S (1 s; seven runs here: one freeze each, 0.36-0.39 s in six, 0.74 s in
+    one; the target <= 700 kb/s after 0.2-0.4 s, 25-35 packets dropped by tbf). The relay's own lateness on a
     loaded machine can read as a queue and keep the estimate down before the step: then the test
     is an expected failure with the figures."""
     from loss_relay import LossRelay
