@@ -9,9 +9,9 @@ within 3 s, the picture freezes < 500 ms in all, and the queueing delay is back 
 All but the freeze are asserted as the issue states them. With the congestion response
 (CongestionControl's CongestionResponse: the first feedback showing a fast-growing queue cuts to the
 link's rate, the pacer holds video and resends to it, the encoder stays under the estimate until the
-pacer's backlog is gone) the step leaves one freeze of 0.31-0.34 s in 8 runs of 9 here (the frames
+pacer's backlog is gone) the step leaves one freeze of 0.31-0.34 s in 9 runs of 10 here (the frames
 that wait for the resends of what the link's queue dropped before that feedback; before: 1.3 to
-2.7 s), two of ~0.3 s in the ninth. So the step's own freezes are asserted at < 0.8 s, not the
+2.7 s), two of ~0.3 s in the tenth. So the step's own freezes are asserted at < 0.8 s, not the
 issue's 0.5 s. A freeze that ends at a new frame size is the CPU adaptation's new encoder (an IDR)
 on a loaded machine, not the step: printed apart, and only the total bounds it (< 1.5 s).
 """
