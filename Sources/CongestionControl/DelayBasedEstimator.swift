@@ -104,6 +104,8 @@ struct TrendlineFilter {
     private var smoothedDelay = 0.0
     private var firstArrival: Double?
     private var window: [(x: Double, y: Double)] = []
+    /// The accumulated delay (unsmoothed) of the groups in `window`, with their arrival (ms, remote clock).
+    private var accumulatedWindow: [(arrival: Double, delay: Double)] = []
     private(set) var trend = 0.0
     private(set) var deltaCount = 0
 
@@ -111,6 +113,30 @@ struct TrendlineFilter {
     var modifiedTrend: Double { Double(min(deltaCount, Self.deltaCap)) * trend * Self.gain }
 
     mutating func reset() { self = TrendlineFilter() }
+
+    /// How much the one-way delay grew (ms) from its lowest over the last `windowSize` groups to the
+    /// newest: the queue that built up meanwhile. A few ms from jitter; a rate step into a deep
+    /// queue shows tens of ms within one feedback interval.
+    ///
+    /// Only while the newest group is at the top (within `risePeak` ms of the highest): a receiver
+    /// that stalled for a moment (a loaded machine) shows a spike that its next packets, arriving
+    /// together, take back at once; a queue keeps growing.
+    var recentDelayRise: Double { delayRise?.rise ?? 0 }
+
+    /// The rise, the arrival time (ms, remote clock) where it began (from then on the bottleneck
+    /// was busy, and what arrived since came at its rate), and its slope (ms of delay per ms: what
+    /// is sent over what the link passes, less one).
+    var delayRise: (rise: Double, since: Double, slope: Double)? {
+        guard let last = accumulatedWindow.last, let lowest = accumulatedWindow.min(by: { $0.delay < $1.delay }),
+              let highest = accumulatedWindow.map(\.delay).max(), last.delay >= highest - Self.risePeak,
+              last.delay > lowest.delay else { return nil }
+        // Where the rise began: the newest group still near the lowest delay.
+        let start = accumulatedWindow.last { $0.delay <= lowest.delay + Self.risePeak } ?? lowest
+        let rise = last.delay - lowest.delay
+        return (rise, start.arrival, rise / max(last.arrival - start.arrival, 1))
+    }
+
+    static let risePeak = 5.0
 
     mutating func update(_ deltas: InterArrivalGrouper.Deltas) {
         let variation = deltas.arrivalDeltaMilliseconds - deltas.sendDeltaMilliseconds
@@ -121,6 +147,8 @@ struct TrendlineFilter {
         if firstArrival == nil { firstArrival = deltas.arrivalMilliseconds }
         window.append((deltas.arrivalMilliseconds - firstArrival!, smoothedDelay))
         if window.count > Self.windowSize { window.removeFirst(window.count - Self.windowSize) }
+        accumulatedWindow.append((deltas.arrivalMilliseconds, accumulatedDelay))
+        if accumulatedWindow.count > Self.windowSize { accumulatedWindow.removeFirst(accumulatedWindow.count - Self.windowSize) }
         if window.count == Self.windowSize, let slope = Self.slope(window) { trend = slope }
     }
 
@@ -206,6 +234,50 @@ struct AcknowledgedBitrateEstimator {
     private var newestArrival: Int64?
     private var windowBytes = 0
     private(set) var bitsPerSecond: Double?
+
+    /// The newest `recentWindow` of arrivals alone, bits/s (nil under `recentMinimumSpan`). While a
+    /// queue builds at the bottleneck, packets leave it back to back: this is the link's rate, where
+    /// the half-second window still holds what arrived before a rate step.
+    static let recentWindow: Int64 = 200_000
+    static let reorderAllowance: Int64 = 50_000
+    static let recentMinimumSpan: Int64 = 80_000
+    var recentBitsPerSecond: Double? {
+        guard let newest = newestArrival, head < samples.count else { return nil }
+        var index = samples.count - 1
+        var bytes = 0
+        var oldest = newest
+        // Walk back from the newest; the oldest packet's bytes arrived before the span began.
+        while index >= head, samples[index].arrival >= newest - Self.recentWindow {
+            oldest = min(oldest, samples[index].arrival)
+            bytes += samples[index].bytes
+            index -= 1
+        }
+        let span = newest - oldest
+        guard span >= Self.recentMinimumSpan, let last = samples[(index + 1)...].min(by: { $0.arrival < $1.arrival })
+        else { return nil }
+        return Double(bytes - last.bytes) * 8 * 1_000_000 / Double(span)
+    }
+
+    /// What arrived after `since` (µs, remote clock), bits/s: the link's rate while its queue
+    /// built up from then on. Nil over fewer than 4 packets or 30 ms.
+    func bitsPerSecond(arrivedAfter since: Int64) -> Double? {
+        guard let newest = newestArrival, newest - since >= 30_000 else { return nil }
+        // A rise that began before the newest 200 ms: all of those came at the link's rate.
+        if newest - since > Self.recentWindow { return recentBitsPerSecond }
+        var bytes = 0, packets = 0
+        var index = samples.count - 1
+        // Samples come in feedback (sequence) order: a resend or probe may have arrived out of
+        // order, so the walk goes on a little past `since`.
+        while index >= head, samples[index].arrival > since - Self.reorderAllowance {
+            if samples[index].arrival > since {
+                bytes += samples[index].bytes
+                packets += 1
+            }
+            index -= 1
+        }
+        guard packets >= 4 else { return nil }
+        return Double(bytes) * 8 * 1_000_000 / Double(newest - since)
+    }
 
     mutating func update(received: [PacketResult]) {
         for packet in received {
@@ -345,6 +417,19 @@ struct AIMDRateControl {
         }
         bitsPerSecond = min(max(bitsPerSecond, minimum), maximum)
         lastUpdate = now
+    }
+
+    /// Loss together with overuse (a bottleneck queue that overflowed): down to β × what the link
+    /// delivers now at once, without waiting for the next reduction's turn (gcc-02 §5.5's
+    /// decrease, with the rate measured over the queue's build-up only).
+    mutating func congestionCut(deliveredBitsPerSecond delivered: Double, at now: MonotonicTime) {
+        let decreased = Self.beta * delivered
+        guard decreased.isFinite, decreased < bitsPerSecond else { return }
+        linkCapacity.addOveruseSample(bitsPerSecond: delivered)
+        bitsPerSecond = max(minimum, decreased)
+        lastReduction = now
+        lastUpdate = now
+        state = .hold
     }
 
     /// Once per round trip (clamped 10…200 ms), or at once when the throughput fell below half.

@@ -132,6 +132,17 @@ struct SendHistory {
         prune(now: time)
     }
 
+    /// Bytes sent after `time` (the newest records back to it).
+    func bytesSent(after time: MonotonicTime) -> Int {
+        var total = 0
+        var index = records.count - 1
+        while index >= head, records[index].sendTime > time {
+            if records[index].sent { total += records[index].bytes }
+            index -= 1
+        }
+        return total
+    }
+
     private mutating func prune(now: MonotonicTime) {
         while head < records.count,
               count > Self.maximumRecords || now - records[head].sendTime > Self.retention {

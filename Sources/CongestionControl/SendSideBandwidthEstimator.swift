@@ -42,6 +42,12 @@ public struct BandwidthDiagnostics: Equatable, Sendable {
     public var probeClustersSent: Int
     public var lastProbeBitsPerSecond: Int?
     public var feedbackPacketsIgnored: Int
+    /// In a congestion episode (`SendSideBandwidthEstimator.isCongested`).
+    public var congested: Bool = false
+    /// How much the one-way delay grew (ms) over the trendline's window: a queue building up.
+    public var delayRise: Double = 0
+    /// Congestion episodes so far (see `SendSideBandwidthEstimator.isCongested`).
+    public var congestionEpisodes: Int = 0
 }
 
 /// A viewer's send-side bandwidth estimate (draft-ietf-rmcat-gcc-02) from transport-wide
@@ -68,8 +74,39 @@ public struct SendSideBandwidthEstimator {
     private var lastMissingFeedbackReduction: MonotonicTime?
     private var reportedRoundTripTime: Duration?
     private var feedbackRoundTripTime: Duration?
+    /// The newest feedback's sample alone (send → feedback), unsmoothed: it sees a queue build at once.
+    public private(set) var latestFeedbackRoundTripTime: Duration?
     private var ignoredFeedback = 0
     public private(set) var targetBitsPerSecond: Int
+    /// When feedback last showed congestion (see `isCongested`).
+    private var lastCongestionSign: MonotonicTime?
+    /// Whether the link is congested (see `congestionHold`): `CongestionResponse` then paces at the
+    /// link's delivery rate.
+    public private(set) var isCongested = false
+    public private(set) var congestionEpisodes = 0
+    /// When the current congestion episode began (nil outside one).
+    public private(set) var congestedSince: MonotonicTime?
+    /// What the link delivered (bits/s) since its queue began to grow, measured at the latest sign
+    /// of congestion (at least half of what arrived over the last half second); nil outside an episode.
+    public var congestedDeliveryBitsPerSecond: Int? { congestedDelivery.map { Int(clamping: Int64($0)) } }
+    private var congestedDelivery: Double?
+
+    /// A queue that grows fast by tens of ms while more is sent than the link passes, or a loss
+    /// burst with the delay up (a queue that overflowed), is congestion (a rate step, cross traffic
+    /// arriving), not noise, a keyframe or random loss; `isCongested` for this long after the last
+    /// such feedback (`CongestionResponse` acts on it).
+    public static let congestionHold: Duration = .seconds(1)
+    /// A queue grown by this much (ms), still growing, and fast (this many ms of delay per ms: the
+    /// sender at 1.25 × what the link passes or more, as after a rate step or cross traffic's
+    /// arrival) is congestion at once. AIMD's own probing above the link grows the queue far
+    /// slower, and its usual decrease answers it.
+    static let congestionDelayRise = 40.0
+    static let congestionDelaySlope = 0.25
+    /// …and only while what was sent over `sendRateWindow` is this many times what the link passes.
+    static let congestionOvershoot = 1.25
+    static let sendRateWindow: Duration = .milliseconds(300)
+    /// A feedback that reports at least this share of its packets lost is a loss burst.
+    static let congestionLossShare = 0.2
 
     /// Without feedback this long while sending, the estimate steps down (× 0.8 a second).
     static let feedbackTimeout: Duration = .milliseconds(1500)
@@ -109,6 +146,7 @@ public struct SendSideBandwidthEstimator {
         if let newest = received.max(by: { $0.sendTime < $1.sendTime }), now >= newest.sendTime {
             let sample = now - newest.sendTime
             if sample < .seconds(10) {
+                latestFeedbackRoundTripTime = sample
                 feedbackRoundTripTime = feedbackRoundTripTime.map { ($0 * 7 + sample) / 8 } ?? sample
             }
         }
@@ -117,6 +155,43 @@ public struct SendSideBandwidthEstimator {
         if !received.isEmpty {
             delayBased.update(received: received, acknowledged: acknowledged.bitsPerSecond, at: now)
         }
+        // Congestion, not noise: the queue grew by tens of ms and is still growing (a rate step
+        // into a deep queue: the trendline's smoothed slope passes the detector's threshold only
+        // when the queue is nearly full, two or three feedbacks later), or a burst of loss while
+        // the delay grew (the queue overflowed; a loss shows one feedback after the delay). Random
+        // loss is neither: a few percent, spread out, whatever the delay does.
+        let delayRise = delayBased.trendline.delayRise
+        let rise = delayRise?.rise ?? 0
+        let reported = outcome.newlyLost + outcome.newlyReceived
+        let lossBurst = reported >= 4
+            && Double(outcome.newlyLost - outcome.lateArrivals) >= Self.congestionLossShare * Double(reported)
+        // The link's rate: what arrived since the queue began to grow (the bottleneck busy all
+        // along), else over the newest 200 ms.
+        let since = delayRise.map { Int64(($0.since * 1000).rounded()) }
+        let measured = since.flatMap(acknowledged.bitsPerSecond(arrivedAfter:))
+        // One big frame (a keyframe) grows the queue as fast for a moment, but what was sent over
+        // the last few hundred ms is about what the link passes: only more than that is congestion.
+        let window = Self.sendRateWindow
+        let sentRate = Double(history.bytesSent(after: now - window)) * 8 / (window.millisecondsDouble / 1000)
+        let queueGrew = rise >= Self.congestionDelayRise && (delayRise?.slope ?? 0) >= Self.congestionDelaySlope
+            && measured.map { sentRate >= Self.congestionOvershoot * $0 } ?? false
+        let delayUp = delayBased.detector.usage == .overusing || rise >= Self.congestionDelayRise / 2
+        if queueGrew || (lossBurst && delayUp) {
+            lastCongestionSign = now
+            if var delivered = (queueGrew ? measured : nil) ?? (congestedDelivery == nil ? acknowledged.recentBitsPerSecond : nil) {
+                // One feedback never takes the rate below half of what arrived over the last half
+                // second: a receiver that stalled on a loaded machine can look like a queue with
+                // almost nothing delivered. A real step gets there by the next sign or two.
+                if let acknowledgedRate = acknowledged.bitsPerSecond { delivered = max(delivered, acknowledgedRate / 2) }
+                congestedDelivery = delivered
+            }
+            // Cut at every sign (AIMD's decrease, to β × the link's rate), as long as the queue
+            // grows or overflows.
+            if let delivered = congestedDelivery {
+                delayBased.rateControl.congestionCut(deliveredBitsPerSecond: delivered, at: now)
+            }
+        }
+        updateCongestion(now: now)
         lossBound.addFeedback(lost: outcome.newlyLost, received: outcome.newlyReceived, lateArrivals: outcome.lateArrivals,
                               at: now, target: Double(targetBitsPerSecond), otherLimits: limitWithoutLoss,
                               roundTripTime: roundTripTime ?? .milliseconds(200))
@@ -164,6 +239,7 @@ public struct SendSideBandwidthEstimator {
             lossBound.reduceForMissingFeedback(target: Double(targetBitsPerSecond))
             lastMissingFeedbackReduction = now
         }
+        updateCongestion(now: now)
         probes.handleTimeout(now: now, estimate: Double(targetBitsPerSecond), lastOveruse: delayBased.rateControl.lastOveruse,
                              usage: delayBased.detector.usage)
         updateTarget()
@@ -177,9 +253,11 @@ public struct SendSideBandwidthEstimator {
             let due = lastFeedback + Self.feedbackTimeout
             feedbackCheck = lastMissingFeedbackReduction.map { max(due, $0 + .seconds(1)) } ?? due
         }
-        return earliest(probes.nextPeriodicProbe, feedbackCheck)
+        return earliest(probes.nextPeriodicProbe, feedbackCheck, lastCongestionSign.map { $0 + Self.congestionHold })
     }
 
+    /// The target × `pacingFactor`: a frame leaves in a short burst (`CongestionResponse` paces
+    /// slower while the link is congested).
     public var pacingBitsPerSecond: Int {
         Int(clamping: Int64(Double(targetBitsPerSecond) * configuration.pacingFactor))
     }
@@ -204,10 +282,27 @@ public struct SendSideBandwidthEstimator {
             roundTripTime: roundTripTime,
             probeClustersSent: probes.clustersTaken,
             lastProbeBitsPerSecond: probes.lastResult.map { Int(clamping: Int64($0)) },
-            feedbackPacketsIgnored: ignoredFeedback)
+            feedbackPacketsIgnored: ignoredFeedback,
+            congested: isCongested,
+            delayRise: delayBased.trendline.recentDelayRise,
+            congestionEpisodes: congestionEpisodes)
     }
 
     // MARK: Combining
+
+    private mutating func updateCongestion(now: MonotonicTime) {
+        isCongested = lastCongestionSign.map { now - $0 < Self.congestionHold } ?? false
+        if isCongested {
+            if congestedSince == nil {
+                congestedSince = now
+                congestionEpisodes += 1
+            }
+        } else {
+            lastCongestionSign = nil
+            congestedSince = nil
+            congestedDelivery = nil
+        }
+    }
 
     public var roundTripTime: Duration? { reportedRoundTripTime ?? feedbackRoundTripTime }
 

@@ -8,6 +8,11 @@ import SRTP
 enum PacedPacket {
     case media(OutgoingPacket)
     case probe(OutgoingPacket, clusterID: Int)
+    /// A NACKed video packet from the shared history (its payload type already this viewer's),
+    /// resent as RTX where negotiated. Resends wait in the pacer ahead of video (issue 24): sent at
+    /// once, past the pacer, they went into the link's full queue after a rate step and were lost
+    /// there again, over and over, while the picture stood still.
+    case resend(original: [UInt8], sequenceNumber: UInt16, rtxSSRC: UInt32)
 }
 
 /// Congestion control for one viewer (issue 24): every packet with a transport-wide sequence number
@@ -22,8 +27,11 @@ extension PeerSession {
     /// feedback nor REMB, so nothing is known and the encoder does not follow it).
     public var estimatedBitsPerSecond: Int? {
         guard let bandwidth, bandwidthInformed else { return nil }
-        return bandwidth.targetBitsPerSecond
+        return congestion.encoderBitsPerSecond(target: bandwidth.targetBitsPerSecond, backlogBytes: mediaBacklogBytes)
     }
+
+    /// Video and resends waiting in the pacer.
+    var mediaBacklogBytes: Int { pacer.queuedBytes(.video) + pacer.queuedBytes(.retransmission) }
 
     public var bandwidthDiagnostics: BandwidthDiagnostics? { bandwidth?.diagnostics }
 
@@ -42,7 +50,13 @@ extension PeerSession {
                 protectAndAppend(packet, now: now, into: &batch)
             case let .probe(packet, clusterID):
                 sendProbe(packet, clusterID: clusterID, now: now, into: &batch)
+            case let .resend(original, sequenceNumber, rtxSSRC):
+                sendResend(original, sequenceNumber: sequenceNumber, rtxSSRC: rtxSSRC, now: now, into: &batch)
             }
+        }
+        // The backlog a congested link left is gone: pace (and encode) normally again.
+        if congestion.isDraining, let bandwidth, !bandwidth.isCongested, mediaBacklogBytes <= 1500 {
+            bandwidthUpdated(now: now)
         }
     }
 
@@ -52,7 +66,8 @@ extension PeerSession {
     private func dropVideoBacklogIfStale(now: MonotonicTime) {
         // A keyframe being paced out is let through whole (it is what the viewer restarts from).
         if let exempt = staleVideoExemptUntil, now < exempt { return }
-        guard let age = pacer.oldestQueuedAge(.video, now: now), age > configuration.staleVideoAfter else { return }
+        let limit = congestion.staleVideoLimit(normal: configuration.staleVideoAfter, now: now)
+        guard let age = pacer.oldestQueuedAge(.video, now: now), age > limit else { return }
         let dropped = pacer.removeAll(.video)
         statistics.pacedVideoPacketsDropped += dropped
         sentVideoKeyframe = false
@@ -79,9 +94,13 @@ extension PeerSession {
         // then was tried (the link's queue drains sooner after a step) but a false overuse on a good
         // link (loopback, a loaded receiver) then holds every P-frame back by tens of milliseconds
         // (Chromium glass-to-glass p95 22.7 → 42.6 ms), and the step's freeze was no shorter within
-        // the noise (1.3-2.7 s either way).
-        pacer.setRates(pacingBitsPerSecond: bandwidth.pacingBitsPerSecond, at: now)
-        let target = bandwidth.targetBitsPerSecond
+        // the noise (1.3-2.7 s either way). Only in a congestion episode (a rate step) does the pacer
+        // go slower: at the link's delivery rate, until its backlog is gone (CongestionResponse).
+        congestion.update(congested: bandwidth.isCongested, deliveredBitsPerSecond: bandwidth.congestedDeliveryBitsPerSecond,
+                          backlogBytes: mediaBacklogBytes, now: now)
+        pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: bandwidth.targetBitsPerSecond,
+                                                                           normal: bandwidth.pacingBitsPerSecond), at: now)
+        guard let target = estimatedBitsPerSecond else { return }
         if let last = lastSurfacedEstimate, abs(Double(target - last)) < Double(last) * 0.02 { return }
         lastSurfacedEstimate = target
         statistics.estimatedBitsPerSecond = target
@@ -91,7 +110,7 @@ extension PeerSession {
     /// A probe cluster the estimator asks for, sent as RTX copies of the latest video packets (only
     /// where RTX was negotiated: without it a copy would be an SRTP replay to the viewer).
     private func startProbeIfDue(now: MonotonicTime) {
-        guard bandwidth != nil, configuration.negotiated.video?.rtxPayloadType != nil, !recentVideo.isEmpty,
+        guard bandwidth != nil, !congestion.isDraining, configuration.negotiated.video?.rtxPayloadType != nil, !recentVideo.isEmpty,
               pacer.queuedBytes(.probe) == 0, let cluster = bandwidth?.takeProbeCluster(now: now) else { return }
         pacer.startProbe(bitsPerSecond: cluster.bitsPerSecond, at: now)
         var packets = 0

@@ -63,6 +63,10 @@ public struct PeerSessionConfiguration: Sendable {
     /// Video that waited in the pacer longer than this is dropped, and the viewer starts again at
     /// the next keyframe (a link below what the one encoder sends: fewer pictures, not later ones).
     public var staleVideoAfter: Duration = .milliseconds(400)
+    /// What the sender does while the viewer's link is congested (a rate step): pacing at what the
+    /// link delivers, the encoder below the estimate until the pacer's backlog is gone, and a
+    /// longer wait before stale video is dropped (CongestionControl's `CongestionResponse`).
+    public var congestionResponse = CongestionResponse()
     /// A viewer that dropped stale video asks for a keyframe at most this often.
     public var staleKeyframeInterval: Duration = .seconds(3)
     /// The SSRC of video resends (RTX, RFC 4588), for probes sent as RTX; the owner's packetizer's.
@@ -202,6 +206,8 @@ public final class PeerSession {
     /// Resends per sequence number, for the packets still in the shared history.
     /// Per NACKed sequence number: how often it was resent, and when last.
     private var retransmissions: [UInt16: (count: Int, last: MonotonicTime)] = [:]
+    /// Resends (copies counted) waiting in the pacer, by sequence number.
+    private var queuedResends: [UInt16: Int] = [:]
     /// Bytes sent and resent in the current and the previous one-second window (the budget).
     private var budgetWindow = RetransmissionBudget()
     private var nackedShare = NACKedShare()
@@ -245,6 +251,7 @@ public final class PeerSession {
     var bandwidthInformed = false
     var lastSurfacedEstimate: Int?
     var pacer: Pacer<PacedPacket>
+    var congestion = CongestionResponse()
     var recentVideo: [OutgoingPacket] = []
     var staleVideoExemptUntil: MonotonicTime?
     var lastStaleKeyframeRequest: MonotonicTime?
@@ -284,6 +291,7 @@ public final class PeerSession {
         if sendsFeedback {
             bandwidth = SendSideBandwidthEstimator(configuration: configuration.bandwidth, now: now)
         }
+        congestion = configuration.congestionResponse
         // The pacer never speeds up to empty its queue: video that waits too long is dropped instead
         // (staleVideoAfter), which a link below the stream needs.
         pacer = Pacer(configuration: PacerConfiguration(
@@ -797,7 +805,7 @@ public final class PeerSession {
     /// `maximumRetransmissionsPerPacket` times, and resends stay within `retransmissionBudgetShare`
     /// of what the viewer was sent over the last second (one NACK may name thousands of packets).
     private func retransmit(_ sequenceNumbers: [UInt16], media: MediaPacketizer, now: MonotonicTime) {
-        guard state == .connected, srtp != nil, let remotePath, let video = configuration.negotiated.video,
+        guard state == .connected, srtp != nil, remotePath != nil, let video = configuration.negotiated.video,
               video.nack else { return }
         var seen = Set<UInt16>()
         budgetWindow.advance(to: now, sentBytes: statistics.bytesSent)
@@ -808,7 +816,10 @@ public final class PeerSession {
         // resend wait long).
         // The round trip is the larger of what receiver reports say and what transport-cc feedback
         // measures: reports are sparse and miss a queue that just built up (issue 24).
-        let roundTrip = max(statistics.roundTripTime ?? .zero, bandwidth?.roundTripTime ?? .zero)
+        // The latest feedback's round trip too: the smoothed one lags a queue that builds in a
+        // fraction of a second after a rate step, and resends answered too soon only fill it.
+        let roundTrip = max(statistics.roundTripTime ?? .zero, bandwidth?.roundTripTime ?? .zero,
+                            bandwidth?.latestFeedbackRoundTripTime ?? .zero)
         let inFlight = min(roundTrip, .milliseconds(250))
         // Copies may use the budget the first resends leave. At a NACKed share L with c copies a
         // resend, first resends are L of the media and all resends c × L, so of all bytes sent the
@@ -818,6 +829,10 @@ public final class PeerSession {
         // as before, was less than three copies cost at 10 % loss whenever a second's loss ran
         // above average, e.g. over a keyframe: those resends went out once, and a lost one waited
         // for the viewer's next NACK (a ~200 ms freeze in Chromium at 50 ms RTT).
+        // Resends wait in the pacer: a second of its rate is what they can take at most. After a rate
+        // step the link's queue drops a burst that is more than half of what the lower rate sends
+        // in a second; each packet not resent stalls the picture until a keyframe (issue 24).
+        let budgetFloor = congestion.isDraining ? pacer.pacingBitsPerSecond / 8 : 65_536
         let loss = nackedShare.share
         let copyShare = max(0, configuration.retransmissionBudgetShare - loss / (1 + Double(maximumCopies) * loss))
         for sequence in sequenceNumbers {
@@ -828,12 +843,13 @@ public final class PeerSession {
                 statistics.retransmissionsRefused += 1
                 continue
             }
-            if let previous, now - previous.last < inFlight {
+            // A resend still waiting in the pacer answers this NACK too.
+            if queuedResends[sequence] != nil || previous.map({ now - $0.last < inFlight }) == true {
                 statistics.retransmissionsInFlight += 1
                 continue
             }
             guard (previous?.count ?? 0) < configuration.maximumRetransmissionsPerPacket,
-                  budgetWindow.allows(share: configuration.retransmissionBudgetShare) else {
+                  budgetWindow.allows(share: configuration.retransmissionBudgetShare, floorBytes: budgetFloor) else {
                 statistics.retransmissionsRefused += 1
                 continue
             }
@@ -845,36 +861,52 @@ public final class PeerSession {
             }
             RTPFixedHeader.setPayloadType(video.payloadType, in: &original)
             RTPFixedHeader.setSequenceNumber(sequence, shiftingTimestampBy: source.timestampShift, in: &original)
-            var sent = 0
+            var queued = 0
             // Copies for a packet's first resend only, and only while resends stay within what the
             // first resends at this loss leave of the budget (copyShare).
             let wanted = video.rtxPayloadType == nil || previous != nil ? 1 : copiesForFirstResend()
+            let bytes = original.count + (video.rtxPayloadType == nil ? 0 : 2) + Self.wireOverhead
             for copy in 0 ..< wanted {
                 if copy > 0, !budgetWindow.allows(share: copyShare) {
                     statistics.redundantRetransmissionsWithheld += wanted - copy
                     break
                 }
-                let packet: [UInt8]
-                if let rtxPayloadType = video.rtxPayloadType {
-                    guard let wrapped = wrapForRTX(original, rtxPayloadType: rtxPayloadType, rtxSSRC: media.videoRTXSSRC)
-                    else { break }
-                    packet = wrapped
-                } else {
-                    packet = original
-                }
-                guard let protected = protectWithExtensions(packet, video: true, kind: .retransmission, now: now) else { break }
-                budgetWindow.resent(bytes: protected.count)
-                statistics.bytesSent += protected.count
-                outputs.append(.transmit(protected, on: remotePath))
-                sent += 1
+                pacer.enqueue(.resend(original: original, sequenceNumber: sequence, rtxSSRC: media.videoRTXSSRC),
+                              bytes: bytes, priority: .retransmission, at: now)
+                budgetWindow.resent(bytes: bytes)
+                queued += 1
             }
-            guard sent > 0 else { continue }
+            guard queued > 0 else { continue }
+            queuedResends[sequence, default: 0] += queued
             // The history holds about a thousand packets: counts for older ones are no use.
             if retransmissions.count >= 4096 { retransmissions.removeAll(keepingCapacity: true) }
+            if queuedResends.count >= 4096 { queuedResends.removeAll(keepingCapacity: true) }
             retransmissions[sequence] = ((previous?.count ?? 0) + 1, now)
             statistics.retransmittedPackets += 1
-            statistics.redundantRetransmissions += sent - 1
+            statistics.redundantRetransmissions += queued - 1
         }
+    }
+
+    /// A resend the pacer let go: wrapped as RTX (where negotiated) and protected now, so RTX
+    /// sequence numbers and the transport-wide ones follow the order packets leave in. Its round
+    /// trip (how long a NACK for it again goes unanswered) starts now, not when it was queued.
+    func sendResend(_ original: [UInt8], sequenceNumber: UInt16, rtxSSRC: UInt32, now: MonotonicTime,
+                    into batch: inout DatagramBatch) {
+        if let left = queuedResends[sequenceNumber] {
+            queuedResends[sequenceNumber] = left > 1 ? left - 1 : nil
+        }
+        if let resent = retransmissions[sequenceNumber] { retransmissions[sequenceNumber] = (resent.count, now) }
+        guard let video = configuration.negotiated.video else { return }
+        let packet: [UInt8]
+        if let rtxPayloadType = video.rtxPayloadType {
+            guard let wrapped = wrapForRTX(original, rtxPayloadType: rtxPayloadType, rtxSSRC: rtxSSRC) else { return }
+            packet = wrapped
+        } else {
+            packet = original
+        }
+        guard let protected = protectWithExtensions(packet, video: true, kind: .retransmission, now: now) else { return }
+        batch.append(protected)
+        statistics.bytesSent += protected.count
     }
 
     /// How many copies of each resend the viewer's loss calls for: the larger of what its last
@@ -1065,8 +1097,8 @@ struct RetransmissionBudget {
 
     /// Whether one more resend fits: resent bytes under `share` of the bytes sent, with a floor of
     /// 64 KB a second so a viewer that just joined can still recover a lost keyframe packet.
-    func allows(share: Double) -> Bool {
-        Double(windows.events) < max(65_536, Double(windows.total) * share)
+    func allows(share: Double, floorBytes: Int = 65_536) -> Bool {
+        Double(windows.events) < max(Double(max(65_536, floorBytes)), Double(windows.total) * share)
     }
 
     mutating func resent(bytes: Int) {

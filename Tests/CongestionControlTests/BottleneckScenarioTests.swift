@@ -37,6 +37,76 @@ struct BottleneckScenarioTests {
         #expect(after >= 450_000 && after <= 800_000)
     }
 
+    /// Issue 24's interop step on the virtual clock: a 2.5 Mb/s stream, the link from 5 Mb/s to
+    /// 800 kb/s with a 200 ms drop-tail queue (the interop test's tbf), the receiver NACKing gaps
+    /// as Chromium does and counting freezes by its rule. Before (resends past the pacer, pacing at
+    /// 2.5 × the estimate throughout) against `CongestionResponse` with resends in the pacer.
+    @Test func stepIntoADeepQueueFreezesBriefly() {
+        let stepAt = 11 * Self.s
+        func run(_ handling: CallSimulation.CongestionHandling) -> CallSimulation {
+            let link = BottleneckLink(rateSteps: [(0, 5_000_000), (stepAt, 800_000)], queueLimit: 200 * Self.ms,
+                                      propagation: 2 * Self.ms)
+            var call = CallSimulation(configuration: BandwidthEstimatorConfiguration(
+                startBitsPerSecond: 2_500_000, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: 2_500_000), link: link)
+            call.feedbackInterval = 50 * Self.ms
+            call.congestionHandling = handling
+            call.nacks = true
+            // The daemon's pacer: it never speeds up to empty its queue (PeerSession drops stale video).
+            call.pacer = Pacer(configuration: PacerConfiguration(queueDelayLimit: .seconds(3600),
+                                                                 initialPacingBitsPerSecond: 6_250_000))
+            call.run(until: stepAt + 8 * Self.s)
+            return call
+        }
+        var figures: [String: Double] = [:]
+        for (name, handling) in [("before", CallSimulation.CongestionHandling.none), ("now", .respond)] {
+            let call = run(handling)
+            let freezes = call.freezes(from: stepAt, to: stepAt + 8 * Self.s)
+            let total = freezes.reduce(0, +)
+            let reached = call.firstTime(from: stepAt) { $0 <= 700_000 }
+            print("5 Mb/s -> 800 kb/s into a 200 ms queue, \(name): \(freezes.count) freezes, \(Int(total)) ms in all "
+                  + "(\(freezes.map { String(Int($0)) }.joined(separator: ", ")) ms); "
+                  + "\(Int(call.framesShownPerSecond(from: stepAt, to: stepAt + 8 * Self.s))) fps shown over 8 s; "
+                  + "target <= 700 kb/s after \(reached.map { seconds($0 - stepAt) } ?? "never"); link drops \(call.link.dropped), "
+                  + "resends \(call.resendsSent) (\(call.resendsRefused) refused); video waited in the pacer at most "
+                  + "\(call.longestVideoWait / Self.ms) ms")
+            figures[name] = total
+            print("  congestion episodes: \(call.estimator.diagnostics.congestionEpisodes)")
+            if handling == .respond {
+                #expect(total < 500, "froze \(Int(total)) ms after the step")
+                #expect(reached != nil && reached! - stepAt <= 3 * Self.s)
+                #expect(call.longestVideoWait < 1500 * Self.ms, "video waited \(call.longestVideoWait / Self.ms) ms: the daemon drops it then")
+                #expect(call.framesShownPerSecond(from: stepAt, to: stepAt + 8 * Self.s) >= 25)
+            }
+        }
+        #expect(figures["before"]! > figures["now"]!)
+    }
+
+    /// A receiver that stalls now and then (packets timestamped late, then all at once) on a 5 Mb/s
+    /// link is no congestion: the target stays near the 2.5 Mb/s maximum.
+    @Test func receiverStallsAreNotCongestion() {
+        let link = BottleneckLink(rateSteps: [(0, 5_000_000)], queueLimit: 200 * Self.ms, propagation: 2 * Self.ms)
+        var call = CallSimulation(configuration: BandwidthEstimatorConfiguration(
+            startBitsPerSecond: 2_500_000, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: 2_500_000), link: link)
+        call.feedbackInterval = 50 * Self.ms
+        call.congestionHandling = .respond
+        var stalls: [(at: Int64, duration: Int64)] = []
+        for index in 0..<10 {
+            let at: Int64 = 6 * Self.s + Int64(index) * (2 * Self.s + 37 * Self.ms)
+            let duration: Int64 = (60 + Int64(index % 4) * 40) * Self.ms
+            stalls.append((at, duration))
+        }
+        call.receiverStalls = stalls
+        call.run(until: 27 * Self.s)
+        let lowest = call.samples.filter { $0.time >= 6 * Self.s }.map(\.target).min() ?? 0
+        let mean = call.meanTarget(from: 6 * Self.s, to: 27 * Self.s)
+        let episodes = call.estimator.diagnostics.congestionEpisodes
+        print("receiver stalls of 60-180 ms every 2 s on a 5 Mb/s link: target at least \(kbps(Double(lowest))), "
+              + "mean \(kbps(mean)); \(episodes) congestion episodes")
+        #expect(lowest >= 1_250_000)
+        #expect(mean >= 2_000_000)
+        #expect(episodes == 0)
+    }
+
     @Test func stepUpEightHundredKilobitsToFiveMegabits() {
         let stepAt = 1 * Self.s + 20 * Self.s
         let link = BottleneckLink(rateSteps: [(0, 800_000), (stepAt, 5_000_000)], queueLimit: 500 * Self.ms,
@@ -64,8 +134,12 @@ struct BottleneckScenarioTests {
         let loss = call.estimator.diagnostics.lossFraction ?? -1
         print("5 % loss, 50 ms RTT, 2 Mb/s link: mean target \(kbps(mean)) (\(Int(mean / rate * 100)) % of the link) over 10–30 s, "
               + "media delivered \(kbps(delivered)), measured loss \(Int(loss * 1000) / 10) %, random losses \(call.link.randomlyLost)")
+        let episodes = call.estimator.diagnostics.congestionEpisodes
+        print("5 % loss: \(episodes) congestion episodes in 30 s")
         #expect(mean >= 0.7 * rate)
         #expect(loss > 0.03 && loss < 0.08)
+        // Random loss is not congestion (a burst of it with the delay up is).
+        #expect(episodes <= 2)
     }
 
     @Test func bufferbloatQueueKeptShort() {

@@ -125,9 +125,22 @@ func seconds(_ ns: Int64) -> String {
 /// One viewer's whole loop: encoder → pacer → link → receiver → feedback → estimator.
 struct CallSimulation {
     enum Packet {
-        case video(bytes: Int)
+        /// `sequence`: the media sequence number (the index into `mediaPackets`).
+        case video(bytes: Int, sequence: Int)
         case audio
         case probe(cluster: Int, bytes: Int)
+        /// A NACKed video packet sent again (as RTX).
+        case resend(bytes: Int, sequence: Int)
+    }
+
+    /// How the sender reacts to a congested link (issue 24's rate step into a deep queue).
+    enum CongestionHandling {
+        /// Before: resends leave at once, past the pacer; the pacer paces at 2.5 × the estimate
+        /// whatever happens.
+        case none
+        /// Resends wait in the pacer ahead of video; `CongestionResponse` paces at what the link
+        /// delivers and holds the encoder under the estimate until the pacer's backlog is gone.
+        case respond
     }
 
     struct Sample {
@@ -167,7 +180,7 @@ struct CallSimulation {
     private var nextREMB: Int64
     private var nextCross: Int64
     private var frameIndex = 0
-    private var inFlight: [(arrival: Int64, sequence: UInt16, sent: Int64, isMedia: Bool)] = []
+    private var inFlight: [(arrival: Int64, sequence: UInt16, sent: Int64, isMedia: Bool, media: Int?)] = []
     private var feedbackInFlight: [(arrival: Int64, datagram: [UInt8])] = []
     private(set) var samples: [Sample] = []
     private(set) var mediaDelays: [(sent: Int64, delay: Int64)] = []
@@ -176,6 +189,43 @@ struct CallSimulation {
     private var nextSample: Int64 = 0
     private var pacerStalled = false
     private(set) var parseFailures = 0
+
+    // Frames, NACK and RTX, and the receiver's picture (what Chromium would show).
+    var congestionHandling = CongestionHandling.none
+    /// Whether the receiver NACKs and the sender resends (off: the estimate alone is tested).
+    var nacks = false
+    /// Moments the receiver stalls (a loaded machine): what arrives meanwhile is timestamped when
+    /// the stall ends, all at once.
+    var receiverStalls: [(at: Int64, duration: Int64)] = []
+    private var stalledArrivals: [(stamp: Int64, sequence: UInt16)] = []
+
+    /// When the stall `time` falls in ends (nil: none).
+    private func stallEnd(at time: Int64) -> Int64? {
+        receiverStalls.first { time >= $0.at && time < $0.at + $0.duration }.map { $0.at + $0.duration }
+    }
+    var congestion = CongestionResponse()
+    /// The receiver asks again for a packet still missing after this (Chromium: its RTT estimate,
+    /// about 100 ms on a path it has no RTT for), at most `maximumNACKs` times.
+    var nackInterval: Int64 = 100_000_000
+    var maximumNACKs = 10
+    /// Per media sequence number: its frame and size.
+    private(set) var mediaPackets: [(frame: Int, bytes: Int)] = []
+    private var mediaArrived: [Bool] = []
+    /// Per frame: packets, packets arrived, keyframe, when it was rendered.
+    private(set) var frames: [(packets: Int, arrived: Int, keyframe: Bool, rendered: Int64?)] = []
+    private var nextFrameToRender = 0
+    private var highestMediaArrived = -1
+    private var missing: [Int: (lastNACK: Int64, count: Int)] = [:]
+    private var nacksInFlight: [(arrival: Int64, sequences: [Int])] = []
+    private var nextNACKCheck: Int64 = 0
+    private var resends: [Int: (count: Int, last: Int64)] = [:]
+    private var queuedResends: [Int: Int] = [:]
+    private(set) var resendsSent = 0
+    private(set) var resendsRefused = 0
+    /// The longest any video packet waited in the pacer (the daemon drops video that waits past
+    /// its stale limit and restarts the viewer at a keyframe).
+    private(set) var longestVideoWait: Int64 = 0
+    private var videoEnqueued: [Int: Int64] = [:]
 
     init(configuration: BandwidthEstimatorConfiguration, link: BottleneckLink) {
         estimator = SendSideBandwidthEstimator(configuration: configuration, now: MonotonicTime(nanoseconds: UInt64(now)))
@@ -205,6 +255,9 @@ struct CallSimulation {
             if let deadline = estimator.nextDeadline { next = min(next, max(Int64(deadline.nanoseconds), now)) }
             if let arrival = inFlight.first?.arrival { next = min(next, arrival) }
             if let arrival = feedbackInFlight.map(\.arrival).min() { next = min(next, arrival) }
+            if let arrival = nacksInFlight.map(\.arrival).min() { next = min(next, arrival) }
+            if let stamp = stalledArrivals.first?.stamp { next = min(next, stamp) }
+            if !missing.isEmpty { next = min(next, max(nextNACKCheck, now)) }
             now = max(now, next)
             step()
         }
@@ -231,12 +284,36 @@ struct CallSimulation {
         // Arrivals at the receiver.
         while let first = inFlight.first, first.arrival <= now {
             inFlight.removeFirst()
-            if useTransportFeedback { receiver.received(sequenceNumber: first.sequence, at: first.arrival) }
+            if let end = stallEnd(at: first.arrival) {
+                stalledArrivals.append((end, first.sequence))
+            } else if useTransportFeedback {
+                receiver.received(sequenceNumber: first.sequence, at: first.arrival)
+            }
             if first.isMedia { mediaDelays.append((first.sent, first.arrival - first.sent)) }
+            if let media = first.media { mediaArrived(media) }
+        }
+        if !missing.isEmpty, now >= nextNACKCheck {
+            let due = missing.filter { now - $0.value.lastNACK >= nackInterval && $0.value.count < maximumNACKs }.map(\.key)
+            for sequence in due { missing[sequence] = (now, missing[sequence]!.count + 1) }
+            if !due.isEmpty, nacks { nacksInFlight.append((now + link.propagation, due.sorted())) }
+            nextNACKCheck = now + 10 * Self.millisecond
+        }
+        var nackIndex = 0
+        while nackIndex < nacksInFlight.count {
+            if nacksInFlight[nackIndex].arrival <= now {
+                senderReceivedNACK(nacksInFlight.remove(at: nackIndex).sequences)
+            } else {
+                nackIndex += 1
+            }
+        }
+        while let stalled = stalledArrivals.first, stalled.stamp <= now {
+            stalledArrivals.removeFirst()
+            if useTransportFeedback { receiver.received(sequenceNumber: stalled.sequence, at: stalled.stamp) }
         }
         if now >= nextFeedback {
             nextFeedback += feedbackInterval
-            if useTransportFeedback, let datagram = receiver.feedback() {
+            // A stalled receiver sends no feedback either.
+            if useTransportFeedback, stallEnd(at: now) == nil, let datagram = receiver.feedback() {
                 let datagrams = feedbackFilter.map { $0(&filterRandom, datagram) } ?? [datagram]
                 let propagation = link.propagation
                 for (index, datagram) in datagrams.enumerated() {
@@ -262,13 +339,14 @@ struct CallSimulation {
         if let deadline = estimator.nextDeadline, Int64(deadline.nanoseconds) <= now {
             estimator.handleTimeout(now: t)
         }
-        while let cluster = estimator.takeProbeCluster(now: t) {
+        // No probes while a congested link's backlog drains (PeerSession sends none then).
+        while !(congestionHandling == .respond && congestion.isDraining), let cluster = estimator.takeProbeCluster(now: t) {
             let count = max(cluster.minimumPackets, (cluster.minimumBytes + Self.packetBytes - 1) / Self.packetBytes)
             pacer.startProbe(bitsPerSecond: cluster.bitsPerSecond, at: t)
             for _ in 0..<count { pacer.enqueue(.probe(cluster: cluster.id, bytes: Self.packetBytes), bytes: Self.packetBytes, priority: .probe, at: t) }
             probesSent += 1
         }
-        pacer.setRates(pacingBitsPerSecond: estimator.pacingBitsPerSecond, at: t)
+        updatePacingRate()
         if now >= nextSample {
             samples.append(Sample(time: now, target: estimator.targetBitsPerSecond, queueDelay: link.queueDelay(at: now),
                                   oneWayDelay: nil))
@@ -279,27 +357,116 @@ struct CallSimulation {
     private mutating func produceFrame() {
         // Encoder lag: the encoder's rate follows the target with a 200 ms time constant.
         let dt = 1.0 / 30
-        // The encoder gets the target less audio and packet overhead, as the daemon should set it.
+        // The encoder gets the target less audio and packet overhead, as the daemon should set it
+        // (less what the pacer holds while a congested link's backlog drains).
         let audio = Double((Self.audioBytes + Self.overheadBytes) * 8 * 50)
-        let videoShare = max(Double(estimator.targetBitsPerSecond) - audio, 50_000) * Double(Self.packetBytes) / Double(Self.packetBytes + Self.overheadBytes)
+        let videoShare = max(Double(encoderFollows) - audio, 50_000) * Double(Self.packetBytes) / Double(Self.packetBytes + Self.overheadBytes)
         encoderTarget += (videoShare - encoderTarget) * min(1, dt / 0.2)
         var bytes = Int(encoderTarget / 30 / 8)
-        if frameIndex % 90 == 0 { bytes *= 3 }  // a keyframe every 3 s
+        let keyframe = frameIndex % 90 == 0
+        if keyframe { bytes *= 3 }  // a keyframe every 3 s
         frameIndex += 1
+        let frame = frames.count
+        var packets = 0
         while bytes > 0 {
             let size = min(bytes, Self.packetBytes)
-            pacer.enqueue(.video(bytes: size), bytes: size, priority: .video, at: time(now))
+            let sequence = mediaPackets.count
+            mediaPackets.append((frame, size))
+            mediaArrived.append(false)
+            videoEnqueued[sequence] = now
+            pacer.enqueue(.video(bytes: size, sequence: sequence), bytes: size, priority: .video, at: time(now))
             bytes -= size
+            packets += 1
         }
+        frames.append((packets, 0, keyframe, nil))
         nextFrame += Self.second / 30
     }
 
+    /// The rate the encoder follows: the estimate, or less while a congested link's backlog drains.
+    private var encoderFollows: Int {
+        guard congestionHandling == .respond else { return estimator.targetBitsPerSecond }
+        return congestion.encoderBitsPerSecond(target: estimator.targetBitsPerSecond, backlogBytes: mediaBacklog)
+    }
+
+    private var mediaBacklog: Int { pacer.queuedBytes(.video) + pacer.queuedBytes(.retransmission) }
+
+    private mutating func updatePacingRate() {
+        let t = time(now)
+        guard congestionHandling == .respond else {
+            pacer.setRates(pacingBitsPerSecond: estimator.pacingBitsPerSecond, at: t)
+            return
+        }
+        congestion.update(congested: estimator.isCongested, deliveredBitsPerSecond: estimator.congestedDeliveryBitsPerSecond,
+                          backlogBytes: mediaBacklog, now: t)
+        pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: estimator.targetBitsPerSecond,
+                                                                           normal: estimator.pacingBitsPerSecond), at: t)
+    }
+
+    // MARK: Receiver: frames, NACKs, the picture
+
+    private mutating func mediaArrived(_ sequence: Int) {
+        guard !mediaArrived[sequence] else { return }
+        mediaArrived[sequence] = true
+        missing[sequence] = nil
+        if sequence > highestMediaArrived + 1 {
+            // A gap: NACK what is missing at once (RFC 4585 §6.2.1), as Chromium does.
+            let gap = Array((highestMediaArrived + 1)..<sequence).filter { !mediaArrived[$0] }
+            for lost in gap { missing[lost] = (now, 1) }
+            if !gap.isEmpty, nacks { nacksInFlight.append((now + link.propagation, gap)) }
+        }
+        highestMediaArrived = max(highestMediaArrived, sequence)
+        let frame = mediaPackets[sequence].frame
+        frames[frame].arrived += 1
+        render()
+    }
+
+    /// Frames decode in order once complete (each references the one before); a complete keyframe
+    /// past a frame that will never complete starts the picture again.
+    private mutating func render() {
+        if nextFrameToRender < frames.count, frames[nextFrameToRender].arrived < frames[nextFrameToRender].packets,
+           let key = frames.indices.last(where: { $0 > nextFrameToRender && frames[$0].keyframe && frames[$0].arrived == frames[$0].packets }) {
+            nextFrameToRender = key
+        }
+        while nextFrameToRender < frames.count, frames[nextFrameToRender].arrived == frames[nextFrameToRender].packets {
+            frames[nextFrameToRender].rendered = now
+            nextFrameToRender += 1
+        }
+    }
+
+    /// The sender's answer to a NACK, as PeerSession gives it: a packet not resent while a resend
+    /// is queued or within the round trip of the last (at most 250 ms), at most 6 times.
+    private mutating func senderReceivedNACK(_ sequences: [Int]) {
+        let roundTrip = max(estimator.roundTripTime ?? .zero, estimator.latestFeedbackRoundTripTime ?? .zero)
+        let inFlight = min(roundTrip, .milliseconds(250)).nanosecondsClamped
+        for sequence in sequences {
+            if queuedResends[sequence] != nil { continue }
+            if let previous = resends[sequence], now - previous.last < inFlight { continue }
+            let count = resends[sequence]?.count ?? 0
+            guard count < 6 else { resendsRefused += 1; continue }
+            resends[sequence] = (count + 1, now)
+            let bytes = mediaPackets[sequence].bytes + 2
+            if congestionHandling == .respond {
+                queuedResends[sequence] = 1
+                pacer.enqueue(.resend(bytes: bytes, sequence: sequence), bytes: bytes, priority: .retransmission, at: time(now))
+            } else {
+                transmit(.resend(bytes: bytes, sequence: sequence))
+            }
+        }
+    }
+
     private mutating func transmit(_ packet: Packet) {
-        let bytes: Int, kind: SentPacketKind, isMedia: Bool
+        let bytes: Int, kind: SentPacketKind, isMedia: Bool, media: Int?
         switch packet {
-        case let .video(size): (bytes, kind, isMedia) = (size, .media, true)
-        case .audio: (bytes, kind, isMedia) = (Self.audioBytes, .media, false)
-        case let .probe(cluster, size): (bytes, kind, isMedia) = (size, .probe(clusterID: cluster), false)
+        case let .video(size, sequence):
+            (bytes, kind, isMedia, media) = (size, .media, true, sequence)
+            if let queued = videoEnqueued.removeValue(forKey: sequence) { longestVideoWait = max(longestVideoWait, now - queued) }
+        case .audio: (bytes, kind, isMedia, media) = (Self.audioBytes, .media, false, nil)
+        case let .probe(cluster, size): (bytes, kind, isMedia, media) = (size, .probe(clusterID: cluster), false, nil)
+        case let .resend(size, sequence):
+            (bytes, kind, isMedia, media) = (size, .retransmission, false, sequence)
+            queuedResends[sequence] = nil
+            resends[sequence]?.last = now
+            resendsSent += 1
         }
         let sequence = transportSequence
         transportSequence &+= 1
@@ -308,9 +475,34 @@ struct CallSimulation {
             estimator.packetSent(transportSequenceNumber: sequence, bytes: wire, kind: kind, at: time(now))
         }
         if let arrival = link.send(bytes: wire, at: now) {
-            inFlight.append((arrival, sequence, now, isMedia))
+            inFlight.append((arrival, sequence, now, isMedia, media))
             if isMedia { deliveredMediaBytes.append((arrival, bytes)) }
         }
+        if congestionHandling == .respond, congestion.isDraining {
+            updatePacingRate()
+        }
+    }
+
+    /// Chromium's freeze rule (webrtc-stats `freezeCount`): a frame shown more than
+    /// max(3 × the mean frame interval, mean + 150 ms) after the one before is a freeze of that
+    /// interval. Returns the freezes (ms) among frames shown from `from` to `to`.
+    func freezes(from: Int64, to: Int64) -> [Double] {
+        let shown = frames.compactMap(\.rendered).filter { $0 >= from - Self.second && $0 < to }
+        var intervals: [Double] = []
+        var freezes: [Double] = []
+        for (previous, next) in zip(shown, shown.dropFirst()) {
+            let interval = Double(next - previous) / 1e6
+            let recent = intervals.suffix(30)
+            let mean = recent.isEmpty ? 33.3 : recent.reduce(0, +) / Double(recent.count)
+            if next >= from, interval > max(3 * mean, mean + 150) { freezes.append(interval) }
+            intervals.append(interval)
+        }
+        return freezes
+    }
+
+    /// Frames shown per second in a window.
+    func framesShownPerSecond(from: Int64, to: Int64) -> Double {
+        Double(frames.filter { ($0.rendered ?? -1) >= from && ($0.rendered ?? -1) < to }.count) / (Double(to - from) / 1e9)
     }
 
     private mutating func deliverFeedback(_ datagram: [UInt8]) {

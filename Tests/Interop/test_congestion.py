@@ -6,14 +6,19 @@ The figures the issue sets: after a 5 Mb/s -> 800 kb/s step the encoder's target
 within 3 s, the picture freezes < 500 ms in all, and the queueing delay is back under 150 ms within
 5 s; after 800 kb/s -> 5 Mb/s the configured bitrate is back within 10 s.
 
-All but the freeze are asserted as the issue states them. The freeze is asserted at < 4 s: what
-rtcam achieves today is 1.3 to 2.7 s (one to three freezes while the first resends wait behind the
-200 ms queue the step filled), against 8.1 s froze and 1.9 fps before congestion control
-(shared/DESIGN.md, "Shaping links here"); the issue's 0.5 s is not met yet (README, "Weak links").
+All but the freeze are asserted as the issue states them. With the congestion response
+(CongestionControl's CongestionResponse: the first feedback showing a fast-growing queue cuts to the
+link's rate, the pacer holds video and resends to it, the encoder stays under the estimate until the
+pacer's backlog is gone) the step leaves one freeze of 0.31-0.34 s in 9 runs of 10 here (the frames
+that wait for the resends of what the link's queue dropped before that feedback; before: 1.3 to
+2.7 s), two of ~0.3 s in the tenth. So the step's own freezes are asserted at < 0.8 s, not the
+issue's 0.5 s. A freeze that ends at a new frame size is the CPU adaptation's new encoder (an IDR)
+on a loaded machine, not the step: printed apart, and only the total bounds it (< 1.5 s).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -23,7 +28,9 @@ from conftest import attach
 from shaped_link import CAMERA_ADDRESS, VIEWER_JS, ShapedLink, wait_until, window
 
 CONFIGURED_KBPS = 2500
-MAX_FREEZE_S = 4.0
+MAX_STEP_FREEZE_S = 0.8   # the issue's goal: 0.5
+MAX_FREEZE_S = 1.5
+MAX_RTT_STEP_FREEZE_S = 1.0
 # How long the two-viewer test measures the slow viewer on the reduced layer. The freeze budget is
 # pro rata (1 s per 60 s): over 20 s one freeze of 0.34 s failed it (two runs, each at a CPU
 # adaptation step of the loaded machine), though a minute may hold three; 30 s gives 0.5 s.
@@ -63,7 +70,10 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
     timeline = []
 
     def sample(label: str) -> None:
-        timeline.append((time.monotonic(), label, target_kbps(rtcam), link.queue_delay_ms()))
+        status = rtcam.status()
+        target = (status.get("bitrateControl") or {}).get("encoderTargetKbps") or CONFIGURED_KBPS
+        viewer = (status.get("viewers") or [{}])[0]
+        timeline.append((time.monotonic(), label, target, link.queue_delay_ms(), viewer))
 
     # 5 Mb/s: the configured bitrate flows.
     time.sleep(4)
@@ -103,19 +113,37 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
         part = window(samples, start, start + 500)
         print(f"  page {(start - step_ms) / 1000:5.1f} s: {part['fps']:5.1f} fps  {part['kbps']:6.0f} kb/s  "
               f"lost {part['lost']:4}  froze {part['freeze_s']:.2f} s  jitter buffer {part['jitter_buffer_ms']}")
+    # Chromium's freezes, each when it ended (getStats sampled every 250 ms), and its frame size then;
+    # one that ends at a new size is the encoder restarted by the CPU adaptation (an IDR).
+    step_freeze = 0.0
+    for previous, current in zip(samples, samples[1:]):
+        froze = current["totalFreezesDuration"] - previous["totalFreezesDuration"]
+        if froze > 0 and step_ms - 1000 <= current["t"] <= after_down_ms + 3000:
+            resized = (current["width"], current["height"]) != (previous["width"], previous["height"])
+            print(f"  freeze of {froze:.3f} s ended by {(current['t'] - step_ms) / 1000:5.2f} s "
+                  f"({current['width']}x{current['height']}{', a new size' if resized else ''})")
+            if step_ms < current["t"] <= after_down_ms and not resized:
+                step_freeze += froze
     steady = window(samples, before - 3000, before)
     down = window(samples, step_ms, after_down_ms)
     print(f"5 Mb/s: {steady}")
     print(f"after the step to 800 kb/s (8 s): {down}")
     print(f"encoder target <= 700 kb/s after {reached} s; queue < 150 ms from {queue_ok} s after the step; "
           f"back to {CONFIGURED_KBPS} kb/s {recovered} s after 5 Mb/s returned; tbf drops {link.dropped_packets()}")
-    for moment, label, target, queue in timeline:
-        print(f"  {moment - stepped:6.2f} s  {label:14}  target {target:5} kb/s  queue {queue:6.1f} ms")
+    for moment, label, target, queue, viewer in timeline:
+        print(f"  {moment - stepped:6.2f} s  {label:14}  target {target:5} kb/s  queue {queue:6.1f} ms  "
+              f"estimate {viewer.get('estimateKbps')}  pacer {viewer.get('pacerQueueBytes')} B "
+              f"{viewer.get('pacerQueueMs')} ms  resent {viewer.get('retransmittedPackets')} "
+              f"refused {viewer.get('retransmissionsRefused')} in flight {viewer.get('retransmissionsInFlight')} "
+              f"stale dropped {viewer.get('staleVideoPacketsDropped')} keyframes asked {viewer.get('keyframeRequests')}")
     assert steady["fps"] >= 25, f"at 5 Mb/s Chromium decoded {steady['fps']:.1f} fps"
     assert reached is not None and reached <= 3, f"encoder target reached <= 700 kb/s after {reached} s (goal 3 s)"
     assert queue_ok is not None and queue_ok <= 5, f"queue under 150 ms only from {queue_ok} s (goal 5 s)"
+    print(f"the step's freezes (no new size): {step_freeze:.3f} s")
+    assert step_freeze < MAX_STEP_FREEZE_S, \
+        f"froze {step_freeze:.2f} s after the step (asserted < {MAX_STEP_FREEZE_S} s; the issue's goal is 0.5 s)"
     assert down["freeze_s"] < MAX_FREEZE_S, \
-        f"froze {down['freeze_s']:.2f} s after the step (asserted < {MAX_FREEZE_S} s; the issue's goal is 0.5 s)"
+        f"froze {down['freeze_s']:.2f} s in all after the step (asserted < {MAX_FREEZE_S} s, with the CPU adaptation's)"
     assert down["fps"] >= 15, f"{down['fps']:.1f} fps over the 8 s after the step (before congestion control: 1.9)"
     assert recovered is not None and recovered <= 10, f"configured bitrate back after {recovered} s (goal 10 s)"
 
@@ -245,3 +273,68 @@ def test_bufferbloat_and_random_loss(rtcam_factory, shaped_chromium, request):
     assert on_the_link >= 0.5 * 2000, \
         f"about {on_the_link:.0f} kb/s sent into a 2 Mb/s link with 5 % loss ({lossy['kbps']:.0f} kb/s payload arrived)"
     assert lossy["fps"] >= 20, f"{lossy['fps']:.1f} fps with 5 % loss"
+
+
+def test_step_down_at_50_ms_rtt(rtcam_factory, shaped_chromium, request, tmp_path):
+    """The step above with a 50 ms round trip: loss_relay.py (25 ms each way, no loss; this kernel has
+    no netem) in front of the tbf link, so every NACK, resend and feedback takes the round trip too.
+    Chromium (in the viewer's namespace) is given only the relay's candidate; the relay sends to it
+    through the shaped link. Asserted: the encoder's target <= 700 kb/s within 3 s and the freeze
+    < MAX_RTT_STEP_FREEZE_S (1 s; seven runs here: one freeze each, 0.36-0.39 s in six, 0.74 s in
+    one; the target <= 700 kb/s after 0.2-0.4 s, 25-35 packets dropped by tbf). The relay's own lateness on a
+    loaded machine can read as a queue and keep the estimate down before the step: then the test
+    is an expected failure with the figures."""
+    from loss_relay import LossRelay
+    from lossy_viewer import PLAYER, sample, summarize
+
+    link, browser = shaped_chromium
+    rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
+                          extra_args=("--candidate-address", CAMERA_ADDRESS, "--ice", "full"))
+    rtcam.log_in()
+    with LossRelay(("127.0.0.1", rtcam.media_port), delay_ms=25.0, loss=0.0, listen=(CAMERA_ADDRESS, 0),
+                   log_path=str(tmp_path / "relay.log")) as relay:
+        page = browser.new_page(f"http://{CAMERA_ADDRESS}:{rtcam.http_port}/healthz")
+        attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+        # rtcam takes media destinations only from the WHEP client's address (192.0.2.2, which the
+        # relay is not) and the offer's candidates: the offer names the relay's side towards rtcam
+        # (loopback, port 9: rtcam's own checks there go nowhere).
+        offered = json.dumps("a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host")
+        stripped = 'filter((line) => !line.startsWith("a=candidate:"))'
+        assert stripped in PLAYER
+        player = PLAYER.replace(stripped, stripped + '.flatMap((line) => line.startsWith("a=ice-pwd:") ? '
+                                f'[line, {offered.replace("%", "%%")}] : [line])', 1)
+        page.evaluate(player % {"candidate": json.dumps(relay.candidate)}, timeout=30)
+        page.wait_for("window.lossy.presented.length > 0", timeout=30)
+        # The estimate must be well above the step's 800 kb/s first, or the step shows nothing.
+        settled = wait_until(lambda: target_kbps(rtcam) >= 2000, timeout=20, interval=0.5)
+        viewer = (rtcam.status().get("viewers") or [{}])[0]
+        print(f"before the step: encoder target {target_kbps(rtcam)} kb/s, estimate {viewer.get('estimateKbps')} "
+              f"(delay-based {viewer.get('delayBasedKbps')}, loss-based {viewer.get('lossBasedKbps')}), "
+              f"relay timing {relay.stats().get('timingSinceStart')}")
+        if not settled:
+            pytest.xfail("the estimate stayed under 2 Mb/s at 5 Mb/s behind the relay (its own lateness on a loaded "
+                         "machine reads as a queue): the step would show nothing; figures above")
+        steady_first = sample(page, rtcam.status())
+        time.sleep(3)
+        first = sample(page, rtcam.status())
+        steady = summarize(page, steady_first, first)
+        link.set_rate(800)
+        stepped = time.monotonic()
+        reached = None
+        while time.monotonic() - stepped < 8:
+            if reached is None and target_kbps(rtcam) <= 700:
+                reached = time.monotonic() - stepped
+            time.sleep(0.2)
+        last = sample(page, rtcam.status())
+        down = summarize(page, first, last)
+        relay_stats = relay.stats()
+    keys = ("fpsDecoded", "fpsPresented", "freezeCount", "totalFreezesSeconds", "longestFrameGapMs", "nackCount",
+            "packetsLost", "retransmittedPacketsReceived", "meanRttMs", "rtcam")
+    print(f"5 Mb/s, 50 ms RTT: {({key: steady.get(key) for key in keys})}")
+    print(f"after the step to 800 kb/s (8 s), 50 ms RTT: {({key: down.get(key) for key in keys})}")
+    print(f"encoder target <= 700 kb/s after {reached} s; tbf drops {link.dropped_packets()}; relay "
+          f"{({key: relay_stats.get(key) for key in ('toViewer', 'toRtcam', 'dropped')})}")
+    assert down["chromiumRemote"] == f"{CAMERA_ADDRESS}:{relay.port}", f"Chromium did not use the relay: {down['chromiumRemote']}"
+    assert reached is not None and reached <= 3, f"encoder target reached <= 700 kb/s after {reached} s (goal 3 s)"
+    assert down["totalFreezesSeconds"] < MAX_RTT_STEP_FREEZE_S, \
+        f"froze {down['totalFreezesSeconds']:.2f} s after the step at 50 ms RTT (asserted < {MAX_RTT_STEP_FREEZE_S} s)"

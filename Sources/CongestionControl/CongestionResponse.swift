@@ -1,0 +1,65 @@
+import RTCBase
+
+/// What a viewer's sender does when its link is congested (issue 24): a rate step down into a deep
+/// queue. Sans-IO; the owner calls `update` after each estimator input and after sending, and reads
+/// the pacing rate, the rate its encoder should follow, and how long video may wait in the pacer.
+///
+/// When the estimator sees congestion (`SendSideBandwidthEstimator.isCongested`), the link's queue
+/// is full: whatever leaves the sender beyond what the link delivers is dropped there, resends of
+/// what it dropped included, and the picture stands still until they get through. So, until what
+/// the pacer holds has left:
+/// - the pacer sends at what the link delivered (× `pacingShare`), not at 2.5 × the estimate: what
+///   the encoder made before it followed the cut, and the resends, wait in the pacer, not in the
+///   link's queue where they would be lost;
+/// - the encoder follows the estimate less what the pacer holds spread over `drainTime` (at least
+///   `minimumEncoderShare` of it), so that backlog drains in about that time;
+/// - video waits up to `staleVideoDuringDrain` before the owner gives up on it (dropping it costs
+///   a keyframe at the new rate, a longer freeze than sending it late).
+public struct CongestionResponse: Sendable {
+    public var pacingShare = 0.9
+    public var drainTime: Duration = .seconds(1)
+    public var minimumEncoderShare = 0.5
+    public var staleVideoDuringDrain: Duration = .milliseconds(1500)
+    /// After an episode began, the longer stale limit holds at most this long (a link that stays
+    /// below the stream gets the owner's normal limit back).
+    public var drainGrace: Duration = .seconds(3)
+
+    /// The link's delivery rate the pacer follows (nil: not draining).
+    public private(set) var deliveryBitsPerSecond: Int?
+    public private(set) var episodeStart: MonotonicTime?
+
+    public init() {}
+
+    public var isDraining: Bool { deliveryBitsPerSecond != nil }
+
+    /// `backlogBytes`: media (video and resends) waiting in the pacer.
+    public mutating func update(congested: Bool, deliveredBitsPerSecond: Int?, backlogBytes: Int, now: MonotonicTime) {
+        if congested {
+            if deliveryBitsPerSecond == nil { episodeStart = now }
+            if let deliveredBitsPerSecond { deliveryBitsPerSecond = deliveredBitsPerSecond }
+            else if deliveryBitsPerSecond == nil { deliveryBitsPerSecond = 0 }
+        } else if deliveryBitsPerSecond != nil, backlogBytes <= Self.drainedBytes {
+            deliveryBitsPerSecond = nil
+        }
+    }
+
+    /// About one packet left: drained.
+    static let drainedBytes = 1500
+
+    public func pacingBitsPerSecond(target: Int, normal: Int) -> Int {
+        guard let delivery = deliveryBitsPerSecond else { return normal }
+        return max(target, Int(Double(delivery) * pacingShare))
+    }
+
+    /// The rate the encoder should follow for this viewer.
+    public func encoderBitsPerSecond(target: Int, backlogBytes: Int) -> Int {
+        guard isDraining else { return target }
+        let drainBits = Double(backlogBytes) * 8 / max(drainTime.millisecondsDouble / 1000, 0.1)
+        return max(Int(Double(target) * minimumEncoderShare), target - Int(drainBits))
+    }
+
+    public func staleVideoLimit(normal: Duration, now: MonotonicTime) -> Duration {
+        guard isDraining, let episodeStart, now - episodeStart < drainGrace else { return normal }
+        return max(normal, staleVideoDuringDrain)
+    }
+}
