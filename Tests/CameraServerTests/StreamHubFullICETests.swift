@@ -13,10 +13,14 @@ import Testing
 @Suite(.serialized) struct StreamHubFullICETests {
     static let viewerPassword = "viewerPasswordOf24Chars0"
 
-    func makeHub(group: MultiThreadedEventLoopGroup, mediaPort: UInt16) -> StreamHub {
+    /// A full-ICE hub answering with one host candidate, 127.0.0.1 at `mediaPort` (other suites on a
+    /// loopback media socket use it too; `adjust` changes its settings first).
+    static func makeHub(group: MultiThreadedEventLoopGroup, mediaPort: UInt16,
+                        adjust: (inout HubSettings) -> Void = { _ in }) -> StreamHub {
         var settings = HubSettings(maximumViewers: 2, candidateAddresses: [.v4(127, 0, 0, 1)], mediaPort: mediaPort,
                                    h264ProfileLevelID: "42e01f", hasVideo: true, hasAudio: true)
         settings.iceMode = .full
+        adjust(&settings)
         return StreamHub(loop: group.next(), settings: settings, certificate: StreamHubTests.certificate,
                          logger: Logger(label: "test"), encoders: RecordingEncoderControl())
     }
@@ -32,7 +36,7 @@ import Testing
     @Test func answerIsFull() throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let hub = makeHub(group: group, mediaPort: 9)
+        let hub = Self.makeHub(group: group, mediaPort: 9)
         let (_, answerText) = try hub.createSession(offer: StreamHubTests.offer())
         let answer = try SessionDescription(parsing: answerText)
         #expect(!answer.isICELite)
@@ -45,7 +49,7 @@ import Testing
         defer { try? group.syncShutdownGracefully() }
         let socket = try MediaSocket(port: 0, segmentationOffload: false, logger: Logger(label: "test"))
         defer { socket.close() }
-        let hub = makeHub(group: group, mediaPort: socket.localPort)
+        let hub = Self.makeHub(group: group, mediaPort: socket.localPort)
         hub.attach(socket: socket)
         let viewer = try LoopbackReceiver()
         let (id, answerText) = try hub.createSession(offer: offer(candidate: viewer.address))
@@ -120,12 +124,7 @@ import Testing
         defer { socket.close() }
         let responder = try LoopbackReceiver()
         let viewer = try LoopbackReceiver()
-        var settings = HubSettings(maximumViewers: 2, candidateAddresses: [.v4(127, 0, 0, 1)], mediaPort: socket.localPort,
-                                   h264ProfileLevelID: "42e01f", hasVideo: true, hasAudio: true)
-        settings.iceMode = .full
-        settings.multicastDNSGroup = responder.address
-        let hub = StreamHub(loop: group.next(), settings: settings, certificate: StreamHubTests.certificate,
-                            logger: Logger(label: "test"), encoders: RecordingEncoderControl())
+        let hub = Self.makeHub(group: group, mediaPort: socket.localPort) { $0.multicastDNSGroup = responder.address }
         hub.attach(socket: socket)
         var offer = RecvOnlyOfferBuilder.offer(iceUfrag: "vwer", icePassword: Self.viewerPassword,
                                                fingerprintSHA256: StreamHubTests.certificate.fingerprintSDP)

@@ -62,11 +62,7 @@ import TURN
         defer { try? group.syncShutdownGracefully() }
         let socket = try MediaSocket(port: 0, segmentationOffload: false, logger: Logger(label: "test"))
         defer { socket.close() }
-        var settings = HubSettings(maximumViewers: 2, candidateAddresses: [.v4(127, 0, 0, 1)], mediaPort: socket.localPort,
-                                   h264ProfileLevelID: "42e01f", hasVideo: true, hasAudio: true)
-        settings.iceMode = .full
-        let hub = StreamHub(loop: group.next(), settings: settings, certificate: StreamHubTests.certificate,
-                            logger: Logger(label: "test"), encoders: RecordingEncoderControl())
+        let hub = StreamHubFullICETests.makeHub(group: group, mediaPort: socket.localPort)
         hub.attach(socket: socket)
         defer { hub.closeAll() }
         let server = try LoopbackReceiver()
