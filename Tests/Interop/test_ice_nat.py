@@ -343,30 +343,47 @@ CHROMIUM_PAIRS = """(async () => {
 })()"""
 
 
-def test_chromium_connects_through_two_nats_with_stun(nat_topology, tmp_path, request):
-    """Chromium, both routers endpoint-independent, rtcam offering its relayed address: direct."""
+def chromium_watch(topology, camera, tmp_path, request, seconds: float = 5):
+    """Chromium in the viewer's namespace plays rtcam's WHEP stream for `seconds`: its decoded rate,
+    the first frame's time after the offer (Chromium's candidate gathering included), its own
+    selected pair's stats at the end, and rtcam's /api/status then."""
     from cdp import Chromium
 
-    camera = start_camera(nat_topology, tmp_path, request, "full", turn="password")
     browser = Chromium(log_path=str(tmp_path / "chromium.log"), user_data_dir=str(tmp_path / "chromium-profile"))
     attach(request, "chromium log", lambda: (tmp_path / "chromium.log").read_text()[-3000:])
     try:
-        in_namespace(nat_topology["view"], browser.start)
-        nat_topology.processes.append(browser.process)
+        in_namespace(topology["view"], browser.start)
+        topology.processes.append(browser.process)
         page = browser.new_page()
         attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
         page.navigate(f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/healthz")
+        offered = time.monotonic()
         page.evaluate(CHROMIUM_WHEP, timeout=20)
-        page.wait_for("window.pc.connectionState === 'connected'", timeout=15)
+        try:
+            page.wait_for("window.pc.connectionState === 'connected'", timeout=15)
+        except Exception:
+            print(f"\nChromium's candidate pairs: {page.evaluate(CHROMIUM_PAIRS)}; offer/answer: "
+                  f"{page.evaluate('window.pc.localDescription.sdp + window.pc.remoteDescription.sdp + window.pc.iceConnectionState')}")
+            raise
         page.wait_for(f"(async () => (await {CHROMIUM_STATS}).frames > 0)()", timeout=15)
+        first_frame = time.monotonic() - offered
         first = page.evaluate(CHROMIUM_STATS)
-        time.sleep(5)
+        time.sleep(seconds)
         last = page.evaluate(CHROMIUM_STATS)
-        pairs = ice_pairs([in_namespace(nat_topology["cam"], camera.status)])
+        status = in_namespace(topology["cam"], camera.status)
     finally:
         browser.close()
     fps = (last["frames"] - first["frames"]) / ((last["at"] - first["at"]) / 1000)
-    print(f"\nChromium: {fps:.1f} fps, its pair {last['local']} → {last['remote']} {last['remoteAddress']}; rtcam's {pairs}")
+    return fps, first_frame, last, status
+
+
+def test_chromium_connects_through_two_nats_with_stun(nat_topology, tmp_path, request):
+    """Chromium, both routers endpoint-independent, rtcam offering its relayed address: direct."""
+    camera = start_camera(nat_topology, tmp_path, request, "full", turn="password")
+    fps, first_frame, last, status = chromium_watch(nat_topology, camera, tmp_path, request)
+    pairs = ice_pairs([status])
+    print(f"\nChromium: {fps:.1f} fps, first frame {first_frame:.2f} s after the offer, "
+          f"its pair {last['local']} → {last['remote']} {last['remoteAddress']}; rtcam's {pairs}")
     assert fps >= MIN_FPS, f"Chromium decoded {fps:.1f} fps"
     assert last["local"] in ("srflx", "prflx") and last["remote"] in ("srflx", "prflx"), last
     assert last["remoteAddress"].startswith(f"{CAMERA_PUBLIC_ADDRESS}:"), last
@@ -464,35 +481,9 @@ def test_both_symmetric_nats_connect_through_the_turn_relay(both_symmetric_topol
 def test_chromium_both_symmetric_nats_through_the_turn_relay(both_symmetric_topology, tmp_path, request):
     """Chromium behind a symmetric NAT, rtcam behind another: it checks rtcam's relayed candidate
     (its own srflx and host ones lead nowhere), nominates that pair and plays through coturn."""
-    from cdp import Chromium
-
     camera = start_camera(both_symmetric_topology, tmp_path, request, "full", turn="password")
-    browser = Chromium(log_path=str(tmp_path / "chromium.log"), user_data_dir=str(tmp_path / "chromium-profile"))
-    attach(request, "chromium log", lambda: (tmp_path / "chromium.log").read_text()[-3000:])
-    try:
-        in_namespace(both_symmetric_topology["view"], browser.start)
-        both_symmetric_topology.processes.append(browser.process)
-        page = browser.new_page()
-        attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
-        page.navigate(f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/healthz")
-        offered = time.monotonic()
-        page.evaluate(CHROMIUM_WHEP, timeout=20)
-        try:
-            page.wait_for("window.pc.connectionState === 'connected'", timeout=15)
-        except Exception:
-            print(f"\nChromium's candidate pairs: {page.evaluate(CHROMIUM_PAIRS)}; offer/answer: "
-                  f"{page.evaluate('window.pc.localDescription.sdp + window.pc.remoteDescription.sdp + window.pc.iceConnectionState')}")
-            raise
-        page.wait_for(f"(async () => (await {CHROMIUM_STATS}).frames > 0)()", timeout=15)
-        first_frame = time.monotonic() - offered
-        first = page.evaluate(CHROMIUM_STATS)
-        time.sleep(5)
-        last = page.evaluate(CHROMIUM_STATS)
-        status = in_namespace(both_symmetric_topology["cam"], camera.status)
-        pairs = ice_pairs([status])
-    finally:
-        browser.close()
-    fps = (last["frames"] - first["frames"]) / ((last["at"] - first["at"]) / 1000)
+    fps, first_frame, last, status = chromium_watch(both_symmetric_topology, camera, tmp_path, request)
+    pairs = ice_pairs([status])
     print(f"\nChromium: {fps:.1f} fps, first frame {first_frame:.2f} s after the offer (its gathering wait "
           f"included), its pair {last['local']} → {last['remote']} {last['remoteAddress']}; rtcam's {pairs}; relay {status.get('turn')}")
     assert fps >= MIN_FPS, f"Chromium decoded {fps:.1f} fps"
