@@ -149,7 +149,8 @@ copy_git_config_into() {
 # cross-builds compile at /src. A file whose bytes and mode did not change is left as it is, with its
 # old time, so SwiftPM's scratch directories in $cache rebuild only what changed since the last build
 # from any clone; a fresh clone's own files all have new times and would rebuild every rtcam module
-# (10 minutes for the test bundle). Files gone from the clone are removed.
+# (10 minutes for the test bundle). Files gone from the clone are removed (not SwiftPM's own
+# Package.resolved, which the builds write there).
 sync_sources_to_cache() {
     local destination=$cache/src file changed=0 removed=0 list
     mkdir -p "$destination"
@@ -169,7 +170,8 @@ sync_sources_to_cache() {
     while IFS= read -r file; do
         rm -f "$destination/$file"
         removed=$((removed + 1))
-    done < <(cd "$destination" && find . -type f ! -path './.build/*' ! -path './.swiftpm/*' | sed 's|^\./||' | sort | comm -23 - "$list")
+    done < <(cd "$destination" && find . -type f ! -path './.build/*' ! -path './.swiftpm/*' ! -name Package.resolved |
+                 sed 's|^\./||' | sort | comm -23 - "$list")
     rm -f "$list"
     log "sources: $changed files new or changed since the last aarch64 build, $removed removed ($destination)"
 }
