@@ -763,11 +763,14 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             }
             .connect(to: address)
             .whenComplete { [self] result in
-                switch result {
-                case let .success(channel):
-                    lock.withLock { relayStreamConnected(channel, generation: generation) }
-                case let .failure(error):
-                    relayStreamClosed(generation: generation, reason: "cannot connect: \(error)")
+                // Later on the loop: a connect that fails at once completes here, under the lock.
+                loop.execute { [self] in
+                    switch result {
+                    case let .success(channel):
+                        lock.withLock { relayStreamConnected(channel, generation: generation) }
+                    case let .failure(error):
+                        relayStreamClosed(generation: generation, reason: "cannot connect: \(error)")
+                    }
                 }
             }
     }

@@ -63,7 +63,7 @@ final class TURNStreamLink: @unchecked Sendable {  // guarded by the hub's lock
     /// Queues `bytes` (plaintext TURN messages) for the server; false when dropped (not ready, or
     /// the queue is full).
     func enqueue(_ bytes: [UInt8]) -> Bool {
-        guard phase == .ready, channel != nil else { return false }
+        guard phase == .ready else { return false }   // set only while a connection is up
         guard queuedBytes + bytes.count <= Self.maximumQueuedBytes else {
             bytesDropped += bytes.count
             return false
@@ -112,7 +112,12 @@ final class TURNStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        hub?.relayStreamClosed(generation: generation, reason: "the server closed the connection")
+        // On a later turn of the loop: the hub closes the channel with its lock held (a failed
+        // handshake, a broken stream), and that lock is not reentrant.
+        let generation = generation
+        context.eventLoop.execute { [weak hub] in
+            hub?.relayStreamClosed(generation: generation, reason: "the server closed the connection")
+        }
         context.fireChannelInactive()
     }
 
