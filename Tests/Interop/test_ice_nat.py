@@ -592,6 +592,8 @@ def test_chromium_without_udp_plays_through_its_own_turn_server(nat_topology, tm
     started = time.monotonic()
     fps, first_frame, last, status, relay_protocol = chromium_watch(
         nat_topology, camera, tmp_path, request, script=script,
+        # Chromium checks a turns: server's certificate with its own verifier (without this flag
+        # the test CA fails its handshake: net_error -202, CERT_AUTHORITY_INVALID).
         extra_args=("--ignore-certificate-errors",) if protocol == "tls" else ())
     pairs = ice_pairs([status])
     print(f"\nChromium over {protocol}: {fps:.1f} fps, first frame {first_frame:.2f} s after the offer (its gathering "
