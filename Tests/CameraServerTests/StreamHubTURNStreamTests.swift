@@ -89,7 +89,9 @@ import TURN
         }
 
         func reply(_ bytes: [UInt8]) throws {
-            let (channel, tls) = lock.withLock { (connections.last!, tlsConnections[ObjectIdentifier(connections.last!)]) }
+            let channel = lock.withLock { connections.last! }
+            // Used on the channel's loop only (where `read` uses it too).
+            nonisolated(unsafe) let tls = lock.withLock { tlsConnections[ObjectIdentifier(channel)] }
             try channel.eventLoop.submit {
                 var out = bytes
                 if let tls {
