@@ -41,6 +41,9 @@ public struct DaemonConfiguration: Sendable {
     /// whose networks block UDP; on the media port's number unless `iceTCPPort` says otherwise.
     public var iceTCP = true
     public var iceTCPPort: Int?
+    /// `--turn-ca`: the CA certificate(s) (PEM) a `turns:` server's certificate must chain to;
+    /// nil: the system's CA bundle.
+    public var turnCAPath: String?
     /// Explicit command-line settings: they win over the saved ones for this run.
     public var overrides = SettingsOverrides()
 
@@ -450,17 +453,40 @@ public final class CameraDaemon: @unchecked Sendable {
         }
         hub.startServerReflexiveDiscovery(servers: stun)
         var relay: RelayServerConfiguration?
+        var tlsContext: TLSClientContext?
+        var tlsProblem: String?
         if !traversal.turnServer.isEmpty, let spelled = try? TURNServerSpelling.parse(traversal.turnServer) {
             if let server = resolveIPv4(spelled.host, port: spelled.port) {
                 let credentials: RelayServerConfiguration.Credentials = traversal.turnSecret.isEmpty
                     ? .longTerm(user: traversal.turnUser, password: traversal.turnPassword)
                     : .sharedSecret(traversal.turnSecret, user: traversal.turnUser)
-                relay = RelayServerConfiguration(server: server, spelled: traversal.turnServer, credentials: credentials)
+                relay = RelayServerConfiguration(server: server, spelled: traversal.turnServer, credentials: credentials,
+                                                 transport: spelled.transport, serverName: spelled.host,
+                                                 trustedCAFile: spelled.transport == .tls ? configuration.turnCAPath : nil)
+                if spelled.transport == .tls {
+                    (tlsContext, tlsProblem) = Self.trustedCAs(file: configuration.turnCAPath)
+                    if let tlsProblem { logger.error("TURN server \(traversal.turnServer): \(tlsProblem)") }
+                }
             } else {
                 logger.warning("TURN server \(traversal.turnServer): no IPv4 address found; no relayed candidates")
             }
         }
-        hub.configureRelay(relay)
+        hub.configureRelay(relay, tlsContext: tlsContext, tlsProblem: tlsProblem)
+    }
+
+    /// The CAs a `turns:` server's certificate must chain to: `--turn-ca`'s file, else the system's
+    /// bundle; nil and the reason when neither can be read.
+    static func trustedCAs(file: String?) -> (TLSClientContext?, String?) {
+        let path = file ?? TLSClientContext.systemCABundlePath
+        guard let pem = StateFiles.readBytes(path, maximumSize: 8 << 20) else {
+            return (nil, "cannot read the CA certificates in \(path)\(file == nil ? " (install ca-certificates or give --turn-ca)" : "")")
+        }
+        var random = SystemRandomNumberGenerator()
+        do {
+            return (try TLSClientContext(trustedPEM: pem, random: &random), nil)
+        } catch {
+            return (nil, "\(path): \(error)")
+        }
     }
 
     private func resolveIPv4(_ host: String, port: UInt16) -> TransportAddress? {
@@ -690,6 +716,13 @@ public final class CameraDaemon: @unchecked Sendable {
             json.key("turn")
             json.beginObject()
             json.field("server", relay.server)
+            json.field("transport", relay.transport)
+            if let connection = relay.connection {
+                json.field("connection", connection)
+                json.field("connections", relay.connections ?? 0)
+                json.field("bytesDropped", relay.bytesDropped ?? 0)
+            }
+            json.field("error", relay.error)
             json.field("relayedAddress", relay.relayed?.description)
             json.field("mappedAddress", relay.mapped?.description)
             json.field("permissions", relay.permissions)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import DTLS
 import RTCBase
 import TURN
 
@@ -19,14 +20,27 @@ struct RelayServerConfiguration: Equatable, Sendable {
     /// As configured, for the log and /api/status.
     var spelled: String
     var credentials: Credentials
+    /// UDP from the media socket, or a TCP or TLS connection of its own.
+    var transport: TURNServerSpelling.Transport = .udp
+    /// The host name of the URL: what a `turns:` server's certificate must name (and the SNI).
+    var serverName = ""
+    /// `--turn-ca`: the CA (PEM) a `turns:` server's certificate must chain to; nil: the system's.
+    var trustedCAFile: String?
 }
 
-/// The spelling of a TURN server: `turn:HOST:PORT` or `turn:HOST` (3478), with an optional
-/// `?transport=udp` (RFC 7065 §3.1). TCP and `turns:` are not done (UDP relays only).
+/// The spelling of a TURN server (RFC 7065 §3.1): `turn:HOST[:PORT]` (3478) with an optional
+/// `?transport=udp` or `?transport=tcp`, or `turns:HOST[:PORT]` (TLS over TCP, 5349; 443 where a
+/// network lets only HTTPS out). The relay toward peers is UDP in every case (RFC 8656 §3.1).
 enum TURNServerSpelling {
+    /// How rtcam reaches the server.
+    enum Transport: String, Equatable, Sendable {
+        case udp, tcp, tls
+    }
+
     struct Parsed: Equatable {
         var host: String
         var port: UInt16
+        var transport: Transport = .udp
     }
 
     enum Problem: Error, Equatable, CustomStringConvertible {
@@ -35,27 +49,37 @@ enum TURNServerSpelling {
 
         var description: String {
             switch self {
-            case let .malformed(text): return "--turn wants turn:HOST[:PORT][?transport=udp]: \(text)"
-            case let .unsupported(text): return "\(text): only UDP to the TURN server is done (turn:...?transport=udp)"
+            case let .malformed(text): return "--turn wants turn:HOST[:PORT][?transport=udp|tcp] or turns:HOST[:PORT]: \(text)"
+            case let .unsupported(text): return "\(text): turns: is TLS over TCP (no ?transport=udp, DTLS to the server is not done)"
             }
         }
     }
 
     static func parse(_ text: String) throws(Problem) -> Parsed {
         var rest = Substring(text)
-        if rest.lowercased().hasPrefix("turns:") { throw .unsupported(text) }
-        guard rest.lowercased().hasPrefix("turn:") else { throw .malformed(text) }
-        rest = rest.dropFirst(5)
+        var transport = Transport.udp
+        var port: UInt16 = 3478
+        if rest.lowercased().hasPrefix("turns:") {
+            transport = .tls
+            port = 5349
+            rest = rest.dropFirst(6)
+        } else if rest.lowercased().hasPrefix("turn:") {
+            rest = rest.dropFirst(5)
+        } else {
+            throw .malformed(text)
+        }
         if let question = rest.firstIndex(of: "?") {
             let query = rest[rest.index(after: question)...].lowercased()
-            guard query == "transport=udp" else {
-                if query == "transport=tcp" { throw .unsupported(text) }
-                throw .malformed(text)
+            switch (query, transport) {
+            case ("transport=udp", .udp): break
+            case ("transport=tcp", .udp): transport = .tcp
+            case ("transport=tcp", .tls): break
+            case ("transport=udp", .tls): throw .unsupported(text)
+            default: throw .malformed(text)
             }
             rest = rest[..<question]
         }
         var host = rest
-        var port: UInt16 = 3478
         if rest.hasPrefix("[") {
             // [IPv6]:port or [IPv6]
             guard let close = rest.firstIndex(of: "]") else { throw .malformed(text) }
@@ -73,7 +97,7 @@ enum TURNServerSpelling {
             port = value
         }
         guard !host.isEmpty, !host.contains(where: { $0 == " " || $0 == "/" || $0 == "@" }) else { throw .malformed(text) }
-        return Parsed(host: String(host), port: port)
+        return Parsed(host: String(host), port: port, transport: transport)
     }
 }
 
@@ -84,21 +108,49 @@ enum TURNServerSpelling {
 struct MediaRelay {
     let configuration: RelayServerConfiguration
     var client: TURNClient
+    /// Over TCP or TLS: the connection's state (the hub connects it); nil over UDP.
+    let stream: TURNStreamLink?
     /// The IPs each viewer has a permission for (so a viewer leaving forgets only its own).
     private var peersByViewer: [String: Set<TransportAddress.IP>] = [:]
 
     /// REST credentials are made valid for a day and made again before each new Allocate.
     static let sharedSecretLifetimeSeconds: UInt64 = 24 * 3600
 
-    init(configuration: RelayServerConfiguration, now: MonotonicTime) {
+    init(configuration: RelayServerConfiguration, tlsContext: TLSClientContext? = nil, tlsProblem: String? = nil,
+         now: MonotonicTime) {
         self.configuration = configuration
+        stream = configuration.transport == .udp ? nil
+            : TURNStreamLink(transport: configuration.transport, tlsContext: tlsContext, problem: tlsProblem)
+        client = Self.makeClient(configuration, now: now)
+    }
+
+    private static func makeClient(_ configuration: RelayServerConfiguration, now: MonotonicTime) -> TURNClient {
         var turn = TURNClient.Configuration()
         // An answer never waits for the relay, so a failed Allocate is asked again soon, then less
         // and less often (a server that is down is not hammered).
         turn.retryInterval = .seconds(2)
         turn.maximumRetryInterval = .seconds(60)
-        client = TURNClient(server: configuration.server, credentials: Self.credentials(for: configuration.credentials),
-                            configuration: turn, now: now, random: SystemRandomNumberGenerator())
+        return TURNClient(server: configuration.server, transport: configuration.transport == .udp ? .udp : .tcp,
+                          credentials: credentials(for: configuration.credentials),
+                          configuration: turn, now: now, random: SystemRandomNumberGenerator())
+    }
+
+    /// When the TURN client wants `handleTimeout`: never while a TCP or TLS connection is not up
+    /// (its first Allocate goes when the connection is ready).
+    var nextDeadline: MonotonicTime? {
+        if let stream, stream.phase != .ready { return nil }
+        return client.nextDeadline
+    }
+
+    /// A new connection to the server is up: a new client (its Allocate due now), with the
+    /// permissions every viewer still has asked for again (installed once the allocation is made).
+    /// The Allocate to send is among the actions.
+    mutating func restartClient(now: MonotonicTime) -> [TURNClient.Action] {
+        client = Self.makeClient(configuration, now: now)
+        var actions: [TURNClient.Action] = []
+        let peers = peersByViewer.values.reduce(into: Set<TransportAddress.IP>()) { $0.formUnion($1) }
+        for ip in peers { actions += client.createPermission(for: ip, now: now) }
+        return actions + client.handleTimeout(now: now)
     }
 
     static func credentials(for credentials: RelayServerConfiguration.Credentials) -> TURNCredentials {

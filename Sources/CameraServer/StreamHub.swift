@@ -4,6 +4,7 @@ import Logging
 import MediaSources
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import RTCBase
 import SDP
 import STUN
@@ -531,6 +532,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             if var old = relay {
                 performTURN(old.client.release(now: MonotonicClock.now()))
                 relay = nil
+                closeRelayStream(old.stream)
             }
             stopping = true
             socket = nil
@@ -548,7 +550,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     }
 
     private func receiveLocked(_ datagram: [UInt8], from address: TransportAddress) {
-        if let server = relay?.configuration.server, address == server, relay?.client.isFromServer(datagram) == true {
+        if let server = relay?.configuration.server, address == server, relay?.stream == nil,
+           relay?.client.isFromServer(datagram) == true {
             // The TURN server: responses, and peers' data in Data indications or ChannelData.
             let actions = relay!.client.receive(datagram, now: MonotonicClock.now())
             performTURN(actions)
@@ -616,26 +619,58 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     /// Keeps an allocation on `server` (RFC 8656; after `attach(socket:)`): asked for at once,
     /// refreshed, asked for again with a backoff when it fails or is lost. Another server or other
     /// credentials than before give the old allocation back first; nil gives it back.
-    func configureRelay(_ configuration: RelayServerConfiguration?) {
+    /// Over TCP or TLS (`?transport=tcp`, `turns:`) the hub connects to the server first;
+    /// `tlsContext` holds the CAs a `turns:` server's certificate must chain to (nil: `tlsProblem`
+    /// says why there are none, shown in the log and /api/status).
+    func configureRelay(_ configuration: RelayServerConfiguration?, tlsContext: TLSClientContext? = nil,
+                        tlsProblem: String? = nil) {
         lock.withLock {
             guard relay?.configuration != configuration else { return }
             if var old = relay {
                 performTURN(old.client.release(now: MonotonicClock.now()))
                 relay = nil
+                closeRelayStream(old.stream)
                 logger.info("TURN: gave back the allocation on \(old.configuration.spelled)")
             }
             guard let configuration, !stopping else { return }
-            relay = MediaRelay(configuration: configuration, now: MonotonicClock.now())
-            logger.info("TURN: asking \(configuration.spelled) (\(configuration.server)) for a relayed address")
-            serviceTimerFired()
+            relay = MediaRelay(configuration: configuration, tlsContext: tlsContext, tlsProblem: tlsProblem,
+                               now: MonotonicClock.now())
+            logger.info("TURN: asking \(configuration.spelled) (\(configuration.server) over \(configuration.transport.rawValue.uppercased())) for a relayed address")
+            if relay?.stream != nil {
+                connectRelayStream()
+            } else {
+                serviceTimerFired()
+            }
         }
     }
 
     /// The relay as /api/status shows it: the server, whether an allocation is live and its address.
-    var relayStatus: (server: String, relayed: TransportAddress?, mapped: TransportAddress?, permissions: Int)? {
+    var relayStatus: RelayStatus? {
         lock.withLock {
-            relay.map { ($0.configuration.spelled, $0.client.relayedAddress, $0.client.mappedAddress, $0.client.permissionCount) }
+            relay.map {
+                RelayStatus(server: $0.configuration.spelled, transport: $0.configuration.transport.rawValue,
+                            relayed: $0.client.relayedAddress, mapped: $0.client.mappedAddress,
+                            permissions: $0.client.permissionCount, connection: $0.stream?.phase.rawValue,
+                            error: $0.stream?.problem, connections: $0.stream?.connectionsMade,
+                            bytesDropped: $0.stream?.bytesDropped)
+            }
         }
+    }
+
+    struct RelayStatus {
+        var server: String
+        /// "udp", "tcp" or "tls": how rtcam reaches the server.
+        var transport: String
+        var relayed: TransportAddress?
+        var mapped: TransportAddress?
+        var permissions: Int
+        /// Over TCP and TLS: connecting, handshaking, ready or waiting (to connect again).
+        var connection: String?
+        /// Over TCP and TLS: why the last connection or allocation failed (e.g. an untrusted certificate).
+        var error: String?
+        var connections: Int?
+        /// Over TCP and TLS: bytes not sent because the connection's queue was full.
+        var bytesDropped: Int?
     }
 
     private func performTURN(_ actions: [TURNClient.Action]) {
@@ -643,10 +678,17 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         for action in actions {
             switch action {
             case let .send(bytes):
-                sendOne(bytes, to: server)
+                if let stream = relay?.stream {
+                    if stream.enqueue(bytes) { scheduleRelayFlush(stream) }
+                } else {
+                    sendOne(bytes, to: server)
+                }
             case let .allocated(relayed, mapped, lifetime):
+                relay?.stream?.failuresInARow = 0
+                relay?.stream?.problem = nil
                 logger.info("TURN: relayed address \(relayed) (the server sees rtcam at \(mapped.map(\.description) ?? "?"), \(lifetime))")
             case let .allocationFailed(failure):
+                relay?.stream?.problem = "no allocation: \(failure)"
                 logger.warning("TURN: no allocation from \(relay?.configuration.spelled ?? "?"): \(failure); asking again later")
                 relay?.renewCredentialsIfTimeLimited()
             case let .allocationLost(failure):
@@ -683,6 +725,16 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         guard relay != nil else { return }
         permitThroughRelay(peer.ip, for: id)
         guard let server = relay?.configuration.server else { return }
+        if let stream = relay?.stream {
+            // Over TCP or TLS: ChannelData padded to 4 bytes (RFC 8656 §12.5), dropped when the
+            // connection is not up or its queue is full.
+            var queued = false
+            for index in 0 ..< batch.count {
+                if let wrapped = relay!.client.wrap(Array(batch[index]), to: peer), stream.enqueue(wrapped) { queued = true }
+            }
+            if queued { scheduleRelayFlush(stream) }
+            return
+        }
         relayBatch.removeAll()
         for index in 0 ..< batch.count {
             if let wrapped = relay!.client.wrap(Array(batch[index]), to: peer) { relayBatch.append(wrapped) }
@@ -690,10 +742,184 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         socket.send(relayBatch, to: server)
     }
 
+    // MARK: - The connection to a TURN server over TCP or TLS (under the lock unless said)
+
+    /// Connects to the server (a new generation); the TURN client is driven once it is up.
+    private func connectRelayStream() {
+        guard let relay, let stream = relay.stream, !stopping else { return }
+        stream.generation += 1
+        stream.reset()
+        stream.phase = .connecting
+        let generation = stream.generation
+        let server = relay.configuration.server
+        guard let address = try? SocketAddress(ipAddress: server.ip.description, port: Int(server.port)) else { return }
+        ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(10))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(TURNStreamHandler(generation: generation, hub: self))
+                }
+            }
+            .connect(to: address)
+            .whenComplete { [self] result in
+                // Later on the loop: a connect that fails at once completes here, under the lock.
+                loop.execute { [self] in
+                    switch result {
+                    case let .success(channel):
+                        lock.withLock { relayStreamConnected(channel, generation: generation) }
+                    case let .failure(error):
+                        relayStreamClosed(generation: generation, reason: "cannot connect: \(error)")
+                    }
+                }
+            }
+    }
+
+    private func relayStreamConnected(_ channel: Channel, generation: Int) {
+        guard let relay, let stream = relay.stream, stream.generation == generation, !stopping else {
+            channel.close(promise: nil)
+            return
+        }
+        stream.channel = channel
+        stream.connectionsMade += 1
+        guard relay.configuration.transport == .tls else { return relayStreamReady(stream) }
+        guard let context = stream.tlsContext else {
+            stream.problem = stream.problem ?? "no trusted CA certificates"
+            channel.close(promise: nil)
+            return
+        }
+        do {
+            let tls = try TLSClientConnection(context: context, serverName: relay.configuration.serverName)
+            stream.tls = tls
+            stream.phase = .handshaking
+            stream.queueCiphertext(tls.takeTransmit())
+            scheduleRelayFlush(stream)
+        } catch {
+            stream.problem = "TLS: \(error)"
+            channel.close(promise: nil)
+        }
+    }
+
+    private func relayStreamReady(_ stream: TURNStreamLink) {
+        stream.phase = .ready
+        logger.info("TURN: connected to \(relay?.configuration.spelled ?? "?") over \(stream.transport.rawValue.uppercased())")
+        guard relay != nil else { return }
+        performTURN(relay!.restartClient(now: MonotonicClock.now()))
+        armServiceTimer()
+    }
+
+    /// Bytes the connection read (on the event loop).
+    func relayStreamRead(_ bytes: [UInt8], generation: Int) {
+        lock.withLock {
+            guard let stream = relay?.stream, stream.generation == generation, stream.channel != nil else { return }
+            var plaintext = bytes
+            if let tls = stream.tls {
+                tls.receive(bytes)
+                for event in tls.takeEvents() {
+                    switch event {
+                    case let .established(version, suite):
+                        logger.info("TURN: TLS with \(relay?.configuration.serverName ?? "?"): \(version) \(suite)")
+                    case .closed:
+                        break
+                    case let .failed(failure):
+                        stream.problem = "TLS: \(failure)"
+                        logger.error("TURN: TLS with \(relay?.configuration.spelled ?? "?") failed: \(failure)")
+                    }
+                }
+                let transmit = tls.takeTransmit()
+                if !transmit.isEmpty {
+                    stream.queueCiphertext(transmit)
+                    scheduleRelayFlush(stream)
+                }
+                if tls.isFinished {
+                    stream.channel?.close(promise: nil)
+                    return
+                }
+                if stream.phase == .handshaking, tls.isEstablished { relayStreamReady(stream) }
+                plaintext = tls.takePlaintext()
+            }
+            guard stream.phase == .ready, !plaintext.isEmpty else { return }
+            let messages = stream.framer.append(plaintext)
+            if stream.framer.isBroken {
+                stream.problem = "the server sent something that is not STUN or ChannelData"
+                stream.channel?.close(promise: nil)
+            }
+            let now = MonotonicClock.now()
+            for message in messages where relay != nil {
+                performTURN(relay!.client.receive(message, now: now))
+            }
+            armServiceTimer()
+        }
+    }
+
+    /// The connection closed or could not be made (on the event loop, without the lock): the
+    /// allocation went with it; a new connection after the backoff.
+    func relayStreamClosed(generation: Int, reason: String) {
+        lock.withLock {
+            guard let stream = relay?.stream, stream.generation == generation, stream.phase != .waiting else { return }
+            stream.generation += 1   // this connection's late reads and writes are ignored
+            stream.channel?.close(promise: nil)
+            stream.reset()
+            stream.phase = .waiting
+            stream.failuresInARow += 1
+            if stream.problem == nil || reason.hasPrefix("cannot connect") { stream.problem = reason }
+            let delay = stream.reconnectDelay
+            logger.warning("TURN: connection to \(relay?.configuration.spelled ?? "?") lost (\(stream.problem ?? reason)); connecting again in \(delay)")
+            // Viewers on the relay lose it (the allocation goes with the connection); answers offer
+            // no relayed address until the next connection's allocation is made.
+            guard relay != nil else { return }
+            relay!.client = TURNClient(server: relay!.configuration.server, transport: .tcp,
+                                       credentials: TURNCredentials(username: "", password: ""),
+                                       now: MonotonicClock.now(), random: SystemRandomNumberGenerator())
+            let waited = generation + 1
+            _ = loop.scheduleTask(in: .nanoseconds(delay.nanosecondsClamped)) { [self] in
+                lock.withLock {
+                    guard let stream = relay?.stream, stream.generation == waited, stream.phase == .waiting else { return }
+                    connectRelayStream()
+                }
+            }
+        }
+    }
+
+    /// Hands the queued bytes to the channel on the event loop, in order (only the loop writes).
+    private func scheduleRelayFlush(_ stream: TURNStreamLink) {
+        guard !stream.flushScheduled, stream.channel != nil else { return }
+        stream.flushScheduled = true
+        let generation = stream.generation
+        loop.execute { [self] in flushRelayStream(generation: generation) }
+    }
+
+    private func flushRelayStream(generation: Int) {
+        let taken = lock.withLock { () -> (Channel, [UInt8], TURNStreamLink)? in
+            guard let stream = relay?.stream, stream.generation == generation, let channel = stream.channel else { return nil }
+            stream.flushScheduled = false
+            defer { stream.outbound = [] }
+            return (channel, stream.outbound, stream)
+        }
+        guard let (channel, bytes, stream) = taken, !bytes.isEmpty else { return }
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { [self] _ in
+            lock.withLock { if stream.generation == generation { stream.queuedBytes -= bytes.count } }
+        }
+        channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: written)
+    }
+
+    /// The relay was given up: what is queued (the Refresh with lifetime 0) goes, then the connection closes.
+    private func closeRelayStream(_ stream: TURNStreamLink?) {
+        guard let stream, let channel = stream.channel else { return }
+        let bytes = stream.outbound
+        stream.generation += 1
+        stream.reset()
+        loop.execute {
+            if bytes.isEmpty { return channel.close(promise: nil) }
+            channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
     private func serviceTimerFired() {
         guard !stopping else { return }
         let now = MonotonicClock.now()
-        if let due = relay?.client.nextDeadline, due <= now {
+        if let due = relay?.nextDeadline, due <= now {
             performTURN(relay!.client.handleTimeout(now: now))
         }
         if var client = stunClient, let due = client.nextDeadline, due <= now {
@@ -730,7 +956,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     private func armServiceTimer() {
         serviceTimer?.cancel()
-        guard let deadline = earliest(stunClient?.nextDeadline, multicastDNS?.nextDeadline, relay?.client.nextDeadline),
+        guard let deadline = earliest(stunClient?.nextDeadline, multicastDNS?.nextDeadline, relay?.nextDeadline),
               !stopping else { return }
         let delay = deadline - MonotonicClock.now()
         serviceTimer = loop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped))) { [self] in

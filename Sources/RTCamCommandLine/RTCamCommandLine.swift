@@ -62,8 +62,10 @@ public enum RTCamCommandLine {
             OptionDefinition("stun", value: "HOST:PORT",
                              help: "A STUN server to learn rtcam's public address from, offered as a server-reflexive candidate (repeatable; full ICE). Default: saved setting, else none.",
                              repeatable: true),
-            OptionDefinition("turn", value: "turn:HOST[:PORT][?transport=udp]",
-                             help: "A TURN server (coturn, RFC 8656) to keep a relayed address on, offered as a relay candidate: viewers behind NATs no direct path crosses watch through it (full ICE; UDP). Default: saved setting, else none."),
+            OptionDefinition("turn", value: "turn:HOST[:PORT][?transport=udp|tcp] | turns:HOST[:PORT]",
+                             help: "A TURN server (coturn, RFC 8656) to keep a relayed address on, offered as a relay candidate: viewers behind NATs no direct path crosses watch through it (full ICE). UDP by default; ?transport=tcp or turns: (TLS, port 5349 unless given, 443 where only HTTPS gets out) when the camera's network blocks outbound UDP. Default: saved setting, else none."),
+            OptionDefinition("turn-ca", value: "file",
+                             help: "The CA certificate (PEM) a turns: server's certificate must chain to, for a private CA. Default: the system's CA store (/etc/ssl/certs/ca-certificates.crt)."),
             OptionDefinition("turn-user", value: "name", help: "The TURN user name (with --turn-password; with --turn-secret the name in the REST credentials)."),
             OptionDefinition("turn-password", value: "password",
                              help: "The TURN user's password (coturn user=NAME:PASSWORD). Visible to other local users in the process list: the settings page keeps it in the state directory instead."),
@@ -180,6 +182,7 @@ public enum RTCamCommandLine {
         let stun = options.all("stun")
         if !stun.isEmpty { configuration.overrides.stunServers = stun }
         configuration.overrides.turnServer = options.value("turn")
+        configuration.turnCAPath = options.value("turn-ca")
         configuration.overrides.turnUser = options.value("turn-user")
         configuration.overrides.turnPassword = options.value("turn-password")
         configuration.overrides.turnSecret = options.value("turn-secret")

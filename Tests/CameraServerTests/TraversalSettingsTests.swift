@@ -11,11 +11,14 @@ import Testing
         #expect(try TURNServerSpelling.parse("turn:192.0.2.1") == .init(host: "192.0.2.1", port: 3478))
         #expect(try TURNServerSpelling.parse("turn:[2001:db8::1]:5349") == .init(host: "2001:db8::1", port: 5349))
         #expect(try TURNServerSpelling.parse("TURN:relay.lan:80") == .init(host: "relay.lan", port: 80))
-        #expect(throws: TURNServerSpelling.Problem.unsupported("turns:turn.example.org:443")) {
-            try TURNServerSpelling.parse("turns:turn.example.org:443")
-        }
-        #expect(throws: TURNServerSpelling.Problem.unsupported("turn:a:3478?transport=tcp")) {
-            try TURNServerSpelling.parse("turn:a:3478?transport=tcp")
+        // Issue 19: TCP and TLS to the server (the relay toward peers stays UDP).
+        #expect(try TURNServerSpelling.parse("turn:a:3478?transport=tcp") == .init(host: "a", port: 3478, transport: .tcp))
+        #expect(try TURNServerSpelling.parse("turns:turn.example.org:443") == .init(host: "turn.example.org", port: 443, transport: .tls))
+        #expect(try TURNServerSpelling.parse("turns:turn.example.org") == .init(host: "turn.example.org", port: 5349, transport: .tls))
+        #expect(try TURNServerSpelling.parse("TURNS:t.example?transport=tcp") == .init(host: "t.example", port: 5349, transport: .tls))
+        #expect(try TURNServerSpelling.parse("turn:a?transport=TCP").transport == .tcp)
+        #expect(throws: TURNServerSpelling.Problem.unsupported("turns:a?transport=udp")) {
+            try TURNServerSpelling.parse("turns:a?transport=udp")
         }
         for bad in ["turn.example.org:3478", "turn:", "turn:a:0", "turn:a:99999", "turn:a:b:c", "turn:user@host", "turn:a?x=y"] {
             #expect(throws: TURNServerSpelling.Problem.self) { try TURNServerSpelling.parse(bad) }
@@ -37,6 +40,8 @@ import Testing
         settings.traversal.turnUser = ""
         #expect(settings.validationErrors().isEmpty)
         settings.traversal.turnServer = "turns:relay.example.org:443"
+        #expect(settings.validationErrors().isEmpty)
+        settings.traversal.turnServer = "turns:relay.example.org:443?transport=udp"
         #expect(settings.validationErrors().map(\.field) == ["turn"])
     }
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 
 
-def whep_script(ice_servers: list[str] = (), gather_timeout_ms: int = 5000, extensions: list[str] = ()) -> str:
+def whep_script(ice_servers: list = (), gather_timeout_ms: int = 5000, extensions: list[str] = ()) -> str:
     """The page's WHEP viewer, kept in window.pc; evaluates to the offer it sent. `extensions`: RTP
     header extension URIs Chromium implements but does not offer by default, offered through
     RTCRtpTransceiver.setHeaderExtensionsToNegotiate where this Chromium has it."""
-    servers = json.dumps([{"urls": url} for url in ice_servers])
+    # A server is a URL, or a dict with "urls", "username" and "credential" (a TURN server).
+    servers = json.dumps([server if isinstance(server, dict) else {"urls": server} for server in ice_servers])
     return """(async () => {
   const pc = new RTCPeerConnection({iceServers: %(servers)s, bundlePolicy: "max-bundle"});
   window.pc = pc;

@@ -46,6 +46,10 @@ MIN_FPS = 25.0
 TURN_USER, TURN_PASSWORD = "camera", "relay-password-7"
 TURN_SECRET_PORT, TURN_SECRET = 3479, "north-secret-19"
 TURN_RELAY_PORTS = (49160, 49260)
+# coturn's TLS port for turns: (443: what a network that lets only HTTPS out still lets through),
+# its certificate from a CA the fixture makes (rtcam gets it with --turn-ca, Chromium is told to
+# accept it).
+TURN_TLS_PORT = 443
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -151,6 +155,18 @@ table ip filter {{
 """)
         return self
 
+    def block_outbound_udp(self, role: str) -> None:
+        """The router `role` ("rcam" or "rview") forwards no UDP from its LAN: a network that lets
+        only TCP out (issue 19's "UDP blocked" cases)."""
+        run("ip", "netns", "exec", self[role], "nft", "-f", "-", stdin="""
+table ip filter {
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        iifname "lan" meta l4proto udp drop
+    }
+}
+""")
+
     def forward_udp_to_camera(self, port: int) -> None:
         """A UDP port forward on the camera's router (what a user sets up for the media port)."""
         run("ip", "netns", "exec", self["rcam"], "nft", "add", "rule", "ip", "nat", "prerouting",
@@ -208,21 +224,41 @@ def _nat_topology(request, tmp_path, symmetric_viewer_nat: bool, symmetric_camer
         assert not problems, problems
 
 
+def make_turn_certificate(directory: Path) -> Path:
+    """A test CA and coturn's certificate from it, for 203.0.113.1 (an iPAddress name, and the
+    same as a dNSName and the CN for verifiers that match only those); returns the CA's file."""
+    ca_key, ca, key, request, cert = (directory / name for name in ("ca.key", "ca.pem", "turn.key", "turn.csr", "turn.pem"))
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(ca_key),
+        "-out", str(ca), "-days", "2", "-subj", "/CN=rtcam interop test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key),
+        "-out", str(request), "-subj", f"/CN={STUN_ADDRESS}")
+    extensions = directory / "turn.ext"
+    extensions.write_text(f"subjectAltName=IP:{STUN_ADDRESS},DNS:{STUN_ADDRESS}\nextendedKeyUsage=serverAuth\n")
+    run("openssl", "x509", "-req", "-in", str(request), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-out", str(cert), "-days", "2", "-extfile", str(extensions))
+    return ca
+
+
 def start_coturn(topology: NATTopology, directory: Path, log: Path, secret_log: Path) -> list[subprocess.Popen]:
     """STUN for everyone and TURN for rtcam on the internet namespace: a long-term user on 3478,
     coturn's REST API (shared secret) on 3479; relayed addresses on the internet side, ports of
     their own each. (The TURN first-frame benchmark uses this too.)"""
     low, high = TURN_RELAY_PORTS
     middle = (low + high) // 2
-    common = ["turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls", "--listening-ip", STUN_ADDRESS,
+    topology.turn_ca = make_turn_certificate(directory)
+    common = ["turnserver", "-n", "--no-cli", "--no-dtls", "--listening-ip", STUN_ADDRESS,
               "--relay-ip", STUN_ADDRESS, "--realm", "rtcam.test", "--simple-log", "--no-stdout-log", "--verbose"]
     started = []
     for arguments in (["--listening-port", str(STUN_PORT), "--min-port", str(low), "--max-port", str(middle - 1),
                        "--lt-cred-mech", "--user", f"{TURN_USER}:{TURN_PASSWORD}",
+                       # TCP on 3478 too (coturn's default), TLS on TURN_TLS_PORT.
+                       "--tls-listening-port", str(TURN_TLS_PORT), "--cert", str(directory / "turn.pem"),
+                       "--pkey", str(directory / "turn.key"),
                        "--userdb", str(directory / "coturn.db"), "--pidfile", str(directory / "coturn.pid"),
                        "--log-file", str(log)],
                       ["--listening-port", str(TURN_SECRET_PORT), "--min-port", str(middle), "--max-port", str(high),
-                       "--use-auth-secret", "--static-auth-secret", TURN_SECRET,
+                       "--use-auth-secret", "--static-auth-secret", TURN_SECRET, "--no-tls",
                        "--userdb", str(directory / "coturn-secret.db"), "--pidfile", str(directory / "coturn-secret.pid"),
                        "--log-file", str(secret_log)]):
         started.append(in_namespace(topology["inet"], lambda: subprocess.Popen(
@@ -230,10 +266,19 @@ def start_coturn(topology: NATTopology, directory: Path, log: Path, secret_log: 
     return started
 
 
-def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str, turn: str | None = None) -> RtcamProcess:
-    """`turn`: None, "password" (the long-term user) or "secret" (coturn's REST API)."""
+def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str, turn: str | None = None,
+                 udp_blocked: bool = False) -> RtcamProcess:
+    """`turn`: None, "password" (the long-term user), "secret" (coturn's REST API), "tcp" or "tls"
+    (the long-term user over TCP, `turn:…?transport=tcp`, or TLS, `turns:`). `udp_blocked`: the
+    camera's router lets no UDP out, so no server-reflexive address is waited for."""
     relay_args: tuple[str, ...] = ()
-    if turn == "password":
+    if turn == "tcp":
+        relay_args = ("--turn", f"turn:{STUN_ADDRESS}:{STUN_PORT}?transport=tcp", "--turn-user", TURN_USER,
+                      "--turn-password", TURN_PASSWORD)
+    elif turn == "tls":
+        relay_args = ("--turn", f"turns:{STUN_ADDRESS}:{TURN_TLS_PORT}", "--turn-ca", str(topology.turn_ca),
+                      "--turn-user", TURN_USER, "--turn-password", TURN_PASSWORD)
+    elif turn == "password":
         relay_args = ("--turn", f"turn:{STUN_ADDRESS}:{STUN_PORT}?transport=udp", "--turn-user", TURN_USER,
                       "--turn-password", TURN_PASSWORD)
     elif turn == "secret":
@@ -245,7 +290,7 @@ def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str, turn:
         attach(request, f"rtcam --ice {ice}", lambda: camera.log_tail(120))
     in_namespace(topology["cam"], camera.start)
     topology.processes.append(camera.process)
-    if ice == "full":
+    if ice == "full" and not udp_blocked:
         # The STUN client asks coturn at start; an answer made before it heard back offers no
         # srflx candidate (answers never wait), so the viewers here come after it.
         deadline = time.monotonic() + 5
@@ -343,14 +388,17 @@ CHROMIUM_PAIRS = """(async () => {
 })()"""
 
 
-def chromium_watch(topology, camera, tmp_path, request, seconds: float = 5):
+def chromium_watch(topology, camera, tmp_path, request, seconds: float = 5, script: str | None = None,
+                   extra_args: tuple[str, ...] = ()):
     """Chromium in the viewer's namespace plays rtcam's WHEP stream for `seconds`: its decoded rate,
     the first frame's time after the offer (Chromium's candidate gathering included), its own
     selected pair's stats at the end, and rtcam's /api/status then."""
     from cdp import Chromium
 
-    browser = Chromium(log_path=str(tmp_path / "chromium.log"), user_data_dir=str(tmp_path / "chromium-profile"))
+    browser = Chromium(log_path=str(tmp_path / "chromium.log"), user_data_dir=str(tmp_path / "chromium-profile"),
+                       extra_args=extra_args)
     attach(request, "chromium log", lambda: (tmp_path / "chromium.log").read_text()[-3000:])
+    relay_protocol = None
     try:
         in_namespace(topology["view"], browser.start)
         topology.processes.append(browser.process)
@@ -358,7 +406,7 @@ def chromium_watch(topology, camera, tmp_path, request, seconds: float = 5):
         attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
         page.navigate(f"http://{CAMERA_PUBLIC_ADDRESS}:{camera.http_port}/healthz")
         offered = time.monotonic()
-        page.evaluate(CHROMIUM_WHEP, timeout=20)
+        page.evaluate(script or CHROMIUM_WHEP, timeout=20)
         try:
             page.wait_for("window.pc.connectionState === 'connected'", timeout=15)
         except Exception:
@@ -371,9 +419,13 @@ def chromium_watch(topology, camera, tmp_path, request, seconds: float = 5):
         time.sleep(seconds)
         last = page.evaluate(CHROMIUM_STATS)
         status = in_namespace(topology["cam"], camera.status)
+        if script is not None:
+            relay_protocol = page.evaluate(CHROMIUM_RELAY_PROTOCOL)
     finally:
         browser.close()
     fps = (last["frames"] - first["frames"]) / ((last["at"] - first["at"]) / 1000)
+    if script is not None:
+        return fps, first_frame, last, status, relay_protocol
     return fps, first_frame, last, status
 
 
@@ -444,10 +496,13 @@ def test_viewer_page_plays_through_two_nats(nat_topology, tmp_path, request):
     assert pairs and pairs[-1]["local"] in ("srflx", "prflx") and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
 
 
-def relay_watch(topology: NATTopology, tmp_path: Path, request, turn: str) -> None:
+def relay_watch(topology: NATTopology, tmp_path: Path, request, turn: str, udp_blocked: bool = False) -> None:
     """aiortc behind `topology` against rtcam with `--turn`: media through coturn's relayed address."""
     started = time.monotonic()
-    camera = start_camera(topology, tmp_path, request, "full", turn=turn)
+    if udp_blocked:
+        topology.block_outbound_udp("rcam")
+    camera = start_camera(topology, tmp_path, request, "full", turn=turn, udp_blocked=udp_blocked)
+    print(f"\nrtcam's allocation over {turn}: {time.monotonic() - started:.2f} s from start to its relayed address")
     summary, statuses = watch(topology, camera, seconds=5, connect_timeout=10)
     attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
     pairs = ice_pairs(statuses)
@@ -466,6 +521,8 @@ def relay_watch(topology: NATTopology, tmp_path: Path, request, turn: str) -> No
     assert relay and relay["relayedAddress"] == pair["localAddress"], relay
     # Permissions for the viewer's IPs while it watched (given up once it left).
     assert max(status.get("turn", {}).get("permissions", 0) for status in statuses) >= 1, statuses[-1]
+    if turn in ("tcp", "tls"):
+        assert relay["transport"] == turn and relay["connection"] == "ready" and relay["error"] is None, relay
 
 
 def test_symmetric_viewer_nat_connects_through_the_turn_relay(symmetric_viewer_topology, tmp_path, request):
@@ -490,3 +547,59 @@ def test_chromium_both_symmetric_nats_through_the_turn_relay(both_symmetric_topo
     assert last["remote"] == "relay" and last["remoteAddress"].startswith(f"{STUN_ADDRESS}:"), last
     assert pairs and pairs[-1]["local"] == "relay" and pairs[-1]["remoteAddress"].startswith("198.51.100.2:"), pairs
     assert status["turn"]["relayedAddress"] == last["remoteAddress"], status.get("turn")
+
+
+# Issue 19, "UDP blocked": (a) on the camera's side, rtcam's own allocation over TCP or TLS (the
+# relay toward the viewer stays UDP); (b) on the viewer's side, Chromium's allocation over TCP or
+# TLS. (ICE-TCP, the third way for a viewer without UDP, is test_ice_tcp.py's.)
+
+def test_camera_without_udp_relays_over_turn_tcp(symmetric_viewer_topology, tmp_path, request):
+    """The camera's network lets no UDP out; rtcam keeps its allocation over TCP to coturn
+    (`turn:…?transport=tcp`) and aiortc behind a symmetric NAT plays through the relayed address."""
+    relay_watch(symmetric_viewer_topology, tmp_path, request, turn="tcp", udp_blocked=True)
+
+
+def test_camera_without_udp_relays_over_turns(symmetric_viewer_topology, tmp_path, request):
+    """The same with TLS on 443 (`turns:`, coturn's certificate checked against --turn-ca)."""
+    relay_watch(symmetric_viewer_topology, tmp_path, request, turn="tls", udp_blocked=True)
+
+
+# Chromium's local candidate on its selected pair: its type and, for a relay candidate, how it
+# reaches its TURN server ("udp", "tcp" or "tls").
+CHROMIUM_RELAY_PROTOCOL = """(async () => {
+  const stats = await window.pc.getStats();
+  let pairId = null;
+  stats.forEach((report) => { if (report.type === "transport" && report.selectedCandidatePairId) pairId = report.selectedCandidatePairId; });
+  const pair = pairId && stats.get(pairId), local = pair && stats.get(pair.localCandidateId);
+  return local ? (local.candidateType + " " + (local.relayProtocol || "")) : null;
+})()"""
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "tls"])
+def test_chromium_without_udp_plays_through_its_own_turn_server(nat_topology, tmp_path, request, protocol):
+    """The viewer's network lets no UDP out: Chromium, given coturn as its TURN server over TCP
+    (`turn:…?transport=tcp`) or TLS (`turns:` on 443), allocates over that connection; its relayed
+    address reaches rtcam's server-reflexive one (rtcam's checks to the relayed address open the
+    camera router's mapping), and it plays."""
+    nat_topology.block_outbound_udp("rview")
+    camera = start_camera(nat_topology, tmp_path, request, "full")
+    url = (f"turn:{STUN_ADDRESS}:{STUN_PORT}?transport=tcp" if protocol == "tcp"
+           else f"turns:{STUN_ADDRESS}:{TURN_TLS_PORT}?transport=tcp")
+    # Gathering never completes without UDP (the STUN server is never heard): the offer goes after
+    # 3 s, by when the relayed candidate over TCP or TLS is there (well under a second here).
+    script = whep_script([f"stun:{STUN_ADDRESS}:{STUN_PORT}", {"urls": url, "username": TURN_USER, "credential": TURN_PASSWORD}],
+                         gather_timeout_ms=3000)
+    started = time.monotonic()
+    fps, first_frame, last, status, relay_protocol = chromium_watch(
+        nat_topology, camera, tmp_path, request, script=script,
+        # Chromium checks a turns: server's certificate with its own verifier (without this flag
+        # the test CA fails its handshake: net_error -202, CERT_AUTHORITY_INVALID).
+        extra_args=("--ignore-certificate-errors",) if protocol == "tls" else ())
+    pairs = ice_pairs([status])
+    print(f"\nChromium over {protocol}: {fps:.1f} fps, first frame {first_frame:.2f} s after the offer (its gathering "
+          f"included), its pair {last['local']} ({relay_protocol}) → {last['remote']} {last['remoteAddress']}; "
+          f"rtcam's {pairs}; took {time.monotonic() - started:.1f} s")
+    assert fps >= MIN_FPS, f"Chromium decoded {fps:.1f} fps"
+    assert relay_protocol == f"relay {protocol}", relay_protocol
+    assert last["remote"] in ("srflx", "prflx") and last["remoteAddress"].startswith(f"{CAMERA_PUBLIC_ADDRESS}:"), last
+    assert pairs and pairs[-1]["remote"] in ("relay", "prflx") and pairs[-1]["remoteAddress"].startswith(f"{STUN_ADDRESS}:"), pairs

@@ -116,7 +116,7 @@ enum SettingsPage {
     <h2>Watching from outside</h2>
     <p class="hint">A STUN server tells the camera its public address; a TURN server (e.g. coturn) relays the video when no direct path crosses the two networks' routers. New viewers get them; the passwords are kept on the camera and never shown here.</p>
     <label>STUN servers <input name="stun" placeholder="stun.example.org:3478 (several: separated by spaces)"><span class="error" data-for="stun"></span></label>
-    <label>TURN server <input name="turn" placeholder="turn:turn.example.org:3478?transport=udp"><span class="error" data-for="turn"></span></label>
+    <label>TURN server (turn:HOST:3478, ?transport=tcp, or turns:HOST:443 where UDP is blocked) <input name="turn" placeholder="turn:turn.example.org:3478?transport=udp"><span class="error" data-for="turn"></span></label>
     <label>TURN user <input name="turnUser" autocomplete="off"><span class="error" data-for="turnUser"></span></label>
     <label>TURN password <input type="password" name="turnPassword" autocomplete="new-password"><span class="error" data-for="turnPassword"></span></label>
     <label>TURN shared secret (coturn static-auth-secret, instead of a password) <input type="password" name="turnSecret" autocomplete="new-password"><span class="error" data-for="turnSecret"></span></label>
