@@ -83,9 +83,11 @@ struct X264Stage {
         lastSequenceNumber = frame.sequenceNumber
         let format = adaptation.current
         guard adaptation.admits(frameAt: frame.captureTime) else { return nil }
+        var replacesAnotherSize = false
         if let running = encoder.resource,
            running.width != format.width || running.height != format.height || running.frameRate != format.framesPerSecond {
             encoder.discard()
+            replacesAnotherSize = running.width != format.width || running.height != format.height
         }
         let x264: X264Encoder
         do {
@@ -106,7 +108,13 @@ struct X264Stage {
                 return made
             }) else { return nil }   // refused a moment ago: tried again in 5 s
             if x264Made !== made {
-                x264Made = made
+                x264Made = made   // the last reference to the one it replaces
+                if replacesAnotherSize {
+                    // CPU adaptation changed the size: the old encoder's buffers under the mmap
+                    // threshold (ProcessMemory.fixMmapThreshold) are free chunks in this thread's
+                    // arena that the new size does not fit; their pages go back (issue 20).
+                    ProcessMemory.releaseFreedHeap()
+                }
                 bitrate = EncoderBitrate(configuredKbps: requestedBitrateKbps ?? configuration().bitrateKbps,
                                          capKbps: controls.bitrateCap)
             }

@@ -979,16 +979,39 @@ def bench_churn(args) -> dict:
     stop = threading.Event()
     ready = threading.Event()
 
+    def heap_kb() -> dict:
+        """malloc's figures from /metrics when the daemon runs with RTCAM_DEBUG_HEAP=1 (in use
+        growing is a leak; only the arenas growing is fragmentation), else {}."""
+        if os.environ.get("RTCAM_DEBUG_HEAP") != "1":
+            return {}
+        try:
+            if not daemon.cookie:
+                daemon.log_in()
+            _, _, body = daemon.request("GET", "/metrics", headers={"Cookie": daemon.cookie})
+            text = body.decode() if isinstance(body, bytes) else body
+        except Exception as error:  # noqa: BLE001 — a debug reading must not end the hour
+            return {"error": str(error)}
+        figures = {}
+        for line in text.splitlines():
+            if line.startswith("rtcam_heap_") and "{" not in line:
+                name, value = line.split()
+                figures[name[len("rtcam_heap_"):].replace("_bytes", "_kb")] = round(float(value) / 1024)
+        return figures
+
     def sample(label: str) -> dict:
         memory = common.memory_kb(pid)
         with open(f"/proc/{pid}/status") as status:
             threads = next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
         entry = {"label": label, "t": round(time.monotonic() - started, 1), "rss_kb": memory.get("VmRSS"),
                  "anon_kb": memory.get("RssAnon"), "fds": open_descriptors(pid), "threads": threads,
-                 "viewers": common.viewer_count(daemon.status())}
+                 "viewers": common.viewer_count(daemon.status()), "heap": heap_kb(), "load": os.getloadavg()[0]}
         samples.append(entry)
+        heap = entry["heap"]
+        heap_text = (f", heap in use {heap.get('in_use_kb')} kB of arenas {heap.get('arena_kb')} kB, mmapped "
+                     f"{heap.get('mmapped_kb')} kB" if heap else "")
         print(f"  [{entry['t']:7.1f} s] {label}: rss {entry['rss_kb']} kB (anon {entry['anon_kb']}), "
-              f"fds {entry['fds']}, threads {threads}, viewers {entry['viewers']}, joins {joins}", flush=True)
+              f"fds {entry['fds']}, threads {threads}, viewers {entry['viewers']}, joins {joins}{heap_text}, "
+              f"load {entry['load']:.1f}", flush=True)
         return entry
 
     def on_line(line: str) -> None:
