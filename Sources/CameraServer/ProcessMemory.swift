@@ -32,24 +32,6 @@ public enum ProcessMemory {
         rtcam_transparent_huge_pages_disabled() == 1
     }
 
-    /// The size from which malloc maps each allocation by itself (and unmaps it on free), fixed.
-    ///
-    /// glibc starts at 128 KiB but raises the threshold to the size of every mmapped chunk freed
-    /// (up to 32 MiB): after the first x264 encoder closed, the next one's frame buffers (0.1-1 MB
-    /// each) came from the video thread's arena, and when CPU adaptation reopened x264 at another
-    /// size they stayed there as free chunks the new size did not fit, resident (issue 20: 1.1 MB
-    /// in the minute of three sizes; 23 -> 44 MB RSS over eight size changes in a probe). Fixed,
-    /// they are mmapped each time and gone on free. Fixing it also fixes the trim threshold
-    /// (2 x 128 KiB of free top in an arena is given back). Call before the first thread starts.
-    /// Returns false when malloc refused (a value over its maximum).
-    @discardableResult
-    public static func fixMmapThreshold(bytes: Int = fixedMmapThresholdBytes) -> Bool {
-        mallopt(M_MMAP_THRESHOLD, Int32(clamping: bytes)) == 1
-    }
-
-    /// glibc's own starting value: allocations at least this large are mapped one by one.
-    public static let fixedMmapThresholdBytes = 128 << 10
-
     /// Gives the heap's freed pages back to the system (glibc's malloc_trim): after an idle camera
     /// dropped its encoder, whose buffers would otherwise stay in that thread's malloc arena.
     static func releaseFreedHeap() {

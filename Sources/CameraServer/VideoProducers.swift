@@ -110,9 +110,11 @@ struct X264Stage {
             if x264Made !== made {
                 x264Made = made   // the last reference to the one it replaces
                 if replacesAnotherSize {
-                    // CPU adaptation changed the size: the old encoder's buffers under the mmap
-                    // threshold (ProcessMemory.fixMmapThreshold) are free chunks in this thread's
-                    // arena that the new size does not fit; their pages go back (issue 20).
+                    // CPU adaptation changed the size: the old encoder's frame buffers are free
+                    // chunks in this thread's arena (glibc's mmap threshold rose past their size
+                    // when the first encoder closed), which the new size does not fit as they
+                    // are; their pages go back (issue 20: 1.1 MB stayed in the hour's minute of
+                    // three sizes).
                     ProcessMemory.releaseFreedHeap()
                 }
                 bitrate = EncoderBitrate(configuredKbps: requestedBitrateKbps ?? configuration().bitrateKbps,

@@ -25,8 +25,6 @@ case .listDevices:
 case let .serve(configuration, level):
     // Before the first thread starts: no transparent huge pages (issue 23, ProcessMemory says why).
     let hugePagesRefused = ProcessMemory.disableTransparentHugePages()
-    // And big buffers (x264's) mapped one by one, whatever was freed before (issue 20).
-    ProcessMemory.fixMmapThreshold()
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = level

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import CameraServer
 
@@ -67,21 +70,34 @@ import Testing
     }
 }
 
-/// The fixed mmap threshold (issue 20): a big buffer freed must not raise it, so the next one of
-/// the same size is mapped by itself again (and unmapped on free) instead of staying in an arena.
-@Suite(.serialized) struct MmapThresholdTests {
-    @Test func aFreedBigBufferDoesNotMoveTheNextOneIntoAnArena() {
-        #expect(ProcessMemory.fixMmapThreshold())
-        let size = 512 << 10   // an x264 plane at 640x480 is about 0.4 MB
-        for round in 0 ..< 3 {
-            let before = ProcessMemory.heapStatistics()
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
-            buffer.storeBytes(of: 1, as: UInt8.self)
-            let holding = ProcessMemory.heapStatistics()
-            buffer.deallocate()
-            // glibc's dynamic threshold would have moved to 512 KiB after the first free: rounds
-            // 1 and 2 would then come from an arena (mmapped bytes unchanged).
-            #expect(holding.mmappedBytes - before.mmappedBytes >= size, "round \(round): not mapped by itself")
-        }
+/// The trim after x264 changed size or a pipeline was replaced (issue 20): free chunks held
+/// between live ones in an arena (what an old encoder's buffers become) must leave the resident set.
+@Suite(.serialized) struct ReleaseFreedHeapTests {
+    @Test func freedChunksBelowALiveOneLeaveTheResidentSet() throws {
+        // 8 MiB in 64 KiB chunks (under the mmap threshold: from this thread's arena), then one more
+        // that stays: freed, the 128 merge into one free chunk that the arena's top cannot take
+        // back (the one above is live), as an old encoder's buffers under the new one's.
+        let chunks = (0 ... 128).map { _ in UnsafeMutableRawPointer.allocate(byteCount: 64 << 10, alignment: 16) }
+        for chunk in chunks { chunk.initializeMemory(as: UInt8.self, repeating: 1, count: 64 << 10) }
+        defer { chunks[128].deallocate() }
+        chunks[..<128].forEach { $0.deallocate() }
+        let freed = try #require(Self.residentKiB())
+        ProcessMemory.releaseFreedHeap()
+        let trimmed = try #require(Self.residentKiB())
+        // Other suites allocate meanwhile, but not megabytes: most of the 8 MiB must be gone.
+        #expect(freed - trimmed >= 6 << 10, "resident \(freed) KiB before the trim, \(trimmed) KiB after")
+    }
+
+    /// This process's resident set (/proc/self/statm's second field, in pages), in KiB.
+    private static func residentKiB() -> Int? {
+        let descriptor = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let fields = String(decoding: buffer[..<count], as: UTF8.self).split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * (sysconf(Int32(_SC_PAGESIZE)) / 1024)
     }
 }
