@@ -243,6 +243,7 @@ public final class CameraDaemon: @unchecked Sendable {
         }
         self.router = router
         let startedAt = self.startedAt
+        let reportsHeap = Environment.value("RTCAM_DEBUG_HEAP") == "1"
         router.outputs = OutputEndpoints(
             loop: loop, stills: media.stills,
             frameInterval: { .nanoseconds(1_000_000_000 / Int64(max(1, media.current.configuration.framesPerSecond))) },
@@ -251,6 +252,7 @@ public final class CameraDaemon: @unchecked Sendable {
                 MetricsText.render(hub: hub, media: media.current, stills: media.stills,
                                    streams: router?.outputs?.activeStreams ?? 0, rtspSessions: router?.rtsp?.playingClients ?? 0,
                                    uptimeSeconds: (MonotonicClock.now() - startedAt).millisecondsDouble / 1000) { text in
+                    if reportsHeap { MetricsText.heap(ProcessMemory.heapStatistics(), into: &text) }
                     guard let rtsp = router?.rtsp else { return }
                     let counters = rtsp.counters
                     text.metric("rtcam_rtsp_packets_sent_total", .counter, help: "RTP packets sent to RTSP clients.", counters.packets)

@@ -76,4 +76,19 @@ enum MetricsText {
         extra(&text)
         return text.text
     }
+
+    /// malloc's own figures (RTCAM_DEBUG_HEAP=1 only): in use against what the arenas hold, so that
+    /// growing memory can be told apart as a leak (in use grows) or fragmentation (only arenas grow).
+    static func heap(_ heap: HeapStatistics, into text: inout PrometheusText) {
+        text.metric("rtcam_heap_arena_bytes", .gauge, help: "Bytes malloc's arenas hold from the system (mallinfo2 arena).", heap.arenaBytes)
+        text.metric("rtcam_heap_in_use_bytes", .gauge, help: "Bytes allocated from the arenas and not freed (mallinfo2 uordblks).", heap.inUseBytes)
+        text.metric("rtcam_heap_free_bytes", .gauge, help: "Free bytes inside the arenas (mallinfo2 fordblks).", heap.freeBytes)
+        text.metric("rtcam_heap_mmapped_bytes", .gauge, help: "Bytes of allocations mmapped one by one (mallinfo2 hblkhd).", heap.mmappedBytes)
+        text.metric("rtcam_heap_mmapped_chunks", .gauge, help: "Allocations mmapped one by one (mallinfo2 hblks).", heap.mmappedChunks)
+        text.metric("rtcam_heap_top_releasable_bytes", .gauge, help: "Bytes malloc_trim could give back from the main arena's top (mallinfo2 keepcost).", heap.topReleasableBytes)
+        text.family("rtcam_heap_arena_system_bytes", .gauge, help: "Bytes one malloc arena holds from the system (malloc_info).")
+        for arena in heap.arenas { text.sample("rtcam_heap_arena_system_bytes", [("arena", String(arena.number))], arena.systemBytes) }
+        text.family("rtcam_heap_arena_in_use_bytes", .gauge, help: "Bytes allocated from one malloc arena and not freed (malloc_info).")
+        for arena in heap.arenas { text.sample("rtcam_heap_arena_in_use_bytes", [("arena", String(arena.number))], arena.inUseBytes) }
+    }
 }

@@ -38,3 +38,93 @@ public enum ProcessMemory {
         _ = malloc_trim(0)
     }
 }
+
+/// What glibc's malloc holds, for telling a leak from fragmentation (issue 20's hour of join/leave):
+/// a leak grows `inUseBytes`; fragmentation grows the arenas' `systemBytes` while what is in use
+/// stays. Read by /metrics when the daemon runs with RTCAM_DEBUG_HEAP=1.
+public struct HeapStatistics: Equatable, Sendable {
+    /// One malloc arena (the main one is number 0; a thread that found the others busy got another).
+    public struct Arena: Equatable, Sendable {
+        public var number: Int
+        /// Bytes the arena got from the system (brk or its mmapped heaps) and still has.
+        public var systemBytes: Int
+        /// Bytes of free chunks inside it (fastbins and the rest, the top chunk included).
+        public var freeBytes: Int
+        public var inUseBytes: Int { systemBytes - freeBytes }
+    }
+
+    /// mallinfo2's `arena`: the arenas' system bytes, all arenas together.
+    public var arenaBytes: Int
+    /// mallinfo2's `uordblks`: bytes handed out from the arenas and not freed.
+    public var inUseBytes: Int
+    /// mallinfo2's `fordblks`: free bytes inside the arenas.
+    public var freeBytes: Int
+    /// mallinfo2's `hblkhd` and `hblks`: allocations above the mmap threshold, each its own mapping.
+    public var mmappedBytes: Int
+    public var mmappedChunks: Int
+    /// mallinfo2's `keepcost`: what malloc_trim could give back from the top of the main arena.
+    public var topReleasableBytes: Int
+    /// Each arena from malloc_info (empty when it could not be read).
+    public var arenas: [Arena]
+
+    /// The `<heap>` elements of malloc_info's report: each one's number, `<system type="current">`
+    /// and the sizes of its `<total type="fast">` and `<total type="rest">` free chunks. The totals
+    /// after the last `</heap>` (all arenas, mmapped chunks) are not an arena and are skipped.
+    public static func arenas(fromMallocInfo text: String) -> [Arena] {
+        var arenas: [Arena] = []
+        var current: Arena?
+        for line in text.split(separator: "\n") {
+            let trimmed = line.drop(while: { $0 == " " })
+            if trimmed.hasPrefix("<heap ") {
+                current = Arena(number: attribute("nr", in: trimmed) ?? arenas.count, systemBytes: 0, freeBytes: 0)
+            } else if trimmed.hasPrefix("</heap>") {
+                if let arena = current { arenas.append(arena) }
+                current = nil
+            } else if current != nil, trimmed.hasPrefix("<total ") {
+                let type = attributeText("type", in: trimmed)
+                if type == "fast" || type == "rest" { current!.freeBytes += attribute("size", in: trimmed) ?? 0 }
+            } else if current != nil, trimmed.hasPrefix("<system "), attributeText("type", in: trimmed) == "current" {
+                current!.systemBytes = attribute("size", in: trimmed) ?? 0
+            }
+        }
+        return arenas
+    }
+
+    private static func attributeText(_ name: String, in element: Substring) -> Substring? {
+        // By UTF-8 bytes: firstRange(of:) would link _StringProcessing (Tests/check-footprint.sh).
+        let key = Array(" \(name)=\"".utf8)
+        let bytes = element.utf8
+        var index = bytes.startIndex
+        while index != bytes.endIndex {
+            if bytes[index...].starts(with: key) {
+                let start = bytes.index(index, offsetBy: key.count)
+                guard let end = bytes[start...].firstIndex(of: UInt8(ascii: "\"")) else { return nil }
+                return element[start..<end]
+            }
+            index = bytes.index(after: index)
+        }
+        return nil
+    }
+
+    private static func attribute(_ name: String, in element: Substring) -> Int? {
+        attributeText(name, in: element).flatMap { Int($0) }
+    }
+}
+
+extension ProcessMemory {
+    /// The heap now: mallinfo2 for the totals, malloc_info for each arena. Takes every arena's lock
+    /// in turn, so it is for a debug reading (RTCAM_DEBUG_HEAP), not for every /metrics scrape.
+    public static func heapStatistics() -> HeapStatistics {
+        let totals = mallinfo2()
+        var arenas: [HeapStatistics.Arena] = []
+        var text: UnsafeMutablePointer<CChar>?
+        var length = 0
+        if rtcam_malloc_info_text(&text, &length) == 0, let text {
+            arenas = HeapStatistics.arenas(fromMallocInfo: String(cString: text))
+            free(text)
+        }
+        return HeapStatistics(arenaBytes: Int(totals.arena), inUseBytes: Int(totals.uordblks), freeBytes: Int(totals.fordblks),
+                              mmappedBytes: Int(totals.hblkhd), mmappedChunks: Int(totals.hblks),
+                              topReleasableBytes: Int(totals.keepcost), arenas: arenas)
+    }
+}

@@ -90,9 +90,11 @@ struct X264Stage {
         lastSequenceNumber = frame.sequenceNumber
         let format = adaptation.current
         guard adaptation.admits(frameAt: frame.captureTime) else { return }
+        var replacesAnotherSize = false
         if let running = encoder.resource,
            running.width != format.width || running.height != format.height || running.frameRate != format.framesPerSecond {
             encoder.discard()
+            replacesAnotherSize = running.width != format.width || running.height != format.height
         }
         let x264: X264Encoder
         do {
@@ -113,7 +115,15 @@ struct X264Stage {
                 return made
             }) else { return }   // refused a moment ago: tried again in 5 s
             if x264Made !== made {
-                x264Made = made
+                x264Made = made   // the last reference to the one it replaces
+                if replacesAnotherSize {
+                    // CPU adaptation changed the size: the old encoder's frame buffers are free
+                    // chunks in this thread's arena (glibc's mmap threshold rose past their size
+                    // when the first encoder closed), which the new size does not fit as they
+                    // are; their pages go back (issue 20: 1.1 MB stayed in the hour's minute of
+                    // three sizes).
+                    ProcessMemory.releaseFreedHeap()
+                }
                 bitrate = EncoderBitrate(configuredKbps: requestedBitrateKbps ?? configuration().bitrateKbps,
                                          capKbps: controls.bitrateCap)
             }
