@@ -29,6 +29,7 @@ module ICE
 module SDP
 module RTP
 module SCTP
+module TURN
 module DTLS -enable-testing -I Sources/CMbedTLS
 
 link() {
@@ -39,7 +40,7 @@ link() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(stun sdp sdpfrag rtp h264 dtls sctp json)
+[ ${#targets[@]} -gt 0 ] || targets=(stun sdp sdpfrag rtp h264 dtls sctp json icetcp turn)
 for target in "${targets[@]}"; do
     binary="$out/fuzz-$target"
     if [ -x "$binary" ] && [ -z "$(find Tests/Fuzz/targets/$target.swift "$out"/lib*.a Sources/CameraServer/JSONValue.swift -newer "$binary")" ]; then
@@ -55,6 +56,8 @@ for target in "${targets[@]}"; do
         dtls)    link dtls Tests/Fuzz/targets/dtls.swift -I Sources/CMbedTLS -lDTLS -lRTCBase -lmbedtls -lmbedx509 -lmbedcrypto ;;
         sctp)    link sctp Tests/Fuzz/targets/sctp.swift -lSCTP -lRTCBase ;;
         json)    link json Tests/Fuzz/targets/json.swift Sources/CameraServer/JSONValue.swift ;;
+        icetcp)  link icetcp Tests/Fuzz/targets/icetcp.swift -lSTUN -lRTCBase ;;
+        turn)    link turn Tests/Fuzz/targets/turn.swift -lTURN -lSTUN -lRTCBase ;;
         *) echo "unknown fuzz target $target" >&2; exit 2 ;;
     esac
 done

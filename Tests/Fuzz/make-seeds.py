@@ -93,3 +93,32 @@ put("sctp", "init-data", b"".join(struct.pack("!H", len(p)) + p for p in packets
 # JSON: the settings page's bodies.
 put("json", "settings", '{"media":{"video":"test-pattern","width":1280,"height":720,"framesPerSecond":30,"bitrateKbps":2500},"maximumViewers":4}')
 put("json", "nested", '[1,-2.5e3,"a\\u00e9\\ud83d\\ude00",true,false,null,{"":[]}]')
+
+# ICE-TCP (RFC 6544): the first byte sets the read cuts, then RFC 4571 frames (a 2-byte length each)
+# of STUN Binding requests (RFC 5769's vectors) and one RTP packet.
+stun_vectors = [open(os.path.join(root, "stun", name), "rb").read() for name in sorted(os.listdir(os.path.join(root, "stun")))]
+rtp_packet = struct.pack("!BBHII", 0x80, 96, 7, 3000, 1) + b"\x65\x88\x84\x00"
+put("icetcp", "checks-and-rtp", bytes([5]) + b"".join(struct.pack("!H", len(p)) + p for p in stun_vectors + [rtp_packet]))
+put("icetcp", "one-byte-reads", bytes([0]) + b"".join(struct.pack("!H", len(p)) + p for p in stun_vectors[:1]))
+
+# TURN (RFC 8656) from the server: a 2-byte length before each message (the target patches the
+# client's transaction IDs in). A 401 with REALM and NONCE, an Allocate success (XOR-RELAYED-ADDRESS,
+# XOR-MAPPED-ADDRESS, LIFETIME; no MESSAGE-INTEGRITY, which the client must refuse), a 438 with a new
+# nonce, a Data indication (XOR-PEER-ADDRESS, DATA) and a ChannelData message.
+def stun(kind, attributes):
+    body = b"".join(struct.pack("!HH", t, len(v)) + v + b"\x00" * (-len(v) % 4) for t, v in attributes)
+    return struct.pack("!HHI", kind, len(body), 0x2112A442) + b"\x00" * 12 + body
+def xor_address(ip, port):
+    return struct.pack("!BBH", 0, 1, port ^ 0x2112) + bytes(a ^ b for a, b in zip(bytes(ip), b"\x21\x12\xa4\x42"))
+def error(code, reason):
+    return struct.pack("!HBB", 0, code // 100, code % 100) + reason.encode()
+unauthorized = stun(0x0113, [(0x0009, error(401, "Unauthorized")), (0x0014, b"example.org"), (0x0015, b"f1e2d3c4b5a69788")])
+allocated = stun(0x0103, [(0x0016, xor_address([203, 0, 113, 1], 49152)), (0x0020, xor_address([198, 51, 100, 9], 40000)),
+                          (0x000D, struct.pack("!I", 600))])
+stale = stun(0x0113, [(0x0009, error(438, "Stale Nonce")), (0x0014, b"example.org"), (0x0015, b"0011223344556677")])
+quota = stun(0x0113, [(0x0009, error(486, "Allocation Quota Reached"))])
+indication = stun(0x0017, [(0x0012, xor_address([198, 51, 100, 2], 5000)), (0x0013, b"\x00\x01\x00\x00hello")])
+channel_data = struct.pack("!HH", 0x4000, 5) + b"hello\x00\x00\x00"
+put("turn", "allocate-401-success-data", b"".join(struct.pack("!H", len(m)) + m
+                                                 for m in [unauthorized, allocated, stale, indication, channel_data]))
+put("turn", "quota", struct.pack("!H", len(quota)) + quota)

@@ -11,7 +11,7 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$repo"
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(stun sdp sdpfrag rtp h264 dtls sctp json)
+[ ${#targets[@]} -gt 0 ] || targets=(stun sdp sdpfrag rtp h264 dtls sctp json icetcp turn)
 bash Tests/Fuzz/build.sh "${targets[@]}" || exit 1
 out="$repo/.build/fuzz"
 python3 Tests/Fuzz/make-seeds.py "$out/seeds" || exit 1
