@@ -32,36 +32,19 @@ public struct CongestionResponse: Sendable {
 
     public var isDraining: Bool { deliveryBitsPerSecond != nil }
 
-    /// `backlogBytes`: media (video and resends) waiting in the pacer; `normalPacingBitsPerSecond`:
-    /// the rate the pacer goes back to when the drain ends (2.5 × the estimate).
-    public mutating func update(congested: Bool, deliveredBitsPerSecond: Int?, backlogBytes: Int,
-                                normalPacingBitsPerSecond: Int = 0, now: MonotonicTime) {
+    /// `backlogBytes`: media (video and resends) waiting in the pacer.
+    public mutating func update(congested: Bool, deliveredBitsPerSecond: Int?, backlogBytes: Int, now: MonotonicTime) {
         if congested {
             if deliveryBitsPerSecond == nil { episodeStart = now }
             if let deliveredBitsPerSecond { deliveryBitsPerSecond = deliveredBitsPerSecond }
             else if deliveryBitsPerSecond == nil { deliveryBitsPerSecond = 0 }
-        } else if deliveryBitsPerSecond != nil,
-                  isDrained(backlogBytes: backlogBytes, normalPacingBitsPerSecond: normalPacingBitsPerSecond) {
+        } else if deliveryBitsPerSecond != nil, backlogBytes <= Self.drainedBytes {
             deliveryBitsPerSecond = nil
         }
     }
 
     /// About one packet left: drained.
     static let drainedBytes = 1500
-
-    /// Once the link is no longer congested, a backlog the normal pacing rate sends within this is
-    /// drained too (no more than a keyframe makes). Waiting for an empty pacer instead held the
-    /// drain for seconds after every episode on a steady link: the pacer at the link's rate passes
-    /// about what the encoder (held under the estimate by the backlog) and the resends put in, so
-    /// the backlog settled at 20-40 KB, never under one packet, and the encoder stayed 150-300 kb/s
-    /// under the estimate all that time (a 2 Mb/s link with 5 % loss at 50 ms RTT, issue 24).
-    public var drainedDelay: Duration = .milliseconds(100)
-
-    /// Whether what the pacer holds counts as drained (see `drainedDelay`), the link not congested.
-    public func isDrained(backlogBytes: Int, normalPacingBitsPerSecond: Int) -> Bool {
-        if backlogBytes <= Self.drainedBytes { return true }
-        return Double(backlogBytes) * 8 <= Double(normalPacingBitsPerSecond) * drainedDelay.millisecondsDouble / 1000
-    }
 
     public func pacingBitsPerSecond(target: Int, normal: Int) -> Int {
         guard let delivery = deliveryBitsPerSecond else { return normal }

@@ -55,8 +55,7 @@ extension PeerSession {
             }
         }
         // The backlog a congested link left is gone: pace (and encode) normally again.
-        if congestion.isDraining, let bandwidth, !bandwidth.isCongested,
-           congestion.isDrained(backlogBytes: mediaBacklogBytes, normalPacingBitsPerSecond: bandwidth.pacingBitsPerSecond) {
+        if congestion.isDraining, let bandwidth, !bandwidth.isCongested, mediaBacklogBytes <= 1500 {
             bandwidthUpdated(now: now)
         }
     }
@@ -98,7 +97,7 @@ extension PeerSession {
         // the noise (1.3-2.7 s either way). Only in a congestion episode (a rate step) does the pacer
         // go slower: at the link's delivery rate, until its backlog is gone (CongestionResponse).
         congestion.update(congested: bandwidth.isCongested, deliveredBitsPerSecond: bandwidth.congestedDeliveryBitsPerSecond,
-                          backlogBytes: mediaBacklogBytes, normalPacingBitsPerSecond: bandwidth.pacingBitsPerSecond, now: now)
+                          backlogBytes: mediaBacklogBytes, now: now)
         pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: bandwidth.targetBitsPerSecond,
                                                                            normal: bandwidth.pacingBitsPerSecond), at: now)
         guard let target = estimatedBitsPerSecond else { return }

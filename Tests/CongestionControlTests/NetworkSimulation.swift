@@ -414,7 +414,7 @@ struct CallSimulation {
             return
         }
         congestion.update(congested: estimator.isCongested, deliveredBitsPerSecond: estimator.congestedDeliveryBitsPerSecond,
-                          backlogBytes: mediaBacklog, normalPacingBitsPerSecond: estimator.pacingBitsPerSecond, now: t)
+                          backlogBytes: mediaBacklog, now: t)
         pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: estimator.targetBitsPerSecond,
                                                                            normal: estimator.pacingBitsPerSecond), at: t)
     }
