@@ -267,9 +267,8 @@ def test_bufferbloat_and_random_loss(rtcam_factory, shaped_chromium, request):
     """A 1.5 Mb/s link with a 200 ms queue (bufferbloat): rtcam keeps the queueing delay under 100 ms
     (p95 after 4 s); then 2 Mb/s with 5 % random loss (nft in the viewer's namespace; no added delay,
     this kernel has no netem): random loss is not taken for congestion (the loss bound stays off or
-    above 70 % of the link, the picture keeps its rate). How much of the link is used is printed, not asserted against the
-    issue's 70 %: 54-79 % in runs here (the delay-based estimate's sawtooth, not the loss, sets it:
-    README, "Weak links"); the assertion is a floor of 50 %."""
+    above 70 % of the link, the picture keeps its rate) and the stream takes at least 70 % of the
+    link (issue 24), measured over 8 s after 10 s on the 2 Mb/s link (README, "Weak links")."""
     link, browser = shaped_chromium
     link.set_rate(1500, queue_ms=200)
     rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
@@ -292,7 +291,9 @@ def test_bufferbloat_and_random_loss(rtcam_factory, shaped_chromium, request):
     # 5 % loss on a 2 Mb/s link.
     link.set_rate(2000, queue_ms=100)
     link.set_loss(5)
-    time.sleep(5)
+    # A steady link: the estimate first climbs from the 1.5 Mb/s link's (additively near the
+    # capacity it knew there); 5 s measured that climb (54-79 %), not the steady use.
+    time.sleep(10)
     start = page.evaluate("performance.now()")
     tbf_start, started = link.qdisc_statistics(), time.monotonic()
     targets = []
