@@ -176,4 +176,37 @@ struct BottleneckScenarioTests {
         #expect(percentile(queue, 95) < 100)
         #expect(after >= 2_000_000)
     }
+
+    /// Issue 24's steady link as the interop test shapes it: 2 Mb/s through a tbf-like drop-tail
+    /// queue of 100 ms, random loss after it (nft in the viewer's namespace: the lost packets used
+    /// the link), the daemon's loop (congestion response, NACKed resends in the pacer). Over 20 s
+    /// after a 10 s start: the share of the link used (everything it carried) and the queueing
+    /// delay, with and without 5 % loss and a 50 ms round trip.
+    @Test(arguments: [(0.05, 25), (0.05, 1), (0.0, 25), (0.0, 1)])
+    func steadyLinkIsUsed(loss: Double, oneWayMilliseconds: Int64) {
+        let rate = 2_000_000.0
+        var link = BottleneckLink(rateSteps: [(0, rate)], queueLimit: 100 * Self.ms, propagation: oneWayMilliseconds * Self.ms,
+                                  lossProbability: loss, seed: 24)
+        link.lossAfterQueue = true
+        var call = CallSimulation(configuration: BandwidthEstimatorConfiguration(
+            startBitsPerSecond: 1_000_000, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: 2_500_000), link: link)
+        call.feedbackInterval = 50 * Self.ms
+        call.congestionHandling = .respond
+        call.nacks = true
+        call.pacer = Pacer(configuration: PacerConfiguration(queueDelayLimit: .seconds(3600),
+                                                             initialPacingBitsPerSecond: 2_500_000))
+        let from = 11 * Self.s, to = 31 * Self.s
+        call.run(until: to)
+        let used = call.link.utilization(from: from, to: to)
+        let queue = call.mediaQueueDelays(from: from, to: to)
+        let targets = call.samples.filter { $0.time >= from && $0.time < to }.map { Double($0.target) }
+        let diagnostics = call.estimator.diagnostics
+        print("steady 2 Mb/s, \(Int(loss * 100)) % loss, \(2 * oneWayMilliseconds) ms RTT: \(Int((used * 100).rounded())) % of the link used "
+              + "over 20 s; target mean \(kbps(call.meanTarget(from: from, to: to))), min \(kbps(targets.min() ?? 0)), "
+              + "max \(kbps(targets.max() ?? 0)); queueing delay p50 \(Int(percentile(queue, 50))) ms, p95 \(Int(percentile(queue, 95))) ms; "
+              + "tbf drops \(call.link.dropped), \(diagnostics.congestionEpisodes) congestion episodes, "
+              + "\(call.probesSent) probe clusters, threshold \(Int(diagnostics.threshold)) ms")
+        #expect(used >= 0.75, "\(Int(used * 100)) % of the link used")
+        #expect(percentile(queue, 95) < 100)
+    }
 }

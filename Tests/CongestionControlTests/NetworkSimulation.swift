@@ -19,6 +19,11 @@ struct BottleneckLink {
     private(set) var freeAt: Int64 = 0
     private(set) var dropped = 0
     private(set) var randomlyLost = 0
+    /// Random loss after the queue (as the interop tests' nft rule in the viewer's namespace, behind
+    /// tbf): the lost packets used the link. Before it (the default), they never reach it.
+    var lossAfterQueue = false
+    /// Every packet the link carried: when it finished leaving the queue, and its size.
+    private(set) var carried: [(at: Int64, bytes: Int)] = []
 
     init(rateSteps: [(at: Int64, bitsPerSecond: Double)], queueLimit: Int64, propagation: Int64,
          lossProbability: Double = 0, seed: UInt64 = 1) {
@@ -40,10 +45,7 @@ struct BottleneckLink {
 
     /// When the packet reaches the far end, nil if lost or dropped.
     mutating func send(bytes: Int, at time: Int64, lossy: Bool = true) -> Int64? {
-        if lossy, lossProbability > 0, Double(random.next() >> 11) / Double(1 << 53) < lossProbability {
-            randomlyLost += 1
-            return nil
-        }
+        if lossy, !lossAfterQueue, randomlyLoses() { return nil }
         let wait = queueDelay(at: time)
         if wait > queueLimit {
             dropped += 1
@@ -52,7 +54,22 @@ struct BottleneckLink {
         let start = max(time, freeAt)
         let transmission = Int64(Double(bytes * 8) / rate(at: start) * 1e9)
         freeAt = start + transmission
+        carried.append((freeAt, bytes))
+        if lossy, lossAfterQueue, randomlyLoses() { return nil }
         return freeAt + propagation
+    }
+
+    private mutating func randomlyLoses() -> Bool {
+        guard lossProbability > 0, Double(random.next() >> 11) / Double(1 << 53) < lossProbability else { return false }
+        randomlyLost += 1
+        return true
+    }
+
+    /// The share of the link's capacity used from `from` to `to` (everything it carried, lost after
+    /// the queue or not, over its rate).
+    func utilization(from: Int64, to: Int64) -> Double {
+        let bits = Double(carried.filter { $0.at >= from && $0.at < to }.reduce(0) { $0 + $1.bytes }) * 8
+        return bits / (rate(at: from) * Double(to - from) / 1e9)
     }
 }
 

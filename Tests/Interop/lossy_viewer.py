@@ -75,7 +75,8 @@ STATS = """
       for (const k of ["framesDecoded", "framesReceived", "framesDropped", "freezeCount", "totalFreezesDuration",
                        "nackCount", "pliCount", "firCount", "packetsLost", "packetsReceived",
                        "retransmittedPacketsReceived", "jitterBufferDelay", "jitterBufferEmittedCount",
-                       "frameWidth", "frameHeight", "keyFramesDecoded"]) out[k] = r[k];
+                       "frameWidth", "frameHeight", "keyFramesDecoded", "bytesReceived",
+                       "headerBytesReceived"]) out[k] = r[k];
     }
     if (r.type === "transport" && r.selectedCandidatePairId) pairId = r.selectedCandidatePairId;
   });

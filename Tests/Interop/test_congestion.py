@@ -18,6 +18,7 @@ on a loaded machine, not the step: printed apart, and only the total bounds it (
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -31,10 +32,39 @@ CONFIGURED_KBPS = 2500
 MAX_STEP_FREEZE_S = 0.8   # the issue's goal: 0.5
 MAX_FREEZE_S = 1.5
 MAX_RTT_STEP_FREEZE_S = 1.0
+# Issue 24: with 5 % random loss the bitrate stays above 70 % of the link.
+MIN_LINK_SHARE = 0.7
 # How long the two-viewer test measures the slow viewer on the reduced layer. The freeze budget is
 # pro rata (1 s per 60 s): over 20 s one freeze of 0.34 s failed it (two runs, each at a CPU
 # adaptation step of the loaded machine), though a minute may hold three; 30 s gives 0.5 s.
 SLOW_WINDOW_S = 30
+
+
+@contextlib.contextmanager
+def relayed_chromium(rtcam, browser, request, tmp_path, delay_ms: float = 25.0):
+    """Chromium (in the viewer's namespace) watching rtcam through loss_relay.py (`delay_ms` each way,
+    no loss of its own; this kernel has no netem) in front of the tbf link, so every NACK, resend and
+    feedback takes the round trip too. Chromium is given only the relay's candidate; the relay sends
+    to it through the shaped link. Yields (relay, page) once a frame was presented. rtcam must run
+    with full ICE (`--ice full`)."""
+    from loss_relay import LossRelay
+    from lossy_viewer import PLAYER
+
+    with LossRelay(("127.0.0.1", rtcam.media_port), delay_ms=delay_ms, loss=0.0, listen=(CAMERA_ADDRESS, 0),
+                   log_path=str(tmp_path / "relay.log")) as relay:
+        page = browser.new_page(f"http://{CAMERA_ADDRESS}:{rtcam.http_port}/healthz")
+        attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+        # rtcam takes media destinations only from the WHEP client's address (192.0.2.2, which the
+        # relay is not) and the offer's candidates: the offer names the relay's side towards rtcam
+        # (loopback, port 9: rtcam's own checks there go nowhere).
+        offered = json.dumps("a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host")
+        stripped = 'filter((line) => !line.startsWith("a=candidate:"))'
+        assert stripped in PLAYER
+        player = PLAYER.replace(stripped, stripped + '.flatMap((line) => line.startsWith("a=ice-pwd:") ? '
+                                f'[line, {offered.replace("%", "%%")}] : [line])', 1)
+        page.evaluate(player % {"candidate": json.dumps(relay.candidate)}, timeout=30)
+        page.wait_for("window.lossy.presented.length > 0", timeout=30)
+        yield relay, page
 
 
 def target_kbps(rtcam) -> int:
@@ -42,6 +72,19 @@ def target_kbps(rtcam) -> int:
     control = rtcam.status().get("bitrateControl") or {}
     return control.get("encoderTargetKbps") or CONFIGURED_KBPS
 
+
+
+def stream_share_of_link(payload_kbps: float, loss_percent: float, link_kbps: int) -> float:
+    """The stream's share of the link from what Chromium counted (video payload that arrived): on the
+    link that is about 5 % more (RTP, SRTP, UDP and IP headers of 1,200-byte packets) and the share
+    the loss rule dropped behind it."""
+    return payload_kbps * 1.05 / (1 - loss_percent / 100) / link_kbps
+
+
+def tbf_share_of_link(link, before: dict, after: dict, seconds: float) -> float:
+    """What tbf passed (everything: audio, resends, probes, headers) over its rate, between two
+    `qdisc_statistics()` readings `seconds` apart."""
+    return (after.get("bytes", 0) - before.get("bytes", 0)) * 8 / (link.rate_kbit * 1000 * seconds)
 
 @pytest.fixture
 def shaped_chromium(request, tmp_path):
@@ -224,9 +267,8 @@ def test_bufferbloat_and_random_loss(rtcam_factory, shaped_chromium, request):
     """A 1.5 Mb/s link with a 200 ms queue (bufferbloat): rtcam keeps the queueing delay under 100 ms
     (p95 after 4 s); then 2 Mb/s with 5 % random loss (nft in the viewer's namespace; no added delay,
     this kernel has no netem): random loss is not taken for congestion (the loss bound stays off or
-    above 70 % of the link, the picture keeps its rate). How much of the link is used is printed, not asserted against the
-    issue's 70 %: 54-79 % in runs here (the delay-based estimate's sawtooth, not the loss, sets it:
-    README, "Weak links"); the assertion is a floor of 50 %."""
+    above 70 % of the link, the picture keeps its rate) and the stream takes at least 70 % of the
+    link (issue 24), measured over 8 s after 10 s on the 2 Mb/s link (README, "Weak links")."""
     link, browser = shaped_chromium
     link.set_rate(1500, queue_ms=200)
     rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
@@ -249,29 +291,32 @@ def test_bufferbloat_and_random_loss(rtcam_factory, shaped_chromium, request):
     # 5 % loss on a 2 Mb/s link.
     link.set_rate(2000, queue_ms=100)
     link.set_loss(5)
-    time.sleep(5)
+    # A steady link: the estimate first climbs from the 1.5 Mb/s link's (additively near the
+    # capacity it knew there); 5 s measured that climb (54-79 %), not the steady use.
+    time.sleep(10)
     start = page.evaluate("performance.now()")
+    tbf_start, started = link.qdisc_statistics(), time.monotonic()
     targets = []
     for _ in range(16):
         targets.append(target_kbps(rtcam))
         time.sleep(0.5)
     end = page.evaluate("performance.now()")
+    tbf_share = tbf_share_of_link(link, tbf_start, link.qdisc_statistics(), time.monotonic() - started)
     lossy = window(page.evaluate("window.shaped.samples"), start, end)
     print(f"1.5 Mb/s, 200 ms queue: {bloat}; queueing delay p50 {queue_p50:.0f} ms, p95 {queue_p95:.0f} ms")
     print(f"2 Mb/s, 5 % loss: {lossy}; encoder target {targets}")
     assert queue_p95 < 100, f"queueing delay p95 {queue_p95:.0f} ms on a 200 ms queue (goal < 100 ms)"
     assert bloat["fps"] >= 25, f"{bloat['fps']:.1f} fps at 1.5 Mb/s"
-    # Chromium counts payload bytes that arrived: on the link that is about 5 % more (RTP, SRTP, UDP
-    # and IP headers of 1,200-byte packets) and the 5 % the rule dropped.
-    on_the_link = lossy["kbps"] * 1.05 / 0.95
-    print(f"with 5 % loss about {on_the_link:.0f} kb/s on the 2 Mb/s link ({on_the_link / 20:.0f} %)")
+    share = stream_share_of_link(lossy["kbps"], 5, 2000)
+    print(f"with 5 % loss the stream takes about {share * 100:.0f} % of the 2 Mb/s link "
+          f"(tbf passed {tbf_share * 100:.0f} % of its rate, resends, audio and probes included)")
     viewer = next(v for v in rtcam.status().get("viewers", []) if v.get("address", "").startswith("192.0.2.2"))
     # The loss bound may engage at a burst (random loss plus the shaper's own drops over 10 % in one
     # feedback interval); it must not hold the rate under 70 % of the link.
     loss_bound = viewer.get("lossBasedKbps")
     assert loss_bound is None or loss_bound >= 0.7 * 2000, f"5 % random loss held the rate down: {viewer}"
-    assert on_the_link >= 0.5 * 2000, \
-        f"about {on_the_link:.0f} kb/s sent into a 2 Mb/s link with 5 % loss ({lossy['kbps']:.0f} kb/s payload arrived)"
+    assert share >= MIN_LINK_SHARE, \
+        f"the stream took about {share * 100:.0f} % of a 2 Mb/s link with 5 % loss ({lossy['kbps']:.0f} kb/s payload arrived)"
     assert lossy["fps"] >= 20, f"{lossy['fps']:.1f} fps with 5 % loss"
 
 
@@ -284,27 +329,13 @@ def test_step_down_at_50_ms_rtt(rtcam_factory, shaped_chromium, request, tmp_pat
     one; the target <= 700 kb/s after 0.2-0.4 s, 25-35 packets dropped by tbf). The relay's own lateness on a
     loaded machine can read as a queue and keep the estimate down before the step: then the test
     is an expected failure with the figures."""
-    from loss_relay import LossRelay
-    from lossy_viewer import PLAYER, sample, summarize
+    from lossy_viewer import sample, summarize
 
     link, browser = shaped_chromium
     rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
                           extra_args=("--candidate-address", CAMERA_ADDRESS, "--ice", "full"))
     rtcam.log_in()
-    with LossRelay(("127.0.0.1", rtcam.media_port), delay_ms=25.0, loss=0.0, listen=(CAMERA_ADDRESS, 0),
-                   log_path=str(tmp_path / "relay.log")) as relay:
-        page = browser.new_page(f"http://{CAMERA_ADDRESS}:{rtcam.http_port}/healthz")
-        attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
-        # rtcam takes media destinations only from the WHEP client's address (192.0.2.2, which the
-        # relay is not) and the offer's candidates: the offer names the relay's side towards rtcam
-        # (loopback, port 9: rtcam's own checks there go nowhere).
-        offered = json.dumps("a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host")
-        stripped = 'filter((line) => !line.startsWith("a=candidate:"))'
-        assert stripped in PLAYER
-        player = PLAYER.replace(stripped, stripped + '.flatMap((line) => line.startsWith("a=ice-pwd:") ? '
-                                f'[line, {offered.replace("%", "%%")}] : [line])', 1)
-        page.evaluate(player % {"candidate": json.dumps(relay.candidate)}, timeout=30)
-        page.wait_for("window.lossy.presented.length > 0", timeout=30)
+    with relayed_chromium(rtcam, browser, request, tmp_path) as (relay, page):
         # The estimate must be well above the step's 800 kb/s first, or the step shows nothing.
         settled = wait_until(lambda: target_kbps(rtcam) >= 2000, timeout=20, interval=0.5)
         viewer = (rtcam.status().get("viewers") or [{}])[0]
@@ -338,3 +369,55 @@ def test_step_down_at_50_ms_rtt(rtcam_factory, shaped_chromium, request, tmp_pat
     assert reached is not None and reached <= 3, f"encoder target reached <= 700 kb/s after {reached} s (goal 3 s)"
     assert down["totalFreezesSeconds"] < MAX_RTT_STEP_FREEZE_S, \
         f"froze {down['totalFreezesSeconds']:.2f} s after the step at 50 ms RTT (asserted < {MAX_RTT_STEP_FREEZE_S} s)"
+
+
+def test_random_loss_at_50_ms_rtt(rtcam_factory, shaped_chromium, request, tmp_path):
+    """Issue 24's "5 % random loss at 50 ms RTT: the bitrate stays above 70 % of the link", as it
+    reads: a steady 2 Mb/s tbf link (100 ms queue), 5 % random loss behind it (nft in the viewer's
+    namespace) and loss_relay.py's 25 ms each way in front of it (`relayed_chromium`). Over 8 s
+    after 10 s of settling: the stream's share of the link (asserted >= 70 %), what tbf passed, the
+    queueing delay, the loss bound (random loss is not congestion) and the picture."""
+    from lossy_viewer import sample, summarize
+
+    link, browser = shaped_chromium
+    link.set_rate(2000, queue_ms=100)
+    rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
+                          extra_args=("--candidate-address", CAMERA_ADDRESS, "--ice", "full", "--log-level", "debug"))
+    rtcam.log_in()
+    with relayed_chromium(rtcam, browser, request, tmp_path) as (relay, page):
+        link.set_loss(5)
+        time.sleep(10)
+        first = sample(page, rtcam.status())
+        tbf_start, started = link.qdisc_statistics(), time.monotonic()
+        targets, queue = [], []
+        for _ in range(16):
+            targets.append(target_kbps(rtcam))
+            for _ in range(2):
+                queue.append(link.queue_delay_ms())
+                time.sleep(0.25)
+        tbf_share = tbf_share_of_link(link, tbf_start, link.qdisc_statistics(), time.monotonic() - started)
+        last = sample(page, rtcam.status())
+        figures = summarize(page, first, last)
+        relay_stats = relay.stats()
+    a, b = first["chromium"], last["chromium"]
+    seconds = (b["now"] - a["now"]) / 1000
+    payload_kbps = ((b.get("bytesReceived") or 0) - (a.get("bytesReceived") or 0)) * 8 / seconds / 1000
+    share = stream_share_of_link(payload_kbps, 5, 2000)
+    queue.sort()
+    queue_p50, queue_p95 = queue[len(queue) // 2], queue[int(len(queue) * 0.95)]
+    viewer = (last["status"].get("viewers") or [{}])[0]
+    keys = ("fpsDecoded", "freezeCount", "totalFreezesSeconds", "nackCount", "packetsLost",
+            "retransmittedPacketsReceived", "meanRttMs")
+    print(f"2 Mb/s, 5 % loss, 50 ms RTT: {payload_kbps:.0f} kb/s of video payload arrived, the stream about "
+          f"{share * 100:.0f} % of the link (tbf passed {tbf_share * 100:.0f} % of its rate); queueing delay "
+          f"p50 {queue_p50:.0f} ms, p95 {queue_p95:.0f} ms; encoder target {targets}")
+    print(f"{({key: figures.get(key) for key in keys})}; estimate {viewer.get('estimateKbps')} (delay-based "
+          f"{viewer.get('delayBasedKbps')}, loss-based {viewer.get('lossBasedKbps')}); relay "
+          f"{({key: relay_stats.get(key) for key in ('toViewer', 'toRtcam', 'dropped', 'timingSinceStart')})}")
+    assert figures["chromiumRemote"] == f"{CAMERA_ADDRESS}:{relay.port}", \
+        f"Chromium did not use the relay: {figures['chromiumRemote']}"
+    loss_bound = viewer.get("lossBasedKbps")
+    assert loss_bound is None or loss_bound >= 0.7 * 2000, f"5 % random loss held the rate down: {viewer}"
+    assert share >= MIN_LINK_SHARE, \
+        f"the stream took about {share * 100:.0f} % of a 2 Mb/s link with 5 % loss at 50 ms RTT"
+    assert figures["fpsDecoded"] >= 20, f"{figures['fpsDecoded']} fps with 5 % loss at 50 ms RTT"
