@@ -18,7 +18,8 @@ ICE, DTLS, the first decoded picture, 1 s of media, DELETE). aiortc's time from 
 decoded frame is what is measured; rtcam's /api/status names the pair the run used.
 
 CPU per viewer: on the direct srflx and relay paths, N aiortc viewers at once (`--relay-viewers`,
-default 1 4 8); once all N are connected, rtcam's and coturn's (both of its processes) CPU seconds
+default 1 4 8; they join one after another: rtcam answers 429 to a third session from one
+address while two are still connecting); once all N are connected, rtcam's and coturn's (both of its processes) CPU seconds
 from /proc/PID/stat over `--seconds` (default 10), divided by N x the window: CPU seconds per
 viewer-second. The same camera, the same N, the same machine minutes, path after path.
 """
@@ -65,15 +66,20 @@ def first_frames(topology: NATTopology, camera, runs: int, viewer_role: str, cam
 
 def cpu_with_viewers(topology: NATTopology, camera, coturn_pids: list[int], count: int, seconds: float,
                      viewer_role: str, camera_address: str) -> dict:
-    """`count` aiortc viewers at once; rtcam's and coturn's CPU over `seconds` once all are connected."""
-    viewers = [start_aiortc(topology, camera, seconds + 20, 20, viewer_role, camera_address) for _ in range(count)]
+    """`count` aiortc viewers at once; rtcam's and coturn's CPU over `seconds` once all are connected.
+    The viewers join one after another: they share their router's public address, and rtcam lets
+    only 2 sessions from one address be connecting at a time (429 beyond)."""
+    viewers, connected = [], 0
     try:
-        deadline, connected = time.monotonic() + 25, 0
-        while time.monotonic() < deadline:
-            connected = len(selected_pairs(in_namespace(topology["cam"], camera.status)))
-            if connected >= count:
-                break
-            time.sleep(0.25)
+        for index in range(count):
+            # Each stays until the window is over: its measurement starts at its first frame.
+            viewers.append(start_aiortc(topology, camera, seconds + 6 + 4 * (count - index), 15, viewer_role, camera_address))
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                connected = len(selected_pairs(in_namespace(topology["cam"], camera.status)))
+                if connected > index:
+                    break
+                time.sleep(0.2)
         time.sleep(1.0)   # past the first keyframes and the encoder's start
         rtcam = CPUWindow(camera.process.pid)
         coturn_start = sum(cpu_seconds(pid) for pid in coturn_pids)
@@ -99,7 +105,8 @@ def cpu_with_viewers(topology: NATTopology, camera, coturn_pids: list[int], coun
             "rtcam_cpu_per_viewer_second": rtcam.cpu / viewer_seconds,
             "coturn_cpu_per_viewer_second": coturn_cpu / viewer_seconds,
             "pairs": [f"{pair['local']}/{pair['remote']}" for pair in pairs], "viewer_fps": fps,
-            "viewers_ok": sum(bool(summary.get("ok")) for summary in summaries)}
+            "viewers_ok": sum(bool(summary.get("ok")) for summary in summaries),
+            "viewer_errors": [summary.get("error") for summary in summaries if not summary.get("ok")]}
 
 
 def one_path(name: str, runs: int, viewer_counts: list[int], seconds: float, directory: Path) -> dict:
