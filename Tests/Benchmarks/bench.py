@@ -1311,6 +1311,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="overhead/peers: repeat and take medians")
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 10, 50, 100, 200])
     parser.add_argument("--runs", type=int, default=20, help="firstframe, turnfirstframe: runs")
+    parser.add_argument("--paths", nargs="+", default=None,
+                        choices=["direct host", "direct srflx", "relay UDP", "relay TCP", "relay TLS"],
+                        help="turnfirstframe: which paths (default all)")
+    parser.add_argument("--relay-viewers", type=int, nargs="+", default=[1, 4, 8],
+                        help="turnfirstframe: viewers at once for the CPU per viewer, direct vs relay")
     parser.add_argument("--loadgen-nice", type=int, default=10,
                         help="fanout: nice value of the load generator, so that the daemon gets the CPU first")
     parser.add_argument("--peers", nargs="+", default=["rtcam", "aiortc", "aiortc-own-x264", "gstreamer"],
