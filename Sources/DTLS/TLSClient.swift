@@ -203,7 +203,9 @@ public final class TLSClientConnection {
         var buffer = [CChar](repeating: 0, count: 512)
         _ = buffer.withUnsafeMutableBufferPointer { mbedtls_x509_crt_verify_info($0.baseAddress, $0.count, "", flags) }
         let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let lines = text.split(separator: "\n").map { $0.trimmingPrefix(while: { $0 == " " }) }
+        // drop(while:), not trimmingPrefix(while:): that one is _StringProcessing's and links all of
+        // it and _RegexParser (1.7 MB; Tests/check-footprint.sh).
+        let lines = text.split(separator: "\n").map { $0.drop(while: { $0 == " " }) }
         return lines.isEmpty ? "verification flags \(flags)" : lines.joined(separator: "; ")
     }
 
