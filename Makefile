@@ -52,14 +52,15 @@ run: release
 
 # Every test: Swift unit and in-process tests, real peers (Chromium, Firefox, aiortc) against the
 # daemon, rtcam on real kernel drivers (vivid, vicodec, snd-aloop) in board/qemu-x86_64's VM, and
-# the .deb installed and run by systemd in that VM; then the arm64 stage (board/arm64/test-arm64.sh
-# --quick): the release aarch64 binary and its .deb built, the .deb installed in a plain Debian 13
-# arm64 root, and the aarch64 daemon streaming to aiortc and Chromium under qemu-user (SRTP on the ARMv8
-# instructions, HTTPS on Debian 13's mbedTLS 3.6). The arm64 roots are made in the background while
-# the amd64 build and unit tests run, and so is the Home Assistant venv of the interop tests
-# (Tests/Interop/homeassistant-venv.sh, in /var/cache/rtcam-homeassistant). The whole Swift suite as
-# aarch64 (its optimized test bundle built, then run under qemu-user in two processes: about 15 minutes
-# more on 2 cores, which would take CI past 30) is `make test-arm64`.
+# the .deb installed and run by systemd in that VM; and the arm64 stage: the release aarch64 binary,
+# its .deb and the optimized aarch64 test bundle cross-built, the whole Swift suite run as aarch64
+# under qemu-user (two processes, both SRTP crypto paths) — all of that in the background as SCHED_IDLE
+# processes from the end of the unit tests (board/arm64/suite-in-background.sh: they take only the
+# CPU the interop tests and the VMs leave idle), waited for after the systemd VM — then the .deb
+# installed in a plain Debian 13 arm64 root and the aarch64 daemon streaming to aiortc and Chromium
+# (SRTP on the ARMv8 instructions, HTTPS on Debian 13's mbedTLS 3.6). The arm64 roots are made in the
+# background while the amd64 build and unit tests run, and so is the Home Assistant venv of the
+# interop tests (Tests/Interop/homeassistant-venv.sh, in /var/cache/rtcam-homeassistant).
 test: test-deps
 	bash board/arm64/roots-in-background.sh start
 	bash Tests/Interop/homeassistant-venv.sh start
@@ -78,8 +79,9 @@ test: test-deps
 	bash board/arm64/suite-in-background.sh wait
 	bash board/arm64/test-arm64.sh --skip-build --quick
 
-# The whole arm64 stage: make arm64 with the optimized test bundle, the .deb, the whole Swift suite as
-# aarch64 in two processes (both SRTP crypto paths), and the daemon to aiortc and Chromium.
+# The whole arm64 stage in the foreground, on its own: make arm64 with the optimized test bundle, the
+# .deb, the whole Swift suite as aarch64 in two processes (both SRTP crypto paths), and the daemon to
+# aiortc and Chromium.
 test-arm64: test-deps
 	bash board/arm64/test-arm64.sh
 
