@@ -93,7 +93,8 @@ test-arm64: test-deps
 test-arm64-vm:
 	bash board/qemu-aarch64/test-board.sh --systemd
 
-# libFuzzer targets (Tests/Fuzz: STUN, SDP, sdpfrag, RTP/RTCP, H.264, DTLS ClientHello, SCTP, JSON),
+# libFuzzer targets (Tests/Fuzz: STUN, SDP, sdpfrag, RTP/RTCP, H.264, DTLS ClientHello, SCTP, JSON,
+# ICE-TCP framing, TURN client),
 # built with swiftc -sanitize=fuzzer,address; each runs FUZZ_SECONDS from its seed corpus, which
 # grows in .build/fuzz/corpus between runs. A crash fails the run and leaves .build/fuzz/crash-*.
 FUZZ_SECONDS ?= 60
