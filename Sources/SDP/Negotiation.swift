@@ -37,9 +37,15 @@ public struct HostCandidate: Equatable, Sendable {
                   priority: HostCandidate.hostPriority(localPreference: localPreference))
     }
 
-    /// RFC 8445 §5.1.2.1: (2^24)·type preference + (2^8)·local preference + (256 − component ID).
+    /// RFC 8445 §5.1.2.1 with the host type preference 126.
     public static func hostPriority(localPreference: UInt16, component: UInt8 = 1) -> UInt32 {
-        (1 << 24) * 126 + (1 << 8) * UInt32(localPreference) + (256 - UInt32(component))
+        candidatePriority(typePreference: 126, localPreference: localPreference, component: component)
+    }
+
+    /// RFC 8445 §5.1.2.1: (2^24)·type preference + (2^8)·local preference + (256 − component ID);
+    /// the one formula of the host, server-reflexive and relayed candidates rtcam answers with.
+    static func candidatePriority(typePreference: UInt32, localPreference: UInt16, component: UInt8 = 1) -> UInt32 {
+        (1 << 24) * typePreference + (1 << 8) * UInt32(localPreference) + (256 - UInt32(component))
     }
 
     /// The a=candidate value (RFC 8839 §5.1): "<foundation> 1 udp <priority> <address> <port> typ host".
@@ -60,7 +66,7 @@ public struct ServerReflexiveCandidate: Equatable, Sendable {
         self.address = address
         self.base = base
         self.foundation = foundation
-        priority = (1 << 24) * 100 + (1 << 8) * UInt32(localPreference) + 255
+        priority = HostCandidate.candidatePriority(typePreference: 100, localPreference: localPreference)
     }
 
     /// "<foundation> 1 udp <priority> <address> <port> typ srflx raddr <base> rport <port>" (RFC 8839 §5.1).
@@ -83,7 +89,7 @@ public struct RelayedCandidate: Equatable, Sendable {
         self.address = address
         self.related = related
         self.foundation = foundation
-        priority = (1 << 8) * UInt32(localPreference) + 255
+        priority = HostCandidate.candidatePriority(typePreference: 0, localPreference: localPreference)
     }
 
     /// "<foundation> 1 udp <priority> <address> <port> typ relay raddr <mapped> rport <port>" (RFC 8839 §5.1).
