@@ -407,12 +407,13 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
 
     private func admit(client: TransportAddress.IP?) throws(WHEPError) {
         var connected = 0, pending = 0, pendingFromClient = 0
+        let clientHost = client?.hostLimitKey
         for viewer in viewers.values {
             if viewer.session.state == .connected {
                 connected += 1
             } else {
                 pending += 1
-                if let client, viewer.client?.hostLimitKey == client.hostLimitKey { pendingFromClient += 1 }
+                if let clientHost, viewer.client?.hostLimitKey == clientHost { pendingFromClient += 1 }
             }
         }
         switch admission.decide(connected: connected, pending: pending, pendingFromAddress: client == nil ? nil : pendingFromClient,
