@@ -332,24 +332,26 @@ def start_camera(topology: NATTopology, tmp_path: Path, request, ice: str, turn:
 
 
 def start_aiortc(topology: NATTopology, camera: RtcamProcess, seconds: float, connect_timeout: float,
-                 viewer_role: str = "view", camera_address: str = CAMERA_PUBLIC_ADDRESS) -> subprocess.Popen:
+                 viewer_role: str = "view", camera_address: str = CAMERA_PUBLIC_ADDRESS,
+                 extra_args: tuple[str, ...] = ()) -> subprocess.Popen:
     """whep_client.py (aiortc) started in `viewer_role`'s namespace; prints its JSON summary when done.
-    (The TURN benchmark starts several at once.)"""
+    `extra_args`: more of whep_client.py's options (--turn …). (The TURN benchmark starts several at once.)"""
     viewer = in_namespace(topology[viewer_role], lambda: subprocess.Popen(
         [sys.executable, str(INTEROP_DIR / "whep_client.py"), f"http://{camera_address}:{camera.http_port}/whep",
          "--seconds", str(seconds), "--connect-timeout", str(connect_timeout),
-         "--stun", f"stun:{STUN_ADDRESS}:{STUN_PORT}", "--no-loopback"],
+         "--stun", f"stun:{STUN_ADDRESS}:{STUN_PORT}", "--no-loopback", *extra_args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     topology.processes.append(viewer)
     return viewer
 
 
 def watch(topology: NATTopology, camera: RtcamProcess, seconds: float, connect_timeout: float,
-          viewer_role: str = "view", camera_address: str = CAMERA_PUBLIC_ADDRESS) -> tuple[dict, list]:
+          viewer_role: str = "view", camera_address: str = CAMERA_PUBLIC_ADDRESS,
+          extra_args: tuple[str, ...] = ()) -> tuple[dict, list]:
     """aiortc in the viewer LAN (or `viewer_role`'s namespace), configured with the same STUN
     server, against the camera's forwarded HTTP port (or `camera_address`); meanwhile the camera's
     /api/status, polled from its own LAN."""
-    viewer = start_aiortc(topology, camera, seconds, connect_timeout, viewer_role, camera_address)
+    viewer = start_aiortc(topology, camera, seconds, connect_timeout, viewer_role, camera_address, extra_args)
     statuses = []
     deadline = time.monotonic() + connect_timeout + seconds + 15
     while viewer.poll() is None and time.monotonic() < deadline:
@@ -629,8 +631,8 @@ def test_both_symmetric_nats_connect_through_the_turn_relay(both_symmetric_topol
 
 
 # Issue 19, "UDP blocked": (a) on the camera's side, rtcam's own allocation over TCP or TLS (the
-# relay toward the viewer stays UDP); (b) on the viewer's side, Chromium's allocation over TCP or
-# TLS. (ICE-TCP, the third way for a viewer without UDP, is test_ice_tcp.py's.)
+# relay toward the viewer stays UDP); (b) on the viewer's side, aiortc's and Chromium's own
+# allocations over TCP or TLS. (ICE-TCP, the third way for a viewer without UDP, is test_ice_tcp.py's.)
 
 def test_camera_without_udp_relays_over_turn_tcp(symmetric_viewer_topology, tmp_path, request):
     """The camera's network lets no UDP out; rtcam keeps its allocation over TCP to coturn
@@ -656,17 +658,51 @@ CHROMIUM_RELAY_PROTOCOL = """(async () => {
 
 
 @pytest.mark.parametrize("protocol", ["tcp", "tls"])
-def test_chromium_without_udp_plays_through_its_own_turn_server(nat_topology, tmp_path, request, protocol):
-    """The viewer's network lets no UDP out: Chromium, given coturn as its TURN server over TCP
-    (`turn:…?transport=tcp`) or TLS (`turns:` on 443), allocates over that connection; its relayed
-    address reaches rtcam's server-reflexive one (rtcam's checks to the relayed address open the
-    camera router's mapping), and it plays."""
+def test_viewer_without_udp_plays_through_its_own_turn_server(nat_topology, tmp_path, request, protocol):
+    """The viewer's network lets no UDP out: aiortc, then Chromium, given coturn as their TURN
+    server over TCP (`turn:…?transport=tcp`) or TLS (`turns:` on 443), allocate over that
+    connection; the relayed address reaches rtcam's server-reflexive one (rtcam's checks to the
+    relayed address open the camera router's mapping), and each plays. aiortc gathers only its
+    relayed candidate (iceTransportPolicy "relay") and checks coturn's certificate against the
+    test CA (SSL_CERT_FILE, set by whep_client.py --turn-ca)."""
     nat_topology.block_outbound_udp("rview")
     camera = start_camera(nat_topology, tmp_path, request, "full")
     url = (f"turn:{STUN_ADDRESS}:{STUN_PORT}?transport=tcp" if protocol == "tcp"
            else f"turns:{STUN_ADDRESS}:{TURN_TLS_PORT}?transport=tcp")
-    # Gathering never completes without UDP (the STUN server is never heard): the offer goes after
-    # 3 s, by when the relayed candidate over TCP or TLS is there (well under a second here).
+
+    started = time.monotonic()
+    turn_args = ("--turn", url, "--turn-user", TURN_USER, "--turn-password", TURN_PASSWORD, "--relay-only")
+    if protocol == "tls":
+        turn_args += ("--turn-ca", str(nat_topology.turn_ca))
+    summary, statuses = watch(nat_topology, camera, seconds=WATCH_SECONDS, connect_timeout=10, extra_args=turn_args)
+    attach(request, "aiortc summary", lambda: json.dumps(summary, indent=2))
+    pairs, selected = ice_pairs(statuses), summary.get("selected_pair") or {}
+    measurement = summary.get("measurement", {})
+    print(f"\naiortc over {protocol}: ok={summary['ok']} {measurement.get('fps')} fps ({measurement.get('video_frames')} "
+          f"frames, {measurement.get('audio_samples')} audio samples in {measurement.get('seconds')} s), first frame "
+          f"{summary.get('time_to_first_frame_s')} s after start (its allocation included), its pair "
+          f"{selected.get('local')} ({selected.get('relayProtocol')}) {selected.get('localAddress')} → {selected.get('remote')} "
+          f"{selected.get('remoteAddress')}; rtcam's {pairs[-1:]}; took {time.monotonic() - started:.1f} s")
+    assert summary["ok"], (summary.get("error"), summary.get("offer_candidates"))
+    # Only the relayed candidate was offered: nothing but the TURN connection could carry media.
+    assert summary["offer_candidates"] and all(" typ relay" in line for line in summary["offer_candidates"]), \
+        summary["offer_candidates"]
+    assert measurement["fps"] >= MIN_FPS, measurement
+    assert measurement["video_frames"] >= MIN_FPS * WATCH_SECONDS, measurement
+    assert measurement["sizes"] == [[640, 480]], measurement
+    # 3 s of 48 kHz test tone: allow for the jitter buffer, but most of it must have arrived.
+    assert measurement["audio_samples"] >= 48000 * (WATCH_SECONDS - 1), measurement
+    assert measurement["audio_rms"] >= 0.001, measurement
+    assert selected.get("local") == "relay" and selected.get("relayProtocol") == protocol, selected
+    assert selected["localAddress"].startswith(f"{STUN_ADDRESS}:"), selected
+    assert selected["remote"] in ("srflx", "prflx") and selected["remoteAddress"].startswith(f"{CAMERA_PUBLIC_ADDRESS}:"), selected
+    # rtcam's view: its remote end is aiortc's relayed address, the same one aiortc reports.
+    assert pairs and pairs[-1]["remote"] in ("relay", "prflx"), pairs
+    assert pairs[-1]["remoteAddress"] == selected["localAddress"], (pairs[-1], selected)
+    assert pairs[-1]["local"] in ("srflx", "prflx", "host"), pairs
+
+    # Chromium: gathering never completes without UDP (the STUN server is never heard): the offer
+    # goes after 3 s, by when the relayed candidate over TCP or TLS is there (well under a second here).
     script = whep_script([f"stun:{STUN_ADDRESS}:{STUN_PORT}", {"urls": url, "username": TURN_USER, "credential": TURN_PASSWORD}],
                          gather_timeout_ms=3000)
     started = time.monotonic()
@@ -676,7 +712,7 @@ def test_chromium_without_udp_plays_through_its_own_turn_server(nat_topology, tm
         # the test CA fails its handshake: net_error -202, CERT_AUTHORITY_INVALID).
         extra_args=("--ignore-certificate-errors",) if protocol == "tls" else ())
     pairs = ice_pairs([status])
-    print(f"\nChromium over {protocol}: {fps:.1f} fps, first frame {first_frame:.2f} s after the offer (its gathering "
+    print(f"Chromium over {protocol}: {fps:.1f} fps, first frame {first_frame:.2f} s after the offer (its gathering "
           f"included), its pair {last['local']} ({relay_protocol}) → {last['remote']} {last['remoteAddress']}; "
           f"rtcam's {pairs}; took {time.monotonic() - started:.1f} s")
     assert fps >= MIN_FPS, f"Chromium decoded {fps:.1f} fps"

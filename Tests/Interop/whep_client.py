@@ -21,6 +21,7 @@ import asyncio
 import http.client
 import json
 import math
+import os
 import sys
 import time
 import urllib.parse
@@ -28,7 +29,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+import aioice.turn
+from aiortc import RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 
@@ -201,7 +203,7 @@ def _rms_of(frame) -> tuple[float, int, float]:
 class WhepClient:
     def __init__(self, url: str, video: bool = True, audio: bool = True, http_timeout: float = 10.0,
                  loopback_candidates: bool = True, headers: Optional[dict] = None, talk_track=None,
-                 stun_urls: tuple[str, ...] = ()):
+                 stun_urls: tuple[str, ...] = (), turn: Optional["TurnServer"] = None, relay_only: bool = False):
         self.endpoint = whep_endpoint(url)
         self.extra_headers = dict(headers or {})   # e.g. {"Authorization": "Bearer <token>"} (RFC 9725 §4.5)
         self.want_video, self.want_audio = video, audio
@@ -210,6 +212,10 @@ class WhepClient:
         self.http_timeout = http_timeout
         # STUN servers ("stun:HOST:PORT"): only ones inside namespaces a test made (test_ice_nat.py).
         self.stun_urls = tuple(stun_urls)
+        # A TURN server (aiortc uses one) and whether to gather only its relayed candidate
+        # (iceTransportPolicy "relay": no host or server-reflexive candidates, no STUN query).
+        self.turn = turn
+        self.relay_only = relay_only
         if loopback_candidates:
             allow_loopback_host_candidates()
         self.pc: Optional[RTCPeerConnection] = None
@@ -243,7 +249,11 @@ class WhepClient:
     async def connect(self) -> "WhepClient":
         asyncio.get_running_loop().set_exception_handler(self._record_loop_exception)
         # No STUN/TURN unless a test gives its own (nothing off-box).
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in self.stun_urls]))
+        servers = [RTCIceServer(urls=url) for url in self.stun_urls]
+        if self.turn is not None:
+            servers.append(RTCIceServer(urls=self.turn.url, username=self.turn.username, credential=self.turn.credential))
+        policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=policy))
         if self.want_video:
             self.pc.addTransceiver("video", direction="recvonly")
         if self.want_audio and self.talk_track is not None:
@@ -387,6 +397,29 @@ class WhepClient:
             connection_state=self.connection_state,
             audio_rtp=rtp_continuity(self.audio.rtp[rtp_before:]))
 
+    def selected_pair(self) -> Optional[dict]:
+        """The ICE pair aioice nominated for media (component 1, shared by every section under
+        BUNDLE): each end's candidate type and address, and for a relayed local candidate how it
+        reaches its TURN server ("udp", "tcp" or "tls", read from the live connection). aiortc's
+        getStats has no candidate-pair report, so this reads aioice's Connection."""
+        transceivers = self.pc.getTransceivers() if self.pc else []
+        if not transceivers:
+            return None
+        connection = transceivers[0].receiver.transport.transport._connection
+        pair = connection._nominated.get(1)
+        if pair is None:
+            return None
+        local, remote = pair.local_candidate, pair.remote_candidate
+        selected = {"local": local.type, "localAddress": f"{local.host}:{local.port}",
+                    "remote": remote.type, "remoteAddress": f"{remote.host}:{remote.port}", "relayProtocol": None}
+        if local.type == "relay":
+            inner = getattr(pair.protocol.transport, "_TurnTransport__inner_protocol", None)
+            if isinstance(inner, aioice.turn.TurnClientTcpProtocol):
+                selected["relayProtocol"] = "tls" if inner.transport.get_extra_info("ssl_object") is not None else "tcp"
+            elif isinstance(inner, aioice.turn.TurnClientUdpProtocol):
+                selected["relayProtocol"] = "udp"
+        return selected
+
     def negotiated_codecs(self) -> dict:
         """Codec names per media kind from the answer's rtpmap lines (the first listed payload type)."""
         codecs: dict[str, str] = {}
@@ -468,17 +501,41 @@ def tone_track(frequency: float = 600.0, amplitude: float = 0.3):
     return ToneTrack()
 
 
+@dataclass
+class TurnServer:
+    """One TURN server for aiortc: `turn:HOST:PORT?transport=udp|tcp` or `turns:HOST:PORT?transport=tcp`
+    (TLS; aioice checks the server's certificate against OpenSSL's default trust store, so a test CA
+    is trusted through SSL_CERT_FILE: see `trust_ca`)."""
+    url: str
+    username: str
+    credential: str
+
+
+def trust_ca(path: str) -> None:
+    """Makes `path` (PEM) the CA file of every TLS connection this process verifies from now on.
+    aioice opens `turns:` with `ssl=True`, so asyncio builds ssl.create_default_context(), which
+    loads OpenSSL's default verify paths; OpenSSL reads SSL_CERT_FILE when that happens (not at
+    start-up), so setting it here is enough."""
+    if not os.path.isfile(path):
+        raise WhepError(f"no CA file at {path}")
+    os.environ["SSL_CERT_FILE"] = path
+
+
 async def receive(url: str, seconds: float = 5.0, connect_timeout: float = 10.0, video: bool = True,
                   audio: bool = True, delete: bool = True, talk: bool = False, stun_urls: tuple[str, ...] = (),
-                  loopback_candidates: bool = True) -> dict:
+                  loopback_candidates: bool = True, turn: Optional[TurnServer] = None, relay_only: bool = False) -> dict:
     """Connect, wait for media, measure for `seconds`, DELETE; return a JSON-ready summary. `talk`:
-    send a 600 Hz tone on a sendrecv audio transceiver and claim the talk floor (talkback, issue 17)."""
+    send a 600 Hz tone on a sendrecv audio transceiver and claim the talk floor (talkback, issue 17).
+    The summary's `selected_pair` is aioice's nominated pair at the end of the measurement, and
+    `offer_candidates` the candidates aiortc offered (none: its gathering failed, e.g. a TURN
+    allocation that did not succeed)."""
     client = WhepClient(url, video=video, audio=audio, talk_track=tone_track() if talk else None, stun_urls=stun_urls,
-                        loopback_candidates=loopback_candidates)
+                        loopback_candidates=loopback_candidates, turn=turn, relay_only=relay_only)
     summary: dict = {"endpoint": client.endpoint, "ok": False}
     try:
         await client.connect()
         summary["session_url"] = client.session_url
+        summary["offer_candidates"] = [line[2:] for line in client.offer_sdp.splitlines() if line.startswith("a=candidate:")]
         summary["codecs"] = client.negotiated_codecs()
         if talk:
             status, _, body = await asyncio.to_thread(http_exchange, "POST", client.session_url + "/talk")
@@ -489,6 +546,7 @@ async def receive(url: str, seconds: float = 5.0, connect_timeout: float = 10.0,
         summary["time_to_first_frame_s"] = round((client.video.first_frame_at or client.started_at)
                                                  - client.started_at, 3)
         summary["measurement"] = asdict(await client.measure(seconds))
+        summary["selected_pair"] = client.selected_pair()
         summary["ok"] = True
     except WhepError as error:
         summary["error"] = str(error)
@@ -513,15 +571,27 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--keep-session", action="store_true", help="do not DELETE the session at the end")
     parser.add_argument("--stun", action="append", default=[], metavar="stun:HOST:PORT",
                         help="a STUN server for aiortc's server-reflexive candidate (repeatable)")
+    parser.add_argument("--turn", metavar="URL",
+                        help="a TURN server: turn:HOST:PORT?transport=udp|tcp or turns:HOST:PORT?transport=tcp "
+                             "(with --turn-user and --turn-password)")
+    parser.add_argument("--turn-user", default="", help="the TURN server's long-term username")
+    parser.add_argument("--turn-password", default="", help="the TURN server's long-term password")
+    parser.add_argument("--turn-ca", metavar="PEM",
+                        help="trust this CA (only it) for a turns: server's certificate")
+    parser.add_argument("--relay-only", action="store_true",
+                        help='iceTransportPolicy "relay": offer only the TURN relayed candidate')
     parser.add_argument("--no-loopback", action="store_true",
                         help="no 127.0.0.1 host candidate (a namespace with real interfaces: its STUN query would only time out)")
     parser.add_argument("--talk", action="store_true",
                         help="talk through the camera: send a 600 Hz tone (sendrecv audio) and claim the talk floor")
     args = parser.parse_args(argv)
+    if args.turn_ca:
+        trust_ca(args.turn_ca)
+    turn = TurnServer(args.turn, args.turn_user, args.turn_password) if args.turn else None
     summary = asyncio.run(receive(args.url, seconds=args.seconds, connect_timeout=args.connect_timeout,
                                   video=not args.no_video, audio=not args.no_audio,
                                   delete=not args.keep_session, talk=args.talk, stun_urls=tuple(args.stun),
-                                  loopback_candidates=not args.no_loopback))
+                                  loopback_candidates=not args.no_loopback, turn=turn, relay_only=args.relay_only))
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0 if summary["ok"] else 1
