@@ -267,6 +267,12 @@ class WhepClient:
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)          # aiortc gathers its candidates here
         self.offer_sdp = self.pc.localDescription.sdp
+        if self.relay_only and "a=candidate:" not in self.offer_sdp:
+            # aioice drops a failed allocation's exception while gathering; fail now, not after the
+            # media timeout, and say where to look.
+            raise WhepError(f"no relayed candidate: the allocation on {self.turn.url if self.turn else 'no TURN server'} "
+                            "failed (aioice keeps the reason to itself: a turns: certificate the trust store rejects "
+                            "(--turn-ca), wrong credentials or an unreachable server)")
         status, headers, body = await asyncio.to_thread(
             http_exchange, "POST", self.endpoint, self.offer_sdp.encode(),
             {"Content-Type": "application/sdp", **self.extra_headers}, self.http_timeout)
