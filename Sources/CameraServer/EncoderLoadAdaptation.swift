@@ -219,6 +219,13 @@ struct EncoderLoadAdaptation: Sendable {
         captureToEncoded = nil
     }
 
+    /// Moves to ladder step `target` now, as a measured overuse or room would (tests and
+    /// benchmarks that need a step at a known frame).
+    mutating func step(to target: Int, at now: MonotonicTime, reason: String) -> Change? {
+        guard target != level, ladder.indices.contains(target) else { return nil }
+        return move(to: target, at: now, reason: reason)
+    }
+
     /// Usage at ladder step `target` if processing time follows the pixel rate.
     func predictedUsage(_ measured: Double, at target: Int) -> Double {
         // Processing time per frame follows the pixels per frame, the interval 1/fps: usage
