@@ -56,6 +56,16 @@ struct EncoderLoadAdaptation: Sendable {
         var upHold: Duration = .seconds(10)
         var longestUpHold: Duration = .seconds(160)
         var flapWindow: Duration = .seconds(30)
+
+        /// Never overused, behind or calm: only `step(to:)` changes the format (tests).
+        static var onlyAskedSteps: Thresholds {
+            var thresholds = Thresholds()
+            thresholds.overuse = .infinity
+            thresholds.queuedIntervals = .infinity
+            thresholds.keptShare = 0
+            thresholds.underuse = -1
+            return thresholds
+        }
     }
 
     struct Change: Equatable, Sendable {

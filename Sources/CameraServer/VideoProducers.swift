@@ -60,6 +60,11 @@ struct X264Stage {
     private var reduced = ReducedLayerStage()
     /// A new size's encoder was made in this frame: freed heap goes back after the frame.
     private var releasesFreedHeapAfterFrame = false
+    /// RTCAM_DEBUG_CPU_STEPS=SECONDS (interop tests of what a CPU step costs the viewers, whatever
+    /// the machine's load): every SECONDS the adaptation steps 1, 2, 1, 0 down the ladder and back,
+    /// and only then (the load's own steps would make the sizes a matter of chance).
+    private let debugStepEvery = Environment.value("RTCAM_DEBUG_CPU_STEPS").flatMap { Int($0) }.map { Duration.seconds($0) }
+    private var debugSteps: (next: MonotonicTime, count: Int)?
 
     init(width: Int, height: Int, profileLevelID: String, idleRelease: Duration, fullRangeBT601: Bool = false,
          adaptationThresholds: EncoderLoadAdaptation.Thresholds = EncoderLoadAdaptation.Thresholds(),
@@ -72,7 +77,8 @@ struct X264Stage {
         encoder = WhileWatched(keepFor: idleRelease)
         let current = configuration()
         adaptation = EncoderLoadAdaptation(configured: EncodedFormat(width: width, height: height, framesPerSecond: current.framesPerSecond),
-                                           preference: current.degradation, thresholds: adaptationThresholds)
+                                           preference: current.degradation,
+                                           thresholds: debugStepEvery == nil ? adaptationThresholds : .onlyAskedSteps)
     }
 
     /// Encodes `frame` (YUYV converted to 4:2:0 first: DESIGN.md), with a keyframe when one was asked
@@ -91,6 +97,17 @@ struct X264Stage {
             for _ in 0 ..< gap { adaptation.frameSkipped(at: now) }
         }
         lastSequenceNumber = frame.sequenceNumber
+        if let every = debugStepEvery {
+            let steps = debugSteps ?? (now + every, 0)
+            debugSteps = steps
+            if now >= steps.next {
+                let level = [1, 2, 1, 0][steps.count % 4]
+                debugSteps = (now + every, steps.count + 1)
+                if let change = adaptation.step(to: level, at: now, reason: "RTCAM_DEBUG_CPU_STEPS") {
+                    controls.logger.notice("encoder load: \(change.from) -> \(change.to): \(change.reason)")
+                }
+            }
+        }
         let format = adaptation.current
         guard adaptation.admits(frameAt: frame.captureTime) else { return }
         var replacesAnotherSize = false

@@ -62,14 +62,8 @@ import Testing
         let controls = MediaThreadControls(logger: Logger(label: "test"), idleRelease: .seconds(10), idleWakeInterval: .seconds(1))
         controls.setWatched(true)
         controls.setReducedLayer(kbps: 200)
-        // Only the steps asked for: never overused, never calm, never behind.
-        var never = EncoderLoadAdaptation.Thresholds()
-        never.overuse = .infinity
-        never.queuedIntervals = .infinity
-        never.keptShare = 0
-        never.underuse = -1
         var stage = X264Stage(width: 640, height: 360, profileLevelID: "42e01f", idleRelease: .seconds(10),
-                              adaptationThresholds: never, configuration: { frozen })
+                              adaptationThresholds: .onlyAskedSteps, configuration: { frozen })
         let source = try TestPatternSource(width: 640, height: 360)
         var pending = steps
         var run = Run()
