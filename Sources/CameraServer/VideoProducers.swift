@@ -266,7 +266,9 @@ struct X264Stage {
 /// - A running reduced encoder is kept on a step down while it stays clearly smaller than the full
 ///   picture (at most 4/5 of its width) and not smaller than the rule: a new x264 is a new IDR on
 ///   the slow link, saved where the picture would hardly change.
-/// - On a step up it follows the rule: it is never left smaller than half the full picture.
+/// - On a step up it follows the rule (it is not left smaller than half the full picture), at
+///   the IDR it would send anyway: its periodic one (at most a keyframe interval later) or one a
+///   viewer asked for. So growing costs the slow link no extra keyframe.
 /// - It never changes in the frame interval the full encoder was replaced in: a change waits
 ///   `stagger` after that, so the two new encoders' opening and IDRs (the CPU step's cost, and
 ///   each layer's biggest frames) fall in different frames, and a viewer never sees both at once.
@@ -279,8 +281,9 @@ struct ReducedLayerSizing: Sendable {
     mutating func fullEncoderReplaced(at now: MonotonicTime) { fullReplacedAt = now }
 
     /// What the reduced encoder should be at `now` beside `full` (`running`: what it is, nil: none;
-    /// an answer other than `running` means a new one).
-    func format(running: EncodedFormat?, full: EncodedFormat, at now: MonotonicTime) -> EncodedFormat {
+    /// an answer other than `running` means a new one). `keyframeDue`: its next picture is an IDR
+    /// anyway (periodic or asked for).
+    func format(running: EncodedFormat?, full: EncodedFormat, keyframeDue: Bool = true, at now: MonotonicTime) -> EncodedFormat {
         let size = ReducedLayerStage.size(ofFull: full)
         let wanted = EncodedFormat(width: size.width, height: size.height,
                                    framesPerSecond: max(1, full.framesPerSecond / ReducedLayerStage.frameInterval(ofFull: full.framesPerSecond)))
@@ -290,7 +293,8 @@ struct ReducedLayerSizing: Sendable {
             return running
         }
         if let fullReplacedAt, now - fullReplacedAt < Self.stagger { return running }
-        return wanted
+        let grows = running.framesPerSecond == wanted.framesPerSecond && running.width < wanted.width
+        return grows && !keyframeDue ? running : wanted
     }
 }
 
@@ -309,6 +313,8 @@ struct ReducedLayerStage {
     private var frameCount = 0
     /// When it changes size beside the full encoding's CPU steps.
     private var sizing = ReducedLayerSizing()
+    /// Its pictures since its last IDR (its next periodic one is due at the keyframe interval).
+    private var framesSinceKeyframe = 0
 
     /// The full encoder was replaced at `now` (a CPU adaptation step): its IDR goes out in this
     /// frame, so a size change of this one waits (ReducedLayerSizing.stagger).
@@ -336,7 +342,9 @@ struct ReducedLayerStage {
         }
         let interval = Self.frameInterval(ofFull: fullFormat.framesPerSecond)
         let running = encoder.map { EncodedFormat(width: $0.width, height: $0.height, framesPerSecond: $0.frameRate) }
-        let wanted = sizing.format(running: running, full: fullFormat, at: now)
+        let keyframeDue = controls.reducedKeyframeIsRequested
+            || framesSinceKeyframe + 1 >= max(1, keyframeInterval / interval)
+        let wanted = sizing.format(running: running, full: fullFormat, keyframeDue: keyframeDue, at: now)
         let (width, height, framesPerSecond) = (wanted.width, wanted.height, wanted.framesPerSecond)
         if running != nil, wanted != running {
             encoder = nil
@@ -383,6 +391,7 @@ struct ReducedLayerStage {
                 }
             }
             guard var encoded else { return nil }
+            framesSinceKeyframe = encoded.isKeyframe ? 0 : framesSinceKeyframe + 1
             encoded.layer = .reduced
             controls.counters.withLock { $0.reducedLayerFrames += 1 }
             return encoded

@@ -91,7 +91,8 @@ import Testing
     }
 
     @Test func bothLayersKeepGoingAcrossStepsAndTheReducedOneFollowsTheFullOneUp() throws {
-        let run = try Self.run(seconds: 5.4, steps: [(0.6, 1), (1.4, 2), (2.2, 3), (3.0, 2), (3.8, 1), (4.6, 0)])
+        // The last step 2.2 s before the end: growing waits for the reduced layer's periodic IDR (2 s).
+        let run = try Self.run(seconds: 5.8, steps: [(0.5, 1), (1.1, 2), (1.7, 3), (2.3, 2), (2.9, 1), (3.5, 0)])
         let full = run.longestGap(of: .full), reduced = run.longestGap(of: .reduced)
         let reKeys = (full: run.reKeys(of: .full), reduced: run.reKeys(of: .reduced))
         print("CPU steps at source frames \(run.steps.map { "\($0.index)→level \($0.level)" }): longest gap full layer "
@@ -103,12 +104,11 @@ import Testing
         #expect(reKeys.full.count == 6, "each step is a new full encoder")
         // The two layers never re-key in the same frame interval.
         #expect(Set(reKeys.full).isDisjoint(with: reKeys.reduced), "full \(reKeys.full), reduced \(reKeys.reduced)")
-        // Before each step (and at the end) the reduced layer is half the full picture, or kept
-        // between that and 4/5 of it on the way down; back at 640 it is 320 again.
+        // Before each step the reduced layer is no more than 4/5 of the full picture (on the way up
+        // it may still be smaller than half, until its IDR); back at 640 it is 320 again.
         let widths = zip(Self.widthsBeforeEachStep(run, layer: .full), Self.widthsBeforeEachStep(run, layer: .reduced))
         for (fullWidth, reducedWidth) in widths {
-            #expect(reducedWidth >= fullWidth / 4 * 2 && reducedWidth * 5 <= fullWidth * 4,
-                    "reduced \(reducedWidth) wide beside \(fullWidth)")
+            #expect(reducedWidth * 5 <= fullWidth * 4, "reduced \(reducedWidth) wide beside \(fullWidth)")
         }
         #expect(run.frames(of: .reduced).last?.width == 320)
         // The viewer's picture keeps moving across the steps (the issue's goal: well under 0.5 s).

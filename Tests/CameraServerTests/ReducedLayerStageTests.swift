@@ -28,14 +28,18 @@ import Testing
         var running = sizing.format(running: nil, full: format(first), at: now)
         var reopened: [(Int, Duration)] = []
         var widthBeforeNextStep: [Int] = []
+        // Its periodic IDR every 2 s (60 full frames), counted from its last new encoder.
+        var sinceKeyframe = 0
         for width in fullWidths {
             let stepAt = now
             sizing.fullEncoderReplaced(at: now)
             for _ in 0 ..< 300 {   // 10 s of frames
-                let wanted = sizing.format(running: running, full: format(width), at: now)
+                let wanted = sizing.format(running: running, full: format(width), keyframeDue: sinceKeyframe % 60 == 59, at: now)
+                sinceKeyframe += 1
                 if wanted != running {
                     reopened.append((wanted.width, now - stepAt))
                     running = wanted
+                    sinceKeyframe = 0
                 }
                 #expect(running.framesPerSecond == 15)
                 now = now + frame
@@ -52,9 +56,11 @@ import Testing
         // beside 1280 before: a third of it, until something restarted it).
         #expect(followed.reopened.map(\.width) == [320, 160, 212, 320, 426, 640])
         #expect(followed.widthBeforeNextStep == [640, 320, 320, 160, 212, 320, 426, 640])
-        // Never in the frame interval of the full encoder's new IDR: the stagger after it, within a frame.
-        for reopen in followed.reopened {
-            #expect(reopen.afterStep >= ReducedLayerSizing.stagger && reopen.afterStep < ReducedLayerSizing.stagger + .milliseconds(34),
+        // Never in the frame interval of the full encoder's new IDR: shrinking (for the CPU) the
+        // stagger after it, within a frame; growing at its next periodic IDR, within 2 s.
+        for (index, reopen) in followed.reopened.enumerated() {
+            let latest = index < 2 ? ReducedLayerSizing.stagger + .milliseconds(34) : .seconds(2) + .milliseconds(34)
+            #expect(reopen.afterStep >= ReducedLayerSizing.stagger && reopen.afterStep < latest,
                     "reopened at \(reopen.width) \(reopen.afterStep) after the full step")
         }
     }
@@ -72,6 +78,22 @@ import Testing
         #expect(sizing.format(running: running, full: slower, at: now) == running)
         let halfRate = EncodedFormat(width: 640, height: 360, framesPerSecond: 7)
         #expect(sizing.format(running: halfRate, full: slower, at: now + .milliseconds(100)) == halfRate, "waits for the stagger")
-        #expect(sizing.format(running: halfRate, full: slower, at: now + ReducedLayerSizing.stagger) == running)
+        #expect(sizing.format(running: halfRate, full: slower, keyframeDue: false, at: now + ReducedLayerSizing.stagger) == running,
+                "a rate change does not wait for the IDR")
+    }
+
+    @Test func growingWaitsForAnIDRItWouldSendAnywayShrinkingDoesNot() {
+        var sizing = ReducedLayerSizing()
+        let now = MonotonicTime(milliseconds: 5_000)
+        sizing.fullEncoderReplaced(at: now)
+        let later = now + ReducedLayerSizing.stagger
+        let small = EncodedFormat(width: 320, height: 180, framesPerSecond: 15)
+        let half = EncodedFormat(width: 640, height: 360, framesPerSecond: 15)
+        let full = EncodedFormat(width: 1280, height: 720, framesPerSecond: 30)
+        #expect(sizing.format(running: small, full: full, keyframeDue: false, at: later) == small)
+        #expect(sizing.format(running: small, full: full, keyframeDue: true, at: later) == half)
+        // Beside a 640 picture a 640 reduced one is no reduction: at once (after the stagger).
+        let stepped = EncodedFormat(width: 640, height: 360, framesPerSecond: 30)
+        #expect(sizing.format(running: half, full: stepped, keyframeDue: false, at: later) == small)
     }
 }
