@@ -56,6 +56,16 @@ struct EncoderLoadAdaptation: Sendable {
         var upHold: Duration = .seconds(10)
         var longestUpHold: Duration = .seconds(160)
         var flapWindow: Duration = .seconds(30)
+
+        /// Never overused, behind or calm: only `step(to:)` changes the format (tests).
+        static var onlyAskedSteps: Thresholds {
+            var thresholds = Thresholds()
+            thresholds.overuse = .infinity
+            thresholds.queuedIntervals = .infinity
+            thresholds.keptShare = 0
+            thresholds.underuse = -1
+            return thresholds
+        }
     }
 
     struct Change: Equatable, Sendable {
@@ -217,6 +227,13 @@ struct EncoderLoadAdaptation: Sendable {
         calmSince = nil
         usage = nil
         captureToEncoded = nil
+    }
+
+    /// Moves to ladder step `target` now, as a measured overuse or room would (tests and
+    /// benchmarks that need a step at a known frame).
+    mutating func step(to target: Int, at now: MonotonicTime, reason: String) -> Change? {
+        guard target != level, ladder.indices.contains(target) else { return nil }
+        return move(to: target, at: now, reason: reason)
     }
 
     /// Usage at ladder step `target` if processing time follows the pixel rate.

@@ -86,6 +86,9 @@ final class MediaThreadControls: Sendable {
     /// A keyframe request of the reduced encoding, taken once.
     func takeReducedKeyframeRequest() -> Bool { reducedKeyframeRequested.exchange(false, ordering: .relaxed) }
 
+    /// Whether a reduced-layer keyframe is asked for (left asked for).
+    var reducedKeyframeIsRequested: Bool { reducedKeyframeRequested.load(ordering: .relaxed) }
+
     var bitrateCap: Int? {
         let kbps = bitrateCapKbps.load(ordering: .relaxed)
         return kbps > 0 ? kbps : nil

@@ -58,8 +58,16 @@ struct X264Stage {
     /// The second, smaller encoding for viewers on slow links (issue 24; ReducedLayerPolicy), made
     /// while the hub wants it and freed when it does not.
     private var reduced = ReducedLayerStage()
+    /// A new size's encoder was made in this frame: freed heap goes back after the frame.
+    private var releasesFreedHeapAfterFrame = false
+    /// RTCAM_DEBUG_CPU_STEPS=SECONDS (interop tests of what a CPU step costs the viewers, whatever
+    /// the machine's load): every SECONDS the adaptation steps 1, 2, 1, 0 down the ladder and back,
+    /// and only then (the load's own steps would make the sizes a matter of chance).
+    private let debugStepEvery = Environment.value("RTCAM_DEBUG_CPU_STEPS").flatMap { Int($0) }.map { Duration.seconds($0) }
+    private var debugSteps: (next: MonotonicTime, count: Int)?
 
     init(width: Int, height: Int, profileLevelID: String, idleRelease: Duration, fullRangeBT601: Bool = false,
+         adaptationThresholds: EncoderLoadAdaptation.Thresholds = EncoderLoadAdaptation.Thresholds(),
          configuration: @escaping CurrentConfiguration) {
         self.fullRangeBT601 = fullRangeBT601
         self.width = width
@@ -69,7 +77,8 @@ struct X264Stage {
         encoder = WhileWatched(keepFor: idleRelease)
         let current = configuration()
         adaptation = EncoderLoadAdaptation(configured: EncodedFormat(width: width, height: height, framesPerSecond: current.framesPerSecond),
-                                           preference: current.degradation)
+                                           preference: current.degradation,
+                                           thresholds: debugStepEvery == nil ? adaptationThresholds : .onlyAskedSteps)
     }
 
     /// Encodes `frame` (YUYV converted to 4:2:0 first: DESIGN.md), with a keyframe when one was asked
@@ -88,6 +97,17 @@ struct X264Stage {
             for _ in 0 ..< gap { adaptation.frameSkipped(at: now) }
         }
         lastSequenceNumber = frame.sequenceNumber
+        if let every = debugStepEvery {
+            let steps = debugSteps ?? (now + every, 0)
+            debugSteps = steps
+            if now >= steps.next {
+                let level = [1, 2, 1, 0][steps.count % 4]
+                debugSteps = (now + every, steps.count + 1)
+                if let change = adaptation.step(to: level, at: now, reason: "RTCAM_DEBUG_CPU_STEPS") {
+                    controls.logger.notice("encoder load: \(change.from) -> \(change.to): \(change.reason)")
+                }
+            }
+        }
         let format = adaptation.current
         guard adaptation.admits(frameAt: frame.captureTime) else { return }
         var replacesAnotherSize = false
@@ -116,14 +136,13 @@ struct X264Stage {
             }) else { return }   // refused a moment ago: tried again in 5 s
             if x264Made !== made {
                 x264Made = made   // the last reference to the one it replaces
-                if replacesAnotherSize {
-                    // CPU adaptation changed the size: the old encoder's frame buffers are free
-                    // chunks in this thread's arena (glibc's mmap threshold rose past their size
-                    // when the first encoder closed), which the new size does not fit as they
-                    // are; their pages go back (issue 20: 1.1 MB stayed in the hour's minute of
-                    // three sizes).
-                    ProcessMemory.releaseFreedHeap()
-                }
+                // CPU adaptation changed the size: the old encoder's frame buffers are free
+                // chunks in this thread's arena (glibc's mmap threshold rose past their size when
+                // the first encoder closed), which the new size does not fit as they are; their
+                // pages go back (issue 20: 1.1 MB stayed in the hour's minute of three sizes),
+                // once this frame of both layers is out (the step's IDR does not wait for it).
+                releasesFreedHeapAfterFrame = replacesAnotherSize
+                reduced.fullEncoderReplaced(at: now)
                 bitrate = EncoderBitrate(configuredKbps: requestedBitrateKbps ?? configuration().bitrateKbps,
                                          capKbps: controls.bitrateCap)
             }
@@ -173,10 +192,14 @@ struct X264Stage {
         }
         // The reduced encoding's time (not the full frame's delivery) is added to the frame's.
         let reducedStart = MonotonicClock.now()
-        if let smaller = reduced.encode(planar, fullFormat: format, profileLevelID: profileLevelID,
+        if let smaller = reduced.encode(planar, fullFormat: format, at: now, profileLevelID: profileLevelID,
                                         keyframeInterval: format.framesPerSecond * configuration().keyframeIntervalSeconds,
                                         fullRangeBT601: fullRangeBT601, controls) {
             deliver(smaller)
+        }
+        if releasesFreedHeapAfterFrame {
+            releasesFreedHeapAfterFrame = false
+            ProcessMemory.releaseFreedHeap()
         }
         let reducedTime = MonotonicClock.now() - reducedStart
         measureProcessLoad(at: done)
@@ -185,6 +208,11 @@ struct X264Stage {
             controls.logger.notice("encoder load: \(change.from) -> \(change.to) (configured \(adaptation.configured), degradation \(adaptation.preference.rawValue)): \(change.reason)")
         }
         controls.setAdaptation(status)
+    }
+
+    /// Steps the CPU adaptation to ladder step `level` before the next frame (tests, benchmarks).
+    mutating func stepAdaptation(to level: Int, at now: MonotonicTime) {
+        _ = adaptation.step(to: level, at: now, reason: "asked for")
     }
 
     private mutating func measureProcessLoad(at now: MonotonicTime) {
@@ -232,6 +260,44 @@ struct X264Stage {
     }
 }
 
+/// The reduced encoding's format beside the full one's CPU adaptation steps (issue 24), on the
+/// caller's clock. Its rule: half the full picture each side, half its rate from 20 fps
+/// (ReducedLayerStage.size, .frameInterval).
+/// - A running reduced encoder is kept on a step down while it stays clearly smaller than the full
+///   picture (at most 4/5 of its width) and not smaller than the rule: a new x264 is a new IDR on
+///   the slow link, saved where the picture would hardly change.
+/// - On a step up it follows the rule (it is not left smaller than half the full picture), at
+///   the IDR it would send anyway: its periodic one (at most a keyframe interval later) or one a
+///   viewer asked for. So growing costs the slow link no extra keyframe.
+/// - It never changes in the frame interval the full encoder was replaced in: a change waits
+///   `stagger` after that, so the two new encoders' opening and IDRs (the CPU step's cost, and
+///   each layer's biggest frames) fall in different frames, and a viewer never sees both at once.
+struct ReducedLayerSizing: Sendable {
+    /// A fifth of a second: several frames of either layer, and little time at a size off the rule.
+    static let stagger: Duration = .milliseconds(200)
+    private var fullReplacedAt: MonotonicTime?
+
+    /// The full encoder was replaced at `now`.
+    mutating func fullEncoderReplaced(at now: MonotonicTime) { fullReplacedAt = now }
+
+    /// What the reduced encoder should be at `now` beside `full` (`running`: what it is, nil: none;
+    /// an answer other than `running` means a new one). `keyframeDue`: its next picture is an IDR
+    /// anyway (periodic or asked for).
+    func format(running: EncodedFormat?, full: EncodedFormat, keyframeDue: Bool = true, at now: MonotonicTime) -> EncodedFormat {
+        let size = ReducedLayerStage.size(ofFull: full)
+        let wanted = EncodedFormat(width: size.width, height: size.height,
+                                   framesPerSecond: max(1, full.framesPerSecond / ReducedLayerStage.frameInterval(ofFull: full.framesPerSecond)))
+        guard let running else { return wanted }   // the first one: a slow viewer waits for it
+        if running.framesPerSecond == wanted.framesPerSecond,
+           running.width * 5 <= full.width * 4, running.width >= wanted.width {
+            return running
+        }
+        if let fullReplacedAt, now - fullReplacedAt < Self.stagger { return running }
+        let grows = running.framesPerSecond == wanted.framesPerSecond && running.width < wanted.width
+        return grows && !keyframeDue ? running : wanted
+    }
+}
+
 /// The reduced encoding (issue 24): a second x264 at half the full encoding's size each side
 /// (the full one's as the CPU adaptation has it now) and half its frame rate from 20 fps up, at
 /// the bitrate the hub gives, made with its first picture an IDR when the hub asks for it and
@@ -245,6 +311,14 @@ struct ReducedLayerStage {
     private var bitrateKbps = 0
     /// Counts the full encoding's frames: the reduced one takes every `frameInterval`-th.
     private var frameCount = 0
+    /// When it changes size beside the full encoding's CPU steps.
+    private var sizing = ReducedLayerSizing()
+    /// Its pictures since its last IDR (its next periodic one is due at the keyframe interval).
+    private var framesSinceKeyframe = 0
+
+    /// The full encoder was replaced at `now` (a CPU adaptation step): its IDR goes out in this
+    /// frame, so a size change of this one waits (ReducedLayerSizing.stagger).
+    mutating func fullEncoderReplaced(at now: MonotonicTime) { sizing.fullEncoderReplaced(at: now) }
 
     /// Half of each side, even, and at least 64x36 (smaller is no picture at all).
     static func size(ofFull format: EncodedFormat) -> (width: Int, height: Int) {
@@ -258,33 +332,23 @@ struct ReducedLayerStage {
     /// 200 ms of its bitrate, so on the slow link it is not a freeze (at 500 kb/s ~120 ms in all).
     static let vbvBufferMilliseconds = 200
 
-    /// Whether a running reduced encoder of `running` width may go on beside a full encoding of
-    /// `fullWidth` that wants `wanted`: a new x264 is a new IDR on the slow link, so a CPU
-    /// adaptation step keeps it while it stays clearly smaller than the full picture (at most 4/5
-    /// of its width) and not under half what is wanted.
-    static func keeps(runningWidth running: Int, fullWidth: Int, wantedWidth wanted: Int) -> Bool {
-        running * 5 <= fullWidth * 4 && running * 2 >= wanted
-    }
-
     /// `picture` (I420/NV12 at the source's size) as the reduced layer's next frame, or nil (not
     /// wanted, x264 refused).
-    mutating func encode(_ picture: RawVideoFrame, fullFormat: EncodedFormat, profileLevelID: String, keyframeInterval: Int,
-                         fullRangeBT601: Bool, _ controls: MediaThreadControls) -> EncodedVideoFrame? {
+    mutating func encode(_ picture: RawVideoFrame, fullFormat: EncodedFormat, at now: MonotonicTime, profileLevelID: String,
+                         keyframeInterval: Int, fullRangeBT601: Bool, _ controls: MediaThreadControls) -> EncodedVideoFrame? {
         guard let kbps = controls.reducedLayerBitrate else {
             close(controls)
             return nil
         }
-        var (width, height) = Self.size(ofFull: fullFormat)
         let interval = Self.frameInterval(ofFull: fullFormat.framesPerSecond)
-        let framesPerSecond = max(1, fullFormat.framesPerSecond / interval)
-        if let running = encoder {
-            if running.frameRate == framesPerSecond,
-               Self.keeps(runningWidth: running.width, fullWidth: fullFormat.width, wantedWidth: width) {
-                (width, height) = (running.width, running.height)
-            } else {
-                encoder = nil
-                frameCount = 0
-            }
+        let running = encoder.map { EncodedFormat(width: $0.width, height: $0.height, framesPerSecond: $0.frameRate) }
+        let keyframeDue = controls.reducedKeyframeIsRequested
+            || framesSinceKeyframe + 1 >= max(1, keyframeInterval / interval)
+        let wanted = sizing.format(running: running, full: fullFormat, keyframeDue: keyframeDue, at: now)
+        let (width, height, framesPerSecond) = (wanted.width, wanted.height, wanted.framesPerSecond)
+        if running != nil, wanted != running {
+            encoder = nil
+            frameCount = 0
         }
         // A new encoder takes the next picture (its IDR goes out at once); then every interval-th.
         defer { frameCount += 1 }
@@ -327,6 +391,7 @@ struct ReducedLayerStage {
                 }
             }
             guard var encoded else { return nil }
+            framesSinceKeyframe = encoded.isKeyframe ? 0 : framesSinceKeyframe + 1
             encoded.layer = .reduced
             controls.counters.withLock { $0.reducedLayerFrames += 1 }
             return encoded
