@@ -1107,11 +1107,37 @@ def bench_churn(args) -> dict:
         first = sample("30 s into the churn")
         next_sample = time.monotonic() + 60
         end = time.monotonic() + seconds - 30
-        while time.monotonic() < end:
-            time.sleep(max(0.0, min(next_sample, end) - time.monotonic()))
-            if time.monotonic() >= next_sample:
-                sample("churning")
-                next_sample += 60
+        squeeze = start_squeeze = None
+        if args.squeeze_percent:
+            # The CPU adaptation reopening x264 at other sizes, as a busy board makes it do (the hour's
+            # 28 changes on a loaded machine), at a known moment: from 60 s to 150 s into the churn
+            # the daemon is held to a cgroup CPU quota, then the quota is lifted.
+            from cpu_quota import CpuQuota
+            squeeze = CpuQuota(percent_of_a_core=args.squeeze_percent)
+            start_squeeze = started + 60
+        squeezed = False
+        try:
+            while time.monotonic() < end:
+                wake = min(next_sample, end)
+                if squeeze and start_squeeze is not None:
+                    wake = min(wake, start_squeeze if not squeezed else start_squeeze + 90)
+                time.sleep(max(0.0, wake - time.monotonic()))
+                if squeeze and start_squeeze is not None and not squeezed and time.monotonic() >= start_squeeze:
+                    squeeze.__enter__()
+                    squeeze.add(pid)
+                    squeezed = True
+                    print(f"  [{time.monotonic() - started:7.1f} s] daemon held to {args.squeeze_percent:g} % of a core", flush=True)
+                elif squeeze and squeezed and start_squeeze is not None and time.monotonic() >= start_squeeze + 90:
+                    (squeeze.path / ("cpu.max" if squeeze.version == 2 else "cpu.cfs_quota_us")).write_text(
+                        "max 100000" if squeeze.version == 2 else "-1")
+                    start_squeeze = None
+                    print(f"  [{time.monotonic() - started:7.1f} s] quota lifted", flush=True)
+                if time.monotonic() >= next_sample:
+                    sample("churning")
+                    next_sample += 60
+        finally:
+            if squeezed:
+                squeeze.__exit__(None, None, None)
         stop.set()
         churn_thread.join()
         time.sleep(40)
@@ -1370,6 +1396,9 @@ def main() -> int:
     parser.add_argument("--quota-percent", type=float, nargs="+", default=[10, 5],
                         help="cpuadapt: the daemon's cgroup CPU quotas, in percent of one core")
     parser.add_argument("--churn-size", default="1280x720", help="churn: the camera size")
+    parser.add_argument("--squeeze-percent", type=float, default=0,
+                        help="churn: hold the daemon to this cgroup CPU quota (percent of a core) from 60 s to 150 s "
+                             "in, so the CPU adaptation reopens x264 at other sizes (0: never)")
     parser.add_argument("--daemon-nice", type=int, default=0,
                         help="churn: nice value for the daemon's threads and the steady viewers (e.g. -10 on a busy machine)")
     parser.add_argument("--allow-network", action="store_true",
