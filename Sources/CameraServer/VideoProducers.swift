@@ -121,11 +121,12 @@ struct X264Stage {
             if x264Made !== made {
                 x264Made = made   // the last reference to the one it replaces
                 if replacesAnotherSize {
-                    // CPU adaptation changed the size: the old encoder's frame buffers are free
-                    // chunks in this thread's arena (glibc's mmap threshold rose past their size
-                    // when the first encoder closed), which the new size does not fit as they
-                    // are; their pages go back (issue 20: 1.1 MB stayed in the hour's minute of
-                    // three sizes).
+                    // CPU adaptation changed the size: the old encoder's blocks under the mmap
+                    // threshold (fixed at 128 KiB, ProcessMemory.fixMmapThreshold; its picture
+                    // planes above it went back with their mappings) are free chunks in this
+                    // thread's arena that the new size does not fit as they are; their pages go
+                    // back (issue 20: 1.1 MB stayed in the hour's minute of three sizes while the
+                    // threshold was glibc's dynamic one).
                     ProcessMemory.releaseFreedHeap()
                 }
                 bitrate = EncoderBitrate(configuredKbps: requestedBitrateKbps ?? configuration().bitrateKbps,

@@ -1152,9 +1152,10 @@ def bench_churn(args) -> dict:
     lowest = min((interval["min"] for interval in churned), default=0.0)
     below = sum(1 for interval in churned if interval["min"] < 25)
     growth = last["rss_kb"] - first["rss_kb"]
-    # glibc's mmap threshold rises once, when the first encoder of another size closes (x264's
-    # buffers then live in the arena): a step in the first minutes, not a growth. From minute 10 on
-    # (the first sample at or after 600 s) is what a long run keeps growing by, if anything.
+    # While glibc's mmap threshold was dynamic it rose once, when the first encoder closed (x264's
+    # buffers then lived in an arena): a step in the first minutes. The daemon now fixes it
+    # (ProcessMemory.fixMmapThreshold), so both rows should agree; from minute 10 on (the first
+    # sample at or after 600 s) is what a long run keeps growing by, if anything.
     settled = next((entry for entry in samples if entry["t"] >= 600), None)
     settled_growth = last["rss_kb"] - settled["rss_kb"] if settled and settled is not last else None
     # The cost side of the heap: page faults a second and CPU per encoded frame from 30 s in to the
