@@ -32,6 +32,26 @@ public enum ProcessMemory {
         rtcam_transparent_huge_pages_disabled() == 1
     }
 
+    /// The size from which glibc's malloc gives a block its own mapping, fixed: 128 KiB, glibc's
+    /// starting value, and no longer raised on the fly.
+    ///
+    /// glibc raises the threshold to the size of any mmapped block freed (up to 32 MiB), once per
+    /// process: the first x264 closed (a CPU adaptation step, the last viewer gone) moves every
+    /// later encoder's picture buffers from their own mappings, given back on close, into a malloc
+    /// arena, where they stay as fragments when the next encoder has another size (issue 20: a
+    /// 1.4 MB step in the first minutes of the hour of joins). Fixed, x264's buffers keep their own
+    /// mappings. This is affordable only because the pictures made every frame (the test pattern's,
+    /// a conversion's, a scaling's, a decoded JPEG) come from FrameBufferPools: mapped and
+    /// unmapped 30 times a second they cost ~110 page faults a frame at 640x480. Returns false when
+    /// malloc refused.
+    @discardableResult
+    public static func fixMmapThreshold(bytes: Int = fixedMmapThresholdBytes) -> Bool {
+        mallopt(M_MMAP_THRESHOLD, Int32(clamping: bytes)) == 1
+    }
+
+    /// What `fixMmapThreshold` sets by default.
+    public static let fixedMmapThresholdBytes = 128 * 1024
+
     /// Gives the heap's freed pages back to the system (glibc's malloc_trim): after an idle camera
     /// dropped its encoder, whose buffers would otherwise stay in that thread's malloc arena.
     static func releaseFreedHeap() {

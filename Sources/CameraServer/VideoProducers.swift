@@ -65,6 +65,10 @@ struct X264Stage {
     /// and only then (the load's own steps would make the sizes a matter of chance).
     private let debugStepEvery = Environment.value("RTCAM_DEBUG_CPU_STEPS").flatMap { Int($0) }.map { Duration.seconds($0) }
     private var debugSteps: (next: MonotonicTime, count: Int)?
+    /// A YUYV camera's pictures converted to I420, and the pictures scaled down for the CPU
+    /// adaptation's size: reused frame to frame (FrameBufferPool), given back with x264.
+    private let convertedFrames = FrameBufferPool()
+    private let scaledFrames = FrameBufferPool()
 
     init(width: Int, height: Int, profileLevelID: String, idleRelease: Duration, fullRangeBT601: Bool = false,
          adaptationThresholds: EncoderLoadAdaptation.Thresholds = EncoderLoadAdaptation.Thresholds(),
@@ -136,11 +140,12 @@ struct X264Stage {
             }) else { return }   // refused a moment ago: tried again in 5 s
             if x264Made !== made {
                 x264Made = made   // the last reference to the one it replaces
-                // CPU adaptation changed the size: the old encoder's frame buffers are free
-                // chunks in this thread's arena (glibc's mmap threshold rose past their size when
-                // the first encoder closed), which the new size does not fit as they are; their
-                // pages go back (issue 20: 1.1 MB stayed in the hour's minute of three sizes),
-                // once this frame of both layers is out (the step's IDR does not wait for it).
+                // CPU adaptation changed the size: the old encoder's blocks under the mmap threshold
+                // (fixed at 128 KiB, ProcessMemory.fixMmapThreshold; its picture planes above it
+                // went back with their mappings) are free chunks in this thread's arena that the new
+                // size does not fit as they are; their pages go back (issue 20: 1.1 MB stayed in the
+                // hour's minute of three sizes while the threshold was glibc's dynamic one), once
+                // this frame of both layers is out (the step's IDR does not wait for it).
                 releasesFreedHeapAfterFrame = replacesAnotherSize
                 reduced.fullEncoderReplaced(at: now)
                 bitrate = EncoderBitrate(configuredKbps: requestedBitrateKbps ?? configuration().bitrateKbps,
@@ -176,9 +181,10 @@ struct X264Stage {
         let encoded: EncodedVideoFrame?
         let planar: RawVideoFrame
         do {
-            planar = frame.pixelFormat == .yuyv ? try PixelConversion.i420(fromYUYV: frame) : frame
+            planar = frame.pixelFormat == .yuyv ? try PixelConversion.i420(fromYUYV: frame, pool: convertedFrames) : frame
             encoded = try controls.measuringCPU(\.encoderCPUNanoseconds) {
-                let input = try PictureScaling.i420(scaling: planar, toWidth: format.width, height: format.height)
+                let input = try PictureScaling.i420(scaling: planar, toWidth: format.width, height: format.height,
+                                                    pool: scaledFrames)
                 return try x264.encode(input, forceKeyframe: force)
             }
         } catch {
@@ -252,6 +258,8 @@ struct X264Stage {
             controls.setAdaptation(status)
         }
         if encoder.unwatched(at: now) {
+            convertedFrames.releaseKept()
+            scaledFrames.releaseKept()
             // x264's freed buffers (and the test pattern's, dropped in the same tick) would stay in
             // this thread's malloc arena; hand the pages back to the system.
             ProcessMemory.releaseFreedHeap()
@@ -319,6 +327,8 @@ struct ReducedLayerStage {
     /// The full encoder was replaced at `now` (a CPU adaptation step): its IDR goes out in this
     /// frame, so a size change of this one waits (ReducedLayerSizing.stagger).
     mutating func fullEncoderReplaced(at now: MonotonicTime) { sizing.fullEncoderReplaced(at: now) }
+    /// The pictures scaled to its size, reused frame to frame; freed with its x264.
+    private let scaledFrames = FrameBufferPool()
 
     /// Half of each side, even, and at least 64x36 (smaller is no picture at all).
     static func size(ofFull format: EncodedFormat) -> (width: Int, height: Int) {
@@ -386,7 +396,7 @@ struct ReducedLayerStage {
             // Counted in the encoders' CPU and apart (what the second encoding costs: README, Weak links).
             let encoded = try controls.measuringCPU(\.reducedLayerCPUNanoseconds) {
                 try controls.measuringCPU(\.encoderCPUNanoseconds) {
-                    let input = try PictureScaling.i420(scaling: picture, toWidth: width, height: height)
+                    let input = try PictureScaling.i420(scaling: picture, toWidth: width, height: height, pool: scaledFrames)
                     return try x264.encode(input, forceKeyframe: force)
                 }
             }
@@ -405,6 +415,7 @@ struct ReducedLayerStage {
     mutating func close(_ controls: MediaThreadControls) {
         guard encoder != nil else { return }
         encoder = nil
+        scaledFrames.releaseKept()
         frameCount = 0
         bitrateKbps = 0
         controls.logger.info("reduced layer: x264 closed")
@@ -426,6 +437,8 @@ struct TestPatternProducer: VideoProducer {
         var x264 = X264Stage(width: width, height: height, profileLevelID: profileLevelID,
                              idleRelease: controls.idleRelease, configuration: configuration)
         var pattern = WhileWatched<TestPatternSource>(keepFor: controls.idleRelease)
+        // Its frames, drawn into reused buffers (FrameBufferPool); freed with the background.
+        let frames = FrameBufferPool()
         var jpeg = JPEGStage(idleRelease: controls.idleRelease)
         controls.stills.setUnavailable(nil)
         let makePattern = { [width, height] in try TestPatternSource(width: width, height: height) }
@@ -443,7 +456,9 @@ struct TestPatternProducer: VideoProducer {
             // gap in the sequence numbers (X264Stage counts them as frames it could not take).
             index = max(index + 1, (now.nanoseconds - start) / interval)
             guard controls.wantsPictures else {
-                pattern.unwatched(at: now)   // first: the encoder's release trims the heap after both
+                if pattern.unwatched(at: now) {   // first: the encoder's release trims the heap after both
+                    frames.releaseKept()
+                }
                 jpeg.idle(at: now, controls.stills)
                 x264.unwatched(at: now, controls)
                 controls.sleepWhileUnwatched()
@@ -458,7 +473,7 @@ struct TestPatternProducer: VideoProducer {
                 controls.logger.error("test pattern failed: \(error); trying again in 5 s")
                 continue
             }
-            let frame = controls.measuringCPU(\.testPatternCPUNanoseconds) { source.frame(at: now, index: index) }
+            let frame = controls.measuringCPU(\.testPatternCPUNanoseconds) { source.frame(at: now, index: index, pool: frames) }
             controls.countCapturedFrame()
             jpeg.frame(frame, at: now, controls.stills)   // stills first: a snapshot does not wait for x264
             guard controls.isWatched else {
@@ -587,6 +602,8 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
                              idleRelease: controls.idleRelease, fullRangeBT601: true, configuration: configuration)
         var stills = JPEGStage(idleRelease: controls.idleRelease)
         var decoder = WhileWatched<JPEGDecoder>(keepFor: controls.idleRelease)
+        // The decoded pictures, reused frame to frame (FrameBufferPool); freed with the decoder.
+        let decodedFrames = FrameBufferPool()
         let (width, height, path) = (width, height, camera.path)
         while controls.isRunning {
             do {
@@ -596,7 +613,7 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
                     guard controls.wantsPictures else {
                         stills.idle(at: now, controls.stills)
                         x264.unwatched(at: now, controls)
-                        decoder.unwatched(at: now)
+                        if decoder.unwatched(at: now) { decodedFrames.releaseKept() }
                         return
                     }
                     let jpeg: UnsafeRawBufferPointer
@@ -623,7 +640,8 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
                         }
                         let result = controls.measuringCPU(\.jpegDecodeCPUNanoseconds) { () -> Result<DecodedJPEG, JPEGDecodeError> in
                             do throws(JPEGDecodeError) {
-                                return .success(try made.decodeI420(jpeg, captureTime: frame.captureTime, sequenceNumber: sequenceNumber))
+                                return .success(try made.decodeI420(jpeg, captureTime: frame.captureTime, sequenceNumber: sequenceNumber,
+                                                                    pool: decodedFrames))
                             } catch {
                                 return .failure(error)
                             }
@@ -650,7 +668,7 @@ struct CameraProducer: VideoProducer, @unchecked Sendable {
                                       sequenceNumber: sequenceNumber, at: now, controls.stills, decode: picture)
                     guard controls.isWatched else {
                         x264.unwatched(at: now, controls)
-                        if !triedDecoding { decoder.unwatched(at: now) }
+                        if !triedDecoding, decoder.unwatched(at: now) { decodedFrames.releaseKept() }
                         return
                     }
                     guard let raw = picture() else { return }

@@ -153,8 +153,9 @@ public final class JPEGDecoder {
     }
 
     /// `bytes` (a camera's buffer: the JPEG is looked for in it with `JPEGBounds`) as an I420 frame.
+    /// `pool`: the picture goes into one of its buffers instead of a new array (a camera's every frame).
     public func decodeI420(_ bytes: UnsafeRawBufferPointer, captureTime: MonotonicTime,
-                           sequenceNumber: UInt64) throws(JPEGDecodeError) -> DecodedJPEG {
+                           sequenceNumber: UInt64, pool: FrameBufferPool? = nil) throws(JPEGDecodeError) -> DecodedJPEG {
         let range = try JPEGBounds.wholeImage(in: bytes).get()
         let jpeg = UnsafeRawBufferPointer(rebasing: bytes[range])
         let header = try header(jpeg)
@@ -181,8 +182,7 @@ public final class JPEGDecoder {
         let api = self.api, handle = self.handle
         // The fast integer inverse DCT: x264 codes the picture again right after, lossy anyway.
         let flags = rtcam_tj_flag_fastdct()
-        let output = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
-            let out = buffer.baseAddress!
+        func decode(into out: UnsafeMutablePointer<UInt8>) {
             let source = jpeg.baseAddress!.assumingMemoryBound(to: UInt8.self)
             if direct || sampling == .gray {
                 var planes: [UnsafeMutablePointer<UInt8>?] = [out, out + lumaBytes, out + lumaBytes + chromaStride * chromaRows]
@@ -208,7 +208,17 @@ public final class JPEGDecoder {
                     }
                 }
             }
-            initialized = total   // on failure the bytes are never read: the array is dropped below
+        }
+        let storage: VideoFrameStorage
+        if let pool {
+            let buffer = pool.take(byteCount: total)
+            decode(into: buffer.mutableBytes.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            storage = .buffer(buffer)
+        } else {
+            storage = .array([UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+                decode(into: buffer.baseAddress!)
+                initialized = total   // on failure the bytes are never read: the array is dropped below
+            })
         }
         if status != 0 {
             let message = Self.lastError(api, handle)
@@ -225,7 +235,7 @@ public final class JPEGDecoder {
                              rowBytes: outputChromaWidth, rowCount: outputChromaHeight),
         ]
         do {
-            let frame = try RawVideoFrame(width: width, height: height, pixelFormat: .i420, storage: .array(output),
+            let frame = try RawVideoFrame(width: width, height: height, pixelFormat: .i420, storage: storage,
                                           planes: layouts, captureTime: captureTime, sequenceNumber: sequenceNumber)
             return DecodedJPEG(frame: frame, subsampling: sampling, warning: warning)
         } catch {

@@ -7,7 +7,10 @@
 public enum PictureScaling {
     /// `frame` (I420 or NV12) scaled to `width`x`height` (even, positive), as a packed I420 frame
     /// with the same capture time and sequence number. A frame already that size comes back as it is.
-    public static func i420(scaling frame: RawVideoFrame, toWidth width: Int, height: Int) throws(MediaSourceError) -> RawVideoFrame {
+    /// `pool`: the scaled picture goes into one of its buffers instead of a new array (the encoder's
+    /// per-frame path: FrameBufferPool says why).
+    public static func i420(scaling frame: RawVideoFrame, toWidth width: Int, height: Int,
+                            pool: FrameBufferPool? = nil) throws(MediaSourceError) -> RawVideoFrame {
         guard width > 0, height > 0, width % 2 == 0, height % 2 == 0 else { throw .invalidDimensions(width: width, height: height) }
         if frame.width == width, frame.height == height { return frame }
         let sourceChromaSampleStep: Int
@@ -20,9 +23,8 @@ public enum PictureScaling {
         let byteCount = PixelFormat.i420.packedByteCount(width: width, height: height)
         let sourceWidth = frame.width, sourceHeight = frame.height
         let sourceChromaWidth = (sourceWidth + 1) / 2, sourceChromaHeight = (sourceHeight + 1) / 2
-        let bytes = frame.withPlanes { planes in
-            [UInt8](unsafeUninitializedCapacity: byteCount) { output, initialized in
-                let out = output.baseAddress!
+        func scale(into out: UnsafeMutablePointer<UInt8>) {
+            frame.withPlanes { planes in
                 let luma = planes[0]
                 scalePlane(source: luma.bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), sourceStride: luma.stride,
                            sourceWidth: sourceWidth, sourceHeight: sourceHeight, sampleStep: 1,
@@ -38,8 +40,17 @@ public enum PictureScaling {
                                destination: out + layouts[chroma].offset, destinationStride: layouts[chroma].stride,
                                width: width / 2, height: height / 2)
                 }
-                initialized = byteCount
             }
+        }
+        if let pool {
+            return try RawVideoFrame.i420(width: width, height: height, from: pool, captureTime: frame.captureTime,
+                                          sequenceNumber: frame.sequenceNumber) { output in
+                scale(into: output.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
+        }
+        let bytes = [UInt8](unsafeUninitializedCapacity: byteCount) { output, initialized in
+            scale(into: output.baseAddress!)
+            initialized = byteCount
         }
         return try RawVideoFrame(width: width, height: height, pixelFormat: .i420, bytes: bytes,
                                  captureTime: frame.captureTime, sequenceNumber: frame.sequenceNumber)

@@ -146,6 +146,15 @@ public struct TestPatternSource: Sendable {
                                   captureTime: time, sequenceNumber: index)
     }
 
+    /// The frame at `time` drawn into a buffer of `pool` (the producer's every frame: no 460 kB
+    /// array made and freed 30 times a second at 640x480). Pure like `frame(at:index:)`.
+    public func frame(at time: MonotonicTime, index: UInt64, pool: FrameBufferPool) -> RawVideoFrame {
+        // The size matches the packed I420 layout by construction.
+        try! RawVideoFrame.i420(width: width, height: height, from: pool, captureTime: time, sequenceNumber: index) { output in
+            render(at: time, into: output)
+        }
+    }
+
     /// Draws the frame at `time` as packed I420 into `destination` (≥ width*height*3/2 bytes),
     /// for a caller that reuses its buffers.
     public func render(at time: MonotonicTime, into destination: UnsafeMutableRawBufferPointer) {

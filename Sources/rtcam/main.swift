@@ -25,12 +25,15 @@ case .listDevices:
 case let .serve(configuration, level):
     // Before the first thread starts: no transparent huge pages (issue 23, ProcessMemory says why).
     let hugePagesRefused = ProcessMemory.disableTransparentHugePages()
+    // Large blocks keep their own mappings (issue 20, ProcessMemory says why).
+    let mmapThresholdFixed = ProcessMemory.fixMmapThreshold()
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = level
         return handler
     }
     let logger = Logger(label: "rtcam")
+    if !mmapThresholdFixed { logger.debug("malloc refused a fixed mmap threshold: it stays dynamic") }
     if let error = hugePagesRefused { logger.debug("transparent huge pages stay on: prctl refused (errno \(error))") }
     do {
         try CameraDaemon(configuration: configuration, logger: logger).run()

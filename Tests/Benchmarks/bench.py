@@ -961,6 +961,17 @@ def open_descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_faults_and_cpu(pid: int) -> tuple[int, int]:
+    """/proc/PID/stat's minflt (all threads') and utime + stime in clock ticks."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # fields[0] is the state (the stat line's 3rd field): minflt is the 10th, utime and stime the 14th and 15th.
+    return int(fields[7]), int(fields[11]) + int(fields[12])
+
+
 def bench_churn(args) -> dict:
     """`--viewers N` steady viewers (one `rtcam-bench loadgen` for the whole run, an INTERVAL line
     every 10 s with each one's frame rate) while a new viewer joins every second and leaves after
@@ -1004,19 +1015,36 @@ def bench_churn(args) -> dict:
                 figures[name[len("rtcam_heap_"):].replace("_bytes", "_kb")] = round(float(value) / 1024)
         return figures
 
+    previous_cost: dict = {}
+
     def sample(label: str) -> dict:
         memory = common.memory_kb(pid)
         with open(f"/proc/{pid}/status") as status:
             threads = next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
-        entry = {"label": label, "t": round(time.monotonic() - started, 1), "rss_kb": memory.get("VmRSS"),
+        status_now = daemon.status()
+        faults, cpu_ticks = process_faults_and_cpu(pid)
+        now = time.monotonic()
+        frames = status_now.get("framesEncoded", 0)
+        entry = {"label": label, "t": round(now - started, 1), "rss_kb": memory.get("VmRSS"),
                  "anon_kb": memory.get("RssAnon"), "fds": open_descriptors(pid), "threads": threads,
-                 "viewers": common.viewer_count(daemon.status()), "heap": heap_kb(), "load": os.getloadavg()[0]}
+                 "viewers": common.viewer_count(status_now), "heap": heap_kb(), "load": os.getloadavg()[0],
+                 "minflt": faults, "cpu_ticks": cpu_ticks, "frames": frames}
+        # Since the previous sample: minor page faults a second (a large block mmapped and unmapped
+        # again on every frame shows as ~100 a frame) and the daemon's CPU per encoded frame.
+        if previous_cost:
+            elapsed = now - previous_cost["at"]
+            entry["minflt_per_s"] = round((faults - previous_cost["minflt"]) / elapsed)
+            new_frames = frames - previous_cost["frames"]
+            entry["cpu_ms_per_frame"] = (round((cpu_ticks - previous_cost["cpu_ticks"]) * 1000 / CLOCK_TICKS / new_frames, 2)
+                                         if new_frames > 0 else None)
+        previous_cost.update(at=now, minflt=faults, cpu_ticks=cpu_ticks, frames=frames)
         samples.append(entry)
         heap = entry["heap"]
         heap_text = (f", heap in use {heap.get('in_use_kb')} kB of arenas {heap.get('arena_kb')} kB, mmapped "
                      f"{heap.get('mmapped_kb')} kB" if heap else "")
         print(f"  [{entry['t']:7.1f} s] {label}: rss {entry['rss_kb']} kB (anon {entry['anon_kb']}), "
               f"fds {entry['fds']}, threads {threads}, viewers {entry['viewers']}, joins {joins}{heap_text}, "
+              f"minflt/s {entry.get('minflt_per_s')}, CPU {entry.get('cpu_ms_per_frame')} ms/frame, "
               f"load {entry['load']:.1f}", flush=True)
         return entry
 
@@ -1079,11 +1107,37 @@ def bench_churn(args) -> dict:
         first = sample("30 s into the churn")
         next_sample = time.monotonic() + 60
         end = time.monotonic() + seconds - 30
-        while time.monotonic() < end:
-            time.sleep(max(0.0, min(next_sample, end) - time.monotonic()))
-            if time.monotonic() >= next_sample:
-                sample("churning")
-                next_sample += 60
+        squeeze = start_squeeze = None
+        if args.squeeze_percent:
+            # The CPU adaptation reopening x264 at other sizes, as a busy board makes it do (the hour's
+            # 28 changes on a loaded machine), at a known moment: from 60 s to 150 s into the churn
+            # the daemon is held to a cgroup CPU quota, then the quota is lifted.
+            from cpu_quota import CpuQuota
+            squeeze = CpuQuota(percent_of_a_core=args.squeeze_percent)
+            start_squeeze = started + 60
+        squeezed = False
+        try:
+            while time.monotonic() < end:
+                wake = min(next_sample, end)
+                if squeeze and start_squeeze is not None:
+                    wake = min(wake, start_squeeze if not squeezed else start_squeeze + 90)
+                time.sleep(max(0.0, wake - time.monotonic()))
+                if squeeze and start_squeeze is not None and not squeezed and time.monotonic() >= start_squeeze:
+                    squeeze.__enter__()
+                    squeeze.add(pid)
+                    squeezed = True
+                    print(f"  [{time.monotonic() - started:7.1f} s] daemon held to {args.squeeze_percent:g} % of a core", flush=True)
+                elif squeeze and squeezed and start_squeeze is not None and time.monotonic() >= start_squeeze + 90:
+                    (squeeze.path / ("cpu.max" if squeeze.version == 2 else "cpu.cfs_quota_us")).write_text(
+                        "max 100000" if squeeze.version == 2 else "-1")
+                    start_squeeze = None
+                    print(f"  [{time.monotonic() - started:7.1f} s] quota lifted", flush=True)
+                if time.monotonic() >= next_sample:
+                    sample("churning")
+                    next_sample += 60
+        finally:
+            if squeezed:
+                squeeze.__exit__(None, None, None)
         stop.set()
         churn_thread.join()
         time.sleep(40)
@@ -1098,11 +1152,21 @@ def bench_churn(args) -> dict:
     lowest = min((interval["min"] for interval in churned), default=0.0)
     below = sum(1 for interval in churned if interval["min"] < 25)
     growth = last["rss_kb"] - first["rss_kb"]
-    # glibc's mmap threshold rises once, when the first encoder of another size closes (x264's
-    # buffers then live in the arena): a step in the first minutes, not a growth. From minute 10 on
-    # (the first sample at or after 600 s) is what a long run keeps growing by, if anything.
+    # While glibc's mmap threshold was dynamic it rose once, when the first encoder closed (x264's
+    # buffers then lived in an arena): a step in the first minutes. The daemon now fixes it
+    # (ProcessMemory.fixMmapThreshold), so both rows should agree; from minute 10 on (the first
+    # sample at or after 600 s) is what a long run keeps growing by, if anything.
     settled = next((entry for entry in samples if entry["t"] >= 600), None)
     settled_growth = last["rss_kb"] - settled["rss_kb"] if settled and settled is not last else None
+    # The cost side of the heap: page faults a second and CPU per encoded frame from 30 s in to the
+    # last sample while joiners still came (allocator settings trade one against RSS).
+    churning = [entry for entry in samples if entry["label"] == "churning"] or [last]
+    span_end = churning[-1]
+    span = max(1e-9, span_end["t"] - first["t"])
+    minflt_per_s = round((span_end["minflt"] - first["minflt"]) / span)
+    span_frames = span_end["frames"] - first["frames"]
+    cpu_ms_per_frame = (round((span_end["cpu_ticks"] - first["cpu_ticks"]) * 1000 / CLOCK_TICKS / span_frames, 2)
+                        if span_frames > 0 else None)
     table(f"churn: {steady} steady viewers, a join every second for {seconds:.0f} s, {size}@{fps} "
           f"({bench_command()}; daemon nice {args.daemon_nice})",
           ["", "value", "goal"],
@@ -1115,11 +1179,14 @@ def bench_churn(args) -> dict:
            ["descriptors 30 s in / end / after", f"{first['fds']} / {last['fds']} / {after['fds']}",
             "no growth" if last["fds"] <= first["fds"] else "GREW"],
            ["threads 30 s in / end", f"{first['threads']} / {last['threads']}", ""],
+           ["minor page faults a second (30 s in -> last join)", minflt_per_s, ""],
+           ["daemon CPU per encoded frame (ms)", cpu_ms_per_frame, ""],
            ["steady viewers' lowest 10 s fps", f"{lowest:.1f}", goal(lowest, 25, lower_is_better=False)],
            ["10 s intervals below 25 fps", f"{below} of {len(churned)}", ""],
            ["steady fps p50 over the run", f"{steady_result.get('fps_per_viewer', {}).get('p50')}", ""]])
     result = {"steady": steady, "seconds": seconds, "size": size, "joins": joins, "samples": samples,
-              "intervals": intervals, "rss_growth_kb": growth, "rss_growth_from_10_min_kb": settled_growth, "lowest_fps": lowest, "intervals_below_25": below}
+              "intervals": intervals, "rss_growth_kb": growth, "rss_growth_from_10_min_kb": settled_growth,
+              "minflt_per_s": minflt_per_s, "cpu_ms_per_frame": cpu_ms_per_frame, "lowest_fps": lowest, "intervals_below_25": below}
     write_json("churn", result)
     return result
 
@@ -1330,6 +1397,9 @@ def main() -> int:
     parser.add_argument("--quota-percent", type=float, nargs="+", default=[10, 5],
                         help="cpuadapt: the daemon's cgroup CPU quotas, in percent of one core")
     parser.add_argument("--churn-size", default="1280x720", help="churn: the camera size")
+    parser.add_argument("--squeeze-percent", type=float, default=0,
+                        help="churn: hold the daemon to this cgroup CPU quota (percent of a core) from 60 s to 150 s "
+                             "in, so the CPU adaptation reopens x264 at other sizes (0: never)")
     parser.add_argument("--daemon-nice", type=int, default=0,
                         help="churn: nice value for the daemon's threads and the steady viewers (e.g. -10 on a busy machine)")
     parser.add_argument("--allow-network", action="store_true",
