@@ -4,6 +4,11 @@
 // engine; media; the NIO server; the command line.
 import PackageDescription
 
+// Footprint (Tests/check-footprint.sh): modules whose code runs once per offer, start, STUN check,
+// data-channel message or scrape, never per media packet or frame, are optimised for size: less
+// inlining and fewer specialisations there, the same speed where it matters.
+let coldCode: [SwiftSetting] = [.unsafeFlags(["-Osize"], .when(configuration: .release))]
+
 let package = Package(
     name: "rtcam",
     platforms: [.macOS(.v15)],
@@ -32,20 +37,20 @@ let package = Package(
 
         // Sans-IO wire formats and protocol state machines.
         .target(name: "RTCBase"),
-        .target(name: "STUN", dependencies: ["RTCBase"]),
-        .target(name: "ICE", dependencies: ["STUN", "RTCBase"]),
+        .target(name: "STUN", dependencies: ["RTCBase"], swiftSettings: coldCode),
+        .target(name: "ICE", dependencies: ["STUN", "RTCBase"], swiftSettings: coldCode),
         // A TURN client (RFC 8656) for one allocation: long-term and REST credentials, refreshes,
         // permissions, channels, ChannelData; sans-IO (issue 19).
         .target(name: "TURN", dependencies: ["STUN", "RTCBase"]),
-        .target(name: "SDP", dependencies: ["RTCBase"]),
+        .target(name: "SDP", dependencies: ["RTCBase"], swiftSettings: coldCode),
         .target(name: "RTP", dependencies: ["RTCBase"]),
         // Per-viewer send-side bandwidth estimation (draft-ietf-rmcat-gcc-02 from transport-wide
         // feedback, loss, REMB), probing and the pacer; sans-IO (issue 24).
         .target(name: "CongestionControl", dependencies: ["RTCBase", "RTP"]),
         // SCTP over DTLS for data channels (RFC 8261, RFC 9260; issue 18).
-        .target(name: "SCTP", dependencies: ["RTCBase"]),
+        .target(name: "SCTP", dependencies: ["RTCBase"], swiftSettings: coldCode),
         // WebRTC data channels and DCEP on top (RFC 8831, RFC 8832).
-        .target(name: "DataChannel", dependencies: ["SCTP", "RTCBase"]),
+        .target(name: "DataChannel", dependencies: ["SCTP", "RTCBase"], swiftSettings: coldCode),
         // The one owner of each crypto library's handles.
         .target(name: "DTLS", dependencies: ["CMbedTLS", "RTCBase"]),
         .target(name: "SRTP", dependencies: ["CSRTP", "CCPUCrypto", "RTCBase"]),
@@ -68,7 +73,7 @@ let package = Package(
         // RTSP (RFC 2326) for NVRs: request parsing, sessions, Digest auth, RTP over TCP/UDP; sans-IO.
         .target(name: "RTSP", dependencies: ["RTCBase", "RTP"]),
         // Sans-IO output framings: multipart/x-mixed-replace (MJPEG), Prometheus text 0.0.4.
-        .target(name: "OutputFormats"),
+        .target(name: "OutputFormats", swiftSettings: coldCode),
 
         // What a program with I/O needs of the system and the sans-IO core must not touch: the clock
         // reads, named threads (the daemon's media threads, the load generator's workers).
@@ -89,7 +94,7 @@ let package = Package(
         .target(name: "RTCamCommandLine", dependencies: [
             "CameraServer", "ICE",
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], swiftSettings: coldCode),
         .executableTarget(name: "rtcam", dependencies: [
             "RTCamCommandLine", "CameraServer",
             .product(name: "Logging", package: "swift-log"),

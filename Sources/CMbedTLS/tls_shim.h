@@ -44,6 +44,17 @@ static inline int rtcam_tls_key_is_ec(mbedtls_pk_context *key) {
     return mbedtls_pk_can_do(key, MBEDTLS_PK_ECDSA);
 }
 
+/// Whether a read's result says only that a TLS 1.3 NewSessionTicket arrived (3.x; reading goes on).
+/// 2.28 has no such result (and no TLS 1.3).
+static inline int rtcam_tls_is_new_session_ticket(int result) {
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+    return result == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET;
+#else
+    (void) result;
+    return 0;
+#endif
+}
+
 /// The negotiated protocol and suite, e.g. "TLSv1.2" and "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256".
 static inline const char *rtcam_tls_version(const mbedtls_ssl_context *ssl) { return mbedtls_ssl_get_version(ssl); }
 static inline const char *rtcam_tls_ciphersuite(const mbedtls_ssl_context *ssl) { return mbedtls_ssl_get_ciphersuite(ssl); }

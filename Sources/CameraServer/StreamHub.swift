@@ -790,7 +790,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             return
         }
         do {
-            let tls = try TLSClientConnection(context: context, serverName: relay.configuration.serverName)
+            let tls = try TLSConnection(.client(context, serverName: relay.configuration.serverName))
             stream.tls = tls
             stream.phase = .handshaking
             stream.queueCiphertext(tls.takeTransmit())

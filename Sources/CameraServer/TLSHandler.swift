@@ -3,7 +3,7 @@ import Logging
 import NIOCore
 
 /// TLS under the HTTP pipeline of an HTTPS connection: ciphertext from the socket goes into the
-/// connection's mbedTLS context (DTLS.TLSServerConnection, sans-IO), plaintext comes up to
+/// connection's mbedTLS context (DTLS.TLSConnection, server end, sans-IO), plaintext comes up to
 /// NIOHTTP1, and what HTTP writes is encrypted on its way down. Runs on the event loop.
 final class TLSHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
@@ -11,14 +11,14 @@ final class TLSHandler: ChannelDuplexHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private let connection: TLSServerConnection
+    private let connection: TLSConnection
     private let logger: Logger
     /// Writes made before the handshake finished: their promises complete when the bytes go out.
     private var waitingPromises: [EventLoopPromise<Void>] = []
     private var closing = false
 
     init(context: TLSServerContext, logger: Logger) throws {
-        connection = try TLSServerConnection(context: context)
+        connection = try TLSConnection(.server(context))
         self.logger = logger
     }
 

@@ -27,7 +27,7 @@ final class TURNStreamLink: @unchecked Sendable {  // guarded by the hub's lock
     var generation = 0
     var phase = Phase.connecting
     var channel: Channel?
-    var tls: TLSClientConnection?
+    var tls: TLSConnection?
     var framer = TURNStreamFramer()
     /// Bytes for the socket (ciphertext over TLS) not yet handed to the channel.
     var outbound: [UInt8] = []

@@ -23,7 +23,7 @@ import TURN
         let lock = NIOLock()
         var messages: [[UInt8]] = []
         var connections: [Channel] = []
-        var tlsConnections: [ObjectIdentifier: TLSServerConnection] = [:]
+        var tlsConnections: [ObjectIdentifier: TLSConnection] = [:]
         var framers: [ObjectIdentifier: TURNStreamFramer] = [:]
         var failures: [String] = []
         let tlsContext: TLSServerContext?
@@ -38,7 +38,7 @@ import TURN
                         lock.withLock {
                             connections.append(child)
                             framers[ObjectIdentifier(child)] = TURNStreamFramer()
-                            if let tlsContext { tlsConnections[ObjectIdentifier(child)] = try? TLSServerConnection(context: tlsContext) }
+                            if let tlsContext { tlsConnections[ObjectIdentifier(child)] = try? TLSConnection(.server(tlsContext)) }
                         }
                     }
                 }

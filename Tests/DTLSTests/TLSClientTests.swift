@@ -54,8 +54,8 @@ HOsBqhPth0oQXlq0/SAS
 """
 
     /// Moves bytes between the two until neither has any; returns the client's events.
-    static func run(_ client: TLSClientConnection, _ server: TLSServerConnection) -> [TLSClientEvent] {
-        var events: [TLSClientEvent] = []
+    static func run(_ client: TLSConnection, _ server: TLSConnection) -> [TLSConnectionEvent] {
+        var events: [TLSConnectionEvent] = []
         for _ in 0 ..< 20 {
             let toServer = client.takeTransmit()
             if !toServer.isEmpty { server.receive(toServer) }
@@ -67,11 +67,11 @@ HOsBqhPth0oQXlq0/SAS
         return events
     }
 
-    static func pair(trusting ca: String, name: String, seed: UInt64 = 7) throws -> (TLSClientConnection, TLSServerConnection) {
+    static func pair(trusting ca: String, name: String, seed: UInt64 = 7) throws -> (client: TLSConnection, server: TLSConnection) {
         var random = SeededRandom(seed: seed)
         let clientContext = try TLSClientContext(trustedPEM: Array(ca.utf8), random: &random)
         let serverContext = try TLSServerContext(pem: serverKeyAndChain, random: &random)
-        return (try TLSClientConnection(context: clientContext, serverName: name), try TLSServerConnection(context: serverContext))
+        return (try TLSConnection(.client(clientContext, serverName: name)), try TLSConnection(.server(serverContext)))
     }
 
     @Test func trustedServerCarriesDataBothWays() throws {
@@ -114,7 +114,7 @@ HOsBqhPth0oQXlq0/SAS
             return
         }
         #expect(reasons.contains("CN"), "\(reasons)")
-        #expect(TLSClientFailure.untrustedCertificate(reasons).description.hasPrefix("the server's certificate is not trusted"))
+        #expect(TLSFailure.untrustedCertificate(reasons).description.hasPrefix("the server's certificate is not trusted"))
     }
 
     @Test func bundleWithoutCertificatesIsRefused() {
