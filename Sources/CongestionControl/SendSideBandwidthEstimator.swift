@@ -194,7 +194,7 @@ public struct SendSideBandwidthEstimator {
             $0.delay.millisecondsDouble >= Self.directCongestionDelay && $0.slope >= Self.directCongestionSlope
         } ?? false && measuredSinceQueue.map { sentRate >= Self.directCongestionOvershoot * $0 } ?? false
         let queueGrew = trendlineQueueGrew || delayQueueGrew
-        let measured = trendlineQueueGrew ? trendlineMeasured : measuredSinceQueue
+        let measured = trendlineQueueGrew ? trendlineMeasured : (trendlineMeasured ?? measuredSinceQueue)
         let delayUp = delayBased.detector.usage == .overusing || rise >= Self.congestionDelayRise / 2
         if queueGrew || (lossBurst && delayUp) {
             lastCongestionSign = now
