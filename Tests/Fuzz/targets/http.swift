@@ -15,7 +15,7 @@ import RTCBase
 // of flags: 1 the request came over TLS, 2 HTTPS is on (port 8443), 4 no password yet (viewing
 // open). "@SESSION@" in the input becomes the owner's live session cookie value and "@TOKEN@" a
 // live viewing token, so seeds reach the owner's endpoints. State (the password, the token file)
-// lives in a temporary directory made once; nothing of the real daemon's is touched.
+// is made once in a temporary directory, removed once loaded; nothing of the real daemon's is touched.
 //
 // Checked besides crashes: no response header carries CR, LF or NUL; the owner's endpoints are
 // reached only with the live cookie; a state-changing request with a foreign Origin never gets past
@@ -34,7 +34,6 @@ let now = start + .seconds(1)
 func makeDirectory() -> String {
     var template = Array("/tmp/rtcam-fuzz-http-XXXXXX".utf8CString)
     guard let made = mkdtemp(&template) else { fatalError("mkdtemp failed") }
-    atexit { _ = system("rm -rf '\(directory)'") }
     return String(cString: made)
 }
 
@@ -63,8 +62,15 @@ func camera(httpsOn: Bool, open: Bool) -> Camera {
                   cookie: open ? nil : ownerCookie)
 }
 
-let cameras = [camera(httpsOn: false, open: false), camera(httpsOn: true, open: false),
-               camera(httpsOn: false, open: true), camera(httpsOn: true, open: true)]
+/// The four cameras; once they exist the state directory is read no more and is removed (a crash or
+/// an interrupted run leaves nothing behind).
+let cameras: [Camera] = {
+    let made = [camera(httpsOn: false, open: false), camera(httpsOn: true, open: false),
+                camera(httpsOn: false, open: true), camera(httpsOn: true, open: true)]
+    precondition(!tokenValue.isEmpty)
+    _ = system("rm -rf '\(directory)'")
+    return made
+}()
 
 /// The input with "@SESSION@" and "@TOKEN@" replaced by the live values.
 func substituted(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
