@@ -94,7 +94,7 @@ test-arm64-vm:
 	bash board/qemu-aarch64/test-board.sh --systemd
 
 # libFuzzer targets (Tests/Fuzz: STUN, SDP, sdpfrag, RTP/RTCP, H.264, DTLS ClientHello, SCTP, JSON,
-# ICE-TCP framing, TURN client),
+# ICE-TCP framing, TURN client, rtcam's own HTTP request handling after NIOHTTP1),
 # built with swiftc -sanitize=fuzzer,address; each runs FUZZ_SECONDS from its seed corpus, which
 # grows in .build/fuzz/corpus between runs. A crash fails the run and leaves .build/fuzz/crash-*.
 FUZZ_SECONDS ?= 60

@@ -239,7 +239,7 @@ public final class CameraDaemon: @unchecked Sendable {
         if configuration.iceMode == .full {
             // The page's browser asks the same STUN servers, so that a viewer behind a NAT offers its
             // public address too (issue 19).
-            router.viewerPageHTML = ViewerPage.html(stunServers: settings.traversal.stunServers.filter { Self.hostAndPort($0) != nil })
+            router.viewerPageHTML = ViewerPage.html(stunServers: settings.traversal.stunServers.filter { STUNServerSpelling.hostAndPort($0) != nil })
         }
         self.router = router
         let startedAt = self.startedAt
@@ -434,7 +434,7 @@ public final class CameraDaemon: @unchecked Sendable {
     /// A malformed STUN or TURN server on the command line (or in an old config.json) stops the
     /// start with a message; the settings page refuses them field by field.
     private func validateTraversal(_ traversal: TraversalSettings) throws {
-        if let server = traversal.stunServers.first(where: { Self.hostAndPort($0) == nil }) {
+        if let server = traversal.stunServers.first(where: { STUNServerSpelling.hostAndPort($0) == nil }) {
             throw DaemonError.invalidSTUNServer(server)
         }
         if let problem = traversal.validationErrors().first {
@@ -447,7 +447,7 @@ public final class CameraDaemon: @unchecked Sendable {
     /// now is left out with a warning (the camera still serves its LAN). May block on DNS.
     private func configureTraversal(_ traversal: TraversalSettings, hub: StreamHub) {
         let stun = traversal.stunServers.compactMap { text -> TransportAddress? in
-            guard let (host, port) = Self.hostAndPort(text), let address = resolveIPv4(host, port: port) else {
+            guard let (host, port) = STUNServerSpelling.hostAndPort(text), let address = resolveIPv4(host, port: port) else {
                 logger.warning("STUN server \(text): no IPv4 address found; not used")
                 return nil
             }
@@ -496,15 +496,6 @@ public final class CameraDaemon: @unchecked Sendable {
         guard let resolved = try? SocketAddress.makeAddressResolvingHost(host, port: Int(port)),
               let address = TransportAddress(resolved), case .v4 = address.ip else { return nil }
         return address
-    }
-
-    /// "host:port", "192.0.2.1:3478" or "[2001:db8::1]:3478".
-    static func hostAndPort(_ text: String) -> (host: String, port: UInt16)? {
-        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else { return nil }
-        var host = text[..<colon]
-        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        guard !host.isEmpty else { return nil }
-        return (String(host), port)
     }
 
     /// `--candidate-address` as given (IPv6 literals too, temporary ones included: asked for is

@@ -15,17 +15,11 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
     private let access: AccessControl
     private let tokens: ViewingTokens
     private let talkback: TalkbackController?
-    private let policy: RequestPolicy
+    private let front: RequestFront
     private let settings: SettingsController
     private let threadPool: NIOThreadPool
     private let status: () -> String
     private let devices: () -> String
-
-    /// CORS for third-party WHEP players on other origins (RFC 9725 §4.8 leans on it).
-    static let corsHeaders: [(String, String)] = [
-        ("Access-Control-Allow-Origin", "*"),
-        ("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Patch, WWW-Authenticate"),
-    ]
 
     /// The HTTPS certificate's SHA-256 ("AB:CD:…"), for the settings page: what a user compares with
     /// the browser's certificate warning. Set once HTTPS serves (nil: HTTPS off).
@@ -48,7 +42,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         self.access = access
         self.tokens = tokens
         self.talkback = talkback
-        self.policy = policy
+        front = RequestFront(policy: policy, access: access, tokens: tokens)
         self.settings = settings
         self.threadPool = threadPool
         self.status = status
@@ -57,30 +51,22 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
 
     func respond(to request: HTTPRequest, remote: SocketAddress?) -> EventLoopFuture<HTTPResponse> {
         let loop = hub.loop
-        let bearer = RequestPolicy.isWHEP(request.path)
-            ? tokens.tokenID(authorizationHeader: request.headers.first(name: "authorization")) : nil
-        switch policy.decide(method: request.method, path: request.path, query: request.query,
-                             host: request.headers.first(name: "host"), origin: request.headers.first(name: "origin"),
-                             isSecureTransport: request.isSecureTransport, hasValidBearerToken: bearer != nil) {
-        case .proceed:
-            break
-        case let .refuse(status, message):
-            return loop.makeSucceededFuture(Self.withCORS(.text(status, message), for: request))
-        case let .redirect(location):
-            return loop.makeSucceededFuture(.text(.permanentRedirect, "this is served over HTTPS: \(location)",
-                                                  headers: [("Location", location)]))
+        let now = MonotonicClock.now()
+        let decision = front.decide(request, servesOutputs: outputs != nil, viewingIsLocked: viewingIsLocked, now: now)
+        switch decision {
+        case let .answer(response):
+            return loop.makeSucceededFuture(response)
+        case .outputs:
+            guard let outputs else { return loop.makeSucceededFuture(.text(.notFound, "nothing at \(request.path)")) }
+            return outputs.respond(to: request, mayView: { front.mayView(request, viewingIsLocked: viewingIsLocked, now: now) },
+                                   mayReadMetrics: { isAuthenticated(request) || front.hasViewingToken(request) })
+        case let .password(body, isLogin):
+            return password(body, isLogin: isLogin, request, remote: remote)
+        case let .updateConfig(body):
+            return updateConfig(body)
+        default:
+            return loop.makeSucceededFuture(RequestFront.withCORS(perform(decision, request), for: request))
         }
-        if let outputs, OutputEndpoints.handles(request.path) {
-            return outputs.respond(to: request, mayView: { mayView(request) },
-                                   mayReadMetrics: { isAuthenticated(request) || hasViewingToken(request) })
-        }
-        if let slow = slowRoute(request, remote: remote) {
-            return slow.map { response in Self.withCORS(response, for: request) }
-        }
-        if request.method == .PUT, request.path == "/api/config" {
-            return isAuthenticated(request) ? updateConfig(request) : loop.makeSucceededFuture(Self.loginRequired)
-        }
-        return loop.makeSucceededFuture(Self.withCORS(route(request, bearerTokenID: bearer), for: request))
     }
 
     /// Whether viewing needs a credential now: the settings say so and a password exists, or the saved
@@ -106,127 +92,67 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         }, reason: reason)
     }
 
-    private static func withCORS(_ response: HTTPResponse, for request: HTTPRequest) -> HTTPResponse {
-        guard request.path == "/whep" || request.path.hasPrefix("/whep/") else { return response }
-        var response = response
-        response.headers += corsHeaders
-        return response
-    }
-
-    /// Stills and MJPEG are viewing: open while viewing is, else the owner's login or a viewing token
-    /// (Bearer, or `?token=` for players that cannot send headers: Home Assistant, NVRs, <img>).
-    func mayView(_ request: HTTPRequest) -> Bool {
-        !viewingIsLocked || sessionID(request) != nil || hasViewingToken(request)
-    }
-
-    func hasViewingToken(_ request: HTTPRequest) -> Bool {
-        if tokens.tokenID(authorizationHeader: request.headers.first(name: "authorization")) != nil { return true }
-        if let value = OutputEndpoints.string(named: "token", in: request.query), tokens.tokenID(forValue: value) != nil { return true }
-        return false
-    }
-
     private func isAuthenticated(_ request: HTTPRequest) -> Bool {
-        access.isAuthenticated(cookieHeader: request.headers.first(name: "cookie"), now: MonotonicClock.now())
+        front.isAuthenticated(request, now: MonotonicClock.now())
     }
 
-    private func sessionID(_ request: HTTPRequest) -> String? {
-        access.session(cookieHeader: request.headers.first(name: "cookie"), now: MonotonicClock.now())
-    }
-
-    private static let loginRequired = HTTPResponse.json(
-        .unauthorized, #"{"error":"log in on the settings page first"}"#)
-
-    private func route(_ request: HTTPRequest, bearerTokenID: String?) -> HTTPResponse {
-        let path = request.path
-        switch (request.method, path) {
-        case (.GET, "/"), (.HEAD, "/"), (.GET, "/index.html"):
+    /// The work of a decision that needs the camera's state and answers at once.
+    private func perform(_ decision: RequestFront.Decision, _ request: HTTPRequest) -> HTTPResponse {
+        switch decision {
+        case let .answer(response):
+            return response
+        case .viewerPage:
             return .html(viewerPageHTML, headers: [("Content-Security-Policy", ContentSecurityPolicy.viewerPage)])
-        case (.GET, "/settings"), (.HEAD, "/settings"):
+        case .settingsPage:
             return .html(SettingsPage.html, headers: [("Content-Security-Policy", ContentSecurityPolicy.settingsPage)])
-        case (.GET, "/healthz"):
-            return .text(.ok, "ok")
-        case (.GET, "/api/session"):
-            return .json(.ok, sessionJSON(authenticated: isAuthenticated(request)))
-        case (.POST, "/api/logout"):
+        case let .sessionState(authenticated):
+            return .json(.ok, sessionJSON(authenticated: authenticated))
+        case .logout:
             access.logout(cookieHeader: request.headers.first(name: "cookie"))
             endViewersNoLongerAllowed(reason: "its owner logged out")
             return .json(.ok, #"{"loggedOut":true}"#,
                          headers: [("Set-Cookie", AccessControl.expiredCookie(secure: request.isSecureTransport))])
-        case (.GET, "/api/tokens"):
-            return isAuthenticated(request) ? .json(.ok, tokensJSON()) : Self.loginRequired
-        case (.POST, "/api/tokens"):
-            return isAuthenticated(request) ? createToken(request) : Self.loginRequired
-        case (.GET, "/api/status"):
-            return isAuthenticated(request) ? .json(.ok, status()) : Self.loginRequired
-        case (.GET, "/api/devices"):
-            return isAuthenticated(request) ? .json(.ok, devices()) : Self.loginRequired
-        case (.GET, "/api/config"):
-            return isAuthenticated(request) ? .json(.ok, settings.configJSON()) : Self.loginRequired
-        case (.OPTIONS, "/whep"):
-            return preflight(allowing: "POST, OPTIONS", extra: [("Accept-Post", "application/sdp")])
-        case (.POST, "/whep"):
-            return createSession(request, bearerTokenID: bearerTokenID)
-        case (_, "/whep"):
-            return .text(.methodNotAllowed, "use POST with an SDP offer", headers: [("Allow", "POST, OPTIONS")])
-        default:
-            break
-        }
-        if path.hasPrefix("/whep/"), path.hasSuffix(TalkRoute.suffix) {
+        case .listTokens:
+            return .json(.ok, tokensJSON())
+        case let .createToken(name):
+            return createToken(name: name)
+        case let .revokeToken(id):
+            return revokeToken(id: id)
+        case .status:
+            return .json(.ok, status())
+        case .devices:
+            return .json(.ok, devices())
+        case .readConfig:
+            return .json(.ok, settings.configJSON())
+        case let .createSession(offer, credential):
+            return createSession(offer: offer, credential: credential, request)
+        case let .deleteSession(id):
+            return hub.deleteSession(id: id)
+                ? .text(.ok, "session \(id) ended")
+                : .text(.notFound, "no WHEP session \(id)")
+        case let .patchSession(id):
+            return patchSession(id: id, request)
+        case .talk:
             return TalkRoute.respond(to: request, talkback: talkback, hub: hub, isOwner: isAuthenticated(request))
-        }
-        if path.hasPrefix("/whep/") {
-            let id = String(path.dropFirst("/whep/".count))
-            switch request.method {
-            case .OPTIONS:
-                return preflight(allowing: "PATCH, DELETE, OPTIONS",
-                                 extra: [("Accept-Patch", "application/trickle-ice-sdpfrag")])
-            case .DELETE:
-                return hub.deleteSession(id: id)
-                    ? .text(.ok, "session \(id) ended")
-                    : .text(.notFound, "no WHEP session \(id)")
-            case .PATCH:
-                return patchSession(id: id, request)
-            default:
-                return .text(.methodNotAllowed, "use PATCH or DELETE on a session",
-                             headers: [("Allow", "PATCH, DELETE, OPTIONS")])
-            }
-        }
-        if path == "/api/tls-certificate" {
-            guard isAuthenticated(request) else { return Self.loginRequired }
+        case .certificate:
             return changeCertificate(request)
+        case .outputs, .password, .updateConfig:
+            // Answered with a future (CameraRouter.respond).
+            return .text(.internalServerError, "internal error")
         }
-        if path.hasPrefix("/api/tokens/") {
-            guard request.method == .DELETE else {
-                return .json(.methodNotAllowed, errorJSON("use DELETE to revoke a token"), headers: [("Allow", "DELETE")])
-            }
-            return isAuthenticated(request) ? revokeToken(id: String(path.dropFirst("/api/tokens/".count))) : Self.loginRequired
-        }
-        if path.hasPrefix("/api/") {
-            return .json(.notFound, #"{"error":"no such API endpoint"}"#)
-        }
-        return .text(.notFound, "nothing at \(path)")
     }
 
     // MARK: - Password and login (PBKDF2 on the thread pool)
 
-    private func slowRoute(_ request: HTTPRequest, remote: SocketAddress?) -> EventLoopFuture<HTTPResponse>? {
-        guard request.method == .POST, request.path == "/api/login" || request.path == "/api/password" else { return nil }
+    /// POST /api/login and /api/password: the body is JSON already (RequestFront).
+    private func password(_ body: JSONValue, isLogin: Bool, _ request: HTTPRequest,
+                          remote: SocketAddress?) -> EventLoopFuture<HTTPResponse> {
         let loop = hub.loop
-        guard request.contentType == "application/json" else {
-            return loop.makeSucceededFuture(.json(.unsupportedMediaType, #"{"error":"send application/json"}"#))
-        }
-        let body: JSONValue
-        do {
-            body = try JSONValue(parsing: String(decoding: request.body, as: UTF8.self))
-        } catch {
-            return loop.makeSucceededFuture(.json(.badRequest, errorJSON("\(error)")))
-        }
         // Failed logins are counted per host: IPv4 as itself (v4-mapped too), IPv6 by its /64.
         let address = remote.flatMap(TransportAddress.init)?.ip.hostLimitKey.description ?? "unknown"
         let access = access
         // A request that already has a session is never throttled: the owner cannot be locked out.
         let authenticated = isAuthenticated(request)
-        let isLogin = request.path == "/api/login"
         let secure = request.isSecureTransport
         let choice = isLogin || access.hasPassword ? nil : body["viewingRequiresPassword"]
         if let choice, choice.boolValue == nil {
@@ -250,7 +176,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
                     token = try access.setInitialPassword(password, setupCode: body["setupCode"]?.stringValue,
                                                           address: address, now: now).cookie
                 } else {
-                    guard authenticated else { return (Self.loginRequired, false) }
+                    guard authenticated else { return (RequestFront.loginRequired, false) }
                     guard let current = body["currentPassword"]?.stringValue, let new = body["newPassword"]?.stringValue else {
                         return (.json(.badRequest, #"{"error":"send {\"currentPassword\": \"...\", \"newPassword\": \"...\"}"}"#), false)
                     }
@@ -369,17 +295,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
         }
     }
 
-    private func createToken(_ request: HTTPRequest) -> HTTPResponse {
-        guard request.contentType == "application/json" else {
-            return .json(.unsupportedMediaType, errorJSON("send {\"name\": \"...\"} as application/json"))
-        }
-        let body: JSONValue
-        do {
-            body = try JSONValue(parsing: String(decoding: request.body, as: UTF8.self))
-        } catch {
-            return .json(.badRequest, errorJSON("\(error)"))
-        }
-        guard let name = body["name"]?.stringValue else { return .json(.badRequest, errorJSON("send {\"name\": \"...\"}")) }
+    private func createToken(name: String) -> HTTPResponse {
         do {
             let (id, value) = try tokens.create(name: name)
             rtspCredentials?.setToken(id: id, value: value)
@@ -440,17 +356,7 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
 
     /// PUT /api/config: validated, applied live (viewers stay connected; a new pipeline is built
     /// off the event loop), saved atomically.
-    private func updateConfig(_ request: HTTPRequest) -> EventLoopFuture<HTTPResponse> {
-        let loop = hub.loop
-        guard request.contentType == "application/json" else {
-            return loop.makeSucceededFuture(.json(.unsupportedMediaType, errorJSON("send the settings as application/json")))
-        }
-        let body: JSONValue
-        do {
-            body = try JSONValue(parsing: String(decoding: request.body, as: UTF8.self))
-        } catch {
-            return loop.makeSucceededFuture(.json(.badRequest, errorJSON("\(error)")))
-        }
+    private func updateConfig(_ body: JSONValue) -> EventLoopFuture<HTTPResponse> {
         return settings.update(with: body).map { [self] result in
             if case .success = result { endViewersNoLongerAllowed(reason: "viewing now needs the password") }
             return response(to: result)
@@ -483,41 +389,9 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
 
     // MARK: - WHEP
 
-    private func preflight(allowing methods: String, extra: [(String, String)]) -> HTTPResponse {
-        HTTPResponse(status: .noContent, headers: [
-            ("Access-Control-Allow-Methods", methods),
-            ("Access-Control-Allow-Headers", "Content-Type, Authorization, If-Match"),
-            ("Access-Control-Max-Age", "86400"),
-        ] + extra)
-    }
-
-    /// POST /whep (RFC 9725 §4.2): 201 with the answer and the session's Location.
-    /// Who may: anyone while viewing is open (no password yet, or protection off); else the owner's
-    /// login session or a viewing token (`Authorization: Bearer`, RFC 9725 §4.5). The credential is
-    /// remembered with the session, which ends when it stops being good enough.
-    private func createSession(_ request: HTTPRequest, bearerTokenID: String?) -> HTTPResponse {
-        let credential: ViewerCredential
-        if let bearerTokenID {
-            credential = .token(id: bearerTokenID)
-        } else if let session = sessionID(request) {
-            credential = .session(id: session)
-        } else {
-            credential = .none
-        }
-        if credential == .none, viewingIsLocked {
-            let offered = request.headers.first(name: "authorization") != nil
-            return .text(.unauthorized,
-                         offered ? "this viewing token is not valid (revoked or mistyped)"
-                             : "viewing this camera needs the password (log in at /settings) or a viewing token (Authorization: Bearer)",
-                         headers: [("WWW-Authenticate", offered ? #"Bearer realm="rtcam", error="invalid_token""# : #"Bearer realm="rtcam""#)])
-        }
-        guard request.contentType == "application/sdp" else {
-            return .text(.unsupportedMediaType,
-                         "a WHEP offer must be sent as Content-Type: application/sdp (got \(request.contentType ?? "none"))")
-        }
-        guard let offer = String(validating: request.body, as: UTF8.self), !offer.isEmpty else {
-            return .text(.badRequest, "the SDP offer is empty or not UTF-8")
-        }
+    /// POST /whep (RFC 9725 §4.2): 201 with the answer and the session's Location. Who may is
+    /// RequestFront's to decide; the credential it found is remembered with the session.
+    private func createSession(offer: String, credential: ViewerCredential, _ request: HTTPRequest) -> HTTPResponse {
         do {
             let (id, answer) = try hub.createSession(offer: offer, credential: credential,
                                                      from: request.remoteAddress.flatMap(TransportAddress.init)?.ip)
@@ -579,12 +453,4 @@ final class CameraRouter: HTTPRouting, @unchecked Sendable {  // confined to the
             }
         }
     }
-}
-
-func errorJSON(_ message: String) -> String {
-    var json = JSONWriter()
-    json.beginObject()
-    json.field("error", message)
-    json.endObject()
-    return json.text
 }

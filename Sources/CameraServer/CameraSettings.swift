@@ -186,7 +186,7 @@ public struct TraversalSettings: Equatable, Sendable {
 
     func validationErrors() -> [(field: String, message: String)] {
         var errors: [(String, String)] = []
-        for server in stunServers where CameraDaemon.hostAndPort(server) == nil {
+        for server in stunServers where STUNServerSpelling.hostAndPort(server) == nil {
             errors.append(("stun", "a STUN server is HOST:PORT, like stun.example.org:3478 (got '\(server)')"))
         }
         if !turnServer.isEmpty {

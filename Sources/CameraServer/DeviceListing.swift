@@ -137,3 +137,25 @@ public enum DeviceListing {
         return lines.joined(separator: "\n")
     }
 }
+
+extension DeviceListing {
+    public struct Speaker: Sendable {
+        public var source: String
+        public var name: String
+    }
+
+    /// ALSA playback devices, through the plug layer (it converts format and channels).
+    static func speakers(procTable: String? = StateFiles.read("/proc/asound/pcm")) -> [Speaker] {
+        var result: [Speaker] = []
+        guard let procTable else { return result }
+        // "00-00: bcm2835 Headphones : bcm2835 Headphones : playback 8"
+        for line in procTable.split(separator: "\n") where line.containsText("playback") {
+            let fields = line.split(separator: ":").map { $0.trimmingSpaces }
+            guard let ids = fields.first?.split(separator: "-"), ids.count == 2,
+                  let card = Int(ids[0]), let device = Int(ids[1]) else { continue }
+            let name = fields.count > 1 ? fields[1] : "card \(card)"
+            result.append(Speaker(source: "alsa:plughw:\(card),\(device)", name: "\(name) (card \(card), device \(device))"))
+        }
+        return result
+    }
+}

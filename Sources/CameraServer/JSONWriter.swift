@@ -38,3 +38,12 @@ struct JSONWriter {
         needsComma[needsComma.count - 1] = true
     }
 }
+
+/// {"error": message}
+func errorJSON(_ message: String) -> String {
+    var json = JSONWriter()
+    json.beginObject()
+    json.field("error", message)
+    json.endObject()
+    return json.text
+}

@@ -1,3 +1,5 @@
+import RTCBase
+
 /// Where pictures come from (`--source`).
 public enum VideoSourceSetting: Equatable, Sendable, CustomStringConvertible {
     /// The first V4L2 camera, else the test pattern (the embedded default).
@@ -103,4 +105,41 @@ public struct MediaConfiguration: Equatable, Sendable {
     public var intraRefresh = false
 
     public init() {}
+}
+
+/// `--source exec:COMMAND`: a program that writes Annex-B H.264 to its stdout, passed through to the
+/// viewers (no encoder in rtcam). On a Raspberry Pi with a CSI camera (Camera Module 3, any camera
+/// on a Pi 5), whose V4L2 nodes give raw Bayer that only libcamera turns into pictures, that program
+/// is `rpicam-vid -t 0 --codec h264 --inline --flush -o -` (board READMEs).
+///
+/// The command runs through /bin/sh; `{width}`, `{height}`, `{fps}`, `{bitrate}` (bits/s) and
+/// `{kbps}` are replaced with the settings at each start.
+enum ExecCommand {
+    static func expand(_ template: String, width: Int, height: Int, framesPerSecond: Int, bitrateKbps: Int) -> String {
+        let values = ["width": width, "height": height, "fps": framesPerSecond, "bitrate": bitrateKbps * 1000, "kbps": bitrateKbps]
+        var command = ""
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{") {
+            command += rest[..<open]
+            let afterOpen = rest.index(after: open)
+            if let close = rest[afterOpen...].firstIndex(of: "}"), let value = values[String(rest[afterOpen ..< close])] {
+                command += String(value)
+                rest = rest[rest.index(after: close)...]
+            } else {
+                command += "{"   // not a placeholder: kept as written (a shell's ${VAR}, say)
+                rest = rest[afterOpen...]
+            }
+        }
+        return command + rest
+    }
+
+    /// Whether a new bitrate needs the program restarted to take effect.
+    static func usesBitrate(_ template: String) -> Bool {
+        template.containsText("{bitrate}") || template.containsText("{kbps}")
+    }
+
+    /// What the settings page and `--source` accept: one line, no NUL, at most 2,000 bytes.
+    static func isAcceptable(_ command: String) -> Bool {
+        !command.isEmpty && command.utf8.count <= 2000 && !command.utf8.contains(where: { $0 == 0 || $0 == 10 || $0 == 13 })
+    }
 }

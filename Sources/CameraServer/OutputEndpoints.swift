@@ -35,13 +35,9 @@ final class OutputEndpoints: @unchecked Sendable {  // immutable after init, but
         self.metrics = metrics
     }
 
-    static func handles(_ path: String) -> Bool {
-        path == "/snapshot.jpg" || path == "/stream.mjpg" || path == "/metrics"
-    }
-
     var activeStreams: Int { streamCount.withLockedValue { $0 } }
 
-    /// The answer for one of the paths `handles` names. `mayView` and `mayReadMetrics` are asked
+    /// The answer for one of the paths `RequestFront.isOutputPath` names. `mayView` and `mayReadMetrics` are asked
     /// only for their own paths.
     func respond(to request: HTTPRequest, mayView: () -> Bool, mayReadMetrics: () -> Bool) -> EventLoopFuture<HTTPResponse> {
         guard request.method == .GET || request.method == .HEAD else {
@@ -60,7 +56,7 @@ final class OutputEndpoints: @unchecked Sendable {  // immutable after init, but
         default:
             guard mayView() else { return loop.makeSucceededFuture(Self.viewingRefused) }
             let width: Int
-            switch Self.integer(named: "width", in: request.query) {
+            switch QueryString.integer(named: "width", in: request.query) {
             case .absent: width = 0
             case let .value(value) where value >= 16 && value <= 8192: width = value
             default: return loop.makeSucceededFuture(.text(.badRequest, "width must be a whole number of pixels, 16 to 8192"))
@@ -116,7 +112,7 @@ final class OutputEndpoints: @unchecked Sendable {  // immutable after init, but
     private func stream(width: Int, query: Substring) -> HTTPResponse {
         let cap = max(1, min(Self.maximumStreamRate, sourceFramesPerSecond()))
         let rate: Int
-        switch Self.integer(named: "fps", in: query) {
+        switch QueryString.integer(named: "fps", in: query) {
         case .absent: rate = min(Self.defaultStreamRate, cap)
         case let .value(value) where value >= 1: rate = min(value, cap)
         default: return .text(.badRequest, "fps must be a whole number, 1 to \(Self.maximumStreamRate)")
@@ -147,29 +143,5 @@ final class OutputEndpoints: @unchecked Sendable {  // immutable after init, but
             if case .failure = subscription { writer.finish() }
         }
         return response
-    }
-
-    // MARK: - Query
-
-    enum QueryValue: Equatable {
-        case absent
-        case value(Int)
-        case invalid
-    }
-
-    /// `name=value` in a query string, as an integer.
-    static func integer(named name: String, in query: Substring) -> QueryValue {
-        guard let text = string(named: name, in: query) else { return .absent }
-        guard text.count <= 9, let value = Int(text) else { return .invalid }
-        return .value(value)
-    }
-
-    /// The raw value of `name` in a query string (no percent-decoding: rtcam's values need none).
-    static func string(named name: String, in query: Substring) -> String? {
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if parts.count == 2, parts[0] == name { return String(parts[1]) }
-        }
-        return nil
     }
 }

@@ -69,21 +69,6 @@ struct HubSettings: Sendable {
     var multicastDNSGroup = MulticastDNSResolver.multicastGroup
 }
 
-/// What admitted a viewer (issue 16): nothing (viewing was open), an owner's login session (its id,
-/// not the cookie), or a viewing token (its id). The router ends the sessions whose credential is no
-/// longer good enough (`StreamHub.closeSessions(where:)`).
-enum ViewerCredential: Equatable, Sendable {
-    case none
-    case session(id: String)
-    case token(id: String)
-
-    /// Admitted by the owner's login session.
-    var isOwnerSession: Bool {
-        if case .session = self { return true }
-        return false
-    }
-}
-
 /// A viewer as /api/status shows it.
 struct ViewerStatus: Sendable {
     var id: String

@@ -43,11 +43,7 @@ final class ViewingTokens: @unchecked Sendable {
 
     /// Makes a token; returns its id and its value (shown once; only the hash is kept).
     func create(name rawName: String) throws(Failure) -> (id: String, value: String) {
-        let name = rawName.trimmingSpaces
-        guard !name.isEmpty, name.count <= 64 else { throw .invalidName("a token's name is 1 to 64 characters") }
-        guard name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
-            throw .invalidName("a token's name cannot hold control characters")
-        }
+        let name = try Self.checkedName(rawName)
         var random = SystemRandomNumberGenerator()
         let value = Self.prefix + Hex.encode(random.bytes(24))
         let entry = Entry(id: Hex.encode(random.bytes(6)), hash: MbedDigest.sha256(Array(value.utf8)), name: name)
@@ -63,6 +59,16 @@ final class ViewingTokens: @unchecked Sendable {
         defer { lock.unlock() }
         guard entries.contains(where: { $0.id == id }) else { throw .unknownToken }
         try save(entries.filter { $0.id != id })
+    }
+
+    /// A token's name as kept: spaces and tabs trimmed, 1 to 64 characters, no control characters.
+    static func checkedName(_ rawName: String) throws(Failure) -> String {
+        let name = rawName.trimmingSpaces
+        guard !name.isEmpty, name.count <= 64 else { throw .invalidName("a token's name is 1 to 64 characters") }
+        guard name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F }) else {
+            throw .invalidName("a token's name cannot hold control characters")
+        }
+        return name
     }
 
     /// The id of the token `value` is, or nil. Every stored hash is compared, in constant time each.

@@ -144,11 +144,11 @@ import Testing
     }
 
     @Test func stunServerSpellings() {
-        #expect(CameraDaemon.hostAndPort("stun.example.org:3478")! == ("stun.example.org", 3478))
-        #expect(CameraDaemon.hostAndPort("192.0.2.1:19302")! == ("192.0.2.1", 19302))
-        #expect(CameraDaemon.hostAndPort("[2001:db8::1]:3478")! == ("2001:db8::1", 3478))
+        #expect(STUNServerSpelling.hostAndPort("stun.example.org:3478")! == ("stun.example.org", 3478))
+        #expect(STUNServerSpelling.hostAndPort("192.0.2.1:19302")! == ("192.0.2.1", 19302))
+        #expect(STUNServerSpelling.hostAndPort("[2001:db8::1]:3478")! == ("2001:db8::1", 3478))
         for bad in ["stun.example.org", ":3478", "host:0", "host:70000", "host:"] {
-            #expect(CameraDaemon.hostAndPort(bad) == nil, "\(bad)")
+            #expect(STUNServerSpelling.hostAndPort(bad) == nil, "\(bad)")
         }
     }
 

@@ -122,3 +122,57 @@ channel_data = struct.pack("!HH", 0x4000, 5) + b"hello\x00\x00\x00"
 put("turn", "allocate-401-success-data", b"".join(struct.pack("!H", len(m)) + m
                                                  for m in [unauthorized, allocated, stale, indication, channel_data]))
 put("turn", "quota", struct.pack("!H", len(quota)) + quota)
+
+# HTTP (the http target): raw HTTP/1.1 requests as the viewer and settings pages, WHEP players and
+# scripts send them. "@SESSION@" and "@TOKEN@" become the target's live session cookie and viewing
+# token; a first byte below 0x20 holds the target's flags (1 TLS, 2 HTTPS on, 4 no password yet).
+def http(method, path, headers=(), body=b"", flags=None):
+    if isinstance(body, str):
+        body = body.encode()
+    given = [h for h in headers if h.startswith("Host:")]
+    lines = [f"{method} {path} HTTP/1.1"] + (given or ["Host: 192.168.1.20:8080"]) + [h for h in headers if not h.startswith("Host:")]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return (bytes([flags]) if flags is not None else b"") + head + body
+owner = ["Cookie: theme=dark; rtcam_session=@SESSION@", "Origin: http://192.168.1.20:8080"]
+as_json = ["Content-Type: application/json"]
+offer = open(os.path.join(repo, "Tests/Fixtures/sdp/chromium-156-recvonly-offer.sdp"), "rb").read()
+settings = ('{"source":"test-pattern","audio":"none","width":1280,"height":720,"fps":30,"bitrateKbps":2500,'
+            '"maxViewers":4,"viewingRequiresPassword":true,"speakerVolume":80,"whoMayTalk":"owner"}')
+for name, data in [
+    ("viewer-page", http("GET", "/", ["Accept: text/html"])),
+    ("settings-page-https", http("GET", "/settings", ["Host: camera.lan"], flags=2)),
+    ("healthz", http("GET", "/healthz")),
+    ("session", http("GET", "/api/session", owner)),
+    ("login", http("POST", "/api/login", as_json + ["Origin: http://192.168.1.20:8080"], '{"password":"correct horse battery"}')),
+    ("first-password", http("POST", "/api/password", as_json, '{"password":"a long one","setupCode":"ABCD-EFGH","viewingRequiresPassword":false}', flags=4)),
+    ("change-password", http("POST", "/api/password", as_json + owner, '{"currentPassword":"correct horse battery","newPassword":"another long one"}')),
+    ("config-get", http("GET", "/api/config", owner)),
+    ("config-put", http("PUT", "/api/config", as_json + owner, settings)),
+    ("config-put-traversal", http("PUT", "/api/config", as_json + owner,
+                                  '{"stun":"stun.example.org:3478, 192.0.2.1:3478","turn":"turns:turn.example.org:5349?transport=tcp","turnUser":"u","turnPassword":"p","encoder":"x264","degradation":"balanced","intraRefresh":true,"echo":"off","speaker":"none"}')),
+    ("status", http("GET", "/api/status", owner)),
+    ("devices", http("GET", "/api/devices", owner)),
+    ("tokens-list", http("GET", "/api/tokens", owner)),
+    ("token-create", http("POST", "/api/tokens", as_json + owner, '{"name":"Home Assistant"}')),
+    ("token-revoke", http("DELETE", "/api/tokens/0a1b2c3d4e5f", owner)),
+    ("certificate", http("PUT", "/api/tls-certificate", as_json + owner,
+                         '{"certificate":"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n","key":"-----BEGIN PRIVATE KEY-----\\nMC4C\\n-----END PRIVATE KEY-----\\n"}')),
+    ("logout", http("POST", "/api/logout", owner)),
+    ("whep-owner", http("POST", "/whep", ["Content-Type: application/sdp"] + owner, offer)),
+    ("whep-token", http("POST", "/whep", ["Content-Type: application/sdp; charset=utf-8", "Authorization: Bearer @TOKEN@",
+                                          "Origin: https://player.example.com"], offer)),
+    ("whep-open", http("POST", "/whep", ["Content-Type: application/sdp"], offer, flags=4)),
+    ("whep-preflight", http("OPTIONS", "/whep", ["Origin: https://player.example.com", "Access-Control-Request-Method: POST"])),
+    ("whep-patch", http("PATCH", "/whep/3f2a9c", ["Content-Type: application/trickle-ice-sdpfrag", 'If-Match: "xyz"'],
+                        "a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\nm=audio 9 RTP/AVP 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host\r\n")),
+    ("whep-delete", http("DELETE", "/whep/3f2a9c")),
+    ("talk", http("POST", "/whep/3f2a9c/talk", owner)),
+    ("snapshot-token", http("GET", "/snapshot.jpg?width=640&token=@TOKEN@")),
+    ("mjpeg", http("GET", "/stream.mjpg?fps=5&width=320", ["Authorization: Bearer @TOKEN@"])),
+    ("metrics", http("GET", "/metrics", ["Cookie: rtcam_session=@SESSION@"])),
+    ("rebinding", http("POST", "/api/login", as_json + ["Host: attacker.example", "Origin: http://attacker.example"], '{"password":"x"}')),
+    ("ipv6-host-tls", http("GET", "/api/session", ["Host: [fe80::1%25eth0]:8443", "Cookie: rtcam_session=@SESSION@"], flags=3)),
+]:
+    put("http", name, data)

@@ -11,7 +11,7 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$repo"
 seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(stun sdp sdpfrag rtp h264 dtls sctp json icetcp turn)
+[ ${#targets[@]} -gt 0 ] || targets=(stun sdp sdpfrag rtp h264 dtls sctp json icetcp turn http)
 bash Tests/Fuzz/build.sh "${targets[@]}" || exit 1
 out="$repo/.build/fuzz"
 python3 Tests/Fuzz/make-seeds.py "$out/seeds" || exit 1
@@ -24,6 +24,7 @@ for target in "${targets[@]}"; do
     # -rss_limit_mb: a leak or a runaway allocation is a finding too; ASan reports leaks at exit.
     max_len=4096
     [ "$target" = sdp ] && max_len=16384   # browsers' offers are up to 6 kB
+    [ "$target" = http ] && max_len=16384  # and so is a WHEP POST
     runs=()
     [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
     "$out/fuzz-$target" -max_total_time="$seconds" "${runs[@]}" -rss_limit_mb=1024 -max_len=$max_len -print_final_stats=1 \

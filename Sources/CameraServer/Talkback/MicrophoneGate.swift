@@ -6,17 +6,6 @@ import NIOConcurrencyHelpers
 import RTCBase
 import Talkback
 
-/// How talkback keeps the camera's microphone from sending the talker back their own voice
-/// (issue 17; the settings page's "echo").
-public enum EchoHandling: String, Equatable, Sendable, CaseIterable {
-    /// The microphone is muted while talkback plays and 200 ms after (the default).
-    case halfDuplex = "half-duplex"
-    /// Full duplex: speexdsp's echo canceller takes what the speaker played out of the microphone.
-    case cancel
-    /// Full duplex, nothing done (a headset, or a speaker far from the microphone).
-    case off
-}
-
 /// Between talkback's player and the camera's microphone (issue 17). The player says what it
 /// played and until when; the microphone's thread hands each captured period to `process`, which
 /// mutes it (half duplex), cancels the echo in it (full duplex with speexdsp), or leaves it. One per

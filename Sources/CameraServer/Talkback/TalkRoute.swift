@@ -7,10 +7,8 @@ import SystemSupport
 /// owner's login cookie. The page calls it when Talk is pressed and released; the floor also goes
 /// back by itself 5 s after the talker's last packet, and when the session ends.
 enum TalkRoute {
-    static let suffix = "/talk"
-
     static func respond(to request: HTTPRequest, talkback: TalkbackController?, hub: StreamHub, isOwner: Bool) -> HTTPResponse {
-        let id = String(request.path.dropFirst("/whep/".count).dropLast(suffix.count))
+        let id = String(request.path.dropFirst("/whep/".count).dropLast(RequestFront.talkSuffix.count))
         guard !id.isEmpty, !id.contains("/"), hub.sessionExists(id: id) else {
             return .json(.notFound, errorJSON("no WHEP session \(id.prefix(64))"))
         }

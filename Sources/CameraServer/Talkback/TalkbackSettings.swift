@@ -32,6 +32,17 @@ public enum TalkPermission: String, Equatable, Sendable, CaseIterable {
     case owner
 }
 
+/// How talkback keeps the camera's microphone from sending the talker back their own voice
+/// (issue 17; the settings page's "echo").
+public enum EchoHandling: String, Equatable, Sendable, CaseIterable {
+    /// The microphone is muted while talkback plays and 200 ms after (the default).
+    case halfDuplex = "half-duplex"
+    /// Full duplex: speexdsp's echo canceller takes what the speaker played out of the microphone.
+    case cancel
+    /// Full duplex, nothing done (a headset, or a speaker far from the microphone).
+    case off
+}
+
 public struct TalkbackSettings: Equatable, Sendable {
     public var speaker = SpeakerSetting.automatic
     /// 0...100 (SpeakerVolume's taper; 100 plays what the talker sent at its level).
@@ -40,26 +51,4 @@ public struct TalkbackSettings: Equatable, Sendable {
     public var echo = EchoHandling.halfDuplex
 
     public init() {}
-}
-
-extension DeviceListing {
-    public struct Speaker: Sendable {
-        public var source: String
-        public var name: String
-    }
-
-    /// ALSA playback devices, through the plug layer (it converts format and channels).
-    static func speakers(procTable: String? = StateFiles.read("/proc/asound/pcm")) -> [Speaker] {
-        var result: [Speaker] = []
-        guard let procTable else { return result }
-        // "00-00: bcm2835 Headphones : bcm2835 Headphones : playback 8"
-        for line in procTable.split(separator: "\n") where line.containsText("playback") {
-            let fields = line.split(separator: ":").map { $0.trimmingSpaces }
-            guard let ids = fields.first?.split(separator: "-"), ids.count == 2,
-                  let card = Int(ids[0]), let device = Int(ids[1]) else { continue }
-            let name = fields.count > 1 ? fields[1] : "card \(card)"
-            result.append(Speaker(source: "alsa:plughw:\(card),\(device)", name: "\(name) (card \(card), device \(device))"))
-        }
-        return result
-    }
 }
