@@ -127,6 +127,7 @@ public final class CameraDaemon: @unchecked Sendable {
     private let configuration: DaemonConfiguration
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
+    private let termination: TerminationSignals
     private let startedAt = MonotonicClock.now()
     /// The HTTP listeners' admission and counters, once they run (/api/status).
     private let httpLimiter = NIOLockedValueBox<HTTPConnectionLimiter?>(nil)
@@ -140,6 +141,7 @@ public final class CameraDaemon: @unchecked Sendable {
     public init(configuration: DaemonConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        termination = TerminationSignals()   // before the first thread (see TerminationSignals)
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
 
@@ -323,7 +325,7 @@ public final class CameraDaemon: @unchecked Sendable {
             logger.info("systemd notification on; watchdog \(notifier.watchdogInterval.map { "every \($0)" } ?? "off")")
         }
 
-        waitForTerminationSignal()
+        termination.wait()
         notifier.stopping()
         statusTask.cancel()
         watchdogTask?.cancel()
@@ -416,19 +418,37 @@ public final class CameraDaemon: @unchecked Sendable {
                     iceMode: configuration.iceMode)
     }
 
-    private func waitForTerminationSignal() {
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let stop = DispatchSemaphore(value: 0)
-        let queue = DispatchQueue(label: "rtcam.signals")
-        let sources = [SIGTERM, SIGINT].map { number in
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            return source
+    /// SIGTERM and SIGINT for the whole life of the daemon. They are blocked in the creating thread
+    /// before any other thread exists (every later thread, NIO's and the media threads, inherits the
+    /// mask), so the only way they arrive is libdispatch's signalfd: one that comes while rtcam is
+    /// still starting (HTTP already answering, the encoders or systemd's READY not yet) waits there
+    /// and ends the start in the same clean stop. A signal caught by SIG_IGN or the default action
+    /// instead could be lost or kill the process before its sessions are closed. Children get an
+    /// empty mask (ChildProcess).
+    private final class TerminationSignals {
+        private let stop = DispatchSemaphore(value: 0)
+        private let sources: [any DispatchSourceSignal]
+
+        init() {
+            var blocked = sigset_t()
+            sigemptyset(&blocked)
+            sigaddset(&blocked, SIGTERM)
+            sigaddset(&blocked, SIGINT)
+            pthread_sigmask(SIG_BLOCK, &blocked, nil)
+            let queue = DispatchQueue(label: "rtcam.signals")
+            let stop = self.stop
+            sources = [SIGTERM, SIGINT].map { number in
+                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+                source.setEventHandler { stop.signal() }
+                source.resume()
+                return source
+            }
         }
-        stop.wait()
-        sources.forEach { $0.cancel() }
+
+        func wait() {
+            stop.wait()
+            sources.forEach { $0.cancel() }
+        }
     }
 
     /// A malformed STUN or TURN server on the command line (or in an old config.json) stops the

@@ -13,6 +13,7 @@ import http.client
 import os
 import resource
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -389,3 +390,38 @@ def test_viewers_joining_and_leaving_every_second_beside_a_steady_one(rtcam_fact
     assert measurement.fps >= MIN_FPS, measurement
     assert after[2] == 1, f"{after[2]} viewers after the churn (the steady one only expected)"
     assert after[0] <= before[0] + 1, f"descriptors {before[0]} before the churn, {after[0]} after"
+
+
+
+def test_sigterm_while_rtcam_is_still_starting_stops_it_cleanly(tmp_path):
+    """systemd may stop rtcam while it is still starting (its first log line written, HTTP, the
+    encoders and READY not yet): SIGTERM and SIGINT are blocked before the daemon's first thread and
+    taken from a signalfd, so the stop is the clean one (exit 0, "stopped" logged), never the
+    default action's death by the signal (exit -15) or a signal lost to SIG_IGN (no exit at all)."""
+    import subprocess
+    from rtcam_process import free_port, rtcam_binary
+
+    outcomes = []
+    for round_number, number in enumerate([signal.SIGTERM, signal.SIGINT] * 4):
+        log_path = tmp_path / f"start-{round_number}.log"
+        with open(log_path, "wb") as log:
+            daemon = subprocess.Popen(
+                [rtcam_binary(), "--http-port", str(free_port()), "--https-port", "0",
+                 "--media-port", str(free_port(socket.SOCK_DGRAM)), "--rtsp-port", "0",
+                 "--state-dir", str(tmp_path / f"state-{round_number}"), "--source", "test-pattern",
+                 "--audio", "test-tone"], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 10
+            while not log_path.read_bytes().strip():         # the daemon's first line: it is running
+                assert daemon.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.0005)
+            daemon.send_signal(number)
+            code = daemon.wait(timeout=10)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait()
+        text = log_path.read_text()
+        outcomes.append(code)
+        assert code == 0 and "stopped" in text, (
+            f"round {round_number} ({number.name} at the first log line): exit {code}; all so far {outcomes}\n{text}")
