@@ -128,10 +128,15 @@ check_binary() {
 #   - PictureScalingTests/fullHDToNHDIsFast: a bound on this CPU's own speed (1080p to 360p within
 #     30 ms); qemu-user's translated code is not the board's speed (26.1 ms alone, 31.3 ms beside
 #     the other process);
-#   - ProcessMemoryTests/theSwitchIsReadBackBothWays: qemu-user 7.2 answers prctl(PR_SET_THP_DISABLE)
-#     with EINVAL (it passes on only the prctl options it knows); an arm64 kernel takes it (the
-#     daemon turns huge pages off in the qemu-aarch64 board's VM: board/qemu-aarch64/README.md).
-skip_under_qemu='ALSAPulseCaptureTests|ALSAPlugCaptureTests|ALSAPlaybackRecoveryTests|V4L2KernelSideTests/typedErrors|PictureScalingTests/fullHDToNHDIsFast|ProcessMemoryTests/theSwitchIsReadBackBothWays'
+#   - ProcessMemoryTests/theSwitchIsReadBackBothWays and /oneTouchedByteCostsOnePageWhileHugePagesAreOff:
+#     qemu-user 7.2 answers prctl(PR_SET_THP_DISABLE) with EINVAL (it passes on only the prctl
+#     options it knows), so the switch they test never takes effect there (the second then measured
+#     156 KiB resident for one touched byte); an arm64 kernel takes it (the daemon turns huge pages
+#     off in the qemu-aarch64 board's VM: board/qemu-aarch64/README.md);
+#   - CPUAdaptationStepGapTests: real x264 paced at 30 fps on the wall clock through six CPU steps;
+#     x264 translated by qemu-user does not keep that pace, so the reduced layer's periodic IDR (at
+#     which it grows back) came too late for the test's window (212 wide instead of 320).
+skip_under_qemu='ALSAPulseCaptureTests|ALSAPlugCaptureTests|ALSAPlaybackRecoveryTests|V4L2KernelSideTests/typedErrors|PictureScalingTests/fullHDToNHDIsFast|ProcessMemoryTests/theSwitchIsReadBackBothWays|ProcessMemoryTests/oneTouchedByteCostsOnePageWhileHugePagesAreOff|CPUAdaptationStepGapTests'
 # Measured split (the suites' times in the two processes): 235 s and 306 s before SDPTests and
 # CongestionControlTests moved to the first.
 first_half='^(CameraServerTests|SCTPTests|ICETests|STUNTests|RTPTests|SDPTests|CongestionControlTests)\.'
