@@ -204,15 +204,9 @@ def cpu_figures(rtcam) -> dict:
             "encoders": status.get("encoderCPUSeconds") or 0.0, "reduced": status.get("reducedLayerCPUSeconds") or 0.0}
 
 
-def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chromium, chromium, request):
-    """Two viewers, one behind 500 kb/s, one on loopback (the issue's figures): the fast one keeps
-    >= 25 fps at >= 1.5 Mb/s (the encoder stays at or above its floor, 40 % of the configured
-    bitrate); the slow one, moved to the second, smaller encoding (half the size each side, under
-    the floor), gets >= 10 fps with freezes under 1 s per minute.
-
-    The window is SLOW_WINDOW_S long, after the slow viewer is on the reduced layer; the freeze
-    budget is scaled to it pro rata (1 s per 60 s: 0.5 s over 30 s), which is stricter than "per
-    minute" for one freeze that happens to fall in the window and never looser."""
+def fast_and_slow_viewers(rtcam_factory, shaped_chromium, chromium, request):
+    """A 1280x720 daemon watched by a fast Chromium on loopback and a slow one behind the 500 kb/s
+    shaped link, both playing once the fast one has decoded 30 frames: (rtcam, link, fast, slow)."""
     link, slow_browser = shaped_chromium
     link.set_rate(500)
     rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
@@ -224,6 +218,19 @@ def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chrom
     for page in (fast, slow):
         page.evaluate(VIEWER_JS)
     fast.wait_for("window.shaped.samples.length > 0 && window.shaped.samples.at(-1).framesDecoded > 30", timeout=20)
+    return rtcam, link, fast, slow
+
+
+def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chromium, chromium, request):
+    """Two viewers, one behind 500 kb/s, one on loopback (the issue's figures): the fast one keeps
+    >= 25 fps at >= 1.5 Mb/s (the encoder stays at or above its floor, 40 % of the configured
+    bitrate); the slow one, moved to the second, smaller encoding (half the size each side, under
+    the floor), gets >= 10 fps with freezes under 1 s per minute.
+
+    The window is SLOW_WINDOW_S long, after the slow viewer is on the reduced layer; the freeze
+    budget is scaled to it pro rata (1 s per 60 s: 0.5 s over 30 s), which is stricter than "per
+    minute" for one freeze that happens to fall in the window and never looser."""
+    rtcam, link, fast, slow = fast_and_slow_viewers(rtcam_factory, shaped_chromium, chromium, request)
 
     def layers() -> list:
         return [viewer.get("layer") for viewer in rtcam.status().get("viewers", [])]
@@ -295,16 +302,7 @@ def test_cpu_steps_keep_both_layers_moving(rtcam_factory, shaped_chromium, chrom
     may freeze MAX_CPU_STEP_FREEZE_S at once, and the reduced layer must follow the full picture's
     size (half of it, or kept up to 4/5 of it on the way down)."""
     monkeypatch.setenv("RTCAM_DEBUG_CPU_STEPS", str(CPU_STEP_SECONDS))
-    link, slow_browser = shaped_chromium
-    link.set_rate(500)
-    rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
-                          extra_args=("--candidate-address", CAMERA_ADDRESS))
-    rtcam.log_in()
-    slow = slow_browser.new_page(f"http://{CAMERA_ADDRESS}:{rtcam.http_port}/healthz")
-    fast = chromium.new_page(rtcam.url("/healthz"))
-    for page in (fast, slow):
-        page.evaluate(VIEWER_JS)
-    fast.wait_for("window.shaped.samples.length > 0 && window.shaped.samples.at(-1).framesDecoded > 30", timeout=20)
+    rtcam, link, fast, slow = fast_and_slow_viewers(rtcam_factory, shaped_chromium, chromium, request)
 
     def layers() -> list:
         return [viewer.get("layer") for viewer in rtcam.status().get("viewers", [])]
