@@ -1028,7 +1028,9 @@ def bench_churn(args) -> dict:
         entry = {"label": label, "t": round(now - started, 1), "rss_kb": memory.get("VmRSS"),
                  "anon_kb": memory.get("RssAnon"), "fds": open_descriptors(pid), "threads": threads,
                  "viewers": common.viewer_count(status_now), "heap": heap_kb(), "load": os.getloadavg()[0],
-                 "minflt": faults, "cpu_ticks": cpu_ticks, "frames": frames}
+                 "minflt": faults, "cpu_ticks": cpu_ticks, "frames": frames,
+                 "resident": common.resident_by_mapping_kind(pid),
+                 "adaptation": {key: (status_now.get("adaptation") or {}).get(key) for key in ("current", "changes")}}
         # Since the previous sample: minor page faults a second (a large block mmapped and unmapped
         # again on every frame shows as ~100 a frame) and the daemon's CPU per encoded frame.
         if previous_cost:
@@ -1046,6 +1048,11 @@ def bench_churn(args) -> dict:
               f"fds {entry['fds']}, threads {threads}, viewers {entry['viewers']}, joins {joins}{heap_text}, "
               f"minflt/s {entry.get('minflt_per_s')}, CPU {entry.get('cpu_ms_per_frame')} ms/frame, "
               f"load {entry['load']:.1f}", flush=True)
+        resident = entry["resident"]
+        if resident:
+            print(f"             resident kB: heap {resident['heap']}, arenas {resident['arenas']}, "
+                  f"stacks {resident['stacks']}, own mappings {resident['chunks']} "
+                  f"[{resident['chunk_sizes']}], files {resident['file']}; encoder {entry['adaptation']}", flush=True)
         return entry
 
     def on_line(line: str) -> None:

@@ -55,6 +55,49 @@ def memory_kb(pid: int) -> dict:
     return values
 
 
+def resident_by_mapping_kind(pid: int) -> dict:
+    """Where `pid`'s resident memory is, kB, from /proc/PID/smaps: `heap` (the main arena, [heap]),
+    `arenas` (glibc's other arenas: anonymous mappings that begin 64 MB aligned, and the
+    reserved rest of them), `stacks` (anonymous
+    mappings of exactly 8 MB: the threads' stacks), `chunks` (other anonymous mappings: what malloc
+    mapped on its own, x264's buffers and the frame pools among them; `chunk_sizes` lists the larger
+    ones as "size/resident" kB), `file` (the binary and libraries)."""
+    kinds = {"heap": 0, "arenas": 0, "stacks": 0, "chunks": 0, "file": 0}
+    chunk_sizes = []
+    size = 0
+    kind = None
+    try:
+        with open(f"/proc/{pid}/smaps") as smaps:
+            for line in smaps:
+                first = line.split(None, 1)[0]
+                if "-" in first and not first.endswith(":"):
+                    start, end = (int(part, 16) for part in first.split("-"))
+                    size = (end - start) // 1024
+                    fields = line.split()
+                    path = fields[5] if len(fields) > 5 else ""
+                    if path == "[heap]":
+                        kind = "heap"
+                    elif path.startswith("["):
+                        kind = "stacks" if path == "[stack]" else "file"
+                    elif path:
+                        kind = "file"
+                    elif start % (64 << 20) == 0 or size >= 32 * 1024:
+                        kind = "arenas"   # a thread arena's heap begins 64 MB aligned (HEAP_MAX_SIZE)
+                    elif size == 8192:
+                        kind = "stacks"
+                    else:
+                        kind = "chunks"
+                elif first == "Rss:" and kind:
+                    resident = int(line.split()[1])
+                    kinds[kind] += resident
+                    if kind == "chunks" and size >= 128:
+                        chunk_sizes.append(f"{size}/{resident}")
+    except OSError:
+        return {}
+    kinds["chunk_sizes"] = " ".join(sorted(chunk_sizes, key=lambda text: -int(text.split("/")[0])))
+    return kinds
+
+
 def udp_counters() -> dict:
     """The namespace's UDP counters (/proc/net/snmp): drops on loopback show up as RcvbufErrors."""
     with open("/proc/net/snmp") as snmp:
