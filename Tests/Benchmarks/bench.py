@@ -372,6 +372,7 @@ LATENCY_MEASURES = [
     ("received", "Chromium: capture -> frame's last packet received"),
     ("decoded", "Chromium: capture -> frame decoded (received + decode)"),
     ("presented", "Chromium: capture -> handed to its compositor (presentationTime)"),
+    ("handover", "  Chromium's decoded -> handed to its compositor (no buffering: < 1 ms)"),
     ("shown", "Chromium: capture -> expected on screen (expectedDisplayTime)"),
     ("wait", "  Chromium's display wait (expectedDisplayTime - presentationTime)"),
 ]
@@ -405,12 +406,14 @@ def latency_round(variant: str, seconds: float) -> dict:
     return {"variant": variant, "load": common.machine_load()["loadavg_1m"],
             "samples": {"wire": None, "aiortc": [float(v) for v in glass["latencies_ms"]],
                         "received": browser["received_ms"], "decoded": browser["decoded_ms"],
-                        "presented": browser["presented_ms"], "shown": browser["latencies_ms"],
+                        "presented": browser["presented_ms"], "handover": browser["handover_ms"],
+                        "shown": browser["latencies_ms"],
                         "wait": browser["display_wait_ms"]},
             "wire": load["capture_to_receive_ms"], "aiortc_unreadable": glass.get("unreadable_frames"),
             "aiortc_errors": glass.get("errors"),
             "chromium": {k: v for k, v in browser.items()
-                         if k not in ("latencies_ms", "received_ms", "decoded_ms", "presented_ms", "display_wait_ms")}}
+                         if k not in ("latencies_ms", "received_ms", "decoded_ms", "presented_ms", "display_wait_ms",
+                                      "handover_ms")}}
 
 
 def bench_latency(args) -> dict:
@@ -634,7 +637,7 @@ def chromium_glass_to_glass(daemon, seconds: float) -> dict:
     samples = run["samples"]
     offset = (offset_before + offset_after) / 2
     now_ms = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1_000_000
-    latencies, unreadable, received, decoded, presented, waits = [], 0, [], [], [], []
+    latencies, unreadable, received, decoded, presented, waits, handovers = [], 0, [], [], [], [], []
     for sample in samples:
         stamp = pattern.decode_bits(int(bit) for bit in sample["bits"])
         if stamp is None:
@@ -648,11 +651,12 @@ def chromium_glass_to_glass(daemon, seconds: float) -> dict:
             received.append(sample["received"] - captured_wall_ms)
             if sample.get("processing") is not None:
                 decoded.append(sample["received"] + sample["processing"] - captured_wall_ms)
+                handovers.append(sample["presented"] - sample["received"] - sample["processing"])
     frames = run["animationFrames"]
     refresh = median([b - a for a, b in zip(frames, frames[1:]) if b > a])
     playout = [line for line in run["extmaps"] if "playout-delay" in line]
     return {"latencies_ms": latencies, "received_ms": received, "decoded_ms": decoded, "presented_ms": presented,
-            "display_wait_ms": waits, "frames": len(samples), "unreadable_frames": unreadable,
+            "display_wait_ms": waits, "handover_ms": handovers, "frames": len(samples), "unreadable_frames": unreadable,
             "offset_drift_ms": abs(offset_after - offset_before),
             "size": f"{samples[0]['width']}x{samples[0]['height']}" if samples else None,
             "refresh_interval_ms": refresh, "animation_frames": len(frames),
