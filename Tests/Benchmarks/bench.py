@@ -378,7 +378,7 @@ LATENCY_MEASURES = [
 ]
 
 
-def latency_round(variant: str, seconds: float) -> dict:
+def latency_round(variant: str, seconds: float, chromium_args: tuple[str, ...] = ()) -> dict:
     environment, _ = LATENCY_VARIANTS[variant]
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
@@ -400,7 +400,7 @@ def latency_round(variant: str, seconds: float) -> dict:
                                   "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True, timeout=120)
         glass = json.loads(process.stdout.strip().splitlines()[-1]) if process.stdout.strip() else {"latencies_ms": []}
         # Glass-to-glass in Chromium: its own decoder and compositor, the pattern read from a canvas.
-        browser = chromium_glass_to_glass(daemon, seconds)
+        browser = chromium_glass_to_glass(daemon, seconds, chromium_args)
     finally:
         daemon.stop()
     return {"variant": variant, "load": common.machine_load()["loadavg_1m"],
@@ -425,7 +425,7 @@ def bench_latency(args) -> dict:
     runs: list[dict] = []
     for index in range(rounds):
         for variant in variants:
-            run = latency_round(variant, args.seconds)
+            run = latency_round(variant, args.seconds, tuple(args.chromium_arg or ()))
             runs.append(run)
             shown = percentiles(run["samples"]["shown"])
             print(f"  round {index + 1} {variant}: shown p50 {fmt(shown.get('p50'))} p95 {fmt(shown.get('p95'))} ms, "
@@ -445,7 +445,8 @@ def bench_latency(args) -> dict:
              "presented": percentiles(run["samples"]["presented"]), "wait": percentiles(run["samples"]["wait"]),
              "chromium": run["chromium"], "wire": run["wire"]} for run in mine]}
         shown = pooled["shown"]
-        table(f"latency on loopback, {SIZE}@{FPS} {BITRATE} kb/s, {variant}: {LATENCY_VARIANTS[variant][1]}"
+        flags = f", Chromium with {' '.join(args.chromium_arg)}" if args.chromium_arg else ""
+        table(f"latency on loopback, {SIZE}@{FPS} {BITRATE} kb/s, {variant}: {LATENCY_VARIANTS[variant][1]}{flags}"
               f"{f' ({len(mine)} rounds pooled)' if len(mine) > 1 else ''} "
               f"(goal: Chromium shown p95 <= 18 ms -> {goal(shown.get('p95'), 18)})",
               ["what", "frames", "p50 ms", "p95 ms", "p99 ms", "min ms", "max ms"],
@@ -477,7 +478,7 @@ def bench_latency(args) -> dict:
                            for v in variants] for key, label in LATENCY_MEASURES]
         table(f"side by side, {rounds} rounds each, interleaved", header, rows)
     result = {"variants": {v: {"environment": LATENCY_VARIANTS[v][0], "what": LATENCY_VARIANTS[v][1], **summary[v]}
-                           for v in variants},
+                           for v in variants}, "chromium_args": args.chromium_arg or [],
               "goal_shown_p95_ms": 18, "goal_glass_to_glass_p95_ms": 60}
     write_json("latency", result)
     return result
@@ -617,7 +618,7 @@ CHROMIUM_GLASS_JS = r"""
 """
 
 
-def chromium_glass_to_glass(daemon, seconds: float) -> dict:
+def chromium_glass_to_glass(daemon, seconds: float, chromium_args: tuple[str, ...] = ()) -> dict:
     from cdp import Chromium  # Tests/Interop
     import pattern
 
@@ -629,7 +630,7 @@ def chromium_glass_to_glass(daemon, seconds: float) -> dict:
     def wall_minus_monotonic_ms() -> float:
         return (time.clock_gettime_ns(time.CLOCK_REALTIME) - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / 1e6
 
-    with Chromium(log_path=str(out_dir() / "logs" / "chromium-latency.log")) as browser:
+    with Chromium(log_path=str(out_dir() / "logs" / "chromium-latency.log"), extra_args=chromium_args) as browser:
         page = browser.new_page(daemon.url("/healthz"))
         offset_before = wall_minus_monotonic_ms()
         run = page.evaluate(script, timeout=seconds + 30)
@@ -1513,6 +1514,9 @@ def main() -> int:
                         choices=["rtcam", "aiortc", "webrtcbin"], help="shaped: which senders")
     parser.add_argument("--variants", nargs="+", default=["as-shipped"],
                         help=f"latency: daemon variants side by side, interleaved for --rounds rounds ({', '.join(LATENCY_VARIANTS)})")
+    parser.add_argument("--chromium-arg", action="append", metavar="FLAG",
+                        help="latency: one more Chromium command-line flag (repeat; written --chromium-arg=--flag), "
+                             "for experiments with its display timing; the tables say which flags ran")
     parser.add_argument("--spacing", type=float, default=1.0, help="firstframe: seconds between runs")
     parser.add_argument("--settle", type=float, default=15,
                         help="footprint: seconds before reading idle RSS (the daemon keeps x264 10 s after its last viewer)")
