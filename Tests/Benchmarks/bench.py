@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import collections
 import json
 import math
 import os
@@ -478,7 +479,8 @@ def bench_latency(args) -> dict:
             print(f"  round {index + 1}: playout-delay {'negotiated' if chromium.get('playout_delay_extmap') else 'NOT negotiated'}; "
                   f"jitter buffer mean {fmt(jitter)} ms (target {fmt(target)} ms); "
                   f"decode mean {fmt(decode)} ms ({inbound.get('decoderImplementation')}); frames dropped {inbound.get('framesDropped')}; "
-                  f"clock offset drift {chromium['offset_drift_ms']:.2f} ms; unreadable {chromium['unreadable_frames']}")
+                  f"clock offset drift {chromium['offset_drift_ms']:.2f} ms; unreadable {chromium['unreadable_frames']}; "
+                  f"sizes {chromium.get('sizes')}")
     if len(variants) > 1:
         header = ["what"] + [f"{variant} p50 / p95 ms" for variant in variants]
         rows = [[label] + [f"{fmt(summary[v]['measures'][key].get('p50'))} / {fmt(summary[v]['measures'][key].get('p95'))}"
@@ -718,6 +720,8 @@ def chromium_glass_to_glass(daemon, seconds: float, chromium_args: tuple[str, ..
             "viz_wait_ms": viz_waits, "trace_presentations": len(presentations), "frames": len(samples), "unreadable_frames": unreadable,
             "offset_drift_ms": abs(offset_after - offset_before),
             "size": f"{samples[0]['width']}x{samples[0]['height']}" if samples else None,
+            # Frames of another size (the CPU adaptation stepped down) have the clock elsewhere: unreadable.
+            "sizes": dict(collections.Counter(f"{sample['width']}x{sample['height']}" for sample in samples)),
             "refresh_interval_ms": refresh, "animation_frames": len(frames),
             "playout_delay_extmap": playout[0] if playout else None, "inbound_rtp": run["stats"]}
 
