@@ -65,6 +65,10 @@ struct X264Stage {
     /// and only then (the load's own steps would make the sizes a matter of chance).
     private let debugStepEvery = Environment.value("RTCAM_DEBUG_CPU_STEPS").flatMap { Int($0) }.map { Duration.seconds($0) }
     private var debugSteps: (next: MonotonicTime, count: Int)?
+    /// RTCAM_X264_THREADS=N (benchmarks' A/B, `bench.py latency --variants`): x264's sliced threads
+    /// for the full encoding (1 to 4; 1 when unset). N threads code N slices of a picture at once:
+    /// less time from capture to the last packet, N slices' headers more per picture.
+    private let x264Threads = Environment.value("RTCAM_X264_THREADS").flatMap { Int($0) }.map { min(max($0, 1), 4) } ?? 1
     /// A YUYV camera's pictures converted to I420, and the pictures scaled down for the CPU
     /// adaptation's size: reused frame to frame (FrameBufferPool), given back with x264.
     private let convertedFrames = FrameBufferPool()
@@ -126,12 +130,14 @@ struct X264Stage {
             let configuration = configuration
             let requestedBitrateKbps = requestedBitrateKbps
             let fullRangeBT601 = fullRangeBT601
+            let x264Threads = x264Threads
             guard let made = try encoder.use(at: now, make: { () throws -> X264Encoder in
                 let current = configuration()   // the bitrate as last changed
                 let made = try X264Encoder(width: format.width, height: format.height, fps: format.framesPerSecond,
                                            bitrateKbps: EncoderBitrate(configuredKbps: requestedBitrateKbps ?? current.bitrateKbps,
                                                                         capKbps: controls.bitrateCap).effectiveKbps, profileLevelID: profileLevelID,
                                            keyframeInterval: format.framesPerSecond * current.keyframeIntervalSeconds,
+                                           threads: x264Threads,
                                            vbvBufferMilliseconds: X264Encoder.vbvBufferMilliseconds(framesPerSecond: format.framesPerSecond,
                                                                                                     intraRefresh: current.intraRefresh),
                                            intraRefresh: current.intraRefresh, fullRangeBT601: fullRangeBT601)

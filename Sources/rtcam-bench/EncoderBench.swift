@@ -18,6 +18,8 @@ enum EncoderBench {
         let bitrate = options.int("bitrate", default: 2000)
         let seconds = options.double("seconds", default: 10)
         let withOpus = options.flag("opus")
+        // --threads N: x264's sliced threads (the daemon's RTCAM_X264_THREADS; 1 as shipped).
+        let threads = options.int("threads", default: 1)
         // --reduced-layer KBPS: also the daemon's second encoding for viewers on slow links (issue 24):
         // the same picture scaled to half each side (PictureScaling) and encoded by a second x264, every
         // second picture from 20 fps up (as CameraServer's ReducedLayerStage does).
@@ -36,7 +38,7 @@ enum EncoderBench {
         var reduced: X264Encoder?
         do {
             encoder = try X264Encoder(width: width, height: height, fps: fps, bitrateKbps: bitrate,
-                                      profileLevelID: profileLevelID, keyframeInterval: fps * 2)
+                                      profileLevelID: profileLevelID, keyframeInterval: fps * 2, threads: threads)
             source = try TestPatternSource(width: width, height: height)
             if reducedKbps > 0 {
                 reduced = try X264Encoder(width: width / 4 * 2, height: height / 4 * 2, fps: fps / reducedInterval,
@@ -126,7 +128,7 @@ enum EncoderBench {
         let render = Percentiles(renderNanoseconds.map { $0 / 1e6 })
         let encode = Percentiles(encodeNanoseconds.map { $0 / 1e6 })
         let kbps = Double(bytes) * 8 / 1000 / wall
-        printTable("x264 alone: \(width)x\(height)@\(fps), \(bitrate) kb/s, \(profileLevelID), ultrafast/zerolatency, \(frameCount) frames\(withOpus ? " + Opus 20 ms test tone" : "")",
+        printTable("x264 alone: \(width)x\(height)@\(fps), \(bitrate) kb/s, \(profileLevelID), ultrafast/zerolatency, \(threads) thread\(threads == 1 ? "" : "s"), \(frameCount) frames\(withOpus ? " + Opus 20 ms test tone" : "")",
                    header: ["wall s", "cpu s", "user s", "sys s", "% core", "render ms/frame", "encode ms p50", "encode ms p95", "kb/s out", "keyframes", "late"],
                    rows: [[format(wall), format(cpuSeconds, decimals: 3), format(user, decimals: 3), format(system, decimals: 3),
                            format(100 * cpuSeconds / wall, decimals: 1), format(render.mean), format(encode.p50), format(encode.p95),

@@ -11,6 +11,7 @@ usage: rtcam-bench <command> [options]
             paced at the frame rate; CPU from getrusage.
             --size 1280x720 --fps 30 --bitrate 2000 --seconds 10 [--opus] [--json out/bench/x264.json]
             [--reduced-layer KBPS: also the second, half-size encoding for slow viewers (issue 24)]
+            [--threads N: x264 sliced threads, as the daemon with RTCAM_X264_THREADS=N]
   loadgen   N real WebRTC viewers (ICE, DTLS client, SRTP, RTP/RTCP with NACK) against a daemon.
             --url http://127.0.0.1:8080 --viewers N --seconds S [--threads T] [--connect-rate 50]
             [--connect-timeout 30] [--rcvbuf 1048576] [--json out/bench/loadgen.json] [--quiet]

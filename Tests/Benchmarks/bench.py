@@ -12,17 +12,21 @@ ratios are what to read.
 from __future__ import annotations
 
 import argparse
+import bisect
+import collections
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from typing import Optional
 from pathlib import Path
 
 import common
-from common import (CPUWindow, bench_binary, goal, median, out_dir, percentiles, rtcam_binary, run_loadgen,
+from common import (CPUWindow, bench_binary, fmt, goal, median, out_dir, percentiles, rtcam_binary, run_loadgen,
                     run_tool, start_daemon, table, udp_counters, write_json)
 
 SIZE, FPS, BITRATE = "1280x720", 30, 2000
@@ -356,47 +360,135 @@ def bench_footprint(args) -> dict:
 
 # ---- latency -------------------------------------------------------------------------------------
 
-def bench_latency(args) -> dict:
-    daemon = start_daemon("latency", SIZE, FPS, BITRATE)
+# Daemon variants the latency benchmark can compare side by side (`--variants`): name -> (the
+# daemon's environment, what it changes). Each round runs every variant once, in turn, on the same
+# machine state; samples are pooled over the rounds.
+LATENCY_VARIANTS = {
+    "as-shipped": ({}, "the daemon as built"),
+    "x264-2-threads": ({"RTCAM_X264_THREADS": "2"}, "x264 with 2 sliced threads (one picture split in 2 slices coded at once)"),
+}
+
+# The measures, in pipeline order: (key in a round's result, label).
+LATENCY_MEASURES = [
+    ("wire", "capture -> last packet at a viewer (loadgen)"),
+    ("aiortc", "glass-to-glass (aiortc decode, pattern clock)"),
+    ("received", "Chromium: capture -> frame's last packet received"),
+    ("decoded", "Chromium: capture -> frame decoded (received + decode)"),
+    ("presented", "Chromium: capture -> handed to its compositor (presentationTime)"),
+    ("handover", "  Chromium's decoded -> handed to its compositor (no buffering: < 1 ms)"),
+    ("shown", "Chromium: capture -> expected on screen (expectedDisplayTime)"),
+    ("wait", "  Chromium's display wait (expectedDisplayTime - presentationTime)"),
+    ("viz", "Chromium: capture -> drawn and swapped by viz (trace: presentation feedback)"),
+    ("vizwait", "  viz: decode end -> swapped (trace)"),
+    ("vsync", "Chromium: capture -> next 60 Hz tick after the swap (a panel's scan-out start)"),
+]
+
+
+def latency_round(variant: str, seconds: float, chromium_args: tuple[str, ...] = ()) -> dict:
+    environment, _ = LATENCY_VARIANTS[variant]
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    try:
+        daemon = start_daemon(f"latency-{variant}", SIZE, FPS, BITRATE)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     try:
         time.sleep(2)
         # Capture → last packet of the frame received by a viewer (rtcam-bench loadgen, using the
         # Sender Report's NTP/RTP mapping to recover each frame's capture time).
-        load = run_loadgen(daemon.base_url, 1, args.seconds, out_dir() / "loadgen-latency.json", echo=False)
+        load = run_loadgen(daemon.base_url, 1, seconds, out_dir() / f"loadgen-latency-{variant}.json", echo=False)
         # Glass-to-glass: aiortc decodes, pattern.py reads the stamped capture time.
         process = subprocess.run([sys.executable, str(common.HERE / "glass_to_glass.py"), daemon.base_url,
-                                  "--seconds", str(args.seconds)], stdout=subprocess.PIPE, text=True, timeout=120)
+                                  "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True, timeout=120)
         glass = json.loads(process.stdout.strip().splitlines()[-1]) if process.stdout.strip() else {"latencies_ms": []}
         # Glass-to-glass in Chromium: its own decoder and compositor, the pattern read from a canvas.
-        browser_glass = chromium_glass_to_glass(daemon, args.seconds)
+        browser = chromium_glass_to_glass(daemon, seconds, chromium_args)
     finally:
         daemon.stop()
-    wire = load["capture_to_receive_ms"]
-    g2g = percentiles([float(v) for v in glass["latencies_ms"]])
-    chromium = percentiles(browser_glass["latencies_ms"])
-    chromium_received = percentiles(browser_glass["received_ms"])
-    chromium_decoded = percentiles(browser_glass["decoded_ms"])
-    table(f"latency on loopback, {SIZE}@{FPS} {BITRATE} kb/s (goal: glass-to-glass p95 <= 60 ms -> {goal(g2g.get('p95'), 60)})",
-          ["what", "frames", "p50 ms", "p95 ms", "p99 ms", "max ms"],
-          [["capture -> last packet at a viewer (loadgen)", wire["count"], wire["p50"], wire["p95"], wire["p99"], wire["max"]],
-           ["glass-to-glass (aiortc decode, pattern clock)", g2g.get("count"), g2g.get("p50"), g2g.get("p95"),
-            g2g.get("p99"), g2g.get("max")],
-           ["Chromium: capture -> frame's last packet received", chromium_received.get("count"), chromium_received.get("p50"),
-            chromium_received.get("p95"), chromium_received.get("p99"), chromium_received.get("max")],
-           ["Chromium: capture -> frame decoded (received + decode)", chromium_decoded.get("count"), chromium_decoded.get("p50"),
-            chromium_decoded.get("p95"), chromium_decoded.get("p99"), chromium_decoded.get("max")],
-           ["glass-to-glass (Chromium: frame shown, canvas read)", chromium.get("count"), chromium.get("p50"),
-            chromium.get("p95"), chromium.get("p99"), chromium.get("max")]])
-    if glass.get("unreadable_frames"):
-        print(f"  {glass['unreadable_frames']} decoded frames had no readable timestamp")
-    if browser_glass["unreadable_frames"]:
-        print(f"  Chromium: {browser_glass['unreadable_frames']} presented frames had no readable timestamp")
-    print(f"  Chromium's clock against CLOCK_MONOTONIC: offset drifted {browser_glass['offset_drift_ms']:.2f} ms over the run")
-    result = {"capture_to_receive_ms": wire, "glass_to_glass_ms": g2g, "unreadable_frames": glass.get("unreadable_frames"),
-              "chromium_glass_to_glass_ms": chromium, "chromium_received_ms": chromium_received,
-              "chromium_decoded_ms": chromium_decoded,
-              "chromium": {k: v for k, v in browser_glass.items() if k not in ("latencies_ms", "received_ms", "decoded_ms")},
-              "aiortc_first_frame_s": glass.get("first_frame_s"), "errors": glass.get("errors"), "goal_p95_ms": 60}
+    return {"variant": variant, "load": common.machine_load()["loadavg_1m"],
+            "samples": {"wire": None, "aiortc": [float(v) for v in glass["latencies_ms"]],
+                        "received": browser["received_ms"], "decoded": browser["decoded_ms"],
+                        "presented": browser["presented_ms"], "handover": browser["handover_ms"],
+                        "shown": browser["latencies_ms"], "viz": browser["viz_presented_ms"],
+                        "vizwait": browser["viz_wait_ms"], "vsync": browser["vsync_presented_ms"],
+                        "wait": browser["display_wait_ms"]},
+            "wire": load["capture_to_receive_ms"], "aiortc_unreadable": glass.get("unreadable_frames"),
+            "aiortc_errors": glass.get("errors"),
+            "chromium": {k: v for k, v in browser.items()
+                         if k not in ("latencies_ms", "received_ms", "decoded_ms", "presented_ms", "display_wait_ms",
+                                      "handover_ms", "viz_presented_ms", "viz_wait_ms", "vsync_presented_ms")}}
+
+
+def bench_latency(args) -> dict:
+    variants = args.variants
+    unknown = [name for name in variants if name not in LATENCY_VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; known: {', '.join(LATENCY_VARIANTS)}")
+    rounds = args.rounds if len(variants) > 1 else 1
+    runs: list[dict] = []
+    for index in range(rounds):
+        for variant in variants:
+            run = latency_round(variant, args.seconds, tuple(args.chromium_arg or ()))
+            runs.append(run)
+            shown = percentiles(run["samples"]["shown"])
+            print(f"  round {index + 1} {variant}: shown p50 {fmt(shown.get('p50'))} p95 {fmt(shown.get('p95'))} ms, "
+                  f"refresh {fmt(run['chromium']['refresh_interval_ms'])} ms, load {run['load']}")
+    summary: dict = {}
+    for variant in variants:
+        mine = [run for run in runs if run["variant"] == variant]
+        pooled = {key: percentiles([v for run in mine for v in run["samples"][key]])
+                  for key, _ in LATENCY_MEASURES if key != "wire"}
+        # loadgen reports percentiles only: the median of its rounds' figures.
+        pooled["wire"] = {field: median([run["wire"][field] for run in mine if run["wire"].get(field) is not None])
+                          for field in ("count", "p50", "p95", "p99", "max")}
+        refresh = median([run["chromium"]["refresh_interval_ms"] for run in mine
+                          if run["chromium"]["refresh_interval_ms"] is not None])
+        summary[variant] = {"measures": pooled, "refresh_interval_ms": refresh, "rounds": [
+            {"load": run["load"], "shown": percentiles(run["samples"]["shown"]),
+             "presented": percentiles(run["samples"]["presented"]), "wait": percentiles(run["samples"]["wait"]),
+             "chromium": run["chromium"], "wire": run["wire"]} for run in mine]}
+        flags = f", Chromium with {' '.join(args.chromium_arg)}" if args.chromium_arg else ""
+        table(f"latency on loopback, {SIZE}@{FPS} {BITRATE} kb/s, {variant}: {LATENCY_VARIANTS[variant][1]}{flags}"
+              f"{f' ({len(mine)} rounds pooled)' if len(mine) > 1 else ''}",
+              ["what", "frames", "p50 ms", "p95 ms", "p99 ms", "min ms", "max ms"],
+              [[label, pooled[key].get("count"), pooled[key].get("p50"), pooled[key].get("p95"), pooled[key].get("p99"),
+                pooled[key].get("min"), pooled[key].get("max")] for key, label in LATENCY_MEASURES])
+        wait = pooled["wait"]
+        print(f"  issue 24's goal, Chromium shows the frame p95 <= 18 ms: by expectedDisplayTime {fmt(pooled['shown'].get('p95'))} ms "
+              f"-> {goal(pooled['shown'].get('p95'), 18)}; by viz's swap {fmt(pooled['viz'].get('p95'))} ms -> {goal(pooled['viz'].get('p95'), 18)}; "
+              f"by the next 60 Hz tick after the swap {fmt(pooled['vsync'].get('p95'))} ms -> {goal(pooled['vsync'].get('p95'), 18)}")
+        if refresh:
+            print(f"  expectedDisplayTime is Chromium's estimate, not a measurement: at the hand-over, its compositor's last BeginFrame "
+                  f"+ 2 refresh intervals ({refresh:.2f} ms here), i.e. (1, 2] intervals later while BeginFrames come on time; "
+                  f"measured {fmt(wait.get('min'))} to {fmt(wait.get('max'))} ms. viz's trace says when the frame was drawn and swapped "
+                  f"(headless, software: the swap is the end; a panel would start scanning it out at the next tick)")
+        for index, run in enumerate(mine):
+            chromium = run["chromium"]
+            inbound = chromium.get("inbound_rtp") or {}
+            # getStats' jitter buffer and decode figures are sums over the frames: per frame here.
+            def per_frame_ms(total: str, count: str) -> Optional[float]:
+                return 1000 * inbound[total] / inbound[count] if inbound.get(count) and total in inbound else None
+
+            jitter = per_frame_ms("jitterBufferDelay", "jitterBufferEmittedCount")
+            target = per_frame_ms("jitterBufferTargetDelay", "jitterBufferEmittedCount")
+            decode = per_frame_ms("totalDecodeTime", "framesDecoded")
+            print(f"  round {index + 1}: playout-delay {'negotiated' if chromium.get('playout_delay_extmap') else 'NOT negotiated'}; "
+                  f"jitter buffer mean {fmt(jitter)} ms (target {fmt(target)} ms); "
+                  f"decode mean {fmt(decode)} ms ({inbound.get('decoderImplementation')}); frames dropped {inbound.get('framesDropped')}; "
+                  f"clock offset drift {chromium['offset_drift_ms']:.2f} ms; unreadable {chromium['unreadable_frames']}; "
+                  f"sizes {chromium.get('sizes')}")
+    if len(variants) > 1:
+        header = ["what"] + [f"{variant} p50 / p95 ms" for variant in variants]
+        rows = [[label] + [f"{fmt(summary[v]['measures'][key].get('p50'))} / {fmt(summary[v]['measures'][key].get('p95'))}"
+                           for v in variants] for key, label in LATENCY_MEASURES]
+        table(f"side by side, {rounds} rounds each, interleaved", header, rows)
+    result = {"variants": {v: {"environment": LATENCY_VARIANTS[v][0], "what": LATENCY_VARIANTS[v][1], **summary[v]}
+                           for v in variants}, "chromium_args": args.chromium_arg or [],
+              "goal_shown_p95_ms": 18, "goal_glass_to_glass_p95_ms": 60}
     write_json("latency", result)
     return result
 
@@ -441,6 +533,15 @@ def bench_cpuadapt(args) -> dict:
 # (pattern.decode_bits). The frame's display time is Chromium's performance.timeOrigin +
 # expectedDisplayTime, wall-clock milliseconds; Python maps the stamped CLOCK_MONOTONIC capture time
 # to the wall clock with CLOCK_REALTIME - CLOCK_MONOTONIC read before and after the run.
+#
+# What Chromium's times mean (read in its sources; see Tests/Benchmarks/README.md, latency):
+# with playout-delay min = max = 0 libwebrtc marks every frame use_low_latency_rendering, so Blink
+# gives it no reference_time and WebMediaPlayerMSCompositor shows it "without algorithm": the frame
+# becomes the current one on the compositor thread as soon as it is decoded (presentationTime, the
+# moment it is handed to the compositor) and is submitted to viz at once (VideoFrameSubmitter::
+# DidReceiveFrame). Its expectedDisplayTime is the compositor's last_deadline_max_: the frame time of
+# the last BeginFrame it saw plus two BeginFrame intervals. So expected - presented lies in
+# (interval, 2 x interval] whatever the sender does: one to two display refreshes.
 CHROMIUM_GLASS_JS = r"""
 (async () => {
   const SECONDS = %(seconds)s, BLOCK = %(block)d, PER_ROW = %(per_row)d, MARGIN = %(margin)d;
@@ -453,8 +554,14 @@ CHROMIUM_GLASS_JS = r"""
   const canvas = document.createElement('canvas');
   const context = canvas.getContext('2d', {willReadFrequently: true});
   const samples = [];
+  // The page's own frames (requestAnimationFrame): their spacing is the display's refresh interval.
+  const animationFrames = [];
   let end = Infinity, finished;
   const done = new Promise(resolve => { finished = resolve; });
+  const onAnimationFrame = time => {
+    animationFrames.push(time);
+    if (performance.now() < end) requestAnimationFrame(onAnimationFrame);
+  };
   const onFrame = (now, meta) => {
     const shown = performance.timeOrigin + meta.expectedDisplayTime;
     const presented = performance.timeOrigin + meta.presentationTime;
@@ -480,8 +587,12 @@ CHROMIUM_GLASS_JS = r"""
     // frame was ready to show at received + processing; what follows is the compositor's wait.
     const received = meta.receiveTime === undefined ? null : performance.timeOrigin + meta.receiveTime;
     const processing = meta.processingDuration === undefined ? null : meta.processingDuration * 1000;
-    samples.push({shown, presented, received, processing, bits, width: meta.width, height: meta.height});
-    if (end === Infinity) end = performance.now() + SECONDS * 1000;
+    samples.push({shown, presented, received, processing, bits, width: meta.width, height: meta.height,
+                  presentedFrames: meta.presentedFrames});
+    if (end === Infinity) {
+      end = performance.now() + SECONDS * 1000;
+      requestAnimationFrame(onAnimationFrame);
+    }
     if (performance.now() < end) video.requestVideoFrameCallback(onFrame); else finished();
   };
   pc.ontrack = event => {
@@ -495,18 +606,28 @@ CHROMIUM_GLASS_JS = r"""
                                          body: pc.localDescription.sdp});
   if (response.status !== 201) throw new Error('POST /whep answered ' + response.status);
   const location = response.headers.get('Location');
-  await pc.setRemoteDescription({type: 'answer', sdp: await response.text()});
+  const answer = await response.text();
+  await pc.setRemoteDescription({type: 'answer', sdp: answer});
   const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('no frames')), (SECONDS + 15) * 1000));
   await Promise.race([done, timeout]);
+  // The receiver's own account of its jitter buffer (0 wait expected with playout-delay 0/0).
+  let inbound = {};
+  (await pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video') inbound = s; });
   pc.close();
   video.remove();
   await fetch(location, {method: 'DELETE'});
-  return samples;
+  const keep = ['framesDecoded', 'framesDropped', 'jitterBufferDelay', 'jitterBufferEmittedCount',
+                'jitterBufferTargetDelay', 'jitterBufferMinimumDelay', 'totalDecodeTime', 'totalProcessingDelay',
+                'totalAssemblyTime', 'framesAssembledFromMultiplePackets', 'freezeCount', 'decoderImplementation'];
+  const stats = {};
+  for (const key of keep) if (inbound[key] !== undefined) stats[key] = inbound[key];
+  const extmaps = answer.split(/\r?\n/).filter(line => line.startsWith('a=extmap:'));
+  return {samples, stats, extmaps, animationFrames, timeOrigin: performance.timeOrigin};
 })()
 """
 
 
-def chromium_glass_to_glass(daemon, seconds: float) -> dict:
+def chromium_glass_to_glass(daemon, seconds: float, chromium_args: tuple[str, ...] = ()) -> dict:
     from cdp import Chromium  # Tests/Interop
     import pattern
 
@@ -518,14 +639,53 @@ def chromium_glass_to_glass(daemon, seconds: float) -> dict:
     def wall_minus_monotonic_ms() -> float:
         return (time.clock_gettime_ns(time.CLOCK_REALTIME) - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / 1e6
 
-    with Chromium(log_path=str(out_dir() / "logs" / "chromium-latency.log")) as browser:
+    # viz's own account of when each video frame was presented: the "media" trace's VideoFrameSubmitter
+    # async events begin at the frame's decode_end_time and end at the presentation feedback's
+    # timestamp (VideoFrameSubmitter::OnBeginFrame); trace times are TimeTicks, CLOCK_MONOTONIC µs.
+    trace: list[dict] = []
+
+    def collect(message: dict) -> None:
+        if message.get("method") == "Tracing.dataCollected":
+            trace.extend(message["params"].get("value", []))
+
+    with Chromium(log_path=str(out_dir() / "logs" / "chromium-latency.log"), extra_args=chromium_args) as browser:
         page = browser.new_page(daemon.url("/healthz"))
+        browser.add_listener(collect)
+        browser.send("Tracing.start", {"traceConfig": {"includedCategories": ["media"], "recordMode": "recordContinuously"},
+                                       "transferMode": "ReportEvents"})
         offset_before = wall_minus_monotonic_ms()
-        samples = page.evaluate(script, timeout=seconds + 30)
+        run = page.evaluate(script, timeout=seconds + 30)
         offset_after = wall_minus_monotonic_ms()
+        cursor = browser.event_cursor()
+        browser.send("Tracing.end")
+        browser.wait_event("Tracing.tracingComplete", since=cursor, timeout=60)
+    samples = run["samples"]
+    begins: dict = {}
+    presentations = []   # (decode end, presented), CLOCK_MONOTONIC ms
+    for event in trace:
+        if event.get("name") != "VideoFrameSubmitter" or event.get("ph") not in ("b", "e"):
+            continue
+        key = (event.get("scope"), json.dumps(event.get("id2") or event.get("id"), sort_keys=True))
+        if event["ph"] == "b":
+            begins[key] = event["ts"] / 1000
+        elif key in begins:
+            presentations.append((begins.pop(key), event["ts"] / 1000))
+    presentations.sort()
     offset = (offset_before + offset_after) / 2
+    # Every frame's times, for a closer look (e.g. at the display wait's pattern over the run).
+    (out_dir() / "logs" / "chromium-latency-samples.json").write_text(json.dumps(
+        {"wall_minus_monotonic_ms": offset, "samples": samples, "animation_frames": run["animationFrames"],
+         "viz_presentations_monotonic_ms": presentations}))
     now_ms = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1_000_000
-    latencies, unreadable, received, decoded = [], 0, [], []
+    latencies, unreadable, received, decoded, presented, waits, handovers = [], 0, [], [], [], [], []
+    viz_presented, viz_waits, vsync_presented = [], [], []
+    decode_ends = [begin for begin, _ in presentations]
+    # The page's BeginFrame ticks (requestAnimationFrame times, document ms) on CLOCK_MONOTONIC: their
+    # grid is where a 60 Hz panel fed by this compositor would start scanning out a swapped frame.
+    frames = run["animationFrames"]
+    refresh = median([b - a for a, b in zip(frames, frames[1:]) if b > a])
+    origin_monotonic = run["timeOrigin"] - offset
+    phase = median([(origin_monotonic + t) % refresh for t in frames]) if refresh else None
     for sample in samples:
         stamp = pattern.decode_bits(int(bit) for bit in sample["bits"])
         if stamp is None:
@@ -533,14 +693,37 @@ def chromium_glass_to_glass(daemon, seconds: float) -> dict:
             continue
         captured_wall_ms = pattern.unwrap_milliseconds(stamp, now_ms) + offset
         latencies.append(sample["shown"] - captured_wall_ms)
+        presented.append(sample["presented"] - captured_wall_ms)
+        waits.append(sample["shown"] - sample["presented"])
         if sample.get("received") is not None:
             received.append(sample["received"] - captured_wall_ms)
             if sample.get("processing") is not None:
                 decoded.append(sample["received"] + sample["processing"] - captured_wall_ms)
-    return {"latencies_ms": latencies, "received_ms": received, "decoded_ms": decoded,
-            "frames": len(samples), "unreadable_frames": unreadable,
+                handovers.append(sample["presented"] - sample["received"] - sample["processing"])
+                # The trace's frame: decode_end_time within 5 ms of this one's decode end (frames are 33 ms apart).
+                decoded_monotonic = sample["received"] + sample["processing"] - offset
+                index = bisect.bisect_left(decode_ends, decoded_monotonic)
+                near = [i for i in (index - 1, index) if 0 <= i < len(decode_ends)
+                        and abs(decode_ends[i] - decoded_monotonic) < 5]
+                if near:
+                    best = min(near, key=lambda i: abs(decode_ends[i] - decoded_monotonic))
+                    swapped = presentations[best][1]
+                    viz_presented.append(swapped + offset - captured_wall_ms)
+                    viz_waits.append(swapped - presentations[best][0])
+                    if phase is not None:
+                        scanout = phase + math.ceil((swapped - phase) / refresh) * refresh
+                        vsync_presented.append(scanout + offset - captured_wall_ms)
+    playout = [line for line in run["extmaps"] if "playout-delay" in line]
+    return {"latencies_ms": latencies, "received_ms": received, "decoded_ms": decoded, "presented_ms": presented,
+            "display_wait_ms": waits, "handover_ms": handovers, "viz_presented_ms": viz_presented,
+            "vsync_presented_ms": vsync_presented,
+            "viz_wait_ms": viz_waits, "trace_presentations": len(presentations), "frames": len(samples), "unreadable_frames": unreadable,
             "offset_drift_ms": abs(offset_after - offset_before),
-            "size": f"{samples[0]['width']}x{samples[0]['height']}" if samples else None}
+            "size": f"{samples[0]['width']}x{samples[0]['height']}" if samples else None,
+            # Frames of another size (the CPU adaptation stepped down) have the clock elsewhere: unreadable.
+            "sizes": dict(collections.Counter(f"{sample['width']}x{sample['height']}" for sample in samples)),
+            "refresh_interval_ms": refresh, "animation_frames": len(frames),
+            "playout_delay_extmap": playout[0] if playout else None, "inbound_rtp": run["stats"]}
 
 
 # ---- first frame in Chromium ---------------------------------------------------------------------
@@ -1398,6 +1581,11 @@ def main() -> int:
                         help="shaped: which scenarios")
     parser.add_argument("--senders", nargs="+", default=["rtcam", "aiortc", "webrtcbin"],
                         choices=["rtcam", "aiortc", "webrtcbin"], help="shaped: which senders")
+    parser.add_argument("--variants", nargs="+", default=["as-shipped"],
+                        help=f"latency: daemon variants side by side, interleaved for --rounds rounds ({', '.join(LATENCY_VARIANTS)})")
+    parser.add_argument("--chromium-arg", action="append", metavar="FLAG",
+                        help="latency: one more Chromium command-line flag (repeat; written --chromium-arg=--flag), "
+                             "for experiments with its display timing; the tables say which flags ran")
     parser.add_argument("--spacing", type=float, default=1.0, help="firstframe: seconds between runs")
     parser.add_argument("--settle", type=float, default=15,
                         help="footprint: seconds before reading idle RSS (the daemon keeps x264 10 s after its last viewer)")

@@ -12,12 +12,12 @@ struct EncodedTestStream {
     static func captureTime(_ index: Int) -> MonotonicTime { MonotonicTime(milliseconds: 1_000 + 33 * UInt64(index)) }
 
     static func make(count: Int, width: Int = 320, height: Int = 240, bitrateKbps: Int = 500, profileLevelID: String = "42e01f",
-                     keyframeInterval: Int = 30, forceKeyframeAt: Set<Int> = [], maxSliceBytes: Int? = nil,
+                     keyframeInterval: Int = 30, forceKeyframeAt: Set<Int> = [], maxSliceBytes: Int? = nil, threads: Int = 1,
                      format: (Int) -> PixelFormat = { _ in .i420 }) throws -> EncodedTestStream {
         let source = try TestPatternSource(width: width, height: height)
         let encoder = try X264Encoder(width: width, height: height, fps: 30, bitrateKbps: bitrateKbps,
                                       profileLevelID: profileLevelID, keyframeInterval: keyframeInterval,
-                                      maxSliceBytes: maxSliceBytes)
+                                      threads: threads, maxSliceBytes: maxSliceBytes)
         var result = EncodedTestStream()
         for index in 0 ..< count {
             var frame = source.frame(at: captureTime(index), index: UInt64(index))
@@ -186,6 +186,32 @@ struct EncodedTestStream {
             let lumaPSNR = Self.psnr(picture[0 ..< 76_800], original[0 ..< 76_800])
             let chromaPSNR = Self.psnr(picture[76_800...], original[76_800...])
             #expect(lumaPSNR > 28 && chromaPSNR > 28, "frame \(index): PSNR Y \(lumaPSNR) C \(chromaPSNR)")
+        }
+    }
+
+    /// Sliced threads (the daemon's RTCAM_X264_THREADS): each picture is coded as one slice per
+    /// thread, still one access unit out per picture in, and FFmpeg decodes every picture with its
+    /// timestamp intact.
+    @Test(arguments: [1, 2, 3])
+    func slicedThreadsCodeOneSlicePerThread(threads: Int) throws {
+        let encoded = try EncodedTestStream.make(count: 20, forceKeyframeAt: [11], threads: threads)
+        #expect(encoded.frames.count == 20)
+        #expect(encoded.frames.indices.filter { encoded.frames[$0].isKeyframe } == [0, 11])
+        for (index, frame) in encoded.frames.enumerated() {
+            let slices = Self.nalTypes(frame.accessUnit).filter { $0 == 1 || $0 == 5 }.count
+            #expect(slices == threads, "frame \(index): \(slices) slices with \(threads) threads")
+            #expect(frame.captureTime == EncodedTestStream.captureTime(index))
+        }
+        let ffmpeg = try ExternalTools.require("ffmpeg")
+        let path = try ExternalTools.writeTemporaryFile(encoded.stream, suffix: ".h264")
+        defer { ExternalTools.remove(path) }
+        let decoded = try ExternalTools.run("\(ffmpeg) -v error -i \(path) -f rawvideo -pix_fmt yuv420p -")
+        let frameBytes = 320 * 240 * 3 / 2
+        #expect(decoded.count == 20 * frameBytes)
+        for index in 0 ..< min(20, decoded.count / frameBytes) {
+            let picture = Array(decoded[index * frameBytes ..< index * frameBytes + 320 * 240])
+            let timestamp = TestPatternDecoder.readTimestamp(fromLuma: picture, width: 320, height: 240, stride: 320)
+            #expect(timestamp == UInt32(EncodedTestStream.captureTime(index).milliseconds), "frame \(index)")
         }
     }
 
