@@ -8,7 +8,8 @@ import RTCBase
 /// is full: whatever leaves the sender beyond what the link delivers is dropped there, resends of
 /// what it dropped included, and the picture stands still until they get through. So, until what
 /// the pacer holds has left:
-/// - the pacer sends at what the link delivered (× `pacingShare`), not at 2.5 × the estimate: what
+/// - the pacer sends at what the link delivered (× `pacingShare`; less while the link's own queue
+///   is deep: `linkQueueDrainTime`), not at 2.5 × the estimate: what
 ///   the encoder made before it followed the cut, and the resends, wait in the pacer, not in the
 ///   link's queue where they would be lost;
 /// - the encoder follows the estimate less what the pacer holds spread over `drainTime` (at least
@@ -17,6 +18,12 @@ import RTCBase
 ///   a keyframe at the new rate, a longer freeze than sending it late).
 public struct CongestionResponse: Sendable {
     public var pacingShare = 0.9
+    /// While the link's own queue is deep, the pacer goes slower still, so that queue empties in
+    /// about this long: resends (first in the pacer) then reach the receiver without waiting behind
+    /// the old rate's packets, and are not dropped at a full queue again. Never under
+    /// `minimumPacingShare` of the delivery rate.
+    public var linkQueueDrainTime: Duration = .milliseconds(500)
+    public var minimumPacingShare = 0.4
     public var drainTime: Duration = .seconds(1)
     public var minimumEncoderShare = 0.5
     public var staleVideoDuringDrain: Duration = .milliseconds(1500)
@@ -27,13 +34,17 @@ public struct CongestionResponse: Sendable {
     /// The link's delivery rate the pacer follows (nil: not draining).
     public private(set) var deliveryBitsPerSecond: Int?
     public private(set) var episodeStart: MonotonicTime?
+    /// The link's queueing delay at the latest update (the estimator's `linkQueueDelay`).
+    public private(set) var linkQueueDelay: Duration?
 
     public init() {}
 
     public var isDraining: Bool { deliveryBitsPerSecond != nil }
 
     /// `backlogBytes`: media (video and resends) waiting in the pacer.
-    public mutating func update(congested: Bool, deliveredBitsPerSecond: Int?, backlogBytes: Int, now: MonotonicTime) {
+    public mutating func update(congested: Bool, deliveredBitsPerSecond: Int?, backlogBytes: Int, linkQueueDelay: Duration?,
+                                now: MonotonicTime) {
+        self.linkQueueDelay = linkQueueDelay
         if congested {
             if deliveryBitsPerSecond == nil { episodeStart = now }
             if let deliveredBitsPerSecond { deliveryBitsPerSecond = deliveredBitsPerSecond }
@@ -48,7 +59,14 @@ public struct CongestionResponse: Sendable {
 
     public func pacingBitsPerSecond(target: Int, normal: Int) -> Int {
         guard let delivery = deliveryBitsPerSecond else { return normal }
-        return max(target, Int(Double(delivery) * pacingShare))
+        let pace = Double(max(target, Int(Double(delivery) * pacingShare)))
+        return Int(pace * currentPacingShare / pacingShare)
+    }
+
+    /// `pacingShare`, less the share that empties the link's queue in `linkQueueDrainTime`.
+    var currentPacingShare: Double {
+        let queued = (linkQueueDelay ?? .zero).millisecondsDouble / max(linkQueueDrainTime.millisecondsDouble, 1)
+        return max(minimumPacingShare, pacingShare - queued)
     }
 
     /// The rate the encoder should follow for this viewer.

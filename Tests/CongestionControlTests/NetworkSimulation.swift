@@ -371,7 +371,16 @@ struct CallSimulation {
         }
     }
 
+    /// Frames made while a congested link's backlog drained, and the encoder's rate they were held
+    /// under the estimate by then (bits/s, summed over those frames).
+    private(set) var framesWhileDraining = 0
+    private(set) var encoderHeldUnder = 0.0
+
     private mutating func produceFrame() {
+        if congestionHandling == .respond, congestion.isDraining {
+            framesWhileDraining += 1
+            encoderHeldUnder += Double(estimator.targetBitsPerSecond - encoderFollows)
+        }
         // Encoder lag: the encoder's rate follows the target with a 200 ms time constant.
         let dt = 1.0 / 30
         // The encoder gets the target less audio and packet overhead, as the daemon should set it
@@ -414,7 +423,7 @@ struct CallSimulation {
             return
         }
         congestion.update(congested: estimator.isCongested, deliveredBitsPerSecond: estimator.congestedDeliveryBitsPerSecond,
-                          backlogBytes: mediaBacklog, now: t)
+                          backlogBytes: mediaBacklog, linkQueueDelay: estimator.linkQueueDelay, now: t)
         pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: estimator.targetBitsPerSecond,
                                                                            normal: estimator.pacingBitsPerSecond), at: t)
     }

@@ -1,0 +1,80 @@
+import RTCBase
+import Testing
+
+@testable import CongestionControl
+
+/// The pieces issue 24's step and steady-link figures rest on, each on the virtual clock.
+@Suite("Congestion response: the link's queue, the pacing under it, AIMD's second decrease")
+struct CongestionResponseTests {
+    static func at(_ milliseconds: Int64) -> MonotonicTime { MonotonicTime(nanoseconds: UInt64(milliseconds) * 1_000_000) }
+
+    /// One packet sent at `sent` ms that arrived `oneWay` ms later on a remote clock 5 s ahead of ours.
+    static func result(_ sequence: Int64, sent: Int64, oneWay: Int64?) -> PacketResult {
+        PacketResult(sequenceNumber: sequence, sendTime: at(sent), bytes: 1200, kind: .media,
+                     arrivalMicroseconds: oneWay.map { (5_000 + sent + $0) * 1000 })
+    }
+
+    @Test func queueingDelayIsTheOneWayDelayAboveItsLowest() {
+        var tracker = QueueingDelayTracker()
+        #expect(tracker.delay == nil)
+        // 1 s at a 20 ms one-way delay, then a queue that grows to 180 ms.
+        tracker.update(received: (0..<50).map { Self.result($0, sent: 1_000 + $0 * 20, oneWay: 20) })
+        #expect(tracker.delay == .zero)
+        tracker.update(received: (50..<60).map { Self.result($0, sent: 1_000 + $0 * 20, oneWay: 20 + ($0 - 49) * 18) })
+        #expect(tracker.delay == .milliseconds(180))
+        // It grew from packet 49's arrival (the last with no queue), 180 ms over 380 ms of arrivals.
+        let rise = tracker.rise
+        #expect(rise?.delay == .milliseconds(180))
+        let since: Int64 = rise?.since ?? 0
+        #expect(since == 7_000_000)  // 1,000 + 49 × 20 ms sent, 20 ms on the way, on a clock 5 s ahead
+        #expect(abs((rise?.slope ?? 0) - 180.0 / 380) < 0.001)
+        // Lost packets say nothing; an older packet reported late does not replace the newest.
+        tracker.update(received: [Self.result(60, sent: 2_200, oneWay: nil), Self.result(45, sent: 1_900, oneWay: 20)])
+        #expect(tracker.delay == .milliseconds(180))
+        // The queue drained.
+        tracker.update(received: [Self.result(61, sent: 2_220, oneWay: 25)])
+        #expect(tracker.delay == .milliseconds(5))
+        #expect(tracker.rise == nil)
+        // 10 s later the old base has aged out: a path that is 30 ms longer for good reads as no queue.
+        tracker.update(received: (62..<700).map { Self.result($0, sent: 2_240 + ($0 - 62) * 20, oneWay: 50) })
+        #expect(tracker.delay == .zero)
+    }
+
+    @Test func theLinksQueueSlowsThePacerUntilItIsShort() {
+        var response = CongestionResponse()
+        response.update(congested: true, deliveredBitsPerSecond: 800_000, backlogBytes: 30_000,
+                        linkQueueDelay: .milliseconds(200), now: Self.at(1_000))
+        // 200 ms queued: 0.9 − 0.2/0.5 = 0.5 of what the link delivers, so its queue empties in ~0.5 s.
+        #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) == 400_000)
+        response.update(congested: true, deliveredBitsPerSecond: 800_000, backlogBytes: 30_000,
+                        linkQueueDelay: .milliseconds(400), now: Self.at(1_050))
+        #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) == 320_000)  // never under 0.4
+        response.update(congested: true, deliveredBitsPerSecond: 800_000, backlogBytes: 30_000,
+                        linkQueueDelay: .milliseconds(2), now: Self.at(1_100))
+        // Short: at 0.9 of the link's rate, as before.
+        #expect(abs(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) - 716_000) < 1_000)
+        // Outside an episode the queue does not matter.
+        response.update(congested: false, deliveredBitsPerSecond: nil, backlogBytes: 0,
+                        linkQueueDelay: .milliseconds(200), now: Self.at(1_200))
+        #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) == 1_700_000)
+    }
+
+    /// A second overuse while the queue the first decrease left drains: the rate is already under
+    /// β × what arrives, so it goes no lower than β × the link's capacity (its average at overuse).
+    /// Before, β × its lower bound: 1.8 Mb/s → 1.62 → 1.55 on a 1.9 Mb/s link.
+    @Test func aDrainingQueueDoesNotCutTwice() {
+        var control = AIMDRateControl(start: 1_800_000, minimum: 100_000, maximum: 2_500_000)
+        control.roundTripTime = .milliseconds(2)
+        control.update(usage: .normal, acknowledged: 1_900_000, at: Self.at(1_000))
+        control.update(usage: .overusing, acknowledged: 1_900_000, at: Self.at(1_050))
+        let first = control.bitsPerSecond
+        #expect(abs(first - 0.85 * 1_900_000) < 1)
+        for step in 1...4 {
+            control.update(usage: .overusing, acknowledged: 1_950_000, at: Self.at(1_050 + Int64(step) * 50))
+        }
+        #expect(control.bitsPerSecond >= first - 1, "cut again to \(Int(control.bitsPerSecond))")
+        // A link that really got slower (less arrives) is still followed down.
+        control.update(usage: .overusing, acknowledged: 1_000_000, at: Self.at(1_400))
+        #expect(abs(control.bitsPerSecond - 850_000) < 1)
+    }
+}
