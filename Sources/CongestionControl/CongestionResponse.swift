@@ -25,6 +25,16 @@ public struct CongestionResponse: Sendable {
     public var linkQueueDrainTime: Duration = .milliseconds(500)
     public var minimumPacingShare = 0.4
     public var drainTime: Duration = .seconds(1)
+    /// An encoder follows a cut within a few frames; a source that, from this long into an episode,
+    /// still gives the pacer more than `sourceOvershoot` × the rate it was asked for cannot (a
+    /// passthrough camera or file: its rate is the stream's own). Then the pacer sends at least what
+    /// the source gives it, plus the backlog over `drainTime`: holding video the source will never
+    /// slow down for only grows the backlog until it goes stale (LossyPassthroughTests: 7-8 s of a
+    /// 600 kb/s file in the pacer at 250-330 kb/s, on a lossy link with no queue at all).
+    public var sourceFollowTime: Duration = .milliseconds(500)
+    public var sourceOvershoot = 1.5
+    /// The source's rate is measured over this long.
+    public var sourceRateWindow: Duration = .seconds(1)
     public var minimumEncoderShare = 0.5
     public var staleVideoDuringDrain: Duration = .milliseconds(1500)
     /// After an episode began, the longer stale limit holds at most this long (a link that stays
@@ -37,14 +47,39 @@ public struct CongestionResponse: Sendable {
     /// The link's queueing delay at the latest update (the estimator's `linkQueueDelay`).
     public private(set) var linkQueueDelay: Duration?
 
+    /// (time, video bytes the pacer was given so far), oldest first, over `sourceRateWindow`.
+    private var sourceSamples: [(time: MonotonicTime, bytes: Int)] = []
+    private var latestBacklogBytes = 0
+
     public init() {}
+
+    /// What the source gave the pacer over `sourceRateWindow` (from `after` on), bits/s; nil before
+    /// 200 ms of it were seen.
+    public func sourceBitsPerSecond(after: MonotonicTime? = nil) -> Int? {
+        let start = after ?? .zero
+        guard let first = sourceSamples.first(where: { $0.time >= start }),
+              let last = sourceSamples.last, last.time - first.time >= .milliseconds(200) else { return nil }
+        let seconds = (last.time - first.time).millisecondsDouble / 1000
+        return Int(Double(last.bytes - first.bytes) * 8 / seconds)
+    }
 
     public var isDraining: Bool { deliveryBitsPerSecond != nil }
 
     /// `backlogBytes`: media (video and resends) waiting in the pacer.
+    /// `videoBytesEnqueued`: the pacer's `enqueuedBytes(.video)` (nil: the source's own rate is not
+    /// watched, and the pacer may hold it back for the whole episode).
     public mutating func update(congested: Bool, deliveredBitsPerSecond: Int?, backlogBytes: Int, linkQueueDelay: Duration?,
-                                now: MonotonicTime) {
+                                videoBytesEnqueued: Int? = nil, now: MonotonicTime) {
         self.linkQueueDelay = linkQueueDelay
+        latestBacklogBytes = backlogBytes
+        if let videoBytesEnqueued {
+            if let last = sourceSamples.last, now < last.time + .milliseconds(20) {
+                sourceSamples[sourceSamples.count - 1].bytes = videoBytesEnqueued
+            } else {
+                sourceSamples.append((now, videoBytesEnqueued))
+            }
+            while sourceSamples.count > 2, now - sourceSamples[1].time >= sourceRateWindow { sourceSamples.removeFirst() }
+        }
         if congested {
             if deliveryBitsPerSecond == nil { episodeStart = now }
             if let deliveredBitsPerSecond { deliveryBitsPerSecond = deliveredBitsPerSecond }
@@ -59,8 +94,18 @@ public struct CongestionResponse: Sendable {
 
     public func pacingBitsPerSecond(target: Int, normal: Int) -> Int {
         guard let delivery = deliveryBitsPerSecond else { return normal }
-        let pace = Double(max(target, Int(Double(delivery) * pacingShare)))
-        return Int(pace * currentPacingShare / pacingShare)
+        let pace = Int(Double(max(target, Int(Double(delivery) * pacingShare))) * currentPacingShare / pacingShare)
+        return max(pace, sourceFloor(target: target) ?? 0)
+    }
+
+    /// A source that did not follow the cut (see `sourceFollowTime`): what it gives the pacer plus
+    /// the backlog spread over `drainTime`. Nil for an encoder that followed.
+    func sourceFloor(target: Int) -> Int? {
+        guard let episodeStart, let source = sourceBitsPerSecond(after: episodeStart + sourceFollowTime) else { return nil }
+        let asked = encoderBitsPerSecond(target: target, backlogBytes: latestBacklogBytes)
+        guard Double(source) > sourceOvershoot * Double(asked) else { return nil }
+        let drain = Double(latestBacklogBytes) * 8 / max(drainTime.millisecondsDouble / 1000, 0.1)
+        return source + Int(drain)
     }
 
     /// `pacingShare`, less the share that empties the link's queue in `linkQueueDrainTime`.

@@ -196,7 +196,13 @@ public struct SendSideBandwidthEstimator {
         let queueGrew = trendlineQueueGrew || delayQueueGrew
         let measured = trendlineQueueGrew ? trendlineMeasured : (trendlineMeasured ?? measuredSinceQueue)
         let delayUp = delayBased.detector.usage == .overusing || rise >= Self.congestionDelayRise / 2
-        if queueGrew || (lossBurst && delayUp) {
+        // A queue that overflowed is still deep when its losses are reported. Loss without one is
+        // random loss, whatever the trendline says: on a lossy path with no queue (netem: 10 %, 50 ms
+        // RTT) a receiver's stall bunched arrivals, the detector read overuse, and a feedback with
+        // 2 of 8 packets lost started an episode that held a passthrough source's video (which
+        // cannot follow the cut) in the pacer for 7-8 s (LossyPassthroughTests).
+        let linkQueued = (queueing.delay?.millisecondsDouble ?? 0) >= Self.congestionDelayRise / 2
+        if queueGrew || (lossBurst && delayUp && linkQueued) {
             lastCongestionSign = now
             if var delivered = (queueGrew ? measured : nil) ?? (congestedDelivery == nil ? acknowledged.recentBitsPerSecond : nil) {
                 // One feedback never takes the rate below half of what arrived over the last half

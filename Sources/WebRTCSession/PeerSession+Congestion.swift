@@ -97,7 +97,8 @@ extension PeerSession {
         // the noise (1.3-2.7 s either way). Only in a congestion episode (a rate step) does the pacer
         // go slower: at the link's delivery rate, until its backlog is gone (CongestionResponse).
         congestion.update(congested: bandwidth.isCongested, deliveredBitsPerSecond: bandwidth.congestedDeliveryBitsPerSecond,
-                          backlogBytes: mediaBacklogBytes, linkQueueDelay: bandwidth.linkQueueDelay, now: now)
+                          backlogBytes: mediaBacklogBytes, linkQueueDelay: bandwidth.linkQueueDelay,
+                          videoBytesEnqueued: pacer.enqueuedBytes(.video), now: now)
         pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: bandwidth.targetBitsPerSecond,
                                                                            normal: bandwidth.pacingBitsPerSecond), at: now)
         guard let target = estimatedBitsPerSecond else { return }

@@ -59,6 +59,33 @@ struct CongestionResponseTests {
         #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) == 1_700_000)
     }
 
+    /// A source that does not follow the cut (a passthrough file at 600 kb/s) is paced at least at
+    /// its own rate plus the backlog over `drainTime` from 0.5 s into an episode; an encoder that
+    /// followed is held at the link's rate as before.
+    @Test func aSourceThatCannotFollowIsNotHeldBack() {
+        func run(sourceBitsPerSecond: (Int64) -> Int) -> [Int] {
+            var response = CongestionResponse()
+            var enqueued = 0
+            var paces: [Int] = []
+            for step in Int64(0)...40 {  // 40 ms apart (25 fps), the episode from 0 ms
+                let now = Self.at(1_000 + step * 40)
+                enqueued += sourceBitsPerSecond(step * 40) / 8 / 25
+                response.update(congested: true, deliveredBitsPerSecond: 400_000, backlogBytes: 20_000,
+                                linkQueueDelay: .zero, videoBytesEnqueued: enqueued, now: now)
+                paces.append(response.pacingBitsPerSecond(target: 300_000, normal: 750_000))
+            }
+            return paces
+        }
+        let passthrough = run { _ in 600_000 }
+        #expect(passthrough[0] == 360_000)  // 0.9 × 400 kb/s: held at first, as for any source
+        #expect(passthrough[12] == 360_000)  // 480 ms: the source may still follow
+        // From 0.7 s (0.5 s to follow, 0.2 s to measure): 600 kb/s + 20 kB over 1 s.
+        #expect(passthrough[18...].allSatisfy { abs($0 - 760_000) < 10_000 }, "\(passthrough)")
+        // An encoder that went down to what it was asked (0.3 × 0.5 … 0.3 Mb/s) within 0.2 s.
+        let encoder = run { $0 < 200 ? 1_000_000 : 200_000 }
+        #expect(encoder.allSatisfy { $0 == 360_000 }, "\(encoder)")
+    }
+
     /// A second overuse while the queue the first decrease left drains: the rate is already under
     /// β × what arrives, so it goes no lower than β × the link's capacity (its average at overuse).
     /// Before, β × its lower bound: 1.8 Mb/s → 1.62 → 1.55 on a 1.9 Mb/s link.

@@ -221,6 +221,12 @@ struct CallSimulation {
         receiverStalls.first { time >= $0.at && time < $0.at + $0.duration }.map { $0.at + $0.duration }
     }
     var congestion = CongestionResponse()
+    /// A source whose rate the estimate cannot change (an H.264 file or camera played as it is, the
+    /// daemon's passthrough): frames of a fixed rate at `framesPerSecond`, an IDR `keyframeFactor`
+    /// times a P-frame's size every `keyframeInterval` frames. Nil: the encoder follows the target.
+    var passthrough: (bitsPerSecond: Int, framesPerSecond: Int, keyframeInterval: Int, keyframeFactor: Int)?
+    /// The most bytes of video and resends the pacer held at once.
+    private(set) var largestMediaBacklog = 0
     /// The receiver asks again for a packet still missing after this (Chromium: its RTT estimate,
     /// about 100 ms on a path it has no RTT for), at most `maximumNACKs` times.
     var nackInterval: Int64 = 100_000_000
@@ -389,8 +395,15 @@ struct CallSimulation {
         let videoShare = max(Double(encoderFollows) - audio, 50_000) * Double(Self.packetBytes) / Double(Self.packetBytes + Self.overheadBytes)
         encoderTarget += (videoShare - encoderTarget) * min(1, dt / 0.2)
         var bytes = Int(encoderTarget / 30 / 8)
-        let keyframe = frameIndex % 90 == 0
+        var keyframe = frameIndex % 90 == 0
         if keyframe { bytes *= 3 }  // a keyframe every 3 s
+        if let source = passthrough {
+            // The group of pictures carries the fixed rate: (interval - 1) P-frames and one IDR.
+            let groupBytes = source.bitsPerSecond / 8 * source.keyframeInterval / source.framesPerSecond
+            let frameBytes = groupBytes / (source.keyframeInterval - 1 + source.keyframeFactor)
+            keyframe = frameIndex % source.keyframeInterval == 0
+            bytes = keyframe ? frameBytes * source.keyframeFactor : frameBytes
+        }
         frameIndex += 1
         let frame = frames.count
         var packets = 0
@@ -405,7 +418,8 @@ struct CallSimulation {
             packets += 1
         }
         frames.append((packets, 0, keyframe, nil))
-        nextFrame += Self.second / 30
+        largestMediaBacklog = max(largestMediaBacklog, mediaBacklog)
+        nextFrame += Self.second / Int64(passthrough?.framesPerSecond ?? 30)
     }
 
     /// The rate the encoder follows: the estimate, or less while a congested link's backlog drains.
@@ -423,7 +437,8 @@ struct CallSimulation {
             return
         }
         congestion.update(congested: estimator.isCongested, deliveredBitsPerSecond: estimator.congestedDeliveryBitsPerSecond,
-                          backlogBytes: mediaBacklog, linkQueueDelay: estimator.linkQueueDelay, now: t)
+                          backlogBytes: mediaBacklog, linkQueueDelay: estimator.linkQueueDelay,
+                          videoBytesEnqueued: pacer.enqueuedBytes(.video), now: t)
         pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: estimator.targetBitsPerSecond,
                                                                            normal: estimator.pacingBitsPerSecond), at: t)
     }
