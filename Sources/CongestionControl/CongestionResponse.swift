@@ -9,7 +9,7 @@ import RTCBase
 /// what it dropped included, and the picture stands still until they get through. So, until what
 /// the pacer holds has left:
 /// - the pacer sends at what the link delivered (× `pacingShare`; less while the link's own queue
-///   is deep: `linkQueueDrainTime`), not at 2.5 × the estimate: what
+///   is deep and no resend waits: `linkQueueDrainTime`), not at 2.5 × the estimate: what
 ///   the encoder made before it followed the cut, and the resends, wait in the pacer, not in the
 ///   link's queue where they would be lost;
 /// - the encoder follows the estimate less what the pacer holds spread over `drainTime` (at least
@@ -18,11 +18,16 @@ import RTCBase
 ///   a keyframe at the new rate, a longer freeze than sending it late).
 public struct CongestionResponse: Sendable {
     public var pacingShare = 0.9
-    /// While the link's own queue is deep, the pacer goes slower still, so that queue empties in
-    /// about this long: resends (first in the pacer) then reach the receiver without waiting behind
-    /// the old rate's packets, and are not dropped at a full queue again. Never under
-    /// `minimumPacingShare` of the delivery rate.
-    public var linkQueueDrainTime: Duration = .milliseconds(500)
+    /// While the link's own queue is deep (the owner passes the estimator's
+    /// `projectedLinkQueueDelay`), the pacer goes slower still, so that queue empties in about this
+    /// long: resends (first in the pacer) then reach the receiver without waiting behind the old
+    /// rate's packets, and are not dropped at a full queue again. Never under `minimumPacingShare`
+    /// of the delivery rate. Not while resends wait in the pacer: slowing them down only makes them
+    /// later (what is in the link's queue ahead of them stays ahead of them). 250 ms with the
+    /// projected queue and resends at `pacingShare`: the step at 12 phases of the keyframe cycle
+    /// froze 244-465 ms (KeyframeSchedule holding the periodic IDR); 500 ms with the last reported
+    /// queue and resends slowed too: 285-523 ms.
+    public var linkQueueDrainTime: Duration = .milliseconds(250)
     public var minimumPacingShare = 0.4
     public var drainTime: Duration = .seconds(1)
     /// An encoder follows a cut within a few frames; a source that, from this long into an episode,
@@ -44,7 +49,7 @@ public struct CongestionResponse: Sendable {
     /// The link's delivery rate the pacer follows (nil: not draining).
     public private(set) var deliveryBitsPerSecond: Int?
     public private(set) var episodeStart: MonotonicTime?
-    /// The link's queueing delay at the latest update (the estimator's `linkQueueDelay`).
+    /// The link's queueing delay at the latest update (the estimator's `projectedLinkQueueDelay`).
     public private(set) var linkQueueDelay: Duration?
 
     /// (time, video bytes the pacer was given so far), oldest first, over `sourceRateWindow`.
@@ -92,9 +97,12 @@ public struct CongestionResponse: Sendable {
     /// About one packet left: drained.
     static let drainedBytes = 1500
 
-    public func pacingBitsPerSecond(target: Int, normal: Int) -> Int {
+    /// `resendsWaiting`: resends are queued in the pacer (they go at `pacingShare` of the link's rate
+    /// whatever its queue: see `linkQueueDrainTime`).
+    public func pacingBitsPerSecond(target: Int, normal: Int, resendsWaiting: Bool = false) -> Int {
         guard let delivery = deliveryBitsPerSecond else { return normal }
-        let pace = Int(Double(max(target, Int(Double(delivery) * pacingShare))) * currentPacingShare / pacingShare)
+        let share = resendsWaiting ? pacingShare : currentPacingShare
+        let pace = Int(Double(max(target, Int(Double(delivery) * pacingShare))) * share / pacingShare)
         return max(pace, sourceFloor(target: target) ?? 0)
     }
 

@@ -54,6 +54,12 @@ struct QueueingDelayTracker {
         return (.microseconds(delay), since, Double(delay) / Double(newest.arrival - since))
     }
 
+    /// The newest reported packet: when it was sent and its queueing delay.
+    var newestReported: (sent: MonotonicTime, delay: Duration)? {
+        guard let newest, let base = buckets.map(\.lowest).min() else { return nil }
+        return (newest.sent, .microseconds(max(0, newest.offset - base)))
+    }
+
     /// The newest reported packet's queueing delay (nil before any arrival).
     var delay: Duration? {
         guard let newest, let base = buckets.map(\.lowest).min() else { return nil }

@@ -334,6 +334,21 @@ public struct SendSideBandwidthEstimator {
     /// delay above the lowest of the last 10 s); nil before feedback.
     public var linkQueueDelay: Duration? { queueing.delay }
 
+    /// The link's queue now, in a congestion episode: the newest reported packet's
+    /// (`linkQueueDelay`), plus what was sent after it (it waits behind it), served at the link's
+    /// delivery rate, less the time since. Feedback reports a packet only once it is through the
+    /// queue: after a rate step into a 200 ms queue, `linkQueueDelay` said 95 ms while the queue
+    /// was full, and the pacer went on filling it for 130 ms more at 0.9-0.55 × the link's rate
+    /// (the resends then waited behind that). Lost packets count as if queued: an overflowing
+    /// queue reads deeper than it is, never shorter. Outside an episode: `linkQueueDelay`.
+    public func projectedLinkQueueDelay(now: MonotonicTime) -> Duration? {
+        guard let reported = queueing.newestReported else { return nil }
+        guard let delivery = congestedDelivery, delivery > 0 else { return reported.delay }
+        let behind = Double(history.bytesSent(after: reported.sent)) * 8 / delivery
+        let leaves = reported.sent + reported.delay + .nanoseconds(Int64(behind * 1e9))
+        return leaves > now ? leaves - now : .zero
+    }
+
     public var roundTripTime: Duration? { reportedRoundTripTime ?? feedbackRoundTripTime }
 
     /// What the link carried, bits/s, for AIMD (its decrease goes to β × this): what arrived, plus

@@ -30,6 +30,11 @@ extension PeerSession {
         return congestion.encoderBitsPerSecond(target: bandwidth.targetBitsPerSecond, backlogBytes: mediaBacklogBytes)
     }
 
+    /// Whether this viewer's link is in a congestion episode (CongestionResponse: the pacer drains
+    /// what a rate step left at the link's rate): the hub holds the encoder's periodic IDR meanwhile.
+    /// Surfaced with a `bitrateEstimate` event whenever it changes.
+    public var isInCongestionEpisode: Bool { congestion.isDraining }
+
     /// Video and resends waiting in the pacer.
     var mediaBacklogBytes: Int { pacer.queuedBytes(.video) + pacer.queuedBytes(.retransmission) }
 
@@ -54,8 +59,10 @@ extension PeerSession {
                 sendResend(original, sequenceNumber: sequenceNumber, rtxSSRC: rtxSSRC, now: now, into: &batch)
             }
         }
-        // The backlog a congested link left is gone: pace (and encode) normally again.
-        if congestion.isDraining, let bandwidth, !bandwidth.isCongested, mediaBacklogBytes <= 1500 {
+        // In a congestion episode the pacing follows the link's projected queue (it shortens as time
+        // passes, not only when feedback comes) and whether resends wait; once the backlog the
+        // congested link left is gone, pace (and encode) normally again.
+        if congestion.isDraining, bandwidth != nil {
             bandwidthUpdated(now: now)
         }
     }
@@ -97,12 +104,18 @@ extension PeerSession {
         // the noise (1.3-2.7 s either way). Only in a congestion episode (a rate step) does the pacer
         // go slower: at the link's delivery rate, until its backlog is gone (CongestionResponse).
         congestion.update(congested: bandwidth.isCongested, deliveredBitsPerSecond: bandwidth.congestedDeliveryBitsPerSecond,
-                          backlogBytes: mediaBacklogBytes, linkQueueDelay: bandwidth.linkQueueDelay,
+                          backlogBytes: mediaBacklogBytes, linkQueueDelay: bandwidth.projectedLinkQueueDelay(now: now),
                           videoBytesEnqueued: pacer.enqueuedBytes(.video), now: now)
         pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: bandwidth.targetBitsPerSecond,
-                                                                           normal: bandwidth.pacingBitsPerSecond), at: now)
+                                                                           normal: bandwidth.pacingBitsPerSecond,
+                                                                           resendsWaiting: pacer.queuedBytes(.retransmission) > 0),
+                       at: now)
         guard let target = estimatedBitsPerSecond else { return }
-        if let last = lastSurfacedEstimate, abs(Double(target - last)) < Double(last) * 0.02 { return }
+        // An episode's start and end are surfaced whatever the estimate did: the hub holds the
+        // encoder's periodic IDR while one is on (KeyframeSchedule).
+        let episodeChanged = congestion.isDraining != surfacedCongestionEpisode
+        if !episodeChanged, let last = lastSurfacedEstimate, abs(Double(target - last)) < Double(last) * 0.02 { return }
+        surfacedCongestionEpisode = congestion.isDraining
         lastSurfacedEstimate = target
         statistics.estimatedBitsPerSecond = target
         outputs.append(.event(.bitrateEstimate(bitsPerSecond: UInt64(target))))

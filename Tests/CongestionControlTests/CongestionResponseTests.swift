@@ -43,20 +43,65 @@ struct CongestionResponseTests {
     @Test func theLinksQueueSlowsThePacerUntilItIsShort() {
         var response = CongestionResponse()
         response.update(congested: true, deliveredBitsPerSecond: 800_000, backlogBytes: 30_000,
-                        linkQueueDelay: .milliseconds(200), now: Self.at(1_000))
-        // 200 ms queued: 0.9 − 0.2/0.5 = 0.5 of what the link delivers, so its queue empties in ~0.5 s.
+                        linkQueueDelay: .milliseconds(100), now: Self.at(1_000))
+        // 100 ms queued: 0.9 − 0.1/0.25 = 0.5 of what the link delivers, so its queue empties in ~0.25 s.
         #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) == 400_000)
+        // Resends waiting go at 0.9 of it: slowing them only makes them later.
+        #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000, resendsWaiting: true) == 720_000)
         response.update(congested: true, deliveredBitsPerSecond: 800_000, backlogBytes: 30_000,
-                        linkQueueDelay: .milliseconds(400), now: Self.at(1_050))
+                        linkQueueDelay: .milliseconds(200), now: Self.at(1_050))
         #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) == 320_000)  // never under 0.4
+        #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000, resendsWaiting: true) == 720_000)
         response.update(congested: true, deliveredBitsPerSecond: 800_000, backlogBytes: 30_000,
                         linkQueueDelay: .milliseconds(2), now: Self.at(1_100))
-        // Short: at 0.9 of the link's rate, as before.
-        #expect(abs(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) - 716_000) < 1_000)
+        // Short: at 0.9 − 0.008 of the link's rate.
+        #expect(abs(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) - 713_600) < 1_000)
         // Outside an episode the queue does not matter.
         response.update(congested: false, deliveredBitsPerSecond: nil, backlogBytes: 0,
                         linkQueueDelay: .milliseconds(200), now: Self.at(1_200))
         #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) == 1_700_000)
+        #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000, resendsWaiting: true) == 1_700_000)
+    }
+
+    /// The periodic IDR waits while a viewer's link is congested, at most `longestHold`; the first
+    /// picture and every IDR (forced ones too) restart the count.
+    @Test func thePeriodicKeyframeWaitsForTheCongestionToEnd() {
+        var schedule = KeyframeSchedule(interval: 90, longestHold: .seconds(4))
+        // 30 fps on the virtual clock from 1 s.
+        func frame(_ index: Int) -> MonotonicTime { Self.at(1_000 + Int64(index) * 100 / 3) }
+        var keyframes: [Int] = []
+        var congested: ClosedRange<Int>? = nil
+        func run(_ frames: Range<Int>) {
+            for index in frames {
+                let due = schedule.keyframeDue(congested: congested?.contains(index) ?? false, now: frame(index))
+                if due { keyframes.append(index) }
+                schedule.pictureMade(isKeyframe: due)
+            }
+        }
+        run(0 ..< 200)
+        #expect(keyframes == [0, 90, 180])
+        // Congested from frame 260 to 299: the IDR due at 270 waits until 300.
+        congested = 260 ... 299
+        run(200 ..< 400)
+        #expect(keyframes == [0, 90, 180, 270 + 30, 390])
+        #expect(schedule.holds == 1)
+        // A forced IDR (PLI) at 420 restarts the count: the next is due at 510.
+        congested = nil
+        for index in 400 ..< 560 {
+            let forced = index == 420
+            let due = schedule.keyframeDue(congested: false, now: frame(index))
+            if due || forced { keyframes.append(index) }
+            schedule.pictureMade(isKeyframe: due || forced)
+        }
+        #expect(keyframes.suffix(2) == [420, 510])
+        // A link that stays congested still gets one 4 s (120 frames) after it was due.
+        congested = 560 ... 2000
+        run(560 ..< 800)
+        #expect(keyframes.suffix(2) == [510, 600 + 120])
+        // A new encoder: its first picture is an IDR.
+        schedule.restart()
+        let first = schedule.keyframeDue(congested: true, now: frame(800))
+        #expect(first)
     }
 
     /// A source that does not follow the cut (a passthrough file at 600 kb/s) is paced at least at

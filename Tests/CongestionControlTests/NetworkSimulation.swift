@@ -221,6 +221,15 @@ struct CallSimulation {
         receiverStalls.first { time >= $0.at && time < $0.at + $0.duration }.map { $0.at + $0.duration }
     }
     var congestion = CongestionResponse()
+    /// The encoder's periodic IDR (90 frames: 3 s); `holdsKeyframesWhileCongested` holds it while a
+    /// congested link drains, as the daemon's x264 path does.
+    var keyframes = KeyframeSchedule(interval: 90)
+    var holdsKeyframesWhileCongested = true
+    /// The pacing as the daemon does it: the link's queue projected from what was sent since the
+    /// newest reported packet (else the newest reported packet's own), resends at the link's rate
+    /// whatever its queue (else slowed like the rest). Off: stepfreeze2's, for comparison.
+    var projectsLinkQueue = true
+    var resendsAtLinkRate = true
     /// A source whose rate the estimate cannot change (an H.264 file or camera played as it is, the
     /// daemon's passthrough): frames of a fixed rate at `framesPerSecond`, an IDR `keyframeFactor`
     /// times a P-frame's size every `keyframeInterval` frames. Nil: the encoder follows the target.
@@ -395,8 +404,10 @@ struct CallSimulation {
         let videoShare = max(Double(encoderFollows) - audio, 50_000) * Double(Self.packetBytes) / Double(Self.packetBytes + Self.overheadBytes)
         encoderTarget += (videoShare - encoderTarget) * min(1, dt / 0.2)
         var bytes = Int(encoderTarget / 30 / 8)
-        var keyframe = frameIndex % 90 == 0
-        if keyframe { bytes *= 3 }  // a keyframe every 3 s
+        // A keyframe every 3 s (KeyframeSchedule: held while a congested link drains, if asked).
+        let congested = holdsKeyframesWhileCongested && congestionHandling == .respond && congestion.isDraining
+        var keyframe = keyframes.keyframeDue(congested: congested, now: time(now))
+        if keyframe { bytes *= 3 }
         if let source = passthrough {
             // The group of pictures carries the fixed rate: (interval - 1) P-frames and one IDR.
             let groupBytes = source.bitsPerSecond / 8 * source.keyframeInterval / source.framesPerSecond
@@ -418,6 +429,7 @@ struct CallSimulation {
             packets += 1
         }
         frames.append((packets, 0, keyframe, nil))
+        keyframes.pictureMade(isKeyframe: keyframe)
         largestMediaBacklog = max(largestMediaBacklog, mediaBacklog)
         nextFrame += Self.second / Int64(passthrough?.framesPerSecond ?? 30)
     }
@@ -437,10 +449,12 @@ struct CallSimulation {
             return
         }
         congestion.update(congested: estimator.isCongested, deliveredBitsPerSecond: estimator.congestedDeliveryBitsPerSecond,
-                          backlogBytes: mediaBacklog, linkQueueDelay: estimator.linkQueueDelay,
+                          backlogBytes: mediaBacklog,
+                          linkQueueDelay: projectsLinkQueue ? estimator.projectedLinkQueueDelay(now: t) : estimator.linkQueueDelay,
                           videoBytesEnqueued: pacer.enqueuedBytes(.video), now: t)
-        pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: estimator.targetBitsPerSecond,
-                                                                           normal: estimator.pacingBitsPerSecond), at: t)
+        pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(
+            target: estimator.targetBitsPerSecond, normal: estimator.pacingBitsPerSecond,
+            resendsWaiting: resendsAtLinkRate && pacer.queuedBytes(.retransmission) > 0), at: t)
     }
 
     // MARK: Receiver: frames, NACKs, the picture
