@@ -140,6 +140,9 @@ protocol EncoderControl: AnyObject, Sendable {
     /// What the viewers' links take (issue 24): the encoder runs at no more than this (nil: the
     /// configured bitrate). A source that cannot retarget (a command's stream) keeps its rate.
     func setBitrateCap(kbps: Int?)
+    /// Some viewer's link is in a congestion episode (issue 24): an encoder that makes its own
+    /// periodic IDRs (x264) holds the next one until it is over. Keyframes asked for are not held.
+    func setViewerLinkCongested(_ congested: Bool)
 }
 
 /// Where the media threads hand their encoded frames: the one hand-off from an encoder's thread to the
@@ -221,6 +224,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     /// The second, smaller encoding for viewers below the floor, and its own keyframe merging.
     private var reducedLayer = ReducedLayerPolicy<String>()
     private var reducedKeyframes: KeyframeRequestPolicy
+    /// What the encoders were last told of the viewers' links (`EncoderControl.setViewerLinkCongested`).
+    private var viewerLinkCongested = false
     private var reducedLayerStopScheduled = false
     /// The reduced encoding's frames have begun to arrive since it was asked for: viewers are moved
     /// to it only then. A source that cannot make it (passthrough, a hardware encoder, a file, a
@@ -1219,6 +1224,15 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             $0.session.state == .connected && $0.session.wantedVideoLayer == .full ? $0.session.estimatedBitsPerSecond : nil
         }
         applyBitrateCap(bitratePolicy.update(estimates: estimates, now: now), reason: "the weakest viewer's link")
+        // PeerSession surfaces an episode's start and end with an estimate event.
+        let congested = viewers.values.contains {
+            $0.session.state == .connected && $0.session.wantedVideoLayer == .full && $0.session.isInCongestionEpisode
+        }
+        if congested != viewerLinkCongested {
+            viewerLinkCongested = congested
+            encoders.setViewerLinkCongested(congested)
+            logger.debug(congested ? "a viewer's link is congested: the periodic IDR waits" : "no viewer's link is congested")
+        }
         // A raise waits for the policy's interval; the estimates may not move again to prompt it.
         if let due = bitratePolicy.deferredRaise, !bitrateRaiseScheduled {
             bitrateRaiseScheduled = true
