@@ -61,9 +61,10 @@ extension PeerSession {
         }
         // In a congestion episode the pacing follows the link's projected queue (it shortens as time
         // passes, not only when feedback comes) and whether resends wait; once the backlog the
-        // congested link left is gone, pace (and encode) normally again.
-        if congestion.isDraining, bandwidth != nil {
-            bandwidthUpdated(now: now)
+        // congested link left is gone, pace (and encode) normally again, and the hub hears of it.
+        if congestion.isDraining {
+            updatePacing(now: now)
+            if !congestion.isDraining { bandwidthUpdated(now: now) }
         }
     }
 
@@ -95,8 +96,24 @@ extension PeerSession {
     /// RTCP about the link went into the estimator: the pacer follows it, and the hub hears of a
     /// new estimate when it moved by 2 % or more.
     func bandwidthUpdated(now: MonotonicTime) {
-        guard let bandwidth else { return }
+        guard bandwidth != nil else { return }
         bandwidthInformed = true
+        updatePacing(now: now)
+        guard let target = estimatedBitsPerSecond else { return }
+        // An episode's start and end are surfaced whatever the estimate did: the hub holds the
+        // encoder's periodic IDR while one is on (KeyframeSchedule).
+        let episodeChanged = congestion.isDraining != surfacedCongestionEpisode
+        if !episodeChanged, let last = lastSurfacedEstimate, abs(Double(target - last)) < Double(last) * 0.02 { return }
+        surfacedCongestionEpisode = congestion.isDraining
+        lastSurfacedEstimate = target
+        statistics.estimatedBitsPerSecond = target
+        outputs.append(.event(.bitrateEstimate(bitsPerSecond: UInt64(target))))
+    }
+
+    /// The pacing rate from the estimate and, in a congestion episode, from the link's projected
+    /// queue and whether resends wait (CongestionResponse).
+    func updatePacing(now: MonotonicTime) {
+        guard let bandwidth else { return }
         // 2.5 times the estimate, also while the estimator sees the queue grow: pacing at the estimate
         // then was tried (the link's queue drains sooner after a step) but a false overuse on a good
         // link (loopback, a loaded receiver) then holds every P-frame back by tens of milliseconds
@@ -110,15 +127,6 @@ extension PeerSession {
                                                                            normal: bandwidth.pacingBitsPerSecond,
                                                                            resendsWaiting: pacer.queuedBytes(.retransmission) > 0),
                        at: now)
-        guard let target = estimatedBitsPerSecond else { return }
-        // An episode's start and end are surfaced whatever the estimate did: the hub holds the
-        // encoder's periodic IDR while one is on (KeyframeSchedule).
-        let episodeChanged = congestion.isDraining != surfacedCongestionEpisode
-        if !episodeChanged, let last = lastSurfacedEstimate, abs(Double(target - last)) < Double(last) * 0.02 { return }
-        surfacedCongestionEpisode = congestion.isDraining
-        lastSurfacedEstimate = target
-        statistics.estimatedBitsPerSecond = target
-        outputs.append(.event(.bitrateEstimate(bitsPerSecond: UInt64(target))))
     }
 
     /// A probe cluster the estimator asks for, sent as RTX copies of the latest video packets (only

@@ -887,7 +887,7 @@ public final class PeerSession {
             statistics.redundantRetransmissions += queued - 1
         }
         // In a congestion episode resends leave at the link's rate, not the slower drain pace.
-        if congestion.isDraining, pacer.queuedBytes(.retransmission) > 0 { bandwidthUpdated(now: now) }
+        if congestion.isDraining, pacer.queuedBytes(.retransmission) > 0 { updatePacing(now: now) }
     }
 
     /// A resend the pacer let go: wrapped as RTX (where negotiated) and protected now, so RTX
