@@ -35,6 +35,16 @@ extension PeerSession {
     /// Surfaced with a `bitrateEstimate` event whenever it changes.
     public var isInCongestionEpisode: Bool { congestion.isDraining }
 
+    /// Whether the video source follows the encoder rate asked of it (CongestionResponse.holdsVideo):
+    /// a passthrough source does not, and its video is never held for a congested link.
+    public var videoSourceFollowsEstimate: Bool {
+        get { congestion.holdsVideo }
+        set { congestion.holdsVideo = newValue }
+    }
+
+    /// The pacer's rate now and the link's queue the congestion response last saw (debug log).
+    public var pacing: (bitsPerSecond: Int, linkQueue: Duration?) { (pacer.pacingBitsPerSecond, congestion.linkQueueDelay) }
+
     /// Video and resends waiting in the pacer.
     var mediaBacklogBytes: Int { pacer.queuedBytes(.video) + pacer.queuedBytes(.retransmission) }
 

@@ -63,6 +63,22 @@ struct CongestionResponseTests {
         #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000, resendsWaiting: true) == 1_700_000)
     }
 
+    /// A passthrough source (`holdsVideo` false): no episode, whatever the estimator says.
+    @Test func aPassthroughSourceIsNeverHeld() {
+        var response = CongestionResponse()
+        response.holdsVideo = false
+        response.update(congested: true, deliveredBitsPerSecond: 400_000, backlogBytes: 60_000,
+                        linkQueueDelay: .milliseconds(300), videoBytesEnqueued: 10_000, now: Self.at(1_000))
+        #expect(!response.isDraining)
+        #expect(response.pacingBitsPerSecond(target: 300_000, normal: 750_000) == 750_000)
+        #expect(response.encoderBitsPerSecond(target: 300_000, backlogBytes: 60_000) == 300_000)
+        #expect(response.staleVideoLimit(normal: .milliseconds(400), now: Self.at(1_100)) == .milliseconds(400))
+        response.holdsVideo = true
+        response.update(congested: true, deliveredBitsPerSecond: 400_000, backlogBytes: 60_000,
+                        linkQueueDelay: .milliseconds(300), videoBytesEnqueued: 20_000, now: Self.at(1_200))
+        #expect(response.isDraining)
+    }
+
     /// The periodic IDR waits while a viewer's link is congested, at most `longestHold`; the first
     /// picture and every IDR (forced ones too) restart the count.
     @Test func thePeriodicKeyframeWaitsForTheCongestionToEnd() {
