@@ -16,3 +16,4 @@ static inline int rtcam_x264_type_idr(void) { return X264_TYPE_IDR; }
 static inline int rtcam_x264_rc_abr(void) { return X264_RC_ABR; }
 static inline int rtcam_x264_log_error(void) { return X264_LOG_ERROR; }
 static inline int rtcam_x264_build(void) { return X264_BUILD; }
+static inline int rtcam_x264_keyint_max_infinite(void) { return X264_KEYINT_MAX_INFINITE; }

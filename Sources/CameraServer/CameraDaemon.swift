@@ -414,7 +414,7 @@ public final class CameraDaemon: @unchecked Sendable {
                     mediaPort: UInt16(configuration.mediaPort), h264ProfileLevelID: media.h264ProfileLevelID,
                     hasVideo: true, hasAudio: media.hasAudio,
                     hasSpeaker: talkback?.hasSpeaker ?? false, whoMayTalk: settings.talkback.whoMayTalk,
-                    videoBitrateKbps: settings.media.bitrateKbps,
+                    videoBitrateKbps: settings.media.bitrateKbps, videoFollowsEstimate: media.encoderPlan != .passthrough,
                     iceMode: configuration.iceMode)
     }
 

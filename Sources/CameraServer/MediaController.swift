@@ -116,6 +116,10 @@ final class MediaController: EncoderControl, @unchecked Sendable {
         pipeline.setBitrateCap(kbps: kbps)
     }
 
+    /// Not kept for a replacement pipeline: an episode lasts a few seconds, and a new pipeline's
+    /// first picture is an IDR anyway.
+    func setViewerLinkCongested(_ congested: Bool) { current.setViewerLinkCongested(congested) }
+
     /// Encoders run only while someone watches.
     func setViewersPresent(_ present: Bool) {
         let pipeline: MediaPipeline = lock.withLock {

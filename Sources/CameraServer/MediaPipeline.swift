@@ -286,6 +286,8 @@ final class MediaPipeline: @unchecked Sendable {
 
     func setBitrateCap(kbps: Int?) { controls.setBitrateCap(kbps: kbps ?? 0) }
 
+    func setViewerLinkCongested(_ congested: Bool) { controls.setViewerLinkCongested(congested) }
+
     func requestReducedKeyframe() { controls.requestReducedKeyframe() }
 
     func setReducedLayer(kbps: Int?) { controls.setReducedLayer(kbps: kbps ?? 0) }

@@ -32,6 +32,8 @@ final class MediaThreadControls: Sendable {
     /// The reduced encoding's bitrate (0: none wanted) and its own keyframe request (issue 24).
     private let reducedLayerKbps = Atomic<Int>(0)
     private let reducedKeyframeRequested = Atomic<Bool>(false)
+    /// Some viewer's link is in a congestion episode (issue 24): x264 holds its periodic IDR.
+    private let viewerLinkCongested = Atomic<Bool>(false)
     let counters = Mutex(MediaCounters())
     /// Snapshot and MJPEG clients (issue 21): raw frames are wanted while they wait, even with no
     /// viewer (then no H.264 is encoded).
@@ -76,6 +78,12 @@ final class MediaThreadControls: Sendable {
     func setReducedLayer(kbps: Int) { reducedLayerKbps.store(max(0, kbps), ordering: .relaxed) }
 
     func requestReducedKeyframe() { reducedKeyframeRequested.store(true, ordering: .relaxed) }
+
+    /// Some viewer's link is in a congestion episode (a rate step's backlog drains at the link's
+    /// rate): an x264 producer holds its periodic IDR until it is over (KeyframeSchedule).
+    func setViewerLinkCongested(_ congested: Bool) { viewerLinkCongested.store(congested, ordering: .relaxed) }
+
+    var isViewerLinkCongested: Bool { viewerLinkCongested.load(ordering: .relaxed) }
 
     /// The reduced encoding's bitrate while it is wanted (nil: it is not).
     var reducedLayerBitrate: Int? {

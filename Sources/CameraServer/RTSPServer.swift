@@ -28,6 +28,9 @@ final class ViewerPresence: EncoderControl, @unchecked Sendable {  // state unde
     /// RTSP clients share the one encoder: they get what the weakest WebRTC viewer's link takes.
     func setBitrateCap(kbps: Int?) { media.setBitrateCap(kbps: kbps) }
 
+    /// RTSP clients (over TCP) get no say; the WebRTC viewers' links do.
+    func setViewerLinkCongested(_ congested: Bool) { media.setViewerLinkCongested(congested) }
+
     /// The hub's first viewer came or its last went.
     func setViewersPresent(_ present: Bool) { update { $0.webRTC = present } }
 

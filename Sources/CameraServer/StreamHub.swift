@@ -55,6 +55,9 @@ struct HubSettings: Sendable {
     /// (issue 24), and the floor the encoder is not pushed below for a slow viewer, as a share of it.
     var videoBitrateKbps = 2500
     var bitrateFloorShare = 0.4
+    /// The video source follows the bitrate the viewers' links take (x264, a hardware encoder); a
+    /// passthrough source does not, and a congested viewer's pacer never holds its video.
+    var videoFollowsEstimate = true
     /// The ICE agent of new sessions (`--ice`; issue 19). Lite unless the daemon says otherwise.
     var iceMode = ICEMode.lite
     /// The ICE-TCP listener's port (`--ice-tcp-port`), offered as a passive candidate by full-ICE
@@ -140,6 +143,9 @@ protocol EncoderControl: AnyObject, Sendable {
     /// What the viewers' links take (issue 24): the encoder runs at no more than this (nil: the
     /// configured bitrate). A source that cannot retarget (a command's stream) keeps its rate.
     func setBitrateCap(kbps: Int?)
+    /// Some viewer's link is in a congestion episode (issue 24): an encoder that makes its own
+    /// periodic IDRs (x264) holds the next one until it is over. Keyframes asked for are not held.
+    func setViewerLinkCongested(_ congested: Bool)
 }
 
 /// Where the media threads hand their encoded frames: the one hand-off from an encoder's thread to the
@@ -221,6 +227,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     /// The second, smaller encoding for viewers below the floor, and its own keyframe merging.
     private var reducedLayer = ReducedLayerPolicy<String>()
     private var reducedKeyframes: KeyframeRequestPolicy
+    /// What the encoders were last told of the viewers' links (`EncoderControl.setViewerLinkCongested`).
+    private var viewerLinkCongested = false
     private var reducedLayerStopScheduled = false
     /// The reduced encoding's frames have begun to arrive since it was asked for: viewers are moved
     /// to it only then. A source that cannot make it (passthrough, a hardware encoder, a file, a
@@ -315,6 +323,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             keyframes.minimumInterval = settings.keyframeRequestInterval
             reducedKeyframes.minimumInterval = settings.keyframeRequestInterval
             bitratePolicy.floorShare = settings.bitrateFloorShare
+            for viewer in viewers.values { viewer.session.videoSourceFollowsEstimate = settings.videoFollowsEstimate }
             if bitratePolicy.configuredKbps != settings.videoBitrateKbps {
                 applyBitrateCap(bitratePolicy.configure(kbps: settings.videoBitrateKbps), reason: "the configured bitrate changed")
             }
@@ -1173,7 +1182,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             requestKeyframe(of: viewers[id]?.session.wantedVideoLayer ?? .full)
         case let .bitrateEstimate(bitsPerSecond):
             if logger.logLevel <= .debug, let diagnostics = viewers[id]?.session.bandwidthDiagnostics {
-                logger.debug("viewer \(id): estimate \(bitsPerSecond / 1000) kb/s (delay-based \(diagnostics.delayBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), loss-based \(diagnostics.lossBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), acknowledged \(diagnostics.acknowledgedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), \(diagnostics.usage), \(diagnostics.rateControlState), loss \(diagnostics.lossFraction ?? 0)\(diagnostics.congested ? ", congested: pacing at the link's rate" : ""))")
+                logger.debug("viewer \(id): estimate \(bitsPerSecond / 1000) kb/s (delay-based \(diagnostics.delayBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), loss-based \(diagnostics.lossBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), acknowledged \(diagnostics.acknowledgedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), \(diagnostics.usage), \(diagnostics.rateControlState), loss \(diagnostics.lossFraction ?? 0)\(diagnostics.congested ? ", congested: pacing at the link's rate" : ""); pacer \(viewers[id].map { debugPacer($0.session) } ?? ""))")
             }
             updateBitrateCap()
         case let .audioReceived(packet):
@@ -1185,6 +1194,15 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         case let .dataChannel(event):
             dataChannelEvent(event, of: id)
         }
+    }
+
+    /// The pacer's queue and rate, for the estimate's debug line.
+    private func debugPacer(_ session: PeerSession) -> String {
+        let queue = session.pacerQueue(now: MonotonicClock.now())
+        let pacing = session.pacing
+        return "\(queue.bytes) B, oldest \(queue.oldest.map { "\(Int($0.millisecondsDouble))" } ?? "-") ms, "
+            + "\(pacing.bitsPerSecond / 1000) kb/s, link queue \(pacing.linkQueue.map { "\(Int($0.millisecondsDouble))" } ?? "-") ms"
+            + (session.isInCongestionEpisode ? ", draining" : "")
     }
 
     /// Media a viewer's pacer lets go now (its deadline came).
@@ -1219,6 +1237,15 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             $0.session.state == .connected && $0.session.wantedVideoLayer == .full ? $0.session.estimatedBitsPerSecond : nil
         }
         applyBitrateCap(bitratePolicy.update(estimates: estimates, now: now), reason: "the weakest viewer's link")
+        // PeerSession surfaces an episode's start and end with an estimate event.
+        let congested = viewers.values.contains {
+            $0.session.state == .connected && $0.session.wantedVideoLayer == .full && $0.session.isInCongestionEpisode
+        }
+        if congested != viewerLinkCongested {
+            viewerLinkCongested = congested
+            encoders.setViewerLinkCongested(congested)
+            logger.debug(congested ? "a viewer's link is congested: the periodic IDR waits" : "no viewer's link is congested")
+        }
         // A raise waits for the policy's interval; the estimates may not move again to prompt it.
         if let due = bitratePolicy.deferredRaise, !bitrateRaiseScheduled {
             bitrateRaiseScheduled = true

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CongestionControl
 import JPEG
 import MediaSources
 import RTCBase
@@ -58,6 +59,10 @@ struct X264Stage {
     /// The second, smaller encoding for viewers on slow links (issue 24; ReducedLayerPolicy), made
     /// while the hub wants it and freed when it does not.
     private var reduced = ReducedLayerStage()
+    /// The full encoder's periodic IDRs (issue 24): x264 makes none of its own (but with intra
+    /// refresh, whose sweep is its keyint); they are forced here, held while a viewer's link is in
+    /// a congestion episode (the hub's `setViewerLinkCongested`). Requested keyframes stay at once.
+    private var keyframes = KeyframeSchedule(interval: 1)
     /// A new size's encoder was made in this frame: freed heap goes back after the frame.
     private var releasesFreedHeapAfterFrame = false
     /// RTCAM_DEBUG_CPU_STEPS=SECONDS (interop tests of what a CPU step costs the viewers, whatever
@@ -140,7 +145,8 @@ struct X264Stage {
                                            threads: x264Threads,
                                            vbvBufferMilliseconds: X264Encoder.vbvBufferMilliseconds(framesPerSecond: format.framesPerSecond,
                                                                                                     intraRefresh: current.intraRefresh),
-                                           intraRefresh: current.intraRefresh, fullRangeBT601: fullRangeBT601)
+                                           intraRefresh: current.intraRefresh, callerSchedulesKeyframes: true,
+                                           fullRangeBT601: fullRangeBT601)
                 controls.counters.withLock { $0.encodersOpened += 1 }
                 return made
             }) else { return }   // refused a moment ago: tried again in 5 s
@@ -154,6 +160,7 @@ struct X264Stage {
                 // this frame of both layers is out (the step's IDR does not wait for it).
                 releasesFreedHeapAfterFrame = replacesAnotherSize
                 reduced.fullEncoderReplaced(at: now)
+                keyframes = KeyframeSchedule(interval: made.keyframeInterval)
                 bitrate = EncoderBitrate(configuredKbps: requestedBitrateKbps ?? configuration().bitrateKbps,
                                          capKbps: controls.bitrateCap)
             }
@@ -169,7 +176,13 @@ struct X264Stage {
             }
             return
         }
-        let force = controls.takeKeyframeRequest()
+        let requested = controls.takeKeyframeRequest()
+        let scheduled = x264.callerSchedulesKeyframes
+            && keyframes.keyframeDue(congested: controls.isViewerLinkCongested, now: now)
+        let force = requested || scheduled
+        if scheduled, let since = keyframes.heldSince {
+            controls.logger.debug("periodic IDR made \(now - since) late: a viewer's link was congested")
+        }
         let configuredChange = controls.takeBitrateChange()
         if let configuredChange { requestedBitrateKbps = configuredChange }
         if let kbps = bitrate.takeChange(configured: configuredChange, cap: controls.bitrateCap) {
@@ -199,7 +212,8 @@ struct X264Stage {
         }
         let done = MonotonicClock.now()
         if let encoded {
-            controls.record(encoded, forced: force, at: now)
+            keyframes.pictureMade(isKeyframe: encoded.isKeyframe)
+            controls.record(encoded, forced: requested, at: now)
             deliver(encoded)
         }
         // The reduced encoding's time (not the full frame's delivery) is added to the frame's.

@@ -98,6 +98,7 @@ struct WHEPSessionFactory: Sendable {
         configuration.bandwidth = BandwidthEstimatorConfiguration(
             startBitsPerSecond: ceiling, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: ceiling * 5 / 4)
         configuration.videoRTXSSRC = videoRTXSSRC
+        configuration.congestionResponse.holdsVideo = settings.videoFollowsEstimate
         if fullICE {
             configuration.iceMode = .full
             configuration.localCandidates = candidates.map {

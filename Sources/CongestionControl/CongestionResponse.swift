@@ -8,7 +8,8 @@ import RTCBase
 /// is full: whatever leaves the sender beyond what the link delivers is dropped there, resends of
 /// what it dropped included, and the picture stands still until they get through. So, until what
 /// the pacer holds has left:
-/// - the pacer sends at what the link delivered (× `pacingShare`), not at 2.5 × the estimate: what
+/// - the pacer sends at what the link delivered (× `pacingShare`; less while the link's own queue
+///   is deep and no resend waits: `linkQueueDrainTime`), not at 2.5 × the estimate: what
 ///   the encoder made before it followed the cut, and the resends, wait in the pacer, not in the
 ///   link's queue where they would be lost;
 /// - the encoder follows the estimate less what the pacer holds spread over `drainTime` (at least
@@ -17,23 +18,86 @@ import RTCBase
 ///   a keyframe at the new rate, a longer freeze than sending it late).
 public struct CongestionResponse: Sendable {
     public var pacingShare = 0.9
+    /// While the link's own queue is deep (the owner passes the estimator's
+    /// `projectedLinkQueueDelay`), the pacer goes slower still, so that queue empties in about this
+    /// long: resends (first in the pacer) then reach the receiver without waiting behind the old
+    /// rate's packets, and are not dropped at a full queue again. Never under `minimumPacingShare`
+    /// of the delivery rate. Not while resends wait in the pacer: slowing them down only makes them
+    /// later (what is in the link's queue ahead of them stays ahead of them). 250 ms with the
+    /// projected queue and resends at `pacingShare`: the step at 12 phases of the keyframe cycle
+    /// froze 244-465 ms (KeyframeSchedule holding the periodic IDR); 500 ms with the last reported
+    /// queue and resends slowed too: 285-523 ms.
+    public var linkQueueDrainTime: Duration = .milliseconds(250)
+    public var minimumPacingShare = 0.4
     public var drainTime: Duration = .seconds(1)
+    /// An encoder follows a cut within a few frames; a source that, from this long into an episode,
+    /// still gives the pacer more than `sourceOvershoot` × the rate it was asked for cannot (a
+    /// passthrough camera or file: its rate is the stream's own). Then the pacer sends at least what
+    /// the source gives it, plus the backlog over `drainTime`: holding video the source will never
+    /// slow down for only grows the backlog until it goes stale (LossyPassthroughTests: 7-8 s of a
+    /// 600 kb/s file in the pacer at 250-330 kb/s, on a lossy link with no queue at all).
+    public var sourceFollowTime: Duration = .milliseconds(500)
+    public var sourceOvershoot = 1.5
+    /// The source's rate is measured over this long.
+    public var sourceRateWindow: Duration = .seconds(1)
     public var minimumEncoderShare = 0.5
     public var staleVideoDuringDrain: Duration = .milliseconds(1500)
     /// After an episode began, the longer stale limit holds at most this long (a link that stays
     /// below the stream gets the owner's normal limit back).
     public var drainGrace: Duration = .seconds(3)
 
+    /// The video source follows the encoder rate asked of it (an encoder). False for a source whose
+    /// rate is the stream's own (a passthrough camera, file or command): holding its video in the
+    /// pacer then only grows a backlog it never slows down for, so there is no episode at all
+    /// (pacing and the stale limit stay as outside one). In the VM's lossy test (a 1 Mb/s file,
+    /// netem 10 % loss, TCG's stalls) episodes read from the guest's stalls held it, and Chromium's
+    /// round trip went to 1-3.6 s, gaps to 7.8 s, where main's sender kept it at 65-180 ms.
+    public var holdsVideo = true
+
     /// The link's delivery rate the pacer follows (nil: not draining).
     public private(set) var deliveryBitsPerSecond: Int?
     public private(set) var episodeStart: MonotonicTime?
+    /// The link's queueing delay at the latest update (the estimator's `projectedLinkQueueDelay`).
+    public private(set) var linkQueueDelay: Duration?
+
+    /// (time, video bytes the pacer was given so far), oldest first, over `sourceRateWindow`.
+    private var sourceSamples: [(time: MonotonicTime, bytes: Int)] = []
+    private var latestBacklogBytes = 0
 
     public init() {}
+
+    /// What the source gave the pacer over `sourceRateWindow` (from `after` on), bits/s; nil before
+    /// 200 ms of it were seen.
+    public func sourceBitsPerSecond(after: MonotonicTime? = nil) -> Int? {
+        let start = after ?? .zero
+        guard let first = sourceSamples.first(where: { $0.time >= start }),
+              let last = sourceSamples.last, last.time - first.time >= .milliseconds(200) else { return nil }
+        let seconds = (last.time - first.time).millisecondsDouble / 1000
+        return Int(Double(last.bytes - first.bytes) * 8 / seconds)
+    }
 
     public var isDraining: Bool { deliveryBitsPerSecond != nil }
 
     /// `backlogBytes`: media (video and resends) waiting in the pacer.
-    public mutating func update(congested: Bool, deliveredBitsPerSecond: Int?, backlogBytes: Int, now: MonotonicTime) {
+    /// `videoBytesEnqueued`: the pacer's `enqueuedBytes(.video)` (nil: the source's own rate is not
+    /// watched, and the pacer may hold it back for the whole episode).
+    public mutating func update(congested: Bool, deliveredBitsPerSecond: Int?, backlogBytes: Int, linkQueueDelay: Duration?,
+                                videoBytesEnqueued: Int? = nil, now: MonotonicTime) {
+        self.linkQueueDelay = linkQueueDelay
+        latestBacklogBytes = backlogBytes
+        guard holdsVideo else {
+            deliveryBitsPerSecond = nil
+            episodeStart = nil
+            return
+        }
+        if let videoBytesEnqueued {
+            if let last = sourceSamples.last, now < last.time + .milliseconds(20) {
+                sourceSamples[sourceSamples.count - 1].bytes = videoBytesEnqueued
+            } else {
+                sourceSamples.append((now, videoBytesEnqueued))
+            }
+            while sourceSamples.count > 2, now - sourceSamples[1].time >= sourceRateWindow { sourceSamples.removeFirst() }
+        }
         if congested {
             if deliveryBitsPerSecond == nil { episodeStart = now }
             if let deliveredBitsPerSecond { deliveryBitsPerSecond = deliveredBitsPerSecond }
@@ -46,9 +110,29 @@ public struct CongestionResponse: Sendable {
     /// About one packet left: drained.
     static let drainedBytes = 1500
 
-    public func pacingBitsPerSecond(target: Int, normal: Int) -> Int {
+    /// `resendsWaiting`: resends are queued in the pacer (they go at `pacingShare` of the link's rate
+    /// whatever its queue: see `linkQueueDrainTime`).
+    public func pacingBitsPerSecond(target: Int, normal: Int, resendsWaiting: Bool = false) -> Int {
         guard let delivery = deliveryBitsPerSecond else { return normal }
-        return max(target, Int(Double(delivery) * pacingShare))
+        let share = resendsWaiting ? pacingShare : currentPacingShare
+        let pace = Int(Double(max(target, Int(Double(delivery) * pacingShare))) * share / pacingShare)
+        return max(pace, sourceFloor(target: target) ?? 0)
+    }
+
+    /// A source that did not follow the cut (see `sourceFollowTime`): what it gives the pacer plus
+    /// the backlog spread over `drainTime`. Nil for an encoder that followed.
+    func sourceFloor(target: Int) -> Int? {
+        guard let episodeStart, let source = sourceBitsPerSecond(after: episodeStart + sourceFollowTime) else { return nil }
+        let asked = encoderBitsPerSecond(target: target, backlogBytes: latestBacklogBytes)
+        guard Double(source) > sourceOvershoot * Double(asked) else { return nil }
+        let drain = Double(latestBacklogBytes) * 8 / max(drainTime.millisecondsDouble / 1000, 0.1)
+        return source + Int(drain)
+    }
+
+    /// `pacingShare`, less the share that empties the link's queue in `linkQueueDrainTime`.
+    var currentPacingShare: Double {
+        let queued = (linkQueueDelay ?? .zero).millisecondsDouble / max(linkQueueDrainTime.millisecondsDouble, 1)
+        return max(minimumPacingShare, pacingShare - queued)
     }
 
     /// The rate the encoder should follow for this viewer.

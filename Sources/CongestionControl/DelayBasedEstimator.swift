@@ -405,8 +405,13 @@ struct AIMDRateControl {
         case .decrease:
             let measured = acknowledged ?? bitsPerSecond
             var decreased = Self.beta * measured
-            if decreased > bitsPerSecond, linkCapacity.hasEstimate {
-                decreased = Self.beta * linkCapacity.lowerBoundBitsPerSecond
+            // Already under β × what arrives: the overuse is the queue the last decrease left,
+            // still draining, not this rate. β × the link's capacity (its average at overuse, as
+            // gcc-02 §5.5 and libwebrtc take it), not its lower bound: that cut a second time to
+            // about 0.85 × 0.85 of the link each time a queue took more than one feedback to drain
+            // (a 2 Mb/s link sawed between 1.35 and 1.8 Mb/s).
+            if decreased > bitsPerSecond, let capacity = linkCapacity.averageKbps {
+                decreased = Self.beta * capacity * 1000
             }
             if decreased < bitsPerSecond {
                 if acknowledged != nil { linkCapacity.addOveruseSample(bitsPerSecond: measured) }

@@ -128,11 +128,17 @@ public struct Pacer<Packet> {
 
     public mutating func enqueue(_ packet: Packet, bytes: Int, priority: PacketPriority, at now: MonotonicTime) {
         refill(now: now)
+        enqueuedTotals[priority.rawValue] &+= max(0, bytes)
         queues[priority.rawValue].append(Entry(packet: packet, bytes: max(0, bytes), enqueued: now))
         if priority == .probe, probeNextSend == nil { probeNextSend = now }
     }
 
     public var queuedBytes: Int { queues.reduce(0) { $0 + $1.bytes } }
+
+    /// Bytes of one class enqueued since creation (what the source gave the pacer, whether it has
+    /// left or not): `CongestionResponse` measures the source's own rate from it.
+    public func enqueuedBytes(_ priority: PacketPriority) -> Int { enqueuedTotals[priority.rawValue] }
+    private var enqueuedTotals = [Int](repeating: 0, count: PacketPriority.allCases.count)
     public var queuedPackets: Int { queues.reduce(0) { $0 + $1.count } }
 
     public func queuedBytes(_ priority: PacketPriority) -> Int { queues[priority.rawValue].bytes }

@@ -65,6 +65,7 @@ public struct SendSideBandwidthEstimator {
     public let configuration: BandwidthEstimatorConfiguration
     private var history = SendHistory()
     private var acknowledged = AcknowledgedBitrateEstimator()
+    private var queueing = QueueingDelayTracker()
     private var delayBased: DelayBasedEstimator
     private var lossBound = LossBasedBound()
     private var probes: ProbeController
@@ -104,6 +105,14 @@ public struct SendSideBandwidthEstimator {
     static let congestionDelaySlope = 0.25
     /// …and only while what was sent over `sendRateWindow` is this many times what the link passes.
     static let congestionOvershoot = 1.25
+    /// The one-way delay's own test (`QueueingDelayTracker.rise`) sees every frame's small queue,
+    /// where the trendline sees groups: it takes a deeper queue growing faster than a frame or a
+    /// keyframe on a link near its rate makes (a 5 → 0.8 Mb/s step grows it 1 ms per ms).
+    static let directCongestionDelay = 60.0
+    static let directCongestionSlope = 0.5
+    /// …and only while twice what the link passes is sent (a rate step: 3-4 times; a keyframe on a
+    /// link near its rate: about once).
+    static let directCongestionOvershoot = 2.0
     static let sendRateWindow: Duration = .milliseconds(300)
     /// A feedback that reports at least this share of its packets lost is a loss burst.
     static let congestionLossShare = 0.2
@@ -152,6 +161,7 @@ public struct SendSideBandwidthEstimator {
         }
         delayBased.rateControl.roundTripTime = roundTripTime ?? .milliseconds(200)
         acknowledged.update(received: received)
+        queueing.update(received: received)
         if !received.isEmpty {
             delayBased.update(received: received, acknowledged: linkThroughput, at: now)
         }
@@ -168,15 +178,31 @@ public struct SendSideBandwidthEstimator {
         // The link's rate: what arrived since the queue began to grow (the bottleneck busy all
         // along), else over the newest 200 ms.
         let since = delayRise.map { Int64(($0.since * 1000).rounded()) }
-        let measured = since.flatMap(acknowledged.bitsPerSecond(arrivedAfter:))
+        let trendlineMeasured = since.flatMap(acknowledged.bitsPerSecond(arrivedAfter:))
         // One big frame (a keyframe) grows the queue as fast for a moment, but what was sent over
         // the last few hundred ms is about what the link passes: only more than that is congestion.
         let window = Self.sendRateWindow
         let sentRate = Double(history.bytesSent(after: now - window)) * 8 / (window.millisecondsDouble / 1000)
-        let queueGrew = rise >= Self.congestionDelayRise && (delayRise?.slope ?? 0) >= Self.congestionDelaySlope
-            && measured.map { sentRate >= Self.congestionOvershoot * $0 } ?? false
+        let trendlineQueueGrew = rise >= Self.congestionDelayRise && (delayRise?.slope ?? 0) >= Self.congestionDelaySlope
+            && trendlineMeasured.map { sentRate >= Self.congestionOvershoot * $0 } ?? false
+        // The same test on the one-way delay itself (QueueingDelayTracker): it sees a queue that
+        // one burst (a keyframe sent as the link slowed) fills at the first feedback, where the
+        // trendline sees it only once the whole burst has arrived (150 ms later behind 800 kb/s).
+        let queueRise = queueing.rise
+        let measuredSinceQueue = queueRise.flatMap { acknowledged.bitsPerSecond(arrivedAfter: $0.since) }
+        let delayQueueGrew = queueRise.map {
+            $0.delay.millisecondsDouble >= Self.directCongestionDelay && $0.slope >= Self.directCongestionSlope
+        } ?? false && measuredSinceQueue.map { sentRate >= Self.directCongestionOvershoot * $0 } ?? false
+        let queueGrew = trendlineQueueGrew || delayQueueGrew
+        let measured = trendlineQueueGrew ? trendlineMeasured : (trendlineMeasured ?? measuredSinceQueue)
         let delayUp = delayBased.detector.usage == .overusing || rise >= Self.congestionDelayRise / 2
-        if queueGrew || (lossBurst && delayUp) {
+        // A queue that overflowed is still deep when its losses are reported. Loss without one is
+        // random loss, whatever the trendline says: on a lossy path with no queue (netem: 10 %, 50 ms
+        // RTT) a receiver's stall bunched arrivals, the detector read overuse, and a feedback with
+        // 2 of 8 packets lost started an episode that held a passthrough source's video (which
+        // cannot follow the cut) in the pacer for 7-8 s (LossyPassthroughTests).
+        let linkQueued = (queueing.delay?.millisecondsDouble ?? 0) >= Self.congestionDelayRise / 2
+        if queueGrew || (lossBurst && delayUp && linkQueued) {
             lastCongestionSign = now
             if var delivered = (queueGrew ? measured : nil) ?? (congestedDelivery == nil ? acknowledged.recentBitsPerSecond : nil) {
                 // One feedback never takes the rate below half of what arrived over the last half
@@ -302,6 +328,25 @@ public struct SendSideBandwidthEstimator {
             congestedSince = nil
             congestedDelivery = nil
         }
+    }
+
+    /// How long the newest packet transport-cc reported waited in the path's queues (its one-way
+    /// delay above the lowest of the last 10 s); nil before feedback.
+    public var linkQueueDelay: Duration? { queueing.delay }
+
+    /// The link's queue now, in a congestion episode: the newest reported packet's
+    /// (`linkQueueDelay`), plus what was sent after it (it waits behind it), served at the link's
+    /// delivery rate, less the time since. Feedback reports a packet only once it is through the
+    /// queue: after a rate step into a 200 ms queue, `linkQueueDelay` said 95 ms while the queue
+    /// was full, and the pacer went on filling it for 130 ms more at 0.9-0.55 × the link's rate
+    /// (the resends then waited behind that). Lost packets count as if queued: an overflowing
+    /// queue reads deeper than it is, never shorter. Outside an episode: `linkQueueDelay`.
+    public func projectedLinkQueueDelay(now: MonotonicTime) -> Duration? {
+        guard let reported = queueing.newestReported else { return nil }
+        guard let delivery = congestedDelivery, delivery > 0 else { return reported.delay }
+        let behind = Double(history.bytesSent(after: reported.sent)) * 8 / delivery
+        let leaves = reported.sent + reported.delay + .nanoseconds(Int64(behind * 1e9))
+        return leaves > now ? leaves - now : .zero
     }
 
     public var roundTripTime: Duration? { reportedRoundTripTime ?? feedbackRoundTripTime }

@@ -30,6 +30,21 @@ extension PeerSession {
         return congestion.encoderBitsPerSecond(target: bandwidth.targetBitsPerSecond, backlogBytes: mediaBacklogBytes)
     }
 
+    /// Whether this viewer's link is in a congestion episode (CongestionResponse: the pacer drains
+    /// what a rate step left at the link's rate): the hub holds the encoder's periodic IDR meanwhile.
+    /// Surfaced with a `bitrateEstimate` event whenever it changes.
+    public var isInCongestionEpisode: Bool { congestion.isDraining }
+
+    /// Whether the video source follows the encoder rate asked of it (CongestionResponse.holdsVideo):
+    /// a passthrough source does not, and its video is never held for a congested link.
+    public var videoSourceFollowsEstimate: Bool {
+        get { congestion.holdsVideo }
+        set { congestion.holdsVideo = newValue }
+    }
+
+    /// The pacer's rate now and the link's queue the congestion response last saw (debug log).
+    public var pacing: (bitsPerSecond: Int, linkQueue: Duration?) { (pacer.pacingBitsPerSecond, congestion.linkQueueDelay) }
+
     /// Video and resends waiting in the pacer.
     var mediaBacklogBytes: Int { pacer.queuedBytes(.video) + pacer.queuedBytes(.retransmission) }
 
@@ -54,9 +69,12 @@ extension PeerSession {
                 sendResend(original, sequenceNumber: sequenceNumber, rtxSSRC: rtxSSRC, now: now, into: &batch)
             }
         }
-        // The backlog a congested link left is gone: pace (and encode) normally again.
-        if congestion.isDraining, let bandwidth, !bandwidth.isCongested, mediaBacklogBytes <= 1500 {
-            bandwidthUpdated(now: now)
+        // In a congestion episode the pacing follows the link's projected queue (it shortens as time
+        // passes, not only when feedback comes) and whether resends wait; once the backlog the
+        // congested link left is gone, pace (and encode) normally again, and the hub hears of it.
+        if congestion.isDraining {
+            updatePacing(now: now)
+            if !congestion.isDraining { bandwidthUpdated(now: now) }
         }
     }
 
@@ -88,8 +106,24 @@ extension PeerSession {
     /// RTCP about the link went into the estimator: the pacer follows it, and the hub hears of a
     /// new estimate when it moved by 2 % or more.
     func bandwidthUpdated(now: MonotonicTime) {
-        guard let bandwidth else { return }
+        guard bandwidth != nil else { return }
         bandwidthInformed = true
+        updatePacing(now: now)
+        guard let target = estimatedBitsPerSecond else { return }
+        // An episode's start and end are surfaced whatever the estimate did: the hub holds the
+        // encoder's periodic IDR while one is on (KeyframeSchedule).
+        let episodeChanged = congestion.isDraining != surfacedCongestionEpisode
+        if !episodeChanged, let last = lastSurfacedEstimate, abs(Double(target - last)) < Double(last) * 0.02 { return }
+        surfacedCongestionEpisode = congestion.isDraining
+        lastSurfacedEstimate = target
+        statistics.estimatedBitsPerSecond = target
+        outputs.append(.event(.bitrateEstimate(bitsPerSecond: UInt64(target))))
+    }
+
+    /// The pacing rate from the estimate and, in a congestion episode, from the link's projected
+    /// queue and whether resends wait (CongestionResponse).
+    func updatePacing(now: MonotonicTime) {
+        guard let bandwidth else { return }
         // 2.5 times the estimate, also while the estimator sees the queue grow: pacing at the estimate
         // then was tried (the link's queue drains sooner after a step) but a false overuse on a good
         // link (loopback, a loaded receiver) then holds every P-frame back by tens of milliseconds
@@ -97,14 +131,12 @@ extension PeerSession {
         // the noise (1.3-2.7 s either way). Only in a congestion episode (a rate step) does the pacer
         // go slower: at the link's delivery rate, until its backlog is gone (CongestionResponse).
         congestion.update(congested: bandwidth.isCongested, deliveredBitsPerSecond: bandwidth.congestedDeliveryBitsPerSecond,
-                          backlogBytes: mediaBacklogBytes, now: now)
+                          backlogBytes: mediaBacklogBytes, linkQueueDelay: bandwidth.projectedLinkQueueDelay(now: now),
+                          videoBytesEnqueued: pacer.enqueuedBytes(.video), now: now)
         pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: bandwidth.targetBitsPerSecond,
-                                                                           normal: bandwidth.pacingBitsPerSecond), at: now)
-        guard let target = estimatedBitsPerSecond else { return }
-        if let last = lastSurfacedEstimate, abs(Double(target - last)) < Double(last) * 0.02 { return }
-        lastSurfacedEstimate = target
-        statistics.estimatedBitsPerSecond = target
-        outputs.append(.event(.bitrateEstimate(bitsPerSecond: UInt64(target))))
+                                                                           normal: bandwidth.pacingBitsPerSecond,
+                                                                           resendsWaiting: pacer.queuedBytes(.retransmission) > 0),
+                       at: now)
     }
 
     /// A probe cluster the estimator asks for, sent as RTX copies of the latest video packets (only

@@ -250,6 +250,7 @@ public final class PeerSession {
     var bandwidth: SendSideBandwidthEstimator?
     var bandwidthInformed = false
     var lastSurfacedEstimate: Int?
+    var surfacedCongestionEpisode = false
     var pacer: Pacer<PacedPacket>
     var congestion = CongestionResponse()
     var recentVideo: [OutgoingPacket] = []
@@ -885,6 +886,8 @@ public final class PeerSession {
             statistics.retransmittedPackets += 1
             statistics.redundantRetransmissions += queued - 1
         }
+        // In a congestion episode resends leave at the link's rate, not the slower drain pace.
+        if congestion.isDraining, pacer.queuedBytes(.retransmission) > 0 { updatePacing(now: now) }
     }
 
     /// A resend the pacer let go: wrapped as RTX (where negotiated) and protected now, so RTX

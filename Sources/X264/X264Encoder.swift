@@ -49,6 +49,8 @@ public final class X264Encoder: @unchecked Sendable {
     public let vbvBufferMilliseconds: Int
     /// Periodic intra refresh instead of periodic IDRs (see `init`).
     public let intraRefresh: Bool
+    /// The caller makes the periodic IDRs (see `init`).
+    public let callerSchedulesKeyframes: Bool
 
     private let handle: OpaquePointer            // x264_t *
     private let requested: ProfileLevel
@@ -67,12 +69,18 @@ public final class X264Encoder: @unchecked Sendable {
     ///     `keyframeInterval`, so no frame is much larger than the others (no keyframe burst on the
     ///     link). Only the first picture is an IDR on its own; `encode(_:forceKeyframe: true)` still
     ///     makes a whole IDR, which a joining viewer's decoder needs (a browser starts at an IDR).
+    ///   - callerSchedulesKeyframes: x264 makes no periodic IDR of its own (i_keyint_max infinite): an
+    ///     IDR comes only with `encode(_:forceKeyframe: true)`, the caller's schedule
+    ///     (CongestionControl's KeyframeSchedule holds the periodic one while a viewer's link
+    ///     drains). `keyframeInterval` is then only the caller's. Not with `intraRefresh` (its
+    ///     sweep's period is x264's keyint).
     ///   - fullRangeBT601: the pictures are full-range BT.601 YCbCr, as JPEG (JFIF) codes them (a
     ///     camera's MJPEG decoded): the SPS's VUI says so (video_full_range_flag, matrix SMPTE 170M),
     ///     so a decoder does not stretch 0–255 as if it were 16–235. Raw camera formats are limited range.
     public init(width: Int, height: Int, fps: Int, bitrateKbps: Int, profileLevelID: String, keyframeInterval: Int,
                 preset: X264Preset = .ultrafast, threads: Int = 1, vbvBufferMilliseconds: Int = 500,
-                maxSliceBytes: Int? = nil, intraRefresh: Bool = false, fullRangeBT601: Bool = false) throws(X264Error) {
+                maxSliceBytes: Int? = nil, intraRefresh: Bool = false, callerSchedulesKeyframes: Bool = false,
+                fullRangeBT601: Bool = false) throws(X264Error) {
         guard width > 0, height > 0, width % 2 == 0, height % 2 == 0 else {
             throw .invalidParameters("size \(width)x\(height) (4:2:0 needs even width and height)")
         }
@@ -95,7 +103,8 @@ public final class X264Encoder: @unchecked Sendable {
         param.i_timebase_num = 1
         param.i_timebase_den = UInt32(fps)
         param.b_vfr_input = 0
-        param.i_keyint_max = Int32(keyframeInterval)
+        let schedulesItsOwn = !callerSchedulesKeyframes || intraRefresh
+        param.i_keyint_max = schedulesItsOwn ? Int32(keyframeInterval) : Int32(rtcam_x264_keyint_max_infinite())
         param.i_keyint_min = Int32(min(keyframeInterval, max(1, fps)))
         param.i_scenecut_threshold = 0               // keyframes only on the interval or on request (PLI/FIR)
         param.i_bframe = 0
@@ -129,6 +138,7 @@ public final class X264Encoder: @unchecked Sendable {
         self.bitrateKbps = bitrateKbps
         self.vbvBufferMilliseconds = vbvBufferMilliseconds
         self.intraRefresh = intraRefresh
+        self.callerSchedulesKeyframes = !schedulesItsOwn
         self.profileLevelID = requested.hex
     }
 

@@ -11,8 +11,8 @@ import SystemSupport
 
 /// What the hub asked of the encoders.
 final class RecordingEncoderControl: EncoderControl, Sendable {
-    private let state = Mutex<(keyframes: Int, presence: [Bool], caps: [Int?], reducedKeyframes: Int, reduced: [Int?])>(
-        (0, [], [], 0, []))
+    private let state = Mutex<(keyframes: Int, presence: [Bool], caps: [Int?], reducedKeyframes: Int, reduced: [Int?],
+                               linkCongested: [Bool])>((0, [], [], 0, [], []))
     func requestKeyframe() { state.withLock { $0.keyframes += 1 } }
     func requestReducedKeyframe() { state.withLock { $0.reducedKeyframes += 1 } }
     func setReducedLayer(kbps: Int?) { state.withLock { $0.reduced.append(kbps) } }
@@ -20,6 +20,8 @@ final class RecordingEncoderControl: EncoderControl, Sendable {
     var reducedLayer: [Int?] { state.withLock { $0.reduced } }
     func setViewersPresent(_ present: Bool) { state.withLock { $0.presence.append(present) } }
     func setBitrateCap(kbps: Int?) { state.withLock { $0.caps.append(kbps) } }
+    func setViewerLinkCongested(_ congested: Bool) { state.withLock { $0.linkCongested.append(congested) } }
+    var viewerLinkCongested: [Bool] { state.withLock { $0.linkCongested } }
     var keyframes: Int { state.withLock { $0.keyframes } }
     var presence: [Bool] { state.withLock { $0.presence } }
     var bitrateCaps: [Int?] { state.withLock { $0.caps } }

@@ -205,8 +205,62 @@ struct BottleneckScenarioTests {
               + "over 20 s; target mean \(kbps(call.meanTarget(from: from, to: to))), min \(kbps(targets.min() ?? 0)), "
               + "max \(kbps(targets.max() ?? 0)); queueing delay p50 \(Int(percentile(queue, 50))) ms, p95 \(Int(percentile(queue, 95))) ms; "
               + "tbf drops \(call.link.dropped), \(diagnostics.congestionEpisodes) congestion episodes, "
-              + "\(call.probesSent) probe clusters, threshold \(Int(diagnostics.threshold)) ms")
+              + "\(call.probesSent) probe clusters, threshold \(Int(diagnostics.threshold)) ms; \(call.framesWhileDraining) frames made while draining, "
+              + "held \(kbps(call.encoderHeldUnder / Double(max(call.framesWhileDraining, 1)))) under the estimate then")
         #expect(used >= 0.75, "\(Int(used * 100)) % of the link used")
         #expect(percentile(queue, 95) < 100)
+    }
+}
+
+extension BottleneckScenarioTests {
+    /// How the sender meets the step, for `stepFreezesAtEveryPhaseOfTheKeyframeCycle`.
+    enum StepHandling: CaseIterable {
+        /// stepfreeze2 as it was: the periodic IDR whenever due, the pacer under the link's rate by
+        /// the newest reported packet's queue over 500 ms, resends slowed with the rest.
+        case stepfreeze2
+        /// Only the periodic IDR held while the link drains (KeyframeSchedule).
+        case keyframeHeld
+        /// Only the pacing: the link's queue projected to now, over 250 ms; resends at the link's rate.
+        case pacing
+        /// Both: what the daemon does.
+        case now
+    }
+
+    /// The freezes (ms) after the step of `stepIntoADeepQueueFreezesBriefly` made `phase` × 250 ms
+    /// into the 3 s keyframe cycle.
+    static func stepFreezes(phase: Int, handling: StepHandling) -> [Int] {
+        let stepAt = 11 * s + Int64(phase) * 250 * ms
+        let link = BottleneckLink(rateSteps: [(0, 5_000_000), (stepAt, 800_000)], queueLimit: 200 * ms, propagation: 2 * ms)
+        var call = CallSimulation(configuration: BandwidthEstimatorConfiguration(
+            startBitsPerSecond: 2_500_000, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: 2_500_000), link: link)
+        call.feedbackInterval = 50 * ms
+        call.congestionHandling = .respond
+        call.nacks = true
+        call.holdsKeyframesWhileCongested = handling == .keyframeHeld || handling == .now
+        if handling == .stepfreeze2 || handling == .keyframeHeld {
+            call.projectsLinkQueue = false
+            call.resendsAtLinkRate = false
+            call.congestion.linkQueueDrainTime = .milliseconds(500)
+        }
+        call.pacer = Pacer(configuration: PacerConfiguration(queueDelayLimit: .seconds(3600), initialPacingBitsPerSecond: 6_250_000))
+        call.run(until: stepAt + 8 * s)
+        return call.freezes(from: stepAt, to: stepAt + 8 * s).map { Int($0) }
+    }
+
+    /// The step at twelve moments of the 3 s keyframe cycle (the interop test's step falls anywhere
+    /// in x264's): every phase's freezes under 500 ms in all (issue 24). stepfreeze2 froze 285-302 ms
+    /// but 500 ms with an IDR made 250 ms after the step (phase 7: 289 + 211, the IDR waiting behind
+    /// the drain) and 523 ms with one made at the step (phase 8: its tail dropped at the full queue,
+    /// the resends behind 180 ms of queue the pacer kept filling, slowed too). Measured (ms, phases
+    /// 0-11): stepfreeze2 [291, 289, 291, 289, 291, 289, 291, 500, 523, 302, 285, 289]; the IDR held
+    /// alone: phase 7 289, phase 8 523; the pacing alone: phase 7 458, phase 8 465; both
+    /// [250, 244, 250, 244, 250, 244, 250, 244, 465, 253, 251, 244].
+    @Test(arguments: 0..<12)
+    func stepFreezesAtEveryPhaseOfTheKeyframeCycle(phase: Int) {
+        let before = Self.stepFreezes(phase: phase, handling: .stepfreeze2), now = Self.stepFreezes(phase: phase, handling: .now)
+        print("step at phase \(phase) (\(phase * 250) ms into the keyframe cycle): freezes stepfreeze2 \(before) = \(before.reduce(0, +)) ms, "
+              + "now \(now) = \(now.reduce(0, +)) ms")
+        #expect(now.reduce(0, +) < 500, "phase \(phase): \(now)")
+        #expect(now.reduce(0, +) <= before.reduce(0, +) + 10, "phase \(phase): \(now) against \(before)")
     }
 }

@@ -221,6 +221,21 @@ struct CallSimulation {
         receiverStalls.first { time >= $0.at && time < $0.at + $0.duration }.map { $0.at + $0.duration }
     }
     var congestion = CongestionResponse()
+    /// The encoder's periodic IDR (90 frames: 3 s); `holdsKeyframesWhileCongested` holds it while a
+    /// congested link drains, as the daemon's x264 path does.
+    var keyframes = KeyframeSchedule(interval: 90)
+    var holdsKeyframesWhileCongested = true
+    /// The pacing as the daemon does it: the link's queue projected from what was sent since the
+    /// newest reported packet (else the newest reported packet's own), resends at the link's rate
+    /// whatever its queue (else slowed like the rest). Off: stepfreeze2's, for comparison.
+    var projectsLinkQueue = true
+    var resendsAtLinkRate = true
+    /// A source whose rate the estimate cannot change (an H.264 file or camera played as it is, the
+    /// daemon's passthrough): frames of a fixed rate at `framesPerSecond`, an IDR `keyframeFactor`
+    /// times a P-frame's size every `keyframeInterval` frames. Nil: the encoder follows the target.
+    var passthrough: (bitsPerSecond: Int, framesPerSecond: Int, keyframeInterval: Int, keyframeFactor: Int)?
+    /// The most bytes of video and resends the pacer held at once.
+    private(set) var largestMediaBacklog = 0
     /// The receiver asks again for a packet still missing after this (Chromium: its RTT estimate,
     /// about 100 ms on a path it has no RTT for), at most `maximumNACKs` times.
     var nackInterval: Int64 = 100_000_000
@@ -371,7 +386,16 @@ struct CallSimulation {
         }
     }
 
+    /// Frames made while a congested link's backlog drained, and the encoder's rate they were held
+    /// under the estimate by then (bits/s, summed over those frames).
+    private(set) var framesWhileDraining = 0
+    private(set) var encoderHeldUnder = 0.0
+
     private mutating func produceFrame() {
+        if congestionHandling == .respond, congestion.isDraining {
+            framesWhileDraining += 1
+            encoderHeldUnder += Double(estimator.targetBitsPerSecond - encoderFollows)
+        }
         // Encoder lag: the encoder's rate follows the target with a 200 ms time constant.
         let dt = 1.0 / 30
         // The encoder gets the target less audio and packet overhead, as the daemon should set it
@@ -380,8 +404,17 @@ struct CallSimulation {
         let videoShare = max(Double(encoderFollows) - audio, 50_000) * Double(Self.packetBytes) / Double(Self.packetBytes + Self.overheadBytes)
         encoderTarget += (videoShare - encoderTarget) * min(1, dt / 0.2)
         var bytes = Int(encoderTarget / 30 / 8)
-        let keyframe = frameIndex % 90 == 0
-        if keyframe { bytes *= 3 }  // a keyframe every 3 s
+        // A keyframe every 3 s (KeyframeSchedule: held while a congested link drains, if asked).
+        let congested = holdsKeyframesWhileCongested && congestionHandling == .respond && congestion.isDraining
+        var keyframe = keyframes.keyframeDue(congested: congested, now: time(now))
+        if keyframe { bytes *= 3 }
+        if let source = passthrough {
+            // The group of pictures carries the fixed rate: (interval - 1) P-frames and one IDR.
+            let groupBytes = source.bitsPerSecond / 8 * source.keyframeInterval / source.framesPerSecond
+            let frameBytes = groupBytes / (source.keyframeInterval - 1 + source.keyframeFactor)
+            keyframe = frameIndex % source.keyframeInterval == 0
+            bytes = keyframe ? frameBytes * source.keyframeFactor : frameBytes
+        }
         frameIndex += 1
         let frame = frames.count
         var packets = 0
@@ -396,7 +429,9 @@ struct CallSimulation {
             packets += 1
         }
         frames.append((packets, 0, keyframe, nil))
-        nextFrame += Self.second / 30
+        keyframes.pictureMade(isKeyframe: keyframe)
+        largestMediaBacklog = max(largestMediaBacklog, mediaBacklog)
+        nextFrame += Self.second / Int64(passthrough?.framesPerSecond ?? 30)
     }
 
     /// The rate the encoder follows: the estimate, or less while a congested link's backlog drains.
@@ -414,9 +449,12 @@ struct CallSimulation {
             return
         }
         congestion.update(congested: estimator.isCongested, deliveredBitsPerSecond: estimator.congestedDeliveryBitsPerSecond,
-                          backlogBytes: mediaBacklog, now: t)
-        pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(target: estimator.targetBitsPerSecond,
-                                                                           normal: estimator.pacingBitsPerSecond), at: t)
+                          backlogBytes: mediaBacklog,
+                          linkQueueDelay: projectsLinkQueue ? estimator.projectedLinkQueueDelay(now: t) : estimator.linkQueueDelay,
+                          videoBytesEnqueued: pacer.enqueuedBytes(.video), now: t)
+        pacer.setRates(pacingBitsPerSecond: congestion.pacingBitsPerSecond(
+            target: estimator.targetBitsPerSecond, normal: estimator.pacingBitsPerSecond,
+            resendsWaiting: resendsAtLinkRate && pacer.queuedBytes(.retransmission) > 0), at: t)
     }
 
     // MARK: Receiver: frames, NACKs, the picture

@@ -8,13 +8,15 @@ import X264
 @Suite struct X264IntraRefreshTests {
     /// 4 s of 640x360@30 at 1 Mb/s, keyframes (or a refresh wave) every second, each with the VBV
     /// the daemon gives it; a moving test pattern.
-    static func encode(intraRefresh: Bool, forceKeyframeAt: Set<Int> = [], count: Int = 120) throws -> [EncodedVideoFrame] {
+    static func encode(intraRefresh: Bool, callerSchedulesKeyframes: Bool = false, forceKeyframeAt: Set<Int> = [],
+                       count: Int = 120) throws -> [EncodedVideoFrame] {
         let source = try TestPatternSource(width: 640, height: 360)
         let encoder = try X264Encoder(width: 640, height: 360, fps: 30, bitrateKbps: 1000, profileLevelID: "42e01f",
                                       keyframeInterval: 30,
                                       vbvBufferMilliseconds: X264Encoder.vbvBufferMilliseconds(framesPerSecond: 30, intraRefresh: intraRefresh),
-                                      intraRefresh: intraRefresh)
+                                      intraRefresh: intraRefresh, callerSchedulesKeyframes: callerSchedulesKeyframes)
         #expect(encoder.intraRefresh == intraRefresh)
+        #expect(encoder.callerSchedulesKeyframes == (callerSchedulesKeyframes && !intraRefresh))
         return try (0 ..< count).map { index in
             let frame = source.frame(at: EncodedTestStream.captureTime(index), index: UInt64(index))
             return try #require(try encoder.encode(frame, forceKeyframe: forceKeyframeAt.contains(index)))
@@ -65,5 +67,26 @@ import X264
             let timestamp = TestPatternDecoder.readTimestamp(fromLuma: picture, width: 640, height: 360, stride: 640)
             #expect(timestamp == UInt32(EncodedTestStream.captureTime(50 + index).milliseconds), "frame \(50 + index)")
         }
+    }
+
+    /// The daemon's periodic IDRs (KeyframeSchedule, held while a viewer's link drains): x264 makes
+    /// none of its own, each forced picture is a whole IDR with SPS/PPS, and the stream decodes from
+    /// the first one on. Intra refresh keeps x264's own sweep whatever is asked.
+    @Test func theCallerSchedulesTheIDRs() throws {
+        let frames = try Self.encode(intraRefresh: false, callerSchedulesKeyframes: true, forceKeyframeAt: [45, 100], count: 120)
+        #expect(frames.indices.filter { frames[$0].isKeyframe } == [0, 45, 100])
+        for index in [45, 100] {
+            let types = Self.nalTypes(frames[index])
+            #expect(types.contains(7) && types.contains(8) && types.contains(5), "\(types)")
+        }
+        for frame in frames where !frame.isKeyframe { #expect(!Self.nalTypes(frame).contains(5)) }
+        let refreshed = try Self.encode(intraRefresh: true, callerSchedulesKeyframes: true, count: 40)
+        #expect(refreshed.indices.filter { refreshed[$0].isKeyframe } == [0])
+
+        let ffmpeg = try ExternalTools.require("ffmpeg")
+        let path = try ExternalTools.writeTemporaryFile(frames[45...].flatMap(\.accessUnit), suffix: ".h264")
+        defer { ExternalTools.remove(path) }
+        let decoded = try ExternalTools.run("\(ffmpeg) -v error -i \(path) -f rawvideo -pix_fmt yuv420p -")
+        #expect(decoded.count == 75 * 640 * 360 * 3 / 2)
     }
 }

@@ -1,0 +1,85 @@
+import RTCBase
+import Testing
+
+@testable import CongestionControl
+
+/// The VM's lossy test (board/qemu-x86_64/test-daemon-in-vm.sh --lossy) on the virtual clock: the
+/// daemon plays an H.264 file as it is (600 kb/s, 25 fps, an IDR every 50 frames: its rate does not
+/// follow the estimate) through netem, 25 ms each way and 10 % random loss on the way out, no rate
+/// limit and no queue. Nothing here is congestion: the pacer must never hold the video back.
+@Suite("A passthrough source on a lossy link without a bottleneck")
+struct LossyPassthroughTests {
+    static let s = CallSimulation.second
+    static let ms = CallSimulation.millisecond
+
+    struct Outcome {
+        var episodes: Int
+        var largestBacklog: Int
+        var longestVideoWait: Int64
+        var freezes: [Double]
+        var resendsRefused: Int
+        var resendsSent: Int
+        var minimumTarget: Int
+        var minimumPacing: Int
+        var roundTrip: Duration?
+    }
+
+    static func run(seed: UInt64, seconds: Int64 = 20, stalls: Bool = false) -> Outcome {
+        // No bottleneck: 1 Gb/s, a queue nothing fills, 25 ms each way, 10 % lost before it.
+        let link = BottleneckLink(rateSteps: [(0, 1_000_000_000)], queueLimit: 1000 * Self.ms, propagation: 25 * Self.ms,
+                                  lossProbability: 0.10, seed: seed)
+        var call = CallSimulation(configuration: BandwidthEstimatorConfiguration(
+            startBitsPerSecond: 600_000, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: 600_000), link: link)
+        call.passthrough = (600_000, 25, 50, 8)
+        call.feedbackInterval = 50 * Self.ms
+        call.congestionHandling = .respond
+        call.nacks = true
+        // The daemon's pacer: it never speeds up to empty its queue (PeerSession drops stale video).
+        call.pacer = Pacer(configuration: PacerConfiguration(queueDelayLimit: .seconds(3600),
+                                                             initialPacingBitsPerSecond: 1_500_000))
+        if stalls {
+            // A TCG guest and a loaded host: now and then nothing arrives for 40-200 ms, then all of it at once.
+            var random = SeededRandom(seed: seed &+ 100)
+            var at = call.now + 2 * Self.s
+            while at < call.now + seconds * Self.s {
+                let duration = Int64(40 + random.next() % 160) * Self.ms
+                call.receiverStalls.append((at, duration))
+                at += duration + Int64(500 + random.next() % 1500) * Self.ms
+            }
+        }
+        var minimumPacing = Int.max, minimumTarget = Int.max
+        var time = call.now
+        let end = call.now + seconds * Self.s
+        while time < end {
+            time += 10 * Self.ms
+            call.run(until: time)
+            minimumPacing = min(minimumPacing, call.pacer.pacingBitsPerSecond)
+            minimumTarget = min(minimumTarget, call.target)
+        }
+        return Outcome(episodes: call.estimator.diagnostics.congestionEpisodes, largestBacklog: call.largestMediaBacklog,
+                       longestVideoWait: call.longestVideoWait, freezes: call.freezes(from: 2 * Self.s, to: end),
+                       resendsRefused: call.resendsRefused, resendsSent: call.resendsSent, minimumTarget: minimumTarget,
+                       minimumPacing: minimumPacing, roundTrip: call.estimator.roundTripTime)
+    }
+
+    @Test(arguments: [UInt64(1), 2, 3, 4])
+    func pacerNeverHoldsTheVideoBack(seed: UInt64) {
+        let outcome = Self.run(seed: seed, stalls: true)
+        print("lossy passthrough seed \(seed): \(outcome.episodes) congestion episodes, pacer backlog max \(outcome.largestBacklog) B, "
+              + "longest video wait \(outcome.longestVideoWait / Self.ms) ms, pacing min \(kbps(Double(outcome.minimumPacing))), "
+              + "target min \(kbps(Double(outcome.minimumTarget))), freezes \(outcome.freezes.map { Int($0) }) ms, "
+              + "resends \(outcome.resendsSent) sent / \(outcome.resendsRefused) refused, RTT \(outcome.roundTrip.map { "\($0)" } ?? "-")")
+        // Random loss is not congestion; a stall the trendline reads as a growing queue may be one.
+        // Before: 1, 3, 2 and 5 episodes (loss bursts while the detector read a stall as overuse).
+        #expect(outcome.episodes <= 1)
+        // The daemon drops video that waited 400 ms (1.5 s in an episode's first 3 s) and restarts
+        // at a keyframe, which a file cannot make. Before: 7,993 and 7,434 ms (seeds 1 and 2; 624
+        // and 563 kB in the pacer), the pacer at 283 and 246 kb/s for a 600 kb/s file. Now 553 ms
+        // at most (seed 2's episode: the source is seen not to follow 0.7 s into it), else < 250.
+        #expect(outcome.longestVideoWait < (outcome.episodes == 0 ? 250 : 600) * Self.ms)
+        #expect(outcome.largestBacklog < 50_000)
+        #expect(outcome.resendsRefused == 0)
+        // Before: 620 and 962 ms.
+        #expect((outcome.freezes.max() ?? 0) < 400)
+    }
+}
