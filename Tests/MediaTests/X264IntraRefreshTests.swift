@@ -55,18 +55,8 @@ import X264
         let types = Self.nalTypes(frames[50])
         #expect(types.contains(7) && types.contains(8) && types.contains(5), "\(types)")
 
-        let ffmpeg = try ExternalTools.require("ffmpeg")
-        let joined = frames[50...].flatMap(\.accessUnit)
-        let path = try ExternalTools.writeTemporaryFile(joined, suffix: ".h264")
-        defer { ExternalTools.remove(path) }
-        let decoded = try ExternalTools.run("\(ffmpeg) -v error -i \(path) -f rawvideo -pix_fmt yuv420p -")
-        let frameBytes = 640 * 360 * 3 / 2
-        #expect(decoded.count == 30 * frameBytes)
-        for index in 0 ..< min(30, decoded.count / frameBytes) {
-            let picture = Array(decoded[index * frameBytes ..< index * frameBytes + 640 * 360])
-            let timestamp = TestPatternDecoder.readTimestamp(fromLuma: picture, width: 640, height: 360, stride: 640)
-            #expect(timestamp == UInt32(EncodedTestStream.captureTime(50 + index).milliseconds), "frame \(50 + index)")
-        }
+        let pictures = try EncodedTestStream.decodedByFFmpeg(frames[50...].flatMap(\.accessUnit), width: 640, height: 360)
+        EncodedTestStream.expectCaptureTimes(pictures, width: 640, height: 360, firstIndex: 50, count: 30)
     }
 
     /// The daemon's periodic IDRs (KeyframeSchedule, held while a viewer's link drains): x264 makes
@@ -83,10 +73,7 @@ import X264
         let refreshed = try Self.encode(intraRefresh: true, callerSchedulesKeyframes: true, count: 40)
         #expect(refreshed.indices.filter { refreshed[$0].isKeyframe } == [0])
 
-        let ffmpeg = try ExternalTools.require("ffmpeg")
-        let path = try ExternalTools.writeTemporaryFile(frames[45...].flatMap(\.accessUnit), suffix: ".h264")
-        defer { ExternalTools.remove(path) }
-        let decoded = try ExternalTools.run("\(ffmpeg) -v error -i \(path) -f rawvideo -pix_fmt yuv420p -")
-        #expect(decoded.count == 75 * 640 * 360 * 3 / 2)
+        let pictures = try EncodedTestStream.decodedByFFmpeg(frames[45...].flatMap(\.accessUnit), width: 640, height: 360)
+        #expect(pictures.count == 75)
     }
 }

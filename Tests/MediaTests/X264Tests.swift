@@ -28,6 +28,28 @@ struct EncodedTestStream {
         }
         return result
     }
+
+    /// `stream` (Annex B) decoded by FFmpeg into I420 pictures of `width`×`height`.
+    static func decodedByFFmpeg(_ stream: [UInt8], width: Int, height: Int) throws -> [[UInt8]] {
+        let ffmpeg = try ExternalTools.require("ffmpeg")
+        let path = try ExternalTools.writeTemporaryFile(stream, suffix: ".h264")
+        defer { ExternalTools.remove(path) }
+        let decoded = try ExternalTools.run("\(ffmpeg) -v error -i \(path) -f rawvideo -pix_fmt yuv420p -")
+        let pictureBytes = width * height * 3 / 2
+        #expect(decoded.count % pictureBytes == 0, "\(decoded.count) bytes are not whole \(width)x\(height) pictures")
+        return stride(from: 0, to: decoded.count - pictureBytes + 1, by: pictureBytes).map { Array(decoded[$0 ..< $0 + pictureBytes]) }
+    }
+
+    /// Expects `pictures` to be the test pattern of frames `firstIndex`… in order: `count` of them,
+    /// each showing its own capture time (`captureTime(index)`).
+    static func expectCaptureTimes(_ pictures: [[UInt8]], width: Int, height: Int, firstIndex: Int = 0, count: Int) {
+        #expect(pictures.count == count, "FFmpeg decoded \(pictures.count) pictures of \(count)")
+        for (offset, picture) in pictures.prefix(count).enumerated() {
+            let timestamp = TestPatternDecoder.readTimestamp(fromLuma: Array(picture[0 ..< width * height]), width: width,
+                                                             height: height, stride: width)
+            #expect(timestamp == UInt32(captureTime(firstIndex + offset).milliseconds), "frame \(firstIndex + offset)")
+        }
+    }
 }
 
 @Suite struct X264EncoderTests {
@@ -154,7 +176,6 @@ struct EncodedTestStream {
     /// The independent check: FFmpeg decodes our stream, and the timestamp strip survives 500 kb/s.
     @Test func ffmpegDecodesTheStreamAndTheTimestampsSurvive() throws {
         let ffprobe = try ExternalTools.require("ffprobe")
-        let ffmpeg = try ExternalTools.require("ffmpeg")
         // Every third frame is fed as NV12: per-picture colour space switching must not corrupt chroma.
         let encoded = try EncodedTestStream.make(count: 30, forceKeyframeAt: [17], format: { $0 % 3 == 2 ? .nv12 : .i420 })
         let path = try ExternalTools.writeTemporaryFile(encoded.stream, suffix: ".h264")
@@ -174,13 +195,9 @@ struct EncodedTestStream {
             .split(separator: "\n").map { $0.split(separator: ",").first.map(String.init) ?? "" }   // "1," when side data follows
         #expect(keyframes.indices.filter { keyframes[$0] == "1" } == [0, 17], "\(keyframes)")
 
-        let decoded = try ExternalTools.run("\(ffmpeg) -v error -i \(path) -f rawvideo -pix_fmt yuv420p -")
-        let frameBytes = 320 * 240 * 3 / 2
-        #expect(decoded.count == 30 * frameBytes)
-        for index in 0 ..< min(30, decoded.count / frameBytes) {
-            let picture = Array(decoded[index * frameBytes ..< (index + 1) * frameBytes])
-            let timestamp = TestPatternDecoder.readTimestamp(fromLuma: picture, width: 320, height: 240, stride: 320)
-            #expect(timestamp == UInt32(EncodedTestStream.captureTime(index).milliseconds), "frame \(index)")
+        let pictures = try EncodedTestStream.decodedByFFmpeg(encoded.stream, width: 320, height: 240)
+        EncodedTestStream.expectCaptureTimes(pictures, width: 320, height: 240, count: 30)
+        for (index, picture) in pictures.prefix(30).enumerated() {
             // Whole-picture fidelity, chroma included (catches a wrong plane layout or csp).
             let original = encoded.sources[index].packedBytes()
             let lumaPSNR = Self.psnr(picture[0 ..< 76_800], original[0 ..< 76_800])
@@ -202,17 +219,8 @@ struct EncodedTestStream {
             #expect(slices == threads, "frame \(index): \(slices) slices with \(threads) threads")
             #expect(frame.captureTime == EncodedTestStream.captureTime(index))
         }
-        let ffmpeg = try ExternalTools.require("ffmpeg")
-        let path = try ExternalTools.writeTemporaryFile(encoded.stream, suffix: ".h264")
-        defer { ExternalTools.remove(path) }
-        let decoded = try ExternalTools.run("\(ffmpeg) -v error -i \(path) -f rawvideo -pix_fmt yuv420p -")
-        let frameBytes = 320 * 240 * 3 / 2
-        #expect(decoded.count == 20 * frameBytes)
-        for index in 0 ..< min(20, decoded.count / frameBytes) {
-            let picture = Array(decoded[index * frameBytes ..< index * frameBytes + 320 * 240])
-            let timestamp = TestPatternDecoder.readTimestamp(fromLuma: picture, width: 320, height: 240, stride: 320)
-            #expect(timestamp == UInt32(EncodedTestStream.captureTime(index).milliseconds), "frame \(index)")
-        }
+        let pictures = try EncodedTestStream.decodedByFFmpeg(encoded.stream, width: 320, height: 240)
+        EncodedTestStream.expectCaptureTimes(pictures, width: 320, height: 240, count: 20)
     }
 
     @Test func splitterGivesBackTheEncodersAccessUnits() throws {
