@@ -1233,14 +1233,11 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private func updateBitrateCap() {
         let now = MonotonicClock.now()
         updateReducedLayer(now: now)
-        let estimates = viewers.values.compactMap {
-            $0.session.state == .connected && $0.session.wantedVideoLayer == .full ? $0.session.estimatedBitsPerSecond : nil
-        }
-        applyBitrateCap(bitratePolicy.update(estimates: estimates, now: now), reason: "the weakest viewer's link")
+        let fullLayer = viewers.values.map(\.session).filter { $0.state == .connected && $0.wantedVideoLayer == .full }
+        applyBitrateCap(bitratePolicy.update(estimates: fullLayer.compactMap(\.estimatedBitsPerSecond), now: now),
+                        reason: "the weakest viewer's link")
         // PeerSession surfaces an episode's start and end with an estimate event.
-        let congested = viewers.values.contains {
-            $0.session.state == .connected && $0.session.wantedVideoLayer == .full && $0.session.isInCongestionEpisode
-        }
+        let congested = fullLayer.contains { $0.isInCongestionEpisode }
         if congested != viewerLinkCongested {
             viewerLinkCongested = congested
             encoders.setViewerLinkCongested(congested)

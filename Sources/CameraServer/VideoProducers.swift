@@ -160,7 +160,7 @@ struct X264Stage {
                 // this frame of both layers is out (the step's IDR does not wait for it).
                 releasesFreedHeapAfterFrame = replacesAnotherSize
                 reduced.fullEncoderReplaced(at: now)
-                keyframes = KeyframeSchedule(interval: made.keyframeInterval)
+                keyframes.restart(interval: made.keyframeInterval)
                 bitrate = EncoderBitrate(configuredKbps: requestedBitrateKbps ?? configuration().bitrateKbps,
                                          capKbps: controls.bitrateCap)
             }

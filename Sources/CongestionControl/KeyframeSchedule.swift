@@ -53,8 +53,10 @@ public struct KeyframeSchedule: Sendable {
         }
     }
 
-    /// The encoder was made again (a new size or rate): its first picture is an IDR of its own.
-    public mutating func restart() {
+    /// The encoder was made again (a new size or rate), its IDRs every `interval` pictures now: its
+    /// first picture is an IDR of its own.
+    public mutating func restart(interval: Int) {
+        self.interval = max(1, interval)
         picturesSinceKeyframe = nil
         heldSince = nil
     }

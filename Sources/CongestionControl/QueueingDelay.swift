@@ -61,8 +61,5 @@ struct QueueingDelayTracker {
     }
 
     /// The newest reported packet's queueing delay (nil before any arrival).
-    var delay: Duration? {
-        guard let newest, let base = buckets.map(\.lowest).min() else { return nil }
-        return .microseconds(max(0, newest.offset - base))
-    }
+    var delay: Duration? { newestReported?.delay }
 }

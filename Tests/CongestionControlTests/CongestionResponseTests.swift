@@ -115,7 +115,7 @@ struct CongestionResponseTests {
         run(560 ..< 800)
         #expect(keyframes.suffix(2) == [510, 600 + 120])
         // A new encoder: its first picture is an IDR.
-        schedule.restart()
+        schedule.restart(interval: 90)
         let first = schedule.keyframeDue(congested: true, now: frame(800))
         #expect(first)
     }
