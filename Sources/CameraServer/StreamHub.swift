@@ -1202,7 +1202,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         let pacing = session.pacing
         return "\(queue.bytes) B, oldest \(queue.oldest.map { "\(Int($0.millisecondsDouble))" } ?? "-") ms, "
             + "\(pacing.bitsPerSecond / 1000) kb/s, link queue \(pacing.linkQueue.map { "\(Int($0.millisecondsDouble))" } ?? "-") ms"
-            + (session.isInCongestionEpisode ? ", draining" : "")
+            + ", video in \((pacing.videoInBitsPerSecond ?? 0) / 1000) kb/s"
+            + (session.isInCongestionEpisode ? ", draining (surplus \(pacing.inflowSurplusBitsPerSecond / 1000) kb/s)" : "")
     }
 
     /// Media a viewer's pacer lets go now (its deadline came).

@@ -42,8 +42,11 @@ extension PeerSession {
         set { congestion.holdsVideo = newValue }
     }
 
-    /// The pacer's rate now and the link's queue the congestion response last saw (debug log).
-    public var pacing: (bitsPerSecond: Int, linkQueue: Duration?) { (pacer.pacingBitsPerSecond, congestion.linkQueueDelay) }
+    /// The pacer's rate now, the link's queue the congestion response last saw, and what it takes
+    /// off the encoder for a surplus coming into the pacer (debug log).
+    public var pacing: (bitsPerSecond: Int, linkQueue: Duration?, inflowSurplusBitsPerSecond: Int, videoInBitsPerSecond: Int?) {
+        (pacer.pacingBitsPerSecond, congestion.linkQueueDelay, Int(congestion.inflowSurplusBitsPerSecond), congestion.sourceBitsPerSecond())
+    }
 
     /// Video and resends waiting in the pacer.
     var mediaBacklogBytes: Int { pacer.queuedBytes(.video) + pacer.queuedBytes(.retransmission) }

@@ -53,9 +53,15 @@ struct CongestionResponseTests {
         #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) == 320_000)  // never under 0.4
         #expect(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000, resendsWaiting: true) == 720_000)
         response.update(congested: true, deliveredBitsPerSecond: 800_000, backlogBytes: 30_000,
-                        linkQueueDelay: .milliseconds(2), now: Self.at(1_100))
-        // Short: at 0.9 − 0.008 of the link's rate.
-        #expect(abs(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) - 713_600) < 1_000)
+                        linkQueueDelay: .milliseconds(30), now: Self.at(1_100))
+        // Short: at 0.9 − 0.12 of the link's rate.
+        #expect(abs(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) - 624_000) < 1_000)
+        // Under 20 ms the link passes more than it delivered at the episode's start: up to 1.2 of it
+        // with no queue at all (2 ms: 0.9 + 0.3 × 0.9), resends too.
+        response.update(congested: true, deliveredBitsPerSecond: 800_000, backlogBytes: 30_000,
+                        linkQueueDelay: .milliseconds(2), now: Self.at(1_150))
+        #expect(abs(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000) - 936_000) < 1_000)
+        #expect(abs(response.pacingBitsPerSecond(target: 680_000, normal: 1_700_000, resendsWaiting: true) - 936_000) < 1_000)
         // Outside an episode the queue does not matter.
         response.update(congested: false, deliveredBitsPerSecond: nil, backlogBytes: 0,
                         linkQueueDelay: .milliseconds(200), now: Self.at(1_200))
@@ -131,8 +137,9 @@ struct CongestionResponseTests {
             for step in Int64(0)...40 {  // 40 ms apart (25 fps), the episode from 0 ms
                 let now = Self.at(1_000 + step * 40)
                 enqueued += sourceBitsPerSecond(step * 40) / 8 / 25
+                // The link's queue unknown: the pacing share is 0.9 (see theLinksQueueSlowsThePacerUntilItIsShort).
                 response.update(congested: true, deliveredBitsPerSecond: 400_000, backlogBytes: 20_000,
-                                linkQueueDelay: .zero, videoBytesEnqueued: enqueued, now: now)
+                                linkQueueDelay: nil, videoBytesEnqueued: enqueued, now: now)
                 paces.append(response.pacingBitsPerSecond(target: 300_000, normal: 750_000))
             }
             return paces
@@ -164,5 +171,42 @@ struct CongestionResponseTests {
         // A link that really got slower (less arrives) is still followed down.
         control.update(usage: .overusing, acknowledged: 1_000_000, at: Self.at(1_400))
         #expect(abs(control.bitsPerSecond - 850_000) < 1)
+    }
+
+    /// An episode whose source puts more into the pacer than it was asked for (x264 20 % over, and
+    /// 150 kb/s of resend copies), frames every 33 ms, the pacer at 0.9 × 1.6 Mb/s with the link's
+    /// queue at 30 ms: without the inflow correction the backlog settles where the drain term
+    /// balances the surplus (a standing queue of ~40 KB, the episode never ends); with it, the
+    /// backlog drains and the episode ends.
+    @Test func aSurplusIntoThePacerIsTakenOffTheEncoder() {
+        func run(gain: Double) -> (backlogs: [Int], endedAt: Int64?, lowestAsk: Int) {
+            var response = CongestionResponse()
+            response.correctionGain = gain
+            var backlog = 0.0
+            var backlogs: [Int] = []
+            var lowestAsk = Int.max
+            let target = 1_500_000
+            for step in Int64(0) ..< 300 {  // 10 s of frames
+                let now = Self.at(1_000 + step * 100 / 3)
+                response.update(congested: step < 30, deliveredBitsPerSecond: 1_600_000, backlogBytes: Int(backlog),
+                                linkQueueDelay: .milliseconds(30), now: now)
+                if !response.isDraining, step >= 30 { return (backlogs, step * 100 / 3, lowestAsk) }
+                let ask = response.encoderBitsPerSecond(target: target, backlogBytes: Int(backlog))
+                lowestAsk = min(lowestAsk, ask)
+                let pace = Double(response.pacingBitsPerSecond(target: target, normal: 3_750_000))
+                // This frame and the resends come in; the pacer sends over the frame interval.
+                backlog += (Double(ask) * 1.2 + 150_000) / 8 / 30
+                backlogs.append(Int(backlog))
+                backlog = max(0, backlog - pace / 8 / 30)
+            }
+            return (backlogs, nil, lowestAsk)
+        }
+        let uncorrected = run(gain: 0)
+        #expect(uncorrected.endedAt == nil)
+        #expect(uncorrected.backlogs.suffix(30).allSatisfy { $0 > 30_000 }, "\(uncorrected.backlogs.suffix(30))")
+        let corrected = run(gain: 0.5)
+        #expect(corrected.endedAt != nil && corrected.endedAt! < 5_000, "\(corrected.backlogs)")
+        // Never under the encoder's floor (half the estimate).
+        #expect(corrected.lowestAsk >= 750_000)
     }
 }

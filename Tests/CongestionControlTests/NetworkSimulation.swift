@@ -234,6 +234,16 @@ struct CallSimulation {
     /// daemon's passthrough): frames of a fixed rate at `framesPerSecond`, an IDR `keyframeFactor`
     /// times a P-frame's size every `keyframeInterval` frames. Nil: the encoder follows the target.
     var passthrough: (bitsPerSecond: Int, framesPerSecond: Int, keyframeInterval: Int, keyframeFactor: Int)?
+    /// The encoder makes this many times the rate it is asked for (x264's rate control is not
+    /// exact: right after a cut it spends what its VBV buffer still holds).
+    var encoderOvershoot = 1.0
+    /// Copies queued for a packet's first resend (PeerSession sends up to three where the loss
+    /// leaves the retransmission budget room), later resends once.
+    var firstResendCopies = 1
+    /// The pacer's video and resend backlog over time (bytes, sampled every 10 ms), and how long
+    /// each video packet waited in the pacer (sent time, ns).
+    private(set) var backlogSamples: [(time: Int64, bytes: Int)] = []
+    private(set) var videoWaits: [(sent: Int64, wait: Int64)] = []
     /// The most bytes of video and resends the pacer held at once.
     private(set) var largestMediaBacklog = 0
     /// The receiver asks again for a packet still missing after this (Chromium: its RTT estimate,
@@ -382,6 +392,7 @@ struct CallSimulation {
         if now >= nextSample {
             samples.append(Sample(time: now, target: estimator.targetBitsPerSecond, queueDelay: link.queueDelay(at: now),
                                   oneWayDelay: nil))
+            backlogSamples.append((now, mediaBacklog))
             nextSample = now + 10 * Self.millisecond
         }
     }
@@ -403,7 +414,7 @@ struct CallSimulation {
         let audio = Double((Self.audioBytes + Self.overheadBytes) * 8 * 50)
         let videoShare = max(Double(encoderFollows) - audio, 50_000) * Double(Self.packetBytes) / Double(Self.packetBytes + Self.overheadBytes)
         encoderTarget += (videoShare - encoderTarget) * min(1, dt / 0.2)
-        var bytes = Int(encoderTarget / 30 / 8)
+        var bytes = Int(encoderTarget * encoderOvershoot / 30 / 8)
         // A keyframe every 3 s (KeyframeSchedule: held while a congested link drains, if asked).
         let congested = holdsKeyframesWhileCongested && congestionHandling == .respond && congestion.isDraining
         var keyframe = keyframes.keyframeDue(congested: congested, now: time(now))
@@ -501,8 +512,11 @@ struct CallSimulation {
             resends[sequence] = (count + 1, now)
             let bytes = mediaPackets[sequence].bytes + 2
             if congestionHandling == .respond {
-                queuedResends[sequence] = 1
-                pacer.enqueue(.resend(bytes: bytes, sequence: sequence), bytes: bytes, priority: .retransmission, at: time(now))
+                let copies = count == 0 ? max(1, firstResendCopies) : 1
+                queuedResends[sequence] = copies
+                for _ in 0..<copies {
+                    pacer.enqueue(.resend(bytes: bytes, sequence: sequence), bytes: bytes, priority: .retransmission, at: time(now))
+                }
             } else {
                 transmit(.resend(bytes: bytes, sequence: sequence))
             }
@@ -514,12 +528,15 @@ struct CallSimulation {
         switch packet {
         case let .video(size, sequence):
             (bytes, kind, isMedia, media) = (size, .media, true, sequence)
-            if let queued = videoEnqueued.removeValue(forKey: sequence) { longestVideoWait = max(longestVideoWait, now - queued) }
+            if let queued = videoEnqueued.removeValue(forKey: sequence) {
+                longestVideoWait = max(longestVideoWait, now - queued)
+                videoWaits.append((now, now - queued))
+            }
         case .audio: (bytes, kind, isMedia, media) = (Self.audioBytes, .media, false, nil)
         case let .probe(cluster, size): (bytes, kind, isMedia, media) = (size, .probe(clusterID: cluster), false, nil)
         case let .resend(size, sequence):
             (bytes, kind, isMedia, media) = (size, .retransmission, false, sequence)
-            queuedResends[sequence] = nil
+            if let left = queuedResends[sequence], left > 1 { queuedResends[sequence] = left - 1 } else { queuedResends[sequence] = nil }
             resends[sequence]?.last = now
             resendsSent += 1
         }
