@@ -795,6 +795,10 @@ public final class CameraDaemon: @unchecked Sendable {
         json.field("capped", bitrate.capped)
         json.field("viewersBelowFloor", bitrate.viewersBelowFloor)
         json.field("reducedLayerKbps", bitrate.reducedLayerKbps.map(Double.init))
+        // x264's periodic IDRs held while a viewer's link was congested (KeyframeSchedule), and the
+        // longest such wait (null: none ended yet).
+        json.field("periodicKeyframesHeld", mediaStatus.periodicKeyframesHeld)
+        json.field("longestKeyframeHoldMs", mediaStatus.longestKeyframeHold.map { $0.millisecondsDouble.rounded() })
         json.endObject()
         json.endObject()
         return json.text

@@ -21,6 +21,9 @@ struct MediaStatus: Sendable {
     var bitrateKbps: Double
     var framesEncoded: Int
     var keyframesForced: Int
+    /// Periodic IDRs x264 held while a viewer's link was congested, and the longest wait (issue 24).
+    var periodicKeyframesHeld = 0
+    var longestKeyframeHold: Duration? = nil
     /// The video thread's CPU inside x264 (encode calls) and drawing the test pattern, since the
     /// pipeline started: the rest of the daemon's CPU is what streaming costs beyond encoding.
     var encoderCPUSeconds: Double
@@ -325,6 +328,7 @@ final class MediaPipeline: @unchecked Sendable {
                         width: width, height: height,
                         framesPerSecond: counters.framesPerSecond, bitrateKbps: counters.bitrateKbps,
                         framesEncoded: counters.framesEncoded, keyframesForced: counters.keyframesForced,
+                        periodicKeyframesHeld: counters.periodicKeyframesHeld, longestKeyframeHold: counters.longestKeyframeHold,
                         encoderCPUSeconds: Double(counters.encoderCPUNanoseconds) / 1e9,
                         reducedLayerFrames: counters.reducedLayerFrames,
                         reducedLayerCPUSeconds: Double(counters.reducedLayerCPUNanoseconds) / 1e9,

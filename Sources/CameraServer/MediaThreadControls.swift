@@ -160,6 +160,16 @@ final class MediaThreadControls: Sendable {
         counters.withLock { $0.adaptation = status }
     }
 
+    /// A periodic IDR began to wait for a congested link (x264's KeyframeSchedule): `held` so far.
+    func setPeriodicKeyframesHeld(_ held: Int) {
+        counters.withLock { $0.periodicKeyframesHeld = held }
+    }
+
+    /// A held periodic IDR's wait ended (an IDR was made: the held one, one asked for, a new encoder's).
+    func periodicKeyframeHoldEnded(after wait: Duration) {
+        counters.withLock { $0.longestKeyframeHold = max($0.longestKeyframeHold ?? .zero, wait) }
+    }
+
     func setRunningEncoder(_ description: String) {
         counters.withLock { $0.encoder = description }
     }
@@ -173,6 +183,10 @@ struct MediaCounters: Sendable {
     /// Pictures the source gave (camera buffers dequeued, test-pattern frames drawn), used or not.
     var framesCaptured = 0
     var keyframesForced = 0
+    /// Periodic IDRs x264 held back while a viewer's link was in a congestion episode (issue 24;
+    /// KeyframeSchedule.holds), and the longest time one waited (nil: none has ended yet).
+    var periodicKeyframesHeld = 0
+    var longestKeyframeHold: Duration?
     /// x264 encoders made so far: one when the first viewer arrives, then one each time viewers
     /// return after `idleRelease`.
     var encodersOpened = 0

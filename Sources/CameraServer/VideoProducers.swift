@@ -160,6 +160,7 @@ struct X264Stage {
                 // this frame of both layers is out (the step's IDR does not wait for it).
                 releasesFreedHeapAfterFrame = replacesAnotherSize
                 reduced.fullEncoderReplaced(at: now)
+                keyframeHoldEnds(at: now, controls)   // the new encoder's first picture is an IDR
                 keyframes.restart(interval: made.keyframeInterval)
                 bitrate = EncoderBitrate(configuredKbps: requestedBitrateKbps ?? configuration().bitrateKbps,
                                          capKbps: controls.bitrateCap)
@@ -177,8 +178,10 @@ struct X264Stage {
             return
         }
         let requested = controls.takeKeyframeRequest()
+        let holdsBefore = keyframes.holds
         let scheduled = x264.callerSchedulesKeyframes
             && keyframes.keyframeDue(congested: controls.isViewerLinkCongested, now: now)
+        if keyframes.holds != holdsBefore { controls.setPeriodicKeyframesHeld(keyframes.holds) }
         let force = requested || scheduled
         if scheduled, let since = keyframes.heldSince {
             controls.logger.debug("periodic IDR made \(now - since) late: a viewer's link was congested")
@@ -212,6 +215,7 @@ struct X264Stage {
         }
         let done = MonotonicClock.now()
         if let encoded {
+            if encoded.isKeyframe { keyframeHoldEnds(at: now, controls) }
             keyframes.pictureMade(isKeyframe: encoded.isKeyframe)
             controls.record(encoded, forced: requested, at: now)
             deliver(encoded)
@@ -234,6 +238,11 @@ struct X264Stage {
             controls.logger.notice("encoder load: \(change.from) -> \(change.to) (configured \(adaptation.configured), degradation \(adaptation.preference.rawValue)): \(change.reason)")
         }
         controls.setAdaptation(status)
+    }
+
+    /// An IDR is made now: a periodic one that waited for a congested link waited this long (/api/status).
+    private func keyframeHoldEnds(at now: MonotonicTime, _ controls: MediaThreadControls) {
+        if let since = keyframes.heldSince { controls.periodicKeyframeHoldEnded(after: now - since) }
     }
 
     /// Steps the CPU adaptation to ladder step `level` before the next frame (tests, benchmarks).

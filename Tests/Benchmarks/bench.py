@@ -386,16 +386,7 @@ LATENCY_MEASURES = [
 
 def latency_round(variant: str, seconds: float, chromium_args: tuple[str, ...] = ()) -> dict:
     environment, _ = LATENCY_VARIANTS[variant]
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
-    try:
-        daemon = start_daemon(f"latency-{variant}", SIZE, FPS, BITRATE)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    daemon = start_daemon(f"latency-{variant}", SIZE, FPS, BITRATE, env=environment)
     try:
         time.sleep(2)
         # Capture → last packet of the frame received by a viewer (rtcam-bench loadgen, using the

@@ -162,9 +162,10 @@ def measure_idle(pid: int, seconds: float) -> CPUWindow:
 # ---- processes -----------------------------------------------------------------------------------
 
 def start_daemon(name: str, size: str = "1280x720", fps: int = 30, bitrate: int = 2000, max_viewers: int = 250,
-                 extra: tuple[str, ...] = (), https: bool = False) -> RtcamProcess:
+                 extra: tuple[str, ...] = (), https: bool = False, env: Optional[dict[str, str]] = None) -> RtcamProcess:
     """rtcam on free loopback ports with a fresh state dir; its log under out/bench/logs/. `https`:
-    the HTTPS listener on (the daemon's default; off unless a benchmark is about it or about footprint)."""
+    the HTTPS listener on (the daemon's default; off unless a benchmark is about it or about footprint).
+    `env`: variables for the daemon, over this process's environment."""
     logs = out_dir() / "logs"
     logs.mkdir(exist_ok=True)
     state = out_dir() / "state" / name
@@ -172,7 +173,7 @@ def start_daemon(name: str, size: str = "1280x720", fps: int = 30, bitrate: int 
         subprocess.run(["rm", "-rf", str(state)], check=True)
     daemon = RtcamProcess(state_dir=state, log_path=logs / f"rtcam-{name}.log", binary=rtcam_binary(),
                           size=size, fps=fps, bitrate_kbps=bitrate, max_viewers=max_viewers,
-                          extra_args=tuple(extra), https=https)
+                          extra_args=tuple(extra), https=https, env=env)
     log = logs / f"rtcam-{name}.log"
     if log.exists():
         log.unlink()

@@ -12,6 +12,12 @@ import Testing
     /// Runs `count` pictures with a 1 s keyframe interval; `congested` and `asked` by picture index.
     /// Returns the indices of the IDRs the viewers got.
     static func keyframes(intraRefresh: Bool = false, count: Int = 150, congested: (Int) -> Bool, asked: Set<Int> = []) throws -> [Int] {
+        try run(intraRefresh: intraRefresh, count: count, congested: congested, asked: asked).idrs
+    }
+
+    /// The same, with what the media status then shows of the holds (/api/status, /metrics).
+    static func run(intraRefresh: Bool = false, count: Int = 150, congested: (Int) -> Bool,
+                    asked: Set<Int> = []) throws -> (idrs: [Int], held: Int, longestHold: Duration?) {
         var configuration = MediaConfiguration()
         configuration.width = 320
         configuration.height = 240
@@ -35,7 +41,8 @@ import Testing
                 if encoded.isKeyframe { idrs.append(index) }
             }
         }
-        return idrs
+        let counters = controls.counters.withLock { $0 }
+        return (idrs, counters.periodicKeyframesHeld, counters.longestKeyframeHold)
     }
 
     @Test func thePeriodicIDRWaitsForACongestedLinkButAnAskedOneDoesNot() throws {
@@ -46,6 +53,32 @@ import Testing
         #expect(try Self.keyframes(congested: { (40 ..< 100).contains($0) }, asked: [50]) == [0, 30, 50, 100, 130])
         // A link congested for good still gets one 4 s (120 pictures) after it was due.
         #expect(try Self.keyframes(count: 160, congested: { $0 >= 20 }) == [0, 30 + 120])
+    }
+
+    /// What /api/status's bitrateControl (`periodicKeyframesHeld`, `longestKeyframeHoldMs`) and
+    /// /metrics read: each hold counted once however many pictures it lasts, the wait to the IDR that
+    /// ended it (the held one, or one asked for meanwhile).
+    @Test func theHoldsAndTheLongestWaitReachTheMediaStatus() throws {
+        func wait(from due: Int, to made: Int) -> Duration {   // the run's clock: picture i at i/30 s
+            .nanoseconds(Int64(made) * 1_000_000_000 / 30 - Int64(due) * 1_000_000_000 / 30)
+        }
+        let calm = try Self.run(congested: { _ in false })
+        #expect(calm.held == 0 && calm.longestHold == nil)
+        // Held from 60 to 75 (15 pictures), and from 105 to 135 (30): two holds, the longest 1 s.
+        let twice = try Self.run(congested: { (40 ..< 75).contains($0) || (100 ..< 135).contains($0) })
+        #expect(twice.idrs == [0, 30, 75, 135])
+        #expect(twice.held == 2)
+        #expect(twice.longestHold == wait(from: 105, to: 135))
+        // Due at 60, held; a PLI at 70 ends the wait (10 pictures).
+        let asked = try Self.run(congested: { (40 ..< 100).contains($0) }, asked: [70])
+        #expect(asked.idrs == [0, 30, 70, 100, 130])
+        #expect(asked.held == 1)   // the next one is due at 100, when the link is no longer congested
+        #expect(asked.longestHold == wait(from: 60, to: 70))
+        // A link congested for good: the one hold (due at 30) lasts KeyframeSchedule's 4 s.
+        let forGood = try Self.run(count: 160, congested: { $0 >= 20 })
+        #expect(forGood.held == 1 && forGood.longestHold == .seconds(4))
+        // Intra refresh schedules no IDR: nothing is held.
+        #expect(try Self.run(intraRefresh: true, congested: { (40 ..< 75).contains($0) }).held == 0)
     }
 
     @Test func intraRefreshIsUnaffected() throws {

@@ -244,6 +244,16 @@ struct CallSimulation {
     /// each video packet waited in the pacer (sent time, ns).
     private(set) var backlogSamples: [(time: Int64, bytes: Int)] = []
     private(set) var videoWaits: [(sent: Int64, wait: Int64)] = []
+    /// Whether the sender takes its video source to follow the rate it asks for
+    /// (`CongestionResponse.holdsVideo`, as PeerSession.videoSourceFollowsEstimate sets it). The
+    /// daemon sets it false for a passthrough source (a file, a command's stream, an H.264
+    /// camera's own): then no congestion episode holds its video in the pacer. True for every
+    /// encoder, including one that ignores the bitrate it is asked for: CongestionResponse's
+    /// `sourceFloor` finds that out from the pacer's input.
+    var videoSourceFollowsEstimate: Bool {
+        get { congestion.holdsVideo }
+        set { congestion.holdsVideo = newValue }
+    }
     /// The most bytes of video and resends the pacer held at once.
     private(set) var largestMediaBacklog = 0
     /// The receiver asks again for a packet still missing after this (Chromium: its RTT estimate,

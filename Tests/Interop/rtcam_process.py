@@ -2,6 +2,7 @@
 
     daemon = RtcamProcess(state_dir=tmp / "state", log_path=tmp / "rtcam.log")
     daemon.start()            # free ports, waits for GET /healthz == 200
+    RtcamProcess(..., env={"RTCAM_X264_THREADS": "2"})   # variables for the daemon, over os.environ
     daemon.url("/whep")       # http://127.0.0.1:PORT/whep
     code = daemon.stop()      # SIGTERM; raises if it takes more than 5 s
 """
@@ -56,8 +57,12 @@ class RtcamProcess:
     def __init__(self, state_dir: Path, log_path: Path, binary: Optional[str] = None,
                  extra_args: tuple[str, ...] = (), size: str = "640x480", fps: int = 30,
                  bitrate_kbps: int = 1000, max_viewers: Optional[int] = None,
-                 startup_timeout: float = 20.0, https: bool = False, candidate_addresses: tuple[str, ...] = (HOST,)):
+                 startup_timeout: float = 20.0, https: bool = False, candidate_addresses: tuple[str, ...] = (HOST,),
+                 env: Optional[dict[str, str]] = None):
         self.binary = binary or rtcam_binary()
+        # Variables for the daemon only (RTCAM_X264_THREADS, RTCAM_DEBUG_*), over this process's
+        # environment: the caller's own os.environ is left as it was.
+        self.env = dict(env or {})
         self.state_dir = Path(state_dir)
         self.log_path = Path(log_path)
         self.extra_args = list(extra_args)
@@ -140,7 +145,8 @@ class RtcamProcess:
         log.flush()
         try:
             self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=log, start_new_session=True)
+                                            stderr=log, start_new_session=True,
+                                            env={**os.environ, **self.env} if self.env else None)
         finally:
             log.close()
         deadline = time.monotonic() + self.startup_timeout

@@ -140,6 +140,7 @@ VIEWER_JS = r"""
           t: performance.now(), framesDecoded: report.framesDecoded || 0,
           framesPerSecond: report.framesPerSecond || 0, freezeCount: report.freezeCount || 0,
           totalFreezesDuration: report.totalFreezesDuration || 0, packetsLost: report.packetsLost || 0,
+          keyFramesDecoded: report.keyFramesDecoded || 0,
           bytesReceived: report.bytesReceived || 0, jitterBufferDelay: report.jitterBufferDelay || 0,
           jitterBufferEmittedCount: report.jitterBufferEmittedCount || 0,
           width: report.frameWidth || 0, height: report.frameHeight || 0});

@@ -15,7 +15,8 @@ control; 0.31-0.34 s, and 0.61 s once with an IDR made at the step, before the d
 IDR). A freeze that ends at a new frame size is the CPU adaptation's new encoder (an IDR) on a loaded
 machine, not the step: printed apart, and only the total bounds it (< 1.5 s). The step's own
 freezes are still asserted at < 0.8 s and printed against the issue's 0.5 s, until more runs than
-these 7 show the margin.
+these 7 show the margin. test_the_periodic_idr_waits_out_the_step times the same step so that the
+periodic IDR falls due in its episode, and asserts that it was held (/api/status).
 """
 
 from __future__ import annotations
@@ -197,6 +198,97 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
     assert down["fps"] >= 15, f"{down['fps']:.1f} fps over the 8 s after the step (before congestion control: 1.9)"
     assert recovered is not None and recovered <= 10, f"configured bitrate back after {recovered} s (goal 10 s)"
 
+
+
+# test_the_periodic_idr_waits_out_the_step: the periodic IDR (MediaConfiguration's 2 s interval)
+# is made to fall due IDR_DUE_AFTER_STEP_S after the 5 Mb/s -> 800 kb/s step, inside the congestion
+# episode the step starts (in the first run: the estimate cut 0.1 s after the step, the pacer's
+# backlog gone 2.1 s after it): the step is timed from the IDR before, which Chromium's
+# keyFramesDecoded shows (getStats every 50 ms here) about IDR_TRANSIT_S after the encoder made it.
+KEYFRAME_INTERVAL_S = 2.0
+IDR_DUE_AFTER_STEP_S = 0.8
+IDR_TRANSIT_S = 0.1
+LONGEST_HOLD_S = 4.0   # KeyframeSchedule.longestHold
+IDR_MARGIN_S = 1.0     # the IDR itself through the 800 kb/s link and its queue, and the sampling
+
+
+def test_the_periodic_idr_waits_out_the_step(rtcam_factory, shaped_chromium, request):
+    """Issue 24, end to end: the periodic IDR that falls due in a congestion episode waits for its
+    end (KeyframeSchedule): /api/status's bitrateControl.periodicKeyframesHeld rises, the picture
+    freezes no more than at the step test's bound, and an IDR still reaches Chromium within the
+    schedule's longest hold (4 s) of falling due."""
+    link, browser = shaped_chromium
+    rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
+                          extra_args=("--candidate-address", CAMERA_ADDRESS, "--log-level", "debug"))
+    rtcam.log_in()
+    page = browser.new_page(f"http://{CAMERA_ADDRESS}:{rtcam.http_port}/healthz")
+    attach(request, "page console", lambda: "\n".join(str(message) for message in page.console))
+    assert "}, 250);" in VIEWER_JS
+    page.evaluate(VIEWER_JS.replace("}, 250);", "}, 50);"))
+    page.wait_for("window.shaped.samples.length > 0 && window.shaped.samples.at(-1).framesDecoded > 30", timeout=20)
+    time.sleep(2)
+
+    def keyframes_decoded() -> int:
+        return page.evaluate("window.shaped.samples.at(-1).keyFramesDecoded")
+
+    def control() -> dict:
+        return rtcam.status().get("bitrateControl") or {}
+
+    # The next IDR Chromium decodes sets the phase: the one after it is due KEYFRAME_INTERVAL_S
+    # after the encoder made it.
+    seen = keyframes_decoded()
+    assert wait_until(lambda: keyframes_decoded() > seen, timeout=KEYFRAME_INTERVAL_S + 1, interval=0.02), \
+        f"no IDR decoded in {KEYFRAME_INTERVAL_S + 1} s"
+    due = time.monotonic() - IDR_TRANSIT_S + KEYFRAME_INTERVAL_S
+    held_before = control().get("periodicKeyframesHeld", 0)
+    time.sleep(max(0.0, due - IDR_DUE_AFTER_STEP_S - time.monotonic()))
+    link.set_rate(800)
+    stepped = time.monotonic()
+    step_ms = page.evaluate("performance.now()")
+    keyframes_at_step = keyframes_decoded()
+    print(f"\nstepped {due - stepped:.2f} s before the periodic IDR was due "
+          f"(keyframes decoded {keyframes_at_step}, held so far {held_before})")
+    timeline = []
+    latest = stepped + IDR_DUE_AFTER_STEP_S + LONGEST_HOLD_S + IDR_MARGIN_S
+    while time.monotonic() < latest:
+        status = rtcam.status()
+        bitrate, viewer = status.get("bitrateControl") or {}, (status.get("viewers") or [{}])[0]
+        timeline.append((time.monotonic() - stepped, bitrate.get("periodicKeyframesHeld"), bitrate.get("longestKeyframeHoldMs"),
+                         keyframes_decoded(), viewer.get("estimateKbps"), viewer.get("pacerQueueBytes"),
+                         round(link.queue_delay_ms()), viewer.get("keyframeRequests")))
+        held, keyframes = timeline[-1][1], timeline[-1][3]
+        if time.monotonic() - stepped >= 3 and held > held_before and keyframes > keyframes_at_step:
+            break
+        time.sleep(0.1)
+    end_ms = page.evaluate("performance.now()")
+    for moment, held, longest, keyframes, estimate, pacer, queue, asked in timeline:
+        print(f"  {moment:5.2f} s  held {held} (longest {longest} ms)  keyframes decoded {keyframes}  "
+              f"estimate {estimate}  pacer {pacer} B  link queue {queue} ms  keyframes asked {asked}")
+    samples = page.evaluate("window.shaped.samples")
+    step_freeze = 0.0
+    for previous, current in zip(samples, samples[1:]):
+        froze = current["totalFreezesDuration"] - previous["totalFreezesDuration"]
+        if froze > 0 and step_ms < current["t"] <= end_ms:
+            resized = (current["width"], current["height"]) != (previous["width"], previous["height"])
+            print(f"  freeze of {froze:.3f} s ended by {(current['t'] - step_ms) / 1000:5.2f} s"
+                  f"{' (a new size: the CPU adaptation)' if resized else ''}")
+            if not resized:
+                step_freeze += froze
+    first_idr = next((s["t"] for s in samples if s["t"] > step_ms and s["keyFramesDecoded"] > keyframes_at_step), None)
+    idr_after_s = None if first_idr is None else (first_idr - step_ms) / 1000
+    final = control()
+    held = final.get("periodicKeyframesHeld", 0) - held_before
+    hold_seen = next((round(moment, 2) for moment, count, *_ in timeline if count > held_before), None)
+    print(f"periodic IDRs held {held} (the first seen {hold_seen} s after the step), longest hold "
+          f"{final.get('longestKeyframeHoldMs')} ms; first IDR decoded "
+          f"{idr_after_s} s after the step; the step's freezes {step_freeze:.3f} s; "
+          f"{window(samples, step_ms, end_ms)}")
+    assert held >= 1, "no periodic IDR was held though one fell due in the step's congestion episode"
+    assert step_freeze < MAX_STEP_FREEZE_S, \
+        f"froze {step_freeze:.2f} s after the step (asserted < {MAX_STEP_FREEZE_S} s; the issue's goal is 0.5 s)"
+    assert idr_after_s is not None and idr_after_s <= IDR_DUE_AFTER_STEP_S + LONGEST_HOLD_S + IDR_MARGIN_S, \
+        f"the first IDR after the step was decoded {idr_after_s} s after it (due {IDR_DUE_AFTER_STEP_S} s after it, held at most {LONGEST_HOLD_S} s)"
+    assert (final.get("longestKeyframeHoldMs") or 0) <= LONGEST_HOLD_S * 1000 + 100
 
 def cpu_figures(rtcam) -> dict:
     """The daemon's CPU seconds (utime + stime from /proc), the encoders' and the reduced layer's (status)."""
