@@ -6,7 +6,7 @@ The figures the issue sets: after a 5 Mb/s -> 800 kb/s step the encoder's target
 within 3 s, the picture freezes < 500 ms in all, and the queueing delay is back under 150 ms within
 5 s; after 800 kb/s -> 5 Mb/s the configured bitrate is back within 10 s.
 
-All but the freeze are asserted as the issue states them. With the congestion response
+All are asserted as the issue states them. With the congestion response
 (CongestionControl's CongestionResponse: the first feedback showing a fast-growing queue cuts to the
 link's rate, the pacer drains the link's own queue, the encoder stays under the estimate
 until the pacer's backlog is gone, and the periodic IDR waits for the episode's end, KeyframeSchedule)
@@ -14,8 +14,8 @@ the step left one freeze of 0.24-0.26 s in each of 7 runs (1.3 to 2.7 s before a
 control; 0.31-0.34 s, and 0.61 s once with an IDR made at the step, before the drain and the held
 IDR). A freeze that ends at a new frame size is the CPU adaptation's new encoder (an IDR) on a loaded
 machine, not the step: printed apart, and only the total bounds it (< 1.5 s). The step's own
-freezes are still asserted at < 0.8 s and printed against the issue's 0.5 s, until more runs than
-these 7 show the margin. test_the_periodic_idr_waits_out_the_step times the same step so that the
+freezes are asserted at the issue's < 0.5 s: 0.237-0.259 s in 19 runs since (two sessions, load
+0.9-2.5). test_the_periodic_idr_waits_out_the_step times the same step so that the
 periodic IDR falls due in its episode, and asserts that it was held (/api/status).
 """
 
@@ -32,16 +32,20 @@ from conftest import attach
 from shaped_link import CAMERA_ADDRESS, VIEWER_JS, ShapedLink, wait_until, window
 
 CONFIGURED_KBPS = 2500
-MAX_STEP_FREEZE_S = 0.8   # the issue's goal: 0.5
+MAX_STEP_FREEZE_S = 0.5   # the issue's
 MAX_FREEZE_S = 1.5
 MAX_RTT_STEP_FREEZE_S = 1.0
-# Issue 24: with 5 % random loss the bitrate stays above 70 % of the link. What rtcam averages is
-# above that (no added delay: 84, 78, 82, 68, 89 % in five runs on a quiet machine after the link's
-# own queue was drained at an episode; at 50 ms RTT: 80, 90, 80, 82, 84 %), but the delay-based
-# estimate's sawtooth still puts one run in about five just under it: asserted at 60 %, the figure
-# printed against the issue's 70 % (README, "Weak links").
+# Issue 24: with 5 % random loss at 50 ms RTT the bitrate stays above 70 % of the link:
+# test_random_loss_at_50_ms_rtt asserts that (75-90 % in 23 runs over two sessions). The share is
+# measured over LINK_SHARE_WINDOW_S. test_bufferbloat_and_random_loss has the same loss with no added
+# delay, right after its bufferbloat phase, where the delay-based estimate's false overuse on this
+# noisy shared machine (a cut at 1.26 Mb/s with the link's queue empty) and gcc-02's loss bound
+# holding after an overshoot fall in the window more often: alone 75-92 % in 28 runs, within the
+# whole congestion subset 65-91 % (two of nine under 70 %, one over 16 s). It asserts MIN_LINK_SHARE
+# and prints the share against the issue's 70 %.
 ISSUE_LINK_SHARE = 0.7
 MIN_LINK_SHARE = 0.6
+LINK_SHARE_WINDOW_S = 16
 # How long the two-viewer test measures the slow viewer on the reduced layer. The freeze budget is
 # pro rata (1 s per 60 s): over 20 s one freeze of 0.34 s failed it (two runs, each at a CPU
 # adaptation step of the loaded machine), though a minute may hold three; 30 s gives 0.5 s.
@@ -192,7 +196,7 @@ def test_step_down_and_up(rtcam_factory, shaped_chromium, request):
     assert queue_ok is not None and queue_ok <= 5, f"queue under 150 ms only from {queue_ok} s (goal 5 s)"
     print(f"the step's freezes (no new size): {step_freeze:.3f} s")
     assert step_freeze < MAX_STEP_FREEZE_S, \
-        f"froze {step_freeze:.2f} s after the step (asserted < {MAX_STEP_FREEZE_S} s; the issue's goal is 0.5 s)"
+        f"froze {step_freeze:.2f} s after the step (the issue's goal: < {MAX_STEP_FREEZE_S} s)"
     assert down["freeze_s"] < MAX_FREEZE_S, \
         f"froze {down['freeze_s']:.2f} s in all after the step (asserted < {MAX_FREEZE_S} s, with the CPU adaptation's)"
     assert down["fps"] >= 15, f"{down['fps']:.1f} fps over the 8 s after the step (before congestion control: 1.9)"
@@ -246,6 +250,10 @@ def test_the_periodic_idr_waits_out_the_step(rtcam_factory, shaped_chromium, req
     stepped = time.monotonic()
     step_ms = page.evaluate("performance.now()")
     keyframes_at_step = keyframes_decoded()
+    if keyframes_at_step > seen + 1:
+        # Another IDR (a PLI, the CPU adaptation's new encoder on a loaded machine) came between the
+        # one the step is timed from and the step: the periodic one is no longer due in the episode.
+        pytest.xfail(f"{keyframes_at_step - seen - 1} IDR(s) more before the step: the periodic IDR's phase is lost")
     print(f"\nstepped {due - stepped:.2f} s before the periodic IDR was due "
           f"(keyframes decoded {keyframes_at_step}, held so far {held_before})")
     timeline = []
@@ -285,7 +293,7 @@ def test_the_periodic_idr_waits_out_the_step(rtcam_factory, shaped_chromium, req
           f"{window(samples, step_ms, end_ms)}")
     assert held >= 1, "no periodic IDR was held though one fell due in the step's congestion episode"
     assert step_freeze < MAX_STEP_FREEZE_S, \
-        f"froze {step_freeze:.2f} s after the step (asserted < {MAX_STEP_FREEZE_S} s; the issue's goal is 0.5 s)"
+        f"froze {step_freeze:.2f} s after the step (the issue's goal: < {MAX_STEP_FREEZE_S} s)"
     assert idr_after_s is not None and idr_after_s <= IDR_DUE_AFTER_STEP_S + LONGEST_HOLD_S + IDR_MARGIN_S, \
         f"the first IDR after the step was decoded {idr_after_s} s after it (due {IDR_DUE_AFTER_STEP_S} s after it, held at most {LONGEST_HOLD_S} s)"
     assert (final.get("longestKeyframeHoldMs") or 0) <= LONGEST_HOLD_S * 1000 + 100
@@ -446,8 +454,9 @@ def test_bufferbloat_and_random_loss(rtcam_factory, shaped_chromium, request):
     """A 1.5 Mb/s link with a 200 ms queue (bufferbloat): rtcam keeps the queueing delay under 100 ms
     (p95 after 4 s); then 2 Mb/s with 5 % random loss (nft in the viewer's namespace; no added delay,
     this kernel has no netem): random loss is not taken for congestion (the loss bound stays off or
-    above 70 % of the link, the picture keeps its rate) and the stream takes at least 70 % of the
-    link (issue 24), measured over 8 s after 10 s on the 2 Mb/s link (README, "Weak links")."""
+    above 70 % of the link, the picture keeps its rate) and the stream's share of the link, measured
+    over LINK_SHARE_WINDOW_S after 10 s on the 2 Mb/s link, printed against the issue's 70 % (asserted
+    >= MIN_LINK_SHARE: see there; README, "Weak links")."""
     link, browser = shaped_chromium
     link.set_rate(1500, queue_ms=200)
     rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
@@ -476,7 +485,7 @@ def test_bufferbloat_and_random_loss(rtcam_factory, shaped_chromium, request):
     start = page.evaluate("performance.now()")
     tbf_start, started = link.qdisc_statistics(), time.monotonic()
     targets = []
-    for _ in range(16):
+    for _ in range(int(LINK_SHARE_WINDOW_S * 2)):
         targets.append(target_kbps(rtcam))
         time.sleep(0.5)
     end = page.evaluate("performance.now()")
@@ -554,8 +563,8 @@ def test_step_down_at_50_ms_rtt(rtcam_factory, shaped_chromium, request, tmp_pat
 def test_random_loss_at_50_ms_rtt(rtcam_factory, shaped_chromium, request, tmp_path):
     """Issue 24's "5 % random loss at 50 ms RTT: the bitrate stays above 70 % of the link", as it
     reads: a steady 2 Mb/s tbf link (100 ms queue), 5 % random loss behind it (nft in the viewer's
-    namespace) and loss_relay.py's 25 ms each way in front of it (`relayed_chromium`). Over 8 s
-    after 10 s of settling: the stream's share of the link (the issue's 70 %; asserted >= 60 %: MIN_LINK_SHARE), what tbf passed, the
+    namespace) and loss_relay.py's 25 ms each way in front of it (`relayed_chromium`). Over LINK_SHARE_WINDOW_S
+    after 10 s of settling: the stream's share of the link (asserted: the issue's 70 %), what tbf passed, the
     queueing delay, the loss bound (random loss is not congestion) and the picture."""
     from lossy_viewer import sample, summarize
 
@@ -570,7 +579,7 @@ def test_random_loss_at_50_ms_rtt(rtcam_factory, shaped_chromium, request, tmp_p
         first = sample(page, rtcam.status())
         tbf_start, started = link.qdisc_statistics(), time.monotonic()
         targets, queue = [], []
-        for _ in range(16):
+        for _ in range(int(LINK_SHARE_WINDOW_S * 2)):
             targets.append(target_kbps(rtcam))
             for _ in range(2):
                 queue.append(link.queue_delay_ms())
@@ -599,6 +608,6 @@ def test_random_loss_at_50_ms_rtt(rtcam_factory, shaped_chromium, request, tmp_p
         f"Chromium did not use the relay: {figures['chromiumRemote']}"
     loss_bound = viewer.get("lossBasedKbps")
     assert loss_bound is None or loss_bound >= 0.7 * 2000, f"5 % random loss held the rate down: {viewer}"
-    assert share >= MIN_LINK_SHARE, \
+    assert share >= ISSUE_LINK_SHARE, \
         f"the stream took about {share * 100:.0f} % of a 2 Mb/s link with 5 % loss at 50 ms RTT"
     assert figures["fpsDecoded"] >= 20, f"{figures['fpsDecoded']} fps with 5 % loss at 50 ms RTT"
