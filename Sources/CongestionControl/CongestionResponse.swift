@@ -183,13 +183,16 @@ public struct CongestionResponse: Sendable {
     /// the backlog spread over `drainTime`. Nil for an encoder that followed.
     func sourceFloor(target: Int) -> Int? {
         guard let episodeStart, let source = sourceBitsPerSecond(after: episodeStart + sourceFollowTime) else { return nil }
-        let asked = encoderBitsPerSecond(target: target, backlogBytes: latestBacklogBytes)
+        // Against the rate planned before the inflow correction: that correction answers an encoder
+        // that is late to follow, and must not make one look like a source that never does.
+        let asked = encoderBitsPerSecond(target: target, backlogBytes: latestBacklogBytes, correctingInflow: false)
         guard Double(source) > sourceOvershoot * Double(asked) else { return nil }
         let drain = Double(latestBacklogBytes) * 8 / max(drainTime.millisecondsDouble / 1000, 0.1)
         return source + Int(drain)
     }
 
-    /// `pacingShare`, less the share that empties the link's queue in `linkQueueDrainTime`.
+    /// `pacingShare`, less the share that empties the link's queue in `linkQueueDrainTime`; more
+    /// (up to `emptyLinkExtraShare` more) while that queue is under `emptyLinkQueue`.
     var currentPacingShare: Double {
         let queue = (linkQueueDelay ?? .zero).millisecondsDouble
         let short = emptyLinkQueue.millisecondsDouble
@@ -203,9 +206,14 @@ public struct CongestionResponse: Sendable {
     /// backlog spread over `drainTime` and what came into the pacer beyond that plan
     /// (`inflowSurplusBitsPerSecond`).
     public func encoderBitsPerSecond(target: Int, backlogBytes: Int) -> Int {
+        encoderBitsPerSecond(target: target, backlogBytes: backlogBytes, correctingInflow: true)
+    }
+
+    private func encoderBitsPerSecond(target: Int, backlogBytes: Int, correctingInflow: Bool) -> Int {
         guard isDraining else { return target }
         let drainBits = Double(backlogBytes) * 8 / max(drainTime.millisecondsDouble / 1000, 0.1)
-        return max(Int(Double(target) * minimumEncoderShare), target - Int(drainBits + inflowSurplusBitsPerSecond))
+        let surplus = correctingInflow ? inflowSurplusBitsPerSecond : 0
+        return max(Int(Double(target) * minimumEncoderShare), target - Int(drainBits + surplus))
     }
 
     public func staleVideoLimit(normal: Duration, now: MonotonicTime) -> Duration {

@@ -116,12 +116,6 @@ public struct SendSideBandwidthEstimator {
     static let sendRateWindow: Duration = .milliseconds(300)
     /// A feedback that reports at least this share of its packets lost is a loss burst.
     static let congestionLossShare = 0.2
-    /// …and at least this many packets. At 5 % random loss a feedback every 50 ms reports about 9
-    /// packets at 2 Mb/s, and 2 of them lost is 0.07 likely, 3 is 0.008: with the delay up at the
-    /// peak of AIMD's own probing those started episodes that held the encoder under a link that was
-    /// not full (the interop test's steady 2 Mb/s link: 69-70 % of it used in two runs of eight).
-    /// 4 of 9 is 0.0006 likely; a queue that overflowed drops tens in a row.
-    static let congestionLossPackets = 4
 
     /// Without feedback this long while sending, the estimate steps down (× 0.8 a second).
     static let feedbackTimeout: Duration = .milliseconds(1500)
@@ -179,9 +173,8 @@ public struct SendSideBandwidthEstimator {
         let delayRise = delayBased.trendline.delayRise
         let rise = delayRise?.rise ?? 0
         let reported = outcome.newlyLost + outcome.newlyReceived
-        let burstLost = outcome.newlyLost - outcome.lateArrivals
-        let lossBurst = reported >= 4 && burstLost >= Self.congestionLossPackets
-            && Double(burstLost) >= Self.congestionLossShare * Double(reported)
+        let lossBurst = reported >= 4
+            && Double(outcome.newlyLost - outcome.lateArrivals) >= Self.congestionLossShare * Double(reported)
         // The link's rate: what arrived since the queue began to grow (the bottleneck busy all
         // along), else over the newest 200 ms.
         let since = delayRise.map { Int64(($0.since * 1000).rounded()) }

@@ -209,4 +209,22 @@ struct CongestionResponseTests {
         // Never under the encoder's floor (half the estimate).
         #expect(corrected.lowestAsk >= 750_000)
     }
+
+    /// The inflow correction lowers what the encoder is asked for; an encoder still coming down to
+    /// the cut (1.2 Mb/s against a plan of 1.18 Mb/s) must not look like a source that never follows
+    /// (`sourceFloor`: more than 1.5 × the ask) once the corrected ask is down at the floor (0.75 Mb/s).
+    @Test func anEncoderLateToFollowIsNotTakenForOneThatNeverDoes() {
+        var response = CongestionResponse()
+        var enqueued = 0
+        for step in Int64(0)...75 {  // 40 ms apart, 3 s; the backlog stands at 40 KB
+            enqueued += 1_200_000 / 8 / 25
+            response.update(congested: true, deliveredBitsPerSecond: 1_600_000, backlogBytes: 40_000,
+                            linkQueueDelay: .milliseconds(30), videoBytesEnqueued: enqueued, now: Self.at(1_000 + step * 40))
+        }
+        #expect(response.inflowSurplusBitsPerSecond > 400_000)
+        #expect(response.encoderBitsPerSecond(target: 1_500_000, backlogBytes: 40_000) == 750_000)
+        // Paced as any encoder's episode: 1.5 Mb/s × (0.9 − 30/250) / 0.9, not at the source's own rate.
+        #expect(abs(response.pacingBitsPerSecond(target: 1_500_000, normal: 3_750_000) - 1_300_000) < 10)
+    }
 }
+
