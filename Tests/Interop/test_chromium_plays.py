@@ -36,8 +36,15 @@ def test_chromium_plays_viewer_page(rtcam, chromium, tmp_path, request):
     assert elapsed > SAMPLE_SECONDS - 1, f"window.rtcam stopped updating (samples {elapsed:.2f} s apart)"
     fps = (last["framesDecoded"] - first["framesDecoded"]) / elapsed
     assert fps >= MIN_FPS, f"decoded {fps:.1f} fps over {elapsed:.1f} s (page reports {last['framesPerSecond']})"
-    assert (last["width"], last["height"]) == (EXPECTED_WIDTH, EXPECTED_HEIGHT), \
-        f"decoding {last['width']}x{last['height']}, expected {EXPECTED_WIDTH}x{EXPECTED_HEIGHT}"
+    # On a loaded machine (CI runs the aarch64 suite beside this) the daemon's CPU adaptation may have
+    # stepped the picture down (issue 24): then the size must be the one /api/status says it chose.
+    size = (last["width"], last["height"])
+    if size != (EXPECTED_WIDTH, EXPECTED_HEIGHT):
+        adaptation = rtcam.status().get("adaptation") or {}
+        current = adaptation.get("current") or {}
+        print(f"decoding {size[0]}x{size[1]}; the daemon's CPU adaptation: {adaptation}")
+        assert adaptation.get("adapted") and size == (current.get("width"), current.get("height")), \
+            f"decoding {size[0]}x{size[1]}, expected {EXPECTED_WIDTH}x{EXPECTED_HEIGHT} (adaptation: {adaptation})"
     assert last["audioSamplesReceived"] > first["audioSamplesReceived"], "audio samples are not arriving"
     assert last["audioEnergy"] > 0, f"the test tone is silent (totalAudioEnergy {last['audioEnergy']})"
     assert last["audioEnergy"] > first["audioEnergy"], \
