@@ -182,19 +182,25 @@ struct BottleneckScenarioTests {
     /// the link), the daemon's loop (congestion response, NACKed resends in the pacer). Over 20 s
     /// after a 10 s start: the share of the link used (everything it carried) and the queueing
     /// delay, with and without 5 % loss and a 50 ms round trip.
-    @Test(arguments: [(0.05, 25), (0.05, 1), (0.0, 25), (0.0, 1)])
-    func steadyLinkIsUsed(loss: Double, oneWayMilliseconds: Int64) {
-        let rate = 2_000_000.0
-        var link = BottleneckLink(rateSteps: [(0, rate)], queueLimit: 100 * Self.ms, propagation: oneWayMilliseconds * Self.ms,
-                                  lossProbability: loss, seed: 24)
+    /// The steady link as the interop test shapes it: 2 Mb/s through a 100 ms drop-tail queue, random
+    /// loss after it, the daemon's loop (congestion response, NACKed resends in the pacer).
+    static func steadyLinkCall(loss: Double, oneWayMilliseconds: Int64, seed: UInt64) -> CallSimulation {
+        var link = BottleneckLink(rateSteps: [(0, 2_000_000)], queueLimit: 100 * ms, propagation: oneWayMilliseconds * ms,
+                                  lossProbability: loss, seed: seed)
         link.lossAfterQueue = true
         var call = CallSimulation(configuration: BandwidthEstimatorConfiguration(
             startBitsPerSecond: 1_000_000, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: 2_500_000), link: link)
-        call.feedbackInterval = 50 * Self.ms
+        call.feedbackInterval = 50 * ms
         call.congestionHandling = .respond
         call.nacks = true
         call.pacer = Pacer(configuration: PacerConfiguration(queueDelayLimit: .seconds(3600),
                                                              initialPacingBitsPerSecond: 2_500_000))
+        return call
+    }
+
+    @Test(arguments: [(0.05, 25), (0.05, 1), (0.0, 25), (0.0, 1)])
+    func steadyLinkIsUsed(loss: Double, oneWayMilliseconds: Int64) {
+        var call = Self.steadyLinkCall(loss: loss, oneWayMilliseconds: oneWayMilliseconds, seed: 24)
         let from = 11 * Self.s, to = 31 * Self.s
         call.run(until: to)
         let used = call.link.utilization(from: from, to: to)
@@ -275,19 +281,10 @@ extension BottleneckScenarioTests {
     /// 900 frames made while draining in four), 0.5 [190, 182, 59, 136, 73, 66, 200, 121] (288-754).
     @Test func steadyLinkWithAnInexactSenderKeepsNoStandingQueue() {
         func run(seed: UInt64, correctionGain: Double) -> (waitP95: Double, framesDraining: Int, used: Double) {
-            var link = BottleneckLink(rateSteps: [(0, 2_000_000)], queueLimit: 100 * Self.ms, propagation: 1 * Self.ms,
-                                      lossProbability: 0.05, seed: seed)
-            link.lossAfterQueue = true
-            var call = CallSimulation(configuration: BandwidthEstimatorConfiguration(
-                startBitsPerSecond: 1_000_000, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: 2_500_000), link: link)
-            call.feedbackInterval = 50 * Self.ms
-            call.congestionHandling = .respond
-            call.nacks = true
+            var call = Self.steadyLinkCall(loss: 0.05, oneWayMilliseconds: 1, seed: seed)
             call.encoderOvershoot = 1.15
             call.firstResendCopies = 3
             call.congestion.correctionGain = correctionGain
-            call.pacer = Pacer(configuration: PacerConfiguration(queueDelayLimit: .seconds(3600),
-                                                                 initialPacingBitsPerSecond: 2_500_000))
             let from = 11 * Self.s, to = 31 * Self.s
             call.run(until: to)
             let waits = call.videoWaits.filter { $0.sent >= from && $0.sent < to }.map { Double($0.wait) / 1e6 }
