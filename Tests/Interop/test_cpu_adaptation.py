@@ -76,7 +76,18 @@ def test_a_smaller_picture_keeps_the_rate_and_the_latency_at_ten_percent_of_a_co
     # rehearsals 1.44x and 1.27x (the debug build's own drawing and scaling of the 1080p pattern
     # take much of the tenth of a core); the release build meets the 25 fps (below).
     assert adapted["fps"] > fixed["fps"]
-    assert adapted["glass_to_glass_ms"]["p50"] < fixed["glass_to_glass_ms"]["p50"]
+    assert adapted["glass_to_glass_ms"]["count"] > 0, "no picture of the adapted stream had a readable clock"
+    if fixed["glass_to_glass_ms"]["count"] > 0:
+        assert adapted["glass_to_glass_ms"]["p50"] < fixed["glass_to_glass_ms"]["p50"]
+    else:
+        # The full size held to its tenth of a core can lose the clock itself: in a CI rehearsal with
+        # the arm64 suite beside it, 6.25 fps at 1920x1080 and not one of 50 pictures readable (not
+        # yet explained; a strip half updated by a starved x264 would fail its check nibble), while
+        # the adapted 480x270 read all 65. A latency that cannot be read is no lower than one that
+        # can; the comparison is then how many pictures could be read.
+        print(f"--degradation off: no readable clock in {fixed['frames']} pictures; resolution read "
+              f"{adapted['glass_to_glass_ms']['count']} of {adapted['frames']}")
+        assert fixed["unreadable_frames"] > adapted["unreadable_frames"]
     if "release" in binary:
         # The goal holds for the optimized build (the debug build's own Swift code, the
         # pattern's drawing and the scaling, costs several times more).
