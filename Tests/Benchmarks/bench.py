@@ -939,15 +939,15 @@ def bench_lossy(args) -> dict:
 
 def bench_shaped(args) -> dict:
     """rtcam, aiortc (REMB-driven) and webrtcbin, each 720p30 configured at 2.5 Mb/s, to a Chromium
-    behind the same tbf-shaped link: the 5 Mb/s -> 800 kb/s -> 5 Mb/s step, then a steady 1.5 Mb/s
-    link with a 200 ms queue (shaped_bench.py)."""
+    behind the same tbf-shaped link: the 5 Mb/s -> 800 kb/s -> 5 Mb/s step, a steady 1.5 Mb/s link
+    with a 200 ms queue, and a steady 2 Mb/s link with 5 % random loss (shaped_bench.py)."""
     import shaped_bench
 
     runs = shaped_bench.run(args.scenarios, args.senders)
     command = "bash Tests/Benchmarks/run.sh " + " ".join(sys.argv[1:])
     table(f"shaped link, {shaped_bench.SIZE}@{shaped_bench.FPS} configured {shaped_bench.CONFIGURED_KBPS} kb/s, "
           f"Chromium behind tbf (queue {shaped_bench.QUEUE_MS} ms); step: 5 Mb/s 8 s, 800 kb/s 15 s, 5 Mb/s 15 s; "
-          f"bufferbloat: 1.5 Mb/s 20 s\n$ {command}", shaped_bench.HEADER, shaped_bench.rows_for(runs))
+          f"bufferbloat: 1.5 Mb/s 20 s; loss: 2 Mb/s, 5 % dropped at random, no added delay, 26 s\n$ {command}", shaped_bench.HEADER, shaped_bench.rows_for(runs))
     print("  fps, freezes, froze s, recv kb/s, lost, jitter buf ms: Chromium's getStats over the phase (a freeze counts "
           "where it ends; stalled s: time with no frame decoded, where it happened); sent kb/s: what the sender offered "
           "the link (tbf's sent bytes + its drops); queue: the tbf backlog as time at the link's rate, every 200 ms; "
@@ -1568,7 +1568,7 @@ def main() -> int:
                         help="fanout: nice value of the load generator, so that the daemon gets the CPU first")
     parser.add_argument("--peers", nargs="+", default=["rtcam", "aiortc", "aiortc-own-x264", "gstreamer"],
                         help="peers: which servers (aiortc = rtcam's x264 settings; aiortc-own-x264 = aiortc's)")
-    parser.add_argument("--scenarios", nargs="+", default=["step", "bufferbloat"], choices=["step", "bufferbloat"],
+    parser.add_argument("--scenarios", nargs="+", default=["step", "bufferbloat", "loss"], choices=["step", "bufferbloat", "loss"],
                         help="shaped: which scenarios")
     parser.add_argument("--senders", nargs="+", default=["rtcam", "aiortc", "webrtcbin"],
                         choices=["rtcam", "aiortc", "webrtcbin"], help="shaped: which senders")

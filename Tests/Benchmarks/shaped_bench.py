@@ -5,6 +5,9 @@ link (Tests/Interop/shaped_link.py: a tbf-shaped veth into a viewer namespace th
 Scenarios (each sender in turn, one Chromium and one link for the whole run):
 - `step`: 5 Mb/s for 8 s, 800 kb/s for 15 s, 5 Mb/s again for 15 s (tbf queue: 200 ms).
 - `bufferbloat`: a steady 1.5 Mb/s link with a 200 ms queue, 20 s (the first 5 s, and the rest).
+- `loss`: a steady 2 Mb/s link with 5 % of the datagrams to the viewer dropped at random (nft in its
+  namespace) and no added delay, 26 s (the first 10 s, while the estimate climbs, and the 16 s after):
+  what the bufferbloat interop test measured after its bufferbloat phase until stop 33.
 
 Per sender and phase: Chromium's decoded fps, freeze count and time, received kb/s, packets lost and
 jitter buffer delay (getStats, shaped_link.VIEWER_JS); the link's queueing delay
@@ -35,7 +38,9 @@ SIZE, FPS, CONFIGURED_KBPS = "1280x720", 30, 2500
 QUEUE_MS = 200
 STEP_PHASES = (("5 Mb/s", 5000, 8.0), ("800 kb/s", 800, 15.0), ("5 Mb/s again", 5000, 15.0))
 BUFFERBLOAT_PHASES = (("1.5 Mb/s: first 5 s", 1500, 5.0), ("1.5 Mb/s: 5-20 s", 1500, 15.0))
-SCENARIOS = {"step": STEP_PHASES, "bufferbloat": BUFFERBLOAT_PHASES}
+# (label, link kb/s, seconds[, % of the datagrams to the viewer dropped at random])
+LOSS_PHASES = (("2 Mb/s, 5 % loss: first 10 s", 2000, 10.0, 5), ("2 Mb/s, 5 % loss: 10-26 s", 2000, 16.0, 5))
+SCENARIOS = {"step": STEP_PHASES, "bufferbloat": BUFFERBLOAT_PHASES, "loss": LOSS_PHASES}
 SENDERS = ("rtcam", "aiortc", "webrtcbin")
 SAMPLE_INTERVAL_S = 0.2
 
@@ -165,9 +170,10 @@ def run_one(name: str, scenario: str, link: ShapedLink, browser) -> dict:
         sampler.start()
         boundaries = []     # (label, page ms at its start)
         shaper = []         # (monotonic s, tbf statistics) at each boundary
-        for label, rate, seconds in phases:
+        for label, rate, seconds, *loss in phases:
             if link.rate_kbit != rate:
                 link.set_rate(rate)
+            link.set_loss(loss[0] if loss else 0)
             boundaries.append((label, page.evaluate("performance.now()")))
             shaper.append((time.monotonic(), link.qdisc_statistics()))
             sampler.phase = label
@@ -180,6 +186,7 @@ def run_one(name: str, scenario: str, link: ShapedLink, browser) -> dict:
         drops = link.dropped_packets()
     finally:
         sampler.finished.set()
+        link.set_loss(0)
         if page is not None:
             page.close()
         sender.stop()
@@ -187,7 +194,7 @@ def run_one(name: str, scenario: str, link: ShapedLink, browser) -> dict:
     first_frame_s = round((decoded[0]["t"] - asked_ms) / 1000, 2) if decoded else None
     result = {"sender": name, "scenario": scenario, "first_frame_s": first_frame_s,
               "tbf_drops": drops, "phases": []}
-    for index, (label, rate, seconds) in enumerate(phases):
+    for index, (label, rate, seconds, *_) in enumerate(phases):
         start_ms = boundaries[index][1]
         stop_ms = boundaries[index + 1][1] if index + 1 < len(boundaries) else end_ms
         viewer = window(viewer_samples, start_ms, stop_ms)

@@ -36,20 +36,19 @@ MAX_STEP_FREEZE_S = 0.5   # the issue's
 MAX_FREEZE_S = 1.5
 MAX_RTT_STEP_FREEZE_S = 1.0
 # Issue 24: with 5 % random loss at 50 ms RTT the bitrate stays above 70 % of the link:
-# test_random_loss_at_50_ms_rtt asserts that (75-90 % in 26 runs over two sessions, 78-90 % in the
-# 13 of this code). The share is measured over LINK_SHARE_WINDOW_S. test_bufferbloat_and_random_loss
-# has the same loss with no added delay, right after its bufferbloat phase, where the delay-based
-# estimate's false overuse on this noisy shared machine (a cut at 1.26 Mb/s with the link's queue
-# empty) and gcc-02's loss bound holding after an overshoot fall in the window more often: alone
-# 75-92 % in 28 runs, within the whole congestion subset 65-91 % (two of ten under 70 %, one over
-# 16 s). It asserts MIN_LINK_SHARE and prints the share against the issue's 70 %.
+# test_random_loss_at_50_ms_rtt asserts that (75-91 % in 28 runs over three sessions). The share is
+# measured over LINK_SHARE_WINDOW_S. The same loss with no added delay, right after a bufferbloat
+# phase, was a phase of the bufferbloat test until stop 33 (65-92 %: the delay-based estimate's
+# false overuse on this noisy machine and gcc-02's loss bound holding after an overshoot fell in
+# its window more often); it is now the `loss` scenario of the shaped benchmark, which keeps the
+# shaped-link tests under the issue's 3 minutes with the slow viewer measured over a whole minute.
 ISSUE_LINK_SHARE = 0.7
-MIN_LINK_SHARE = 0.6
 LINK_SHARE_WINDOW_S = 16
-# How long the two-viewer test measures the slow viewer on the reduced layer. The freeze budget is
-# pro rata (1 s per 60 s): over 20 s one freeze of 0.34 s failed it (two runs, each at a CPU
-# adaptation step of the loaded machine), though a minute may hold three; 30 s gives 0.5 s.
-SLOW_WINDOW_S = 30
+# How long the two-viewer test measures the slow viewer on the reduced layer: the issue's minute, so
+# its "freezes < 1 s per minute" is asserted as it reads. Over 20 s, then 30 s, the budget was pro
+# rata (0.34 s, 0.5 s), stricter than the issue for one freeze that happens to fall in the window:
+# CI failed once on one freeze of 0.53 s in 30 s (640x360, no CPU step, 6 packets lost).
+SLOW_WINDOW_S = 60
 
 
 @contextlib.contextmanager
@@ -313,7 +312,7 @@ def fast_and_slow_viewers(rtcam_factory, shaped_chromium, chromium, request):
     link, slow_browser = shaped_chromium
     link.set_rate(500)
     rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
-                          extra_args=("--candidate-address", CAMERA_ADDRESS))
+                          extra_args=("--candidate-address", CAMERA_ADDRESS, "--log-level", "debug"))
     rtcam.log_in()
     slow = slow_browser.new_page(f"http://{CAMERA_ADDRESS}:{rtcam.http_port}/healthz")
     fast = chromium.new_page(rtcam.url("/healthz"))
@@ -330,9 +329,8 @@ def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chrom
     bitrate); the slow one, moved to the second, smaller encoding (half the size each side, under
     the floor), gets >= 10 fps with freezes under 1 s per minute.
 
-    The window is SLOW_WINDOW_S long, after the slow viewer is on the reduced layer; the freeze
-    budget is scaled to it pro rata (1 s per 60 s: 0.5 s over 30 s), which is stricter than "per
-    minute" for one freeze that happens to fall in the window and never looser."""
+    The window is SLOW_WINDOW_S (a minute) long, after the slow viewer is on the reduced layer; the
+    freeze budget is 1 s per minute of it."""
     rtcam, link, fast, slow = fast_and_slow_viewers(rtcam_factory, shaped_chromium, chromium, request)
 
     def layers() -> list:
@@ -366,6 +364,7 @@ def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chrom
                                    f"estimate {v.get('estimateKbps')} kb/s, below floor {v.get('belowFloor')}, "
                                    f"stale video dropped {v.get('staleVideoPacketsDropped')}, "
                                    f"resent {v.get('retransmittedPackets')}" for v in viewers))
+    print("slow viewer's freezes: " + freeze_context(slow.evaluate("window.shaped.samples"), slow_start, slow_end))
     floor = CONFIGURED_KBPS * 0.4
     freeze_budget = 1.0 * slow_window["seconds"] / 60
     assert min(targets) >= floor, f"the encoder went to {min(targets)} kb/s, under its floor {floor:.0f}"
@@ -375,6 +374,23 @@ def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chrom
     assert slow_window["freeze_s"] < freeze_budget, (
         f"the slow viewer froze {slow_window['freeze_s']:.2f} s in {slow_window['seconds']:.1f} s "
         f"(budget {freeze_budget:.2f} s: 1 s per minute)")
+
+
+def freeze_context(samples: list[dict], start_ms: float, end_ms: float) -> str:
+    """Each freeze Chromium counted in [start, end] (page clock): when it ended (s into the window),
+    how long, and what the second before its end held (packets lost, NACKs and PLIs sent, keyframes
+    decoded): a lost packet never repaired shows as a PLI and a keyframe; none of those, as a stall."""
+    inside = [s for s in samples if start_ms <= s["t"] <= end_ms]
+    told = []
+    for a, b in zip(inside, inside[1:]):
+        if b["freezeCount"] == a["freezeCount"]:
+            continue
+        before = next((s for s in reversed(inside) if s["t"] <= b["t"] - 1000), inside[0])
+        told.append(f"ended {(b['t'] - start_ms) / 1000:.1f} s in, {b['totalFreezesDuration'] - a['totalFreezesDuration']:.3f} s; "
+                    "the second before: " + ", ".join(f"{name} +{b.get(key, 0) - before.get(key, 0)}" for name, key in (
+                        ("lost", "packetsLost"), ("NACKs", "nackCount"), ("PLIs", "pliCount"),
+                        ("keyframes", "keyFramesDecoded"), ("frames", "framesDecoded"))))
+    return "; ".join(told) or "none"
 
 
 def freezes_in(samples: list[dict], start_ms: float, end_ms: float) -> dict:
@@ -450,13 +466,12 @@ def test_cpu_steps_keep_both_layers_moving(rtcam_factory, shaped_chromium, chrom
         "the reduced layer is {1} wide beside a full picture {0} wide".format(*widths())
 
 
-def test_bufferbloat_and_random_loss(rtcam_factory, shaped_chromium, request):
+def test_bufferbloat_keeps_the_queue_short(rtcam_factory, shaped_chromium, request):
     """A 1.5 Mb/s link with a 200 ms queue (bufferbloat): rtcam keeps the queueing delay under 100 ms
-    (p95 after 4 s); then 2 Mb/s with 5 % random loss (nft in the viewer's namespace; no added delay,
-    this kernel has no netem): random loss is not taken for congestion (the loss bound stays off or
-    above 70 % of the link, the picture keeps its rate) and the stream's share of the link, measured
-    over LINK_SHARE_WINDOW_S after 10 s on the 2 Mb/s link, printed against the issue's 70 % (asserted
-    >= MIN_LINK_SHARE: see there; README, "Weak links")."""
+    (p95 after 4 s) and the picture at its rate. The same link with 5 % random loss and no added
+    delay, which this test measured after its bufferbloat phase until stop 33, is the `loss`
+    scenario of `bash Tests/Benchmarks/run.sh shaped`; the issue's loss figure (70 % of the link
+    at 50 ms RTT) is test_random_loss_at_50_ms_rtt's."""
     link, browser = shaped_chromium
     link.set_rate(1500, queue_ms=200)
     rtcam = rtcam_factory(size="1280x720", bitrate_kbps=CONFIGURED_KBPS,
@@ -476,37 +491,9 @@ def test_bufferbloat_and_random_loss(rtcam_factory, shaped_chromium, request):
     bloat = window(page.evaluate("window.shaped.samples"), start, end)
     queue.sort()
     queue_p50, queue_p95 = queue[len(queue) // 2], queue[int(len(queue) * 0.95)]
-    # 5 % loss on a 2 Mb/s link.
-    link.set_rate(2000, queue_ms=100)
-    link.set_loss(5)
-    # A steady link: the estimate first climbs from the 1.5 Mb/s link's (additively near the
-    # capacity it knew there); 5 s measured that climb (54-79 %), not the steady use.
-    time.sleep(10)
-    start = page.evaluate("performance.now()")
-    tbf_start, started = link.qdisc_statistics(), time.monotonic()
-    targets = []
-    for _ in range(int(LINK_SHARE_WINDOW_S * 2)):
-        targets.append(target_kbps(rtcam))
-        time.sleep(0.5)
-    end = page.evaluate("performance.now()")
-    tbf_share = tbf_share_of_link(link, tbf_start, link.qdisc_statistics(), time.monotonic() - started)
-    lossy = window(page.evaluate("window.shaped.samples"), start, end)
     print(f"1.5 Mb/s, 200 ms queue: {bloat}; queueing delay p50 {queue_p50:.0f} ms, p95 {queue_p95:.0f} ms")
-    print(f"2 Mb/s, 5 % loss: {lossy}; encoder target {targets}")
     assert queue_p95 < 100, f"queueing delay p95 {queue_p95:.0f} ms on a 200 ms queue (goal < 100 ms)"
     assert bloat["fps"] >= 25, f"{bloat['fps']:.1f} fps at 1.5 Mb/s"
-    share = stream_share_of_link(lossy["kbps"], 5, 2000)
-    print(f"with 5 % loss the stream takes about {share * 100:.0f} % of the 2 Mb/s link "
-          f"(tbf passed {tbf_share * 100:.0f} % of its rate, resends, audio and probes included); the issue's "
-          f"{ISSUE_LINK_SHARE * 100:.0f} %: {'met' if share >= ISSUE_LINK_SHARE else 'NOT met'}")
-    viewer = next(v for v in rtcam.status().get("viewers", []) if v.get("address", "").startswith("192.0.2.2"))
-    # The loss bound may engage at a burst (random loss plus the shaper's own drops over 10 % in one
-    # feedback interval); it must not hold the rate under 70 % of the link.
-    loss_bound = viewer.get("lossBasedKbps")
-    assert loss_bound is None or loss_bound >= 0.7 * 2000, f"5 % random loss held the rate down: {viewer}"
-    assert share >= MIN_LINK_SHARE, \
-        f"the stream took about {share * 100:.0f} % of a 2 Mb/s link with 5 % loss ({lossy['kbps']:.0f} kb/s payload arrived)"
-    assert lossy["fps"] >= 20, f"{lossy['fps']:.1f} fps with 5 % loss"
 
 
 def test_step_down_at_50_ms_rtt(rtcam_factory, shaped_chromium, request, tmp_path):
