@@ -75,7 +75,11 @@ def excused(lossy: dict, control: dict) -> bool:
 
 def test_loss_rtt_chromium_freezes_stay_under_200_ms(rtcam_factory, chromium, tmp_path, request, machine_load):
     stream = make_stream(str(tmp_path / "stream.h264"))
-    daemon = rtcam_factory(fps=25, bitrate_kbps=1000, extra_args=("--source", f"file:{stream}", "--ice", "full"))
+    # At debug level the daemon logs each viewer's estimate (delay-based and loss-based apart) with the
+    # pacer's backlog: a failure with resends refused (stop 33's last rehearsal: 945, with stale video
+    # dropped) then shows which bound held the passed-through clip under its rate.
+    daemon = rtcam_factory(fps=25, bitrate_kbps=1000,
+                           extra_args=("--source", f"file:{stream}", "--ice", "full", "--log-level", "debug"))
     daemon.log_in()
     windows: list[dict] = []
     attach(request, "windows", lambda: json.dumps(windows, indent=1))
