@@ -1182,7 +1182,7 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
             requestKeyframe(of: viewers[id]?.session.wantedVideoLayer ?? .full)
         case let .bitrateEstimate(bitsPerSecond):
             if logger.logLevel <= .debug, let diagnostics = viewers[id]?.session.bandwidthDiagnostics {
-                logger.debug("viewer \(id): estimate \(bitsPerSecond / 1000) kb/s (delay-based \(diagnostics.delayBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), loss-based \(diagnostics.lossBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), acknowledged \(diagnostics.acknowledgedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), \(diagnostics.usage), \(diagnostics.rateControlState), loss \(diagnostics.lossFraction ?? 0)\(diagnostics.congested ? ", congested: pacing at the link's rate" : ""); pacer \(viewers[id].map { debugPacer($0.session) } ?? ""))")
+                logger.debug("viewer \(id): estimate \(bitsPerSecond / 1000) kb/s (delay-based \(diagnostics.delayBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), loss-based \(diagnostics.lossBasedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), acknowledged \(diagnostics.acknowledgedBitsPerSecond.map { "\($0 / 1000)" } ?? "-"), \(diagnostics.usage), \(diagnostics.rateControlState), loss \(diagnostics.lossFraction ?? 0) (inherent \(diagnostics.inherentLossFraction ?? 0))\(diagnostics.congested ? ", congested: pacing at the link's rate" : ""); pacer \(viewers[id].map { debugPacer($0.session) } ?? ""))")
             }
             updateBitrateCap()
         case let .audioReceived(packet):

@@ -38,6 +38,8 @@ public struct BandwidthDiagnostics: Equatable, Sendable {
     public var trend: Double
     public var threshold: Double
     public var lossFraction: Double?
+    /// The loss the path has whatever the rate (see `LossBasedBound`): its bound acts on the loss above it.
+    public var inherentLossFraction: Double? = nil
     public var roundTripTime: Duration?
     public var probeClustersSent: Int
     public var lastProbeBitsPerSecond: Int?
@@ -218,8 +220,10 @@ public struct SendSideBandwidthEstimator {
             }
         }
         updateCongestion(now: now)
+        // The loss bound takes loss with the link's queue up (or in an episode) for the queue's
+        // overflow; without, it first measures it against the path's own random loss.
         lossBound.addFeedback(lost: outcome.newlyLost, received: outcome.newlyReceived, lateArrivals: outcome.lateArrivals,
-                              at: now, target: Double(targetBitsPerSecond), otherLimits: limitWithoutLoss,
+                              queued: linkQueued || isCongested, at: now, target: Double(targetBitsPerSecond), otherLimits: limitWithoutLoss,
                               roundTripTime: roundTripTime ?? .milliseconds(200))
         for entry in probes.takeReported(highestReported: history.highestReported, now: now) {
             var measured: Double?
@@ -305,6 +309,7 @@ public struct SendSideBandwidthEstimator {
             trend: delayBased.trendline.modifiedTrend,
             threshold: delayBased.detector.threshold,
             lossFraction: lossBound.lossFraction,
+            inherentLossFraction: lossBound.inherentLossFraction,
             roundTripTime: roundTripTime,
             probeClustersSent: probes.clustersTaken,
             lastProbeBitsPerSecond: probes.lastResult.map { Int(clamping: Int64($0)) },

@@ -30,8 +30,10 @@ struct LossyPassthroughTests {
     }
 
     /// `sourceFollowsEstimate`: false is the daemon's passthrough path, true an encoder that ignores
-    /// its bitrate (see above).
-    static func run(seed: UInt64, sourceFollowsEstimate: Bool, seconds: Int64 = 20, stalls: Bool = false) -> Outcome {
+    /// its bitrate (see above). `copies` of each first resend, as PeerSession sends them where the
+    /// retransmission budget leaves room (three at 10 % loss).
+    static func run(seed: UInt64, sourceFollowsEstimate: Bool, seconds: Int64 = 20, stalls: Bool = false,
+                    copies: Int = 3) -> Outcome {
         // No bottleneck: 1 Gb/s, a queue nothing fills, 25 ms each way, 10 % lost before it.
         let link = BottleneckLink(rateSteps: [(0, 1_000_000_000)], queueLimit: 1000 * Self.ms, propagation: 25 * Self.ms,
                                   lossProbability: 0.10, seed: seed)
@@ -42,6 +44,7 @@ struct LossyPassthroughTests {
         call.feedbackInterval = 50 * Self.ms
         call.congestionHandling = .respond
         call.nacks = true
+        call.firstResendCopies = copies
         // The daemon's pacer: it never speeds up to empty its queue (PeerSession drops stale video).
         call.pacer = Pacer(configuration: PacerConfiguration(queueDelayLimit: .seconds(3600),
                                                              initialPacingBitsPerSecond: 1_500_000))
@@ -79,9 +82,15 @@ struct LossyPassthroughTests {
 
     /// The daemon's passthrough path (holdsVideo false): whatever the estimator makes of the loss
     /// and the stalls, the pacer never holds the file's video back for it.
-    @Test(arguments: [UInt64(1), 2, 3, 4])
+    ///
+    /// The loss-based bound measured against the path's inherent loss (stop 34): with gcc-02's
+    /// thresholds on the raw figure it ratcheted down at this 10 % loss (half the figures read over
+    /// 10 % and cut, the others only held), seeds 1 and 2 took the target to 293 and 372 kb/s for
+    /// the 600 kb/s file and its video waited 411 and 272 ms in the pacer (44.7 kB): test_loss_rtt's
+    /// failure in two rehearsals (resends refused, stale video dropped). Now 418-597 kb/s over 30 s.
+    @Test(arguments: [UInt64(1), 2, 3, 4, 5, 6, 7, 8])
     func passthroughVideoIsNeverHeldBack(seed: UInt64) {
-        let outcome = Self.run(seed: seed, sourceFollowsEstimate: false, stalls: true)
+        let outcome = Self.run(seed: seed, sourceFollowsEstimate: false, seconds: 30, stalls: true)
         print(Self.describe(outcome, "passthrough (holdsVideo false)", seed: seed))
         // No episode holds it (seed 2's estimator still sees one): what waits is an IDR's burst at
         // the pacer's 2.5 × the estimate, 232 ms at most. The same seed with the floor alone (the
@@ -106,10 +115,13 @@ struct LossyPassthroughTests {
         // at a keyframe. Before the floor: 7,993 and 7,434 ms (seeds 1 and 2; 624 and 563 kB in the
         // pacer), the pacer at 283 and 246 kb/s for a 600 kb/s source. With it 553 ms at most
         // (seed 2's episode: the source is seen not to follow 0.7 s into it), else < 250.
+        // With three copies of each first resend (as the daemon sends them) seed 2's episode holds
+        // 53 kB and the longest freeze is 414 ms (51 kB, 411 ms with the raw-loss bound; 36 kB and
+        // 372 ms with one copy).
         #expect(outcome.longestVideoWait < (outcome.episodes == 0 ? 250 : 600) * Self.ms)
-        #expect(outcome.largestBacklog < 50_000)
+        #expect(outcome.largestBacklog < (outcome.episodes == 0 ? 30_000 : 60_000))
         #expect(outcome.resendsRefused == 0)
         // Before: 620 and 962 ms.
-        #expect((outcome.freezes.max() ?? 0) < 400)
+        #expect((outcome.freezes.max() ?? 0) < (outcome.episodes == 0 ? 400 : 450))
     }
 }
