@@ -799,6 +799,7 @@ public final class CameraDaemon: @unchecked Sendable {
         // longest such wait (null: none ended yet).
         json.field("periodicKeyframesHeld", mediaStatus.periodicKeyframesHeld)
         json.field("longestKeyframeHoldMs", mediaStatus.longestKeyframeHold.map { $0.millisecondsDouble.rounded() })
+        json.field("reducedLayerKeyframesHeld", mediaStatus.reducedLayerKeyframesHeld)
         json.endObject()
         json.endObject()
         return json.text

@@ -30,6 +30,8 @@ struct MediaStatus: Sendable {
     /// The reduced encoding (issue 24): its frames and its part of `encoderCPUSeconds`.
     var reducedLayerFrames = 0
     var reducedLayerCPUSeconds = 0.0
+    /// The reduced encoding's periodic IDRs held while a viewer's link was congested.
+    var reducedLayerKeyframesHeld = 0
     var testPatternCPUSeconds: Double
     /// The audio thread's CPU inside Opus (and making the test tone's samples).
     var audioEncoderCPUSeconds: Double
@@ -332,6 +334,7 @@ final class MediaPipeline: @unchecked Sendable {
                         encoderCPUSeconds: Double(counters.encoderCPUNanoseconds) / 1e9,
                         reducedLayerFrames: counters.reducedLayerFrames,
                         reducedLayerCPUSeconds: Double(counters.reducedLayerCPUNanoseconds) / 1e9,
+                        reducedLayerKeyframesHeld: counters.reducedLayerKeyframesHeld,
                         testPatternCPUSeconds: Double(counters.testPatternCPUNanoseconds) / 1e9,
                         audioEncoderCPUSeconds: Double(counters.audioEncoderCPUNanoseconds) / 1e9,
                         framesDropped: counters.framesDropped, microphone: counters.microphone,

@@ -187,6 +187,8 @@ struct MediaCounters: Sendable {
     /// KeyframeSchedule.holds), and the longest time one waited (nil: none has ended yet).
     var periodicKeyframesHeld = 0
     var longestKeyframeHold: Duration?
+    /// The reduced encoding's periodic IDRs held likewise (ReducedLayerStage).
+    var reducedLayerKeyframesHeld = 0
     /// x264 encoders made so far: one when the first viewer arrives, then one each time viewers
     /// return after `idleRelease`.
     var encodersOpened = 0

@@ -43,6 +43,9 @@ enum MetricsText {
         text.metric("rtcam_keyframes_forced_total", .counter, help: "Keyframes the encoder was asked for.", status.keyframesForced)
         text.metric("rtcam_periodic_keyframes_held_total", .counter,
                     help: "Periodic IDRs x264 held back while a viewer's link was in a congestion episode.", status.periodicKeyframesHeld)
+        text.metric("rtcam_reduced_layer_keyframes_held_total", .counter,
+                    help: "Periodic IDRs of the reduced encoding held back while a viewer's link was in a congestion episode.",
+                    status.reducedLayerKeyframesHeld)
         text.metric("rtcam_periodic_keyframe_longest_hold_seconds", .gauge,
                     help: "The longest time a held periodic IDR waited (0: none yet).", (status.longestKeyframeHold ?? .zero).millisecondsDouble / 1000)
         text.metric("rtcam_camera_lost", .gauge, help: "1 while the camera is gone (unplugged) and being reopened, else 0.",

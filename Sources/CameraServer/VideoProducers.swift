@@ -350,8 +350,10 @@ struct ReducedLayerStage {
     private var frameCount = 0
     /// When it changes size beside the full encoding's CPU steps.
     private var sizing = ReducedLayerSizing()
-    /// Its pictures since its last IDR (its next periodic one is due at the keyframe interval).
-    private var framesSinceKeyframe = 0
+    /// Its periodic IDRs, forced here as the full encoder's are (x264 makes none of its own): held
+    /// while a viewer's link is in a congestion episode. The viewers of this layer are the ones on
+    /// slow links, where an IDR made as the link's queue drains waits behind it.
+    private var keyframes = KeyframeSchedule(interval: 1)
 
     /// The full encoder was replaced at `now` (a CPU adaptation step): its IDR goes out in this
     /// frame, so a size change of this one waits (ReducedLayerSizing.stagger).
@@ -382,7 +384,7 @@ struct ReducedLayerStage {
         let interval = Self.frameInterval(ofFull: fullFormat.framesPerSecond)
         let running = encoder.map { EncodedFormat(width: $0.width, height: $0.height, framesPerSecond: $0.frameRate) }
         let keyframeDue = controls.reducedKeyframeIsRequested
-            || framesSinceKeyframe + 1 >= max(1, keyframeInterval / interval)
+            || (keyframes.picturesSinceKeyframe.map { $0 + 1 >= max(1, keyframeInterval / interval) } ?? true)
         let wanted = sizing.format(running: running, full: fullFormat, keyframeDue: keyframeDue, at: now)
         let (width, height, framesPerSecond) = (wanted.width, wanted.height, wanted.framesPerSecond)
         if running != nil, wanted != running {
@@ -408,7 +410,7 @@ struct ReducedLayerStage {
                 x264 = try X264Encoder(width: width, height: height, fps: framesPerSecond, bitrateKbps: kbps,
                                        profileLevelID: profileLevelID, keyframeInterval: max(1, keyframeInterval / interval),
                                        vbvBufferMilliseconds: Self.vbvBufferMilliseconds,
-                                       fullRangeBT601: fullRangeBT601)
+                                       callerSchedulesKeyframes: true, fullRangeBT601: fullRangeBT601)
             } catch {
                 controls.logger.error("reduced layer: x264 refused \(width)x\(height) at \(kbps) kb/s: \(error)")
                 return nil
@@ -418,9 +420,16 @@ struct ReducedLayerStage {
             controls.counters.withLock { $0.encodersOpened += 1 }
             encoder = x264
             bitrateKbps = kbps
+            keyframes.restart(interval: x264.keyframeInterval)
             _ = controls.takeReducedKeyframeRequest()   // its first picture is an IDR anyway
         }
-        let force = controls.takeReducedKeyframeRequest()
+        let holdsBefore = keyframes.holds
+        let scheduled = keyframes.keyframeDue(congested: controls.isViewerLinkCongested, now: now)
+        if keyframes.holds != holdsBefore { controls.counters.withLock { $0.reducedLayerKeyframesHeld = keyframes.holds } }
+        if scheduled, let since = keyframes.heldSince {
+            controls.logger.debug("reduced layer: periodic IDR made \(now - since) late: a viewer's link was congested")
+        }
+        let force = controls.takeReducedKeyframeRequest() || scheduled
         do {
             // Counted in the encoders' CPU and apart (what the second encoding costs: README, Weak links).
             let encoded = try controls.measuringCPU(\.reducedLayerCPUNanoseconds) {
@@ -430,7 +439,7 @@ struct ReducedLayerStage {
                 }
             }
             guard var encoded else { return nil }
-            framesSinceKeyframe = encoded.isKeyframe ? 0 : framesSinceKeyframe + 1
+            keyframes.pictureMade(isKeyframe: encoded.isKeyframe)
             encoded.layer = .reduced
             controls.counters.withLock { $0.reducedLayerFrames += 1 }
             return encoded

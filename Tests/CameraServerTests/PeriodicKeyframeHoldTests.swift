@@ -18,6 +18,16 @@ import Testing
     /// The same, with what the media status then shows of the holds (/api/status, /metrics).
     static func run(intraRefresh: Bool = false, count: Int = 150, congested: (Int) -> Bool,
                     asked: Set<Int> = []) throws -> (idrs: [Int], held: Int, longestHold: Duration?) {
+        let outcome = try runBothLayers(intraRefresh: intraRefresh, count: count, congested: congested, asked: asked)
+        return (outcome.idrs, outcome.held, outcome.longestHold)
+    }
+
+    /// The same; with `reducedKbps` the reduced encoding runs beside the full one from the first
+    /// picture (every second picture at 30 fps), and its IDRs (by the full picture's index) and
+    /// holds come back too; `askedReduced`: keyframe requests of the reduced layer.
+    static func runBothLayers(intraRefresh: Bool = false, count: Int = 150, congested: (Int) -> Bool, asked: Set<Int> = [],
+                              reducedKbps: Int? = nil, askedReduced: Set<Int> = [])
+        throws -> (idrs: [Int], held: Int, longestHold: Duration?, reducedIDRs: [Int], reducedHeld: Int, reducedFrames: Int) {
         var configuration = MediaConfiguration()
         configuration.width = 320
         configuration.height = 240
@@ -28,21 +38,29 @@ import Testing
         let frozen = configuration
         let controls = MediaThreadControls(logger: Logger(label: "test"), idleRelease: .seconds(10), idleWakeInterval: .seconds(1))
         controls.setWatched(true)
+        if let reducedKbps { controls.setReducedLayer(kbps: reducedKbps) }
         var stage = X264Stage(width: 320, height: 240, profileLevelID: "42e01f", idleRelease: .seconds(10),
                               adaptationThresholds: .onlyAskedSteps, configuration: { frozen })
         let source = try TestPatternSource(width: 320, height: 240)
         let start = MonotonicTime(seconds: 100)
-        var idrs: [Int] = []
+        var idrs: [Int] = [], reducedIDRs: [Int] = [], reducedFrames = 0
         for index in 0 ..< count {
             let now = start + .nanoseconds(Int64(index) * 1_000_000_000 / 30)
             controls.setViewerLinkCongested(congested(index))
             if asked.contains(index) { controls.requestKeyframe() }
+            if askedReduced.contains(index) { controls.requestReducedKeyframe() }
             stage.encode(source.frame(at: now, index: UInt64(index)), at: now, controls) { encoded in
-                if encoded.isKeyframe { idrs.append(index) }
+                if encoded.layer == .reduced {
+                    reducedFrames += 1
+                    if encoded.isKeyframe { reducedIDRs.append(index) }
+                } else if encoded.isKeyframe {
+                    idrs.append(index)
+                }
             }
         }
         let counters = controls.counters.withLock { $0 }
-        return (idrs, counters.periodicKeyframesHeld, counters.longestKeyframeHold)
+        return (idrs, counters.periodicKeyframesHeld, counters.longestKeyframeHold, reducedIDRs,
+                counters.reducedLayerKeyframesHeld, reducedFrames)
     }
 
     @Test func thePeriodicIDRWaitsForACongestedLinkButAnAskedOneDoesNot() throws {
@@ -79,6 +97,28 @@ import Testing
         #expect(forGood.held == 1 && forGood.longestHold == .seconds(4))
         // Intra refresh schedules no IDR: nothing is held.
         #expect(try Self.run(intraRefresh: true, congested: { (40 ..< 75).contains($0) }).held == 0)
+    }
+
+    /// The reduced encoding (the slow links' layer) holds its periodic IDR as the full one does: an
+    /// IDR made while a slow viewer's link drains after a rate step waits behind that queue.
+    @Test func theReducedLayersPeriodicIDRWaitsForACongestedLinkToo() throws {
+        // Every second picture at 30 fps, an IDR every 15 of its own (30 full pictures).
+        let calm = try Self.runBothLayers(congested: { _ in false }, reducedKbps: 200)
+        #expect(calm.reducedFrames == 75)
+        #expect(calm.reducedIDRs == [0, 30, 60, 90, 120])
+        #expect(calm.reducedHeld == 0)
+        // Congested from picture 40 to 74: both layers' IDRs due at 60 wait; the reduced one comes
+        // with its next picture after (76, an even one), the next 30 full pictures later.
+        let held = try Self.runBothLayers(congested: { (40 ..< 75).contains($0) }, reducedKbps: 200)
+        #expect(held.idrs == [0, 30, 75, 105, 135])
+        #expect(held.reducedIDRs == [0, 30, 76, 106, 136])
+        #expect(held.reducedHeld == 1 && held.held == 1)
+        // A viewer switching to it (a keyframe request) while congested gets one at once.
+        let asked = try Self.runBothLayers(congested: { (40 ..< 100).contains($0) }, reducedKbps: 200, askedReduced: [50])
+        #expect(asked.reducedIDRs == [0, 30, 50, 100, 130])
+        // A link congested for good still gets one 4 s (120 pictures) after it was due.
+        let forGood = try Self.runBothLayers(count: 160, congested: { $0 >= 20 }, reducedKbps: 200)
+        #expect(forGood.reducedIDRs == [0, 150])
     }
 
     @Test func intraRefreshIsUnaffected() throws {

@@ -357,7 +357,9 @@ def test_a_slow_viewer_does_not_drag_a_fast_one_down(rtcam_factory, shaped_chrom
     viewers = status.get("viewers", [])
     print(f"slow viewer on the reduced layer {reduced_after:.1f} s after the fast one decoded 30 frames")
     print(f"fast viewer: {fast_window}\nslow viewer (500 kb/s): {slow_window}\nencoder target: {targets}")
-    print(f"reduced layer: {(status.get('bitrateControl') or {}).get('reducedLayerKbps')} kb/s")
+    control = status.get("bitrateControl") or {}
+    print(f"reduced layer: {control.get('reducedLayerKbps')} kb/s; periodic IDRs held for a congested link: "
+          f"full layer {control.get('periodicKeyframesHeld')}, reduced layer {control.get('reducedLayerKeyframesHeld')}")
     print(f"CPU, % of a core over the window: daemon {cost['process']}, both encoders {cost['encoders']}, "
           f"of which the reduced one {cost['reduced']}")
     print("viewers: " + "; ".join(f"{v.get('address')}: {v.get('layer')} layer ({v.get('layerSwitches')} switches), "
