@@ -17,6 +17,9 @@ struct WHEPSessionFactory: Sendable {
     let ntpNanosecondsAtMonotonicZero: UInt64
     /// RTCAM_DTLS_DEBUG=1..4: mbedTLS's handshake trace on stderr, for field debugging.
     let dtlsDebugLevel: Int32 = Environment.value("RTCAM_DTLS_DEBUG").flatMap { Int32($0) } ?? 0
+    /// RTCAM_PACING_FACTOR=F (1-10; the latency benchmark's A/B): the pacer sends at F × the viewer's
+    /// estimate instead of libwebrtc's 2.5 (10: its 40 ms bucket holds every frame, as unpaced).
+    let pacingFactor: Double = Environment.value("RTCAM_PACING_FACTOR").flatMap { Double($0) } ?? 2.5
 
     init(certificate: DTLSCertificate, packetizer: MediaPacketizer, ntpNanosecondsAtMonotonicZero: UInt64) {
         self.certificate = certificate
@@ -96,7 +99,8 @@ struct WHEPSessionFactory: Sendable {
         // headroom out of it).
         let ceiling = (settings.videoBitrateKbps + 64) * 1000 * 10 / 9
         configuration.bandwidth = BandwidthEstimatorConfiguration(
-            startBitsPerSecond: ceiling, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: ceiling * 5 / 4)
+            startBitsPerSecond: ceiling, minimumBitsPerSecond: 100_000, maximumBitsPerSecond: ceiling * 5 / 4,
+            pacingFactor: pacingFactor)
         configuration.videoRTXSSRC = videoRTXSSRC
         configuration.congestionResponse.holdsVideo = settings.videoFollowsEstimate
         if fullICE {

@@ -366,6 +366,7 @@ def bench_footprint(args) -> dict:
 LATENCY_VARIANTS = {
     "as-shipped": ({}, "the daemon as built"),
     "x264-2-threads": ({"RTCAM_X264_THREADS": "2"}, "x264 with 2 sliced threads (one picture split in 2 slices coded at once)"),
+    "pacing-10x": ({"RTCAM_PACING_FACTOR": "10"}, "the pacer at 10 x the estimate (its 40 ms bucket holds every frame: as unpaced)"),
 }
 
 # The measures, in pipeline order: (key in a round's result, label).
