@@ -118,7 +118,7 @@ final class MediaController: EncoderControl, @unchecked Sendable {
 
     /// Not kept for a replacement pipeline: an episode lasts a few seconds, and a new pipeline's
     /// first picture is an IDR anyway.
-    func setViewerLinkCongested(_ congested: Bool) { current.setViewerLinkCongested(congested) }
+    func setViewerLinksCongested(full: Bool, reduced: Bool) { current.setViewerLinksCongested(full: full, reduced: reduced) }
 
     /// Encoders run only while someone watches.
     func setViewersPresent(_ present: Bool) {

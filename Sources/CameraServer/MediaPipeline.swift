@@ -291,7 +291,7 @@ final class MediaPipeline: @unchecked Sendable {
 
     func setBitrateCap(kbps: Int?) { controls.setBitrateCap(kbps: kbps ?? 0) }
 
-    func setViewerLinkCongested(_ congested: Bool) { controls.setViewerLinkCongested(congested) }
+    func setViewerLinksCongested(full: Bool, reduced: Bool) { controls.setViewerLinksCongested(full: full, reduced: reduced) }
 
     func requestReducedKeyframe() { controls.requestReducedKeyframe() }
 

@@ -32,8 +32,10 @@ final class MediaThreadControls: Sendable {
     /// The reduced encoding's bitrate (0: none wanted) and its own keyframe request (issue 24).
     private let reducedLayerKbps = Atomic<Int>(0)
     private let reducedKeyframeRequested = Atomic<Bool>(false)
-    /// Some viewer's link is in a congestion episode (issue 24): x264 holds its periodic IDR.
+    /// Some viewer's link is in a congestion episode (issue 24), among the full encoding's viewers
+    /// and among the reduced one's: x264 holds that layer's periodic IDR.
     private let viewerLinkCongested = Atomic<Bool>(false)
+    private let reducedLayerLinkCongested = Atomic<Bool>(false)
     let counters = Mutex(MediaCounters())
     /// Snapshot and MJPEG clients (issue 21): raw frames are wanted while they wait, even with no
     /// viewer (then no H.264 is encoded).
@@ -80,10 +82,17 @@ final class MediaThreadControls: Sendable {
     func requestReducedKeyframe() { reducedKeyframeRequested.store(true, ordering: .relaxed) }
 
     /// Some viewer's link is in a congestion episode (a rate step's backlog drains at the link's
-    /// rate): an x264 producer holds its periodic IDR until it is over (KeyframeSchedule).
-    func setViewerLinkCongested(_ congested: Bool) { viewerLinkCongested.store(congested, ordering: .relaxed) }
+    /// rate), among the full encoding's viewers and among the reduced one's: an x264 producer holds
+    /// that layer's periodic IDR until it is over (KeyframeSchedule).
+    func setViewerLinksCongested(full: Bool, reduced: Bool) {
+        viewerLinkCongested.store(full, ordering: .relaxed)
+        reducedLayerLinkCongested.store(reduced, ordering: .relaxed)
+    }
 
+    /// A full-layer viewer's link is congested.
     var isViewerLinkCongested: Bool { viewerLinkCongested.load(ordering: .relaxed) }
+    /// A reduced-layer viewer's link is congested.
+    var isReducedLayerLinkCongested: Bool { reducedLayerLinkCongested.load(ordering: .relaxed) }
 
     /// The reduced encoding's bitrate while it is wanted (nil: it is not).
     var reducedLayerBitrate: Int? {

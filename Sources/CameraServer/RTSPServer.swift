@@ -29,7 +29,7 @@ final class ViewerPresence: EncoderControl, @unchecked Sendable {  // state unde
     func setBitrateCap(kbps: Int?) { media.setBitrateCap(kbps: kbps) }
 
     /// RTSP clients (over TCP) get no say; the WebRTC viewers' links do.
-    func setViewerLinkCongested(_ congested: Bool) { media.setViewerLinkCongested(congested) }
+    func setViewerLinksCongested(full: Bool, reduced: Bool) { media.setViewerLinksCongested(full: full, reduced: reduced) }
 
     /// The hub's first viewer came or its last went.
     func setViewersPresent(_ present: Bool) { update { $0.webRTC = present } }

@@ -143,9 +143,10 @@ protocol EncoderControl: AnyObject, Sendable {
     /// What the viewers' links take (issue 24): the encoder runs at no more than this (nil: the
     /// configured bitrate). A source that cannot retarget (a command's stream) keeps its rate.
     func setBitrateCap(kbps: Int?)
-    /// Some viewer's link is in a congestion episode (issue 24): an encoder that makes its own
-    /// periodic IDRs (x264) holds the next one until it is over. Keyframes asked for are not held.
-    func setViewerLinkCongested(_ congested: Bool)
+    /// Some viewer's link is in a congestion episode (issue 24), among the viewers of the full
+    /// encoding and among those of the reduced one: an encoder that makes its own periodic IDRs
+    /// (x264) holds that layer's next one until it is over. Keyframes asked for are not held.
+    func setViewerLinksCongested(full: Bool, reduced: Bool)
 }
 
 /// Where the media threads hand their encoded frames: the one hand-off from an encoder's thread to the
@@ -227,8 +228,8 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     /// The second, smaller encoding for viewers below the floor, and its own keyframe merging.
     private var reducedLayer = ReducedLayerPolicy<String>()
     private var reducedKeyframes: KeyframeRequestPolicy
-    /// What the encoders were last told of the viewers' links (`EncoderControl.setViewerLinkCongested`).
-    private var viewerLinkCongested = false
+    /// What the encoders were last told of the viewers' links, per layer (`EncoderControl.setViewerLinksCongested`).
+    private var viewerLinksCongested = (full: false, reduced: false)
     private var reducedLayerStopScheduled = false
     /// The reduced encoding's frames have begun to arrive since it was asked for: viewers are moved
     /// to it only then. A source that cannot make it (passthrough, a hardware encoder, a file, a
@@ -1237,12 +1238,16 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
         let fullLayer = viewers.values.map(\.session).filter { $0.state == .connected && $0.wantedVideoLayer == .full }
         applyBitrateCap(bitratePolicy.update(estimates: fullLayer.compactMap(\.estimatedBitsPerSecond), now: now),
                         reason: "the weakest viewer's link")
-        // PeerSession surfaces an episode's start and end with an estimate event.
-        let congested = fullLayer.contains { $0.isInCongestionEpisode }
-        if congested != viewerLinkCongested {
-            viewerLinkCongested = congested
-            encoders.setViewerLinkCongested(congested)
-            logger.debug(congested ? "a viewer's link is congested: the periodic IDR waits" : "no viewer's link is congested")
+        // PeerSession surfaces an episode's start and end with an estimate event. Each layer's
+        // periodic IDR waits for its own viewers' links.
+        let congested = (full: fullLayer.contains { $0.isInCongestionEpisode },
+                         reduced: viewers.values.contains {
+                             $0.session.state == .connected && $0.session.wantedVideoLayer == .reduced && $0.session.isInCongestionEpisode
+                         })
+        if congested != viewerLinksCongested {
+            viewerLinksCongested = congested
+            encoders.setViewerLinksCongested(full: congested.full, reduced: congested.reduced)
+            logger.debug("viewers' links congested: full layer \(congested.full), reduced layer \(congested.reduced) (a congested layer's periodic IDR waits)")
         }
         // A raise waits for the policy's interval; the estimates may not move again to prompt it.
         if let due = bitratePolicy.deferredRaise, !bitrateRaiseScheduled {

@@ -351,8 +351,9 @@ struct ReducedLayerStage {
     /// When it changes size beside the full encoding's CPU steps.
     private var sizing = ReducedLayerSizing()
     /// Its periodic IDRs, forced here as the full encoder's are (x264 makes none of its own): held
-    /// while a viewer's link is in a congestion episode. The viewers of this layer are the ones on
-    /// slow links, where an IDR made as the link's queue drains waits behind it.
+    /// while one of its own viewers' links is in a congestion episode (the hub's
+    /// `setViewerLinksCongested(reduced:)`). They are on slow links, where an IDR made as the link's
+    /// queue drains waits behind it.
     private var keyframes = KeyframeSchedule(interval: 1)
 
     /// The full encoder was replaced at `now` (a CPU adaptation step): its IDR goes out in this
@@ -383,8 +384,10 @@ struct ReducedLayerStage {
         }
         let interval = Self.frameInterval(ofFull: fullFormat.framesPerSecond)
         let running = encoder.map { EncodedFormat(width: $0.width, height: $0.height, framesPerSecond: $0.frameRate) }
-        let keyframeDue = controls.reducedKeyframeIsRequested
-            || (keyframes.picturesSinceKeyframe.map { $0 + 1 >= max(1, keyframeInterval / interval) } ?? true)
+        // A size change waits for an IDR due anyway (and for a held one's end: a new encoder's
+        // first picture is an IDR too).
+        let congested = controls.isReducedLayerLinkCongested
+        let keyframeDue = controls.reducedKeyframeIsRequested || keyframes.isDue(congested: congested, now: now)
         let wanted = sizing.format(running: running, full: fullFormat, keyframeDue: keyframeDue, at: now)
         let (width, height, framesPerSecond) = (wanted.width, wanted.height, wanted.framesPerSecond)
         if running != nil, wanted != running {
@@ -424,10 +427,10 @@ struct ReducedLayerStage {
             _ = controls.takeReducedKeyframeRequest()   // its first picture is an IDR anyway
         }
         let holdsBefore = keyframes.holds
-        let scheduled = keyframes.keyframeDue(congested: controls.isViewerLinkCongested, now: now)
+        let scheduled = keyframes.keyframeDue(congested: congested, now: now)
         if keyframes.holds != holdsBefore { controls.counters.withLock { $0.reducedLayerKeyframesHeld = keyframes.holds } }
         if scheduled, let since = keyframes.heldSince {
-            controls.logger.debug("reduced layer: periodic IDR made \(now - since) late: a viewer's link was congested")
+            controls.logger.debug("reduced layer: periodic IDR made \(now - since) late: one of its viewers' links was congested")
         }
         let force = controls.takeReducedKeyframeRequest() || scheduled
         do {

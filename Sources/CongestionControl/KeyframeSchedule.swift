@@ -33,13 +33,18 @@ public struct KeyframeSchedule: Sendable {
     /// Whether the next picture should be a scheduled IDR. `congested`: some viewer's link is in a
     /// congestion episode now.
     public mutating func keyframeDue(congested: Bool, now: MonotonicTime) -> Bool {
-        guard let made = picturesSinceKeyframe else { return true }
-        guard made + 1 >= interval else { return false }
-        guard congested else { return true }
-        if heldSince == nil {
+        if congested, heldSince == nil, let made = picturesSinceKeyframe, made + 1 >= interval {
             heldSince = now
             holds += 1
         }
+        return isDue(congested: congested, now: now)
+    }
+
+    /// What `keyframeDue` would answer, without starting a hold.
+    public func isDue(congested: Bool, now: MonotonicTime) -> Bool {
+        guard let made = picturesSinceKeyframe else { return true }
+        guard made + 1 >= interval else { return false }
+        guard congested else { return true }
         return now - (heldSince ?? now) >= longestHold
     }
 

@@ -24,9 +24,11 @@ import Testing
 
     /// The same; with `reducedKbps` the reduced encoding runs beside the full one from the first
     /// picture (every second picture at 30 fps), and its IDRs (by the full picture's index) and
-    /// holds come back too; `askedReduced`: keyframe requests of the reduced layer.
+    /// holds come back too. `congested`: a full-layer viewer's link, `reducedCongested`: a
+    /// reduced-layer viewer's; `askedReduced`: keyframe requests of the reduced layer.
     static func runBothLayers(intraRefresh: Bool = false, count: Int = 150, congested: (Int) -> Bool, asked: Set<Int> = [],
-                              reducedKbps: Int? = nil, askedReduced: Set<Int> = [])
+                              reducedKbps: Int? = nil, reducedCongested: (Int) -> Bool = { _ in false },
+                              askedReduced: Set<Int> = [])
         throws -> (idrs: [Int], held: Int, longestHold: Duration?, reducedIDRs: [Int], reducedHeld: Int, reducedFrames: Int) {
         var configuration = MediaConfiguration()
         configuration.width = 320
@@ -46,7 +48,7 @@ import Testing
         var idrs: [Int] = [], reducedIDRs: [Int] = [], reducedFrames = 0
         for index in 0 ..< count {
             let now = start + .nanoseconds(Int64(index) * 1_000_000_000 / 30)
-            controls.setViewerLinkCongested(congested(index))
+            controls.setViewerLinksCongested(full: congested(index), reduced: reducedCongested(index))
             if asked.contains(index) { controls.requestKeyframe() }
             if askedReduced.contains(index) { controls.requestReducedKeyframe() }
             stage.encode(source.frame(at: now, index: UInt64(index)), at: now, controls) { encoded in
@@ -107,17 +109,26 @@ import Testing
         #expect(calm.reducedFrames == 75)
         #expect(calm.reducedIDRs == [0, 30, 60, 90, 120])
         #expect(calm.reducedHeld == 0)
-        // Congested from picture 40 to 74: both layers' IDRs due at 60 wait; the reduced one comes
-        // with its next picture after (76, an even one), the next 30 full pictures later.
-        let held = try Self.runBothLayers(congested: { (40 ..< 75).contains($0) }, reducedKbps: 200)
-        #expect(held.idrs == [0, 30, 75, 105, 135])
+        // A reduced-layer viewer's link congested from picture 40 to 74: its IDR due at 60 waits
+        // and comes with its next picture after (76, an even one), the next 30 full pictures later;
+        // the full layer's viewers' links are not congested, and its IDRs do not wait.
+        let held = try Self.runBothLayers(congested: { _ in false }, reducedKbps: 200,
+                                          reducedCongested: { (40 ..< 75).contains($0) })
+        #expect(held.idrs == [0, 30, 60, 90, 120])
         #expect(held.reducedIDRs == [0, 30, 76, 106, 136])
-        #expect(held.reducedHeld == 1 && held.held == 1)
+        #expect(held.reducedHeld == 1 && held.held == 0)
+        // A full-layer viewer's congested link holds the full layer's IDR, not the reduced one's.
+        let fullOnly = try Self.runBothLayers(congested: { (40 ..< 75).contains($0) }, reducedKbps: 200)
+        #expect(fullOnly.idrs == [0, 30, 75, 105, 135])
+        #expect(fullOnly.reducedIDRs == [0, 30, 60, 90, 120])
+        #expect(fullOnly.reducedHeld == 0 && fullOnly.held == 1)
         // A viewer switching to it (a keyframe request) while congested gets one at once.
-        let asked = try Self.runBothLayers(congested: { (40 ..< 100).contains($0) }, reducedKbps: 200, askedReduced: [50])
+        let asked = try Self.runBothLayers(congested: { _ in false }, reducedKbps: 200,
+                                           reducedCongested: { (40 ..< 100).contains($0) }, askedReduced: [50])
         #expect(asked.reducedIDRs == [0, 30, 50, 100, 130])
         // A link congested for good still gets one 4 s (120 pictures) after it was due.
-        let forGood = try Self.runBothLayers(count: 160, congested: { $0 >= 20 }, reducedKbps: 200)
+        let forGood = try Self.runBothLayers(count: 160, congested: { _ in false }, reducedKbps: 200,
+                                             reducedCongested: { $0 >= 20 })
         #expect(forGood.reducedIDRs == [0, 150])
     }
 

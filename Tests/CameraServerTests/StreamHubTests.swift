@@ -20,7 +20,7 @@ final class RecordingEncoderControl: EncoderControl, Sendable {
     var reducedLayer: [Int?] { state.withLock { $0.reduced } }
     func setViewersPresent(_ present: Bool) { state.withLock { $0.presence.append(present) } }
     func setBitrateCap(kbps: Int?) { state.withLock { $0.caps.append(kbps) } }
-    func setViewerLinkCongested(_ congested: Bool) { state.withLock { $0.linkCongested.append(congested) } }
+    func setViewerLinksCongested(full: Bool, reduced: Bool) { state.withLock { $0.linkCongested.append(full) } }
     var viewerLinkCongested: [Bool] { state.withLock { $0.linkCongested } }
     var keyframes: Int { state.withLock { $0.keyframes } }
     var presence: [Bool] { state.withLock { $0.presence } }
