@@ -1,7 +1,8 @@
 import RTCBase
 
 /// draft-ietf-rmcat-gcc-02 §6: a bound from packet loss. Below 2 % loss it may grow (8 %/s), from
-/// 2 to 10 % it holds, above 10 % it drops to rate × (1 − 0.5 × loss), at most once per RTT + 300 ms.
+/// 2 to 10 % it holds, above 10 % it drops to rate × (1 − 0.5 × loss), at most once per RTT + 300 ms
+/// ("loss" here: the loss above the path's inherent loss, below).
 /// No bound (nil) until loss first asks for one: random loss below 10 % is no reason to cap the
 /// delay-based estimate. Once the bound has grown back above the other limits it is lifted again.
 ///
@@ -12,7 +13,8 @@ import RTCBase
 /// other half only hold, and nothing ever grows (a rehearsal's passed-through clip: the bound went
 /// 985 → 541 kb/s in 15 s with the delay-based estimate at 1477 and no queue). Congestion still
 /// cuts as before: its figures are measured against the loss from before it, and are never taken
-/// into the inherent loss themselves, nor are figures taken while the path's queue was up. Where
+/// into the inherent loss themselves, nor are figures taken while the path's queue was up, and the
+/// inherent loss is at most 10 % (more is not learnt: a policer's drops would be). Where
 /// the queue was not up, a figure is taken for congestion only when it is over the threshold by
 /// more than its own noise. (libwebrtc's newer loss-based estimator keeps an inherent
 /// loss apart for the same reason.)
@@ -29,6 +31,8 @@ struct LossBasedBound {
     /// congestion, the loss from before it stays the reference.
     static let inherentLossSpan: Duration = .seconds(5)
     static let inherentLossPackets = 500
+    /// At most this many figures are kept (receiver reports come as often as a peer sends them).
+    static let inherentLossFigures = 64
     /// Weight of a figure that comes without a packet count (an RTCP receiver report's fraction lost).
     static let packetsOfAReport = 100
 
@@ -43,26 +47,27 @@ struct LossBasedBound {
     private var lost = 0
     private var packets = 0
     private var windowStart: MonotonicTime?
-    private var queuedInWindow = false
+    private var queuedPackets = 0
     /// The newest figures not taken for congestion, oldest first: (when, loss, packets).
     private var inherentFigures: [(at: MonotonicTime, loss: Double, packets: Int)] = []
 
     /// Counts from one transport-wide feedback packet; a figure is taken once enough accumulated.
     /// `queued`: the path's queue was up when this feedback's packets went through it (the estimator's
-    /// judgement): loss then is taken for the queue overflowing.
+    /// judgement). A figure whose packets came mostly with the queue up takes its loss for the queue
+    /// overflowing (one feedback over a keyframe's burst does not make a second's figure queued).
     mutating func addFeedback(lost newlyLost: Int, received: Int, lateArrivals: Int, queued: Bool = false,
                               at now: MonotonicTime, target: Double, otherLimits: Double, roundTripTime: Duration) {
         if windowStart == nil { windowStart = now }
         lost += newlyLost - lateArrivals
         packets += newlyLost + received
-        queuedInWindow = queuedInWindow || queued
+        if queued { queuedPackets += newlyLost + received }
         guard packets >= Self.minimumPackets,
               now - windowStart! >= Self.window || packets >= Self.maximumPackets else { return }
         let fraction = min(max(Double(lost) / Double(packets), 0), 1)
-        let counted = packets, queued = queuedInWindow
+        let counted = packets, queued = 2 * queuedPackets >= packets
         lost = 0
         packets = 0
-        queuedInWindow = false
+        queuedPackets = 0
         windowStart = now
         update(lossFraction: fraction, packets: counted, queued: queued, at: now, target: target,
                otherLimits: otherLimits, roundTripTime: roundTripTime)
@@ -94,8 +99,12 @@ struct LossBasedBound {
             lastGrowth = now
             return
         }
-        // With the queue up the loss may be its overflow: not the path's own.
-        if !queued { inherentFigures.append((now, fraction, max(packets, 1))) }
+        // With the queue up the loss may be its overflow: not the path's own. Nor is a figure over
+        // the threshold that only its noise kept from a cut.
+        if !queued, excess <= Self.highLoss {
+            inherentFigures.append((now, fraction, max(packets, 1)))
+            if inherentFigures.count > Self.inherentLossFigures { inherentFigures.removeFirst() }
+        }
         if excess < Self.lowLoss {
             grow(at: now, otherLimits: otherLimits)
         } else {
@@ -111,7 +120,7 @@ struct LossBasedBound {
             packets -= inherentFigures.removeFirst().packets
         }
         guard packets > 0 else { return 0 }
-        return inherentFigures.reduce(0) { $0 + $1.loss * Double($1.packets) } / Double(packets)
+        return min(inherentFigures.reduce(0) { $0 + $1.loss * Double($1.packets) } / Double(packets), Self.highLoss)
     }
 
     private mutating func grow(at now: MonotonicTime, otherLimits: Double) {

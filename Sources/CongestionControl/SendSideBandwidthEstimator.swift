@@ -357,8 +357,8 @@ public struct SendSideBandwidthEstimator {
     public var roundTripTime: Duration? { reportedRoundTripTime ?? feedbackRoundTripTime }
 
     /// What the link carried, bits/s, for AIMD (its decrease goes to β × this): what arrived, plus
-    /// the share lost at random. Random loss (up to the loss bound's 10 %, which it holds at and does
-    /// not take for congestion) is mostly after the bottleneck (a radio hop, the interop tests' nft
+    /// the share lost at random. Random loss (up to 10 %, which the loss bound learns as the path's
+    /// own and does not take for congestion) is mostly after the bottleneck (a radio hop, the interop tests' nft
     /// rule behind tbf): those packets passed the bottleneck. Without this, every decrease on a link
     /// with 5 % random loss went to 0.85 × 0.95 of it, and the sawtooth's mean with it.
     private var linkThroughput: Double? {

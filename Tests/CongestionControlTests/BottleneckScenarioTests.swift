@@ -198,7 +198,7 @@ struct BottleneckScenarioTests {
         return call
     }
 
-    @Test(arguments: [(0.05, 25), (0.05, 1), (0.0, 25), (0.0, 1)])
+    @Test(arguments: [(0.05, 25), (0.05, 1), (0.0, 25), (0.0, 1), (0.10, 25)])
     func steadyLinkIsUsed(loss: Double, oneWayMilliseconds: Int64) {
         var call = Self.steadyLinkCall(loss: loss, oneWayMilliseconds: oneWayMilliseconds, seed: 24)
         let from = 11 * Self.s, to = 31 * Self.s

@@ -18,7 +18,8 @@ struct LossBasedBoundTests {
 
         /// `seconds` of figures of `packetsPerSecond`, each packet lost with `loss`, in feedbacks
         /// every 100 ms; the target follows the bound (as the estimator's does) under `limit`.
-        mutating func run(seconds: Int, loss: Double, packetsPerSecond: Int = 130, limit: Double = 1_000_000) {
+        mutating func run(seconds: Int, loss: Double, packetsPerSecond: Int = 130, limit: Double = 1_000_000,
+                          queued: Bool = false) {
             let perFeedback = max(1, packetsPerSecond / 10)
             for _ in 0 ..< seconds * 10 {
                 now = now + .milliseconds(100)
@@ -26,7 +27,7 @@ struct LossBasedBoundTests {
                 for _ in 0 ..< perFeedback where Double(random.next() >> 11) / Double(1 << 53) < loss { lost += 1 }
                 let before = bound.bitsPerSecond
                 let target = min(limit, bound.bitsPerSecond ?? limit)
-                bound.addFeedback(lost: lost, received: perFeedback - lost, lateArrivals: 0, at: now, target: target,
+                bound.addFeedback(lost: lost, received: perFeedback - lost, lateArrivals: 0, queued: queued, at: now, target: target,
                                   otherLimits: limit, roundTripTime: .milliseconds(50))
                 if let after = bound.bitsPerSecond, after < (before ?? .infinity) { cuts += 1 }
                 lowest = min(lowest, bound.bitsPerSecond ?? limit)
@@ -86,6 +87,53 @@ struct LossBasedBoundTests {
         #expect(before == 0)
         #expect(run.cuts - before >= 3)
         #expect((run.bound.bitsPerSecond ?? .infinity) < 800_000)
+    }
+
+    /// With the link's queue up, a figure over 10 % is the queue overflowing: it cuts although it is
+    /// within its noise (a step's second cut, 12 % over 164 packets), and it is not learnt.
+    @Test func withTheQueueUpLossOverTheThresholdCuts() {
+        var quiet = Run(seed: 8), queued = Run(seed: 8)
+        quiet.run(seconds: 3, loss: 0)
+        queued.run(seconds: 3, loss: 0)
+        quiet.run(seconds: 10, loss: 0.12)
+        queued.run(seconds: 10, loss: 0.12, queued: true)
+        print("12 % loss: \(quiet.cuts) cuts with no queue (inherent \(quiet.bound.inherentLossFraction ?? -1)), "
+              + "\(queued.cuts) with the queue up (inherent \(queued.bound.inherentLossFraction ?? -1))")
+        #expect(quiet.cuts <= 1)
+        #expect(queued.cuts >= 3)
+        #expect((queued.bound.inherentLossFraction ?? 1) < 0.01)   // the second the queue came up in
+    }
+
+    /// More than 10 % is not learnt as the path's own: 25 % from a clean start is congestion every
+    /// second, as gcc-02 takes it; 10 % learnt, then 19 %, leaves the reference at 10 %, not 19 %.
+    @Test func theInherentLossIsAtMostTenPercent() {
+        var fromClean = Run(seed: 9)
+        fromClean.run(seconds: 30, loss: 0.25)
+        var creeping = Run(seed: 10)
+        creeping.run(seconds: 20, loss: 0.10)
+        creeping.run(seconds: 20, loss: 0.19)
+        print("25 % random loss: inherent \(fromClean.bound.inherentLossFraction ?? -1), \(fromClean.cuts) cuts in 30 s; "
+              + "10 % then 19 %: inherent \(creeping.bound.inherentLossFraction ?? -1)")
+        #expect((fromClean.bound.inherentLossFraction ?? 1) < 0.01)
+        #expect(fromClean.cuts >= 20)
+        #expect(abs((creeping.bound.inherentLossFraction ?? 0) - 0.10) < 0.001)
+    }
+
+    /// A peer without transport-cc: receiver reports' fraction lost, weighted as 100 packets each,
+    /// however many it sends (the figures kept are bounded).
+    @Test func receiverReportsAreFiguresToo() {
+        var bound = LossBasedBound()
+        var now = MonotonicTime(seconds: 1)
+        for _ in 0 ..< 10_000 {
+            now = now + .milliseconds(1)
+            bound.update(lossFraction: 0.08, at: now, target: 1_000_000, otherLimits: 1_000_000, roundTripTime: .milliseconds(50))
+        }
+        #expect(bound.bitsPerSecond == nil)
+        #expect(abs((bound.inherentLossFraction ?? 0) - 0.08) < 0.001)
+        // 40 % from one report over 100 packets is congestion.
+        bound.update(lossFraction: 0.40, at: now + .seconds(1), target: 1_000_000, otherLimits: 1_000_000,
+                     roundTripTime: .milliseconds(50))
+        #expect((bound.bitsPerSecond ?? .infinity) < 900_000)
     }
 
     /// Once the congestion is over, the bound grows back and is lifted.
