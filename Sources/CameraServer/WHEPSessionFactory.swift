@@ -18,7 +18,8 @@ struct WHEPSessionFactory: Sendable {
     /// RTCAM_DTLS_DEBUG=1..4: mbedTLS's handshake trace on stderr, for field debugging.
     let dtlsDebugLevel: Int32 = Environment.value("RTCAM_DTLS_DEBUG").flatMap { Int32($0) } ?? 0
     /// RTCAM_PACING_FACTOR=F (1-10; the latency benchmark's A/B): the pacer sends at F × the viewer's
-    /// estimate instead of libwebrtc's 2.5 (10: its 40 ms bucket holds every frame, as unpaced).
+    /// estimate instead of libwebrtc's 2.5 (10: its 40 ms bucket holds 400 ms of the estimate, any
+    /// frame on a good link: as unpaced). A congestion episode paces by the link's rate whatever it is.
     let pacingFactor: Double = Environment.value("RTCAM_PACING_FACTOR").flatMap { Double($0) } ?? 2.5
 
     init(certificate: DTLSCertificate, packetizer: MediaPacketizer, ntpNanosecondsAtMonotonicZero: UInt64) {
