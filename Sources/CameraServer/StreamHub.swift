@@ -1235,15 +1235,14 @@ final class StreamHub: EncodedFrameSink, @unchecked Sendable {
     private func updateBitrateCap() {
         let now = MonotonicClock.now()
         updateReducedLayer(now: now)
-        let fullLayer = viewers.values.map(\.session).filter { $0.state == .connected && $0.wantedVideoLayer == .full }
+        let connected = viewers.values.map(\.session).filter { $0.state == .connected }
+        let fullLayer = connected.filter { $0.wantedVideoLayer == .full }
         applyBitrateCap(bitratePolicy.update(estimates: fullLayer.compactMap(\.estimatedBitsPerSecond), now: now),
                         reason: "the weakest viewer's link")
         // PeerSession surfaces an episode's start and end with an estimate event. Each layer's
         // periodic IDR waits for its own viewers' links.
         let congested = (full: fullLayer.contains { $0.isInCongestionEpisode },
-                         reduced: viewers.values.contains {
-                             $0.session.state == .connected && $0.session.wantedVideoLayer == .reduced && $0.session.isInCongestionEpisode
-                         })
+                         reduced: connected.contains { $0.wantedVideoLayer == .reduced && $0.isInCongestionEpisode })
         if congested != viewerLinksCongested {
             viewerLinksCongested = congested
             encoders.setViewerLinksCongested(full: congested.full, reduced: congested.reduced)

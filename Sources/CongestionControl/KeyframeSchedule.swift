@@ -33,7 +33,7 @@ public struct KeyframeSchedule: Sendable {
     /// Whether the next picture should be a scheduled IDR. `congested`: some viewer's link is in a
     /// congestion episode now.
     public mutating func keyframeDue(congested: Bool, now: MonotonicTime) -> Bool {
-        if congested, heldSince == nil, let made = picturesSinceKeyframe, made + 1 >= interval {
+        if congested, heldSince == nil, periodicIDRDue {
             heldSince = now
             holds += 1
         }
@@ -42,11 +42,14 @@ public struct KeyframeSchedule: Sendable {
 
     /// What `keyframeDue` would answer, without starting a hold.
     public func isDue(congested: Bool, now: MonotonicTime) -> Bool {
-        guard let made = picturesSinceKeyframe else { return true }
-        guard made + 1 >= interval else { return false }
+        guard picturesSinceKeyframe != nil else { return true }   // the first picture
+        guard periodicIDRDue else { return false }
         guard congested else { return true }
         return now - (heldSince ?? now) >= longestHold
     }
+
+    /// The interval has passed since the last IDR (none yet: not periodic, the first picture's).
+    private var periodicIDRDue: Bool { picturesSinceKeyframe.map { $0 + 1 >= interval } ?? false }
 
     /// A picture was made (an IDR or not, scheduled or forced).
     public mutating func pictureMade(isKeyframe: Bool) {

@@ -39,9 +39,10 @@ struct LossBasedBound {
     private(set) var bitsPerSecond: Double?
     /// The newest figure, all loss counted.
     private(set) var lossFraction: Double?
-    /// The newest figure above the inherent loss then, and that inherent loss.
-    private(set) var excessLossFraction: Double?
+    /// The inherent loss the newest figure was measured against.
     private(set) var inherentLossFraction: Double?
+    /// The newest figure above the inherent loss then.
+    var excessLossFraction: Double? { lossFraction.map { $0 - (inherentLossFraction ?? 0) } }
     private var lastGrowth: MonotonicTime?
     private var lastDecrease: MonotonicTime?
     private var lost = 0
@@ -83,7 +84,6 @@ struct LossBasedBound {
         let inherent = inherentLoss(at: now)
         let excess = fraction - inherent
         inherentLossFraction = inherent
-        excessLossFraction = excess
         // With no queue, congestion only where the figure is over the threshold by more than its
         // own noise (two standard errors of a loss share over this many packets): at the onset of
         // 10 % random loss, before the inherent loss knows of it, a second's figure reads up to
